@@ -1,0 +1,106 @@
+#include "kv/block_pool.h"
+
+#include <sys/mman.h>
+
+#include <cstring>
+
+#include "core/check.h"
+
+namespace reprise::kv {
+
+Result<std::unique_ptr<BlockPool>> BlockPool::Create(const BlockPoolConfig& config) {
+  if (config.n_layers <= 0 || config.k_dim <= 0 || config.v_dim <= 0 || config.block_tokens <= 0) {
+    return Errorf("invalid KV block pool shape (layers %d, k_dim %d, v_dim %d, block %d)",
+                  config.n_layers, config.k_dim, config.v_dim, config.block_tokens);
+  }
+  if (config.dtype != DType::kF16 && config.dtype != DType::kF32) {
+    return Errorf("KV cache type must be f16 or f32, not %s", DTypeName(config.dtype));
+  }
+  const int64_t elem = config.dtype == DType::kF16 ? 2 : 4;
+  std::unique_ptr<BlockPool> pool(new BlockPool());
+  pool->config_ = config;
+  pool->k_layer_bytes_ = static_cast<int64_t>(config.block_tokens) * config.k_dim * elem;
+  pool->v_layer_bytes_ = static_cast<int64_t>(config.block_tokens) * config.v_dim * elem;
+  pool->block_bytes_ = config.n_layers * (pool->k_layer_bytes_ + pool->v_layer_bytes_);
+  int64_t cap = config.max_bytes / pool->block_bytes_;
+  if (cap < 1) {
+    return Errorf("KV budget of %lld bytes is smaller than one block (%lld bytes)",
+                  static_cast<long long>(config.max_bytes),
+                  static_cast<long long>(pool->block_bytes_));
+  }
+  if (cap > (1 << 30)) cap = 1 << 30;
+  pool->capacity_ = static_cast<int32_t>(cap);
+  pool->reserved_bytes_ = static_cast<size_t>(cap) * static_cast<size_t>(pool->block_bytes_);
+  void* p = mmap(nullptr, pool->reserved_bytes_, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) {
+    return Errorf("cannot reserve %zu bytes of address space for the KV cache",
+                  pool->reserved_bytes_);
+  }
+  pool->base_ = static_cast<uint8_t*>(p);
+  pool->refcount_.assign(pool->capacity_, 0);
+  pool->free_list_.reserve(pool->capacity_);
+  // Lowest ids first, so touched pages stay dense.
+  for (int32_t i = pool->capacity_ - 1; i >= 0; --i) pool->free_list_.push_back(i);
+  return pool;
+}
+
+BlockPool::~BlockPool() {
+  if (base_ != nullptr) munmap(base_, reserved_bytes_);
+}
+
+int32_t BlockPool::Allocate() {
+  if (free_list_.empty()) return -1;
+  int32_t id = free_list_.back();
+  free_list_.pop_back();
+  CHECK(refcount_[id] == 0);
+  refcount_[id] = 1;
+  ++used_;
+  return id;
+}
+
+void BlockPool::Ref(int32_t block) {
+  CHECK(block >= 0 && block < capacity_);
+  CHECK_MSG(refcount_[block] > 0, "Ref of free block %d", block);
+  ++refcount_[block];
+}
+
+void BlockPool::Unref(int32_t block) {
+  CHECK(block >= 0 && block < capacity_);
+  CHECK_MSG(refcount_[block] > 0, "Unref of free block %d", block);
+  if (--refcount_[block] == 0) {
+    free_list_.push_back(block);
+    --used_;
+  }
+}
+
+int32_t BlockPool::RefCount(int32_t block) const {
+  CHECK(block >= 0 && block < capacity_);
+  return refcount_[block];
+}
+
+uint8_t* BlockPool::K(int32_t block, int layer) {
+  DCHECK(block >= 0 && block < capacity_ && layer >= 0 && layer < config_.n_layers);
+  return base_ + block * block_bytes_ + layer * k_layer_bytes_;
+}
+const uint8_t* BlockPool::K(int32_t block, int layer) const {
+  return const_cast<BlockPool*>(this)->K(block, layer);
+}
+uint8_t* BlockPool::V(int32_t block, int layer) {
+  DCHECK(block >= 0 && block < capacity_ && layer >= 0 && layer < config_.n_layers);
+  return base_ + block * block_bytes_ + config_.n_layers * k_layer_bytes_ + layer * v_layer_bytes_;
+}
+const uint8_t* BlockPool::V(int32_t block, int layer) const {
+  return const_cast<BlockPool*>(this)->V(block, layer);
+}
+
+void BlockPool::CopyTokens(int32_t src, int32_t dst, int n_tokens) {
+  CHECK(n_tokens >= 0 && n_tokens <= config_.block_tokens);
+  const int64_t elem = config_.dtype == DType::kF16 ? 2 : 4;
+  for (int l = 0; l < config_.n_layers; ++l) {
+    std::memcpy(K(dst, l), K(src, l), static_cast<size_t>(n_tokens) * config_.k_dim * elem);
+    std::memcpy(V(dst, l), V(src, l), static_cast<size_t>(n_tokens) * config_.v_dim * elem);
+  }
+}
+
+}  // namespace reprise::kv

@@ -1,0 +1,88 @@
+// The KV block pool: fixed-size blocks of KV memory, each holding the keys and
+// values of `block_tokens` consecutive positions for every layer. A sequence
+// is a list of block ids (SeqBlocks). Blocks are reference counted so the
+// prompt cache and in-flight sequences can share them.
+//
+// Memory: one virtual reservation of capacity_blocks blocks (pages are touched
+// only when a block is first used), so resident KV memory never exceeds
+// (max blocks ever in use) * block_bytes <= the byte budget. Accounting is
+// exact: bytes_in_use() == used_blocks() * block_bytes().
+//
+// Layout of one block (dtype F16 or F32):
+//   K: [n_layers, block_tokens, k_dim]  then  V: [n_layers, block_tokens, v_dim]
+// Not thread-safe: owned by the engine thread.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "core/dtype.h"
+#include "core/status.h"
+
+namespace reprise::kv {
+
+struct BlockPoolConfig {
+  int n_layers = 0;
+  int k_dim = 0;  // n_kv_heads * head_dim_k
+  int v_dim = 0;  // n_kv_heads * head_dim_v
+  int block_tokens = 32;
+  DType dtype = DType::kF16;  // kF16 or kF32
+  int64_t max_bytes = 0;      // capacity = max_bytes / block_bytes (at least 1 block)
+};
+
+class BlockPool {
+ public:
+  static Result<std::unique_ptr<BlockPool>> Create(const BlockPoolConfig& config);
+  ~BlockPool();
+  BlockPool(const BlockPool&) = delete;
+  BlockPool& operator=(const BlockPool&) = delete;
+
+  const BlockPoolConfig& config() const { return config_; }
+  int block_tokens() const { return config_.block_tokens; }
+  int64_t block_bytes() const { return block_bytes_; }
+  int64_t bytes_per_token() const { return block_bytes_ / config_.block_tokens; }
+  int32_t capacity_blocks() const { return capacity_; }
+  int32_t used_blocks() const { return used_; }
+  int32_t free_blocks() const { return capacity_ - used_; }
+  int64_t bytes_in_use() const { return static_cast<int64_t>(used_) * block_bytes_; }
+  int64_t capacity_bytes() const { return static_cast<int64_t>(capacity_) * block_bytes_; }
+
+  // A fresh block with reference count 1, or -1 when the pool is full.
+  int32_t Allocate();
+  void Ref(int32_t block);
+  // Drops one reference; the block returns to the free list at zero.
+  void Unref(int32_t block);
+  int32_t RefCount(int32_t block) const;
+
+  // K rows of `layer` in `block`: [block_tokens, k_dim] elements of dtype.
+  uint8_t* K(int32_t block, int layer);
+  const uint8_t* K(int32_t block, int layer) const;
+  // V rows of `layer` in `block`: [block_tokens, v_dim] elements of dtype.
+  uint8_t* V(int32_t block, int layer);
+  const uint8_t* V(int32_t block, int layer) const;
+  // Copies the first n_tokens positions (all layers, K and V) of src into dst.
+  void CopyTokens(int32_t src, int32_t dst, int n_tokens);
+
+ private:
+  BlockPool() = default;
+  BlockPoolConfig config_;
+  int64_t block_bytes_ = 0;
+  int64_t k_layer_bytes_ = 0;  // block_tokens * k_dim * elem
+  int64_t v_layer_bytes_ = 0;
+  int32_t capacity_ = 0;
+  int32_t used_ = 0;
+  uint8_t* base_ = nullptr;
+  size_t reserved_bytes_ = 0;
+  std::vector<int32_t> refcount_;
+  std::vector<int32_t> free_list_;
+};
+
+// The blocks of one sequence: position p lives in blocks[p / block_tokens] at
+// row p % block_tokens. n_tokens positions are filled.
+struct SeqBlocks {
+  std::vector<int32_t> blocks;
+  int32_t n_tokens = 0;
+};
+
+}  // namespace reprise::kv

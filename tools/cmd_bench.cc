@@ -1,0 +1,17 @@
+// Placeholder: the `bench` subcommand is not built yet.
+#include <cstdio>
+
+#include "commands.h"
+
+namespace reprise::tools {
+
+void AddBenchCommand(CLI::App& app, int& exit_code) {
+  auto* cmd = app.add_subcommand("bench", "(not yet available)");
+  cmd->allow_extras();
+  cmd->callback([&exit_code] {
+    std::fprintf(stderr, "error: 'bench' is not implemented yet\n");
+    exit_code = 2;
+  });
+}
+
+}  // namespace reprise::tools
