@@ -80,7 +80,9 @@ TEST(GgufFixturesTest, VocabOnlyFilesHaveTokenizerMetadataAndNoTensors) {
     EXPECT_EQ((*f)->GetString("tokenizer.ggml.model").value(), c.model) << c.name;
     auto tokens = (*f)->GetStringArray("tokenizer.ggml.tokens");
     ASSERT_TRUE(tokens.ok()) << tokens.status().message();
-    if (c.n_vocab != 0) EXPECT_EQ(tokens->size(), c.n_vocab) << c.name;
+    if (c.n_vocab != 0) {
+      EXPECT_EQ(tokens->size(), c.n_vocab) << c.name;
+    }
     EXPECT_GT(tokens->size(), 1000u);
     if (std::string(c.model) == "gpt2") {
       auto merges = (*f)->GetStringArray("tokenizer.ggml.merges");
