@@ -1,0 +1,218 @@
+// The MatMul driver: weight preparation, the workspace, run-time kernel
+// selection and the split of work across threads. Work is split over
+// (row chunk, token chunk) items, never over the reduction dimension, and the
+// kernels keep each (row, token) result independent of the split (see
+// matmul_internal.h), which gives the determinism contract of ops.h.
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+
+#include "core/check.h"
+#include "core/cpu_features.h"
+#include "kernels/matmul_internal.h"
+
+namespace reprise::kernels {
+
+bool IsSupportedWeightType(DType t) {
+  switch (t) {
+    case DType::kF32:
+    case DType::kF16:
+    case DType::kBF16:
+    case DType::kQ8_0:
+    case DType::kQ4_0:
+    case DType::kQ4_K:
+    case DType::kQ6_K:
+      return true;
+    default:
+      return false;
+  }
+}
+
+Result<Matrix> Matrix::Prepare(const MatrixView& view) {
+  if (!IsSupportedWeightType(view.type)) {
+    return Errorf("weight type %s is not supported for matrix multiplication (supported: F32, "
+                  "F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K)",
+                  DTypeName(view.type));
+  }
+  const int64_t block = GetDTypeInfo(static_cast<uint32_t>(view.type))->block_elems;
+  if (view.rows <= 0 || view.cols <= 0 || view.cols % block != 0) {
+    return Errorf("matrix [%lld, %lld] of type %s: cols must be a positive multiple of %lld",
+                  static_cast<long long>(view.rows), static_cast<long long>(view.cols),
+                  DTypeName(view.type), static_cast<long long>(block));
+  }
+  if (view.data == nullptr) return Errorf("matrix of type %s has no data", DTypeName(view.type));
+  Matrix m;
+  m.view_ = view;
+  return m;
+}
+
+Workspace::Workspace() = default;
+Workspace::~Workspace() {
+  for (Buffer& b : buffers_) std::free(b.ptr);
+}
+
+uint8_t* Workspace::Get(int slot, size_t bytes) {
+  CHECK(slot >= 0 && slot < static_cast<int>(std::size(buffers_)));
+  Buffer& b = buffers_[slot];
+  if (b.size < bytes) {
+    std::free(b.ptr);
+    const size_t size = (std::max<size_t>(bytes, 4096) + 63) & ~size_t{63};
+    b.ptr = static_cast<uint8_t*>(std::aligned_alloc(64, size));
+    CHECK_MSG(b.ptr != nullptr, "out of memory allocating %zu bytes of workspace", size);
+    b.size = size;
+  }
+  return b.ptr;
+}
+
+const char* KernelLevelName(KernelLevel level) {
+  switch (level) {
+    case KernelLevel::kScalar:
+      return "scalar";
+    case KernelLevel::kAvx2:
+      return "avx2";
+    case KernelLevel::kAvx512:
+      return "avx512";
+    case KernelLevel::kAvx512Vnni:
+      return "avx512_vnni";
+  }
+  return "unknown";
+}
+
+std::vector<KernelLevel> AvailableKernelLevels() {
+  const CpuFeatures& f = GetCpuFeatures();
+  std::vector<KernelLevel> levels = {KernelLevel::kScalar};
+  if (f.avx2) levels.push_back(KernelLevel::kAvx2);
+  if (f.avx2 && f.avx512) levels.push_back(KernelLevel::kAvx512);
+  if (f.avx2 && f.avx512 && f.avx512_vnni) levels.push_back(KernelLevel::kAvx512Vnni);
+  return levels;
+}
+
+KernelLevel BestKernelLevel() {
+  static const KernelLevel best = AvailableKernelLevels().back();
+  return best;
+}
+
+namespace {
+
+const KernelTable& TableFor(KernelLevel level) {
+  switch (level) {
+    case KernelLevel::kAvx2:
+      return Avx2Kernels();
+    case KernelLevel::kAvx512:
+      return Avx512Kernels();
+    case KernelLevel::kAvx512Vnni:
+      return Avx512VnniKernels();
+    default:
+      return ScalarKernels();
+  }
+}
+
+GemmFn FnFor(const KernelTable& t, DType type) {
+  switch (type) {
+    case DType::kF32:
+      return t.f32;
+    case DType::kF16:
+      return t.f16;
+    case DType::kBF16:
+      return t.bf16;
+    case DType::kQ8_0:
+      return t.q8_0;
+    case DType::kQ4_0:
+      return t.q4_0;
+    case DType::kQ4_K:
+      return t.q4_k;
+    case DType::kQ6_K:
+      return t.q6_k;
+    default:
+      return nullptr;
+  }
+}
+
+// Rows per work item for GEMV-like calls (few tokens): enough items for load
+// balance, a multiple of 16 so kernels see whole row tiles.
+int64_t RowChunk(int64_t rows, int n_threads, int64_t n) {
+  if (n >= 16) return 64;
+  const int64_t target_items = 8 * n_threads;
+  int64_t chunk = (rows + target_items - 1) / target_items;
+  chunk = (chunk + 15) / 16 * 16;
+  return std::clamp<int64_t>(chunk, 16, 256);
+}
+
+}  // namespace
+
+KernelLevel EffectiveLevel(KernelLevel level, DType type) {
+  for (int l = static_cast<int>(level); l > 0; --l) {
+    if (FnFor(TableFor(static_cast<KernelLevel>(l)), type) != nullptr) {
+      return static_cast<KernelLevel>(l);
+    }
+  }
+  return KernelLevel::kScalar;
+}
+
+void MatMulAtLevel(KernelLevel level, const Matrix& w, const float* x, int64_t n, float* y,
+                   ThreadPool& pool, Workspace& ws) {
+  if (n <= 0) return;
+  const std::vector<KernelLevel> levels = AvailableKernelLevels();
+  CHECK_MSG(std::find(levels.begin(), levels.end(), level) != levels.end(),
+            "kernel level %s not supported by this CPU", KernelLevelName(level));
+  const MatrixView& v = w.view();
+  CHECK_MSG(v.data != nullptr, "MatMul on an unprepared Matrix");
+  const GemmFn fn = FnFor(TableFor(EffectiveLevel(level, v.type)), v.type);
+  CHECK(fn != nullptr);
+
+  GemmArgs a;
+  a.w = v.data;
+  a.w_stride = v.row_bytes();
+  a.cols = v.cols;
+  a.x = x;
+  a.y = y;
+  a.ldy = v.rows;
+  const int block = ActBlockSize(v.type);
+  if (block != 0) {
+    // Quantize the activations once per call: [n] rows of act_layout.stride bytes.
+    a.act_layout = MakeActRowLayout(v.cols, block);
+    const ActRowLayout layout = a.act_layout;
+    uint8_t* act = ws.Get(0, static_cast<size_t>(n * layout.stride));
+    a.act = act;
+    auto quantize = [&](int64_t t0, int64_t t1, int) {
+      for (int64_t t = t0; t < t1; ++t) {
+        if (block == kQK) {
+          QuantizeAct32(x + t * v.cols, v.cols, layout, act + t * layout.stride);
+        } else {
+          QuantizeAct256(x + t * v.cols, v.cols, layout, act + t * layout.stride);
+        }
+      }
+    };
+    pool.ParallelFor(n, 16, quantize);
+  }
+
+  const int64_t row_chunk = RowChunk(v.rows, pool.size(), n);
+  const int64_t tok_chunk = n >= 16 ? 64 : n;
+  const int64_t n_row_items = (v.rows + row_chunk - 1) / row_chunk;
+  const int64_t n_tok_items = (n + tok_chunk - 1) / tok_chunk;
+  pool.ParallelFor(n_row_items * n_tok_items, 1, [&](int64_t i0, int64_t i1, int) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t r0 = (i / n_tok_items) * row_chunk;
+      const int64_t t0 = (i % n_tok_items) * tok_chunk;
+      fn(a, r0, std::min(v.rows, r0 + row_chunk), t0, std::min(n, t0 + tok_chunk));
+    }
+  });
+}
+
+void MatMul(const Matrix& w, const float* x, int64_t n, float* y, ThreadPool& pool,
+            Workspace& ws) {
+  MatMulAtLevel(BestKernelLevel(), w, x, n, y, pool, ws);
+}
+
+void GetRow(const MatrixView& w, int64_t r, float* out) {
+  CHECK_MSG(r >= 0 && r < w.rows, "GetRow: row %lld out of [0, %lld)", static_cast<long long>(r),
+            static_cast<long long>(w.rows));
+  DequantizeRow(w.type, w.data + r * w.row_bytes(), out, w.cols);
+}
+
+std::string KernelName(DType type) {
+  if (!IsSupportedWeightType(type)) return "unsupported";
+  return KernelLevelName(EffectiveLevel(BestKernelLevel(), type));
+}
+
+}  // namespace reprise::kernels

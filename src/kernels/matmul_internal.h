@@ -1,0 +1,76 @@
+// Internal: the contract between the MatMul driver (matmul.cc) and the
+// per-instruction-set kernels (ref/, cpu/*_avx2.cc, *_avx512.cc, *_vnni.cc).
+//
+// A GemmFn computes y[t, r] for r in [r0, r1), t in [t0, t1). Determinism
+// contract: the bits of y[t, r] depend only on row r of the weights and row t
+// of the activations -- never on the ranges, the tiling or the thread -- so
+// each kernel runs the same per-(row, token) operation sequence whether it is
+// called for one token (GEMV) or inside a multi-token tile (GEMM).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "kernels/ops.h"
+#include "kernels/quant_blocks.h"
+
+namespace reprise::kernels {
+
+enum class KernelLevel { kScalar = 0, kAvx2 = 1, kAvx512 = 2, kAvx512Vnni = 3 };
+const char* KernelLevelName(KernelLevel level);
+// Levels this CPU can run, lowest first (always includes kScalar).
+std::vector<KernelLevel> AvailableKernelLevels();
+// The best available level (detected once).
+KernelLevel BestKernelLevel();
+
+struct GemmArgs {
+  const uint8_t* w = nullptr;  // [rows] rows of w_stride bytes (GGUF row layout)
+  int64_t w_stride = 0;
+  int64_t cols = 0;
+  const float* x = nullptr;    // float weights: [n, cols] activations
+  const uint8_t* act = nullptr;  // quantized weights: [n] rows of act_layout.stride bytes
+  ActRowLayout act_layout;
+  float* y = nullptr;          // [n, ldy]
+  int64_t ldy = 0;
+};
+using GemmFn = void (*)(const GemmArgs& a, int64_t r0, int64_t r1, int64_t t0, int64_t t1);
+
+// Per weight type; nullptr means "use the level below".
+struct KernelTable {
+  GemmFn f32 = nullptr;
+  GemmFn f16 = nullptr;
+  GemmFn bf16 = nullptr;
+  GemmFn q8_0 = nullptr;
+  GemmFn q4_0 = nullptr;
+  GemmFn q4_k = nullptr;
+  GemmFn q6_k = nullptr;
+};
+const KernelTable& ScalarKernels();      // ref/matmul_ref.cc
+const KernelTable& Avx2Kernels();        // cpu/matmul_avx2.cc
+const KernelTable& Avx512Kernels();      // cpu/matmul_avx512.cc
+const KernelTable& Avx512VnniKernels();  // cpu/matmul_vnni.cc
+
+// MatMul with an explicit kernel level (tests force every level; MatMul uses
+// BestKernelLevel()). CHECKs that the CPU supports `level`.
+void MatMulAtLevel(KernelLevel level, const Matrix& w, const float* x, int64_t n, float* y,
+                   ThreadPool& pool, Workspace& ws);
+// The level whose kernel actually runs for `type` when `level` is asked for.
+KernelLevel EffectiveLevel(KernelLevel level, DType type);
+
+// ---- Scalar reference dot products (ref/matmul_ref.cc) ----
+// Float weights against float activations; fixed order (8 partial sums).
+float RefDotF32(const float* w, const float* x, int64_t n);
+float RefDotF16(const uint16_t* w, const float* x, int64_t n);
+float RefDotBF16(const uint16_t* w, const float* x, int64_t n);
+// Quantized weight row against one quantized activation row (`act` points at
+// the token's row, laid out by `l`). Integer block dot products are exact;
+// the float accumulation runs block by block in order.
+float RefDotQ8_0(const BlockQ8_0* w, const uint8_t* act, const ActRowLayout& l);
+float RefDotQ4_0(const BlockQ4_0* w, const uint8_t* act, const ActRowLayout& l);
+float RefDotQ4K(const BlockQ4K* w, const uint8_t* act, const ActRowLayout& l);
+float RefDotQ6K(const BlockQ6K* w, const uint8_t* act, const ActRowLayout& l);
+
+// Activation block size the quantized path of `type` uses (32 or 256), 0 for float types.
+int ActBlockSize(DType type);
+
+}  // namespace reprise::kernels

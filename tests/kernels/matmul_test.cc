@@ -1,0 +1,231 @@
+// MatMul: the scalar reference against double precision, every kernel level
+// the CPU offers against the reference on awkward sizes, and the determinism
+// contract (a token's result is bitwise independent of batch size, the other
+// tokens and the thread count).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "core/thread_pool.h"
+#include "kernels/matmul_internal.h"
+#include "kernel_test_util.h"
+
+namespace reprise::kernels {
+namespace {
+
+using testing::kAllWeightTypes;
+using testing::MakeTestMatrix;
+using testing::RandomFloats;
+using testing::TestMatrix;
+
+bool IsQuantized(DType t) { return ActBlockSize(t) != 0; }
+
+// Quantized activations of x [n, cols] exactly as MatMul builds them.
+struct QuantizedActs {
+  ActRowLayout layout;
+  std::vector<uint8_t> data;
+  const uint8_t* row(int64_t t) const { return data.data() + t * layout.stride; }
+};
+
+QuantizedActs QuantizeActs(DType type, const float* x, int64_t n, int64_t cols) {
+  QuantizedActs q;
+  const int block = ActBlockSize(type);
+  q.layout = MakeActRowLayout(cols, block);
+  q.data.resize(n * q.layout.stride);
+  for (int64_t t = 0; t < n; ++t) {
+    if (block == kQK) {
+      QuantizeAct32(x + t * cols, cols, q.layout, q.data.data() + t * q.layout.stride);
+    } else {
+      QuantizeAct256(x + t * cols, cols, q.layout, q.data.data() + t * q.layout.stride);
+    }
+  }
+  return q;
+}
+
+// The float values the quantized activation row stands for.
+std::vector<float> ActValues(const QuantizedActs& q, int64_t t, int64_t cols) {
+  const int8_t* qs = reinterpret_cast<const int8_t*>(q.row(t) + q.layout.qs);
+  const float* d = reinterpret_cast<const float*>(q.row(t) + q.layout.d);
+  const int64_t block = cols / q.layout.n_blocks;
+  std::vector<float> v(cols);
+  for (int64_t c = 0; c < cols; ++c) v[c] = qs[c] * d[c / block];
+  return v;
+}
+
+float RefDot(const TestMatrix& m, int64_t r, const float* x, const QuantizedActs* qa, int64_t t) {
+  const uint8_t* w = m.data.data() + r * RowBytes(m.type, m.cols);
+  switch (m.type) {
+    case DType::kF32:
+      return RefDotF32(reinterpret_cast<const float*>(w), x, m.cols);
+    case DType::kF16:
+      return RefDotF16(reinterpret_cast<const uint16_t*>(w), x, m.cols);
+    case DType::kBF16:
+      return RefDotBF16(reinterpret_cast<const uint16_t*>(w), x, m.cols);
+    case DType::kQ8_0:
+      return RefDotQ8_0(reinterpret_cast<const BlockQ8_0*>(w), qa->row(t), qa->layout);
+    case DType::kQ4_0:
+      return RefDotQ4_0(reinterpret_cast<const BlockQ4_0*>(w), qa->row(t), qa->layout);
+    case DType::kQ4_K:
+      return RefDotQ4K(reinterpret_cast<const BlockQ4K*>(w), qa->row(t), qa->layout);
+    case DType::kQ6_K:
+      return RefDotQ6K(reinterpret_cast<const BlockQ6K*>(w), qa->row(t), qa->layout);
+    default:
+      ADD_FAILURE();
+      return 0;
+  }
+}
+
+int64_t Block(DType t) { return GetDTypeInfo(static_cast<uint32_t>(t))->block_elems; }
+
+TEST(MatMulReferenceTest, AgreesWithDoublePrecisionOnTheSameQuantizedInputs) {
+  for (DType type : kAllWeightTypes) {
+    const int64_t cols = Block(type) == 1 ? 517 : Block(type) * (Block(type) == 32 ? 37 : 5);
+    const TestMatrix m = MakeTestMatrix(type, 5, cols, 100);
+    const std::vector<float> x = RandomFloats(3 * cols, 101);
+    QuantizedActs qa;
+    if (IsQuantized(type)) qa = QuantizeActs(type, x.data(), 3, cols);
+    std::vector<float> w(cols);
+    for (int64_t t = 0; t < 3; ++t) {
+      const std::vector<float> xv =
+          IsQuantized(type) ? ActValues(qa, t, cols)
+                            : std::vector<float>(x.begin() + t * cols, x.begin() + (t + 1) * cols);
+      for (int64_t r = 0; r < 5; ++r) {
+        GetRow(m.view(), r, w.data());
+        double exact = 0, mag = 0;
+        for (int64_t c = 0; c < cols; ++c) {
+          exact += double(w[c]) * xv[c];
+          mag += std::fabs(double(w[c]) * xv[c]);
+        }
+        const float got = RefDot(m, r, x.data() + t * cols, &qa, t);
+        EXPECT_NEAR(got, exact, 2e-6 * mag) << DTypeName(type) << " r=" << r << " t=" << t;
+      }
+    }
+  }
+}
+
+// Every level against the scalar reference, sizes chosen to hit every tail.
+TEST(MatMulLevelsTest, EveryLevelMatchesTheScalarReferenceOnAwkwardSizes) {
+  ThreadPool pool(2);
+  Workspace ws;
+  for (KernelLevel level : AvailableKernelLevels()) {
+    for (DType type : kAllWeightTypes) {
+      const int64_t b = Block(type);
+      const std::vector<int64_t> col_options =
+          b == 1 ? std::vector<int64_t>{1, 7, 33, 515}
+                 : (b == 32 ? std::vector<int64_t>{32, 96, 416, 2144}
+                            : std::vector<int64_t>{256, 768, 1280});
+      for (int64_t cols : col_options) {
+        for (int64_t rows : {1, 7, 37, 70}) {
+          const TestMatrix m = MakeTestMatrix(type, rows, cols, uint32_t(rows * 131 + cols));
+          const Result<Matrix> mat = Matrix::Prepare(m.view());
+          ASSERT_TRUE(mat.ok()) << mat.status().message();
+          for (int64_t n : {1, 3, 17, 70}) {
+            const std::vector<float> x = RandomFloats(n * cols, uint32_t(n + cols));
+            std::vector<float> y(n * rows, NAN);
+            MatMulAtLevel(level, *mat, x.data(), n, y.data(), pool, ws);
+            QuantizedActs qa;
+            if (IsQuantized(type)) qa = QuantizeActs(type, x.data(), n, cols);
+            std::vector<float> w(cols);
+            for (int64_t r = 0; r < rows; ++r) {
+              GetRow(m.view(), r, w.data());
+              for (int64_t t = 0; t < n; ++t) {
+                double mag = 0;
+                for (int64_t c = 0; c < cols; ++c) mag += std::fabs(double(w[c]) * x[t * cols + c]);
+                const float ref = RefDot(m, r, x.data() + t * cols, &qa, t);
+                const float got = y[t * rows + r];
+                ASSERT_NEAR(got, ref, 4e-6 * mag + 1e-6 * std::fabs(ref))
+                    << KernelLevelName(level) << " " << DTypeName(type) << " rows=" << rows
+                    << " cols=" << cols << " n=" << n << " r=" << r << " t=" << t;
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// y[t, :] must not depend on n, on the other tokens or on the thread count.
+TEST(MatMulDeterminismTest, TokenResultIsBitwiseIndependentOfBatchOthersAndThreads) {
+  ThreadPool pool1(1), pool2(2);
+  Workspace ws;
+  const int64_t rows = 77, n = 512;
+  for (KernelLevel level : AvailableKernelLevels()) {
+    for (DType type : kAllWeightTypes) {
+      const int64_t cols = Block(type) == 256 ? 512 : 416;
+      const TestMatrix m = MakeTestMatrix(type, rows, cols, 7);
+      const Matrix mat = *Matrix::Prepare(m.view());
+      std::vector<float> x = RandomFloats(n * cols, 8);
+      std::vector<float> full(n * rows);
+      MatMulAtLevel(level, mat, x.data(), n, full.data(), pool2, ws);
+
+      std::vector<float> part(n * rows);
+      for (int64_t t = 0; t < n; ++t) {  // one token at a time, one thread
+        MatMulAtLevel(level, mat, x.data() + t * cols, 1, part.data() + t * rows, pool1, ws);
+      }
+      EXPECT_EQ(0, std::memcmp(full.data(), part.data(), full.size() * 4))
+          << KernelLevelName(level) << " " << DTypeName(type) << " n=1 vs n=512";
+      for (int64_t t = 0; t < n; t += 37) {  // slices of 37, two threads
+        const int64_t len = std::min<int64_t>(37, n - t);
+        MatMulAtLevel(level, mat, x.data() + t * cols, len, part.data() + t * rows, pool2, ws);
+      }
+      EXPECT_EQ(0, std::memcmp(full.data(), part.data(), full.size() * 4))
+          << KernelLevelName(level) << " " << DTypeName(type) << " n=37 vs n=512";
+
+      // Change every other token: tokens 0, 2, 4, ... must keep their bits.
+      std::vector<float> x2 = x;
+      const std::vector<float> noise = RandomFloats(n * cols, 9, 3.0f);
+      for (int64_t t = 1; t < n; t += 2) {
+        std::copy(noise.begin() + t * cols, noise.begin() + (t + 1) * cols, x2.begin() + t * cols);
+      }
+      std::vector<float> other(n * rows);
+      MatMulAtLevel(level, mat, x2.data(), n, other.data(), pool2, ws);
+      for (int64_t t = 0; t < n; t += 2) {
+        ASSERT_EQ(0, std::memcmp(full.data() + t * rows, other.data() + t * rows, rows * 4))
+            << KernelLevelName(level) << " " << DTypeName(type) << " t=" << t;
+      }
+    }
+  }
+}
+
+TEST(MatMulTest, PrepareRejectsUnsupportedTypesAndRaggedColumns) {
+  std::vector<uint8_t> buf(4096);
+  EXPECT_FALSE(Matrix::Prepare(MatrixView{DType::kQ5_K, 2, 256, buf.data()}).ok());
+  EXPECT_FALSE(Matrix::Prepare(MatrixView{DType::kQ8_0, 2, 48, buf.data()}).ok());
+  EXPECT_FALSE(Matrix::Prepare(MatrixView{DType::kQ4_K, 2, 0, buf.data()}).ok());
+  EXPECT_FALSE(Matrix::Prepare(MatrixView{DType::kF32, 2, 8, nullptr}).ok());
+  EXPECT_TRUE(Matrix::Prepare(MatrixView{DType::kQ6_K, 2, 256, buf.data()}).ok());
+}
+
+TEST(MatMulTest, WorkspaceDoesNotReallocateAfterWarmUp) {
+  ThreadPool pool(2);
+  Workspace ws;
+  const TestMatrix m = MakeTestMatrix(DType::kQ8_0, 64, 256, 3);
+  const Matrix mat = *Matrix::Prepare(m.view());
+  const std::vector<float> x = RandomFloats(8 * 256, 4);
+  std::vector<float> y(8 * 64);
+  MatMul(mat, x.data(), 8, y.data(), pool, ws);
+  uint8_t* before = ws.Get(0, 1);
+  for (int64_t n = 1; n <= 8; ++n) MatMul(mat, x.data(), n, y.data(), pool, ws);
+  EXPECT_EQ(before, ws.Get(0, 1));
+}
+
+TEST(MatMulTest, GetRowDequantizesOneRow) {
+  const TestMatrix m = MakeTestMatrix(DType::kQ4_K, 3, 512, 5);
+  std::vector<float> row(512), expected(512);
+  GetRow(m.view(), 2, row.data());
+  DequantizeRow(DType::kQ4_K, m.data.data() + 2 * RowBytes(DType::kQ4_K, 512), expected.data(),
+                512);
+  EXPECT_EQ(row, expected);
+}
+
+TEST(MatMulTest, KernelNameNamesTheBestLevelWithAKernelForTheType) {
+  for (DType type : kAllWeightTypes) {
+    EXPECT_EQ(KernelName(type), KernelLevelName(EffectiveLevel(BestKernelLevel(), type)));
+  }
+  EXPECT_EQ(KernelName(DType::kQ5_K), "unsupported");
+}
+
+}  // namespace
+}  // namespace reprise::kernels
