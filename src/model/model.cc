@@ -1,0 +1,380 @@
+// Model loading and the forward pass shared by every supported architecture
+// (they differ only in the switches read from ModelConfig and the tensors
+// bound in weights.cc): RMSNorm -> Q/K/V (+bias) -> q/k norm -> RoPE ->
+// KV write -> attention over the sequence's KV blocks -> output projection ->
+// RMSNorm -> SwiGLU FFN (dense or routed experts).
+//
+// Invariant: every token's result depends only on its own inputs and its
+// sequence's KV contents, never on which other tokens share the batch (the
+// kernels guarantee the same for matmuls), so chunked prefill, one-shot
+// prefill and token-by-token decoding agree bit for bit.
+#include "model/model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "core/cpu_features.h"
+#include "core/fp16.h"
+#include "core/log.h"
+#include "kernels/ops.h"
+#include "model/weights.h"
+
+namespace reprise::model {
+
+class ForwardState {
+ public:
+  // Grows buffers for a batch of n tokens; allocation happens only on growth.
+  void Reserve(const ModelConfig& c, int64_t n, int n_threads) {
+    if (n <= capacity_) return;
+    capacity_ = std::max<int64_t>(n, capacity_ * 2);
+    const int64_t cap = capacity_;
+    x.resize(cap * c.n_embd);
+    xn.resize(cap * c.n_embd);
+    q.resize(cap * c.n_heads * c.head_dim_k);
+    k.resize(cap * c.k_dim());
+    v.resize(cap * c.v_dim());
+    att.resize(cap * c.n_heads * c.head_dim_v);
+    const int64_t ff = std::max(c.n_ff, c.n_ff_expert);
+    gate.resize(cap * std::max<int64_t>(ff, 2 * c.n_experts));
+    up.resize(cap * ff);
+    ffn_out.resize(cap * c.n_embd);
+    if (c.n_experts > 0) {
+      router_logits.resize(cap * c.n_experts);
+      expert_ids.resize(cap * c.n_experts_used);
+      expert_weights.resize(cap * c.n_experts_used);
+      expert_tokens.resize(cap);
+      expert_slots.resize(cap);
+    }
+    out_rows.resize(cap);
+    scores.resize(n_threads);
+  }
+  float* Scores(int thread, int64_t n) {
+    auto& s = scores[thread];
+    if (static_cast<int64_t>(s.size()) < n) s.resize(std::max<int64_t>(n, 2 * s.size()));
+    return s.data();
+  }
+
+  std::vector<float> x;        // [n, n_embd] residual stream
+  std::vector<float> xn;       // [n, n_embd] normalised input of a sub-layer
+  std::vector<float> q;        // [n, n_heads * hd_k]
+  std::vector<float> k;        // [n, k_dim]
+  std::vector<float> v;        // [n, v_dim]
+  std::vector<float> att;      // [n, n_heads * hd_v]
+  std::vector<float> gate;     // [n, n_ff]
+  std::vector<float> up;       // [n, n_ff]
+  std::vector<float> ffn_out;  // [n, n_embd]
+  std::vector<float> router_logits;   // [n, n_experts]
+  std::vector<int32_t> expert_ids;    // [n, n_used]
+  std::vector<float> expert_weights;  // [n, n_used]
+  std::vector<int32_t> expert_tokens; // tokens routed to the current expert
+  std::vector<int32_t> expert_slots;  // their slot in expert_ids
+  std::vector<int32_t> out_rows;      // batch rows that want logits
+  std::vector<std::vector<float>> scores;  // per thread [ctx]
+  std::vector<float> inv_freq;        // [rope_dims / 2]
+  kernels::Workspace ws;
+
+ private:
+  int64_t capacity_ = 0;
+};
+
+namespace {
+
+void ApplyRope(float* vec, int64_t n_heads, int64_t head_dim, int64_t rope_dims, int32_t pos,
+               const float* inv_freq, bool neox) {
+  const int64_t half = rope_dims / 2;
+  for (int64_t h = 0; h < n_heads; ++h) {
+    float* x = vec + h * head_dim;
+    for (int64_t i = 0; i < half; ++i) {
+      const float angle = static_cast<float>(pos) * inv_freq[i];
+      const float c = std::cos(angle), s = std::sin(angle);
+      const int64_t i0 = neox ? i : 2 * i;
+      const int64_t i1 = neox ? i + half : 2 * i + 1;
+      const float a = x[i0], b = x[i1];
+      x[i0] = a * c - b * s;
+      x[i1] = a * s + b * c;
+    }
+  }
+}
+
+inline void StoreRow(uint8_t* dst, const float* src, int64_t n, bool f16) {
+  if (f16) {
+    auto* d = reinterpret_cast<uint16_t*>(dst);
+    for (int64_t i = 0; i < n; ++i) d[i] = Fp32ToFp16(src[i]);
+  } else {
+    std::memcpy(dst, src, n * sizeof(float));
+  }
+}
+
+inline float DotRow(const float* q, const uint8_t* k, int64_t n, bool f16) {
+  float acc = 0;
+  if (f16) {
+    const auto* kk = reinterpret_cast<const uint16_t*>(k);
+    for (int64_t i = 0; i < n; ++i) acc += q[i] * Fp16ToFp32(kk[i]);
+  } else {
+    const auto* kk = reinterpret_cast<const float*>(k);
+    for (int64_t i = 0; i < n; ++i) acc += q[i] * kk[i];
+  }
+  return acc;
+}
+
+inline void AxpyRow(float a, const uint8_t* v, float* out, int64_t n, bool f16) {
+  if (f16) {
+    const auto* vv = reinterpret_cast<const uint16_t*>(v);
+    for (int64_t i = 0; i < n; ++i) out[i] += a * Fp16ToFp32(vv[i]);
+  } else {
+    const auto* vv = reinterpret_cast<const float*>(v);
+    for (int64_t i = 0; i < n; ++i) out[i] += a * vv[i];
+  }
+}
+
+void AddBias(float* y, const std::vector<float>& b, int64_t n_rows) {
+  if (b.empty()) return;
+  const int64_t d = static_cast<int64_t>(b.size());
+  for (int64_t t = 0; t < n_rows; ++t) kernels::AddInPlace(y + t * d, b.data(), d);
+}
+
+}  // namespace
+
+Model::Model() = default;
+Model::~Model() = default;
+
+Result<std::unique_ptr<Model>> Model::Load(std::shared_ptr<const gguf::File> file,
+                                           const ModelOptions& options) {
+  std::unique_ptr<Model> m(new Model());
+  auto cfg = ReadConfig(*file);
+  if (!cfg.ok()) return cfg.status().WithContext(file->path());
+  m->config_ = std::move(cfg).value();
+  auto weights = BindWeights(*file, m->config_);
+  if (!weights.ok()) return weights.status().WithContext(file->path());
+  m->weights_ = std::move(weights).value();
+  m->file_ = std::move(file);
+  const int n_threads = options.n_threads > 0 ? options.n_threads : PhysicalCoreCount();
+  m->pool_ = std::make_unique<ThreadPool>(n_threads);
+  m->state_ = std::make_unique<ForwardState>();
+  const ModelConfig& c = m->config_;
+  m->state_->inv_freq.resize(c.rope_dims / 2);
+  for (int64_t i = 0; i < c.rope_dims / 2; ++i) {
+    const float e = static_cast<float>(2 * i) / static_cast<float>(c.rope_dims);
+    float f = 1.0f / std::pow(c.rope_freq_base, e);
+    if (!m->weights_->rope_freqs.empty()) f /= m->weights_->rope_freqs[i];
+    m->state_->inv_freq[i] = f;
+  }
+  return m;
+}
+
+int64_t Model::KvBytesPerToken(DType kv_type) const {
+  const int64_t elem = kv_type == DType::kF16 ? 2 : 4;
+  return config_.n_layers * (config_.k_dim() + config_.v_dim()) * elem;
+}
+
+DType Model::DefaultKvType() const {
+  return weights_->token_embd.type == DType::kF32 ? DType::kF32 : DType::kF16;
+}
+
+int64_t Model::WeightBytes() const { return weights_->bytes; }
+
+Status Model::Forward(std::span<const BatchToken> tokens, std::span<kv::SeqBlocks* const> seqs,
+                      kv::BlockPool& kv, float* logits) {
+  const ModelConfig& c = config_;
+  const int64_t n = static_cast<int64_t>(tokens.size());
+  if (n == 0) return Status::Ok();
+  const kv::BlockPoolConfig& kvc = kv.config();
+  if (kvc.n_layers != c.n_layers || kvc.k_dim != c.k_dim() || kvc.v_dim != c.v_dim()) {
+    return Errorf("KV pool shape does not match the model");
+  }
+  const int bt = kvc.block_tokens;
+  for (const BatchToken& t : tokens) {
+    if (t.token < 0 || t.token >= c.n_vocab) {
+      return Errorf("token id %d is out of range [0, %lld)", t.token, (long long)c.n_vocab);
+    }
+    if (t.seq < 0 || t.seq >= static_cast<int32_t>(seqs.size()) || seqs[t.seq] == nullptr) {
+      return Errorf("batch token refers to unknown sequence %d", t.seq);
+    }
+    if (t.pos < 0 || t.pos >= static_cast<int64_t>(seqs[t.seq]->blocks.size()) * bt) {
+      return Errorf("position %d is outside the %zu KV blocks of sequence %d", t.pos,
+                    seqs[t.seq]->blocks.size(), t.seq);
+    }
+  }
+  ThreadPool& pool = *pool_;
+  ForwardState& st = *state_;
+  st.Reserve(c, n, pool.size());
+  const bool f16 = kvc.dtype == DType::kF16;
+  const int64_t esz = f16 ? 2 : 4;
+  const int64_t d = c.n_embd;
+  const int64_t q_dim = c.n_heads * c.head_dim_k;
+  const int64_t o_dim = c.n_heads * c.head_dim_v;
+  const int64_t kd = c.k_dim(), vd = c.v_dim();
+  const Weights& w = *weights_;
+
+  for (int64_t t = 0; t < n; ++t) kernels::GetRow(w.token_embd, tokens[t].token, &st.x[t * d]);
+
+  for (int64_t li = 0; li < c.n_layers; ++li) {
+    const LayerWeights& L = w.layers[li];
+    // ---- attention ----
+    for (int64_t t = 0; t < n; ++t) {
+      kernels::RmsNorm(&st.x[t * d], L.attn_norm.data(), d, c.rms_eps, &st.xn[t * d]);
+    }
+    kernels::MatMul(L.wq, st.xn.data(), n, st.q.data(), pool, st.ws);
+    kernels::MatMul(L.wk, st.xn.data(), n, st.k.data(), pool, st.ws);
+    kernels::MatMul(L.wv, st.xn.data(), n, st.v.data(), pool, st.ws);
+    AddBias(st.q.data(), L.bq, n);
+    AddBias(st.k.data(), L.bk, n);
+    AddBias(st.v.data(), L.bv, n);
+    for (int64_t t = 0; t < n; ++t) {
+      float* qt = &st.q[t * q_dim];
+      float* kt = &st.k[t * kd];
+      if (c.arch == Arch::kMiniMaxM2) {
+        kernels::RmsNorm(qt, L.q_norm.data(), q_dim, c.rms_eps, qt);
+        kernels::RmsNorm(kt, L.k_norm.data(), kd, c.rms_eps, kt);
+      } else if (!L.q_norm.empty()) {
+        for (int64_t h = 0; h < c.n_heads; ++h) {
+          float* qh = qt + h * c.head_dim_k;
+          kernels::RmsNorm(qh, L.q_norm.data(), c.head_dim_k, c.rms_eps, qh);
+        }
+        for (int64_t h = 0; h < c.n_kv_heads; ++h) {
+          float* kh = kt + h * c.head_dim_k;
+          kernels::RmsNorm(kh, L.k_norm.data(), c.head_dim_k, c.rms_eps, kh);
+        }
+      }
+      ApplyRope(qt, c.n_heads, c.head_dim_k, c.rope_dims, tokens[t].pos, st.inv_freq.data(),
+                c.rope_neox);
+      ApplyRope(kt, c.n_kv_heads, c.head_dim_k, c.rope_dims, tokens[t].pos, st.inv_freq.data(),
+                c.rope_neox);
+      // Write this token's K/V into its sequence's block before anyone attends.
+      const kv::SeqBlocks& s = *seqs[tokens[t].seq];
+      const int32_t block = s.blocks[tokens[t].pos / bt];
+      const int64_t row = tokens[t].pos % bt;
+      StoreRow(kv.K(block, li) + row * kd * esz, kt, kd, f16);
+      StoreRow(kv.V(block, li) + row * vd * esz, &st.v[t * vd], vd, f16);
+    }
+    const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim_k));
+    const int64_t group = c.n_heads / c.n_kv_heads;
+    pool.ParallelFor(n * c.n_heads, 1, [&](int64_t begin, int64_t end, int thread) {
+      for (int64_t job = begin; job < end; ++job) {
+        const int64_t t = job / c.n_heads, h = job % c.n_heads;
+        const int64_t kvh = h / group;
+        const kv::SeqBlocks& s = *seqs[tokens[t].seq];
+        const int64_t ctx = tokens[t].pos + 1;
+        const float* qh = &st.q[t * q_dim + h * c.head_dim_k];
+        float* sc = st.Scores(thread, ctx);
+        for (int64_t p = 0; p < ctx; ++p) {
+          const uint8_t* kr = kv.K(s.blocks[p / bt], li) + ((p % bt) * kd + kvh * c.head_dim_k) * esz;
+          sc[p] = DotRow(qh, kr, c.head_dim_k, f16) * scale;
+        }
+        kernels::SoftmaxInPlace(sc, ctx);
+        float* out = &st.att[t * o_dim + h * c.head_dim_v];
+        std::fill(out, out + c.head_dim_v, 0.0f);
+        for (int64_t p = 0; p < ctx; ++p) {
+          const uint8_t* vr = kv.V(s.blocks[p / bt], li) + ((p % bt) * vd + kvh * c.head_dim_v) * esz;
+          AxpyRow(sc[p], vr, out, c.head_dim_v, f16);
+        }
+      }
+    });
+    kernels::MatMul(L.wo, st.att.data(), n, st.ffn_out.data(), pool, st.ws);
+    kernels::AddInPlace(st.x.data(), st.ffn_out.data(), n * d);
+
+    // ---- feed-forward ----
+    for (int64_t t = 0; t < n; ++t) {
+      kernels::RmsNorm(&st.x[t * d], L.ffn_norm.data(), d, c.rms_eps, &st.xn[t * d]);
+    }
+    if (c.n_experts == 0) {
+      kernels::MatMul(L.w_gate, st.xn.data(), n, st.gate.data(), pool, st.ws);
+      kernels::MatMul(L.w_up, st.xn.data(), n, st.up.data(), pool, st.ws);
+      kernels::SiluMul(st.gate.data(), st.up.data(), n * c.n_ff);
+      kernels::MatMul(L.w_down, st.gate.data(), n, st.ffn_out.data(), pool, st.ws);
+      kernels::AddInPlace(st.x.data(), st.ffn_out.data(), n * d);
+    } else {
+      RETURN_IF_ERROR(MoeForward(li, n));
+    }
+  }
+
+  // ---- output: final norm and logits for the rows that want them ----
+  int64_t n_out = 0;
+  for (int64_t t = 0; t < n; ++t) {
+    if (!tokens[t].want_logits) continue;
+    kernels::RmsNorm(&st.x[t * d], w.output_norm.data(), d, c.rms_eps, &st.xn[n_out * d]);
+    ++n_out;
+  }
+  if (n_out > 0) kernels::MatMul(w.output, st.xn.data(), n_out, logits, pool, st.ws);
+  return Status::Ok();
+}
+
+Status Model::MoeForward(int64_t li, int64_t n) {
+  const ModelConfig& c = config_;
+  const LayerWeights& L = weights_->layers[li];
+  ForwardState& st = *state_;
+  ThreadPool& pool = *pool_;
+  const int64_t d = c.n_embd, E = c.n_experts, K = c.n_experts_used, F = c.n_ff_expert;
+  kernels::MatMul(L.router, st.xn.data(), n, st.router_logits.data(), pool, st.ws);
+  std::vector<float>& probs = st.gate;  // reuse: [E] scratch per token (gate is free here)
+  for (int64_t t = 0; t < n; ++t) {
+    const float* lg = &st.router_logits[t * E];
+    float* p = probs.data();
+    float* choice = probs.data() + E;
+    if (c.expert_sigmoid) {
+      for (int64_t e = 0; e < E; ++e) {
+        p[e] = 1.0f / (1.0f + std::exp(-lg[e]));
+        choice[e] = p[e] + (L.router_bias.empty() ? 0.0f : L.router_bias[e]);
+      }
+    } else {
+      std::copy(lg, lg + E, p);
+      kernels::SoftmaxInPlace(p, E);
+      std::copy(p, p + E, choice);
+    }
+    int32_t* ids = &st.expert_ids[t * K];
+    float* wts = &st.expert_weights[t * K];
+    float sum = 0;
+    for (int64_t j = 0; j < K; ++j) {
+      int64_t best = -1;
+      for (int64_t e = 0; e < E; ++e) {
+        bool taken = false;
+        for (int64_t q = 0; q < j; ++q) taken |= ids[q] == e;
+        if (!taken && (best < 0 || choice[e] > choice[best])) best = e;
+      }
+      ids[j] = static_cast<int32_t>(best);
+      wts[j] = p[best];
+      sum += p[best];
+    }
+    if (c.expert_norm_topk && sum > 0) {
+      for (int64_t j = 0; j < K; ++j) wts[j] /= sum;
+    }
+  }
+  std::fill(st.ffn_out.begin(), st.ffn_out.begin() + n * d, 0.0f);
+  // Experts in id order; each token accumulates its experts in that order, so
+  // the sum does not depend on the batch.
+  std::vector<float>& xin = st.att;   // reuse as gathered input [n_e, d]
+  std::vector<float>& hid = st.up;    // [n_e, F]
+  std::vector<float>& hid2 = st.q;    // [n_e, F] — q is free after attention
+  std::vector<float>& dout = st.k;    // [n_e, d]
+  if (static_cast<int64_t>(xin.size()) < n * d) xin.resize(n * d);
+  if (static_cast<int64_t>(hid2.size()) < n * F) hid2.resize(n * F);
+  if (static_cast<int64_t>(dout.size()) < n * d) dout.resize(n * d);
+  for (int64_t e = 0; e < E; ++e) {
+    int64_t ne = 0;
+    for (int64_t t = 0; t < n; ++t) {
+      for (int64_t j = 0; j < K; ++j) {
+        if (st.expert_ids[t * K + j] == e) {
+          st.expert_tokens[ne] = static_cast<int32_t>(t);
+          st.expert_slots[ne] = static_cast<int32_t>(j);
+          std::memcpy(&xin[ne * d], &st.xn[t * d], d * sizeof(float));
+          ++ne;
+        }
+      }
+    }
+    if (ne == 0) continue;
+    kernels::MatMul(L.gate_exps[e], xin.data(), ne, hid2.data(), pool, st.ws);
+    kernels::MatMul(L.up_exps[e], xin.data(), ne, hid.data(), pool, st.ws);
+    kernels::SiluMul(hid2.data(), hid.data(), ne * F);
+    kernels::MatMul(L.down_exps[e], hid2.data(), ne, dout.data(), pool, st.ws);
+    for (int64_t i = 0; i < ne; ++i) {
+      const int64_t t = st.expert_tokens[i];
+      kernels::Axpy(st.expert_weights[t * K + st.expert_slots[i]], &dout[i * d],
+                    &st.ffn_out[t * d], d);
+    }
+  }
+  kernels::AddInPlace(st.x.data(), st.ffn_out.data(), n * d);
+  return Status::Ok();
+}
+
+}  // namespace reprise::model

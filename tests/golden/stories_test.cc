@@ -1,0 +1,111 @@
+// Golden tests against llama2.c's run.c on stories260K (fixtures/stories260K):
+// every greedy case token for token, through the model directly and through
+// the `reprise generate` CLI, plus the decoded text of "Once upon a time".
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "golden_util.h"
+#include "testing/fixtures.h"
+
+namespace reprise::testing {
+namespace {
+
+using nlohmann::json;
+
+std::string StoriesModel() { return FixturePath("stories260K/stories260K.gguf"); }
+
+// Greedy continuation as run.c does it: forced prompt tokens, then argmax.
+std::vector<int32_t> RunC(model::Model& m, const std::vector<int32_t>& prompt, size_t n_out,
+                          DType kv_type) {
+  engine::SessionConfig sc;
+  sc.kv_type = kv_type;
+  auto s = engine::Session::Create(m, sc);
+  EXPECT_TRUE(s.ok());
+  const int64_t n_vocab = m.config().n_vocab;
+  std::vector<float> logits(n_vocab);
+  EXPECT_TRUE((*s)->Append(prompt, logits.data()).ok());
+  std::vector<int32_t> out(prompt.begin() + 1, prompt.end());
+  while (out.size() < n_out) {
+    const int32_t t = Argmax(logits.data(), n_vocab);
+    out.push_back(t);
+    const int32_t next[1] = {t};
+    EXPECT_TRUE((*s)->Append(next, logits.data()).ok());
+  }
+  return out;
+}
+
+class StoriesGolden : public ::testing::TestWithParam<DType> {};
+
+TEST_P(StoriesGolden, EveryGreedyCaseMatchesRunC) {
+  REQUIRE_FIXTURE(StoriesModel());
+  json ref = json::parse(ReadFile(FixturePath("stories260K/reference.json")));
+  GoldenModel g = LoadGoldenModel(StoriesModel());
+  ASSERT_TRUE(g.model != nullptr);
+  int n_cases = 0;
+  for (const auto& c : ref["cases"]) {
+    if (!c.contains("generated_ids") || !c.contains("prompt_ids")) continue;
+    auto prompt = c["prompt_ids"].get<std::vector<int32_t>>();
+    auto want = c["generated_ids"].get<std::vector<int32_t>>();
+    EXPECT_EQ(RunC(*g.model, prompt, want.size(), GetParam()), want) << c["cmd"];
+    ++n_cases;
+  }
+  EXPECT_GE(n_cases, 2);
+}
+
+INSTANTIATE_TEST_SUITE_P(KvTypes, StoriesGolden, ::testing::Values(DType::kF32, DType::kF16),
+                         [](const ::testing::TestParamInfo<DType>& info) {
+                           return std::string(DTypeName(info.param));
+                         });
+
+std::string RunCommand(const std::string& cmd, int* status) {
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (p == nullptr) return out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
+  *status = pclose(p);
+  return out;
+}
+
+TEST(StoriesCli, GenerateJsonMatchesRunCForOnceUponATime) {
+  REQUIRE_FIXTURE(StoriesModel());
+  json ref = json::parse(ReadFile(FixturePath("stories260K/reference.json")));
+  const json* once = nullptr;
+  for (const auto& c : ref["cases"]) {
+    if (c.contains("stdout") && c["prompt_ids"] == json({1, 403, 407, 261, 378})) once = &c;
+  }
+  ASSERT_NE(once, nullptr);
+  int status = 0;
+  std::string out = RunCommand(BinaryPath("reprise") + " generate --model " + StoriesModel() +
+                                   " --prompt 'Once upon a time' --n-predict 60 --temp 0 "
+                                   "--ignore-eos --json 2>/dev/null",
+                               &status);
+  ASSERT_EQ(status, 0) << out;
+  json j = json::parse(out);
+  EXPECT_EQ(j["prompt_tokens"], json({1, 403, 407, 261, 378}));
+  EXPECT_EQ(j["tokens"].size(), 60u);
+  // run.c prints the prompt (without the dummy-prefix space) then the text.
+  const std::string want = (*once)["stdout"].get<std::string>();
+  const std::string got = "Once upon a time" + j["text"].get<std::string>();
+  EXPECT_EQ(got, want);
+  EXPECT_GT(j["timings"]["gen_tok_per_s"].get<double>(), 0);
+}
+
+TEST(StoriesCli, BadInputExitsNonZeroWithMessage) {
+  REQUIRE_FIXTURE(StoriesModel());
+  int status = 0;
+  std::string out = RunCommand(BinaryPath("reprise") + " generate --model " + StoriesModel() +
+                                   " --prompt-tokens 1,9999 --n-predict 4 2>&1",
+                               &status);
+  EXPECT_NE(status, 0);
+  EXPECT_NE(out.find("out of range"), std::string::npos) << out;
+  out = RunCommand(BinaryPath("reprise") + " generate --model /nonexistent.gguf 2>&1", &status);
+  EXPECT_NE(status, 0);
+  EXPECT_NE(out.find("error:"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace reprise::testing
