@@ -141,7 +141,8 @@ class Writer {
  public:
   // Sets (or replaces, keeping its position) a metadata key.
   void Set(const std::string& key, Value value);
-  // Copies every metadata key of `file` whose name starts with `prefix`.
+  // Copies every metadata key of `file` whose name starts with `prefix`,
+  // except general.alignment (the output's alignment is SetAlignment's).
   void CopyMetadata(const File& file, std::string_view prefix = "");
   void SetAlignment(uint64_t alignment);  // default 32; written as general.alignment if != 32
   // Adds a tensor. `data` must hold exactly the bytes the type and shape imply

@@ -35,17 +35,22 @@ uint64_t MinValueBytes(ValueType t) {
   switch (t) {
     case ValueType::kUint8:
     case ValueType::kInt8:
-    case ValueType::kBool: return 1;
+    case ValueType::kBool:
+      return 1;
     case ValueType::kUint16:
-    case ValueType::kInt16: return 2;
+    case ValueType::kInt16:
+      return 2;
     case ValueType::kUint32:
     case ValueType::kInt32:
-    case ValueType::kFloat32: return 4;
+    case ValueType::kFloat32:
+      return 4;
     case ValueType::kUint64:
     case ValueType::kInt64:
     case ValueType::kFloat64:
-    case ValueType::kString: return 8;
-    case ValueType::kArray: return 12;
+    case ValueType::kString:
+      return 8;
+    case ValueType::kArray:
+      return 12;
   }
   return 1;
 }
@@ -170,15 +175,18 @@ class Parser {
         out->i = v;
         return Status::Ok();
       }
-      case ValueType::kUint64: return ReadPod(&out->u, "uint64 value");
-      case ValueType::kInt64: return ReadPod(&out->i, "int64 value");
+      case ValueType::kUint64:
+        return ReadPod(&out->u, "uint64 value");
+      case ValueType::kInt64:
+        return ReadPod(&out->i, "int64 value");
       case ValueType::kFloat32: {
         float v;
         RETURN_IF_ERROR(ReadPod(&v, "float32 value"));
         out->f = v;
         return Status::Ok();
       }
-      case ValueType::kFloat64: return ReadPod(&out->f, "float64 value");
+      case ValueType::kFloat64:
+        return ReadPod(&out->f, "float64 value");
       case ValueType::kBool: {
         uint8_t v;
         RETURN_IF_ERROR(ReadPod(&v, "bool value"));
@@ -186,8 +194,10 @@ class Parser {
         out->u = v;
         return Status::Ok();
       }
-      case ValueType::kString: return ReadString(&out->s, "string value");
-      case ValueType::kArray: return ReadArray(depth, key, out);
+      case ValueType::kString:
+        return ReadString(&out->s, "string value");
+      case ValueType::kArray:
+        return ReadArray(depth, key, out);
     }
     return Errorf("metadata key '%s': unknown value type %u", key.c_str(),
                   static_cast<uint32_t>(type));
@@ -211,13 +221,13 @@ class Parser {
       return Errorf(
           "metadata key '%s': array of %llu %s elements needs at least %llu bytes per element, "
           "only %llu bytes remain",
-          key.c_str(), ULL(count), ValueTypeName(elem), ULL(MinValueBytes(elem)),
-          ULL(Remaining()));
+          key.c_str(), ULL(count), ValueTypeName(elem), ULL(MinValueBytes(elem)), ULL(Remaining()));
     }
     if (count > kMaxTotalArrayItems - total_items_) {
-      return Errorf("metadata key '%s': array of %llu elements exceeds the limit of %llu array "
-                    "items per file",
-                    key.c_str(), ULL(count), ULL(kMaxTotalArrayItems));
+      return Errorf(
+          "metadata key '%s': array of %llu elements exceeds the limit of %llu array "
+          "items per file",
+          key.c_str(), ULL(count), ULL(kMaxTotalArrayItems));
     }
     total_items_ += count;
     out->items.resize(count);
@@ -288,9 +298,9 @@ class Parser {
     if (info == nullptr) return Errorf("tensor '%s' has unknown type id %u", name, raw_type);
     t->type = static_cast<DType>(raw_type);
     if (t->ne[0] % info->block_elems != 0) {
-      return Errorf("tensor '%s': row length ne[0] = %lld is not a multiple of the %s block size %lld",
-                    name, static_cast<long long>(t->ne[0]), info->name,
-                    static_cast<long long>(info->block_elems));
+      return Errorf(
+          "tensor '%s': row length ne[0] = %lld is not a multiple of the %s block size %lld", name,
+          static_cast<long long>(t->ne[0]), info->name, static_cast<long long>(info->block_elems));
     }
     int64_t n_bytes = 0;
     if (__builtin_mul_overflow(n_elements / info->block_elems, info->block_bytes, &n_bytes)) {
@@ -322,9 +332,10 @@ class Parser {
     for (TensorInfo& t : tensors) {
       const uint64_t avail = data_start <= size_ ? size_ - data_start : 0;
       if (t.offset > avail || t.n_bytes > avail - t.offset) {
-        return Errorf("tensor '%s' data [offset %llu, %llu bytes] extends past end of file (size "
-                      "%llu, data section starts at %llu)",
-                      t.name.c_str(), ULL(t.offset), ULL(t.n_bytes), ULL(size_), ULL(data_start));
+        return Errorf(
+            "tensor '%s' data [offset %llu, %llu bytes] extends past end of file (size "
+            "%llu, data section starts at %llu)",
+            t.name.c_str(), ULL(t.offset), ULL(t.n_bytes), ULL(size_), ULL(data_start));
       }
       t.data = base_ + data_start + t.offset;
     }
@@ -337,9 +348,10 @@ class Parser {
       const TensorInfo* prev = by_offset[k - 1];
       const TensorInfo* cur = by_offset[k];
       if (cur->offset < prev->offset + prev->n_bytes) {
-        return Errorf("tensor '%s' data [offset %llu] overlaps tensor '%s' [offset %llu, %llu bytes]",
-                      cur->name.c_str(), ULL(cur->offset), prev->name.c_str(), ULL(prev->offset),
-                      ULL(prev->n_bytes));
+        return Errorf(
+            "tensor '%s' data [offset %llu] overlaps tensor '%s' [offset %llu, %llu bytes]",
+            cur->name.c_str(), ULL(cur->offset), prev->name.c_str(), ULL(prev->offset),
+            ULL(prev->n_bytes));
       }
     }
     return Status::Ok();

@@ -10,19 +10,32 @@ namespace reprise::gguf {
 
 const char* ValueTypeName(ValueType t) {
   switch (t) {
-    case ValueType::kUint8: return "uint8";
-    case ValueType::kInt8: return "int8";
-    case ValueType::kUint16: return "uint16";
-    case ValueType::kInt16: return "int16";
-    case ValueType::kUint32: return "uint32";
-    case ValueType::kInt32: return "int32";
-    case ValueType::kFloat32: return "float32";
-    case ValueType::kBool: return "bool";
-    case ValueType::kString: return "string";
-    case ValueType::kArray: return "array";
-    case ValueType::kUint64: return "uint64";
-    case ValueType::kInt64: return "int64";
-    case ValueType::kFloat64: return "float64";
+    case ValueType::kUint8:
+      return "uint8";
+    case ValueType::kInt8:
+      return "int8";
+    case ValueType::kUint16:
+      return "uint16";
+    case ValueType::kInt16:
+      return "int16";
+    case ValueType::kUint32:
+      return "uint32";
+    case ValueType::kInt32:
+      return "int32";
+    case ValueType::kFloat32:
+      return "float32";
+    case ValueType::kBool:
+      return "bool";
+    case ValueType::kString:
+      return "string";
+    case ValueType::kArray:
+      return "array";
+    case ValueType::kUint64:
+      return "uint64";
+    case ValueType::kInt64:
+      return "int64";
+    case ValueType::kFloat64:
+      return "float64";
   }
   return "unknown";
 }
@@ -64,8 +77,7 @@ Result<int64_t> AsInt(const Value& v, std::string_view key) {
   if (IsUnsigned(v.type)) {
     if (v.u > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
       return Errorf("metadata key '%.*s': value %llu does not fit in int64",
-                    static_cast<int>(key.size()), key.data(),
-                    static_cast<unsigned long long>(v.u));
+                    static_cast<int>(key.size()), key.data(), static_cast<unsigned long long>(v.u));
     }
     return static_cast<int64_t>(v.u);
   }
@@ -82,8 +94,8 @@ double AsDouble(const Value& v) {
 Status WrongType(std::string_view key, const Value& v, const char* expected) {
   std::string got = ValueTypeName(v.type);
   if (v.type == ValueType::kArray) got += StrFormat(" of %s", ValueTypeName(v.elem_type));
-  return Errorf("metadata key '%.*s' is %s, expected %s", static_cast<int>(key.size()),
-                key.data(), got.c_str(), expected);
+  return Errorf("metadata key '%.*s' is %s, expected %s", static_cast<int>(key.size()), key.data(),
+                got.c_str(), expected);
 }
 
 Status Missing(std::string_view key) {

@@ -75,19 +75,45 @@ void WriteArrayBody(Sink& sink, const Value& v) {
 
 void WriteValueBody(Sink& sink, const Value& v) {
   switch (v.type) {
-    case ValueType::kUint8: sink.Pod<uint8_t>(static_cast<uint8_t>(v.u)); return;
-    case ValueType::kInt8: sink.Pod<int8_t>(static_cast<int8_t>(v.i)); return;
-    case ValueType::kUint16: sink.Pod<uint16_t>(static_cast<uint16_t>(v.u)); return;
-    case ValueType::kInt16: sink.Pod<int16_t>(static_cast<int16_t>(v.i)); return;
-    case ValueType::kUint32: sink.Pod<uint32_t>(static_cast<uint32_t>(v.u)); return;
-    case ValueType::kInt32: sink.Pod<int32_t>(static_cast<int32_t>(v.i)); return;
-    case ValueType::kUint64: sink.Pod<uint64_t>(v.u); return;
-    case ValueType::kInt64: sink.Pod<int64_t>(v.i); return;
-    case ValueType::kFloat32: sink.Pod<float>(static_cast<float>(v.f)); return;
-    case ValueType::kFloat64: sink.Pod<double>(v.f); return;
-    case ValueType::kBool: sink.Pod<uint8_t>(v.u != 0 ? 1 : 0); return;
-    case ValueType::kString: sink.Str(v.s); return;
-    case ValueType::kArray: WriteArrayBody(sink, v); return;
+    case ValueType::kUint8:
+      sink.Pod<uint8_t>(static_cast<uint8_t>(v.u));
+      return;
+    case ValueType::kInt8:
+      sink.Pod<int8_t>(static_cast<int8_t>(v.i));
+      return;
+    case ValueType::kUint16:
+      sink.Pod<uint16_t>(static_cast<uint16_t>(v.u));
+      return;
+    case ValueType::kInt16:
+      sink.Pod<int16_t>(static_cast<int16_t>(v.i));
+      return;
+    case ValueType::kUint32:
+      sink.Pod<uint32_t>(static_cast<uint32_t>(v.u));
+      return;
+    case ValueType::kInt32:
+      sink.Pod<int32_t>(static_cast<int32_t>(v.i));
+      return;
+    case ValueType::kUint64:
+      sink.Pod<uint64_t>(v.u);
+      return;
+    case ValueType::kInt64:
+      sink.Pod<int64_t>(v.i);
+      return;
+    case ValueType::kFloat32:
+      sink.Pod<float>(static_cast<float>(v.f));
+      return;
+    case ValueType::kFloat64:
+      sink.Pod<double>(v.f);
+      return;
+    case ValueType::kBool:
+      sink.Pod<uint8_t>(v.u != 0 ? 1 : 0);
+      return;
+    case ValueType::kString:
+      sink.Str(v.s);
+      return;
+    case ValueType::kArray:
+      WriteArrayBody(sink, v);
+      return;
   }
   CHECK_MSG(false, "unknown value type %u", static_cast<uint32_t>(v.type));
 }
@@ -221,8 +247,7 @@ Status Writer::WriteFile(const std::string& path) const {
   const bool close_ok = std::fclose(f) == 0;
   if (!write_ok || !close_ok) {
     std::remove(tmp.c_str());
-    return Errorf("%s: write failed: %s", tmp.c_str(),
-                  std::strerror(write_ok ? errno : write_err));
+    return Errorf("%s: write failed: %s", tmp.c_str(), std::strerror(write_ok ? errno : write_err));
   }
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
     const int err = errno;

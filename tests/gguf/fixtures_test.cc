@@ -1,12 +1,13 @@
 // Reads the real GGUF files in ../shared/fixtures (stories260K, llama.cpp's
 // vocab-only files, the transformers reference models) and checks metadata
 // and tensor tables we know from their sources.
+#include "testing/fixtures.h"
+
 #include <gtest/gtest.h>
 
 #include <cstring>
 
 #include "gguf/gguf.h"
-#include "testing/fixtures.h"
 
 namespace reprise::gguf {
 namespace {
@@ -67,9 +68,8 @@ TEST(GgufFixturesTest, VocabOnlyFilesHaveTokenizerMetadataAndNoTensors) {
     size_t n_vocab;
   };
   const Case cases[] = {
-      {"llama-spm", "llama", 32000},      {"phi-3", "llama", 32064},
-      {"gpt-2", "gpt2", 50257},           {"deepseek-coder", "gpt2", 32256},
-      {"deepseek-llm", "gpt2", 102400},   {"starcoder", "gpt2", 0},
+      {"llama-spm", "llama", 32000},     {"phi-3", "llama", 32064},        {"gpt-2", "gpt2", 50257},
+      {"deepseek-coder", "gpt2", 32256}, {"deepseek-llm", "gpt2", 102400}, {"starcoder", "gpt2", 0},
   };
   for (const Case& c : cases) {
     const std::string path = FixturePath(std::string("vocab/ggml-vocab-") + c.name + ".gguf");
@@ -97,12 +97,12 @@ TEST(GgufFixturesTest, ReferenceModelsOpenWithTheirArchitecture) {
     const char* dir;
     const char* arch;
   };
-  const Case cases[] = {{"llama_gqa", "llama"}, {"qwen2", "qwen2"},         {"qwen3", "qwen3"},
-                        {"qwen3_moe", "qwen3moe"}, {"minimax_m2", "minimax-m2"},
-                        {"mistral", "llama"},     {"llama_rope3", "llama"}};
+  const Case cases[] = {{"llama_gqa", "llama"},       {"qwen2", "qwen2"},
+                        {"qwen3", "qwen3"},           {"qwen3_moe", "qwen3moe"},
+                        {"minimax_m2", "minimax-m2"}, {"mistral", "llama"},
+                        {"llama_rope3", "llama"}};
   for (const Case& c : cases) {
-    const std::string path =
-        FixturePath(std::string("reference/") + c.dir + "/" + c.dir + ".gguf");
+    const std::string path = FixturePath(std::string("reference/") + c.dir + "/" + c.dir + ".gguf");
     REQUIRE_FIXTURE(path);
     auto f = File::Open(path);
     ASSERT_TRUE(f.ok()) << f.status().message();
@@ -114,8 +114,7 @@ TEST(GgufFixturesTest, ReferenceModelsOpenWithTheirArchitecture) {
     const TensorInfo* embd = (*f)->FindTensor("token_embd.weight");
     ASSERT_NE(embd, nullptr) << c.dir;
     EXPECT_EQ(embd->ne, (std::vector<int64_t>{n_embd, 512})) << c.dir;
-    EXPECT_NE((*f)->FindTensor("blk." + std::to_string(n_layer - 1) + ".attn_norm.weight"),
-              nullptr)
+    EXPECT_NE((*f)->FindTensor("blk." + std::to_string(n_layer - 1) + ".attn_norm.weight"), nullptr)
         << c.dir;
   }
 }

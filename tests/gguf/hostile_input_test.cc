@@ -69,10 +69,10 @@ std::string ErrorOf(std::vector<uint8_t> bytes) {
   return f.ok() ? std::string() : f.status().message();
 }
 
-#define EXPECT_ERROR_HAS(bytes, substr)                                          \
-  do {                                                                           \
-    const std::string msg_ = ErrorOf(bytes);                                     \
-    EXPECT_NE(msg_.find(substr), std::string::npos) << "message: " << msg_;      \
+#define EXPECT_ERROR_HAS(bytes, substr)                                     \
+  do {                                                                      \
+    const std::string msg_ = ErrorOf(bytes);                                \
+    EXPECT_NE(msg_.find(substr), std::string::npos) << "message: " << msg_; \
   } while (0)
 
 // A small valid image with every kind of section; its last tensor ends
@@ -84,9 +84,8 @@ std::vector<uint8_t> SmallValidFile() {
   w.Set("llama.block_count", Value::Uint32(2));
   w.Set("llama.rope.freq_base", Value::Float32(10000.0f));
   w.Set("tokenizer.ggml.tokens", Value::StringArray({"<unk>", "<s>", "a"}));
-  w.Set("nested", Value::Array(ValueType::kArray,
-                               {Value::Int32Array(std::vector<int32_t>{1, 2}),
-                                Value::Array(ValueType::kInt32, {})}));
+  w.Set("nested", Value::Array(ValueType::kArray, {Value::Int32Array(std::vector<int32_t>{1, 2}),
+                                                   Value::Array(ValueType::kInt32, {})}));
   w.Set("flag", Value::Bool(true));
   w.AddTensor("q", DType::kQ8_0, {32, 2}, std::vector<uint8_t>(68, 0x11));
   w.AddTensor("f", DType::kF32, {8}, std::vector<uint8_t>(32, 0x22));
@@ -133,9 +132,15 @@ TEST(GgufHostileInputTest, RandomByteFlipsNeverCrash) {
     for (int k = 0; k < n_flips; ++k) {
       const size_t pos = rng() % (rng() % 8 == 0 ? full.size() : table_end);
       switch (rng() % 3) {
-        case 0: bytes[pos] ^= static_cast<uint8_t>(1u << (rng() % 8)); break;
-        case 1: bytes[pos] = static_cast<uint8_t>(rng()); break;
-        default: bytes[pos] = (rng() % 2) ? 0xff : 0x00; break;
+        case 0:
+          bytes[pos] ^= static_cast<uint8_t>(1u << (rng() % 8));
+          break;
+        case 1:
+          bytes[pos] = static_cast<uint8_t>(rng());
+          break;
+        default:
+          bytes[pos] = (rng() % 2) ? 0xff : 0x00;
+          break;
       }
     }
     auto f = File::FromBuffer(std::move(bytes));
@@ -179,9 +184,9 @@ TEST(GgufHostileInputTest, AbsurdStringLengths) {
 }
 
 TEST(GgufHostileInputTest, AbsurdArrayCountsAndNesting) {
-  EXPECT_ERROR_HAS(Raw().Header(0, 1).Str("arr").U32(9).U32(0).U64(uint64_t{1} << 60).Zeros(64)
-                       .bytes(),
-                   "metadata key 'arr': array of 1152921504606846976 uint8 elements");
+  EXPECT_ERROR_HAS(
+      Raw().Header(0, 1).Str("arr").U32(9).U32(0).U64(uint64_t{1} << 60).Zeros(64).bytes(),
+      "metadata key 'arr': array of 1152921504606846976 uint8 elements");
   // Strings need 8 bytes each: 100 strings cannot fit in 400 bytes.
   EXPECT_ERROR_HAS(Raw().Header(0, 1).Str("arr").U32(9).U32(8).U64(100).Zeros(400).bytes(),
                    "array of 100 string elements needs at least 8 bytes per element");
@@ -259,8 +264,9 @@ TEST(GgufHostileInputTest, TensorDataOutsideTheFileOrMisaligned) {
   EXPECT_ERROR_HAS(OneTensor({4}, 0, uint64_t{1} << 62, 32),
                    "data [offset 4611686018427387904, 16 bytes] extends past end of file");
   EXPECT_ERROR_HAS(OneTensor({4}, 0, 0xffffffffffffffe0ull, 32), "extends past end of file");
-  EXPECT_ERROR_HAS(OneTensor({4}, 0, 123, 256),
-                   "tensor 'blk.0.attn_q.weight': offset 123 is not a multiple of the alignment 32");
+  EXPECT_ERROR_HAS(
+      OneTensor({4}, 0, 123, 256),
+      "tensor 'blk.0.attn_q.weight': offset 123 is not a multiple of the alignment 32");
 }
 
 TEST(GgufHostileInputTest, DuplicateAndOverlappingTensors) {

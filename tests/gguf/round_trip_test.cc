@@ -142,8 +142,9 @@ TEST(GgufRoundTripTest, TensorsOfSeveralTypesKeepShapeTypeAndBytes) {
   EXPECT_EQ(std::vector<uint8_t>(q4k->data, q4k->data + 288), Bytes(288, 4));
   for (const TensorInfo& t : f->tensors()) {
     EXPECT_EQ(t.offset % 32, 0u) << t.name;
-    EXPECT_EQ(reinterpret_cast<uintptr_t>(t.data) - reinterpret_cast<uintptr_t>(f->tensors()[0].data),
-              t.offset);
+    EXPECT_EQ(
+        reinterpret_cast<uintptr_t>(t.data) - reinterpret_cast<uintptr_t>(f->tensors()[0].data),
+        t.offset);
   }
   EXPECT_EQ(f->tensors()[1].name, "f16");
   EXPECT_EQ(f->FindTensor("missing"), nullptr);
@@ -204,8 +205,7 @@ TEST(GgufRoundTripTest, GettersNameTheKeyOnMissingOrWrongType) {
   EXPECT_NE(missing.status().message().find("'nope' is missing"), std::string::npos);
   auto wrong = f->GetInt("s");
   ASSERT_FALSE(wrong.ok());
-  EXPECT_NE(wrong.status().message().find("'s' is string, expected an integer"),
-            std::string::npos);
+  EXPECT_NE(wrong.status().message().find("'s' is string, expected an integer"), std::string::npos);
   auto too_big = f->GetInt("big");
   ASSERT_FALSE(too_big.ok());
   EXPECT_NE(too_big.status().message().find("does not fit"), std::string::npos);
