@@ -33,15 +33,20 @@ json ValueToJson(const gguf::Value& v) {
     case ValueType::kUint8:
     case ValueType::kUint16:
     case ValueType::kUint32:
-    case ValueType::kUint64: return v.u;
+    case ValueType::kUint64:
+      return v.u;
     case ValueType::kInt8:
     case ValueType::kInt16:
     case ValueType::kInt32:
-    case ValueType::kInt64: return v.i;
+    case ValueType::kInt64:
+      return v.i;
     case ValueType::kFloat32:
-    case ValueType::kFloat64: return std::isfinite(v.f) ? json(v.f) : json(nullptr);
-    case ValueType::kBool: return v.u != 0;
-    case ValueType::kString: return v.s;
+    case ValueType::kFloat64:
+      return std::isfinite(v.f) ? json(v.f) : json(nullptr);
+    case ValueType::kBool:
+      return v.u != 0;
+    case ValueType::kString:
+      return v.s;
     case ValueType::kArray: {
       if (v.items.size() > kMaxListedItems) {
         return StrFormat("array of %zu %s", v.items.size(), gguf::ValueTypeName(v.elem_type));
@@ -79,8 +84,8 @@ std::string ValueText(const json& v) {
   // Most float metadata is float32: 7 significant digits print it exactly
   // enough and keep 1e-05 from showing as 9.999999747378752e-06.
   if (v.is_number_float()) return StrFormat("%.7g", v.get<double>());
-  std::string s = v.is_string() ? v.get<std::string>()
-                                : v.dump(-1, ' ', false, json::error_handler_t::replace);
+  std::string s =
+      v.is_string() ? v.get<std::string>() : v.dump(-1, ' ', false, json::error_handler_t::replace);
   if (s.size() > kMaxTextValueChars) s = s.substr(0, kMaxTextValueChars) + "...";
   return s;
 }
@@ -120,7 +125,8 @@ json Describe(const gguf::File& file) {
   out["hyperparameters"] = hparams;
 
   json tokenizer = json::object();
-  if (const gguf::Value* v = file.Find("tokenizer.ggml.model")) tokenizer["model"] = ValueToJson(*v);
+  if (const gguf::Value* v = file.Find("tokenizer.ggml.model"))
+    tokenizer["model"] = ValueToJson(*v);
   if (const gguf::Value* v = file.Find("tokenizer.ggml.pre")) tokenizer["pre"] = ValueToJson(*v);
   if (const gguf::Value* v = file.Find("tokenizer.ggml.tokens");
       v != nullptr && v->type == gguf::ValueType::kArray) {
@@ -178,9 +184,9 @@ void PrintText(const json& d) {
               d["gguf_version"].get<unsigned>(),
               static_cast<unsigned long long>(d["alignment"].get<uint64_t>()),
               d["metadata_count"].get<size_t>());
-  std::printf("architecture: %s\n",
-              d["architecture"].is_null() ? "(none)"
-                                          : d["architecture"].get<std::string>().c_str());
+  std::printf("architecture: %s\n", d["architecture"].is_null()
+                                        ? "(none)"
+                                        : d["architecture"].get<std::string>().c_str());
   for (const auto& [key, value] : d["general"].items()) {
     std::printf("  general.%s: %s\n", key.c_str(), ValueText(value).c_str());
   }
