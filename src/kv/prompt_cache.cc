@@ -1,0 +1,366 @@
+#include "kv/prompt_cache.h"
+
+#include <algorithm>
+#include <chrono>
+#include <unordered_set>
+
+#include "core/check.h"
+
+namespace reprise::kv {
+
+struct PromptCache::Node {
+  std::vector<int32_t> tokens;  // block_tokens of them, fewer only in a (leaf) partial node
+  int32_t block = -1;           // the cache holds one reference
+  Node* parent = nullptr;
+  std::vector<std::unique_ptr<Node>> children;
+  uint64_t last_tick = 0;
+  int64_t last_use_unix_ms = 0;
+  int64_t hits = 0;  // Acquire calls whose match went through this node
+};
+
+namespace {
+
+int64_t UnixMillis() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Length of the common prefix of a and b.
+int32_t CommonPrefix(std::span<const int32_t> a, std::span<const int32_t> b) {
+  const size_t n = std::min(a.size(), b.size());
+  size_t i = 0;
+  while (i < n && a[i] == b[i]) ++i;
+  return static_cast<int32_t>(i);
+}
+
+bool SameTokens(std::span<const int32_t> a, std::span<const int32_t> b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin());
+}
+
+}  // namespace
+
+PromptCache::PromptCache(BlockPool& pool, const PromptCacheConfig& config)
+    : pool_(pool), config_(config), root_(std::make_unique<Node>()) {}
+
+PromptCache::~PromptCache() { Clear(); }
+
+void PromptCache::Touch(Node* node) {
+  node->last_tick = tick_;
+  node->last_use_unix_ms = now_unix_ms_;
+}
+
+void PromptCache::AddChild(Node* parent, std::unique_ptr<Node> child) {
+  // A parent other than the root stops being a leaf: the entry count is unchanged.
+  if (parent == root_.get() || !parent->children.empty()) ++n_leaves_;
+  ++n_nodes_;
+  n_tokens_ += static_cast<int64_t>(child->tokens.size());
+  child->parent = parent;
+  parent->children.push_back(std::move(child));
+}
+
+void PromptCache::RemoveNode(Node* node) {
+  CHECK(node != root_.get() && node->children.empty());
+  Node* parent = node->parent;
+  pool_.Unref(node->block);
+  --n_nodes_;
+  n_tokens_ -= static_cast<int64_t>(node->tokens.size());
+  auto& siblings = parent->children;
+  auto it = std::find_if(siblings.begin(), siblings.end(),
+                         [node](const std::unique_ptr<Node>& c) { return c.get() == node; });
+  CHECK(it != siblings.end());
+  siblings.erase(it);
+  if (parent == root_.get() || !parent->children.empty()) --n_leaves_;
+}
+
+CacheHit PromptCache::Acquire(std::span<const int32_t> tokens, int32_t max_tokens) {
+  CacheHit hit;
+  const int32_t bt = pool_.block_tokens();
+  const int64_t limit = std::clamp<int64_t>(max_tokens, 0, static_cast<int64_t>(tokens.size()));
+  if (config_.max_entries <= 0 || limit == 0 || root_->children.empty()) {
+    ++misses_;
+    return hit;
+  }
+  ++tick_;
+  now_unix_ms_ = UnixMillis();
+
+  // Walk the shared full blocks, then look for a block the match ends inside.
+  std::vector<Node*> path;
+  Node* node = root_.get();
+  int64_t pos = 0;
+  Node* partial_src = nullptr;
+  int32_t partial_len = 0;
+  while (pos < limit) {
+    const int64_t remaining = limit - pos;
+    auto want = tokens.subspan(pos, static_cast<size_t>(std::min<int64_t>(bt, remaining)));
+    Node* full = nullptr;
+    Node* best = nullptr;
+    int32_t best_len = 0;
+    for (const auto& c : node->children) {
+      if (remaining >= bt && SameTokens(c->tokens, want)) {
+        full = c.get();
+        break;
+      }
+      const int32_t len = CommonPrefix(c->tokens, want);
+      if (len > best_len) {
+        best_len = len;
+        best = c.get();
+      }
+    }
+    if (full != nullptr) {
+      path.push_back(full);
+      node = full;
+      pos += bt;
+      continue;
+    }
+    partial_src = best;
+    partial_len = best_len;
+    break;
+  }
+
+  int32_t dst = -1;
+  if (partial_src != nullptr) {
+    // Evict for the copy's block, but never the entry this match comes from.
+    protected_ = partial_src;
+    dst = AllocateBlock();
+    protected_ = nullptr;
+    if (dst < 0) partial_src = nullptr;  // fall back to the shared blocks
+  }
+
+  for (Node* n : path) {
+    pool_.Ref(n->block);
+    hit.seq.blocks.push_back(n->block);
+    Touch(n);
+    ++n->hits;
+  }
+  hit.n_shared_blocks = static_cast<int32_t>(path.size());
+  hit.n_cached = static_cast<int32_t>(path.size()) * bt;
+  if (partial_src != nullptr) {
+    pool_.CopyTokens(partial_src->block, dst, partial_len);
+    hit.seq.blocks.push_back(dst);
+    hit.n_copied_tokens = partial_len;
+    hit.n_cached += partial_len;
+    Touch(partial_src);
+    ++partial_src->hits;
+  }
+  hit.seq.n_tokens = hit.n_cached;
+  if (hit.n_cached > 0) {
+    ++hits_;
+    hit_tokens_ += hit.n_cached;
+  } else {
+    ++misses_;
+  }
+  return hit;
+}
+
+void PromptCache::Insert(std::span<const int32_t> tokens, const SeqBlocks& seq) {
+  if (config_.max_entries <= 0 || tokens.empty()) return;
+  const int32_t bt = pool_.block_tokens();
+  const int64_t n = static_cast<int64_t>(tokens.size());
+  CHECK_MSG(n <= seq.n_tokens && (n + bt - 1) / bt <= static_cast<int64_t>(seq.blocks.size()),
+            "Insert of %lld tokens from a sequence of %d tokens in %zu blocks",
+            static_cast<long long>(n), seq.n_tokens, seq.blocks.size());
+  ++tick_;
+  now_unix_ms_ = UnixMillis();
+
+  Node* node = root_.get();
+  bool added = false;
+  for (int64_t pos = 0, i = 0; pos < n; pos += bt, ++i) {
+    auto chunk = tokens.subspan(pos, static_cast<size_t>(std::min<int64_t>(bt, n - pos)));
+    Node* same = nullptr;
+    Node* cover = nullptr;  // an existing node whose tokens extend a partial chunk
+    std::vector<Node*> stale;  // partial leaves that the chunk extends
+    for (const auto& c : node->children) {
+      if (SameTokens(c->tokens, chunk)) {
+        same = c.get();
+        break;
+      }
+      const int32_t len = CommonPrefix(c->tokens, chunk);
+      if (len == static_cast<int32_t>(chunk.size())) cover = c.get();
+      if (len == static_cast<int32_t>(c->tokens.size())) stale.push_back(c.get());
+    }
+    if (same != nullptr) {
+      Touch(same);
+      node = same;
+      continue;
+    }
+    if (cover != nullptr) {  // already stored as part of a longer entry
+      Touch(cover);
+      break;
+    }
+    auto fresh = std::make_unique<Node>();
+    fresh->tokens.assign(chunk.begin(), chunk.end());
+    fresh->block = seq.blocks[static_cast<size_t>(i)];
+    pool_.Ref(fresh->block);
+    for (Node* s : stale) {  // replaced: keep its history, drop its block
+      CHECK(s->children.empty());
+      fresh->hits += s->hits;
+      RemoveNode(s);
+    }
+    Node* raw = fresh.get();
+    AddChild(node, std::move(fresh));
+    Touch(raw);
+    node = raw;
+    added = true;
+  }
+  if (added) ++inserts_;
+  while (n_leaves_ > config_.max_entries) {
+    Node* victim = PickVictim(/*must_free=*/false);
+    CHECK(victim != nullptr);
+    EvictEntry(victim);
+  }
+}
+
+int32_t PromptCache::AllocateBlock() {
+  int32_t block = pool_.Allocate();
+  if (block < 0 && EvictUntilFree(1)) block = pool_.Allocate();
+  return block;
+}
+
+bool PromptCache::EvictUntilFree(int32_t n_blocks) {
+  if (n_blocks > pool_.capacity_blocks()) return false;
+  while (pool_.free_blocks() < n_blocks) {
+    Node* victim = PickVictim(/*must_free=*/true);
+    if (victim == nullptr) return false;
+    EvictEntry(victim);
+  }
+  return true;
+}
+
+PromptCache::Node* PromptCache::PickVictim(bool must_free) const {
+  Node* victim = nullptr;
+  uint64_t victim_tick = 0;
+  std::vector<Node*> stack = {root_.get()};
+  while (!stack.empty()) {
+    Node* n = stack.back();
+    stack.pop_back();
+    for (const auto& c : n->children) stack.push_back(c.get());
+    if (n == root_.get() || !n->children.empty()) continue;
+    // n is a leaf: walk its exclusive chain.
+    uint64_t tick = 0;
+    bool frees = false;
+    bool is_protected = false;
+    for (Node* c = n;;) {
+      tick = std::max(tick, c->last_tick);
+      frees = frees || pool_.RefCount(c->block) == 1;
+      is_protected = is_protected || c == protected_;
+      Node* p = c->parent;
+      if (p == root_.get() || p->children.size() != 1) break;
+      c = p;
+    }
+    if (is_protected || (must_free && !frees)) continue;
+    if (victim == nullptr || tick < victim_tick) {
+      victim = n;
+      victim_tick = tick;
+    }
+  }
+  return victim;
+}
+
+void PromptCache::EvictEntry(Node* leaf) {
+  CHECK(leaf != root_.get() && leaf->children.empty());
+  Node* n = leaf;
+  while (n != root_.get() && n->children.empty()) {
+    Node* parent = n->parent;
+    RemoveNode(n);
+    n = parent;
+  }
+  ++evictions_;
+}
+
+void PromptCache::Clear() {
+  // Post-order removal without recursion.
+  std::vector<Node*> stack = {root_.get()};
+  while (!stack.empty()) {
+    Node* n = stack.back();
+    if (!n->children.empty()) {
+      stack.push_back(n->children.back().get());
+      continue;
+    }
+    stack.pop_back();
+    if (n != root_.get()) RemoveNode(n);
+  }
+  CHECK(n_nodes_ == 0 && n_leaves_ == 0 && n_tokens_ == 0);
+}
+
+PromptCacheStats PromptCache::Stats() const {
+  PromptCacheStats s;
+  s.entries = n_leaves_;
+  s.cached_blocks = n_nodes_;
+  s.cached_bytes = n_nodes_ * pool_.block_bytes();
+  s.cached_tokens = n_tokens_;
+  s.hits = hits_;
+  s.misses = misses_;
+  s.hit_tokens = hit_tokens_;
+  s.evictions = evictions_;
+  s.inserts = inserts_;
+  return s;
+}
+
+std::vector<CacheEntryInfo> PromptCache::Entries() const {
+  std::vector<CacheEntryInfo> out;
+  // (node, blocks on the path above it, tokens on the path above it)
+  struct Item {
+    Node* node;
+    int32_t depth_blocks;
+    int64_t depth_tokens;
+  };
+  std::vector<Item> stack = {{root_.get(), 0, 0}};
+  while (!stack.empty()) {
+    Item it = stack.back();
+    stack.pop_back();
+    Node* n = it.node;
+    const int32_t blocks = it.depth_blocks + (n == root_.get() ? 0 : 1);
+    const int64_t tokens = it.depth_tokens + static_cast<int64_t>(n->tokens.size());
+    for (const auto& c : n->children) stack.push_back({c.get(), blocks, tokens});
+    if (n == root_.get() || !n->children.empty()) continue;
+    CacheEntryInfo info;
+    info.tokens = tokens;
+    info.blocks = blocks;
+    info.bytes = blocks * pool_.block_bytes();
+    int32_t own = 0;
+    for (Node* c = n;;) {
+      ++own;
+      info.last_use_unix_ms = std::max(info.last_use_unix_ms, c->last_use_unix_ms);
+      info.hits = std::max(info.hits, c->hits);
+      Node* p = c->parent;
+      if (p == root_.get() || p->children.size() != 1) break;
+      c = p;
+    }
+    info.shared_blocks = blocks - own;
+    out.push_back(info);
+  }
+  return out;
+}
+
+void PromptCache::CheckInvariants() const {
+  const int32_t bt = pool_.block_tokens();
+  std::unordered_set<int32_t> blocks;
+  int64_t nodes = 0, leaves = 0, tokens = 0;
+  std::vector<const Node*> stack = {root_.get()};
+  while (!stack.empty()) {
+    const Node* n = stack.back();
+    stack.pop_back();
+    for (size_t i = 0; i < n->children.size(); ++i) {
+      const Node* c = n->children[i].get();
+      CHECK(c->parent == n);
+      for (size_t j = i + 1; j < n->children.size(); ++j) {
+        CHECK_MSG(!SameTokens(c->tokens, n->children[j]->tokens), "duplicate sibling nodes");
+      }
+      stack.push_back(c);
+    }
+    if (n == root_.get()) continue;
+    ++nodes;
+    tokens += static_cast<int64_t>(n->tokens.size());
+    if (n->children.empty()) ++leaves;
+    CHECK(!n->tokens.empty() && static_cast<int32_t>(n->tokens.size()) <= bt);
+    CHECK_MSG(static_cast<int32_t>(n->tokens.size()) == bt || n->children.empty(),
+              "a partial block node has children");
+    CHECK_MSG(pool_.RefCount(n->block) >= 1, "cached block %d is free", n->block);
+    CHECK_MSG(blocks.insert(n->block).second, "block %d cached twice", n->block);
+  }
+  CHECK(nodes == n_nodes_ && leaves == n_leaves_ && tokens == n_tokens_);
+  CHECK(config_.max_entries <= 0 ? n_leaves_ == 0 : n_leaves_ <= config_.max_entries);
+}
+
+}  // namespace reprise::kv

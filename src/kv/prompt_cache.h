@@ -1,0 +1,145 @@
+// The prompt cache: a radix tree over token blocks that indexes the KV blocks
+// of finished requests so any later request sharing a prefix reuses them.
+//
+// Each node below the root is one KV block: block_tokens tokens (a full node)
+// or fewer (a partial node, always a leaf), plus the id of the pool block that
+// holds their K/V. The cache owns one reference on every node's block. A leaf
+// is one cached "entry" (a conversation); conversations that share a prefix
+// share its nodes, so a common system prompt is stored once.
+//
+// Invariants:
+//  - a block id appears in at most one node; every node holds exactly one ref;
+//  - full blocks are shared with sequences (Ref), never written while shared:
+//    a sequence only writes positions past its cached prefix, and a block in
+//    which the match ends part-way is copied (CopyTokens) into a fresh block —
+//    the only copy the cache ever makes;
+//  - entries (leaves) <= max_entries after every Insert; max_entries == 0
+//    keeps nothing;
+//  - bytes: the pool's capacity is the byte budget and covers cached plus
+//    in-flight blocks; the cache frees cached blocks (EvictUntilFree) when an
+//    allocation needs room.
+// Eviction removes a whole entry: its leaf and the chain of nodes only it
+// uses (up to the first node with another child), least recently used first.
+// An entry's recency is the latest use of any node in that chain, so a hit
+// on a prefix refreshes the entry that served it.
+//
+// Not thread-safe: owned by the engine thread, like the pool.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "kv/block_pool.h"
+
+namespace reprise::kv {
+
+struct PromptCacheConfig {
+  int max_entries = 10;  // --prompt-cache-size: cached conversations (leaves); 0 disables
+};
+
+// A cached prefix handed to a new sequence. The caller owns one reference on
+// each block in seq.blocks and must Unref them (or Insert then Unref).
+struct CacheHit {
+  SeqBlocks seq;           // seq.n_tokens == n_cached
+  int32_t n_cached = 0;    // leading tokens whose KV is already in seq
+  int32_t n_shared_blocks = 0;  // blocks shared with the cache (not copied)
+  int32_t n_copied_tokens = 0;  // rows copied into a fresh block (< block_tokens)
+};
+
+struct PromptCacheStats {
+  int64_t entries = 0;         // leaves
+  int64_t cached_blocks = 0;   // distinct blocks held by the cache
+  int64_t cached_bytes = 0;    // cached_blocks * block_bytes
+  int64_t cached_tokens = 0;   // distinct token positions stored
+  int64_t hits = 0;            // Acquire calls that reused >= 1 token
+  int64_t misses = 0;          // Acquire calls that reused nothing
+  int64_t hit_tokens = 0;      // tokens reused over all Acquire calls
+  int64_t evictions = 0;       // entries evicted (for count or bytes)
+  int64_t inserts = 0;         // Insert calls that stored something new
+};
+
+// One cached entry (leaf), for GET /v1/cache.
+struct CacheEntryInfo {
+  int64_t tokens = 0;         // tokens from the root to this leaf
+  int64_t bytes = 0;          // blocks * block_bytes
+  int32_t blocks = 0;         // blocks on the path from the root
+  int32_t shared_blocks = 0;  // of those, blocks also on another entry's path
+  int64_t last_use_unix_ms = 0;
+  int64_t hits = 0;           // Acquire calls whose match reached this entry's own blocks
+};
+
+class PromptCache {
+ public:
+  // `pool` must outlive the cache.
+  PromptCache(BlockPool& pool, const PromptCacheConfig& config);
+  ~PromptCache();  // releases every cached block
+  PromptCache(const PromptCache&) = delete;
+  PromptCache& operator=(const PromptCache&) = delete;
+
+  const PromptCacheConfig& config() const { return config_; }
+  BlockPool& pool() { return pool_; }
+
+  // The longest cached prefix of `tokens`, at most max_tokens long (callers
+  // pass tokens.size() - 1 so the last prompt token is recomputed for its
+  // logits). Full matching blocks are shared; where the match ends inside a
+  // block its rows are copied into a fresh block (evicting if needed; without
+  // room the match falls back to the shared full blocks). Refreshes recency
+  // of the matched path and counts a hit or a miss.
+  CacheHit Acquire(std::span<const int32_t> tokens, int32_t max_tokens);
+
+  // Stores `tokens` whose KV is in the first tokens.size() positions of `seq`
+  // (tokens.size() <= seq.n_tokens). Identical full blocks already cached are
+  // kept, new nodes take a reference on seq's blocks; the caller still owns
+  // its own references. Then evicts least recently used entries down to
+  // max_entries.
+  void Insert(std::span<const int32_t> tokens, const SeqBlocks& seq);
+
+  // A fresh block (refcount 1), evicting cached entries if the pool is full;
+  // -1 when even that cannot free one.
+  int32_t AllocateBlock();
+
+  // Evicts least recently used entries whose removal frees blocks now (those
+  // not entirely pinned by in-flight sequences) until the pool has n_blocks
+  // free. Returns whether it has.
+  bool EvictUntilFree(int32_t n_blocks);
+
+  // Drops every entry.
+  void Clear();
+
+  PromptCacheStats Stats() const;
+  std::vector<CacheEntryInfo> Entries() const;
+  int64_t entries() const { return n_leaves_; }
+  int64_t cached_blocks() const { return n_nodes_; }
+
+  // Walks the tree and CHECKs the invariants above (for tests).
+  void CheckInvariants() const;
+
+ private:
+  struct Node;
+  // The evictable entry with the oldest recency (nullptr if none); when
+  // must_free, only entries whose removal returns a block to the pool.
+  Node* PickVictim(bool must_free) const;
+  void EvictEntry(Node* leaf);
+  void AddChild(Node* parent, std::unique_ptr<Node> child);
+  void RemoveNode(Node* node);  // unlinks a childless node, drops its block ref
+  void Touch(Node* node);       // stamps the current operation's tick and time
+
+  BlockPool& pool_;
+  PromptCacheConfig config_;
+  std::unique_ptr<Node> root_;
+  uint64_t tick_ = 0;           // one per Acquire/Insert: the LRU clock
+  int64_t now_unix_ms_ = 0;     // wall time of the current operation
+  Node* protected_ = nullptr;   // entry an in-progress Acquire must not evict
+  int64_t n_nodes_ = 0;
+  int64_t n_leaves_ = 0;
+  int64_t n_tokens_ = 0;
+  int64_t hits_ = 0;
+  int64_t misses_ = 0;
+  int64_t hit_tokens_ = 0;
+  int64_t evictions_ = 0;
+  int64_t inserts_ = 0;
+};
+
+}  // namespace reprise::kv
