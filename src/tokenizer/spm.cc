@@ -1,0 +1,104 @@
+// SentencePiece-style encoder (tokenizer.ggml.model = "llama").
+//
+// The text (spaces already escaped to U+2581, dummy prefix already added) is
+// split into UTF-8 characters; adjacent pairs whose concatenation is a token
+// are merged best-score-first (ties: leftmost first) until no pair forms a
+// token. A final piece that is not a token is emitted as its <0xXX> byte
+// tokens (byte fallback), or as the unknown token if the vocabulary has none.
+// A character's length is judged by its lead byte alone, so invalid UTF-8 is
+// split byte-wise and survives through byte fallback.
+#include <algorithm>
+#include <queue>
+#include <vector>
+
+#include "tokenizer/tokenizer.h"
+
+namespace reprise::tokenizer {
+namespace {
+
+struct Symbol {
+  int32_t prev;
+  int32_t next;
+  uint32_t start;
+  uint32_t len;  // 0 once merged into its left neighbour
+};
+
+struct Bigram {
+  float score;
+  int32_t left;
+  int32_t right;
+  uint32_t len;
+};
+
+// Orders the max-heap: higher score first, then the leftmost pair.
+struct BigramLess {
+  bool operator()(const Bigram& a, const Bigram& b) const {
+    return a.score < b.score || (a.score == b.score && a.left > b.left);
+  }
+};
+
+}  // namespace
+
+int32_t Tokenizer::SpmByteToken(uint8_t byte) const {
+  if (spm_byte_token_[byte] >= 0) return spm_byte_token_[byte];
+  return Lookup(std::string_view(reinterpret_cast<const char*>(&byte), 1));
+}
+
+void Tokenizer::EncodeSpm(std::string_view text, std::vector<int32_t>* out) const {
+  if (text.empty()) return;
+  std::vector<Symbol> symbols;
+  symbols.reserve(text.size());
+  for (size_t offs = 0; offs < text.size();) {
+    const uint32_t len = static_cast<uint32_t>(
+        std::min<size_t>(Utf8LenFromLead(static_cast<uint8_t>(text[offs])), text.size() - offs));
+    const int32_t index = static_cast<int32_t>(symbols.size());
+    symbols.push_back({index - 1, offs + len < text.size() ? index + 1 : -1,
+                       static_cast<uint32_t>(offs), len});
+    offs += len;
+  }
+
+  std::priority_queue<Bigram, std::vector<Bigram>, BigramLess> queue;
+  const auto try_add = [&](int32_t left, int32_t right) {
+    if (left < 0 || right < 0) return;
+    const uint32_t len = symbols[left].len + symbols[right].len;
+    const int32_t id = Lookup(text.substr(symbols[left].start, len));
+    if (id < 0) return;
+    queue.push({scores_[id], left, right, len});
+  };
+  for (int32_t i = 1; i < static_cast<int32_t>(symbols.size()); ++i) try_add(i - 1, i);
+
+  while (!queue.empty()) {
+    const Bigram bigram = queue.top();
+    queue.pop();
+    Symbol& left = symbols[bigram.left];
+    Symbol& right = symbols[bigram.right];
+    // Stale: one side has merged since this pair was queued.
+    if (left.len == 0 || right.len == 0 || left.len + right.len != bigram.len) continue;
+    left.len += right.len;
+    right.len = 0;
+    left.next = right.next;
+    if (right.next >= 0) symbols[right.next].prev = bigram.left;
+    try_add(left.prev, bigram.left);
+    try_add(bigram.left, left.next);
+  }
+
+  for (int32_t i = 0; i != -1; i = symbols[i].next) {
+    const Symbol& sym = symbols[i];
+    const std::string_view piece = text.substr(sym.start, sym.len);
+    const int32_t id = Lookup(piece);
+    if (id >= 0) {
+      out->push_back(id);
+      continue;
+    }
+    // Byte fallback; without byte tokens the whole piece is one unknown token.
+    bool all_bytes = true;
+    for (char c : piece) all_bytes = all_bytes && SpmByteToken(static_cast<uint8_t>(c)) >= 0;
+    if (!all_bytes) {
+      if (unk_id_ >= 0) out->push_back(unk_id_);
+      continue;
+    }
+    for (char c : piece) out->push_back(SpmByteToken(static_cast<uint8_t>(c)));
+  }
+}
+
+}  // namespace reprise::tokenizer

@@ -1,0 +1,68 @@
+// Exactness against the reference tokenizers: every case of every
+// vocab/ggml-vocab-NAME.gguf.inp/.out pair whose vocabulary is present
+// (identical ids with add_special = parse_special = false, and
+// Decode(Encode(x)) == x), plus Llama 3 with the vocabulary built from
+// hf-tokenizers/llama3.2-bpe.
+// Not covered: qwen2 / qwen35 (.inp/.out only; no Qwen vocabulary among the
+// fixtures).
+#include <gtest/gtest.h>
+
+#include "test_util.h"
+#include "testing/fixtures.h"
+
+namespace reprise::tokenizer {
+namespace {
+
+using ::reprise::testing::FixturePath;
+using testing::IdsToString;
+
+void CheckVectors(const Tokenizer& tok, const std::string& name) {
+  const std::string base = FixturePath("vocab/ggml-vocab-" + name + ".gguf");
+  const auto cases = testing::ReadVectorFiles(base + ".inp", base + ".out");
+  ASSERT_GE(cases.size(), 40u) << name;
+  int mismatches = 0;
+  for (const auto& c : cases) {
+    const std::vector<int32_t> ids = tok.Encode(c.text, /*add_special=*/false,
+                                                /*parse_special=*/false);
+    if (ids != c.ids) ++mismatches;
+    EXPECT_EQ(IdsToString(ids), IdsToString(c.ids)) << name << " text: '" << c.text << "'";
+    auto decoded = tok.Decode(c.ids);
+    ASSERT_TRUE(decoded.ok()) << decoded.status().message();
+    EXPECT_EQ(*decoded, c.text) << name << " round trip";
+  }
+  EXPECT_EQ(mismatches, 0) << name << ": " << mismatches << " of " << cases.size() << " differ";
+}
+
+class VocabVectorsTest : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(VocabVectorsTest, MatchesReferenceIdsAndRoundTrips) {
+  const std::string path = FixturePath(std::string("vocab/ggml-vocab-") + GetParam() + ".gguf");
+  REQUIRE_FIXTURE(path);
+  auto tok = testing::LoadTokenizer(path);
+  ASSERT_NE(tok, nullptr);
+  CheckVectors(*tok, GetParam());
+}
+
+INSTANTIATE_TEST_SUITE_P(AllPresentVocabs, VocabVectorsTest,
+                         ::testing::Values("llama-spm", "phi-3", "gpt-2", "deepseek-coder",
+                                           "deepseek-llm", "starcoder"),
+                         [](const auto& info) {
+                           std::string n = info.param;
+                           for (char& c : n) c = (c == '-') ? '_' : c;
+                           return n;
+                         });
+
+TEST(Llama3VocabTest, BuiltFromEncoderJsonMatchesLlamaBpeVectors) {
+  REQUIRE_FIXTURE(FixturePath("hf-tokenizers/llama3.2-bpe/encoder.json"));
+  REQUIRE_FIXTURE(FixturePath("vocab/ggml-vocab-llama-bpe.gguf.inp"));
+  const std::string path = testing::Llama3VocabPath();
+  ASSERT_FALSE(path.empty());
+  auto tok = testing::LoadTokenizer(path);
+  ASSERT_NE(tok, nullptr);
+  EXPECT_EQ(tok->n_vocab(), 128256);
+  EXPECT_EQ(tok->pre(), "llama-bpe");
+  CheckVectors(*tok, "llama-bpe");
+}
+
+}  // namespace
+}  // namespace reprise::tokenizer
