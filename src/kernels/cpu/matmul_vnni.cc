@@ -1,10 +1,15 @@
-// Avx512Vnni kernels (placeholder table: every type falls back to the level below).
-#include "kernels/matmul_internal.h"
+// AVX-512 VNNI kernels (vpdpbusd / vpdpwssd); the micro-kernels are in
+// gemm_avx512.inc.h, shared with the plain AVX-512 level.
+#define REPRISE_VNNI 1
+#include "kernels/cpu/gemm_avx512.inc.h"
 
 namespace reprise::kernels {
 
 const KernelTable& Avx512VnniKernels() {
-  static const KernelTable table;
+  static const KernelTable table = {
+      GemmFloat<FloatKind::kF32>, GemmFloat<FloatKind::kF16>, GemmFloat<FloatKind::kBF16>,
+      GemmQ32<true>, GemmQ32<false>, nullptr, nullptr,
+  };
   return table;
 }
 

@@ -1,0 +1,244 @@
+// AVX-512 micro-kernels, shared by matmul_avx512.cc (kVnni = false: the int8
+// dot products use vpmaddubsw + vpmaddwd) and matmul_vnni.cc (kVnni = true:
+// vpdpbusd / vpdpwssd). Everything lives in an anonymous namespace, so each
+// including file gets its own copy compiled with its own flags.
+//
+// Each micro-kernel computes an R-row x T-token tile over the whole reduction.
+// The operations applied to one (row, token) accumulator are the same for
+// every R and T (GEMV is the T = 1 case), and the final reduction is fixed, so
+// results are bitwise independent of the tiling (matmul_internal.h).
+//
+// Per-type integer formulations (all exact in int32):
+//  Q8_0 (vnni):  dot(w ^ 0x80 as u8, a) - 128 * sum(a)
+//  Q8_0 (plain): dot(|w|, sign(a, w))            (vpmaddubsw would saturate on w + 128)
+//  Q4_0:         dot(q as u8, a) - 8 * sum(a)
+//  Q4_K:         sum_j sc_j * dot_j(q, a)  and  sum_j m_j * asum_j
+//  Q6_K:         sum_j sc_j * dot_j(q, a) - 32 * sum_j sc_j * asum_j
+// The block correction terms enter the int32 accumulator (lane 0 of each
+// block), so one convert + one FMA per block (per super-block for K-quants)
+// turns the tile into float.
+#pragma once
+
+#include <immintrin.h>
+
+#include <algorithm>
+
+#include "kernels/matmul_internal.h"
+
+namespace reprise::kernels {
+namespace {
+
+// ---------------------------------------------------------------- helpers
+
+inline __m512i DotU8S8(__m512i acc, __m512i u, __m512i s) {
+#if REPRISE_VNNI
+  return _mm512_dpbusd_epi32(acc, u, s);
+#else
+  const __m512i p = _mm512_maddubs_epi16(u, s);
+  return _mm512_add_epi32(acc, _mm512_madd_epi16(p, _mm512_set1_epi16(1)));
+#endif
+}
+
+inline __m512i DotI16(__m512i acc, __m512i a, __m512i b) {
+#if REPRISE_VNNI
+  return _mm512_dpwssd_epi32(acc, a, b);
+#else
+  return _mm512_add_epi32(acc, _mm512_madd_epi16(a, b));
+#endif
+}
+
+inline float Fp16Scalar(uint16_t h) { return _cvtsh_ss(h); }
+
+// Dispatches a runtime tile size (1..R) to the template instance.
+template <int R, int T, template <int, int> class K>
+inline void RunTile(int r, int t, const GemmArgs& a, int64_t row, int64_t tok) {
+  if constexpr (R > 1) {
+    if (r < R) return RunTile<R - 1, T, K>(r, t, a, row, tok);
+  }
+  if constexpr (T > 1) {
+    if (t < T) return RunTile<R, T - 1, K>(r, t, a, row, tok);
+  }
+  K<R, T>::Run(a, row, tok);
+}
+
+// Loops tiles over [r0, r1) x [t0, t1): rows outer so an R-row weight panel
+// stays in L1 while the token chunk's activations stream from L2.
+template <int R, int T, template <int, int> class K>
+void TileLoop(const GemmArgs& a, int64_t r0, int64_t r1, int64_t t0, int64_t t1) {
+  for (int64_t r = r0; r < r1; r += R) {
+    const int nr = static_cast<int>(std::min<int64_t>(R, r1 - r));
+    for (int64_t t = t0; t < t1; t += T) {
+      const int nt = static_cast<int>(std::min<int64_t>(T, t1 - t));
+      RunTile<R, T, K>(nr, nt, a, r, t);
+    }
+  }
+}
+
+// ---------------------------------------------------------------- float weights
+
+enum class FloatKind { kF32, kF16, kBF16 };
+
+template <FloatKind kKind>
+inline __m512 LoadW(const uint8_t* row, int64_t c, __mmask16 m) {
+  if constexpr (kKind == FloatKind::kF32) {
+    return _mm512_maskz_loadu_ps(m, reinterpret_cast<const float*>(row) + c);
+  } else if constexpr (kKind == FloatKind::kF16) {
+    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, reinterpret_cast<const uint16_t*>(row) + c));
+  } else {
+    const __m256i h = _mm256_maskz_loadu_epi16(m, reinterpret_cast<const uint16_t*>(row) + c);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+  }
+}
+
+template <FloatKind kKind>
+struct FloatTile {
+  template <int R, int T>
+  struct K {
+    static void Run(const GemmArgs& a, int64_t row, int64_t tok) {
+      const uint8_t* w[R];
+      for (int r = 0; r < R; ++r) w[r] = a.w + (row + r) * a.w_stride;
+      const float* x[T];
+      for (int t = 0; t < T; ++t) x[t] = a.x + (tok + t) * a.cols;
+      __m512 acc[R][T];
+      for (int r = 0; r < R; ++r)
+        for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
+      int64_t c = 0;
+      for (; c + 16 <= a.cols; c += 16) {
+        __m512 wv[R];
+        for (int r = 0; r < R; ++r) wv[r] = LoadW<kKind>(w[r], c, 0xFFFF);
+        for (int t = 0; t < T; ++t) {
+          const __m512 xv = _mm512_loadu_ps(x[t] + c);
+          for (int r = 0; r < R; ++r) acc[r][t] = _mm512_fmadd_ps(wv[r], xv, acc[r][t]);
+        }
+      }
+      if (c < a.cols) {
+        const __mmask16 m = static_cast<__mmask16>((1u << (a.cols - c)) - 1);
+        __m512 wv[R];
+        for (int r = 0; r < R; ++r) wv[r] = LoadW<kKind>(w[r], c, m);
+        for (int t = 0; t < T; ++t) {
+          const __m512 xv = _mm512_maskz_loadu_ps(m, x[t] + c);
+          for (int r = 0; r < R; ++r) acc[r][t] = _mm512_fmadd_ps(wv[r], xv, acc[r][t]);
+        }
+      }
+      for (int t = 0; t < T; ++t)
+        for (int r = 0; r < R; ++r) a.y[(tok + t) * a.ldy + row + r] = _mm512_reduce_add_ps(acc[r][t]);
+    }
+  };
+};
+
+template <FloatKind kKind>
+void GemmFloat(const GemmArgs& a, int64_t r0, int64_t r1, int64_t t0, int64_t t1) {
+  TileLoop<4, 4, FloatTile<kKind>::template K>(a, r0, r1, t0, t1);
+}
+
+// ---------------------------------------------------------------- Q8_0 / Q4_0
+
+// Act32 helpers: per pair of blocks (2k, 2k+1), lanes 0-7 belong to block 2k
+// and lanes 8-15 to block 2k+1.
+inline __m512 PairScale(float d0, float d1) {
+  return _mm512_insertf32x8(_mm512_set1_ps(d0), _mm256_set1_ps(d1), 1);
+}
+
+// Correction -k * sum placed in lanes 0 and 8 (the rest zero).
+inline __m512i PairCorrection(const int32_t* sums, int shift, bool pair) {
+  const __m512i s = pair ? _mm512_castsi128_si512(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sums)))
+                         : _mm512_castsi128_si512(_mm_cvtsi32_si128(sums[0]));
+  const __m512i neg = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(s, shift));
+  const __m512i idx = _mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+  return _mm512_maskz_permutexvar_epi32(0x0101, idx, neg);
+}
+
+// kQ8 = true: Q8_0 weights; false: Q4_0.
+template <bool kQ8>
+struct Q32Tile {
+  using Block = std::conditional_t<kQ8, BlockQ8_0, BlockQ4_0>;
+#if REPRISE_VNNI
+  static constexpr bool kSignTrick = false;
+#else
+  static constexpr bool kSignTrick = kQ8;
+#endif
+  static constexpr int kShift = kQ8 ? 7 : 3;  // correction 128 * sum or 8 * sum
+
+  // Weights of blocks b (and b + 1 when pair) as u8 (or |w| for the sign trick).
+  static inline __m512i LoadWeights(const Block* blk, bool pair, __m512i* sign_src) {
+    if constexpr (kQ8) {
+      const __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk[0].qs));
+      const __m256i hi = pair ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk[1].qs))
+                              : _mm256_setzero_si256();
+      const __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+      if constexpr (kSignTrick) {
+        *sign_src = w;
+        return _mm512_abs_epi8(w);
+      } else {
+        const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+        // Flip only the valid half so a missing block stays all zero.
+        return _mm512_mask_xor_epi64(w, pair ? 0xFF : 0x0F, w, flip);
+      }
+    } else {
+      const __m128i q0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk[0].qs));
+      const __m128i q1 = pair ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk[1].qs))
+                              : _mm_setzero_si128();
+      // [q0, q0, q1, q1] -> [lo(q0), hi(q0), lo(q1), hi(q1)]
+      const __m512i dup = _mm512_inserti64x4(
+          _mm512_castsi256_si512(_mm256_broadcastsi128_si256(q0)), _mm256_broadcastsi128_si256(q1), 1);
+      const __m512i shifts = _mm512_set_epi64(4, 4, 0, 0, 4, 4, 0, 0);
+      const __m512i w = _mm512_and_si512(_mm512_srlv_epi64(dup, shifts), _mm512_set1_epi8(0x0F));
+      return pair ? w : _mm512_maskz_mov_epi64(0x0F, w);
+    }
+  }
+
+  template <int R, int T>
+  struct K {
+    static void Run(const GemmArgs& a, int64_t row, int64_t tok) {
+      const ActRowLayout& l = a.act_layout;
+      const Block* w[R];
+      for (int r = 0; r < R; ++r) w[r] = reinterpret_cast<const Block*>(a.w + (row + r) * a.w_stride);
+      const uint8_t* act[T];
+      for (int t = 0; t < T; ++t) act[t] = a.act + (tok + t) * l.stride;
+      __m512 acc[R][T];
+      for (int r = 0; r < R; ++r)
+        for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
+      const int64_t nb = l.n_blocks;
+      for (int64_t b = 0; b < nb; b += 2) {
+        const bool pair = b + 1 < nb;
+        __m512i wv[R], sgn[R];
+        __m512 wd[R];
+        for (int r = 0; r < R; ++r) {
+          wv[r] = LoadWeights(w[r] + b, pair, &sgn[r]);
+          wd[r] = PairScale(Fp16Scalar(w[r][b].d), pair ? Fp16Scalar(w[r][b + 1].d) : 0.0f);
+        }
+        for (int t = 0; t < T; ++t) {
+          const int8_t* qs = reinterpret_cast<const int8_t*>(act[t] + l.qs) + b * kQK;
+          const __m512i av = pair ? _mm512_loadu_si512(qs) : _mm512_maskz_loadu_epi8(0xFFFFFFFFull, qs);
+          const float* ad = reinterpret_cast<const float*>(act[t] + l.d) + b;
+          const __m512 adv = PairScale(ad[0], pair ? ad[1] : 0.0f);
+          if constexpr (kSignTrick) {
+            for (int r = 0; r < R; ++r) {
+              const __m512i s = _mm512_mask_sub_epi8(av, _mm512_movepi8_mask(sgn[r]),
+                                                     _mm512_setzero_si512(), av);
+              const __m512i isum = DotU8S8(_mm512_setzero_si512(), wv[r], s);
+              acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(wd[r], adv), acc[r][t]);
+            }
+          } else {
+            const int32_t* sums = reinterpret_cast<const int32_t*>(act[t] + l.sums) + b;
+            const __m512i corr = PairCorrection(sums, kShift, pair);
+            for (int r = 0; r < R; ++r) {
+              const __m512i isum = DotU8S8(corr, wv[r], av);
+              acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(wd[r], adv), acc[r][t]);
+            }
+          }
+        }
+      }
+      for (int t = 0; t < T; ++t)
+        for (int r = 0; r < R; ++r) a.y[(tok + t) * a.ldy + row + r] = _mm512_reduce_add_ps(acc[r][t]);
+    }
+  };
+};
+
+template <bool kQ8>
+void GemmQ32(const GemmArgs& a, int64_t r0, int64_t r1, int64_t t0, int64_t t1) {
+  TileLoop<4, 4, Q32Tile<kQ8>::template K>(a, r0, r1, t0, t1);
+}
+
+}  // namespace
+}  // namespace reprise::kernels
