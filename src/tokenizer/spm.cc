@@ -5,8 +5,11 @@
 // are merged best-score-first (ties: leftmost first) until no pair forms a
 // token. A final piece that is not a token is emitted as its <0xXX> byte
 // tokens (byte fallback), or as the unknown token if the vocabulary has none.
-// A character's length is judged by its lead byte alone, so invalid UTF-8 is
-// split byte-wise and survives through byte fallback.
+// A byte that does not begin a well-formed UTF-8 sequence is a symbol of its
+// own, so invalid input survives byte-exactly through byte fallback. (llama.cpp
+// sizes a character by its lead byte alone, which on invalid input can
+// swallow the bytes of a following escaped space; the two agree on all valid
+// UTF-8.)
 #include <algorithm>
 #include <queue>
 #include <vector>
@@ -49,8 +52,9 @@ void Tokenizer::EncodeSpm(std::string_view text, std::vector<int32_t>* out) cons
   std::vector<Symbol> symbols;
   symbols.reserve(text.size());
   for (size_t offs = 0; offs < text.size();) {
-    const uint32_t len = static_cast<uint32_t>(
-        std::min<size_t>(Utf8LenFromLead(static_cast<uint8_t>(text[offs])), text.size() - offs));
+    uint32_t cp;
+    const int decoded = DecodeUtf8(text, offs, &cp);
+    const uint32_t len = decoded > 0 ? static_cast<uint32_t>(decoded) : 1;
     const int32_t index = static_cast<int32_t>(symbols.size());
     symbols.push_back({index - 1, offs + len < text.size() ? index + 1 : -1,
                        static_cast<uint32_t>(offs), len});
