@@ -1,17 +1,76 @@
-// Placeholder: the `make-model` subcommand is not built yet.
+// `reprise make-model`: writes a random-weight Llama-shaped GGUF (benchmark
+// models of any shape and type, and the demo model `make run` serves).
 #include <cstdio>
+#include <string>
 
 #include "commands.h"
+#include "core/timer.h"
+#include "loader.h"
+#include "model/synthetic.h"
 
 namespace reprise::tools {
+namespace {
+
+struct MakeModelOptions {
+  model::SyntheticModelSpec spec;
+  std::string out;
+  std::string type = "q8_0";
+  std::string embd_type;
+  std::string preset;
+};
+
+int RunMakeModel(MakeModelOptions o) {
+  model::SyntheticModelSpec& s = o.spec;
+  if (o.preset == "tinyllama") {
+    s.n_embd = 2048, s.n_layers = 22, s.n_heads = 32, s.n_kv_heads = 4, s.n_ff = 5632;
+    s.n_vocab = 32000;
+    s.name = "random TinyLlama-1.1B shape";
+  } else if (o.preset == "demo") {
+    s.n_embd = 512, s.n_layers = 8, s.n_heads = 8, s.n_kv_heads = 4, s.n_ff = 1536;
+    s.n_ctx = 8192;
+    s.byte_level_vocab = true;
+    s.name = "reprise-demo (random weights: its output is noise)";
+  } else if (!o.preset.empty()) {
+    return ReportError(Errorf("unknown --preset '%s' (tinyllama, demo)", o.preset.c_str()));
+  }
+  auto t = ParseDType(o.type);
+  if (!t) return ReportError(Errorf("unknown weight type '%s'", o.type.c_str()));
+  s.weight_type = *t;
+  s.embd_type = *t;
+  if (!o.embd_type.empty()) {
+    auto e = ParseDType(o.embd_type);
+    if (!e) return ReportError(Errorf("unknown embedding type '%s'", o.embd_type.c_str()));
+    s.embd_type = *e;
+  }
+  Stopwatch sw;
+  Status st = model::WriteSyntheticModel(s, o.out);
+  if (!st.ok()) return ReportError(st);
+  std::fprintf(stderr, "wrote %s (%s) in %.1f s\n", o.out.c_str(), s.name.c_str(),
+               sw.ElapsedMs() / 1000.0);
+  return 0;
+}
+
+}  // namespace
 
 void AddMakeModelCommand(CLI::App& app, int& exit_code) {
-  auto* cmd = app.add_subcommand("make-model", "(not yet available)");
-  cmd->allow_extras();
-  cmd->callback([&exit_code] {
-    std::fprintf(stderr, "error: 'make-model' is not implemented yet\n");
-    exit_code = 2;
-  });
+  auto o = std::make_shared<MakeModelOptions>();
+  auto* cmd = app.add_subcommand("make-model", "Write a random-weight Llama-shaped GGUF model");
+  cmd->add_option("--out,-o", o->out, "Output GGUF path")->required();
+  cmd->add_option("--preset", o->preset, "tinyllama (TinyLlama-1.1B shape) or demo");
+  cmd->add_option("--type", o->type, "Weight type: f32, f16, bf16, q8_0, q4_0, q4_k, q6_k");
+  cmd->add_option("--embd-type", o->embd_type, "Token embedding/output type (default: --type)");
+  cmd->add_option("--dim", o->spec.n_embd, "Embedding size");
+  cmd->add_option("--layers", o->spec.n_layers, "Layers");
+  cmd->add_option("--heads", o->spec.n_heads, "Attention heads");
+  cmd->add_option("--kv-heads", o->spec.n_kv_heads, "KV heads");
+  cmd->add_option("--ffn", o->spec.n_ff, "Feed-forward size");
+  cmd->add_option("--vocab", o->spec.n_vocab, "Vocabulary size (without --vocab-from)");
+  cmd->add_option("--ctx", o->spec.n_ctx, "Context length");
+  cmd->add_option("--vocab-from", o->spec.vocab_gguf, "Copy the tokenizer from this vocab GGUF");
+  cmd->add_flag("--byte-vocab", o->spec.byte_level_vocab, "Built-in byte-level tokenizer + ChatML template");
+  cmd->add_option("--seed", o->spec.seed, "Weight seed");
+  cmd->add_option("--name", o->spec.name, "general.name");
+  cmd->callback([o, &exit_code] { exit_code = RunMakeModel(*o); });
 }
 
 }  // namespace reprise::tools

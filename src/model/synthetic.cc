@@ -1,0 +1,170 @@
+#include "model/synthetic.h"
+
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "gguf/gguf.h"
+#include "kernels/ops.h"
+
+namespace reprise::model {
+namespace {
+
+uint64_t SplitMix(uint64_t& s) {
+  uint64_t z = (s += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+uint64_t HashName(const std::string& s, uint64_t seed) {
+  uint64_t h = 1469598103934665603ull ^ seed;
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+// Uniform weights with the given standard deviation, quantized row by row.
+std::vector<uint8_t> RandomMatrix(const std::string& name, DType type, int64_t rows, int64_t cols,
+                                  float stddev, uint64_t seed) {
+  const int64_t row_bytes = RowBytes(type, cols);
+  std::vector<uint8_t> data(static_cast<size_t>(rows * row_bytes));
+  std::vector<float> row(cols);
+  uint64_t s = HashName(name, seed);
+  const float a = stddev * std::sqrt(3.0f);
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t c = 0; c < cols; ++c) {
+      const uint32_t u = static_cast<uint32_t>(SplitMix(s) >> 40);  // 24 bits
+      row[c] = (static_cast<float>(u) * (1.0f / 8388608.0f) - 1.0f) * a;
+    }
+    kernels::QuantizeRow(type, row.data(), data.data() + r * row_bytes, cols);
+  }
+  return data;
+}
+
+std::vector<uint8_t> Ones(int64_t n) {
+  std::vector<float> v(n, 1.0f);
+  std::vector<uint8_t> out(n * 4);
+  std::memcpy(out.data(), v.data(), out.size());
+  return out;
+}
+
+// GPT-2's byte-to-unicode mapping: printable bytes map to themselves, the
+// rest to U+0100 onwards, so every byte is a visible one-character token.
+std::string ByteToken(int b) {
+  static const auto table = [] {
+    std::vector<int> cps(256, -1);
+    int next = 256;
+    for (int i = 0; i < 256; ++i) {
+      const bool printable = (i >= 33 && i <= 126) || (i >= 161 && i <= 172) || (i >= 174);
+      cps[i] = printable ? i : next++;
+    }
+    return cps;
+  }();
+  const int cp = table[b];
+  std::string out;
+  if (cp < 0x80) {
+    out += static_cast<char>(cp);
+  } else {
+    out += static_cast<char>(0xc0 | (cp >> 6));
+    out += static_cast<char>(0x80 | (cp & 0x3f));
+  }
+  return out;
+}
+
+constexpr const char* kChatMlTemplate =
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + "
+    "message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}{% if add_generation_prompt %}"
+    "{{ '<|im_start|>assistant\\n' }}{% endif %}";
+
+void AddByteLevelVocab(gguf::Writer& w) {
+  std::vector<std::string> tokens;
+  std::vector<int32_t> types;
+  for (int b = 0; b < 256; ++b) {
+    tokens.push_back(ByteToken(b));
+    types.push_back(1);  // normal
+  }
+  for (const char* s : {"<|endoftext|>", "<|im_start|>", "<|im_end|>"}) {
+    tokens.push_back(s);
+    types.push_back(3);  // control
+  }
+  w.Set("tokenizer.ggml.model", gguf::Value::String("gpt2"));
+  w.Set("tokenizer.ggml.pre", gguf::Value::String("default"));
+  w.Set("tokenizer.ggml.tokens", gguf::Value::StringArray(tokens));
+  w.Set("tokenizer.ggml.token_type", gguf::Value::Int32Array(types));
+  w.Set("tokenizer.ggml.merges", gguf::Value::StringArray({}));
+  w.Set("tokenizer.ggml.bos_token_id", gguf::Value::Uint32(256));
+  w.Set("tokenizer.ggml.eos_token_id", gguf::Value::Uint32(258));
+  w.Set("tokenizer.ggml.add_bos_token", gguf::Value::Bool(false));
+  w.Set("tokenizer.chat_template", gguf::Value::String(kChatMlTemplate));
+}
+
+}  // namespace
+
+Status WriteSyntheticModel(const SyntheticModelSpec& spec, const std::string& path) {
+  const SyntheticModelSpec& s = spec;
+  if (s.n_embd <= 0 || s.n_layers <= 0 || s.n_heads <= 0 || s.n_kv_heads <= 0 || s.n_ff <= 0 ||
+      s.n_embd % s.n_heads != 0 || s.n_heads % s.n_kv_heads != 0) {
+    return Errorf("invalid model shape (dim %lld, heads %lld, kv heads %lld, ffn %lld)",
+                  (long long)s.n_embd, (long long)s.n_heads, (long long)s.n_kv_heads,
+                  (long long)s.n_ff);
+  }
+  for (DType t : {s.weight_type, s.embd_type}) {
+    if (!kernels::IsSupportedWeightType(t)) {
+      return Errorf("unsupported weight type %s", DTypeName(t));
+    }
+    const int64_t block = GetDTypeInfo(static_cast<uint32_t>(t))->block_elems;
+    if (s.n_embd % block != 0 || s.n_ff % block != 0) {
+      return Errorf("dim %lld and ffn %lld must be multiples of the %s block (%lld)",
+                    (long long)s.n_embd, (long long)s.n_ff, DTypeName(t), (long long)block);
+    }
+  }
+  gguf::Writer w;
+  int64_t n_vocab = s.n_vocab;
+  if (!s.vocab_gguf.empty()) {
+    ASSIGN_OR_RETURN(std::unique_ptr<gguf::File> vocab, gguf::File::Open(s.vocab_gguf));
+    ASSIGN_OR_RETURN(std::vector<std::string> toks, vocab->GetStringArray("tokenizer.ggml.tokens"));
+    n_vocab = static_cast<int64_t>(toks.size());
+    w.CopyMetadata(*vocab, "tokenizer.");
+  } else if (s.byte_level_vocab) {
+    AddByteLevelVocab(w);
+    n_vocab = 259;
+  }
+  const std::string a = "llama.";
+  w.Set("general.architecture", gguf::Value::String("llama"));
+  w.Set("general.name", gguf::Value::String(s.name));
+  w.Set(a + "context_length", gguf::Value::Uint32(static_cast<uint32_t>(s.n_ctx)));
+  w.Set(a + "embedding_length", gguf::Value::Uint32(static_cast<uint32_t>(s.n_embd)));
+  w.Set(a + "block_count", gguf::Value::Uint32(static_cast<uint32_t>(s.n_layers)));
+  w.Set(a + "feed_forward_length", gguf::Value::Uint32(static_cast<uint32_t>(s.n_ff)));
+  w.Set(a + "attention.head_count", gguf::Value::Uint32(static_cast<uint32_t>(s.n_heads)));
+  w.Set(a + "attention.head_count_kv", gguf::Value::Uint32(static_cast<uint32_t>(s.n_kv_heads)));
+  w.Set(a + "rope.freq_base", gguf::Value::Float32(s.rope_freq_base));
+  w.Set(a + "rope.dimension_count", gguf::Value::Uint32(static_cast<uint32_t>(s.n_embd / s.n_heads)));
+  w.Set(a + "attention.layer_norm_rms_epsilon", gguf::Value::Float32(1e-5f));
+  w.Set(a + "vocab_size", gguf::Value::Uint32(static_cast<uint32_t>(n_vocab)));
+
+  const int64_t hd = s.n_embd / s.n_heads;
+  const int64_t kv = s.n_kv_heads * hd;
+  const float std_w = 0.02f;
+  auto matrix = [&](const std::string& name, DType type, int64_t rows, int64_t cols) {
+    w.AddTensor(name, type, {cols, rows}, RandomMatrix(name, type, rows, cols, std_w, s.seed));
+  };
+  matrix("token_embd.weight", s.embd_type, n_vocab, s.n_embd);
+  for (int64_t i = 0; i < s.n_layers; ++i) {
+    const std::string p = "blk." + std::to_string(i) + ".";
+    w.AddTensor(p + "attn_norm.weight", DType::kF32, {s.n_embd}, Ones(s.n_embd));
+    matrix(p + "attn_q.weight", s.weight_type, s.n_embd, s.n_embd);
+    matrix(p + "attn_k.weight", s.weight_type, kv, s.n_embd);
+    matrix(p + "attn_v.weight", s.weight_type, kv, s.n_embd);
+    matrix(p + "attn_output.weight", s.weight_type, s.n_embd, s.n_embd);
+    w.AddTensor(p + "ffn_norm.weight", DType::kF32, {s.n_embd}, Ones(s.n_embd));
+    matrix(p + "ffn_gate.weight", s.weight_type, s.n_ff, s.n_embd);
+    matrix(p + "ffn_up.weight", s.weight_type, s.n_ff, s.n_embd);
+    matrix(p + "ffn_down.weight", s.weight_type, s.n_embd, s.n_ff);
+  }
+  w.AddTensor("output_norm.weight", DType::kF32, {s.n_embd}, Ones(s.n_embd));
+  matrix("output.weight", s.embd_type, n_vocab, s.n_embd);
+  return w.WriteFile(path);
+}
+
+}  // namespace reprise::model

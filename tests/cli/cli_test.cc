@@ -1,0 +1,125 @@
+// Black-box tests of the reprise CLI: JSON to stdout, errors to stderr with a
+// non-zero exit. `logits` is checked against transformers' reference logits.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "testing/fixtures.h"
+
+namespace reprise::testing {
+namespace {
+
+using nlohmann::json;
+
+std::string Run(const std::string& args, int* status, bool merge_stderr = false) {
+  std::string cmd = BinaryPath("reprise") + " " + args + (merge_stderr ? " 2>&1" : " 2>/dev/null");
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (p == nullptr) return out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
+  int rc = pclose(p);
+  *status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+  return out;
+}
+
+TEST(Cli, InfoJsonDescribesModel) {
+  const std::string model = FixturePath("stories260K/stories260K.gguf");
+  REQUIRE_FIXTURE(model);
+  int status = 0;
+  std::string out = Run("info --json --model " + model, &status);
+  ASSERT_EQ(status, 0);
+  json j = json::parse(out);
+  EXPECT_NE(out.find("llama"), std::string::npos);
+  EXPECT_NE(out.find("token_embd.weight"), std::string::npos);
+  EXPECT_TRUE(j.is_object());
+}
+
+TEST(Cli, InfoRejectsNonGguf) {
+  int status = 0;
+  std::string out = Run("info --model /etc/hostname", &status, true);
+  EXPECT_EQ(status, 1);
+  EXPECT_NE(out.find("error:"), std::string::npos) << out;
+}
+
+TEST(Cli, LogitsMatchTransformersReference) {
+  const std::string dir = FixturePath("reference/qwen3");
+  REQUIRE_FIXTURE(dir + "/qwen3.gguf");
+  json ref = json::parse(ReadFile(dir + "/reference.json"));
+  std::string ids;
+  for (int id : ref["input_ids"]) ids += (ids.empty() ? "" : ",") + std::to_string(id);
+  const std::string out_path = TempDir() + "/qwen3_logits.f32";
+  int status = 0;
+  Run("logits --model " + dir + "/qwen3.gguf --prompt-tokens " + ids + " --out " + out_path,
+      &status);
+  ASSERT_EQ(status, 0);
+  std::string got = ReadFile(out_path), want = ReadFile(dir + "/logits.f32");
+  ASSERT_EQ(got.size(), want.size());
+  const float* g = reinterpret_cast<const float*>(got.data());
+  const float* w = reinterpret_cast<const float*>(want.data());
+  float max_ref = 0, max_diff = 0;
+  for (size_t i = 0; i < want.size() / 4; ++i) {
+    max_ref = std::max(max_ref, std::fabs(w[i]));
+    max_diff = std::max(max_diff, std::fabs(g[i] - w[i]));
+  }
+  EXPECT_LE(max_diff, 1e-5f * std::max(1.0f, max_ref));
+  // --last keeps the final rows only.
+  Run("logits --model " + dir + "/qwen3.gguf --prompt-tokens " + ids + " --last 3 --out " +
+          out_path,
+      &status);
+  ASSERT_EQ(status, 0);
+  std::string last = ReadFile(out_path);
+  ASSERT_EQ(last.size(), 3u * 512 * 4);
+  EXPECT_EQ(0, std::memcmp(last.data(), got.data() + got.size() - last.size(), last.size()));
+}
+
+TEST(Cli, MakeModelWritesLoadableModel) {
+  const std::string path = TempDir() + "/tiny_q8.gguf";
+  int status = 0;
+  Run("make-model --out " + path +
+          " --dim 64 --layers 1 --heads 4 --kv-heads 2 --ffn 64 --vocab 128 --type q8_0",
+      &status);
+  ASSERT_EQ(status, 0);
+  std::string out = Run("generate --model " + path +
+                            " --prompt-tokens 1,2,3 --n-predict 5 --temp 0 --ignore-eos --json",
+                        &status);
+  ASSERT_EQ(status, 0) << out;
+  json j = json::parse(out);
+  EXPECT_EQ(j["tokens"].size(), 5u);
+  // Greedy is deterministic.
+  std::string again = Run("generate --model " + path +
+                              " --prompt-tokens 1,2,3 --n-predict 5 --temp 0 --ignore-eos --json",
+                          &status);
+  EXPECT_EQ(json::parse(again)["tokens"], j["tokens"]);
+}
+
+TEST(Cli, SeededSamplingIsReproducible) {
+  const std::string model = FixturePath("stories260K/stories260K.gguf");
+  REQUIRE_FIXTURE(model);
+  int status = 0;
+  const std::string args = "generate --model " + model +
+                           " --prompt-tokens 1 --n-predict 20 --temp 1 --seed 7 --json";
+  json a = json::parse(Run(args, &status));
+  json b = json::parse(Run(args, &status));
+  EXPECT_EQ(a["tokens"], b["tokens"]);
+}
+
+TEST(Cli, PromptLongerThanContextIsAnError) {
+  const std::string model = FixturePath("stories260K/stories260K.gguf");
+  REQUIRE_FIXTURE(model);
+  std::string ids = "1";
+  for (int i = 0; i < 600; ++i) ids += ",300";
+  int status = 0;
+  std::string out = Run("generate --model " + model + " --prompt-tokens " + ids, &status, true);
+  EXPECT_NE(status, 0);
+  EXPECT_NE(out.find("context"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace reprise::testing

@@ -1,0 +1,106 @@
+// Core utilities: Status/Result, fp16/bf16 conversions, dtype table, thread pool.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cmath>
+#include <numeric>
+#include <vector>
+
+#include "core/cpu_features.h"
+#include "core/dtype.h"
+#include "core/fp16.h"
+#include "core/status.h"
+#include "core/thread_pool.h"
+
+namespace reprise {
+namespace {
+
+Result<int> Half(int x) {
+  if (x % 2 != 0) return Errorf("%d is odd", x);
+  return x / 2;
+}
+
+Status UseHalf(int x, int* out) {
+  ASSIGN_OR_RETURN(*out, Half(x));
+  return Status::Ok();
+}
+
+TEST(Status, ResultCarriesValueOrError) {
+  EXPECT_EQ(*Half(4), 2);
+  auto r = Half(3);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(), "3 is odd");
+  int v = 0;
+  EXPECT_TRUE(UseHalf(8, &v).ok());
+  EXPECT_EQ(v, 4);
+  Status s = UseHalf(5, &v);
+  EXPECT_FALSE(s.ok());
+  EXPECT_EQ(s.WithContext("ctx").message(), "ctx: 5 is odd");
+}
+
+TEST(Fp16, RoundTripsEveryHalfExactly) {
+  for (uint32_t h = 0; h < 0x10000; ++h) {
+    const float f = Fp16ToFp32(static_cast<uint16_t>(h));
+    if (std::isnan(f)) continue;
+    EXPECT_EQ(Fp32ToFp16(f), h) << std::hex << h;
+  }
+}
+
+TEST(Fp16, RoundsToNearestEven) {
+  EXPECT_EQ(Fp32ToFp16(1.0f), 0x3c00);
+  EXPECT_EQ(Fp32ToFp16(65504.0f), 0x7bff);
+  EXPECT_EQ(Fp32ToFp16(1e6f), 0x7c00);  // overflow -> inf
+  // Halfway between 1 and the next half (1 + 2^-10): ties to even (1.0).
+  EXPECT_EQ(Fp32ToFp16(1.0f + std::ldexp(1.0f, -11)), 0x3c00);
+  EXPECT_EQ(Fp32ToFp16(1.0f + 3 * std::ldexp(1.0f, -11)), 0x3c02);
+  EXPECT_EQ(Fp32ToFp16(std::ldexp(1.0f, -24)), 0x0001);  // smallest subnormal
+  EXPECT_EQ(Fp16ToFp32(0x0001), std::ldexp(1.0f, -24));
+  EXPECT_EQ(Fp32ToFp16(-2.0f), 0xc000);
+}
+
+TEST(Bf16, RoundsToNearestEven) {
+  EXPECT_EQ(Fp32ToBf16(1.0f), 0x3f80);
+  EXPECT_EQ(Bf16ToFp32(0x3f80), 1.0f);
+  EXPECT_EQ(Fp32ToBf16(BitsToFloat(0x3f808000)), 0x3f80);  // tie -> even
+  EXPECT_EQ(Fp32ToBf16(BitsToFloat(0x3f818000)), 0x3f82);
+}
+
+TEST(DType, KnowsBlockGeometryOfGgufTypes) {
+  EXPECT_EQ(RowBytes(DType::kQ8_0, 64), 68);
+  EXPECT_EQ(RowBytes(DType::kQ4_K, 256), 144);
+  EXPECT_EQ(RowBytes(DType::kQ6_K, 512), 420);
+  EXPECT_EQ(RowBytes(DType::kBF16, 10), 20);
+  EXPECT_EQ(GetDTypeInfo(4), nullptr);  // removed Q4_2
+  EXPECT_EQ(GetDTypeInfo(1000), nullptr);
+  EXPECT_EQ(ParseDType("q4_k"), DType::kQ4_K);
+  EXPECT_FALSE(ParseDType("q9_9").has_value());
+}
+
+TEST(ThreadPool, RunsEveryThreadOnceAndParallelForCoversRange) {
+  for (int n : {1, 2, 3, 5}) {
+    ThreadPool pool(n);
+    std::vector<int> hits(n, 0);
+    pool.Run([&](int t) { hits[t]++; });
+    for (int h : hits) EXPECT_EQ(h, 1);
+    std::vector<std::atomic<int>> seen(1000);
+    for (int rep = 0; rep < 50; ++rep) {
+      pool.ParallelFor(1000, 7, [&](int64_t b, int64_t e, int thread) {
+        EXPECT_GE(thread, 0);
+        EXPECT_LT(thread, n);
+        for (int64_t i = b; i < e; ++i) seen[i]++;
+      });
+    }
+    for (auto& s : seen) EXPECT_EQ(s.load(), 50);
+  }
+}
+
+TEST(CpuFeatures, ReportsConsistentLevels) {
+  const CpuFeatures& f = GetCpuFeatures();
+  if (f.avx512_vnni) EXPECT_TRUE(f.avx512);
+  if (f.avx512) EXPECT_TRUE(f.avx2);
+  EXPECT_GE(PhysicalCoreCount(), 1);
+  EXPECT_FALSE(f.ToString().empty());
+}
+
+}  // namespace
+}  // namespace reprise
