@@ -1,0 +1,57 @@
+// Renders a parsed Program: statements, expressions, scopes, loops, macros.
+// Scoping follows Jinja2: a for-loop body gets a fresh scope per iteration
+// (so `set` inside a loop never leaks out; namespace() is the way out), a macro
+// call gets a scope whose parent is where the macro was defined, `if` opens no
+// scope. Values of the operators, filters, tests and methods live in
+// builtins.h. Errors are thrown as TemplateError and caught by template.cc.
+#pragma once
+
+#include <ctime>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include "chat/ast.h"
+#include "chat/value.h"
+
+namespace reprise::chat {
+
+struct Scope {
+  std::unordered_map<std::string, Value> vars;
+  std::shared_ptr<Scope> parent;
+};
+
+class Evaluator {
+ public:
+  // `now` is what strftime_now formats.
+  explicit Evaluator(std::tm now) : now_(now) {}
+
+  // Renders `program` with `context` (name -> value) on top of the globals.
+  std::string Render(const Program& program, const std::vector<std::pair<std::string, Value>>& context);
+
+  Value Eval(const Expr& e);
+  // Calls any callable value (macro, builtin, bound method).
+  Value CallValue(const Value& callee, CallArgs& args);
+  // Applies a filter chain whose innermost operand is null to `base`.
+  Value ApplyFilterChain(const Expr* chain, Value base);
+
+  const std::tm& now() const { return now_; }
+
+ private:
+  enum class Flow { kNormal, kBreak, kContinue };
+
+  Flow Exec(const Body& body, std::string& out);
+  Flow ExecStmt(const Stmt& s, std::string& out);
+  void ExecFor(const Stmt& s, std::string& out);
+  void Assign(const Target& t, const Value& v, int line);
+  Value Lookup(const std::string& name) const;
+  Value MakeMacro(const Stmt& s, std::shared_ptr<Scope> closure);
+  CallArgs EvalArgs(const Expr& e, size_t first_positional);
+  void InstallGlobals(Scope& globals);
+
+  std::tm now_;
+  std::shared_ptr<Scope> scope_;
+  int call_depth_ = 0;
+};
+
+}  // namespace reprise::chat

@@ -1,0 +1,280 @@
+// Python semantics of Jinja operators, iteration, len(), subscripts and
+// slices (see builtins.h). Strings index and slice by code point.
+#include <cmath>
+
+#include "chat/builtins.h"
+
+namespace reprise::chat {
+namespace {
+
+[[noreturn]] void FailOperands(const std::string& op, const Value& l, const Value& r, int line) {
+  Fail(line, "TypeError: unsupported operand type(s) for " + op + ": '" + l.TypeName() + "' and '" +
+                 r.TypeName() + "'");
+}
+
+Value NumberResult(double f, bool as_float, int64_t i) { return as_float ? Value::Float(f) : Value::Int(i); }
+
+int64_t FloorDiv(int64_t a, int64_t b) {
+  int64_t q = a / b;
+  if ((a % b != 0) && ((a < 0) != (b < 0))) --q;
+  return q;
+}
+
+Value Repeat(const Value& seq, int64_t n) {
+  if (seq.is_string()) {
+    std::string out;
+    for (int64_t i = 0; i < n; ++i) out += seq.str();
+    return Value::String(std::move(out));
+  }
+  std::vector<Value> items;
+  for (int64_t i = 0; i < n; ++i) items.insert(items.end(), seq.items().begin(), seq.items().end());
+  return seq.is_tuple() ? Value::Tuple(std::move(items)) : Value::List(std::move(items));
+}
+
+bool IsSequence(const Value& v) { return v.is_string() || (v.is_list() && !v.is_generator()); }
+
+}  // namespace
+
+void FailUndefined(const Value& v, int line) {
+  Fail(line, "UndefinedError: " + (v.str().empty() ? std::string("value is undefined") : v.str()));
+}
+
+Value BinaryOp(const std::string& op, const Value& l, const Value& r, int line) {
+  if (op == "~") return Value::String(l.ToStr() + r.ToStr());
+  if (l.is_undefined()) FailUndefined(l, line);
+  if (r.is_undefined()) FailUndefined(r, line);
+  const bool nums = l.is_number() && r.is_number();
+  const bool any_float = l.is_float() || r.is_float();
+  if (op == "+") {
+    if (nums) return NumberResult(l.number() + r.number(), any_float, l.int_value() + r.int_value());
+    if (l.is_string() && r.is_string()) return Value::String(l.str() + r.str());
+    if (l.is_list() && r.is_list() && !l.is_generator() && !r.is_generator() && l.is_tuple() == r.is_tuple()) {
+      std::vector<Value> items = l.items();
+      items.insert(items.end(), r.items().begin(), r.items().end());
+      return l.is_tuple() ? Value::Tuple(std::move(items)) : Value::List(std::move(items));
+    }
+    if (l.is_string() || (l.is_list() && !l.is_generator())) {
+      Fail(line, "TypeError: can only concatenate " + l.TypeName() + " (not \"" + r.TypeName() + "\") to " +
+                     l.TypeName());
+    }
+    FailOperands("+", l, r, line);
+  }
+  if (op == "-") {
+    if (nums) return NumberResult(l.number() - r.number(), any_float, l.int_value() - r.int_value());
+    FailOperands("-", l, r, line);
+  }
+  if (op == "*") {
+    if (nums) return NumberResult(l.number() * r.number(), any_float, l.int_value() * r.int_value());
+    if (IsSequence(l) && (r.is_int() || r.is_bool())) return Repeat(l, r.int_value());
+    if (IsSequence(r) && (l.is_int() || l.is_bool())) return Repeat(r, l.int_value());
+    FailOperands("*", l, r, line);
+  }
+  if (op == "/") {
+    if (!nums) FailOperands("/", l, r, line);
+    if (r.number() == 0) Fail(line, "ZeroDivisionError: division by zero");
+    return Value::Float(l.number() / r.number());
+  }
+  if (op == "//") {
+    if (!nums) FailOperands("//", l, r, line);
+    if (r.number() == 0) Fail(line, "ZeroDivisionError: integer division or modulo by zero");
+    if (any_float) return Value::Float(std::floor(l.number() / r.number()));
+    return Value::Int(FloorDiv(l.int_value(), r.int_value()));
+  }
+  if (op == "%") {
+    if (!nums) FailOperands("%", l, r, line);
+    if (r.number() == 0) Fail(line, "ZeroDivisionError: integer division or modulo by zero");
+    if (any_float) {
+      double m = std::fmod(l.number(), r.number());
+      if (m != 0 && ((m < 0) != (r.number() < 0))) m += r.number();
+      return Value::Float(m);
+    }
+    int64_t a = l.int_value(), b = r.int_value();
+    return Value::Int(a - FloorDiv(a, b) * b);
+  }
+  if (op == "**") {
+    if (!nums) FailOperands("** or pow()", l, r, line);
+    if (!any_float && r.int_value() >= 0) {
+      int64_t result = 1;
+      for (int64_t i = 0; i < r.int_value(); ++i) result *= l.int_value();
+      return Value::Int(result);
+    }
+    return Value::Float(std::pow(l.number(), r.number()));
+  }
+  Fail(line, "unknown operator " + op);
+}
+
+Value Negate(const Value& v, int line) {
+  if (v.is_undefined()) FailUndefined(v, line);
+  if (v.is_float()) return Value::Float(-v.number());
+  if (v.is_number()) return Value::Int(-v.int_value());
+  Fail(line, "TypeError: bad operand type for unary -: '" + v.TypeName() + "'");
+}
+
+bool LessThan(const Value& l, const Value& r, int line) {
+  if (l.is_undefined()) FailUndefined(l, line);
+  if (r.is_undefined()) FailUndefined(r, line);
+  if (l.is_number() && r.is_number()) return l.number() < r.number();
+  if (l.is_string() && r.is_string()) return l.str() < r.str();
+  if (l.is_list() && r.is_list() && l.is_tuple() == r.is_tuple() && !l.is_generator() && !r.is_generator()) {
+    const auto& a = l.items();
+    const auto& b = r.items();
+    for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
+      if (a[i].Equals(b[i])) continue;
+      return LessThan(a[i], b[i], line);
+    }
+    return a.size() < b.size();
+  }
+  Fail(line, "TypeError: '<' not supported between instances of '" + l.TypeName() + "' and '" + r.TypeName() +
+                 "'");
+}
+
+bool Contains(const Value& container, const Value& item, int line) {
+  switch (container.kind()) {
+    case Value::Kind::kString:
+      if (item.is_undefined()) FailUndefined(item, line);
+      if (!item.is_string()) {
+        Fail(line, "TypeError: 'in <string>' requires string as left operand, not " + item.TypeName());
+      }
+      return container.str().find(item.str()) != std::string::npos;
+    case Value::Kind::kList:
+      for (const Value& v : container.items()) {
+        if (v.Equals(item)) return true;
+      }
+      return false;
+    case Value::Kind::kDict:
+      return container.dict().Find(item) != nullptr;
+    case Value::Kind::kUndefined:
+      return false;
+    default:
+      Fail(line, "TypeError: argument of type '" + container.TypeName() + "' is not iterable");
+  }
+}
+
+bool CompareOp(const std::string& op, const Value& l, const Value& r, int line) {
+  if (op == "==") return l.Equals(r);
+  if (op == "!=") return !l.Equals(r);
+  if (op == "<") return LessThan(l, r, line);
+  if (op == ">") return LessThan(r, l, line);
+  if (op == "<=") return LessThan(l, r, line) || l.Equals(r);
+  if (op == ">=") return LessThan(r, l, line) || l.Equals(r);
+  if (op == "in") return Contains(r, l, line);
+  if (op == "notin") return !Contains(r, l, line);
+  Fail(line, "unknown comparison " + op);
+}
+
+std::vector<Value> Iterate(const Value& v, int line) {
+  switch (v.kind()) {
+    case Value::Kind::kUndefined:
+      return {};
+    case Value::Kind::kList:
+      return v.items();
+    case Value::Kind::kDict: {
+      std::vector<Value> keys;
+      for (const auto& kv : v.dict().entries) keys.push_back(kv.first);
+      return keys;
+    }
+    case Value::Kind::kString: {
+      std::vector<Value> chars;
+      std::vector<uint32_t> cps = DecodeUtf8(v.str());
+      for (size_t i = 0; i < cps.size(); ++i) chars.push_back(Value::String(EncodeUtf8(cps, i, i + 1)));
+      return chars;
+    }
+    default:
+      Fail(line, "TypeError: '" + v.TypeName() + "' object is not iterable");
+  }
+}
+
+int64_t Length(const Value& v, int line) {
+  switch (v.kind()) {
+    case Value::Kind::kUndefined:
+      return 0;
+    case Value::Kind::kString:
+      return static_cast<int64_t>(CodePointCount(v.str()));
+    case Value::Kind::kList:
+      if (v.is_generator()) Fail(line, "TypeError: object of type 'generator' has no len()");
+      return static_cast<int64_t>(v.items().size());
+    case Value::Kind::kDict:
+      return static_cast<int64_t>(v.dict().entries.size());
+    default:
+      Fail(line, "TypeError: object of type '" + v.TypeName() + "' has no len()");
+  }
+}
+
+Value GetItem(const Value& obj, const Value& key, int line) {
+  auto missing = [&]() {
+    std::string type = obj.is_none() ? "None" : obj.TypeName() + " object";
+    if (key.is_string()) return Value::Undefined("'" + type + "' has no attribute " + PyStrRepr(key.str()));
+    return Value::Undefined("'" + type + "' has no element " + key.Repr());
+  };
+  if (obj.is_dict() || obj.is_namespace()) {
+    const Value* v = obj.dict().Find(key);
+    if (v) return *v;
+    if (obj.is_dict() && key.is_string()) return GetAttribute(obj, key.str(), line);
+    return missing();
+  }
+  if ((obj.is_list() && !obj.is_generator()) || obj.is_string()) {
+    if (!(key.is_int() || key.is_bool())) {
+      if (key.is_string()) return GetAttribute(obj, key.str(), line);
+      return missing();
+    }
+    int64_t idx = key.int_value();
+    if (obj.is_list()) {
+      int64_t n = static_cast<int64_t>(obj.items().size());
+      if (idx < 0) idx += n;
+      if (idx < 0 || idx >= n) return missing();
+      return obj.items()[idx];
+    }
+    std::vector<uint32_t> cps = DecodeUtf8(obj.str());
+    int64_t n = static_cast<int64_t>(cps.size());
+    if (idx < 0) idx += n;
+    if (idx < 0 || idx >= n) return missing();
+    return Value::String(EncodeUtf8(cps, idx, idx + 1));
+  }
+  if (key.is_string()) return GetAttribute(obj, key.str(), line);
+  return missing();
+}
+
+Value Slice(const Value& obj, const Value& start_v, const Value& stop_v, const Value& step_v, int line) {
+  auto as_index = [&](const Value& v) -> std::optional<int64_t> {
+    if (v.is_none()) return std::nullopt;
+    if (v.is_int() || v.is_bool()) return v.int_value();
+    if (v.is_undefined()) FailUndefined(v, line);
+    Fail(line, "TypeError: slice indices must be integers or None or have an __index__ method");
+  };
+  if (!IsSequence(obj)) Fail(line, "TypeError: '" + obj.TypeName() + "' object is not subscriptable");
+  std::vector<uint32_t> cps;
+  int64_t n;
+  if (obj.is_string()) {
+    cps = DecodeUtf8(obj.str());
+    n = static_cast<int64_t>(cps.size());
+  } else {
+    n = static_cast<int64_t>(obj.items().size());
+  }
+  int64_t step = as_index(step_v).value_or(1);
+  if (step == 0) Fail(line, "ValueError: slice step cannot be zero");
+  auto clamp = [&](std::optional<int64_t> v, bool is_start) -> int64_t {
+    if (!v) return step > 0 ? (is_start ? 0 : n) : (is_start ? n - 1 : -1);
+    int64_t x = *v;
+    if (x < 0) {
+      x += n;
+      if (x < 0) x = step > 0 ? 0 : -1;
+    } else if (x >= n) {
+      x = step > 0 ? n : n - 1;
+    }
+    return x;
+  };
+  int64_t start = clamp(as_index(start_v), true);
+  int64_t stop = clamp(as_index(stop_v), false);
+  std::vector<int64_t> idx;
+  for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) idx.push_back(i);
+  if (obj.is_string()) {
+    std::string out;
+    for (int64_t i : idx) AppendUtf8(out, cps[i]);
+    return Value::String(std::move(out));
+  }
+  std::vector<Value> items;
+  for (int64_t i : idx) items.push_back(obj.items()[i]);
+  return obj.is_tuple() ? Value::Tuple(std::move(items)) : Value::List(std::move(items));
+}
+
+}  // namespace reprise::chat

@@ -1,0 +1,628 @@
+// Value construction, Python-style printing (str/repr/json.dumps), equality
+// and UTF-8 helpers. Printing must match CPython byte for byte: chat templates
+// print tool arguments with str() and schemas with tojson.
+#include "chat/value.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstring>
+
+namespace reprise::chat {
+
+void Fail(int line, std::string message) {
+  throw TemplateError{std::move(message), line, false};
+}
+
+Value Value::Undefined(std::string hint) {
+  Value v;
+  v.s_ = std::move(hint);
+  return v;
+}
+Value Value::None() {
+  Value v;
+  v.kind_ = Kind::kNone;
+  return v;
+}
+Value Value::Bool(bool b) {
+  Value v;
+  v.kind_ = Kind::kBool;
+  v.b_ = b;
+  return v;
+}
+Value Value::Int(int64_t i) {
+  Value v;
+  v.kind_ = Kind::kInt;
+  v.i_ = i;
+  return v;
+}
+Value Value::Float(double f) {
+  Value v;
+  v.kind_ = Kind::kFloat;
+  v.f_ = f;
+  return v;
+}
+Value Value::String(std::string s) {
+  Value v;
+  v.kind_ = Kind::kString;
+  v.s_ = std::move(s);
+  return v;
+}
+Value Value::List(std::vector<Value> items) {
+  Value v;
+  v.kind_ = Kind::kList;
+  v.list_ = std::make_shared<ListData>();
+  v.list_->items = std::move(items);
+  return v;
+}
+Value Value::Tuple(std::vector<Value> items) {
+  Value v = List(std::move(items));
+  v.list_->tuple = true;
+  return v;
+}
+Value Value::Generator(std::vector<Value> items) {
+  Value v = List(std::move(items));
+  v.list_->generator = true;
+  return v;
+}
+Value Value::Dict() {
+  Value v;
+  v.kind_ = Kind::kDict;
+  v.dict_ = std::make_shared<DictData>();
+  return v;
+}
+Value Value::Namespace() {
+  Value v = Dict();
+  v.kind_ = Kind::kNamespace;
+  return v;
+}
+Value Value::Function(std::string name, std::function<Value(Evaluator&, CallArgs&)> fn) {
+  Value v;
+  v.kind_ = Kind::kCallable;
+  v.fn_ = std::make_shared<Callable>(Callable{std::move(name), std::move(fn)});
+  return v;
+}
+
+Value Value::FromJson(const nlohmann::ordered_json& j) {
+  switch (j.type()) {
+    case nlohmann::ordered_json::value_t::null:
+      return None();
+    case nlohmann::ordered_json::value_t::boolean:
+      return Bool(j.get<bool>());
+    case nlohmann::ordered_json::value_t::number_integer:
+      return Int(j.get<int64_t>());
+    case nlohmann::ordered_json::value_t::number_unsigned:
+      return Int(static_cast<int64_t>(j.get<uint64_t>()));
+    case nlohmann::ordered_json::value_t::number_float:
+      return Float(j.get<double>());
+    case nlohmann::ordered_json::value_t::string:
+      return String(j.get<std::string>());
+    case nlohmann::ordered_json::value_t::array: {
+      std::vector<Value> items;
+      items.reserve(j.size());
+      for (const auto& e : j) items.push_back(FromJson(e));
+      return List(std::move(items));
+    }
+    case nlohmann::ordered_json::value_t::object: {
+      Value d = Dict();
+      for (auto it = j.begin(); it != j.end(); ++it) {
+        d.dict().entries.emplace_back(String(it.key()), FromJson(it.value()));
+      }
+      return d;
+    }
+    default:
+      return None();
+  }
+}
+
+bool Value::is_tuple() const { return kind_ == Kind::kList && list_->tuple; }
+bool Value::is_generator() const { return kind_ == Kind::kList && list_->generator; }
+double Value::number() const {
+  if (kind_ == Kind::kFloat) return f_;
+  return static_cast<double>(int_value());
+}
+std::vector<Value>& Value::items() const { return list_->items; }
+DictData& Value::dict() const { return *dict_; }
+
+bool Value::Truthy() const {
+  switch (kind_) {
+    case Kind::kUndefined:
+    case Kind::kNone:
+      return false;
+    case Kind::kBool:
+      return b_;
+    case Kind::kInt:
+      return i_ != 0;
+    case Kind::kFloat:
+      return f_ != 0.0;
+    case Kind::kString:
+      return !s_.empty();
+    case Kind::kList:
+      return list_->generator || !list_->items.empty();
+    case Kind::kDict:
+      return !dict_->entries.empty();
+    default:
+      return true;
+  }
+}
+
+std::string Value::TypeName() const {
+  switch (kind_) {
+    case Kind::kUndefined:
+      return "Undefined";
+    case Kind::kNone:
+      return "NoneType";
+    case Kind::kBool:
+      return "bool";
+    case Kind::kInt:
+      return "int";
+    case Kind::kFloat:
+      return "float";
+    case Kind::kString:
+      return "str";
+    case Kind::kList:
+      return list_->generator ? "generator" : list_->tuple ? "tuple" : "list";
+    case Kind::kDict:
+      return "dict";
+    case Kind::kNamespace:
+      return "Namespace";
+    case Kind::kCallable:
+      return "function";
+  }
+  return "object";
+}
+
+std::string FormatPyFloat(double f) {
+  if (std::isnan(f)) return "nan";
+  if (std::isinf(f)) return f < 0 ? "-inf" : "inf";
+  if (f == 0) return std::signbit(f) ? "-0.0" : "0.0";
+  char buf[64];
+  auto res = std::to_chars(buf, buf + sizeof(buf), f, std::chars_format::scientific);
+  std::string sci(buf, res.ptr);  // e.g. "-1.2345e+02"
+  std::string sign;
+  if (sci[0] == '-') {
+    sign = "-";
+    sci.erase(0, 1);
+  }
+  size_t e_pos = sci.find('e');
+  std::string mant = sci.substr(0, e_pos);
+  int exp = std::stoi(sci.substr(e_pos + 1));
+  std::string digits;
+  for (char c : mant) {
+    if (c != '.') digits.push_back(c);
+  }
+  while (digits.size() > 1 && digits.back() == '0') digits.pop_back();
+  std::string out;
+  if (exp >= -5 + 1 && exp < 16) {  // Python 'r' repr: fixed for -4 <= exp < 16
+    if (exp >= 0) {
+      std::string int_part = digits.substr(0, std::min<size_t>(digits.size(), exp + 1));
+      while (int_part.size() < static_cast<size_t>(exp + 1)) int_part.push_back('0');
+      std::string frac = digits.size() > static_cast<size_t>(exp + 1) ? digits.substr(exp + 1) : "0";
+      out = int_part + "." + frac;
+    } else {
+      out = "0." + std::string(-exp - 1, '0') + digits;
+    }
+  } else {
+    out = digits.substr(0, 1);
+    if (digits.size() > 1) out += "." + digits.substr(1);
+    char eb[16];
+    std::snprintf(eb, sizeof(eb), "e%c%02d", exp < 0 ? '-' : '+', exp < 0 ? -exp : exp);
+    out += eb;
+  }
+  return sign + out;
+}
+
+std::string PyStrRepr(std::string_view s) {
+  bool has_single = s.find('\'') != std::string_view::npos;
+  bool has_double = s.find('"') != std::string_view::npos;
+  char quote = (has_single && !has_double) ? '"' : '\'';
+  std::string out(1, quote);
+  std::vector<uint32_t> cps = DecodeUtf8(s);
+  char buf[16];
+  for (uint32_t cp : cps) {
+    if (cp == '\\') {
+      out += "\\\\";
+    } else if (cp == static_cast<uint32_t>(quote)) {
+      out += '\\';
+      out += quote;
+    } else if (cp == '\n') {
+      out += "\\n";
+    } else if (cp == '\r') {
+      out += "\\r";
+    } else if (cp == '\t') {
+      out += "\\t";
+    } else if (cp < 0x20 || cp == 0x7f || (cp >= 0x80 && cp <= 0xa0) || cp == 0xad) {
+      std::snprintf(buf, sizeof(buf), "\\x%02x", cp);
+      out += buf;
+    } else if (cp >= 0xdc80 && cp <= 0xdcff) {  // undecodable byte
+      std::snprintf(buf, sizeof(buf), "\\udc%02x", cp & 0xff);
+      out += buf;
+    } else if (cp == 0x2028 || cp == 0x2029 || cp == 0xfeff || (cp >= 0x200b && cp <= 0x200f)) {
+      std::snprintf(buf, sizeof(buf), "\\u%04x", cp);
+      out += buf;
+    } else {
+      AppendUtf8(out, cp);
+    }
+  }
+  out += quote;
+  return out;
+}
+
+namespace {
+
+std::string ListToStr(const Value& v) {
+  const ListData& l = v.list_data();
+  if (l.generator) return "<generator object>";
+  std::string out = l.tuple ? "(" : "[";
+  for (size_t i = 0; i < l.items.size(); ++i) {
+    if (i) out += ", ";
+    out += l.items[i].Repr();
+  }
+  if (l.tuple && l.items.size() == 1) out += ",";
+  out += l.tuple ? ")" : "]";
+  return out;
+}
+
+std::string DictToStr(const Value& v) {
+  std::string out = "{";
+  bool first = true;
+  for (const auto& [k, val] : v.dict().entries) {
+    if (!first) out += ", ";
+    first = false;
+    out += k.Repr();
+    out += ": ";
+    out += val.Repr();
+  }
+  out += "}";
+  return out;
+}
+
+}  // namespace
+
+std::string Value::ToStr() const {
+  switch (kind_) {
+    case Kind::kUndefined:
+      return "";
+    case Kind::kNone:
+      return "None";
+    case Kind::kBool:
+      return b_ ? "True" : "False";
+    case Kind::kInt:
+      return std::to_string(i_);
+    case Kind::kFloat:
+      return FormatPyFloat(f_);
+    case Kind::kString:
+      return s_;
+    case Kind::kList:
+      return ListToStr(*this);
+    case Kind::kDict:
+      return DictToStr(*this);
+    case Kind::kNamespace:
+      return "<Namespace " + DictToStr(*this) + ">";
+    case Kind::kCallable:
+      return "<function " + fn_->name + ">";
+  }
+  return "";
+}
+
+std::string Value::Repr() const {
+  if (kind_ == Kind::kString) return PyStrRepr(s_);
+  if (kind_ == Kind::kUndefined) return "Undefined";
+  return ToStr();
+}
+
+bool Value::Equals(const Value& o) const {
+  if (is_number() && o.is_number()) {
+    if (kind_ == Kind::kFloat || o.kind_ == Kind::kFloat) return number() == o.number();
+    return int_value() == o.int_value();
+  }
+  if (kind_ != o.kind_) return false;
+  switch (kind_) {
+    case Kind::kUndefined:
+    case Kind::kNone:
+      return true;
+    case Kind::kString:
+      return s_ == o.s_;
+    case Kind::kList: {
+      if (list_ == o.list_) return true;
+      if (list_->tuple != o.list_->tuple || list_->generator || o.list_->generator) return false;
+      if (list_->items.size() != o.list_->items.size()) return false;
+      for (size_t i = 0; i < list_->items.size(); ++i) {
+        if (!list_->items[i].Equals(o.list_->items[i])) return false;
+      }
+      return true;
+    }
+    case Kind::kDict: {
+      if (dict_ == o.dict_) return true;
+      if (dict_->entries.size() != o.dict_->entries.size()) return false;
+      for (const auto& [k, val] : dict_->entries) {
+        const Value* other = o.dict_->Find(k);
+        if (!other || !val.Equals(*other)) return false;
+      }
+      return true;
+    }
+    case Kind::kNamespace:
+      return dict_ == o.dict_;
+    case Kind::kCallable:
+      return fn_ == o.fn_;
+    default:
+      return false;
+  }
+}
+
+bool Value::SameAs(const Value& o) const {
+  if (kind_ != o.kind_) return false;
+  switch (kind_) {
+    case Kind::kList:
+      return list_ == o.list_;
+    case Kind::kDict:
+    case Kind::kNamespace:
+      return dict_ == o.dict_;
+    case Kind::kCallable:
+      return fn_ == o.fn_;
+    default:
+      return Equals(o);
+  }
+}
+
+const Value* DictData::Find(const Value& key) const {
+  for (const auto& e : entries) {
+    if (e.first.Equals(key)) return &e.second;
+  }
+  return nullptr;
+}
+const Value* DictData::Find(std::string_view key) const {
+  for (const auto& e : entries) {
+    if (e.first.is_string() && e.first.str() == key) return &e.second;
+  }
+  return nullptr;
+}
+void DictData::Set(Value key, Value value) {
+  for (auto& e : entries) {
+    if (e.first.Equals(key)) {
+      e.second = std::move(value);
+      return;
+    }
+  }
+  entries.emplace_back(std::move(key), std::move(value));
+}
+
+Value CallArgs::Get(size_t index, std::string_view name) const {
+  if (index < positional.size()) return positional[index];
+  for (const auto& [k, v] : keyword) {
+    if (k == name) return v;
+  }
+  return Value();
+}
+bool CallArgs::Has(size_t index, std::string_view name) const {
+  if (index < positional.size()) return true;
+  for (const auto& kv : keyword) {
+    if (kv.first == name) return true;
+  }
+  return false;
+}
+
+// ---- json.dumps -------------------------------------------------------------
+
+namespace {
+
+void JsonEscapeByte(std::string& out, unsigned char c) {
+  char buf[8];
+  switch (c) {
+    case '"': out += "\\\""; break;
+    case '\\': out += "\\\\"; break;
+    case '\n': out += "\\n"; break;
+    case '\r': out += "\\r"; break;
+    case '\t': out += "\\t"; break;
+    case '\b': out += "\\b"; break;
+    case '\f': out += "\\f"; break;
+    default:
+      if (c < 0x20) {
+        std::snprintf(buf, sizeof(buf), "\\u%04x", c);
+        out += buf;
+      } else {
+        out += static_cast<char>(c);
+      }
+  }
+}
+
+void JsonString(std::string& out, std::string_view s, bool ensure_ascii) {
+  out += '"';
+  if (!ensure_ascii) {
+    for (unsigned char c : s) JsonEscapeByte(out, c);
+  } else {
+    char buf[16];
+    for (uint32_t cp : DecodeUtf8(s)) {
+      if (cp < 0x80) {
+        JsonEscapeByte(out, static_cast<unsigned char>(cp));
+        continue;
+      }
+      if (cp >= 0x10000) {
+        uint32_t v = cp - 0x10000;
+        std::snprintf(buf, sizeof(buf), "\\u%04x\\u%04x", 0xd800 + (v >> 10), 0xdc00 + (v & 0x3ff));
+      } else {
+        std::snprintf(buf, sizeof(buf), "\\u%04x", cp);
+      }
+      out += buf;
+    }
+  }
+  out += '"';
+}
+
+std::string JsonFloat(double f) {
+  if (std::isnan(f)) return "NaN";
+  if (std::isinf(f)) return f < 0 ? "-Infinity" : "Infinity";
+  return FormatPyFloat(f);
+}
+
+void JsonDump(std::string& out, const Value& v, const JsonDumpOptions& o, int level, int line) {
+  auto newline = [&](int lvl) {
+    out += '\n';
+    for (int i = 0; i < lvl; ++i) out += o.indent;
+  };
+  switch (v.kind()) {
+    case Value::Kind::kNone:
+      out += "null";
+      return;
+    case Value::Kind::kBool:
+      out += v.bool_value() ? "true" : "false";
+      return;
+    case Value::Kind::kInt:
+      out += std::to_string(v.int_value());
+      return;
+    case Value::Kind::kFloat:
+      out += JsonFloat(v.number());
+      return;
+    case Value::Kind::kString:
+      JsonString(out, v.str(), o.ensure_ascii);
+      return;
+    case Value::Kind::kList: {
+      if (v.is_generator()) Fail(line, "TypeError: Object of type generator is not JSON serializable");
+      const auto& items = v.items();
+      if (items.empty()) {
+        out += "[]";
+        return;
+      }
+      out += '[';
+      if (o.has_indent) newline(level + 1);
+      for (size_t i = 0; i < items.size(); ++i) {
+        if (i) {
+          out += o.item_sep;
+          if (o.has_indent) newline(level + 1);
+        }
+        JsonDump(out, items[i], o, level + 1, line);
+      }
+      if (o.has_indent) newline(level);
+      out += ']';
+      return;
+    }
+    case Value::Kind::kDict: {
+      const auto& entries = v.dict().entries;
+      if (entries.empty()) {
+        out += "{}";
+        return;
+      }
+      std::vector<std::pair<std::string, const Value*>> kvs;
+      for (const auto& [k, val] : entries) {
+        std::string key;
+        switch (k.kind()) {
+          case Value::Kind::kString:
+            key = k.str();
+            break;
+          case Value::Kind::kInt:
+            key = std::to_string(k.int_value());
+            break;
+          case Value::Kind::kFloat:
+            key = JsonFloat(k.number());
+            break;
+          case Value::Kind::kBool:
+            key = k.bool_value() ? "true" : "false";
+            break;
+          case Value::Kind::kNone:
+            key = "null";
+            break;
+          default:
+            Fail(line, "TypeError: keys must be str, int, float, bool or None, not " + k.TypeName());
+        }
+        kvs.emplace_back(std::move(key), &val);
+      }
+      if (o.sort_keys) {
+        std::stable_sort(kvs.begin(), kvs.end(),
+                         [](const auto& a, const auto& b) { return a.first < b.first; });
+      }
+      out += '{';
+      if (o.has_indent) newline(level + 1);
+      for (size_t i = 0; i < kvs.size(); ++i) {
+        if (i) {
+          out += o.item_sep;
+          if (o.has_indent) newline(level + 1);
+        }
+        JsonString(out, kvs[i].first, o.ensure_ascii);
+        out += o.key_sep;
+        JsonDump(out, *kvs[i].second, o, level + 1, line);
+      }
+      if (o.has_indent) newline(level);
+      out += '}';
+      return;
+    }
+    default:
+      Fail(line, "TypeError: Object of type " + v.TypeName() + " is not JSON serializable");
+  }
+}
+
+}  // namespace
+
+std::string PyJsonDumps(const Value& v, const JsonDumpOptions& options, int line) {
+  std::string out;
+  JsonDump(out, v, options, 0, line);
+  return out;
+}
+
+// ---- UTF-8 ----------------------------------------------------------------
+
+std::vector<uint32_t> DecodeUtf8(std::string_view s) {
+  std::vector<uint32_t> out;
+  out.reserve(s.size());
+  size_t i = 0;
+  while (i < s.size()) {
+    unsigned char c = s[i];
+    int len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    bool ok = len > 0 && i + len <= s.size();
+    uint32_t cp = 0;
+    if (ok) {
+      cp = len == 1 ? c : len == 2 ? (c & 0x1f) : len == 3 ? (c & 0x0f) : (c & 0x07);
+      for (int k = 1; k < len; ++k) {
+        unsigned char cc = s[i + k];
+        if ((cc & 0xc0) != 0x80) {
+          ok = false;
+          break;
+        }
+        cp = (cp << 6) | (cc & 0x3f);
+      }
+    }
+    if (!ok) {
+      out.push_back(0xdc00 + c);  // surrogateescape: round-trips the raw byte
+      ++i;
+    } else {
+      out.push_back(cp);
+      i += len;
+    }
+  }
+  return out;
+}
+
+void AppendUtf8(std::string& out, uint32_t cp) {
+  if (cp >= 0xdc80 && cp <= 0xdcff) {
+    out += static_cast<char>(cp & 0xff);
+  } else if (cp < 0x80) {
+    out += static_cast<char>(cp);
+  } else if (cp < 0x800) {
+    out += static_cast<char>(0xc0 | (cp >> 6));
+    out += static_cast<char>(0x80 | (cp & 0x3f));
+  } else if (cp < 0x10000) {
+    out += static_cast<char>(0xe0 | (cp >> 12));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
+    out += static_cast<char>(0x80 | (cp & 0x3f));
+  } else {
+    out += static_cast<char>(0xf0 | (cp >> 18));
+    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3f));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
+    out += static_cast<char>(0x80 | (cp & 0x3f));
+  }
+}
+
+std::string EncodeUtf8(const std::vector<uint32_t>& cps, size_t begin, size_t end) {
+  std::string out;
+  for (size_t i = begin; i < end && i < cps.size(); ++i) AppendUtf8(out, cps[i]);
+  return out;
+}
+
+size_t CodePointCount(std::string_view s) {
+  size_t n = 0;
+  for (unsigned char c : s) {
+    if ((c & 0xc0) != 0x80) ++n;
+  }
+  return n;
+}
+
+}  // namespace reprise::chat

@@ -1,0 +1,152 @@
+// Values of the Jinja engine, with Python semantics: None is distinct from
+// undefined, ints and floats print like Python's str(), dicts keep insertion
+// order, lists/dicts/namespaces are shared by reference (like Python objects).
+//
+// Internal to src/chat: evaluation errors are thrown as TemplateError and are
+// caught at the module boundary (ChatTemplate::Parse/Render), never escaping.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace reprise::chat {
+
+// An error raised while parsing or rendering. `line` is 1-based (0: unknown).
+// `from_template` marks raise_exception(msg): `message` is then the template's
+// own text, verbatim.
+struct TemplateError {
+  std::string message;
+  int line = 0;
+  bool from_template = false;
+};
+[[noreturn]] void Fail(int line, std::string message);
+
+class Value;
+struct ListData;
+struct DictData;
+struct CallArgs;
+class Evaluator;
+
+// A callable (builtin function, bound method, macro, loop.cycle).
+struct Callable {
+  std::string name;
+  std::function<Value(Evaluator&, CallArgs&)> fn;
+};
+
+class Value {
+ public:
+  enum class Kind { kUndefined, kNone, kBool, kInt, kFloat, kString, kList, kDict, kNamespace, kCallable };
+
+  Value() = default;  // undefined
+  static Value Undefined(std::string hint = "");
+  static Value None();
+  static Value Bool(bool b);
+  static Value Int(int64_t i);
+  static Value Float(double f);
+  static Value String(std::string s);
+  static Value List(std::vector<Value> items = {});
+  static Value Tuple(std::vector<Value> items);
+  static Value Generator(std::vector<Value> items);  // result of map/select/...
+  static Value Dict();
+  static Value Namespace();
+  static Value Function(std::string name, std::function<Value(Evaluator&, CallArgs&)> fn);
+  static Value FromJson(const nlohmann::ordered_json& j);
+
+  Kind kind() const { return kind_; }
+  bool is_undefined() const { return kind_ == Kind::kUndefined; }
+  bool is_none() const { return kind_ == Kind::kNone; }
+  bool is_bool() const { return kind_ == Kind::kBool; }
+  bool is_int() const { return kind_ == Kind::kInt; }
+  bool is_float() const { return kind_ == Kind::kFloat; }
+  bool is_number() const { return kind_ == Kind::kInt || kind_ == Kind::kFloat || kind_ == Kind::kBool; }
+  bool is_string() const { return kind_ == Kind::kString; }
+  bool is_list() const { return kind_ == Kind::kList; }  // incl. tuples and generators
+  bool is_tuple() const;
+  bool is_generator() const;
+  bool is_dict() const { return kind_ == Kind::kDict; }
+  bool is_namespace() const { return kind_ == Kind::kNamespace; }
+  bool is_callable() const { return kind_ == Kind::kCallable; }
+
+  bool bool_value() const { return b_; }
+  int64_t int_value() const { return kind_ == Kind::kBool ? (b_ ? 1 : 0) : i_; }
+  double number() const;  // int, bool or float as double
+  const std::string& str() const { return s_; }  // strings; undefined: the hint
+  std::vector<Value>& items() const;             // lists
+  DictData& dict() const;                        // dicts and namespaces
+  const Callable& callable() const { return *fn_; }
+  ListData& list_data() const { return *list_; }
+
+  bool Truthy() const;
+  // Python's type name for messages: 'str', 'dict', 'NoneType', ...
+  std::string TypeName() const;
+  // Python str(x) / repr(x). Undefined prints as "".
+  std::string ToStr() const;
+  std::string Repr() const;
+  // Deep Python equality (1 == 1.0 == True).
+  bool Equals(const Value& other) const;
+  // Identity: same shared object, or equal scalars.
+  bool SameAs(const Value& other) const;
+
+ private:
+  Kind kind_ = Kind::kUndefined;
+  bool b_ = false;
+  int64_t i_ = 0;
+  double f_ = 0;
+  std::string s_;
+  std::shared_ptr<ListData> list_;
+  std::shared_ptr<DictData> dict_;
+  std::shared_ptr<const Callable> fn_;
+};
+
+struct ListData {
+  std::vector<Value> items;
+  bool tuple = false;
+  bool generator = false;
+};
+
+// Insertion-ordered mapping. Lookup is linear: template dicts are small.
+struct DictData {
+  std::vector<std::pair<Value, Value>> entries;
+  const Value* Find(const Value& key) const;
+  const Value* Find(std::string_view key) const;
+  void Set(Value key, Value value);
+};
+
+struct CallArgs {
+  std::vector<Value> positional;
+  std::vector<std::pair<std::string, Value>> keyword;
+  int line = 0;
+  // Argument `index` by position, else by keyword `name`, else undefined.
+  Value Get(size_t index, std::string_view name) const;
+  bool Has(size_t index, std::string_view name) const;
+};
+
+// Python formatting helpers.
+std::string FormatPyFloat(double f);
+std::string PyStrRepr(std::string_view s);
+
+// Python json.dumps(x, ensure_ascii=False, indent=indent, separators=..., sort_keys=...).
+struct JsonDumpOptions {
+  bool ensure_ascii = false;
+  bool has_indent = false;
+  std::string indent;  // the indent unit
+  std::string item_sep = ", ";
+  std::string key_sep = ": ";
+  bool sort_keys = false;
+};
+std::string PyJsonDumps(const Value& v, const JsonDumpOptions& options, int line);
+
+// UTF-8 code point helpers (strings index by code point, like Python).
+std::vector<uint32_t> DecodeUtf8(std::string_view s);
+std::string EncodeUtf8(const std::vector<uint32_t>& cps, size_t begin, size_t end);
+void AppendUtf8(std::string& out, uint32_t cp);
+size_t CodePointCount(std::string_view s);
+
+}  // namespace reprise::chat
