@@ -269,6 +269,7 @@ void PromptCache::EvictEntry(Node* leaf) {
 }
 
 void PromptCache::Clear() {
+  ++tick_;
   // Post-order removal without recursion.
   std::vector<Node*> stack = {root_.get()};
   while (!stack.empty()) {

@@ -111,6 +111,9 @@ class PromptCache {
   PromptCacheStats Stats() const;
   std::vector<CacheEntryInfo> Entries() const;
   int64_t entries() const { return n_leaves_; }
+  // Changes whenever entries, recency or counters may have changed (lets
+  // callers refresh snapshots of Entries() only when needed).
+  uint64_t version() const { return tick_ + static_cast<uint64_t>(evictions_ + misses_); }
   int64_t cached_blocks() const { return n_nodes_; }
 
   // Walks the tree and CHECKs the invariants above (for tests).

@@ -1,0 +1,269 @@
+// Engine: the scheduler thread around Scheduler, the submission queue, and
+// the snapshots (stats, cache entries, heartbeat) other threads read.
+#include "engine/engine.h"
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+
+#include "core/log.h"
+#include "core/timer.h"
+#include "engine/scheduler.h"
+#include "model/model.h"
+#include "tokenizer/tokenizer.h"
+
+namespace reprise::engine {
+
+const char* ErrorCodeName(ErrorCode code) {
+  switch (code) {
+    case ErrorCode::kOk: return "ok";
+    case ErrorCode::kInvalidRequest: return "invalid_request";
+    case ErrorCode::kContextLengthExceeded: return "context_length_exceeded";
+    case ErrorCode::kExceedsKvBudget: return "kv_budget_exceeded";
+    case ErrorCode::kOverloaded: return "overloaded";
+    case ErrorCode::kShuttingDown: return "shutting_down";
+    case ErrorCode::kInternal: return "internal_error";
+  }
+  return "unknown";
+}
+
+const char* FinishReasonName(FinishReason reason) {
+  switch (reason) {
+    case FinishReason::kNone: return "none";
+    case FinishReason::kStop: return "stop";
+    case FinishReason::kLength: return "length";
+    case FinishReason::kCancelled: return "cancelled";
+  }
+  return "unknown";
+}
+
+// ---- RequestHandle ----
+
+RequestHandle::RequestHandle(std::shared_ptr<State> state) : state_(std::move(state)) {}
+
+RequestHandle::~RequestHandle() { Cancel(); }  // nobody can read the stream any more
+
+bool RequestHandle::Next(Event* event) {
+  std::unique_lock<std::mutex> lock(state_->mu);
+  state_->cv.wait(lock, [&] { return !state_->events.empty() || state_->final_taken; });
+  if (state_->events.empty()) return false;
+  *event = std::move(state_->events.front());
+  state_->events.pop_front();
+  if (event->kind != Event::Kind::kToken) state_->final_taken = true;
+  return true;
+}
+
+bool RequestHandle::NextFor(Event* event, std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(state_->mu);
+  state_->cv.wait_for(lock, timeout,
+                      [&] { return !state_->events.empty() || state_->final_taken; });
+  if (state_->events.empty()) return false;
+  *event = std::move(state_->events.front());
+  state_->events.pop_front();
+  if (event->kind != Event::Kind::kToken) state_->final_taken = true;
+  return true;
+}
+
+void RequestHandle::Cancel() { state_->cancel.store(true); }
+bool RequestHandle::cancelled() const { return state_->cancel.load(); }
+bool RequestHandle::finished() const {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  return state_->final_taken;
+}
+
+// ---- Engine ----
+
+struct Engine::Impl {
+  EngineConfig config;
+  std::unique_ptr<Scheduler> scheduler;
+
+  std::mutex mu;  // guards pending and stop
+  std::condition_variable cv;
+  std::deque<std::pair<Request, std::shared_ptr<RequestHandle::State>>> pending;
+  bool stop = false;
+
+  mutable std::mutex snapshot_mu;  // guards stats and entries
+  EngineStats stats;
+  std::vector<kv::CacheEntryInfo> entries;
+  uint64_t entries_version = ~0ull;
+
+  std::atomic<bool> alive{false};
+  std::atomic<int64_t> heartbeat_us{0};
+  std::thread thread;
+
+  void Loop();
+  void Publish();
+};
+
+void Engine::Impl::Publish() {
+  const Scheduler& s = *scheduler;
+  EngineStats st;
+  const SchedulerCounters& c = s.counters();
+  st.requests_total = c.requests_total;
+  st.requests_failed = c.requests_failed;
+  st.prompt_tokens_total = c.prompt_tokens_total;
+  st.prompt_tokens_cached_total = c.prompt_tokens_cached_total;
+  st.generated_tokens_total = c.generated_tokens_total;
+  st.active = s.active();
+  st.queued = s.waiting();
+  st.kv_bytes_in_use = s.pool().bytes_in_use();
+  st.kv_bytes_limit = s.pool().capacity_bytes();
+  st.kv_bytes_per_token = s.pool().bytes_per_token();
+  st.kv_used_blocks = s.pool().used_blocks();
+  st.kv_capacity_blocks = s.pool().capacity_blocks();
+  st.block_tokens = s.pool().block_tokens();
+  st.ctx_size = config.ctx_size;
+  st.cache = s.cache().Stats();
+  const uint64_t version = s.cache().version();
+  std::vector<kv::CacheEntryInfo> fresh;
+  const bool refresh = version != entries_version;
+  if (refresh) fresh = s.cache().Entries();
+  std::lock_guard<std::mutex> lock(snapshot_mu);
+  {
+    std::lock_guard<std::mutex> qlock(mu);
+    st.queued += static_cast<int32_t>(pending.size());
+  }
+  stats = st;
+  if (refresh) {
+    entries = std::move(fresh);
+    entries_version = version;
+  }
+}
+
+void Engine::Impl::Loop() {
+  constexpr auto kIdleTick = std::chrono::milliseconds(50);
+  while (true) {
+    {
+      std::unique_lock<std::mutex> lock(mu);
+      if (stop) break;
+      while (!pending.empty()) {
+        scheduler->Enqueue(std::move(pending.front().first), std::move(pending.front().second));
+        pending.pop_front();
+      }
+    }
+    heartbeat_us.store(NowMicros());
+    const bool worked = scheduler->Step();
+    heartbeat_us.store(NowMicros());
+    Publish();
+    if (!worked) {
+      std::unique_lock<std::mutex> lock(mu);
+      cv.wait_for(lock, kIdleTick, [&] { return stop || !pending.empty(); });
+    }
+  }
+  // Shutdown: everything queued or running ends with kShuttingDown.
+  const Status bye = Status::Error("the engine is shutting down");
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    for (auto& p : pending) scheduler->Enqueue(std::move(p.first), std::move(p.second));
+    pending.clear();
+  }
+  scheduler->FailAll(ErrorCode::kShuttingDown, bye);
+  Publish();
+  alive.store(false);
+}
+
+Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Result<std::unique_ptr<Engine>> Engine::Create(model::Model& model,
+                                               const tokenizer::Tokenizer& tok,
+                                               const EngineConfig& config) {
+  auto impl = std::make_unique<Impl>();
+  impl->config = config;
+  const model::ModelConfig& mc = model.config();
+  if (impl->config.ctx_size <= 0) impl->config.ctx_size = static_cast<int32_t>(mc.n_ctx_train);
+  if (config.block_tokens < 1) return Errorf("block tokens must be >= 1, got %d", config.block_tokens);
+  if (config.max_queued < 1) return Errorf("max queued must be >= 1, got %d", config.max_queued);
+
+  SchedulerConfig sc;
+  sc.max_parallel = config.max_parallel;
+  sc.max_cache_entries = config.max_cache_entries;
+  sc.ctx_size = impl->config.ctx_size;
+  sc.prefill_chunk = config.prefill_chunk;
+  sc.default_max_tokens = config.default_max_tokens;
+  sc.n_vocab = static_cast<int32_t>(mc.n_vocab);
+  for (int32_t id : tok.eog_ids()) sc.eog_ids.insert(id);
+
+  kv::BlockPoolConfig pc;
+  pc.n_layers = static_cast<int>(mc.n_layers);
+  pc.k_dim = static_cast<int>(mc.k_dim());
+  pc.v_dim = static_cast<int>(mc.v_dim());
+  pc.block_tokens = config.block_tokens;
+  pc.dtype = config.kv_type;
+  pc.max_bytes = config.cache_bytes;
+
+  model::Model* m = &model;
+  ForwardFn forward = [m](std::span<const model::BatchToken> batch,
+                          std::span<kv::SeqBlocks* const> seqs, kv::BlockPool& pool,
+                          float* logits) { return m->Forward(batch, seqs, pool, logits); };
+  ASSIGN_OR_RETURN(impl->scheduler, Scheduler::Create(sc, pc, std::move(forward)));
+  const kv::BlockPool& pool = impl->scheduler->pool();
+  LOG_INFO("engine",
+           "context %d tokens, KV %lld bytes/token (%s), budget %lld bytes = %d blocks of %d "
+           "tokens (%lld tokens), prompt cache size %d, parallel %d",
+           impl->config.ctx_size, static_cast<long long>(pool.bytes_per_token()),
+           DTypeName(config.kv_type), static_cast<long long>(pool.capacity_bytes()),
+           pool.capacity_blocks(), pool.block_tokens(),
+           static_cast<long long>(pool.capacity_blocks()) * pool.block_tokens(),
+           config.max_cache_entries, config.max_parallel);
+  impl->Publish();
+  impl->alive.store(true);
+  impl->heartbeat_us.store(NowMicros());
+  Impl* raw = impl.get();
+  impl->thread = std::thread([raw] { raw->Loop(); });
+  return std::unique_ptr<Engine>(new Engine(std::move(impl)));
+}
+
+Engine::~Engine() {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->stop = true;
+  }
+  impl_->cv.notify_all();
+  if (impl_->thread.joinable()) impl_->thread.join();
+}
+
+SubmitResult Engine::Submit(Request request) {
+  SubmitResult r;
+  r.code = impl_->scheduler->Validate(&request, &r.status);
+  if (r.code != ErrorCode::kOk) return r;
+  auto state = std::make_shared<RequestHandle::State>();
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    if (impl_->stop || !impl_->alive.load()) {
+      r.code = ErrorCode::kShuttingDown;
+      r.status = Status::Error("the engine is not running");
+      return r;
+    }
+    if (static_cast<int>(impl_->pending.size()) >= impl_->config.max_queued) {
+      r.code = ErrorCode::kOverloaded;
+      r.status = Errorf("too many requests queued (%d); try again later", impl_->config.max_queued);
+      return r;
+    }
+    impl_->pending.emplace_back(std::move(request), state);
+  }
+  impl_->cv.notify_all();
+  r.handle = std::shared_ptr<RequestHandle>(new RequestHandle(std::move(state)));
+  return r;
+}
+
+EngineStats Engine::Stats() const {
+  std::lock_guard<std::mutex> lock(impl_->snapshot_mu);
+  return impl_->stats;
+}
+
+std::vector<kv::CacheEntryInfo> Engine::CacheEntries() const {
+  std::lock_guard<std::mutex> lock(impl_->snapshot_mu);
+  return impl_->entries;
+}
+
+bool Engine::Healthy() const {
+  if (!impl_->alive.load()) return false;
+  const int64_t idle_us = NowMicros() - impl_->heartbeat_us.load();
+  return idle_us < impl_->config.stall_timeout_ms * 1000;
+}
+
+const EngineConfig& Engine::config() const { return impl_->config; }
+
+}  // namespace reprise::engine

@@ -1,0 +1,322 @@
+#include "engine/scheduler.h"
+
+#include <algorithm>
+
+#include "core/check.h"
+#include "core/log.h"
+#include "core/timer.h"
+
+namespace reprise::engine {
+
+void RequestHandle::State::Push(Event event) {
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    events.push_back(std::move(event));
+  }
+  cv.notify_all();
+}
+
+struct Scheduler::Sequence {
+  int64_t id = 0;
+  Request request;  // max_tokens resolved by Validate (> 0)
+  std::shared_ptr<RequestHandle::State> state;
+  std::vector<int32_t> tokens;  // the prompt, then every sampled token
+  kv::SeqBlocks kv;             // KV of tokens[0, kv.n_tokens)
+  int32_t n_prompt = 0;
+  int32_t n_cached = 0;
+  int32_t n_generated = 0;     // tokens streamed (end-of-generation excluded)
+  int32_t reserved_blocks = 0; // 0 until admitted
+  std::unique_ptr<Sampler> sampler;
+  int64_t submit_us = 0, admit_us = 0, first_token_us = 0, last_token_us = 0;
+  int32_t step_first = 0, step_count = 0;  // positions run in the current batch
+  bool ended = false;
+};
+
+Result<std::unique_ptr<Scheduler>> Scheduler::Create(const SchedulerConfig& config,
+                                                     const kv::BlockPoolConfig& pool_config,
+                                                     ForwardFn forward) {
+  if (config.max_parallel < 1) return Errorf("parallel must be at least 1, got %d", config.max_parallel);
+  if (config.max_cache_entries < 0) {
+    return Errorf("prompt cache size must be >= 0, got %d", config.max_cache_entries);
+  }
+  if (config.ctx_size < 2) return Errorf("context size must be at least 2, got %d", config.ctx_size);
+  if (config.prefill_chunk < 1) {
+    return Errorf("prefill chunk must be at least 1, got %d", config.prefill_chunk);
+  }
+  if (config.default_max_tokens < 0) {
+    return Errorf("max tokens must be >= 0, got %d", config.default_max_tokens);
+  }
+  CHECK(config.n_vocab > 0 && forward != nullptr);
+  std::unique_ptr<Scheduler> s(new Scheduler());
+  s->config_ = config;
+  s->forward_ = std::move(forward);
+  ASSIGN_OR_RETURN(s->pool_, kv::BlockPool::Create(pool_config));
+  kv::PromptCacheConfig cc;
+  cc.max_entries = config.max_cache_entries;
+  s->cache_ = std::make_unique<kv::PromptCache>(*s->pool_, cc);
+  s->logits_.resize(static_cast<size_t>(config.max_parallel) * config.n_vocab);
+  return s;
+}
+
+Scheduler::~Scheduler() {
+  FailAll(ErrorCode::kShuttingDown, Status::Error("the engine is shutting down"));
+}
+
+int32_t Scheduler::BlocksFor(int64_t positions) const {
+  const int64_t bt = pool_->block_tokens();
+  return static_cast<int32_t>((positions + bt - 1) / bt);
+}
+
+ErrorCode Scheduler::Validate(Request* r, Status* status) const {
+  const int64_t n = static_cast<int64_t>(r->prompt.size());
+  if (n == 0) {
+    *status = Errorf("the prompt must contain at least one token");
+    return ErrorCode::kInvalidRequest;
+  }
+  for (int32_t t : r->prompt) {
+    if (t < 0 || t >= config_.n_vocab) {
+      *status = Errorf("prompt token id %d is out of range [0, %d)", t, config_.n_vocab);
+      return ErrorCode::kInvalidRequest;
+    }
+  }
+  if (Status s = ValidateSamplingParams(r->sampling, config_.n_vocab); !s.ok()) {
+    *status = s;
+    return ErrorCode::kInvalidRequest;
+  }
+  const int64_t ctx = config_.ctx_size;
+  const int64_t cap_positions = static_cast<int64_t>(pool_->capacity_blocks()) * pool_->block_tokens();
+  if (r->max_tokens > 0) {
+    if (n + r->max_tokens > ctx) {
+      *status = Errorf(
+          "This model's maximum context length is %lld tokens. However, you requested %lld "
+          "tokens (%lld in the prompt, %d for the completion). Please reduce the length of the "
+          "prompt or of max_tokens.",
+          static_cast<long long>(ctx), static_cast<long long>(n + r->max_tokens),
+          static_cast<long long>(n), r->max_tokens);
+      return ErrorCode::kContextLengthExceeded;
+    }
+    if (n + r->max_tokens - 1 > cap_positions) {
+      *status = Errorf(
+          "prompt (%lld tokens) + max_tokens (%d) needs %lld bytes of KV cache, more than the "
+          "--prompt-cache-bytes budget of %lld bytes (%lld tokens); lower max_tokens or raise "
+          "--prompt-cache-bytes",
+          static_cast<long long>(n), r->max_tokens,
+          static_cast<long long>(BlocksFor(n + r->max_tokens - 1)) * pool_->block_bytes(),
+          static_cast<long long>(pool_->capacity_bytes()), static_cast<long long>(cap_positions));
+      return ErrorCode::kExceedsKvBudget;
+    }
+    return ErrorCode::kOk;
+  }
+  if (n >= ctx) {
+    *status = Errorf(
+        "This model's maximum context length is %lld tokens. However, your prompt has %lld "
+        "tokens, which leaves no room for a completion.",
+        static_cast<long long>(ctx), static_cast<long long>(n));
+    return ErrorCode::kContextLengthExceeded;
+  }
+  if (n > cap_positions) {
+    *status = Errorf(
+        "the prompt (%lld tokens) needs more KV cache than the --prompt-cache-bytes budget of "
+        "%lld bytes holds (%lld tokens); raise --prompt-cache-bytes",
+        static_cast<long long>(n), static_cast<long long>(pool_->capacity_bytes()),
+        static_cast<long long>(cap_positions));
+    return ErrorCode::kExceedsKvBudget;
+  }
+  int64_t max_tokens = ctx - n;
+  if (config_.default_max_tokens > 0) max_tokens = std::min<int64_t>(max_tokens, config_.default_max_tokens);
+  max_tokens = std::min<int64_t>(max_tokens, cap_positions - n + 1);
+  r->max_tokens = static_cast<int32_t>(max_tokens);
+  return ErrorCode::kOk;
+}
+
+void Scheduler::Enqueue(Request request, std::shared_ptr<RequestHandle::State> state) {
+  auto seq = std::make_unique<Sequence>();
+  CHECK(!request.prompt.empty() && request.max_tokens > 0);
+  seq->id = next_id_++;
+  seq->tokens = request.prompt;
+  seq->n_prompt = static_cast<int32_t>(request.prompt.size());
+  seq->request = std::move(request);
+  seq->state = std::move(state);
+  seq->submit_us = NowMicros();
+  waiting_.push_back(std::move(seq));
+}
+
+void Scheduler::Admit() {
+  while (!waiting_.empty() && static_cast<int>(active_.size()) < config_.max_parallel) {
+    Sequence& s = *waiting_.front();
+    const int32_t need = BlocksFor(static_cast<int64_t>(s.n_prompt) + s.request.max_tokens - 1);
+    CHECK(need <= pool_->capacity_blocks());  // Validate refuses what can never fit
+    if (reserved_blocks_ + need > pool_->capacity_blocks()) break;  // wait for memory (FIFO)
+    kv::CacheHit hit = cache_->Acquire(s.tokens, s.n_prompt - 1);
+    s.kv = std::move(hit.seq);
+    s.n_cached = hit.n_cached;
+    s.reserved_blocks = need;
+    reserved_blocks_ += need;
+    s.sampler = std::make_unique<Sampler>(s.request.sampling, config_.n_vocab);
+    for (int32_t t : s.tokens) s.sampler->Accept(t, /*is_prompt=*/true);
+    s.admit_us = NowMicros();
+    active_.push_back(std::move(waiting_.front()));
+    waiting_.pop_front();
+  }
+}
+
+void Scheduler::Finish(Sequence& seq, FinishReason reason, ErrorCode code, const Status& error) {
+  if (seq.ended) return;
+  seq.ended = true;
+  if (seq.kv.n_tokens > 0) {
+    cache_->Insert(std::span<const int32_t>(seq.tokens).first(seq.kv.n_tokens), seq.kv);
+  }
+  for (int32_t b : seq.kv.blocks) pool_->Unref(b);
+  seq.kv = kv::SeqBlocks();
+  reserved_blocks_ -= seq.reserved_blocks;
+  const bool admitted = seq.reserved_blocks > 0;
+  seq.reserved_blocks = 0;
+
+  Event ev;
+  ev.kind = code == ErrorCode::kOk ? Event::Kind::kDone : Event::Kind::kError;
+  ev.finish = reason;
+  ev.code = code;
+  ev.error = error;
+  Usage& u = ev.usage;
+  u.prompt_tokens = seq.n_prompt;
+  u.cached_tokens = seq.n_cached;
+  u.completion_tokens = seq.n_generated;
+  if (admitted) u.queue_ms = (seq.admit_us - seq.submit_us) / 1000.0;
+  if (seq.first_token_us > 0) {
+    u.ttft_ms = (seq.first_token_us - seq.submit_us) / 1000.0;
+    u.decode_ms = (seq.last_token_us - seq.first_token_us) / 1000.0;
+  }
+  if (admitted) {
+    ++counters_.requests_total;
+    counters_.prompt_tokens_total += seq.n_prompt;
+    counters_.prompt_tokens_cached_total += seq.n_cached;
+  }
+  if (code != ErrorCode::kOk) ++counters_.requests_failed;
+  const double tps = u.decode_ms > 0 ? (u.completion_tokens - 1) * 1000.0 / u.decode_ms : 0.0;
+  LOG_INFO("engine",
+           "request %lld %s: prompt %d tokens (%d cached), generated %d, ttft %.1f ms, "
+           "%.1f tok/s%s%s",
+           static_cast<long long>(seq.id),
+           code == ErrorCode::kOk ? FinishReasonName(reason) : ErrorCodeName(code),
+           u.prompt_tokens, u.cached_tokens, u.completion_tokens, u.ttft_ms, tps,
+           error.ok() ? "" : ": ", error.ok() ? "" : error.message().c_str());
+  seq.state->Push(std::move(ev));
+}
+
+void Scheduler::Reap() {
+  std::erase_if(active_, [](const std::unique_ptr<Sequence>& s) { return s->ended; });
+  std::erase_if(waiting_, [](const std::unique_ptr<Sequence>& s) { return s->ended; });
+}
+
+void Scheduler::FailAll(ErrorCode code, const Status& status) {
+  for (auto& s : active_) Finish(*s, FinishReason::kNone, code, status);
+  for (auto& s : waiting_) Finish(*s, FinishReason::kNone, code, status);
+  Reap();
+}
+
+bool Scheduler::Step() {
+  for (auto& s : waiting_) {
+    if (s->state->cancel.load()) Finish(*s, FinishReason::kCancelled, ErrorCode::kOk, Status());
+  }
+  for (auto& s : active_) {
+    if (s->state->cancel.load()) Finish(*s, FinishReason::kCancelled, ErrorCode::kOk, Status());
+  }
+  Reap();
+  Admit();
+  if (active_.empty()) return false;
+
+  // Plan the batch: one decode token per decoding sequence, plus up to
+  // prefill_chunk prompt tokens of prefilling sequences (oldest first).
+  batch_.clear();
+  batch_seqs_.clear();
+  logit_owners_.clear();
+  int32_t prefill_budget = config_.prefill_chunk;
+  const int32_t bt = pool_->block_tokens();
+  for (auto& sp : active_) {
+    Sequence& s = *sp;
+    s.step_count = 0;
+    s.step_first = s.kv.n_tokens;
+    int32_t count;
+    if (s.kv.n_tokens < s.n_prompt) {
+      if (prefill_budget == 0) continue;
+      count = std::min(prefill_budget, s.n_prompt - s.kv.n_tokens);
+      prefill_budget -= count;
+    } else {
+      CHECK(static_cast<int32_t>(s.tokens.size()) == s.kv.n_tokens + 1);
+      count = 1;
+    }
+    // Blocks are allocated as positions are written; the reservation made at
+    // admission guarantees the cache can free one if the pool is full.
+    const size_t need = static_cast<size_t>((s.step_first + count + bt - 1) / bt);
+    while (s.kv.blocks.size() < need) {
+      const int32_t b = cache_->AllocateBlock();
+      if (b < 0) break;
+      s.kv.blocks.push_back(b);
+    }
+    if (s.kv.blocks.size() < need) {
+      LOG_ERROR("engine", "KV pool exhausted for an admitted sequence (reserved %d of %d blocks)",
+                reserved_blocks_, pool_->capacity_blocks());
+      Finish(s, FinishReason::kNone, ErrorCode::kInternal,
+             Status::Error("the KV cache ran out of blocks"));
+      continue;
+    }
+    s.step_count = count;
+    const int32_t seq_index = static_cast<int32_t>(batch_seqs_.size());
+    batch_seqs_.push_back(&s.kv);
+    const int32_t last = static_cast<int32_t>(s.tokens.size()) - 1;
+    for (int32_t p = s.step_first; p < s.step_first + count; ++p) {
+      model::BatchToken t;
+      t.token = s.tokens[p];
+      t.pos = p;
+      t.seq = seq_index;
+      t.want_logits = p == last;
+      if (t.want_logits) logit_owners_.push_back(&s);
+      batch_.push_back(t);
+    }
+  }
+  if (batch_.empty()) {
+    Reap();
+    return true;
+  }
+
+  const Status st = forward_(batch_, batch_seqs_, *pool_, logits_.data());
+  if (!st.ok()) {
+    LOG_ERROR("engine", "forward pass failed: %s", st.message().c_str());
+    for (auto& s : active_) {
+      if (s->step_count > 0) Finish(*s, FinishReason::kNone, ErrorCode::kInternal, st);
+    }
+    Reap();
+    return true;
+  }
+  for (auto& s : active_) {
+    if (s->step_count > 0 && !s->ended) s->kv.n_tokens = s->step_first + s->step_count;
+  }
+
+  SampleResult result;
+  for (size_t row = 0; row < logit_owners_.size(); ++row) {
+    Sequence& s = *logit_owners_[row];
+    s.sampler->Sample(logits_.data() + row * static_cast<size_t>(config_.n_vocab), &result);
+    const int64_t now = NowMicros();
+    if (s.first_token_us == 0) s.first_token_us = now;
+    s.last_token_us = now;
+    s.tokens.push_back(result.token);
+    s.sampler->Accept(result.token, /*is_prompt=*/false);
+    if (!s.request.ignore_eos && config_.eog_ids.count(result.token) != 0) {
+      Finish(s, FinishReason::kStop, ErrorCode::kOk, Status());
+      continue;
+    }
+    ++s.n_generated;
+    ++counters_.generated_tokens_total;
+    Event ev;
+    ev.kind = Event::Kind::kToken;
+    ev.token = result.token;
+    ev.logprob = result.logprob;
+    ev.top_logprobs = result.top_logprobs;
+    s.state->Push(std::move(ev));
+    if (s.n_generated >= s.request.max_tokens) Finish(s, FinishReason::kLength, ErrorCode::kOk, Status());
+  }
+  Reap();
+  return true;
+}
+
+}  // namespace reprise::engine

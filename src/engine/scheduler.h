@@ -1,0 +1,131 @@
+// The scheduler: the single-threaded core of the engine. It owns the KV block
+// pool, the prompt cache and the in-flight sequences, and advances them one
+// batch per Step(): admission (cached prefix from the cache, a block
+// reservation), chunked prefill mixed with decode tokens of other sequences
+// (continuous batching), sampling, streaming events, and the end of a
+// sequence (insert prompt + generated tokens into the cache, release blocks).
+// It knows nothing of threads or of the model: it runs batches through a
+// ForwardFn, so tests drive it with a fake model.
+//
+// Invariants:
+//  - admission reserves the worst case of a request, blocks_for(prompt +
+//    max_tokens - 1); the sum of reservations of in-flight sequences never
+//    exceeds the pool's capacity, so a block can always be found for an
+//    in-flight sequence (by evicting cache-only blocks) and nothing waits for
+//    memory mid-generation;
+//  - a sequence's KV covers positions [0, blocks.n_tokens) of its tokens; the
+//    last sampled token has no KV yet and is never inserted into the cache;
+//  - after every sequence has ended, pool.used_blocks() == cache.cached_blocks().
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <unordered_set>
+#include <vector>
+
+#include "engine/engine.h"
+#include "kv/block_pool.h"
+#include "kv/prompt_cache.h"
+#include "model/model.h"
+
+namespace reprise::engine {
+
+// What the engine thread and a RequestHandle share: the event queue (engine
+// thread produces, caller consumes) and the cancel flag (the other way).
+struct RequestHandle::State {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<Event> events;
+  bool final_taken = false;
+  std::atomic<bool> cancel{false};
+
+  void Push(Event event);
+};
+
+// Runs one batch: writes K/V of every token into its sequence's blocks and the
+// logits of want_logits tokens, in batch order, to logits [n_want, n_vocab].
+using ForwardFn = std::function<Status(std::span<const model::BatchToken> batch,
+                                       std::span<kv::SeqBlocks* const> seqs,
+                                       kv::BlockPool& pool, float* logits)>;
+
+struct SchedulerConfig {
+  int max_parallel = 4;
+  int max_cache_entries = 10;
+  int32_t ctx_size = 0;
+  int32_t prefill_chunk = 512;
+  int32_t default_max_tokens = 0;
+  int32_t n_vocab = 0;
+  std::unordered_set<int32_t> eog_ids;  // end-of-generation tokens
+};
+
+struct SchedulerCounters {
+  int64_t requests_total = 0;
+  int64_t requests_failed = 0;
+  int64_t prompt_tokens_total = 0;
+  int64_t prompt_tokens_cached_total = 0;
+  int64_t generated_tokens_total = 0;
+};
+
+class Scheduler {
+ public:
+  static Result<std::unique_ptr<Scheduler>> Create(const SchedulerConfig& config,
+                                                   const kv::BlockPoolConfig& pool_config,
+                                                   ForwardFn forward);
+  ~Scheduler();  // ends every sequence (kShuttingDown) and releases its blocks
+
+  // Checks a request against the model and the limits and resolves its
+  // max_tokens (see Request). Thread-safe: reads only constant state.
+  ErrorCode Validate(Request* request, Status* status) const;
+  // Queues a validated request.
+  void Enqueue(Request request, std::shared_ptr<RequestHandle::State> state);
+
+  // Handles cancellations, admits what fits, runs one batch and streams its
+  // tokens. Returns false when there was nothing to run.
+  bool Step();
+
+  // Ends every queued and in-flight request with an error.
+  void FailAll(ErrorCode code, const Status& status);
+
+  int32_t active() const { return static_cast<int32_t>(active_.size()); }
+  int32_t waiting() const { return static_cast<int32_t>(waiting_.size()); }
+  int32_t reserved_blocks() const { return reserved_blocks_; }
+  const SchedulerConfig& config() const { return config_; }
+  const SchedulerCounters& counters() const { return counters_; }
+  kv::BlockPool& pool() { return *pool_; }
+  const kv::BlockPool& pool() const { return *pool_; }
+  kv::PromptCache& cache() { return *cache_; }
+  const kv::PromptCache& cache() const { return *cache_; }
+
+ private:
+  struct Sequence;
+  Scheduler() = default;
+  int32_t BlocksFor(int64_t positions) const;
+  void Admit();
+  // Ends a sequence: inserts its computed tokens into the cache, releases
+  // its blocks and reservation, sends the final event.
+  void Finish(Sequence& seq, FinishReason reason, ErrorCode code, const Status& error);
+  // Drops ended sequences from active_.
+  void Reap();
+
+  SchedulerConfig config_;
+  ForwardFn forward_;
+  std::unique_ptr<kv::BlockPool> pool_;
+  std::unique_ptr<kv::PromptCache> cache_;
+  std::deque<std::unique_ptr<Sequence>> waiting_;
+  std::vector<std::unique_ptr<Sequence>> active_;  // admission order
+  int32_t reserved_blocks_ = 0;
+  SchedulerCounters counters_;
+  int64_t next_id_ = 1;
+  // Per-step scratch (reused: no per-token allocation once grown).
+  std::vector<model::BatchToken> batch_;
+  std::vector<kv::SeqBlocks*> batch_seqs_;
+  std::vector<Sequence*> logit_owners_;  // the sequence of each logits row
+  std::vector<float> logits_;            // [max_parallel, n_vocab]
+};
+
+}  // namespace reprise::engine

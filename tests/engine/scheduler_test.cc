@@ -1,0 +1,404 @@
+// Scheduler tests with a fake model. The fake's "KV" at position p is a hash
+// of the token at p and the KV it reads back at p - 1 from the sequence's own
+// blocks, and its logits pick hash % n_vocab: so generated tokens depend on
+// every KV row of the sequence, and a wrong cached row changes the output.
+// It also fails the test if a batch writes into a block shared with the cache.
+#include "engine/scheduler.h"
+
+#include <gtest/gtest.h>
+
+#include "core/log.h"
+
+#include <map>
+#include <random>
+
+namespace reprise::engine {
+namespace {
+
+using Tokens = std::vector<int32_t>;
+constexpr int32_t kVocab = 50;
+
+uint32_t Mix(uint32_t h, int32_t token) {
+  uint64_t x = (static_cast<uint64_t>(h) << 20) ^ static_cast<uint32_t>(token * 2654435761u);
+  x ^= x >> 29;
+  x *= 0xbf58476d1ce4e5b9ull;
+  x ^= x >> 32;
+  return static_cast<uint32_t>(x % (1u << 24));  // exact in a float
+}
+
+struct FakeModel {
+  int64_t tokens_run = 0;
+  int64_t calls = 0;
+  int32_t max_batch = 0;
+  int fail_on_call = -1;  // returns an error on this call (0-based)
+  std::string violation;  // first broken rule, if any
+
+  Status Forward(std::span<const model::BatchToken> batch, std::span<kv::SeqBlocks* const> seqs,
+                 kv::BlockPool& pool, float* logits) {
+    if (calls++ == fail_on_call) return Errorf("injected failure");
+    tokens_run += static_cast<int64_t>(batch.size());
+    max_batch = std::max(max_batch, static_cast<int32_t>(batch.size()));
+    const int bt = pool.block_tokens();
+    auto row = [&](const kv::SeqBlocks& s, int32_t pos) {
+      return reinterpret_cast<float*>(pool.K(s.blocks[pos / bt], 0)) + pos % bt;
+    };
+    size_t out = 0;
+    for (const model::BatchToken& t : batch) {
+      const kv::SeqBlocks& s = *seqs[t.seq];
+      if (t.pos >= static_cast<int32_t>(s.blocks.size()) * bt) {
+        violation = "position beyond the sequence's blocks";
+        return Errorf("%s", violation.c_str());
+      }
+      if (pool.RefCount(s.blocks[t.pos / bt]) != 1 && violation.empty()) {
+        violation = "write into a block shared with the cache";
+      }
+      const uint32_t prev = t.pos == 0 ? 17u : static_cast<uint32_t>(*row(s, t.pos - 1));
+      const uint32_t h = Mix(prev, t.token);
+      *row(s, t.pos) = static_cast<float>(h);
+      if (t.want_logits) {
+        float* l = logits + out++ * kVocab;
+        std::fill(l, l + kVocab, 0.0f);
+        l[h % kVocab] = 1.0f;
+      }
+    }
+    return Status::Ok();
+  }
+};
+
+struct Outcome {
+  Tokens tokens;
+  Event final_event;
+  bool done = false;
+};
+
+class SchedulerTest : public ::testing::Test {
+ protected:
+  void SetUp() override { SetLogLevel(LogLevel::kWarn); }
+  void Make(int capacity_blocks, int max_entries, int max_parallel = 4, int32_t ctx = 256,
+            int32_t prefill_chunk = 64, int block_tokens = 4) {
+    states_.clear();
+    sched_.reset();
+    SchedulerConfig sc;
+    sc.max_parallel = max_parallel;
+    sc.max_cache_entries = max_entries;
+    sc.ctx_size = ctx;
+    sc.prefill_chunk = prefill_chunk;
+    sc.n_vocab = kVocab;
+    sc.eog_ids = eog_;
+    kv::BlockPoolConfig pc;
+    pc.n_layers = 1;
+    pc.k_dim = 1;
+    pc.v_dim = 1;
+    pc.block_tokens = block_tokens;
+    pc.dtype = DType::kF32;
+    pc.max_bytes = static_cast<int64_t>(capacity_blocks) * block_tokens * 2 * 4;
+    budget_bytes_ = pc.max_bytes;
+    fake_ = FakeModel();
+    auto s = Scheduler::Create(sc, pc, [this](auto batch, auto seqs, auto& pool, float* logits) {
+      return fake_.Forward(batch, seqs, pool, logits);
+    });
+    ASSERT_TRUE(s.ok()) << s.status().message();
+    sched_ = std::move(s).value();
+  }
+
+  // Validates and queues; returns the request's index in states_.
+  size_t Submit(const Tokens& prompt, int32_t max_tokens, bool ignore_eos = false) {
+    Request r;
+    r.prompt = prompt;
+    r.max_tokens = max_tokens;
+    r.sampling.temperature = 0.0f;
+    r.ignore_eos = ignore_eos;
+    Status st;
+    EXPECT_EQ(sched_->Validate(&r, &st), ErrorCode::kOk) << st.message();
+    states_.push_back(std::make_shared<RequestHandle::State>());
+    sched_->Enqueue(std::move(r), states_.back());
+    return states_.size() - 1;
+  }
+
+  Outcome Drain(size_t i) {
+    Outcome o;
+    auto& st = *states_[i];
+    std::lock_guard<std::mutex> lock(st.mu);
+    for (Event& e : st.events) {
+      if (e.kind == Event::Kind::kToken) {
+        o.tokens.push_back(e.token);
+      } else {
+        o.final_event = e;
+        o.done = true;
+      }
+    }
+    st.events.clear();
+    return o;
+  }
+
+  // Steps until idle, checking the byte bound and the fake's rules each step.
+  void RunAll() {
+    for (int guard = 0; guard < 100000 && sched_->Step(); ++guard) {
+      ASSERT_LE(sched_->pool().bytes_in_use(), budget_bytes_);
+      ASSERT_LE(sched_->reserved_blocks(), sched_->pool().capacity_blocks());
+      ASSERT_EQ(fake_.violation, "");
+    }
+    ASSERT_EQ(sched_->active(), 0);
+    ASSERT_EQ(sched_->waiting(), 0);
+  }
+
+  Outcome Generate(const Tokens& prompt, int32_t max_tokens) {
+    const size_t i = Submit(prompt, max_tokens);
+    RunAll();
+    return Drain(i);
+  }
+
+  std::unique_ptr<Scheduler> sched_;
+  FakeModel fake_;
+  std::unordered_set<int32_t> eog_;
+  std::vector<std::shared_ptr<RequestHandle::State>> states_;
+  int64_t budget_bytes_ = 0;
+};
+
+Tokens Range(int32_t first, int n) {
+  Tokens t(n);
+  for (int i = 0; i < n; ++i) t[i] = (first + i) % kVocab;
+  return t;
+}
+
+Tokens Concat(Tokens a, const Tokens& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+TEST_F(SchedulerTest, CacheHitGeneratesTheSameTokensAsCacheOff) {
+  const Tokens turn1 = Range(3, 21);
+  std::map<int, std::pair<Outcome, Outcome>> runs;
+  for (int entries : {0, 10}) {
+    Make(200, entries);
+    Outcome a = Generate(turn1, 12);
+    const Tokens turn2 = Concat(Concat(turn1, a.tokens), Range(7, 9));
+    Outcome b = Generate(turn2, 12);
+    runs[entries] = {a, b};
+    EXPECT_EQ(sched_->pool().used_blocks(), sched_->cache().cached_blocks());
+  }
+  EXPECT_EQ(runs[0].first.tokens, runs[10].first.tokens);
+  EXPECT_EQ(runs[0].second.tokens, runs[10].second.tokens);
+  ASSERT_EQ(runs[10].second.tokens.size(), 12u);
+  EXPECT_EQ(runs[0].second.final_event.usage.cached_tokens, 0);
+  // Everything of turn 1 whose KV was computed: the prompt and all but the
+  // last generated token.
+  EXPECT_EQ(runs[10].second.final_event.usage.cached_tokens, 21 + 12 - 1);
+  EXPECT_EQ(runs[10].second.final_event.finish, FinishReason::kLength);
+}
+
+TEST_F(SchedulerTest, FollowUpPrefillsOnlyTheUncachedTokens) {
+  Make(200, 10);
+  const Tokens turn1 = Range(0, 30);
+  Outcome a = Generate(turn1, 5);
+  const int64_t before = fake_.tokens_run;
+  const Tokens turn2 = Concat(Concat(turn1, a.tokens), Range(9, 6));
+  Outcome b = Generate(turn2, 5);
+  // 30 + 4 cached; 1 + 6 prompt tokens to run, then 4 decode steps.
+  EXPECT_EQ(b.final_event.usage.cached_tokens, 34);
+  EXPECT_EQ(fake_.tokens_run - before, 7 + 4);
+}
+
+TEST_F(SchedulerTest, ExactRepeatReusesAllButTheLastPromptToken) {
+  Make(200, 10);
+  const Tokens prompt = Range(5, 17);
+  Outcome a = Generate(prompt, 3);
+  Outcome b = Generate(prompt, 3);
+  EXPECT_EQ(b.final_event.usage.cached_tokens, 16);
+  EXPECT_EQ(a.tokens, b.tokens);
+}
+
+TEST_F(SchedulerTest, ConcurrentRequestsSharingAPrefixMatchTheirSoloRuns) {
+  const Tokens system = Range(1, 24);
+  std::vector<Tokens> prompts;
+  for (int i = 0; i < 6; ++i) prompts.push_back(Concat(system, Range(10 + 3 * i, 5 + i)));
+  Make(400, 0, 1);
+  std::vector<Tokens> solo;
+  for (const Tokens& p : prompts) solo.push_back(Generate(p, 10).tokens);
+
+  Make(400, 10, 4, 256, 16);
+  Generate(Concat(system, {7}), 2);  // caches the system prompt
+  std::vector<size_t> ids;
+  for (const Tokens& p : prompts) ids.push_back(Submit(p, 10));
+  RunAll();
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    Outcome o = Drain(ids[i]);
+    EXPECT_EQ(o.tokens, solo[i]) << "request " << i;
+    EXPECT_GE(o.final_event.usage.cached_tokens, 24) << "request " << i;
+  }
+  EXPECT_GT(fake_.max_batch, 1);  // sequences ran together
+  EXPECT_EQ(sched_->pool().used_blocks(), sched_->cache().cached_blocks());
+}
+
+TEST_F(SchedulerTest, CancelEndsTheStreamAndReleasesBlocks) {
+  Make(200, 10);
+  const size_t i = Submit(Range(0, 20), 100);
+  for (int k = 0; k < 5; ++k) ASSERT_TRUE(sched_->Step());
+  Outcome partial = Drain(i);
+  EXPECT_FALSE(partial.done);
+  EXPECT_GT(partial.tokens.size(), 0u);
+  states_[i]->cancel.store(true);
+  sched_->Step();
+  Outcome rest = Drain(i);
+  ASSERT_TRUE(rest.done);
+  EXPECT_EQ(rest.final_event.kind, Event::Kind::kDone);
+  EXPECT_EQ(rest.final_event.finish, FinishReason::kCancelled);
+  EXPECT_EQ(sched_->active(), 0);
+  EXPECT_EQ(sched_->reserved_blocks(), 0);
+  EXPECT_EQ(sched_->pool().used_blocks(), sched_->cache().cached_blocks());
+  EXPECT_GT(sched_->cache().entries(), 0);  // what was computed is cached
+}
+
+TEST_F(SchedulerTest, CancelOfAQueuedRequestNeverRunsIt) {
+  Make(200, 10, 1);
+  const size_t a = Submit(Range(0, 10), 5);
+  const size_t b = Submit(Range(20, 10), 5);
+  states_[b]->cancel.store(true);
+  RunAll();
+  EXPECT_EQ(Drain(a).tokens.size(), 5u);
+  Outcome ob = Drain(b);
+  EXPECT_TRUE(ob.tokens.empty());
+  EXPECT_EQ(ob.final_event.finish, FinishReason::kCancelled);
+  EXPECT_EQ(sched_->counters().requests_total, 1);
+}
+
+TEST_F(SchedulerTest, AdmissionWaitsForMemoryInsteadOfOvercommitting) {
+  // Each request reserves ceil((12 + 20 - 1) / 4) = 8 blocks; 12 fit one at a time.
+  Make(12, 10);
+  const size_t a = Submit(Range(0, 12), 20);
+  const size_t b = Submit(Range(30, 12), 20);
+  ASSERT_TRUE(sched_->Step());
+  EXPECT_EQ(sched_->active(), 1);
+  EXPECT_EQ(sched_->waiting(), 1);
+  RunAll();
+  EXPECT_EQ(Drain(a).tokens.size(), 20u);
+  EXPECT_EQ(Drain(b).tokens.size(), 20u);
+}
+
+TEST_F(SchedulerTest, StreamOfDistinctConversationsStaysInsideTheByteBudget) {
+  Make(24, 100, 3, 256, 8);
+  std::mt19937 rng(5);
+  std::vector<size_t> ids;
+  for (int i = 0; i < 30; ++i) {
+    ids.push_back(Submit(Range(static_cast<int32_t>(rng() % kVocab), 5 + rng() % 30), 1 + rng() % 20));
+    if (i % 3 == 2) RunAll();  // RunAll asserts the bound after every step
+  }
+  RunAll();
+  for (size_t i : ids) EXPECT_EQ(Drain(i).final_event.kind, Event::Kind::kDone);
+  EXPECT_GT(sched_->cache().Stats().evictions, 0);
+  EXPECT_EQ(sched_->pool().used_blocks(), sched_->cache().cached_blocks());
+}
+
+TEST_F(SchedulerTest, StopsAtEndOfGenerationUnlessIgnoreEos) {
+  Make(200, 0);
+  const Tokens prompt = Range(2, 9);
+  const Tokens free_run = Generate(prompt, 8).tokens;
+  ASSERT_EQ(free_run.size(), 8u);
+  const int32_t eog = free_run[3];
+  const size_t first = std::find(free_run.begin(), free_run.end(), eog) - free_run.begin();
+  eog_ = {eog};
+  Make(200, 0);
+  Outcome stopped = Generate(prompt, 8);
+  EXPECT_EQ(stopped.final_event.finish, FinishReason::kStop);
+  EXPECT_EQ(stopped.tokens, Tokens(free_run.begin(), free_run.begin() + first));
+  EXPECT_EQ(stopped.final_event.usage.completion_tokens, static_cast<int32_t>(first));
+  const size_t i = Submit(prompt, 8, /*ignore_eos=*/true);
+  RunAll();
+  Outcome ignored = Drain(i);
+  EXPECT_EQ(ignored.tokens, free_run);
+  EXPECT_EQ(ignored.final_event.finish, FinishReason::kLength);
+}
+
+TEST_F(SchedulerTest, PrefillRunsInChunksMixedWithDecodes) {
+  Make(200, 0, 4, 256, 8);
+  const size_t a = Submit(Range(0, 4), 30);
+  ASSERT_TRUE(sched_->Step());  // a's prompt
+  const size_t b = Submit(Range(10, 40), 3);
+  for (int k = 0; k < 3; ++k) {
+    const int64_t before = fake_.tokens_run;
+    ASSERT_TRUE(sched_->Step());
+    EXPECT_EQ(fake_.tokens_run - before, 8 + 1);  // a chunk of b's prompt + a's decode
+  }
+  RunAll();
+  EXPECT_EQ(Drain(a).tokens.size(), 30u);
+  EXPECT_EQ(Drain(b).tokens.size(), 3u);
+  EXPECT_LE(fake_.max_batch, 9);
+}
+
+TEST_F(SchedulerTest, ForwardFailureFailsItsRequestsAndLeaksNothing) {
+  Make(200, 10);
+  fake_.fail_on_call = 2;
+  const size_t a = Submit(Range(0, 10), 10);
+  RunAll();
+  Outcome o = Drain(a);
+  ASSERT_TRUE(o.done);
+  EXPECT_EQ(o.final_event.kind, Event::Kind::kError);
+  EXPECT_EQ(o.final_event.code, ErrorCode::kInternal);
+  EXPECT_EQ(sched_->pool().used_blocks(), sched_->cache().cached_blocks());
+  // The scheduler keeps serving.
+  EXPECT_EQ(Generate(Range(0, 10), 4).tokens.size(), 4u);
+}
+
+TEST_F(SchedulerTest, ValidateRejectsBadRequestsWithTheirCodes) {
+  Make(10, 10, 4, 64);  // 10 blocks of 4 = 40 positions
+  auto check = [&](Tokens prompt, int32_t max_tokens) {
+    Request r;
+    r.prompt = std::move(prompt);
+    r.max_tokens = max_tokens;
+    Status st;
+    const ErrorCode code = sched_->Validate(&r, &st);
+    EXPECT_EQ(code == ErrorCode::kOk, st.ok()) << st.message();
+    return std::make_pair(code, r.max_tokens);
+  };
+  EXPECT_EQ(check({}, 5).first, ErrorCode::kInvalidRequest);
+  EXPECT_EQ(check({1, kVocab}, 5).first, ErrorCode::kInvalidRequest);
+  EXPECT_EQ(check({1, -1}, 5).first, ErrorCode::kInvalidRequest);
+  EXPECT_EQ(check(Range(0, 30), 40).first, ErrorCode::kContextLengthExceeded);
+  EXPECT_EQ(check(Range(0, 64), 0).first, ErrorCode::kContextLengthExceeded);
+  EXPECT_EQ(check(Range(0, 30), 20).first, ErrorCode::kExceedsKvBudget);  // 49 positions > 40
+  EXPECT_EQ(check(Range(0, 41), 0).first, ErrorCode::kExceedsKvBudget);
+  EXPECT_EQ(check(Range(0, 30), 11), std::make_pair(ErrorCode::kOk, 11));  // 40 positions fit
+  // Without max_tokens: up to what the context and the budget allow.
+  EXPECT_EQ(check(Range(0, 30), 0), std::make_pair(ErrorCode::kOk, 11));
+  Request bad;
+  bad.prompt = {1, 2};
+  bad.sampling.temperature = 5.0f;
+  Status st;
+  EXPECT_EQ(sched_->Validate(&bad, &st), ErrorCode::kInvalidRequest);
+  EXPECT_NE(st.message().find("temperature"), std::string::npos);
+}
+
+TEST_F(SchedulerTest, RandomLoadWithCancelsLeavesOnlyCachedBlocks) {
+  Make(60, 4, 3, 256, 8);
+  std::mt19937 rng(99);
+  std::vector<Tokens> history = {Range(0, 12)};
+  std::vector<size_t> live;
+  for (int step = 0; step < 300; ++step) {
+    const int action = static_cast<int>(rng() % 6);
+    if (action == 0 && live.size() < 8) {
+      Tokens p = history[rng() % history.size()];
+      p.resize(std::min<size_t>(p.size(), 1 + rng() % (p.size() + 1)));
+      p = Concat(p, Range(static_cast<int32_t>(rng() % kVocab), 1 + rng() % 10));
+      history.push_back(p);
+      live.push_back(Submit(p, 1 + rng() % 15));
+    } else if (action == 1 && !live.empty()) {
+      states_[live[rng() % live.size()]]->cancel.store(true);
+    } else {
+      sched_->Step();
+      ASSERT_LE(sched_->pool().bytes_in_use(), budget_bytes_);
+      ASSERT_EQ(fake_.violation, "");
+    }
+    std::erase_if(live, [&](size_t i) {
+      std::lock_guard<std::mutex> lock(states_[i]->mu);
+      return !states_[i]->events.empty() && states_[i]->events.back().kind != Event::Kind::kToken;
+    });
+  }
+  RunAll();
+  sched_->cache().CheckInvariants();
+  EXPECT_EQ(sched_->reserved_blocks(), 0);
+  EXPECT_EQ(sched_->pool().used_blocks(), sched_->cache().cached_blocks());
+  EXPECT_GT(sched_->cache().Stats().hits, 0);
+}
+
+}  // namespace
+}  // namespace reprise::engine
