@@ -78,6 +78,7 @@ CallArgs Rest(const CallArgs& a, size_t from) {
 
 Value SelectOrReject(Evaluator& ev, const Value& seq, CallArgs& a, bool by_attr, bool select) {
   std::vector<Value> out;
+  if (!seq.Truthy()) return Value::Generator({});  // jinja: `if value:` guards the loop
   size_t test_pos = by_attr ? 1 : 0;
   std::string attr = by_attr ? a.Get(0, "attribute").ToStr() : "";
   bool has_test = a.positional.size() > test_pos;
@@ -183,20 +184,21 @@ Value ApplyFilter(Evaluator& ev, const std::string& f, const Value& v, CallArgs&
   const int line = a.line;
   if (f == "tojson") return ToJson(v, a);
   if (f == "length" || f == "count") return Value::Int(Length(v, line));
-  if (f == "string") return Value::String(v.ToStr());
-  if (f == "safe") return v.is_string() ? v : Value::String(v.ToStr());
+  const bool markup = v.is_markup();
+  if (f == "string") return Value::StringLike(v.ToStr(), markup);
+  if (f == "safe") return Value::Markup(v.ToStr());
   if (f == "trim") {
     CallArgs m;
     m.line = line;
     m.positional.push_back(a.Get(0, "chars"));
-    return GetAttribute(Value::String(v.ToStr()), "strip", line).callable().fn(ev, m);
+    return GetAttribute(Value::StringLike(v.ToStr(), markup), "strip", line).callable().fn(ev, m);
   }
-  if (f == "lower") return Value::String(Lower(v.ToStr()));
-  if (f == "upper") return Value::String(Upper(v.ToStr()));
+  if (f == "lower") return Value::StringLike(Lower(v.ToStr()), markup);
+  if (f == "upper") return Value::StringLike(Upper(v.ToStr()), markup);
   if (f == "capitalize") {
     CallArgs m;
     m.line = line;
-    return GetAttribute(Value::String(v.ToStr()), "capitalize", line).callable().fn(ev, m);
+    return GetAttribute(Value::StringLike(v.ToStr(), markup), "capitalize", line).callable().fn(ev, m);
   }
   if (f == "title") {
     std::string s = v.ToStr();
@@ -211,7 +213,7 @@ Value ApplyFilter(Evaluator& ev, const std::string& f, const Value& v, CallArgs&
       c = boundary ? Upper(std::string(1, c))[0] : Lower(std::string(1, c))[0];
       boundary = false;
     }
-    return Value::String(std::move(s));
+    return Value::StringLike(std::move(s), markup);
   }
   if (f == "default" || f == "d") {
     bool boolean = a.Get(1, "boolean").Truthy();
@@ -261,6 +263,7 @@ Value ApplyFilter(Evaluator& ev, const std::string& f, const Value& v, CallArgs&
   if (f == "selectattr" || f == "rejectattr") return SelectOrReject(ev, v, a, true, f == "selectattr");
   if (f == "map") {
     std::vector<Value> out;
+    if (!v.Truthy()) return Value::Generator({});  // jinja: `if value:` guards the loop
     Value attr = a.Get(99, "attribute");
     if (!attr.is_undefined()) {
       Value def = a.Get(99, "default");
@@ -332,7 +335,8 @@ Value ApplyFilter(Evaluator& ev, const std::string& f, const Value& v, CallArgs&
     return GetAttribute(Value::String(v.ToStr()), "replace", line).callable().fn(ev, m);
   }
   if (f == "indent") {
-    return Value::String(Indent(v.ToStr(), a.Get(0, "width"), a.Get(1, "first").Truthy(), a.Get(2, "blank").Truthy()));
+    return Value::StringLike(
+        Indent(v.ToStr(), a.Get(0, "width"), a.Get(1, "first").Truthy(), a.Get(2, "blank").Truthy()), markup);
   }
   if (f == "int") {
     Value def = a.Has(0, "default") ? a.Get(0, "default") : Value::Int(0);
@@ -371,20 +375,7 @@ Value ApplyFilter(Evaluator& ev, const std::string& f, const Value& v, CallArgs&
     if (v.is_undefined()) FailUndefined(v, line);
     return GetAttribute(v, a.Get(0, "name").ToStr(), line);
   }
-  if (f == "escape" || f == "e") {
-    std::string out;
-    for (char c : v.ToStr()) {
-      switch (c) {
-        case '&': out += "&amp;"; break;
-        case '<': out += "&lt;"; break;
-        case '>': out += "&gt;"; break;
-        case '"': out += "&#34;"; break;
-        case '\'': out += "&#39;"; break;
-        default: out += c;
-      }
-    }
-    return Value::String(std::move(out));
-  }
+  if (f == "escape" || f == "e") return markup ? v : Value::Markup(HtmlEscape(v.ToStr()));
   if (f == "center") {
     std::string s = v.ToStr();
     int64_t width = a.Get(0, "width").is_undefined() ? 80 : a.Get(0, "width").int_value();

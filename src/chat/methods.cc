@@ -327,7 +327,16 @@ Value GetAttribute(const Value& obj, const std::string& name, int line) {
     if (const Value* v = obj.dict().Find(name)) return *v;
   } else if (obj.is_string()) {
     if (In(kStrMethods, name)) {
-      return bound([](const Value& self, const std::string& m, CallArgs& a) { return StrMethod(self.str(), m, a); });
+      return bound([](const Value& self, const std::string& m, CallArgs& a) {
+        Value r = StrMethod(self.str(), m, a);
+        if (!self.is_markup()) return r;
+        // markupsafe.Markup wraps these methods to return Markup again.
+        if (r.is_string() && m != "join" && m != "format") return Value::Markup(r.str());
+        if (r.is_list()) {
+          for (Value& part : r.items()) part = Value::Markup(part.str());
+        }
+        return r;
+      });
     }
   } else if (obj.is_list() && !obj.is_generator()) {
     if (In(kListMethods, name)) return bound(ListMethod);

@@ -24,7 +24,7 @@ Value Repeat(const Value& seq, int64_t n) {
   if (seq.is_string()) {
     std::string out;
     for (int64_t i = 0; i < n; ++i) out += seq.str();
-    return Value::String(std::move(out));
+    return Value::StringLike(std::move(out), seq.is_markup());
   }
   std::vector<Value> items;
   for (int64_t i = 0; i < n; ++i) items.insert(items.end(), seq.items().begin(), seq.items().end());
@@ -47,7 +47,12 @@ Value BinaryOp(const std::string& op, const Value& l, const Value& r, int line) 
   const bool any_float = l.is_float() || r.is_float();
   if (op == "+") {
     if (nums) return NumberResult(l.number() + r.number(), any_float, l.int_value() + r.int_value());
-    if (l.is_string() && r.is_string()) return Value::String(l.str() + r.str());
+    if (l.is_string() && r.is_string()) {
+      if (l.is_markup() == r.is_markup()) return Value::StringLike(l.str() + r.str(), l.is_markup());
+      // Markup + str escapes the str (either side).
+      return Value::Markup((l.is_markup() ? l.str() : HtmlEscape(l.str())) +
+                           (r.is_markup() ? r.str() : HtmlEscape(r.str())));
+    }
     if (l.is_list() && r.is_list() && !l.is_generator() && !r.is_generator() && l.is_tuple() == r.is_tuple()) {
       std::vector<Value> items = l.items();
       items.insert(items.end(), r.items().begin(), r.items().end());
@@ -228,7 +233,7 @@ Value GetItem(const Value& obj, const Value& key, int line) {
     int64_t n = static_cast<int64_t>(cps.size());
     if (idx < 0) idx += n;
     if (idx < 0 || idx >= n) return missing();
-    return Value::String(EncodeUtf8(cps, idx, idx + 1));
+    return Value::StringLike(EncodeUtf8(cps, idx, idx + 1), obj.is_markup());
   }
   if (key.is_string()) return GetAttribute(obj, key.str(), line);
   return missing();
@@ -270,7 +275,7 @@ Value Slice(const Value& obj, const Value& start_v, const Value& stop_v, const V
   if (obj.is_string()) {
     std::string out;
     for (int64_t i : idx) AppendUtf8(out, cps[i]);
-    return Value::String(std::move(out));
+    return Value::StringLike(std::move(out), obj.is_markup());
   }
   std::vector<Value> items;
   for (int64_t i : idx) items.push_back(obj.items()[i]);

@@ -48,6 +48,16 @@ Value Value::String(std::string s) {
   v.s_ = std::move(s);
   return v;
 }
+Value Value::Markup(std::string s) {
+  Value v = String(std::move(s));
+  v.markup_ = true;
+  return v;
+}
+Value Value::StringLike(std::string s, bool markup) {
+  Value v = String(std::move(s));
+  v.markup_ = markup;
+  return v;
+}
 Value Value::List(std::vector<Value> items) {
   Value v;
   v.kind_ = Kind::kList;
@@ -245,6 +255,21 @@ std::string PyStrRepr(std::string_view s) {
     }
   }
   out += quote;
+  return out;
+}
+
+std::string HtmlEscape(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&#34;"; break;
+      case '\'': out += "&#39;"; break;
+      default: out += c;
+    }
+  }
   return out;
 }
 

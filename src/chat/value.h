@@ -51,6 +51,10 @@ class Value {
   static Value Int(int64_t i);
   static Value Float(double f);
   static Value String(std::string s);
+  // markupsafe.Markup: a str that escapes plain strs joined to it with `+`.
+  static Value Markup(std::string s);
+  // `s` as a string value, a Markup when `markup` is set.
+  static Value StringLike(std::string s, bool markup);
   static Value List(std::vector<Value> items = {});
   static Value Tuple(std::vector<Value> items);
   static Value Generator(std::vector<Value> items);  // result of map/select/...
@@ -67,6 +71,7 @@ class Value {
   bool is_float() const { return kind_ == Kind::kFloat; }
   bool is_number() const { return kind_ == Kind::kInt || kind_ == Kind::kFloat || kind_ == Kind::kBool; }
   bool is_string() const { return kind_ == Kind::kString; }
+  bool is_markup() const { return kind_ == Kind::kString && markup_; }
   bool is_list() const { return kind_ == Kind::kList; }  // incl. tuples and generators
   bool is_tuple() const;
   bool is_generator() const;
@@ -97,6 +102,7 @@ class Value {
  private:
   Kind kind_ = Kind::kUndefined;
   bool b_ = false;
+  bool markup_ = false;
   int64_t i_ = 0;
   double f_ = 0;
   std::string s_;
@@ -131,6 +137,8 @@ struct CallArgs {
 // Python formatting helpers.
 std::string FormatPyFloat(double f);
 std::string PyStrRepr(std::string_view s);
+// markupsafe.escape: & < > " ' as HTML entities.
+std::string HtmlEscape(std::string_view s);
 
 // Python json.dumps(x, ensure_ascii=False, indent=indent, separators=..., sort_keys=...).
 struct JsonDumpOptions {
