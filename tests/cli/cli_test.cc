@@ -16,7 +16,7 @@ namespace {
 
 using nlohmann::json;
 
-std::string Run(const std::string& args, int* status, bool merge_stderr = false) {
+std::string RunCli(const std::string& args, int* status, bool merge_stderr = false) {
   std::string cmd = BinaryPath("reprise") + " " + args + (merge_stderr ? " 2>&1" : " 2>/dev/null");
   std::string out;
   FILE* p = popen(cmd.c_str(), "r");
@@ -33,7 +33,7 @@ TEST(Cli, InfoJsonDescribesModel) {
   const std::string model = FixturePath("stories260K/stories260K.gguf");
   REQUIRE_FIXTURE(model);
   int status = 0;
-  std::string out = Run("info --json --model " + model, &status);
+  std::string out = RunCli("info --json --model " + model, &status);
   ASSERT_EQ(status, 0);
   json j = json::parse(out);
   EXPECT_NE(out.find("llama"), std::string::npos);
@@ -43,7 +43,7 @@ TEST(Cli, InfoJsonDescribesModel) {
 
 TEST(Cli, InfoRejectsNonGguf) {
   int status = 0;
-  std::string out = Run("info --model /etc/hostname", &status, true);
+  std::string out = RunCli("info --model /etc/hostname", &status, true);
   EXPECT_EQ(status, 1);
   EXPECT_NE(out.find("error:"), std::string::npos) << out;
 }
@@ -56,7 +56,7 @@ TEST(Cli, LogitsMatchTransformersReference) {
   for (int id : ref["input_ids"]) ids += (ids.empty() ? "" : ",") + std::to_string(id);
   const std::string out_path = TempDir() + "/qwen3_logits.f32";
   int status = 0;
-  Run("logits --model " + dir + "/qwen3.gguf --prompt-tokens " + ids + " --out " + out_path,
+  RunCli("logits --model " + dir + "/qwen3.gguf --prompt-tokens " + ids + " --out " + out_path,
       &status);
   ASSERT_EQ(status, 0);
   std::string got = ReadFile(out_path), want = ReadFile(dir + "/logits.f32");
@@ -70,7 +70,7 @@ TEST(Cli, LogitsMatchTransformersReference) {
   }
   EXPECT_LE(max_diff, 1e-5f * std::max(1.0f, max_ref));
   // --last keeps the final rows only.
-  Run("logits --model " + dir + "/qwen3.gguf --prompt-tokens " + ids + " --last 3 --out " +
+  RunCli("logits --model " + dir + "/qwen3.gguf --prompt-tokens " + ids + " --last 3 --out " +
           out_path,
       &status);
   ASSERT_EQ(status, 0);
@@ -82,18 +82,18 @@ TEST(Cli, LogitsMatchTransformersReference) {
 TEST(Cli, MakeModelWritesLoadableModel) {
   const std::string path = TempDir() + "/tiny_q8.gguf";
   int status = 0;
-  Run("make-model --out " + path +
+  RunCli("make-model --out " + path +
           " --dim 64 --layers 1 --heads 4 --kv-heads 2 --ffn 64 --vocab 128 --type q8_0",
       &status);
   ASSERT_EQ(status, 0);
-  std::string out = Run("generate --model " + path +
+  std::string out = RunCli("generate --model " + path +
                             " --prompt-tokens 1,2,3 --n-predict 5 --temp 0 --ignore-eos --json",
                         &status);
   ASSERT_EQ(status, 0) << out;
   json j = json::parse(out);
   EXPECT_EQ(j["tokens"].size(), 5u);
   // Greedy is deterministic.
-  std::string again = Run("generate --model " + path +
+  std::string again = RunCli("generate --model " + path +
                               " --prompt-tokens 1,2,3 --n-predict 5 --temp 0 --ignore-eos --json",
                           &status);
   EXPECT_EQ(json::parse(again)["tokens"], j["tokens"]);
@@ -105,8 +105,8 @@ TEST(Cli, SeededSamplingIsReproducible) {
   int status = 0;
   const std::string args = "generate --model " + model +
                            " --prompt-tokens 1 --n-predict 20 --temp 1 --seed 7 --json";
-  json a = json::parse(Run(args, &status));
-  json b = json::parse(Run(args, &status));
+  json a = json::parse(RunCli(args, &status));
+  json b = json::parse(RunCli(args, &status));
   EXPECT_EQ(a["tokens"], b["tokens"]);
 }
 
@@ -114,9 +114,9 @@ TEST(Cli, PromptLongerThanContextIsAnError) {
   const std::string model = FixturePath("stories260K/stories260K.gguf");
   REQUIRE_FIXTURE(model);
   std::string ids = "1";
-  for (int i = 0; i < 600; ++i) ids += ",300";
+  for (int i = 0; i < 2100; ++i) ids += ",300";  // context_length is 2048
   int status = 0;
-  std::string out = Run("generate --model " + model + " --prompt-tokens " + ids, &status, true);
+  std::string out = RunCli("generate --model " + model + " --prompt-tokens " + ids, &status, true);
   EXPECT_NE(status, 0);
   EXPECT_NE(out.find("context"), std::string::npos) << out;
 }
