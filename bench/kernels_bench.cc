@@ -5,12 +5,14 @@
 // model's decode step does. Reports medians.
 //
 //   kernels_bench [--threads N] [--reps R] [--types q8_0,q4_0,...] [--all-levels]
+//                [--no-gemm] [--square-only]
 #include <immintrin.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cmath>
 #include <cstring>
 #include <random>
 #include <string>
@@ -60,7 +62,7 @@ struct Bench {
   int64_t rows, cols;
 };
 
-void Run(ThreadPool& pool, KernelLevel level, const Bench& b, int reps, double bw) {
+void Run(ThreadPool& pool, KernelLevel level, const Bench& b, int reps, double bw, bool gemm) {
   const int64_t rb = RowBytes(b.type, b.cols);
   const int64_t mat_bytes = rb * b.rows;
   const int n_copies = static_cast<int>(std::max<int64_t>(1, (512ll << 20) / mat_bytes));
@@ -101,12 +103,13 @@ void Run(ThreadPool& pool, KernelLevel level, const Bench& b, int reps, double b
   }
   // GEMM n = 512.
   std::vector<double> t512;
-  MatMulAtLevel(level, mats[0], x.data(), n_big, y.data(), pool, ws);
-  for (int rep = 0; rep < std::max(3, reps / 2); ++rep) {
+  if (gemm) MatMulAtLevel(level, mats[0], x.data(), n_big, y.data(), pool, ws);
+  for (int rep = 0; gemm && rep < std::max(3, reps / 2); ++rep) {
     const double t0 = Now();
     MatMulAtLevel(level, mats[0], x.data(), n_big, y.data(), pool, ws);
     t512.push_back(Now() - t0);
   }
+  if (!gemm) t512.push_back(NAN);
   const double gbs = mat_bytes / Median(t1) / 1e9;
   std::printf("%-6s %-12s %5lldx%-5lld  gemv %7.1f us %6.1f GB/s (%3.0f%% of read bw)  hot %6.1f GB/s"
               "  gemm512 %8.2f ms %7.1f GOPS\n",
@@ -124,7 +127,7 @@ int main(int argc, char** argv) {
   using namespace reprise;
   using namespace reprise::kernels;
   int threads = 2, reps = 7;
-  bool all_levels = false;
+  bool all_levels = false, gemm = true, gemv = true;
   std::string types = "q8_0,q4_0,q4_k,q6_k,f16,f32";
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -132,6 +135,8 @@ int main(int argc, char** argv) {
     else if (a == "--reps" && i + 1 < argc) reps = std::atoi(argv[++i]);
     else if (a == "--types" && i + 1 < argc) types = argv[++i];
     else if (a == "--all-levels") all_levels = true;
+    else if (a == "--no-gemm") gemm = false;
+    else if (a == "--square-only") gemv = false;
     else {
       std::fprintf(stderr, "usage: %s [--threads N] [--reps R] [--types q8_0,...] [--all-levels]\n", argv[0]);
       return 2;
@@ -150,7 +155,8 @@ int main(int argc, char** argv) {
     if (!type) continue;
     for (KernelLevel level : levels) {
       for (auto [rows, cols] : {std::pair<int64_t, int64_t>{2048, 2048}, {5632, 2048}, {2048, 5632}}) {
-        Run(pool, level, {*type, rows, cols}, reps, bw);
+        if (!gemv && rows != cols) continue;
+        Run(pool, level, {*type, rows, cols}, reps, bw, gemm);
       }
     }
   }

@@ -22,6 +22,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include "kernels/matmul_internal.h"
 
@@ -46,6 +47,13 @@ inline __m512i DotI16(__m512i acc, __m512i a, __m512i b) {
   return _mm512_add_epi32(acc, _mm512_madd_epi16(a, b));
 #endif
 }
+
+// Software prefetch distance for streamed weights (GEMV is memory-bound and
+// each row is only a few KiB: too short for the hardware prefetcher to ramp).
+#ifndef REPRISE_PREFETCH_BYTES
+#define REPRISE_PREFETCH_BYTES 1024
+#endif
+constexpr int kPrefetchBytes = REPRISE_PREFETCH_BYTES;
 
 inline float Fp16Scalar(uint16_t h) { return _cvtsh_ss(h); }
 
@@ -204,6 +212,7 @@ struct Q32Tile {
         __m512i wv[R], sgn[R];
         __m512 wd[R];
         for (int r = 0; r < R; ++r) {
+          _mm_prefetch(reinterpret_cast<const char*>(w[r] + b) + kPrefetchBytes, _MM_HINT_T0);
           wv[r] = LoadWeights(w[r] + b, pair, &sgn[r]);
           wd[r] = PairScale(Fp16Scalar(w[r][b].d), pair ? Fp16Scalar(w[r][b + 1].d) : 0.0f);
         }
@@ -238,6 +247,177 @@ struct Q32Tile {
 template <bool kQ8>
 void GemmQ32(const GemmArgs& a, int64_t r0, int64_t r1, int64_t t0, int64_t t1) {
   TileLoop<4, 4, Q32Tile<kQ8>::template K>(a, r0, r1, t0, t1);
+}
+
+// ---------------------------------------------------------------- Q4_K / Q6_K
+
+// Decodes the 6-bit scales and mins of a Q4_K block into 8 bytes each.
+inline void DecodeScalesK4(const uint8_t* q, uint64_t* sc, uint64_t* m) {
+  uint32_t a0, a1, a2;
+  std::memcpy(&a0, q, 4);
+  std::memcpy(&a1, q + 4, 4);
+  std::memcpy(&a2, q + 8, 4);
+  const uint32_t sc_lo = a0 & 0x3f3f3f3f, m_lo = a1 & 0x3f3f3f3f;
+  const uint32_t sc_hi = (a2 & 0x0f0f0f0f) | (((a0 >> 6) & 0x03030303) << 4);
+  const uint32_t m_hi = ((a2 >> 4) & 0x0f0f0f0f) | (((a1 >> 6) & 0x03030303) << 4);
+  *sc = sc_lo | (uint64_t{sc_hi} << 32);
+  *m = m_lo | (uint64_t{m_hi} << 32);
+}
+
+// int16 lane i of the result = v[idx(i)] for a 64-value chunk whose 32 int16
+// lanes cover sub-blocks of `sub` values starting at sub-block `first`.
+inline __m512i SpreadScales(__m512i v16, int first, int sub) {
+  alignas(64) int16_t idx[32];
+  for (int i = 0; i < 32; ++i) idx[i] = static_cast<int16_t>(first + (2 * i) / sub);
+  return _mm512_permutexvar_epi16(_mm512_load_si512(idx), v16);
+}
+
+struct Q4KTile {
+  template <int R, int T>
+  struct K {
+    static void Run(const GemmArgs& a, int64_t row, int64_t tok) {
+      const ActRowLayout& l = a.act_layout;
+      const BlockQ4K* w[R];
+      for (int r = 0; r < R; ++r) w[r] = reinterpret_cast<const BlockQ4K*>(a.w + (row + r) * a.w_stride);
+      const uint8_t* act[T];
+      for (int t = 0; t < T; ++t) act[t] = a.act + (tok + t) * l.stride;
+      __m512 acc[R][T];
+      for (int r = 0; r < R; ++r)
+        for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
+      const __m512i nib = _mm512_set1_epi8(0x0F);
+      const __m512i nib_shift = _mm512_set_epi64(4, 4, 4, 4, 0, 0, 0, 0);
+      const __m256i dup_idx = _mm256_set_epi16(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+      for (int64_t sb = 0; sb < l.n_blocks; ++sb) {
+        __m512i sc16[R];
+        __m256i m16[R];
+        for (int r = 0; r < R; ++r) {
+          const BlockQ4K& blk = w[r][sb];
+          _mm_prefetch(reinterpret_cast<const char*>(&blk) + kPrefetchBytes, _MM_HINT_T0);
+          _mm_prefetch(reinterpret_cast<const char*>(&blk) + kPrefetchBytes + 64, _MM_HINT_T0);
+          uint64_t sc, m;
+          DecodeScalesK4(blk.scales, &sc, &m);
+          sc16[r] = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<int64_t>(sc))));
+          m16[r] = _mm256_permutexvar_epi16(
+              dup_idx, _mm256_castsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<int64_t>(m)))));
+        }
+        __m512i iacc[R][T];
+        for (int r = 0; r < R; ++r)
+          for (int t = 0; t < T; ++t) iacc[r][t] = _mm512_setzero_si512();
+        for (int c = 0; c < 4; ++c) {
+          __m512i wv[R], s16[R];
+          for (int r = 0; r < R; ++r) {
+            const __m512i q = _mm512_broadcast_i64x4(
+                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[r][sb].qs + 32 * c)));
+            wv[r] = _mm512_and_si512(_mm512_srlv_epi64(q, nib_shift), nib);
+            s16[r] = SpreadScales(sc16[r], 2 * c, 32);
+          }
+          for (int t = 0; t < T; ++t) {
+            const __m512i av = _mm512_loadu_si512(act[t] + l.qs + sb * kQKK + 64 * c);
+            for (int r = 0; r < R; ++r) {
+              iacc[r][t] = DotI16(iacc[r][t], _mm512_maddubs_epi16(wv[r], av), s16[r]);
+            }
+          }
+        }
+        for (int t = 0; t < T; ++t) {
+          const float da = reinterpret_cast<const float*>(act[t] + l.d)[sb];
+          const __m256i bs = _mm256_loadu_si256(
+              reinterpret_cast<const __m256i*>(act[t] + l.sums + sb * 32));
+          for (int r = 0; r < R; ++r) {
+            const float d = Fp16Scalar(w[r][sb].d) * da;
+            const float dmin = Fp16Scalar(w[r][sb].dmin) * da;
+            acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(iacc[r][t]), _mm512_set1_ps(d), acc[r][t]);
+            const __m256i mins = _mm256_madd_epi16(m16[r], bs);  // m_j * asum_j
+            acc[r][t] = _mm512_fmadd_ps(_mm512_zextps256_ps512(_mm256_cvtepi32_ps(mins)),
+                                        _mm512_set1_ps(-dmin), acc[r][t]);
+          }
+        }
+      }
+      for (int t = 0; t < T; ++t)
+        for (int r = 0; r < R; ++r) a.y[(tok + t) * a.ldy + row + r] = _mm512_reduce_add_ps(acc[r][t]);
+    }
+  };
+};
+
+struct Q6KTile {
+  template <int R, int T>
+  struct K {
+    static void Run(const GemmArgs& a, int64_t row, int64_t tok) {
+      const ActRowLayout& l = a.act_layout;
+      const BlockQ6K* w[R];
+      for (int r = 0; r < R; ++r) w[r] = reinterpret_cast<const BlockQ6K*>(a.w + (row + r) * a.w_stride);
+      const uint8_t* act[T];
+      for (int t = 0; t < T; ++t) act[t] = a.act + (tok + t) * l.stride;
+      __m512 acc[R][T];
+      for (int r = 0; r < R; ++r)
+        for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
+      const __m512i lo4 = _mm512_set1_epi8(0x0F), hi2 = _mm512_set1_epi8(0x30);
+      const __m512i shl_a = _mm512_set_epi64(2, 2, 2, 2, 4, 4, 4, 4);  // in 16-bit lanes below
+      const __m512i shr_b = _mm512_set_epi64(2, 2, 2, 2, 0, 0, 0, 0);
+      const __m512i shl_a16 = _mm512_or_si512(shl_a, _mm512_slli_epi64(shl_a, 16));
+      const __m512i shl_a32 = _mm512_or_si512(shl_a16, _mm512_slli_epi64(shl_a16, 32));
+      const __m512i shr_b16 = _mm512_or_si512(shr_b, _mm512_slli_epi64(shr_b, 16));
+      const __m512i shr_b32 = _mm512_or_si512(shr_b16, _mm512_slli_epi64(shr_b16, 32));
+      for (int64_t sb = 0; sb < l.n_blocks; ++sb) {
+        __m512i sc16[R];
+        for (int r = 0; r < R; ++r) {
+          const BlockQ6K& blk = w[r][sb];
+          for (int p = 0; p < 4; ++p) {
+            _mm_prefetch(reinterpret_cast<const char*>(&blk) + kPrefetchBytes + 64 * p, _MM_HINT_T0);
+          }
+          sc16[r] = _mm512_castsi256_si512(
+              _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.scales))));
+        }
+        __m512i iacc[R][T];
+        for (int r = 0; r < R; ++r)
+          for (int t = 0; t < T; ++t) iacc[r][t] = _mm512_setzero_si512();
+        for (int c = 0; c < 4; ++c) {  // 64 values each: half c / 2, part c % 2
+          const int h = c / 2;
+          __m512i wv[R], s16[R];
+          for (int r = 0; r < R; ++r) {
+            const BlockQ6K& blk = w[r][sb];
+            const __m512i ql = _mm512_loadu_si512(blk.ql + 64 * h);
+            const __m512i qh = _mm512_broadcast_i64x4(
+                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.qh + 32 * h)));
+            if (c % 2 == 0) {
+              wv[r] = _mm512_or_si512(_mm512_and_si512(ql, lo4),
+                                      _mm512_and_si512(_mm512_sllv_epi16(qh, shl_a32), hi2));
+            } else {
+              wv[r] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), lo4),
+                                      _mm512_and_si512(_mm512_srlv_epi16(qh, shr_b32), hi2));
+            }
+            s16[r] = SpreadScales(sc16[r], 4 * c, 16);
+          }
+          for (int t = 0; t < T; ++t) {
+            const __m512i av = _mm512_loadu_si512(act[t] + l.qs + sb * kQKK + 64 * c);
+            for (int r = 0; r < R; ++r) {
+              iacc[r][t] = DotI16(iacc[r][t], _mm512_maddubs_epi16(wv[r], av), s16[r]);
+            }
+          }
+        }
+        for (int t = 0; t < T; ++t) {
+          const float da = reinterpret_cast<const float*>(act[t] + l.d)[sb];
+          const __m512i bs = _mm512_castsi256_si512(_mm256_loadu_si256(
+              reinterpret_cast<const __m256i*>(act[t] + l.sums + sb * 32)));
+          for (int r = 0; r < R; ++r) {
+            // -32 * sum_j sc_j * asum_j, into the same int32 lanes.
+            const __m512i neg = _mm512_maskz_mov_epi64(0x0F, _mm512_mullo_epi16(sc16[r], _mm512_set1_epi16(-32)));
+            const __m512i isum = DotI16(iacc[r][t], neg, bs);
+            const float d = Fp16Scalar(w[r][sb].d) * da;
+            acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(d), acc[r][t]);
+          }
+        }
+      }
+      for (int t = 0; t < T; ++t)
+        for (int r = 0; r < R; ++r) a.y[(tok + t) * a.ldy + row + r] = _mm512_reduce_add_ps(acc[r][t]);
+    }
+  };
+};
+
+void GemmQ4K(const GemmArgs& a, int64_t r0, int64_t r1, int64_t t0, int64_t t1) {
+  TileLoop<4, 4, Q4KTile::K>(a, r0, r1, t0, t1);
+}
+void GemmQ6K(const GemmArgs& a, int64_t r0, int64_t r1, int64_t t0, int64_t t1) {
+  TileLoop<4, 4, Q6KTile::K>(a, r0, r1, t0, t1);
 }
 
 }  // namespace

@@ -8,7 +8,7 @@ namespace reprise::kernels {
 const KernelTable& Avx512VnniKernels() {
   static const KernelTable table = {
       GemmFloat<FloatKind::kF32>, GemmFloat<FloatKind::kF16>, GemmFloat<FloatKind::kBF16>,
-      GemmQ32<true>, GemmQ32<false>, nullptr, nullptr,
+      GemmQ32<true>, GemmQ32<false>, GemmQ4K, GemmQ6K,
   };
   return table;
 }
