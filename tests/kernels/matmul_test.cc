@@ -6,7 +6,9 @@
 
 #include <cmath>
 #include <cstring>
+#include <random>
 
+#include "core/fp16.h"
 #include "core/thread_pool.h"
 #include "kernels/matmul_internal.h"
 #include "kernel_test_util.h"
@@ -140,6 +142,62 @@ TEST(MatMulLevelsTest, EveryLevelMatchesTheScalarReferenceOnAwkwardSizes) {
               }
             }
           }
+        }
+      }
+    }
+  }
+}
+
+// Raw random blocks (any byte pattern a file may hold: Q8_0 -128, Q6_K scale
+// -128, all-15 nibbles) against activations that hit +-127: no kernel may
+// saturate an intermediate.
+TEST(MatMulLevelsTest, ArbitraryBlockBytesMatchTheReference) {
+  ThreadPool pool(2);
+  Workspace ws;
+  std::mt19937 rng(42);
+  for (DType type : {DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ6_K}) {
+    const int64_t rows = 9, cols = 512, n = 5;
+    const int64_t rb = RowBytes(type, cols);
+    std::vector<uint8_t> data(rows * rb);
+    for (uint8_t& b : data) b = static_cast<uint8_t>(rng());
+    const uint16_t d = Fp32ToFp16(0.01f);
+    for (int64_t r = 0; r < rows; ++r) {
+      uint8_t* row = data.data() + r * rb;
+      if (type == DType::kQ8_0 || type == DType::kQ4_0) {
+        const int64_t bb = type == DType::kQ8_0 ? 34 : 18;
+        for (int64_t b = 0; b < cols / 32; ++b) std::memcpy(row + b * bb, &d, 2);
+        if (type == DType::kQ8_0 && r == 0) {  // a whole row of -128
+          for (int64_t b = 0; b < cols / 32; ++b) std::memset(row + b * bb + 2, 0x80, 32);
+        }
+      } else if (type == DType::kQ4_K) {
+        for (int64_t b = 0; b < cols / 256; ++b) {
+          std::memcpy(row + b * 144, &d, 2);
+          std::memcpy(row + b * 144 + 2, &d, 2);
+        }
+      } else {
+        for (int64_t b = 0; b < cols / 256; ++b) {
+          std::memcpy(row + b * 210 + 208, &d, 2);
+          if (r == 0) std::memset(row + b * 210 + 192, 0x80, 16);  // scales -128
+        }
+      }
+    }
+    std::vector<float> x = RandomFloats(n * cols, 43);
+    for (int64_t i = 0; i < n * cols; i += 3) x[i] = (i / 3) % 2 ? 5.0f : -5.0f;  // amax hits
+    const Matrix mat = *Matrix::Prepare(MatrixView{type, rows, cols, data.data()});
+    const QuantizedActs qa = QuantizeActs(type, x.data(), n, cols);
+    TestMatrix m{type, rows, cols, {}, data};
+    for (KernelLevel level : AvailableKernelLevels()) {
+      std::vector<float> y(n * rows);
+      MatMulAtLevel(level, mat, x.data(), n, y.data(), pool, ws);
+      std::vector<float> w(cols);
+      for (int64_t r = 0; r < rows; ++r) {
+        GetRow(m.view(), r, w.data());
+        for (int64_t t = 0; t < n; ++t) {
+          double mag = 0;
+          for (int64_t c = 0; c < cols; ++c) mag += std::fabs(double(w[c]) * x[t * cols + c]);
+          const float ref = RefDot(m, r, x.data() + t * cols, &qa, t);
+          ASSERT_NEAR(y[t * rows + r], ref, 4e-6 * mag + 1e-6 * std::fabs(ref))
+              << KernelLevelName(level) << " " << DTypeName(type) << " r=" << r << " t=" << t;
         }
       }
     }
