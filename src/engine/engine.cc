@@ -18,23 +18,34 @@ namespace reprise::engine {
 
 const char* ErrorCodeName(ErrorCode code) {
   switch (code) {
-    case ErrorCode::kOk: return "ok";
-    case ErrorCode::kInvalidRequest: return "invalid_request";
-    case ErrorCode::kContextLengthExceeded: return "context_length_exceeded";
-    case ErrorCode::kExceedsKvBudget: return "kv_budget_exceeded";
-    case ErrorCode::kOverloaded: return "overloaded";
-    case ErrorCode::kShuttingDown: return "shutting_down";
-    case ErrorCode::kInternal: return "internal_error";
+    case ErrorCode::kOk:
+      return "ok";
+    case ErrorCode::kInvalidRequest:
+      return "invalid_request";
+    case ErrorCode::kContextLengthExceeded:
+      return "context_length_exceeded";
+    case ErrorCode::kExceedsKvBudget:
+      return "kv_budget_exceeded";
+    case ErrorCode::kOverloaded:
+      return "overloaded";
+    case ErrorCode::kShuttingDown:
+      return "shutting_down";
+    case ErrorCode::kInternal:
+      return "internal_error";
   }
   return "unknown";
 }
 
 const char* FinishReasonName(FinishReason reason) {
   switch (reason) {
-    case FinishReason::kNone: return "none";
-    case FinishReason::kStop: return "stop";
-    case FinishReason::kLength: return "length";
-    case FinishReason::kCancelled: return "cancelled";
+    case FinishReason::kNone:
+      return "none";
+    case FinishReason::kStop:
+      return "stop";
+    case FinishReason::kLength:
+      return "length";
+    case FinishReason::kCancelled:
+      return "cancelled";
   }
   return "unknown";
 }
@@ -166,14 +177,14 @@ void Engine::Impl::Loop() {
 
 Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
-Result<std::unique_ptr<Engine>> Engine::Create(model::Model& model,
-                                               const tokenizer::Tokenizer& tok,
+Result<std::unique_ptr<Engine>> Engine::Create(model::Model& model, const tokenizer::Tokenizer& tok,
                                                const EngineConfig& config) {
   auto impl = std::make_unique<Impl>();
   impl->config = config;
   const model::ModelConfig& mc = model.config();
   if (impl->config.ctx_size <= 0) impl->config.ctx_size = static_cast<int32_t>(mc.n_ctx_train);
-  if (config.block_tokens < 1) return Errorf("block tokens must be >= 1, got %d", config.block_tokens);
+  if (config.block_tokens < 1)
+    return Errorf("block tokens must be >= 1, got %d", config.block_tokens);
   if (config.max_queued < 1) return Errorf("max queued must be >= 1, got %d", config.max_queued);
 
   SchedulerConfig sc;

@@ -37,27 +37,27 @@ class Tokenizer;
 namespace reprise::engine {
 
 struct EngineConfig {
-  int max_parallel = 4;       // --parallel: sequences decoded together
-  int64_t cache_bytes = 0;    // --prompt-cache-bytes: all KV (cached + in flight)
-  int max_cache_entries = 10; // --prompt-cache-size: cached conversations; 0 disables
-  int32_t ctx_size = 0;       // --ctx-size: per sequence; 0 = the model's training context
-  int block_tokens = 32;      // positions per KV block
+  int max_parallel = 4;        // --parallel: sequences decoded together
+  int64_t cache_bytes = 0;     // --prompt-cache-bytes: all KV (cached + in flight)
+  int max_cache_entries = 10;  // --prompt-cache-size: cached conversations; 0 disables
+  int32_t ctx_size = 0;        // --ctx-size: per sequence; 0 = the model's training context
+  int block_tokens = 32;       // positions per KV block
   DType kv_type = DType::kF16;
-  int32_t prefill_chunk = 512;       // most prompt tokens run in one step
-  int32_t default_max_tokens = 0;    // --max-tokens: when a request sets none; 0 = to the context end
-  int max_queued = 1024;             // Submit fails with kOverloaded past this many waiting
-  int64_t stall_timeout_ms = 120000; // Healthy() is false when a step takes longer
+  int32_t prefill_chunk = 512;     // most prompt tokens run in one step
+  int32_t default_max_tokens = 0;  // --max-tokens: when a request sets none; 0 = to the context end
+  int max_queued = 1024;           // Submit fails with kOverloaded past this many waiting
+  int64_t stall_timeout_ms = 120000;  // Healthy() is false when a step takes longer
 };
 
 // Why a request failed; the HTTP layer maps these to status codes.
 enum class ErrorCode {
   kOk = 0,
-  kInvalidRequest,          // empty prompt, bad token id, bad sampling parameter (400)
-  kContextLengthExceeded,   // prompt + max_tokens > ctx_size (400 context_length_exceeded)
-  kExceedsKvBudget,         // could never fit in --prompt-cache-bytes, even with the cache empty (400)
-  kOverloaded,              // queue full (503 / 429)
-  kShuttingDown,            // the engine is stopping (503)
-  kInternal,                // the model failed; the engine keeps serving others (500)
+  kInvalidRequest,         // empty prompt, bad token id, bad sampling parameter (400)
+  kContextLengthExceeded,  // prompt + max_tokens > ctx_size (400 context_length_exceeded)
+  kExceedsKvBudget,  // could never fit in --prompt-cache-bytes, even with the cache empty (400)
+  kOverloaded,       // queue full (503 / 429)
+  kShuttingDown,     // the engine is stopping (503)
+  kInternal,         // the model failed; the engine keeps serving others (500)
 };
 const char* ErrorCodeName(ErrorCode code);  // "context_length_exceeded", ...
 
@@ -92,7 +92,7 @@ struct Event {
   Kind kind = Kind::kToken;
   // kToken:
   int32_t token = -1;
-  float logprob = 0.0f;  // when sampling.n_top_logprobs >= 0
+  float logprob = 0.0f;                                 // when sampling.n_top_logprobs >= 0
   std::vector<std::pair<int32_t, float>> top_logprobs;  // n_top_logprobs > 0
   // kDone (and kError, with what was done before the failure):
   FinishReason finish = FinishReason::kNone;

@@ -24,8 +24,8 @@ struct Scheduler::Sequence {
   kv::SeqBlocks kv;             // KV of tokens[0, kv.n_tokens)
   int32_t n_prompt = 0;
   int32_t n_cached = 0;
-  int32_t n_generated = 0;     // tokens streamed (end-of-generation excluded)
-  int32_t reserved_blocks = 0; // 0 until admitted
+  int32_t n_generated = 0;      // tokens streamed (end-of-generation excluded)
+  int32_t reserved_blocks = 0;  // 0 until admitted
   std::unique_ptr<Sampler> sampler;
   int64_t submit_us = 0, admit_us = 0, first_token_us = 0, last_token_us = 0;
   int32_t step_first = 0, step_count = 0;  // positions run in the current batch
@@ -35,11 +35,13 @@ struct Scheduler::Sequence {
 Result<std::unique_ptr<Scheduler>> Scheduler::Create(const SchedulerConfig& config,
                                                      const kv::BlockPoolConfig& pool_config,
                                                      ForwardFn forward) {
-  if (config.max_parallel < 1) return Errorf("parallel must be at least 1, got %d", config.max_parallel);
+  if (config.max_parallel < 1)
+    return Errorf("parallel must be at least 1, got %d", config.max_parallel);
   if (config.max_cache_entries < 0) {
     return Errorf("prompt cache size must be >= 0, got %d", config.max_cache_entries);
   }
-  if (config.ctx_size < 2) return Errorf("context size must be at least 2, got %d", config.ctx_size);
+  if (config.ctx_size < 2)
+    return Errorf("context size must be at least 2, got %d", config.ctx_size);
   if (config.prefill_chunk < 1) {
     return Errorf("prefill chunk must be at least 1, got %d", config.prefill_chunk);
   }
@@ -84,7 +86,8 @@ ErrorCode Scheduler::Validate(Request* r, Status* status) const {
     return ErrorCode::kInvalidRequest;
   }
   const int64_t ctx = config_.ctx_size;
-  const int64_t cap_positions = static_cast<int64_t>(pool_->capacity_blocks()) * pool_->block_tokens();
+  const int64_t cap_positions =
+      static_cast<int64_t>(pool_->capacity_blocks()) * pool_->block_tokens();
   if (r->max_tokens > 0) {
     if (n + r->max_tokens > ctx) {
       *status = Errorf(
@@ -123,7 +126,8 @@ ErrorCode Scheduler::Validate(Request* r, Status* status) const {
     return ErrorCode::kExceedsKvBudget;
   }
   int64_t max_tokens = ctx - n;
-  if (config_.default_max_tokens > 0) max_tokens = std::min<int64_t>(max_tokens, config_.default_max_tokens);
+  if (config_.default_max_tokens > 0)
+    max_tokens = std::min<int64_t>(max_tokens, config_.default_max_tokens);
   max_tokens = std::min<int64_t>(max_tokens, cap_positions - n + 1);
   r->max_tokens = static_cast<int32_t>(max_tokens);
   return ErrorCode::kOk;
@@ -197,9 +201,9 @@ void Scheduler::Finish(Sequence& seq, FinishReason reason, ErrorCode code, const
            "request %lld %s: prompt %d tokens (%d cached), generated %d, ttft %.1f ms, "
            "%.1f tok/s%s%s",
            static_cast<long long>(seq.id),
-           code == ErrorCode::kOk ? FinishReasonName(reason) : ErrorCodeName(code),
-           u.prompt_tokens, u.cached_tokens, u.completion_tokens, u.ttft_ms, tps,
-           error.ok() ? "" : ": ", error.ok() ? "" : error.message().c_str());
+           code == ErrorCode::kOk ? FinishReasonName(reason) : ErrorCodeName(code), u.prompt_tokens,
+           u.cached_tokens, u.completion_tokens, u.ttft_ms, tps, error.ok() ? "" : ": ",
+           error.ok() ? "" : error.message().c_str());
   seq.state->Push(std::move(ev));
 }
 
@@ -313,7 +317,8 @@ bool Scheduler::Step() {
     ev.logprob = result.logprob;
     ev.top_logprobs = result.top_logprobs;
     s.state->Push(std::move(ev));
-    if (s.n_generated >= s.request.max_tokens) Finish(s, FinishReason::kLength, ErrorCode::kOk, Status());
+    if (s.n_generated >= s.request.max_tokens)
+      Finish(s, FinishReason::kLength, ErrorCode::kOk, Status());
   }
   Reap();
   return true;

@@ -49,9 +49,9 @@ struct RequestHandle::State {
 
 // Runs one batch: writes K/V of every token into its sequence's blocks and the
 // logits of want_logits tokens, in batch order, to logits [n_want, n_vocab].
-using ForwardFn = std::function<Status(std::span<const model::BatchToken> batch,
-                                       std::span<kv::SeqBlocks* const> seqs,
-                                       kv::BlockPool& pool, float* logits)>;
+using ForwardFn =
+    std::function<Status(std::span<const model::BatchToken> batch,
+                         std::span<kv::SeqBlocks* const> seqs, kv::BlockPool& pool, float* logits)>;
 
 struct SchedulerConfig {
   int max_parallel = 4;

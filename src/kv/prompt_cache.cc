@@ -168,7 +168,7 @@ void PromptCache::Insert(std::span<const int32_t> tokens, const SeqBlocks& seq) 
   for (int64_t pos = 0, i = 0; pos < n; pos += bt, ++i) {
     auto chunk = tokens.subspan(pos, static_cast<size_t>(std::min<int64_t>(bt, n - pos)));
     Node* same = nullptr;
-    Node* cover = nullptr;  // an existing node whose tokens extend a partial chunk
+    Node* cover = nullptr;     // an existing node whose tokens extend a partial chunk
     std::vector<Node*> stale;  // partial leaves that the chunk extends
     for (const auto& c : node->children) {
       if (SameTokens(c->tokens, chunk)) {

@@ -42,22 +42,22 @@ struct PromptCacheConfig {
 // A cached prefix handed to a new sequence. The caller owns one reference on
 // each block in seq.blocks and must Unref them (or Insert then Unref).
 struct CacheHit {
-  SeqBlocks seq;           // seq.n_tokens == n_cached
-  int32_t n_cached = 0;    // leading tokens whose KV is already in seq
+  SeqBlocks seq;                // seq.n_tokens == n_cached
+  int32_t n_cached = 0;         // leading tokens whose KV is already in seq
   int32_t n_shared_blocks = 0;  // blocks shared with the cache (not copied)
   int32_t n_copied_tokens = 0;  // rows copied into a fresh block (< block_tokens)
 };
 
 struct PromptCacheStats {
-  int64_t entries = 0;         // leaves
-  int64_t cached_blocks = 0;   // distinct blocks held by the cache
-  int64_t cached_bytes = 0;    // cached_blocks * block_bytes
-  int64_t cached_tokens = 0;   // distinct token positions stored
-  int64_t hits = 0;            // Acquire calls that reused >= 1 token
-  int64_t misses = 0;          // Acquire calls that reused nothing
-  int64_t hit_tokens = 0;      // tokens reused over all Acquire calls
-  int64_t evictions = 0;       // entries evicted (for count or bytes)
-  int64_t inserts = 0;         // Insert calls that stored something new
+  int64_t entries = 0;        // leaves
+  int64_t cached_blocks = 0;  // distinct blocks held by the cache
+  int64_t cached_bytes = 0;   // cached_blocks * block_bytes
+  int64_t cached_tokens = 0;  // distinct token positions stored
+  int64_t hits = 0;           // Acquire calls that reused >= 1 token
+  int64_t misses = 0;         // Acquire calls that reused nothing
+  int64_t hit_tokens = 0;     // tokens reused over all Acquire calls
+  int64_t evictions = 0;      // entries evicted (for count or bytes)
+  int64_t inserts = 0;        // Insert calls that stored something new
 };
 
 // One cached entry (leaf), for GET /v1/cache.
@@ -67,7 +67,7 @@ struct CacheEntryInfo {
   int32_t blocks = 0;         // blocks on the path from the root
   int32_t shared_blocks = 0;  // of those, blocks also on another entry's path
   int64_t last_use_unix_ms = 0;
-  int64_t hits = 0;           // Acquire calls whose match reached this entry's own blocks
+  int64_t hits = 0;  // Acquire calls whose match reached this entry's own blocks
 };
 
 class PromptCache {
@@ -132,9 +132,9 @@ class PromptCache {
   BlockPool& pool_;
   PromptCacheConfig config_;
   std::unique_ptr<Node> root_;
-  uint64_t tick_ = 0;           // one per Acquire/Insert: the LRU clock
-  int64_t now_unix_ms_ = 0;     // wall time of the current operation
-  Node* protected_ = nullptr;   // entry an in-progress Acquire must not evict
+  uint64_t tick_ = 0;          // one per Acquire/Insert: the LRU clock
+  int64_t now_unix_ms_ = 0;    // wall time of the current operation
+  Node* protected_ = nullptr;  // entry an in-progress Acquire must not evict
   int64_t n_nodes_ = 0;
   int64_t n_leaves_ = 0;
   int64_t n_tokens_ = 0;

@@ -204,8 +204,8 @@ TEST_F(EngineTest, NoLeakedBlocksAfterConcurrentLoad) {
   auto e = MakeEngine(c);
   ASSERT_NE(e, nullptr);
   const EngineStats start = e->Stats();
-  const char* texts[] = {"Once upon a time", "The sun was hot", "Tom had a red ball",
-                         "Mom said no", "The little fish swam"};
+  const char* texts[] = {"Once upon a time", "The sun was hot", "Tom had a red ball", "Mom said no",
+                         "The little fish swam"};
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&, t] {

@@ -7,10 +7,10 @@
 
 #include <gtest/gtest.h>
 
-#include "core/log.h"
-
 #include <map>
 #include <random>
+
+#include "core/log.h"
 
 namespace reprise::engine {
 namespace {
@@ -280,7 +280,8 @@ TEST_F(SchedulerTest, StreamOfDistinctConversationsStaysInsideTheByteBudget) {
   std::mt19937 rng(5);
   std::vector<size_t> ids;
   for (int i = 0; i < 30; ++i) {
-    ids.push_back(Submit(Range(static_cast<int32_t>(rng() % kVocab), 5 + rng() % 30), 1 + rng() % 20));
+    ids.push_back(
+        Submit(Range(static_cast<int32_t>(rng() % kVocab), 5 + rng() % 30), 1 + rng() % 20));
     if (i % 3 == 2) RunAll();  // RunAll asserts the bound after every step
   }
   RunAll();

@@ -347,6 +347,37 @@ TEST_F(PromptCacheTest, EvictionForRoomSkipsEntriesPinnedByInFlightSequences) {
   EXPECT_EQ(pool_->used_blocks(), 0);
 }
 
+TEST_F(PromptCacheTest, EntriesReportHitsLastUseAndCounters) {
+  Make(64, 10);
+  const Tokens a = Range(100, 10), b = Range(200, 6);
+  const uint64_t v0 = cache_->version();
+  Run(a);
+  Run(b);
+  EXPECT_NE(cache_->version(), v0);
+  Probe(Concat(a, {1}));
+  Probe(Concat(a, {2}));
+  auto entries = cache_->Entries();
+  ASSERT_EQ(entries.size(), 2u);
+  std::sort(entries.begin(), entries.end(),
+            [](const CacheEntryInfo& x, const CacheEntryInfo& y) { return x.tokens > y.tokens; });
+  EXPECT_EQ(entries[0].tokens, 10);
+  EXPECT_EQ(entries[0].hits, 2);
+  EXPECT_EQ(entries[0].blocks, 3);
+  EXPECT_EQ(entries[0].shared_blocks, 0);
+  EXPECT_EQ(entries[1].tokens, 6);
+  EXPECT_EQ(entries[1].hits, 0);
+  EXPECT_GT(entries[0].last_use_unix_ms, 1600000000000);  // a wall-clock time
+  const PromptCacheStats st = cache_->Stats();
+  EXPECT_EQ(st.entries, 2);
+  EXPECT_EQ(st.cached_blocks, 5);
+  EXPECT_EQ(st.cached_bytes, 5 * pool_->block_bytes());
+  EXPECT_EQ(st.cached_tokens, 16);
+  EXPECT_EQ(st.hits, 2);
+  EXPECT_EQ(st.misses, 2);
+  EXPECT_EQ(st.hit_tokens, 20);
+  EXPECT_EQ(st.inserts, 2);
+}
+
 TEST_F(PromptCacheTest, AcquireFallsBackToSharedBlocksWhenNoBlockIsFreeForTheCopy) {
   Make(3, 10);
   const Tokens a = Range(100, 6);  // a full block + a 2-token leaf
