@@ -11,7 +11,7 @@
 // swallow the bytes of a following escaped space; the two agree on all valid
 // UTF-8.)
 #include <algorithm>
-#include <queue>
+#include <string_view>
 #include <vector>
 
 #include "tokenizer/tokenizer.h"
@@ -40,17 +40,25 @@ struct BigramLess {
   }
 };
 
+constexpr std::string_view kSpace = "\xe2\x96\x81";  // '▁'
+
 }  // namespace
+
+struct Tokenizer::SpmScratch {
+  std::vector<Symbol> symbols;
+  std::vector<Bigram> queue;  // max-heap by BigramLess
+};
 
 int32_t Tokenizer::SpmByteToken(uint8_t byte) const {
   if (spm_byte_token_[byte] >= 0) return spm_byte_token_[byte];
   return Lookup(std::string_view(reinterpret_cast<const char*>(&byte), 1));
 }
 
-void Tokenizer::EncodeSpm(std::string_view text, std::vector<int32_t>* out) const {
+void Tokenizer::EncodeSpmChunk(std::string_view text, SpmScratch* scratch,
+                               std::vector<int32_t>* out) const {
   if (text.empty()) return;
-  std::vector<Symbol> symbols;
-  symbols.reserve(text.size());
+  auto& symbols = scratch->symbols;
+  symbols.clear();
   for (size_t offs = 0; offs < text.size();) {
     uint32_t cp;
     const int decoded = DecodeUtf8(text, offs, &cp);
@@ -61,19 +69,22 @@ void Tokenizer::EncodeSpm(std::string_view text, std::vector<int32_t>* out) cons
     offs += len;
   }
 
-  std::priority_queue<Bigram, std::vector<Bigram>, BigramLess> queue;
+  auto& queue = scratch->queue;
+  queue.clear();
   const auto try_add = [&](int32_t left, int32_t right) {
     if (left < 0 || right < 0) return;
     const uint32_t len = symbols[left].len + symbols[right].len;
     const int32_t id = Lookup(text.substr(symbols[left].start, len));
     if (id < 0) return;
-    queue.push({scores_[id], left, right, len});
+    queue.push_back({scores_[id], left, right, len});
+    std::push_heap(queue.begin(), queue.end(), BigramLess());
   };
   for (int32_t i = 1; i < static_cast<int32_t>(symbols.size()); ++i) try_add(i - 1, i);
 
   while (!queue.empty()) {
-    const Bigram bigram = queue.top();
-    queue.pop();
+    std::pop_heap(queue.begin(), queue.end(), BigramLess());
+    const Bigram bigram = queue.back();
+    queue.pop_back();
     Symbol& left = symbols[bigram.left];
     Symbol& right = symbols[bigram.right];
     // Stale: one side has merged since this pair was queued.
@@ -103,6 +114,40 @@ void Tokenizer::EncodeSpm(std::string_view text, std::vector<int32_t>* out) cons
     }
     for (char c : piece) out->push_back(SpmByteToken(static_cast<uint8_t>(c)));
   }
+}
+
+
+void Tokenizer::EncodeSpm(std::string_view text, std::vector<int32_t>* out) const {
+  SpmScratch scratch;
+  if (!spm_split_at_spaces_) {
+    EncodeSpmChunk(text, &scratch, out);
+    return;
+  }
+  // No token has '▁' after another character, so no merge crosses the start
+  // of a '▁' that follows a non-'▁' character: encode those chunks apart
+  // (same result, small heaps).
+  size_t chunk = 0;
+  for (size_t pos = text.find(kSpace, 1); pos != std::string_view::npos;
+       pos = text.find(kSpace, pos + kSpace.size())) {
+    if (pos >= kSpace.size() && text.compare(pos - kSpace.size(), kSpace.size(), kSpace) == 0) {
+      continue;  // inside a run of '▁'
+    }
+    EncodeSpmChunk(text.substr(chunk, pos - chunk), &scratch, out);
+    chunk = pos;
+  }
+  EncodeSpmChunk(text.substr(chunk), &scratch, out);
+}
+
+bool Tokenizer::SpmCanSplitAtSpaces() const {
+  for (const std::string& t : tokens_) {
+    for (size_t pos = t.find(kSpace, 1); pos != std::string::npos;
+         pos = t.find(kSpace, pos + 1)) {
+      if (pos < kSpace.size() || t.compare(pos - kSpace.size(), kSpace.size(), kSpace) != 0) {
+        return false;
+      }
+    }
+  }
+  return true;
 }
 
 }  // namespace reprise::tokenizer

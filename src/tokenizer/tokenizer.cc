@@ -167,6 +167,7 @@ Status Tokenizer::Init(VocabSpec spec) {
       std::snprintf(buf, sizeof(buf), "<0x%02X>", b);
       spm_byte_token_[b] = Lookup(buf);
     }
+    spm_split_at_spaces_ = SpmCanSplitAtSpaces();
     return Status::Ok();
   }
   if (spec.merges.empty()) return Errorf("BPE tokenizer without tokenizer.ggml.merges");

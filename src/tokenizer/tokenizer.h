@@ -127,7 +127,10 @@ class Tokenizer {
   }
   std::vector<Fragment> Partition(std::string_view text, bool parse_special) const;
   // spm.cc
+  struct SpmScratch;
   void EncodeSpm(std::string_view text, std::vector<int32_t>* out) const;
+  void EncodeSpmChunk(std::string_view text, SpmScratch* scratch, std::vector<int32_t>* out) const;
+  bool SpmCanSplitAtSpaces() const;
   int32_t SpmByteToken(uint8_t byte) const;
   // bpe.cc
   Status InitBpe(const std::vector<std::string>& merges);
@@ -147,6 +150,8 @@ class Tokenizer {
   // Tokens matched in raw text, longest text first: control/unknown (only
   // with parse_special) and user-defined (always).
   std::vector<int32_t> special_tokens_;
+  // SPM: whether text may be encoded in chunks starting at each '▁' run.
+  bool spm_split_at_spaces_ = false;
   // SPM: <0xXX> byte tokens (-1 if absent).
   std::array<int32_t, 256> spm_byte_token_{};
   // BPE: token of each byte's byte-level character (-1 if absent),

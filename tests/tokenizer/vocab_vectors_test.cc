@@ -52,6 +52,32 @@ INSTANTIATE_TEST_SUITE_P(AllPresentVocabs, VocabVectorsTest,
                            return n;
                          });
 
+// SPM encodes text in chunks at '▁' runs when no token has '▁' after another
+// character; adding such a token (absent from the text) disables chunking, so
+// both paths must agree exactly.
+TEST(SpmChunking, ChunkedEncodingEqualsWholeTextEncoding) {
+  const std::string path = FixturePath("vocab/ggml-vocab-llama-spm.gguf");
+  REQUIRE_FIXTURE(path);
+  auto file = gguf::File::Open(path);
+  ASSERT_TRUE(file.ok());
+  auto spec = Tokenizer::ReadVocabSpec(**file);
+  ASSERT_TRUE(spec.ok());
+  auto chunked = Tokenizer::FromSpec(*spec);
+  spec->tokens.push_back("\x01\xe2\x96\x81");
+  spec->scores.push_back(-1e9f);
+  spec->token_types.push_back(1);
+  auto whole = Tokenizer::FromSpec(*spec);
+  ASSERT_TRUE(chunked.ok() && whole.ok());
+  std::string text;
+  for (const auto& name : {"llama-spm", "gpt-2"}) {
+    text += reprise::testing::ReadFile(FixturePath(std::string("vocab/ggml-vocab-") + name +
+                                                   ".gguf.inp"));
+  }
+  text += "  leading   and trailing   \n\n\t mixed\xe2\x96\x81marks ▁▁ x";
+  EXPECT_EQ(IdsToString((*chunked)->Encode(text, true, false)),
+            IdsToString((*whole)->Encode(text, true, false)));
+}
+
 TEST(Llama3VocabTest, BuiltFromEncoderJsonMatchesLlamaBpeVectors) {
   REQUIRE_FIXTURE(FixturePath("hf-tokenizers/llama3.2-bpe/encoder.json"));
   REQUIRE_FIXTURE(FixturePath("vocab/ggml-vocab-llama-bpe.gguf.inp"));
