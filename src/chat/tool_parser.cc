@@ -1,0 +1,533 @@
+// The output parser state machine (see tool_parser.h). Invariant: every input
+// byte ends up in exactly one place — a content or reasoning delta, a tool
+// call, or (only whitespace around tags and calls) dropped — and nothing is
+// emitted before it is certain.
+#include "chat/tool_parser.h"
+
+#include <nlohmann/json.hpp>
+
+namespace reprise::chat {
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+constexpr std::string_view kThinkOpen = "<think>";
+constexpr std::string_view kThinkClose = "</think>";
+constexpr std::string_view kHermesOpen = "<tool_call>";
+constexpr std::string_view kHermesClose = "</tool_call>";
+constexpr std::string_view kPythonTag = "<|python_tag|>";
+constexpr std::string_view kMistralCalls = "[TOOL_CALLS]";
+constexpr std::string_view kMistralArgs = "[ARGS]";
+constexpr std::string_view kMistralCallId = "[CALL_ID]";
+
+bool IsWs(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+size_t FirstNonWs(std::string_view s, size_t from = 0) {
+  for (size_t i = from; i < s.size(); ++i) {
+    if (!IsWs(s[i])) return i;
+  }
+  return std::string_view::npos;
+}
+
+std::string_view Trim(std::string_view s) {
+  size_t b = FirstNonWs(s);
+  if (b == std::string_view::npos) return {};
+  size_t e = s.size();
+  while (e > b && IsWs(s[e - 1])) --e;
+  return s.substr(b, e - b);
+}
+
+// Length of the longest suffix of `s` that is a proper prefix of `tag`.
+size_t PartialTagSuffix(std::string_view s, std::string_view tag) {
+  for (size_t n = std::min(s.size(), tag.size() - 1); n > 0; --n) {
+    if (s.substr(s.size() - n) == tag.substr(0, n)) return n;
+  }
+  return 0;
+}
+
+// One past the end of the JSON object/array starting at s[start], or npos
+// while it is still open. String-aware; does not validate (the JSON parser does).
+size_t JsonEnd(std::string_view s, size_t start) {
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = start; i < s.size(); ++i) {
+    char c = s[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      ++depth;
+    } else if (c == '}' || c == ']') {
+      if (--depth == 0) return i + 1;
+    }
+  }
+  return std::string_view::npos;
+}
+
+StreamEvent Event(StreamEvent::Kind kind, std::string text = "") {
+  StreamEvent e;
+  e.kind = kind;
+  e.text = std::move(text);
+  return e;
+}
+
+Json ParseJson(std::string_view s) { return Json::parse(s.begin(), s.end(), nullptr, /*allow_exceptions=*/false); }
+
+struct Call {
+  std::string name, arguments, id;
+};
+
+// {"name": "f", "arguments"|"parameters": {..} or "<json text>"} -> Call.
+bool CallFromJson(const Json& j, Call* call) {
+  if (!j.is_object()) return false;
+  auto name = j.find("name");
+  if (name == j.end() || !name->is_string() || name->get<std::string>().empty()) return false;
+  call->name = name->get<std::string>();
+  auto args = j.find("arguments");
+  if (args == j.end()) args = j.find("parameters");
+  if (args == j.end()) {
+    call->arguments = "{}";
+  } else if (args->is_object()) {
+    call->arguments = args->dump(-1, ' ', false, Json::error_handler_t::replace);
+  } else if (args->is_string() && ParseJson(args->get<std::string>()).is_object()) {
+    call->arguments = args->get<std::string>();
+  } else {
+    return false;
+  }
+  auto id = j.find("id");
+  if (id != j.end() && id->is_string()) call->id = id->get<std::string>();
+  return true;
+}
+
+// One or more JSON calls: an object, an array of objects, or objects separated
+// by ';' / whitespace. All-or-nothing.
+bool CallsFromJsonText(std::string_view text, std::vector<Call>* calls) {
+  text = Trim(text);
+  if (text.empty()) return false;
+  if (text[0] == '[') {
+    Json j = ParseJson(text);
+    if (!j.is_array() || j.empty()) return false;
+    for (const auto& e : j) {
+      Call c;
+      if (!CallFromJson(e, &c)) return false;
+      calls->push_back(std::move(c));
+    }
+    return true;
+  }
+  size_t pos = 0;
+  while (true) {
+    pos = FirstNonWs(text, pos);
+    if (pos == std::string_view::npos) break;
+    if (text[pos] == ';') {
+      ++pos;
+      continue;
+    }
+    if (text[pos] != '{') return false;
+    size_t end = JsonEnd(text, pos);
+    if (end == std::string_view::npos) return false;
+    Call c;
+    if (!CallFromJson(ParseJson(text.substr(pos, end - pos)), &c)) return false;
+    calls->push_back(std::move(c));
+    pos = end;
+  }
+  return !calls->empty();
+}
+
+// Llama 3.1 built-in tool form: `name.call(key="value", n=1, flag=True)`.
+bool CallFromPython(std::string_view text, Call* call) {
+  text = Trim(text);
+  size_t paren = text.find(".call(");
+  if (paren == std::string_view::npos || text.back() != ')') return false;
+  std::string_view name = text.substr(0, paren);
+  if (name.empty()) return false;
+  for (char c : name) {
+    if (!(isalnum(static_cast<unsigned char>(c)) || c == '_')) return false;
+  }
+  std::string_view args = text.substr(paren + 6, text.size() - paren - 7);
+  Json obj = Json::object();
+  size_t i = 0;
+  while (true) {
+    i = FirstNonWs(args, i);
+    if (i == std::string_view::npos) break;
+    size_t eq = args.find('=', i);
+    if (eq == std::string_view::npos) return false;
+    std::string key(Trim(args.substr(i, eq - i)));
+    if (key.empty()) return false;
+    size_t v = FirstNonWs(args, eq + 1);
+    if (v == std::string_view::npos) return false;
+    Json value;
+    size_t end;
+    if (args[v] == '"' || args[v] == '\'') {
+      char q = args[v];
+      std::string s;
+      for (end = v + 1; end < args.size() && args[end] != q; ++end) {
+        if (args[end] == '\\' && end + 1 < args.size()) ++end;
+        s += args[end];
+      }
+      if (end >= args.size()) return false;
+      ++end;
+      value = s;
+    } else {
+      end = args.find(',', v);
+      if (end == std::string_view::npos) end = args.size();
+      std::string lit(Trim(args.substr(v, end - v)));
+      if (lit == "True" || lit == "False") {
+        value = lit == "True";
+      } else if (lit == "None") {
+        value = nullptr;
+      } else {
+        value = ParseJson(lit);
+        if (value.is_discarded() || !value.is_number()) return false;
+      }
+    }
+    obj[key] = value;
+    i = FirstNonWs(args, end);
+    if (i == std::string_view::npos) break;
+    if (args[i] != ',') return false;
+    ++i;
+  }
+  call->name = std::string(name);
+  call->arguments = obj.dump();
+  return true;
+}
+
+}  // namespace
+
+OutputFormat DetectOutputFormat(std::string_view source, std::string_view prompt) {
+  OutputFormat f;
+  auto has = [&](std::string_view s) { return source.find(s) != std::string_view::npos; };
+  if (has(kMistralCalls)) {
+    f.tool_calls = ToolCallFormat::kMistral;
+  } else if (has(kHermesOpen)) {
+    f.tool_calls = ToolCallFormat::kHermes;
+  } else if (has(kPythonTag) || has("ipython")) {
+    f.tool_calls = ToolCallFormat::kLlama3;
+  }
+  f.reasoning = has(kThinkOpen) || has(kThinkClose);
+  if (f.reasoning) {
+    std::string_view p = prompt;
+    while (!p.empty() && IsWs(p.back())) p.remove_suffix(1);
+    f.starts_in_reasoning = p.size() >= kThinkOpen.size() && p.substr(p.size() - kThinkOpen.size()) == kThinkOpen;
+  }
+  return f;
+}
+
+StreamParser::StreamParser(OutputFormat format, std::string id_prefix)
+    : format_(format),
+      id_prefix_(std::move(id_prefix)),
+      mode_(format.reasoning && format.starts_in_reasoning ? Mode::kReasoning : Mode::kStart),
+      json_calls_allowed_(format.tool_calls == ToolCallFormat::kLlama3) {}
+
+std::vector<StreamEvent> StreamParser::Feed(std::string_view piece) {
+  buf_.append(piece);
+  Process(false);
+  std::vector<StreamEvent> out;
+  out.swap(events_);
+  return out;
+}
+
+std::vector<StreamEvent> StreamParser::Finish() {
+  Process(true);
+  if (!buf_.empty()) EmitContent(buf_);
+  buf_.clear();
+  held_ws_.clear();
+  reasoning_newlines_.clear();
+  std::vector<StreamEvent> out;
+  out.swap(events_);
+  return out;
+}
+
+void StreamParser::Process(bool final) {
+  while (true) {
+    bool progressed = false;
+    switch (mode_) {
+      case Mode::kStart: progressed = StepStart(final); break;
+      case Mode::kReasoning: progressed = StepReasoning(final); break;
+      case Mode::kContent: progressed = StepContent(final); break;
+      case Mode::kHermesCall: progressed = StepHermes(final); break;
+      case Mode::kJsonCall: progressed = StepJson(final); break;
+      case Mode::kPythonTag: progressed = StepPythonTag(final); break;
+      case Mode::kMistral: progressed = StepMistral(final); break;
+    }
+    if (!progressed) return;
+  }
+}
+
+void StreamParser::EmitContent(std::string_view text) {
+  if (text.empty()) return;
+  for (char c : text) {
+    if (c == '\n') {
+      line_start_ = true;
+    } else if (c != ' ' && c != '\t') {
+      line_start_ = false;
+    }
+  }
+  if (skip_leading_ws_) {
+    size_t i = FirstNonWs(text);
+    if (i == std::string_view::npos) return;
+    text.remove_prefix(i);
+    skip_leading_ws_ = false;
+  }
+  if (next_index_ > 0) {  // whitespace after a tool call is held, dropped at the end
+    if (FirstNonWs(text) == std::string_view::npos) {
+      held_ws_.append(text);
+      return;
+    }
+  }
+  std::string out = std::move(held_ws_);
+  held_ws_.clear();
+  out.append(text);
+  if (!events_.empty() && events_.back().kind == StreamEvent::Kind::kContent) {
+    events_.back().text += out;
+  } else {
+    events_.push_back(Event(StreamEvent::Kind::kContent, std::move(out)));
+  }
+}
+
+void StreamParser::EmitReasoning(std::string_view text) {
+  if (!reasoning_started_) {
+    while (!text.empty() && text.front() == '\n') text.remove_prefix(1);
+    if (text.empty()) return;
+    reasoning_started_ = true;
+  }
+  size_t last = text.find_last_not_of('\n');
+  if (last == std::string_view::npos) {
+    reasoning_newlines_.append(text);
+    return;
+  }
+  std::string out = std::move(reasoning_newlines_);
+  out.append(text.substr(0, last + 1));
+  reasoning_newlines_ = std::string(text.substr(last + 1));
+  if (!events_.empty() && events_.back().kind == StreamEvent::Kind::kReasoning) {
+    events_.back().text += out;
+  } else {
+    events_.push_back(Event(StreamEvent::Kind::kReasoning, std::move(out)));
+  }
+}
+
+void StreamParser::EmitCall(const std::string& name, const std::string& arguments, std::string id) {
+  held_ws_.clear();
+  line_start_ = true;
+  const int index = next_index_++;
+  StreamEvent start = Event(StreamEvent::Kind::kToolCallStart);
+  start.index = index;
+  start.id = id.empty() ? id_prefix_ + std::to_string(index) : std::move(id);
+  start.name = name;
+  events_.push_back(std::move(start));
+  StreamEvent args = Event(StreamEvent::Kind::kToolCallArguments, arguments);
+  args.index = index;
+  events_.push_back(std::move(args));
+}
+
+bool StreamParser::StepStart(bool final) {
+  size_t i = FirstNonWs(buf_);
+  if (i == std::string::npos) {
+    if (final) {
+      EmitContent(buf_);
+      buf_.clear();
+    }
+    return false;
+  }
+  std::string_view rest = std::string_view(buf_).substr(i);
+  if (format_.reasoning) {
+    if (rest.substr(0, kThinkOpen.size()) == kThinkOpen) {
+      buf_.erase(0, i + kThinkOpen.size());
+      mode_ = Mode::kReasoning;
+      return true;
+    }
+    if (!final && rest.size() < kThinkOpen.size() && kThinkOpen.substr(0, rest.size()) == rest) return false;
+  }
+  if (json_calls_allowed_ && next_index_ > 0 && rest[0] == ';') {  // "call; call"
+    buf_.erase(0, i + 1);
+    return true;
+  }
+  if (json_calls_allowed_ && rest[0] == '{') {
+    mode_ = Mode::kJsonCall;
+    return true;
+  }
+  format_.reasoning = false;  // <think> only counts at the very start
+  mode_ = Mode::kContent;
+  return true;
+}
+
+bool StreamParser::StepReasoning(bool final) {
+  size_t p = buf_.find(kThinkClose);
+  if (p != std::string::npos) {
+    EmitReasoning(std::string_view(buf_).substr(0, p));
+    reasoning_newlines_.clear();
+    buf_.erase(0, p + kThinkClose.size());
+    format_.reasoning = false;
+    skip_leading_ws_ = true;
+    mode_ = Mode::kStart;
+    return true;
+  }
+  size_t hold = final ? 0 : PartialTagSuffix(buf_, kThinkClose);
+  EmitReasoning(std::string_view(buf_).substr(0, buf_.size() - hold));
+  buf_.erase(0, buf_.size() - hold);
+  return false;
+}
+
+bool StreamParser::StepContent(bool final) {
+  struct Marker {
+    std::string_view tag;
+    Mode mode;
+    bool line_start;
+  };
+  std::vector<Marker> markers;
+  switch (format_.tool_calls) {
+    case ToolCallFormat::kHermes: markers.push_back({kHermesOpen, Mode::kHermesCall, true}); break;
+    case ToolCallFormat::kLlama3: markers.push_back({kPythonTag, Mode::kPythonTag, false}); break;
+    case ToolCallFormat::kMistral: markers.push_back({kMistralCalls, Mode::kMistral, false}); break;
+    case ToolCallFormat::kNone: break;
+  }
+  for (const Marker& m : markers) {
+    size_t from = 0;
+    while (true) {
+      size_t p = buf_.find(m.tag, from);
+      if (p == std::string::npos) break;
+      bool ok = true;
+      if (m.line_start) {  // only spaces/tabs between the line start and the tag
+        size_t k = p;
+        while (k > 0 && (buf_[k - 1] == ' ' || buf_[k - 1] == '\t')) --k;
+        ok = k == 0 ? line_start_ : buf_[k - 1] == '\n';
+      }
+      if (ok) {
+        EmitContent(std::string_view(buf_).substr(0, p));
+        buf_.erase(0, p + m.tag.size());
+        mode_ = m.mode;
+        return true;
+      }
+      from = p + 1;
+    }
+  }
+  size_t hold = 0;
+  if (!final) {
+    for (const Marker& m : markers) hold = std::max(hold, PartialTagSuffix(buf_, m.tag));
+  }
+  EmitContent(std::string_view(buf_).substr(0, buf_.size() - hold));
+  buf_.erase(0, buf_.size() - hold);
+  return false;
+}
+
+bool StreamParser::StepHermes(bool final) {
+  size_t p = buf_.find(kHermesClose);
+  if (p == std::string::npos && !final) return false;
+  const bool closed = p != std::string::npos;
+  std::string body = closed ? buf_.substr(0, p) : buf_;
+  buf_.erase(0, closed ? p + kHermesClose.size() : buf_.size());
+  mode_ = Mode::kContent;
+  Call call;
+  std::string_view trimmed = Trim(body);
+  if (CallFromJson(ParseJson(trimmed), &call)) {
+    EmitCall(call.name, call.arguments);
+  } else {
+    EmitContent(std::string(kHermesOpen) + body + (closed ? std::string(kHermesClose) : ""));
+  }
+  return true;
+}
+
+bool StreamParser::StepJson(bool final) {
+  size_t i = FirstNonWs(buf_);
+  size_t end = JsonEnd(buf_, i);
+  if (end == std::string::npos && !final) return false;
+  Call call;
+  if (end != std::string::npos && CallFromJson(ParseJson(std::string_view(buf_).substr(i, end - i)), &call)) {
+    EmitCall(call.name, call.arguments);
+    buf_.erase(0, end);
+    mode_ = Mode::kStart;
+    return true;
+  }
+  json_calls_allowed_ = false;  // not a call: it and everything after is content
+  mode_ = Mode::kContent;
+  return true;
+}
+
+bool StreamParser::StepPythonTag(bool final) {
+  size_t p = buf_.find("<|eom_id|>");
+  if (p == std::string::npos) p = buf_.find("<|eot_id|>");
+  if (p == std::string::npos && !final) return false;
+  const bool closed = p != std::string::npos;
+  std::string body = closed ? buf_.substr(0, p) : buf_;
+  std::string raw = closed ? buf_.substr(0, p + 10) : buf_;
+  buf_.erase(0, raw.size());
+  mode_ = Mode::kContent;
+  std::vector<Call> calls;
+  Call py;
+  if (CallsFromJsonText(body, &calls)) {
+    for (const Call& c : calls) EmitCall(c.name, c.arguments);
+  } else if (CallFromPython(body, &py)) {
+    EmitCall(py.name, py.arguments);
+  } else {
+    EmitContent(std::string(kPythonTag) + raw);
+  }
+  return true;
+}
+
+bool StreamParser::StepMistral(bool final) {
+  auto fallback = [&](size_t consumed) {
+    EmitContent(std::string(kMistralCalls) + buf_.substr(0, consumed));
+    buf_.erase(0, consumed);
+    mode_ = Mode::kContent;
+    return true;
+  };
+  size_t i = FirstNonWs(buf_);
+  if (i == std::string::npos) return final ? fallback(buf_.size()) : false;
+  if (buf_[i] == '[' && buf_.compare(i, kMistralArgs.size(), kMistralArgs) != 0) {
+    size_t end = JsonEnd(buf_, i);
+    if (end == std::string::npos) return final ? fallback(buf_.size()) : false;
+    std::vector<Call> calls;
+    if (!CallsFromJsonText(std::string_view(buf_).substr(i, end - i), &calls)) return fallback(end);
+    for (Call& c : calls) EmitCall(c.name, c.arguments, c.id);
+    buf_.erase(0, end);
+    mode_ = Mode::kContent;
+    return true;
+  }
+  // name[ARGS]{...} or name[CALL_ID]id[ARGS]{...}
+  size_t a = buf_.find(kMistralArgs, i);
+  size_t nl = buf_.find('\n', i);
+  if (nl != std::string::npos && (a == std::string::npos || nl < a)) return fallback(nl);
+  if (a == std::string::npos) return final ? fallback(buf_.size()) : false;
+  std::string name = buf_.substr(i, a - i);
+  std::string id;
+  size_t cid = name.find(kMistralCallId);
+  if (cid != std::string::npos) {
+    id = name.substr(cid + kMistralCallId.size());
+    name.resize(cid);
+  }
+  size_t j = FirstNonWs(buf_, a + kMistralArgs.size());
+  if (j == std::string::npos) return final ? fallback(buf_.size()) : false;
+  if (buf_[j] != '{') return fallback(j);
+  size_t end = JsonEnd(buf_, j);
+  if (end == std::string::npos) return final ? fallback(buf_.size()) : false;
+  Json args = ParseJson(std::string_view(buf_).substr(j, end - j));
+  bool name_ok = !name.empty();
+  for (char c : name) name_ok &= isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.';
+  if (!args.is_object() || !name_ok) return fallback(end);
+  EmitCall(name, args.dump(-1, ' ', false, Json::error_handler_t::replace), id);
+  buf_.erase(0, end);
+  mode_ = Mode::kContent;
+  return true;
+}
+
+ParsedOutput ParseOutput(std::string_view text, const OutputFormat& format, std::string id_prefix) {
+  StreamParser parser(format, std::move(id_prefix));
+  std::vector<StreamEvent> events = parser.Feed(text);
+  for (auto& e : parser.Finish()) events.push_back(std::move(e));
+  ParsedOutput out;
+  for (const StreamEvent& e : events) {
+    switch (e.kind) {
+      case StreamEvent::Kind::kContent: out.content += e.text; break;
+      case StreamEvent::Kind::kReasoning: out.reasoning_content += e.text; break;
+      case StreamEvent::Kind::kToolCallStart: out.tool_calls.push_back({e.id, e.name, ""}); break;
+      case StreamEvent::Kind::kToolCallArguments: out.tool_calls[e.index].arguments += e.text; break;
+    }
+  }
+  return out;
+}
+
+}  // namespace reprise::chat

@@ -1,0 +1,115 @@
+// Parsing a model's output into reasoning, content and tool calls, for the
+// formats chat templates teach models:
+//   Hermes / Qwen 2.5 / Qwen 3:  <tool_call>{"name": .., "arguments": {..}}</tool_call> (repeatable;
+//                                the tag must start a line, the body must be a JSON call)
+//   Llama 3.1-3.3:               {"name": .., "parameters": {..}} as the whole start of the
+//                                output (';'-separated for several), or <|python_tag|> followed
+//                                by JSON or `tool.call(key="value", ...)`
+//   Mistral:                     [TOOL_CALLS][{"name": .., "arguments": {..}}, ..] or
+//                                [TOOL_CALLS]name[ARGS]{..} (optionally name[CALL_ID]id[ARGS]{..})
+//   Reasoning (Qwen 3, QwQ, DeepSeek-R1): <think>...</think> at the start of the output, or
+//                                the output starts inside it when the prompt opened <think>.
+// Anything that does not parse (malformed or truncated calls, prose that merely
+// mentions a tag or some JSON) comes back as plain content, byte for byte.
+//
+// StreamParser is fed decoded text pieces and emits events; it holds back text
+// that may be the start of a tag. A tool call is emitted once it is complete
+// and valid (start event, then its arguments as one delta), so nothing emitted
+// ever has to be retracted. ParseOutput is the same machine run over a whole
+// output, so streaming and non-streaming results always agree.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace reprise::chat {
+
+enum class ToolCallFormat { kNone, kHermes, kLlama3, kMistral };
+
+struct OutputFormat {
+  ToolCallFormat tool_calls = ToolCallFormat::kNone;
+  bool reasoning = false;            // split <think>...</think> into reasoning
+  bool starts_in_reasoning = false;  // the prompt already opened <think>
+};
+
+// Chooses the format from the chat template source ("[TOOL_CALLS]" -> Mistral,
+// "<tool_call>" -> Hermes, "<|python_tag|>" or "ipython" -> Llama 3; "<think>"
+// -> reasoning) and the rendered prompt (ending in an open <think> -> the
+// output starts inside reasoning).
+OutputFormat DetectOutputFormat(std::string_view template_source, std::string_view rendered_prompt = "");
+
+struct ParsedToolCall {
+  std::string id;
+  std::string name;
+  std::string arguments;  // a JSON object as text (OpenAI's function.arguments)
+};
+
+struct ParsedOutput {
+  std::string content;
+  std::string reasoning_content;
+  std::vector<ParsedToolCall> tool_calls;
+};
+
+struct StreamEvent {
+  enum class Kind {
+    kContent,            // text: a content delta
+    kReasoning,          // text: a reasoning_content delta
+    kToolCallStart,      // index, id, name
+    kToolCallArguments,  // index, text: a function.arguments delta
+  };
+  Kind kind = Kind::kContent;
+  std::string text;
+  int index = 0;
+  std::string id;
+  std::string name;
+};
+
+class StreamParser {
+ public:
+  // Tool call ids are `id_prefix` + index (pass something unique per request,
+  // e.g. "call_<request id>_").
+  explicit StreamParser(OutputFormat format, std::string id_prefix = "call_");
+
+  // Feeds the next piece of output; returns the events it completes.
+  std::vector<StreamEvent> Feed(std::string_view piece);
+  // End of output: flushes held-back text (an unfinished call becomes content).
+  std::vector<StreamEvent> Finish();
+
+  int tool_call_count() const { return next_index_; }
+
+ private:
+  enum class Mode { kStart, kReasoning, kContent, kHermesCall, kJsonCall, kPythonTag, kMistral };
+
+  void Process(bool final);
+  // Each returns false when it needs more input.
+  bool StepStart(bool final);
+  bool StepReasoning(bool final);
+  bool StepContent(bool final);
+  bool StepHermes(bool final);
+  bool StepJson(bool final);
+  bool StepPythonTag(bool final);
+  bool StepMistral(bool final);
+
+  void EmitContent(std::string_view text);
+  void EmitReasoning(std::string_view text);
+  void EmitCall(const std::string& name, const std::string& arguments, std::string id = "");
+
+  OutputFormat format_;
+  std::string id_prefix_;
+  Mode mode_;
+  std::string buf_;  // unprocessed input
+  std::vector<StreamEvent> events_;
+  int next_index_ = 0;
+  bool line_start_ = true;         // emitted content is empty or ends at a line start
+  bool reasoning_started_ = false;  // leading newlines of reasoning are dropped
+  std::string reasoning_newlines_;  // trailing newlines held until more reasoning follows
+  bool skip_leading_ws_ = false;    // after </think>: content's leading whitespace is dropped
+  bool json_calls_allowed_;         // Llama 3 bare JSON is only a call at the start
+  std::string held_ws_;             // whitespace after a tool call, dropped if nothing follows
+};
+
+// Runs StreamParser over a whole output.
+ParsedOutput ParseOutput(std::string_view text, const OutputFormat& format, std::string id_prefix = "call_");
+
+}  // namespace reprise::chat
