@@ -1,17 +1,247 @@
-// Placeholder: the `serve` subcommand is not built yet.
+// `reprise serve`: loads a GGUF model, starts the engine (scheduler thread,
+// KV pool, prompt cache) and the OpenAI-compatible HTTP server, and runs
+// until SIGINT/SIGTERM (graceful: in-flight streams are cancelled, the engine
+// stops, exit code 0).
+//
+// Default KV budget (--prompt-cache-bytes unset): enough for every parallel
+// sequence and every cached conversation at full context,
+//   kv_bytes_per_token * ctx_size * (parallel + prompt_cache_size),
+// capped at half of MemAvailable; the rule and the result are logged.
+#include <pthread.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <atomic>
 #include <cstdio>
+#include <fstream>
+#include <string>
+#include <thread>
 
 #include "commands.h"
+#include "core/log.h"
+#include "engine/engine.h"
+#include "loader.h"
+#include "server/byte_size.h"
+#include "server/chat_renderer.h"
+#include "server/server.h"
 
 namespace reprise::tools {
+namespace {
+
+constexpr const char* kLog = "serve";
+
+struct ServeOptions {
+  std::string model;
+  std::string host = "127.0.0.1";
+  int port = 8080;
+  int prompt_cache_size = 10;
+  std::string prompt_cache_bytes;
+  int ctx_size = 0;
+  int max_tokens = 0;
+  int parallel = 4;
+  int threads = 0;
+  std::string api_key;
+  std::string log_format = "text";
+  float temp = 0.8f;
+  float top_p = 0.95f;
+  int top_k = 40;
+  float min_p = 0.05f;
+  std::string chat_template_file;
+};
+
+// MemAvailable from /proc/meminfo in bytes; 0 when unknown.
+int64_t MemAvailableBytes() {
+  std::ifstream in("/proc/meminfo");
+  std::string key;
+  int64_t kb = 0;
+  std::string unit;
+  while (in >> key >> kb >> unit) {
+    if (key == "MemAvailable:") return kb * 1024;
+  }
+  return 0;
+}
+
+std::string Basename(const std::string& path) {
+  std::string name = path.substr(path.find_last_of('/') + 1);
+  if (name.size() > 5 && name.compare(name.size() - 5, 5, ".gguf") == 0) name.resize(name.size() - 5);
+  return name;
+}
+
+Result<std::unique_ptr<server::ChatRenderer>> MakeRenderer(const ServeOptions& o,
+                                                            const LoadedModel& lm) {
+  std::string source;
+  std::string origin;
+  if (!o.chat_template_file.empty()) {
+    std::ifstream in(o.chat_template_file, std::ios::binary);
+    if (!in) return Errorf("cannot read --chat-template-file %s", o.chat_template_file.c_str());
+    source.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    origin = o.chat_template_file;
+  } else if (lm.file->Has("tokenizer.chat_template")) {
+    ASSIGN_OR_RETURN(source, lm.file->GetString("tokenizer.chat_template"));
+    origin = "tokenizer.chat_template";
+  } else {
+    return std::unique_ptr<server::ChatRenderer>();  // no template: chat requests get a 400
+  }
+  const tokenizer::Tokenizer& tok = *lm.tokenizer;
+  const std::string bos = tok.bos_id() >= 0 ? tok.RenderToken(tok.bos_id(), false) : "";
+  const std::string eos = tok.eos_id() >= 0 ? tok.RenderToken(tok.eos_id(), false) : "";
+  auto renderer = server::MakeTemplateRenderer(source, bos, eos);
+  if (!renderer.ok()) return renderer.status().WithContext(origin);
+  return renderer;
+}
+
+int RunServe(const ServeOptions& o) {
+  // Signals are taken by a dedicated thread (sigtimedwait), so block them
+  // before any other thread starts; a closed socket must not kill us.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  if (o.log_format == "json") {
+    SetLogFormat(LogFormat::kJson);
+  } else if (o.log_format != "text") {
+    return ReportError(Errorf("--log-format must be text or json, got '%s'", o.log_format.c_str()));
+  }
+  if (o.prompt_cache_size < 0) return ReportError(Errorf("--prompt-cache-size must be >= 0"));
+  if (o.parallel < 1) return ReportError(Errorf("--parallel must be >= 1"));
+  if (o.max_tokens < 0) return ReportError(Errorf("--max-tokens must be >= 0"));
+  if (o.ctx_size < 0) return ReportError(Errorf("--ctx-size must be >= 0"));
+  int64_t budget_flag = 0;
+  if (!o.prompt_cache_bytes.empty()) {
+    auto b = server::ParseByteSize(o.prompt_cache_bytes);
+    if (!b.ok()) return ReportError(b.status().WithContext("--prompt-cache-bytes"));
+    if (*b <= 0) return ReportError(Errorf("--prompt-cache-bytes must be > 0"));
+    budget_flag = *b;
+  }
+
+  auto loaded = LoadModel(o.model, o.threads, /*need_tokenizer=*/true);
+  if (!loaded.ok()) return ReportError(loaded.status());
+  LoadedModel& lm = *loaded;
+  const model::ModelConfig& cfg = lm.model->config();
+  const DType kv_type = lm.model->DefaultKvType();
+  const int64_t bytes_per_token = lm.model->KvBytesPerToken(kv_type);
+  const int64_t ctx = o.ctx_size > 0 ? o.ctx_size : cfg.n_ctx_train;
+  const bool noise = cfg.name.find("random weights") != std::string::npos;
+
+  engine::EngineConfig ec;
+  ec.max_parallel = o.parallel;
+  ec.max_cache_entries = o.prompt_cache_size;
+  ec.ctx_size = static_cast<int32_t>(o.ctx_size);
+  ec.kv_type = kv_type;
+  ec.default_max_tokens = o.max_tokens;
+  std::string budget_rule;
+  if (budget_flag > 0) {
+    ec.cache_bytes = budget_flag;
+    budget_rule = "--prompt-cache-bytes";
+  } else {
+    const int64_t want = bytes_per_token * ctx * (o.parallel + o.prompt_cache_size);
+    const int64_t half_available = MemAvailableBytes() / 2;
+    ec.cache_bytes = half_available > 0 ? std::min(want, half_available) : want;
+    budget_rule = StrFormat("default: min(kv bytes/token x ctx x (parallel + cache size) = %s, "
+                            "50%% of MemAvailable = %s)",
+                            server::FormatBytes(want).c_str(),
+                            server::FormatBytes(half_available).c_str());
+  }
+
+  LOG_INFO(kLog, "model %s: %s, %s, %lld layers, dim %lld, vocab %lld", o.model.c_str(),
+           cfg.name.empty() ? "(unnamed)" : cfg.name.c_str(), cfg.arch_name.c_str(),
+           static_cast<long long>(cfg.n_layers), static_cast<long long>(cfg.n_embd),
+           static_cast<long long>(cfg.n_vocab));
+  if (noise) {
+    LOG_WARN(kLog, "this is a random-weight demo model: its output is noise. "
+                   "Serve a real model with `make run MODEL=path.gguf`.");
+  }
+  auto engine = engine::Engine::Create(*lm.model, *lm.tokenizer, ec);
+  if (!engine.ok()) return ReportError(engine.status());
+  const engine::EngineConfig& resolved = (*engine)->config();
+  const engine::EngineStats stats = (*engine)->Stats();
+  LOG_INFO(kLog, "context %d tokens, KV %s (%s per token, %d-token blocks), parallel %d",
+           resolved.ctx_size, DTypeName(kv_type),
+           server::FormatBytes(bytes_per_token).c_str(), resolved.block_tokens,
+           resolved.max_parallel);
+  LOG_INFO(kLog,
+           "prompt cache: at most %d entries; KV budget (cache + in flight) %s = %d blocks "
+           "(%s); %.0f full contexts",
+           resolved.max_cache_entries, server::FormatBytes(stats.kv_bytes_limit).c_str(),
+           stats.kv_capacity_blocks, budget_rule.c_str(),
+           static_cast<double>(stats.kv_bytes_limit) /
+               static_cast<double>(std::max<int64_t>(1, bytes_per_token * resolved.ctx_size)));
+  if (resolved.max_cache_entries == 0) LOG_INFO(kLog, "prompt caching is disabled (--prompt-cache-size 0)");
+
+  auto renderer = MakeRenderer(o, lm);
+  if (!renderer.ok()) return ReportError(renderer.status());
+  LOG_INFO(kLog, "chat: %s", *renderer ? (*renderer)->name().c_str()
+                                       : "no chat template (chat requests get a 400)");
+
+  server::ServerConfig sc;
+  sc.host = o.host;
+  sc.port = o.port;
+  sc.api_key = o.api_key;
+  sc.model_id = noise ? Basename(o.model) + "-random-weights-output-is-noise" : Basename(o.model);
+  sc.model_description = cfg.name;
+  sc.model_output_is_noise = noise;
+  sc.n_vocab = static_cast<int32_t>(cfg.n_vocab);
+  sc.defaults.sampling.temperature = o.temp;
+  sc.defaults.sampling.top_p = o.top_p;
+  sc.defaults.sampling.top_k = o.top_k;
+  sc.defaults.sampling.min_p = o.min_p;
+  sc.defaults.max_tokens = o.max_tokens;
+  Status valid = engine::ValidateSamplingParams(sc.defaults.sampling, sc.n_vocab);
+  if (!valid.ok()) return ReportError(valid.WithContext("sampling defaults"));
+
+  server::Server server(**engine, *lm.tokenizer, std::move(*renderer), sc);
+  Status bound = server.Bind();
+  if (!bound.ok()) return ReportError(bound);
+
+  std::atomic<bool> done{false};
+  std::thread signal_thread([&] {
+    const timespec poll = {0, 200 * 1000 * 1000};
+    while (!done) {
+      const int sig = sigtimedwait(&signals, nullptr, &poll);
+      if (sig == SIGINT || sig == SIGTERM) {
+        LOG_INFO(kLog, "%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+        server.Stop();
+        return;
+      }
+    }
+  });
+  server.Run();
+  done = true;
+  signal_thread.join();
+  LOG_INFO(kLog, "stopped");
+  return 0;
+}
+
+}  // namespace
 
 void AddServeCommand(CLI::App& app, int& exit_code) {
-  auto* cmd = app.add_subcommand("serve", "(not yet available)");
-  cmd->allow_extras();
-  cmd->callback([&exit_code] {
-    std::fprintf(stderr, "error: 'serve' is not implemented yet\n");
-    exit_code = 2;
-  });
+  auto o = std::make_shared<ServeOptions>();
+  auto* cmd = app.add_subcommand("serve", "OpenAI-compatible HTTP server with a bounded prompt cache");
+  cmd->add_option("--model,-m", o->model, "GGUF model file")->required();
+  cmd->add_option("--host", o->host, "Address to listen on (default 127.0.0.1)");
+  cmd->add_option("--port", o->port, "Port (default 8080; 0 = any free port, logged)");
+  cmd->add_option("--prompt-cache-size", o->prompt_cache_size,
+                  "Most cached conversations (default 10; 0 disables caching)");
+  cmd->add_option("--prompt-cache-bytes", o->prompt_cache_bytes,
+                  "KV byte budget for cache + in-flight requests: 512M, 8G, 8GiB or bytes "
+                  "(default: derived from MemAvailable, logged)");
+  cmd->add_option("--ctx-size,-c", o->ctx_size, "Context per sequence (default: the model's)");
+  cmd->add_option("--max-tokens", o->max_tokens,
+                  "Tokens to generate when a request sets none (default: to the context end)");
+  cmd->add_option("--parallel", o->parallel, "Sequences decoded together (default 4)");
+  cmd->add_option("--threads,-t", o->threads, "Compute threads (default: physical cores)");
+  cmd->add_option("--api-key", o->api_key, "Require Authorization: Bearer KEY");
+  cmd->add_option("--log-format", o->log_format, "text (default) or json");
+  cmd->add_option("--temp", o->temp, "Default temperature (default 0.8)");
+  cmd->add_option("--top-p", o->top_p, "Default top-p (default 0.95)");
+  cmd->add_option("--top-k", o->top_k, "Default top-k (default 40)");
+  cmd->add_option("--min-p", o->min_p, "Default min-p (default 0.05)");
+  cmd->add_option("--chat-template-file", o->chat_template_file,
+                  "Jinja chat template overriding the model's tokenizer.chat_template");
+  cmd->callback([o, &exit_code] { exit_code = RunServe(*o); });
 }
 
 }  // namespace reprise::tools

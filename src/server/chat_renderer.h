@@ -1,0 +1,35 @@
+// Turns a normalized chat (OpenAI `messages`, optional `tools`) into the
+// prompt text the model expects. The server depends only on this interface;
+// implementations: ChatML (the built-in fallback, what the demo model uses)
+// and, once src/chat lands, the model's own Jinja template.
+#pragma once
+
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "core/status.h"
+
+namespace reprise::server {
+
+class ChatRenderer {
+ public:
+  virtual ~ChatRenderer() = default;
+  // `messages`: array of objects with string "role" and "content" string or null (as
+  // ParseChatRequest normalizes them); `tools`: array or null. Errors carry a
+  // message for a 400 (e.g. what the template raised).
+  virtual Result<std::string> Render(const nlohmann::ordered_json& messages, const nlohmann::ordered_json& tools,
+                                     bool add_generation_prompt) const = 0;
+  virtual std::string name() const = 0;  // for the start-up log
+};
+
+// <|im_start|>{role}\n{content}<|im_end|>\n ... <|im_start|>assistant\n
+std::unique_ptr<ChatRenderer> MakeChatMlRenderer();
+
+// The model's own Jinja template (chat::ChatTemplate), rendered as
+// transformers does with the given special tokens. Errors: the template's
+// parse error (with its line).
+Result<std::unique_ptr<ChatRenderer>> MakeTemplateRenderer(std::string source, std::string bos_token,
+                                                           std::string eos_token);
+
+}  // namespace reprise::server

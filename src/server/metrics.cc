@@ -1,0 +1,113 @@
+// Prometheus text exposition (see metrics.h).
+#include "server/metrics.h"
+
+#include "core/status.h"
+
+namespace reprise::server {
+namespace {
+
+void Metric(std::string* out, const char* name, const char* type, const char* help, double value) {
+  *out += StrFormat("# HELP %s %s\n# TYPE %s %s\n%s %.17g\n", name, help, name, type, name, value);
+}
+
+std::string FormatBound(double b) { return StrFormat("%g", b); }
+
+}  // namespace
+
+Histogram::Histogram(std::vector<double> upper_bounds)
+    : bounds_(std::move(upper_bounds)), counts_(bounds_.size() + 1, 0) {}
+
+void Histogram::Observe(double value) {
+  std::lock_guard<std::mutex> lock(mu_);
+  size_t i = 0;
+  while (i < bounds_.size() && value > bounds_[i]) ++i;
+  ++counts_[i];
+  sum_ += value;
+  ++count_;
+}
+
+void Histogram::AppendTo(std::string* out, const char* name, const char* help) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  *out += StrFormat("# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i < bounds_.size(); ++i) {
+    cumulative += counts_[i];
+    *out += StrFormat("%s_bucket{le=\"%s\"} %llu\n", name, FormatBound(bounds_[i]).c_str(),
+                      static_cast<unsigned long long>(cumulative));
+  }
+  *out += StrFormat("%s_bucket{le=\"+Inf\"} %llu\n", name, static_cast<unsigned long long>(count_));
+  *out += StrFormat("%s_sum %.17g\n%s_count %llu\n", name, sum_, name,
+                    static_cast<unsigned long long>(count_));
+}
+
+ServerMetrics::ServerMetrics()
+    : ttft_seconds_({0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120}),
+      tpot_seconds_({0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5}) {}
+
+void ServerMetrics::ObserveFinished(const engine::Usage& usage) {
+  if (usage.completion_tokens > 0) ttft_seconds_.Observe(usage.ttft_ms / 1000.0);
+  if (usage.completion_tokens > 1) tpot_seconds_.Observe(usage.TimePerOutputTokenMs() / 1000.0);
+}
+
+void ServerMetrics::CountResponse(int http_status) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++responses_[http_status];
+}
+
+std::string ServerMetrics::Render(const engine::EngineStats& s, bool healthy) const {
+  std::string out;
+  out.reserve(8192);
+  const kv::PromptCacheStats& c = s.cache;
+  Metric(&out, "reprise_requests_total", "counter", "Generation requests finished (or failed) by the engine.",
+         s.requests_total);
+  Metric(&out, "reprise_requests_failed_total", "counter", "Generation requests that failed in the engine.",
+         s.requests_failed);
+  Metric(&out, "reprise_prompt_tokens_total", "counter", "Prompt tokens of all requests.",
+         s.prompt_tokens_total);
+  Metric(&out, "reprise_prompt_tokens_cached_total", "counter",
+         "Prompt tokens whose KV came from the prompt cache.", s.prompt_tokens_cached_total);
+  Metric(&out, "reprise_generated_tokens_total", "counter", "Tokens generated.",
+         s.generated_tokens_total);
+  Metric(&out, "reprise_requests_active", "gauge", "Sequences being prefilled or decoded.", s.active);
+  Metric(&out, "reprise_requests_queued", "gauge", "Requests waiting for admission.", s.queued);
+  Metric(&out, "reprise_prompt_cache_entries", "gauge", "Cached conversations (leaf entries).",
+         c.entries);
+  Metric(&out, "reprise_prompt_cache_bytes", "gauge", "KV bytes held by the prompt cache.",
+         c.cached_bytes);
+  Metric(&out, "reprise_prompt_cache_bytes_limit", "gauge",
+         "KV byte budget shared by cached entries and in-flight requests.", s.kv_bytes_limit);
+  Metric(&out, "reprise_prompt_cache_blocks", "gauge", "KV blocks held by the prompt cache.",
+         c.cached_blocks);
+  Metric(&out, "reprise_prompt_cache_tokens", "gauge", "Distinct token positions cached.",
+         c.cached_tokens);
+  Metric(&out, "reprise_prompt_cache_hits_total", "counter", "Lookups that reused at least one token.",
+         c.hits);
+  Metric(&out, "reprise_prompt_cache_misses_total", "counter", "Lookups that reused nothing.",
+         c.misses);
+  Metric(&out, "reprise_prompt_cache_evictions_total", "counter", "Cached entries evicted.",
+         c.evictions);
+  Metric(&out, "reprise_kv_bytes_in_use", "gauge", "KV bytes allocated (cache + in flight).",
+         s.kv_bytes_in_use);
+  Metric(&out, "reprise_kv_blocks_in_use", "gauge", "KV blocks allocated (cache + in flight).",
+         s.kv_used_blocks);
+  Metric(&out, "reprise_kv_blocks_capacity", "gauge", "KV blocks the budget allows.",
+         s.kv_capacity_blocks);
+  Metric(&out, "reprise_kv_bytes_per_token", "gauge", "KV bytes one token position takes.",
+         s.kv_bytes_per_token);
+  Metric(&out, "reprise_engine_healthy", "gauge", "1 when the engine thread is alive and progressing.",
+         healthy ? 1 : 0);
+  ttft_seconds_.AppendTo(&out, "reprise_time_to_first_token_seconds",
+                         "Time from request submission to the first generated token.");
+  tpot_seconds_.AppendTo(&out, "reprise_time_per_output_token_seconds",
+                         "Mean time between generated tokens of a request.");
+  std::lock_guard<std::mutex> lock(mu_);
+  out += "# HELP reprise_http_responses_total HTTP responses by status code.\n"
+         "# TYPE reprise_http_responses_total counter\n";
+  for (const auto& [code, n] : responses_) {
+    out += StrFormat("reprise_http_responses_total{code=\"%d\"} %lld\n", code,
+                     static_cast<long long>(n));
+  }
+  return out;
+}
+
+}  // namespace reprise::server

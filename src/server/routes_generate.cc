@@ -1,0 +1,267 @@
+// POST /v1/chat/completions and /v1/completions: parse, render, tokenize,
+// check against the context, submit to the engine, and answer as one JSON
+// response or as an SSE stream. A stream whose client goes away (a write
+// fails) or a server that is stopping cancels the engine request, which
+// releases its KV blocks.
+#include <chrono>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/log.h"
+#include "server/generation.h"
+#include "server/server_internal.h"
+#include "server/sse.h"
+
+namespace reprise::server {
+namespace {
+
+using json = nlohmann::ordered_json;
+constexpr const char* kLog = "server";
+constexpr std::chrono::milliseconds kPoll{100};
+
+// A request ready for the engine.
+struct Job {
+  bool chat = true;
+  std::vector<int32_t> prompt;
+  GenerationOptions options;
+  std::string prompt_param;  // "messages" or "prompt"
+  std::string echo;          // completions with echo: the prompt text
+  ResponseMeta meta;
+};
+
+int64_t NowUnixSeconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Encodes templated/plain text, adding BOS when the model wants one and the
+// text does not already start with it.
+std::vector<int32_t> EncodePrompt(const tokenizer::Tokenizer& tok, const std::string& text,
+                                  bool parse_special) {
+  std::vector<int32_t> ids = tok.Encode(text, /*add_special=*/false, parse_special);
+  if (tok.add_bos() && tok.bos_id() >= 0 && (ids.empty() || ids.front() != tok.bos_id())) {
+    ids.insert(ids.begin(), tok.bos_id());
+  }
+  return ids;
+}
+
+// Checks what the engine would refuse, with OpenAI's wording; nullopt if fine.
+std::optional<ApiError> CheckJob(Server::Impl& s, const Job& job) {
+  if (job.prompt.empty()) return InvalidParam(job.prompt_param, "the prompt is empty");
+  for (int32_t id : job.prompt) {
+    if (id < 0 || id >= s.config.n_vocab) {
+      return InvalidParam(job.prompt_param,
+                          StrFormat("token id %d is out of range [0, %d)", id, s.config.n_vocab));
+    }
+  }
+  Status valid = engine::ValidateSamplingParams(job.options.sampling, s.config.n_vocab);
+  if (!valid.ok()) return FromSamplingError(valid);
+  const int64_t ctx = s.engine.config().ctx_size;
+  const int64_t n_prompt = static_cast<int64_t>(job.prompt.size());
+  const int64_t n_gen = job.options.max_tokens.value_or(0);
+  if (ctx > 0 && (n_prompt >= ctx || n_prompt + n_gen > ctx)) {
+    return ContextLengthExceeded(
+        job.prompt_param,
+        StrFormat("This model's maximum context length is %lld tokens. However, you requested "
+                  "%lld tokens (%lld in the %s, %lld in the completion). Please reduce the "
+                  "length of the %s or the completion.",
+                  static_cast<long long>(ctx), static_cast<long long>(n_prompt + n_gen),
+                  static_cast<long long>(n_prompt), job.prompt_param.c_str(),
+                  static_cast<long long>(n_gen), job.prompt_param.c_str()));
+  }
+  return std::nullopt;
+}
+
+void LogRequest(const Job& job, const Generation& gen) {
+  const engine::Usage& u = gen.engine_usage();
+  const UsageCounts c = gen.usage();
+  const double tps = u.decode_ms > 0 && c.completion_tokens > 1
+                         ? (c.completion_tokens - 1) * 1000.0 / u.decode_ms
+                         : 0.0;
+  LOG_INFO(kLog, "%s %s: prompt %d tokens (cached %d), generated %d, ttft %.1f ms, %.1f tok/s, %s%s",
+           job.chat ? "chat" : "completion", job.meta.id.c_str(), c.prompt_tokens,
+           c.cached_tokens, c.completion_tokens, u.ttft_ms, tps,
+           gen.failed() ? "error: " : gen.finish_reason().c_str(),
+           gen.failed() ? gen.error().message.c_str() : "");
+}
+
+void RespondWhole(Server::Impl& s, const Job& job, Generation& gen, httplib::Response& res) {
+  std::string text;
+  std::vector<TokenLogprob> logprobs;
+  GenerationDelta delta;
+  bool more = true;
+  while (more) {
+    delta.Clear();
+    more = gen.Next(&delta, kPoll);
+    text += delta.text;
+    for (TokenLogprob& lp : delta.logprobs) logprobs.push_back(std::move(lp));
+    if (s.stopping) gen.Cancel();
+  }
+  LogRequest(job, gen);
+  if (gen.failed()) {
+    RespondError(res, gen.error());
+    return;
+  }
+  s.metrics.ObserveFinished(gen.engine_usage());
+  const std::vector<TokenLogprob>* lp = job.options.logprobs ? &logprobs : nullptr;
+  if (job.chat) {
+    RespondJson(res, ChatCompletionJson(job.meta, text, gen.finish_reason(), gen.usage(), lp));
+  } else {
+    RespondJson(res, CompletionJson(job.meta, job.echo + text, gen.finish_reason(), gen.usage(), lp,
+                                    job.echo.size()));
+  }
+}
+
+// Writes the whole stream from inside httplib's content provider.
+void StreamTo(Server::Impl& s, const Job& job, Generation& gen, httplib::DataSink& sink) {
+  SseWriter out([&sink](const char* data, size_t size) { return sink.write(data, size); });
+  const bool usage_field = job.options.include_usage;
+  auto with_usage_null = [usage_field](json chunk) {
+    if (usage_field) chunk["usage"] = nullptr;
+    return chunk;
+  };
+  const bool want_lp = job.options.logprobs;
+  size_t text_offset = 0;
+  if (job.chat) {
+    out.Send(with_usage_null(
+        ChatChunkJson(job.meta, {{"role", "assistant"}, {"content", ""}}, "", nullptr)));
+  } else if (!job.echo.empty()) {
+    out.Send(with_usage_null(CompletionChunkJson(job.meta, job.echo, "", nullptr, 0)));
+    text_offset = job.echo.size();
+  }
+  GenerationDelta delta;
+  auto send_delta = [&]() {
+    if (delta.text.empty() && delta.logprobs.empty()) return;
+    const std::vector<TokenLogprob>* lp = want_lp ? &delta.logprobs : nullptr;
+    if (job.chat) {
+      out.Send(with_usage_null(ChatChunkJson(job.meta, {{"content", delta.text}}, "", lp)));
+    } else {
+      out.Send(with_usage_null(CompletionChunkJson(job.meta, delta.text, "", lp, text_offset)));
+    }
+    text_offset += delta.text.size();
+  };
+  bool more = true;
+  while (more) {
+    delta.Clear();
+    more = gen.Next(&delta, kPoll);
+    send_delta();
+    if (!out.ok() || s.stopping) gen.Cancel();  // the client is gone, or we are stopping
+  }
+  LogRequest(job, gen);
+  if (!out.ok()) return;
+  if (gen.failed()) {
+    out.Send(ErrorJson(gen.error()));
+  } else {
+    s.metrics.ObserveFinished(gen.engine_usage());
+    if (job.chat) {
+      out.Send(with_usage_null(ChatChunkJson(job.meta, json::object(), gen.finish_reason(), nullptr)));
+      if (usage_field) out.Send(ChatUsageChunkJson(job.meta, gen.usage()));
+    } else {
+      out.Send(with_usage_null(CompletionChunkJson(job.meta, "", gen.finish_reason(), nullptr,
+                                                   text_offset)));
+      if (usage_field) out.Send(CompletionUsageChunkJson(job.meta, gen.usage()));
+    }
+  }
+  out.SendDone();
+}
+
+void Run(Server::Impl& s, Job job, httplib::Response& res) {
+  if (auto error = CheckJob(s, job)) {
+    RespondError(res, *error);
+    return;
+  }
+  engine::Request request;
+  request.prompt = job.prompt;
+  request.max_tokens = job.options.max_tokens.value_or(0);
+  request.sampling = job.options.sampling;
+  request.ignore_eos = job.options.ignore_eos;
+  engine::SubmitResult submitted = s.engine.Submit(std::move(request));
+  if (!submitted.ok()) {
+    RespondError(res, FromEngineError(submitted.code, submitted.status, job.prompt_param));
+    return;
+  }
+  job.meta.created = NowUnixSeconds();
+  job.meta.model = s.config.model_id;
+  auto gen = std::make_shared<Generation>(std::move(submitted.handle), s.tok, job.options,
+                                          job.prompt_param);
+  if (!job.options.stream) {
+    RespondWhole(s, job, *gen, res);
+    return;
+  }
+  auto shared_job = std::make_shared<Job>(std::move(job));
+  Server::Impl* sp = &s;
+  res.status = 200;
+  res.set_header("Cache-Control", "no-cache");
+  res.set_header("X-Accel-Buffering", "no");
+  res.set_chunked_content_provider(
+      "text/event-stream",
+      [sp, shared_job, gen](size_t /*offset*/, httplib::DataSink& sink) {
+        StreamTo(*sp, *shared_job, *gen, sink);
+        sink.done();
+        return true;
+      },
+      [gen](bool /*success*/) { gen->Cancel(); });  // no-op once finished
+}
+
+}  // namespace
+
+void HandleChatCompletions(Server::Impl& s, const httplib::Request& req, httplib::Response& res) {
+  std::optional<json> body = ParseJsonBody(req, res);
+  if (!body) return;
+  Parsed<ChatRequest> parsed = ParseChatRequest(*body, s.config.defaults);
+  if (auto* e = std::get_if<ApiError>(&parsed)) {
+    RespondError(res, *e);
+    return;
+  }
+  ChatRequest& chat = std::get<ChatRequest>(parsed);
+  if (s.renderer == nullptr) {
+    RespondError(res, InvalidParam("messages",
+                                   "this model has no chat template; use /v1/completions with a "
+                                   "plain prompt"));
+    return;
+  }
+  Result<std::string> text = s.renderer->Render(chat.messages, chat.tools, chat.add_generation_prompt);
+  if (!text.ok()) {
+    RespondError(res, InvalidParam("messages", text.status().message()));
+    return;
+  }
+  Job job;
+  job.chat = true;
+  job.prompt = EncodePrompt(s.tok, *text, /*parse_special=*/true);
+  job.options = std::move(chat.options);
+  job.prompt_param = "messages";
+  job.meta.id = s.NewId("chatcmpl");
+  Run(s, std::move(job), res);
+}
+
+void HandleCompletions(Server::Impl& s, const httplib::Request& req, httplib::Response& res) {
+  std::optional<json> body = ParseJsonBody(req, res);
+  if (!body) return;
+  Parsed<CompletionRequest> parsed = ParseCompletionRequest(*body, s.config.defaults);
+  if (auto* e = std::get_if<ApiError>(&parsed)) {
+    RespondError(res, *e);
+    return;
+  }
+  CompletionRequest& c = std::get<CompletionRequest>(parsed);
+  Job job;
+  job.chat = false;
+  if (auto* text = std::get_if<std::string>(&c.prompt)) {
+    job.prompt = EncodePrompt(s.tok, *text, /*parse_special=*/true);
+    if (c.echo) job.echo = *text;
+  } else {
+    job.prompt = std::get<std::vector<int32_t>>(c.prompt);
+    if (c.echo) {
+      auto text = s.tok.Decode(job.prompt, /*skip_special=*/false);
+      if (text.ok()) job.echo = *text;
+    }
+  }
+  job.options = std::move(c.options);
+  job.prompt_param = "prompt";
+  job.meta.id = s.NewId("cmpl");
+  Run(s, std::move(job), res);
+}
+
+}  // namespace reprise::server

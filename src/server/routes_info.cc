@@ -1,0 +1,133 @@
+// Informational routes: /v1/models, /health, /metrics, /v1/cache, /tokenize,
+// /detokenize. Read-only views of the engine; none of them blocks on it.
+#include <string>
+#include <vector>
+
+#include "server/server_internal.h"
+
+namespace reprise::server {
+
+using json = nlohmann::ordered_json;
+
+void HandleModels(Server::Impl& s, const httplib::Request&, httplib::Response& res) {
+  const engine::EngineStats st = s.engine.Stats();
+  json model = {{"id", s.config.model_id},
+                {"object", "model"},
+                {"created", s.started_unix_s},
+                {"owned_by", "reprise"},
+                {"description", s.config.model_description},
+                {"output_is_noise", s.config.model_output_is_noise},
+                {"context_length", st.ctx_size},
+                {"chat_template", s.renderer ? json(s.renderer->name()) : json(nullptr)}};
+  if (s.config.model_output_is_noise) {
+    model["warning"] =
+        "This is reprise's built-in demo model: random weights, so its output is noise. "
+        "Serve a real model with `make run MODEL=path.gguf`.";
+  }
+  RespondJson(res, {{"object", "list"}, {"data", json::array({model})}});
+}
+
+void HandleHealth(Server::Impl& s, const httplib::Request&, httplib::Response& res) {
+  if (s.stopping) {
+    RespondError(res, Unavailable("the server is shutting down"));
+    return;
+  }
+  if (!s.engine.Healthy()) {
+    RespondError(res, Unavailable("the engine thread is not making progress"));
+    return;
+  }
+  RespondJson(res, {{"status", "ok"}});
+}
+
+void HandleMetrics(Server::Impl& s, const httplib::Request&, httplib::Response& res) {
+  res.status = 200;
+  res.set_content(s.metrics.Render(s.engine.Stats(), s.engine.Healthy()),
+                  "text/plain; version=0.0.4; charset=utf-8");
+}
+
+void HandleCache(Server::Impl& s, const httplib::Request&, httplib::Response& res) {
+  const engine::EngineStats st = s.engine.Stats();
+  const std::vector<kv::CacheEntryInfo> entries = s.engine.CacheEntries();
+  json data = json::array();
+  for (const kv::CacheEntryInfo& e : entries) {
+    data.push_back({{"tokens", e.tokens},
+                    {"bytes", e.bytes},
+                    {"blocks", e.blocks},
+                    {"shared_blocks", e.shared_blocks},
+                    {"last_use_unix_ms", e.last_use_unix_ms},
+                    {"hits", e.hits}});
+  }
+  const kv::PromptCacheStats& c = st.cache;
+  json body = {{"object", "list"},
+               {"data", data},
+               {"entries", c.entries},
+               {"max_entries", s.engine.config().max_cache_entries},
+               {"cached_blocks", c.cached_blocks},
+               {"cached_bytes", c.cached_bytes},
+               {"cached_tokens", c.cached_tokens},
+               {"hits", c.hits},
+               {"misses", c.misses},
+               {"hit_tokens", c.hit_tokens},
+               {"evictions", c.evictions},
+               {"kv_bytes_in_use", st.kv_bytes_in_use},
+               {"kv_bytes_limit", st.kv_bytes_limit},
+               {"kv_blocks_in_use", st.kv_used_blocks},
+               {"kv_blocks_capacity", st.kv_capacity_blocks},
+               {"block_tokens", st.block_tokens},
+               {"active_requests", st.active},
+               {"queued_requests", st.queued}};
+  RespondJson(res, body);
+}
+
+void HandleTokenize(Server::Impl& s, const httplib::Request& req, httplib::Response& res) {
+  std::optional<json> body = ParseJsonBody(req, res);
+  if (!body) return;
+  auto content = body->find("content");
+  if (content == body->end() || !content->is_string()) {
+    RespondError(res, InvalidParam("content", "content must be a string"));
+    return;
+  }
+  bool add_special = false;
+  bool parse_special = true;
+  for (auto [key, out] : {std::pair<const char*, bool*>{"add_special", &add_special},
+                          std::pair<const char*, bool*>{"parse_special", &parse_special}}) {
+    auto it = body->find(key);
+    if (it == body->end() || it->is_null()) continue;
+    if (!it->is_boolean()) {
+      RespondError(res, InvalidParam(key, std::string(key) + " must be a boolean"));
+      return;
+    }
+    *out = it->get<bool>();
+  }
+  const std::vector<int32_t> ids =
+      s.tok.Encode(content->get<std::string>(), add_special, parse_special);
+  RespondJson(res, {{"tokens", ids}});
+}
+
+void HandleDetokenize(Server::Impl& s, const httplib::Request& req, httplib::Response& res) {
+  std::optional<json> body = ParseJsonBody(req, res);
+  if (!body) return;
+  auto tokens = body->find("tokens");
+  if (tokens == body->end() || !tokens->is_array()) {
+    RespondError(res, InvalidParam("tokens", "tokens must be an array of token ids"));
+    return;
+  }
+  std::vector<int32_t> ids;
+  for (size_t i = 0; i < tokens->size(); ++i) {
+    const json& t = (*tokens)[i];
+    if (!t.is_number_integer() || t.get<int64_t>() < 0 || t.get<int64_t>() >= s.tok.n_vocab()) {
+      RespondError(res, InvalidParam("tokens", StrFormat("tokens[%zu] is not a token id in [0, %d)",
+                                                         i, s.tok.n_vocab())));
+      return;
+    }
+    ids.push_back(static_cast<int32_t>(t.get<int64_t>()));
+  }
+  auto text = s.tok.Decode(ids, /*skip_special=*/false);
+  if (!text.ok()) {
+    RespondError(res, InvalidParam("tokens", text.status().message()));
+    return;
+  }
+  RespondJson(res, {{"content", *text}});
+}
+
+}  // namespace reprise::server
