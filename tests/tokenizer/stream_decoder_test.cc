@@ -167,3 +167,41 @@ INSTANTIATE_TEST_SUITE_P(Vocabs, FuzzTest,
 
 }  // namespace
 }  // namespace reprise::tokenizer
+
+namespace reprise::tokenizer {
+namespace {
+
+// Long runs that make naive regexes or merges slow: a long whitespace run
+// before digits (deepseek-llm's `\s+$` backtracks over it), one very long
+// word, a long run of one character. Must finish and round-trip.
+class LongInputTest : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(LongInputTest, LongRunsFinishAndRoundTrip) {
+  const std::string path = FixturePath(std::string("vocab/ggml-vocab-") + GetParam() + ".gguf");
+  REQUIRE_FIXTURE(path);
+  auto tok = testing::LoadTokenizer(path);
+  ASSERT_NE(tok, nullptr);
+  const std::string inputs[] = {
+      std::string(20000, ' ') + "123 abc", std::string(100000, 'a'),
+      std::string(50000, '\n') + "x" + std::string(50000, '\t'),
+      "word " + std::string(30000, '!') + " end",
+  };
+  for (const std::string& text : inputs) {
+    const auto ids = tok->Encode(text, false, false);
+    auto back = tok->Decode(ids);
+    ASSERT_TRUE(back.ok());
+    EXPECT_EQ(*back, text) << "length " << text.size();
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Vocabs, LongInputTest,
+                         ::testing::Values("llama-spm", "gpt-2", "deepseek-llm", "deepseek-coder",
+                                           "starcoder"),
+                         [](const auto& info) {
+                           std::string n = info.param;
+                           for (char& c : n) c = (c == '-') ? '_' : c;
+                           return n;
+                         });
+
+}  // namespace
+}  // namespace reprise::tokenizer
