@@ -42,7 +42,7 @@ void ThreadPool::WorkerLoop(int index) {
   }
 }
 
-void ThreadPool::Run(const std::function<void(int thread)>& fn) {
+void ThreadPool::Run(FunctionRef<void(int thread)> fn) {
   if (n_threads_ == 1) {
     fn(0);
     return;
@@ -68,7 +68,7 @@ void ThreadPool::Run(const std::function<void(int thread)>& fn) {
 }
 
 void ThreadPool::ParallelFor(int64_t n, int64_t grain,
-                             const std::function<void(int64_t, int64_t, int)>& fn) {
+                             FunctionRef<void(int64_t, int64_t, int)> fn) {
   if (n <= 0) return;
   grain = std::max<int64_t>(1, grain);
   if (n_threads_ == 1 || n <= grain) {
@@ -76,13 +76,14 @@ void ThreadPool::ParallelFor(int64_t n, int64_t grain,
     return;
   }
   std::atomic<int64_t> next{0};
-  Run([&](int thread) {
+  auto worker = [&](int thread) {
     for (;;) {
       int64_t begin = next.fetch_add(grain, std::memory_order_relaxed);
       if (begin >= n) break;
       fn(begin, std::min(n, begin + grain), thread);
     }
-  });
+  };
+  Run(worker);
 }
 
 }  // namespace reprise

@@ -7,9 +7,10 @@
 
 #include <atomic>
 #include <cstdint>
-#include <functional>
 #include <thread>
 #include <vector>
+
+#include "core/function_ref.h"
 
 namespace reprise {
 
@@ -23,19 +24,19 @@ class ThreadPool {
   int size() const { return n_threads_; }
 
   // Runs fn(thread_index) once on each of the size() threads and waits for all.
-  void Run(const std::function<void(int thread)>& fn);
+  void Run(FunctionRef<void(int thread)> fn);
 
   // Hands out [0, n) in chunks of `grain` (dynamically, so uneven work
   // balances) and calls fn(begin, end, thread) for each chunk; waits for all.
   void ParallelFor(int64_t n, int64_t grain,
-                   const std::function<void(int64_t begin, int64_t end, int thread)>& fn);
+                   FunctionRef<void(int64_t begin, int64_t end, int thread)> fn);
 
  private:
   void WorkerLoop(int index);
 
   int n_threads_;
   std::vector<std::thread> workers_;
-  const std::function<void(int)>* job_ = nullptr;
+  const FunctionRef<void(int)>* job_ = nullptr;
   std::atomic<uint32_t> generation_{0};
   std::atomic<int> pending_{0};
   std::atomic<bool> stop_{false};

@@ -15,9 +15,9 @@
 #include <cstring>
 
 #include "core/cpu_features.h"
-#include "core/fp16.h"
 #include "core/log.h"
 #include "kernels/ops.h"
+#include "kernels/vec.h"
 #include "model/weights.h"
 
 namespace reprise::model {
@@ -99,32 +99,22 @@ void ApplyRope(float* vec, int64_t n_heads, int64_t head_dim, int64_t rope_dims,
 
 inline void StoreRow(uint8_t* dst, const float* src, int64_t n, bool f16) {
   if (f16) {
-    auto* d = reinterpret_cast<uint16_t*>(dst);
-    for (int64_t i = 0; i < n; ++i) d[i] = Fp32ToFp16(src[i]);
+    kernels::ConvertToF16(src, reinterpret_cast<uint16_t*>(dst), n);
   } else {
     std::memcpy(dst, src, n * sizeof(float));
   }
 }
 
 inline float DotRow(const float* q, const uint8_t* k, int64_t n, bool f16) {
-  float acc = 0;
-  if (f16) {
-    const auto* kk = reinterpret_cast<const uint16_t*>(k);
-    for (int64_t i = 0; i < n; ++i) acc += q[i] * Fp16ToFp32(kk[i]);
-  } else {
-    const auto* kk = reinterpret_cast<const float*>(k);
-    for (int64_t i = 0; i < n; ++i) acc += q[i] * kk[i];
-  }
-  return acc;
+  return f16 ? kernels::DotF16(q, reinterpret_cast<const uint16_t*>(k), n)
+             : kernels::DotF32(q, reinterpret_cast<const float*>(k), n);
 }
 
 inline void AxpyRow(float a, const uint8_t* v, float* out, int64_t n, bool f16) {
   if (f16) {
-    const auto* vv = reinterpret_cast<const uint16_t*>(v);
-    for (int64_t i = 0; i < n; ++i) out[i] += a * Fp16ToFp32(vv[i]);
+    kernels::AxpyF16(a, reinterpret_cast<const uint16_t*>(v), out, n);
   } else {
-    const auto* vv = reinterpret_cast<const float*>(v);
-    for (int64_t i = 0; i < n; ++i) out[i] += a * vv[i];
+    kernels::AxpyF32(a, reinterpret_cast<const float*>(v), out, n);
   }
 }
 
