@@ -4,6 +4,7 @@
 #include "tokenizer/tokenizer.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <utility>
 
@@ -76,6 +77,21 @@ Result<VocabSpec> Tokenizer::ReadVocabSpec(const gguf::File& file) {
     if (file.Has(key)) {
       ASSIGN_OR_RETURN(bool v, file.GetBool(key));
       *field = v;
+    }
+  }
+  // Phi-3's special tokens carry rstrip in its tokenizer.json (except <unk>,
+  // <s>, <|endoftext|>); GGUF loses that, so restore it by model name.
+  ASSIGN_OR_RETURN(std::string name, file.GetStringOr("general.name", ""));
+  for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (name.find("phi-3") != std::string::npos || name.find("phi3") != std::string::npos) {
+    for (size_t i = 0; i < spec.tokens.size() && i < spec.token_types.size(); ++i) {
+      const auto t = static_cast<TokenType>(spec.token_types[i]);
+      const std::string& text = spec.tokens[i];
+      const bool special = t == TokenType::kControl || t == TokenType::kUserDefined ||
+                           t == TokenType::kUnknown || text == "</s>";
+      if (special && text != "<unk>" && text != "<s>" && text != "<|endoftext|>") {
+        spec.rstrip_tokens.push_back(text);
+      }
     }
   }
   return spec;
@@ -157,6 +173,10 @@ Status Tokenizer::Init(VocabSpec spec) {
       special_tokens_.push_back(static_cast<int32_t>(i));
     }
   }
+  for (const std::string& text : spec.rstrip_tokens) {
+    const int32_t id = Lookup(text);
+    if (id >= 0) rstrip_ids_.insert(id);
+  }
   std::stable_sort(special_tokens_.begin(), special_tokens_.end(), [&](int32_t a, int32_t b) {
     return tokens_[a].size() > tokens_[b].size();
   });
@@ -197,6 +217,7 @@ std::vector<Tokenizer::Fragment> Tokenizer::Partition(std::string_view text,
     if (!parse_special && types_[id] != TokenType::kUserDefined) continue;
     const std::string& needle = tokens_[id];
     if (text.find(needle) == std::string_view::npos) continue;
+    const bool rstrip = rstrip_ids_.count(id) != 0;
     next.clear();
     for (const Fragment& f : frags) {
       if (f.token >= 0) {
@@ -204,10 +225,15 @@ std::vector<Tokenizer::Fragment> Tokenizer::Partition(std::string_view text,
         continue;
       }
       size_t pos = 0;
-      for (size_t hit; (hit = f.text.find(needle, pos)) != std::string_view::npos;
-           pos = hit + needle.size()) {
+      for (size_t hit; (hit = f.text.find(needle, pos)) != std::string_view::npos;) {
         if (hit > pos) next.push_back({-1, f.text.substr(pos, hit - pos)});
         next.push_back({id, {}});
+        pos = hit + needle.size();
+        if (rstrip) {  // the token swallows the whitespace after it
+          while (pos < f.text.size() && std::isspace(static_cast<unsigned char>(f.text[pos]))) {
+            ++pos;
+          }
+        }
       }
       if (pos < f.text.size()) next.push_back({-1, f.text.substr(pos)});
     }

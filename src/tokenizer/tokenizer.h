@@ -59,6 +59,10 @@ struct VocabSpec {
   std::optional<int32_t> bos_id, eos_id, unk_id;
   int32_t eot_id = -1, eom_id = -1, pad_id = -1;
   std::optional<bool> add_bos, add_eos, add_space_prefix;  // unset: model default
+  // Texts of special tokens that swallow the ASCII whitespace after them when
+  // matched in text (Hugging Face rstrip). GGUF has no key for it; ReadVocabSpec
+  // fills it for Phi-3 as llama.cpp does.
+  std::vector<std::string> rstrip_tokens;
 };
 
 class Tokenizer {
@@ -150,6 +154,7 @@ class Tokenizer {
   // Tokens matched in raw text, longest text first: control/unknown (only
   // with parse_special) and user-defined (always).
   std::vector<int32_t> special_tokens_;
+  std::unordered_set<int32_t> rstrip_ids_;
   // SPM: whether text may be encoded in chunks starting at each '▁' run.
   bool spm_split_at_spaces_ = false;
   // SPM: <0xXX> byte tokens (-1 if absent).

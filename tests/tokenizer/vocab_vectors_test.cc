@@ -78,6 +78,24 @@ TEST(SpmChunking, ChunkedEncodingEqualsWholeTextEncoding) {
             IdsToString((*whole)->Encode(text, true, false)));
 }
 
+// Phi-3's special tokens swallow the whitespace after them (rstrip in its
+// tokenizer.json; llama.cpp restores it by model name), except <s>.
+TEST(Phi3SpecialTokens, RstripSwallowsWhitespaceAfterChatTokens) {
+  const std::string path = FixturePath("vocab/ggml-vocab-phi-3.gguf");
+  REQUIRE_FIXTURE(path);
+  auto tok = testing::LoadTokenizer(path);
+  ASSERT_NE(tok, nullptr);
+  const auto ids = tok->Encode("<|user|>\nHello<|end|>\n<|assistant|>", false, true);
+  EXPECT_EQ(IdsToString(ids), IdsToString({32010, 15043, 32007, 32001}));
+  // <s> keeps the space after it; parse_special off leaves control texts alone.
+  EXPECT_EQ(IdsToString(tok->Encode("<s> Hi", false, true)), IdsToString({1, 29871, 6324}));
+  const auto literal = tok->Encode("<|end|>", false, false);
+  EXPECT_EQ(std::count(literal.begin(), literal.end(), 32007), 0);
+  EXPECT_EQ(*tok->Decode(literal), "<|end|>");
+  EXPECT_TRUE(tok->IsEog(32007));  // <|end|>
+  EXPECT_TRUE(tok->IsEog(32000));  // <|endoftext|> (eos)
+}
+
 TEST(Llama3VocabTest, BuiltFromEncoderJsonMatchesLlamaBpeVectors) {
   REQUIRE_FIXTURE(FixturePath("hf-tokenizers/llama3.2-bpe/encoder.json"));
   REQUIRE_FIXTURE(FixturePath("vocab/ggml-vocab-llama-bpe.gguf.inp"));
