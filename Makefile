@@ -6,8 +6,9 @@ JOBS ?= $(shell nproc)
 MODEL ?=
 ARGS ?=
 DEB_PACKAGES := build-essential cmake ninja-build pkg-config libgtest-dev libgmock-dev \
-	libbenchmark-dev libcli11-dev nlohmann-json3-dev libcpp-httplib-dev libpcre2-dev \
-	nodejs npm
+	libbenchmark-dev libcli11-dev nlohmann-json3-dev libcpp-httplib-dev libpcre2-dev
+# Node.js (for the real-client tests) is installed from Debian only when no
+# `node`/`npm` is on the PATH already (it may come from another package).
 
 .PHONY: all build deps test run clean
 
@@ -17,6 +18,8 @@ deps:
 	@missing=""; for p in $(DEB_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
+	command -v node >/dev/null 2>&1 || missing="$$missing nodejs"; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
