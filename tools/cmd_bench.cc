@@ -1,17 +1,133 @@
-// Placeholder: the `bench` subcommand is not built yet.
+// `reprise bench`: prompt processing and generation speed of one model, like
+// llama-bench: pp = prefill of --pp tokens; tg = --tg single-token steps
+// after a prompt of --pp tokens (llama-bench's -d depth semantics). Medians
+// of --reps runs after a warm-up run.
+#include <algorithm>
 #include <cstdio>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <string>
+#include <vector>
 
 #include "commands.h"
+#include "core/cpu_features.h"
+#include "core/timer.h"
+#include "engine/session.h"
+#include "kernels/ops.h"
+#include "loader.h"
 
 namespace reprise::tools {
+namespace {
+
+struct BenchOptions {
+  std::string model;
+  int threads = 0;
+  int pp = 512;
+  int tg = 128;
+  int reps = 3;
+  std::string kv_type = "auto";
+  bool json = false;
+};
+
+double Median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t m = v.size() / 2;
+  return v.size() % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+}
+
+int RunBench(const BenchOptions& o) {
+  if (o.pp < 1 || o.tg < 0 || o.reps < 1) {
+    return ReportError(Errorf("--pp must be >= 1, --tg >= 0, --reps >= 1"));
+  }
+  auto loaded = LoadModel(o.model, o.threads, false);
+  if (!loaded.ok()) return ReportError(loaded.status());
+  model::Model& m = *loaded->model;
+  const model::ModelConfig& c = m.config();
+  auto kv_type = ParseKvType(o.kv_type, m);
+  if (!kv_type.ok()) return ReportError(kv_type.status());
+  engine::SessionConfig sc;
+  sc.kv_type = *kv_type;
+  sc.ctx_size = o.pp + o.tg + 1;
+  auto session = engine::Session::Create(m, sc);
+  if (!session.ok()) return ReportError(session.status());
+  engine::Session& s = **session;
+
+  std::mt19937 rng(1234);
+  std::uniform_int_distribution<int32_t> dist(0, static_cast<int32_t>(c.n_vocab - 1));
+  std::vector<int32_t> prompt(o.pp);
+  for (auto& t : prompt) t = dist(rng);
+  std::vector<float> logits(c.n_vocab);
+
+  auto run_once = [&](int pp, int tg, double* pp_ms, double* tg_ms) -> Status {
+    s.Reset();
+    Stopwatch sw;
+    RETURN_IF_ERROR(s.Append(std::span<const int32_t>(prompt.data(), pp), logits.data()));
+    *pp_ms = sw.ElapsedMs();
+    sw.Reset();
+    for (int i = 0; i < tg; ++i) {
+      const int32_t next[1] = {dist(rng)};
+      RETURN_IF_ERROR(s.Append(next, logits.data()));
+    }
+    *tg_ms = sw.ElapsedMs();
+    return Status::Ok();
+  };
+
+  double pp_ms = 0, tg_ms = 0;
+  Status st = run_once(std::min(o.pp, 64), std::min(o.tg, 8), &pp_ms, &tg_ms);  // warm-up
+  if (!st.ok()) return ReportError(st);
+  std::vector<double> pp_tps, tg_tps;
+  for (int r = 0; r < o.reps; ++r) {
+    st = run_once(o.pp, o.tg, &pp_ms, &tg_ms);
+    if (!st.ok()) return ReportError(st);
+    pp_tps.push_back(o.pp * 1000.0 / pp_ms);
+    if (o.tg > 0) tg_tps.push_back(o.tg * 1000.0 / tg_ms);
+    std::fprintf(stderr, "rep %d: pp%d %.2f tok/s, tg%d %.2f tok/s\n", r + 1, o.pp,
+                 pp_tps.back(), o.tg, o.tg > 0 ? tg_tps.back() : 0.0);
+  }
+  const double pp_med = Median(pp_tps), tg_med = Median(tg_tps);
+  const double weight_gb = m.WeightBytes() / 1e9;
+  if (o.json) {
+    nlohmann::json j = {{"model", o.model},
+                        {"threads", m.pool().size()},
+                        {"pp", o.pp},
+                        {"tg", o.tg},
+                        {"reps", o.reps},
+                        {"pp_tok_per_s", pp_med},
+                        {"tg_tok_per_s", tg_med},
+                        {"pp_samples", pp_tps},
+                        {"tg_samples", tg_tps},
+                        {"weight_bytes", m.WeightBytes()},
+                        {"tg_weight_gb_per_s", tg_med * weight_gb},
+                        {"kv_type", DTypeName(*kv_type)},
+                        {"cpu", GetCpuFeatures().ToString()}};
+    std::printf("%s\n", j.dump().c_str());
+  } else {
+    std::printf("model: %s (%s, %.2f GB of weights per token)\n", o.model.c_str(),
+                c.arch_name.c_str(), weight_gb);
+    std::printf("threads: %d, cpu: %s\n", m.pool().size(), GetCpuFeatures().ToString().c_str());
+    std::printf("pp%d: %.2f tok/s\n", o.pp, pp_med);
+    if (o.tg > 0) {
+      std::printf("tg%d (after %d): %.2f tok/s (%.1f GB/s of weights)\n", o.tg, o.pp, tg_med,
+                  tg_med * weight_gb);
+    }
+  }
+  return 0;
+}
+
+}  // namespace
 
 void AddBenchCommand(CLI::App& app, int& exit_code) {
-  auto* cmd = app.add_subcommand("bench", "(not yet available)");
-  cmd->allow_extras();
-  cmd->callback([&exit_code] {
-    std::fprintf(stderr, "error: 'bench' is not implemented yet\n");
-    exit_code = 2;
-  });
+  auto o = std::make_shared<BenchOptions>();
+  auto* cmd = app.add_subcommand("bench", "Measure prompt and generation speed (llama-bench style)");
+  cmd->add_option("--model,-m", o->model, "GGUF model file")->required();
+  cmd->add_option("--threads,-t", o->threads, "Threads (default: physical cores)");
+  cmd->add_option("--pp", o->pp, "Prompt tokens (default 512)");
+  cmd->add_option("--tg", o->tg, "Generated tokens, after a prompt of --pp (default 128)");
+  cmd->add_option("--reps,-r", o->reps, "Repetitions; the median is reported (default 3)");
+  cmd->add_option("--kv-type", o->kv_type, "KV cache type: auto, f16 or f32");
+  cmd->add_flag("--json", o->json, "Print one JSON object");
+  cmd->callback([o, &exit_code] { exit_code = RunBench(*o); });
 }
 
 }  // namespace reprise::tools
