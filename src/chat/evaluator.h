@@ -52,6 +52,7 @@ class Evaluator {
   std::tm now_;
   std::shared_ptr<Scope> scope_;
   int call_depth_ = 0;
+  int64_t steps_ = 0;  // statements executed, bounded by kMaxSteps
 };
 
 }  // namespace reprise::chat

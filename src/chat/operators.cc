@@ -20,7 +20,13 @@ int64_t FloorDiv(int64_t a, int64_t b) {
   return q;
 }
 
-Value Repeat(const Value& seq, int64_t n) {
+constexpr size_t kMaxRepeatBytes = size_t{64} << 20;
+
+Value Repeat(const Value& seq, int64_t n, int line) {
+  const size_t unit = seq.is_string() ? seq.str().size() : seq.items().size() * sizeof(Value);
+  if (n > 0 && unit > 0 && static_cast<uint64_t>(n) > kMaxRepeatBytes / unit) {
+    Fail(line, "MemoryError: repetition result too large");
+  }
   if (seq.is_string()) {
     std::string out;
     for (int64_t i = 0; i < n; ++i) out += seq.str();
@@ -70,8 +76,8 @@ Value BinaryOp(const std::string& op, const Value& l, const Value& r, int line) 
   }
   if (op == "*") {
     if (nums) return NumberResult(l.number() * r.number(), any_float, l.int_value() * r.int_value());
-    if (IsSequence(l) && (r.is_int() || r.is_bool())) return Repeat(l, r.int_value());
-    if (IsSequence(r) && (l.is_int() || l.is_bool())) return Repeat(r, l.int_value());
+    if (IsSequence(l) && (r.is_int() || r.is_bool())) return Repeat(l, r.int_value(), line);
+    if (IsSequence(r) && (l.is_int() || l.is_bool())) return Repeat(r, l.int_value(), line);
     FailOperands("*", l, r, line);
   }
   if (op == "/") {

@@ -114,7 +114,18 @@ class Parser {
     }
   }
 
+  // Bounds nesting so hostile templates cannot overflow the stack.
+  struct DepthGuard {
+    explicit DepthGuard(Parser& p) : parser(p) {
+      if (++parser.depth_ > kMaxDepth) Fail(parser.Cur().line, "TemplateSyntaxError: nesting too deep");
+    }
+    ~DepthGuard() { --parser.depth_; }
+    Parser& parser;
+  };
+  static constexpr int kMaxDepth = 200;
+
   StmtPtr ParseStatement() {
+    DepthGuard guard(*this);
     Token name = Next();
     auto s = std::make_unique<Stmt>();
     s->line = name.line;
@@ -404,6 +415,7 @@ class Parser {
     return l;
   }
   ExprPtr ParseUnary(bool with_filter) {
+    DepthGuard guard(*this);
     ExprPtr node;
     int line = Cur().line;
     if (IsOp("-") || IsOp("+")) {
@@ -629,6 +641,7 @@ class Parser {
   std::vector<Token> toks_;
   size_t pos_ = 0;
   int loop_depth_ = 0;
+  int depth_ = 0;
 };
 
 }  // namespace

@@ -5,6 +5,8 @@
 
 #include <cstdio>
 #include <ctime>
+#include <vector>
+#include <algorithm>
 
 #include "chat/evaluator.h"
 #include "chat/parser.h"
@@ -34,6 +36,23 @@ Result<std::tm> ParseNow(const std::optional<std::string>& now) {
   gmtime_r(&t, &tm);
   return tm;
 }
+
+// Nesting depth of a JSON value, computed without recursion.
+size_t JsonDepth(const nlohmann::ordered_json& root) {
+  size_t max_depth = 0;
+  std::vector<std::pair<const nlohmann::ordered_json*, size_t>> stack = {{&root, 1}};
+  while (!stack.empty()) {
+    auto [j, depth] = stack.back();
+    stack.pop_back();
+    max_depth = std::max(max_depth, depth);
+    if (j->is_structured()) {
+      for (const auto& child : *j) stack.emplace_back(&child, depth + 1);
+    }
+  }
+  return max_depth;
+}
+
+constexpr size_t kMaxJsonDepth = 256;
 
 std::string Located(const TemplateError& e) {
   if (e.line > 0) return StrFormat("chat template line %d: %s", e.line, e.message.c_str());
@@ -65,6 +84,10 @@ Result<std::string> ChatTemplate::Render(const nlohmann::ordered_json& messages,
   ASSIGN_OR_RETURN(std::tm now, ParseNow(options.now));
   if (!options.extra_kwargs.is_null() && !options.extra_kwargs.is_object()) {
     return Status::Error("chat template: extra template variables must be a JSON object");
+  }
+  if (JsonDepth(messages) > kMaxJsonDepth || JsonDepth(tools) > kMaxJsonDepth ||
+      JsonDepth(options.extra_kwargs) > kMaxJsonDepth) {
+    return Errorf("chat template: messages/tools nest deeper than %zu levels", kMaxJsonDepth);
   }
   std::vector<std::pair<std::string, Value>> context;
   context.emplace_back("messages", Value::FromJson(messages));

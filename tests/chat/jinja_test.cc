@@ -260,3 +260,26 @@ TEST(ChatTemplateApi, RejectsABadClock) {
 
 }  // namespace
 }  // namespace reprise::chat
+
+namespace reprise::chat {
+namespace {
+
+TEST(JinjaLimits, HostileTemplatesAndInputsFailCleanly) {
+  EXPECT_FALSE(ChatTemplate::Parse("{{ " + std::string(5000, '(') + "1" + std::string(5000, ')') + " }}").ok());
+  EXPECT_FALSE(ChatTemplate::Parse("{{ " + std::string(5000, '[') + std::string(5000, ']') + " }}").ok());
+  std::string nested;
+  for (int i = 0; i < 1000; ++i) nested += "{% if true %}";
+  EXPECT_FALSE(ChatTemplate::Parse(nested).ok());
+  auto r = TryRender("{% for i in range(3000) %}{% for j in range(3000) %}{% endfor %}{% endfor %}");
+  EXPECT_FALSE(r.ok());
+  r = TryRender("{{ 'ab' * 100000000000 }}");
+  EXPECT_FALSE(r.ok());
+  auto t = ChatTemplate::Parse("{{ messages }}");
+  ASSERT_TRUE(t.ok());
+  Json deep = Json::array();
+  for (int i = 0; i < 1000; ++i) deep = Json::array({deep});
+  EXPECT_FALSE(t->Render(deep, Json(), RenderOptions{}).ok());
+}
+
+}  // namespace
+}  // namespace reprise::chat
