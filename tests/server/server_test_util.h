@@ -1,0 +1,71 @@
+// Black-box server tests: start the real `reprise serve` binary on a free
+// port (--port 0; the bound port is read from its log), speak HTTP with
+// cpp-httplib's client, and read SSE streams and Prometheus metrics.
+#pragma once
+
+#include <httplib.h>
+#include <sys/types.h>
+
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace reprise::server::testing {
+
+using Json = nlohmann::ordered_json;
+
+// Writes a tiny random-weight Llama with the byte-level vocabulary and the
+// ChatML template into TempDir() (once per name) and returns its path.
+// Byte-level: every byte of text is one token, so token counts are exact.
+std::string TinyChatModel(const std::string& name = "tiny_chat", int64_t n_ctx = 1024);
+
+struct HttpResult {
+  int status = -1;  // -1: no response (connection failed)
+  std::string body;
+  Json json;        // parsed body (null if not JSON)
+  httplib::Headers headers;
+};
+
+class ServerProcess {
+ public:
+  // Starts `reprise serve --model MODEL --port 0 ARGS...` and waits until it
+  // listens. On failure returns null and sets *error (with the log).
+  static std::unique_ptr<ServerProcess> Start(const std::string& model,
+                                              const std::vector<std::string>& args,
+                                              std::string* error);
+  ~ServerProcess();  // kills the process if still running
+
+  int port() const { return port_; }
+  std::string Log() const;
+  std::unique_ptr<httplib::Client> Client() const;
+
+  HttpResult Get(const std::string& path, const httplib::Headers& headers = {}) const;
+  HttpResult Post(const std::string& path, const Json& body,
+                  const httplib::Headers& headers = {}) const;
+  HttpResult PostRaw(const std::string& path, const std::string& body,
+                     const std::string& content_type = "application/json",
+                     const httplib::Headers& headers = {}) const;
+  // Prometheus sample value of `name` (exact name, no labels); NaN if absent.
+  double Metric(const std::string& name) const;
+  // Waits until no request is active or queued (true) or `timeout_ms` passes.
+  bool WaitIdle(int timeout_ms = 20000) const;
+
+  // SIGTERM, then waits; returns the exit status (or -1 if killed/timeout).
+  int Stop();
+
+ private:
+  ServerProcess() = default;
+  pid_t pid_ = -1;
+  int port_ = 0;
+  std::string log_path_;
+};
+
+// Parses an SSE body into its data payloads (JSON); *done is set when the
+// stream ended with "data: [DONE]" as its last event.
+std::vector<Json> ParseSse(const std::string& body, bool* done);
+// Concatenated delta.content (chat) or text (completions) of the chunks.
+std::string StreamedText(const std::vector<Json>& chunks);
+double MetricValue(const std::string& metrics_text, const std::string& name);
+
+}  // namespace reprise::server::testing
