@@ -5,7 +5,7 @@
 // model's decode step does. Reports medians.
 //
 //   kernels_bench [--threads N] [--reps R] [--types q8_0,q4_0,...] [--all-levels]
-//                [--no-gemm] [--square-only]
+//                [--no-gemm] [--square-only] [--cpu-time]
 #include <immintrin.h>
 
 #include <algorithm>
@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <cmath>
 #include <cstring>
+#include <ctime>
 #include <random>
 #include <string>
 #include <vector>
@@ -24,7 +25,16 @@
 namespace reprise::kernels {
 namespace {
 
+// Wall time, or this process's CPU time with --cpu-time (with --threads 1 it
+// measures the kernel's own cost while other jobs share the machine).
+bool g_cpu_time = false;
+
 double Now() {
+  if (g_cpu_time) {
+    timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+  }
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
@@ -136,6 +146,7 @@ int main(int argc, char** argv) {
     else if (a == "--types" && i + 1 < argc) types = argv[++i];
     else if (a == "--all-levels") all_levels = true;
     else if (a == "--no-gemm") gemm = false;
+    else if (a == "--cpu-time") g_cpu_time = true;
     else if (a == "--square-only") gemv = false;
     else {
       std::fprintf(stderr, "usage: %s [--threads N] [--reps R] [--types q8_0,...] [--all-levels]\n", argv[0]);

@@ -43,6 +43,20 @@ Result<Matrix> Matrix::Prepare(const MatrixView& view) {
   if (view.data == nullptr) return Errorf("matrix of type %s has no data", DTypeName(view.type));
   Matrix m;
   m.view_ = view;
+  const PackedLayout layout = PackedLayoutFor(view.type);
+  if (layout != PackedLayout::kNone) {
+    const PackedRowLayout pl = MakePackedRowLayout(layout, view.cols);
+    const size_t bytes = static_cast<size_t>(pl.stride * view.rows);
+    uint8_t* data = static_cast<uint8_t*>(std::aligned_alloc(64, bytes));
+    if (data == nullptr) return Errorf("out of memory repacking a %zu-byte weight", bytes);
+    const int64_t src_stride = view.row_bytes();
+    for (int64_t r = 0; r < view.rows; ++r) {
+      PackRow(layout, view.data + r * src_stride, view.cols, data + r * pl.stride);
+    }
+    m.packed_ = std::shared_ptr<void>(data, [](void* p) { std::free(p); });
+    m.packed_bytes_ = bytes;
+    m.layout_ = static_cast<int>(layout);
+  }
   return m;
 }
 
@@ -94,6 +108,17 @@ KernelLevel BestKernelLevel() {
 
 namespace {
 
+GemmFn PackedFn(const KernelTable& t, PackedLayout layout) {
+  switch (layout) {
+    case PackedLayout::kQ8_0x16:
+      return t.q8_0_x16;
+    case PackedLayout::kQ4_0x16:
+      return t.q4_0_x16;
+    default:
+      return nullptr;
+  }
+}
+
 const KernelTable& TableFor(KernelLevel level) {
   switch (level) {
     case KernelLevel::kAvx2:
@@ -140,6 +165,14 @@ int64_t RowChunk(int64_t rows, int n_threads, int64_t n) {
 
 }  // namespace
 
+PackedLayout PackedLayoutFor(DType type) {
+  static const KernelLevel best = BestKernelLevel();
+  const KernelTable& t = TableFor(best);
+  if (type == DType::kQ8_0 && t.q8_0_x16 != nullptr) return PackedLayout::kQ8_0x16;
+  if (type == DType::kQ4_0 && t.q4_0_x16 != nullptr) return PackedLayout::kQ4_0x16;
+  return PackedLayout::kNone;
+}
+
 KernelLevel EffectiveLevel(KernelLevel level, DType type) {
   for (int l = static_cast<int>(level); l > 0; --l) {
     if (FnFor(TableFor(static_cast<KernelLevel>(l)), type) != nullptr) {
@@ -157,7 +190,7 @@ void MatMulAtLevel(KernelLevel level, const Matrix& w, const float* x, int64_t n
             "kernel level %s not supported by this CPU", KernelLevelName(level));
   const MatrixView& v = w.view();
   CHECK_MSG(v.data != nullptr, "MatMul on an unprepared Matrix");
-  const GemmFn fn = FnFor(TableFor(EffectiveLevel(level, v.type)), v.type);
+  GemmFn fn = FnFor(TableFor(EffectiveLevel(level, v.type)), v.type);
   CHECK(fn != nullptr);
 
   GemmArgs a;
@@ -167,8 +200,23 @@ void MatMulAtLevel(KernelLevel level, const Matrix& w, const float* x, int64_t n
   a.x = x;
   a.y = y;
   a.ldy = v.rows;
+  // A repacked matrix runs the packed kernel of the level that owns it; lower
+  // levels (tests) use the original rows, which the view still points to.
+  const PackedLayout layout = MatrixAccess::layout(w);
+  const GemmFn packed_fn = PackedFn(TableFor(level), layout);
   const int block = ActBlockSize(v.type);
-  if (block != 0) {
+  if (packed_fn != nullptr) {
+    fn = packed_fn;
+    a.w = MatrixAccess::packed(w);
+    a.w_stride = MakePackedRowLayout(layout, v.cols).stride;
+    a.act_layout = MakeAct32x16Layout(v.cols);
+    const ActRowLayout al = a.act_layout;
+    uint8_t* act = ws.Get(0, static_cast<size_t>(n * al.stride));
+    a.act = act;
+    pool.ParallelFor(n, 16, [&](int64_t t0, int64_t t1, int) {
+      for (int64_t t = t0; t < t1; ++t) QuantizeAct32x16(x + t * v.cols, v.cols, al, act + t * al.stride);
+    });
+  } else if (block != 0) {
     // Quantize the activations once per call: [n] rows of act_layout.stride bytes.
     a.act_layout = MakeActRowLayout(v.cols, block);
     const ActRowLayout layout = a.act_layout;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "kernels/ops.h"
+#include "kernels/packed.h"
 #include "kernels/quant_blocks.h"
 
 namespace reprise::kernels {
@@ -44,11 +45,24 @@ struct KernelTable {
   GemmFn q4_0 = nullptr;
   GemmFn q4_k = nullptr;
   GemmFn q6_k = nullptr;
+  // Kernels for repacked weights (packed.h); GemmArgs.w is then the packed
+  // data and act_layout an Act32x16 layout.
+  GemmFn q8_0_x16 = nullptr;
+  GemmFn q4_0_x16 = nullptr;
 };
 const KernelTable& ScalarKernels();      // ref/matmul_ref.cc
 const KernelTable& Avx2Kernels();        // cpu/matmul_avx2.cc
 const KernelTable& Avx512Kernels();      // cpu/matmul_avx512.cc
 const KernelTable& Avx512VnniKernels();  // cpu/matmul_vnni.cc
+
+// The repacked layout Matrix::Prepare builds for `type` on this CPU (kNone:
+// used in place).
+PackedLayout PackedLayoutFor(DType type);
+
+struct MatrixAccess {
+  static PackedLayout layout(const Matrix& m) { return static_cast<PackedLayout>(m.layout_); }
+  static const uint8_t* packed(const Matrix& m) { return static_cast<const uint8_t*>(m.packed_.get()); }
+};
 
 // MatMul with an explicit kernel level (tests force every level; MatMul uses
 // BestKernelLevel()). CHECKs that the CPU supports `level`.

@@ -85,6 +85,10 @@ inline ActRowLayout MakeActRowLayout(int64_t cols, int block) {
   return l;
 }
 
+// Quantizes n values to int8 with one scale (d = amax / 127, round to
+// nearest even); returns d. The one activation quantizer of every path.
+float QuantizeBlock(const float* x, int n, int8_t* q);
+
 // Quantizes one token row x[cols] into `row` (layout from MakeActRowLayout).
 // Portable; every kernel level uses it, so activations are identical bits on
 // every path.

@@ -51,10 +51,16 @@ inline __m512i DotI16(__m512i acc, __m512i a, __m512i b) {
 
 // Software prefetch distance for streamed weights (GEMV is memory-bound and
 // each row is only a few KiB: too short for the hardware prefetcher to ramp).
-#ifndef REPRISE_PREFETCH_BYTES
-#define REPRISE_PREFETCH_BYTES 1024
+#ifndef REPRISE_PF_PANELS
+#define REPRISE_PF_PANELS 2
 #endif
-constexpr int kPrefetchBytes = REPRISE_PREFETCH_BYTES;
+#ifndef REPRISE_PF_BYTES
+#define REPRISE_PF_BYTES 0
+#endif
+// Prefetch target: the same offset `kPrefetchPanels` row panels ahead.
+inline int64_t PrefetchOffset(const GemmArgs& a, int rows) {
+  return REPRISE_PF_PANELS * rows * a.w_stride + REPRISE_PF_BYTES;
+}
 
 inline float Fp16Scalar(uint16_t h) { return _cvtsh_ss(h); }
 
@@ -80,31 +86,43 @@ struct FloatTile {
   struct K {
     static void Run(const GemmArgs& a, int64_t row, int64_t tok) {
       const uint8_t* w[R];
+      REPRISE_UNROLL
       for (int r = 0; r < R; ++r) w[r] = a.w + (row + r) * a.w_stride;
       const float* x[T];
+      REPRISE_UNROLL
       for (int t = 0; t < T; ++t) x[t] = a.x + (tok + t) * a.cols;
       __m512 acc[R][T];
+      REPRISE_UNROLL
       for (int r = 0; r < R; ++r)
+        REPRISE_UNROLL
         for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
       int64_t c = 0;
       for (; c + 16 <= a.cols; c += 16) {
         __m512 wv[R];
+        REPRISE_UNROLL
         for (int r = 0; r < R; ++r) wv[r] = LoadW<kKind>(w[r], c, 0xFFFF);
+        REPRISE_UNROLL
         for (int t = 0; t < T; ++t) {
           const __m512 xv = _mm512_loadu_ps(x[t] + c);
+          REPRISE_UNROLL
           for (int r = 0; r < R; ++r) acc[r][t] = _mm512_fmadd_ps(wv[r], xv, acc[r][t]);
         }
       }
       if (c < a.cols) {
         const __mmask16 m = static_cast<__mmask16>((1u << (a.cols - c)) - 1);
         __m512 wv[R];
+        REPRISE_UNROLL
         for (int r = 0; r < R; ++r) wv[r] = LoadW<kKind>(w[r], c, m);
+        REPRISE_UNROLL
         for (int t = 0; t < T; ++t) {
           const __m512 xv = _mm512_maskz_loadu_ps(m, x[t] + c);
+          REPRISE_UNROLL
           for (int r = 0; r < R; ++r) acc[r][t] = _mm512_fmadd_ps(wv[r], xv, acc[r][t]);
         }
       }
+      REPRISE_UNROLL
       for (int t = 0; t < T; ++t)
+        REPRISE_UNROLL
         for (int r = 0; r < R; ++r) a.y[(tok + t) * a.ldy + row + r] = _mm512_reduce_add_ps(acc[r][t]);
     }
   };
@@ -175,29 +193,37 @@ struct Q32Tile {
   struct K {
     static void Run(const GemmArgs& a, int64_t row, int64_t tok) {
       const ActRowLayout& l = a.act_layout;
+      const int64_t pf = PrefetchOffset(a, R);
       const Block* w[R];
+      REPRISE_UNROLL
       for (int r = 0; r < R; ++r) w[r] = reinterpret_cast<const Block*>(a.w + (row + r) * a.w_stride);
       const uint8_t* act[T];
+      REPRISE_UNROLL
       for (int t = 0; t < T; ++t) act[t] = a.act + (tok + t) * l.stride;
       __m512 acc[R][T];
+      REPRISE_UNROLL
       for (int r = 0; r < R; ++r)
+        REPRISE_UNROLL
         for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
       const int64_t nb = l.n_blocks;
       for (int64_t b = 0; b < nb; b += 2) {
         const bool pair = b + 1 < nb;
         __m512i wv[R], sgn[R];
         __m512 wd[R];
+        REPRISE_UNROLL
         for (int r = 0; r < R; ++r) {
-          _mm_prefetch(reinterpret_cast<const char*>(w[r] + b) + kPrefetchBytes, _MM_HINT_T0);
+          _mm_prefetch(reinterpret_cast<const char*>(w[r] + b) + pf, _MM_HINT_T0);
           wv[r] = LoadWeights(w[r] + b, pair, &sgn[r]);
           wd[r] = PairScale(Fp16Scalar(w[r][b].d), pair ? Fp16Scalar(w[r][b + 1].d) : 0.0f);
         }
+        REPRISE_UNROLL
         for (int t = 0; t < T; ++t) {
           const int8_t* qs = reinterpret_cast<const int8_t*>(act[t] + l.qs) + b * kQK;
           const __m512i av = pair ? _mm512_loadu_si512(qs) : _mm512_maskz_loadu_epi8(0xFFFFFFFFull, qs);
           const float* ad = reinterpret_cast<const float*>(act[t] + l.d) + b;
           const __m512 adv = PairScale(ad[0], pair ? ad[1] : 0.0f);
           if constexpr (kSignTrick) {
+            REPRISE_UNROLL
             for (int r = 0; r < R; ++r) {
               const __m512i s = _mm512_mask_sub_epi8(av, _mm512_movepi8_mask(sgn[r]),
                                                      _mm512_setzero_si512(), av);
@@ -207,6 +233,7 @@ struct Q32Tile {
           } else {
             const int32_t* sums = reinterpret_cast<const int32_t*>(act[t] + l.sums) + b;
             const __m512i corr = PairCorrection(sums, kShift, pair);
+            REPRISE_UNROLL
             for (int r = 0; r < R; ++r) {
               const __m512i isum = DotU8S8(corr, wv[r], av);
               acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(wd[r], adv), acc[r][t]);
@@ -214,15 +241,21 @@ struct Q32Tile {
           }
         }
       }
+      REPRISE_UNROLL
       for (int t = 0; t < T; ++t)
+        REPRISE_UNROLL
         for (int r = 0; r < R; ++r) a.y[(tok + t) * a.ldy + row + r] = _mm512_reduce_add_ps(acc[r][t]);
     }
   };
 };
 
+#ifndef REPRISE_Q32_R
+#define REPRISE_Q32_R 4
+#define REPRISE_Q32_T 4
+#endif
 template <bool kQ8>
 void GemmQ32(const GemmArgs& a, int64_t r0, int64_t r1, int64_t t0, int64_t t1) {
-  TileLoop<4, 4, Q32Tile<kQ8>::template K>(a, r0, r1, t0, t1);
+  TileLoop<REPRISE_Q32_R, REPRISE_Q32_T, Q32Tile<kQ8>::template K>(a, r0, r1, t0, t1);
 }
 
 // ---------------------------------------------------------------- Q4_K / Q6_K
@@ -240,12 +273,17 @@ struct Q4KTile {
   struct K {
     static void Run(const GemmArgs& a, int64_t row, int64_t tok) {
       const ActRowLayout& l = a.act_layout;
+      const int64_t pf = PrefetchOffset(a, R);
       const BlockQ4K* w[R];
+      REPRISE_UNROLL
       for (int r = 0; r < R; ++r) w[r] = reinterpret_cast<const BlockQ4K*>(a.w + (row + r) * a.w_stride);
       const uint8_t* act[T];
+      REPRISE_UNROLL
       for (int t = 0; t < T; ++t) act[t] = a.act + (tok + t) * l.stride;
       __m512 acc[R][T];
+      REPRISE_UNROLL
       for (int r = 0; r < R; ++r)
+        REPRISE_UNROLL
         for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
       const __m512i nib = _mm512_set1_epi8(0x0F);
       const __m512i nib_shift = _mm512_set_epi64(4, 4, 4, 4, 0, 0, 0, 0);
@@ -253,10 +291,12 @@ struct Q4KTile {
       for (int64_t sb = 0; sb < l.n_blocks; ++sb) {
         __m512i sc16[R];
         __m256i m16[R];
+        REPRISE_UNROLL
         for (int r = 0; r < R; ++r) {
           const BlockQ4K& blk = w[r][sb];
-          _mm_prefetch(reinterpret_cast<const char*>(&blk) + kPrefetchBytes, _MM_HINT_T0);
-          _mm_prefetch(reinterpret_cast<const char*>(&blk) + kPrefetchBytes + 64, _MM_HINT_T0);
+          _mm_prefetch(reinterpret_cast<const char*>(&blk) + pf, _MM_HINT_T0);
+          _mm_prefetch(reinterpret_cast<const char*>(&blk) + pf + 64, _MM_HINT_T0);
+          _mm_prefetch(reinterpret_cast<const char*>(&blk) + pf + 128, _MM_HINT_T0);
           uint64_t sc, m;
           DecodeScalesK4(blk.scales, &sc, &m);
           sc16[r] = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<int64_t>(sc))));
@@ -264,27 +304,35 @@ struct Q4KTile {
               dup_idx, _mm256_castsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<int64_t>(m)))));
         }
         __m512i iacc[R][T];
+        REPRISE_UNROLL
         for (int r = 0; r < R; ++r)
+          REPRISE_UNROLL
           for (int t = 0; t < T; ++t) iacc[r][t] = _mm512_setzero_si512();
+        REPRISE_UNROLL
         for (int c = 0; c < 4; ++c) {
           __m512i wv[R], s16[R];
+          REPRISE_UNROLL
           for (int r = 0; r < R; ++r) {
             const __m512i q = _mm512_broadcast_i64x4(
                 _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[r][sb].qs + 32 * c)));
             wv[r] = _mm512_and_si512(_mm512_srlv_epi64(q, nib_shift), nib);
             s16[r] = SpreadScales(sc16[r], 2 * c, 32);
           }
+          REPRISE_UNROLL
           for (int t = 0; t < T; ++t) {
             const __m512i av = _mm512_loadu_si512(act[t] + l.qs + sb * kQKK + 64 * c);
+            REPRISE_UNROLL
             for (int r = 0; r < R; ++r) {
               iacc[r][t] = DotI16(iacc[r][t], _mm512_maddubs_epi16(wv[r], av), s16[r]);
             }
           }
         }
+        REPRISE_UNROLL
         for (int t = 0; t < T; ++t) {
           const float da = reinterpret_cast<const float*>(act[t] + l.d)[sb];
           const __m256i bs = _mm256_loadu_si256(
               reinterpret_cast<const __m256i*>(act[t] + l.sums + sb * 32));
+          REPRISE_UNROLL
           for (int r = 0; r < R; ++r) {
             const float d = Fp16Scalar(w[r][sb].d) * da;
             const float dmin = Fp16Scalar(w[r][sb].dmin) * da;
@@ -295,7 +343,9 @@ struct Q4KTile {
           }
         }
       }
+      REPRISE_UNROLL
       for (int t = 0; t < T; ++t)
+        REPRISE_UNROLL
         for (int r = 0; r < R; ++r) a.y[(tok + t) * a.ldy + row + r] = _mm512_reduce_add_ps(acc[r][t]);
     }
   };
@@ -306,12 +356,17 @@ struct Q6KTile {
   struct K {
     static void Run(const GemmArgs& a, int64_t row, int64_t tok) {
       const ActRowLayout& l = a.act_layout;
+      const int64_t pf = PrefetchOffset(a, R);
       const BlockQ6K* w[R];
+      REPRISE_UNROLL
       for (int r = 0; r < R; ++r) w[r] = reinterpret_cast<const BlockQ6K*>(a.w + (row + r) * a.w_stride);
       const uint8_t* act[T];
+      REPRISE_UNROLL
       for (int t = 0; t < T; ++t) act[t] = a.act + (tok + t) * l.stride;
       __m512 acc[R][T];
+      REPRISE_UNROLL
       for (int r = 0; r < R; ++r)
+        REPRISE_UNROLL
         for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
       const __m512i lo4 = _mm512_set1_epi8(0x0F), hi2 = _mm512_set1_epi8(0x30);
       const __m512i shl_a = _mm512_set_epi64(2, 2, 2, 2, 4, 4, 4, 4);  // in 16-bit lanes below
@@ -322,20 +377,26 @@ struct Q6KTile {
       const __m512i shr_b32 = _mm512_or_si512(shr_b16, _mm512_slli_epi64(shr_b16, 32));
       for (int64_t sb = 0; sb < l.n_blocks; ++sb) {
         __m512i sc16[R];
+        REPRISE_UNROLL
         for (int r = 0; r < R; ++r) {
           const BlockQ6K& blk = w[r][sb];
+          REPRISE_UNROLL
           for (int p = 0; p < 4; ++p) {
-            _mm_prefetch(reinterpret_cast<const char*>(&blk) + kPrefetchBytes + 64 * p, _MM_HINT_T0);
+            _mm_prefetch(reinterpret_cast<const char*>(&blk) + pf + 64 * p, _MM_HINT_T0);
           }
           sc16[r] = _mm512_castsi256_si512(
               _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.scales))));
         }
         __m512i iacc[R][T];
+        REPRISE_UNROLL
         for (int r = 0; r < R; ++r)
+          REPRISE_UNROLL
           for (int t = 0; t < T; ++t) iacc[r][t] = _mm512_setzero_si512();
+        REPRISE_UNROLL
         for (int c = 0; c < 4; ++c) {  // 64 values each: half c / 2, part c % 2
           const int h = c / 2;
           __m512i wv[R], s16[R];
+          REPRISE_UNROLL
           for (int r = 0; r < R; ++r) {
             const BlockQ6K& blk = w[r][sb];
             const __m512i ql = _mm512_loadu_si512(blk.ql + 64 * h);
@@ -350,17 +411,21 @@ struct Q6KTile {
             }
             s16[r] = SpreadScales(sc16[r], 4 * c, 16);
           }
+          REPRISE_UNROLL
           for (int t = 0; t < T; ++t) {
             const __m512i av = _mm512_loadu_si512(act[t] + l.qs + sb * kQKK + 64 * c);
+            REPRISE_UNROLL
             for (int r = 0; r < R; ++r) {
               iacc[r][t] = DotI16(iacc[r][t], _mm512_maddubs_epi16(wv[r], av), s16[r]);
             }
           }
         }
+        REPRISE_UNROLL
         for (int t = 0; t < T; ++t) {
           const float da = reinterpret_cast<const float*>(act[t] + l.d)[sb];
           const __m512i bs = _mm512_castsi256_si512(_mm256_loadu_si256(
               reinterpret_cast<const __m256i*>(act[t] + l.sums + sb * 32)));
+          REPRISE_UNROLL
           for (int r = 0; r < R; ++r) {
             // -32 * sum_j sc_j * asum_j, into the same int32 lanes.
             const __m512i neg = _mm512_maskz_mov_epi64(0x0F, _mm512_mullo_epi16(sc16[r], _mm512_set1_epi16(-32)));
@@ -370,7 +435,9 @@ struct Q6KTile {
           }
         }
       }
+      REPRISE_UNROLL
       for (int t = 0; t < T; ++t)
+        REPRISE_UNROLL
         for (int r = 0; r < R; ++r) a.y[(tok + t) * a.ldy + row + r] = _mm512_reduce_add_ps(acc[r][t]);
     }
   };
@@ -382,6 +449,100 @@ void GemmQ4K(const GemmArgs& a, int64_t r0, int64_t r1, int64_t t0, int64_t t1) 
 void GemmQ6K(const GemmArgs& a, int64_t r0, int64_t r1, int64_t t0, int64_t t1) {
   TileLoop<4, 4, Q6KTile::K>(a, r0, r1, t0, t1);
 }
+
+#if REPRISE_VNNI
+// ---------------------------------------------------------------- packed x16 (VNNI)
+
+// Q8_0 / Q4_0 on the x16 layouts (packed.h): per group of 16 blocks and
+// (row, token), 8 vpdpbusd leave the 16 exact block sums (minus the
+// correction k * sum(a), preloaded) in one register, then one convert, one
+// multiply of the 16 scale products and one FMA.
+template <bool kQ8>
+struct PackedQ32Tile {
+  template <int R, int T>
+  struct K {
+    static void Run(const GemmArgs& a, int64_t row, int64_t tok) {
+      const ActRowLayout& l = a.act_layout;
+      const int64_t n_groups = l.n_blocks / kGroupBlocks;
+      const int64_t qs_group = kQ8 ? 512 : 256;
+      const int64_t d_off = n_groups * qs_group;
+      const int64_t pf = PrefetchOffset(a, R);
+      const uint8_t* w[R];
+      REPRISE_UNROLL
+      for (int r = 0; r < R; ++r) w[r] = a.w + (row + r) * a.w_stride;
+      const uint8_t* act[T];
+      REPRISE_UNROLL
+      for (int t = 0; t < T; ++t) act[t] = a.act + (tok + t) * l.stride;
+      __m512 acc[R][T];
+      REPRISE_UNROLL
+      for (int r = 0; r < R; ++r)
+        REPRISE_UNROLL
+        for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
+      const __m512i nib = _mm512_set1_epi8(0x0F);
+      for (int64_t g = 0; g < n_groups; ++g) {
+        __m512i iacc[R][T];
+        REPRISE_UNROLL
+        for (int t = 0; t < T; ++t) {
+          const __m512i s = _mm512_load_si512(act[t] + l.sums + g * 64);
+          const __m512i corr = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(s, kQ8 ? 7 : 3));
+          REPRISE_UNROLL
+          for (int r = 0; r < R; ++r) iacc[r][t] = corr;
+        }
+        REPRISE_UNROLL
+        for (int k = 0; k < 8; ++k) {
+          __m512i wv[R];
+          REPRISE_UNROLL
+          for (int r = 0; r < R; ++r) {
+            const uint8_t* q = w[r] + g * qs_group;
+            if constexpr (kQ8) {
+              _mm_prefetch(reinterpret_cast<const char*>(q + 64 * k + pf), _MM_HINT_T0);
+              wv[r] = _mm512_load_si512(q + 64 * k);
+            } else {
+              const __m512i v = _mm512_load_si512(q + 64 * (k % 4));
+              if (k < 4) _mm_prefetch(reinterpret_cast<const char*>(q + 64 * k + pf), _MM_HINT_T0);
+              wv[r] = _mm512_and_si512(k < 4 ? v : _mm512_srli_epi16(v, 4), nib);
+            }
+          }
+          REPRISE_UNROLL
+          for (int t = 0; t < T; ++t) {
+            const __m512i av = _mm512_load_si512(act[t] + l.qs + g * 512 + 64 * k);
+            REPRISE_UNROLL
+            for (int r = 0; r < R; ++r) iacc[r][t] = _mm512_dpbusd_epi32(iacc[r][t], wv[r], av);
+          }
+        }
+        __m512 wd[R];
+        REPRISE_UNROLL
+        for (int r = 0; r < R; ++r) {
+          const uint8_t* dp = w[r] + d_off + g * 32;
+          if (g % 2 == 0) _mm_prefetch(reinterpret_cast<const char*>(dp + pf), _MM_HINT_T0);
+          wd[r] = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(dp)));
+        }
+        REPRISE_UNROLL
+        for (int t = 0; t < T; ++t) {
+          const __m512 ad = _mm512_load_ps(act[t] + l.d + g * 64);
+          REPRISE_UNROLL
+          for (int r = 0; r < R; ++r) {
+            acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(iacc[r][t]), _mm512_mul_ps(wd[r], ad), acc[r][t]);
+          }
+        }
+      }
+      REPRISE_UNROLL
+      for (int t = 0; t < T; ++t)
+        REPRISE_UNROLL
+        for (int r = 0; r < R; ++r) a.y[(tok + t) * a.ldy + row + r] = _mm512_reduce_add_ps(acc[r][t]);
+    }
+  };
+};
+
+#ifndef REPRISE_PK_R
+#define REPRISE_PK_R 4
+#define REPRISE_PK_T 4
+#endif
+template <bool kQ8>
+void GemmPackedQ32(const GemmArgs& a, int64_t r0, int64_t r1, int64_t t0, int64_t t1) {
+  TileLoop<REPRISE_PK_R, REPRISE_PK_T, PackedQ32Tile<kQ8>::template K>(a, r0, r1, t0, t1);
+}
+#endif  // REPRISE_VNNI
 
 }  // namespace
 }  // namespace reprise::kernels

@@ -70,31 +70,43 @@ struct FloatTile {
   struct K {
     static void Run(const GemmArgs& a, int64_t row, int64_t tok) {
       const uint8_t* w[R];
+      REPRISE_UNROLL
       for (int r = 0; r < R; ++r) w[r] = a.w + (row + r) * a.w_stride;
       const float* x[T];
+      REPRISE_UNROLL
       for (int t = 0; t < T; ++t) x[t] = a.x + (tok + t) * a.cols;
       __m256 acc[R][T];
+      REPRISE_UNROLL
       for (int r = 0; r < R; ++r)
+        REPRISE_UNROLL
         for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
       int64_t c = 0;
       for (; c + 8 <= a.cols; c += 8) {
         __m256 wv[R];
+        REPRISE_UNROLL
         for (int r = 0; r < R; ++r) wv[r] = LoadW8<kKind>(w[r], c);
+        REPRISE_UNROLL
         for (int t = 0; t < T; ++t) {
           const __m256 xv = _mm256_loadu_ps(x[t] + c);
+          REPRISE_UNROLL
           for (int r = 0; r < R; ++r) acc[r][t] = _mm256_fmadd_ps(wv[r], xv, acc[r][t]);
         }
       }
       if (c < a.cols) {
         const __m256i m = TailMask(a.cols - c);
         __m256 wv[R];
+        REPRISE_UNROLL
         for (int r = 0; r < R; ++r) wv[r] = LoadWTail<kKind>(w[r], c, a.cols - c);
+        REPRISE_UNROLL
         for (int t = 0; t < T; ++t) {
           const __m256 xv = _mm256_maskload_ps(x[t] + c, m);
+          REPRISE_UNROLL
           for (int r = 0; r < R; ++r) acc[r][t] = _mm256_fmadd_ps(wv[r], xv, acc[r][t]);
         }
       }
+      REPRISE_UNROLL
       for (int t = 0; t < T; ++t)
+        REPRISE_UNROLL
         for (int r = 0; r < R; ++r) a.y[(tok + t) * a.ldy + row + r] = HorizontalSum(acc[r][t]);
     }
   };
@@ -116,15 +128,20 @@ struct Q32Tile {
     static void Run(const GemmArgs& a, int64_t row, int64_t tok) {
       const ActRowLayout& l = a.act_layout;
       const Block* w[R];
+      REPRISE_UNROLL
       for (int r = 0; r < R; ++r) w[r] = reinterpret_cast<const Block*>(a.w + (row + r) * a.w_stride);
       const uint8_t* act[T];
+      REPRISE_UNROLL
       for (int t = 0; t < T; ++t) act[t] = a.act + (tok + t) * l.stride;
       __m256 acc[R][T];
+      REPRISE_UNROLL
       for (int r = 0; r < R; ++r)
+        REPRISE_UNROLL
         for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
       for (int64_t b = 0; b < l.n_blocks; ++b) {
         __m256i wv[R];
         __m256 wd[R];
+        REPRISE_UNROLL
         for (int r = 0; r < R; ++r) {
           _mm_prefetch(reinterpret_cast<const char*>(w[r] + b) + kPrefetchBytes, _MM_HINT_T0);
           if constexpr (kQ8) {
@@ -136,9 +153,11 @@ struct Q32Tile {
           }
           wd[r] = _mm256_set1_ps(Fp16Scalar(w[r][b].d));
         }
+        REPRISE_UNROLL
         for (int t = 0; t < T; ++t) {
           const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act[t] + l.qs + b * kQK));
           const __m256 ad = _mm256_set1_ps(reinterpret_cast<const float*>(act[t] + l.d)[b]);
+          REPRISE_UNROLL
           for (int r = 0; r < R; ++r) {
             __m256i isum;
             if constexpr (kQ8) {
@@ -152,7 +171,9 @@ struct Q32Tile {
           }
         }
       }
+      REPRISE_UNROLL
       for (int t = 0; t < T; ++t)
+        REPRISE_UNROLL
         for (int r = 0; r < R; ++r) a.y[(tok + t) * a.ldy + row + r] = HorizontalSum(acc[r][t]);
     }
   };
@@ -171,15 +192,20 @@ struct Q4KTile {
     static void Run(const GemmArgs& a, int64_t row, int64_t tok) {
       const ActRowLayout& l = a.act_layout;
       const BlockQ4K* w[R];
+      REPRISE_UNROLL
       for (int r = 0; r < R; ++r) w[r] = reinterpret_cast<const BlockQ4K*>(a.w + (row + r) * a.w_stride);
       const uint8_t* act[T];
+      REPRISE_UNROLL
       for (int t = 0; t < T; ++t) act[t] = a.act + (tok + t) * l.stride;
       __m256 acc[R][T];
+      REPRISE_UNROLL
       for (int r = 0; r < R; ++r)
+        REPRISE_UNROLL
         for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
       const __m256i nib = _mm256_set1_epi8(0x0F);
       for (int64_t sb = 0; sb < l.n_blocks; ++sb) {
         alignas(16) uint8_t sc[R][8], m[R][8];
+        REPRISE_UNROLL
         for (int r = 0; r < R; ++r) {
           const char* p = reinterpret_cast<const char*>(&w[r][sb]);
           _mm_prefetch(p + kPrefetchBytes, _MM_HINT_T0);
@@ -190,27 +216,35 @@ struct Q4KTile {
           std::memcpy(m[r], &m8, 8);
         }
         __m256i iacc[R][T];
+        REPRISE_UNROLL
         for (int r = 0; r < R; ++r)
+          REPRISE_UNROLL
           for (int t = 0; t < T; ++t) iacc[r][t] = _mm256_setzero_si256();
+        REPRISE_UNROLL
         for (int j = 0; j < 8; ++j) {  // sub-blocks of 32
           __m256i wv[R], s16[R];
+          REPRISE_UNROLL
           for (int r = 0; r < R; ++r) {
             const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[r][sb].qs + 32 * (j / 2)));
             wv[r] = _mm256_and_si256(j % 2 ? _mm256_srli_epi16(q, 4) : q, nib);
             s16[r] = _mm256_set1_epi16(sc[r][j]);
           }
+          REPRISE_UNROLL
           for (int t = 0; t < T; ++t) {
             const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act[t] + l.qs + sb * kQKK + 32 * j));
+            REPRISE_UNROLL
             for (int r = 0; r < R; ++r) {
               iacc[r][t] = _mm256_add_epi32(iacc[r][t], _mm256_madd_epi16(_mm256_maddubs_epi16(wv[r], av), s16[r]));
             }
           }
         }
+        REPRISE_UNROLL
         for (int t = 0; t < T; ++t) {
           const float da = reinterpret_cast<const float*>(act[t] + l.d)[sb];
           // Pair sums of the per-16 activation sums: asum_j for the 8 sub-blocks.
           const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act[t] + l.sums + sb * 32));
           const __m256i asum = SumPairs16(bs);  // 8 x int32
+          REPRISE_UNROLL
           for (int r = 0; r < R; ++r) {
             const float d = Fp16Scalar(w[r][sb].d) * da;
             const float dmin = Fp16Scalar(w[r][sb].dmin) * da;
@@ -221,7 +255,9 @@ struct Q4KTile {
           }
         }
       }
+      REPRISE_UNROLL
       for (int t = 0; t < T; ++t)
+        REPRISE_UNROLL
         for (int r = 0; r < R; ++r) a.y[(tok + t) * a.ldy + row + r] = HorizontalSum(acc[r][t]);
     }
   };
@@ -233,24 +269,34 @@ struct Q6KTile {
     static void Run(const GemmArgs& a, int64_t row, int64_t tok) {
       const ActRowLayout& l = a.act_layout;
       const BlockQ6K* w[R];
+      REPRISE_UNROLL
       for (int r = 0; r < R; ++r) w[r] = reinterpret_cast<const BlockQ6K*>(a.w + (row + r) * a.w_stride);
       const uint8_t* act[T];
+      REPRISE_UNROLL
       for (int t = 0; t < T; ++t) act[t] = a.act + (tok + t) * l.stride;
       __m256 acc[R][T];
+      REPRISE_UNROLL
       for (int r = 0; r < R; ++r)
+        REPRISE_UNROLL
         for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
       const __m256i lo4 = _mm256_set1_epi8(0x0F), hi2 = _mm256_set1_epi8(0x30);
       for (int64_t sb = 0; sb < l.n_blocks; ++sb) {
+        REPRISE_UNROLL
         for (int r = 0; r < R; ++r) {
           const char* p = reinterpret_cast<const char*>(&w[r][sb]);
+          REPRISE_UNROLL
           for (int k = 0; k < 4; ++k) _mm_prefetch(p + kPrefetchBytes + 64 * k, _MM_HINT_T0);
         }
         __m256i iacc[R][T];
+        REPRISE_UNROLL
         for (int r = 0; r < R; ++r)
+          REPRISE_UNROLL
           for (int t = 0; t < T; ++t) iacc[r][t] = _mm256_setzero_si256();
+        REPRISE_UNROLL
         for (int k = 0; k < 8; ++k) {  // 32 values each: half k / 4, quarter k % 4
           const int h = k / 4, part = k % 4;
           __m256i wv[R], s16[R];
+          REPRISE_UNROLL
           for (int r = 0; r < R; ++r) {
             const BlockQ6K& blk = w[r][sb];
             const __m256i ql = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.ql + 64 * h + 32 * (part & 1)));
@@ -268,16 +314,20 @@ struct Q6KTile {
             s16[r] = _mm256_inserti128_si256(_mm256_set1_epi16(static_cast<int16_t>(s0)),
                                              _mm_set1_epi16(static_cast<int16_t>(s1)), 1);
           }
+          REPRISE_UNROLL
           for (int t = 0; t < T; ++t) {
             const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act[t] + l.qs + sb * kQKK + 32 * k));
+            REPRISE_UNROLL
             for (int r = 0; r < R; ++r) {
               iacc[r][t] = _mm256_add_epi32(iacc[r][t], _mm256_madd_epi16(_mm256_maddubs_epi16(wv[r], av), s16[r]));
             }
           }
         }
+        REPRISE_UNROLL
         for (int t = 0; t < T; ++t) {
           const float da = reinterpret_cast<const float*>(act[t] + l.d)[sb];
           const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act[t] + l.sums + sb * 32));
+          REPRISE_UNROLL
           for (int r = 0; r < R; ++r) {
             const __m256i sc = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w[r][sb].scales)));
             const __m256i corr = _mm256_madd_epi16(_mm256_mullo_epi16(sc, _mm256_set1_epi16(-32)), bs);
@@ -287,7 +337,9 @@ struct Q6KTile {
           }
         }
       }
+      REPRISE_UNROLL
       for (int t = 0; t < T; ++t)
+        REPRISE_UNROLL
         for (int r = 0; r < R; ++r) a.y[(tok + t) * a.ldy + row + r] = HorizontalSum(acc[r][t]);
     }
   };

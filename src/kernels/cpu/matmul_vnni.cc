@@ -9,6 +9,7 @@ const KernelTable& Avx512VnniKernels() {
   static const KernelTable table = {
       GemmFloat<FloatKind::kF32>, GemmFloat<FloatKind::kF16>, GemmFloat<FloatKind::kBF16>,
       GemmQ32<true>, GemmQ32<false>, GemmQ4K, GemmQ6K,
+      GemmPackedQ32<true>, GemmPackedQ32<false>,
   };
   return table;
 }

@@ -10,6 +10,10 @@
 
 #include "kernels/matmul_internal.h"
 
+// Fully unrolls the small loops over a tile's rows and tokens, so the
+// accumulators live in registers.
+#define REPRISE_UNROLL _Pragma("GCC unroll 16")
+
 namespace reprise::kernels {
 namespace {
 

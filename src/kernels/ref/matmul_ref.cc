@@ -12,16 +12,6 @@
 namespace reprise::kernels {
 namespace {
 
-// Quantizes n values with one scale; returns d and writes q.
-float QuantizeGroup(const float* x, int n, int8_t* q) {
-  float amax = 0;
-  for (int i = 0; i < n; ++i) amax = std::max(amax, std::fabs(x[i]));
-  const float d = amax / 127.0f;
-  const float id = d != 0 ? 1.0f / d : 0.0f;
-  for (int i = 0; i < n; ++i) q[i] = static_cast<int8_t>(std::nearbyint(x[i] * id));
-  return d;
-}
-
 template <class Fn>
 void ForRows(const GemmArgs& a, int64_t r0, int64_t r1, int64_t t0, int64_t t1, Fn dot) {
   for (int64_t t = t0; t < t1; ++t) {
@@ -64,13 +54,22 @@ float DotFloat(const float* x, int64_t n, Load load) {
 
 }  // namespace
 
+float QuantizeBlock(const float* x, int n, int8_t* q) {
+  float amax = 0;
+  for (int i = 0; i < n; ++i) amax = std::max(amax, std::fabs(x[i]));
+  const float d = amax / 127.0f;
+  const float id = d != 0 ? 1.0f / d : 0.0f;
+  for (int i = 0; i < n; ++i) q[i] = static_cast<int8_t>(std::nearbyint(x[i] * id));
+  return d;
+}
+
 void QuantizeAct32(const float* x, int64_t cols, const ActRowLayout& l, uint8_t* row) {
   int8_t* qs = reinterpret_cast<int8_t*>(row + l.qs);
   float* d = reinterpret_cast<float*>(row + l.d);
   int32_t* sums = reinterpret_cast<int32_t*>(row + l.sums);
   for (int64_t b = 0; b < l.n_blocks; ++b) {
     int8_t* q = qs + b * kQK;
-    d[b] = QuantizeGroup(x + b * kQK, kQK, q);
+    d[b] = QuantizeBlock(x + b * kQK, kQK, q);
     int32_t s = 0;
     for (int i = 0; i < kQK; ++i) s += q[i];
     sums[b] = s;
@@ -83,7 +82,7 @@ void QuantizeAct256(const float* x, int64_t cols, const ActRowLayout& l, uint8_t
   int16_t* sums = reinterpret_cast<int16_t*>(row + l.sums);
   for (int64_t b = 0; b < l.n_blocks; ++b) {
     int8_t* q = qs + b * kQKK;
-    d[b] = QuantizeGroup(x + b * kQKK, kQKK, q);
+    d[b] = QuantizeBlock(x + b * kQKK, kQKK, q);
     for (int j = 0; j < 16; ++j) {
       int s = 0;
       for (int i = 0; i < 16; ++i) s += q[16 * j + i];
