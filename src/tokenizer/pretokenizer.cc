@@ -1,7 +1,9 @@
 // PCRE2-backed regex pre-tokenizers; see pretokenizer.h. The regex sequences
 // are those each `tokenizer.ggml.pre` names in its Hugging Face tokenizer.json
 // (as llama.cpp records them); PCRE2's \p{L}, \p{N}, \p{P}, \s (with UCP)
-// supply the Unicode classes.
+// supply the Unicode classes. Why PCRE2 (JIT speed; maintained Unicode
+// tables; the lookahead and inline-flag syntax the patterns use) rather than
+// ICU or Oniguruma: see BENCHMARKS.md, "Tokenizer".
 #include "tokenizer/pretokenizer.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
