@@ -5,8 +5,8 @@
 
 namespace reprise::tokenizer {
 
-StreamDecoder::StreamDecoder(const Tokenizer& tok, bool skip_special)
-    : tok_(tok), skip_special_(skip_special) {}
+StreamDecoder::StreamDecoder(const Tokenizer& tok, bool skip_special, bool at_sequence_start)
+    : tok_(tok), skip_special_(skip_special), at_start_(at_sequence_start) {}
 
 std::string StreamDecoder::Feed(int32_t id) {
   pending_ += tok_.RenderToken(id, skip_special_);

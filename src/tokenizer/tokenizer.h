@@ -171,10 +171,13 @@ class Tokenizer {
 // Feeds ids one at a time and returns only complete UTF-8: an incomplete
 // trailing sequence is held back until the bytes that finish it arrive.
 // Bytes that can never become valid are emitted as U+FFFD. Strips the SPM
-// dummy-prefix space from the first text produced (as Decode does).
+// dummy-prefix space from the first text produced (as Decode does) when the
+// ids fed start a sequence; pass at_sequence_start = false when streaming a
+// continuation (e.g. generated tokens after a prompt) to keep that space.
 class StreamDecoder {
  public:
-  explicit StreamDecoder(const Tokenizer& tok, bool skip_special = false);
+  explicit StreamDecoder(const Tokenizer& tok, bool skip_special = false,
+                         bool at_sequence_start = true);
   std::string Feed(int32_t id);  // bytes now complete ("" for an out-of-range id)
   std::string Flush();           // whatever is held back at the end (as U+FFFD)
 

@@ -61,6 +61,22 @@ TEST(StreamDecoder, SpmHoldsBackSplitCharactersAndStripsPrefixSpace) {
   EXPECT_EQ(*tok->Decode(ids, false), "<s> " + text);
 }
 
+TEST(StreamDecoder, ContinuationKeepsLeadingSpace) {
+  const std::string path = FixturePath("stories260K/stories260K.gguf");
+  REQUIRE_FIXTURE(path);
+  auto tok = testing::LoadTokenizer(path);
+  ASSERT_NE(tok, nullptr);
+  const auto ids = tok->Encode("a time", false, false);  // "▁a", "▁time"
+  StreamDecoder start(*tok), continuation(*tok, false, /*at_sequence_start=*/false);
+  std::string a, b;
+  for (int32_t id : ids) {
+    a += start.Feed(id);
+    b += continuation.Feed(id);
+  }
+  EXPECT_EQ(a + start.Flush(), "a time");
+  EXPECT_EQ(b + continuation.Flush(), " a time");
+}
+
 TEST(StreamDecoder, BpeMatchesDecodeTokenByToken) {
   const std::string path = FixturePath("vocab/ggml-vocab-gpt-2.gguf");
   REQUIRE_FIXTURE(path);
