@@ -101,8 +101,8 @@ int RunGenerate(const GenerateOptions& o) {
   engine::SampleResult res;
   std::unique_ptr<tokenizer::StreamDecoder> stream;
   if (tok != nullptr && !o.json) {
-    stream = std::make_unique<tokenizer::StreamDecoder>(*tok);
-    std::string head;
+    stream = std::make_unique<tokenizer::StreamDecoder>(*tok, /*skip_special=*/false,
+                                                        /*at_sequence_start=*/false);
     auto pt = tok->Decode(prompt, /*skip_special=*/true);
     if (pt.ok()) std::fputs(pt->c_str(), stdout);
     std::fflush(stdout);
@@ -133,8 +133,10 @@ int RunGenerate(const GenerateOptions& o) {
     j["tokens"] = out;
     std::string text;
     if (tok != nullptr) {
-      auto t = tok->Decode(out, /*skip_special=*/false);
-      if (t.ok()) text = *t;
+      // The continuation keeps its leading space (it follows the prompt).
+      tokenizer::StreamDecoder dec(*tok, /*skip_special=*/false, /*at_sequence_start=*/false);
+      for (int32_t id : out) text += dec.Feed(id);
+      text += dec.Flush();
     }
     j["text"] = text;
     j["timings"] = {{"prompt_ms", prompt_ms},
