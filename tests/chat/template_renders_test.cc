@@ -89,3 +89,33 @@ TEST(TemplateRenders, MatchTransformersByteForByte) {
 
 }  // namespace
 }  // namespace reprise::chat
+
+namespace reprise::chat {
+namespace {
+
+// Every prefix (sampled) of every real template either fails to parse or
+// renders/fails cleanly: no crash, no hang, no exception escaping.
+TEST(TemplateRenders, TruncatedTemplatesNeverCrash) {
+  const std::string path = testing::FixturePath("templates/renders.json");
+  REQUIRE_FIXTURE(path);
+  nlohmann::ordered_json fixture = nlohmann::ordered_json::parse(testing::ReadFile(path));
+  const auto& conv = fixture["conversations"]["5_tools"];
+  int parsed = 0, attempts = 0;
+  for (const auto& entry : fixture["templates"]) {
+    std::string source = testing::ReadFile(testing::FixturePath("templates/" + entry["file"].get<std::string>()));
+    for (size_t n = 0; n < source.size(); n += 53) {
+      ++attempts;
+      auto t = ChatTemplate::Parse(source.substr(0, n));
+      if (!t.ok()) continue;
+      ++parsed;
+      RenderOptions o;
+      o.now = "2024-07-26";
+      (void)t->Render(conv["messages"], conv["tools"], o);
+    }
+  }
+  EXPECT_GT(attempts, 1000);
+  EXPECT_GT(parsed, 0);
+}
+
+}  // namespace
+}  // namespace reprise::chat
