@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -26,16 +27,20 @@ using reprise::testing::TempDir;
 
 }  // namespace
 
-std::string TinyChatModel(const std::string& name, int64_t n_ctx) {
+std::string TinyChatModel() { return ChatModel("tiny_chat", 64, 2, 1024); }
+
+std::string SlowChatModel() { return ChatModel("slow_chat", 256, 4, 4096); }
+
+std::string ChatModel(const std::string& name, int64_t n_embd, int64_t n_layers, int64_t n_ctx) {
   const std::string path = TempDir() + "/" + name + ".gguf";
   if (FileExists(path)) return path;
   model::SyntheticModelSpec spec;
   spec.name = "reprise-test (random weights: its output is noise)";
-  spec.n_embd = 64;
-  spec.n_layers = 2;
+  spec.n_embd = n_embd;
+  spec.n_layers = n_layers;
   spec.n_heads = 4;
   spec.n_kv_heads = 2;
-  spec.n_ff = 128;
+  spec.n_ff = 2 * n_embd;
   spec.n_ctx = n_ctx;
   spec.byte_level_vocab = true;
   spec.seed = 7;
@@ -74,6 +79,12 @@ std::unique_ptr<ServerProcess> ServerProcess::Start(const std::string& model,
   std::vector<std::string> argv_s = {BinaryPath("reprise"), "serve", "--model", model, "--port",
                                      "0"};
   argv_s.insert(argv_s.end(), args.begin(), args.end());
+  // One compute thread unless a test asks otherwise: the test models are
+  // tiny, and on a loaded machine a second thread only adds waiting.
+  if (std::find(args.begin(), args.end(), "--threads") == args.end()) {
+    argv_s.push_back("--threads");
+    argv_s.push_back("1");
+  }
   std::vector<char*> argv;
   for (std::string& s : argv_s) argv.push_back(s.data());
   argv.push_back(nullptr);

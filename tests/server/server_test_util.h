@@ -18,7 +18,11 @@ using Json = nlohmann::ordered_json;
 // Writes a tiny random-weight Llama with the byte-level vocabulary and the
 // ChatML template into TempDir() (once per name) and returns its path.
 // Byte-level: every byte of text is one token, so token counts are exact.
-std::string TinyChatModel(const std::string& name = "tiny_chat", int64_t n_ctx = 1024);
+std::string TinyChatModel();  // dim 64, 2 layers, ctx 1024: microseconds per token
+// A slower one (dim 256, 4 layers, ctx 4096), for tests that need a
+// generation to still be running when the client acts.
+std::string SlowChatModel();
+std::string ChatModel(const std::string& name, int64_t n_embd, int64_t n_layers, int64_t n_ctx);
 
 struct HttpResult {
   int status = -1;  // -1: no response (connection failed)
