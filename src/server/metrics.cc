@@ -68,6 +68,9 @@ std::string ServerMetrics::Render(const engine::EngineStats& s, bool healthy) co
          "Prompt tokens whose KV came from the prompt cache.", s.prompt_tokens_cached_total);
   Metric(&out, "reprise_generated_tokens_total", "counter", "Tokens generated.",
          s.generated_tokens_total);
+  Metric(&out, "reprise_http_generations_finished_total", "counter",
+         "Generations whose final engine event the HTTP layer has received.",
+         static_cast<double>(generations_finished_.load()));
   Metric(&out, "reprise_requests_active", "gauge", "Sequences being prefilled or decoded.", s.active);
   Metric(&out, "reprise_requests_queued", "gauge", "Requests waiting for admission.", s.queued);
   Metric(&out, "reprise_prompt_cache_entries", "gauge", "Cached conversations (leaf entries).",

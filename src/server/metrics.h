@@ -4,6 +4,7 @@
 // Thread-safe: any HTTP thread may observe or render.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <mutex>
@@ -35,6 +36,10 @@ class ServerMetrics {
   // A request that produced output (its usage at kDone).
   void ObserveFinished(const engine::Usage& usage);
   void CountResponse(int http_status);
+  // A generation whose final engine event the HTTP layer has received. Once
+  // the engine's requests_total has caught up with this count, its stats
+  // snapshot includes every answered request (a barrier for tests).
+  void CountGenerationFinished() { ++generations_finished_; }
   // The whole exposition text.
   std::string Render(const engine::EngineStats& stats, bool healthy) const;
 
@@ -43,6 +48,7 @@ class ServerMetrics {
   Histogram tpot_seconds_;
   mutable std::mutex mu_;
   std::map<int, int64_t> responses_;  // by HTTP status
+  std::atomic<int64_t> generations_finished_{0};
 };
 
 }  // namespace reprise::server

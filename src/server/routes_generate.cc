@@ -100,6 +100,7 @@ void RespondWhole(Server::Impl& s, const Job& job, Generation& gen, httplib::Res
     for (TokenLogprob& lp : delta.logprobs) logprobs.push_back(std::move(lp));
     if (s.stopping) gen.Cancel();
   }
+  s.metrics.CountGenerationFinished();
   LogRequest(job, gen);
   if (gen.failed()) {
     RespondError(res, gen.error());
@@ -150,6 +151,7 @@ void StreamTo(Server::Impl& s, const Job& job, Generation& gen, httplib::DataSin
     send_delta();
     if (!out.ok() || s.stopping) gen.Cancel();  // the client is gone, or we are stopping
   }
+  s.metrics.CountGenerationFinished();
   LogRequest(job, gen);
   if (!out.ok()) return;
   if (gen.failed()) {

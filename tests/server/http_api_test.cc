@@ -287,6 +287,7 @@ TEST_F(HttpApiTest, OversizedBodyIs413WithJson) {
 
 TEST_F(HttpApiTest, MetricsExposeEveryNamedSeries) {
   ASSERT_EQ(S().Post("/v1/completions", {{"prompt", "metrics"}, {"max_tokens", 3}}).status, 200);
+  ASSERT_TRUE(S().WaitIdle());  // engine stats are refreshed after the response
   HttpResult r = S().Get("/metrics");
   ASSERT_EQ(r.status, 200);
   for (const char* name :
@@ -308,12 +309,14 @@ TEST_F(HttpApiTest, MetricsExposeEveryNamedSeries) {
   EXPECT_GE(MetricValue(r.body, "reprise_time_to_first_token_seconds_count"), 1);
   const double before = MetricValue(r.body, "reprise_prompt_tokens_total");
   ASSERT_EQ(S().Post("/v1/completions", {{"prompt", "12345"}, {"max_tokens", 1}}).status, 200);
+  ASSERT_TRUE(S().WaitIdle());
   EXPECT_EQ(S().Metric("reprise_prompt_tokens_total"), before + 5);
 }
 
 TEST_F(HttpApiTest, CacheEndpointListsEntries) {
   ASSERT_EQ(S().Post("/v1/completions", {{"prompt", "cache endpoint"}, {"max_tokens", 2}}).status,
             200);
+  ASSERT_TRUE(S().WaitIdle());
   HttpResult r = S().Get("/v1/cache");
   ASSERT_EQ(r.status, 200) << r.body;
   ASSERT_GE(r.json["data"].size(), 1u);

@@ -171,8 +171,13 @@ double ServerProcess::Metric(const std::string& name) const {
 bool ServerProcess::WaitIdle(int timeout_ms) const {
   for (int waited = 0; waited < timeout_ms; waited += 20) {
     const std::string m = Get("/metrics").body;
+    // The engine publishes stats after the step that ended a request, which
+    // may be after the response: wait until it has counted every request
+    // the HTTP layer saw finish.
     if (MetricValue(m, "reprise_requests_active") == 0 &&
-        MetricValue(m, "reprise_requests_queued") == 0) {
+        MetricValue(m, "reprise_requests_queued") == 0 &&
+        MetricValue(m, "reprise_requests_total") >=
+            MetricValue(m, "reprise_http_generations_finished_total")) {
       return true;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));

@@ -52,7 +52,8 @@ class ServerProcess {
                      const httplib::Headers& headers = {}) const;
   // Prometheus sample value of `name` (exact name, no labels); NaN if absent.
   double Metric(const std::string& name) const;
-  // Waits until no request is active or queued (true) or `timeout_ms` passes.
+  // Waits until no request is active or queued and the engine's stats count
+  // every request answered so far (true), or `timeout_ms` passes.
   bool WaitIdle(int timeout_ms = 20000) const;
 
   // SIGTERM, then waits; returns the exit status (or -1 if killed/timeout).
