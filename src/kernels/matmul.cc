@@ -114,6 +114,10 @@ GemmFn PackedFn(const KernelTable& t, PackedLayout layout) {
       return t.q8_0_x16;
     case PackedLayout::kQ4_0x16:
       return t.q4_0_x16;
+    case PackedLayout::kQ4_Kx16:
+      return t.q4_k_x16;
+    case PackedLayout::kQ6_Kx16:
+      return t.q6_k_x16;
     default:
       return nullptr;
   }
@@ -170,6 +174,8 @@ PackedLayout PackedLayoutFor(DType type) {
   const KernelTable& t = TableFor(best);
   if (type == DType::kQ8_0 && t.q8_0_x16 != nullptr) return PackedLayout::kQ8_0x16;
   if (type == DType::kQ4_0 && t.q4_0_x16 != nullptr) return PackedLayout::kQ4_0x16;
+  if (type == DType::kQ4_K && t.q4_k_x16 != nullptr) return PackedLayout::kQ4_Kx16;
+  if (type == DType::kQ6_K && t.q6_k_x16 != nullptr) return PackedLayout::kQ6_Kx16;
   return PackedLayout::kNone;
 }
 
@@ -209,12 +215,14 @@ void MatMulAtLevel(KernelLevel level, const Matrix& w, const float* x, int64_t n
     fn = packed_fn;
     a.w = MatrixAccess::packed(w);
     a.w_stride = MakePackedRowLayout(layout, v.cols).stride;
-    a.act_layout = MakeAct32x16Layout(v.cols);
+    a.act_layout = MakeActX16Layout(layout, v.cols);
     const ActRowLayout al = a.act_layout;
     uint8_t* act = ws.Get(0, static_cast<size_t>(n * al.stride));
     a.act = act;
     pool.ParallelFor(n, 16, [&](int64_t t0, int64_t t1, int) {
-      for (int64_t t = t0; t < t1; ++t) QuantizeAct32x16(x + t * v.cols, v.cols, al, act + t * al.stride);
+      for (int64_t t = t0; t < t1; ++t) {
+        QuantizeActX16(layout, x + t * v.cols, v.cols, al, act + t * al.stride);
+      }
     });
   } else if (block != 0) {
     // Quantize the activations once per call: [n] rows of act_layout.stride bytes.

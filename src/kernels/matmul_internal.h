@@ -46,9 +46,11 @@ struct KernelTable {
   GemmFn q4_k = nullptr;
   GemmFn q6_k = nullptr;
   // Kernels for repacked weights (packed.h); GemmArgs.w is then the packed
-  // data and act_layout an Act32x16 layout.
+  // data and act_layout an ActX16 layout.
   GemmFn q8_0_x16 = nullptr;
   GemmFn q4_0_x16 = nullptr;
+  GemmFn q4_k_x16 = nullptr;
+  GemmFn q6_k_x16 = nullptr;
 };
 const KernelTable& ScalarKernels();      // ref/matmul_ref.cc
 const KernelTable& Avx2Kernels();        // cpu/matmul_avx2.cc

@@ -1,6 +1,6 @@
-// Repacking of Q8_0 / Q4_0 rows into the x16 layouts, and activation
-// quantization into Act32x16 (see packed.h). Portable code: runs at load time
-// and once per MatMul call.
+// Repacking of GGUF rows into the x16 layouts, and activation quantization
+// into ActX16 (see packed.h). Portable code: runs at load time and once per
+// MatMul call.
 #include "kernels/packed.h"
 
 #include <cstring>
@@ -9,65 +9,142 @@
 
 namespace reprise::kernels {
 
+int PackedSubBlock(PackedLayout layout) { return layout == PackedLayout::kQ6_Kx16 ? 16 : 32; }
+int PackedActBlock(PackedLayout layout) {
+  return layout == PackedLayout::kQ8_0x16 || layout == PackedLayout::kQ4_0x16 ? kQK : kQKK;
+}
+
+namespace {
+int64_t GroupValues(PackedLayout layout) { return kGroupLanes * PackedSubBlock(layout); }
+int64_t NumGroups(PackedLayout layout, int64_t cols) {
+  return (cols + GroupValues(layout) - 1) / GroupValues(layout);
+}
+}  // namespace
+
 PackedRowLayout MakePackedRowLayout(PackedLayout layout, int64_t cols) {
-  CHECK(layout != PackedLayout::kNone && cols % kQK == 0);
+  CHECK(layout != PackedLayout::kNone && cols % PackedActBlock(layout) == 0);
   PackedRowLayout l;
-  const int64_t nb = cols / kQK;
-  l.n_groups = (nb + kGroupBlocks - 1) / kGroupBlocks;
-  l.qs_group_bytes = layout == PackedLayout::kQ8_0x16 ? 512 : 256;
-  l.d = l.n_groups * l.qs_group_bytes;
-  l.stride = AlignUp64(l.d + l.n_groups * kGroupBlocks * 2);
+  const int64_t n = NumGroups(layout, cols);
+  l.n_groups = n;
+  switch (layout) {
+    case PackedLayout::kQ8_0x16:
+      l.d = n * 512;
+      l.stride = l.d + n * 32;
+      break;
+    case PackedLayout::kQ4_0x16:
+      l.d = n * 256;
+      l.stride = l.d + n * 32;
+      break;
+    case PackedLayout::kQ4_Kx16:
+      l.scales = n * 256;
+      l.d = l.scales + n * 32;
+      l.stride = l.d + n * 8;
+      break;
+    default:  // kQ6_Kx16
+      l.qh = n * 128;
+      l.scales = l.qh + n * 64;
+      l.d = l.scales + n * 16;
+      l.stride = l.d + n * 2;
+      break;
+  }
+  l.stride = AlignUp64(l.stride);
   return l;
 }
 
 void PackRow(PackedLayout layout, const uint8_t* src, int64_t cols, uint8_t* dst) {
   const PackedRowLayout l = MakePackedRowLayout(layout, cols);
   std::memset(dst, 0, l.stride);
-  const int64_t nb = cols / kQK;
-  uint16_t* d = reinterpret_cast<uint16_t*>(dst + l.d);
-  for (int64_t b = 0; b < nb; ++b) {
-    const int64_t g = b / kGroupBlocks, i = b % kGroupBlocks;
-    uint8_t* qs = dst + g * l.qs_group_bytes;
-    if (layout == PackedLayout::kQ8_0x16) {
-      const BlockQ8_0& blk = reinterpret_cast<const BlockQ8_0*>(src)[b];
-      d[b] = blk.d;
-      for (int k = 0; k < 8; ++k) {
-        for (int j = 0; j < 4; ++j) {
-          qs[64 * k + 4 * i + j] = static_cast<uint8_t>(blk.qs[4 * k + j]) ^ 0x80;
+  uint8_t* qs = dst + l.qs;
+  if (layout == PackedLayout::kQ8_0x16 || layout == PackedLayout::kQ4_0x16) {
+    uint16_t* d = reinterpret_cast<uint16_t*>(dst + l.d);
+    for (int64_t b = 0; b < cols / kQK; ++b) {
+      const int64_t g = b / kGroupLanes, i = b % kGroupLanes;
+      if (layout == PackedLayout::kQ8_0x16) {
+        const BlockQ8_0& blk = reinterpret_cast<const BlockQ8_0*>(src)[b];
+        d[b] = blk.d;
+        for (int k = 0; k < 8; ++k) {
+          for (int j = 0; j < 4; ++j) {
+            qs[g * 512 + 64 * k + 4 * i + j] = static_cast<uint8_t>(blk.qs[4 * k + j]) ^ 0x80;
+          }
+        }
+      } else {
+        const BlockQ4_0& blk = reinterpret_cast<const BlockQ4_0*>(src)[b];
+        d[b] = blk.d;
+        for (int k = 0; k < 4; ++k) std::memcpy(qs + g * 256 + 64 * k + 4 * i, blk.qs + 4 * k, 4);
+      }
+    }
+  } else if (layout == PackedLayout::kQ4_Kx16) {
+    uint16_t* d = reinterpret_cast<uint16_t*>(dst + l.d);
+    for (int64_t sb = 0; sb < cols / kQKK; ++sb) {
+      const BlockQ4K& blk = reinterpret_cast<const BlockQ4K*>(src)[sb];
+      const int64_t g = sb / 2, half = sb % 2;
+      d[g * 4 + half] = blk.d;
+      d[g * 4 + 2 + half] = blk.dmin;
+      for (int j = 0; j < 8; ++j) {
+        const int i = static_cast<int>(8 * half + j);  // lane
+        uint8_t sc, m;
+        GetScaleMinK4(j, blk.scales, &sc, &m);
+        dst[l.scales + g * 32 + i] = sc;
+        dst[l.scales + g * 32 + 16 + i] = m;
+        const uint8_t* q = blk.qs + 32 * (j / 2);
+        const int shift = 4 * (j % 2);
+        for (int e = 0; e < 16; ++e) {  // value e (low nibble) and 16 + e (high nibble)
+          const uint8_t lo = (q[e] >> shift) & 0xF, hi = (q[e + 16] >> shift) & 0xF;
+          qs[g * 256 + 64 * (e / 4) + 4 * i + e % 4] = static_cast<uint8_t>(lo | (hi << 4));
         }
       }
-    } else {
-      const BlockQ4_0& blk = reinterpret_cast<const BlockQ4_0*>(src)[b];
-      d[b] = blk.d;
-      for (int k = 0; k < 4; ++k) std::memcpy(qs + 64 * k + 4 * i, blk.qs + 4 * k, 4);
+    }
+  } else {  // kQ6_Kx16: one super-block per group
+    uint16_t* d = reinterpret_cast<uint16_t*>(dst + l.d);
+    for (int64_t g = 0; g < cols / kQKK; ++g) {
+      const BlockQ6K& blk = reinterpret_cast<const BlockQ6K*>(src)[g];
+      d[g] = blk.d;
+      std::memcpy(dst + l.scales + g * 16, blk.scales, 16);
+      for (int v = 0; v < kQKK; ++v) {  // value v of the super-block
+        const int h = v / 128, l2 = v % 32, part = (v % 128) / 32;
+        const uint8_t qlb = blk.ql[64 * h + l2 + 32 * (part & 1)];
+        const int low = part < 2 ? (qlb & 0xF) : (qlb >> 4);
+        const int high = (blk.qh[32 * h + l2] >> (2 * part)) & 3;
+        const int i = v / 16, e = v % 16;  // lane, value within the sub-block
+        const int k = e / 4, b = e % 4;    // vector, byte
+        dst[l.qs + g * 128 + 64 * (k % 2) + 4 * i + b] |= static_cast<uint8_t>(low << (4 * (k / 2)));
+        dst[l.qh + g * 64 + 4 * i + b] |= static_cast<uint8_t>(high << (2 * k));
+      }
     }
   }
 }
 
-ActRowLayout MakeAct32x16Layout(int64_t cols) {
+ActRowLayout MakeActX16Layout(PackedLayout layout, int64_t cols) {
   ActRowLayout l;
-  const int64_t n_groups = (cols / kQK + kGroupBlocks - 1) / kGroupBlocks;
-  l.n_blocks = n_groups * kGroupBlocks;
+  const int64_t n = NumGroups(layout, cols);
+  l.n_blocks = n * kGroupLanes;
   l.qs = 0;
-  l.d = n_groups * kGroupBlocks * kQK;
-  l.sums = l.d + n_groups * kGroupBlocks * 4;
-  l.stride = l.sums + n_groups * kGroupBlocks * 4;
+  l.d = n * GroupValues(layout);
+  l.sums = l.d + n * kGroupLanes * 4;
+  l.stride = l.sums + n * kGroupLanes * 4;
   return l;
 }
 
-void QuantizeAct32x16(const float* x, int64_t cols, const ActRowLayout& l, uint8_t* row) {
-  const int64_t nb = cols / kQK;
+void QuantizeActX16(PackedLayout layout, const float* x, int64_t cols, const ActRowLayout& l,
+                    uint8_t* row) {
+  const int block = PackedActBlock(layout), sub = PackedSubBlock(layout);
+  const int64_t group_values = GroupValues(layout);
   float* d = reinterpret_cast<float*>(row + l.d);
   int32_t* sums = reinterpret_cast<int32_t*>(row + l.sums);
-  for (int64_t b = 0; b < l.n_blocks; ++b) {
-    const int64_t g = b / kGroupBlocks, i = b % kGroupBlocks;
-    int8_t q[kQK] = {};
-    d[b] = b < nb ? QuantizeBlock(x + b * kQK, kQK, q) : 0.0f;
-    int32_t s = 0;
-    for (int j = 0; j < kQK; ++j) s += q[j];
-    sums[b] = s;
-    uint8_t* qs = row + l.qs + g * kGroupBlocks * kQK;
-    for (int k = 0; k < 8; ++k) std::memcpy(qs + 64 * k + 4 * i, q + 4 * k, 4);
+  std::memset(row, 0, l.stride);
+  int8_t q[kQKK];
+  for (int64_t b = 0; b < cols / block; ++b) {
+    const float db = QuantizeBlock(x + b * block, block, q);
+    for (int s = 0; s < block / sub; ++s) {
+      const int64_t lane_global = (b * block + s * sub) / sub;
+      const int64_t g = lane_global / kGroupLanes, i = lane_global % kGroupLanes;
+      d[lane_global] = db;
+      int32_t sum = 0;
+      for (int e = 0; e < sub; ++e) sum += q[s * sub + e];
+      sums[lane_global] = sum;
+      uint8_t* qs = row + l.qs + g * group_values;
+      for (int k = 0; k < sub / 4; ++k) std::memcpy(qs + 64 * k + 4 * i, q + s * sub + 4 * k, 4);
+    }
   }
 }
 

@@ -9,7 +9,8 @@ const KernelTable& Avx512VnniKernels() {
   static const KernelTable table = {
       GemmFloat<FloatKind::kF32>, GemmFloat<FloatKind::kF16>, GemmFloat<FloatKind::kBF16>,
       GemmQ32<true>, GemmQ32<false>, GemmQ4K, GemmQ6K,
-      GemmPackedQ32<true>, GemmPackedQ32<false>,
+      GemmPacked<PackedLayout::kQ8_0x16>, GemmPacked<PackedLayout::kQ4_0x16>,
+      GemmPacked<PackedLayout::kQ4_Kx16>, GemmPacked<PackedLayout::kQ6_Kx16>,
   };
   return table;
 }
