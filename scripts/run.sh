@@ -1,13 +1,25 @@
 #!/usr/bin/env bash
-# `make run`: until the server lands, generate from stories260K if present.
+# `make run [MODEL=path.gguf] [ARGS="--port 9000 ..."]`: serve a model with
+# `reprise serve`. Without MODEL, serve the built-in demo model, created once
+# (deterministically: fixed shape and seed) at models/demo.gguf. The demo
+# model has random weights: its output is noise (the server says so in its
+# log and in /v1/models); it exists to show the API and the prompt cache.
 set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=./build/bin/reprise
 MODEL="${1:-}"
 shift || true
 if [ -z "$MODEL" ]; then
-  MODEL="../shared/fixtures/stories260K/stories260K.gguf"
+  MODEL=models/demo.gguf
   if [ ! -f "$MODEL" ]; then
-    echo "No model given. Run: make run MODEL=/path/to/model.gguf" >&2
-    exit 2
+    mkdir -p models
+    echo "Creating the demo model (random weights, output is noise) at $MODEL ..." >&2
+    "$BIN" make-model --preset demo --out "$MODEL.tmp"
+    mv "$MODEL.tmp" "$MODEL"
   fi
 fi
-exec ./build/bin/reprise generate --model "$MODEL" --prompt "Once upon a time" --n-predict 64 "$@"
+if [ ! -f "$MODEL" ]; then
+  echo "error: model file '$MODEL' not found. Run: make run MODEL=/path/to/model.gguf" >&2
+  exit 2
+fi
+exec "$BIN" serve --model "$MODEL" "$@"

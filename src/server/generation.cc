@@ -8,7 +8,7 @@ Generation::Generation(std::shared_ptr<engine::RequestHandle> handle,
                        std::string prompt_param)
     : handle_(std::move(handle)),
       tok_(tok),
-      decoder_(tok, /*skip_special=*/true),
+      decoder_(tok, /*skip_special=*/true, /*at_sequence_start=*/false),  // a continuation
       stop_(options.stop),
       ignore_eos_(options.ignore_eos),
       want_logprobs_(options.logprobs),
