@@ -17,6 +17,7 @@
 #include <string>
 #include <thread>
 
+#include "chat/template_source.h"
 #include "commands.h"
 #include "core/log.h"
 #include "engine/engine.h"
@@ -70,6 +71,7 @@ std::string Basename(const std::string& path) {
 Result<std::unique_ptr<server::ChatRenderer>> MakeRenderer(const ServeOptions& o,
                                                             const LoadedModel& lm) {
   std::string source;
+  std::string tool_use;
   std::string origin;
   if (!o.chat_template_file.empty()) {
     std::ifstream in(o.chat_template_file, std::ios::binary);
@@ -77,15 +79,16 @@ Result<std::unique_ptr<server::ChatRenderer>> MakeRenderer(const ServeOptions& o
     source.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
     origin = o.chat_template_file;
   } else if (lm.file->Has("tokenizer.chat_template")) {
-    ASSIGN_OR_RETURN(source, lm.file->GetString("tokenizer.chat_template"));
+    ASSIGN_OR_RETURN(source, chat::TemplateFromGguf(*lm.file));
     origin = "tokenizer.chat_template";
+    if (lm.file->Has("tokenizer.chat_template.tool_use")) {
+      ASSIGN_OR_RETURN(tool_use, chat::TemplateFromGguf(*lm.file, "tool_use"));
+    }
   } else {
     return std::unique_ptr<server::ChatRenderer>();  // no template: chat requests get a 400
   }
-  const tokenizer::Tokenizer& tok = *lm.tokenizer;
-  const std::string bos = tok.bos_id() >= 0 ? tok.RenderToken(tok.bos_id(), false) : "";
-  const std::string eos = tok.eos_id() >= 0 ? tok.RenderToken(tok.eos_id(), false) : "";
-  auto renderer = server::MakeTemplateRenderer(source, bos, eos);
+  ASSIGN_OR_RETURN(chat::SpecialTokenStrings special, chat::SpecialTokensFromGguf(*lm.file));
+  auto renderer = server::MakeTemplateRenderer(source, tool_use, special.bos_token, special.eos_token);
   if (!renderer.ok()) return renderer.status().WithContext(origin);
   return renderer;
 }

@@ -8,6 +8,9 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include <optional>
+
+#include "chat/tool_parser.h"
 #include "core/status.h"
 
 namespace reprise::server {
@@ -21,15 +24,25 @@ class ChatRenderer {
   virtual Result<std::string> Render(const nlohmann::ordered_json& messages, const nlohmann::ordered_json& tools,
                                      bool add_generation_prompt) const = 0;
   virtual std::string name() const = 0;  // for the start-up log
+  // How to parse the reply to a prompt rendered with `tools` (tool calls,
+  // reasoning); unset: plain text.
+  virtual std::optional<chat::OutputFormat> OutputFormatFor(const std::string& rendered_prompt,
+                                                            bool has_tools) const {
+    return std::nullopt;
+  }
 };
 
 // <|im_start|>{role}\n{content}<|im_end|>\n ... <|im_start|>assistant\n
 std::unique_ptr<ChatRenderer> MakeChatMlRenderer();
 
 // The model's own Jinja template (chat::ChatTemplate), rendered as
-// transformers does with the given special tokens. Errors: the template's
-// parse error (with its line).
-Result<std::unique_ptr<ChatRenderer>> MakeTemplateRenderer(std::string source, std::string bos_token,
-                                                           std::string eos_token);
+// transformers does with the given special tokens (unset: undefined in the
+// template). `tool_use_source`, when not empty, renders requests that carry
+// tools (GGUF tokenizer.chat_template.tool_use). Errors: a template's parse
+// error (with its line).
+Result<std::unique_ptr<ChatRenderer>> MakeTemplateRenderer(std::string source,
+                                                           std::string tool_use_source,
+                                                           std::optional<std::string> bos_token,
+                                                           std::optional<std::string> eos_token);
 
 }  // namespace reprise::server

@@ -1,6 +1,7 @@
 // Request parsing and response building for the OpenAI API (see openai_types.h).
 #include "server/openai_types.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
@@ -236,6 +237,91 @@ std::optional<ApiError> NormalizeContent(const json& message, const std::string&
   return std::nullopt;
 }
 
+// tools: [{"type":"function","function":{"name":..,"parameters":{..}}}];
+// tool_choice: "auto" | "none" | "required" | {"type":"function","function":{"name":..}}.
+std::optional<ApiError> ParseTools(const json& body, ChatRequest* req) {
+  if (const json* tools = Field(body, "tools")) {
+    if (!tools->is_array()) return WrongType("tools", "an array", *tools);
+    for (size_t i = 0; i < tools->size(); ++i) {
+      const json& t = (*tools)[i];
+      const std::string p = StrFormat("tools[%zu]", i);
+      if (!t.is_object()) return WrongType(p, "an object", t);
+      auto type = t.find("type");
+      if (type == t.end() || *type != "function") {
+        return InvalidParam(p + ".type", p + ".type must be \"function\"");
+      }
+      auto fn = t.find("function");
+      if (fn == t.end() || !fn->is_object()) return InvalidParam(p + ".function", p + ".function must be an object");
+      auto name = fn->find("name");
+      if (name == fn->end() || !name->is_string() || name->get<std::string>().empty()) {
+        return InvalidParam(p + ".function.name", p + ".function.name must be a non-empty string");
+      }
+      auto params = fn->find("parameters");
+      if (params != fn->end() && !params->is_null() && !params->is_object()) {
+        return InvalidParam(p + ".function.parameters",
+                            p + ".function.parameters must be a JSON Schema object");
+      }
+    }
+    if (!tools->empty()) req->tools = *tools;
+  }
+  if (const json* choice = Field(body, "tool_choice")) {
+    if (choice->is_string()) {
+      const std::string c = choice->get<std::string>();
+      if (c != "auto" && c != "none" && c != "required") {
+        return InvalidParam("tool_choice", "tool_choice must be auto, none, required or a function");
+      }
+      req->tool_choice = c;
+    } else if (choice->is_object() && choice->contains("function") && (*choice)["function"].is_object() &&
+               (*choice)["function"].contains("name") && (*choice)["function"]["name"].is_string()) {
+      const std::string name = (*choice)["function"]["name"];
+      bool found = false;
+      json only = json::array();
+      for (const json& t : req->tools.is_array() ? req->tools : json::array()) {
+        if (t["function"]["name"] == name) {
+          found = true;
+          only.push_back(t);
+        }
+      }
+      if (!found) return InvalidParam("tool_choice", "tool_choice names '" + name + "', which is not in tools");
+      req->tools = only;  // the template sees only the forced function
+      req->tool_choice = name;
+    } else {
+      return WrongType("tool_choice", "a string or {\"type\":\"function\",\"function\":{\"name\":..}}", *choice);
+    }
+  }
+  return std::nullopt;
+}
+
+// Every tool message answers a call made by an earlier assistant message.
+std::optional<ApiError> CheckToolMessages(const json& messages) {
+  std::vector<std::string> call_ids;
+  for (size_t i = 0; i < messages.size(); ++i) {
+    const json& m = messages[i];
+    const std::string p = StrFormat("messages[%zu]", i);
+    if (m["role"] == "assistant" && m.contains("tool_calls") && !m["tool_calls"].is_null()) {
+      if (!m["tool_calls"].is_array()) return WrongType(p + ".tool_calls", "an array", m["tool_calls"]);
+      for (const json& call : m["tool_calls"]) {
+        if (!call.is_object() || !call.contains("function") || !call["function"].is_object()) {
+          return InvalidParam(p + ".tool_calls", p + ".tool_calls entries need a function object");
+        }
+        if (call.contains("id") && call["id"].is_string()) call_ids.push_back(call["id"]);
+      }
+    }
+    if (m["role"] == "tool") {
+      auto id = m.find("tool_call_id");
+      if (id == m.end() || !id->is_string()) {
+        return InvalidParam(p + ".tool_call_id", p + " (role tool) needs a string tool_call_id");
+      }
+      if (std::find(call_ids.begin(), call_ids.end(), id->get<std::string>()) == call_ids.end()) {
+        return InvalidParam(p + ".tool_call_id",
+                            p + ".tool_call_id '" + id->get<std::string>() +
+                                "' matches no tool call of an earlier assistant message");
+      }
+    }
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 Parsed<ChatRequest> ParseChatRequest(const json& body, const RequestDefaults& defaults) {
@@ -263,15 +349,25 @@ Parsed<ChatRequest> ParseChatRequest(const json& body, const RequestDefaults& de
     std::string content;
     if (auto e = NormalizeContent(m, param + ".content", &content)) return *e;
     json normalized = m;
+    // Tool-call arguments sent as a JSON string (what the OpenAI SDK sends)
+    // become the object templates expect, as llama.cpp does.
+    if (normalized.contains("tool_calls") && normalized["tool_calls"].is_array()) {
+      for (json& call : normalized["tool_calls"]) {
+        if (!call.is_object() || !call.contains("function") || !call["function"].is_object()) continue;
+        json& fn = call["function"];
+        if (fn.contains("arguments") && fn["arguments"].is_string()) {
+          json args = json::parse(fn["arguments"].get<std::string>(), nullptr, false);
+          if (!args.is_discarded() && args.is_object()) fn["arguments"] = std::move(args);
+        }
+      }
+    }
     auto c = m.find("content");
     if (c != m.end() && !c->is_null()) normalized["content"] = content;
     if (c == m.end()) normalized["content"] = nullptr;
     req.messages.push_back(std::move(normalized));
   }
-  if (const json* tools = Field(body, "tools")) {
-    if (!tools->is_array()) return WrongType("tools", "an array", *tools);
-    req.tools = *tools;
-  }
+  if (auto e = ParseTools(body, &req)) return *e;
+  if (auto e = CheckToolMessages(req.messages)) return *e;
   if (auto e = ParseOptions(body, defaults, /*chat=*/true, &req.options)) return *e;
   return req;
 }
@@ -372,12 +468,11 @@ json Envelope(const ResponseMeta& meta, const char* object) {
 
 }  // namespace
 
-json ChatCompletionJson(const ResponseMeta& meta, const std::string& content,
-                        const std::string& finish_reason, const UsageCounts& usage,
-                        const std::vector<TokenLogprob>* logprobs) {
+json ChatCompletionJson(const ResponseMeta& meta, json message, const std::string& finish_reason,
+                        const UsageCounts& usage, const std::vector<TokenLogprob>* logprobs) {
   json j = Envelope(meta, "chat.completion");
   json choice = {{"index", 0},
-                 {"message", {{"role", "assistant"}, {"content", content}}},
+                 {"message", std::move(message)},
                  {"logprobs", logprobs ? ChatLogprobsJson(*logprobs) : json(nullptr)},
                  {"finish_reason", FinishJson(finish_reason)}};
   j["choices"] = json::array({choice});

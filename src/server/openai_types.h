@@ -47,7 +47,8 @@ struct ChatRequest {
   // "content" that is a string (text parts joined) or null; other keys
   // (name, tool_calls, tool_call_id) are kept, in order, for the template.
   nlohmann::ordered_json messages;  // array
-  nlohmann::ordered_json tools;     // array or null
+  nlohmann::ordered_json tools;     // array or null (tool_choice "none" keeps them for the template)
+  std::string tool_choice = "auto";  // auto, none, required, or the forced function's name
   bool add_generation_prompt = true;
   GenerationOptions options;
 };
@@ -93,7 +94,8 @@ struct ResponseMeta {
   std::string model;
 };
 
-nlohmann::ordered_json ChatCompletionJson(const ResponseMeta& meta, const std::string& content,
+// `message`: {"role":"assistant","content":..,...} (see ChatOutput::Message).
+nlohmann::ordered_json ChatCompletionJson(const ResponseMeta& meta, nlohmann::ordered_json message,
                                   const std::string& finish_reason, const UsageCounts& usage,
                                   const std::vector<TokenLogprob>* logprobs);
 // A chat.completion.chunk: `delta` is the object ({"role":..}, {"content":..}, {}).

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/log.h"
+#include "server/chat_output.h"
 #include "server/generation.h"
 #include "server/server_internal.h"
 #include "server/sse.h"
@@ -28,6 +29,7 @@ struct Job {
   GenerationOptions options;
   std::string prompt_param;  // "messages" or "prompt"
   std::string echo;          // completions with echo: the prompt text
+  std::optional<chat::OutputFormat> format;  // chat: tool calls / reasoning to parse out
   ResponseMeta meta;
 };
 
@@ -109,7 +111,11 @@ void RespondWhole(Server::Impl& s, const Job& job, Generation& gen, httplib::Res
   s.metrics.ObserveFinished(gen.engine_usage());
   const std::vector<TokenLogprob>* lp = job.options.logprobs ? &logprobs : nullptr;
   if (job.chat) {
-    RespondJson(res, ChatCompletionJson(job.meta, text, gen.finish_reason(), gen.usage(), lp));
+    ChatOutput output(job.format, "call_" + job.meta.id.substr(job.meta.id.find('-') + 1) + "_");
+    output.Feed(text);
+    output.Finish();
+    const std::string finish = output.has_tool_calls() ? "tool_calls" : gen.finish_reason();
+    RespondJson(res, ChatCompletionJson(job.meta, output.Message(), finish, gen.usage(), lp));
   } else {
     RespondJson(res, CompletionJson(job.meta, job.echo + text, gen.finish_reason(), gen.usage(), lp,
                                     job.echo.size()));
@@ -134,11 +140,19 @@ void StreamTo(Server::Impl& s, const Job& job, Generation& gen, httplib::DataSin
     text_offset = job.echo.size();
   }
   GenerationDelta delta;
+  ChatOutput output(job.format, "call_" + job.meta.id.substr(job.meta.id.find('-') + 1) + "_");
+  auto send_chat_deltas = [&](std::vector<json> deltas, const std::vector<TokenLogprob>* lp) {
+    if (deltas.empty() && lp != nullptr && !lp->empty()) deltas.push_back({{"content", ""}});
+    for (json& d : deltas) {
+      out.Send(with_usage_null(ChatChunkJson(job.meta, std::move(d), "", lp)));
+      lp = nullptr;  // log-probabilities ride on the first chunk of the step
+    }
+  };
   auto send_delta = [&]() {
     if (delta.text.empty() && delta.logprobs.empty()) return;
     const std::vector<TokenLogprob>* lp = want_lp ? &delta.logprobs : nullptr;
     if (job.chat) {
-      out.Send(with_usage_null(ChatChunkJson(job.meta, {{"content", delta.text}}, "", lp)));
+      send_chat_deltas(output.Feed(delta.text), lp);
     } else {
       out.Send(with_usage_null(CompletionChunkJson(job.meta, delta.text, "", lp, text_offset)));
     }
@@ -159,7 +173,9 @@ void StreamTo(Server::Impl& s, const Job& job, Generation& gen, httplib::DataSin
   } else {
     s.metrics.ObserveFinished(gen.engine_usage());
     if (job.chat) {
-      out.Send(with_usage_null(ChatChunkJson(job.meta, json::object(), gen.finish_reason(), nullptr)));
+      send_chat_deltas(output.Finish(), nullptr);
+      const std::string finish = output.has_tool_calls() ? "tool_calls" : gen.finish_reason();
+      out.Send(with_usage_null(ChatChunkJson(job.meta, json::object(), finish, nullptr)));
       if (usage_field) out.Send(ChatUsageChunkJson(job.meta, gen.usage()));
     } else {
       out.Send(with_usage_null(CompletionChunkJson(job.meta, "", gen.finish_reason(), nullptr,
@@ -236,6 +252,11 @@ void HandleChatCompletions(Server::Impl& s, const httplib::Request& req, httplib
   job.options = std::move(chat.options);
   job.prompt_param = "messages";
   job.meta.id = s.NewId("chatcmpl");
+  const bool has_tools = chat.tools.is_array() && !chat.tools.empty();
+  job.format = s.renderer->OutputFormatFor(*text, has_tools);
+  if (job.format && (!has_tools || chat.tool_choice == "none")) {
+    job.format->tool_calls = chat::ToolCallFormat::kNone;  // no tools offered: never parse calls
+  }
   Run(s, std::move(job), res);
 }
 
