@@ -51,15 +51,12 @@ inline __m512i DotI16(__m512i acc, __m512i a, __m512i b) {
 
 // Software prefetch distance for streamed weights (GEMV is memory-bound and
 // each row is only a few KiB: too short for the hardware prefetcher to ramp).
-#ifndef REPRISE_PF_PANELS
-#define REPRISE_PF_PANELS 2
-#endif
-#ifndef REPRISE_PF_BYTES
-#define REPRISE_PF_BYTES 0
-#endif
+// Measured on Zen 5 (GEMV, cold weights): 2 panels ahead beats in-row
+// distances of 1-4 KiB; more panels, L2 hints or extra bytes change nothing.
+constexpr int kPrefetchPanels = 2;
 // Prefetch target: the same offset `kPrefetchPanels` row panels ahead.
 inline int64_t PrefetchOffset(const GemmArgs& a, int rows) {
-  return REPRISE_PF_PANELS * rows * a.w_stride + REPRISE_PF_BYTES;
+  return kPrefetchPanels * rows * a.w_stride;
 }
 
 inline float Fp16Scalar(uint16_t h) { return _cvtsh_ss(h); }
@@ -97,7 +94,13 @@ struct FloatTile {
         REPRISE_UNROLL
         for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
       int64_t c = 0;
+      const int64_t pf = PrefetchOffset(a, R);
       for (; c + 16 <= a.cols; c += 16) {
+        REPRISE_UNROLL
+        for (int r = 0; r < R; ++r) {
+          const uint8_t* p = w[r] + c * (kKind == FloatKind::kF32 ? 4 : 2);
+          _mm_prefetch(reinterpret_cast<const char*>(p + pf), _MM_HINT_T0);
+        }
         __m512 wv[R];
         REPRISE_UNROLL
         for (int r = 0; r < R; ++r) wv[r] = LoadW<kKind>(w[r], c, 0xFFFF);
@@ -249,13 +252,9 @@ struct Q32Tile {
   };
 };
 
-#ifndef REPRISE_Q32_R
-#define REPRISE_Q32_R 4
-#define REPRISE_Q32_T 4
-#endif
 template <bool kQ8>
 void GemmQ32(const GemmArgs& a, int64_t r0, int64_t r1, int64_t t0, int64_t t1) {
-  TileLoop<REPRISE_Q32_R, REPRISE_Q32_T, Q32Tile<kQ8>::template K>(a, r0, r1, t0, t1);
+  TileLoop<4, 4, Q32Tile<kQ8>::template K>(a, r0, r1, t0, t1);
 }
 
 // ---------------------------------------------------------------- Q4_K / Q6_K
@@ -608,13 +607,10 @@ struct PackedTile {
   };
 };
 
-#ifndef REPRISE_PK_R
-#define REPRISE_PK_R 4
-#define REPRISE_PK_T 4
-#endif
+// 4 x 4 and 4 x 3 tiles measure the same; 2 x 6 is 30% slower.
 template <PackedLayout kLayout>
 void GemmPacked(const GemmArgs& a, int64_t r0, int64_t r1, int64_t t0, int64_t t1) {
-  TileLoop<REPRISE_PK_R, REPRISE_PK_T, PackedTile<kLayout>::template K>(a, r0, r1, t0, t1);
+  TileLoop<4, 4, PackedTile<kLayout>::template K>(a, r0, r1, t0, t1);
 }
 #endif  // REPRISE_VNNI
 

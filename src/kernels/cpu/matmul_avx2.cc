@@ -11,7 +11,9 @@
 namespace reprise::kernels {
 namespace {
 
-constexpr int kPrefetchBytes = 1024;
+// Weights are prefetched at the same offset two row panels ahead (see
+// gemm_avx512.inc.h).
+inline int64_t PrefetchOffset(const GemmArgs& a, int rows) { return 2 * rows * a.w_stride; }
 
 inline float Fp16Scalar(uint16_t h) { return _cvtsh_ss(h); }
 
@@ -127,6 +129,7 @@ struct Q32Tile {
   struct K {
     static void Run(const GemmArgs& a, int64_t row, int64_t tok) {
       const ActRowLayout& l = a.act_layout;
+      const int64_t pf = PrefetchOffset(a, R);
       const Block* w[R];
       REPRISE_UNROLL
       for (int r = 0; r < R; ++r) w[r] = reinterpret_cast<const Block*>(a.w + (row + r) * a.w_stride);
@@ -143,7 +146,7 @@ struct Q32Tile {
         __m256 wd[R];
         REPRISE_UNROLL
         for (int r = 0; r < R; ++r) {
-          _mm_prefetch(reinterpret_cast<const char*>(w[r] + b) + kPrefetchBytes, _MM_HINT_T0);
+          _mm_prefetch(reinterpret_cast<const char*>(w[r] + b) + pf, _MM_HINT_T0);
           if constexpr (kQ8) {
             wv[r] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[r][b].qs));
           } else {
@@ -191,6 +194,7 @@ struct Q4KTile {
   struct K {
     static void Run(const GemmArgs& a, int64_t row, int64_t tok) {
       const ActRowLayout& l = a.act_layout;
+      const int64_t pf = PrefetchOffset(a, R);
       const BlockQ4K* w[R];
       REPRISE_UNROLL
       for (int r = 0; r < R; ++r) w[r] = reinterpret_cast<const BlockQ4K*>(a.w + (row + r) * a.w_stride);
@@ -208,8 +212,8 @@ struct Q4KTile {
         REPRISE_UNROLL
         for (int r = 0; r < R; ++r) {
           const char* p = reinterpret_cast<const char*>(&w[r][sb]);
-          _mm_prefetch(p + kPrefetchBytes, _MM_HINT_T0);
-          _mm_prefetch(p + kPrefetchBytes + 64, _MM_HINT_T0);
+          _mm_prefetch(p + pf, _MM_HINT_T0);
+          _mm_prefetch(p + pf + 64, _MM_HINT_T0);
           uint64_t s8, m8;
           DecodeScalesK4(w[r][sb].scales, &s8, &m8);
           std::memcpy(sc[r], &s8, 8);
@@ -268,6 +272,7 @@ struct Q6KTile {
   struct K {
     static void Run(const GemmArgs& a, int64_t row, int64_t tok) {
       const ActRowLayout& l = a.act_layout;
+      const int64_t pf = PrefetchOffset(a, R);
       const BlockQ6K* w[R];
       REPRISE_UNROLL
       for (int r = 0; r < R; ++r) w[r] = reinterpret_cast<const BlockQ6K*>(a.w + (row + r) * a.w_stride);
@@ -285,7 +290,7 @@ struct Q6KTile {
         for (int r = 0; r < R; ++r) {
           const char* p = reinterpret_cast<const char*>(&w[r][sb]);
           REPRISE_UNROLL
-          for (int k = 0; k < 4; ++k) _mm_prefetch(p + kPrefetchBytes + 64 * k, _MM_HINT_T0);
+          for (int k = 0; k < 4; ++k) _mm_prefetch(p + pf + 64 * k, _MM_HINT_T0);
         }
         __m256i iacc[R][T];
         REPRISE_UNROLL
