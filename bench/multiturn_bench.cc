@@ -98,7 +98,8 @@ double Percentile(std::vector<double> v, double p) {
 class Server {
  public:
   bool Start(const Options& o, const std::vector<std::string>& extra) {
-    log_path_ = "/tmp/multiturn_bench_" + std::to_string(getpid()) + "_" + std::to_string(n_++) + ".log";
+    log_path_ =
+        "/tmp/multiturn_bench_" + std::to_string(getpid()) + "_" + std::to_string(n_++) + ".log";
     std::vector<std::string> args = {o.reprise, "serve", "--model", o.model, "--port", "0"};
     if (o.threads > 0) {
       args.push_back("--threads");
@@ -166,7 +167,8 @@ class Server {
 };
 
 // One streamed chat turn; fills the reply text and the result.
-TurnResult RunTurn(httplib::Client& cli, const Options& o, const Json& messages, std::string* reply) {
+TurnResult RunTurn(httplib::Client& cli, const Options& o, const Json& messages,
+                   std::string* reply) {
   TurnResult r;
   Json bias = Json::object();
   for (int c = 'a'; c <= 'z'; ++c) bias[std::to_string(c)] = 100;
@@ -202,7 +204,8 @@ TurnResult RunTurn(httplib::Client& cli, const Options& o, const Json& messages,
       }
       if (!j.contains("choices") || j["choices"].empty()) continue;
       const Json& c = j["choices"][0];
-      const bool has_content = c["delta"].contains("content") && c["delta"]["content"].is_string() &&
+      const bool has_content = c["delta"].contains("content") &&
+                               c["delta"]["content"].is_string() &&
                                !c["delta"]["content"].get<std::string>().empty();
       if (has_content) *reply += c["delta"]["content"].get<std::string>();
       if (first && (has_content || !c["finish_reason"].is_null())) {
@@ -303,21 +306,35 @@ bool ParseArgs(int argc, char** argv, Options* o) {
       return !in.fail();
     };
     bool ok = true;
-    if (a == "--reprise") ok = next(&o->reprise);
-    else if (a == "--model") ok = next(&o->model);
-    else if (a == "--clients") ok = next(&o->clients);
-    else if (a == "--conversations") ok = next(&o->conversations);
-    else if (a == "--turns") ok = next(&o->turns);
-    else if (a == "--system-tokens") ok = next(&o->system_tokens);
-    else if (a == "--first-tokens") ok = next(&o->first_tokens);
-    else if (a == "--followup-tokens") ok = next(&o->followup_tokens);
-    else if (a == "--max-tokens") ok = next(&o->max_tokens);
-    else if (a == "--threads") ok = next(&o->threads);
-    else if (a == "--modes") ok = next(&o->modes);
-    else if (a == "--json") o->json = true;
-    else ok = false;
+    if (a == "--reprise")
+      ok = next(&o->reprise);
+    else if (a == "--model")
+      ok = next(&o->model);
+    else if (a == "--clients")
+      ok = next(&o->clients);
+    else if (a == "--conversations")
+      ok = next(&o->conversations);
+    else if (a == "--turns")
+      ok = next(&o->turns);
+    else if (a == "--system-tokens")
+      ok = next(&o->system_tokens);
+    else if (a == "--first-tokens")
+      ok = next(&o->first_tokens);
+    else if (a == "--followup-tokens")
+      ok = next(&o->followup_tokens);
+    else if (a == "--max-tokens")
+      ok = next(&o->max_tokens);
+    else if (a == "--threads")
+      ok = next(&o->threads);
+    else if (a == "--modes")
+      ok = next(&o->modes);
+    else if (a == "--json")
+      o->json = true;
+    else
+      ok = false;
     if (!ok) {
-      std::fprintf(stderr, "bad argument: %s (see the header of bench/multiturn_bench.cc)\n", a.c_str());
+      std::fprintf(stderr, "bad argument: %s (see the header of bench/multiturn_bench.cc)\n",
+                   a.c_str());
       return false;
     }
   }
@@ -350,21 +367,23 @@ int main(int argc, char** argv) {
     if (mode == "on") on_follow = s["followup_ttft_p50_ms"];
     if (mode == "off") off_follow = s["followup_ttft_p50_ms"];
   }
-  if (on_follow > 0 && off_follow > 0) report["followup_ttft_p50_ratio_off_over_on"] = off_follow / on_follow;
+  if (on_follow > 0 && off_follow > 0)
+    report["followup_ttft_p50_ratio_off_over_on"] = off_follow / on_follow;
   if (o.json) {
     std::printf("%s\n", report.dump(2).c_str());
     return 0;
   }
-  std::printf("| mode | requests | total s | TTFT p50 ms | TTFT p90 ms | first-turn TTFT p50 ms | "
-              "follow-up TTFT p50 ms | follow-up TTFT p90 ms | cache hit rate | peak RSS MiB |\n"
-              "|---|---|---|---|---|---|---|---|---|---|\n");
+  std::printf(
+      "| mode | requests | total s | TTFT p50 ms | TTFT p90 ms | first-turn TTFT p50 ms | "
+      "follow-up TTFT p50 ms | follow-up TTFT p90 ms | cache hit rate | peak RSS MiB |\n"
+      "|---|---|---|---|---|---|---|---|---|---|\n");
   for (const Json& s : report["results"]) {
     std::printf("| %s | %d | %.1f | %.0f | %.0f | %.0f | %.0f | %.0f | %.1f%% | %.0f |\n",
-                s["mode"].get<std::string>().c_str(), s["requests"].get<int>(), s["total_s"].get<double>(),
-                s["ttft_p50_ms"].get<double>(), s["ttft_p90_ms"].get<double>(),
-                s["first_turn_ttft_p50_ms"].get<double>(), s["followup_ttft_p50_ms"].get<double>(),
-                s["followup_ttft_p90_ms"].get<double>(), 100 * s["cache_hit_rate"].get<double>(),
-                s["peak_rss_mib"].get<double>());
+                s["mode"].get<std::string>().c_str(), s["requests"].get<int>(),
+                s["total_s"].get<double>(), s["ttft_p50_ms"].get<double>(),
+                s["ttft_p90_ms"].get<double>(), s["first_turn_ttft_p50_ms"].get<double>(),
+                s["followup_ttft_p50_ms"].get<double>(), s["followup_ttft_p90_ms"].get<double>(),
+                100 * s["cache_hit_rate"].get<double>(), s["peak_rss_mib"].get<double>());
   }
   if (report.contains("followup_ttft_p50_ratio_off_over_on")) {
     std::printf("\nfollow-up TTFT p50, cache off / cache on: %.1fx\n",

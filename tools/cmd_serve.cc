@@ -64,12 +64,13 @@ int64_t MemAvailableBytes() {
 
 std::string Basename(const std::string& path) {
   std::string name = path.substr(path.find_last_of('/') + 1);
-  if (name.size() > 5 && name.compare(name.size() - 5, 5, ".gguf") == 0) name.resize(name.size() - 5);
+  if (name.size() > 5 && name.compare(name.size() - 5, 5, ".gguf") == 0)
+    name.resize(name.size() - 5);
   return name;
 }
 
 Result<std::unique_ptr<server::ChatRenderer>> MakeRenderer(const ServeOptions& o,
-                                                            const LoadedModel& lm) {
+                                                           const LoadedModel& lm) {
   std::string source;
   std::string tool_use;
   std::string origin;
@@ -88,7 +89,8 @@ Result<std::unique_ptr<server::ChatRenderer>> MakeRenderer(const ServeOptions& o
     return std::unique_ptr<server::ChatRenderer>();  // no template: chat requests get a 400
   }
   ASSIGN_OR_RETURN(chat::SpecialTokenStrings special, chat::SpecialTokensFromGguf(*lm.file));
-  auto renderer = server::MakeTemplateRenderer(source, tool_use, special.bos_token, special.eos_token);
+  auto renderer =
+      server::MakeTemplateRenderer(source, tool_use, special.bos_token, special.eos_token);
   if (!renderer.ok()) return renderer.status().WithContext(origin);
   return renderer;
 }
@@ -143,10 +145,10 @@ int RunServe(const ServeOptions& o) {
     const int64_t want = bytes_per_token * ctx * (o.parallel + o.prompt_cache_size);
     const int64_t half_available = MemAvailableBytes() / 2;
     ec.cache_bytes = half_available > 0 ? std::min(want, half_available) : want;
-    budget_rule = StrFormat("default: min(kv bytes/token x ctx x (parallel + cache size) = %s, "
-                            "50%% of MemAvailable = %s)",
-                            server::FormatBytes(want).c_str(),
-                            server::FormatBytes(half_available).c_str());
+    budget_rule = StrFormat(
+        "default: min(kv bytes/token x ctx x (parallel + cache size) = %s, "
+        "50%% of MemAvailable = %s)",
+        server::FormatBytes(want).c_str(), server::FormatBytes(half_available).c_str());
   }
 
   LOG_INFO(kLog, "model %s: %s, %s, %lld layers, dim %lld, vocab %lld", o.model.c_str(),
@@ -154,17 +156,17 @@ int RunServe(const ServeOptions& o) {
            static_cast<long long>(cfg.n_layers), static_cast<long long>(cfg.n_embd),
            static_cast<long long>(cfg.n_vocab));
   if (noise) {
-    LOG_WARN(kLog, "this is a random-weight demo model: its output is noise. "
-                   "Serve a real model with `make run MODEL=path.gguf`.");
+    LOG_WARN(kLog,
+             "this is a random-weight demo model: its output is noise. "
+             "Serve a real model with `make run MODEL=path.gguf`.");
   }
   auto engine = engine::Engine::Create(*lm.model, *lm.tokenizer, ec);
   if (!engine.ok()) return ReportError(engine.status());
   const engine::EngineConfig& resolved = (*engine)->config();
   const engine::EngineStats stats = (*engine)->Stats();
   LOG_INFO(kLog, "context %d tokens, KV %s (%s per token, %d-token blocks), parallel %d",
-           resolved.ctx_size, DTypeName(kv_type),
-           server::FormatBytes(bytes_per_token).c_str(), resolved.block_tokens,
-           resolved.max_parallel);
+           resolved.ctx_size, DTypeName(kv_type), server::FormatBytes(bytes_per_token).c_str(),
+           resolved.block_tokens, resolved.max_parallel);
   LOG_INFO(kLog,
            "prompt cache: at most %d entries; KV budget (cache + in flight) %s = %d blocks "
            "(%s); %.0f full contexts",
@@ -172,12 +174,13 @@ int RunServe(const ServeOptions& o) {
            stats.kv_capacity_blocks, budget_rule.c_str(),
            static_cast<double>(stats.kv_bytes_limit) /
                static_cast<double>(std::max<int64_t>(1, bytes_per_token * resolved.ctx_size)));
-  if (resolved.max_cache_entries == 0) LOG_INFO(kLog, "prompt caching is disabled (--prompt-cache-size 0)");
+  if (resolved.max_cache_entries == 0)
+    LOG_INFO(kLog, "prompt caching is disabled (--prompt-cache-size 0)");
 
   auto renderer = MakeRenderer(o, lm);
   if (!renderer.ok()) return ReportError(renderer.status());
-  LOG_INFO(kLog, "chat: %s", *renderer ? (*renderer)->name().c_str()
-                                       : "no chat template (chat requests get a 400)");
+  LOG_INFO(kLog, "chat: %s",
+           *renderer ? (*renderer)->name().c_str() : "no chat template (chat requests get a 400)");
 
   server::ServerConfig sc;
   sc.host = o.host;
@@ -222,7 +225,8 @@ int RunServe(const ServeOptions& o) {
 
 void AddServeCommand(CLI::App& app, int& exit_code) {
   auto o = std::make_shared<ServeOptions>();
-  auto* cmd = app.add_subcommand("serve", "OpenAI-compatible HTTP server with a bounded prompt cache");
+  auto* cmd =
+      app.add_subcommand("serve", "OpenAI-compatible HTTP server with a bounded prompt cache");
   cmd->add_option("--model,-m", o->model, "GGUF model file")->required();
   cmd->add_option("--host", o->host, "Address to listen on (default 127.0.0.1)");
   cmd->add_option("--port", o->port, "Port (default 8080; 0 = any free port, logged)");

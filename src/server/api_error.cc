@@ -80,8 +80,10 @@ nlohmann::ordered_json ErrorJson(const ApiError& error) {
   nlohmann::ordered_json inner;
   inner["message"] = error.message;
   inner["type"] = error.type;
-  inner["param"] = error.param.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(error.param);
-  inner["code"] = error.code.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(error.code);
+  inner["param"] =
+      error.param.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(error.param);
+  inner["code"] =
+      error.code.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(error.code);
   return {{"error", inner}};
 }
 

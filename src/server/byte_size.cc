@@ -19,8 +19,10 @@ std::string Lower(std::string_view s) {
 
 Result<int64_t> ParseByteSize(std::string_view text) {
   const std::string original(text);
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front()))) text.remove_prefix(1);
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.remove_suffix(1);
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front())))
+    text.remove_prefix(1);
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back())))
+    text.remove_suffix(1);
   if (text.empty()) return Errorf("empty size");
   size_t i = 0;
   while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.')) {
@@ -48,7 +50,8 @@ Result<int64_t> ParseByteSize(std::string_view text) {
                   original.c_str());
   }
   const long double value = std::strtold(number.c_str(), nullptr) * std::ldexp(1.0L, shift);
-  if (!std::isfinite(value) || value > static_cast<long double>(std::numeric_limits<int64_t>::max())) {
+  if (!std::isfinite(value) ||
+      value > static_cast<long double>(std::numeric_limits<int64_t>::max())) {
     return Errorf("size '%s' is too large", original.c_str());
   }
   if (shift == 0 && number.find('.') != std::string::npos) {

@@ -40,8 +40,9 @@ std::vector<Json> ChatOutput::Convert(std::vector<chat::StreamEvent> events) {
         deltas.push_back({{"reasoning_content", e.text}});
         break;
       case chat::StreamEvent::Kind::kToolCallStart:
-        tool_calls_.push_back(
-            {{"id", e.id}, {"type", "function"}, {"function", {{"name", e.name}, {"arguments", ""}}}});
+        tool_calls_.push_back({{"id", e.id},
+                               {"type", "function"},
+                               {"function", {{"name", e.name}, {"arguments", ""}}}});
         deltas.push_back({{"tool_calls",
                            {{{"index", e.index},
                              {"id", e.id},
@@ -53,7 +54,8 @@ std::vector<Json> ChatOutput::Convert(std::vector<chat::StreamEvent> events) {
           std::string args = tool_calls_[e.index]["function"]["arguments"].get<std::string>();
           tool_calls_[e.index]["function"]["arguments"] = args + e.text;
         }
-        deltas.push_back({{"tool_calls", {{{"index", e.index}, {"function", {{"arguments", e.text}}}}}}});
+        deltas.push_back(
+            {{"tool_calls", {{{"index", e.index}, {"function", {{"arguments", e.text}}}}}}});
         break;
     }
   }

@@ -9,7 +9,8 @@ namespace {
 
 class ChatMlRenderer : public ChatRenderer {
  public:
-  Result<std::string> Render(const nlohmann::ordered_json& messages, const nlohmann::ordered_json& tools,
+  Result<std::string> Render(const nlohmann::ordered_json& messages,
+                             const nlohmann::ordered_json& tools,
                              bool add_generation_prompt) const override {
     if (!tools.is_null() && !tools.empty()) {
       return Errorf("tools are not supported by the built-in ChatML renderer");
@@ -33,7 +34,9 @@ class TemplateRenderer : public ChatRenderer {
  public:
   TemplateRenderer(chat::ChatTemplate tmpl, std::optional<chat::ChatTemplate> tool_use,
                    std::optional<std::string> bos, std::optional<std::string> eos)
-      : tmpl_(std::move(tmpl)), tool_use_(std::move(tool_use)), bos_(std::move(bos)),
+      : tmpl_(std::move(tmpl)),
+        tool_use_(std::move(tool_use)),
+        bos_(std::move(bos)),
         eos_(std::move(eos)) {}
   Result<std::string> Render(const nlohmann::ordered_json& messages,
                              const nlohmann::ordered_json& tools,
@@ -47,7 +50,8 @@ class TemplateRenderer : public ChatRenderer {
     return For(has_tools).Render(messages, has_tools ? tools : no_tools, options);
   }
   std::string name() const override {
-    return tool_use_ ? "the model's Jinja template (+ tool_use variant)" : "the model's Jinja template";
+    return tool_use_ ? "the model's Jinja template (+ tool_use variant)"
+                     : "the model's Jinja template";
   }
   std::optional<chat::OutputFormat> OutputFormatFor(const std::string& rendered_prompt,
                                                     bool has_tools) const override {

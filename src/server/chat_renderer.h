@@ -6,9 +6,8 @@
 
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <string>
-
 #include <optional>
+#include <string>
 
 #include "chat/tool_parser.h"
 #include "core/status.h"
@@ -21,7 +20,8 @@ class ChatRenderer {
   // `messages`: array of objects with string "role" and "content" string or null (as
   // ParseChatRequest normalizes them); `tools`: array or null. Errors carry a
   // message for a 400 (e.g. what the template raised).
-  virtual Result<std::string> Render(const nlohmann::ordered_json& messages, const nlohmann::ordered_json& tools,
+  virtual Result<std::string> Render(const nlohmann::ordered_json& messages,
+                                     const nlohmann::ordered_json& tools,
                                      bool add_generation_prompt) const = 0;
   virtual std::string name() const = 0;  // for the start-up log
   // How to parse the reply to a prompt rendered with `tools` (tool calls,

@@ -58,10 +58,10 @@ std::string ServerMetrics::Render(const engine::EngineStats& s, bool healthy) co
   std::string out;
   out.reserve(8192);
   const kv::PromptCacheStats& c = s.cache;
-  Metric(&out, "reprise_requests_total", "counter", "Generation requests finished (or failed) by the engine.",
-         s.requests_total);
-  Metric(&out, "reprise_requests_failed_total", "counter", "Generation requests that failed in the engine.",
-         s.requests_failed);
+  Metric(&out, "reprise_requests_total", "counter",
+         "Generation requests finished (or failed) by the engine.", s.requests_total);
+  Metric(&out, "reprise_requests_failed_total", "counter",
+         "Generation requests that failed in the engine.", s.requests_failed);
   Metric(&out, "reprise_prompt_tokens_total", "counter", "Prompt tokens of all requests.",
          s.prompt_tokens_total);
   Metric(&out, "reprise_prompt_tokens_cached_total", "counter",
@@ -71,7 +71,8 @@ std::string ServerMetrics::Render(const engine::EngineStats& s, bool healthy) co
   Metric(&out, "reprise_http_generations_finished_total", "counter",
          "Generations whose final engine event the HTTP layer has received.",
          static_cast<double>(generations_finished_.load()));
-  Metric(&out, "reprise_requests_active", "gauge", "Sequences being prefilled or decoded.", s.active);
+  Metric(&out, "reprise_requests_active", "gauge", "Sequences being prefilled or decoded.",
+         s.active);
   Metric(&out, "reprise_requests_queued", "gauge", "Requests waiting for admission.", s.queued);
   Metric(&out, "reprise_prompt_cache_entries", "gauge", "Cached conversations (leaf entries).",
          c.entries);
@@ -83,8 +84,8 @@ std::string ServerMetrics::Render(const engine::EngineStats& s, bool healthy) co
          c.cached_blocks);
   Metric(&out, "reprise_prompt_cache_tokens", "gauge", "Distinct token positions cached.",
          c.cached_tokens);
-  Metric(&out, "reprise_prompt_cache_hits_total", "counter", "Lookups that reused at least one token.",
-         c.hits);
+  Metric(&out, "reprise_prompt_cache_hits_total", "counter",
+         "Lookups that reused at least one token.", c.hits);
   Metric(&out, "reprise_prompt_cache_misses_total", "counter", "Lookups that reused nothing.",
          c.misses);
   Metric(&out, "reprise_prompt_cache_evictions_total", "counter", "Cached entries evicted.",
@@ -97,15 +98,16 @@ std::string ServerMetrics::Render(const engine::EngineStats& s, bool healthy) co
          s.kv_capacity_blocks);
   Metric(&out, "reprise_kv_bytes_per_token", "gauge", "KV bytes one token position takes.",
          s.kv_bytes_per_token);
-  Metric(&out, "reprise_engine_healthy", "gauge", "1 when the engine thread is alive and progressing.",
-         healthy ? 1 : 0);
+  Metric(&out, "reprise_engine_healthy", "gauge",
+         "1 when the engine thread is alive and progressing.", healthy ? 1 : 0);
   ttft_seconds_.AppendTo(&out, "reprise_time_to_first_token_seconds",
                          "Time from request submission to the first generated token.");
   tpot_seconds_.AppendTo(&out, "reprise_time_per_output_token_seconds",
                          "Mean time between generated tokens of a request.");
   std::lock_guard<std::mutex> lock(mu_);
-  out += "# HELP reprise_http_responses_total HTTP responses by status code.\n"
-         "# TYPE reprise_http_responses_total counter\n";
+  out +=
+      "# HELP reprise_http_responses_total HTTP responses by status code.\n"
+      "# TYPE reprise_http_responses_total counter\n";
   for (const auto& [code, n] : responses_) {
     out += StrFormat("reprise_http_responses_total{code=\"%d\"} %lld\n", code,
                      static_cast<long long>(n));

@@ -74,9 +74,9 @@ std::optional<ApiError> GetInt32InRange(const json& body, const char* key, int64
   if (auto e = GetInt64(body, key, &v, &present)) return e;
   if (!present) return std::nullopt;
   if (v < lo || v > hi) {
-    return InvalidParam(key, StrFormat("%s must be in [%lld, %lld], got %lld", key,
-                                       static_cast<long long>(lo), static_cast<long long>(hi),
-                                       static_cast<long long>(v)));
+    return InvalidParam(
+        key, StrFormat("%s must be in [%lld, %lld], got %lld", key, static_cast<long long>(lo),
+                       static_cast<long long>(hi), static_cast<long long>(v)));
   }
   *out = static_cast<int32_t>(v);
   return std::nullopt;
@@ -173,7 +173,8 @@ std::optional<ApiError> ParseOptions(const json& body, const RequestDefaults& de
   std::optional<int32_t> n;
   if (auto e = GetInt32InRange(body, "n", 1, 128, &n)) return e;
   if (n && *n != 1) {
-    return InvalidParam("n", StrFormat("n must be 1 (several choices are not supported yet), got %d", *n));
+    return InvalidParam(
+        "n", StrFormat("n must be 1 (several choices are not supported yet), got %d", *n));
   }
   if (chat) {
     if (auto e = GetBool(body, "logprobs", &o->logprobs)) return e;
@@ -251,7 +252,8 @@ std::optional<ApiError> ParseTools(const json& body, ChatRequest* req) {
         return InvalidParam(p + ".type", p + ".type must be \"function\"");
       }
       auto fn = t.find("function");
-      if (fn == t.end() || !fn->is_object()) return InvalidParam(p + ".function", p + ".function must be an object");
+      if (fn == t.end() || !fn->is_object())
+        return InvalidParam(p + ".function", p + ".function must be an object");
       auto name = fn->find("name");
       if (name == fn->end() || !name->is_string() || name->get<std::string>().empty()) {
         return InvalidParam(p + ".function.name", p + ".function.name must be a non-empty string");
@@ -268,11 +270,13 @@ std::optional<ApiError> ParseTools(const json& body, ChatRequest* req) {
     if (choice->is_string()) {
       const std::string c = choice->get<std::string>();
       if (c != "auto" && c != "none" && c != "required") {
-        return InvalidParam("tool_choice", "tool_choice must be auto, none, required or a function");
+        return InvalidParam("tool_choice",
+                            "tool_choice must be auto, none, required or a function");
       }
       req->tool_choice = c;
-    } else if (choice->is_object() && choice->contains("function") && (*choice)["function"].is_object() &&
-               (*choice)["function"].contains("name") && (*choice)["function"]["name"].is_string()) {
+    } else if (choice->is_object() && choice->contains("function") &&
+               (*choice)["function"].is_object() && (*choice)["function"].contains("name") &&
+               (*choice)["function"]["name"].is_string()) {
       const std::string name = (*choice)["function"]["name"];
       bool found = false;
       json only = json::array();
@@ -282,11 +286,14 @@ std::optional<ApiError> ParseTools(const json& body, ChatRequest* req) {
           only.push_back(t);
         }
       }
-      if (!found) return InvalidParam("tool_choice", "tool_choice names '" + name + "', which is not in tools");
+      if (!found)
+        return InvalidParam("tool_choice",
+                            "tool_choice names '" + name + "', which is not in tools");
       req->tools = only;  // the template sees only the forced function
       req->tool_choice = name;
     } else {
-      return WrongType("tool_choice", "a string or {\"type\":\"function\",\"function\":{\"name\":..}}", *choice);
+      return WrongType("tool_choice",
+                       "a string or {\"type\":\"function\",\"function\":{\"name\":..}}", *choice);
     }
   }
   return std::nullopt;
@@ -299,7 +306,8 @@ std::optional<ApiError> CheckToolMessages(const json& messages) {
     const json& m = messages[i];
     const std::string p = StrFormat("messages[%zu]", i);
     if (m["role"] == "assistant" && m.contains("tool_calls") && !m["tool_calls"].is_null()) {
-      if (!m["tool_calls"].is_array()) return WrongType(p + ".tool_calls", "an array", m["tool_calls"]);
+      if (!m["tool_calls"].is_array())
+        return WrongType(p + ".tool_calls", "an array", m["tool_calls"]);
       for (const json& call : m["tool_calls"]) {
         if (!call.is_object() || !call.contains("function") || !call["function"].is_object()) {
           return InvalidParam(p + ".tool_calls", p + ".tool_calls entries need a function object");
@@ -353,7 +361,8 @@ Parsed<ChatRequest> ParseChatRequest(const json& body, const RequestDefaults& de
     // become the object templates expect, as llama.cpp does.
     if (normalized.contains("tool_calls") && normalized["tool_calls"].is_array()) {
       for (json& call : normalized["tool_calls"]) {
-        if (!call.is_object() || !call.contains("function") || !call["function"].is_object()) continue;
+        if (!call.is_object() || !call.contains("function") || !call["function"].is_object())
+          continue;
         json& fn = call["function"];
         if (fn.contains("arguments") && fn["arguments"].is_string()) {
           json args = json::parse(fn["arguments"].get<std::string>(), nullptr, false);
@@ -431,8 +440,10 @@ json ChatLogprobsJson(const std::vector<TokenLogprob>& tokens) {
     for (const auto& [text, lp] : t.top) {
       top.push_back({{"token", text}, {"logprob", lp}, {"bytes", BytesOf(text)}});
     }
-    content.push_back(
-        {{"token", t.text}, {"logprob", t.logprob}, {"bytes", BytesOf(t.text)}, {"top_logprobs", top}});
+    content.push_back({{"token", t.text},
+                       {"logprob", t.logprob},
+                       {"bytes", BytesOf(t.text)},
+                       {"top_logprobs", top}});
   }
   return {{"content", content}};
 }
@@ -449,7 +460,8 @@ json CompletionLogprobsJson(const std::vector<TokenLogprob>& tokens, size_t text
     offsets.push_back(offset);
     offset += t.text.size();
   }
-  return {{"tokens", toks}, {"token_logprobs", lps}, {"top_logprobs", tops}, {"text_offset", offsets}};
+  return {
+      {"tokens", toks}, {"token_logprobs", lps}, {"top_logprobs", tops}, {"text_offset", offsets}};
 }
 
 namespace {
@@ -502,23 +514,25 @@ json CompletionJson(const ResponseMeta& meta, const std::string& text,
                     const std::string& finish_reason, const UsageCounts& usage,
                     const std::vector<TokenLogprob>* logprobs, size_t text_offset) {
   json j = Envelope(meta, "text_completion");
-  json choice = {{"index", 0},
-                 {"text", text},
-                 {"logprobs", logprobs ? CompletionLogprobsJson(*logprobs, text_offset) : json(nullptr)},
-                 {"finish_reason", FinishJson(finish_reason)}};
+  json choice = {
+      {"index", 0},
+      {"text", text},
+      {"logprobs", logprobs ? CompletionLogprobsJson(*logprobs, text_offset) : json(nullptr)},
+      {"finish_reason", FinishJson(finish_reason)}};
   j["choices"] = json::array({choice});
   j["usage"] = UsageJson(usage);
   return j;
 }
 
 json CompletionChunkJson(const ResponseMeta& meta, const std::string& text,
-                         const std::string& finish_reason, const std::vector<TokenLogprob>* logprobs,
-                         size_t text_offset) {
+                         const std::string& finish_reason,
+                         const std::vector<TokenLogprob>* logprobs, size_t text_offset) {
   json j = Envelope(meta, "text_completion");
-  json choice = {{"index", 0},
-                 {"text", text},
-                 {"logprobs", logprobs ? CompletionLogprobsJson(*logprobs, text_offset) : json(nullptr)},
-                 {"finish_reason", FinishJson(finish_reason)}};
+  json choice = {
+      {"index", 0},
+      {"text", text},
+      {"logprobs", logprobs ? CompletionLogprobsJson(*logprobs, text_offset) : json(nullptr)},
+      {"finish_reason", FinishJson(finish_reason)}};
   j["choices"] = json::array({choice});
   return j;
 }
@@ -530,8 +544,6 @@ json CompletionUsageChunkJson(const ResponseMeta& meta, const UsageCounts& usage
   return j;
 }
 
-std::string Dump(const json& j) {
-  return j.dump(-1, ' ', false, json::error_handler_t::replace);
-}
+std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
 }  // namespace reprise::server

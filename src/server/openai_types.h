@@ -47,7 +47,7 @@ struct ChatRequest {
   // "content" that is a string (text parts joined) or null; other keys
   // (name, tool_calls, tool_call_id) are kept, in order, for the template.
   nlohmann::ordered_json messages;  // array
-  nlohmann::ordered_json tools;     // array or null (tool_choice "none" keeps them for the template)
+  nlohmann::ordered_json tools;  // array or null (tool_choice "none" keeps them for the template)
   std::string tool_choice = "auto";  // auto, none, required, or the forced function's name
   bool add_generation_prompt = true;
   GenerationOptions options;
@@ -64,7 +64,8 @@ struct CompletionRequest {
 template <class T>
 using Parsed = std::variant<T, ApiError>;
 
-Parsed<ChatRequest> ParseChatRequest(const nlohmann::ordered_json& body, const RequestDefaults& defaults);
+Parsed<ChatRequest> ParseChatRequest(const nlohmann::ordered_json& body,
+                                     const RequestDefaults& defaults);
 Parsed<CompletionRequest> ParseCompletionRequest(const nlohmann::ordered_json& body,
                                                  const RequestDefaults& defaults);
 
@@ -85,7 +86,8 @@ struct TokenLogprob {
 // Chat format: {"content": [{"token","logprob","bytes","top_logprobs"}]}.
 nlohmann::ordered_json ChatLogprobsJson(const std::vector<TokenLogprob>& tokens);
 // Legacy completions format: {"tokens","token_logprobs","top_logprobs","text_offset"}.
-nlohmann::ordered_json CompletionLogprobsJson(const std::vector<TokenLogprob>& tokens, size_t text_offset);
+nlohmann::ordered_json CompletionLogprobsJson(const std::vector<TokenLogprob>& tokens,
+                                              size_t text_offset);
 
 // Identity of one response (shared by all chunks of a stream).
 struct ResponseMeta {
@@ -96,21 +98,24 @@ struct ResponseMeta {
 
 // `message`: {"role":"assistant","content":..,...} (see ChatOutput::Message).
 nlohmann::ordered_json ChatCompletionJson(const ResponseMeta& meta, nlohmann::ordered_json message,
-                                  const std::string& finish_reason, const UsageCounts& usage,
-                                  const std::vector<TokenLogprob>* logprobs);
+                                          const std::string& finish_reason,
+                                          const UsageCounts& usage,
+                                          const std::vector<TokenLogprob>* logprobs);
 // A chat.completion.chunk: `delta` is the object ({"role":..}, {"content":..}, {}).
 nlohmann::ordered_json ChatChunkJson(const ResponseMeta& meta, nlohmann::ordered_json delta,
-                             const std::string& finish_reason,
-                             const std::vector<TokenLogprob>* logprobs);
+                                     const std::string& finish_reason,
+                                     const std::vector<TokenLogprob>* logprobs);
 // The final usage chunk of a stream: empty choices, usage set.
 nlohmann::ordered_json ChatUsageChunkJson(const ResponseMeta& meta, const UsageCounts& usage);
 
 nlohmann::ordered_json CompletionJson(const ResponseMeta& meta, const std::string& text,
-                              const std::string& finish_reason, const UsageCounts& usage,
-                              const std::vector<TokenLogprob>* logprobs, size_t text_offset);
+                                      const std::string& finish_reason, const UsageCounts& usage,
+                                      const std::vector<TokenLogprob>* logprobs,
+                                      size_t text_offset);
 nlohmann::ordered_json CompletionChunkJson(const ResponseMeta& meta, const std::string& text,
-                                   const std::string& finish_reason,
-                                   const std::vector<TokenLogprob>* logprobs, size_t text_offset);
+                                           const std::string& finish_reason,
+                                           const std::vector<TokenLogprob>* logprobs,
+                                           size_t text_offset);
 nlohmann::ordered_json CompletionUsageChunkJson(const ResponseMeta& meta, const UsageCounts& usage);
 
 // JSON text that never throws on invalid UTF-8 (replaced by U+FFFD).

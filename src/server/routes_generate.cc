@@ -27,8 +27,8 @@ struct Job {
   bool chat = true;
   std::vector<int32_t> prompt;
   GenerationOptions options;
-  std::string prompt_param;  // "messages" or "prompt"
-  std::string echo;          // completions with echo: the prompt text
+  std::string prompt_param;                  // "messages" or "prompt"
+  std::string echo;                          // completions with echo: the prompt text
   std::optional<chat::OutputFormat> format;  // chat: tool calls / reasoning to parse out
   ResponseMeta meta;
 };
@@ -83,11 +83,11 @@ void LogRequest(const Job& job, const Generation& gen) {
   const double tps = u.decode_ms > 0 && c.completion_tokens > 1
                          ? (c.completion_tokens - 1) * 1000.0 / u.decode_ms
                          : 0.0;
-  LOG_INFO(kLog, "%s %s: prompt %d tokens (cached %d), generated %d, ttft %.1f ms, %.1f tok/s, %s%s",
-           job.chat ? "chat" : "completion", job.meta.id.c_str(), c.prompt_tokens,
-           c.cached_tokens, c.completion_tokens, u.ttft_ms, tps,
-           gen.failed() ? "error: " : gen.finish_reason().c_str(),
-           gen.failed() ? gen.error().message.c_str() : "");
+  LOG_INFO(
+      kLog, "%s %s: prompt %d tokens (cached %d), generated %d, ttft %.1f ms, %.1f tok/s, %s%s",
+      job.chat ? "chat" : "completion", job.meta.id.c_str(), c.prompt_tokens, c.cached_tokens,
+      c.completion_tokens, u.ttft_ms, tps, gen.failed() ? "error: " : gen.finish_reason().c_str(),
+      gen.failed() ? gen.error().message.c_str() : "");
 }
 
 void RespondWhole(Server::Impl& s, const Job& job, Generation& gen, httplib::Response& res) {
@@ -178,8 +178,8 @@ void StreamTo(Server::Impl& s, const Job& job, Generation& gen, httplib::DataSin
       out.Send(with_usage_null(ChatChunkJson(job.meta, json::object(), finish, nullptr)));
       if (usage_field) out.Send(ChatUsageChunkJson(job.meta, gen.usage()));
     } else {
-      out.Send(with_usage_null(CompletionChunkJson(job.meta, "", gen.finish_reason(), nullptr,
-                                                   text_offset)));
+      out.Send(with_usage_null(
+          CompletionChunkJson(job.meta, "", gen.finish_reason(), nullptr, text_offset)));
       if (usage_field) out.Send(CompletionUsageChunkJson(job.meta, gen.usage()));
     }
   }
@@ -241,7 +241,8 @@ void HandleChatCompletions(Server::Impl& s, const httplib::Request& req, httplib
                                    "plain prompt"));
     return;
   }
-  Result<std::string> text = s.renderer->Render(chat.messages, chat.tools, chat.add_generation_prompt);
+  Result<std::string> text =
+      s.renderer->Render(chat.messages, chat.tools, chat.add_generation_prompt);
   if (!text.ok()) {
     RespondError(res, InvalidParam("messages", text.status().message()));
     return;

@@ -23,11 +23,16 @@ struct Route {
 
 // Every route, for telling 404 (unknown path) from 405 (wrong method).
 constexpr Route kRoutes[] = {
-    {"/v1/chat/completions", "POST"}, {"/chat/completions", "POST"},
-    {"/v1/completions", "POST"},      {"/completions", "POST"},
-    {"/v1/models", "GET"},            {"/models", "GET"},
-    {"/health", "GET"},               {"/metrics", "GET"},
-    {"/v1/cache", "GET"},             {"/tokenize", "POST"},
+    {"/v1/chat/completions", "POST"},
+    {"/chat/completions", "POST"},
+    {"/v1/completions", "POST"},
+    {"/completions", "POST"},
+    {"/v1/models", "GET"},
+    {"/models", "GET"},
+    {"/health", "GET"},
+    {"/metrics", "GET"},
+    {"/v1/cache", "GET"},
+    {"/tokenize", "POST"},
     {"/detokenize", "POST"},
 };
 
@@ -67,7 +72,8 @@ ApiError ErrorForStatus(int status, const httplib::Request& req) {
 
 std::string Server::Impl::NewId(const char* prefix) {
   const uint64_t n = next_id.fetch_add(1) + 1;
-  return StrFormat("%s-%08llx%06llx", prefix, static_cast<unsigned long long>(id_salt & 0xffffffffu),
+  return StrFormat("%s-%08llx%06llx", prefix,
+                   static_cast<unsigned long long>(id_salt & 0xffffffffu),
                    static_cast<unsigned long long>(n));
 }
 
@@ -81,8 +87,10 @@ void RespondJson(httplib::Response& res, const nlohmann::ordered_json& body, int
   res.set_content(Dump(body), "application/json");
 }
 
-std::optional<nlohmann::ordered_json> ParseJsonBody(const httplib::Request& req, httplib::Response& res) {
-  nlohmann::ordered_json j = nlohmann::ordered_json::parse(req.body, nullptr, /*allow_exceptions=*/false);
+std::optional<nlohmann::ordered_json> ParseJsonBody(const httplib::Request& req,
+                                                    httplib::Response& res) {
+  nlohmann::ordered_json j =
+      nlohmann::ordered_json::parse(req.body, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) {
     RespondError(res, InvalidParam("", "the request body is not valid JSON"));
     return std::nullopt;
@@ -102,9 +110,8 @@ Server::Server(engine::Engine& engine, const tokenizer::Tokenizer& tok,
   s.started_unix_s = std::chrono::duration_cast<std::chrono::seconds>(
                          std::chrono::system_clock::now().time_since_epoch())
                          .count();
-  const int threads =
-      s.config.http_threads > 0 ? s.config.http_threads
-                                : std::max(16, 4 * engine.config().max_parallel);
+  const int threads = s.config.http_threads > 0 ? s.config.http_threads
+                                                : std::max(16, 4 * engine.config().max_parallel);
   s.http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   s.http.set_payload_max_length(static_cast<size_t>(s.config.max_body_bytes));
   s.http.set_keep_alive_max_count(1000);

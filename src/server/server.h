@@ -22,10 +22,10 @@ namespace reprise::server {
 
 struct ServerConfig {
   std::string host = "127.0.0.1";
-  int port = 8080;                           // 0 = any free port (see Server::port())
-  std::string api_key;                       // empty = no authentication
+  int port = 8080;                             // 0 = any free port (see Server::port())
+  std::string api_key;                         // empty = no authentication
   int64_t max_body_bytes = int64_t{32} << 20;  // larger bodies get 413
-  int http_threads = 0;                      // 0 = max(16, 4 * engine parallel)
+  int http_threads = 0;                        // 0 = max(16, 4 * engine parallel)
   // What /v1/models says about the model.
   std::string model_id;
   std::string model_description;

@@ -46,7 +46,8 @@ struct Server::Impl {
 void RespondError(httplib::Response& res, const ApiError& error);
 void RespondJson(httplib::Response& res, const nlohmann::ordered_json& body, int status = 200);
 // Parses the body as JSON; on failure writes the 400 and returns nullopt.
-std::optional<nlohmann::ordered_json> ParseJsonBody(const httplib::Request& req, httplib::Response& res);
+std::optional<nlohmann::ordered_json> ParseJsonBody(const httplib::Request& req,
+                                                    httplib::Response& res);
 
 // routes_generate.cc
 void HandleChatCompletions(Server::Impl& s, const httplib::Request& req, httplib::Response& res);

@@ -29,7 +29,8 @@ class ChatToolsHttpTest : public ::testing::Test {
     const std::string path = reprise::testing::TempDir() + "/tool_template.jinja";
     std::ofstream(path) << kToolTemplate;
     std::string error;
-    server_ = ServerProcess::Start(TinyChatModel(), {"--chat-template-file", path}, &error).release();
+    server_ =
+        ServerProcess::Start(TinyChatModel(), {"--chat-template-file", path}, &error).release();
     ASSERT_NE(server_, nullptr) << error;
   }
   static void TearDownTestSuite() {
@@ -42,11 +43,12 @@ class ChatToolsHttpTest : public ::testing::Test {
 ServerProcess* ChatToolsHttpTest::server_ = nullptr;
 
 Json Weather() {
-  return {{"type", "function"},
-          {"function",
-           {{"name", "get_weather"},
-            {"description", "Weather for a city"},
-            {"parameters", {{"type", "object"}, {"properties", {{"city", {{"type", "string"}}}}}}}}}};
+  return {
+      {"type", "function"},
+      {"function",
+       {{"name", "get_weather"},
+        {"description", "Weather for a city"},
+        {"parameters", {{"type", "object"}, {"properties", {{"city", {{"type", "string"}}}}}}}}}};
 }
 
 Json Body(Json messages) {
@@ -64,28 +66,34 @@ TEST_F(ChatToolsHttpTest, ToolsAndToolResultsReachTheTemplate) {
   with_tools["tools"] = {Weather()};
   HttpResult r = server_->Post("/v1/chat/completions", with_tools);
   ASSERT_EQ(r.status, 200) << r.body;
-  EXPECT_GT(r.json["usage"]["prompt_tokens"].get<int>(), plain.json["usage"]["prompt_tokens"].get<int>() + 50);
+  EXPECT_GT(r.json["usage"]["prompt_tokens"].get<int>(),
+            plain.json["usage"]["prompt_tokens"].get<int>() + 50);
   // A full tool round trip: the assistant's call (arguments as a JSON
   // string, as the SDK sends them) and the tool's answer.
-  messages.push_back({{"role", "assistant"},
-                      {"content", nullptr},
-                      {"tool_calls",
-                       {{{"id", "call_1"},
-                         {"type", "function"},
-                         {"function", {{"name", "get_weather"}, {"arguments", "{\"city\":\"Paris\"}"}}}}}}});
+  messages.push_back(
+      {{"role", "assistant"},
+       {"content", nullptr},
+       {"tool_calls",
+        {{{"id", "call_1"},
+          {"type", "function"},
+          {"function", {{"name", "get_weather"}, {"arguments", "{\"city\":\"Paris\"}"}}}}}}});
   messages.push_back({{"role", "tool"}, {"tool_call_id", "call_1"}, {"content", "sunny"}});
   Json round_trip = Body(messages);
   round_trip["tools"] = {Weather()};
   HttpResult t = server_->Post("/v1/chat/completions", round_trip);
   ASSERT_EQ(t.status, 200) << t.body;
-  HttpResult rendered = server_->Post(
-      "/tokenize", {{"content", "<tool_call>{\"arguments\": {\"city\": \"Paris\"}, \"name\": \"get_weather\"}</tool_call>"}});
+  HttpResult rendered =
+      server_->Post("/tokenize", {{"content",
+                                   "<tool_call>{\"arguments\": {\"city\": \"Paris\"}, \"name\": "
+                                   "\"get_weather\"}</tool_call>"}});
   EXPECT_GT(t.json["usage"]["prompt_tokens"].get<int>(),
-            r.json["usage"]["prompt_tokens"].get<int>() + static_cast<int>(rendered.json["tokens"].size()) / 2);
+            r.json["usage"]["prompt_tokens"].get<int>() +
+                static_cast<int>(rendered.json["tokens"].size()) / 2);
 }
 
 TEST_F(ChatToolsHttpTest, OpenThinkTagMakesTheReplyReasoning) {
-  HttpResult r = server_->Post("/v1/chat/completions", Body({{{"role", "user"}, {"content", "Think."}}}));
+  HttpResult r =
+      server_->Post("/v1/chat/completions", Body({{{"role", "user"}, {"content", "Think."}}}));
   ASSERT_EQ(r.status, 200) << r.body;
   const Json& m = r.json["choices"][0]["message"];
   EXPECT_EQ(m["reasoning_content"].get<std::string>().size(), 4u) << r.body;
@@ -138,10 +146,12 @@ TEST(ChatTemplateHttpTest, ModelWithoutTemplateRefusesChatWithAClearError) {
   std::string error;
   auto s = ServerProcess::Start(model, {}, &error);
   ASSERT_NE(s, nullptr) << error;
-  HttpResult r = s->Post("/v1/chat/completions", {{"messages", {{{"role", "user"}, {"content", "hi"}}}}});
+  HttpResult r =
+      s->Post("/v1/chat/completions", {{"messages", {{{"role", "user"}, {"content", "hi"}}}}});
   EXPECT_EQ(r.status, 400) << r.body;
   EXPECT_NE(r.json["error"]["message"].get<std::string>().find("chat template"), std::string::npos);
-  HttpResult c = s->Post("/v1/completions", {{"prompt", "Once upon a time"}, {"max_tokens", 8}, {"temperature", 0}});
+  HttpResult c = s->Post("/v1/completions",
+                         {{"prompt", "Once upon a time"}, {"max_tokens", 8}, {"temperature", 0}});
   EXPECT_EQ(c.status, 200) << c.body;
   EXPECT_EQ(c.json["usage"]["completion_tokens"], 8);
 }

@@ -168,14 +168,10 @@ TEST_F(HttpApiTest, CompletionsStream) {
 
 TEST_F(HttpApiTest, StopStringIsStrippedNeverStreamedInPartAndEndsGeneration) {
   // Seeded sampling over 'a', 'b', 'c': varied text, identical on every run.
-  Json body = {{"prompt", "xyz"},
-               {"max_tokens", 40},
-               {"temperature", 1},
-               {"top_k", 0},
-               {"top_p", 1},
-               {"min_p", 0},
-               {"seed", 1234},
-               {"logit_bias", {{"97", 100}, {"98", 100}, {"99", 100}}}};
+  Json body = {{"prompt", "xyz"},  {"max_tokens", 40},
+               {"temperature", 1}, {"top_k", 0},
+               {"top_p", 1},       {"min_p", 0},
+               {"seed", 1234},     {"logit_bias", {{"97", 100}, {"98", 100}, {"99", 100}}}};
   HttpResult free_run = S().Post("/v1/completions", body);
   ASSERT_EQ(free_run.status, 200);
   const std::string full = free_run.json["choices"][0]["text"];
@@ -291,8 +287,9 @@ TEST_F(HttpApiTest, MetricsExposeEveryNamedSeries) {
   HttpResult r = S().Get("/metrics");
   ASSERT_EQ(r.status, 200);
   for (const char* name :
-       {"reprise_requests_total", "reprise_prompt_tokens_total", "reprise_prompt_tokens_cached_total",
-        "reprise_generated_tokens_total", "reprise_prompt_cache_entries", "reprise_prompt_cache_bytes",
+       {"reprise_requests_total", "reprise_prompt_tokens_total",
+        "reprise_prompt_tokens_cached_total", "reprise_generated_tokens_total",
+        "reprise_prompt_cache_entries", "reprise_prompt_cache_bytes",
         "reprise_prompt_cache_bytes_limit", "reprise_prompt_cache_hits_total",
         "reprise_prompt_cache_misses_total", "reprise_prompt_cache_evictions_total",
         "reprise_kv_bytes_in_use", "reprise_time_to_first_token_seconds_sum",
@@ -321,7 +318,8 @@ TEST_F(HttpApiTest, CacheEndpointListsEntries) {
   ASSERT_EQ(r.status, 200) << r.body;
   ASSERT_GE(r.json["data"].size(), 1u);
   for (const Json& e : r.json["data"]) {
-    for (const char* key : {"tokens", "bytes", "blocks", "shared_blocks", "last_use_unix_ms", "hits"}) {
+    for (const char* key :
+         {"tokens", "bytes", "blocks", "shared_blocks", "last_use_unix_ms", "hits"}) {
       EXPECT_TRUE(e.contains(key)) << key;
     }
     EXPECT_GT(e["tokens"].get<int>(), 0);
@@ -350,7 +348,8 @@ TEST(HttpApiShutdownTest, SigtermStopsGracefullyDuringAStream) {
   auto s = ServerProcess::Start(TinyChatModel(), {}, &error);
   ASSERT_NE(s, nullptr) << error;
   std::thread streamer([&] {
-    s->Post("/v1/completions", {{"prompt", "long"}, {"max_tokens", 1000}, {"stream", true}, {"ignore_eos", true}});
+    s->Post("/v1/completions",
+            {{"prompt", "long"}, {"max_tokens", 1000}, {"stream", true}, {"ignore_eos", true}});
   });
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   EXPECT_EQ(s->Stop(), 0) << s->Log();
@@ -360,8 +359,8 @@ TEST(HttpApiShutdownTest, SigtermStopsGracefullyDuringAStream) {
 
 TEST(HttpApiStartupTest, LogsModelContextKvBytesAndCacheLimits) {
   std::string error;
-  auto s = ServerProcess::Start(TinyChatModel(), {"--prompt-cache-bytes", "1M", "--prompt-cache-size", "3"},
-                                &error);
+  auto s = ServerProcess::Start(TinyChatModel(),
+                                {"--prompt-cache-bytes", "1M", "--prompt-cache-size", "3"}, &error);
   ASSERT_NE(s, nullptr) << error;
   const std::string log = s->Log();
   EXPECT_NE(log.find("context 1024 tokens"), std::string::npos) << log;

@@ -21,8 +21,9 @@ TEST(NodeOpenAiClientTest, OfficialSdkDrivesChatAndCompletions) {
   const std::string dir = std::string(REPRISE_SOURCE_DIR) + "/tests/node";
   const bool have_node = std::system("node --version >/dev/null 2>&1") == 0;
   if (!have_node || !FileExists(dir + "/node_modules/openai/package.json")) {
-    const std::string why = !have_node ? "node is not installed"
-                                       : "tests/node/node_modules is missing (run: cd tests/node && npm ci)";
+    const std::string why =
+        !have_node ? "node is not installed"
+                   : "tests/node/node_modules is missing (run: cd tests/node && npm ci)";
     if (RunningInCi()) FAIL() << why;
     GTEST_SKIP() << why;
   }
@@ -38,7 +39,8 @@ TEST(NodeOpenAiClientTest, OfficialSdkDrivesChatAndCompletions) {
   size_t n;
   while ((n = fread(buf, 1, sizeof(buf), pipe)) > 0) output.append(buf, n);
   const int status = pclose(pipe);
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << output << "\nserver log:\n" << s->Log();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << output << "\nserver log:\n"
+                                                             << s->Log();
   EXPECT_NE(output.find("# pass 7"), std::string::npos) << output;
   EXPECT_NE(output.find("# fail 0"), std::string::npos) << output;
   EXPECT_TRUE(s->WaitIdle());

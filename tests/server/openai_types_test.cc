@@ -29,25 +29,24 @@ Json Chat(Json extra) {
 }
 
 TEST(OpenAiTypesTest, ParsesChatFieldsIntoNativeStructs) {
-  auto r = ParseChatRequest(
-      Chat({{"max_tokens", 12},
-            {"temperature", 0.0},
-            {"top_p", 0.5},
-            {"top_k", 3},
-            {"min_p", 0.1},
-            {"presence_penalty", 0.5},
-            {"frequency_penalty", -0.5},
-            {"repetition_penalty", 1.1},
-            {"seed", 42},
-            {"stop", "END"},
-            {"logit_bias", {{"65", 5}}},
-            {"logprobs", true},
-            {"top_logprobs", 3},
-            {"stream", true},
-            {"stream_options", {{"include_usage", true}}},
-            {"user", "u1"},
-            {"some_unknown_field", {1, 2, 3}}}),
-      Defaults());
+  auto r = ParseChatRequest(Chat({{"max_tokens", 12},
+                                  {"temperature", 0.0},
+                                  {"top_p", 0.5},
+                                  {"top_k", 3},
+                                  {"min_p", 0.1},
+                                  {"presence_penalty", 0.5},
+                                  {"frequency_penalty", -0.5},
+                                  {"repetition_penalty", 1.1},
+                                  {"seed", 42},
+                                  {"stop", "END"},
+                                  {"logit_bias", {{"65", 5}}},
+                                  {"logprobs", true},
+                                  {"top_logprobs", 3},
+                                  {"stream", true},
+                                  {"stream_options", {{"include_usage", true}}},
+                                  {"user", "u1"},
+                                  {"some_unknown_field", {1, 2, 3}}}),
+                            Defaults());
   ASSERT_TRUE(std::holds_alternative<ChatRequest>(r));
   const ChatRequest& c = std::get<ChatRequest>(r);
   const GenerationOptions& o = c.options;
@@ -86,9 +85,10 @@ TEST(OpenAiTypesTest, MaxCompletionTokensIsAnAlias) {
 }
 
 TEST(OpenAiTypesTest, ContentPartsAreJoined) {
-  Json body = {{"messages",
-                {{{"role", "user"},
-                  {"content", {{{"type", "text"}, {"text", "a"}}, {{"type", "text"}, {"text", "b"}}}}}}}};
+  Json body = {
+      {"messages",
+       {{{"role", "user"},
+         {"content", {{{"type", "text"}, {"text", "a"}}, {{"type", "text"}, {"text", "b"}}}}}}}};
   auto r = ParseChatRequest(body, Defaults());
   ASSERT_TRUE(std::holds_alternative<ChatRequest>(r));
   EXPECT_EQ(std::get<ChatRequest>(r).messages[0]["content"], "ab");

@@ -27,7 +27,7 @@ std::unique_ptr<ServerProcess> StartOrDie(const std::string& model, std::vector<
 
 // Printable text of exactly n bytes, different for each seed from its first byte.
 std::string Text(int seed, size_t n) {
-  static const char* kWords[] = {"alpha", "bravo", "charlie", "delta", "echo", "foxtrot",
+  static const char* kWords[] = {"alpha", "bravo", "charlie", "delta",  "echo", "foxtrot",
                                  "golf",  "hotel", "india",   "juliet", "kilo", "lima"};
   std::string s = std::string(1, static_cast<char>('A' + seed % 26)) + std::to_string(seed) + ":";
   for (int i = 0; s.size() < n; ++i) {
@@ -74,7 +74,8 @@ TEST(PromptCacheHttpTest, FollowUpTurnReusesTheWholeConversation) {
   ASSERT_EQ(t1.status, 200) << t1.body;
   EXPECT_EQ(Cached(t1), 0);
   const int prompt1 = t1.json["usage"]["prompt_tokens"];
-  messages.push_back({{"role", "assistant"}, {"content", t1.json["choices"][0]["message"]["content"]}});
+  messages.push_back(
+      {{"role", "assistant"}, {"content", t1.json["choices"][0]["message"]["content"]}});
   messages.push_back({{"role", "user"}, {"content", "And then?"}});
   body["messages"] = messages;
   HttpResult t2 = s->Post("/v1/chat/completions", body);
@@ -96,7 +97,8 @@ TEST(PromptCacheHttpTest, ForkedConversationReusesTheCommonPrefixSharingBlocks) 
   ASSERT_TRUE(s->WaitIdle());  // the insert follows the response
   HttpResult cache = s->Get("/v1/cache");
   ASSERT_EQ(cache.json["entries"], 2) << cache.body;
-  for (const Json& e : cache.json["data"]) EXPECT_GE(e["shared_blocks"].get<int>(), 9) << cache.body;
+  for (const Json& e : cache.json["data"])
+    EXPECT_GE(e["shared_blocks"].get<int>(), 9) << cache.body;
   // Shared, not copied: 9 shared blocks + each entry's own tail blocks.
   EXPECT_LT(cache.json["cached_blocks"].get<int>(), 2 * 10) << cache.body;
   ExpectNoLeakedBlocks(*s);
@@ -107,13 +109,16 @@ TEST(PromptCacheHttpTest, NewConversationSharingOnlyTheSystemPromptHits) {
   ASSERT_NE(s, nullptr);
   const std::string system = Text(3, 500);
   auto chat = [&](const std::string& user) {
-    return Json{{"messages", {{{"role", "system"}, {"content", system}}, {{"role", "user"}, {"content", user}}}},
-                {"max_tokens", 3},
-                {"temperature", 0}};
+    return Json{
+        {"messages",
+         {{{"role", "system"}, {"content", system}}, {{"role", "user"}, {"content", user}}}},
+        {"max_tokens", 3},
+        {"temperature", 0}};
   };
   ASSERT_EQ(Cached(s->Post("/v1/chat/completions", chat("first question"))), 0);
-  HttpResult prefix = s->Post(
-      "/tokenize", {{"content", "<|im_start|>system\n" + system + "<|im_end|>\n<|im_start|>user\n"}});
+  HttpResult prefix =
+      s->Post("/tokenize",
+              {{"content", "<|im_start|>system\n" + system + "<|im_end|>\n<|im_start|>user\n"}});
   const int shared = static_cast<int>(prefix.json["tokens"].size());
   EXPECT_EQ(shared, 1 + 7 + 500 + 1 + 1 + 1 + 5);
   EXPECT_EQ(Cached(s->Post("/v1/chat/completions", chat("second one"))), shared);
@@ -185,8 +190,8 @@ TEST(PromptCacheHttpTest, SizeZeroDisablesCachingCompletely) {
 
 TEST(PromptCacheHttpTest, ByteBoundHoldsUnderAStreamOfDistinctConversations) {
   // 256 B/token x 32-token blocks = 8 KiB blocks; 160K = 20 blocks = 640 tokens.
-  auto s = StartOrDie(TinyChatModel(),
-                      {"--prompt-cache-bytes", "160K", "--prompt-cache-size", "100", "--parallel", "2"});
+  auto s = StartOrDie(TinyChatModel(), {"--prompt-cache-bytes", "160K", "--prompt-cache-size",
+                                        "100", "--parallel", "2"});
   ASSERT_NE(s, nullptr);
   const double limit = s->Metric("reprise_prompt_cache_bytes_limit");
   ASSERT_EQ(limit, 160 * 1024);
@@ -208,7 +213,8 @@ TEST(PromptCacheHttpTest, ByteBoundHoldsUnderAStreamOfDistinctConversations) {
   for (int t = 0; t < 2; ++t) {
     clients.emplace_back([&, t] {
       for (int i = 0; i < 8; ++i) {
-        if (Cached(s->Post("/v1/completions", Completion(Text(100 + t * 8 + i, 150), 8))) >= 0) ++ok;
+        if (Cached(s->Post("/v1/completions", Completion(Text(100 + t * 8 + i, 150), 8))) >= 0)
+          ++ok;
       }
     });
   }
@@ -217,7 +223,8 @@ TEST(PromptCacheHttpTest, ByteBoundHoldsUnderAStreamOfDistinctConversations) {
   poller.join();
   EXPECT_EQ(ok, 16);
   EXPECT_GT(samples, 10);
-  EXPECT_EQ(over, 0) << "KV bytes exceeded the limit in " << over << " of " << samples << " samples";
+  EXPECT_EQ(over, 0) << "KV bytes exceeded the limit in " << over << " of " << samples
+                     << " samples";
   EXPECT_GT(s->Metric("reprise_prompt_cache_evictions_total"), 0);
   EXPECT_LT(s->Metric("reprise_prompt_cache_entries"), 16);
   EXPECT_LE(s->Metric("reprise_kv_bytes_in_use"), limit);
@@ -235,7 +242,8 @@ TEST(PromptCacheHttpTest, DisconnectMidStreamCancelsAndReleasesBlocks) {
   ASSERT_NE(s, nullptr);
   const double generated_before = s->Metric("reprise_generated_tokens_total");
   const int max_tokens = 4000;
-  Json body = {{"prompt", Text(6, 64)}, {"max_tokens", max_tokens}, {"stream", true}, {"ignore_eos", true}};
+  Json body = {
+      {"prompt", Text(6, 64)}, {"max_tokens", max_tokens}, {"stream", true}, {"ignore_eos", true}};
   auto client = s->Client();
   httplib::Request req;
   req.method = "POST";
@@ -271,7 +279,7 @@ TEST(PromptCacheHttpTest, NoLeakedBlocksAfterConcurrentMixedLoad) {
                      {"temperature", (t % 2) ? 0.0 : 0.9}};
         if (i == 3) body["stop"] = {"a", "b", "c"};
         if (i == 4) body["max_tokens"] = 100000;  // refused: context_length_exceeded
-        if (i == 5) {  // a client that walks away mid-stream
+        if (i == 5) {                             // a client that walks away mid-stream
           httplib::Request req;
           req.method = "POST";
           req.path = "/v1/chat/completions";

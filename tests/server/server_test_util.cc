@@ -76,8 +76,8 @@ std::unique_ptr<ServerProcess> ServerProcess::Start(const std::string& model,
     return nullptr;
   }
   p->log_path_ = tmpl;
-  std::vector<std::string> argv_s = {BinaryPath("reprise"), "serve", "--model", model, "--port",
-                                     "0"};
+  std::vector<std::string> argv_s = {
+      BinaryPath("reprise"), "serve", "--model", model, "--port", "0"};
   argv_s.insert(argv_s.end(), args.begin(), args.end());
   // One compute thread unless a test asks otherwise: the test models are
   // tiny, and on a loaded machine a second thread only adds waiting.
@@ -227,7 +227,8 @@ std::string StreamedText(const std::vector<Json>& chunks) {
         choice["delta"]["content"].is_string()) {
       text += choice["delta"]["content"].get<std::string>();
     }
-    if (choice.contains("text") && choice["text"].is_string()) text += choice["text"].get<std::string>();
+    if (choice.contains("text") && choice["text"].is_string())
+      text += choice["text"].get<std::string>();
   }
   return text;
 }

@@ -27,7 +27,7 @@ std::string ChatModel(const std::string& name, int64_t n_embd, int64_t n_layers,
 struct HttpResult {
   int status = -1;  // -1: no response (connection failed)
   std::string body;
-  Json json;        // parsed body (null if not JSON)
+  Json json;  // parsed body (null if not JSON)
   httplib::Headers headers;
 };
 
