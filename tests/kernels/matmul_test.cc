@@ -247,6 +247,24 @@ TEST(MatMulDeterminismTest, TokenResultIsBitwiseIndependentOfBatchOthersAndThrea
   }
 }
 
+TEST(MatMulTest, ActivationQuantizationRoundsHalfToEven) {
+  // amax 127 makes the scale exactly 1, so every x.5 is a tie.
+  float x[256];
+  for (int i = 0; i < 256; ++i) x[i] = static_cast<float>(i % 250 - 124) + (i % 2 ? 0.5f : 0.25f);
+  x[255] = 127.0f;
+  x[1] = 1.5f;
+  x[2] = -0.5f;
+  x[3] = 2.5f;
+  x[4] = -2.5f;
+  int8_t q[256];
+  ASSERT_EQ(QuantizeBlock(x, 256, q), 1.0f);
+  for (int i = 0; i < 256; ++i) EXPECT_EQ(q[i], static_cast<int8_t>(std::nearbyint(x[i]))) << x[i];
+  EXPECT_EQ(q[1], 2);
+  EXPECT_EQ(q[2], 0);
+  EXPECT_EQ(q[3], 2);
+  EXPECT_EQ(q[4], -2);
+}
+
 TEST(MatMulTest, PrepareRejectsUnsupportedTypesAndRaggedColumns) {
   std::vector<uint8_t> buf(4096);
   EXPECT_FALSE(Matrix::Prepare(MatrixView{DType::kQ5_K, 2, 256, buf.data()}).ok());

@@ -1,9 +1,175 @@
-// AVX-512 VNNI kernels (vpdpbusd / vpdpwssd); the micro-kernels are in
-// gemm_avx512.inc.h, shared with the plain AVX-512 level.
+// AVX-512 VNNI kernels (vpdpbusd / vpdpwssd). The in-place micro-kernels are
+// in gemm_avx512.inc.h (shared with the plain AVX-512 level); the kernels for
+// the x16 repacked layouts (packed.h), which Matrix::Prepare builds on CPUs
+// with VNNI, live here.
 #define REPRISE_VNNI 1
 #include "kernels/cpu/gemm_avx512.inc.h"
 
 namespace reprise::kernels {
+namespace {
+
+// Q8_0 / Q4_0 on the x16 layouts (packed.h): per group of 16 blocks and
+// (row, token), 8 vpdpbusd leave the 16 exact block sums (minus the
+// correction k * sum(a), preloaded) in one register, then one convert, one
+// multiply of the 16 scale products and one FMA.
+// One kernel for the four x16 layouts (packed.h). Per group of 16 sub-blocks
+// and (row, token): the int32 accumulator starts at the layout's correction,
+// S/4 vpdpbusd leave 16 exact sub-block sums, then one convert, one multiply
+// of the 16 scale products and one FMA (plus one FNMADD for Q4_K's mins).
+//   Q8_0: sum_i(w ^ 0x80, a) - 128 * asum    scale d_w * d_a
+//   Q4_0: sum_i(q, a) - 8 * asum             scale d_w * d_a
+//   Q4_K: sum_i(q, a)                        scale (d * sc) * d_a, minus (dmin * m) * (d_a * asum)
+//   Q6_K: sum_i(q, a) - 32 * asum            scale (d * sc) * d_a
+template <PackedLayout kLayout>
+struct PackedTile {
+  static constexpr int kVecs = kLayout == PackedLayout::kQ6_Kx16 ? 4 : 8;  // vpdpbusd per group
+  static constexpr int kGroupValues = kVecs * 64;
+  static constexpr int kCorrShift = kLayout == PackedLayout::kQ8_0x16   ? 7
+                                    : kLayout == PackedLayout::kQ4_0x16 ? 3
+                                    : kLayout == PackedLayout::kQ6_Kx16 ? 5
+                                                                        : -1;
+
+  // Weight vector k of group g (u8 values).
+  static inline __m512i LoadWeights(const uint8_t* row, const PackedRowLayout& pl, int64_t g, int k) {
+    const __m512i nib = _mm512_set1_epi8(0x0F);
+    if constexpr (kLayout == PackedLayout::kQ8_0x16) {
+      return _mm512_load_si512(row + g * 512 + 64 * k);
+    } else if constexpr (kLayout == PackedLayout::kQ6_Kx16) {
+      const __m512i ql = _mm512_load_si512(row + g * 128 + 64 * (k % 2));
+      const __m512i qh = _mm512_load_si512(row + pl.qh + g * 64);
+      const __m512i low = _mm512_and_si512(k < 2 ? ql : _mm512_srli_epi16(ql, 4), nib);
+      const __m512i hi_bits = k == 3 ? _mm512_srli_epi16(qh, 2) : _mm512_slli_epi16(qh, 4 - 2 * k);
+      return _mm512_or_si512(low, _mm512_and_si512(hi_bits, _mm512_set1_epi8(0x30)));
+    } else {
+      const __m512i v = _mm512_load_si512(row + g * 256 + 64 * (k % 4));
+      return _mm512_and_si512(k < 4 ? v : _mm512_srli_epi16(v, 4), nib);
+    }
+  }
+
+  // Bytes of group g to prefetch, as (offset, count of 64-byte lines) per section.
+  static inline void Prefetch(const uint8_t* row, const PackedRowLayout& pl, int64_t g, int64_t pf) {
+    auto line = [&](const uint8_t* p) { _mm_prefetch(reinterpret_cast<const char*>(p + pf), _MM_HINT_T0); };
+    if constexpr (kLayout == PackedLayout::kQ8_0x16) {
+      for (int k = 0; k < 8; ++k) line(row + g * 512 + 64 * k);
+      if (g % 2 == 0) line(row + pl.d + g * 32);
+    } else if constexpr (kLayout == PackedLayout::kQ4_0x16) {
+      for (int k = 0; k < 4; ++k) line(row + g * 256 + 64 * k);
+      if (g % 2 == 0) line(row + pl.d + g * 32);
+    } else if constexpr (kLayout == PackedLayout::kQ4_Kx16) {
+      for (int k = 0; k < 4; ++k) line(row + g * 256 + 64 * k);
+      if (g % 2 == 0) line(row + pl.scales + g * 32);
+      if (g % 8 == 0) line(row + pl.d + g * 8);
+    } else {
+      for (int k = 0; k < 2; ++k) line(row + g * 128 + 64 * k);
+      line(row + pl.qh + g * 64);
+      if (g % 4 == 0) line(row + pl.scales + g * 16);
+      if (g % 32 == 0) line(row + pl.d + g * 2);
+    }
+  }
+
+  // Per-lane weight scales (and Q4_K min scales) of group g.
+  static inline __m512 WeightScales(const uint8_t* row, const PackedRowLayout& pl, int64_t g, __m512* mins) {
+    if constexpr (kLayout == PackedLayout::kQ8_0x16 || kLayout == PackedLayout::kQ4_0x16) {
+      return _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(row + pl.d + g * 32)));
+    } else if constexpr (kLayout == PackedLayout::kQ4_Kx16) {
+      // f16 d0, d1, dmin0, dmin1 -> lanes 0-7 take super-block 0, 8-15 super-block 1.
+      const __m128 dd = _mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(row + pl.d + g * 8)));
+      const __m512 ddz = _mm512_castps128_ps512(dd);
+      const __m512i lo = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+      const __m512 d = _mm512_permutexvar_ps(lo, ddz);
+      const __m512 dmin = _mm512_permutexvar_ps(_mm512_add_epi32(lo, _mm512_set1_epi32(2)), ddz);
+      const uint8_t* s = row + pl.scales + g * 32;
+      const __m512 sc = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(s))));
+      const __m512 m = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(s + 16))));
+      *mins = _mm512_mul_ps(dmin, m);
+      return _mm512_mul_ps(d, sc);
+    } else {
+      uint16_t dh;
+      std::memcpy(&dh, row + pl.d + g * 2, 2);
+      const __m512 sc = _mm512_cvtepi32_ps(
+          _mm512_cvtepi8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(row + pl.scales + g * 16))));
+      return _mm512_mul_ps(_mm512_set1_ps(Fp16Scalar(dh)), sc);
+    }
+  }
+
+  template <int R, int T>
+  struct K {
+    static void Run(const GemmArgs& a, int64_t row, int64_t tok) {
+      const ActRowLayout& l = a.act_layout;
+      const int64_t n_groups = l.n_blocks / kGroupLanes;
+      const PackedRowLayout pl = MakePackedRowLayout(kLayout, a.cols);
+      const int64_t pf = PrefetchOffset(a, R);
+      const uint8_t* w[R];
+      REPRISE_UNROLL
+      for (int r = 0; r < R; ++r) w[r] = a.w + (row + r) * a.w_stride;
+      const uint8_t* act[T];
+      REPRISE_UNROLL
+      for (int t = 0; t < T; ++t) act[t] = a.act + (tok + t) * l.stride;
+      __m512 acc[R][T];
+      REPRISE_UNROLL
+      for (int r = 0; r < R; ++r)
+        REPRISE_UNROLL
+        for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
+      for (int64_t g = 0; g < n_groups; ++g) {
+        __m512i iacc[R][T];
+        REPRISE_UNROLL
+        for (int t = 0; t < T; ++t) {
+          __m512i init = _mm512_setzero_si512();
+          if constexpr (kCorrShift >= 0) {
+            const __m512i s = _mm512_load_si512(act[t] + l.sums + g * 64);
+            init = _mm512_sub_epi32(init, _mm512_slli_epi32(s, kCorrShift));
+          }
+          REPRISE_UNROLL
+          for (int r = 0; r < R; ++r) iacc[r][t] = init;
+        }
+        REPRISE_UNROLL
+        for (int r = 0; r < R; ++r) Prefetch(w[r], pl, g, pf);
+        REPRISE_UNROLL
+        for (int k = 0; k < kVecs; ++k) {
+          __m512i wv[R];
+          REPRISE_UNROLL
+          for (int r = 0; r < R; ++r) wv[r] = LoadWeights(w[r], pl, g, k);
+          REPRISE_UNROLL
+          for (int t = 0; t < T; ++t) {
+            const __m512i av = _mm512_load_si512(act[t] + l.qs + g * kGroupValues + 64 * k);
+            REPRISE_UNROLL
+            for (int r = 0; r < R; ++r) iacc[r][t] = _mm512_dpbusd_epi32(iacc[r][t], wv[r], av);
+          }
+        }
+        __m512 ws[R], wm[R];
+        REPRISE_UNROLL
+        for (int r = 0; r < R; ++r) ws[r] = WeightScales(w[r], pl, g, &wm[r]);
+        REPRISE_UNROLL
+        for (int t = 0; t < T; ++t) {
+          const __m512 ad = _mm512_load_ps(act[t] + l.d + g * 64);
+          __m512 ams;  // Q4_K: d_a * asum per lane
+          if constexpr (kLayout == PackedLayout::kQ4_Kx16) {
+            ams = _mm512_mul_ps(ad, _mm512_cvtepi32_ps(_mm512_load_si512(act[t] + l.sums + g * 64)));
+          }
+          REPRISE_UNROLL
+          for (int r = 0; r < R; ++r) {
+            acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(iacc[r][t]), _mm512_mul_ps(ws[r], ad), acc[r][t]);
+            if constexpr (kLayout == PackedLayout::kQ4_Kx16) {
+              acc[r][t] = _mm512_fnmadd_ps(wm[r], ams, acc[r][t]);
+            }
+          }
+        }
+      }
+      REPRISE_UNROLL
+      for (int t = 0; t < T; ++t)
+        REPRISE_UNROLL
+        for (int r = 0; r < R; ++r) a.y[(tok + t) * a.ldy + row + r] = _mm512_reduce_add_ps(acc[r][t]);
+    }
+  };
+};
+
+// 4 x 4 and 4 x 3 tiles measure the same; 2 x 6 is 30% slower.
+template <PackedLayout kLayout>
+void GemmPacked(const GemmArgs& a, int64_t r0, int64_t r1, int64_t t0, int64_t t1) {
+  TileLoop<4, 4, PackedTile<kLayout>::template K>(a, r0, r1, t0, t1);
+}
+
+}  // namespace
 
 const KernelTable& Avx512VnniKernels() {
   static const KernelTable table = {
