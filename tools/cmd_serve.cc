@@ -129,7 +129,9 @@ int RunServe(const ServeOptions& o) {
   const DType kv_type = lm.model->DefaultKvType();
   const int64_t bytes_per_token = lm.model->KvBytesPerToken(kv_type);
   const int64_t ctx = o.ctx_size > 0 ? o.ctx_size : cfg.n_ctx_train;
-  const bool noise = cfg.name.find("random weights") != std::string::npos;
+  // Models written by `reprise make-model` carry reprise.synthetic = true.
+  auto synthetic = lm.file->GetBoolOr("reprise.synthetic", false);
+  const bool noise = synthetic.ok() && *synthetic;
 
   engine::EngineConfig ec;
   ec.max_parallel = o.parallel;

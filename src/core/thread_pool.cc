@@ -1,6 +1,7 @@
 #include "core/thread_pool.h"
 
 #include <immintrin.h>
+#include <sched.h>
 
 #include <algorithm>
 
@@ -8,8 +9,9 @@
 
 namespace reprise {
 namespace {
-constexpr int kSpinIterations = 20000;  // ~50-100 us of pause loops
-}
+constexpr int kSpinIterations = 4000;  // pause loops before yielding
+constexpr int kYieldIterations = 64;   // sched_yield rounds before sleeping
+}  // namespace
 
 ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) {
   workers_.reserve(n_threads_ - 1);
@@ -17,10 +19,18 @@ ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) {
 }
 
 ThreadPool::~ThreadPool() {
-  stop_.store(true, std::memory_order_release);
-  generation_.fetch_add(1, std::memory_order_acq_rel);
+  stop_.store(true, std::memory_order_seq_cst);
+  generation_.fetch_add(1, std::memory_order_seq_cst);
   generation_.notify_all();
   for (auto& t : workers_) t.join();
+}
+
+void ThreadPool::Work(int thread) {
+  for (;;) {
+    const int64_t begin = next_.fetch_add(job_grain_, std::memory_order_relaxed);
+    if (begin >= job_n_) return;
+    (*job_)(begin, std::min(job_n_, begin + job_grain_), thread);
+  }
 }
 
 void ThreadPool::WorkerLoop(int index) {
@@ -31,40 +41,22 @@ void ThreadPool::WorkerLoop(int index) {
       _mm_pause();
       g = generation_.load(std::memory_order_acquire);
     }
+    for (int y = 0; g == seen && y < kYieldIterations; ++y) {
+      sched_yield();
+      g = generation_.load(std::memory_order_acquire);
+    }
     while (g == seen) {
       generation_.wait(seen, std::memory_order_acquire);
       g = generation_.load(std::memory_order_acquire);
     }
     seen = g;
     if (stop_.load(std::memory_order_acquire)) return;
-    (*job_)(index);
-    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) pending_.notify_one();
+    // Enter, then check the job is still open (Dekker-style with the caller's
+    // close-then-check-active): either the caller waits for us, or we skip.
+    active_.fetch_add(1, std::memory_order_seq_cst);
+    if (open_.load(std::memory_order_seq_cst)) Work(index);
+    active_.fetch_sub(1, std::memory_order_seq_cst);
   }
-}
-
-void ThreadPool::Run(FunctionRef<void(int thread)> fn) {
-  if (n_threads_ == 1) {
-    fn(0);
-    return;
-  }
-  bool was_busy = busy_.exchange(true);
-  CHECK_MSG(!was_busy, "ThreadPool::Run is not re-entrant");
-  job_ = &fn;
-  pending_.store(n_threads_ - 1, std::memory_order_release);
-  generation_.fetch_add(1, std::memory_order_acq_rel);
-  generation_.notify_all();
-  fn(0);
-  int p = pending_.load(std::memory_order_acquire);
-  for (int spin = 0; p != 0 && spin < kSpinIterations * 10; ++spin) {
-    _mm_pause();
-    p = pending_.load(std::memory_order_acquire);
-  }
-  while (p != 0) {
-    pending_.wait(p, std::memory_order_acquire);
-    p = pending_.load(std::memory_order_acquire);
-  }
-  job_ = nullptr;
-  busy_.store(false);
 }
 
 void ThreadPool::ParallelFor(int64_t n, int64_t grain,
@@ -75,15 +67,27 @@ void ThreadPool::ParallelFor(int64_t n, int64_t grain,
     fn(0, n, 0);
     return;
   }
-  std::atomic<int64_t> next{0};
-  auto worker = [&](int thread) {
-    for (;;) {
-      int64_t begin = next.fetch_add(grain, std::memory_order_relaxed);
-      if (begin >= n) break;
-      fn(begin, std::min(n, begin + grain), thread);
+  const bool was_busy = busy_.exchange(true);
+  CHECK_MSG(!was_busy, "ThreadPool::ParallelFor is not re-entrant");
+  job_ = &fn;
+  job_n_ = n;
+  job_grain_ = grain;
+  next_.store(0, std::memory_order_relaxed);
+  open_.store(true, std::memory_order_seq_cst);
+  generation_.fetch_add(1, std::memory_order_seq_cst);
+  generation_.notify_all();
+  Work(0);
+  open_.store(false, std::memory_order_seq_cst);
+  // Only workers that entered the job are waited for.
+  for (int spin = 0; active_.load(std::memory_order_seq_cst) != 0; ++spin) {
+    if (spin < kSpinIterations) {
+      _mm_pause();
+    } else {
+      sched_yield();
     }
-  };
-  Run(worker);
+  }
+  job_ = nullptr;
+  busy_.store(false);
 }
 
 }  // namespace reprise

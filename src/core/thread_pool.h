@@ -1,8 +1,15 @@
 // A persistent pool of worker threads for the compute kernels. The calling
-// thread takes part as thread 0, so a pool of N runs work on N threads with
-// N-1 workers. Workers spin briefly after each job (a decode step issues
-// hundreds of jobs back to back) and then sleep on a futex, so an idle server
-// uses no CPU. Not re-entrant: one caller at a time (the engine thread).
+// thread takes part as thread 0, so a pool of N runs work on up to N threads
+// with N-1 workers.
+//
+// ParallelFor hands out chunks dynamically, and the caller never waits for a
+// worker that has not started: a worker that wakes late finds no chunks left
+// and goes back to sleep. So when the machine is oversubscribed (other
+// processes, HTTP threads), a job costs what the caller can do alone instead
+// of a scheduler time slice per dispatch. Workers spin briefly after each job
+// (a decode step issues hundreds of jobs back to back), yield, then sleep on
+// a futex, so an idle server uses no CPU.
+// Not re-entrant: one caller at a time (the engine thread).
 #pragma once
 
 #include <atomic>
@@ -23,22 +30,27 @@ class ThreadPool {
 
   int size() const { return n_threads_; }
 
-  // Runs fn(thread_index) once on each of the size() threads and waits for all.
-  void Run(FunctionRef<void(int thread)> fn);
-
-  // Hands out [0, n) in chunks of `grain` (dynamically, so uneven work
-  // balances) and calls fn(begin, end, thread) for each chunk; waits for all.
+  // Calls fn(begin, end, thread) for chunks of `grain` covering [0, n), on
+  // the caller and whichever workers join in; returns when all are done.
+  // `thread` is in [0, size()) and never used by two chunks at once, so it
+  // can index per-thread scratch.
   void ParallelFor(int64_t n, int64_t grain,
                    FunctionRef<void(int64_t begin, int64_t end, int thread)> fn);
 
  private:
   void WorkerLoop(int index);
+  void Work(int thread);
 
   int n_threads_;
   std::vector<std::thread> workers_;
-  const FunctionRef<void(int)>* job_ = nullptr;
+  // The current job (valid while open_ is true).
+  const FunctionRef<void(int64_t, int64_t, int)>* job_ = nullptr;
+  int64_t job_n_ = 0;
+  int64_t job_grain_ = 1;
+  std::atomic<int64_t> next_{0};
+  std::atomic<bool> open_{false};
+  std::atomic<int> active_{0};  // workers inside the current job
   std::atomic<uint32_t> generation_{0};
-  std::atomic<int> pending_{0};
   std::atomic<bool> stop_{false};
   std::atomic<bool> busy_{false};
 };

@@ -132,6 +132,8 @@ Status WriteSyntheticModel(const SyntheticModelSpec& spec, const std::string& pa
   const std::string a = "llama.";
   w.Set("general.architecture", gguf::Value::String("llama"));
   w.Set("general.name", gguf::Value::String(s.name));
+  // Random weights: servers say its output is noise.
+  w.Set("reprise.synthetic", gguf::Value::Bool(true));
   w.Set(a + "context_length", gguf::Value::Uint32(static_cast<uint32_t>(s.n_ctx)));
   w.Set(a + "embedding_length", gguf::Value::Uint32(static_cast<uint32_t>(s.n_embd)));
   w.Set(a + "block_count", gguf::Value::Uint32(static_cast<uint32_t>(s.n_layers)));

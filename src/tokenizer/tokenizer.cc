@@ -60,7 +60,10 @@ Result<VocabSpec> Tokenizer::ReadVocabSpec(const gguf::File& file) {
     spec.token_types.assign(types.begin(), types.end());
   }
   if (file.Has("tokenizer.ggml.merges")) {
+    // An empty list is valid: a pure byte-level vocabulary (one token per byte).
     ASSIGN_OR_RETURN(spec.merges, file.GetStringArray("tokenizer.ggml.merges"));
+  } else if (spec.model == "gpt2") {
+    return Errorf("%s: BPE tokenizer without tokenizer.ggml.merges", file.path().c_str());
   }
   ASSIGN_OR_RETURN(spec.bos_id, ReadId(file, "tokenizer.ggml.bos_token_id"));
   ASSIGN_OR_RETURN(spec.eos_id, ReadId(file, "tokenizer.ggml.eos_token_id"));
@@ -190,7 +193,6 @@ Status Tokenizer::Init(VocabSpec spec) {
     spm_split_at_spaces_ = SpmCanSplitAtSpaces();
     return Status::Ok();
   }
-  if (spec.merges.empty()) return Errorf("BPE tokenizer without tokenizer.ggml.merges");
   ASSIGN_OR_RETURN(pre_tokenizer_, PreTokenizer::Create(pre_name_));
   ignore_merges_ = DefaultAddBos(pre_name_);  // the Llama 3 family sets ignore_merges
   return InitBpe(spec.merges);

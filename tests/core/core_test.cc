@@ -76,12 +76,9 @@ TEST(DType, KnowsBlockGeometryOfGgufTypes) {
   EXPECT_FALSE(ParseDType("q9_9").has_value());
 }
 
-TEST(ThreadPool, RunsEveryThreadOnceAndParallelForCoversRange) {
+TEST(ThreadPool, ParallelForCoversRangeExactlyOnce) {
   for (int n : {1, 2, 3, 5}) {
     ThreadPool pool(n);
-    std::vector<int> hits(n, 0);
-    pool.Run([&](int t) { hits[t]++; });
-    for (int h : hits) EXPECT_EQ(h, 1);
     std::vector<std::atomic<int>> seen(1000);
     for (int rep = 0; rep < 50; ++rep) {
       pool.ParallelFor(1000, 7, [&](int64_t b, int64_t e, int thread) {
@@ -92,6 +89,33 @@ TEST(ThreadPool, RunsEveryThreadOnceAndParallelForCoversRange) {
     }
     for (auto& s : seen) EXPECT_EQ(s.load(), 50);
   }
+}
+
+// Per-thread indices are never used by two chunks at once (scratch safety).
+TEST(ThreadPool, ThreadIndexIsExclusiveWhileAChunkRuns) {
+  ThreadPool pool(4);
+  std::vector<std::atomic<int>> in_use(4);
+  std::atomic<int> violations{0};
+  for (int rep = 0; rep < 200; ++rep) {
+    pool.ParallelFor(64, 1, [&](int64_t, int64_t, int t) {
+      if (in_use[t].fetch_add(1) != 0) violations++;
+      for (volatile int i = 0; i < 200; ++i) {
+      }
+      in_use[t].fetch_sub(1);
+    });
+  }
+  EXPECT_EQ(violations.load(), 0);
+}
+
+// A job finishes even if the workers never get to run (oversubscription):
+// the caller does all the chunks itself and does not wait for them.
+TEST(ThreadPool, ManyTinyJobsCompleteQuickly) {
+  ThreadPool pool(2);
+  std::atomic<int64_t> sum{0};
+  for (int rep = 0; rep < 20000; ++rep) {
+    pool.ParallelFor(4, 1, [&](int64_t b, int64_t e, int) { sum += e - b; });
+  }
+  EXPECT_EQ(sum.load(), 80000);
 }
 
 TEST(CpuFeatures, ReportsConsistentLevels) {

@@ -11,6 +11,7 @@
 #include "model/model.h"
 #include "model/synthetic.h"
 #include "testing/fixtures.h"
+#include "tokenizer/tokenizer.h"
 
 namespace reprise::model {
 namespace {
@@ -127,6 +128,26 @@ TEST(ModelForward, RejectsOutOfRangeToken) {
   Status st = (*s)->Append(bad, logits.data());
   EXPECT_FALSE(st.ok());
   EXPECT_NE(st.message().find("token id 300 is out of range"), std::string::npos);
+}
+
+TEST(SyntheticModel, ByteLevelVocabEncodesOneTokenPerByteAndRoundTrips) {
+  const std::string path = WriteTiny("bytevocab", DType::kF32);
+  auto f = gguf::File::Open(path);
+  ASSERT_TRUE(f.ok());
+  auto synthetic = (*f)->GetBoolOr("reprise.synthetic", false);
+  ASSERT_TRUE(synthetic.ok());
+  EXPECT_TRUE(*synthetic);
+  auto tok = tokenizer::Tokenizer::FromGguf(**f);
+  ASSERT_TRUE(tok.ok()) << tok.status().message();
+  const std::string text = "h\xc3\xa9llo <|im_end|>";
+  std::vector<int32_t> ids = (*tok)->Encode(text, false, false);
+  EXPECT_EQ(ids.size(), text.size());  // no merges: one token per byte
+  std::vector<int32_t> special = (*tok)->Encode("<|im_start|>", false, true);
+  ASSERT_EQ(special.size(), 1u);
+  EXPECT_EQ(special[0], 257);
+  auto back = (*tok)->Decode(ids);
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(*back, text);
 }
 
 class PrefillInvariance : public ::testing::TestWithParam<std::tuple<DType, DType>> {};
