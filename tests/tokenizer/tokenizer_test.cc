@@ -196,12 +196,25 @@ TEST(TokenizerLoad, UnknownModelOrPreIsAnError) {
   r = Tokenizer::FromSpec(spec);
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("bert"), std::string::npos);
-  spec = SmallBpe();
-  spec.merges.clear();
-  EXPECT_FALSE(Tokenizer::FromSpec(spec).ok());
   spec = SmallSpm();
   spec.scores.pop_back();
   EXPECT_FALSE(Tokenizer::FromSpec(spec).ok());
+}
+
+// A byte-level vocabulary with an empty merge list is valid (one token per
+// byte); a gpt2 vocabulary whose file has no merges key at all is an error.
+TEST(TokenizerLoad, EmptyMergeListIsValidButMissingMergesKeyIsAnError) {
+  VocabSpec spec = SmallBpe();
+  spec.merges.clear();
+  EXPECT_TRUE(Tokenizer::FromSpec(spec).ok());
+  gguf::Writer w;
+  w.Set("tokenizer.ggml.model", gguf::Value::String("gpt2"));
+  w.Set("tokenizer.ggml.tokens", gguf::Value::StringArray({"a", "b"}));
+  auto file = gguf::File::FromBuffer(w.WriteToBuffer());
+  ASSERT_TRUE(file.ok());
+  auto r = Tokenizer::FromGguf(**file);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("tokenizer.ggml.merges"), std::string::npos);
 }
 
 TEST(TokenizerLoad, GgufWithoutTokenizerKeysIsAnError) {
