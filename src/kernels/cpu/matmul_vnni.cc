@@ -166,6 +166,10 @@ struct PackedTile {
 // 4 x 4 and 4 x 3 tiles measure the same; 2 x 6 is 30% slower.
 template <PackedLayout kLayout>
 void GemmPacked(const GemmArgs& a, int64_t r0, int64_t r1, int64_t t0, int64_t t1) {
+  // One token (decode): 8-row panels keep more weight streams in flight
+  // (measured: Q8_0 29 -> 32 GB/s, Q6_K 17 -> 20 GB/s on one Zen 5 core).
+  // Row tiling never changes a (row, token) result, so this is deterministic.
+  if (t1 - t0 == 1) return TileLoop<8, 1, PackedTile<kLayout>::template K>(a, r0, r1, t0, t1);
   TileLoop<4, 4, PackedTile<kLayout>::template K>(a, r0, r1, t0, t1);
 }
 
