@@ -1,6 +1,9 @@
 // `reprise make-model`: writes a random-weight Llama-shaped GGUF (benchmark
-// models of any shape and type, and the demo model `make run` serves).
+// models of any shape and type, and the demo model `make run` serves), or a
+// scripted one (--script: greedy decoding replays the pieces, for tests).
 #include <cstdio>
+#include <fstream>
+#include <iterator>
 #include <string>
 
 #include "commands.h"
@@ -17,6 +20,7 @@ struct MakeModelOptions {
   std::string type = "q8_0";
   std::string embd_type;
   std::string preset;
+  std::string chat_template_file;
 };
 
 int RunMakeModel(MakeModelOptions o) {
@@ -41,6 +45,14 @@ int RunMakeModel(MakeModelOptions o) {
     auto e = ParseDType(o.embd_type);
     if (!e) return ReportError(Errorf("unknown embedding type '%s'", o.embd_type.c_str()));
     s.embd_type = *e;
+  }
+  if (!o.chat_template_file.empty()) {
+    std::ifstream in(o.chat_template_file, std::ios::binary);
+    if (!in) {
+      return ReportError(
+          Errorf("cannot read --chat-template-file %s", o.chat_template_file.c_str()));
+    }
+    s.chat_template.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
   }
   Stopwatch sw;
   Status st = model::WriteSyntheticModel(s, o.out);
@@ -69,6 +81,11 @@ void AddMakeModelCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--vocab-from", o->spec.vocab_gguf, "Copy the tokenizer from this vocab GGUF");
   cmd->add_flag("--byte-vocab", o->spec.byte_level_vocab, "Built-in byte-level tokenizer + ChatML template");
   cmd->add_option("--seed", o->spec.seed, "Weight seed");
+  cmd->add_option("--script", o->spec.script,
+                  "Scripted model: one token per piece, replayed greedily then EOS (repeatable; "
+                  "F32, byte-level vocab, needs --dim >= 259 + pieces)");
+  cmd->add_option("--chat-template-file", o->chat_template_file,
+                  "tokenizer.chat_template for the byte-level vocab (default: ChatML)");
   cmd->add_option("--name", o->spec.name, "general.name");
   cmd->callback([o, &exit_code] { exit_code = RunMakeModel(*o); });
 }

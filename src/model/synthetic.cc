@@ -76,7 +76,12 @@ constexpr const char* kChatMlTemplate =
     "message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}{% if add_generation_prompt %}"
     "{{ '<|im_start|>assistant\\n' }}{% endif %}";
 
-void AddByteLevelVocab(gguf::Writer& w) {
+constexpr int64_t kByteVocabSize = 259;  // 256 bytes + 3 ChatML specials
+constexpr int32_t kEosId = 258;          // <|im_end|>
+
+// The byte-level vocabulary, then one USER_DEFINED token per script piece.
+void AddByteLevelVocab(gguf::Writer& w, const std::vector<std::string>& script,
+                       const std::string& chat_template) {
   std::vector<std::string> tokens;
   std::vector<int32_t> types;
   for (int b = 0; b < 256; ++b) {
@@ -87,15 +92,48 @@ void AddByteLevelVocab(gguf::Writer& w) {
     tokens.push_back(s);
     types.push_back(3);  // control
   }
+  for (const std::string& piece : script) {
+    tokens.push_back(piece);
+    types.push_back(4);  // user-defined: decoded as its text, never skipped
+  }
   w.Set("tokenizer.ggml.model", gguf::Value::String("gpt2"));
   w.Set("tokenizer.ggml.pre", gguf::Value::String("default"));
   w.Set("tokenizer.ggml.tokens", gguf::Value::StringArray(tokens));
   w.Set("tokenizer.ggml.token_type", gguf::Value::Int32Array(types));
   w.Set("tokenizer.ggml.merges", gguf::Value::StringArray({}));
   w.Set("tokenizer.ggml.bos_token_id", gguf::Value::Uint32(256));
-  w.Set("tokenizer.ggml.eos_token_id", gguf::Value::Uint32(258));
+  w.Set("tokenizer.ggml.eos_token_id", gguf::Value::Uint32(kEosId));
   w.Set("tokenizer.ggml.add_bos_token", gguf::Value::Bool(false));
-  w.Set("tokenizer.chat_template", gguf::Value::String(kChatMlTemplate));
+  w.Set("tokenizer.chat_template",
+        gguf::Value::String(chat_template.empty() ? kChatMlTemplate : chat_template));
+}
+
+std::vector<uint8_t> F32Bytes(const std::vector<float>& v) {
+  std::vector<uint8_t> out(v.size() * sizeof(float));
+  std::memcpy(out.data(), v.data(), out.size());
+  return out;
+}
+
+// The scripted model's designed matrices (see synthetic.h), F32, row-major
+// [rows, cols]. Token ids: script piece k is kByteVocabSize + k.
+std::vector<uint8_t> ScriptedMatrix(const std::string& name, int64_t rows, int64_t cols,
+                                    int64_t n_script) {
+  std::vector<float> m(static_cast<size_t>(rows * cols), 0.0f);
+  if (name == "token_embd.weight") {
+    for (int64_t i = 0; i < rows; ++i) m[i * cols + i] = 1.0f;  // one-hot: row i = e_i
+  } else if (name == "output.weight") {
+    // After the final RMSNorm a one-hot e_i is ~sqrt(cols) * e_i, so the
+    // chosen logit is ~64 and every other is 0.
+    const float w = 64.0f / std::sqrt(static_cast<float>(cols));
+    const int64_t first = kByteVocabSize;
+    for (int64_t i = 0; i < rows; ++i) {
+      const int64_t k = i - first;  // script position of token i, if any
+      const int64_t next = k < 0 ? first : (k + 1 < n_script ? i + 1 : kEosId);
+      m[next * cols + i] = w;
+    }
+  }
+  // Everything else (attention, FFN) stays zero: the residual is the embedding.
+  return F32Bytes(m);
 }
 
 }  // namespace
@@ -108,7 +146,10 @@ Status WriteSyntheticModel(const SyntheticModelSpec& spec, const std::string& pa
                   (long long)s.n_embd, (long long)s.n_heads, (long long)s.n_kv_heads,
                   (long long)s.n_ff);
   }
-  for (DType t : {s.weight_type, s.embd_type}) {
+  const bool scripted = !s.script.empty();
+  const DType weight_type = scripted ? DType::kF32 : s.weight_type;
+  const DType embd_type = scripted ? DType::kF32 : s.embd_type;
+  for (DType t : {weight_type, embd_type}) {
     if (!kernels::IsSupportedWeightType(t)) {
       return Errorf("unsupported weight type %s", DTypeName(t));
     }
@@ -118,21 +159,35 @@ Status WriteSyntheticModel(const SyntheticModelSpec& spec, const std::string& pa
                     (long long)s.n_embd, (long long)s.n_ff, DTypeName(t), (long long)block);
     }
   }
+  if (scripted) {
+    if (!s.vocab_gguf.empty()) return Errorf("a scripted model uses the byte-level vocabulary");
+    for (const std::string& piece : s.script) {
+      if (piece.empty()) return Errorf("script pieces must not be empty");
+    }
+    const int64_t n_vocab = kByteVocabSize + static_cast<int64_t>(s.script.size());
+    if (s.n_embd < n_vocab) {
+      return Errorf("a scripted model needs dim >= its vocabulary (%lld), got %lld",
+                    (long long)n_vocab, (long long)s.n_embd);
+    }
+  }
   gguf::Writer w;
   int64_t n_vocab = s.n_vocab;
-  if (!s.vocab_gguf.empty()) {
+  if (scripted) {
+    AddByteLevelVocab(w, s.script, s.chat_template);
+    n_vocab = kByteVocabSize + static_cast<int64_t>(s.script.size());
+  } else if (!s.vocab_gguf.empty()) {
     ASSIGN_OR_RETURN(std::unique_ptr<gguf::File> vocab, gguf::File::Open(s.vocab_gguf));
     ASSIGN_OR_RETURN(std::vector<std::string> toks, vocab->GetStringArray("tokenizer.ggml.tokens"));
     n_vocab = static_cast<int64_t>(toks.size());
     w.CopyMetadata(*vocab, "tokenizer.");
   } else if (s.byte_level_vocab) {
-    AddByteLevelVocab(w);
-    n_vocab = 259;
+    AddByteLevelVocab(w, {}, s.chat_template);
+    n_vocab = kByteVocabSize;
   }
   const std::string a = "llama.";
   w.Set("general.architecture", gguf::Value::String("llama"));
   w.Set("general.name", gguf::Value::String(s.name));
-  // Random weights: servers say its output is noise.
+  // Random or designed weights: servers say its output is not a real model's.
   w.Set("reprise.synthetic", gguf::Value::Bool(true));
   w.Set(a + "context_length", gguf::Value::Uint32(static_cast<uint32_t>(s.n_ctx)));
   w.Set(a + "embedding_length", gguf::Value::Uint32(static_cast<uint32_t>(s.n_embd)));
@@ -149,7 +204,12 @@ Status WriteSyntheticModel(const SyntheticModelSpec& spec, const std::string& pa
   const int64_t kv = s.n_kv_heads * hd;
   const float std_w = 0.02f;
   auto matrix = [&](const std::string& name, DType type, int64_t rows, int64_t cols) {
-    w.AddTensor(name, type, {cols, rows}, RandomMatrix(name, type, rows, cols, std_w, s.seed));
+    if (scripted) {
+      w.AddTensor(name, DType::kF32, {cols, rows},
+                  ScriptedMatrix(name, rows, cols, static_cast<int64_t>(s.script.size())));
+    } else {
+      w.AddTensor(name, type, {cols, rows}, RandomMatrix(name, type, rows, cols, std_w, s.seed));
+    }
   };
   matrix("token_embd.weight", s.embd_type, n_vocab, s.n_embd);
   for (int64_t i = 0; i < s.n_layers; ++i) {

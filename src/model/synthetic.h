@@ -1,11 +1,26 @@
-// Synthetic (random-weight) Llama-shaped models, written as GGUF: benchmark
-// models of any shape and weight type, and the built-in demo model. Weights
-// are deterministic for a given spec and seed. The tokenizer is copied from a
-// vocab GGUF, or a byte-level one is built in.
+// Synthetic Llama-shaped models, written as GGUF: random-weight benchmark
+// models of any shape and weight type, the built-in demo model, and scripted
+// models for end-to-end tests. Weights are deterministic for a given spec and
+// seed. The tokenizer is copied from a vocab GGUF, or a byte-level one is
+// built in.
+//
+// A scripted model (spec.script non-empty) has designed, not random, weights:
+// greedy decoding emits the script's pieces in order and then EOS, whatever
+// the prompt, through the real forward pass. Each piece is one extra
+// USER_DEFINED token after the byte-level vocabulary's 259; the layer's
+// attention and FFN outputs are zero (the residual stays the token
+// embedding), embeddings are one-hot (n_embd >= vocab size), and the output
+// matrix maps token i to next(i): script[k] -> script[k+1], the last piece ->
+// <|im_end|> (EOS), any other token -> script[0]. The margin is large enough
+// that sampling at ordinary temperatures picks the same tokens.
+// Caveat: user-defined tokens are matched in prompt text, so a piece that
+// ends the rendered prompt (e.g. "\n" after "<|im_start|>assistant") would
+// start the reply mid-script; pieces must not be the prompt's last token.
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "core/dtype.h"
 #include "core/status.h"
@@ -30,6 +45,13 @@ struct SyntheticModelSpec {
   // Otherwise: a byte-level BPE vocabulary (256 byte tokens + ChatML specials)
   // with a ChatML chat template — the demo model's.
   bool byte_level_vocab = false;
+  // With byte_level_vocab: tokenizer.chat_template (empty: ChatML).
+  std::string chat_template;
+  // Non-empty: a scripted model (see above). Implies byte_level_vocab and F32
+  // weights (weight_type/embd_type are ignored); needs n_embd >= 259 +
+  // script.size(). Use n_layers = 1: every layer adds nothing. Pieces are
+  // non-empty; equal pieces are distinct tokens (a script may repeat).
+  std::vector<std::string> script;
 };
 
 Status WriteSyntheticModel(const SyntheticModelSpec& spec, const std::string& path);
