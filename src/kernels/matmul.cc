@@ -268,7 +268,9 @@ void GetRow(const MatrixView& w, int64_t r, float* out) {
 
 std::string KernelName(DType type) {
   if (!IsSupportedWeightType(type)) return "unsupported";
-  return KernelLevelName(EffectiveLevel(BestKernelLevel(), type));
+  std::string name = KernelLevelName(EffectiveLevel(BestKernelLevel(), type));
+  if (PackedLayoutFor(type) != PackedLayout::kNone) name += "+x16";  // repacked at Prepare
+  return name;
 }
 
 }  // namespace reprise::kernels

@@ -298,7 +298,12 @@ TEST(MatMulTest, GetRowDequantizesOneRow) {
 
 TEST(MatMulTest, KernelNameNamesTheBestLevelWithAKernelForTheType) {
   for (DType type : kAllWeightTypes) {
-    EXPECT_EQ(KernelName(type), KernelLevelName(EffectiveLevel(BestKernelLevel(), type)));
+    const std::string level = KernelLevelName(EffectiveLevel(BestKernelLevel(), type));
+    const bool packed = PackedLayoutFor(type) != PackedLayout::kNone;
+    EXPECT_EQ(KernelName(type), packed ? level + "+x16" : level);
+    // A repacked matrix reports the bytes of its copy.
+    const TestMatrix m = MakeTestMatrix(type, 3, 256, 1);
+    EXPECT_EQ(Matrix::Prepare(m.view())->packed_bytes() > 0, packed) << DTypeName(type);
   }
   EXPECT_EQ(KernelName(DType::kQ5_K), "unsupported");
 }
