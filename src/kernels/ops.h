@@ -35,7 +35,11 @@ bool IsSupportedWeightType(DType t);
 
 // A weight prepared for MatMul: uses the view in place, or holds a repacked
 // copy in a layout that feeds wide registers. Built once at load; cheap to
-// copy (shares the repacked data).
+// copy (shares the repacked data). On CPUs with AVX-512 VNNI, Q8_0, Q4_0,
+// Q4_K and Q6_K are repacked (kernels/packed.h; the copy is the size of the
+// original plus at most 64 bytes a row and the padding of a row to 16 blocks),
+// F32/F16/BF16 are used in place. The view's data must outlive the Matrix:
+// GetRow and the lower kernel levels read it.
 class Matrix {
  public:
   Matrix() = default;
@@ -58,6 +62,7 @@ class Matrix {
 
 // Scratch memory for MatMul (quantized activations, per-thread buffers). Grows
 // on first use and is then reused: no allocation per token after warm-up.
+// MatMul uses slot 0; slots 1-7 are free for callers.
 class Workspace {
  public:
   Workspace();
