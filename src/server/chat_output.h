@@ -31,6 +31,8 @@ class ChatOutput {
   // content is null when the reply is only tool calls.
   nlohmann::ordered_json Message() const;
   bool has_tool_calls() const { return !tool_calls_.empty(); }
+  // [{"id","type":"function","function":{"name","arguments"}}], in order.
+  const nlohmann::ordered_json& tool_calls() const { return tool_calls_; }
 
  private:
   std::vector<nlohmann::ordered_json> Convert(std::vector<chat::StreamEvent> events);

@@ -273,6 +273,9 @@ std::optional<ApiError> ParseTools(const json& body, ChatRequest* req) {
         return InvalidParam("tool_choice",
                             "tool_choice must be auto, none, required or a function");
       }
+      if (c == "required" && req->tools.is_null()) {
+        return InvalidParam("tool_choice", "tool_choice \"required\" needs a non-empty tools array");
+      }
       req->tool_choice = c;
     } else if (choice->is_object() && choice->contains("function") &&
                (*choice)["function"].is_object() && (*choice)["function"].contains("name") &&
@@ -296,6 +299,7 @@ std::optional<ApiError> ParseTools(const json& body, ChatRequest* req) {
                        "a string or {\"type\":\"function\",\"function\":{\"name\":..}}", *choice);
     }
   }
+  if (req->tool_choice == "none") req->tools = nullptr;  // the template sees no tools
   return std::nullopt;
 }
 
@@ -308,11 +312,24 @@ std::optional<ApiError> CheckToolMessages(const json& messages) {
     if (m["role"] == "assistant" && m.contains("tool_calls") && !m["tool_calls"].is_null()) {
       if (!m["tool_calls"].is_array())
         return WrongType(p + ".tool_calls", "an array", m["tool_calls"]);
-      for (const json& call : m["tool_calls"]) {
+      for (size_t j = 0; j < m["tool_calls"].size(); ++j) {
+        const json& call = m["tool_calls"][j];
+        const std::string cp = StrFormat("%s.tool_calls[%zu]", p.c_str(), j);
         if (!call.is_object() || !call.contains("function") || !call["function"].is_object()) {
-          return InvalidParam(p + ".tool_calls", p + ".tool_calls entries need a function object");
+          return InvalidParam(cp + ".function", cp + ".function must be an object");
         }
-        if (call.contains("id") && call["id"].is_string()) call_ids.push_back(call["id"]);
+        const json& fn = call["function"];
+        if (!fn.contains("name") || !fn["name"].is_string() || fn["name"].get<std::string>().empty()) {
+          return InvalidParam(cp + ".function.name", cp + ".function.name must be a non-empty string");
+        }
+        if (fn.contains("arguments") && !fn["arguments"].is_null() && !fn["arguments"].is_string() &&
+            !fn["arguments"].is_object()) {
+          return WrongType(cp + ".function.arguments", "a JSON string or an object", fn["arguments"]);
+        }
+        if (call.contains("id") && !call["id"].is_null()) {
+          if (!call["id"].is_string()) return WrongType(cp + ".id", "a string", call["id"]);
+          call_ids.push_back(call["id"]);
+        }
       }
     }
     if (m["role"] == "tool") {

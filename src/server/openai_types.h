@@ -47,7 +47,10 @@ struct ChatRequest {
   // "content" that is a string (text parts joined) or null; other keys
   // (name, tool_calls, tool_call_id) are kept, in order, for the template.
   nlohmann::ordered_json messages;  // array
-  nlohmann::ordered_json tools;  // array or null (tool_choice "none" keeps them for the template)
+  // What the template gets as `tools`: the request's tools (only the named
+  // one when tool_choice names a function); null when there are none or
+  // tool_choice is "none" (as if the request had no tools).
+  nlohmann::ordered_json tools;
   std::string tool_choice = "auto";  // auto, none, required, or the forced function's name
   bool add_generation_prompt = true;
   GenerationOptions options;

@@ -3,6 +3,10 @@
 // response or as an SSE stream. A stream whose client goes away (a write
 // fails) or a server that is stopping cancels the engine request, which
 // releases its KV blocks.
+// Tool calls are never invented: when tool_choice is "required" (or names a
+// function) and the model's reply has no such call, the reply is returned as
+// the model produced it, with a top-level "warning" saying so (non-standard;
+// clients ignore it) on the response or on the stream's finishing chunk.
 #include <chrono>
 #include <memory>
 #include <string>
@@ -30,8 +34,26 @@ struct Job {
   std::string prompt_param;                  // "messages" or "prompt"
   std::string echo;                          // completions with echo: the prompt text
   std::optional<chat::OutputFormat> format;  // chat: tool calls / reasoning to parse out
+  bool tool_required = false;                // tool_choice "required"
+  std::string forced_function;               // tool_choice {"function":{"name":..}}
   ResponseMeta meta;
 };
+
+// The warning for a reply that ignored a forced tool_choice; empty if none.
+std::string ToolChoiceWarning(const Job& job, const ChatOutput& output) {
+  if (!job.forced_function.empty()) {
+    for (const json& call : output.tool_calls()) {
+      if (call["function"]["name"] == job.forced_function) return "";
+    }
+    return "tool_choice named the function '" + job.forced_function +
+           "', but the model did not call it; the reply is returned as the model produced it";
+  }
+  if (job.tool_required && !output.has_tool_calls()) {
+    return "tool_choice was \"required\", but the model made no tool call; the reply is "
+           "returned as the model produced it";
+  }
+  return "";
+}
 
 int64_t NowUnixSeconds() {
   return std::chrono::duration_cast<std::chrono::seconds>(
@@ -115,7 +137,13 @@ void RespondWhole(Server::Impl& s, const Job& job, Generation& gen, httplib::Res
     output.Feed(text);
     output.Finish();
     const std::string finish = output.has_tool_calls() ? "tool_calls" : gen.finish_reason();
-    RespondJson(res, ChatCompletionJson(job.meta, output.Message(), finish, gen.usage(), lp));
+    json response = ChatCompletionJson(job.meta, output.Message(), finish, gen.usage(), lp);
+    const std::string warning = ToolChoiceWarning(job, output);
+    if (!warning.empty()) {
+      LOG_WARN(kLog, "%s: %s", job.meta.id.c_str(), warning.c_str());
+      response["warning"] = warning;
+    }
+    RespondJson(res, response);
   } else {
     RespondJson(res, CompletionJson(job.meta, job.echo + text, gen.finish_reason(), gen.usage(), lp,
                                     job.echo.size()));
@@ -175,7 +203,13 @@ void StreamTo(Server::Impl& s, const Job& job, Generation& gen, httplib::DataSin
     if (job.chat) {
       send_chat_deltas(output.Finish(), nullptr);
       const std::string finish = output.has_tool_calls() ? "tool_calls" : gen.finish_reason();
-      out.Send(with_usage_null(ChatChunkJson(job.meta, json::object(), finish, nullptr)));
+      json last = with_usage_null(ChatChunkJson(job.meta, json::object(), finish, nullptr));
+      const std::string warning = ToolChoiceWarning(job, output);
+      if (!warning.empty()) {
+        LOG_WARN(kLog, "%s: %s", job.meta.id.c_str(), warning.c_str());
+        last["warning"] = warning;
+      }
+      out.Send(last);
       if (usage_field) out.Send(ChatUsageChunkJson(job.meta, gen.usage()));
     } else {
       out.Send(with_usage_null(
@@ -244,6 +278,24 @@ void HandleChatCompletions(Server::Impl& s, const httplib::Request& req, httplib
   Result<std::string> text =
       s.renderer->Render(chat.messages, chat.tools, chat.add_generation_prompt);
   if (!text.ok()) {
+    // Many templates (Qwen 3's among them) fail on the content: null that
+    // OpenAI clients send with tool calls; render those as "" rather than
+    // refuse the conversation (llama.cpp does the same). Other failures, and
+    // this one if it persists, are the template's own 400.
+    json filled = chat.messages;
+    bool any_null = false;
+    for (json& m : filled) {
+      if (m["content"].is_null()) {
+        m["content"] = "";
+        any_null = true;
+      }
+    }
+    if (any_null) {
+      Result<std::string> retry = s.renderer->Render(filled, chat.tools, chat.add_generation_prompt);
+      if (retry.ok()) text = std::move(retry);
+    }
+  }
+  if (!text.ok()) {
     RespondError(res, InvalidParam("messages", text.status().message()));
     return;
   }
@@ -255,8 +307,12 @@ void HandleChatCompletions(Server::Impl& s, const httplib::Request& req, httplib
   job.meta.id = s.NewId("chatcmpl");
   const bool has_tools = chat.tools.is_array() && !chat.tools.empty();
   job.format = s.renderer->OutputFormatFor(*text, has_tools);
-  if (job.format && (!has_tools || chat.tool_choice == "none")) {
+  if (job.format && !has_tools) {
     job.format->tool_calls = chat::ToolCallFormat::kNone;  // no tools offered: never parse calls
+  }
+  if (has_tools && chat.tool_choice == "required") job.tool_required = true;
+  if (has_tools && chat.tool_choice != "auto" && chat.tool_choice != "required") {
+    job.forced_function = chat.tool_choice;  // ParseChatRequest kept only this function
   }
   Run(s, std::move(job), res);
 }

@@ -65,6 +65,27 @@ std::string ChatModel(const std::string& name, int64_t n_embd, int64_t n_layers,
   return path;
 }
 
+std::string ScriptedChatModel(const std::string& name, const std::vector<std::string>& script,
+                              const std::string& chat_template) {
+  const std::string path = TempDir() + "/" + name + ".gguf";
+  model::SyntheticModelSpec spec;
+  spec.name = "reprise-test (scripted: it replays a fixed reply)";
+  const int64_t n_vocab = 259 + static_cast<int64_t>(script.size());
+  spec.n_embd = (n_vocab + 63) / 64 * 64;  // one-hot embeddings need dim >= vocab
+  spec.n_layers = 1;
+  spec.n_heads = 4;
+  spec.n_kv_heads = 2;
+  spec.n_ff = 64;
+  spec.n_ctx = 4096;
+  spec.script = script;
+  spec.chat_template = chat_template;
+  return model::WriteSyntheticModel(spec, path).ok() ? path : "";
+}
+
+std::string Qwen3TemplatePath() {
+  return reprise::testing::FixturePath("templates/llamacpp_vocab/Qwen-Qwen3-0.6B.jinja");
+}
+
 std::unique_ptr<ServerProcess> ServerProcess::Start(const std::string& model,
                                                     const std::vector<std::string>& args,
                                                     std::string* error) {

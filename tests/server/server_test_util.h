@@ -23,6 +23,14 @@ std::string TinyChatModel();  // dim 64, 2 layers, ctx 1024: microseconds per to
 // generation to still be running when the client acts.
 std::string SlowChatModel();
 std::string ChatModel(const std::string& name, int64_t n_embd, int64_t n_layers, int64_t n_ctx);
+// A scripted model (model/synthetic.h: whatever the prompt, greedy decoding
+// replays `script`, one token per piece, then EOS) with `chat_template` as
+// tokenizer.chat_template, written into TempDir() as NAME.gguf; "" on error.
+std::string ScriptedChatModel(const std::string& name, const std::vector<std::string>& script,
+                              const std::string& chat_template);
+// Qwen 3's chat template (renders tools, Hermes <tool_call>, <think>), read in
+// place from ../shared/fixtures; "" when the fixture is missing.
+std::string Qwen3TemplatePath();
 
 struct HttpResult {
   int status = -1;  // -1: no response (connection failed)
