@@ -171,6 +171,7 @@ void Engine::Impl::Loop() {
     pending.clear();
   }
   scheduler->FailAll(ErrorCode::kShuttingDown, bye);
+  scheduler->SetBeforeFinalEventHook(nullptr);  // Impl is going away
   Publish();
   alive.store(false);
 }
@@ -218,6 +219,7 @@ Result<std::unique_ptr<Engine>> Engine::Create(model::Model& model, const tokeni
            pool.capacity_blocks(), pool.block_tokens(),
            static_cast<long long>(pool.capacity_blocks()) * pool.block_tokens(),
            config.max_cache_entries, config.max_parallel);
+  impl->scheduler->SetBeforeFinalEventHook([raw_impl = impl.get()] { raw_impl->Publish(); });
   impl->Publish();
   impl->alive.store(true);
   impl->heartbeat_us.store(NowMicros());

@@ -197,13 +197,15 @@ void Scheduler::Finish(Sequence& seq, FinishReason reason, ErrorCode code, const
   }
   if (code != ErrorCode::kOk) ++counters_.requests_failed;
   const double tps = u.decode_ms > 0 ? (u.completion_tokens - 1) * 1000.0 / u.decode_ms : 0.0;
-  LOG_INFO("engine",
+  // The server logs its own line per request; this one is for debugging.
+  LOG_DEBUG("engine",
            "request %lld %s: prompt %d tokens (%d cached), generated %d, ttft %.1f ms, "
            "%.1f tok/s%s%s",
            static_cast<long long>(seq.id),
            code == ErrorCode::kOk ? FinishReasonName(reason) : ErrorCodeName(code), u.prompt_tokens,
            u.cached_tokens, u.completion_tokens, u.ttft_ms, tps, error.ok() ? "" : ": ",
            error.ok() ? "" : error.message().c_str());
+  if (before_final_) before_final_();
   seq.state->Push(std::move(ev));
 }
 

@@ -91,6 +91,12 @@ class Scheduler {
   // Ends every queued and in-flight request with an error.
   void FailAll(ErrorCode code, const Status& status);
 
+  // Called after a request's blocks went into the cache and were released,
+  // right before its final event is sent: the engine publishes its stats
+  // snapshot here, so a client that reads /metrics after its response sees
+  // its own request counted.
+  void SetBeforeFinalEventHook(std::function<void()> hook) { before_final_ = std::move(hook); }
+
   int32_t active() const { return static_cast<int32_t>(active_.size()); }
   int32_t waiting() const { return static_cast<int32_t>(waiting_.size()); }
   int32_t reserved_blocks() const { return reserved_blocks_; }
@@ -120,6 +126,7 @@ class Scheduler {
   std::vector<std::unique_ptr<Sequence>> active_;  // admission order
   int32_t reserved_blocks_ = 0;
   SchedulerCounters counters_;
+  std::function<void()> before_final_;
   int64_t next_id_ = 1;
   // Per-step scratch (reused: no per-token allocation once grown).
   std::vector<model::BatchToken> batch_;
