@@ -274,7 +274,8 @@ std::optional<ApiError> ParseTools(const json& body, ChatRequest* req) {
                             "tool_choice must be auto, none, required or a function");
       }
       if (c == "required" && req->tools.is_null()) {
-        return InvalidParam("tool_choice", "tool_choice \"required\" needs a non-empty tools array");
+        return InvalidParam("tool_choice",
+                            "tool_choice \"required\" needs a non-empty tools array");
       }
       req->tool_choice = c;
     } else if (choice->is_object() && choice->contains("function") &&
@@ -319,12 +320,15 @@ std::optional<ApiError> CheckToolMessages(const json& messages) {
           return InvalidParam(cp + ".function", cp + ".function must be an object");
         }
         const json& fn = call["function"];
-        if (!fn.contains("name") || !fn["name"].is_string() || fn["name"].get<std::string>().empty()) {
-          return InvalidParam(cp + ".function.name", cp + ".function.name must be a non-empty string");
+        if (!fn.contains("name") || !fn["name"].is_string() ||
+            fn["name"].get<std::string>().empty()) {
+          return InvalidParam(cp + ".function.name",
+                              cp + ".function.name must be a non-empty string");
         }
-        if (fn.contains("arguments") && !fn["arguments"].is_null() && !fn["arguments"].is_string() &&
-            !fn["arguments"].is_object()) {
-          return WrongType(cp + ".function.arguments", "a JSON string or an object", fn["arguments"]);
+        if (fn.contains("arguments") && !fn["arguments"].is_null() &&
+            !fn["arguments"].is_string() && !fn["arguments"].is_object()) {
+          return WrongType(cp + ".function.arguments", "a JSON string or an object",
+                           fn["arguments"]);
         }
         if (call.contains("id") && !call["id"].is_null()) {
           if (!call["id"].is_string()) return WrongType(cp + ".id", "a string", call["id"]);

@@ -291,7 +291,8 @@ void HandleChatCompletions(Server::Impl& s, const httplib::Request& req, httplib
       }
     }
     if (any_null) {
-      Result<std::string> retry = s.renderer->Render(filled, chat.tools, chat.add_generation_prompt);
+      Result<std::string> retry =
+          s.renderer->Render(filled, chat.tools, chat.add_generation_prompt);
       if (retry.ok()) text = std::move(retry);
     }
   }

@@ -37,8 +37,8 @@ std::string MissingNodeSetup(const std::vector<std::string>& packages) {
 // Runs `node SCRIPT URL KEY` in tests/node; returns its exit status and output.
 int RunNode(const std::string& script, const ServerProcess& s, const std::string& key,
             std::string* output) {
-  const std::string cmd = "cd '" + kNodeDir + "' && node " + script + " http://127.0.0.1:" +
-                          std::to_string(s.port()) + " " + key + " 2>&1";
+  const std::string cmd = "cd '" + kNodeDir + "' && node " + script +
+                          " http://127.0.0.1:" + std::to_string(s.port()) + " " + key + " 2>&1";
   FILE* pipe = popen(cmd.c_str(), "r");
   if (pipe == nullptr) return -1;
   char buf[4096];
@@ -48,13 +48,13 @@ int RunNode(const std::string& script, const ServerProcess& s, const std::string
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-#define REQUIRE_NODE(...)                                          \
-  do {                                                             \
-    const std::string why = MissingNodeSetup({__VA_ARGS__});       \
-    if (!why.empty()) {                                            \
-      if (RunningInCi()) FAIL() << why;                            \
-      GTEST_SKIP() << why;                                         \
-    }                                                              \
+#define REQUIRE_NODE(...)                                    \
+  do {                                                       \
+    const std::string why = MissingNodeSetup({__VA_ARGS__}); \
+    if (!why.empty()) {                                      \
+      if (RunningInCi()) FAIL() << why;                      \
+      GTEST_SKIP() << why;                                   \
+    }                                                        \
   } while (0)
 
 TEST(NodeOpenAiClientTest, OfficialSdkDrivesChatAndCompletions) {
@@ -76,12 +76,12 @@ TEST(NodeToolClientTest, OpenAiSdkAndAiSdkParseToolCallsAndSendResults) {
   REQUIRE_NODE("openai", "ai", "@ai-sdk/openai-compatible", "zod");
   REQUIRE_FIXTURE(Qwen3TemplatePath());
   // What tools_client.test.mjs expects, one token per piece.
-  const std::string model = ScriptedChatModel(
-      "scripted_node_tools",
-      {"<think>\n", "The user asks about ", "Paris.", "\n</think>\n\n",
-       "<tool_call>\n{\"name\": \"get_", "weather\", \"arguments\": ", "{\"city\": \"Paris\"}}\n",
-       "</tool_call>"},
-      reprise::testing::ReadFile(Qwen3TemplatePath()));
+  const std::string model =
+      ScriptedChatModel("scripted_node_tools",
+                        {"<think>\n", "The user asks about ", "Paris.", "\n</think>\n\n",
+                         "<tool_call>\n{\"name\": \"get_",
+                         "weather\", \"arguments\": ", "{\"city\": \"Paris\"}}\n", "</tool_call>"},
+                        reprise::testing::ReadFile(Qwen3TemplatePath()));
   ASSERT_FALSE(model.empty());
   std::string error;
   auto s = ServerProcess::Start(model, {"--api-key", "tools-key"}, &error);

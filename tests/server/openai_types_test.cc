@@ -119,6 +119,51 @@ TEST(OpenAiTypesTest, ErrorsNameTheParameter) {
   EXPECT_EQ(e.type, "invalid_request_error");
 }
 
+Json WeatherTool(const std::string& name) {
+  return {{"type", "function"},
+          {"function", {{"name", name}, {"parameters", {{"type", "object"}}}}}};
+}
+
+TEST(OpenAiTypesTest, TheTemplateGetsToolsAsToolChoiceSelectsThem) {
+  const Json tools = {WeatherTool("get_weather"), WeatherTool("get_time")};
+  auto all = ParseChatRequest(Chat({{"tools", tools}}), Defaults());
+  ASSERT_TRUE(std::holds_alternative<ChatRequest>(all));
+  EXPECT_EQ(std::get<ChatRequest>(all).tools, tools);
+  EXPECT_EQ(std::get<ChatRequest>(all).tool_choice, "auto");
+  auto none = ParseChatRequest(Chat({{"tools", tools}, {"tool_choice", "none"}}), Defaults());
+  ASSERT_TRUE(std::holds_alternative<ChatRequest>(none));
+  EXPECT_TRUE(std::get<ChatRequest>(none).tools.is_null());  // as if no tools were sent
+  auto named = ParseChatRequest(
+      Chat({{"tools", tools},
+            {"tool_choice", {{"type", "function"}, {"function", {{"name", "get_time"}}}}}}),
+      Defaults());
+  ASSERT_TRUE(std::holds_alternative<ChatRequest>(named));
+  EXPECT_EQ(std::get<ChatRequest>(named).tools, Json::array({WeatherTool("get_time")}));
+  EXPECT_EQ(std::get<ChatRequest>(named).tool_choice, "get_time");
+  auto empty = ParseChatRequest(Chat({{"tools", Json::array()}}), Defaults());
+  ASSERT_TRUE(std::holds_alternative<ChatRequest>(empty));
+  EXPECT_TRUE(std::get<ChatRequest>(empty).tools.is_null());
+  EXPECT_EQ(ChatError(Chat({{"tool_choice", "required"}})).param, "tool_choice");
+}
+
+TEST(OpenAiTypesTest, ToolCallArgumentsStringsBecomeObjectsUnlessNotJsonObjects) {
+  Json messages = {{{"role", "user"}, {"content", "hi"}}};
+  for (const char* args : {"{\"city\": \"Paris\"}", "city=Paris", "[1, 2]"}) {
+    messages.push_back({{"role", "assistant"},
+                        {"tool_calls",
+                         {{{"id", std::string("c") + std::to_string(messages.size())},
+                           {"type", "function"},
+                           {"function", {{"name", "f"}, {"arguments", args}}}}}}});
+  }
+  auto r = ParseChatRequest({{"messages", messages}}, Defaults());
+  ASSERT_TRUE(std::holds_alternative<ChatRequest>(r));
+  const Json& m = std::get<ChatRequest>(r).messages;
+  EXPECT_EQ(m[1]["tool_calls"][0]["function"]["arguments"], Json({{"city", "Paris"}}));
+  EXPECT_EQ(m[2]["tool_calls"][0]["function"]["arguments"], "city=Paris");
+  EXPECT_EQ(m[3]["tool_calls"][0]["function"]["arguments"], "[1, 2]");
+  EXPECT_TRUE(m[1]["content"].is_null());  // absent content is null for the template
+}
+
 TEST(OpenAiTypesTest, CompletionPromptForms) {
   auto text = ParseCompletionRequest({{"prompt", "hello"}}, Defaults());
   ASSERT_TRUE(std::holds_alternative<CompletionRequest>(text));

@@ -20,8 +20,8 @@ namespace {
 
 using Script = std::vector<std::string>;
 
-const Script kCall = {"<tool_call>\n{\"name\": \"get_", "weather\", \"arguments\": ",
-                      "{\"city\": \"Paris\"}}\n", "</tool_call>"};
+const Script kCall = {"<tool_call>\n{\"name\": \"get_",
+                      "weather\", \"arguments\": ", "{\"city\": \"Paris\"}}\n", "</tool_call>"};
 const std::string kCallText =
     "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>";
 
@@ -34,11 +34,11 @@ Script Concat(Script a, const Script& b) {
 const std::map<std::string, Script>& Scripts() {
   static const std::map<std::string, Script> scripts = {
       {"call", kCall},
-      {"think_call", Concat({"<think>\n", "The user asks about ", "Paris.", "\n</think>\n\n"}, kCall)},
+      {"think_call",
+       Concat({"<think>\n", "The user asks about ", "Paris.", "\n</think>\n\n"}, kCall)},
       {"plain", {"Hello", " there", "!"}},
-      {"two_calls",
-       Concat(kCall, {"\n<tool_call>\n{\"name\": \"get_time\", ",
-                      "\"arguments\": {\"zone\": \"CET\"}}\n</tool_call>"})},
+      {"two_calls", Concat(kCall, {"\n<tool_call>\n{\"name\": \"get_time\", ",
+                                   "\"arguments\": {\"zone\": \"CET\"}}\n</tool_call>"})},
       {"malformed",
        {"<tool_call>\n{\"name\": \"get_weather\", ", "\"arguments\": {\"city\": }}\n",
         "</tool_call>"}},
@@ -62,8 +62,8 @@ class ToolCallingHttpTest : public ::testing::Test {
   static ServerProcess& Server(const std::string& name) {
     auto it = servers_.find(name);
     if (it != servers_.end()) return *it->second;
-    const std::string model = ScriptedChatModel(
-        "scripted_" + name, Scripts().at(name), reprise::testing::ReadFile(Qwen3TemplatePath()));
+    const std::string model = ScriptedChatModel("scripted_" + name, Scripts().at(name),
+                                                reprise::testing::ReadFile(Qwen3TemplatePath()));
     EXPECT_FALSE(model.empty());
     std::string error;
     std::unique_ptr<ServerProcess> s = ServerProcess::Start(model, {}, &error);

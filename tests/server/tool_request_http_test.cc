@@ -20,9 +20,9 @@ class ToolRequestHttpTest : public ::testing::Test {
     const std::string tmpl = reprise::testing::ReadFile(Qwen3TemplatePath());
     if (tmpl.empty()) return;  // SetUp skips (or fails in CI)
     std::string error;
-    server_ = ServerProcess::Start(ScriptedChatModel("scripted_hello", {"Hello", "!"}, tmpl), {},
-                                   &error)
-                  .release();
+    server_ =
+        ServerProcess::Start(ScriptedChatModel("scripted_hello", {"Hello", "!"}, tmpl), {}, &error)
+            .release();
     EXPECT_NE(server_, nullptr) << error;
   }
   static void TearDownTestSuite() {
@@ -50,10 +50,11 @@ class ToolRequestHttpTest : public ::testing::Test {
 ServerProcess* ToolRequestHttpTest::server_ = nullptr;
 
 Json Weather() {
-  return {{"type", "function"},
-          {"function",
-           {{"name", "get_weather"},
-            {"parameters", {{"type", "object"}, {"properties", {{"city", {{"type", "string"}}}}}}}}}};
+  return {
+      {"type", "function"},
+      {"function",
+       {{"name", "get_weather"},
+        {"parameters", {{"type", "object"}, {"properties", {{"city", {{"type", "string"}}}}}}}}}};
 }
 
 Json User() { return {{"role", "user"}, {"content", "Weather in Paris?"}}; }
@@ -139,8 +140,8 @@ TEST_F(ToolRequestHttpTest, MessagesMustBeAnArrayOfKnownRoles) {
 
 TEST(ToolTemplateHttpTest, ATemplateThatRaisesIsA400WithItsOwnMessage) {
   // Llama 3.1's template refuses several calls in one assistant message.
-  const std::string path =
-      reprise::testing::FixturePath("templates/llamacpp_vocab/meta-llama-Llama-3.1-8B-Instruct.jinja");
+  const std::string path = reprise::testing::FixturePath(
+      "templates/llamacpp_vocab/meta-llama-Llama-3.1-8B-Instruct.jinja");
   REQUIRE_FIXTURE(path);
   std::string error;
   auto s = ServerProcess::Start(
