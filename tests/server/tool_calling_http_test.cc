@@ -2,8 +2,9 @@
 // (model/synthetic.h) replay a fixed reply — a Hermes <tool_call> split over
 // several tokens, <think> reasoning then a call, plain text, two calls,
 // malformed and truncated calls — through the real tokenizer, Qwen 3's own
-// chat template (read in place from ../shared/fixtures), engine and server.
-// Checks the OpenAI response shapes, whole and streamed, and tool_choice.
+// chat template (read in place from ../shared/fixtures), engine and server;
+// and a Llama 3.1 JSON call through Llama 3.1's template. Checks the OpenAI
+// response shapes, whole and streamed, and tool_choice.
 // Request validation (400s) lives in tool_request_http_test.cc.
 #include <gtest/gtest.h>
 
@@ -361,6 +362,36 @@ TEST_F(ToolCallingHttpTest, ReplayedCallsRenderOnceWhetherArgumentsAreAStringOrA
             static_cast<int>(std::string("{\"city\": \"Paris\"}").size() -
                              std::string("city=Paris").size()));
   EXPECT_EQ(raw.json["choices"][0]["message"]["content"], "Hello there!");
+}
+
+TEST(LlamaToolCallingHttpTest, Llama31JsonCallWithItsOwnTemplate) {
+  // Llama 3.1 writes a call as bare JSON with "parameters"; its template
+  // puts the tools into the first user message.
+  const std::string path = reprise::testing::FixturePath(
+      "templates/llamacpp_vocab/meta-llama-Llama-3.1-8B-Instruct.jinja");
+  REQUIRE_FIXTURE(path);
+  const std::string model =
+      ScriptedChatModel("scripted_llama31_call",
+                        {"{\"name\": \"get_weather\", ", "\"parameters\": {\"city\": \"Paris\"}}"},
+                        reprise::testing::ReadFile(path));
+  std::string error;
+  auto s = ServerProcess::Start(model, {}, &error);
+  ASSERT_NE(s, nullptr) << error;
+  HttpResult r = s->Post("/v1/chat/completions", Ask());
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.json["choices"][0]["finish_reason"], "tool_calls") << r.body;
+  ASSERT_EQ(r.json["choices"][0]["message"]["tool_calls"].size(), 1u) << r.body;
+  ExpectWeatherCall(r.json["choices"][0]["message"]["tool_calls"][0]);
+  Streamed st = Collect(s->Post("/v1/chat/completions", Ask(true)));
+  ASSERT_EQ(st.calls.size(), 1u);
+  ExpectWeatherCall(st.calls[0]);
+  EXPECT_EQ(st.content, "");
+  // Without tools the same output is just text.
+  Json no_tools = Ask();
+  no_tools.erase("tools");
+  HttpResult plain = s->Post("/v1/chat/completions", no_tools);
+  EXPECT_EQ(plain.json["choices"][0]["message"]["content"],
+            "{\"name\": \"get_weather\", \"parameters\": {\"city\": \"Paris\"}}");
 }
 
 }  // namespace
