@@ -10,9 +10,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <cmath>
 #include <cstring>
 #include <ctime>
 #include <random>
@@ -88,7 +88,8 @@ void Run(ThreadPool& pool, KernelLevel level, const Bench& b, int reps, double b
       QuantizeRow(b.type, row.data(), copies[0].data() + r * rb, b.cols);
     }
     for (int i = 1; i < n_copies; ++i) copies[i] = copies[0];
-    for (auto& c : copies) mats.push_back(*Matrix::Prepare(MatrixView{b.type, b.rows, b.cols, c.data()}));
+    for (auto& c : copies)
+      mats.push_back(*Matrix::Prepare(MatrixView{b.type, b.rows, b.cols, c.data()}));
   }
   const int64_t n_big = 512;
   std::vector<float> x(n_big * b.cols), y(n_big * b.rows);
@@ -121,12 +122,13 @@ void Run(ThreadPool& pool, KernelLevel level, const Bench& b, int reps, double b
   }
   if (!gemm) t512.push_back(NAN);
   const double gbs = mat_bytes / Median(t1) / 1e9;
-  std::printf("%-6s %-12s %5lldx%-5lld  gemv %7.1f us %6.1f GB/s (%3.0f%% of read bw)  hot %6.1f GB/s"
-              "  gemm512 %8.2f ms %7.1f GOPS\n",
-              DTypeName(b.type), KernelLevelName(EffectiveLevel(level, b.type)),
-              static_cast<long long>(b.rows), static_cast<long long>(b.cols), Median(t1) * 1e6, gbs,
-              100 * gbs / bw, mat_bytes / Median(th) / 1e9, Median(t512) * 1e3,
-              2.0 * b.rows * b.cols * n_big / Median(t512) / 1e9);
+  std::printf(
+      "%-6s %-12s %5lldx%-5lld  gemv %7.1f us %6.1f GB/s (%3.0f%% of read bw)  hot %6.1f GB/s"
+      "  gemm512 %8.2f ms %7.1f GOPS\n",
+      DTypeName(b.type), KernelLevelName(EffectiveLevel(level, b.type)),
+      static_cast<long long>(b.rows), static_cast<long long>(b.cols), Median(t1) * 1e6, gbs,
+      100 * gbs / bw, mat_bytes / Median(th) / 1e9, Median(t512) * 1e3,
+      2.0 * b.rows * b.cols * n_big / Median(t512) / 1e9);
   std::fflush(stdout);
 }
 
@@ -141,15 +143,23 @@ int main(int argc, char** argv) {
   std::string types = "q8_0,q4_0,q4_k,q6_k,f16,f32";
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (a == "--threads" && i + 1 < argc) threads = std::atoi(argv[++i]);
-    else if (a == "--reps" && i + 1 < argc) reps = std::atoi(argv[++i]);
-    else if (a == "--types" && i + 1 < argc) types = argv[++i];
-    else if (a == "--all-levels") all_levels = true;
-    else if (a == "--no-gemm") gemm = false;
-    else if (a == "--cpu-time") g_cpu_time = true;
-    else if (a == "--square-only") gemv = false;
+    if (a == "--threads" && i + 1 < argc)
+      threads = std::atoi(argv[++i]);
+    else if (a == "--reps" && i + 1 < argc)
+      reps = std::atoi(argv[++i]);
+    else if (a == "--types" && i + 1 < argc)
+      types = argv[++i];
+    else if (a == "--all-levels")
+      all_levels = true;
+    else if (a == "--no-gemm")
+      gemm = false;
+    else if (a == "--cpu-time")
+      g_cpu_time = true;
+    else if (a == "--square-only")
+      gemv = false;
     else {
-      std::fprintf(stderr, "usage: %s [--threads N] [--reps R] [--types q8_0,...] [--all-levels]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--threads N] [--reps R] [--types q8_0,...] [--all-levels]\n",
+                   argv[0]);
       return 2;
     }
   }
@@ -165,7 +175,8 @@ int main(int argc, char** argv) {
     pos = end + 1;
     if (!type) continue;
     for (KernelLevel level : levels) {
-      for (auto [rows, cols] : {std::pair<int64_t, int64_t>{2048, 2048}, {5632, 2048}, {2048, 5632}}) {
+      for (auto [rows, cols] :
+           {std::pair<int64_t, int64_t>{2048, 2048}, {5632, 2048}, {2048, 5632}}) {
         if (!gemv && rows != cols) continue;
         Run(pool, level, {*type, rows, cols}, reps, bw, gemm);
       }

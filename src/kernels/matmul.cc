@@ -30,9 +30,10 @@ bool IsSupportedWeightType(DType t) {
 
 Result<Matrix> Matrix::Prepare(const MatrixView& view) {
   if (!IsSupportedWeightType(view.type)) {
-    return Errorf("weight type %s is not supported for matrix multiplication (supported: F32, "
-                  "F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K)",
-                  DTypeName(view.type));
+    return Errorf(
+        "weight type %s is not supported for matrix multiplication (supported: F32, "
+        "F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K)",
+        DTypeName(view.type));
   }
   const int64_t block = GetDTypeInfo(static_cast<uint32_t>(view.type))->block_elems;
   if (view.rows <= 0 || view.cols <= 0 || view.cols % block != 0) {
@@ -255,8 +256,7 @@ void MatMulAtLevel(KernelLevel level, const Matrix& w, const float* x, int64_t n
   });
 }
 
-void MatMul(const Matrix& w, const float* x, int64_t n, float* y, ThreadPool& pool,
-            Workspace& ws) {
+void MatMul(const Matrix& w, const float* x, int64_t n, float* y, ThreadPool& pool, Workspace& ws) {
   MatMulAtLevel(BestKernelLevel(), w, x, n, y, pool, ws);
 }
 

@@ -28,10 +28,10 @@ struct GemmArgs {
   const uint8_t* w = nullptr;  // [rows] rows of w_stride bytes (GGUF row layout)
   int64_t w_stride = 0;
   int64_t cols = 0;
-  const float* x = nullptr;    // float weights: [n, cols] activations
+  const float* x = nullptr;      // float weights: [n, cols] activations
   const uint8_t* act = nullptr;  // quantized weights: [n] rows of act_layout.stride bytes
   ActRowLayout act_layout;
-  float* y = nullptr;          // [n, ldy]
+  float* y = nullptr;  // [n, ldy]
   int64_t ldy = 0;
 };
 using GemmFn = void (*)(const GemmArgs& a, int64_t r0, int64_t r1, int64_t t0, int64_t t1);
@@ -63,7 +63,9 @@ PackedLayout PackedLayoutFor(DType type);
 
 struct MatrixAccess {
   static PackedLayout layout(const Matrix& m) { return static_cast<PackedLayout>(m.layout_); }
-  static const uint8_t* packed(const Matrix& m) { return static_cast<const uint8_t*>(m.packed_.get()); }
+  static const uint8_t* packed(const Matrix& m) {
+    return static_cast<const uint8_t*>(m.packed_.get());
+  }
 };
 
 // MatMul with an explicit kernel level (tests force every level; MatMul uses

@@ -107,7 +107,8 @@ void PackRow(PackedLayout layout, const uint8_t* src, int64_t cols, uint8_t* dst
         const int high = (blk.qh[32 * h + l2] >> (2 * part)) & 3;
         const int i = v / 16, e = v % 16;  // lane, value within the sub-block
         const int k = e / 4, b = e % 4;    // vector, byte
-        dst[l.qs + g * 128 + 64 * (k % 2) + 4 * i + b] |= static_cast<uint8_t>(low << (4 * (k / 2)));
+        dst[l.qs + g * 128 + 64 * (k % 2) + 4 * i + b] |=
+            static_cast<uint8_t>(low << (4 * (k / 2)));
         dst[l.qh + g * 64 + 4 * i + b] |= static_cast<uint8_t>(high << (2 * k));
       }
     }

@@ -29,24 +29,24 @@ struct BlockQ8_0 {
 static_assert(sizeof(BlockQ8_0) == 34);
 
 struct BlockQ4_0 {
-  uint16_t d;          // f16 scale; value = (q - 8) * d
+  uint16_t d;           // f16 scale; value = (q - 8) * d
   uint8_t qs[kQK / 2];  // low nibbles: elements 0..15, high nibbles: 16..31
 };
 static_assert(sizeof(BlockQ4_0) == 18);
 
 struct BlockQ4K {
-  uint16_t d;           // f16 scale of the 6-bit sub-block scales
-  uint16_t dmin;        // f16 scale of the 6-bit sub-block mins
-  uint8_t scales[12];   // 8 scales + 8 mins, 6 bits each (see GetScaleMinK4)
+  uint16_t d;            // f16 scale of the 6-bit sub-block scales
+  uint16_t dmin;         // f16 scale of the 6-bit sub-block mins
+  uint8_t scales[12];    // 8 scales + 8 mins, 6 bits each (see GetScaleMinK4)
   uint8_t qs[kQKK / 2];  // per 64 values: 32 bytes, low nibbles first 32, high next 32
 };
 static_assert(sizeof(BlockQ4K) == 144);
 
 struct BlockQ6K {
-  uint8_t ql[kQKK / 2];   // low 4 bits
-  uint8_t qh[kQKK / 4];   // high 2 bits
+  uint8_t ql[kQKK / 2];      // low 4 bits
+  uint8_t qh[kQKK / 4];      // high 2 bits
   int8_t scales[kQKK / 16];  // per 16 values
-  uint16_t d;             // f16 super-block scale
+  uint16_t d;                // f16 super-block scale
 };
 static_assert(sizeof(BlockQ6K) == 210);
 
@@ -64,11 +64,11 @@ inline void GetScaleMinK4(int j, const uint8_t* q, uint8_t* sc, uint8_t* m) {
 // Byte offsets of one token's quantized activations inside its row of the
 // workspace. Every array starts 64-byte aligned.
 struct ActRowLayout {
-  int64_t qs = 0;       // int8 [cols]
-  int64_t d = 0;        // float [n_blocks]
-  int64_t sums = 0;     // Act32: int32 [n_blocks]; Act256: int16 [n_blocks * 16]
+  int64_t qs = 0;    // int8 [cols]
+  int64_t d = 0;     // float [n_blocks]
+  int64_t sums = 0;  // Act32: int32 [n_blocks]; Act256: int16 [n_blocks * 16]
   int64_t n_blocks = 0;
-  int64_t stride = 0;   // bytes per token row
+  int64_t stride = 0;  // bytes per token row
 };
 
 inline int64_t AlignUp64(int64_t v) { return (v + 63) & ~int64_t{63}; }

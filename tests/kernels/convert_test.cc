@@ -7,9 +7,9 @@
 #include <cstring>
 
 #include "core/fp16.h"
+#include "kernel_test_util.h"
 #include "kernels/ops.h"
 #include "kernels/quant_blocks.h"
-#include "kernel_test_util.h"
 
 namespace reprise::kernels {
 namespace {

@@ -10,8 +10,8 @@
 
 #include "core/fp16.h"
 #include "core/thread_pool.h"
-#include "kernels/matmul_internal.h"
 #include "kernel_test_util.h"
+#include "kernels/matmul_internal.h"
 
 namespace reprise::kernels {
 namespace {

@@ -90,9 +90,10 @@ struct FloatTile {
       for (int t = 0; t < T; ++t) x[t] = a.x + (tok + t) * a.cols;
       __m512 acc[R][T];
       REPRISE_UNROLL
-      for (int r = 0; r < R; ++r)
+      for (int r = 0; r < R; ++r) {
         REPRISE_UNROLL
         for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
+      }
       int64_t c = 0;
       const int64_t pf = PrefetchOffset(a, R);
       for (; c + 16 <= a.cols; c += 16) {
@@ -124,9 +125,11 @@ struct FloatTile {
         }
       }
       REPRISE_UNROLL
-      for (int t = 0; t < T; ++t)
+      for (int t = 0; t < T; ++t) {
         REPRISE_UNROLL
-        for (int r = 0; r < R; ++r) a.y[(tok + t) * a.ldy + row + r] = _mm512_reduce_add_ps(acc[r][t]);
+        for (int r = 0; r < R; ++r)
+          a.y[(tok + t) * a.ldy + row + r] = _mm512_reduce_add_ps(acc[r][t]);
+      }
     }
   };
 };
@@ -146,8 +149,9 @@ inline __m512 PairScale(float d0, float d1) {
 
 // Correction -k * sum placed in lanes 0 and 8 (the rest zero).
 inline __m512i PairCorrection(const int32_t* sums, int shift, bool pair) {
-  const __m512i s = pair ? _mm512_castsi128_si512(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sums)))
-                         : _mm512_castsi128_si512(_mm_cvtsi32_si128(sums[0]));
+  const __m512i s =
+      pair ? _mm512_castsi128_si512(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sums)))
+           : _mm512_castsi128_si512(_mm_cvtsi32_si128(sums[0]));
   const __m512i neg = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(s, shift));
   const __m512i idx = _mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0);
   return _mm512_maskz_permutexvar_epi32(0x0101, idx, neg);
@@ -181,11 +185,12 @@ struct Q32Tile {
       }
     } else {
       const __m128i q0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk[0].qs));
-      const __m128i q1 = pair ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk[1].qs))
-                              : _mm_setzero_si128();
+      const __m128i q1 =
+          pair ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk[1].qs)) : _mm_setzero_si128();
       // [q0, q0, q1, q1] -> [lo(q0), hi(q0), lo(q1), hi(q1)]
-      const __m512i dup = _mm512_inserti64x4(
-          _mm512_castsi256_si512(_mm256_broadcastsi128_si256(q0)), _mm256_broadcastsi128_si256(q1), 1);
+      const __m512i dup =
+          _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_broadcastsi128_si256(q0)),
+                             _mm256_broadcastsi128_si256(q1), 1);
       const __m512i shifts = _mm512_set_epi64(4, 4, 0, 0, 4, 4, 0, 0);
       const __m512i w = _mm512_and_si512(_mm512_srlv_epi64(dup, shifts), _mm512_set1_epi8(0x0F));
       return pair ? w : _mm512_maskz_mov_epi64(0x0F, w);
@@ -199,15 +204,17 @@ struct Q32Tile {
       const int64_t pf = PrefetchOffset(a, R);
       const Block* w[R];
       REPRISE_UNROLL
-      for (int r = 0; r < R; ++r) w[r] = reinterpret_cast<const Block*>(a.w + (row + r) * a.w_stride);
+      for (int r = 0; r < R; ++r)
+        w[r] = reinterpret_cast<const Block*>(a.w + (row + r) * a.w_stride);
       const uint8_t* act[T];
       REPRISE_UNROLL
       for (int t = 0; t < T; ++t) act[t] = a.act + (tok + t) * l.stride;
       __m512 acc[R][T];
       REPRISE_UNROLL
-      for (int r = 0; r < R; ++r)
+      for (int r = 0; r < R; ++r) {
         REPRISE_UNROLL
         for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
+      }
       const int64_t nb = l.n_blocks;
       for (int64_t b = 0; b < nb; b += 2) {
         const bool pair = b + 1 < nb;
@@ -222,16 +229,18 @@ struct Q32Tile {
         REPRISE_UNROLL
         for (int t = 0; t < T; ++t) {
           const int8_t* qs = reinterpret_cast<const int8_t*>(act[t] + l.qs) + b * kQK;
-          const __m512i av = pair ? _mm512_loadu_si512(qs) : _mm512_maskz_loadu_epi8(0xFFFFFFFFull, qs);
+          const __m512i av =
+              pair ? _mm512_loadu_si512(qs) : _mm512_maskz_loadu_epi8(0xFFFFFFFFull, qs);
           const float* ad = reinterpret_cast<const float*>(act[t] + l.d) + b;
           const __m512 adv = PairScale(ad[0], pair ? ad[1] : 0.0f);
           if constexpr (kSignTrick) {
             REPRISE_UNROLL
             for (int r = 0; r < R; ++r) {
-              const __m512i s = _mm512_mask_sub_epi8(av, _mm512_movepi8_mask(sgn[r]),
-                                                     _mm512_setzero_si512(), av);
+              const __m512i s =
+                  _mm512_mask_sub_epi8(av, _mm512_movepi8_mask(sgn[r]), _mm512_setzero_si512(), av);
               const __m512i isum = DotU8S8(_mm512_setzero_si512(), wv[r], s);
-              acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(wd[r], adv), acc[r][t]);
+              acc[r][t] =
+                  _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(wd[r], adv), acc[r][t]);
             }
           } else {
             const int32_t* sums = reinterpret_cast<const int32_t*>(act[t] + l.sums) + b;
@@ -239,15 +248,18 @@ struct Q32Tile {
             REPRISE_UNROLL
             for (int r = 0; r < R; ++r) {
               const __m512i isum = DotU8S8(corr, wv[r], av);
-              acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(wd[r], adv), acc[r][t]);
+              acc[r][t] =
+                  _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(wd[r], adv), acc[r][t]);
             }
           }
         }
       }
       REPRISE_UNROLL
-      for (int t = 0; t < T; ++t)
+      for (int t = 0; t < T; ++t) {
         REPRISE_UNROLL
-        for (int r = 0; r < R; ++r) a.y[(tok + t) * a.ldy + row + r] = _mm512_reduce_add_ps(acc[r][t]);
+        for (int r = 0; r < R; ++r)
+          a.y[(tok + t) * a.ldy + row + r] = _mm512_reduce_add_ps(acc[r][t]);
+      }
     }
   };
 };
@@ -275,15 +287,17 @@ struct Q4KTile {
       const int64_t pf = PrefetchOffset(a, R);
       const BlockQ4K* w[R];
       REPRISE_UNROLL
-      for (int r = 0; r < R; ++r) w[r] = reinterpret_cast<const BlockQ4K*>(a.w + (row + r) * a.w_stride);
+      for (int r = 0; r < R; ++r)
+        w[r] = reinterpret_cast<const BlockQ4K*>(a.w + (row + r) * a.w_stride);
       const uint8_t* act[T];
       REPRISE_UNROLL
       for (int t = 0; t < T; ++t) act[t] = a.act + (tok + t) * l.stride;
       __m512 acc[R][T];
       REPRISE_UNROLL
-      for (int r = 0; r < R; ++r)
+      for (int r = 0; r < R; ++r) {
         REPRISE_UNROLL
         for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
+      }
       const __m512i nib = _mm512_set1_epi8(0x0F);
       const __m512i nib_shift = _mm512_set_epi64(4, 4, 4, 4, 0, 0, 0, 0);
       const __m256i dup_idx = _mm256_set_epi16(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
@@ -298,15 +312,18 @@ struct Q4KTile {
           _mm_prefetch(reinterpret_cast<const char*>(&blk) + pf + 128, _MM_HINT_T0);
           uint64_t sc, m;
           DecodeScalesK4(blk.scales, &sc, &m);
-          sc16[r] = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<int64_t>(sc))));
+          sc16[r] = _mm512_castsi128_si512(
+              _mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<int64_t>(sc))));
           m16[r] = _mm256_permutexvar_epi16(
-              dup_idx, _mm256_castsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<int64_t>(m)))));
+              dup_idx, _mm256_castsi128_si256(
+                           _mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<int64_t>(m)))));
         }
         __m512i iacc[R][T];
         REPRISE_UNROLL
-        for (int r = 0; r < R; ++r)
+        for (int r = 0; r < R; ++r) {
           REPRISE_UNROLL
           for (int t = 0; t < T; ++t) iacc[r][t] = _mm512_setzero_si512();
+        }
         REPRISE_UNROLL
         for (int c = 0; c < 4; ++c) {
           __m512i wv[R], s16[R];
@@ -329,13 +346,14 @@ struct Q4KTile {
         REPRISE_UNROLL
         for (int t = 0; t < T; ++t) {
           const float da = reinterpret_cast<const float*>(act[t] + l.d)[sb];
-          const __m256i bs = _mm256_loadu_si256(
-              reinterpret_cast<const __m256i*>(act[t] + l.sums + sb * 32));
+          const __m256i bs =
+              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act[t] + l.sums + sb * 32));
           REPRISE_UNROLL
           for (int r = 0; r < R; ++r) {
             const float d = Fp16Scalar(w[r][sb].d) * da;
             const float dmin = Fp16Scalar(w[r][sb].dmin) * da;
-            acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(iacc[r][t]), _mm512_set1_ps(d), acc[r][t]);
+            acc[r][t] =
+                _mm512_fmadd_ps(_mm512_cvtepi32_ps(iacc[r][t]), _mm512_set1_ps(d), acc[r][t]);
             const __m256i mins = _mm256_madd_epi16(m16[r], bs);  // m_j * asum_j
             acc[r][t] = _mm512_fmadd_ps(_mm512_zextps256_ps512(_mm256_cvtepi32_ps(mins)),
                                         _mm512_set1_ps(-dmin), acc[r][t]);
@@ -343,9 +361,11 @@ struct Q4KTile {
         }
       }
       REPRISE_UNROLL
-      for (int t = 0; t < T; ++t)
+      for (int t = 0; t < T; ++t) {
         REPRISE_UNROLL
-        for (int r = 0; r < R; ++r) a.y[(tok + t) * a.ldy + row + r] = _mm512_reduce_add_ps(acc[r][t]);
+        for (int r = 0; r < R; ++r)
+          a.y[(tok + t) * a.ldy + row + r] = _mm512_reduce_add_ps(acc[r][t]);
+      }
     }
   };
 };
@@ -358,15 +378,17 @@ struct Q6KTile {
       const int64_t pf = PrefetchOffset(a, R);
       const BlockQ6K* w[R];
       REPRISE_UNROLL
-      for (int r = 0; r < R; ++r) w[r] = reinterpret_cast<const BlockQ6K*>(a.w + (row + r) * a.w_stride);
+      for (int r = 0; r < R; ++r)
+        w[r] = reinterpret_cast<const BlockQ6K*>(a.w + (row + r) * a.w_stride);
       const uint8_t* act[T];
       REPRISE_UNROLL
       for (int t = 0; t < T; ++t) act[t] = a.act + (tok + t) * l.stride;
       __m512 acc[R][T];
       REPRISE_UNROLL
-      for (int r = 0; r < R; ++r)
+      for (int r = 0; r < R; ++r) {
         REPRISE_UNROLL
         for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
+      }
       const __m512i lo4 = _mm512_set1_epi8(0x0F), hi2 = _mm512_set1_epi8(0x30);
       const __m512i shl_a = _mm512_set_epi64(2, 2, 2, 2, 4, 4, 4, 4);  // in 16-bit lanes below
       const __m512i shr_b = _mm512_set_epi64(2, 2, 2, 2, 0, 0, 0, 0);
@@ -388,9 +410,10 @@ struct Q6KTile {
         }
         __m512i iacc[R][T];
         REPRISE_UNROLL
-        for (int r = 0; r < R; ++r)
+        for (int r = 0; r < R; ++r) {
           REPRISE_UNROLL
           for (int t = 0; t < T; ++t) iacc[r][t] = _mm512_setzero_si512();
+        }
         REPRISE_UNROLL
         for (int c = 0; c < 4; ++c) {  // 64 values each: half c / 2, part c % 2
           const int h = c / 2;
@@ -422,12 +445,13 @@ struct Q6KTile {
         REPRISE_UNROLL
         for (int t = 0; t < T; ++t) {
           const float da = reinterpret_cast<const float*>(act[t] + l.d)[sb];
-          const __m512i bs = _mm512_castsi256_si512(_mm256_loadu_si256(
-              reinterpret_cast<const __m256i*>(act[t] + l.sums + sb * 32)));
+          const __m512i bs = _mm512_castsi256_si512(
+              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act[t] + l.sums + sb * 32)));
           REPRISE_UNROLL
           for (int r = 0; r < R; ++r) {
             // -32 * sum_j sc_j * asum_j, into the same int32 lanes.
-            const __m512i neg = _mm512_maskz_mov_epi64(0x0F, _mm512_mullo_epi16(sc16[r], _mm512_set1_epi16(-32)));
+            const __m512i neg =
+                _mm512_maskz_mov_epi64(0x0F, _mm512_mullo_epi16(sc16[r], _mm512_set1_epi16(-32)));
             const __m512i isum = DotI16(iacc[r][t], neg, bs);
             const float d = Fp16Scalar(w[r][sb].d) * da;
             acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(d), acc[r][t]);
@@ -435,9 +459,11 @@ struct Q6KTile {
         }
       }
       REPRISE_UNROLL
-      for (int t = 0; t < T; ++t)
+      for (int t = 0; t < T; ++t) {
         REPRISE_UNROLL
-        for (int r = 0; r < R; ++r) a.y[(tok + t) * a.ldy + row + r] = _mm512_reduce_add_ps(acc[r][t]);
+        for (int r = 0; r < R; ++r)
+          a.y[(tok + t) * a.ldy + row + r] = _mm512_reduce_add_ps(acc[r][t]);
+      }
     }
   };
 };
@@ -448,7 +474,6 @@ void GemmQ4K(const GemmArgs& a, int64_t r0, int64_t r1, int64_t t0, int64_t t1) 
 void GemmQ6K(const GemmArgs& a, int64_t r0, int64_t r1, int64_t t0, int64_t t1) {
   TileLoop<4, 4, Q6KTile::K>(a, r0, r1, t0, t1);
 }
-
 
 }  // namespace
 }  // namespace reprise::kernels

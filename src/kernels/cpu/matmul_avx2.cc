@@ -63,7 +63,8 @@ inline __m256 LoadWTail(const uint8_t* row, int64_t c, int64_t n) {
 }
 
 inline __m256i TailMask(int64_t n) {
-  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)),
+                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
 template <FloatKind kKind>
@@ -79,9 +80,10 @@ struct FloatTile {
       for (int t = 0; t < T; ++t) x[t] = a.x + (tok + t) * a.cols;
       __m256 acc[R][T];
       REPRISE_UNROLL
-      for (int r = 0; r < R; ++r)
+      for (int r = 0; r < R; ++r) {
         REPRISE_UNROLL
         for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+      }
       int64_t c = 0;
       for (; c + 8 <= a.cols; c += 8) {
         __m256 wv[R];
@@ -107,9 +109,10 @@ struct FloatTile {
         }
       }
       REPRISE_UNROLL
-      for (int t = 0; t < T; ++t)
+      for (int t = 0; t < T; ++t) {
         REPRISE_UNROLL
         for (int r = 0; r < R; ++r) a.y[(tok + t) * a.ldy + row + r] = HorizontalSum(acc[r][t]);
+      }
     }
   };
 };
@@ -132,15 +135,17 @@ struct Q32Tile {
       const int64_t pf = PrefetchOffset(a, R);
       const Block* w[R];
       REPRISE_UNROLL
-      for (int r = 0; r < R; ++r) w[r] = reinterpret_cast<const Block*>(a.w + (row + r) * a.w_stride);
+      for (int r = 0; r < R; ++r)
+        w[r] = reinterpret_cast<const Block*>(a.w + (row + r) * a.w_stride);
       const uint8_t* act[T];
       REPRISE_UNROLL
       for (int t = 0; t < T; ++t) act[t] = a.act + (tok + t) * l.stride;
       __m256 acc[R][T];
       REPRISE_UNROLL
-      for (int r = 0; r < R; ++r)
+      for (int r = 0; r < R; ++r) {
         REPRISE_UNROLL
         for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+      }
       for (int64_t b = 0; b < l.n_blocks; ++b) {
         __m256i wv[R];
         __m256 wd[R];
@@ -151,33 +156,38 @@ struct Q32Tile {
             wv[r] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[r][b].qs));
           } else {
             const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[r][b].qs));
-            const __m256i qq = _mm256_inserti128_si256(_mm256_castsi128_si256(q), _mm_srli_epi16(q, 4), 1);
+            const __m256i qq =
+                _mm256_inserti128_si256(_mm256_castsi128_si256(q), _mm_srli_epi16(q, 4), 1);
             wv[r] = _mm256_and_si256(qq, _mm256_set1_epi8(0x0F));
           }
           wd[r] = _mm256_set1_ps(Fp16Scalar(w[r][b].d));
         }
         REPRISE_UNROLL
         for (int t = 0; t < T; ++t) {
-          const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act[t] + l.qs + b * kQK));
+          const __m256i av =
+              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act[t] + l.qs + b * kQK));
           const __m256 ad = _mm256_set1_ps(reinterpret_cast<const float*>(act[t] + l.d)[b]);
           REPRISE_UNROLL
           for (int r = 0; r < R; ++r) {
             __m256i isum;
             if constexpr (kQ8) {
-              isum = SumPairs16(_mm256_maddubs_epi16(_mm256_abs_epi8(wv[r]), _mm256_sign_epi8(av, wv[r])));
+              isum = SumPairs16(
+                  _mm256_maddubs_epi16(_mm256_abs_epi8(wv[r]), _mm256_sign_epi8(av, wv[r])));
             } else {
               const int32_t s = reinterpret_cast<const int32_t*>(act[t] + l.sums)[b];
               const __m256i corr = _mm256_zextsi128_si256(_mm_cvtsi32_si128(-8 * s));
               isum = _mm256_add_epi32(corr, SumPairs16(_mm256_maddubs_epi16(wv[r], av)));
             }
-            acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(wd[r], ad), acc[r][t]);
+            acc[r][t] =
+                _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(wd[r], ad), acc[r][t]);
           }
         }
       }
       REPRISE_UNROLL
-      for (int t = 0; t < T; ++t)
+      for (int t = 0; t < T; ++t) {
         REPRISE_UNROLL
         for (int r = 0; r < R; ++r) a.y[(tok + t) * a.ldy + row + r] = HorizontalSum(acc[r][t]);
+      }
     }
   };
 };
@@ -197,15 +207,17 @@ struct Q4KTile {
       const int64_t pf = PrefetchOffset(a, R);
       const BlockQ4K* w[R];
       REPRISE_UNROLL
-      for (int r = 0; r < R; ++r) w[r] = reinterpret_cast<const BlockQ4K*>(a.w + (row + r) * a.w_stride);
+      for (int r = 0; r < R; ++r)
+        w[r] = reinterpret_cast<const BlockQ4K*>(a.w + (row + r) * a.w_stride);
       const uint8_t* act[T];
       REPRISE_UNROLL
       for (int t = 0; t < T; ++t) act[t] = a.act + (tok + t) * l.stride;
       __m256 acc[R][T];
       REPRISE_UNROLL
-      for (int r = 0; r < R; ++r)
+      for (int r = 0; r < R; ++r) {
         REPRISE_UNROLL
         for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+      }
       const __m256i nib = _mm256_set1_epi8(0x0F);
       for (int64_t sb = 0; sb < l.n_blocks; ++sb) {
         alignas(16) uint8_t sc[R][8], m[R][8];
@@ -221,24 +233,28 @@ struct Q4KTile {
         }
         __m256i iacc[R][T];
         REPRISE_UNROLL
-        for (int r = 0; r < R; ++r)
+        for (int r = 0; r < R; ++r) {
           REPRISE_UNROLL
           for (int t = 0; t < T; ++t) iacc[r][t] = _mm256_setzero_si256();
+        }
         REPRISE_UNROLL
         for (int j = 0; j < 8; ++j) {  // sub-blocks of 32
           __m256i wv[R], s16[R];
           REPRISE_UNROLL
           for (int r = 0; r < R; ++r) {
-            const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[r][sb].qs + 32 * (j / 2)));
+            const __m256i q =
+                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[r][sb].qs + 32 * (j / 2)));
             wv[r] = _mm256_and_si256(j % 2 ? _mm256_srli_epi16(q, 4) : q, nib);
             s16[r] = _mm256_set1_epi16(sc[r][j]);
           }
           REPRISE_UNROLL
           for (int t = 0; t < T; ++t) {
-            const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act[t] + l.qs + sb * kQKK + 32 * j));
+            const __m256i av = _mm256_loadu_si256(
+                reinterpret_cast<const __m256i*>(act[t] + l.qs + sb * kQKK + 32 * j));
             REPRISE_UNROLL
             for (int r = 0; r < R; ++r) {
-              iacc[r][t] = _mm256_add_epi32(iacc[r][t], _mm256_madd_epi16(_mm256_maddubs_epi16(wv[r], av), s16[r]));
+              iacc[r][t] = _mm256_add_epi32(
+                  iacc[r][t], _mm256_madd_epi16(_mm256_maddubs_epi16(wv[r], av), s16[r]));
             }
           }
         }
@@ -246,23 +262,27 @@ struct Q4KTile {
         for (int t = 0; t < T; ++t) {
           const float da = reinterpret_cast<const float*>(act[t] + l.d)[sb];
           // Pair sums of the per-16 activation sums: asum_j for the 8 sub-blocks.
-          const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act[t] + l.sums + sb * 32));
+          const __m256i bs =
+              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act[t] + l.sums + sb * 32));
           const __m256i asum = SumPairs16(bs);  // 8 x int32
           REPRISE_UNROLL
           for (int r = 0; r < R; ++r) {
             const float d = Fp16Scalar(w[r][sb].d) * da;
             const float dmin = Fp16Scalar(w[r][sb].dmin) * da;
-            const __m256i mv = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(m[r])));
+            const __m256i mv =
+                _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(m[r])));
             const __m256i mins = _mm256_mullo_epi32(mv, asum);
-            acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(iacc[r][t]), _mm256_set1_ps(d), acc[r][t]);
+            acc[r][t] =
+                _mm256_fmadd_ps(_mm256_cvtepi32_ps(iacc[r][t]), _mm256_set1_ps(d), acc[r][t]);
             acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(mins), _mm256_set1_ps(-dmin), acc[r][t]);
           }
         }
       }
       REPRISE_UNROLL
-      for (int t = 0; t < T; ++t)
+      for (int t = 0; t < T; ++t) {
         REPRISE_UNROLL
         for (int r = 0; r < R; ++r) a.y[(tok + t) * a.ldy + row + r] = HorizontalSum(acc[r][t]);
+      }
     }
   };
 };
@@ -275,15 +295,17 @@ struct Q6KTile {
       const int64_t pf = PrefetchOffset(a, R);
       const BlockQ6K* w[R];
       REPRISE_UNROLL
-      for (int r = 0; r < R; ++r) w[r] = reinterpret_cast<const BlockQ6K*>(a.w + (row + r) * a.w_stride);
+      for (int r = 0; r < R; ++r)
+        w[r] = reinterpret_cast<const BlockQ6K*>(a.w + (row + r) * a.w_stride);
       const uint8_t* act[T];
       REPRISE_UNROLL
       for (int t = 0; t < T; ++t) act[t] = a.act + (tok + t) * l.stride;
       __m256 acc[R][T];
       REPRISE_UNROLL
-      for (int r = 0; r < R; ++r)
+      for (int r = 0; r < R; ++r) {
         REPRISE_UNROLL
         for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+      }
       const __m256i lo4 = _mm256_set1_epi8(0x0F), hi2 = _mm256_set1_epi8(0x30);
       for (int64_t sb = 0; sb < l.n_blocks; ++sb) {
         REPRISE_UNROLL
@@ -294,9 +316,10 @@ struct Q6KTile {
         }
         __m256i iacc[R][T];
         REPRISE_UNROLL
-        for (int r = 0; r < R; ++r)
+        for (int r = 0; r < R; ++r) {
           REPRISE_UNROLL
           for (int t = 0; t < T; ++t) iacc[r][t] = _mm256_setzero_si256();
+        }
         REPRISE_UNROLL
         for (int k = 0; k < 8; ++k) {  // 32 values each: half k / 4, quarter k % 4
           const int h = k / 4, part = k % 4;
@@ -304,15 +327,25 @@ struct Q6KTile {
           REPRISE_UNROLL
           for (int r = 0; r < R; ++r) {
             const BlockQ6K& blk = w[r][sb];
-            const __m256i ql = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.ql + 64 * h + 32 * (part & 1)));
-            const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.qh + 32 * h));
+            const __m256i ql = _mm256_loadu_si256(
+                reinterpret_cast<const __m256i*>(blk.ql + 64 * h + 32 * (part & 1)));
+            const __m256i qh =
+                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.qh + 32 * h));
             const __m256i low = _mm256_and_si256(part < 2 ? ql : _mm256_srli_epi16(ql, 4), lo4);
             __m256i high;
             switch (part) {
-              case 0: high = _mm256_slli_epi16(qh, 4); break;
-              case 1: high = _mm256_slli_epi16(qh, 2); break;
-              case 2: high = qh; break;
-              default: high = _mm256_srli_epi16(qh, 2); break;
+              case 0:
+                high = _mm256_slli_epi16(qh, 4);
+                break;
+              case 1:
+                high = _mm256_slli_epi16(qh, 2);
+                break;
+              case 2:
+                high = qh;
+                break;
+              default:
+                high = _mm256_srli_epi16(qh, 2);
+                break;
             }
             wv[r] = _mm256_or_si256(low, _mm256_and_si256(high, hi2));
             const int s0 = blk.scales[2 * k], s1 = blk.scales[2 * k + 1];
@@ -321,21 +354,26 @@ struct Q6KTile {
           }
           REPRISE_UNROLL
           for (int t = 0; t < T; ++t) {
-            const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act[t] + l.qs + sb * kQKK + 32 * k));
+            const __m256i av = _mm256_loadu_si256(
+                reinterpret_cast<const __m256i*>(act[t] + l.qs + sb * kQKK + 32 * k));
             REPRISE_UNROLL
             for (int r = 0; r < R; ++r) {
-              iacc[r][t] = _mm256_add_epi32(iacc[r][t], _mm256_madd_epi16(_mm256_maddubs_epi16(wv[r], av), s16[r]));
+              iacc[r][t] = _mm256_add_epi32(
+                  iacc[r][t], _mm256_madd_epi16(_mm256_maddubs_epi16(wv[r], av), s16[r]));
             }
           }
         }
         REPRISE_UNROLL
         for (int t = 0; t < T; ++t) {
           const float da = reinterpret_cast<const float*>(act[t] + l.d)[sb];
-          const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act[t] + l.sums + sb * 32));
+          const __m256i bs =
+              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act[t] + l.sums + sb * 32));
           REPRISE_UNROLL
           for (int r = 0; r < R; ++r) {
-            const __m256i sc = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w[r][sb].scales)));
-            const __m256i corr = _mm256_madd_epi16(_mm256_mullo_epi16(sc, _mm256_set1_epi16(-32)), bs);
+            const __m256i sc = _mm256_cvtepi8_epi16(
+                _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[r][sb].scales)));
+            const __m256i corr =
+                _mm256_madd_epi16(_mm256_mullo_epi16(sc, _mm256_set1_epi16(-32)), bs);
             const float d = Fp16Scalar(w[r][sb].d) * da;
             acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(iacc[r][t], corr)),
                                         _mm256_set1_ps(d), acc[r][t]);
@@ -343,9 +381,10 @@ struct Q6KTile {
         }
       }
       REPRISE_UNROLL
-      for (int t = 0; t < T; ++t)
+      for (int t = 0; t < T; ++t) {
         REPRISE_UNROLL
         for (int r = 0; r < R; ++r) a.y[(tok + t) * a.ldy + row + r] = HorizontalSum(acc[r][t]);
+      }
     }
   };
 };
@@ -361,8 +400,13 @@ void GemmQ6K(const GemmArgs& a, int64_t r0, int64_t r1, int64_t t0, int64_t t1) 
 
 const KernelTable& Avx2Kernels() {
   static const KernelTable table = {
-      GemmFloat<FloatKind::kF32>, GemmFloat<FloatKind::kF16>, GemmFloat<FloatKind::kBF16>,
-      GemmQ32<true>, GemmQ32<false>, GemmQ4K, GemmQ6K,
+      GemmFloat<FloatKind::kF32>,
+      GemmFloat<FloatKind::kF16>,
+      GemmFloat<FloatKind::kBF16>,
+      GemmQ32<true>,
+      GemmQ32<false>,
+      GemmQ4K,
+      GemmQ6K,
   };
   return table;
 }

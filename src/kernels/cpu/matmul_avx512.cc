@@ -7,8 +7,13 @@ namespace reprise::kernels {
 
 const KernelTable& Avx512Kernels() {
   static const KernelTable table = {
-      GemmFloat<FloatKind::kF32>, GemmFloat<FloatKind::kF16>, GemmFloat<FloatKind::kBF16>,
-      GemmQ32<true>, GemmQ32<false>, GemmQ4K, GemmQ6K,
+      GemmFloat<FloatKind::kF32>,
+      GemmFloat<FloatKind::kF16>,
+      GemmFloat<FloatKind::kBF16>,
+      GemmQ32<true>,
+      GemmQ32<false>,
+      GemmQ4K,
+      GemmQ6K,
   };
   return table;
 }

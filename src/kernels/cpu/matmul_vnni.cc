@@ -30,7 +30,8 @@ struct PackedTile {
                                                                         : -1;
 
   // Weight vector k of group g (u8 values).
-  static inline __m512i LoadWeights(const uint8_t* row, const PackedRowLayout& pl, int64_t g, int k) {
+  static inline __m512i LoadWeights(const uint8_t* row, const PackedRowLayout& pl, int64_t g,
+                                    int k) {
     const __m512i nib = _mm512_set1_epi8(0x0F);
     if constexpr (kLayout == PackedLayout::kQ8_0x16) {
       return _mm512_load_si512(row + g * 512 + 64 * k);
@@ -47,8 +48,11 @@ struct PackedTile {
   }
 
   // Bytes of group g to prefetch, as (offset, count of 64-byte lines) per section.
-  static inline void Prefetch(const uint8_t* row, const PackedRowLayout& pl, int64_t g, int64_t pf) {
-    auto line = [&](const uint8_t* p) { _mm_prefetch(reinterpret_cast<const char*>(p + pf), _MM_HINT_T0); };
+  static inline void Prefetch(const uint8_t* row, const PackedRowLayout& pl, int64_t g,
+                              int64_t pf) {
+    auto line = [&](const uint8_t* p) {
+      _mm_prefetch(reinterpret_cast<const char*>(p + pf), _MM_HINT_T0);
+    };
     if constexpr (kLayout == PackedLayout::kQ8_0x16) {
       for (int k = 0; k < 8; ++k) line(row + g * 512 + 64 * k);
       if (g % 2 == 0) line(row + pl.d + g * 32);
@@ -68,26 +72,31 @@ struct PackedTile {
   }
 
   // Per-lane weight scales (and Q4_K min scales) of group g.
-  static inline __m512 WeightScales(const uint8_t* row, const PackedRowLayout& pl, int64_t g, __m512* mins) {
+  static inline __m512 WeightScales(const uint8_t* row, const PackedRowLayout& pl, int64_t g,
+                                    __m512* mins) {
     if constexpr (kLayout == PackedLayout::kQ8_0x16 || kLayout == PackedLayout::kQ4_0x16) {
-      return _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(row + pl.d + g * 32)));
+      return _mm512_cvtph_ps(
+          _mm256_load_si256(reinterpret_cast<const __m256i*>(row + pl.d + g * 32)));
     } else if constexpr (kLayout == PackedLayout::kQ4_Kx16) {
       // f16 d0, d1, dmin0, dmin1 -> lanes 0-7 take super-block 0, 8-15 super-block 1.
-      const __m128 dd = _mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(row + pl.d + g * 8)));
+      const __m128 dd =
+          _mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(row + pl.d + g * 8)));
       const __m512 ddz = _mm512_castps128_ps512(dd);
       const __m512i lo = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
       const __m512 d = _mm512_permutexvar_ps(lo, ddz);
       const __m512 dmin = _mm512_permutexvar_ps(_mm512_add_epi32(lo, _mm512_set1_epi32(2)), ddz);
       const uint8_t* s = row + pl.scales + g * 32;
-      const __m512 sc = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(s))));
-      const __m512 m = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(s + 16))));
+      const __m512 sc = _mm512_cvtepi32_ps(
+          _mm512_cvtepu8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(s))));
+      const __m512 m = _mm512_cvtepi32_ps(
+          _mm512_cvtepu8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(s + 16))));
       *mins = _mm512_mul_ps(dmin, m);
       return _mm512_mul_ps(d, sc);
     } else {
       uint16_t dh;
       std::memcpy(&dh, row + pl.d + g * 2, 2);
-      const __m512 sc = _mm512_cvtepi32_ps(
-          _mm512_cvtepi8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(row + pl.scales + g * 16))));
+      const __m512 sc = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
+          _mm_load_si128(reinterpret_cast<const __m128i*>(row + pl.scales + g * 16))));
       return _mm512_mul_ps(_mm512_set1_ps(Fp16Scalar(dh)), sc);
     }
   }
@@ -107,9 +116,10 @@ struct PackedTile {
       for (int t = 0; t < T; ++t) act[t] = a.act + (tok + t) * l.stride;
       __m512 acc[R][T];
       REPRISE_UNROLL
-      for (int r = 0; r < R; ++r)
+      for (int r = 0; r < R; ++r) {
         REPRISE_UNROLL
         for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
+      }
       for (int64_t g = 0; g < n_groups; ++g) {
         __m512i iacc[R][T];
         REPRISE_UNROLL
@@ -144,11 +154,13 @@ struct PackedTile {
           const __m512 ad = _mm512_load_ps(act[t] + l.d + g * 64);
           __m512 ams;  // Q4_K: d_a * asum per lane
           if constexpr (kLayout == PackedLayout::kQ4_Kx16) {
-            ams = _mm512_mul_ps(ad, _mm512_cvtepi32_ps(_mm512_load_si512(act[t] + l.sums + g * 64)));
+            ams =
+                _mm512_mul_ps(ad, _mm512_cvtepi32_ps(_mm512_load_si512(act[t] + l.sums + g * 64)));
           }
           REPRISE_UNROLL
           for (int r = 0; r < R; ++r) {
-            acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(iacc[r][t]), _mm512_mul_ps(ws[r], ad), acc[r][t]);
+            acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(iacc[r][t]), _mm512_mul_ps(ws[r], ad),
+                                        acc[r][t]);
             if constexpr (kLayout == PackedLayout::kQ4_Kx16) {
               acc[r][t] = _mm512_fnmadd_ps(wm[r], ams, acc[r][t]);
             }
@@ -156,9 +168,11 @@ struct PackedTile {
         }
       }
       REPRISE_UNROLL
-      for (int t = 0; t < T; ++t)
+      for (int t = 0; t < T; ++t) {
         REPRISE_UNROLL
-        for (int r = 0; r < R; ++r) a.y[(tok + t) * a.ldy + row + r] = _mm512_reduce_add_ps(acc[r][t]);
+        for (int r = 0; r < R; ++r)
+          a.y[(tok + t) * a.ldy + row + r] = _mm512_reduce_add_ps(acc[r][t]);
+      }
     }
   };
 };
@@ -177,10 +191,17 @@ void GemmPacked(const GemmArgs& a, int64_t r0, int64_t r1, int64_t t0, int64_t t
 
 const KernelTable& Avx512VnniKernels() {
   static const KernelTable table = {
-      GemmFloat<FloatKind::kF32>, GemmFloat<FloatKind::kF16>, GemmFloat<FloatKind::kBF16>,
-      GemmQ32<true>, GemmQ32<false>, GemmQ4K, GemmQ6K,
-      GemmPacked<PackedLayout::kQ8_0x16>, GemmPacked<PackedLayout::kQ4_0x16>,
-      GemmPacked<PackedLayout::kQ4_Kx16>, GemmPacked<PackedLayout::kQ6_Kx16>,
+      GemmFloat<FloatKind::kF32>,
+      GemmFloat<FloatKind::kF16>,
+      GemmFloat<FloatKind::kBF16>,
+      GemmQ32<true>,
+      GemmQ32<false>,
+      GemmQ4K,
+      GemmQ6K,
+      GemmPacked<PackedLayout::kQ8_0x16>,
+      GemmPacked<PackedLayout::kQ4_0x16>,
+      GemmPacked<PackedLayout::kQ4_Kx16>,
+      GemmPacked<PackedLayout::kQ6_Kx16>,
   };
   return table;
 }

@@ -104,7 +104,9 @@ void QuantQ4_0(const float* x, BlockQ4_0* b, int64_t nb) {
     const float d = vmax / -8.0f;
     const float id = d != 0 ? 1.0f / d : 0.0f;
     b[i].d = Fp32ToFp16(d);
-    auto q = [&](float v) { return static_cast<uint8_t>(std::clamp(RoundToInt(v * id) + 8, 0, 15)); };
+    auto q = [&](float v) {
+      return static_cast<uint8_t>(std::clamp(RoundToInt(v * id) + 8, 0, 15));
+    };
     for (int j = 0; j < kQK / 2; ++j) b[i].qs[j] = q(x[j]) | (q(x[j + 16]) << 4);
   }
 }
@@ -237,7 +239,8 @@ void QuantQ6K(const float* x, BlockQ6K* b, int64_t nb) {
         const int q1 = qq[l], q2 = qq[l + 32], q3 = qq[l + 64], q4 = qq[l + 96];
         ql[l] = static_cast<uint8_t>((q1 & 0xF) | ((q3 & 0xF) << 4));
         ql[l + 32] = static_cast<uint8_t>((q2 & 0xF) | ((q4 & 0xF) << 4));
-        qh[l] = static_cast<uint8_t>((q1 >> 4) | ((q2 >> 4) << 2) | ((q3 >> 4) << 4) | ((q4 >> 4) << 6));
+        qh[l] = static_cast<uint8_t>((q1 >> 4) | ((q2 >> 4) << 2) | ((q3 >> 4) << 4) |
+                                     ((q4 >> 4) << 6));
       }
     }
   }

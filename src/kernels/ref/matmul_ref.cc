@@ -2,11 +2,11 @@
 // all paths see identical int8 activations), the per-type reference dot
 // products, and the scalar kernel table built on them. This is the oracle
 // every SIMD kernel is tested against, and the fallback on CPUs without AVX2.
+#include <emmintrin.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-
-#include <emmintrin.h>
 
 #include "core/check.h"
 #include "core/fp16.h"
