@@ -16,6 +16,7 @@
 
 #include "core/cpu_features.h"
 #include "core/log.h"
+#include "kernels/attention.h"
 #include "kernels/ops.h"
 #include "kernels/vec.h"
 #include "model/weights.h"
@@ -47,12 +48,8 @@ class ForwardState {
       expert_slots.resize(cap);
     }
     out_rows.resize(cap);
-    scores.resize(n_threads);
-  }
-  float* Scores(int thread, int64_t n) {
-    auto& s = scores[thread];
-    if (static_cast<int64_t>(s.size()) < n) s.resize(std::max<int64_t>(n, 2 * s.size()));
-    return s.data();
+    att_pos.resize(cap);
+    att_scratch.resize(n_threads);
   }
 
   std::vector<float> x;        // [n, n_embd] residual stream
@@ -70,7 +67,15 @@ class ForwardState {
   std::vector<int32_t> expert_tokens; // tokens routed to the current expert
   std::vector<int32_t> expert_slots;  // their slot in expert_ids
   std::vector<int32_t> out_rows;      // batch rows that want logits
-  std::vector<std::vector<float>> scores;  // per thread [ctx]
+  // Attention work: runs of consecutive batch tokens of one sequence, each
+  // with its sequence's K/V block pointers for the current layer.
+  struct AttnRun {
+    int64_t t0, n_tok, ptrs;  // first batch row, token count, offset into att_k/att_v
+  };
+  std::vector<AttnRun> att_runs;
+  std::vector<const uint8_t*> att_k, att_v;
+  std::vector<int32_t> att_pos;                      // [n] positions of the batch rows
+  std::vector<kernels::AttentionScratch> att_scratch;  // per thread
   std::vector<float> inv_freq;        // [rope_dims / 2]
   kernels::Workspace ws;
 
@@ -102,19 +107,6 @@ inline void StoreRow(uint8_t* dst, const float* src, int64_t n, bool f16) {
     kernels::ConvertToF16(src, reinterpret_cast<uint16_t*>(dst), n);
   } else {
     std::memcpy(dst, src, n * sizeof(float));
-  }
-}
-
-inline float DotRow(const float* q, const uint8_t* k, int64_t n, bool f16) {
-  return f16 ? kernels::DotF16(q, reinterpret_cast<const uint16_t*>(k), n)
-             : kernels::DotF32(q, reinterpret_cast<const float*>(k), n);
-}
-
-inline void AxpyRow(float a, const uint8_t* v, float* out, int64_t n, bool f16) {
-  if (f16) {
-    kernels::AxpyF16(a, reinterpret_cast<const uint16_t*>(v), out, n);
-  } else {
-    kernels::AxpyF32(a, reinterpret_cast<const float*>(v), out, n);
   }
 }
 
@@ -238,27 +230,73 @@ Status Model::Forward(std::span<const BatchToken> tokens, std::span<kv::SeqBlock
       StoreRow(kv.K(block, li) + row * kd * esz, kt, kd, f16);
       StoreRow(kv.V(block, li) + row * vd * esz, &st.v[t * vd], vd, f16);
     }
-    const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim_k));
+    // Attention: one work item per (run of <= kRunTokens consecutive batch
+    // tokens of one sequence, kv head, slice of its query heads); the kernel
+    // converts each K/V tile once for all of them. Each (token, head) result
+    // depends only on its q, position and the KV (kernels/attention.h), so
+    // how tokens are grouped into runs never changes a bit.
+    constexpr int64_t kRunTokens = 16;
+    kernels::AttentionParams ap;
+    ap.head_dim_k = c.head_dim_k;
+    ap.head_dim_v = c.head_dim_v;
+    ap.k_row = kd;
+    ap.v_row = vd;
+    ap.block_tokens = bt;
+    ap.f16 = f16;
+    ap.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim_k));
+    st.att_runs.clear();
+    int64_t n_ptrs = 0;
+    for (int64_t t = 0; t < n;) {
+      int64_t e = t + 1;
+      while (e < n && e - t < kRunTokens && tokens[e].seq == tokens[t].seq) ++e;
+      int32_t max_pos = 0;
+      for (int64_t i = t; i < e; ++i) max_pos = std::max(max_pos, tokens[i].pos);
+      st.att_runs.push_back({t, e - t, n_ptrs});
+      n_ptrs += max_pos / bt + 1;
+      t = e;
+    }
+    if (static_cast<int64_t>(st.att_k.size()) < n_ptrs) {
+      st.att_k.resize(n_ptrs);
+      st.att_v.resize(n_ptrs);
+    }
+    for (const auto& r : st.att_runs) {
+      const kv::SeqBlocks& s = *seqs[tokens[r.t0].seq];
+      int32_t max_pos = 0;
+      for (int64_t i = r.t0; i < r.t0 + r.n_tok; ++i) max_pos = std::max(max_pos, tokens[i].pos);
+      for (int64_t b = 0; b <= max_pos / bt; ++b) {
+        st.att_k[r.ptrs + b] = kv.K(s.blocks[b], li);
+        st.att_v[r.ptrs + b] = kv.V(s.blocks[b], li);
+      }
+    }
+    for (int64_t t = 0; t < n; ++t) st.att_pos[t] = tokens[t].pos;
     const int64_t group = c.n_heads / c.n_kv_heads;
-    pool.ParallelFor(n * c.n_heads, 1, [&](int64_t begin, int64_t end, int thread) {
+    // Split a GQA group across items only when there are too few items to
+    // keep every thread busy (decode of few sequences).
+    int64_t slices = 1;
+    const int64_t n_runs = static_cast<int64_t>(st.att_runs.size());
+    while (n_runs * c.n_kv_heads * slices < 2 * pool.size() && group % (slices * 2) == 0) {
+      slices *= 2;
+    }
+    const int64_t per_slice = group / slices;
+    const int64_t n_items = n_runs * c.n_kv_heads * slices;
+    pool.ParallelFor(n_items, 1, [&](int64_t begin, int64_t end, int thread) {
       for (int64_t job = begin; job < end; ++job) {
-        const int64_t t = job / c.n_heads, h = job % c.n_heads;
-        const int64_t kvh = h / group;
-        const kv::SeqBlocks& s = *seqs[tokens[t].seq];
-        const int64_t ctx = tokens[t].pos + 1;
-        const float* qh = &st.q[t * q_dim + h * c.head_dim_k];
-        float* sc = st.Scores(thread, ctx);
-        for (int64_t p = 0; p < ctx; ++p) {
-          const uint8_t* kr = kv.K(s.blocks[p / bt], li) + ((p % bt) * kd + kvh * c.head_dim_k) * esz;
-          sc[p] = DotRow(qh, kr, c.head_dim_k, f16) * scale;
-        }
-        kernels::SoftmaxInPlace(sc, ctx);
-        float* out = &st.att[t * o_dim + h * c.head_dim_v];
-        std::fill(out, out + c.head_dim_v, 0.0f);
-        for (int64_t p = 0; p < ctx; ++p) {
-          const uint8_t* vr = kv.V(s.blocks[p / bt], li) + ((p % bt) * vd + kvh * c.head_dim_v) * esz;
-          AxpyRow(sc[p], vr, out, c.head_dim_v, f16);
-        }
+        const int64_t slice = job % slices;
+        const int64_t kvh = (job / slices) % c.n_kv_heads;
+        const auto& r = st.att_runs[job / (slices * c.n_kv_heads)];
+        kernels::AttentionRun run;
+        run.q = &st.q[r.t0 * q_dim];
+        run.q_stride = q_dim;
+        run.pos = &st.att_pos[r.t0];
+        run.n_tok = r.n_tok;
+        run.out = &st.att[r.t0 * o_dim];
+        run.out_stride = o_dim;
+        run.k_blocks = &st.att_k[r.ptrs];
+        run.v_blocks = &st.att_v[r.ptrs];
+        run.kv_head = kvh;
+        run.head_begin = kvh * group + slice * per_slice;
+        run.head_end = run.head_begin + per_slice;
+        kernels::Attend(ap, run, &st.att_scratch[thread]);
       }
     });
     kernels::MatMul(L.wo, st.att.data(), n, st.ffn_out.data(), pool, st.ws);

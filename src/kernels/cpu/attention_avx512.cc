@@ -1,0 +1,186 @@
+// AVX-512 version of the blocked online-softmax attention (kernels/attention.h),
+// compiled with -mavx512f/bw/vl/dq. A 32-position tile is two ZMM registers of
+// scores; up to four query heads of one token share each K/V load.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "kernels/attention.h"
+
+namespace reprise::kernels::avx512 {
+
+namespace {
+
+constexpr int T = kAttentionTile;
+
+// exp(x) for x <= 0 (Cephes-style polynomial, about 1 ulp); lanes outside
+// `keep` are 0.
+inline __m512 MaskedExp(__mmask16 keep, __m512 x) {
+  x = _mm512_max_ps(x, _mm512_set1_ps(-104.0f));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 y = _mm512_set1_ps(1.9875691500e-4f);
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.3981999507e-3f));
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(8.3334519073e-3f));
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(4.1665795894e-2f));
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.6666665459e-1f));
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(5.0000001201e-1f));
+  const __m512 r2 = _mm512_mul_ps(r, r);
+  y = _mm512_fmadd_ps(y, r2, r);
+  y = _mm512_add_ps(y, _mm512_set1_ps(1.0f));
+  return _mm512_maskz_scalef_ps(keep, y, n);
+}
+
+inline __mmask16 TailMask(int64_t n) {
+  return n >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << n) - 1);
+}
+
+// n elements of a KV row (F16 or F32) as floats into dst.
+inline void LoadRow(const uint8_t* src, bool f16, int64_t n, float* dst) {
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 mk = TailMask(n - i);
+    __m512 v;
+    if (f16) {
+      v = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mk, reinterpret_cast<const uint16_t*>(src) + i));
+    } else {
+      v = _mm512_maskz_loadu_ps(mk, reinterpret_cast<const float*>(src) + i);
+    }
+    _mm512_mask_storeu_ps(dst + i, mk, v);
+  }
+}
+
+// One tile for NQ query heads of the same token (same valid-row count nv):
+// scores, online-softmax update of (m, l) and o += P V.
+template <int NQ>
+inline void TileStep(const float* const* q, float* const* o, float* m, float* l, const float* kt,
+                     const float* vs, int64_t dk, int64_t dv, float scale, int64_t nv, float* ps) {
+  __m512 a0[NQ], a1[NQ];
+  for (int k = 0; k < NQ; ++k) a0[k] = a1[k] = _mm512_setzero_ps();
+  for (int64_t d = 0; d < dk; ++d) {
+    const __m512 k0 = _mm512_loadu_ps(kt + d * T);
+    const __m512 k1 = _mm512_loadu_ps(kt + d * T + 16);
+    for (int k = 0; k < NQ; ++k) {
+      const __m512 qd = _mm512_set1_ps(q[k][d]);
+      a0[k] = _mm512_fmadd_ps(qd, k0, a0[k]);
+      a1[k] = _mm512_fmadd_ps(qd, k1, a1[k]);
+    }
+  }
+  const __mmask16 v0 = TailMask(nv), v1 = TailMask(nv - 16 > 0 ? nv - 16 : 0);
+  const __m512 ninf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  const __m512 sc = _mm512_set1_ps(scale);
+  float alpha[NQ];
+  for (int k = 0; k < NQ; ++k) {
+    const __m512 s0 = _mm512_mask_blend_ps(v0, ninf, _mm512_mul_ps(a0[k], sc));
+    const __m512 s1 = _mm512_mask_blend_ps(v1, ninf, _mm512_mul_ps(a1[k], sc));
+    const float bm = _mm512_reduce_max_ps(_mm512_max_ps(s0, s1));
+    const float m_new = std::max(m[k], bm);
+    alpha[k] = std::exp(m[k] - m_new);
+    const __m512 mn = _mm512_set1_ps(m_new);
+    const __m512 p0 = MaskedExp(v0, _mm512_sub_ps(s0, mn));
+    const __m512 p1 = MaskedExp(v1, _mm512_sub_ps(s1, mn));
+    m[k] = m_new;
+    l[k] = l[k] * alpha[k] + _mm512_reduce_add_ps(_mm512_add_ps(p0, p1));
+    _mm512_storeu_ps(ps + k * T, p0);
+    _mm512_storeu_ps(ps + k * T + 16, p1);
+  }
+  for (int64_t i = 0; i < dv; i += 16) {
+    const __mmask16 mk = TailMask(dv - i);
+    __m512 acc[NQ];
+    for (int k = 0; k < NQ; ++k) {
+      acc[k] = _mm512_mul_ps(_mm512_maskz_loadu_ps(mk, o[k] + i), _mm512_set1_ps(alpha[k]));
+    }
+    for (int64_t j = 0; j < nv; ++j) {
+      const __m512 v = _mm512_maskz_loadu_ps(mk, vs + j * dv + i);
+      for (int k = 0; k < NQ; ++k) {
+        acc[k] = _mm512_fmadd_ps(_mm512_set1_ps(ps[k * T + j]), v, acc[k]);
+      }
+    }
+    for (int k = 0; k < NQ; ++k) _mm512_mask_storeu_ps(o[k] + i, mk, acc[k]);
+  }
+}
+
+}  // namespace
+
+void Attend(const AttentionParams& p, const AttentionRun& run, AttentionScratch* scratch) {
+  const int64_t dk = p.head_dim_k, dv = p.head_dim_v;
+  const int64_t nh = run.head_end - run.head_begin;
+  if (run.n_tok <= 0 || nh <= 0) return;
+  const int64_t nq = run.n_tok * nh;
+  float* kt = scratch->Get(T * dk + T * dv + 2 * nq + 4 * T + std::max(dk, dv) + 16);
+  float* vs = kt + T * dk;  // [T][dv]
+  float* m = vs + T * dv;   // [nq] running max
+  float* l = m + nq;        // [nq] running sum
+  float* ps = l + nq;       // [4][T] probabilities
+  float* row = ps + 4 * T;  // one converted K row
+  int32_t max_pos = 0;
+  for (int64_t t = 0; t < run.n_tok; ++t) max_pos = std::max(max_pos, run.pos[t]);
+  for (int64_t t = 0; t < run.n_tok; ++t) {
+    for (int64_t h = run.head_begin; h < run.head_end; ++h) {
+      float* o = run.out + t * run.out_stride + h * dv;
+      std::fill(o, o + dv, 0.0f);
+    }
+  }
+  std::fill(m, m + nq, -std::numeric_limits<float>::infinity());
+  std::fill(l, l + nq, 0.0f);
+  const int64_t esz = p.f16 ? 2 : 4;
+  const int bt = p.block_tokens;
+  for (int64_t p0 = 0; p0 <= max_pos; p0 += T) {
+    const int64_t rows = std::min<int64_t>(T, max_pos + 1 - p0);
+    for (int64_t j = 0; j < T; ++j) {
+      if (j >= rows) {
+        for (int64_t d = 0; d < dk; ++d) kt[d * T + j] = 0.0f;
+        continue;
+      }
+      const int64_t pp = p0 + j;
+      const uint8_t* kr = run.k_blocks[pp / bt] + ((pp % bt) * p.k_row + run.kv_head * dk) * esz;
+      const uint8_t* vr = run.v_blocks[pp / bt] + ((pp % bt) * p.v_row + run.kv_head * dv) * esz;
+      LoadRow(kr, p.f16, dk, row);
+      for (int64_t d = 0; d < dk; ++d) kt[d * T + j] = row[d];
+      LoadRow(vr, p.f16, dv, vs + j * dv);
+    }
+    for (int64_t t = 0; t < run.n_tok; ++t) {
+      if (run.pos[t] < p0) continue;
+      const int64_t nv = std::min<int64_t>(T, run.pos[t] + 1 - p0);
+      const float* q[4];
+      float* o[4];
+      for (int64_t h = run.head_begin; h < run.head_end; h += 4) {
+        const int nk = static_cast<int>(std::min<int64_t>(4, run.head_end - h));
+        for (int k = 0; k < nk; ++k) {
+          q[k] = run.q + t * run.q_stride + (h + k) * dk;
+          o[k] = run.out + t * run.out_stride + (h + k) * dv;
+        }
+        const int64_t qi = t * nh + (h - run.head_begin);
+        switch (nk) {
+          case 4:
+            TileStep<4>(q, o, m + qi, l + qi, kt, vs, dk, dv, p.scale, nv, ps);
+            break;
+          case 3:
+            TileStep<3>(q, o, m + qi, l + qi, kt, vs, dk, dv, p.scale, nv, ps);
+            break;
+          case 2:
+            TileStep<2>(q, o, m + qi, l + qi, kt, vs, dk, dv, p.scale, nv, ps);
+            break;
+          default:
+            TileStep<1>(q, o, m + qi, l + qi, kt, vs, dk, dv, p.scale, nv, ps);
+            break;
+        }
+      }
+    }
+  }
+  for (int64_t t = 0; t < run.n_tok; ++t) {
+    for (int64_t h = run.head_begin; h < run.head_end; ++h) {
+      const __m512 lv = _mm512_set1_ps(l[t * nh + (h - run.head_begin)]);
+      float* o = run.out + t * run.out_stride + h * dv;
+      for (int64_t i = 0; i < dv; i += 16) {
+        const __mmask16 mk = TailMask(dv - i);
+        _mm512_mask_storeu_ps(o + i, mk, _mm512_div_ps(_mm512_maskz_loadu_ps(mk, o + i), lv));
+      }
+    }
+  }
+}
+
+}  // namespace reprise::kernels::avx512
