@@ -15,39 +15,13 @@ namespace reprise::chat {
 namespace {
 
 using ::reprise::testing::BinaryPath;
+using ::reprise::testing::CliResult;
 using ::reprise::testing::FileExists;
 using ::reprise::testing::FixturePath;
 using ::reprise::testing::ReadFile;
+using ::reprise::testing::RunReprise;
 using ::reprise::testing::TempDir;
 using Json = nlohmann::ordered_json;
-
-struct CliResult {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
-
-std::string ShellQuote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += (c == '\'') ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-CliResult RunCli(const std::vector<std::string>& args) {
-  const std::string err_path = TempDir() + "/template_cli_stderr.txt";
-  std::string cmd = ShellQuote(BinaryPath("reprise"));
-  for (const auto& a : args) cmd += " " + ShellQuote(a);
-  cmd += " 2>" + ShellQuote(err_path);
-  CliResult r;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (p == nullptr) return r;
-  char buf[4096];
-  for (size_t n; (n = fread(buf, 1, sizeof(buf), p)) > 0;) r.out.append(buf, n);
-  const int status = pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.err = ReadFile(err_path);
-  return r;
-}
 
 void WriteFile(const std::string& path, const std::string& text) {
   FILE* f = fopen(path.c_str(), "wb");
@@ -89,7 +63,7 @@ TEST(TemplateCli, PrintsExactlyWhatTransformersRenderedForToolConversations) {
           args.push_back(entry["template_kwargs"][key].get<std::string>());
         }
       }
-      CliResult got = RunCli(args);
+      CliResult got = RunReprise(args);
       const std::string label = entry["file"].get<std::string>();
       if (r["ok"].get<bool>()) {
         EXPECT_EQ(got.exit_code, 0) << label << ": " << got.err;
@@ -113,14 +87,14 @@ TEST(TemplateCli, UsesTheModelTemplateAndTokensAndFailsClearlyWithoutOne) {
   REQUIRE_FIXTURE(gpt2);
   const std::string messages = TempDir() + "/cli_hello.json";
   WriteFile(messages, R"([{"role": "user", "content": "Hi"}])");
-  CliResult r = RunCli({"template", "--model", phi3, "--messages-file", messages});
+  CliResult r = RunReprise({"template", "--model", phi3, "--messages-file", messages});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "<s><|user|>\nHi<|end|>\n<|assistant|>\n");
-  r = RunCli({"template", "--model", gpt2, "--messages-file", messages});
+  r = RunReprise({"template", "--model", gpt2, "--messages-file", messages});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_TRUE(r.out.empty());
   EXPECT_NE(r.err.find("no chat template"), std::string::npos) << r.err;
-  r = RunCli({"template", "--model", phi3, "--messages-file", "/nonexistent.json"});
+  r = RunReprise({"template", "--model", phi3, "--messages-file", "/nonexistent.json"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("/nonexistent.json"), std::string::npos) << r.err;
 }

@@ -17,16 +17,8 @@ namespace {
 using nlohmann::json;
 
 std::string RunCli(const std::string& args, int* status, bool merge_stderr = false) {
-  std::string cmd = BinaryPath("reprise") + " " + args + (merge_stderr ? " 2>&1" : " 2>/dev/null");
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (p == nullptr) return out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-  int rc = pclose(p);
-  *status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-  return out;
+  return RunShell(BinaryPath("reprise") + " " + args + (merge_stderr ? " 2>&1" : " 2>/dev/null"),
+                  status);
 }
 
 TEST(Cli, InfoJsonDescribesModel) {

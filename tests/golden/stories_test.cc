@@ -59,16 +59,6 @@ INSTANTIATE_TEST_SUITE_P(KvTypes, StoriesGolden, ::testing::Values(DType::kF32, 
                            return std::string(DTypeName(info.param));
                          });
 
-std::string RunCommand(const std::string& cmd, int* status) {
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (p == nullptr) return out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-  *status = pclose(p);
-  return out;
-}
 
 TEST(StoriesCli, GenerateJsonMatchesRunCForOnceUponATime) {
   REQUIRE_FIXTURE(StoriesModel());
@@ -79,7 +69,7 @@ TEST(StoriesCli, GenerateJsonMatchesRunCForOnceUponATime) {
   }
   ASSERT_NE(once, nullptr);
   int status = 0;
-  std::string out = RunCommand(BinaryPath("reprise") + " generate --model " + StoriesModel() +
+  std::string out = RunShell(BinaryPath("reprise") + " generate --model " + StoriesModel() +
                                    " --prompt 'Once upon a time' --n-predict 60 --temp 0 "
                                    "--ignore-eos --json 2>/dev/null",
                                &status);
@@ -97,12 +87,12 @@ TEST(StoriesCli, GenerateJsonMatchesRunCForOnceUponATime) {
 TEST(StoriesCli, BadInputExitsNonZeroWithMessage) {
   REQUIRE_FIXTURE(StoriesModel());
   int status = 0;
-  std::string out = RunCommand(BinaryPath("reprise") + " generate --model " + StoriesModel() +
+  std::string out = RunShell(BinaryPath("reprise") + " generate --model " + StoriesModel() +
                                    " --prompt-tokens 1,9999 --n-predict 4 2>&1",
                                &status);
   EXPECT_NE(status, 0);
   EXPECT_NE(out.find("out of range"), std::string::npos) << out;
-  out = RunCommand(BinaryPath("reprise") + " generate --model /nonexistent.gguf 2>&1", &status);
+  out = RunShell(BinaryPath("reprise") + " generate --model /nonexistent.gguf 2>&1", &status);
   EXPECT_NE(status, 0);
   EXPECT_NE(out.find("error:"), std::string::npos) << out;
 }

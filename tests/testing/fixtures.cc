@@ -1,6 +1,7 @@
 #include "testing/fixtures.h"
 
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -46,6 +47,36 @@ std::string TempDir() {
     return std::string(d ? d : "/tmp");
   }();
   return dir;
+}
+
+std::string ShellQuote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += (c == '\'') ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+std::string RunShell(const std::string& command, int* exit_code) {
+  std::string out;
+  *exit_code = -1;
+  FILE* p = popen(command.c_str(), "r");
+  if (p == nullptr) return out;
+  char buf[4096];
+  for (size_t n; (n = fread(buf, 1, sizeof(buf), p)) > 0;) out.append(buf, n);
+  const int status = pclose(p);
+  *exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return out;
+}
+
+CliResult RunReprise(const std::vector<std::string>& args) {
+  static int calls = 0;
+  const std::string err_path = TempDir() + "/cli_stderr_" + std::to_string(++calls) + ".txt";
+  std::string cmd = ShellQuote(BinaryPath("reprise"));
+  for (const auto& a : args) cmd += " " + ShellQuote(a);
+  cmd += " 2>" + ShellQuote(err_path);
+  CliResult r;
+  r.out = RunShell(cmd, &r.exit_code);
+  r.err = ReadFile(err_path);
+  return r;
 }
 
 }  // namespace reprise::testing

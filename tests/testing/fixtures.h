@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
 namespace reprise::testing {
 
@@ -21,6 +22,18 @@ std::string BinaryPath(const std::string& name);
 std::string ReadFile(const std::string& path);
 // A fresh temporary directory for this test process.
 std::string TempDir();
+
+// Running the CLI in black-box tests.
+struct CliResult {
+  int exit_code = -1;  // -1 when the process did not exit normally
+  std::string out;     // stdout
+  std::string err;     // stderr
+};
+// Runs the built `reprise` binary with `args` (each shell-quoted).
+CliResult RunReprise(const std::vector<std::string>& args);
+// Runs a shell command line; returns its stdout and sets *exit_code.
+std::string RunShell(const std::string& command, int* exit_code);
+std::string ShellQuote(const std::string& s);
 
 }  // namespace reprise::testing
 

@@ -13,38 +13,12 @@ namespace reprise::tokenizer {
 namespace {
 
 using ::reprise::testing::BinaryPath;
+using ::reprise::testing::CliResult;
+using ::reprise::testing::RunReprise;
 using ::reprise::testing::FileExists;
 using ::reprise::testing::FixturePath;
 using ::reprise::testing::ReadFile;
 using ::reprise::testing::TempDir;
-
-struct RunResult {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
-
-std::string Quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += (c == '\'') ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-RunResult RunReprise(const std::vector<std::string>& args) {
-  const std::string err_path = TempDir() + "/cli_stderr.txt";
-  std::string cmd = Quote(BinaryPath("reprise"));
-  for (const auto& a : args) cmd += " " + Quote(a);
-  cmd += " 2>" + Quote(err_path);
-  RunResult r;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (p == nullptr) return r;
-  char buf[4096];
-  for (size_t n; (n = fread(buf, 1, sizeof(buf), p)) > 0;) r.out.append(buf, n);
-  const int status = pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.err = ReadFile(err_path);
-  return r;
-}
 
 #define REQUIRE_BINARY()                                                           \
   do {                                                                             \
