@@ -11,10 +11,6 @@
 
 namespace reprise::kernels {
 
-namespace avx512 {
-void Attend(const AttentionParams& p, const AttentionRun& run, AttentionScratch* scratch);
-}  // namespace avx512
-
 namespace ref {
 
 void Attend(const AttentionParams& p, const AttentionRun& run, AttentionScratch* scratch) {
@@ -103,8 +99,9 @@ void Attend(const AttentionParams& p, const AttentionRun& run, AttentionScratch*
 }  // namespace ref
 
 void Attend(const AttentionParams& p, const AttentionRun& run, AttentionScratch* scratch) {
-  static const bool use_avx512 = GetCpuFeatures().avx512;
-  if (use_avx512) return avx512::Attend(p, run, scratch);
+  static const int level = GetCpuFeatures().avx512 ? 2 : GetCpuFeatures().avx2 ? 1 : 0;
+  if (level == 2) return avx512::Attend(p, run, scratch);
+  if (level == 1) return avx2::Attend(p, run, scratch);
   ref::Attend(p, run, scratch);
 }
 

@@ -71,4 +71,13 @@ namespace ref {
 void Attend(const AttentionParams& p, const AttentionRun& run, AttentionScratch* scratch);
 }  // namespace ref
 
+// The SIMD versions behind Attend(), exposed for tests; call one only when
+// GetCpuFeatures() reports its extension (avx2 / avx512).
+namespace avx2 {
+void Attend(const AttentionParams& p, const AttentionRun& run, AttentionScratch* scratch);
+}  // namespace avx2
+namespace avx512 {
+void Attend(const AttentionParams& p, const AttentionRun& run, AttentionScratch* scratch);
+}  // namespace avx512
+
 }  // namespace reprise::kernels

@@ -1,5 +1,5 @@
-// Blocked online-softmax attention (kernels/attention.h): the dispatched SIMD
-// version against the scalar reference and a double-precision softmax on
+// Blocked online-softmax attention (kernels/attention.h): each SIMD version
+// this CPU runs against the scalar reference and a double-precision softmax on
 // random KV of awkward shapes, and bit-exact independence of each (token,
 // head) result from the other tokens and heads computed in the same call.
 #include "kernels/attention.h"
@@ -13,6 +13,7 @@
 #include <random>
 #include <vector>
 
+#include "core/cpu_features.h"
 #include "core/fp16.h"
 #include "kernel_test_util.h"
 
@@ -179,19 +180,33 @@ std::string Describe(const Shape& s) {
          (s.f16 ? " f16" : " f32");
 }
 
+using AttendFn = void (*)(const AttentionParams&, const AttentionRun&, AttentionScratch*);
+
+// The dispatched version and every SIMD version this CPU can run.
+std::vector<AttendFn> SimdVersions() {
+  std::vector<AttendFn> fns = {&Attend};
+  if (GetCpuFeatures().avx2) fns.push_back(&avx2::Attend);
+  if (GetCpuFeatures().avx512) fns.push_back(&avx512::Attend);
+  return fns;
+}
+
 TEST(AttentionTest, MatchesReferenceAndExactSoftmax) {
   uint32_t seed = 100;
   for (const Shape& s : kShapes) {
     SCOPED_TRACE(Describe(s));
     TestKv kv(s, seed += 10);
-    const std::vector<float> simd = kv.All(Attend);
     const std::vector<float> ref = kv.All(ref::Attend);
     const std::vector<double> exact = kv.Exact();
-    ASSERT_EQ(simd.size(), exact.size());
-    for (size_t i = 0; i < simd.size(); ++i) {
-      ASSERT_TRUE(std::isfinite(simd[i])) << i;
-      ASSERT_NEAR(simd[i], ref[i], 2e-6 * std::max(1.0f, std::fabs(ref[i]))) << i;
+    ASSERT_EQ(ref.size(), exact.size());
+    for (size_t i = 0; i < ref.size(); ++i) {
       ASSERT_NEAR(ref[i], exact[i], 2e-5 * std::max(1.0, std::fabs(exact[i]))) << i;
+    }
+    for (AttendFn fn : SimdVersions()) {
+      const std::vector<float> simd = kv.All(fn);
+      for (size_t i = 0; i < simd.size(); ++i) {
+        ASSERT_TRUE(std::isfinite(simd[i])) << i;
+        ASSERT_NEAR(simd[i], ref[i], 2e-6 * std::max(1.0f, std::fabs(ref[i]))) << i;
+      }
     }
   }
 }
@@ -203,7 +218,9 @@ TEST(AttentionTest, ResultDoesNotDependOnOtherTokensOrHeads) {
   for (const Shape& s : kShapes) {
     SCOPED_TRACE(Describe(s));
     TestKv kv(s, seed += 10);
-    for (auto fn : {&Attend, &ref::Attend}) {
+    std::vector<AttendFn> fns = SimdVersions();
+    fns.push_back(&ref::Attend);
+    for (AttendFn fn : fns) {
       const std::vector<float> all = kv.All(fn);
       std::vector<float> out(all.size(), 0.0f);
       AttentionScratch scratch;
