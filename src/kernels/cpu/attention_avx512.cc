@@ -53,6 +53,34 @@ inline void LoadRow(const uint8_t* src, bool f16, int64_t n, float* dst) {
   }
 }
 
+// o[k][i0 + c] = o[k][i0 + c] * alpha[k] + sum_j p[k][j] * V[j][i0 + c] for NC
+// 16-wide chunks c (the last one masked to `rem` columns), accumulators kept
+// in registers across the nv rows.
+template <int NQ, int NC>
+inline void AccumulatePv(float* const* o, const float* alpha, const float* ps, const float* vs,
+                         int64_t dv, int64_t rem, int64_t nv, int64_t i0) {
+  __mmask16 mk[NC];
+  for (int c = 0; c < NC; ++c) mk[c] = TailMask(rem - 16 * c);
+  __m512 acc[NQ][NC];
+  for (int k = 0; k < NQ; ++k) {
+    const __m512 a = _mm512_set1_ps(alpha[k]);
+    for (int c = 0; c < NC; ++c) {
+      acc[k][c] = _mm512_mul_ps(_mm512_maskz_loadu_ps(mk[c], o[k] + i0 + 16 * c), a);
+    }
+  }
+  for (int64_t j = 0; j < nv; ++j) {
+    for (int c = 0; c < NC; ++c) {
+      const __m512 v = _mm512_maskz_loadu_ps(mk[c], vs + j * dv + 16 * c);
+      for (int k = 0; k < NQ; ++k) {
+        acc[k][c] = _mm512_fmadd_ps(_mm512_set1_ps(ps[k * T + j]), v, acc[k][c]);
+      }
+    }
+  }
+  for (int k = 0; k < NQ; ++k) {
+    for (int c = 0; c < NC; ++c) _mm512_mask_storeu_ps(o[k] + i0 + 16 * c, mk[c], acc[k][c]);
+  }
+}
+
 // One tile for NQ query heads of the same token (same valid-row count nv):
 // scores, online-softmax update of (m, l) and o += P V.
 template <int NQ>
@@ -87,19 +115,21 @@ inline void TileStep(const float* const* q, float* const* o, float* m, float* l,
     _mm512_storeu_ps(ps + k * T, p0);
     _mm512_storeu_ps(ps + k * T + 16, p1);
   }
-  for (int64_t i = 0; i < dv; i += 16) {
-    const __mmask16 mk = TailMask(dv - i);
-    __m512 acc[NQ];
-    for (int k = 0; k < NQ; ++k) {
-      acc[k] = _mm512_mul_ps(_mm512_maskz_loadu_ps(mk, o[k] + i), _mm512_set1_ps(alpha[k]));
+  for (int64_t i = 0; i < dv; i += 64) {
+    switch (std::min<int64_t>(4, (dv - i + 15) / 16)) {
+      case 4:
+        AccumulatePv<NQ, 4>(o, alpha, ps, vs + i, dv, dv - i, nv, i);
+        break;
+      case 3:
+        AccumulatePv<NQ, 3>(o, alpha, ps, vs + i, dv, dv - i, nv, i);
+        break;
+      case 2:
+        AccumulatePv<NQ, 2>(o, alpha, ps, vs + i, dv, dv - i, nv, i);
+        break;
+      default:
+        AccumulatePv<NQ, 1>(o, alpha, ps, vs + i, dv, dv - i, nv, i);
+        break;
     }
-    for (int64_t j = 0; j < nv; ++j) {
-      const __m512 v = _mm512_maskz_loadu_ps(mk, vs + j * dv + i);
-      for (int k = 0; k < NQ; ++k) {
-        acc[k] = _mm512_fmadd_ps(_mm512_set1_ps(ps[k * T + j]), v, acc[k]);
-      }
-    }
-    for (int k = 0; k < NQ; ++k) _mm512_mask_storeu_ps(o[k] + i, mk, acc[k]);
   }
 }
 
