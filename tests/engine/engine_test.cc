@@ -307,3 +307,31 @@ TEST_F(EngineTest, ShutdownEndsPendingRequests) {
 
 }  // namespace
 }  // namespace reprise::engine
+
+namespace reprise::engine {
+namespace {
+
+// /health answers from Engine::Healthy(): true while the scheduler thread's
+// heartbeat is fresh, false once it is older than stall_timeout_ms (a step
+// that hangs) — here forced with a 1 ms timeout against the 50 ms idle tick.
+TEST_F(EngineTest, HealthReflectsTheSchedulerHeartbeat) {
+  EngineConfig c = Config(2);
+  auto healthy = MakeEngine(c);
+  ASSERT_NE(healthy, nullptr);
+  EXPECT_TRUE(healthy->Healthy());
+  std::this_thread::sleep_for(std::chrono::milliseconds(120));
+  EXPECT_TRUE(healthy->Healthy());  // idle ticks keep it fresh
+
+  c.stall_timeout_ms = 1;
+  auto stalled = MakeEngine(c);
+  ASSERT_NE(stalled, nullptr);
+  bool saw_unhealthy = false;
+  for (int i = 0; i < 100 && !saw_unhealthy; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    saw_unhealthy = !stalled->Healthy();
+  }
+  EXPECT_TRUE(saw_unhealthy);
+}
+
+}  // namespace
+}  // namespace reprise::engine
