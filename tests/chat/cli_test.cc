@@ -30,14 +30,6 @@ void WriteFile(const std::string& path, const std::string& text) {
   fclose(f);
 }
 
-#define REQUIRE_REPRISE_BINARY()                                                   \
-  do {                                                                             \
-    if (!FileExists(BinaryPath("reprise"))) {                                      \
-      if (::reprise::testing::RunningInCi()) FAIL() << "reprise binary not built"; \
-      GTEST_SKIP() << "build the reprise target to run CLI tests";                 \
-    }                                                                              \
-  } while (0)
-
 TEST(TemplateCli, PrintsExactlyWhatTransformersRenderedForToolConversations) {
   REQUIRE_REPRISE_BINARY();
   const std::string renders = FixturePath("templates/renders.json");

@@ -50,3 +50,6 @@ std::string ShellQuote(const std::string& s);
       }                                                                                \
     }                                                                                  \
   } while (0)
+
+// Skips (or fails in CI) when the reprise CLI has not been built.
+#define REQUIRE_REPRISE_BINARY() REQUIRE_FIXTURE(::reprise::testing::BinaryPath("reprise"))

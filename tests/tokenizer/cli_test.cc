@@ -20,16 +20,8 @@ using ::reprise::testing::FixturePath;
 using ::reprise::testing::ReadFile;
 using ::reprise::testing::TempDir;
 
-#define REQUIRE_BINARY()                                                           \
-  do {                                                                             \
-    if (!FileExists(BinaryPath("reprise"))) {                                      \
-      if (::reprise::testing::RunningInCi()) FAIL() << "reprise binary not built"; \
-      GTEST_SKIP() << "build the reprise target to run CLI tests";                 \
-    }                                                                              \
-  } while (0)
-
 TEST(TokenizeCli, PrintsTokensJsonForVocabOnlyGguf) {
-  REQUIRE_BINARY();
+  REQUIRE_REPRISE_BINARY();
   const std::string vocab = FixturePath("vocab/ggml-vocab-llama-spm.gguf");
   REQUIRE_FIXTURE(vocab);
   auto r = RunReprise({"tokenize", "--model", vocab, "--text", "Hello world"});
@@ -42,7 +34,7 @@ TEST(TokenizeCli, PrintsTokensJsonForVocabOnlyGguf) {
 }
 
 TEST(TokenizeCli, ReadsTextFile) {
-  REQUIRE_BINARY();
+  REQUIRE_REPRISE_BINARY();
   const std::string model = FixturePath("stories260K/stories260K.gguf");
   REQUIRE_FIXTURE(model);
   const std::string path = TempDir() + "/prompt.txt";
@@ -57,7 +49,7 @@ TEST(TokenizeCli, ReadsTextFile) {
 }
 
 TEST(DetokenizeCli, PrintsTextAndRejectsBadIds) {
-  REQUIRE_BINARY();
+  REQUIRE_REPRISE_BINARY();
   const std::string vocab = FixturePath("vocab/ggml-vocab-gpt-2.gguf");
   REQUIRE_FIXTURE(vocab);
   auto r = RunReprise({"detokenize", "--model", vocab, "--tokens", "15496,995"});
@@ -73,7 +65,7 @@ TEST(DetokenizeCli, PrintsTextAndRejectsBadIds) {
 }
 
 TEST(TokenizeCli, MissingModelOrTextIsAnError) {
-  REQUIRE_BINARY();
+  REQUIRE_REPRISE_BINARY();
   auto r = RunReprise({"tokenize", "--model", TempDir() + "/absent.gguf", "--text", "x"});
   EXPECT_NE(r.exit_code, 0);
   EXPECT_FALSE(r.err.empty());
@@ -85,7 +77,7 @@ TEST(TokenizeCli, MissingModelOrTextIsAnError) {
 }
 
 TEST(ConvertVocabCli, BuildsLlama3VocabThatTokenizes) {
-  REQUIRE_BINARY();
+  REQUIRE_REPRISE_BINARY();
   const std::string dir = FixturePath("hf-tokenizers/llama3.2-bpe");
   REQUIRE_FIXTURE(dir + "/encoder.json");
   const std::string out = TempDir() + "/cli-llama3.gguf";
