@@ -46,13 +46,14 @@ Result<Matrix> Matrix::Prepare(const MatrixView& view) {
   m.view_ = view;
   const PackedLayout layout = PackedLayoutFor(view.type);
   if (layout != PackedLayout::kNone) {
-    const PackedRowLayout pl = MakePackedRowLayout(layout, view.cols);
-    const size_t bytes = static_cast<size_t>(pl.stride * view.rows);
+    const PackedMatrixLayout pl = MakePackedMatrixLayout(layout, view.rows, view.cols);
+    const size_t bytes = static_cast<size_t>(pl.bytes);
     uint8_t* data = static_cast<uint8_t*>(std::aligned_alloc(64, bytes));
     if (data == nullptr) return Errorf("out of memory repacking a %zu-byte weight", bytes);
+    std::memset(data, 0, bytes);
     const int64_t src_stride = view.row_bytes();
     for (int64_t r = 0; r < view.rows; ++r) {
-      PackRow(layout, view.data + r * src_stride, view.cols, data + r * pl.stride);
+      PackRow(layout, view.data + r * src_stride, view.cols, r, data);
     }
     m.packed_ = std::shared_ptr<void>(data, [](void* p) { std::free(p); });
     m.packed_bytes_ = bytes;
@@ -159,7 +160,8 @@ GemmFn FnFor(const KernelTable& t, DType type) {
 }
 
 // Rows per work item for GEMV-like calls (few tokens): enough items for load
-// balance, a multiple of 16 so kernels see whole row tiles.
+// balance, a multiple of 16 so kernels see whole row tiles (and whole panels
+// of packed weights: packed kernels rely on it).
 int64_t RowChunk(int64_t rows, int n_threads, int64_t n) {
   if (n >= 16) return 64;
   const int64_t target_items = 8 * n_threads;
@@ -215,7 +217,7 @@ void MatMulAtLevel(KernelLevel level, const Matrix& w, const float* x, int64_t n
   if (packed_fn != nullptr) {
     fn = packed_fn;
     a.w = MatrixAccess::packed(w);
-    a.w_stride = MakePackedRowLayout(layout, v.cols).stride;
+    a.w_stride = MakePackedMatrixLayout(layout, v.rows, v.cols).panel_stride;
     a.act_layout = MakeActX16Layout(layout, v.cols);
     const ActRowLayout al = a.act_layout;
     uint8_t* act = ws.Get(0, static_cast<size_t>(n * al.stride));

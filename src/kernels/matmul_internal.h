@@ -25,7 +25,9 @@ std::vector<KernelLevel> AvailableKernelLevels();
 KernelLevel BestKernelLevel();
 
 struct GemmArgs {
-  const uint8_t* w = nullptr;  // [rows] rows of w_stride bytes (GGUF row layout)
+  // [rows] rows of w_stride bytes (GGUF row layout); for packed kernels the
+  // packed matrix, w_stride bytes per panel of kPanelRows rows (packed.h).
+  const uint8_t* w = nullptr;
   int64_t w_stride = 0;
   int64_t cols = 0;
   const float* x = nullptr;      // float weights: [n, cols] activations

@@ -36,8 +36,9 @@ bool IsSupportedWeightType(DType t);
 // A weight prepared for MatMul: uses the view in place, or holds a repacked
 // copy in a layout that feeds wide registers. Built once at load; cheap to
 // copy (shares the repacked data). On CPUs with AVX-512 VNNI, Q8_0, Q4_0,
-// Q4_K and Q6_K are repacked (kernels/packed.h; the copy is the size of the
-// original plus at most 64 bytes a row and the padding of a row to 16 blocks),
+// Q4_K and Q6_K are repacked into panels of 8 rows (kernels/packed.h; the copy
+// is the size of the original plus the padding of rows to 16 blocks and of the
+// row count to 8, and 3% more for Q4_K and Q6_K),
 // F32/F16/BF16 are used in place. The view's data must outlive the Matrix:
 // GetRow and the lower kernel levels read it.
 class Matrix {

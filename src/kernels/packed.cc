@@ -21,85 +21,71 @@ int64_t NumGroups(PackedLayout layout, int64_t cols) {
 }
 }  // namespace
 
-PackedRowLayout MakePackedRowLayout(PackedLayout layout, int64_t cols) {
-  CHECK(layout != PackedLayout::kNone && cols % PackedActBlock(layout) == 0);
-  PackedRowLayout l;
-  const int64_t n = NumGroups(layout, cols);
-  l.n_groups = n;
-  switch (layout) {
-    case PackedLayout::kQ8_0x16:
-      l.d = n * 512;
-      l.stride = l.d + n * 32;
-      break;
-    case PackedLayout::kQ4_0x16:
-      l.d = n * 256;
-      l.stride = l.d + n * 32;
-      break;
-    case PackedLayout::kQ4_Kx16:
-      l.scales = n * 256;
-      l.d = l.scales + n * 32;
-      l.stride = l.d + n * 8;
-      break;
-    default:  // kQ6_Kx16
-      l.qh = n * 128;
-      l.scales = l.qh + n * 64;
-      l.d = l.scales + n * 16;
-      l.stride = l.d + n * 2;
-      break;
-  }
-  l.stride = AlignUp64(l.stride);
+PackedMatrixLayout MakePackedMatrixLayout(PackedLayout layout, int64_t rows, int64_t cols) {
+  CHECK(layout != PackedLayout::kNone && rows > 0 && cols % PackedActBlock(layout) == 0);
+  PackedMatrixLayout l;
+  l.n_groups = NumGroups(layout, cols);
+  l.n_panels = (rows + kPanelRows - 1) / kPanelRows;
+  l.panel_stride = l.n_groups * MakePanelGroupLayout(layout).bytes;
+  l.bytes = l.n_panels * l.panel_stride;
   return l;
 }
 
-void PackRow(PackedLayout layout, const uint8_t* src, int64_t cols, uint8_t* dst) {
-  const PackedRowLayout l = MakePackedRowLayout(layout, cols);
-  std::memset(dst, 0, l.stride);
-  uint8_t* qs = dst + l.qs;
+void PackRow(PackedLayout layout, const uint8_t* src, int64_t cols, int64_t r, uint8_t* dst) {
+  const PanelGroupLayout gl = MakePanelGroupLayout(layout);
+  const int64_t lane = r % kPanelRows;
+  uint8_t* panel = dst + (r / kPanelRows) * NumGroups(layout, cols) * gl.bytes;
+  // Section bytes of row `lane` in group g.
+  auto qs = [&](int64_t g) { return panel + g * gl.bytes + gl.qs + lane * gl.qs_row; };
+  auto qh = [&](int64_t g) { return panel + g * gl.bytes + gl.qh + lane * gl.qh_row; };
+  auto scales = [&](int64_t g) {
+    return panel + g * gl.bytes + gl.scales + lane * gl.scales_row;
+  };
+  auto d = [&](int64_t g) {
+    return reinterpret_cast<uint16_t*>(panel + g * gl.bytes + gl.d + lane * gl.d_row);
+  };
   if (layout == PackedLayout::kQ8_0x16 || layout == PackedLayout::kQ4_0x16) {
-    uint16_t* d = reinterpret_cast<uint16_t*>(dst + l.d);
     for (int64_t b = 0; b < cols / kQK; ++b) {
       const int64_t g = b / kGroupLanes, i = b % kGroupLanes;
       if (layout == PackedLayout::kQ8_0x16) {
         const BlockQ8_0& blk = reinterpret_cast<const BlockQ8_0*>(src)[b];
-        d[b] = blk.d;
+        d(g)[i] = blk.d;
         for (int k = 0; k < 8; ++k) {
           for (int j = 0; j < 4; ++j) {
-            qs[g * 512 + 64 * k + 4 * i + j] = static_cast<uint8_t>(blk.qs[4 * k + j]) ^ 0x80;
+            qs(g)[64 * k + 4 * i + j] = static_cast<uint8_t>(blk.qs[4 * k + j]) ^ 0x80;
           }
         }
       } else {
         const BlockQ4_0& blk = reinterpret_cast<const BlockQ4_0*>(src)[b];
-        d[b] = blk.d;
-        for (int k = 0; k < 4; ++k) std::memcpy(qs + g * 256 + 64 * k + 4 * i, blk.qs + 4 * k, 4);
+        d(g)[i] = blk.d;
+        for (int k = 0; k < 4; ++k) std::memcpy(qs(g) + 64 * k + 4 * i, blk.qs + 4 * k, 4);
       }
     }
   } else if (layout == PackedLayout::kQ4_Kx16) {
-    uint16_t* d = reinterpret_cast<uint16_t*>(dst + l.d);
     for (int64_t sb = 0; sb < cols / kQKK; ++sb) {
       const BlockQ4K& blk = reinterpret_cast<const BlockQ4K*>(src)[sb];
       const int64_t g = sb / 2, half = sb % 2;
-      d[g * 4 + half] = blk.d;
-      d[g * 4 + 2 + half] = blk.dmin;
+      d(g)[half] = blk.d;
+      d(g)[2 + half] = blk.dmin;
       for (int j = 0; j < 8; ++j) {
         const int i = static_cast<int>(8 * half + j);  // lane
         uint8_t sc, m;
         GetScaleMinK4(j, blk.scales, &sc, &m);
-        dst[l.scales + g * 32 + i] = sc;
-        dst[l.scales + g * 32 + 16 + i] = m;
+        scales(g)[i] = sc;
+        scales(g)[16 + i] = m;
         const uint8_t* q = blk.qs + 32 * (j / 2);
         const int shift = 4 * (j % 2);
         for (int e = 0; e < 16; ++e) {  // value e (low nibble) and 16 + e (high nibble)
           const uint8_t lo = (q[e] >> shift) & 0xF, hi = (q[e + 16] >> shift) & 0xF;
-          qs[g * 256 + 64 * (e / 4) + 4 * i + e % 4] = static_cast<uint8_t>(lo | (hi << 4));
+          qs(g)[64 * (e / 4) + 4 * i + e % 4] = static_cast<uint8_t>(lo | (hi << 4));
         }
       }
     }
   } else {  // kQ6_Kx16: one super-block per group
-    uint16_t* d = reinterpret_cast<uint16_t*>(dst + l.d);
     for (int64_t g = 0; g < cols / kQKK; ++g) {
       const BlockQ6K& blk = reinterpret_cast<const BlockQ6K*>(src)[g];
-      d[g] = blk.d;
-      std::memcpy(dst + l.scales + g * 16, blk.scales, 16);
+      d(g)[0] = blk.d;
+      std::memcpy(scales(g), blk.scales, 16);
       for (int v = 0; v < kQKK; ++v) {  // value v of the super-block
         const int h = v / 128, l2 = v % 32, part = (v % 128) / 32;
         const uint8_t qlb = blk.ql[64 * h + l2 + 32 * (part & 1)];
@@ -107,9 +93,8 @@ void PackRow(PackedLayout layout, const uint8_t* src, int64_t cols, uint8_t* dst
         const int high = (blk.qh[32 * h + l2] >> (2 * part)) & 3;
         const int i = v / 16, e = v % 16;  // lane, value within the sub-block
         const int k = e / 4, b = e % 4;    // vector, byte
-        dst[l.qs + g * 128 + 64 * (k % 2) + 4 * i + b] |=
-            static_cast<uint8_t>(low << (4 * (k / 2)));
-        dst[l.qh + g * 64 + 4 * i + b] |= static_cast<uint8_t>(high << (2 * k));
+        qs(g)[64 * (k % 2) + 4 * i + b] |= static_cast<uint8_t>(low << (4 * (k / 2)));
+        qh(g)[4 * i + b] |= static_cast<uint8_t>(high << (2 * k));
       }
     }
   }

@@ -11,7 +11,12 @@
 //   Q6_Kx16:          1 super-block  = 16 sub-blocks of 16 (256 values)
 // Rows (and activations) are padded with zero blocks to whole groups.
 //
-// Packed row sections, each [n_groups][per-group bytes], 64-byte aligned row:
+// Rows are stored in panels of 8 (kPanelRows), and within a panel group by
+// group: [panel][group][section][row lane][per-row bytes]. A decode step (one
+// token, an 8-row tile) then streams the matrix strictly sequentially, which
+// the memory system serves at ~40% more bandwidth than 8 interleaved row
+// streams (measured on Zen 5 with 4-bit weights). Rows are padded with zero
+// rows to a whole panel. Per row and group, the sections are
 //   Q8_0x16: qs 512 (vector k lane i = w ^ 0x80 of values 4k..4k+3), d 32 (16 f16)
 //   Q4_0x16: qs 256 (vector k < 4: low nibbles = values 4k.., high = 16+4k..), d 32
 //   Q4_Kx16: qs 256 (as Q4_0), scales 32 (16 u8 scales, 16 u8 mins),
@@ -19,6 +24,8 @@
 //   Q6_Kx16: qs 128 (low 4 bits: vector v low nibbles = values 4v.., high = 8+4v..),
 //            qh 64 (bits 2k..2k+1 of lane byte b = high 2 bits of value 4k+b),
 //            scales 16 (int8), d 2 (f16)
+// and a panel-group holds each section for the 8 rows in turn (row lane i of
+// section S at S's offset + i * S's per-row bytes), padded to 64 bytes.
 // Activation row (ActX16): qs [n_groups][S/4][16][4] int8 (vector k, lane i =
 // values 4k..4k+3 of sub-block i), d [n_groups][16] float (scale of the block
 // holding sub-block i), sums [n_groups][16] int32 (sum of sub-block i's q).
@@ -33,16 +40,51 @@ namespace reprise::kernels {
 
 enum class PackedLayout : int { kNone = 0, kQ8_0x16 = 1, kQ4_0x16 = 2, kQ4_Kx16 = 3, kQ6_Kx16 = 4 };
 constexpr int kGroupLanes = 16;
+constexpr int kPanelRows = 8;
 
-struct PackedRowLayout {
-  int64_t n_groups = 0;
-  int64_t qs = 0, qh = 0, scales = 0, d = 0;  // section byte offsets
-  int64_t stride = 0;                         // bytes per packed row (multiple of 64)
+// The per-group geometry of a layout (independent of the matrix size).
+struct PanelGroupLayout {
+  int qs_row = 0, qh_row = 0, scales_row = 0, d_row = 0;  // bytes per row and group
+  int qs = 0, qh = 0, scales = 0, d = 0;  // section offsets within a panel-group
+  int bytes = 0;                          // bytes per panel-group (multiple of 64)
 };
-PackedRowLayout MakePackedRowLayout(PackedLayout layout, int64_t cols);
+constexpr PanelGroupLayout MakePanelGroupLayout(PackedLayout layout) {
+  PanelGroupLayout g;
+  switch (layout) {
+    case PackedLayout::kQ8_0x16:
+      g.qs_row = 512, g.d_row = 32;
+      break;
+    case PackedLayout::kQ4_0x16:
+      g.qs_row = 256, g.d_row = 32;
+      break;
+    case PackedLayout::kQ4_Kx16:
+      g.qs_row = 256, g.scales_row = 32, g.d_row = 8;
+      break;
+    case PackedLayout::kQ6_Kx16:
+      g.qs_row = 128, g.qh_row = 64, g.scales_row = 16, g.d_row = 2;
+      break;
+    default:
+      break;
+  }
+  g.qs = 0;
+  g.qh = g.qs + kPanelRows * g.qs_row;
+  g.scales = g.qh + kPanelRows * g.qh_row;
+  g.d = g.scales + kPanelRows * g.scales_row;
+  g.bytes = (g.d + kPanelRows * g.d_row + 63) / 64 * 64;
+  return g;
+}
 
-// Packs one GGUF row of `cols` values into `dst` (PackedRowLayout.stride bytes).
-void PackRow(PackedLayout layout, const uint8_t* src, int64_t cols, uint8_t* dst);
+struct PackedMatrixLayout {
+  int64_t n_groups = 0;      // groups per row
+  int64_t n_panels = 0;      // ceil(rows / kPanelRows)
+  int64_t panel_stride = 0;  // bytes per panel: n_groups * panel-group bytes
+  int64_t bytes = 0;         // n_panels * panel_stride
+};
+PackedMatrixLayout MakePackedMatrixLayout(PackedLayout layout, int64_t rows, int64_t cols);
+
+// Packs GGUF row `r` of `cols` values into a zero-initialized packed matrix
+// `dst` (laid out by MakePackedMatrixLayout).
+void PackRow(PackedLayout layout, const uint8_t* src, int64_t cols, int64_t r, uint8_t* dst);
 
 // Values per sub-block (32 or 16) and per quantization block (32 or 256).
 int PackedSubBlock(PackedLayout layout);

@@ -20,6 +20,11 @@ namespace {
 //   Q4_0: sum_i(q, a) - 8 * asum             scale d_w * d_a
 //   Q4_K: sum_i(q, a)                        scale (d * sc) * d_a, minus (dmin * m) * (d_a * asum)
 //   Q6_K: sum_i(q, a) - 32 * asum            scale (d * sc) * d_a
+// Software prefetch distance on the packed (sequential) weight stream, in
+// panel-groups.
+constexpr int kPrefetchGroups = 2;
+inline int64_t PrefetchDistance(int group_bytes) { return int64_t{kPrefetchGroups} * group_bytes; }
+
 template <PackedLayout kLayout>
 struct PackedTile {
   static constexpr int kVecs = kLayout == PackedLayout::kQ6_Kx16 ? 4 : 8;  // vpdpbusd per group
@@ -29,88 +34,76 @@ struct PackedTile {
                                     : kLayout == PackedLayout::kQ6_Kx16 ? 5
                                                                         : -1;
 
-  // Weight vector k of group g (u8 values).
-  static inline __m512i LoadWeights(const uint8_t* row, const PackedRowLayout& pl, int64_t g,
-                                    int k) {
+  static constexpr PanelGroupLayout kG = MakePanelGroupLayout(kLayout);
+
+  // Weight vector k (u8 values) of row lane `i` in the panel-group at `pg`.
+  static inline __m512i LoadWeights(const uint8_t* pg, int i, int k) {
     const __m512i nib = _mm512_set1_epi8(0x0F);
+    const uint8_t* q = pg + kG.qs + i * kG.qs_row;
     if constexpr (kLayout == PackedLayout::kQ8_0x16) {
-      return _mm512_load_si512(row + g * 512 + 64 * k);
+      return _mm512_load_si512(q + 64 * k);
     } else if constexpr (kLayout == PackedLayout::kQ6_Kx16) {
-      const __m512i ql = _mm512_load_si512(row + g * 128 + 64 * (k % 2));
-      const __m512i qh = _mm512_load_si512(row + pl.qh + g * 64);
+      const __m512i ql = _mm512_load_si512(q + 64 * (k % 2));
+      const __m512i qh = _mm512_load_si512(pg + kG.qh + i * kG.qh_row);
       const __m512i low = _mm512_and_si512(k < 2 ? ql : _mm512_srli_epi16(ql, 4), nib);
       const __m512i hi_bits = k == 3 ? _mm512_srli_epi16(qh, 2) : _mm512_slli_epi16(qh, 4 - 2 * k);
       return _mm512_or_si512(low, _mm512_and_si512(hi_bits, _mm512_set1_epi8(0x30)));
     } else {
-      const __m512i v = _mm512_load_si512(row + g * 256 + 64 * (k % 4));
+      const __m512i v = _mm512_load_si512(q + 64 * (k % 4));
       return _mm512_and_si512(k < 4 ? v : _mm512_srli_epi16(v, 4), nib);
     }
   }
 
-  // Bytes of group g to prefetch, as (offset, count of 64-byte lines) per section.
-  static inline void Prefetch(const uint8_t* row, const PackedRowLayout& pl, int64_t g,
-                              int64_t pf) {
-    auto line = [&](const uint8_t* p) {
-      _mm_prefetch(reinterpret_cast<const char*>(p + pf), _MM_HINT_T0);
-    };
-    if constexpr (kLayout == PackedLayout::kQ8_0x16) {
-      for (int k = 0; k < 8; ++k) line(row + g * 512 + 64 * k);
-      if (g % 2 == 0) line(row + pl.d + g * 32);
-    } else if constexpr (kLayout == PackedLayout::kQ4_0x16) {
-      for (int k = 0; k < 4; ++k) line(row + g * 256 + 64 * k);
-      if (g % 2 == 0) line(row + pl.d + g * 32);
-    } else if constexpr (kLayout == PackedLayout::kQ4_Kx16) {
-      for (int k = 0; k < 4; ++k) line(row + g * 256 + 64 * k);
-      if (g % 2 == 0) line(row + pl.scales + g * 32);
-      if (g % 8 == 0) line(row + pl.d + g * 8);
-    } else {
-      for (int k = 0; k < 2; ++k) line(row + g * 128 + 64 * k);
-      line(row + pl.qh + g * 64);
-      if (g % 4 == 0) line(row + pl.scales + g * 16);
-      if (g % 32 == 0) line(row + pl.d + g * 2);
+  // Prefetches, `pf` bytes ahead, the lines of rows [i0, i0 + R) in the
+  // panel-group at `pg`: the whole panel-group for a full panel (a decode
+  // step streams it sequentially), else the rows' quants.
+  template <int R>
+  static inline void Prefetch(const uint8_t* pg, int i0, int64_t pf) {
+    const uint8_t* p = R == kPanelRows ? pg : pg + kG.qs + i0 * kG.qs_row;
+    constexpr int kLines = R == kPanelRows ? kG.bytes / 64 : R * kG.qs_row / 64;
+    REPRISE_UNROLL
+    for (int j = 0; j < kLines; ++j) {
+      _mm_prefetch(reinterpret_cast<const char*>(p + pf + 64 * j), _MM_HINT_T0);
     }
   }
 
-  // Per-lane weight scales (and Q4_K min scales) of group g.
-  static inline __m512 WeightScales(const uint8_t* row, const PackedRowLayout& pl, int64_t g,
-                                    __m512* mins) {
+  // Per-lane weight scales (and Q4_K min scales) of row lane `i`.
+  static inline __m512 WeightScales(const uint8_t* pg, int i, __m512* mins) {
+    const uint8_t* d = pg + kG.d + i * kG.d_row;
     if constexpr (kLayout == PackedLayout::kQ8_0x16 || kLayout == PackedLayout::kQ4_0x16) {
-      return _mm512_cvtph_ps(
-          _mm256_load_si256(reinterpret_cast<const __m256i*>(row + pl.d + g * 32)));
+      return _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(d)));
     } else if constexpr (kLayout == PackedLayout::kQ4_Kx16) {
       // f16 d0, d1, dmin0, dmin1 -> lanes 0-7 take super-block 0, 8-15 super-block 1.
-      const __m128 dd =
-          _mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(row + pl.d + g * 8)));
+      const __m128 dd = _mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(d)));
       const __m512 ddz = _mm512_castps128_ps512(dd);
       const __m512i lo = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
-      const __m512 d = _mm512_permutexvar_ps(lo, ddz);
+      const __m512 dv = _mm512_permutexvar_ps(lo, ddz);
       const __m512 dmin = _mm512_permutexvar_ps(_mm512_add_epi32(lo, _mm512_set1_epi32(2)), ddz);
-      const uint8_t* s = row + pl.scales + g * 32;
+      const uint8_t* s = pg + kG.scales + i * kG.scales_row;
       const __m512 sc = _mm512_cvtepi32_ps(
           _mm512_cvtepu8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(s))));
       const __m512 m = _mm512_cvtepi32_ps(
           _mm512_cvtepu8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(s + 16))));
       *mins = _mm512_mul_ps(dmin, m);
-      return _mm512_mul_ps(d, sc);
+      return _mm512_mul_ps(dv, sc);
     } else {
       uint16_t dh;
-      std::memcpy(&dh, row + pl.d + g * 2, 2);
-      const __m512 sc = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
-          _mm_load_si128(reinterpret_cast<const __m128i*>(row + pl.scales + g * 16))));
+      std::memcpy(&dh, d, 2);
+      const __m512 sc = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_load_si128(
+          reinterpret_cast<const __m128i*>(pg + kG.scales + i * kG.scales_row))));
       return _mm512_mul_ps(_mm512_set1_ps(Fp16Scalar(dh)), sc);
     }
   }
 
+  // Rows [row, row + R) must lie in one panel (GemmPacked guarantees it).
   template <int R, int T>
   struct K {
     static void Run(const GemmArgs& a, int64_t row, int64_t tok) {
       const ActRowLayout& l = a.act_layout;
       const int64_t n_groups = l.n_blocks / kGroupLanes;
-      const PackedRowLayout pl = MakePackedRowLayout(kLayout, a.cols);
-      const int64_t pf = PrefetchOffset(a, R);
-      const uint8_t* w[R];
-      REPRISE_UNROLL
-      for (int r = 0; r < R; ++r) w[r] = a.w + (row + r) * a.w_stride;
+      const int i0 = static_cast<int>(row % kPanelRows);
+      const uint8_t* panel = a.w + (row / kPanelRows) * a.w_stride;
+      const int64_t pf = PrefetchDistance(kG.bytes);
       const uint8_t* act[T];
       REPRISE_UNROLL
       for (int t = 0; t < T; ++t) act[t] = a.act + (tok + t) * l.stride;
@@ -121,6 +114,7 @@ struct PackedTile {
         for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
       }
       for (int64_t g = 0; g < n_groups; ++g) {
+        const uint8_t* pg = panel + g * kG.bytes;
         __m512i iacc[R][T];
         REPRISE_UNROLL
         for (int t = 0; t < T; ++t) {
@@ -132,13 +126,12 @@ struct PackedTile {
           REPRISE_UNROLL
           for (int r = 0; r < R; ++r) iacc[r][t] = init;
         }
-        REPRISE_UNROLL
-        for (int r = 0; r < R; ++r) Prefetch(w[r], pl, g, pf);
+        Prefetch<R>(pg, i0, pf);
         REPRISE_UNROLL
         for (int k = 0; k < kVecs; ++k) {
           __m512i wv[R];
           REPRISE_UNROLL
-          for (int r = 0; r < R; ++r) wv[r] = LoadWeights(w[r], pl, g, k);
+          for (int r = 0; r < R; ++r) wv[r] = LoadWeights(pg, i0 + r, k);
           REPRISE_UNROLL
           for (int t = 0; t < T; ++t) {
             const __m512i av = _mm512_load_si512(act[t] + l.qs + g * kGroupValues + 64 * k);
@@ -148,7 +141,7 @@ struct PackedTile {
         }
         __m512 ws[R], wm[R];
         REPRISE_UNROLL
-        for (int r = 0; r < R; ++r) ws[r] = WeightScales(w[r], pl, g, &wm[r]);
+        for (int r = 0; r < R; ++r) ws[r] = WeightScales(pg, i0 + r, &wm[r]);
         REPRISE_UNROLL
         for (int t = 0; t < T; ++t) {
           const __m512 ad = _mm512_load_ps(act[t] + l.d + g * 64);
@@ -183,6 +176,7 @@ void GemmPacked(const GemmArgs& a, int64_t r0, int64_t r1, int64_t t0, int64_t t
   // One token (decode): 8-row panels keep more weight streams in flight
   // (measured: Q8_0 29 -> 32 GB/s, Q6_K 17 -> 20 GB/s on one Zen 5 core).
   // Row tiling never changes a (row, token) result, so this is deterministic.
+  CHECK(r0 % kPanelRows == 0);  // tiles of 8 and 4 rows then never straddle a panel
   if (t1 - t0 == 1) return TileLoop<8, 1, PackedTile<kLayout>::template K>(a, r0, r1, t0, t1);
   TileLoop<4, 4, PackedTile<kLayout>::template K>(a, r0, r1, t0, t1);
 }
