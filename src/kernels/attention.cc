@@ -98,14 +98,11 @@ void Attend(const AttentionParams& p, const AttentionRun& run, AttentionScratch*
 
 }  // namespace ref
 
-// AVX2 is preferred even where AVX-512 is available: on the 2-core AVX-512
-// VNNI dev machine (TinyLlama shape, 2 threads, same minute) both give the
-// same prefill speed, but decoding with the AVX-512 kernel was about 7% slower
-// end to end (tg128 43.3 vs 46.6 tok/s on Q4_0) although the kernels alone time
-// the same. The AVX-512 version stays tested and can be selected here. One
-// choice per process: the versions differ in their last bits.
+// The best version this CPU runs. One choice per process: the versions
+// differ in their last bits.
 void Attend(const AttentionParams& p, const AttentionRun& run, AttentionScratch* scratch) {
-  static const int level = GetCpuFeatures().avx2 ? 1 : 0;
+  static const int level = GetCpuFeatures().avx512 ? 2 : GetCpuFeatures().avx2 ? 1 : 0;
+  if (level == 2) return avx512::Attend(p, run, scratch);
   if (level == 1) return avx2::Attend(p, run, scratch);
   ref::Attend(p, run, scratch);
 }

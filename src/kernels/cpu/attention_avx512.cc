@@ -1,6 +1,8 @@
 // AVX-512 version of the blocked online-softmax attention (kernels/attention.h),
 // compiled with -mavx512f/bw/vl/dq. A 32-position tile is two ZMM registers of
-// scores; up to four query heads of one token share each K/V load.
+// scores; up to four query heads of one token share each K/V load. A tile's K
+// rows are transposed 16 x 16 in registers, and the next tile's rows are
+// prefetched (KV blocks are scattered, and a decode step reads them once).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -53,6 +55,92 @@ inline void LoadRow(const uint8_t* src, bool f16, int64_t n, float* dst) {
   }
 }
 
+// In-register transpose of a 16 x 16 float matrix (r[i] = row i on entry,
+// column i on exit).
+inline void Transpose16(__m512 r[16]) {
+  __m512 t[16];
+  #pragma GCC unroll 16
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  auto lo = [](__m512 a, __m512 b) {
+    return _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(a), _mm512_castps_pd(b)));
+  };
+  auto hi = [](__m512 a, __m512 b) {
+    return _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(a), _mm512_castps_pd(b)));
+  };
+  // u[4i + c], 128-bit lane L: rows 4i..4i+3 of column c + 4L.
+  __m512 u[16];
+  #pragma GCC unroll 16
+  for (int i = 0; i < 4; ++i) {
+    u[4 * i] = lo(t[4 * i], t[4 * i + 2]);
+    u[4 * i + 1] = hi(t[4 * i], t[4 * i + 2]);
+    u[4 * i + 2] = lo(t[4 * i + 1], t[4 * i + 3]);
+    u[4 * i + 3] = hi(t[4 * i + 1], t[4 * i + 3]);
+  }
+  #pragma GCC unroll 16
+  for (int c = 0; c < 4; ++c) {
+    const __m512 a = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x44);
+    const __m512 b = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xEE);
+    const __m512 e = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x44);
+    const __m512 f = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xEE);
+    r[c] = _mm512_shuffle_f32x4(a, e, 0x88);
+    r[c + 4] = _mm512_shuffle_f32x4(a, e, 0xDD);
+    r[c + 8] = _mm512_shuffle_f32x4(b, f, 0x88);
+    r[c + 12] = _mm512_shuffle_f32x4(b, f, 0xDD);
+  }
+}
+
+// Up to 16 elements (mask mk) of a KV row as floats; zeros elsewhere.
+inline __m512 LoadChunk(const uint8_t* src, bool f16, __mmask16 mk) {
+  if (f16) return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mk, src));
+  return _mm512_maskz_loadu_ps(mk, src);
+}
+
+inline void PrefetchRow(const uint8_t* p, int64_t bytes) {
+  for (int64_t b = 0; b < bytes; b += 64) {
+    _mm_prefetch(reinterpret_cast<const char*>(p + b), _MM_HINT_T0);
+  }
+}
+
+// Converts the tile of positions [p0, p0 + rows) for kv head `kv_head`: K
+// transposed into kt [dk][T] (zero for rows >= rows) and V into vs [T][dv].
+// Prefetches the next tile's rows while the memory system is otherwise idle.
+inline void LoadTile(const AttentionParams& p, const AttentionRun& run, int64_t p0, int64_t rows,
+                     int64_t next_rows, float* kt, float* vs) {
+  const int64_t dk = p.head_dim_k, dv = p.head_dim_v;
+  const int64_t esz = p.f16 ? 2 : 4;
+  const int bt = p.block_tokens;
+  auto k_row = [&](int64_t pp) {
+    return run.k_blocks[pp / bt] + ((pp % bt) * p.k_row + run.kv_head * dk) * esz;
+  };
+  auto v_row = [&](int64_t pp) {
+    return run.v_blocks[pp / bt] + ((pp % bt) * p.v_row + run.kv_head * dv) * esz;
+  };
+  for (int64_t j = 0; j < next_rows; ++j) {
+    PrefetchRow(k_row(p0 + T + j), dk * esz);
+    PrefetchRow(v_row(p0 + T + j), dv * esz);
+  }
+  for (int64_t j0 = 0; j0 < T; j0 += 16) {
+    const uint8_t* src[16];
+    #pragma GCC unroll 16
+    for (int i = 0; i < 16; ++i) src[i] = j0 + i < rows ? k_row(p0 + j0 + i) : nullptr;
+    for (int64_t d0 = 0; d0 < dk; d0 += 16) {
+      const __mmask16 mk = TailMask(dk - d0);
+      __m512 r[16];
+      #pragma GCC unroll 16
+      for (int i = 0; i < 16; ++i) {
+        r[i] = src[i] != nullptr ? LoadChunk(src[i] + d0 * esz, p.f16, mk) : _mm512_setzero_ps();
+      }
+      Transpose16(r);
+      const int64_t nd = std::min<int64_t>(16, dk - d0);
+      for (int64_t i = 0; i < nd; ++i) _mm512_storeu_ps(kt + (d0 + i) * T + j0, r[i]);
+    }
+  }
+  for (int64_t j = 0; j < rows; ++j) LoadRow(v_row(p0 + j), p.f16, dv, vs + j * dv);
+}
+
 // o[k][i0 + c] = o[k][i0 + c] * alpha[k] + sum_j p[k][j] * V[j][i0 + c] for NC
 // 16-wide chunks c (the last one masked to `rem` columns), accumulators kept
 // in registers across the nv rows.
@@ -60,23 +148,30 @@ template <int NQ, int NC>
 inline void AccumulatePv(float* const* o, const float* alpha, const float* ps, const float* vs,
                          int64_t dv, int64_t rem, int64_t nv, int64_t i0) {
   __mmask16 mk[NC];
+  #pragma GCC unroll 16
   for (int c = 0; c < NC; ++c) mk[c] = TailMask(rem - 16 * c);
   __m512 acc[NQ][NC];
+  #pragma GCC unroll 16
   for (int k = 0; k < NQ; ++k) {
     const __m512 a = _mm512_set1_ps(alpha[k]);
+    #pragma GCC unroll 16
     for (int c = 0; c < NC; ++c) {
       acc[k][c] = _mm512_mul_ps(_mm512_maskz_loadu_ps(mk[c], o[k] + i0 + 16 * c), a);
     }
   }
   for (int64_t j = 0; j < nv; ++j) {
+    #pragma GCC unroll 16
     for (int c = 0; c < NC; ++c) {
       const __m512 v = _mm512_maskz_loadu_ps(mk[c], vs + j * dv + 16 * c);
+      #pragma GCC unroll 16
       for (int k = 0; k < NQ; ++k) {
         acc[k][c] = _mm512_fmadd_ps(_mm512_set1_ps(ps[k * T + j]), v, acc[k][c]);
       }
     }
   }
+  #pragma GCC unroll 16
   for (int k = 0; k < NQ; ++k) {
+    #pragma GCC unroll 16
     for (int c = 0; c < NC; ++c) _mm512_mask_storeu_ps(o[k] + i0 + 16 * c, mk[c], acc[k][c]);
   }
 }
@@ -87,10 +182,12 @@ template <int NQ>
 inline void TileStep(const float* const* q, float* const* o, float* m, float* l, const float* kt,
                      const float* vs, int64_t dk, int64_t dv, float scale, int64_t nv, float* ps) {
   __m512 a0[NQ], a1[NQ];
+  #pragma GCC unroll 16
   for (int k = 0; k < NQ; ++k) a0[k] = a1[k] = _mm512_setzero_ps();
   for (int64_t d = 0; d < dk; ++d) {
     const __m512 k0 = _mm512_loadu_ps(kt + d * T);
     const __m512 k1 = _mm512_loadu_ps(kt + d * T + 16);
+    #pragma GCC unroll 16
     for (int k = 0; k < NQ; ++k) {
       const __m512 qd = _mm512_set1_ps(q[k][d]);
       a0[k] = _mm512_fmadd_ps(qd, k0, a0[k]);
@@ -101,6 +198,7 @@ inline void TileStep(const float* const* q, float* const* o, float* m, float* l,
   const __m512 ninf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
   const __m512 sc = _mm512_set1_ps(scale);
   float alpha[NQ];
+  #pragma GCC unroll 16
   for (int k = 0; k < NQ; ++k) {
     const __m512 s0 = _mm512_mask_blend_ps(v0, ninf, _mm512_mul_ps(a0[k], sc));
     const __m512 s1 = _mm512_mask_blend_ps(v1, ninf, _mm512_mul_ps(a1[k], sc));
@@ -140,12 +238,11 @@ void Attend(const AttentionParams& p, const AttentionRun& run, AttentionScratch*
   const int64_t nh = run.head_end - run.head_begin;
   if (run.n_tok <= 0 || nh <= 0) return;
   const int64_t nq = run.n_tok * nh;
-  float* kt = scratch->Get(T * dk + T * dv + 2 * nq + 4 * T + std::max(dk, dv) + 16);
+  float* kt = scratch->Get(T * dk + T * dv + 2 * nq + 4 * T);
   float* vs = kt + T * dk;  // [T][dv]
   float* m = vs + T * dv;   // [nq] running max
   float* l = m + nq;        // [nq] running sum
   float* ps = l + nq;       // [4][T] probabilities
-  float* row = ps + 4 * T;  // one converted K row
   int32_t max_pos = 0;
   for (int64_t t = 0; t < run.n_tok; ++t) max_pos = std::max(max_pos, run.pos[t]);
   for (int64_t t = 0; t < run.n_tok; ++t) {
@@ -156,22 +253,10 @@ void Attend(const AttentionParams& p, const AttentionRun& run, AttentionScratch*
   }
   std::fill(m, m + nq, -std::numeric_limits<float>::infinity());
   std::fill(l, l + nq, 0.0f);
-  const int64_t esz = p.f16 ? 2 : 4;
-  const int bt = p.block_tokens;
   for (int64_t p0 = 0; p0 <= max_pos; p0 += T) {
     const int64_t rows = std::min<int64_t>(T, max_pos + 1 - p0);
-    for (int64_t j = 0; j < T; ++j) {
-      if (j >= rows) {
-        for (int64_t d = 0; d < dk; ++d) kt[d * T + j] = 0.0f;
-        continue;
-      }
-      const int64_t pp = p0 + j;
-      const uint8_t* kr = run.k_blocks[pp / bt] + ((pp % bt) * p.k_row + run.kv_head * dk) * esz;
-      const uint8_t* vr = run.v_blocks[pp / bt] + ((pp % bt) * p.v_row + run.kv_head * dv) * esz;
-      LoadRow(kr, p.f16, dk, row);
-      for (int64_t d = 0; d < dk; ++d) kt[d * T + j] = row[d];
-      LoadRow(vr, p.f16, dv, vs + j * dv);
-    }
+    const int64_t next_rows = std::clamp<int64_t>(max_pos + 1 - (p0 + T), 0, T);
+    LoadTile(p, run, p0, rows, next_rows, kt, vs);
     for (int64_t t = 0; t < run.n_tok; ++t) {
       if (run.pos[t] < p0) continue;
       const int64_t nv = std::min<int64_t>(T, run.pos[t] + 1 - p0);
