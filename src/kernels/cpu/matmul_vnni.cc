@@ -126,7 +126,7 @@ struct PackedTile {
           REPRISE_UNROLL
           for (int r = 0; r < R; ++r) iacc[r][t] = init;
         }
-        Prefetch<R>(pg, i0, pf);
+        if constexpr (T == 1) Prefetch<R>(pg, i0, pf);  // GEMM tiles reuse cached weights
         REPRISE_UNROLL
         for (int k = 0; k < kVecs; ++k) {
           __m512i wv[R];
@@ -178,7 +178,7 @@ void GemmPacked(const GemmArgs& a, int64_t r0, int64_t r1, int64_t t0, int64_t t
   // Row tiling never changes a (row, token) result, so this is deterministic.
   CHECK(r0 % kPanelRows == 0);  // tiles of 8 and 4 rows then never straddle a panel
   if (t1 - t0 == 1) return TileLoop<8, 1, PackedTile<kLayout>::template K>(a, r0, r1, t0, t1);
-  TileLoop<4, 4, PackedTile<kLayout>::template K>(a, r0, r1, t0, t1);
+  TileLoopTokensOuter<4, 4, PackedTile<kLayout>::template K>(a, r0, r1, t0, t1);
 }
 
 }  // namespace

@@ -42,6 +42,20 @@ void TileLoop(const GemmArgs& a, int64_t r0, int64_t r1, int64_t t0, int64_t t1)
   }
 }
 
+// Same tiles, tokens outer: a token tile's activations stay in L1 while the
+// item's weight rows stream from L2 (better when a weight row is smaller
+// than an activation row, as with 4-bit weights and int8 activations).
+template <int R, int T, template <int, int> class K>
+void TileLoopTokensOuter(const GemmArgs& a, int64_t r0, int64_t r1, int64_t t0, int64_t t1) {
+  for (int64_t t = t0; t < t1; t += T) {
+    const int nt = static_cast<int>(std::min<int64_t>(T, t1 - t));
+    for (int64_t r = r0; r < r1; r += R) {
+      const int nr = static_cast<int>(std::min<int64_t>(R, r1 - r));
+      RunTile<R, T, K>(nr, nt, a, r, t);
+    }
+  }
+}
+
 // Decodes the 6-bit scales and mins of a Q4_K block into 8 bytes each.
 inline void DecodeScalesK4(const uint8_t* q, uint64_t* sc, uint64_t* m) {
   uint32_t a0, a1, a2;
