@@ -1,11 +1,18 @@
-// Elementwise float32 ops (portable; the compiler vectorises these loops).
+// Elementwise float32 ops (portable; the compiler vectorises these loops),
+// except SiluMul, which uses the AVX2 version (cpu/vec_avx2.cc) where the CPU
+// has it: its exp is the expensive part of a prefill outside the matmuls.
 // RmsNorm accumulates in double so the result matches float64 references to
 // well under 1e-6 relative.
 #include <cmath>
 
+#include "core/cpu_features.h"
 #include "kernels/ops.h"
 
 namespace reprise::kernels {
+
+namespace avx2 {
+void SiluMul(float* gate, const float* up, int64_t n);
+}  // namespace avx2
 
 void RmsNorm(const float* x, const float* w, int64_t n, float eps, float* out) {
   double ss = 0;
@@ -19,6 +26,8 @@ void RmsNorm(const float* x, const float* w, int64_t n, float eps, float* out) {
 }
 
 void SiluMul(float* gate, const float* up, int64_t n) {
+  static const bool use_avx2 = GetCpuFeatures().avx2;
+  if (use_avx2) return avx2::SiluMul(gate, up, n);
   for (int64_t i = 0; i < n; ++i) {
     const float g = gate[i];
     gate[i] = g / (1.0f + std::exp(-g)) * up[i];

@@ -49,6 +49,7 @@ class ForwardState {
     }
     out_rows.resize(cap);
     att_pos.resize(cap);
+    rope.resize(cap * c.rope_dims);
     att_scratch.resize(n_threads);
   }
 
@@ -77,6 +78,7 @@ class ForwardState {
   std::vector<int32_t> att_pos;                      // [n] positions of the batch rows
   std::vector<kernels::AttentionScratch> att_scratch;  // per thread
   std::vector<float> inv_freq;        // [rope_dims / 2]
+  std::vector<float> rope;            // [n, rope_dims / 2, 2] cos, sin of each batch row
   kernels::Workspace ws;
 
  private:
@@ -85,14 +87,22 @@ class ForwardState {
 
 namespace {
 
-void ApplyRope(float* vec, int64_t n_heads, int64_t head_dim, int64_t rope_dims, int32_t pos,
-               const float* inv_freq, bool neox) {
+// cos and sin of pos * inv_freq[i] for i < rope_dims / 2, interleaved.
+void RopeAngles(int32_t pos, const float* inv_freq, int64_t rope_dims, float* cs) {
+  for (int64_t i = 0; i < rope_dims / 2; ++i) {
+    const float angle = static_cast<float>(pos) * inv_freq[i];
+    cs[2 * i] = std::cos(angle);
+    cs[2 * i + 1] = std::sin(angle);
+  }
+}
+
+void ApplyRope(float* vec, int64_t n_heads, int64_t head_dim, int64_t rope_dims, const float* cs,
+               bool neox) {
   const int64_t half = rope_dims / 2;
   for (int64_t h = 0; h < n_heads; ++h) {
     float* x = vec + h * head_dim;
     for (int64_t i = 0; i < half; ++i) {
-      const float angle = static_cast<float>(pos) * inv_freq[i];
-      const float c = std::cos(angle), s = std::sin(angle);
+      const float c = cs[2 * i], s = cs[2 * i + 1];
       const int64_t i0 = neox ? i : 2 * i;
       const int64_t i1 = neox ? i + half : 2 * i + 1;
       const float a = x[i0], b = x[i1];
@@ -100,6 +110,15 @@ void ApplyRope(float* vec, int64_t n_heads, int64_t head_dim, int64_t rope_dims,
       x[i1] = a * s + b * c;
     }
   }
+}
+
+// Runs fn(t) for every batch row t < n on the pool (per-row work only: each
+// row's arithmetic is the same however rows are spread over threads).
+template <typename Fn>
+void ForRows(ThreadPool& pool, int64_t n, Fn&& fn) {
+  pool.ParallelFor(n, 4, [&](int64_t t0, int64_t t1, int) {
+    for (int64_t t = t0; t < t1; ++t) fn(t);
+  });
 }
 
 inline void StoreRow(uint8_t* dst, const float* src, int64_t n, bool f16) {
@@ -189,21 +208,25 @@ Status Model::Forward(std::span<const BatchToken> tokens, std::span<kv::SeqBlock
   const int64_t kd = c.k_dim(), vd = c.v_dim();
   const Weights& w = *weights_;
 
-  for (int64_t t = 0; t < n; ++t) kernels::GetRow(w.token_embd, tokens[t].token, &st.x[t * d]);
+  const int64_t rd = c.rope_dims;
+  ForRows(pool, n, [&](int64_t t) {
+    kernels::GetRow(w.token_embd, tokens[t].token, &st.x[t * d]);
+    RopeAngles(tokens[t].pos, st.inv_freq.data(), rd, &st.rope[t * rd]);
+  });
 
   for (int64_t li = 0; li < c.n_layers; ++li) {
     const LayerWeights& L = w.layers[li];
     // ---- attention ----
-    for (int64_t t = 0; t < n; ++t) {
+    ForRows(pool, n, [&](int64_t t) {
       kernels::RmsNorm(&st.x[t * d], L.attn_norm.data(), d, c.rms_eps, &st.xn[t * d]);
-    }
+    });
     kernels::MatMul(L.wq, st.xn.data(), n, st.q.data(), pool, st.ws);
     kernels::MatMul(L.wk, st.xn.data(), n, st.k.data(), pool, st.ws);
     kernels::MatMul(L.wv, st.xn.data(), n, st.v.data(), pool, st.ws);
     AddBias(st.q.data(), L.bq, n);
     AddBias(st.k.data(), L.bk, n);
     AddBias(st.v.data(), L.bv, n);
-    for (int64_t t = 0; t < n; ++t) {
+    ForRows(pool, n, [&](int64_t t) {
       float* qt = &st.q[t * q_dim];
       float* kt = &st.k[t * kd];
       if (c.arch == Arch::kMiniMaxM2) {
@@ -219,17 +242,15 @@ Status Model::Forward(std::span<const BatchToken> tokens, std::span<kv::SeqBlock
           kernels::RmsNorm(kh, L.k_norm.data(), c.head_dim_k, c.rms_eps, kh);
         }
       }
-      ApplyRope(qt, c.n_heads, c.head_dim_k, c.rope_dims, tokens[t].pos, st.inv_freq.data(),
-                c.rope_neox);
-      ApplyRope(kt, c.n_kv_heads, c.head_dim_k, c.rope_dims, tokens[t].pos, st.inv_freq.data(),
-                c.rope_neox);
+      ApplyRope(qt, c.n_heads, c.head_dim_k, rd, &st.rope[t * rd], c.rope_neox);
+      ApplyRope(kt, c.n_kv_heads, c.head_dim_k, rd, &st.rope[t * rd], c.rope_neox);
       // Write this token's K/V into its sequence's block before anyone attends.
       const kv::SeqBlocks& s = *seqs[tokens[t].seq];
       const int32_t block = s.blocks[tokens[t].pos / bt];
       const int64_t row = tokens[t].pos % bt;
       StoreRow(kv.K(block, li) + row * kd * esz, kt, kd, f16);
       StoreRow(kv.V(block, li) + row * vd * esz, &st.v[t * vd], vd, f16);
-    }
+    });
     // Attention: one work item per (run of <= kRunTokens consecutive batch
     // tokens of one sequence, kv head, slice of its query heads); the kernel
     // converts each K/V tile once for all of them. Each (token, head) result
@@ -300,18 +321,20 @@ Status Model::Forward(std::span<const BatchToken> tokens, std::span<kv::SeqBlock
       }
     });
     kernels::MatMul(L.wo, st.att.data(), n, st.ffn_out.data(), pool, st.ws);
-    kernels::AddInPlace(st.x.data(), st.ffn_out.data(), n * d);
 
     // ---- feed-forward ----
-    for (int64_t t = 0; t < n; ++t) {
+    ForRows(pool, n, [&](int64_t t) {
+      kernels::AddInPlace(&st.x[t * d], &st.ffn_out[t * d], d);
       kernels::RmsNorm(&st.x[t * d], L.ffn_norm.data(), d, c.rms_eps, &st.xn[t * d]);
-    }
+    });
     if (c.n_experts == 0) {
       kernels::MatMul(L.w_gate, st.xn.data(), n, st.gate.data(), pool, st.ws);
       kernels::MatMul(L.w_up, st.xn.data(), n, st.up.data(), pool, st.ws);
-      kernels::SiluMul(st.gate.data(), st.up.data(), n * c.n_ff);
+      ForRows(pool, n, [&](int64_t t) {
+        kernels::SiluMul(&st.gate[t * c.n_ff], &st.up[t * c.n_ff], c.n_ff);
+      });
       kernels::MatMul(L.w_down, st.gate.data(), n, st.ffn_out.data(), pool, st.ws);
-      kernels::AddInPlace(st.x.data(), st.ffn_out.data(), n * d);
+      ForRows(pool, n, [&](int64_t t) { kernels::AddInPlace(&st.x[t * d], &st.ffn_out[t * d], d); });
     } else {
       RETURN_IF_ERROR(MoeForward(li, n));
     }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/fp16.h"
+#include "kernels/ops.h"
 #include "kernels/vec.h"
 
 namespace reprise::kernels {
@@ -34,6 +35,35 @@ TEST(Vec, ConvertToF16MatchesPortableRoundingBitForBit) {
     ConvertToF16(src.data(), fast.data(), static_cast<int64_t>(n));
     ref::ConvertToF16(src.data(), want.data(), static_cast<int64_t>(n));
     for (size_t i = 0; i < n; ++i) ASSERT_EQ(fast[i], want[i]) << src[i];
+  }
+}
+
+// SiluMul (SIMD exp where the CPU has it) against the libm formula, over
+// [-100, 100] and the extremes, for every tail length; and the result of one
+// element never depends on the length of the call (the prompt cache relies on
+// batch-independent arithmetic).
+TEST(Vec, SiluMulMatchesTheLibmFormulaAndIgnoresCallLength) {
+  std::vector<float> g, u;
+  for (int i = -20000; i <= 20000; ++i) {
+    g.push_back(i * 0.005f);
+    u.push_back(1.0f + (i % 7) * 0.25f);
+  }
+  for (float v : {-1e30f, -200.0f, -88.0f, -87.5f, 87.5f, 88.5f, 200.0f, 1e30f, 0.0f, -0.0f}) {
+    g.push_back(v);
+    u.push_back(3.0f);
+  }
+  std::vector<float> got = g;
+  SiluMul(got.data(), u.data(), static_cast<int64_t>(g.size()));
+  for (size_t i = 0; i < g.size(); ++i) {
+    const double want = g[i] / (1.0 + std::exp(-static_cast<double>(g[i]))) * u[i];
+    // Absolute floor: exp saturates to +inf from 88.38 (true: 88.72), so
+    // silu(g) for g in (-88.72, -88.38] is -0 instead of about -3e-37.
+    ASSERT_NEAR(got[i], want, 4e-7 * std::fabs(want) + 1e-36) << "g=" << g[i];
+  }
+  for (int64_t n = 1; n <= 17; ++n) {
+    std::vector<float> part(g.begin() + 19990, g.begin() + 19990 + n);
+    SiluMul(part.data(), u.data() + 19990, n);
+    for (int64_t i = 0; i < n; ++i) ASSERT_EQ(part[i], got[19990 + i]) << n << " " << i;
   }
 }
 
