@@ -222,9 +222,10 @@ void MatMulAtLevel(KernelLevel level, const Matrix& w, const float* x, int64_t n
     const ActRowLayout al = a.act_layout;
     uint8_t* act = ws.Get(0, static_cast<size_t>(n * al.stride));
     a.act = act;
+    // Packed kernels exist only at the VNNI level, so its quantizer applies.
     pool.ParallelFor(n, 16, [&](int64_t t0, int64_t t1, int) {
       for (int64_t t = t0; t < t1; ++t) {
-        QuantizeActX16(layout, x + t * v.cols, v.cols, al, act + t * al.stride);
+        QuantizeActX16Vnni(layout, x + t * v.cols, v.cols, al, act + t * al.stride);
       }
     });
   } else if (block != 0) {

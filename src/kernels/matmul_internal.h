@@ -59,6 +59,11 @@ const KernelTable& Avx2Kernels();        // cpu/matmul_avx2.cc
 const KernelTable& Avx512Kernels();      // cpu/matmul_avx512.cc
 const KernelTable& Avx512VnniKernels();  // cpu/matmul_vnni.cc
 
+// QuantizeActX16 (packed.h) with AVX-512 (cpu/matmul_vnni.cc): the same bytes.
+// Call only on CPUs with the kAvx512Vnni level.
+void QuantizeActX16Vnni(PackedLayout layout, const float* x, int64_t cols, const ActRowLayout& l,
+                        uint8_t* row);
+
 // The repacked layout Matrix::Prepare builds for `type` on this CPU (kNone:
 // used in place).
 PackedLayout PackedLayoutFor(DType type);

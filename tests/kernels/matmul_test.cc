@@ -310,3 +310,36 @@ TEST(MatMulTest, KernelNameNamesTheBestLevelWithAKernelForTheType) {
 
 }  // namespace
 }  // namespace reprise::kernels
+
+namespace reprise::kernels {
+namespace {
+
+// The AVX-512 activation quantizer of the packed path writes exactly the
+// bytes of the portable one (same scales, same rounding, same sums), for each
+// layout, with whole and partial groups, zero blocks and large values.
+TEST(MatMulTest, VnniActivationQuantizerMatchesThePortableOneByteForByte) {
+  const std::vector<KernelLevel> levels = AvailableKernelLevels();
+  if (levels.back() != KernelLevel::kAvx512Vnni) GTEST_SKIP() << "CPU lacks AVX-512 VNNI";
+  std::mt19937 rng(11);
+  std::normal_distribution<float> nd(0.0f, 3.0f);
+  for (PackedLayout layout : {PackedLayout::kQ8_0x16, PackedLayout::kQ4_0x16,
+                              PackedLayout::kQ4_Kx16, PackedLayout::kQ6_Kx16}) {
+    for (int64_t cols : {256, 512, 768, 2048, 2304}) {
+      if (cols % PackedActBlock(layout) != 0) continue;
+      std::vector<float> x(cols);
+      for (float& v : x) v = nd(rng);
+      for (int64_t i = 0; i < std::min<int64_t>(cols, 256); ++i) x[i] = 0.0f;  // zero blocks
+      x[cols - 1] = 1e6f;
+      x[cols / 2] = -0.5f;  // ties of x * (1 / d) are likely with many magnitudes
+      const ActRowLayout l = MakeActX16Layout(layout, cols);
+      std::vector<uint8_t> want(l.stride, 0xAA), got(l.stride, 0x55);
+      QuantizeActX16(layout, x.data(), cols, l, want.data());
+      QuantizeActX16Vnni(layout, x.data(), cols, l, got.data());
+      ASSERT_EQ(0, std::memcmp(want.data(), got.data(), l.stride))
+          << "layout " << static_cast<int>(layout) << " cols " << cols;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace reprise::kernels

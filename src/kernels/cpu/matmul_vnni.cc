@@ -183,6 +183,47 @@ void GemmPacked(const GemmArgs& a, int64_t r0, int64_t r1, int64_t t0, int64_t t
 
 }  // namespace
 
+void QuantizeActX16Vnni(PackedLayout layout, const float* x, int64_t cols, const ActRowLayout& l,
+                        uint8_t* row) {
+  const int block = PackedActBlock(layout), sub = PackedSubBlock(layout);
+  const int64_t group_values = int64_t{kGroupLanes} * sub;
+  float* d = reinterpret_cast<float*>(row + l.d);
+  int32_t* sums = reinterpret_cast<int32_t*>(row + l.sums);
+  if (cols % group_values != 0) std::memset(row, 0, l.stride);  // zero padding lanes
+  const __m512 abs_mask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+  for (int64_t b = 0; b < cols / block; ++b) {
+    const float* xb = x + b * block;
+    __m512 vmax = _mm512_setzero_ps();
+    for (int j = 0; j < block; j += 16) {
+      vmax = _mm512_max_ps(vmax, _mm512_and_ps(_mm512_loadu_ps(xb + j), abs_mask));
+    }
+    // The arithmetic of QuantizeBlock: d = amax / 127, q = nearest-even(x * (1 / d)).
+    const float amax = _mm512_reduce_max_ps(vmax);
+    const float db = amax / 127.0f;
+    const __m512 id = _mm512_set1_ps(db != 0 ? 1.0f / db : 0.0f);
+    for (int s0 = 0; s0 < block; s0 += sub) {
+      const int64_t lane = (b * block + s0) / sub;
+      const int64_t g = lane / kGroupLanes, i = lane % kGroupLanes;
+      uint8_t* qs = row + l.qs + g * group_values + 4 * i;
+      __m512i sum = _mm512_setzero_si512();
+      for (int c = 0; c < sub; c += 16) {
+        const __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(xb + s0 + c), id));
+        sum = _mm512_add_epi32(sum, q);
+        const __m128i bytes = _mm512_cvtsepi32_epi8(q);
+        const int k0 = c / 4;  // vectors k0..k0+3 take the 4 dwords
+        const int32_t w0 = _mm_cvtsi128_si32(bytes), w1 = _mm_extract_epi32(bytes, 1);
+        const int32_t w2 = _mm_extract_epi32(bytes, 2), w3 = _mm_extract_epi32(bytes, 3);
+        std::memcpy(qs + 64 * (k0 + 0), &w0, 4);
+        std::memcpy(qs + 64 * (k0 + 1), &w1, 4);
+        std::memcpy(qs + 64 * (k0 + 2), &w2, 4);
+        std::memcpy(qs + 64 * (k0 + 3), &w3, 4);
+      }
+      d[lane] = db;
+      sums[lane] = _mm512_reduce_add_epi32(sum);
+    }
+  }
+}
+
 const KernelTable& Avx512VnniKernels() {
   static const KernelTable table = {
       GemmFloat<FloatKind::kF32>,
