@@ -191,36 +191,46 @@ KernelLevel EffectiveLevel(KernelLevel level, DType type) {
   return KernelLevel::kScalar;
 }
 
-void MatMulAtLevel(KernelLevel level, const Matrix& w, const float* x, int64_t n, float* y,
-                   ThreadPool& pool, Workspace& ws) {
-  if (n <= 0) return;
+namespace {
+
+// True when `b` can share `a`'s quantized activations and kernel.
+bool SameKernelInput(const Matrix& a, const Matrix& b) {
+  return a.type() == b.type() && a.cols() == b.cols() &&
+         MatrixAccess::layout(a) == MatrixAccess::layout(b);
+}
+
+}  // namespace
+
+void MatMulMultiAtLevel(KernelLevel level, std::span<const Matrix* const> ws, const float* x,
+                        int64_t n, std::span<float* const> ys, ThreadPool& pool, Workspace& work) {
+  CHECK(ws.size() == ys.size());
+  if (n <= 0 || ws.empty()) return;
   const std::vector<KernelLevel> levels = AvailableKernelLevels();
   CHECK_MSG(std::find(levels.begin(), levels.end(), level) != levels.end(),
             "kernel level %s not supported by this CPU", KernelLevelName(level));
-  const MatrixView& v = w.view();
-  CHECK_MSG(v.data != nullptr, "MatMul on an unprepared Matrix");
+  const Matrix& w0 = *ws[0];
+  for (const Matrix* w : ws) {
+    CHECK_MSG(w->view().data != nullptr, "MatMul on an unprepared Matrix");
+    CHECK_MSG(SameKernelInput(w0, *w), "MatMulMulti needs matrices of one type, width and layout");
+  }
+  const MatrixView& v = w0.view();
   GemmFn fn = FnFor(TableFor(EffectiveLevel(level, v.type)), v.type);
   CHECK(fn != nullptr);
 
-  GemmArgs a;
-  a.w = v.data;
+  GemmArgs a;  // the fields shared by every matrix
   a.w_stride = v.row_bytes();
   a.cols = v.cols;
   a.x = x;
-  a.y = y;
-  a.ldy = v.rows;
   // A repacked matrix runs the packed kernel of the level that owns it; lower
   // levels (tests) use the original rows, which the view still points to.
-  const PackedLayout layout = MatrixAccess::layout(w);
+  const PackedLayout layout = MatrixAccess::layout(w0);
   const GemmFn packed_fn = PackedFn(TableFor(level), layout);
   const int block = ActBlockSize(v.type);
   if (packed_fn != nullptr) {
     fn = packed_fn;
-    a.w = MatrixAccess::packed(w);
-    a.w_stride = MakePackedMatrixLayout(layout, v.rows, v.cols).panel_stride;
     a.act_layout = MakeActX16Layout(layout, v.cols);
     const ActRowLayout al = a.act_layout;
-    uint8_t* act = ws.Get(0, static_cast<size_t>(n * al.stride));
+    uint8_t* act = work.Get(0, static_cast<size_t>(n * al.stride));
     a.act = act;
     // Packed kernels exist only at the VNNI level, so its quantizer applies.
     pool.ParallelFor(n, 16, [&](int64_t t0, int64_t t1, int) {
@@ -231,36 +241,77 @@ void MatMulAtLevel(KernelLevel level, const Matrix& w, const float* x, int64_t n
   } else if (block != 0) {
     // Quantize the activations once per call: [n] rows of act_layout.stride bytes.
     a.act_layout = MakeActRowLayout(v.cols, block);
-    const ActRowLayout layout = a.act_layout;
-    uint8_t* act = ws.Get(0, static_cast<size_t>(n * layout.stride));
+    const ActRowLayout al = a.act_layout;
+    uint8_t* act = work.Get(0, static_cast<size_t>(n * al.stride));
     a.act = act;
-    auto quantize = [&](int64_t t0, int64_t t1, int) {
+    pool.ParallelFor(n, 16, [&](int64_t t0, int64_t t1, int) {
       for (int64_t t = t0; t < t1; ++t) {
         if (block == kQK) {
-          QuantizeAct32(x + t * v.cols, v.cols, layout, act + t * layout.stride);
+          QuantizeAct32(x + t * v.cols, v.cols, al, act + t * al.stride);
         } else {
-          QuantizeAct256(x + t * v.cols, v.cols, layout, act + t * layout.stride);
+          QuantizeAct256(x + t * v.cols, v.cols, al, act + t * al.stride);
         }
       }
-    };
-    pool.ParallelFor(n, 16, quantize);
+    });
   }
 
-  const int64_t row_chunk = RowChunk(v.rows, pool.size(), n);
+  // Work items: (matrix, row chunk, token chunk), matrix by matrix, in one
+  // dispatch (one wake-up and one join for all the matrices).
+  constexpr int kMaxMatrices = 8;
+  CHECK(ws.size() <= kMaxMatrices);
+  GemmArgs args[kMaxMatrices];
+  int64_t row_chunk[kMaxMatrices], first_item[kMaxMatrices + 1];
   const int64_t tok_chunk = n >= 16 ? 64 : n;
-  const int64_t n_row_items = (v.rows + row_chunk - 1) / row_chunk;
   const int64_t n_tok_items = (n + tok_chunk - 1) / tok_chunk;
-  pool.ParallelFor(n_row_items * n_tok_items, 1, [&](int64_t i0, int64_t i1, int) {
+  first_item[0] = 0;
+  for (size_t m = 0; m < ws.size(); ++m) {
+    const Matrix& w = *ws[m];
+    args[m] = a;
+    args[m].w = packed_fn != nullptr ? MatrixAccess::packed(w) : w.view().data;
+    if (packed_fn != nullptr) {
+      args[m].w_stride = MakePackedMatrixLayout(layout, w.rows(), w.cols()).panel_stride;
+    }
+    args[m].y = ys[m];
+    args[m].ldy = w.rows();
+    row_chunk[m] = RowChunk(w.rows(), pool.size(), n);
+    first_item[m + 1] = first_item[m] + (w.rows() + row_chunk[m] - 1) / row_chunk[m] * n_tok_items;
+  }
+  const int64_t n_items = first_item[ws.size()];
+  pool.ParallelFor(n_items, 1, [&](int64_t i0, int64_t i1, int) {
+    size_t m = 0;
     for (int64_t i = i0; i < i1; ++i) {
-      const int64_t r0 = (i / n_tok_items) * row_chunk;
-      const int64_t t0 = (i % n_tok_items) * tok_chunk;
-      fn(a, r0, std::min(v.rows, r0 + row_chunk), t0, std::min(n, t0 + tok_chunk));
+      while (i >= first_item[m + 1]) ++m;
+      const int64_t j = i - first_item[m];
+      const int64_t rows = ws[m]->rows();
+      const int64_t r0 = (j / n_tok_items) * row_chunk[m];
+      const int64_t t0 = (j % n_tok_items) * tok_chunk;
+      fn(args[m], r0, std::min(rows, r0 + row_chunk[m]), t0, std::min(n, t0 + tok_chunk));
     }
   });
 }
 
+void MatMulAtLevel(KernelLevel level, const Matrix& w, const float* x, int64_t n, float* y,
+                   ThreadPool& pool, Workspace& ws) {
+  const Matrix* m[] = {&w};
+  float* out[] = {y};
+  MatMulMultiAtLevel(level, m, x, n, out, pool, ws);
+}
+
 void MatMul(const Matrix& w, const float* x, int64_t n, float* y, ThreadPool& pool, Workspace& ws) {
   MatMulAtLevel(BestKernelLevel(), w, x, n, y, pool, ws);
+}
+
+void MatMulMulti(std::span<const Matrix* const> ws, const float* x, int64_t n,
+                 std::span<float* const> ys, ThreadPool& pool, Workspace& work) {
+  CHECK(ws.size() == ys.size());
+  // Matrices that cannot share one quantization run one call each.
+  for (const Matrix* w : ws) {
+    if (!SameKernelInput(*ws[0], *w) || ws.size() > 8) {
+      for (size_t m = 0; m < ws.size(); ++m) MatMul(*ws[m], x, n, ys[m], pool, work);
+      return;
+    }
+  }
+  MatMulMultiAtLevel(BestKernelLevel(), ws, x, n, ys, pool, work);
 }
 
 void GetRow(const MatrixView& w, int64_t r, float* out) {

@@ -79,6 +79,10 @@ struct MatrixAccess {
 // BestKernelLevel()). CHECKs that the CPU supports `level`.
 void MatMulAtLevel(KernelLevel level, const Matrix& w, const float* x, int64_t n, float* y,
                    ThreadPool& pool, Workspace& ws);
+// MatMulMulti at an explicit level; CHECKs that the matrices share type,
+// width and layout.
+void MatMulMultiAtLevel(KernelLevel level, std::span<const Matrix* const> ws, const float* x,
+                        int64_t n, std::span<float* const> ys, ThreadPool& pool, Workspace& work);
 // The level whose kernel actually runs for `type` when `level` is asked for.
 KernelLevel EffectiveLevel(KernelLevel level, DType type);
 

@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 
 #include "core/dtype.h"
@@ -88,6 +89,13 @@ class Workspace {
 // reference in ref/ does the same arithmetic).
 void MatMul(const Matrix& w, const float* x, int64_t n, float* y, ThreadPool& pool,
             Workspace& ws);
+
+// ys[m] = ws[m] x for every matrix m (at most 8), as one call: when the
+// matrices share type, width and layout (Q/K/V, gate/up), the activations are
+// quantized once and all rows are one dispatch; otherwise one MatMul each.
+// Each result is bit-identical to MatMul(*ws[m], ...).
+void MatMulMulti(std::span<const Matrix* const> ws, const float* x, int64_t n,
+                 std::span<float* const> ys, ThreadPool& pool, Workspace& work);
 
 // Dequantizes row `r` of `w` into out[w.cols()] (embedding lookup).
 void GetRow(const MatrixView& w, int64_t r, float* out);

@@ -220,9 +220,11 @@ Status Model::Forward(std::span<const BatchToken> tokens, std::span<kv::SeqBlock
     ForRows(pool, n, [&](int64_t t) {
       kernels::RmsNorm(&st.x[t * d], L.attn_norm.data(), d, c.rms_eps, &st.xn[t * d]);
     });
-    kernels::MatMul(L.wq, st.xn.data(), n, st.q.data(), pool, st.ws);
-    kernels::MatMul(L.wk, st.xn.data(), n, st.k.data(), pool, st.ws);
-    kernels::MatMul(L.wv, st.xn.data(), n, st.v.data(), pool, st.ws);
+    {
+      const kernels::Matrix* qkv[] = {&L.wq, &L.wk, &L.wv};
+      float* out[] = {st.q.data(), st.k.data(), st.v.data()};
+      kernels::MatMulMulti(qkv, st.xn.data(), n, out, pool, st.ws);
+    }
     AddBias(st.q.data(), L.bq, n);
     AddBias(st.k.data(), L.bk, n);
     AddBias(st.v.data(), L.bv, n);
@@ -328,8 +330,9 @@ Status Model::Forward(std::span<const BatchToken> tokens, std::span<kv::SeqBlock
       kernels::RmsNorm(&st.x[t * d], L.ffn_norm.data(), d, c.rms_eps, &st.xn[t * d]);
     });
     if (c.n_experts == 0) {
-      kernels::MatMul(L.w_gate, st.xn.data(), n, st.gate.data(), pool, st.ws);
-      kernels::MatMul(L.w_up, st.xn.data(), n, st.up.data(), pool, st.ws);
+      const kernels::Matrix* gate_up[] = {&L.w_gate, &L.w_up};
+      float* out[] = {st.gate.data(), st.up.data()};
+      kernels::MatMulMulti(gate_up, st.xn.data(), n, out, pool, st.ws);
       ForRows(pool, n, [&](int64_t t) {
         kernels::SiluMul(&st.gate[t * c.n_ff], &st.up[t * c.n_ff], c.n_ff);
       });

@@ -343,3 +343,56 @@ TEST(MatMulTest, VnniActivationQuantizerMatchesThePortableOneByteForByte) {
 
 }  // namespace
 }  // namespace reprise::kernels
+
+namespace reprise::kernels {
+namespace {
+
+// MatMulMulti (one quantization, one dispatch for Q/K/V or gate/up) gives
+// the bits of separate MatMul calls, at every level, for every type, with
+// matrices of different heights; a mixed set falls back to separate calls.
+TEST(MatMulMultiTest, MatchesSeparateCallsBitForBit) {
+  ThreadPool pool(2);
+  Workspace ws;
+  for (KernelLevel level : AvailableKernelLevels()) {
+    for (DType type : kAllWeightTypes) {
+      const int64_t cols = Block(type) == 256 ? 512 : 416;
+      const TestMatrix ma = MakeTestMatrix(type, 70, cols, 21);
+      const TestMatrix mb = MakeTestMatrix(type, 8, cols, 22);
+      const TestMatrix mc = MakeTestMatrix(type, 33, cols, 23);
+      const Matrix a = *Matrix::Prepare(ma.view()), b = *Matrix::Prepare(mb.view()),
+                   c = *Matrix::Prepare(mc.view());
+      for (int64_t n : {1, 5, 40}) {
+        const std::vector<float> x = RandomFloats(n * cols, 24);
+        std::vector<float> ya(n * 70), yb(n * 8), yc(n * 33);
+        const Matrix* mats[] = {&a, &b, &c};
+        float* ys[] = {ya.data(), yb.data(), yc.data()};
+        MatMulMultiAtLevel(level, mats, x.data(), n, ys, pool, ws);
+        std::vector<float> wa(n * 70), wb(n * 8), wc(n * 33);
+        MatMulAtLevel(level, a, x.data(), n, wa.data(), pool, ws);
+        MatMulAtLevel(level, b, x.data(), n, wb.data(), pool, ws);
+        MatMulAtLevel(level, c, x.data(), n, wc.data(), pool, ws);
+        const std::string what = std::string(KernelLevelName(level)) + " " + DTypeName(type) +
+                                 " n=" + std::to_string(n);
+        EXPECT_EQ(0, std::memcmp(ya.data(), wa.data(), ya.size() * 4)) << what;
+        EXPECT_EQ(0, std::memcmp(yb.data(), wb.data(), yb.size() * 4)) << what;
+        EXPECT_EQ(0, std::memcmp(yc.data(), wc.data(), yc.size() * 4)) << what;
+      }
+    }
+  }
+  // Mixed types: MatMulMulti runs them one by one, same bits as MatMul.
+  const TestMatrix mq = MakeTestMatrix(DType::kQ8_0, 16, 256, 25);
+  const TestMatrix mf = MakeTestMatrix(DType::kF16, 16, 256, 26);
+  const Matrix q = *Matrix::Prepare(mq.view()), f = *Matrix::Prepare(mf.view());
+  const std::vector<float> x = RandomFloats(3 * 256, 27);
+  std::vector<float> yq(3 * 16), yf(3 * 16), wq(3 * 16), wf(3 * 16);
+  const Matrix* mats[] = {&q, &f};
+  float* ys[] = {yq.data(), yf.data()};
+  MatMulMulti(mats, x.data(), 3, ys, pool, ws);
+  MatMul(q, x.data(), 3, wq.data(), pool, ws);
+  MatMul(f, x.data(), 3, wf.data(), pool, ws);
+  EXPECT_EQ(0, std::memcmp(yq.data(), wq.data(), yq.size() * 4));
+  EXPECT_EQ(0, std::memcmp(yf.data(), wf.data(), yf.size() * 4));
+}
+
+}  // namespace
+}  // namespace reprise::kernels
