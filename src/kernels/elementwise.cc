@@ -1,8 +1,8 @@
 // Elementwise float32 ops (portable; the compiler vectorises these loops),
-// except SiluMul, which uses the AVX2 version (cpu/vec_avx2.cc) where the CPU
-// has it: its exp is the expensive part of a prefill outside the matmuls.
-// RmsNorm accumulates in double so the result matches float64 references to
-// well under 1e-6 relative.
+// except SiluMul and RmsNorm, which use AVX2 versions (cpu/vec_avx2.cc) where
+// the CPU has them: they are the costly parts of a prefill outside the
+// matmuls. RmsNorm accumulates in double so the result matches float64
+// references to well under 1e-6 relative.
 #include <cmath>
 
 #include "core/cpu_features.h"
@@ -12,9 +12,12 @@ namespace reprise::kernels {
 
 namespace avx2 {
 void SiluMul(float* gate, const float* up, int64_t n);
+void RmsNorm(const float* x, const float* w, int64_t n, float eps, float* out);
 }  // namespace avx2
 
 void RmsNorm(const float* x, const float* w, int64_t n, float eps, float* out) {
+  static const bool use_avx2 = GetCpuFeatures().avx2;
+  if (use_avx2 && n % 8 == 0) return avx2::RmsNorm(x, w, n, eps, out);
   double ss = 0;
   for (int64_t i = 0; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
   const float scale = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(n) + eps));

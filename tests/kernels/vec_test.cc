@@ -67,5 +67,30 @@ TEST(Vec, SiluMulMatchesTheLibmFormulaAndIgnoresCallLength) {
   }
 }
 
+// RmsNorm (AVX2 where available) against a float64 evaluation, with and
+// without a weight, in place and not, for widths on and off the vector path.
+TEST(Vec, RmsNormMatchesFloat64) {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> nd(0.0f, 2.0f);
+  for (int64_t n : {8, 64, 2048, 4, 13, 100}) {
+    std::vector<float> x(n), w(n);
+    for (float& v : x) v = nd(rng);
+    for (float& v : w) v = 1.0f + 0.1f * nd(rng);
+    double ss = 0;
+    for (float v : x) ss += static_cast<double>(v) * v;
+    const double scale = 1.0 / std::sqrt(ss / n + 1e-5);
+    std::vector<float> out(n), in_place = x;
+    RmsNorm(x.data(), w.data(), n, 1e-5f, out.data());
+    RmsNorm(in_place.data(), w.data(), n, 1e-5f, in_place.data());
+    for (int64_t i = 0; i < n; ++i) {
+      const double want = x[i] * scale * w[i];
+      ASSERT_NEAR(out[i], want, 1e-6 * std::fabs(want) + 1e-7) << n << " " << i;
+      ASSERT_EQ(out[i], in_place[i]);
+    }
+    RmsNorm(x.data(), nullptr, n, 1e-5f, out.data());
+    for (int64_t i = 0; i < n; ++i) ASSERT_NEAR(out[i], x[i] * scale, 1e-6 * std::fabs(x[i] * scale) + 1e-7);
+  }
+}
+
 }  // namespace
 }  // namespace reprise::kernels
