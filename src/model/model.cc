@@ -258,7 +258,7 @@ Status Model::Forward(std::span<const BatchToken> tokens, std::span<kv::SeqBlock
     // converts each K/V tile once for all of them. Each (token, head) result
     // depends only on its q, position and the KV (kernels/attention.h), so
     // how tokens are grouped into runs never changes a bit.
-    constexpr int64_t kRunTokens = 16;
+    constexpr int64_t kRunTokens = 64;
     kernels::AttentionParams ap;
     ap.head_dim_k = c.head_dim_k;
     ap.head_dim_v = c.head_dim_v;
