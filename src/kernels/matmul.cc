@@ -120,6 +120,8 @@ GemmFn PackedFn(const KernelTable& t, PackedLayout layout) {
       return t.q4_k_x16;
     case PackedLayout::kQ6_Kx16:
       return t.q6_k_x16;
+    case PackedLayout::kF16x8:
+      return t.f16_x8;
     default:
       return nullptr;
   }
@@ -179,6 +181,7 @@ PackedLayout PackedLayoutFor(DType type) {
   if (type == DType::kQ4_0 && t.q4_0_x16 != nullptr) return PackedLayout::kQ4_0x16;
   if (type == DType::kQ4_K && t.q4_k_x16 != nullptr) return PackedLayout::kQ4_Kx16;
   if (type == DType::kQ6_K && t.q6_k_x16 != nullptr) return PackedLayout::kQ6_Kx16;
+  if (type == DType::kF16 && t.f16_x8 != nullptr) return PackedLayout::kF16x8;
   return PackedLayout::kNone;
 }
 
@@ -226,7 +229,9 @@ void MatMulMultiAtLevel(KernelLevel level, std::span<const Matrix* const> ws, co
   const PackedLayout layout = MatrixAccess::layout(w0);
   const GemmFn packed_fn = PackedFn(TableFor(level), layout);
   const int block = ActBlockSize(v.type);
-  if (packed_fn != nullptr) {
+  if (packed_fn != nullptr && !PackedQuantizesActivations(layout)) {
+    fn = packed_fn;  // float activations, used as they are
+  } else if (packed_fn != nullptr) {
     fn = packed_fn;
     a.act_layout = MakeActX16Layout(layout, v.cols);
     const ActRowLayout al = a.act_layout;

@@ -53,6 +53,8 @@ struct KernelTable {
   GemmFn q4_0_x16 = nullptr;
   GemmFn q4_k_x16 = nullptr;
   GemmFn q6_k_x16 = nullptr;
+  // F16 in 8-row panels (kF16x8): GemmArgs.w is the packed data, x the floats.
+  GemmFn f16_x8 = nullptr;
 };
 const KernelTable& ScalarKernels();      // ref/matmul_ref.cc
 const KernelTable& Avx2Kernels();        // cpu/matmul_avx2.cc

@@ -39,8 +39,9 @@ bool IsSupportedWeightType(DType t);
 // copy (shares the repacked data). On CPUs with AVX-512 VNNI, Q8_0, Q4_0,
 // Q4_K and Q6_K are repacked into panels of 8 rows (kernels/packed.h; the copy
 // is the size of the original plus the padding of rows to 16 blocks and of the
-// row count to 8, and 3% more for Q4_K and Q6_K),
-// F32/F16/BF16 are used in place. The view's data must outlive the Matrix:
+// row count to 8, and 3% more for Q4_K and Q6_K); on CPUs with AVX-512, F16 is
+// repacked into panels of 8 rows too (same size, rows padded to 32 values);
+// F32 and BF16 are used in place. The view's data must outlive the Matrix:
 // GetRow and the lower kernel levels read it.
 class Matrix {
  public:

@@ -3,14 +3,19 @@
 // MatMul call.
 #include "kernels/packed.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "core/check.h"
 
 namespace reprise::kernels {
 
-int PackedSubBlock(PackedLayout layout) { return layout == PackedLayout::kQ6_Kx16 ? 16 : 32; }
+int PackedSubBlock(PackedLayout layout) {
+  if (layout == PackedLayout::kF16x8) return 2;
+  return layout == PackedLayout::kQ6_Kx16 ? 16 : 32;
+}
 int PackedActBlock(PackedLayout layout) {
+  if (layout == PackedLayout::kF16x8) return 1;
   return layout == PackedLayout::kQ8_0x16 || layout == PackedLayout::kQ4_0x16 ? kQK : kQKK;
 }
 
@@ -44,7 +49,12 @@ void PackRow(PackedLayout layout, const uint8_t* src, int64_t cols, int64_t r, u
   auto d = [&](int64_t g) {
     return reinterpret_cast<uint16_t*>(panel + g * gl.bytes + gl.d + lane * gl.d_row);
   };
-  if (layout == PackedLayout::kQ8_0x16 || layout == PackedLayout::kQ4_0x16) {
+  if (layout == PackedLayout::kF16x8) {
+    const uint16_t* h = reinterpret_cast<const uint16_t*>(src);
+    for (int64_t c = 0; c < cols; c += 32) {
+      std::memcpy(qs(c / 32), h + c, 2 * std::min<int64_t>(32, cols - c));
+    }
+  } else if (layout == PackedLayout::kQ8_0x16 || layout == PackedLayout::kQ4_0x16) {
     for (int64_t b = 0; b < cols / kQK; ++b) {
       const int64_t g = b / kGroupLanes, i = b % kGroupLanes;
       if (layout == PackedLayout::kQ8_0x16) {

@@ -24,6 +24,7 @@
 //   Q6_Kx16: qs 128 (low 4 bits: vector v low nibbles = values 4v.., high = 8+4v..),
 //            qh 64 (bits 2k..2k+1 of lane byte b = high 2 bits of value 4k+b),
 //            scales 16 (int8), d 2 (f16)
+//   F16x8:   qs 64 (values 32g..32g+31 as f16; zeros past the row's end)
 // and a panel-group holds each section for the 8 rows in turn (row lane i of
 // section S at S's offset + i * S's per-row bytes), padded to 64 bytes.
 // Activation row (ActX16): qs [n_groups][S/4][16][4] int8 (vector k, lane i =
@@ -38,7 +39,14 @@
 
 namespace reprise::kernels {
 
-enum class PackedLayout : int { kNone = 0, kQ8_0x16 = 1, kQ4_0x16 = 2, kQ4_Kx16 = 3, kQ6_Kx16 = 4 };
+enum class PackedLayout : int {
+  kNone = 0,
+  kQ8_0x16 = 1,
+  kQ4_0x16 = 2,
+  kQ4_Kx16 = 3,
+  kQ6_Kx16 = 4,
+  kF16x8 = 5,  // F16 rows in 8-row panels, 32 values (64 bytes) a row per group
+};
 constexpr int kGroupLanes = 16;
 constexpr int kPanelRows = 8;
 
@@ -63,6 +71,9 @@ constexpr PanelGroupLayout MakePanelGroupLayout(PackedLayout layout) {
     case PackedLayout::kQ6_Kx16:
       g.qs_row = 128, g.qh_row = 64, g.scales_row = 16, g.d_row = 2;
       break;
+    case PackedLayout::kF16x8:
+      g.qs_row = 64;  // 32 halves
+      break;
     default:
       break;
   }
@@ -86,9 +97,15 @@ PackedMatrixLayout MakePackedMatrixLayout(PackedLayout layout, int64_t rows, int
 // `dst` (laid out by MakePackedMatrixLayout).
 void PackRow(PackedLayout layout, const uint8_t* src, int64_t cols, int64_t r, uint8_t* dst);
 
-// Values per sub-block (32 or 16) and per quantization block (32 or 256).
+// Values per sub-block (32 or 16) and per quantization block (32 or 256);
+// F16x8 has no activation quantization (sub-block 2, block 1: a group of 32
+// values, any width).
 int PackedSubBlock(PackedLayout layout);
 int PackedActBlock(PackedLayout layout);
+// Whether the layout's kernels take int8 activations (all but kF16x8).
+inline bool PackedQuantizesActivations(PackedLayout layout) {
+  return layout != PackedLayout::kF16x8;
+}
 
 // ActX16 row layout for `layout` (n_blocks = number of sub-block lanes).
 ActRowLayout MakeActX16Layout(PackedLayout layout, int64_t cols);

@@ -24,6 +24,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "core/check.h"
 #include "kernels/cpu/tile_loop.inc.h"
 #include "kernels/matmul_internal.h"
 
@@ -137,6 +138,81 @@ struct FloatTile {
 template <FloatKind kKind>
 void GemmFloat(const GemmArgs& a, int64_t r0, int64_t r1, int64_t t0, int64_t t1) {
   TileLoop<4, 4, FloatTile<kKind>::template K>(a, r0, r1, t0, t1);
+}
+
+// F16 weights repacked into 8-row panels (packed.h kF16x8): per group of 32
+// values, 64 bytes a row, the panel's 8 rows side by side, so a decode step
+// streams the matrix sequentially (in place, 8 rows are 8 streams 4 KiB apart
+// for a 2048-wide matrix: +22% measured on one Zen 5 core). Per (row, token)
+// lane i accumulates columns i, i + 16, i + 32, ... in order, exactly as
+// FloatTile does, so results are the bits of the in-place kernel.
+struct F16PanelTile {
+  static constexpr PanelGroupLayout kG = MakePanelGroupLayout(PackedLayout::kF16x8);
+  // Prefetch distance on the sequential stream: 8 panel-groups (4 KiB).
+  static constexpr int64_t kPrefetch = 8 * kG.bytes;
+
+  template <int R, int T>
+  struct K {
+    static void Run(const GemmArgs& a, int64_t row, int64_t tok) {
+      const int i0 = static_cast<int>(row % kPanelRows);
+      const uint8_t* panel = a.w + (row / kPanelRows) * a.w_stride;
+      const int64_t n_groups = (a.cols + 31) / 32;
+      const float* x[T];
+      REPRISE_UNROLL
+      for (int t = 0; t < T; ++t) x[t] = a.x + (tok + t) * a.cols;
+      __m512 acc[R][T];
+      REPRISE_UNROLL
+      for (int r = 0; r < R; ++r) {
+        REPRISE_UNROLL
+        for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
+      }
+      for (int64_t g = 0; g < n_groups; ++g) {
+        const uint8_t* q = panel + g * kG.bytes + kG.qs + i0 * kG.qs_row;
+        if constexpr (T == 1) {
+          REPRISE_UNROLL
+          for (int j = 0; j < R * kG.qs_row / 64; ++j) {
+            _mm_prefetch(reinterpret_cast<const char*>(q + kPrefetch + 64 * j), _MM_HINT_T0);
+          }
+        }
+        // Columns 32g.. of the activations; past the row's end (zero
+        // weights) they must not be read: masked.
+        const int64_t left = a.cols - 32 * g;
+        const __mmask16 m0 = left >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << left) - 1);
+        const __mmask16 m1 =
+            left >= 32 ? 0xFFFF : left <= 16 ? 0 : static_cast<__mmask16>((1u << (left - 16)) - 1);
+        __m512 w0[R], w1[R];
+        REPRISE_UNROLL
+        for (int r = 0; r < R; ++r) {
+          const uint8_t* p = q + r * kG.qs_row;
+          w0[r] = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(p)));
+          w1[r] = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(p + 32)));
+        }
+        REPRISE_UNROLL
+        for (int t = 0; t < T; ++t) {
+          const __m512 x0 = _mm512_maskz_loadu_ps(m0, x[t] + 32 * g);
+          REPRISE_UNROLL
+          for (int r = 0; r < R; ++r) acc[r][t] = _mm512_fmadd_ps(w0[r], x0, acc[r][t]);
+          if (m1 != 0) {
+            const __m512 x1 = _mm512_maskz_loadu_ps(m1, x[t] + 32 * g + 16);
+            REPRISE_UNROLL
+            for (int r = 0; r < R; ++r) acc[r][t] = _mm512_fmadd_ps(w1[r], x1, acc[r][t]);
+          }
+        }
+      }
+      REPRISE_UNROLL
+      for (int t = 0; t < T; ++t) {
+        REPRISE_UNROLL
+        for (int r = 0; r < R; ++r)
+          a.y[(tok + t) * a.ldy + row + r] = _mm512_reduce_add_ps(acc[r][t]);
+      }
+    }
+  };
+};
+
+void GemmF16Panels(const GemmArgs& a, int64_t r0, int64_t r1, int64_t t0, int64_t t1) {
+  CHECK(r0 % kPanelRows == 0);  // tiles of 8 and 4 rows then never straddle a panel
+  if (t1 - t0 == 1) return TileLoop<8, 1, F16PanelTile::K>(a, r0, r1, t0, t1);
+  TileLoop<4, 4, F16PanelTile::K>(a, r0, r1, t0, t1);
 }
 
 // ---------------------------------------------------------------- Q8_0 / Q4_0

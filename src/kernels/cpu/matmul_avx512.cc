@@ -14,6 +14,11 @@ const KernelTable& Avx512Kernels() {
       GemmQ32<false>,
       GemmQ4K,
       GemmQ6K,
+      nullptr,
+      nullptr,
+      nullptr,
+      nullptr,
+      GemmF16Panels,
   };
   return table;
 }

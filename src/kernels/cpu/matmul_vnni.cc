@@ -237,6 +237,7 @@ const KernelTable& Avx512VnniKernels() {
       GemmPacked<PackedLayout::kQ4_0x16>,
       GemmPacked<PackedLayout::kQ4_Kx16>,
       GemmPacked<PackedLayout::kQ6_Kx16>,
+      GemmF16Panels,
   };
   return table;
 }
