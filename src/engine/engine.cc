@@ -201,6 +201,7 @@ Result<std::unique_ptr<Engine>> Engine::Create(model::Model& model, const tokeni
   pc.n_layers = static_cast<int>(mc.n_layers);
   pc.k_dim = static_cast<int>(mc.k_dim());
   pc.v_dim = static_cast<int>(mc.v_dim());
+  pc.n_heads = static_cast<int>(mc.n_kv_heads);
   pc.block_tokens = config.block_tokens;
   pc.dtype = config.kv_type;
   pc.max_bytes = config.cache_bytes;

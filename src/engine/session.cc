@@ -14,6 +14,7 @@ Result<std::unique_ptr<Session>> Session::Create(model::Model& model, const Sess
   pc.n_layers = static_cast<int>(c.n_layers);
   pc.k_dim = static_cast<int>(c.k_dim());
   pc.v_dim = static_cast<int>(c.v_dim());
+  pc.n_heads = static_cast<int>(c.n_kv_heads);
   pc.block_tokens = config.block_tokens;
   pc.dtype = config.kv_type;
   const int64_t n_blocks = (s->ctx_size_ + config.block_tokens - 1) / config.block_tokens;

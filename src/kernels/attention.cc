@@ -45,8 +45,8 @@ void Attend(const AttentionParams& p, const AttentionRun& run, AttentionScratch*
         continue;
       }
       const int64_t pp = p0 + j;
-      const uint8_t* kr = run.k_blocks[pp / bt] + ((pp % bt) * p.k_row + run.kv_head * dk) * esz;
-      const uint8_t* vr = run.v_blocks[pp / bt] + ((pp % bt) * p.v_row + run.kv_head * dv) * esz;
+      const uint8_t* kr = run.k_blocks[pp / bt] + ((run.kv_head * bt + pp % bt) * dk) * esz;
+      const uint8_t* vr = run.v_blocks[pp / bt] + ((run.kv_head * bt + pp % bt) * dv) * esz;
       for (int64_t d = 0; d < dk; ++d) {
         kt[d * T + j] = p.f16 ? Fp16ToFp32(reinterpret_cast<const uint16_t*>(kr)[d])
                               : reinterpret_cast<const float*>(kr)[d];

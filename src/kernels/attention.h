@@ -26,8 +26,6 @@ inline constexpr int kAttentionTile = 32;
 struct AttentionParams {
   int64_t head_dim_k = 0;  // per-head width of q and K
   int64_t head_dim_v = 0;  // per-head width of V and the output
-  int64_t k_row = 0;       // elements per K row of a block (all kv heads)
-  int64_t v_row = 0;       // elements per V row of a block
   int block_tokens = 0;    // rows per KV block
   bool f16 = false;        // KV element type: F16 if true, else F32
   float scale = 1.0f;      // score multiplier (1/sqrt(head_dim_k))
@@ -42,8 +40,9 @@ struct AttentionRun {
   int64_t n_tok = 0;
   float* out = nullptr;  // token t, head h: out + t * out_stride + h * head_dim_v
   int64_t out_stride = 0;
-  // Block b of the sequence (this layer): K rows [block_tokens, k_row] and V
-  // rows [block_tokens, v_row]; at least max(pos) / block_tokens + 1 entries.
+  // Block b of the sequence (this layer), head-major (kv/block_pool.h): K
+  // [n_kv_heads][block_tokens][head_dim_k], V [n_kv_heads][block_tokens]
+  // [head_dim_v]; at least max(pos) / block_tokens + 1 entries.
   const uint8_t* const* k_blocks = nullptr;
   const uint8_t* const* v_blocks = nullptr;
   int64_t kv_head = 0;

@@ -13,6 +13,11 @@ Result<std::unique_ptr<BlockPool>> BlockPool::Create(const BlockPoolConfig& conf
     return Errorf("invalid KV block pool shape (layers %d, k_dim %d, v_dim %d, block %d)",
                   config.n_layers, config.k_dim, config.v_dim, config.block_tokens);
   }
+  if (config.n_heads <= 0 || config.k_dim % config.n_heads != 0 ||
+      config.v_dim % config.n_heads != 0) {
+    return Errorf("KV block pool: %d heads do not divide k_dim %d and v_dim %d", config.n_heads,
+                  config.k_dim, config.v_dim);
+  }
   if (config.dtype != DType::kF16 && config.dtype != DType::kF32) {
     return Errorf("KV cache type must be f16 or f32, not %s", DTypeName(config.dtype));
   }
@@ -97,9 +102,13 @@ const uint8_t* BlockPool::V(int32_t block, int layer) const {
 void BlockPool::CopyTokens(int32_t src, int32_t dst, int n_tokens) {
   CHECK(n_tokens >= 0 && n_tokens <= config_.block_tokens);
   const int64_t elem = config_.dtype == DType::kF16 ? 2 : 4;
+  const int64_t bt = config_.block_tokens, nh = config_.n_heads;
+  const int64_t kh = config_.k_dim / nh * elem, vh = config_.v_dim / nh * elem;  // bytes a row
   for (int l = 0; l < config_.n_layers; ++l) {
-    std::memcpy(K(dst, l), K(src, l), static_cast<size_t>(n_tokens) * config_.k_dim * elem);
-    std::memcpy(V(dst, l), V(src, l), static_cast<size_t>(n_tokens) * config_.v_dim * elem);
+    for (int64_t h = 0; h < nh; ++h) {
+      std::memcpy(K(dst, l) + h * bt * kh, K(src, l) + h * bt * kh, n_tokens * kh);
+      std::memcpy(V(dst, l) + h * bt * vh, V(src, l) + h * bt * vh, n_tokens * vh);
+    }
   }
 }
 

@@ -9,7 +9,10 @@
 // exact: bytes_in_use() == used_blocks() * block_bytes().
 //
 // Layout of one block (dtype F16 or F32):
-//   K: [n_layers, block_tokens, k_dim]  then  V: [n_layers, block_tokens, v_dim]
+//   K: [n_layers, n_heads, block_tokens, k_dim / n_heads]
+//   then V: [n_layers, n_heads, block_tokens, v_dim / n_heads]
+// Head-major: one KV head's rows of a block are contiguous, so attention for
+// one head streams 32 consecutive rows instead of a slice of each row.
 // Not thread-safe: owned by the engine thread.
 #pragma once
 
@@ -26,6 +29,7 @@ struct BlockPoolConfig {
   int n_layers = 0;
   int k_dim = 0;  // n_kv_heads * head_dim_k
   int v_dim = 0;  // n_kv_heads * head_dim_v
+  int n_heads = 1;  // KV heads: rows are stored head by head (k_dim, v_dim divisible)
   int block_tokens = 32;
   DType dtype = DType::kF16;  // kF16 or kF32
   int64_t max_bytes = 0;      // capacity = max_bytes / block_bytes (at least 1 block)
@@ -55,10 +59,10 @@ class BlockPool {
   void Unref(int32_t block);
   int32_t RefCount(int32_t block) const;
 
-  // K rows of `layer` in `block`: [block_tokens, k_dim] elements of dtype.
+  // K of `layer` in `block`: [n_heads, block_tokens, k_dim / n_heads] elements.
   uint8_t* K(int32_t block, int layer);
   const uint8_t* K(int32_t block, int layer) const;
-  // V rows of `layer` in `block`: [block_tokens, v_dim] elements of dtype.
+  // V of `layer` in `block`: [n_heads, block_tokens, v_dim / n_heads] elements.
   uint8_t* V(int32_t block, int layer);
   const uint8_t* V(int32_t block, int layer) const;
   // Copies the first n_tokens positions (all layers, K and V) of src into dst.

@@ -181,7 +181,8 @@ Status Model::Forward(std::span<const BatchToken> tokens, std::span<kv::SeqBlock
   const int64_t n = static_cast<int64_t>(tokens.size());
   if (n == 0) return Status::Ok();
   const kv::BlockPoolConfig& kvc = kv.config();
-  if (kvc.n_layers != c.n_layers || kvc.k_dim != c.k_dim() || kvc.v_dim != c.v_dim()) {
+  if (kvc.n_layers != c.n_layers || kvc.k_dim != c.k_dim() || kvc.v_dim != c.v_dim() ||
+      kvc.n_heads != c.n_kv_heads) {
     return Errorf("KV pool shape does not match the model");
   }
   const int bt = kvc.block_tokens;
@@ -250,8 +251,13 @@ Status Model::Forward(std::span<const BatchToken> tokens, std::span<kv::SeqBlock
       const kv::SeqBlocks& s = *seqs[tokens[t].seq];
       const int32_t block = s.blocks[tokens[t].pos / bt];
       const int64_t row = tokens[t].pos % bt;
-      StoreRow(kv.K(block, li) + row * kd * esz, kt, kd, f16);
-      StoreRow(kv.V(block, li) + row * vd * esz, &st.v[t * vd], vd, f16);
+      // Head-major blocks (kv/block_pool.h): head h's row at (h * bt + row).
+      for (int64_t h = 0; h < c.n_kv_heads; ++h) {
+        StoreRow(kv.K(block, li) + (h * bt + row) * c.head_dim_k * esz, kt + h * c.head_dim_k,
+                 c.head_dim_k, f16);
+        StoreRow(kv.V(block, li) + (h * bt + row) * c.head_dim_v * esz,
+                 &st.v[t * vd + h * c.head_dim_v], c.head_dim_v, f16);
+      }
     });
     // Attention: one work item per (run of <= kRunTokens consecutive batch
     // tokens of one sequence, kv head, slice of its query heads); the kernel
@@ -262,8 +268,6 @@ Status Model::Forward(std::span<const BatchToken> tokens, std::span<kv::SeqBlock
     kernels::AttentionParams ap;
     ap.head_dim_k = c.head_dim_k;
     ap.head_dim_v = c.head_dim_v;
-    ap.k_row = kd;
-    ap.v_row = vd;
     ap.block_tokens = bt;
     ap.f16 = f16;
     ap.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim_k));

@@ -35,20 +35,21 @@ struct TestKv {
   AttentionParams p;
   std::vector<uint8_t> k_pool, v_pool;
   std::vector<const uint8_t*> k_blocks, v_blocks;
+  int64_t k_row = 0, v_row = 0;  // elements of a full K / V row (all kv heads)
   std::vector<float> q;  // [ctx, n_heads * dk]
 
   explicit TestKv(const Shape& shape, uint32_t seed) : s(shape) {
     const int64_t n_heads = s.n_kv * s.group;
     p.head_dim_k = s.dk;
     p.head_dim_v = s.dv;
-    p.k_row = s.n_kv * s.dk;
-    p.v_row = s.n_kv * s.dv;
+    k_row = s.n_kv * s.dk;
+    v_row = s.n_kv * s.dv;
     p.block_tokens = s.block_tokens;
     p.f16 = s.f16;
     p.scale = 1.0f / std::sqrt(static_cast<float>(s.dk));
     const int64_t n_blocks = (s.ctx + s.block_tokens - 1) / s.block_tokens;
     const int64_t esz = s.f16 ? 2 : 4;
-    const int64_t kb = s.block_tokens * p.k_row * esz, vb = s.block_tokens * p.v_row * esz;
+    const int64_t kb = s.block_tokens * k_row * esz, vb = s.block_tokens * v_row * esz;
     const int64_t pool_blocks = n_blocks + 3;
     k_pool.resize(pool_blocks * kb);
     v_pool.resize(pool_blocks * vb);
@@ -57,8 +58,8 @@ struct TestKv {
     std::mt19937 rng(seed);
     std::shuffle(order.begin(), order.end(), rng);
     const std::vector<float> kf =
-        RandomFloats(pool_blocks * s.block_tokens * p.k_row, seed + 1, 2.0f);
-    const std::vector<float> vf = RandomFloats(pool_blocks * s.block_tokens * p.v_row, seed + 2);
+        RandomFloats(pool_blocks * s.block_tokens * k_row, seed + 1, 2.0f);
+    const std::vector<float> vf = RandomFloats(pool_blocks * s.block_tokens * v_row, seed + 2);
     const float nan = std::numeric_limits<float>::quiet_NaN();
     for (int64_t b = 0; b < n_blocks; ++b) {
       uint8_t* kd = &k_pool[order[b] * kb];
@@ -68,13 +69,21 @@ struct TestKv {
       for (int64_t r = 0; r < s.block_tokens; ++r) {
         const bool live = b * s.block_tokens + r < s.ctx;
         const int64_t base = b * s.block_tokens + r;
-        for (int64_t i = 0; i < p.k_row; ++i)
-          Store(kd, r * p.k_row + i, live ? kf[base * p.k_row + i] : nan);
-        for (int64_t i = 0; i < p.v_row; ++i)
-          Store(vd, r * p.v_row + i, live ? vf[base * p.v_row + i] : nan);
+        for (int64_t i = 0; i < k_row; ++i)
+          Store(kd, KIndex(r, i), live ? kf[base * k_row + i] : nan);
+        for (int64_t i = 0; i < v_row; ++i)
+          Store(vd, VIndex(r, i), live ? vf[base * v_row + i] : nan);
       }
     }
     q = RandomFloats(s.ctx * n_heads * s.dk, seed + 3);
+  }
+  // Element i of row r's full K (V) row in the head-major block layout
+  // (kv/block_pool.h): head i / dk, at (head * block_tokens + r) * dk + i % dk.
+  int64_t KIndex(int64_t r, int64_t i) const {
+    return ((i / s.dk) * s.block_tokens + r) * s.dk + i % s.dk;
+  }
+  int64_t VIndex(int64_t r, int64_t i) const {
+    return ((i / s.dv) * s.block_tokens + r) * s.dv + i % s.dv;
   }
   void Store(uint8_t* base, int64_t i, float f) const {
     if (s.f16) {
@@ -146,7 +155,7 @@ struct TestKv {
           const int64_t r = pp % s.block_tokens;
           double acc = 0;
           for (int64_t d = 0; d < s.dk; ++d) {
-            acc += static_cast<double>(qh[d]) * Load(kb, r * p.k_row + kvh * s.dk + d);
+            acc += static_cast<double>(qh[d]) * Load(kb, KIndex(r, kvh * s.dk + d));
           }
           sc[pp] = acc * p.scale;
           mx = std::max(mx, sc[pp]);
@@ -157,7 +166,7 @@ struct TestKv {
           const uint8_t* vb = v_blocks[pp / s.block_tokens];
           const int64_t r = pp % s.block_tokens;
           for (int64_t i = 0; i < s.dv; ++i) {
-            out[(t * nh + h) * s.dv + i] += sc[pp] / sum * Load(vb, r * p.v_row + kvh * s.dv + i);
+            out[(t * nh + h) * s.dv + i] += sc[pp] / sum * Load(vb, VIndex(r, kvh * s.dv + i));
           }
         }
       }

@@ -113,10 +113,10 @@ inline void LoadTile(const AttentionParams& p, const AttentionRun& run, int64_t 
   const int64_t esz = p.f16 ? 2 : 4;
   const int bt = p.block_tokens;
   auto k_row = [&](int64_t pp) {
-    return run.k_blocks[pp / bt] + ((pp % bt) * p.k_row + run.kv_head * dk) * esz;
+    return run.k_blocks[pp / bt] + ((run.kv_head * bt + pp % bt) * dk) * esz;
   };
   auto v_row = [&](int64_t pp) {
-    return run.v_blocks[pp / bt] + ((pp % bt) * p.v_row + run.kv_head * dv) * esz;
+    return run.v_blocks[pp / bt] + ((run.kv_head * bt + pp % bt) * dv) * esz;
   };
   for (int64_t j = 0; j < next_rows; ++j) {
     PrefetchRow(k_row(p0 + T + j), dk * esz);
