@@ -224,6 +224,7 @@ void MatMulMultiAtLevel(KernelLevel level, std::span<const Matrix* const> ws, co
   a.w_stride = v.row_bytes();
   a.cols = v.cols;
   a.x = x;
+  a.threads = pool.size();
   // A repacked matrix runs the packed kernel of the level that owns it; lower
   // levels (tests) use the original rows, which the view still points to.
   const PackedLayout layout = MatrixAccess::layout(w0);

@@ -35,6 +35,7 @@ struct GemmArgs {
   ActRowLayout act_layout;
   float* y = nullptr;  // [n, ldy]
   int64_t ldy = 0;
+  int threads = 1;  // threads sharing the call (tunes software prefetch only)
 };
 using GemmFn = void (*)(const GemmArgs& a, int64_t r0, int64_t r1, int64_t t0, int64_t t1);
 
