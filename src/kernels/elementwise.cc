@@ -1,5 +1,5 @@
 // Elementwise float32 ops (portable; the compiler vectorises these loops),
-// except SiluMul and RmsNorm, which use AVX2 versions (cpu/vec_avx2.cc) where
+// except SiluMul and RmsNorm, which use SIMD versions (cpu/vec_*.cc) where
 // the CPU has them: they are the costly parts of a prefill outside the
 // matmuls. RmsNorm accumulates in double so the result matches float64
 // references to well under 1e-6 relative.
@@ -7,13 +7,10 @@
 
 #include "core/cpu_features.h"
 #include "kernels/ops.h"
+#include "kernels/vec.h"
 
 namespace reprise::kernels {
 
-namespace avx2 {
-void SiluMul(float* gate, const float* up, int64_t n);
-void RmsNorm(const float* x, const float* w, int64_t n, float eps, float* out);
-}  // namespace avx2
 
 void RmsNorm(const float* x, const float* w, int64_t n, float eps, float* out) {
   static const bool use_avx2 = GetCpuFeatures().avx2;
@@ -29,8 +26,9 @@ void RmsNorm(const float* x, const float* w, int64_t n, float eps, float* out) {
 }
 
 void SiluMul(float* gate, const float* up, int64_t n) {
-  static const bool use_avx2 = GetCpuFeatures().avx2;
-  if (use_avx2) return avx2::SiluMul(gate, up, n);
+  static const int level = GetCpuFeatures().avx512 ? 2 : GetCpuFeatures().avx2 ? 1 : 0;
+  if (level == 2) return avx512::SiluMul(gate, up, n);
+  if (level == 1) return avx2::SiluMul(gate, up, n);
   for (int64_t i = 0; i < n; ++i) {
     const float g = gate[i];
     gate[i] = g / (1.0f + std::exp(-g)) * up[i];

@@ -14,4 +14,15 @@ namespace ref {
 void ConvertToF16(const float* src, uint16_t* dst, int64_t n);
 }  // namespace ref
 
+// The SIMD versions behind SiluMul / RmsNorm (ops.h), exposed for tests; call
+// one only when GetCpuFeatures() reports its extension. The two SiluMul
+// versions give the same bits.
+namespace avx2 {
+void SiluMul(float* gate, const float* up, int64_t n);
+void RmsNorm(const float* x, const float* w, int64_t n, float eps, float* out);
+}  // namespace avx2
+namespace avx512 {
+void SiluMul(float* gate, const float* up, int64_t n);
+}  // namespace avx512
+
 }  // namespace reprise::kernels

@@ -3,10 +3,12 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <vector>
 
+#include "core/cpu_features.h"
 #include "core/fp16.h"
 #include "kernels/ops.h"
 #include "kernels/vec.h"
@@ -64,6 +66,26 @@ TEST(Vec, SiluMulMatchesTheLibmFormulaAndIgnoresCallLength) {
     std::vector<float> part(g.begin() + 19990, g.begin() + 19990 + n);
     SiluMul(part.data(), u.data() + 19990, n);
     for (int64_t i = 0; i < n; ++i) ASSERT_EQ(part[i], got[19990 + i]) << n << " " << i;
+  }
+}
+
+// The AVX-512 SiluMul gives the AVX2 version's bits (same exp, lane by lane).
+TEST(Vec, SiluMulAvx512MatchesAvx2BitForBit) {
+  if (!GetCpuFeatures().avx512) GTEST_SKIP() << "CPU lacks AVX-512";
+  std::vector<float> g, u;
+  for (int i = -30000; i <= 30000; ++i) {
+    g.push_back(i * 0.0037f);
+    u.push_back(0.5f + (i % 11) * 0.3f);
+  }
+  for (float v : {-1e30f, -100.0f, -88.6f, -87.2f, 88.5f, 100.0f, 1e30f}) {
+    g.push_back(v);
+    u.push_back(2.0f);
+  }
+  for (size_t n : {g.size(), size_t{1}, size_t{15}, size_t{17}}) {
+    std::vector<float> a(g.begin(), g.begin() + n), b = a;
+    avx2::SiluMul(a.data(), u.data(), static_cast<int64_t>(n));
+    avx512::SiluMul(b.data(), u.data(), static_cast<int64_t>(n));
+    ASSERT_EQ(0, std::memcmp(a.data(), b.data(), n * sizeof(float))) << n;
   }
 }
 

@@ -10,7 +10,7 @@
 
 #include "core/fp16.h"
 #include "kernels/attention.h"
-#include "kernels/cpu/exp_avx2.inc.h"
+#include "kernels/cpu/exp.inc.h"
 
 namespace reprise::kernels::avx2 {
 

@@ -6,7 +6,7 @@
 #include <cstdint>
 
 #include "core/fp16.h"
-#include "kernels/cpu/exp_avx2.inc.h"
+#include "kernels/cpu/exp.inc.h"
 
 namespace reprise::kernels::avx2 {
 
