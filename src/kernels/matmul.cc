@@ -329,7 +329,7 @@ void GetRow(const MatrixView& w, int64_t r, float* out) {
 std::string KernelName(DType type) {
   if (!IsSupportedWeightType(type)) return "unsupported";
   std::string name = KernelLevelName(EffectiveLevel(BestKernelLevel(), type));
-  if (PackedLayoutFor(type) != PackedLayout::kNone) name += "+x16";  // repacked at Prepare
+  if (PackedLayoutFor(type) != PackedLayout::kNone) name += "+panels";  // repacked at Prepare
   return name;
 }
 

@@ -106,7 +106,8 @@ void GetRow(const MatrixView& w, int64_t r, float* out);
 void DequantizeRow(DType type, const void* src, float* dst, int64_t n);
 void QuantizeRow(DType type, const float* src, void* dst, int64_t n);
 
-// Which implementation MatMul uses for a type on this CPU, e.g. "avx512_vnni".
+// Which implementation MatMul uses for a type on this CPU, e.g. "avx512_vnni",
+// with "+panels" when Matrix::Prepare repacks that type (packed.h).
 std::string KernelName(DType type);
 
 // ---- Elementwise (float32) ----

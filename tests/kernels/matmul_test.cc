@@ -300,7 +300,7 @@ TEST(MatMulTest, KernelNameNamesTheBestLevelWithAKernelForTheType) {
   for (DType type : kAllWeightTypes) {
     const std::string level = KernelLevelName(EffectiveLevel(BestKernelLevel(), type));
     const bool packed = PackedLayoutFor(type) != PackedLayout::kNone;
-    EXPECT_EQ(KernelName(type), packed ? level + "+x16" : level);
+    EXPECT_EQ(KernelName(type), packed ? level + "+panels" : level);
     // A repacked matrix reports the bytes of its copy.
     const TestMatrix m = MakeTestMatrix(type, 3, 256, 1);
     EXPECT_EQ(Matrix::Prepare(m.view())->packed_bytes() > 0, packed) << DTypeName(type);
