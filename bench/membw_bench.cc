@@ -16,10 +16,15 @@
 
 namespace {
 
+// Streams [p, p + n) with 32-byte loads and a software prefetch 4 KiB ahead,
+// as the weight kernels do (on the Zen 5 dev VM: +5% over plain loads in one
+// period, no difference in another).
 __attribute__((target("avx2"))) uint64_t ReadRange(const uint8_t* p, size_t n) {
   __m256i acc0 = _mm256_setzero_si256(), acc1 = _mm256_setzero_si256();
   __m256i acc2 = _mm256_setzero_si256(), acc3 = _mm256_setzero_si256();
   for (size_t i = 0; i + 128 <= n; i += 128) {
+    _mm_prefetch(reinterpret_cast<const char*>(p + i + 4096), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(p + i + 4096 + 64), _MM_HINT_T0);
     acc0 = _mm256_xor_si256(acc0, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i)));
     acc1 = _mm256_xor_si256(acc1, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i + 32)));
     acc2 = _mm256_xor_si256(acc2, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i + 64)));

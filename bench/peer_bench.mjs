@@ -107,12 +107,16 @@ const rows = [];
 for (const name of modelNames) {
   const model = ensureModel(name);
   for (const t of threadList) {
-    const r = { name, t, rpp: [], rtg: [], lpp: [], ltg: [], bytes: 0 };
+    const r = { name, t, rpp: [], rtg: [], lpp: [], ltg: [], bytes: 0, frac: [] };
     for (let i = 0; i < reps; ++i) {
+      // This VM's bandwidth drifts over minutes (other tenants), so it is
+      // measured again right before each decode it is compared with.
+      const bw = JSON.parse(run(membw, [String(t), "512", "3", "--json"])).read_gb_per_s;
       const ours = JSON.parse(run(reprise, ["bench", "--model", model, "--threads", String(t),
         "--pp", String(pp), "--tg", String(tg), "--reps", "1", "--json"]));
       r.rpp.push(ours.pp_tok_per_s);
       r.rtg.push(ours.tg_tok_per_s);
+      r.frac.push((ours.tg_tok_per_s * ours.weight_bytes) / 1e9 / bw);
       r.bytes = ours.weight_bytes;
       const lp = JSON.parse(run(llamaBench, ["-m", model, "-t", String(t), "-p", String(pp), "-n", "0",
         "-r", "1", "-o", "json"]));
@@ -129,12 +133,13 @@ for (const name of modelNames) {
 
 const f = (x, d = 1) => x.toFixed(d);
 console.log(`pp${pp} and tg${tg} (after ${pp} tokens), tok/s, median of ${reps} alternating runs; ` +
-  `memory read bandwidth: ${threadList.map((t) => `${f(bandwidth[t], 1)} GB/s at ${t} threads`).join(", ")}\n`);
+  `memory read bandwidth at the start: ${threadList.map((t) => `${f(bandwidth[t], 1)} GB/s at ${t} threads`).join(", ")}; ` +
+  `"% of bandwidth" is the median over reps of the decode's GB/s over the bandwidth measured just before it\n`);
 console.log("| model | threads | pp reprise | pp llama.cpp | pp ratio | tg reprise | tg llama.cpp | tg ratio | tg GB/s (reprise) | % of bandwidth |");
 console.log("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
 for (const r of rows) {
   const rpp = median(r.rpp), lpp = median(r.lpp), rtg = median(r.rtg), ltg = median(r.ltg);
   const gbs = (rtg * r.bytes) / 1e9;
   console.log(`| ${r.name} | ${r.t} | ${f(rpp)} | ${f(lpp)} | ${f(rpp / lpp, 2)}x | ${f(rtg)} | ${f(ltg)} | ` +
-    `${f(rtg / ltg, 2)}x | ${f(gbs, 2)} | ${f((100 * gbs) / bandwidth[r.t], 0)}% |`);
+    `${f(rtg / ltg, 2)}x | ${f(gbs, 2)} | ${f(100 * median(r.frac), 0)}% |`);
 }
