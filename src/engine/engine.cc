@@ -197,14 +197,8 @@ Result<std::unique_ptr<Engine>> Engine::Create(model::Model& model, const tokeni
   sc.n_vocab = static_cast<int32_t>(mc.n_vocab);
   for (int32_t id : tok.eog_ids()) sc.eog_ids.insert(id);
 
-  kv::BlockPoolConfig pc;
-  pc.n_layers = static_cast<int>(mc.n_layers);
-  pc.k_dim = static_cast<int>(mc.k_dim());
-  pc.v_dim = static_cast<int>(mc.v_dim());
-  pc.n_heads = static_cast<int>(mc.n_kv_heads);
-  pc.block_tokens = config.block_tokens;
-  pc.dtype = config.kv_type;
-  pc.max_bytes = config.cache_bytes;
+  const kv::BlockPoolConfig pc =
+      model.KvPoolConfig(config.kv_type, config.block_tokens, config.cache_bytes);
 
   model::Model* m = &model;
   ForwardFn forward = [m](std::span<const model::BatchToken> batch,

@@ -10,15 +10,10 @@ Result<std::unique_ptr<Session>> Session::Create(model::Model& model, const Sess
   const model::ModelConfig& c = model.config();
   s->ctx_size_ = config.ctx_size > 0 ? config.ctx_size : static_cast<int32_t>(c.n_ctx_train);
   if (s->ctx_size_ <= 0) return Errorf("invalid context size %d", s->ctx_size_);
-  kv::BlockPoolConfig pc;
-  pc.n_layers = static_cast<int>(c.n_layers);
-  pc.k_dim = static_cast<int>(c.k_dim());
-  pc.v_dim = static_cast<int>(c.v_dim());
-  pc.n_heads = static_cast<int>(c.n_kv_heads);
-  pc.block_tokens = config.block_tokens;
-  pc.dtype = config.kv_type;
   const int64_t n_blocks = (s->ctx_size_ + config.block_tokens - 1) / config.block_tokens;
-  pc.max_bytes = n_blocks * model.KvBytesPerToken(config.kv_type) * config.block_tokens;
+  const kv::BlockPoolConfig pc = model.KvPoolConfig(
+      config.kv_type, config.block_tokens,
+      n_blocks * model.KvBytesPerToken(config.kv_type) * config.block_tokens);
   ASSIGN_OR_RETURN(s->pool_, kv::BlockPool::Create(pc));
   s->batch_.reserve(std::max(1, config.prefill_chunk));
   return s;

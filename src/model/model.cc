@@ -169,6 +169,18 @@ int64_t Model::KvBytesPerToken(DType kv_type) const {
   return config_.n_layers * (config_.k_dim() + config_.v_dim()) * elem;
 }
 
+kv::BlockPoolConfig Model::KvPoolConfig(DType kv_type, int block_tokens, int64_t max_bytes) const {
+  kv::BlockPoolConfig pc;
+  pc.n_layers = static_cast<int>(config_.n_layers);
+  pc.k_dim = static_cast<int>(config_.k_dim());
+  pc.v_dim = static_cast<int>(config_.v_dim());
+  pc.n_heads = static_cast<int>(config_.n_kv_heads);
+  pc.block_tokens = block_tokens;
+  pc.dtype = kv_type;
+  pc.max_bytes = max_bytes;
+  return pc;
+}
+
 DType Model::DefaultKvType() const {
   return weights_->token_embd.type == DType::kF32 ? DType::kF32 : DType::kF16;
 }

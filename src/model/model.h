@@ -84,6 +84,9 @@ class Model {
   ThreadPool& pool() { return *pool_; }
   // Bytes of KV memory one token occupies for the given KV element type.
   int64_t KvBytesPerToken(DType kv_type) const;
+  // The KV block pool shape Forward expects (layers, widths, KV heads), with
+  // the given element type, block size and byte budget.
+  kv::BlockPoolConfig KvPoolConfig(DType kv_type, int block_tokens, int64_t max_bytes) const;
   // F32 for models whose token embedding is F32 (full-precision reference
   // models), F16 otherwise.
   DType DefaultKvType() const;
