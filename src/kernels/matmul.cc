@@ -196,10 +196,17 @@ KernelLevel EffectiveLevel(KernelLevel level, DType type) {
 
 namespace {
 
-// True when `b` can share `a`'s quantized activations and kernel.
-bool SameKernelInput(const Matrix& a, const Matrix& b) {
-  return a.type() == b.type() && a.cols() == b.cols() &&
-         MatrixAccess::layout(a) == MatrixAccess::layout(b);
+// Most matrices one MatMulMulti call takes.
+constexpr size_t kMaxMatrices = 8;
+
+// True when every matrix can share the first one's quantized activations and
+// kernel (and there are few enough for one call).
+bool OneKernelInput(std::span<const Matrix* const> ws) {
+  return ws.size() <= kMaxMatrices &&
+         std::all_of(ws.begin(), ws.end(), [&](const Matrix* w) {
+           return w->type() == ws[0]->type() && w->cols() == ws[0]->cols() &&
+                  MatrixAccess::layout(*w) == MatrixAccess::layout(*ws[0]);
+         });
 }
 
 }  // namespace
@@ -212,10 +219,9 @@ void MatMulMultiAtLevel(KernelLevel level, std::span<const Matrix* const> ws, co
   CHECK_MSG(std::find(levels.begin(), levels.end(), level) != levels.end(),
             "kernel level %s not supported by this CPU", KernelLevelName(level));
   const Matrix& w0 = *ws[0];
-  for (const Matrix* w : ws) {
-    CHECK_MSG(w->view().data != nullptr, "MatMul on an unprepared Matrix");
-    CHECK_MSG(SameKernelInput(w0, *w), "MatMulMulti needs matrices of one type, width and layout");
-  }
+  for (const Matrix* w : ws) CHECK_MSG(w->view().data != nullptr, "MatMul on an unprepared Matrix");
+  CHECK_MSG(OneKernelInput(ws), "MatMulMulti needs at most %zu matrices of one type, width and layout",
+            kMaxMatrices);
   const MatrixView& v = w0.view();
   GemmFn fn = FnFor(TableFor(EffectiveLevel(level, v.type)), v.type);
   CHECK(fn != nullptr);
@@ -230,20 +236,21 @@ void MatMulMultiAtLevel(KernelLevel level, std::span<const Matrix* const> ws, co
   const PackedLayout layout = MatrixAccess::layout(w0);
   const GemmFn packed_fn = PackedFn(TableFor(level), layout);
   const int block = ActBlockSize(v.type);
-  if (packed_fn != nullptr && !PackedQuantizesActivations(layout)) {
-    fn = packed_fn;  // float activations, used as they are
-  } else if (packed_fn != nullptr) {
+  if (packed_fn != nullptr) {
     fn = packed_fn;
-    a.act_layout = MakeActX16Layout(layout, v.cols);
-    const ActRowLayout al = a.act_layout;
-    uint8_t* act = work.Get(0, static_cast<size_t>(n * al.stride));
-    a.act = act;
-    // Packed kernels exist only at the VNNI level, so its quantizer applies.
-    pool.ParallelFor(n, 16, [&](int64_t t0, int64_t t1, int) {
-      for (int64_t t = t0; t < t1; ++t) {
-        QuantizeActX16Vnni(layout, x + t * v.cols, v.cols, al, act + t * al.stride);
-      }
-    });
+    // F16 panels take the float activations as they are; the other packed
+    // layouts exist only at the VNNI level, so its quantizer applies.
+    if (PackedQuantizesActivations(layout)) {
+      a.act_layout = MakeActX16Layout(layout, v.cols);
+      const ActRowLayout al = a.act_layout;
+      uint8_t* act = work.Get(0, static_cast<size_t>(n * al.stride));
+      a.act = act;
+      pool.ParallelFor(n, 16, [&](int64_t t0, int64_t t1, int) {
+        for (int64_t t = t0; t < t1; ++t) {
+          QuantizeActX16Vnni(layout, x + t * v.cols, v.cols, al, act + t * al.stride);
+        }
+      });
+    }
   } else if (block != 0) {
     // Quantize the activations once per call: [n] rows of act_layout.stride bytes.
     a.act_layout = MakeActRowLayout(v.cols, block);
@@ -263,8 +270,6 @@ void MatMulMultiAtLevel(KernelLevel level, std::span<const Matrix* const> ws, co
 
   // Work items: (matrix, row chunk, token chunk), matrix by matrix, in one
   // dispatch (one wake-up and one join for all the matrices).
-  constexpr int kMaxMatrices = 8;
-  CHECK(ws.size() <= kMaxMatrices);
   GemmArgs args[kMaxMatrices];
   int64_t row_chunk[kMaxMatrices], first_item[kMaxMatrices + 1];
   const int64_t tok_chunk = n >= 16 ? 64 : n;
@@ -310,14 +315,9 @@ void MatMul(const Matrix& w, const float* x, int64_t n, float* y, ThreadPool& po
 void MatMulMulti(std::span<const Matrix* const> ws, const float* x, int64_t n,
                  std::span<float* const> ys, ThreadPool& pool, Workspace& work) {
   CHECK(ws.size() == ys.size());
+  if (OneKernelInput(ws)) return MatMulMultiAtLevel(BestKernelLevel(), ws, x, n, ys, pool, work);
   // Matrices that cannot share one quantization run one call each.
-  for (const Matrix* w : ws) {
-    if (!SameKernelInput(*ws[0], *w) || ws.size() > 8) {
-      for (size_t m = 0; m < ws.size(); ++m) MatMul(*ws[m], x, n, ys[m], pool, work);
-      return;
-    }
-  }
-  MatMulMultiAtLevel(BestKernelLevel(), ws, x, n, ys, pool, work);
+  for (size_t m = 0; m < ws.size(); ++m) MatMul(*ws[m], x, n, ys[m], pool, work);
 }
 
 void GetRow(const MatrixView& w, int64_t r, float* out) {
