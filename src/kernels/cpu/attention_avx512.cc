@@ -10,6 +10,7 @@
 #include <limits>
 
 #include "kernels/attention.h"
+#include "kernels/cpu/exp.inc.h"
 
 namespace reprise::kernels::avx512 {
 
@@ -17,23 +18,12 @@ namespace {
 
 constexpr int T = kAttentionTile;
 
-// exp(x) for x <= 0 (Cephes-style polynomial, about 1 ulp); lanes outside
-// `keep` are 0.
+// exp(x) for x <= 0 (the polynomial of cpu/exp.inc.h, about 1 ulp; clamped at
+// -104 and scaled with vscalefps, so results keep going down into the
+// denormal range); lanes outside `keep` are 0.
 inline __m512 MaskedExp(__mmask16 keep, __m512 x) {
-  x = _mm512_max_ps(x, _mm512_set1_ps(-104.0f));
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-  __m512 y = _mm512_set1_ps(1.9875691500e-4f);
-  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.3981999507e-3f));
-  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(8.3334519073e-3f));
-  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(4.1665795894e-2f));
-  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.6666665459e-1f));
-  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(5.0000001201e-1f));
-  const __m512 r2 = _mm512_mul_ps(r, r);
-  y = _mm512_fmadd_ps(y, r2, r);
-  y = _mm512_add_ps(y, _mm512_set1_ps(1.0f));
+  __m512 n;
+  const __m512 y = ExpMantissa16(_mm512_max_ps(x, _mm512_set1_ps(-104.0f)), &n);
   return _mm512_maskz_scalef_ps(keep, y, n);
 }
 

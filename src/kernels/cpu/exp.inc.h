@@ -32,10 +32,13 @@ inline __m256 Exp8(__m256 x) {
 }
 
 #ifdef __AVX512F__
-inline __m512 Exp16(__m512 x) {
-  x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.0f)), _mm512_set1_ps(89.0f));
+// The polynomial part of Exp16, for an already clamped x: returns y and sets
+// *n with exp(x) = y * 2^n (callers differ only in clamping and in how they
+// apply 2^n).
+inline __m512 ExpMantissa16(__m512 x, __m512* n_out) {
   const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  *n_out = n;
   __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
   r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
   __m512 y = _mm512_set1_ps(1.9875691500e-4f);
@@ -46,7 +49,13 @@ inline __m512 Exp16(__m512 x) {
   y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(5.0000001201e-1f));
   const __m512 r2 = _mm512_mul_ps(r, r);
   y = _mm512_fmadd_ps(y, r2, r);
-  y = _mm512_add_ps(y, _mm512_set1_ps(1.0f));
+  return _mm512_add_ps(y, _mm512_set1_ps(1.0f));
+}
+
+inline __m512 Exp16(__m512 x) {
+  x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.0f)), _mm512_set1_ps(89.0f));
+  __m512 n;
+  const __m512 y = ExpMantissa16(x, &n);
   const __m512i e =
       _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
   return _mm512_mul_ps(y, _mm512_castsi512_ps(e));
