@@ -62,6 +62,28 @@ inline int64_t PrefetchOffset(const GemmArgs& a, int rows) {
 
 inline float Fp16Scalar(uint16_t h) { return _cvtsh_ss(h); }
 
+// Zeroes the float accumulators of an R x T tile.
+template <int R, int T>
+__attribute__((always_inline)) inline void ZeroTile(__m512 (&acc)[R][T]) {
+  REPRISE_UNROLL
+  for (int r = 0; r < R; ++r) {
+    REPRISE_UNROLL
+    for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
+  }
+}
+
+// y[tok + t, row + r] = the sum of acc[r][t]'s lanes (the fixed final
+// reduction of every micro-kernel).
+template <int R, int T>
+__attribute__((always_inline)) inline void StoreTile(const GemmArgs& a, int64_t row, int64_t tok,
+                                                     const __m512 (&acc)[R][T]) {
+  REPRISE_UNROLL
+  for (int t = 0; t < T; ++t) {
+    REPRISE_UNROLL
+    for (int r = 0; r < R; ++r) a.y[(tok + t) * a.ldy + row + r] = _mm512_reduce_add_ps(acc[r][t]);
+  }
+}
+
 // ---------------------------------------------------------------- float weights
 
 enum class FloatKind { kF32, kF16, kBF16 };
@@ -90,11 +112,7 @@ struct FloatTile {
       REPRISE_UNROLL
       for (int t = 0; t < T; ++t) x[t] = a.x + (tok + t) * a.cols;
       __m512 acc[R][T];
-      REPRISE_UNROLL
-      for (int r = 0; r < R; ++r) {
-        REPRISE_UNROLL
-        for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
-      }
+      ZeroTile(acc);
       int64_t c = 0;
       const int64_t pf = PrefetchOffset(a, R);
       for (; c + 16 <= a.cols; c += 16) {
@@ -125,12 +143,7 @@ struct FloatTile {
           for (int r = 0; r < R; ++r) acc[r][t] = _mm512_fmadd_ps(wv[r], xv, acc[r][t]);
         }
       }
-      REPRISE_UNROLL
-      for (int t = 0; t < T; ++t) {
-        REPRISE_UNROLL
-        for (int r = 0; r < R; ++r)
-          a.y[(tok + t) * a.ldy + row + r] = _mm512_reduce_add_ps(acc[r][t]);
-      }
+      StoreTile(a, row, tok, acc);
     }
   };
 };
@@ -161,11 +174,7 @@ struct F16PanelTile {
       REPRISE_UNROLL
       for (int t = 0; t < T; ++t) x[t] = a.x + (tok + t) * a.cols;
       __m512 acc[R][T];
-      REPRISE_UNROLL
-      for (int r = 0; r < R; ++r) {
-        REPRISE_UNROLL
-        for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
-      }
+      ZeroTile(acc);
       for (int64_t g = 0; g < n_groups; ++g) {
         const uint8_t* q = panel + g * kG.bytes + kG.qs + i0 * kG.qs_row;
         if constexpr (T == 1) {
@@ -199,12 +208,7 @@ struct F16PanelTile {
           }
         }
       }
-      REPRISE_UNROLL
-      for (int t = 0; t < T; ++t) {
-        REPRISE_UNROLL
-        for (int r = 0; r < R; ++r)
-          a.y[(tok + t) * a.ldy + row + r] = _mm512_reduce_add_ps(acc[r][t]);
-      }
+      StoreTile(a, row, tok, acc);
     }
   };
 };
@@ -286,11 +290,7 @@ struct Q32Tile {
       REPRISE_UNROLL
       for (int t = 0; t < T; ++t) act[t] = a.act + (tok + t) * l.stride;
       __m512 acc[R][T];
-      REPRISE_UNROLL
-      for (int r = 0; r < R; ++r) {
-        REPRISE_UNROLL
-        for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
-      }
+      ZeroTile(acc);
       const int64_t nb = l.n_blocks;
       for (int64_t b = 0; b < nb; b += 2) {
         const bool pair = b + 1 < nb;
@@ -330,12 +330,7 @@ struct Q32Tile {
           }
         }
       }
-      REPRISE_UNROLL
-      for (int t = 0; t < T; ++t) {
-        REPRISE_UNROLL
-        for (int r = 0; r < R; ++r)
-          a.y[(tok + t) * a.ldy + row + r] = _mm512_reduce_add_ps(acc[r][t]);
-      }
+      StoreTile(a, row, tok, acc);
     }
   };
 };
@@ -369,11 +364,7 @@ struct Q4KTile {
       REPRISE_UNROLL
       for (int t = 0; t < T; ++t) act[t] = a.act + (tok + t) * l.stride;
       __m512 acc[R][T];
-      REPRISE_UNROLL
-      for (int r = 0; r < R; ++r) {
-        REPRISE_UNROLL
-        for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
-      }
+      ZeroTile(acc);
       const __m512i nib = _mm512_set1_epi8(0x0F);
       const __m512i nib_shift = _mm512_set_epi64(4, 4, 4, 4, 0, 0, 0, 0);
       const __m256i dup_idx = _mm256_set_epi16(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
@@ -436,12 +427,7 @@ struct Q4KTile {
           }
         }
       }
-      REPRISE_UNROLL
-      for (int t = 0; t < T; ++t) {
-        REPRISE_UNROLL
-        for (int r = 0; r < R; ++r)
-          a.y[(tok + t) * a.ldy + row + r] = _mm512_reduce_add_ps(acc[r][t]);
-      }
+      StoreTile(a, row, tok, acc);
     }
   };
 };
@@ -460,11 +446,7 @@ struct Q6KTile {
       REPRISE_UNROLL
       for (int t = 0; t < T; ++t) act[t] = a.act + (tok + t) * l.stride;
       __m512 acc[R][T];
-      REPRISE_UNROLL
-      for (int r = 0; r < R; ++r) {
-        REPRISE_UNROLL
-        for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
-      }
+      ZeroTile(acc);
       const __m512i lo4 = _mm512_set1_epi8(0x0F), hi2 = _mm512_set1_epi8(0x30);
       const __m512i shl_a = _mm512_set_epi64(2, 2, 2, 2, 4, 4, 4, 4);  // in 16-bit lanes below
       const __m512i shr_b = _mm512_set_epi64(2, 2, 2, 2, 0, 0, 0, 0);
@@ -534,12 +516,7 @@ struct Q6KTile {
           }
         }
       }
-      REPRISE_UNROLL
-      for (int t = 0; t < T; ++t) {
-        REPRISE_UNROLL
-        for (int r = 0; r < R; ++r)
-          a.y[(tok + t) * a.ldy + row + r] = _mm512_reduce_add_ps(acc[r][t]);
-      }
+      StoreTile(a, row, tok, acc);
     }
   };
 };

@@ -112,11 +112,7 @@ struct PackedTile {
       REPRISE_UNROLL
       for (int t = 0; t < T; ++t) act[t] = a.act + (tok + t) * l.stride;
       __m512 acc[R][T];
-      REPRISE_UNROLL
-      for (int r = 0; r < R; ++r) {
-        REPRISE_UNROLL
-        for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
-      }
+      ZeroTile(acc);
       for (int64_t g = 0; g < n_groups; ++g) {
         const uint8_t* pg = panel + g * kG.bytes;
         __m512i iacc[R][T];
@@ -164,12 +160,7 @@ struct PackedTile {
           }
         }
       }
-      REPRISE_UNROLL
-      for (int t = 0; t < T; ++t) {
-        REPRISE_UNROLL
-        for (int r = 0; r < R; ++r)
-          a.y[(tok + t) * a.ldy + row + r] = _mm512_reduce_add_ps(acc[r][t]);
-      }
+      StoreTile(a, row, tok, acc);
     }
   };
 };
