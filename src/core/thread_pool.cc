@@ -13,7 +13,8 @@ constexpr int kSpinIterations = 4000;  // pause loops before yielding
 constexpr int kYieldIterations = 64;   // sched_yield rounds before sleeping
 }  // namespace
 
-ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) {
+ThreadPool::ThreadPool(int n_threads)
+    : n_threads_(std::max(1, n_threads)), parts_(static_cast<size_t>(n_threads_)) {
   workers_.reserve(n_threads_ - 1);
   for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { WorkerLoop(i); });
 }
@@ -26,10 +27,13 @@ ThreadPool::~ThreadPool() {
 }
 
 void ThreadPool::Work(int thread) {
-  for (;;) {
-    const int64_t begin = next_.fetch_add(job_grain_, std::memory_order_relaxed);
-    if (begin >= job_n_) return;
-    (*job_)(begin, std::min(job_n_, begin + job_grain_), thread);
+  for (int k = 0; k < n_threads_; ++k) {
+    Part& part = parts_[(thread + k) % n_threads_];
+    for (;;) {
+      const int64_t begin = part.next.fetch_add(job_grain_, std::memory_order_relaxed);
+      if (begin >= part.end) break;
+      (*job_)(begin, std::min(part.end, begin + job_grain_), thread);
+    }
   }
 }
 
@@ -70,9 +74,13 @@ void ThreadPool::ParallelFor(int64_t n, int64_t grain,
   const bool was_busy = busy_.exchange(true);
   CHECK_MSG(!was_busy, "ThreadPool::ParallelFor is not re-entrant");
   job_ = &fn;
-  job_n_ = n;
   job_grain_ = grain;
-  next_.store(0, std::memory_order_relaxed);
+  // Part boundaries fall on multiples of the grain.
+  const int64_t n_chunks = (n + grain - 1) / grain;
+  for (int p = 0; p < n_threads_; ++p) {
+    parts_[p].next.store(n_chunks * p / n_threads_ * grain, std::memory_order_relaxed);
+    parts_[p].end = std::min(n, n_chunks * (p + 1) / n_threads_ * grain);
+  }
   open_.store(true, std::memory_order_seq_cst);
   generation_.fetch_add(1, std::memory_order_seq_cst);
   generation_.notify_all();
