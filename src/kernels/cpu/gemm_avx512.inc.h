@@ -72,15 +72,53 @@ __attribute__((always_inline)) inline void ZeroTile(__m512 (&acc)[R][T]) {
   }
 }
 
+// Lane l of the result = the sum of v[l]'s 16 lanes, added in exactly the
+// order of _mm512_reduce_add_ps ((lo256 + hi256), then 128-bit halves, then
+// (x0 + x2) + (x1 + x3)), so results are bitwise those of 16 separate
+// reductions, for 45 instructions instead of ~130.
+inline __m512 ReduceLanes16(const __m512 (&v)[16]) {
+  // Level by level the lanes get permuted; feeding the inputs in this order
+  // (an involution) leaves sum(v[l]) in lane l.
+  constexpr int kIn[16] = {0, 2, 1, 3, 8, 10, 9, 11, 4, 6, 5, 7, 12, 14, 13, 15};
+  __m512 t[8], u[4], w[2];
+  REPRISE_UNROLL
+  for (int i = 0; i < 8; ++i) {  // [v_i 256-bit half-sums | v_i+8 half-sums]
+    const __m512 a = v[kIn[i]], b = v[kIn[i + 8]];
+    t[i] = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0xEE), _mm512_shuffle_f32x4(a, b, 0x44));
+  }
+  REPRISE_UNROLL
+  for (int i = 0; i < 4; ++i) {  // 128-bit quarters: sums of 4 lanes
+    u[i] = _mm512_add_ps(_mm512_shuffle_f32x4(t[i], t[i + 4], 0xDD),
+                         _mm512_shuffle_f32x4(t[i], t[i + 4], 0x88));
+  }
+  REPRISE_UNROLL
+  for (int i = 0; i < 2; ++i) {  // (x0 + x2), (x1 + x3) in each quarter
+    w[i] = _mm512_add_ps(_mm512_shuffle_ps(u[i], u[i + 2], 0x44),
+                         _mm512_shuffle_ps(u[i], u[i + 2], 0xEE));
+  }
+  return _mm512_add_ps(_mm512_shuffle_ps(w[0], w[1], 0x88), _mm512_shuffle_ps(w[0], w[1], 0xDD));
+}
+
 // y[tok + t, row + r] = the sum of acc[r][t]'s lanes (the fixed final
 // reduction of every micro-kernel).
 template <int R, int T>
 __attribute__((always_inline)) inline void StoreTile(const GemmArgs& a, int64_t row, int64_t tok,
                                                      const __m512 (&acc)[R][T]) {
-  REPRISE_UNROLL
-  for (int t = 0; t < T; ++t) {
+  if constexpr (R * T >= 8) {
+    static_assert(R * T <= 16);
+    __m512 v[16];
     REPRISE_UNROLL
-    for (int r = 0; r < R; ++r) a.y[(tok + t) * a.ldy + row + r] = _mm512_reduce_add_ps(acc[r][t]);
+    for (int i = 0; i < 16; ++i) v[i] = i < R * T ? acc[i % R][i / R] : _mm512_setzero_ps();
+    alignas(64) float sums[16];
+    _mm512_store_ps(sums, ReduceLanes16(v));
+    REPRISE_UNROLL
+    for (int t = 0; t < T; ++t) std::memcpy(&a.y[(tok + t) * a.ldy + row], &sums[t * R], R * 4);
+  } else {
+    REPRISE_UNROLL
+    for (int t = 0; t < T; ++t) {
+      REPRISE_UNROLL
+      for (int r = 0; r < R; ++r) a.y[(tok + t) * a.ldy + row + r] = _mm512_reduce_add_ps(acc[r][t]);
+    }
   }
 }
 
