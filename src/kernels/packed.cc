@@ -137,7 +137,7 @@ void QuantizeActX16(PackedLayout layout, const float* x, int64_t cols, const Act
       d[lane_global] = db;
       int32_t sum = 0;
       for (int e = 0; e < sub; ++e) sum += q[s * sub + e];
-      sums[lane_global] = sum;
+      sums[lane_global] = PackedSumEntry(layout, sum);
       uint8_t* qs = row + l.qs + g * group_values;
       for (int k = 0; k < sub / 4; ++k) std::memcpy(qs + 64 * k + 4 * i, q + s * sub + 4 * k, 4);
     }

@@ -29,7 +29,9 @@
 // section S at S's offset + i * S's per-row bytes), padded to 64 bytes.
 // Activation row (ActX16): qs [n_groups][S/4][16][4] int8 (vector k, lane i =
 // values 4k..4k+3 of sub-block i), d [n_groups][16] float (scale of the block
-// holding sub-block i), sums [n_groups][16] int32 (sum of sub-block i's q).
+// holding sub-block i), sums [n_groups][16] int32: for Q4_Kx16 the sum of
+// sub-block i's q; for the other layouts the kernel's starting value
+// -(sum << PackedSumShift(layout)), the correction for the weights' offset.
 #pragma once
 
 #include <cstdint>
@@ -101,6 +103,19 @@ void PackRow(PackedLayout layout, const uint8_t* src, int64_t cols, int64_t r, u
 // F16x8 has no activation quantization (sub-block 2, block 1: a group of 32
 // values, any width).
 int PackedSubBlock(PackedLayout layout);
+// The shift of the per-sub-block activation sum stored as a correction in
+// ActX16's sums (-1: the plain sum is stored): Q8_0x16 7 (weights stored as
+// w ^ 0x80 = w + 128), Q4_0x16 3 (q - 8), Q6_Kx16 5 (q - 32).
+constexpr int PackedSumShift(PackedLayout layout) {
+  return layout == PackedLayout::kQ8_0x16   ? 7
+         : layout == PackedLayout::kQ4_0x16 ? 3
+         : layout == PackedLayout::kQ6_Kx16 ? 5
+                                            : -1;
+}
+// The value ActX16 stores in sums for a sub-block whose q add up to `sum`.
+constexpr int32_t PackedSumEntry(PackedLayout layout, int32_t sum) {
+  return PackedSumShift(layout) >= 0 ? -(sum * (1 << PackedSumShift(layout))) : sum;
+}
 int PackedActBlock(PackedLayout layout);
 // Whether the layout's kernels take int8 activations (all but kF16x8).
 inline bool PackedQuantizesActivations(PackedLayout layout) {

@@ -8,13 +8,9 @@
 namespace reprise::kernels {
 namespace {
 
-// Q8_0 / Q4_0 on the x16 layouts (packed.h): per group of 16 blocks and
-// (row, token), 8 vpdpbusd leave the 16 exact block sums (minus the
-// correction k * sum(a), preloaded) in one register, then one convert, one
-// multiply of the 16 scale products and one FMA.
 // One kernel for the four x16 layouts (packed.h). Per group of 16 sub-blocks
-// and (row, token): the int32 accumulator starts at the layout's correction,
-// S/4 vpdpbusd leave 16 exact sub-block sums, then one convert, one multiply
+// and (row, token): the int32 accumulator starts at the layout's correction
+// (stored in the activation row by the quantizer: PackedSumEntry), S/4 vpdpbusd leave 16 exact sub-block sums, then one convert, one multiply
 // of the 16 scale products and one FMA (plus one FNMADD for Q4_K's mins).
 //   Q8_0: sum_i(w ^ 0x80, a) - 128 * asum    scale d_w * d_a
 //   Q4_0: sum_i(q, a) - 8 * asum             scale d_w * d_a
@@ -33,10 +29,6 @@ template <PackedLayout kLayout>
 struct PackedTile {
   static constexpr int kVecs = kLayout == PackedLayout::kQ6_Kx16 ? 4 : 8;  // vpdpbusd per group
   static constexpr int kGroupValues = kVecs * 64;
-  static constexpr int kCorrShift = kLayout == PackedLayout::kQ8_0x16   ? 7
-                                    : kLayout == PackedLayout::kQ4_0x16 ? 3
-                                    : kLayout == PackedLayout::kQ6_Kx16 ? 5
-                                                                        : -1;
 
   static constexpr PanelGroupLayout kG = MakePanelGroupLayout(kLayout);
 
@@ -118,11 +110,10 @@ struct PackedTile {
         __m512i iacc[R][T];
         REPRISE_UNROLL
         for (int t = 0; t < T; ++t) {
-          __m512i init = _mm512_setzero_si512();
-          if constexpr (kCorrShift >= 0) {
-            const __m512i s = _mm512_load_si512(act[t] + l.sums + g * 64);
-            init = _mm512_sub_epi32(init, _mm512_slli_epi32(s, kCorrShift));
-          }
+          // The activation row holds the correction (PackedSumEntry).
+          const __m512i init = PackedSumShift(kLayout) >= 0
+                                   ? _mm512_load_si512(act[t] + l.sums + g * 64)
+                                   : _mm512_setzero_si512();
           REPRISE_UNROLL
           for (int r = 0; r < R; ++r) iacc[r][t] = init;
         }
@@ -214,7 +205,7 @@ void QuantizeActX16Vnni(PackedLayout layout, const float* x, int64_t cols, const
         std::memcpy(qs + 64 * (k0 + 3), &w3, 4);
       }
       d[lane] = db;
-      sums[lane] = _mm512_reduce_add_epi32(sum);
+      sums[lane] = PackedSumEntry(layout, _mm512_reduce_add_epi32(sum));
     }
   }
 }
