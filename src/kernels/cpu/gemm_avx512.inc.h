@@ -104,11 +104,10 @@ inline __m512 ReduceLanes16(const __m512 (&v)[16]) {
 template <int R, int T>
 __attribute__((always_inline)) inline void StoreTile(const GemmArgs& a, int64_t row, int64_t tok,
                                                      const __m512 (&acc)[R][T]) {
-  if constexpr (R * T >= 8) {
-    static_assert(R * T <= 16);
+  if constexpr (R * T == 16) {  // the GEMM tiles (GEMV tiles are memory-bound)
     __m512 v[16];
     REPRISE_UNROLL
-    for (int i = 0; i < 16; ++i) v[i] = i < R * T ? acc[i % R][i / R] : _mm512_setzero_ps();
+    for (int i = 0; i < 16; ++i) v[i] = acc[i % R][i / R];
     alignas(64) float sums[16];
     _mm512_store_ps(sums, ReduceLanes16(v));
     REPRISE_UNROLL

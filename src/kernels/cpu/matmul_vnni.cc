@@ -10,8 +10,9 @@ namespace {
 
 // One kernel for the four x16 layouts (packed.h). Per group of 16 sub-blocks
 // and (row, token): the int32 accumulator starts at the layout's correction
-// (stored in the activation row by the quantizer: PackedSumEntry), S/4 vpdpbusd leave 16 exact sub-block sums, then one convert, one multiply
-// of the 16 scale products and one FMA (plus one FNMADD for Q4_K's mins).
+// (which the quantizer stores in the activation row: PackedSumEntry), S/4
+// vpdpbusd leave 16 exact sub-block sums, then one convert, one multiply of
+// the 16 scale products and one FMA (plus one FNMADD for Q4_K's mins).
 //   Q8_0: sum_i(w ^ 0x80, a) - 128 * asum    scale d_w * d_a
 //   Q4_0: sum_i(q, a) - 8 * asum             scale d_w * d_a
 //   Q4_K: sum_i(q, a)                        scale (d * sc) * d_a, minus (dmin * m) * (d_a * asum)
