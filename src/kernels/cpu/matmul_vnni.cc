@@ -152,7 +152,7 @@ struct PackedTile {
           }
         }
       }
-      StoreTile(a, row, tok, acc);
+      StoreTile</*kButterfly=*/true>(a, row, tok, acc);
     }
   };
 };
