@@ -187,18 +187,28 @@ inline void TileStep(const float* const* q, float* const* o, float* m, float* l,
   const __mmask16 v0 = TailMask(nv), v1 = TailMask(nv - 16 > 0 ? nv - 16 : 0);
   const __m512 ninf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
   const __m512 sc = _mm512_set1_ps(scale);
-  float alpha[NQ];
+  __m512 s0[NQ], s1[NQ];
+  alignas(64) float m_new[16] = {};
   #pragma GCC unroll 16
   for (int k = 0; k < NQ; ++k) {
-    const __m512 s0 = _mm512_mask_blend_ps(v0, ninf, _mm512_mul_ps(a0[k], sc));
-    const __m512 s1 = _mm512_mask_blend_ps(v1, ninf, _mm512_mul_ps(a1[k], sc));
-    const float bm = _mm512_reduce_max_ps(_mm512_max_ps(s0, s1));
-    const float m_new = std::max(m[k], bm);
-    alpha[k] = std::exp(m[k] - m_new);
-    const __m512 mn = _mm512_set1_ps(m_new);
-    const __m512 p0 = MaskedExp(v0, _mm512_sub_ps(s0, mn));
-    const __m512 p1 = MaskedExp(v1, _mm512_sub_ps(s1, mn));
-    m[k] = m_new;
+    s0[k] = _mm512_mask_blend_ps(v0, ninf, _mm512_mul_ps(a0[k], sc));
+    s1[k] = _mm512_mask_blend_ps(v1, ninf, _mm512_mul_ps(a1[k], sc));
+    m_new[k] = std::max(m[k], _mm512_reduce_max_ps(_mm512_max_ps(s0[k], s1[k])));
+  }
+  // The rescale factors of all NQ heads in one vector exp (lane k: head k;
+  // each lane on its own, so a head's bits do not depend on the others). The
+  // first tile has m = -inf: alpha is then ~0 (the clamp) and multiplies the
+  // zero o and l.
+  const __mmask16 heads = static_cast<__mmask16>((1u << NQ) - 1);
+  const __m512 mnv = _mm512_load_ps(m_new);
+  alignas(64) float alpha[16];
+  _mm512_store_ps(alpha, MaskedExp(heads, _mm512_sub_ps(_mm512_mask_loadu_ps(mnv, heads, m), mnv)));
+  #pragma GCC unroll 16
+  for (int k = 0; k < NQ; ++k) {
+    const __m512 mn = _mm512_set1_ps(m_new[k]);
+    const __m512 p0 = MaskedExp(v0, _mm512_sub_ps(s0[k], mn));
+    const __m512 p1 = MaskedExp(v1, _mm512_sub_ps(s1[k], mn));
+    m[k] = m_new[k];
     l[k] = l[k] * alpha[k] + _mm512_reduce_add_ps(_mm512_add_ps(p0, p1));
     _mm512_storeu_ps(ps + k * T, p0);
     _mm512_storeu_ps(ps + k * T + 16, p1);
