@@ -91,6 +91,31 @@ TEST(ThreadPool, ParallelForCoversRangeExactlyOnce) {
   }
 }
 
+// Each thread's contiguous part (and the stealing between parts) still hands
+// out every index once, in chunks of at most `grain` that start on a
+// multiple of it, for sizes smaller than, equal to and not a multiple of
+// threads x grain.
+TEST(ThreadPool, ParallelForPartsCoverAwkwardShapes) {
+  for (int threads : {2, 3, 4}) {
+    ThreadPool pool(threads);
+    for (int64_t n : {2, 3, 5, 7, 8, 9, 31, 64, 65, 127}) {
+      for (int64_t grain : {1, 2, 4, 7}) {
+        std::vector<std::atomic<int>> seen(static_cast<size_t>(n));
+        std::atomic<int> bad_chunks{0};
+        pool.ParallelFor(n, grain, [&](int64_t b, int64_t e, int) {
+          if (b % grain != 0 || e - b > grain || e <= b || e > n) bad_chunks++;
+          for (int64_t i = b; i < e; ++i) seen[static_cast<size_t>(i)]++;
+        });
+        EXPECT_EQ(bad_chunks.load(), 0) << threads << " threads, n " << n << ", grain " << grain;
+        for (int64_t i = 0; i < n; ++i) {
+          ASSERT_EQ(seen[static_cast<size_t>(i)].load(), 1)
+              << threads << " threads, n " << n << ", grain " << grain << ", index " << i;
+        }
+      }
+    }
+  }
+}
+
 // Per-thread indices are never used by two chunks at once (scratch safety).
 TEST(ThreadPool, ThreadIndexIsExclusiveWhileAChunkRuns) {
   ThreadPool pool(4);
