@@ -7,9 +7,9 @@
 // same n lands on the same core, and data one op writes is read from that
 // core's cache by the next), then steals chunks from the other parts. The
 // caller never waits for a worker that has not started: a worker that wakes
-// late finds no chunks left and goes back to sleep. So when the machine is oversubscribed (other
-// processes, HTTP threads), a job costs what the caller can do alone instead
-// of a scheduler time slice per dispatch. Workers spin briefly after each job
+// late finds no chunks left and goes back to sleep. So when the machine is
+// oversubscribed (other processes, HTTP threads), a job costs what the caller
+// can do alone instead of a scheduler time slice per dispatch. Workers spin briefly after each job
 // (a decode step issues hundreds of jobs back to back), yield, then sleep on
 // a futex, so an idle server uses no CPU.
 // Not re-entrant: one caller at a time (the engine thread).

@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <cstring>
 
 #include "core/check.h"
 #include "core/cpu_features.h"
@@ -48,7 +47,7 @@ uint8_t* AllocPacked(size_t bytes) {
   const uintptr_t base = reinterpret_cast<uintptr_t>(p);
   const uintptr_t aligned = (base + kHugePage - 1) & ~uintptr_t{kHugePage - 1};
   if (aligned > base) munmap(p, aligned - base);
-  const size_t tail = base + len + kHugePage - (aligned + len);
+  const size_t tail = base + kHugePage - aligned;  // mapped past aligned + len
   if (tail > 0) munmap(reinterpret_cast<void*>(aligned + len), tail);
   madvise(reinterpret_cast<void*>(aligned), len, MADV_HUGEPAGE);  // advice only
   return reinterpret_cast<uint8_t*>(aligned);

@@ -103,6 +103,7 @@ void PackRow(PackedLayout layout, const uint8_t* src, int64_t cols, int64_t r, u
 // F16x8 has no activation quantization (sub-block 2, block 1: a group of 32
 // values, any width).
 int PackedSubBlock(PackedLayout layout);
+int PackedActBlock(PackedLayout layout);
 // The shift of the per-sub-block activation sum stored as a correction in
 // ActX16's sums (-1: the plain sum is stored): Q8_0x16 7 (weights stored as
 // w ^ 0x80 = w + 128), Q4_0x16 3 (q - 8), Q6_Kx16 5 (q - 32).
@@ -116,7 +117,6 @@ constexpr int PackedSumShift(PackedLayout layout) {
 constexpr int32_t PackedSumEntry(PackedLayout layout, int32_t sum) {
   return PackedSumShift(layout) >= 0 ? -(sum * (1 << PackedSumShift(layout))) : sum;
 }
-int PackedActBlock(PackedLayout layout);
 // Whether the layout's kernels take int8 activations (all but kF16x8).
 inline bool PackedQuantizesActivations(PackedLayout layout) {
   return layout != PackedLayout::kF16x8;
