@@ -72,6 +72,10 @@ struct Request {
   int32_t max_tokens = 0;
   SamplingParams sampling;  // sampling.n_top_logprobs selects log-probabilities
   bool ignore_eos = false;  // keep going past end-of-generation tokens
+  // The prompt-cache namespace (tenant): cached KV is reused only between
+  // requests of the same namespace. The server derives it from the API key and
+  // the request's cache_salt; "" is the default namespace.
+  std::string cache_namespace;
 };
 
 // Totals of one finished request (also given for kCancelled).

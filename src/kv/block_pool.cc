@@ -112,4 +112,14 @@ void BlockPool::CopyTokens(int32_t src, int32_t dst, int n_tokens) {
   }
 }
 
+void BlockPool::ReadBlock(int32_t block, uint8_t* dst) const {
+  CHECK(block >= 0 && block < capacity_);
+  std::memcpy(dst, base_ + block * block_bytes_, block_bytes_);
+}
+
+void BlockPool::WriteBlock(int32_t block, const uint8_t* src) {
+  CHECK(block >= 0 && block < capacity_);
+  std::memcpy(base_ + block * block_bytes_, src, block_bytes_);
+}
+
 }  // namespace reprise::kv

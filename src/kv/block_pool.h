@@ -67,6 +67,11 @@ class BlockPool {
   const uint8_t* V(int32_t block, int layer) const;
   // Copies the first n_tokens positions (all layers, K and V) of src into dst.
   void CopyTokens(int32_t src, int32_t dst, int n_tokens);
+  // The whole block (block_bytes() bytes, the layout above) to / from host
+  // memory. Tiers below the pool (host RAM, disk) move blocks only through
+  // these, never through K()/V(): on a GPU the pool's memory is device memory.
+  void ReadBlock(int32_t block, uint8_t* dst) const;
+  void WriteBlock(int32_t block, const uint8_t* src);
 
  private:
   BlockPool() = default;

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 namespace reprise::kv {
 namespace {
@@ -69,6 +70,32 @@ TEST(BlockPoolTest, HeadsMustDivideTheRowWidths) {
   auto pool = BlockPool::Create(pc);
   ASSERT_FALSE(pool.ok());
   EXPECT_NE(pool.status().message().find("heads"), std::string::npos);
+}
+
+TEST(BlockPoolTest, ReadAndWriteBlockMoveTheWholeBlockThroughHostMemory) {
+  BlockPoolConfig pc;
+  pc.n_layers = 3;
+  pc.k_dim = 8;
+  pc.v_dim = 12;
+  pc.n_heads = 2;
+  pc.block_tokens = 4;
+  pc.dtype = DType::kF32;
+  pc.max_bytes = 1 << 20;
+  auto pool = std::move(BlockPool::Create(pc)).value();
+  const int32_t a = pool->Allocate(), b = pool->Allocate();
+  std::vector<uint8_t> bytes(pool->block_bytes());
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<uint8_t>(i * 7 + 1);
+  pool->WriteBlock(a, bytes.data());
+  // The last layer's V starts where the layout says it does.
+  const int64_t v_last = pool->V(a, 2) - pool->K(a, 0);
+  EXPECT_EQ(pool->V(a, 2)[0], bytes[v_last]);
+  std::vector<uint8_t> back(pool->block_bytes(), 0);
+  pool->ReadBlock(a, back.data());
+  EXPECT_EQ(back, bytes);
+  pool->WriteBlock(b, back.data());
+  std::vector<uint8_t> back_b(pool->block_bytes(), 0);
+  pool->ReadBlock(b, back_b.data());
+  EXPECT_EQ(back_b, bytes);
 }
 
 }  // namespace
