@@ -22,6 +22,7 @@ namespace {
 struct BenchOptions {
   std::string model;
   int threads = 0;
+  std::string device = "auto";
   int pp = 512;
   int tg = 128;
   int reps = 3;
@@ -40,7 +41,7 @@ int RunBench(const BenchOptions& o) {
   if (o.pp < 1 || o.tg < 0 || o.reps < 1) {
     return ReportError(Errorf("--pp must be >= 1, --tg >= 0, --reps >= 1"));
   }
-  auto loaded = LoadModel(o.model, o.threads, false);
+  auto loaded = LoadModel(o.model, o.threads, false, o.device);
   if (!loaded.ok()) return ReportError(loaded.status());
   model::Model& m = *loaded->model;
   const model::ModelConfig& c = m.config();
@@ -89,7 +90,8 @@ int RunBench(const BenchOptions& o) {
   const double weight_gb = m.WeightBytes() / 1e9;
   if (o.json) {
     nlohmann::json j = {{"model", o.model},
-                        {"threads", m.pool().size()},
+                        {"threads", m.backend().threads()},
+                        {"device", m.backend().Describe()},
                         {"pp", o.pp},
                         {"tg", o.tg},
                         {"reps", o.reps},
@@ -105,7 +107,7 @@ int RunBench(const BenchOptions& o) {
   } else {
     std::printf("model: %s (%s, %.2f GB of weights per token)\n", o.model.c_str(),
                 c.arch_name.c_str(), weight_gb);
-    std::printf("threads: %d, cpu: %s\n", m.pool().size(), GetCpuFeatures().ToString().c_str());
+    std::printf("device: %s\n", m.backend().Describe().c_str());
     std::printf("pp%d: %.2f tok/s\n", o.pp, pp_med);
     if (o.tg > 0) {
       std::printf("tg%d (after %d): %.2f tok/s (%.1f GB/s of weights)\n", o.tg, o.pp, tg_med,
@@ -122,6 +124,7 @@ void AddBenchCommand(CLI::App& app, int& exit_code) {
   auto* cmd = app.add_subcommand("bench", "Measure prompt and generation speed (llama-bench style)");
   cmd->add_option("--model,-m", o->model, "GGUF model file")->required();
   cmd->add_option("--threads,-t", o->threads, "Threads (default: physical cores)");
+  cmd->add_option("--device", o->device, kDeviceHelp);
   cmd->add_option("--pp", o->pp, "Prompt tokens (default 512)");
   cmd->add_option("--tg", o->tg, "Generated tokens, after a prompt of --pp (default 128)");
   cmd->add_option("--reps,-r", o->reps, "Repetitions; the median is reported (default 3)");

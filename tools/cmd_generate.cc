@@ -26,6 +26,7 @@ struct GenerateOptions {
   float repeat_penalty = 1.0f;
   int64_t seed = -1;
   int threads = 0;
+  std::string device = "auto";
   int ctx_size = 0;
   std::string kv_type = "auto";
   bool ignore_eos = false;
@@ -34,7 +35,7 @@ struct GenerateOptions {
 
 int RunGenerate(const GenerateOptions& o) {
   const bool text_prompt = !o.prompt.empty();
-  auto loaded = LoadModel(o.model, o.threads, text_prompt);
+  auto loaded = LoadModel(o.model, o.threads, text_prompt, o.device);
   if (!loaded.ok()) return ReportError(loaded.status());
   LoadedModel& lm = *loaded;
   const model::ModelConfig& cfg = lm.model->config();
@@ -174,6 +175,7 @@ void AddGenerateCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--repeat-penalty", opts->repeat_penalty, "Repetition penalty (default 1 = off)");
   cmd->add_option("--seed", opts->seed, "RNG seed (default random)");
   cmd->add_option("--threads,-t", opts->threads, "Threads (default: physical cores)");
+  cmd->add_option("--device", opts->device, kDeviceHelp);
   cmd->add_option("--ctx-size,-c", opts->ctx_size, "Context size (default: the model's)");
   cmd->add_option("--kv-type", opts->kv_type, "KV cache type: auto (default: f32 for F32 models, else f16), f16 or f32");
   cmd->add_flag("--ignore-eos", opts->ignore_eos, "Keep generating past end-of-sequence tokens");

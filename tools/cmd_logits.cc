@@ -17,13 +17,14 @@ struct LogitsOptions {
   std::string out;
   int last = 0;
   int threads = 0;
+  std::string device = "auto";
   std::string kv_type = "auto";
 };
 
 int RunLogits(const LogitsOptions& o) {
   auto ids = ParseTokenList(o.prompt_tokens);
   if (!ids.ok()) return ReportError(ids.status());
-  auto loaded = LoadModel(o.model, o.threads, false);
+  auto loaded = LoadModel(o.model, o.threads, false, o.device);
   if (!loaded.ok()) return ReportError(loaded.status());
   const model::ModelConfig& cfg = loaded->model->config();
   for (int32_t id : *ids) {
@@ -75,6 +76,7 @@ void AddLogitsCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--out,-o", opts->out, "Output file (float32 [n_tokens, n_vocab])")->required();
   cmd->add_option("--last", opts->last, "Keep only the last N rows");
   cmd->add_option("--threads,-t", opts->threads, "Threads (default: physical cores)");
+  cmd->add_option("--device", opts->device, kDeviceHelp);
   cmd->add_option("--kv-type", opts->kv_type, "KV cache type: auto (default: f32 for F32 models, else f16), f16 or f32");
   cmd->callback([opts, &exit_code] { exit_code = RunLogits(*opts); });
 }

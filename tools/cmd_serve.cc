@@ -29,6 +29,15 @@
 namespace reprise::tools {
 namespace {
 
+// Bytes of activations the forward pass needs for a batch of `n` tokens
+// (model.cc's ForwardState), for sizing the GPU KV budget.
+int64_t ScratchBytesEstimate(const model::ModelConfig& c, int64_t n) {
+  const int64_t ff = std::max(c.n_ff, c.n_ff_expert);
+  const int64_t per_token = 3 * c.n_embd + c.n_heads * c.head_dim_k + c.k_dim() + c.v_dim() +
+                            c.n_heads * c.head_dim_v + 2 * ff + c.rope_dims + c.n_vocab;
+  return n * per_token * static_cast<int64_t>(sizeof(float)) * 2;  // grows by doubling
+}
+
 constexpr const char* kLog = "serve";
 
 struct ServeOptions {
@@ -41,6 +50,7 @@ struct ServeOptions {
   int max_tokens = 0;
   int parallel = 4;
   int threads = 0;
+  std::string device = "auto";
   std::string api_key;
   std::string log_format = "text";
   float temp = 0.8f;
@@ -122,7 +132,7 @@ int RunServe(const ServeOptions& o) {
     budget_flag = *b;
   }
 
-  auto loaded = LoadModel(o.model, o.threads, /*need_tokenizer=*/true);
+  auto loaded = LoadModel(o.model, o.threads, /*need_tokenizer=*/true, o.device);
   if (!loaded.ok()) return ReportError(loaded.status());
   LoadedModel& lm = *loaded;
   const model::ModelConfig& cfg = lm.model->config();
@@ -145,13 +155,30 @@ int RunServe(const ServeOptions& o) {
     budget_rule = "--prompt-cache-bytes";
   } else {
     const int64_t want = bytes_per_token * ctx * (o.parallel + o.prompt_cache_size);
-    const int64_t half_available = MemAvailableBytes() / 2;
-    ec.cache_bytes = half_available > 0 ? std::min(want, half_available) : want;
-    budget_rule = StrFormat(
-        "default: min(kv bytes/token x ctx x (parallel + cache size) = %s, "
-        "50%% of MemAvailable = %s)",
-        server::FormatBytes(want).c_str(), server::FormatBytes(half_available).c_str());
+    kernels::Backend& be = lm.model->backend();
+    if (!be.host_memory()) {
+      // GPU: what is free after the weights, less the forward pass's scratch
+      // for a full prefill chunk and a margin for the CUDA context's own use.
+      const int64_t scratch = ScratchBytesEstimate(cfg, 512);
+      const int64_t margin = int64_t{512} << 20;
+      const int64_t usable = std::max<int64_t>(0, be.FreeMemoryBytes() - scratch - margin);
+      ec.cache_bytes = std::min(want, usable);
+      budget_rule = StrFormat(
+          "default: min(kv bytes/token x ctx x (parallel + cache size) = %s, free GPU memory "
+          "after weights %s - scratch %s - margin %s)",
+          server::FormatBytes(want).c_str(), server::FormatBytes(be.FreeMemoryBytes()).c_str(),
+          server::FormatBytes(scratch).c_str(), server::FormatBytes(margin).c_str());
+    } else {
+      const int64_t half_available = MemAvailableBytes() / 2;
+      ec.cache_bytes = half_available > 0 ? std::min(want, half_available) : want;
+      budget_rule = StrFormat(
+          "default: min(kv bytes/token x ctx x (parallel + cache size) = %s, "
+          "50%% of MemAvailable = %s)",
+          server::FormatBytes(want).c_str(), server::FormatBytes(half_available).c_str());
+    }
   }
+  LOG_INFO(kLog, "device: %s; weights %s", lm.model->backend().Describe().c_str(),
+           server::FormatBytes(lm.model->WeightBytes()).c_str());
 
   LOG_INFO(kLog, "model %s: %s, %s, %lld layers, dim %lld, vocab %lld", o.model.c_str(),
            cfg.name.empty() ? "(unnamed)" : cfg.name.c_str(), cfg.arch_name.c_str(),
@@ -242,6 +269,7 @@ void AddServeCommand(CLI::App& app, int& exit_code) {
                   "Tokens to generate when a request sets none (default: to the context end)");
   cmd->add_option("--parallel", o->parallel, "Sequences decoded together (default 4)");
   cmd->add_option("--threads,-t", o->threads, "Compute threads (default: physical cores)");
+  cmd->add_option("--device", o->device, kDeviceHelp);
   cmd->add_option("--api-key", o->api_key, "Require Authorization: Bearer KEY");
   cmd->add_option("--log-format", o->log_format, "text (default) or json");
   cmd->add_option("--temp", o->temp, "Default temperature (default 0.8)");

@@ -5,12 +5,15 @@
 
 namespace reprise::tools {
 
-Result<LoadedModel> LoadModel(const std::string& path, int n_threads, bool need_tokenizer) {
+Result<LoadedModel> LoadModel(const std::string& path, int n_threads, bool need_tokenizer,
+                              const std::string& device) {
   LoadedModel lm;
+  ASSIGN_OR_RETURN(kernels::DevicePreference pref, kernels::ParseDevicePreference(device));
   ASSIGN_OR_RETURN(std::unique_ptr<gguf::File> file, gguf::File::Open(path));
   lm.file = std::move(file);
   model::ModelOptions opts;
   opts.n_threads = n_threads;
+  opts.device = pref;
   ASSIGN_OR_RETURN(lm.model, model::Model::Load(lm.file, opts));
   if (lm.file->Has("tokenizer.ggml.model")) {
     auto tok = tokenizer::Tokenizer::FromGguf(*lm.file);

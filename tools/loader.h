@@ -19,7 +19,13 @@ struct LoadedModel {
   std::unique_ptr<tokenizer::Tokenizer> tokenizer;  // null when the file has none
 };
 
-Result<LoadedModel> LoadModel(const std::string& path, int n_threads, bool need_tokenizer);
+// `device`: --device auto|cpu|cuda (auto: CUDA when a GPU is visible).
+Result<LoadedModel> LoadModel(const std::string& path, int n_threads, bool need_tokenizer,
+                              const std::string& device = "cpu");
+
+// The --device option's help text.
+inline constexpr const char* kDeviceHelp =
+    "Compute device: auto (CUDA when a GPU is visible), cpu or cuda (default auto)";
 
 // "1,2,3" -> {1,2,3}; errors name the bad element.
 Result<std::vector<int32_t>> ParseTokenList(const std::string& text);

@@ -189,6 +189,7 @@ Result<std::unique_ptr<Engine>> Engine::Create(model::Model& model, const tokeni
   if (config.max_queued < 1) return Errorf("max queued must be >= 1, got %d", config.max_queued);
 
   SchedulerConfig sc;
+  sc.kv_device = &model.backend();
   sc.max_parallel = config.max_parallel;
   sc.max_cache_entries = config.max_cache_entries;
   sc.ctx_size = impl->config.ctx_size;

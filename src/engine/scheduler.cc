@@ -52,7 +52,7 @@ Result<std::unique_ptr<Scheduler>> Scheduler::Create(const SchedulerConfig& conf
   std::unique_ptr<Scheduler> s(new Scheduler());
   s->config_ = config;
   s->forward_ = std::move(forward);
-  ASSIGN_OR_RETURN(s->pool_, kv::BlockPool::Create(pool_config));
+  ASSIGN_OR_RETURN(s->pool_, kv::BlockPool::Create(pool_config, config.kv_device));
   kv::PromptCacheConfig cc;
   cc.max_entries = config.max_cache_entries;
   s->cache_ = std::make_unique<kv::PromptCache>(*s->pool_, cc);

@@ -54,6 +54,9 @@ using ForwardFn =
                          std::span<kv::SeqBlocks* const> seqs, kv::BlockPool& pool, float* logits)>;
 
 struct SchedulerConfig {
+  // The backend whose memory holds the KV pool (the model's); null = host
+  // memory (tests with a fake model).
+  kernels::Backend* kv_device = nullptr;
   int max_parallel = 4;
   int max_cache_entries = 10;
   int32_t ctx_size = 0;

@@ -14,7 +14,7 @@ Result<std::unique_ptr<Session>> Session::Create(model::Model& model, const Sess
   const kv::BlockPoolConfig pc = model.KvPoolConfig(
       config.kv_type, config.block_tokens,
       n_blocks * model.KvBytesPerToken(config.kv_type) * config.block_tokens);
-  ASSIGN_OR_RETURN(s->pool_, kv::BlockPool::Create(pc));
+  ASSIGN_OR_RETURN(s->pool_, kv::BlockPool::Create(pc, &model.backend()));
   s->batch_.reserve(std::max(1, config.prefill_chunk));
   return s;
 }

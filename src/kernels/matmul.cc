@@ -57,6 +57,16 @@ void FreePacked(void* p, size_t bytes) { munmap(p, MappedBytes(bytes)); }
 
 }  // namespace
 
+Matrix Matrix::FromBackend(const MatrixView& view, std::shared_ptr<void> data, size_t bytes,
+                           int layout) {
+  Matrix m;
+  m.view_ = view;
+  m.packed_ = std::move(data);
+  m.packed_bytes_ = bytes;
+  m.layout_ = layout;
+  return m;
+}
+
 Result<Matrix> Matrix::Prepare(const MatrixView& view) {
   if (!IsSupportedWeightType(view.type)) {
     return Errorf(

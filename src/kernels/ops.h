@@ -54,6 +54,13 @@ class Matrix {
   const MatrixView& view() const { return view_; }
   // Bytes of memory held by a repacked copy (0 when used in place).
   size_t packed_bytes() const { return packed_bytes_; }
+  // A matrix whose data a backend prepared itself (e.g. uploaded to a GPU in
+  // its own layout): `data` (owned through the shared_ptr) and a layout tag
+  // that only that backend interprets. CPU kernels never see such a matrix.
+  static Matrix FromBackend(const MatrixView& view, std::shared_ptr<void> data, size_t bytes,
+                            int layout);
+  const void* backend_data() const { return packed_.get(); }
+  int backend_layout() const { return layout_; }
 
  private:
   friend struct MatrixAccess;

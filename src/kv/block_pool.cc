@@ -8,7 +8,8 @@
 
 namespace reprise::kv {
 
-Result<std::unique_ptr<BlockPool>> BlockPool::Create(const BlockPoolConfig& config) {
+Result<std::unique_ptr<BlockPool>> BlockPool::Create(const BlockPoolConfig& config,
+                                                     kernels::Backend* device) {
   if (config.n_layers <= 0 || config.k_dim <= 0 || config.v_dim <= 0 || config.block_tokens <= 0) {
     return Errorf("invalid KV block pool shape (layers %d, k_dim %d, v_dim %d, block %d)",
                   config.n_layers, config.k_dim, config.v_dim, config.block_tokens);
@@ -36,6 +37,16 @@ Result<std::unique_ptr<BlockPool>> BlockPool::Create(const BlockPoolConfig& conf
   if (cap > (1 << 30)) cap = 1 << 30;
   pool->capacity_ = static_cast<int32_t>(cap);
   pool->reserved_bytes_ = static_cast<size_t>(cap) * static_cast<size_t>(pool->block_bytes_);
+  if (device != nullptr && !device->host_memory()) {
+    auto mem = device->Alloc(pool->reserved_bytes_, "the KV cache");
+    if (!mem.ok()) return mem.status();
+    pool->device_ = device;
+    pool->base_ = static_cast<uint8_t*>(mem.value());
+    pool->refcount_.assign(pool->capacity_, 0);
+    pool->free_list_.reserve(pool->capacity_);
+    for (int32_t i = pool->capacity_ - 1; i >= 0; --i) pool->free_list_.push_back(i);
+    return pool;
+  }
   void* p = mmap(nullptr, pool->reserved_bytes_, PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED) {
@@ -51,7 +62,27 @@ Result<std::unique_ptr<BlockPool>> BlockPool::Create(const BlockPoolConfig& conf
 }
 
 BlockPool::~BlockPool() {
-  if (base_ != nullptr) munmap(base_, reserved_bytes_);
+  if (base_ == nullptr) return;
+  if (device_ != nullptr) {
+    device_->Free(base_);
+  } else {
+    munmap(base_, reserved_bytes_);
+  }
+}
+
+kernels::KvLayout BlockPool::layout() const {
+  kernels::KvLayout l;
+  l.base = base_;
+  l.block_bytes = block_bytes_;
+  l.k_layer_bytes = k_layer_bytes_;
+  l.v_layer_bytes = v_layer_bytes_;
+  l.n_layers = config_.n_layers;
+  l.n_kv_heads = config_.n_heads;
+  l.block_tokens = config_.block_tokens;
+  l.head_dim_k = config_.k_dim / config_.n_heads;
+  l.head_dim_v = config_.v_dim / config_.n_heads;
+  l.f16 = config_.dtype == DType::kF16;
+  return l;
 }
 
 int32_t BlockPool::Allocate() {
@@ -106,20 +137,33 @@ void BlockPool::CopyTokens(int32_t src, int32_t dst, int n_tokens) {
   const int64_t kh = config_.k_dim / nh * elem, vh = config_.v_dim / nh * elem;  // bytes a row
   for (int l = 0; l < config_.n_layers; ++l) {
     for (int64_t h = 0; h < nh; ++h) {
-      std::memcpy(K(dst, l) + h * bt * kh, K(src, l) + h * bt * kh, n_tokens * kh);
-      std::memcpy(V(dst, l) + h * bt * vh, V(src, l) + h * bt * vh, n_tokens * vh);
+      if (device_ != nullptr) {
+        device_->CopyOnDevice(K(dst, l) + h * bt * kh, K(src, l) + h * bt * kh, n_tokens * kh);
+        device_->CopyOnDevice(V(dst, l) + h * bt * vh, V(src, l) + h * bt * vh, n_tokens * vh);
+      } else {
+        std::memcpy(K(dst, l) + h * bt * kh, K(src, l) + h * bt * kh, n_tokens * kh);
+        std::memcpy(V(dst, l) + h * bt * vh, V(src, l) + h * bt * vh, n_tokens * vh);
+      }
     }
   }
 }
 
 void BlockPool::ReadBlock(int32_t block, uint8_t* dst) const {
   CHECK(block >= 0 && block < capacity_);
-  std::memcpy(dst, base_ + block * block_bytes_, block_bytes_);
+  if (device_ != nullptr) {
+    device_->CopyToHost(dst, base_ + block * block_bytes_, block_bytes_);
+  } else {
+    std::memcpy(dst, base_ + block * block_bytes_, block_bytes_);
+  }
 }
 
 void BlockPool::WriteBlock(int32_t block, const uint8_t* src) {
   CHECK(block >= 0 && block < capacity_);
-  std::memcpy(base_ + block * block_bytes_, src, block_bytes_);
+  if (device_ != nullptr) {
+    device_->CopyToDevice(base_ + block * block_bytes_, src, block_bytes_);
+  } else {
+    std::memcpy(base_ + block * block_bytes_, src, block_bytes_);
+  }
 }
 
 }  // namespace reprise::kv

@@ -3,10 +3,13 @@
 // is a list of block ids (SeqBlocks). Blocks are reference counted so the
 // prompt cache and in-flight sequences can share them.
 //
-// Memory: one virtual reservation of capacity_blocks blocks (pages are touched
-// only when a block is first used), so resident KV memory never exceeds
-// (max blocks ever in use) * block_bytes <= the byte budget. Accounting is
-// exact: bytes_in_use() == used_blocks() * block_bytes().
+// Memory: on the host, one virtual reservation of capacity_blocks blocks
+// (pages are touched only when a block is first used), so resident KV memory
+// never exceeds (max blocks ever in use) * block_bytes <= the byte budget. On
+// a device backend (a GPU), one allocation of capacity_blocks blocks in device
+// memory, made through kernels::Backend: the pool itself stays plain logic and
+// never touches the bytes except through the backend's copies. Accounting is
+// exact either way: bytes_in_use() == used_blocks() * block_bytes().
 //
 // Layout of one block (dtype F16 or F32):
 //   K: [n_layers, n_heads, block_tokens, k_dim / n_heads]
@@ -22,6 +25,7 @@
 
 #include "core/dtype.h"
 #include "core/status.h"
+#include "kernels/backend.h"
 
 namespace reprise::kv {
 
@@ -37,12 +41,19 @@ struct BlockPoolConfig {
 
 class BlockPool {
  public:
-  static Result<std::unique_ptr<BlockPool>> Create(const BlockPoolConfig& config);
+  // `device`: the backend whose memory holds the blocks (must outlive the
+  // pool); null or a host-memory backend: host memory.
+  static Result<std::unique_ptr<BlockPool>> Create(const BlockPoolConfig& config,
+                                                   kernels::Backend* device = nullptr);
   ~BlockPool();
   BlockPool(const BlockPool&) = delete;
   BlockPool& operator=(const BlockPool&) = delete;
 
   const BlockPoolConfig& config() const { return config_; }
+  // The device backend holding the blocks, or null for host memory.
+  kernels::Backend* device() const { return device_; }
+  // Where the blocks are and how they are laid out (for the kernels).
+  kernels::KvLayout layout() const;
   int block_tokens() const { return config_.block_tokens; }
   int64_t block_bytes() const { return block_bytes_; }
   int64_t bytes_per_token() const { return block_bytes_ / config_.block_tokens; }
@@ -83,6 +94,7 @@ class BlockPool {
   int32_t used_ = 0;
   uint8_t* base_ = nullptr;
   size_t reserved_bytes_ = 0;
+  kernels::Backend* device_ = nullptr;  // non-null: base_ is device memory
   std::vector<int32_t> refcount_;
   std::vector<int32_t> free_list_;
 };

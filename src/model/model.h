@@ -1,6 +1,7 @@
 // A loaded transformer: its configuration (from GGUF metadata only), its
-// weights (used in place from the mmap, or repacked by the kernels), and the
-// forward pass. One file per architecture family implements the layers; this
+// weights (prepared by the compute backend: used in place from the mmap or
+// repacked on the CPU, uploaded once to a GPU), and the forward pass, written
+// once against kernels::Backend for every backend and architecture. This
 // header is the whole interface the engine sees.
 //
 // Forward() runs a batch of tokens that may belong to several sequences
@@ -17,8 +18,8 @@
 #include <vector>
 
 #include "core/status.h"
-#include "core/thread_pool.h"
 #include "gguf/gguf.h"
+#include "kernels/backend.h"
 #include "kv/block_pool.h"
 
 namespace reprise::model {
@@ -58,7 +59,8 @@ struct ModelConfig {
 Result<ModelConfig> ReadConfig(const gguf::File& file);
 
 struct ModelOptions {
-  int n_threads = 0;  // 0 = physical cores
+  int n_threads = 0;  // CPU compute threads; 0 = physical cores
+  kernels::DevicePreference device = kernels::DevicePreference::kCpu;  // --device
 };
 
 // One token of a batch.
@@ -81,7 +83,9 @@ class Model {
 
   const ModelConfig& config() const { return config_; }
   const gguf::File& file() const { return *file_; }
-  ThreadPool& pool() { return *pool_; }
+  // Where the weights live and the forward pass runs. KV pools for this model
+  // must be created on it (kv::BlockPool::Create(config, &backend())).
+  kernels::Backend& backend() { return *backend_; }
   // Bytes of KV memory one token occupies for the given KV element type.
   int64_t KvBytesPerToken(DType kv_type) const;
   // The KV block pool shape Forward expects (layers, widths, KV heads), with
@@ -96,12 +100,14 @@ class Model {
   // Runs `tokens`. Every sequence's blocks must already cover the positions
   // written (pos < blocks.size() * block_tokens). Writes want_logits rows, in
   // batch order, to logits: [n_want, n_vocab]. Errors on token ids out of range.
+  // `logits` is host memory.
   Status Forward(std::span<const BatchToken> tokens, std::span<kv::SeqBlocks* const> seqs,
                  kv::BlockPool& kv, float* logits);
 
  private:
   Model();
-  Status MoeForward(int64_t layer, int64_t n_tokens);
+  Status Validate(std::span<const BatchToken> tokens, std::span<kv::SeqBlocks* const> seqs,
+                  const kv::BlockPool& kv) const;
 
  public:
   struct Weights;  // defined in weights.h (internal)
@@ -109,8 +115,11 @@ class Model {
  private:
   ModelConfig config_;
   std::shared_ptr<const gguf::File> file_;
+  // Declared before the weights and scratch that live in its memory, so it is
+  // destroyed after them.
+  std::unique_ptr<kernels::Backend> backend_;
   std::unique_ptr<Weights> weights_;
-  std::unique_ptr<ThreadPool> pool_;
+  const float* inv_freq_ = nullptr;  // [rope_dims / 2] backend memory
   std::unique_ptr<ForwardState> state_;
 };
 

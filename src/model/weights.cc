@@ -17,7 +17,7 @@ std::string ShapeString(const std::vector<int64_t>& ne) {
 
 class Binder {
  public:
-  Binder(const gguf::File& file) : file_(file) {}
+  Binder(const gguf::File& file, kernels::Backend& backend) : file_(file), backend_(backend) {}
 
   Result<const gguf::TensorInfo*> Find(const std::string& name, std::vector<int64_t> ne,
                                        bool required = true) {
@@ -33,8 +33,17 @@ class Binder {
     return t;
   }
 
+  // A 1-D parameter as float32 in backend memory (null when absent and optional).
+  Result<const float*> Vector(const std::string& name, int64_t n, bool required = true) {
+    ASSIGN_OR_RETURN(std::vector<float> host, HostVector(name, n, required));
+    if (host.empty()) return static_cast<const float*>(nullptr);
+    auto p = backend_.UploadVector(host);
+    if (!p.ok()) return p.status().WithContext("tensor '" + name + "'");
+    return p;
+  }
+
   // A 1-D parameter as float32 (any float type is converted).
-  Result<std::vector<float>> Vector(const std::string& name, int64_t n, bool required = true) {
+  Result<std::vector<float>> HostVector(const std::string& name, int64_t n, bool required = true) {
     ASSIGN_OR_RETURN(const gguf::TensorInfo* t, Find(name, {n}, required));
     std::vector<float> out;
     if (t == nullptr) return out;
@@ -71,7 +80,7 @@ class Binder {
   Result<kernels::Matrix> Matrix(const std::string& name, int64_t rows, int64_t cols) {
     ASSIGN_OR_RETURN(kernels::MatrixView v, View(name, rows, cols));
     bytes_ += rows * v.row_bytes();
-    auto m = kernels::Matrix::Prepare(v);
+    auto m = backend_.PrepareMatrix(v);
     if (!m.ok()) return m.status().WithContext("tensor '" + name + "'");
     return m;
   }
@@ -84,7 +93,7 @@ class Binder {
     std::vector<kernels::Matrix> out;
     for (int64_t e = 0; e < n_experts; ++e) {
       ASSIGN_OR_RETURN(kernels::MatrixView v, ViewOf(*t, rows, cols, e));
-      auto m = kernels::Matrix::Prepare(v);
+      auto m = backend_.PrepareMatrix(v);
       if (!m.ok()) return m.status().WithContext("tensor '" + name + "'");
       out.push_back(std::move(m).value());
     }
@@ -93,30 +102,44 @@ class Binder {
   }
 
   int64_t bytes() const { return bytes_; }
+  kernels::Backend& backend() { return backend_; }
 
  private:
   const gguf::File& file_;
+  kernels::Backend& backend_;
   int64_t bytes_ = 0;
 };
 
 }  // namespace
 
-Result<std::unique_ptr<Model::Weights>> BindWeights(const gguf::File& file, const ModelConfig& c) {
+int64_t FileWeightBytes(const gguf::File& file) {
+  int64_t total = 0;
+  for (const gguf::TensorInfo& t : file.tensors()) total += static_cast<int64_t>(t.n_bytes);
+  return total;
+}
+
+Result<std::unique_ptr<Model::Weights>> BindWeights(const gguf::File& file, const ModelConfig& c,
+                                                    kernels::Backend& backend) {
   auto w = std::make_unique<Model::Weights>();
-  Binder b(file);
+  Binder b(file, backend);
   const int64_t q_dim = c.n_heads * c.head_dim_k;
   const int64_t o_dim = c.n_heads * c.head_dim_v;
   if (c.n_vocab <= 0) return Errorf("missing tensor 'token_embd.weight' (2-D)");
-  ASSIGN_OR_RETURN(w->token_embd, b.View("token_embd.weight", c.n_vocab, c.n_embd));
+  ASSIGN_OR_RETURN(kernels::MatrixView embd, b.View("token_embd.weight", c.n_vocab, c.n_embd));
+  {
+    auto m = backend.PrepareTable(embd);
+    if (!m.ok()) return m.status().WithContext("tensor 'token_embd.weight'");
+    w->token_embd = std::move(m).value();
+  }
   ASSIGN_OR_RETURN(w->output_norm, b.Vector("output_norm.weight", c.n_embd));
   if (file.FindTensor("output.weight") != nullptr) {
     ASSIGN_OR_RETURN(w->output, b.Matrix("output.weight", c.n_vocab, c.n_embd));
   } else {
-    auto m = kernels::Matrix::Prepare(w->token_embd);
+    auto m = backend.PrepareMatrix(embd);
     if (!m.ok()) return m.status().WithContext("tensor 'token_embd.weight' (tied output)");
     w->output = std::move(m).value();
   }
-  ASSIGN_OR_RETURN(w->rope_freqs, b.Vector("rope_freqs.weight", c.rope_dims / 2, false));
+  ASSIGN_OR_RETURN(w->rope_freqs, b.HostVector("rope_freqs.weight", c.rope_dims / 2, false));
 
   const bool moe = c.n_experts > 0;
   const bool per_head_qk_norm = c.arch == Arch::kQwen3 || c.arch == Arch::kQwen3Moe;
@@ -160,7 +183,7 @@ Result<std::unique_ptr<Model::Weights>> BindWeights(const gguf::File& file, cons
   }
   w->bytes = b.bytes() + (file.FindTensor("output.weight") != nullptr
                               ? 0
-                              : c.n_vocab * w->token_embd.row_bytes());
+                              : c.n_vocab * embd.row_bytes());
   return w;
 }
 

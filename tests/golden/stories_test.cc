@@ -16,42 +16,10 @@ using nlohmann::json;
 
 std::string StoriesModel() { return FixturePath("stories260K/stories260K.gguf"); }
 
-// Greedy continuation as run.c does it: forced prompt tokens, then argmax.
-std::vector<int32_t> RunC(model::Model& m, const std::vector<int32_t>& prompt, size_t n_out,
-                          DType kv_type) {
-  engine::SessionConfig sc;
-  sc.kv_type = kv_type;
-  auto s = engine::Session::Create(m, sc);
-  EXPECT_TRUE(s.ok());
-  const int64_t n_vocab = m.config().n_vocab;
-  std::vector<float> logits(n_vocab);
-  EXPECT_TRUE((*s)->Append(prompt, logits.data()).ok());
-  std::vector<int32_t> out(prompt.begin() + 1, prompt.end());
-  while (out.size() < n_out) {
-    const int32_t t = Argmax(logits.data(), n_vocab);
-    out.push_back(t);
-    const int32_t next[1] = {t};
-    EXPECT_TRUE((*s)->Append(next, logits.data()).ok());
-  }
-  return out;
-}
-
 class StoriesGolden : public ::testing::TestWithParam<DType> {};
 
 TEST_P(StoriesGolden, EveryGreedyCaseMatchesRunC) {
-  REQUIRE_FIXTURE(StoriesModel());
-  json ref = json::parse(ReadFile(FixturePath("stories260K/reference.json")));
-  GoldenModel g = LoadGoldenModel(StoriesModel());
-  ASSERT_TRUE(g.model != nullptr);
-  int n_cases = 0;
-  for (const auto& c : ref["cases"]) {
-    if (!c.contains("generated_ids") || !c.contains("prompt_ids")) continue;
-    auto prompt = c["prompt_ids"].get<std::vector<int32_t>>();
-    auto want = c["generated_ids"].get<std::vector<int32_t>>();
-    EXPECT_EQ(RunC(*g.model, prompt, want.size(), GetParam()), want) << c["cmd"];
-    ++n_cases;
-  }
-  EXPECT_GE(n_cases, 2);
+  CheckStoriesCases(kernels::DevicePreference::kCpu, GetParam());
 }
 
 INSTANTIATE_TEST_SUITE_P(KvTypes, StoriesGolden, ::testing::Values(DType::kF32, DType::kF16),
