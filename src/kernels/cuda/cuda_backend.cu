@@ -1,0 +1,425 @@
+// The CUDA backend: kernels::Backend on one NVIDIA GPU. Weights are uploaded
+// once at load (matrices repacked into row-interleaved groups, embedding
+// tables as they are in the file), activations and the KV pool live in device
+// memory, and every op is a kernel launch on one stream, so ops run in call
+// order and CopyToHost waits for them. The only host round trip inside a
+// forward is MoE routing (the expert lists are built on the host).
+//
+// Memory accounting: every cudaMalloc goes through Alloc (or the matrix upload)
+// and is counted in HeldBytes(); FreeMemoryBytes() is cudaMemGetInfo's.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <unordered_map>
+
+#include "core/check.h"
+#include "core/log.h"
+#include "kernels/backend.h"
+#include "kernels/cuda/cuda_common.cuh"
+#include "kernels/cuda/cuda_kernels.h"
+
+namespace reprise::kernels {
+
+int CudaDeviceCountImpl(std::string* why_none);
+Result<std::unique_ptr<Backend>> CreateCudaBackend(int device);
+
+namespace cuda {
+
+Status CudaStatus(cudaError_t err, const char* what) {
+  return Errorf("CUDA error in %s: %s (%s)", what, cudaGetErrorString(err), cudaGetErrorName(err));
+}
+
+namespace {
+
+std::string Bytes(int64_t b) {
+  char buf[64];
+  if (b >= (int64_t{1} << 30)) {
+    std::snprintf(buf, sizeof(buf), "%.2f GiB", static_cast<double>(b) / (1 << 30));
+  } else {
+    std::snprintf(buf, sizeof(buf), "%.1f MiB", static_cast<double>(b) / (1 << 20));
+  }
+  return buf;
+}
+
+// A device buffer that grows (never shrinks) on demand.
+template <typename T>
+struct Scratch {
+  T* ptr = nullptr;
+  int64_t cap = 0;
+};
+
+class CudaBackend final : public Backend {
+ public:
+  static Result<std::unique_ptr<Backend>> Create(int device) {
+    std::unique_ptr<CudaBackend> b(new CudaBackend());
+    b->device_ = device;
+    REPRISE_CUDA_RETURN(cudaSetDevice(device), "cudaSetDevice");
+    REPRISE_CUDA_RETURN(cudaGetDeviceProperties(&b->prop_, device), "cudaGetDeviceProperties");
+    if (b->prop_.major < 8) {
+      return Errorf("GPU %d (%s) has compute capability %d.%d; reprise's CUDA kernels need 8.0 "
+                    "or newer (use --device cpu)",
+                    device, b->prop_.name, b->prop_.major, b->prop_.minor);
+    }
+    REPRISE_CUDA_RETURN(cudaStreamCreateWithFlags(&b->stream_, cudaStreamNonBlocking),
+                        "cudaStreamCreate");
+    return std::unique_ptr<Backend>(std::move(b));
+  }
+
+  ~CudaBackend() override {
+    cudaStreamSynchronize(stream_);
+    for (auto& [p, bytes] : allocs_) cudaFree(p);
+    if (stream_ != nullptr) cudaStreamDestroy(stream_);
+  }
+
+  DeviceType type() const override { return DeviceType::kCuda; }
+  std::string Describe() const override {
+    char buf[256];
+    size_t free_b = 0, total_b = 0;
+    cudaMemGetInfo(&free_b, &total_b);
+    std::snprintf(buf, sizeof(buf), "cuda: %s (sm_%d%d, %d SMs, %s)", prop_.name, prop_.major,
+                  prop_.minor, prop_.multiProcessorCount,
+                  Bytes(static_cast<int64_t>(total_b)).c_str());
+    return buf;
+  }
+  bool host_memory() const override { return false; }
+
+  int64_t FreeMemoryBytes() const override {
+    size_t free_b = 0, total_b = 0;
+    if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) return 0;
+    return static_cast<int64_t>(free_b);
+  }
+  int64_t HeldBytes() const override { return held_; }
+
+  Result<void*> Alloc(size_t bytes, const char* what) override {
+    void* p = nullptr;
+    const cudaError_t err = cudaMalloc(&p, std::max<size_t>(bytes, 1));
+    if (err != cudaSuccess) {
+      cudaGetLastError();  // clear the (non-sticky) allocation error
+      return Errorf("cannot allocate %s of GPU memory for %s: %s free on %s",
+                    Bytes(static_cast<int64_t>(bytes)).c_str(), what,
+                    Bytes(FreeMemoryBytes()).c_str(), prop_.name);
+    }
+    allocs_[p] = bytes;
+    held_ += static_cast<int64_t>(bytes);
+    return p;
+  }
+  void Free(void* p) override {
+    if (p == nullptr) return;
+    auto it = allocs_.find(p);
+    CHECK_MSG(it != allocs_.end(), "Free of memory this backend did not allocate");
+    held_ -= static_cast<int64_t>(it->second);
+    allocs_.erase(it);
+    cudaStreamSynchronize(stream_);
+    cudaFree(p);
+  }
+  void CopyToDevice(void* dst, const void* src, size_t bytes) override {
+    Note(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_), "copy to device");
+    Note(cudaStreamSynchronize(stream_), "copy to device");
+  }
+  void CopyToHost(void* dst, const void* src, size_t bytes) override {
+    Note(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_), "copy to host");
+    Note(cudaStreamSynchronize(stream_), "copy to host");
+  }
+  void CopyOnDevice(void* dst, const void* src, size_t bytes) override {
+    Note(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_), "device copy");
+  }
+  Status Synchronize() override {
+    Note(cudaStreamSynchronize(stream_), "a kernel");
+    Note(cudaGetLastError(), "a kernel launch");
+    Status s = first_error_;
+    first_error_ = Status::Ok();
+    return s;
+  }
+
+  Status ReserveWeights(int64_t bytes) override {
+    const int64_t free_b = FreeMemoryBytes();
+    // The repack pads rows to groups of 32 and units to whole blocks: allow 2%.
+    const int64_t need = bytes + bytes / 50 + (int64_t{64} << 20);
+    if (need > free_b) {
+      return Errorf("the model does not fit on the GPU: its weights need about %s of GPU memory "
+                    "(%lld bytes), but only %s (%lld bytes) are free on %s; use a smaller "
+                    "quantization or --device cpu",
+                    Bytes(need).c_str(), static_cast<long long>(need), Bytes(free_b).c_str(),
+                    static_cast<long long>(free_b), prop_.name);
+    }
+    return Status::Ok();
+  }
+
+  Result<Matrix> PrepareMatrix(const MatrixView& view) override {
+    if (!IsSupportedWeightType(view.type)) {
+      return Errorf("type %s is not supported", DTypeName(view.type));
+    }
+    if (IsQuantType(view.type) && view.cols % 32 != 0) {
+      return Errorf("%lld columns are not a multiple of 32", static_cast<long long>(view.cols));
+    }
+    int64_t n_units = 0;
+    int unit_bytes = 0;
+    std::vector<uint8_t> host = RepackInterleaved(view, &n_units, &unit_bytes);
+    ASSIGN_OR_RETURN(void* dev, Upload(host.data(), host.size(), "weights"));
+    MatrixView v = view;
+    matrix_units_[dev] = n_units;
+    return Matrix::FromBackend(v, Owned(dev), host.size(), kLayoutInterleaved);
+  }
+
+  Result<Matrix> PrepareTable(const MatrixView& view) override {
+    if (!IsSupportedWeightType(view.type)) {
+      return Errorf("type %s is not supported", DTypeName(view.type));
+    }
+    const size_t bytes = static_cast<size_t>(view.rows * view.row_bytes());
+    ASSIGN_OR_RETURN(void* dev, Upload(view.data, bytes, "the token embedding"));
+    return Matrix::FromBackend(view, Owned(dev), bytes, kLayoutRaw);
+  }
+
+  Result<const float*> UploadVector(std::span<const float> host) override {
+    ASSIGN_OR_RETURN(void* dev, Upload(host.data(), host.size() * sizeof(float), "weights"));
+    return static_cast<const float*>(dev);
+  }
+
+  Status BeginBatch(const BatchDesc& bd) override {
+    n_ = bd.n;
+    n_out_ = bd.n_out;
+    RETURN_IF_ERROR(Grow(&tokens_, bd.n));
+    RETURN_IF_ERROR(Grow(&pos_, bd.n));
+    RETURN_IF_ERROR(Grow(&seq_, bd.n));
+    const int64_t table = static_cast<int64_t>(bd.n_seqs) * bd.max_blocks;
+    RETURN_IF_ERROR(Grow(&table_, std::max<int64_t>(table, 1)));
+    RETURN_IF_ERROR(Grow(&out_rows_, std::max<int64_t>(bd.n_out, 1)));
+    UploadAsync(tokens_.ptr, bd.tokens, bd.n);
+    UploadAsync(pos_.ptr, bd.pos, bd.n);
+    UploadAsync(seq_.ptr, bd.seq, bd.n);
+    UploadAsync(table_.ptr, bd.block_table, table);
+    UploadAsync(out_rows_.ptr, bd.out_rows, bd.n_out);
+    batch_.n = bd.n;
+    batch_.tokens = tokens_.ptr;
+    batch_.pos = pos_.ptr;
+    batch_.seq = seq_.ptr;
+    batch_.block_table = table_.ptr;
+    batch_.max_blocks = bd.max_blocks;
+    return first_error_;
+  }
+
+  void Embed(const Matrix& table, float* x) override {
+    CHECK(table.backend_layout() == kLayoutRaw);
+    LaunchEmbed(table.type(), static_cast<const uint8_t*>(table.backend_data()),
+                table.view().row_bytes(), table.cols(), batch_.tokens, n_, x, stream_);
+  }
+  void RopeTable(const float* inv_freq, int64_t rope_dims, float* rope) override {
+    LaunchRopeTable(batch_.pos, n_, inv_freq, rope_dims, rope, stream_);
+  }
+  void RmsNorm(const float* x, const float* w, int64_t n, int64_t d, float eps,
+               float* out) override {
+    if (n > 0) LaunchRmsNorm(x, w, n, d, eps, out, stream_);
+  }
+  void AddRmsNorm(float* x, const float* y, const float* w, int64_t n, int64_t d, float eps,
+                  float* out) override {
+    if (n > 0) LaunchAddRmsNorm(x, y, w, n, d, eps, out, stream_);
+  }
+  void Add(float* x, const float* y, int64_t n, int64_t d) override {
+    if (n * d > 0) LaunchAdd(x, y, n * d, stream_);
+  }
+  void AddBias(float* y, const float* b, int64_t n, int64_t d) override {
+    if (n * d > 0) LaunchAddBias(y, b, n, d, stream_);
+  }
+  void SiluMul(float* gate, const float* up, int64_t n, int64_t d) override {
+    if (n * d > 0) LaunchSiluMul(gate, up, n * d, stream_);
+  }
+
+  void MatMul(std::span<const Matrix* const> ws, const float* x, int64_t n,
+              std::span<float* const> ys) override {
+    if (n == 0) return;
+    bool quantized = false;
+    for (const Matrix* w : ws) quantized |= IsQuantType(w->type());
+    ActQ act;
+    if (quantized) {
+      const int64_t cols = ws[0]->cols();
+      for (const Matrix* w : ws) CHECK(w->cols() == cols);
+      if (!Grow(&act_q_, n * cols).ok() || !Grow(&act_d_, n * cols / 32).ok() ||
+          !Grow(&act_sum_, n * cols / 32).ok()) {
+        return;  // the error is recorded; Synchronize reports it
+      }
+      act = {act_q_.ptr, act_d_.ptr, act_sum_.ptr};
+      LaunchQuantizeAct(x, n, cols, act, stream_);
+    }
+    for (size_t m = 0; m < ws.size(); ++m) {
+      const Matrix& w = *ws[m];
+      CHECK(w.backend_layout() == kLayoutInterleaved);
+      const uint8_t* data = static_cast<const uint8_t*>(w.backend_data());
+      LaunchMatMul(w.type(), data, w.rows(), w.cols(), matrix_units_.at(const_cast<uint8_t*>(data)),
+                   x, act, n, ys[m], w.rows(), stream_);
+    }
+  }
+
+  void QkRopeStore(const QkRopeStoreArgs& a) override {
+    if (n_ > 0) LaunchQkRopeStore(a, batch_, stream_);
+  }
+
+  void Attention(const float* q, const AttentionShape& shape, const KvLayout& kv, int layer,
+                 float* out) override {
+    CHECK_MSG(shape.head_dim_v <= 512 && shape.head_dim_k <= 4096,
+              "head sizes %lld / %lld are beyond the CUDA attention kernel",
+              static_cast<long long>(shape.head_dim_k), static_cast<long long>(shape.head_dim_v));
+    if (n_ > 0) LaunchAttention(q, shape, kv, layer, batch_, out, stream_);
+  }
+
+  // Router and routing on the GPU; the per-expert token lists on the host
+  // (one copy of the choices), then for each expert in id order: gather its
+  // tokens, gate/up, SwiGLU, down, and a weighted add into each token's row —
+  // so a token sums its experts in id order, as on the CPU.
+  Status Moe(const MoeArgs& a, const float* xn, int64_t n, float* out) override {
+    const int64_t E = a.n_experts, K = a.n_used, d = a.d, F = a.ff;
+    RETURN_IF_ERROR(Grow(&router_logits_, n * E));
+    RETURN_IF_ERROR(Grow(&ids_, n * K));
+    RETURN_IF_ERROR(Grow(&wts_, n * K));
+    const Matrix* router[] = {a.router};
+    float* rl[] = {router_logits_.ptr};
+    MatMul(router, xn, n, rl);
+    LaunchMoeRoute(router_logits_.ptr, a.router_bias, n, E, K, a.sigmoid, a.norm_topk, ids_.ptr,
+                   wts_.ptr, stream_);
+    host_ids_.resize(n * K);
+    host_wts_.resize(n * K);
+    CopyToHost(host_ids_.data(), ids_.ptr, n * K * sizeof(int32_t));
+    CopyToHost(host_wts_.data(), wts_.ptr, n * K * sizeof(float));
+    RETURN_IF_ERROR(first_error_);
+    // Lists of (token, weight) per expert, experts in id order, tokens in order.
+    list_rows_.clear();
+    list_wts_.clear();
+    std::vector<int64_t> begin(E + 1, 0);
+    for (int64_t e = 0; e < E; ++e) {
+      begin[e] = static_cast<int64_t>(list_rows_.size());
+      for (int64_t t = 0; t < n; ++t) {
+        for (int64_t j = 0; j < K; ++j) {
+          if (host_ids_[t * K + j] == e) {
+            list_rows_.push_back(static_cast<int32_t>(t));
+            list_wts_.push_back(host_wts_[t * K + j]);
+          }
+        }
+      }
+    }
+    begin[E] = static_cast<int64_t>(list_rows_.size());
+    const int64_t total = begin[E];
+    RETURN_IF_ERROR(Grow(&rows_dev_, std::max<int64_t>(total, 1)));
+    RETURN_IF_ERROR(Grow(&wts_dev_, std::max<int64_t>(total, 1)));
+    UploadAsync(rows_dev_.ptr, list_rows_.data(), total);
+    UploadAsync(wts_dev_.ptr, list_wts_.data(), total);
+    int64_t max_ne = 0;
+    for (int64_t e = 0; e < E; ++e) max_ne = std::max(max_ne, begin[e + 1] - begin[e]);
+    RETURN_IF_ERROR(Grow(&xin_, std::max<int64_t>(max_ne * d, 1)));
+    RETURN_IF_ERROR(Grow(&hid_, std::max<int64_t>(max_ne * F, 1)));
+    RETURN_IF_ERROR(Grow(&hid2_, std::max<int64_t>(max_ne * F, 1)));
+    RETURN_IF_ERROR(Grow(&dout_, std::max<int64_t>(max_ne * d, 1)));
+    Note(cudaMemsetAsync(out, 0, static_cast<size_t>(n * d) * sizeof(float), stream_), "memset");
+    for (int64_t e = 0; e < E; ++e) {
+      const int64_t ne = begin[e + 1] - begin[e];
+      if (ne == 0) continue;
+      const int32_t* rows = rows_dev_.ptr + begin[e];
+      LaunchGatherRows(xn, rows, ne, d, xin_.ptr, stream_);
+      const Matrix* gate[] = {&a.gate[e]};
+      float* g_out[] = {hid2_.ptr};
+      MatMul(gate, xin_.ptr, ne, g_out);
+      const Matrix* up[] = {&a.up[e]};
+      float* u_out[] = {hid_.ptr};
+      MatMul(up, xin_.ptr, ne, u_out);
+      LaunchSiluMul(hid2_.ptr, hid_.ptr, ne * F, stream_);
+      const Matrix* down[] = {&a.down[e]};
+      float* d_out[] = {dout_.ptr};
+      MatMul(down, hid2_.ptr, ne, d_out);
+      LaunchScatterAxpy(dout_.ptr, rows, wts_dev_.ptr + begin[e], ne, d, out, stream_);
+    }
+    return first_error_;
+  }
+
+  void GatherOutRows(const float* x, int64_t d, float* out) override {
+    LaunchGatherRows(x, out_rows_.ptr, n_out_, d, out, stream_);
+  }
+
+ private:
+  CudaBackend() = default;
+
+  void Note(cudaError_t err, const char* what) {
+    if (err != cudaSuccess && first_error_.ok()) first_error_ = CudaStatus(err, what);
+  }
+
+  Result<void*> Upload(const void* host, size_t bytes, const char* what) {
+    ASSIGN_OR_RETURN(void* dev, Alloc(bytes, what));
+    REPRISE_CUDA_RETURN(cudaMemcpy(dev, host, bytes, cudaMemcpyHostToDevice), "weight upload");
+    return dev;
+  }
+
+  // A shared owner for weight memory: frees through the backend (which must
+  // outlive it: the model destroys its weights before its backend).
+  std::shared_ptr<void> Owned(void* dev) {
+    return std::shared_ptr<void>(dev, [this](void* p) {
+      matrix_units_.erase(p);
+      Free(p);
+    });
+  }
+
+  template <typename T>
+  Status Grow(Scratch<T>* s, int64_t count) {
+    if (count <= s->cap) return Status::Ok();
+    const int64_t cap = std::max<int64_t>(count, s->cap * 2);
+    if (s->ptr != nullptr) Free(s->ptr);
+    s->ptr = nullptr;
+    s->cap = 0;
+    auto p = Alloc(static_cast<size_t>(cap) * sizeof(T), "scratch");
+    if (!p.ok()) {
+      if (first_error_.ok()) first_error_ = p.status();
+      return p.status();
+    }
+    s->ptr = static_cast<T*>(p.value());
+    s->cap = cap;
+    return Status::Ok();
+  }
+
+  template <typename T>
+  void UploadAsync(T* dst, const T* src, int64_t count) {
+    if (count <= 0) return;
+    Note(cudaMemcpyAsync(dst, src, static_cast<size_t>(count) * sizeof(T), cudaMemcpyHostToDevice,
+                         stream_),
+         "batch upload");
+  }
+
+  int device_ = 0;
+  cudaDeviceProp prop_{};
+  cudaStream_t stream_ = nullptr;
+  std::unordered_map<void*, size_t> allocs_;
+  std::unordered_map<void*, int64_t> matrix_units_;  // device data -> units per row
+  int64_t held_ = 0;
+  Status first_error_;
+  // The current batch.
+  int64_t n_ = 0, n_out_ = 0;
+  BatchDev batch_;
+  Scratch<int32_t> tokens_, pos_, seq_, table_, out_rows_;
+  // Matmul activations.
+  Scratch<int8_t> act_q_;
+  Scratch<float> act_d_;
+  Scratch<int32_t> act_sum_;
+  // MoE.
+  Scratch<float> router_logits_, wts_, wts_dev_, xin_, hid_, hid2_, dout_;
+  Scratch<int32_t> ids_, rows_dev_;
+  std::vector<int32_t> host_ids_, list_rows_;
+  std::vector<float> host_wts_, list_wts_;
+};
+
+}  // namespace
+}  // namespace cuda
+
+int CudaDeviceCountImpl(std::string* why_none) {
+  int count = 0;
+  const cudaError_t err = cudaGetDeviceCount(&count);
+  if (err != cudaSuccess) {
+    cudaGetLastError();
+    if (why_none != nullptr) *why_none = std::string("no usable CUDA device: ") + cudaGetErrorString(err);
+    return 0;
+  }
+  if (count == 0 && why_none != nullptr) *why_none = "no CUDA device is visible";
+  return count;
+}
+
+Result<std::unique_ptr<Backend>> CreateCudaBackend(int device) {
+  return cuda::CudaBackend::Create(device);
+}
+
+}  // namespace reprise::kernels

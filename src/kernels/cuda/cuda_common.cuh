@@ -1,0 +1,253 @@
+// Internal to the CUDA backend: error checks, the weight block formats as the
+// device reads them, and reductions with a fixed order. Every float operation
+// that decides a result's bits is written with explicit round-to-nearest
+// operations (FMul, FAdd, FSub, FFma, FDiv: the __f*_rn intrinsics on the
+// device) so nvcc's FMA contraction can never make two kernels that share a
+// device function disagree. The block decoders and the per-block arithmetic
+// are __host__ __device__: the host emulation in cuda_matmul.cu runs the very
+// same code, so CPU-only machines test it against the CPU reference.
+#pragma once
+
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#include "core/fp16.h"
+#include "core/status.h"
+#include "kernels/backend.h"
+
+#define REPRISE_HD __host__ __device__ __forceinline__
+
+namespace reprise::kernels::cuda {
+
+// A Status from a CUDA runtime error code, naming what failed.
+Status CudaStatus(cudaError_t err, const char* what);
+
+#define REPRISE_CUDA_RETURN(expr, what)                        \
+  do {                                                         \
+    cudaError_t err_ = (expr);                                 \
+    if (err_ != cudaSuccess) return CudaStatus(err_, (what));  \
+  } while (0)
+
+// Element counts of the weight blocks (GGUF / ggml layouts, quant_blocks.h).
+constexpr int kQ8_0Bytes = 34;   // f16 d, int8 qs[32]
+constexpr int kQ4_0Bytes = 18;   // f16 d, uint8 qs[16]
+constexpr int kQ4KBytes = 144;   // f16 d, f16 dmin, uint8 scales[12], uint8 qs[128]
+constexpr int kQ6KBytes = 210;   // uint8 ql[128], uint8 qh[64], int8 scales[16], f16 d
+
+// Rows interleaved per group by the weight repack (cuda_matmul.cu): a warp's
+// 32 lanes read 32 rows' blocks from consecutive bytes.
+constexpr int kRowGroup = 32;
+// Tokens one thread accumulates in the matmul kernels.
+constexpr int kTokTile = 8;
+
+REPRISE_HD float FMul(float a, float b) {
+#ifdef __CUDA_ARCH__
+  return __fmul_rn(a, b);
+#else
+  return a * b;
+#endif
+}
+REPRISE_HD float FAdd(float a, float b) {
+#ifdef __CUDA_ARCH__
+  return __fadd_rn(a, b);
+#else
+  return a + b;
+#endif
+}
+REPRISE_HD float FSub(float a, float b) {
+#ifdef __CUDA_ARCH__
+  return __fsub_rn(a, b);
+#else
+  return a - b;
+#endif
+}
+REPRISE_HD float FDiv(float a, float b) {
+#ifdef __CUDA_ARCH__
+  return __fdiv_rn(a, b);
+#else
+  return a / b;
+#endif
+}
+REPRISE_HD float FFma(float a, float b, float c) {
+#ifdef __CUDA_ARCH__
+  return __fmaf_rn(a, b, c);
+#else
+  return std::fma(a, b, c);
+#endif
+}
+
+REPRISE_HD float HalfBitsToFloat(uint16_t h) {
+#ifdef __CUDA_ARCH__
+  return __half2float(__ushort_as_half(h));
+#else
+  return Fp16ToFp32(h);
+#endif
+}
+REPRISE_HD float Bf16BitsToFloat(uint16_t h) {
+  const uint32_t u = static_cast<uint32_t>(h) << 16;
+#ifdef __CUDA_ARCH__
+  return __uint_as_float(u);
+#else
+  float f;
+  std::memcpy(&f, &u, sizeof(f));
+  return f;
+#endif
+}
+REPRISE_HD uint16_t Ld16(const uint8_t* p) {
+  return static_cast<uint16_t>(p[0] | (p[1] << 8));
+}
+
+// KvLayout::K / V for device code (the header's inline members are host-only).
+__device__ __forceinline__ uint8_t* KvK(const KvLayout& kv, int32_t block, int layer) {
+  return kv.base + block * kv.block_bytes + layer * kv.k_layer_bytes;
+}
+__device__ __forceinline__ uint8_t* KvV(const KvLayout& kv, int32_t block, int layer) {
+  return kv.base + block * kv.block_bytes + kv.n_layers * kv.k_layer_bytes +
+         layer * kv.v_layer_bytes;
+}
+
+// Sum over a thread block of per-thread values, in a fixed order (a tree over
+// shared memory whose shape depends only on blockDim.x, a power of two <= 1024).
+// `red` holds blockDim.x floats. Every thread gets the result.
+__device__ __forceinline__ float BlockSum(float v, float* red) {
+  const int tid = threadIdx.x;
+  red[tid] = v;
+  __syncthreads();
+  for (int s = blockDim.x / 2; s > 0; s >>= 1) {
+    if (tid < s) red[tid] = __fadd_rn(red[tid], red[tid + s]);
+    __syncthreads();
+  }
+  const float r = red[0];
+  __syncthreads();
+  return r;
+}
+
+// Sum of squares of v[0..n) over the block: thread i adds elements i,
+// i + blockDim.x, ... in order, then BlockSum.
+__device__ __forceinline__ float BlockSumSq(const float* v, int64_t n, float* red) {
+  float acc = 0.0f;
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) acc = __fmaf_rn(v[i], v[i], acc);
+  return BlockSum(acc, red);
+}
+
+// Warp sum with a fixed xor-butterfly order.
+__device__ __forceinline__ float WarpSum(float v) {
+  for (int o = 16; o > 0; o >>= 1) v = __fadd_rn(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+__device__ __forceinline__ float WarpMax(float v) {
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
+// The integers of sub-block j (32 values) of a quantized weight block and the
+// float terms that scale them; the same function serves every matmul kernel
+// and the embedding lookup, so they read a block identically.
+//   Q8_0 / Q4_0 (j = 0): value = d * q
+//   Q4_K (j < 8):        value = d * sc * q - dmin * m   (q in [0, 15])
+//   Q6_K (j < 8):        value = d * sc[i / 16] * q       (q in [-32, 31])
+struct SubBlock {
+  int8_t q[32];
+  float d = 0.0f;
+  float dmin = 0.0f;
+  int sc0 = 1, sc1 = 1;  // Q6_K: the two 16-value scales; Q4_K: sc0 = scale
+  int m = 0;             // Q4_K min
+};
+
+REPRISE_HD void LoadSubBlockQ8_0(const uint8_t* b, SubBlock* s) {
+  s->d = HalfBitsToFloat(Ld16(b));
+  for (int i = 0; i < 32; ++i) s->q[i] = static_cast<int8_t>(b[2 + i]);
+}
+
+REPRISE_HD void LoadSubBlockQ4_0(const uint8_t* b, SubBlock* s) {
+  s->d = HalfBitsToFloat(Ld16(b));
+  for (int i = 0; i < 16; ++i) {
+    const uint8_t v = b[2 + i];
+    s->q[i] = static_cast<int8_t>((v & 0xF) - 8);
+    s->q[i + 16] = static_cast<int8_t>((v >> 4) - 8);
+  }
+}
+
+REPRISE_HD void ScaleMinK4(int j, const uint8_t* q, int* sc, int* m) {
+  if (j < 4) {
+    *sc = q[j] & 63;
+    *m = q[j + 4] & 63;
+  } else {
+    *sc = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
+    *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+  }
+}
+
+REPRISE_HD void LoadSubBlockQ4K(const uint8_t* b, int j, SubBlock* s) {
+  s->d = HalfBitsToFloat(Ld16(b));
+  s->dmin = HalfBitsToFloat(Ld16(b + 2));
+  ScaleMinK4(j, b + 4, &s->sc0, &s->m);
+  const uint8_t* qs = b + 16 + 32 * (j / 2);
+  const int shift = (j % 2) * 4;
+  for (int i = 0; i < 32; ++i) s->q[i] = static_cast<int8_t>((qs[i] >> shift) & 0xF);
+}
+
+REPRISE_HD void LoadSubBlockQ6K(const uint8_t* b, int j, SubBlock* s) {
+  const uint8_t* ql = b;
+  const uint8_t* qh = b + 128;
+  const int8_t* sc = reinterpret_cast<const int8_t*>(b + 192);
+  s->d = HalfBitsToFloat(Ld16(b + 208));
+  const int half = j / 4, quarter = j % 4;
+  ql += 64 * half;
+  qh += 32 * half;
+  sc += 8 * half;
+  for (int l = 0; l < 32; ++l) {
+    const int lo = quarter == 0 ? (ql[l] & 0xF)
+                   : quarter == 1 ? (ql[l + 32] & 0xF)
+                   : quarter == 2 ? (ql[l] >> 4)
+                                  : (ql[l + 32] >> 4);
+    const int hi = (qh[l] >> (2 * quarter)) & 3;
+    s->q[l] = static_cast<int8_t>((lo | (hi << 4)) - 32);
+  }
+  s->sc0 = sc[2 * quarter];
+  s->sc1 = sc[2 * quarter + 1];
+}
+
+// Sub-block j of a quantized unit as 32 floats: the value each weight stands
+// for, computed as the CPU reference's DequantizeRow computes it.
+template <int kType>
+REPRISE_HD void DequantSub(const uint8_t* unit, int j, float* out) {
+  SubBlock s;
+  if constexpr (kType == static_cast<int>(DType::kQ8_0)) {
+    LoadSubBlockQ8_0(unit, &s);
+  } else if constexpr (kType == static_cast<int>(DType::kQ4_0)) {
+    LoadSubBlockQ4_0(unit, &s);
+  } else if constexpr (kType == static_cast<int>(DType::kQ4_K)) {
+    LoadSubBlockQ4K(unit, j, &s);
+  } else {
+    LoadSubBlockQ6K(unit, j, &s);
+  }
+  for (int i = 0; i < 32; ++i) {
+    const float q = static_cast<float>(s.q[i]);
+    float v;
+    if constexpr (kType == static_cast<int>(DType::kQ4_K)) {
+      v = FSub(FMul(FMul(s.d, static_cast<float>(s.sc0)), q), FMul(s.dmin, static_cast<float>(s.m)));
+    } else if constexpr (kType == static_cast<int>(DType::kQ6_K)) {
+      v = FMul(FMul(s.d, static_cast<float>(i < 16 ? s.sc0 : s.sc1)), q);
+    } else {
+      v = FMul(q, s.d);
+    }
+    out[i] = v;
+  }
+}
+
+// Run-time type dispatch of DequantSub (host emulation).
+inline void DequantSub32(DType type, const uint8_t* unit, int j, float* out) {
+  switch (type) {
+    case DType::kQ8_0: DequantSub<static_cast<int>(DType::kQ8_0)>(unit, j, out); break;
+    case DType::kQ4_0: DequantSub<static_cast<int>(DType::kQ4_0)>(unit, j, out); break;
+    case DType::kQ4_K: DequantSub<static_cast<int>(DType::kQ4_K)>(unit, j, out); break;
+    default: DequantSub<static_cast<int>(DType::kQ6_K)>(unit, j, out); break;
+  }
+}
+
+}  // namespace reprise::kernels::cuda

@@ -1,0 +1,98 @@
+// Internal to the CUDA backend: the host-side launchers of its kernels (one
+// .cu file per family) and the weight layouts they read. Only
+// cuda_backend.cu includes this.
+//
+// Determinism contract: every output element (row r, token t) of a matmul is
+// computed by one thread with one fixed operation sequence over the weight
+// blocks in column order, whatever n, the tile it falls in or the grid; the
+// same holds for every (token, head) of attention (positions in order, one
+// online softmax) and every row of the per-row ops (fixed reduction trees).
+// So batch composition, chunking and cache hits never change a bit.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "core/dtype.h"
+#include "kernels/backend.h"
+
+namespace reprise::kernels::cuda {
+
+// Layout tags of matrices this backend prepared (Matrix::backend_layout()).
+enum Layout : int {
+  kLayoutRaw = 100,          // GGUF row layout, uploaded as is (embedding tables)
+  kLayoutInterleaved = 101,  // rows in groups of 32, see RepackInterleaved
+};
+
+// Host-side repack of a GGUF matrix for the matmul kernels: rows in groups of
+// kRowGroup (padded with zero rows); within a group, for each unit u of a row
+// (a quant block, or 16 bytes of F32/F16/BF16 values, padded with zeros), the
+// 32 rows' units side by side: group g, unit u, lane l at
+// ((g * n_units + u) * 32 + l) * unit_bytes. Returns the bytes.
+std::vector<uint8_t> RepackInterleaved(const MatrixView& v, int64_t* n_units, int* unit_bytes);
+
+// ---- matmul (cuda_matmul.cu) ----
+// Quantized activations for the int8 paths: per 32 values q (int8), d (f32,
+// amax / 127) and the sum of q (int32).
+struct ActQ {
+  int8_t* q = nullptr;     // [n, cols]
+  float* d = nullptr;      // [n, cols / 32]
+  int32_t* sum = nullptr;  // [n, cols / 32]
+};
+void LaunchQuantizeAct(const float* x, int64_t n, int64_t cols, const ActQ& a, cudaStream_t s);
+// y[t, r] (row stride ldy) for r < rows, t < n.
+void LaunchMatMul(DType type, const uint8_t* w, int64_t rows, int64_t cols, int64_t n_units,
+                  const float* x, const ActQ& act, int64_t n, float* y, int64_t ldy,
+                  cudaStream_t s);
+bool IsQuantType(DType type);
+
+// Host emulations of the kernels' arithmetic, running the same __host__
+// __device__ code (cuda_common.cuh) on the CPU: tests compare them with the
+// CPU reference on machines without a GPU. `row` is one GGUF row.
+// Dequantized values of a quantized row (Embed's).
+void HostDequantizeRow(DType type, const uint8_t* row, int64_t cols, float* out);
+// The matmul kernels' y for one row and one token x (activations quantized as
+// LaunchQuantizeAct does for quantized types).
+float HostDot(DType type, const uint8_t* row, int64_t cols, const float* x);
+
+// ---- per-row ops (cuda_ops.cu); batch arrays are device memory ----
+void LaunchEmbed(DType type, const uint8_t* table, int64_t row_bytes, int64_t d,
+                 const int32_t* tokens, int64_t n, float* x, cudaStream_t s);
+void LaunchRopeTable(const int32_t* pos, int64_t n, const float* inv_freq, int64_t rope_dims,
+                     float* rope, cudaStream_t s);
+void LaunchRmsNorm(const float* x, const float* w, int64_t n, int64_t d, float eps, float* out,
+                   cudaStream_t s);
+void LaunchAddRmsNorm(float* x, const float* y, const float* w, int64_t n, int64_t d, float eps,
+                      float* out, cudaStream_t s);
+void LaunchAdd(float* x, const float* y, int64_t count, cudaStream_t s);
+void LaunchAddBias(float* y, const float* b, int64_t n, int64_t d, cudaStream_t s);
+void LaunchSiluMul(float* gate, const float* up, int64_t count, cudaStream_t s);
+void LaunchGatherRows(const float* x, const int32_t* rows, int64_t n_rows, int64_t d, float* out,
+                      cudaStream_t s);
+// Weighted scatter-add: out[rows[i]] += weights[i] * src[i], i < n_rows, in i order.
+void LaunchScatterAxpy(const float* src, const int32_t* rows, const float* weights,
+                       int64_t n_rows, int64_t d, float* out, cudaStream_t s);
+
+struct BatchDev {
+  int64_t n = 0;
+  const int32_t* tokens = nullptr;
+  const int32_t* pos = nullptr;
+  const int32_t* seq = nullptr;
+  const int32_t* block_table = nullptr;  // [n_seqs, max_blocks]
+  int32_t max_blocks = 0;
+};
+void LaunchQkRopeStore(const QkRopeStoreArgs& a, const BatchDev& b, cudaStream_t s);
+
+// ---- attention (cuda_attention.cu) ----
+void LaunchAttention(const float* q, const AttentionShape& shape, const KvLayout& kv, int layer,
+                     const BatchDev& b, float* out, cudaStream_t s);
+
+// ---- MoE routing (cuda_moe.cu) ----
+// ids/weights [n, n_used]: the chosen experts of each token (CPU backend's rule).
+void LaunchMoeRoute(const float* logits, const float* bias, int64_t n, int64_t n_experts,
+                    int64_t n_used, bool sigmoid, bool norm_topk, int32_t* ids, float* weights,
+                    cudaStream_t s);
+
+}  // namespace reprise::kernels::cuda

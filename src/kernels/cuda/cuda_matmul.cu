@@ -1,0 +1,326 @@
+// CUDA matmul: the weight repack done at upload, activation quantization, and
+// y = W x for every weight type.
+//
+// One thread owns one row r and up to kTokTile tokens; the 32 lanes of a warp
+// are 32 consecutive rows of one interleaved row group, so a warp's loads of
+// one block index are 32 consecutive units (coalesced). Each (r, t) is
+// accumulated over the row's units in column order with one fixed sequence of
+// float operations (the shared device functions below), whatever n, the tile
+// or the grid: the determinism contract.
+//  - Quantized weights (Q8_0, Q4_0, Q4_K, Q6_K) against int8 activations
+//    (32 values per f32 scale): per 32-value sub-block an exact integer dot
+//    product, scaled as SubBlockContrib says, added to the accumulator.
+//  - F32 / F16 / BF16 weights against f32 activations: one fused multiply-add
+//    per value, in column order.
+// This is the correctness-first version: tensor-core tiles and a split over
+// columns for small row counts come next (BENCHMARKS.md tracks the speed).
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "core/check.h"
+#include "kernels/cuda/cuda_common.cuh"
+#include "kernels/cuda/cuda_kernels.h"
+
+namespace reprise::kernels::cuda {
+namespace {
+
+int UnitBytes(DType type) {
+  switch (type) {
+    case DType::kQ8_0: return kQ8_0Bytes;
+    case DType::kQ4_0: return kQ4_0Bytes;
+    case DType::kQ4_K: return kQ4KBytes;
+    case DType::kQ6_K: return kQ6KBytes;
+    default: return 16;  // F32 / F16 / BF16: 16 bytes of values
+  }
+}
+
+// Values per unit.
+int UnitValues(DType type) {
+  switch (type) {
+    case DType::kQ8_0:
+    case DType::kQ4_0: return 32;
+    case DType::kQ4_K:
+    case DType::kQ6_K: return 256;
+    case DType::kF32: return 4;
+    default: return 8;  // F16, BF16
+  }
+}
+
+REPRISE_HD int DotSub(const SubBlock& s, const int8_t* xq, int begin, int end) {
+  int acc = 0;
+  for (int i = begin; i < end; ++i) acc += static_cast<int>(s.q[i]) * static_cast<int>(xq[i]);
+  return acc;
+}
+
+// The float contribution of one 32-value sub-block to one output.
+template <int kKind>  // 0: Q8_0 / Q4_0, 1: Q4_K, 2: Q6_K
+REPRISE_HD float SubBlockContrib(const SubBlock& s, const int8_t* xq, float dx,
+                                                 int32_t sx) {
+  if (kKind == 0) {
+    const int sumi = DotSub(s, xq, 0, 32);
+    return FMul(FMul(s.d, dx), static_cast<float>(sumi));
+  } else if (kKind == 1) {
+    const int sumi = DotSub(s, xq, 0, 32);
+    const float pos = FMul(FMul(s.d, static_cast<float>(s.sc0)), static_cast<float>(sumi));
+    const float neg = FMul(FMul(s.dmin, static_cast<float>(s.m)), static_cast<float>(sx));
+    return FMul(dx, FSub(pos, neg));
+  } else {
+    const int isum = s.sc0 * DotSub(s, xq, 0, 16) + s.sc1 * DotSub(s, xq, 16, 32);
+    return FMul(FMul(s.d, dx), static_cast<float>(isum));
+  }
+}
+
+template <int kType>  // static_cast<int>(DType)
+REPRISE_HD void LoadSub(const uint8_t* unit, int j, SubBlock* s) {
+  if constexpr (kType == static_cast<int>(DType::kQ8_0)) {
+    LoadSubBlockQ8_0(unit, s);
+  } else if constexpr (kType == static_cast<int>(DType::kQ4_0)) {
+    LoadSubBlockQ4_0(unit, s);
+  } else if constexpr (kType == static_cast<int>(DType::kQ4_K)) {
+    LoadSubBlockQ4K(unit, j, s);
+  } else {
+    LoadSubBlockQ6K(unit, j, s);
+  }
+}
+
+template <int kType, int kKind, int kSubs, int kUnitBytes>
+__global__ void MatMulQuantKernel(const uint8_t* __restrict__ w, int64_t rows, int64_t n_units,
+                                  const int8_t* __restrict__ xq, const float* __restrict__ xd,
+                                  const int32_t* __restrict__ xs, int64_t cols, int64_t n,
+                                  float* __restrict__ y, int64_t ldy) {
+  const int64_t r = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (r >= rows) return;  // no cross-lane work below: lanes may leave early
+  const int64_t t0 = static_cast<int64_t>(blockIdx.y) * kTokTile;
+  const int64_t group = r / kRowGroup, lane = r % kRowGroup;
+  const int n_tok = static_cast<int>(n - t0 < kTokTile ? n - t0 : kTokTile);
+  float acc[kTokTile];
+  for (int k = 0; k < kTokTile; ++k) acc[k] = 0.0f;
+  const int64_t nb32 = cols / 32;
+  const uint8_t* row = w + (group * n_units * kRowGroup + lane) * kUnitBytes;
+  for (int64_t u = 0; u < n_units; ++u) {
+    const uint8_t* unit = row + u * kRowGroup * kUnitBytes;
+    for (int j = 0; j < kSubs; ++j) {
+      SubBlock s;
+      LoadSub<kType>(unit, j, &s);
+      const int64_t b = u * kSubs + j;  // 32-value block index within the row
+      for (int k = 0; k < n_tok; ++k) {
+        const int64_t t = t0 + k;
+        const float c = SubBlockContrib<kKind>(s, xq + t * cols + b * 32, xd[t * nb32 + b],
+                                               xs[t * nb32 + b]);
+        acc[k] = FAdd(acc[k], c);
+      }
+    }
+  }
+  for (int k = 0; k < n_tok; ++k) y[(t0 + k) * ldy + r] = acc[k];
+}
+
+template <int kElem>  // 0: F32, 1: F16, 2: BF16
+REPRISE_HD float LoadValue(const uint8_t* unit, int i) {
+  if constexpr (kElem == 0) {
+    float v;
+    std::memcpy(&v, unit + 4 * i, sizeof(v));
+    return v;
+  } else if constexpr (kElem == 1) {
+    return HalfBitsToFloat(reinterpret_cast<const uint16_t*>(unit)[i]);
+  } else {
+    return Bf16BitsToFloat(reinterpret_cast<const uint16_t*>(unit)[i]);
+  }
+}
+
+template <int kElem, int kPerUnit>
+__global__ void MatMulFloatKernel(const uint8_t* __restrict__ w, int64_t rows, int64_t n_units,
+                                  const float* __restrict__ x, int64_t cols, int64_t n,
+                                  float* __restrict__ y, int64_t ldy) {
+  const int64_t r = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (r >= rows) return;  // no cross-lane work below: lanes may leave early
+  const int64_t t0 = static_cast<int64_t>(blockIdx.y) * kTokTile;
+  const int64_t group = r / kRowGroup, lane = r % kRowGroup;
+  const int n_tok = static_cast<int>(n - t0 < kTokTile ? n - t0 : kTokTile);
+  float acc[kTokTile];
+  for (int k = 0; k < kTokTile; ++k) acc[k] = 0.0f;
+  const uint8_t* row = w + (group * n_units * kRowGroup + lane) * 16;
+  for (int64_t u = 0; u < n_units; ++u) {
+    const uint8_t* unit = row + u * kRowGroup * 16;
+    const int64_t c0 = u * kPerUnit;
+    const int valid = static_cast<int>(cols - c0 < kPerUnit ? cols - c0 : kPerUnit);
+    for (int i = 0; i < valid; ++i) {
+      const float wv = LoadValue<kElem>(unit, i);
+      for (int k = 0; k < n_tok; ++k) acc[k] = FFma(wv, x[(t0 + k) * cols + c0 + i], acc[k]);
+    }
+  }
+  for (int k = 0; k < n_tok; ++k) y[(t0 + k) * ldy + r] = acc[k];
+}
+
+// The activation quantizer's arithmetic for one value (host and device).
+REPRISE_HD float ActInvScale(float amax) { return amax > 0.0f ? FDiv(127.0f, amax) : 0.0f; }
+REPRISE_HD float ActScale(float amax) { return FDiv(amax, 127.0f); }
+
+// One warp per 32 values: d = amax / 127, q = round-to-nearest-even(x * 127 / amax).
+__global__ void QuantizeActKernel(const float* __restrict__ x, int64_t n_blocks, int8_t* q,
+                                  float* d, int32_t* sum) {
+  const int64_t b = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
+  const int lane = threadIdx.x % 32;
+  if (b >= n_blocks) return;
+  const float v = x[b * 32 + lane];
+  const float amax = WarpMax(fabsf(v));
+  const float inv = ActInvScale(amax);
+  int qi = __float2int_rn(FMul(v, inv));
+  qi = max(-127, min(127, qi));
+  q[b * 32 + lane] = static_cast<int8_t>(qi);
+  int s = qi;
+  for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+  if (lane == 0) {
+    d[b] = ActScale(amax);
+    sum[b] = s;
+  }
+}
+
+constexpr int kThreads = 128;
+
+}  // namespace
+
+bool IsQuantType(DType type) {
+  return type == DType::kQ8_0 || type == DType::kQ4_0 || type == DType::kQ4_K ||
+         type == DType::kQ6_K;
+}
+
+std::vector<uint8_t> RepackInterleaved(const MatrixView& v, int64_t* n_units, int* unit_bytes) {
+  const int ub = UnitBytes(v.type);
+  const int per = UnitValues(v.type);
+  const int64_t units = (v.cols + per - 1) / per;
+  const int64_t groups = (v.rows + kRowGroup - 1) / kRowGroup;
+  const int64_t row_bytes = v.row_bytes();
+  std::vector<uint8_t> out(static_cast<size_t>(groups * units * kRowGroup * ub), 0);
+  for (int64_t r = 0; r < v.rows; ++r) {
+    const uint8_t* src = v.data + r * row_bytes;
+    const int64_t g = r / kRowGroup, lane = r % kRowGroup;
+    for (int64_t u = 0; u < units; ++u) {
+      uint8_t* dst = out.data() + ((g * units + u) * kRowGroup + lane) * ub;
+      const int64_t off = u * ub;
+      const int64_t bytes = std::min<int64_t>(ub, row_bytes - off);
+      std::memcpy(dst, src + off, static_cast<size_t>(bytes));
+    }
+  }
+  *n_units = units;
+  *unit_bytes = ub;
+  return out;
+}
+
+void HostDequantizeRow(DType type, const uint8_t* row, int64_t cols, float* out) {
+  const int ub = UnitBytes(type);
+  for (int64_t b = 0; b < cols / 32; ++b) {
+    const int subs = UnitValues(type) / 32;
+    const uint8_t* unit = row + (b / subs) * ub;
+    DequantSub32(type, unit, static_cast<int>(b % subs), out + b * 32);
+  }
+}
+
+float HostDot(DType type, const uint8_t* row, int64_t cols, const float* x) {
+  float acc = 0.0f;
+  if (!IsQuantType(type)) {
+    const int per = UnitValues(type);
+    for (int64_t c = 0; c < cols; ++c) {
+      const uint8_t* unit = row + (c / per) * 16;
+      const int i = static_cast<int>(c % per);
+      const float wv = type == DType::kF32   ? LoadValue<0>(unit, i)
+                       : type == DType::kF16 ? LoadValue<1>(unit, i)
+                                             : LoadValue<2>(unit, i);
+      acc = FFma(wv, x[c], acc);
+    }
+    return acc;
+  }
+  // Quantize x as QuantizeActKernel does.
+  const int64_t nb = cols / 32;
+  std::vector<int8_t> q(cols);
+  std::vector<float> d(nb);
+  std::vector<int32_t> sum(nb);
+  for (int64_t b = 0; b < nb; ++b) {
+    float amax = 0.0f;
+    for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(x[b * 32 + i]));
+    const float inv = ActInvScale(amax);
+    int s = 0;
+    for (int i = 0; i < 32; ++i) {
+      int qi = static_cast<int>(std::nearbyint(FMul(x[b * 32 + i], inv)));
+      qi = std::max(-127, std::min(127, qi));
+      q[b * 32 + i] = static_cast<int8_t>(qi);
+      s += qi;
+    }
+    d[b] = ActScale(amax);
+    sum[b] = s;
+  }
+  const int ub = UnitBytes(type), subs = UnitValues(type) / 32;
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* unit = row + (b / subs) * ub;
+    const int j = static_cast<int>(b % subs);
+    SubBlock s;
+    float c = 0.0f;
+    switch (type) {
+      case DType::kQ8_0:
+        LoadSub<static_cast<int>(DType::kQ8_0)>(unit, j, &s);
+        c = SubBlockContrib<0>(s, &q[b * 32], d[b], sum[b]);
+        break;
+      case DType::kQ4_0:
+        LoadSub<static_cast<int>(DType::kQ4_0)>(unit, j, &s);
+        c = SubBlockContrib<0>(s, &q[b * 32], d[b], sum[b]);
+        break;
+      case DType::kQ4_K:
+        LoadSub<static_cast<int>(DType::kQ4_K)>(unit, j, &s);
+        c = SubBlockContrib<1>(s, &q[b * 32], d[b], sum[b]);
+        break;
+      default:
+        LoadSub<static_cast<int>(DType::kQ6_K)>(unit, j, &s);
+        c = SubBlockContrib<2>(s, &q[b * 32], d[b], sum[b]);
+        break;
+    }
+    acc = FAdd(acc, c);
+  }
+  return acc;
+}
+
+void LaunchQuantizeAct(const float* x, int64_t n, int64_t cols, const ActQ& a, cudaStream_t s) {
+  const int64_t n_blocks = n * cols / 32;
+  const int64_t threads = n_blocks * 32;
+  const unsigned grid = static_cast<unsigned>((threads + 255) / 256);
+  QuantizeActKernel<<<grid, 256, 0, s>>>(x, n_blocks, a.q, a.d, a.sum);
+}
+
+void LaunchMatMul(DType type, const uint8_t* w, int64_t rows, int64_t cols, int64_t n_units,
+                  const float* x, const ActQ& act, int64_t n, float* y, int64_t ldy,
+                  cudaStream_t s) {
+  const int64_t padded_rows = (rows + kRowGroup - 1) / kRowGroup * kRowGroup;
+  const dim3 grid(static_cast<unsigned>((padded_rows + kThreads - 1) / kThreads),
+                  static_cast<unsigned>((n + kTokTile - 1) / kTokTile));
+  static_assert(kThreads % kRowGroup == 0);
+  switch (type) {
+    case DType::kQ8_0:
+      MatMulQuantKernel<static_cast<int>(DType::kQ8_0), 0, 1, kQ8_0Bytes>
+          <<<grid, kThreads, 0, s>>>(w, rows, n_units, act.q, act.d, act.sum, cols, n, y, ldy);
+      break;
+    case DType::kQ4_0:
+      MatMulQuantKernel<static_cast<int>(DType::kQ4_0), 0, 1, kQ4_0Bytes>
+          <<<grid, kThreads, 0, s>>>(w, rows, n_units, act.q, act.d, act.sum, cols, n, y, ldy);
+      break;
+    case DType::kQ4_K:
+      MatMulQuantKernel<static_cast<int>(DType::kQ4_K), 1, 8, kQ4KBytes>
+          <<<grid, kThreads, 0, s>>>(w, rows, n_units, act.q, act.d, act.sum, cols, n, y, ldy);
+      break;
+    case DType::kQ6_K:
+      MatMulQuantKernel<static_cast<int>(DType::kQ6_K), 2, 8, kQ6KBytes>
+          <<<grid, kThreads, 0, s>>>(w, rows, n_units, act.q, act.d, act.sum, cols, n, y, ldy);
+      break;
+    case DType::kF32:
+      MatMulFloatKernel<0, 4><<<grid, kThreads, 0, s>>>(w, rows, n_units, x, cols, n, y, ldy);
+      break;
+    case DType::kF16:
+      MatMulFloatKernel<1, 8><<<grid, kThreads, 0, s>>>(w, rows, n_units, x, cols, n, y, ldy);
+      break;
+    case DType::kBF16:
+      MatMulFloatKernel<2, 8><<<grid, kThreads, 0, s>>>(w, rows, n_units, x, cols, n, y, ldy);
+      break;
+    default:
+      CHECK_MSG(false, "unsupported weight type %s on CUDA", DTypeName(type));
+  }
+}
+
+}  // namespace reprise::kernels::cuda

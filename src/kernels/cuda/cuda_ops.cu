@@ -1,0 +1,271 @@
+// CUDA per-row ops of the forward pass: embedding lookup, RoPE angles, RMSNorm
+// (plain and fused with the residual add), elementwise adds, SwiGLU, the q/k
+// norm + RoPE + KV store, and row gathers. One thread block per row where a
+// row needs a reduction (fixed tree: BlockSum), so every row's bits depend
+// only on that row.
+#include "kernels/cuda/cuda_common.cuh"
+#include "kernels/cuda/cuda_kernels.h"
+
+namespace reprise::kernels::cuda {
+namespace {
+
+constexpr int kRowThreads = 256;
+
+unsigned Blocks(int64_t count, int threads) {
+  return static_cast<unsigned>((count + threads - 1) / threads);
+}
+
+// One block per token; thread i dequantizes 32-value sub-blocks i, i + blockDim, ...
+template <int kType, int kSubs, int kUnitBytes>
+__global__ void EmbedQuantKernel(const uint8_t* table, int64_t row_bytes, int64_t d,
+                                 const int32_t* tokens, float* x) {
+  const int64_t t = blockIdx.x;
+  const uint8_t* row = table + static_cast<int64_t>(tokens[t]) * row_bytes;
+  for (int64_t b = threadIdx.x; b < d / 32; b += blockDim.x) {
+    const int64_t u = b / kSubs;
+    DequantSub<kType>(row + u * kUnitBytes, static_cast<int>(b % kSubs), x + t * d + b * 32);
+  }
+}
+
+template <int kElem>  // 0: F32, 1: F16, 2: BF16
+__global__ void EmbedFloatKernel(const uint8_t* table, int64_t row_bytes, int64_t d,
+                                 const int32_t* tokens, float* x) {
+  const int64_t t = blockIdx.x;
+  const uint8_t* row = table + static_cast<int64_t>(tokens[t]) * row_bytes;
+  for (int64_t i = threadIdx.x; i < d; i += blockDim.x) {
+    float v;
+    if constexpr (kElem == 0) {
+      v = reinterpret_cast<const float*>(row)[i];
+    } else if constexpr (kElem == 1) {
+      v = HalfBitsToFloat(reinterpret_cast<const uint16_t*>(row)[i]);
+    } else {
+      v = Bf16BitsToFloat(reinterpret_cast<const uint16_t*>(row)[i]);
+    }
+    x[t * d + i] = v;
+  }
+}
+
+__global__ void RopeTableKernel(const int32_t* pos, int64_t n, const float* inv_freq,
+                                int64_t half, float* rope) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= n * half) return;
+  const int64_t t = i / half, k = i % half;
+  const float angle = __fmul_rn(static_cast<float>(pos[t]), inv_freq[k]);
+  rope[t * 2 * half + 2 * k] = cosf(angle);
+  rope[t * 2 * half + 2 * k + 1] = sinf(angle);
+}
+
+__device__ __forceinline__ float RmsScale(float sumsq, int64_t d, float eps) {
+  const float mean = __fdiv_rn(sumsq, static_cast<float>(d));
+  return __fdiv_rn(1.0f, __fsqrt_rn(__fadd_rn(mean, eps)));
+}
+
+__global__ void RmsNormKernel(const float* x, const float* w, int64_t d, float eps, float* out) {
+  __shared__ float red[kRowThreads];
+  const int64_t t = blockIdx.x;
+  const float* xr = x + t * d;
+  const float scale = RmsScale(BlockSumSq(xr, d, red), d, eps);
+  for (int64_t i = threadIdx.x; i < d; i += blockDim.x) {
+    const float v = __fmul_rn(xr[i], scale);
+    out[t * d + i] = w != nullptr ? __fmul_rn(v, w[i]) : v;
+  }
+}
+
+__global__ void AddRmsNormKernel(float* x, const float* y, const float* w, int64_t d, float eps,
+                                 float* out) {
+  __shared__ float red[kRowThreads];
+  const int64_t t = blockIdx.x;
+  float* xr = x + t * d;
+  for (int64_t i = threadIdx.x; i < d; i += blockDim.x) xr[i] = __fadd_rn(xr[i], y[t * d + i]);
+  __syncthreads();
+  const float scale = RmsScale(BlockSumSq(xr, d, red), d, eps);
+  for (int64_t i = threadIdx.x; i < d; i += blockDim.x) {
+    out[t * d + i] = __fmul_rn(__fmul_rn(xr[i], scale), w[i]);
+  }
+}
+
+__global__ void AddKernel(float* x, const float* y, int64_t count) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < count) x[i] = __fadd_rn(x[i], y[i]);
+}
+
+__global__ void AddBiasKernel(float* y, const float* b, int64_t n, int64_t d) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < n * d) y[i] = __fadd_rn(y[i], b[i % d]);
+}
+
+__global__ void SiluMulKernel(float* gate, const float* up, int64_t count) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= count) return;
+  const float g = gate[i];
+  const float silu = __fdiv_rn(g, __fadd_rn(1.0f, expf(-g)));
+  gate[i] = __fmul_rn(silu, up[i]);
+}
+
+__global__ void GatherRowsKernel(const float* x, const int32_t* rows, int64_t d, float* out) {
+  const int64_t i = blockIdx.x;
+  const float* src = x + static_cast<int64_t>(rows[i]) * d;
+  for (int64_t k = threadIdx.x; k < d; k += blockDim.x) out[i * d + k] = src[k];
+}
+
+// One block; rows in i order so a row that appears several times accumulates
+// its terms in a fixed order (each thread owns columns, rows run serially).
+__global__ void ScatterAxpyKernel(const float* src, const int32_t* rows, const float* weights,
+                                  int64_t n_rows, int64_t d, float* out) {
+  for (int64_t i = 0; i < n_rows; ++i) {
+    float* o = out + static_cast<int64_t>(rows[i]) * d;
+    const float a = weights[i];
+    for (int64_t k = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; k < d;
+         k += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+      o[k] = __fmaf_rn(a, src[i * d + k], o[k]);
+    }
+  }
+}
+
+__device__ __forceinline__ void RopeHeads(float* v, int64_t n_heads, int64_t head_dim,
+                                          int64_t rope_dims, const float* cs, bool neox) {
+  const int64_t half = rope_dims / 2;
+  for (int64_t p = threadIdx.x; p < n_heads * half; p += blockDim.x) {
+    const int64_t h = p / half, i = p % half;
+    float* x = v + h * head_dim;
+    const float c = cs[2 * i], s = cs[2 * i + 1];
+    const int64_t i0 = neox ? i : 2 * i;
+    const int64_t i1 = neox ? i + half : 2 * i + 1;
+    const float a = x[i0], b = x[i1];
+    x[i0] = __fsub_rn(__fmul_rn(a, c), __fmul_rn(b, s));
+    x[i1] = __fadd_rn(__fmul_rn(a, s), __fmul_rn(b, c));
+  }
+}
+
+// RMSNorm of v[0..n) in place with weight w (block-wide).
+__device__ __forceinline__ void NormInPlace(float* v, int64_t n, const float* w, float eps,
+                                            float* red) {
+  const float scale = RmsScale(BlockSumSq(v, n, red), n, eps);
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) v[i] = __fmul_rn(__fmul_rn(v[i], scale), w[i]);
+  __syncthreads();
+}
+
+// One block per token: q/k norm, RoPE of q and k, then K/V rows into the
+// token's block (head-major: head h's row at h * block_tokens + row).
+__global__ void QkRopeStoreKernel(QkRopeStoreArgs a, KvLayout kv, BatchDev b) {
+  __shared__ float red[kRowThreads];
+  const int64_t t = blockIdx.x;
+  const AttentionShape& s = a.shape;
+  const int64_t q_dim = s.n_heads * s.head_dim_k;
+  const int64_t kd = s.n_kv_heads * s.head_dim_k, vd = s.n_kv_heads * s.head_dim_v;
+  float* qt = a.q + t * q_dim;
+  float* kt = a.k + t * kd;
+  if (a.norm == QkNorm::kWhole) {
+    NormInPlace(qt, q_dim, a.q_norm, a.eps, red);
+    NormInPlace(kt, kd, a.k_norm, a.eps, red);
+  } else if (a.norm == QkNorm::kPerHead) {
+    for (int64_t h = 0; h < s.n_heads; ++h) NormInPlace(qt + h * s.head_dim_k, s.head_dim_k, a.q_norm, a.eps, red);
+    for (int64_t h = 0; h < s.n_kv_heads; ++h) NormInPlace(kt + h * s.head_dim_k, s.head_dim_k, a.k_norm, a.eps, red);
+  }
+  const float* cs = a.rope + t * a.rope_dims;
+  RopeHeads(qt, s.n_heads, s.head_dim_k, a.rope_dims, cs, a.neox);
+  RopeHeads(kt, s.n_kv_heads, s.head_dim_k, a.rope_dims, cs, a.neox);
+  __syncthreads();
+  const int64_t bt = kv.block_tokens;
+  const int32_t pos = b.pos[t];
+  const int32_t block = b.block_table[static_cast<int64_t>(b.seq[t]) * b.max_blocks + pos / bt];
+  const int64_t row = pos % bt;
+  uint8_t* kb = KvK(kv, block, a.layer);
+  uint8_t* vb = KvV(kv, block, a.layer);
+  const float* vt = a.v + t * vd;
+  for (int64_t i = threadIdx.x; i < kd; i += blockDim.x) {
+    const int64_t h = i / s.head_dim_k, e = i % s.head_dim_k;
+    const int64_t at = (h * bt + row) * s.head_dim_k + e;
+    if (kv.f16) {
+      reinterpret_cast<__half*>(kb)[at] = __float2half_rn(kt[i]);
+    } else {
+      reinterpret_cast<float*>(kb)[at] = kt[i];
+    }
+  }
+  for (int64_t i = threadIdx.x; i < vd; i += blockDim.x) {
+    const int64_t h = i / s.head_dim_v, e = i % s.head_dim_v;
+    const int64_t at = (h * bt + row) * s.head_dim_v + e;
+    if (kv.f16) {
+      reinterpret_cast<__half*>(vb)[at] = __float2half_rn(vt[i]);
+    } else {
+      reinterpret_cast<float*>(vb)[at] = vt[i];
+    }
+  }
+}
+
+}  // namespace
+
+void LaunchEmbed(DType type, const uint8_t* table, int64_t row_bytes, int64_t d,
+                 const int32_t* tokens, int64_t n, float* x, cudaStream_t s) {
+  const unsigned grid = static_cast<unsigned>(n);
+  switch (type) {
+    case DType::kQ8_0:
+      EmbedQuantKernel<static_cast<int>(DType::kQ8_0), 1, kQ8_0Bytes><<<grid, 128, 0, s>>>(table, row_bytes, d, tokens, x);
+      break;
+    case DType::kQ4_0:
+      EmbedQuantKernel<static_cast<int>(DType::kQ4_0), 1, kQ4_0Bytes><<<grid, 128, 0, s>>>(table, row_bytes, d, tokens, x);
+      break;
+    case DType::kQ4_K:
+      EmbedQuantKernel<static_cast<int>(DType::kQ4_K), 8, kQ4KBytes><<<grid, 128, 0, s>>>(table, row_bytes, d, tokens, x);
+      break;
+    case DType::kQ6_K:
+      EmbedQuantKernel<static_cast<int>(DType::kQ6_K), 8, kQ6KBytes><<<grid, 128, 0, s>>>(table, row_bytes, d, tokens, x);
+      break;
+    case DType::kF32:
+      EmbedFloatKernel<0><<<grid, 256, 0, s>>>(table, row_bytes, d, tokens, x);
+      break;
+    case DType::kF16:
+      EmbedFloatKernel<1><<<grid, 256, 0, s>>>(table, row_bytes, d, tokens, x);
+      break;
+    default:
+      EmbedFloatKernel<2><<<grid, 256, 0, s>>>(table, row_bytes, d, tokens, x);
+      break;
+  }
+}
+
+void LaunchRopeTable(const int32_t* pos, int64_t n, const float* inv_freq, int64_t rope_dims,
+                     float* rope, cudaStream_t s) {
+  const int64_t half = rope_dims / 2;
+  if (n * half == 0) return;
+  RopeTableKernel<<<Blocks(n * half, 256), 256, 0, s>>>(pos, n, inv_freq, half, rope);
+}
+
+void LaunchRmsNorm(const float* x, const float* w, int64_t n, int64_t d, float eps, float* out,
+                   cudaStream_t s) {
+  RmsNormKernel<<<static_cast<unsigned>(n), kRowThreads, 0, s>>>(x, w, d, eps, out);
+}
+
+void LaunchAddRmsNorm(float* x, const float* y, const float* w, int64_t n, int64_t d, float eps,
+                      float* out, cudaStream_t s) {
+  AddRmsNormKernel<<<static_cast<unsigned>(n), kRowThreads, 0, s>>>(x, y, w, d, eps, out);
+}
+
+void LaunchAdd(float* x, const float* y, int64_t count, cudaStream_t s) {
+  AddKernel<<<Blocks(count, 256), 256, 0, s>>>(x, y, count);
+}
+
+void LaunchAddBias(float* y, const float* b, int64_t n, int64_t d, cudaStream_t s) {
+  AddBiasKernel<<<Blocks(n * d, 256), 256, 0, s>>>(y, b, n, d);
+}
+
+void LaunchSiluMul(float* gate, const float* up, int64_t count, cudaStream_t s) {
+  SiluMulKernel<<<Blocks(count, 256), 256, 0, s>>>(gate, up, count);
+}
+
+void LaunchGatherRows(const float* x, const int32_t* rows, int64_t n_rows, int64_t d, float* out,
+                      cudaStream_t s) {
+  if (n_rows == 0) return;
+  GatherRowsKernel<<<static_cast<unsigned>(n_rows), 256, 0, s>>>(x, rows, d, out);
+}
+
+void LaunchScatterAxpy(const float* src, const int32_t* rows, const float* weights,
+                       int64_t n_rows, int64_t d, float* out, cudaStream_t s) {
+  if (n_rows == 0) return;
+  ScatterAxpyKernel<<<Blocks(d, 256), 256, 0, s>>>(src, rows, weights, n_rows, d, out);
+}
+
+void LaunchQkRopeStore(const QkRopeStoreArgs& a, const BatchDev& b, cudaStream_t s) {
+  QkRopeStoreKernel<<<static_cast<unsigned>(b.n), kRowThreads, 0, s>>>(a, *a.kv, b);
+}
+
+}  // namespace reprise::kernels::cuda
