@@ -1,0 +1,124 @@
+// The CUDA backend's arithmetic, checked on the CPU (no GPU needed): the
+// block decoders and per-block matmul arithmetic in kernels/cuda/ are
+// __host__ __device__, and HostDequantizeRow / HostDot run that same code on
+// the host. Dequantization must equal the CPU reference bit for bit; the
+// matmul arithmetic (int8 activations per 32 values) must stay within the
+// error of 8-bit activations of the exact dot product. The row repack must put
+// every unit where the kernels read it. Built when the CUDA backend is.
+#ifdef REPRISE_HAVE_CUDA
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "kernels/cuda/cuda_kernels.h"
+#include "kernels/ops.h"
+
+namespace reprise::kernels::cuda {
+namespace {
+
+std::vector<float> RandomFloats(int64_t n, uint32_t seed, float scale = 1.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.0f, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = dist(rng);
+  return v;
+}
+
+std::vector<uint8_t> QuantizedRow(DType type, const std::vector<float>& v) {
+  std::vector<uint8_t> row(RowBytes(type, static_cast<int64_t>(v.size())));
+  QuantizeRow(type, v.data(), row.data(), static_cast<int64_t>(v.size()));
+  return row;
+}
+
+class CudaHostDequant : public ::testing::TestWithParam<DType> {};
+class CudaHostArithmetic : public ::testing::TestWithParam<DType> {};
+
+TEST_P(CudaHostDequant, MatchesTheCpuReferenceBitForBit) {
+  const DType type = GetParam();
+  for (uint32_t seed = 1; seed <= 4; ++seed) {
+    const int64_t cols = 1024;
+    const auto row = QuantizedRow(type, RandomFloats(cols, seed, 0.02f * seed));
+    std::vector<float> want(cols), got(cols);
+    DequantizeRow(type, row.data(), want.data(), cols);
+    HostDequantizeRow(type, row.data(), cols, got.data());
+    for (int64_t i = 0; i < cols; ++i) {
+      ASSERT_EQ(std::memcmp(&want[i], &got[i], 4), 0)
+          << DTypeName(type) << " value " << i << ": " << want[i] << " vs " << got[i];
+    }
+  }
+}
+
+TEST_P(CudaHostArithmetic, DotIsWithinTheErrorOfItsActivations) {
+  const DType type = GetParam();
+  const bool quant = type != DType::kF32 && type != DType::kF16 && type != DType::kBF16;
+  for (uint32_t seed = 1; seed <= 8; ++seed) {
+    const int64_t cols = 2048;
+    const auto w = QuantizedRow(type, RandomFloats(cols, seed, 0.05f));
+    const auto x = RandomFloats(cols, 100 + seed);
+    std::vector<float> wd(cols);
+    DequantizeRow(type, w.data(), wd.data(), cols);
+    double exact = 0, mag = 0;
+    for (int64_t i = 0; i < cols; ++i) {
+      exact += static_cast<double>(wd[i]) * x[i];
+      mag += std::fabs(static_cast<double>(wd[i]) * x[i]);
+    }
+    const float got = HostDot(type, w.data(), cols, x.data());
+    // 8-bit activations: each product off by at most half a step of its
+    // block's scale (amax / 254), far less on average; float weights: rounding.
+    const double tol = quant ? 1e-2 * mag : 1e-4 * mag;
+    EXPECT_NEAR(got, exact, tol) << DTypeName(type) << " seed " << seed;
+    if (quant) EXPECT_NE(got, 0.0f);
+  }
+}
+
+TEST_P(CudaHostArithmetic, RepackPutsEveryUnitWhereTheKernelsReadIt) {
+  const DType type = GetParam();
+  const int64_t rows = 70, cols = 512;  // rows not a multiple of the 32-row group
+  std::vector<uint8_t> data;
+  for (int64_t r = 0; r < rows; ++r) {
+    std::vector<uint8_t> row;
+    if (type == DType::kF32 || type == DType::kF16 || type == DType::kBF16) {
+      row.resize(RowBytes(type, cols));
+      for (size_t i = 0; i < row.size(); ++i) row[i] = static_cast<uint8_t>(r * 31 + i * 7 + 1);
+    } else {
+      row = QuantizedRow(type, RandomFloats(cols, static_cast<uint32_t>(r + 1)));
+    }
+    data.insert(data.end(), row.begin(), row.end());
+  }
+  MatrixView v{type, rows, cols, data.data()};
+  int64_t units = 0;
+  int ub = 0;
+  const std::vector<uint8_t> packed = RepackInterleaved(v, &units, &ub);
+  ASSERT_EQ(units * ub, v.row_bytes()) << "units must tile a row exactly at this width";
+  ASSERT_EQ(static_cast<int64_t>(packed.size()), 96 * units * ub);  // 3 groups of 32 rows
+  for (int64_t r = 0; r < 96; ++r) {
+    for (int64_t u = 0; u < units; ++u) {
+      const uint8_t* got = packed.data() + (((r / 32) * units + u) * 32 + r % 32) * ub;
+      if (r < rows) {
+        ASSERT_EQ(std::memcmp(got, data.data() + r * v.row_bytes() + u * ub, ub), 0) << r << "," << u;
+      } else {
+        for (int i = 0; i < ub; ++i) ASSERT_EQ(got[i], 0) << "padding row " << r;
+      }
+    }
+  }
+}
+
+auto TypeName = [](const ::testing::TestParamInfo<DType>& info) {
+  return std::string(DTypeName(info.param));
+};
+
+INSTANTIATE_TEST_SUITE_P(Types, CudaHostDequant,
+                         ::testing::Values(DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ6_K),
+                         TypeName);
+
+INSTANTIATE_TEST_SUITE_P(Types, CudaHostArithmetic,
+                         ::testing::Values(DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0,
+                                           DType::kQ4_0, DType::kQ4_K, DType::kQ6_K),
+                         TypeName);
+
+}  // namespace
+}  // namespace reprise::kernels::cuda
+#endif  // REPRISE_HAVE_CUDA
