@@ -34,8 +34,17 @@ int RunMakeModel(MakeModelOptions o) {
     s.n_ctx = 8192;
     s.byte_level_vocab = true;
     s.name = "reprise-demo (random weights: its output is noise)";
+  } else if (o.preset == "llama3-8b") {
+    // The Llama-3-8B shape with a 32000-token vocabulary (7.24B parameters);
+    // pass --vocab-from vocab/ggml-vocab-llama-spm.gguf for a real tokenizer.
+    s.n_embd = 4096, s.n_layers = 32, s.n_heads = 32, s.n_kv_heads = 8, s.n_ff = 14336;
+    s.n_vocab = 32000;
+    s.n_ctx = 131072;
+    s.rope_freq_base = 500000.0f;
+    s.name = "random Llama-3-8B shape";
   } else if (!o.preset.empty()) {
-    return ReportError(Errorf("unknown --preset '%s' (tinyllama, demo)", o.preset.c_str()));
+    return ReportError(
+        Errorf("unknown --preset '%s' (tinyllama, llama3-8b, demo)", o.preset.c_str()));
   }
   auto t = ParseDType(o.type);
   if (!t) return ReportError(Errorf("unknown weight type '%s'", o.type.c_str()));
@@ -68,7 +77,7 @@ void AddMakeModelCommand(CLI::App& app, int& exit_code) {
   auto o = std::make_shared<MakeModelOptions>();
   auto* cmd = app.add_subcommand("make-model", "Write a random-weight Llama-shaped GGUF model");
   cmd->add_option("--out,-o", o->out, "Output GGUF path")->required();
-  cmd->add_option("--preset", o->preset, "tinyllama (TinyLlama-1.1B shape) or demo");
+  cmd->add_option("--preset", o->preset, "tinyllama (TinyLlama-1.1B shape), llama3-8b (Llama-3-8B shape) or demo");
   cmd->add_option("--type", o->type, "Weight type: f32, f16, bf16, q8_0, q4_0, q4_k, q6_k");
   cmd->add_option("--embd-type", o->embd_type, "Token embedding/output type (default: --type)");
   cmd->add_option("--dim", o->spec.n_embd, "Embedding size");

@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# The whole GPU check in one device call: build with CUDA, run every GPU test,
+# run the benchmarks (reprise and the llama.cpp CUDA peer, alternating, on the
+# same GGUF files), and write logs plus gpu_results.json under $OUT.
+#
+# Needs, in the carried and git-ignored folder .gpu/ (made here by
+# scripts/gpu_prepare.sh on a Debian 12 machine):
+#   .gpu/debs/      .debs of the build dependencies, unpacked with dpkg -x
+#   .gpu/fixtures/  reference/, stories260K/, vocab/ggml-vocab-llama-spm.gguf
+#   .gpu/llama.cpp/ llama.cpp source of node-llama-cpp@3.21.1 (the peer)
+# Device call:  command "bash scripts/gpu_check.sh all", carry [".gpu"].
+# Stages (each fits one 10-minute call; "all" runs build, tests, bench):
+#   build   configure + build reprise and gpu_tests (sm_90 only, for speed)
+#   tests   gpu_tests, then the CPU suites that are cheap (sanity)
+#   bench   Llama-3-8B-shaped models (F16, Q8_0, Q4_0, Q4_K): pp512, pp8192,
+#           tg128; device copy bandwidth for the roofline
+#   peer    build llama.cpp (CUDA) and run llama-bench on the same files
+# Environment: TYPES="f16 q8_0 q4_0 q4_k", REPS=3, PEER_REPS=5.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+OUT=${OUT:-/tmp/gpu_out}
+# Everything is written to $WORK; $OUT gets gpu_check.log, gpu_tests.log,
+# gpu_results.json and gpu_logs.tar.gz (the device tool returns at most 8 files).
+WORK=/tmp/gpu_work
+mkdir -p "$OUT" "$WORK"
+STAGES=${*:-all}
+[ "$STAGES" = all ] && STAGES="build tests bench"
+TYPES=${TYPES:-"f16 q8_0 q4_0 q4_k"}
+REPS=${REPS:-3}
+PEER_REPS=${PEER_REPS:-5}
+DEPS=/tmp/reprise-deps
+BUILD=/tmp/reprise-build
+MODELS=/tmp/reprise-models
+LOG=$WORK/gpu_check.log
+exec > >(tee -a "$LOG") 2>&1
+
+say() { echo "== $(date +%H:%M:%S) $*"; }
+
+unpack_deps() {
+  [ -d "$DEPS/usr" ] && return
+  say "unpacking $(ls .gpu/debs/*.deb | wc -l) .debs into $DEPS"
+  for f in .gpu/debs/*.deb; do dpkg -x "$f" "$DEPS"; done
+}
+
+export LD_LIBRARY_PATH=$DEPS/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
+
+build() {
+  unpack_deps
+  nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.mem --format=csv | tee "$WORK/gpu.txt"
+  local pc=$DEPS/usr/bin/pkgconf
+  say "configure"
+  PKG_CONFIG_SYSROOT_DIR=$DEPS PKG_CONFIG_LIBDIR=$DEPS/usr/lib/x86_64-linux-gnu/pkgconfig:$DEPS/usr/share/pkgconfig \
+  cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DREPRISE_CUDA=ON \
+    -DCMAKE_CUDA_ARCHITECTURES=90-real -DREPRISE_BUILD_BENCH=OFF \
+    -DCMAKE_PREFIX_PATH="$DEPS/usr" -DPKG_CONFIG_EXECUTABLE="$pc" \
+    -DREPRISE_FIXTURES_DIR="$ROOT/.gpu/fixtures" > "$WORK/configure.log" 2>&1 \
+    || { tail -30 "$WORK/configure.log"; return 1; }
+  say "build"
+  cmake --build "$BUILD" -j "$(nproc)" --target reprise gpu_tests model_tests golden_tests \
+    > "$WORK/build.log" 2>&1 || { grep -E "error|FAILED" "$WORK/build.log" | head -40; return 1; }
+  say "built"
+}
+
+tests() {
+  say "gpu_tests"
+  "$BUILD/bin/gpu_tests" --gtest_brief=0 > "$WORK/gpu_tests.log" 2>&1
+  local rc=$?
+  grep -E "^\[  (PASSED|FAILED|SKIPPED) |^\[ gpu vs cpu \]|Failure|error" "$WORK/gpu_tests.log" | head -60
+  tail -3 "$WORK/gpu_tests.log"
+  say "CPU model and golden tests (the refactored forward pass, on this machine's CPU)"
+  "$BUILD/bin/model_tests" --gtest_brief=1 2>&1 | tail -2
+  "$BUILD/bin/golden_tests" --gtest_brief=1 --gtest_filter='-StoriesCli*' 2>&1 | tail -2
+  return $rc
+}
+
+make_models() {
+  mkdir -p "$MODELS"
+  for t in $TYPES; do
+    local f=$MODELS/llama3-8b-$t.gguf
+    [ -f "$f" ] && continue
+    say "make-model llama3-8b $t"
+    "$BUILD/bin/reprise" make-model --preset llama3-8b --type "$t" \
+      --vocab-from .gpu/fixtures/vocab/ggml-vocab-llama-spm.gguf --out "$f" 2>&1 | tail -1
+  done
+  sync
+}
+
+bandwidth() {
+  python3 - <<'EOF' | tee "$WORK/bandwidth.json"
+import json, torch
+x = torch.empty(2 << 30, dtype=torch.uint8, device="cuda"); y = torch.empty_like(x)
+for _ in range(3): y.copy_(x)
+torch.cuda.synchronize()
+ts = []
+for _ in range(20):
+    s = torch.cuda.Event(enable_timing=True); e = torch.cuda.Event(enable_timing=True)
+    s.record(); y.copy_(x); e.record(); torch.cuda.synchronize(); ts.append(s.elapsed_time(e))
+ts.sort(); ms = ts[len(ts) // 2]
+print(json.dumps({"copy_bytes": 2 * x.numel(), "median_ms": ms, "gb_per_s": 2 * x.numel() / ms / 1e6}))
+EOF
+}
+
+bench() {
+  make_models
+  bandwidth
+  for t in $TYPES; do
+    local f=$MODELS/llama3-8b-$t.gguf
+    for pp in 512 8192; do
+      local tg=128; [ "$pp" = 8192 ] && tg=0
+      say "reprise bench $t pp$pp tg$tg"
+      timeout 300 "$BUILD/bin/reprise" bench --device cuda --model "$f" --pp "$pp" --tg "$tg" \
+        --reps "$REPS" --json > "$WORK/bench-$t-pp$pp.json" 2> "$WORK/bench-$t-pp$pp.log" \
+        || echo "bench $t pp$pp failed or timed out (see bench-$t-pp$pp.log)"
+      cat "$WORK/bench-$t-pp$pp.json" 2>/dev/null
+    done
+  done
+  results
+}
+
+peer() {
+  make_models
+  local src=.gpu/llama.cpp pb=/tmp/llama-build
+  if [ ! -x "$pb/bin/llama-bench" ]; then
+    say "build llama.cpp (CUDA, sm_90)"
+    cmake -S "$src" -B "$pb" -G Ninja -DCMAKE_BUILD_TYPE=Release -DGGML_CUDA=ON \
+      -DCMAKE_CUDA_ARCHITECTURES=90 -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF \
+      -DLLAMA_BUILD_EXAMPLES=OFF > "$WORK/peer-configure.log" 2>&1 || { tail -20 "$WORK/peer-configure.log"; return 1; }
+    cmake --build "$pb" -j "$(nproc)" --target llama-bench > "$WORK/peer-build.log" 2>&1 \
+      || { tail -20 "$WORK/peer-build.log"; return 1; }
+  fi
+  for t in $TYPES; do
+    say "llama-bench $t"
+    "$pb/bin/llama-bench" -m "$MODELS/llama3-8b-$t.gguf" -p 512,8192 -n 128 -fa 1 \
+      -r "$PEER_REPS" -o json > "$WORK/peer-$t.json" 2> "$WORK/peer-$t.log" || tail -5 "$WORK/peer-$t.log"
+  done
+  results
+}
+
+# gpu_results.json: every figure of the bench-*.json / peer-*.json files.
+results() {
+  python3 - "$WORK" <<'EOF'
+import glob, json, os, sys
+out = sys.argv[1]
+gpu_txt = os.path.join(out, "gpu.txt")
+res = {"gpu": open(gpu_txt).read().strip() if os.path.exists(gpu_txt) else None}
+bw = os.path.join(out, "bandwidth.json")
+if os.path.exists(bw): res["copy_bandwidth"] = json.load(open(bw))
+res["reprise"] = {}
+for f in sorted(glob.glob(os.path.join(out, "bench-*.json"))):
+    try: res["reprise"][os.path.basename(f)[6:-5]] = json.load(open(f))
+    except Exception as e: res["reprise"][os.path.basename(f)] = {"error": str(e)}
+res["peer"] = {}
+for f in sorted(glob.glob(os.path.join(out, "peer-*.json"))):
+    try: res["peer"][os.path.basename(f)[5:-5]] = json.load(open(f))
+    except Exception as e: res["peer"][os.path.basename(f)] = {"error": str(e)}
+gbps = res.get("copy_bandwidth", {}).get("gb_per_s")
+for k, v in res["reprise"].items():
+    if isinstance(v, dict) and v.get("tg_tok_per_s") and gbps:
+        v["tg_roofline_tok_per_s"] = gbps * 1e9 / v["weight_bytes"]
+        v["tg_fraction_of_roofline"] = v["tg_tok_per_s"] / v["tg_roofline_tok_per_s"]
+json.dump(res, open(os.path.join(out, "gpu_results.json"), "w"), indent=1)
+print(json.dumps(res)[:3000])
+EOF
+}
+
+rc=0
+for s in $STAGES; do
+  $s || { rc=1; say "stage $s failed"; [ "$s" = build ] && break; }
+done
+for f in gpu_tests.log gpu_results.json; do [ -f "$WORK/$f" ] && cp "$WORK/$f" "$OUT/"; done
+tar -czf "$OUT/gpu_logs.tar.gz" -C "$WORK" . 2>/dev/null
+say "done (rc $rc); gpu_check.log, gpu_tests.log, gpu_results.json, gpu_logs.tar.gz in \$OUT"
+cp "$WORK/gpu_check.log" "$OUT/" 2>/dev/null
+exit $rc
