@@ -7,10 +7,10 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
-#include <unordered_map>
 
 #include "core/check.h"
 #include "core/cpu_features.h"
+#include "kernels/alloc_ledger.h"
 #include "kernels/attention.h"
 #include "kernels/backend.h"
 #include "kernels/vec.h"
@@ -57,7 +57,7 @@ class CpuBackend final : public Backend {
     att_scratch_.resize(pool_.size());
   }
   ~CpuBackend() override {
-    for (auto& [p, bytes] : allocs_) std::free(p);
+    allocs_.ForEach([](void* p) { std::free(p); });
   }
 
   DeviceType type() const override { return DeviceType::kCpu; }
@@ -67,22 +67,18 @@ class CpuBackend final : public Backend {
   }
   bool host_memory() const override { return true; }
   int threads() const override { return pool_.size(); }
-  int64_t HeldBytes() const override { return held_; }
+  int64_t HeldBytes() const override { return allocs_.held(); }
 
   Result<void*> Alloc(size_t bytes, const char* what) override {
     const size_t rounded = (std::max<size_t>(bytes, 1) + 63) / 64 * 64;
     void* p = std::aligned_alloc(64, rounded);
     if (p == nullptr) return Errorf("cannot allocate %zu bytes for %s", bytes, what);
-    allocs_[p] = rounded;
-    held_ += static_cast<int64_t>(rounded);
+    allocs_.Add(p, rounded);
     return p;
   }
   void Free(void* p) override {
     if (p == nullptr) return;
-    auto it = allocs_.find(p);
-    CHECK_MSG(it != allocs_.end(), "Free of memory this backend did not allocate");
-    held_ -= static_cast<int64_t>(it->second);
-    allocs_.erase(it);
+    allocs_.Remove(p);
     std::free(p);
   }
   void CopyToDevice(void* dst, const void* src, size_t bytes) override {
@@ -362,8 +358,7 @@ class CpuBackend final : public Backend {
   };
   ThreadPool pool_;
   Workspace ws_;
-  std::unordered_map<void*, size_t> allocs_;
-  int64_t held_ = 0;
+  AllocLedger allocs_;
   // The current batch (BeginBatch).
   int64_t n_ = 0;
   std::vector<int32_t> tokens_, pos_, seq_, block_table_, out_rows_;

@@ -70,7 +70,9 @@ TEST_P(CudaHostArithmetic, DotIsWithinTheErrorOfItsActivations) {
     // block's scale (amax / 254), far less on average; float weights: rounding.
     const double tol = quant ? 1e-2 * mag : 1e-4 * mag;
     EXPECT_NEAR(got, exact, tol) << DTypeName(type) << " seed " << seed;
-    if (quant) EXPECT_NE(got, 0.0f);
+    if (quant) {
+      EXPECT_NE(got, 0.0f);
+    }
   }
 }
 

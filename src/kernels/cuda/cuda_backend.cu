@@ -16,6 +16,7 @@
 
 #include "core/check.h"
 #include "core/log.h"
+#include "kernels/alloc_ledger.h"
 #include "kernels/backend.h"
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/cuda_kernels.h"
@@ -69,7 +70,7 @@ class CudaBackend final : public Backend {
 
   ~CudaBackend() override {
     cudaStreamSynchronize(stream_);
-    for (auto& [p, bytes] : allocs_) cudaFree(p);
+    allocs_.ForEach([](void* p) { cudaFree(p); });
     if (stream_ != nullptr) cudaStreamDestroy(stream_);
   }
 
@@ -90,7 +91,7 @@ class CudaBackend final : public Backend {
     if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) return 0;
     return static_cast<int64_t>(free_b);
   }
-  int64_t HeldBytes() const override { return held_; }
+  int64_t HeldBytes() const override { return allocs_.held(); }
 
   Result<void*> Alloc(size_t bytes, const char* what) override {
     void* p = nullptr;
@@ -101,16 +102,12 @@ class CudaBackend final : public Backend {
                     Bytes(static_cast<int64_t>(bytes)).c_str(), what,
                     Bytes(FreeMemoryBytes()).c_str(), prop_.name);
     }
-    allocs_[p] = bytes;
-    held_ += static_cast<int64_t>(bytes);
+    allocs_.Add(p, bytes);
     return p;
   }
   void Free(void* p) override {
     if (p == nullptr) return;
-    auto it = allocs_.find(p);
-    CHECK_MSG(it != allocs_.end(), "Free of memory this backend did not allocate");
-    held_ -= static_cast<int64_t>(it->second);
-    allocs_.erase(it);
+    allocs_.Remove(p);
     cudaStreamSynchronize(stream_);
     cudaFree(p);
   }
@@ -242,12 +239,15 @@ class CudaBackend final : public Backend {
       act = {act_q_.ptr, act_d_.ptr, act_sum_.ptr};
       LaunchQuantizeAct(x, n, cols, act, stream_);
     }
+    int64_t part = 1;
+    for (const Matrix* w : ws) part = std::max(part, MatMulSegments(w->cols()) * n * w->rows());
+    if (!Grow(&partials_, part).ok()) return;
     for (size_t m = 0; m < ws.size(); ++m) {
       const Matrix& w = *ws[m];
       CHECK(w.backend_layout() == kLayoutInterleaved);
       const uint8_t* data = static_cast<const uint8_t*>(w.backend_data());
       LaunchMatMul(w.type(), data, w.rows(), w.cols(), matrix_units_.at(const_cast<uint8_t*>(data)),
-                   x, act, n, ys[m], w.rows(), stream_);
+                   x, act, n, partials_.ptr, ys[m], w.rows(), stream_);
     }
   }
 
@@ -384,9 +384,8 @@ class CudaBackend final : public Backend {
   int device_ = 0;
   cudaDeviceProp prop_{};
   cudaStream_t stream_ = nullptr;
-  std::unordered_map<void*, size_t> allocs_;
+  AllocLedger allocs_;
   std::unordered_map<void*, int64_t> matrix_units_;  // device data -> units per row
-  int64_t held_ = 0;
   Status first_error_;
   // The current batch.
   int64_t n_ = 0, n_out_ = 0;
@@ -396,6 +395,7 @@ class CudaBackend final : public Backend {
   Scratch<int8_t> act_q_;
   Scratch<float> act_d_;
   Scratch<int32_t> act_sum_;
+  Scratch<float> partials_;  // matmul segment sums
   // MoE.
   Scratch<float> router_logits_, wts_, wts_dev_, xin_, hid_, hid2_, dout_;
   Scratch<int32_t> ids_, rows_dev_;
@@ -411,7 +411,18 @@ int CudaDeviceCountImpl(std::string* why_none) {
   const cudaError_t err = cudaGetDeviceCount(&count);
   if (err != cudaSuccess) {
     cudaGetLastError();
-    if (why_none != nullptr) *why_none = std::string("no usable CUDA device: ") + cudaGetErrorString(err);
+    if (why_none != nullptr) {
+      int runtime = 0;
+      cudaRuntimeGetVersion(&runtime);
+      char rt[32];
+      std::snprintf(rt, sizeof(rt), "%d.%d", runtime / 1000, (runtime % 1000) / 10);
+      *why_none = err == cudaErrorInsufficientDriver
+                      ? std::string("no NVIDIA driver is loaded, or it is older than this build's "
+                                    "CUDA runtime ") + rt
+                  : err == cudaErrorNoDevice
+                      ? std::string("no CUDA-capable GPU is visible")
+                      : std::string("CUDA is unusable here: ") + cudaGetErrorString(err);
+    }
     return 0;
   }
   if (count == 0 && why_none != nullptr) *why_none = "no CUDA device is visible";

@@ -43,6 +43,9 @@ constexpr int kQ6KBytes = 210;   // uint8 ql[128], uint8 qh[64], int8 scales[16]
 constexpr int kRowGroup = 32;
 // Tokens one thread accumulates in the matmul kernels.
 constexpr int kTokTile = 8;
+// Columns per matmul segment (cuda_matmul.cu's canonical order): a multiple
+// of every unit's values (32, 256, 4, 8).
+constexpr int64_t kSegCols = 512;
 
 REPRISE_HD float FMul(float a, float b) {
 #ifdef __CUDA_ARCH__

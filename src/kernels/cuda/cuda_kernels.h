@@ -2,12 +2,13 @@
 // .cu file per family) and the weight layouts they read. Only
 // cuda_backend.cu includes this.
 //
-// Determinism contract: every output element (row r, token t) of a matmul is
-// computed by one thread with one fixed operation sequence over the weight
-// blocks in column order, whatever n, the tile it falls in or the grid; the
-// same holds for every (token, head) of attention (positions in order, one
-// online softmax) and every row of the per-row ops (fixed reduction trees).
-// So batch composition, chunking and cache hits never change a bit.
+// Determinism contract: every output element (row r, token t) of a matmul has
+// one fixed operation sequence (segments of kSegCols columns, each summed in
+// column order, then the segment sums in order: cuda_matmul.cu), whatever n,
+// the tile it falls in or the grid; the same holds for every (token, head) of
+// attention (positions in order, one online softmax) and every row of the
+// per-row ops (fixed reduction trees). So batch composition, chunking and
+// cache hits never change a bit.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -42,9 +43,12 @@ struct ActQ {
   int32_t* sum = nullptr;  // [n, cols / 32]
 };
 void LaunchQuantizeAct(const float* x, int64_t n, int64_t cols, const ActQ& a, cudaStream_t s);
-// y[t, r] (row stride ldy) for r < rows, t < n.
+// Column segments of a row (the canonical order's split; cuda_matmul.cu).
+int64_t MatMulSegments(int64_t cols);
+// y[t, r] (row stride ldy) for r < rows, t < n. `part`: scratch of
+// MatMulSegments(cols) * n * rows floats.
 void LaunchMatMul(DType type, const uint8_t* w, int64_t rows, int64_t cols, int64_t n_units,
-                  const float* x, const ActQ& act, int64_t n, float* y, int64_t ldy,
+                  const float* x, const ActQ& act, int64_t n, float* part, float* y, int64_t ldy,
                   cudaStream_t s);
 bool IsQuantType(DType type);
 

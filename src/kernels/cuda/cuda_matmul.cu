@@ -1,12 +1,17 @@
 // CUDA matmul: the weight repack done at upload, activation quantization, and
 // y = W x for every weight type.
 //
-// One thread owns one row r and up to kTokTile tokens; the 32 lanes of a warp
-// are 32 consecutive rows of one interleaved row group, so a warp's loads of
-// one block index are 32 consecutive units (coalesced). Each (r, t) is
-// accumulated over the row's units in column order with one fixed sequence of
-// float operations (the shared device functions below), whatever n, the tile
-// or the grid: the determinism contract.
+// The canonical order of one output y[t, r] (the determinism contract): the
+// row's columns are cut into segments of kSegCols (a fixed width: it depends
+// on nothing but the row), each segment's units are accumulated in column
+// order from 0, and the segment sums are added in segment order (the first
+// one is the start). Every kernel and the host emulation follow it with the
+// same shared device functions, whatever n, the tile or the grid.
+// Here one thread owns one row r, one segment and up to kTokTile tokens (grid
+// z = segments, so a decode step has rows / 32 x segments warps); the 32 lanes
+// of a warp are 32 consecutive rows of one interleaved row group, so a warp's
+// loads of one unit are 32 consecutive units (coalesced). Segment sums go to
+// a scratch array and a second kernel adds them in order.
 //  - Quantized weights (Q8_0, Q4_0, Q4_K, Q6_K) against int8 activations
 //    (32 values per f32 scale): per 32-value sub-block an exact integer dot
 //    product, scaled as SubBlockContrib says, added to the accumulator.
@@ -84,21 +89,48 @@ REPRISE_HD void LoadSub(const uint8_t* unit, int j, SubBlock* s) {
   }
 }
 
+// The (row, token tile) of this thread and where its row's first unit is.
+struct RowTile {
+  int64_t r = 0, t0 = 0;
+  int n_tok = 0;
+  const uint8_t* row = nullptr;  // unit u at row + u * kRowGroup * unit_bytes
+};
+__device__ __forceinline__ bool ThisRowTile(const uint8_t* w, int64_t rows, int64_t n_units,
+                                            int unit_bytes, int64_t n, RowTile* t) {
+  t->r = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (t->r >= rows) return false;  // no cross-lane work in the kernels: lanes may leave early
+  t->t0 = static_cast<int64_t>(blockIdx.y) * kTokTile;
+  t->n_tok = static_cast<int>(n - t->t0 < kTokTile ? n - t->t0 : kTokTile);
+  const int64_t group = t->r / kRowGroup, lane = t->r % kRowGroup;
+  t->row = w + (group * n_units * kRowGroup + lane) * unit_bytes;
+  return true;
+}
+
+// Units [*u0, *u1) of segment `seg` for units of `per_unit` values.
+REPRISE_HD void SegmentUnits(int64_t seg, int64_t n_units, int per_unit, int64_t* u0,
+                             int64_t* u1) {
+  const int64_t per_seg = kSegCols / per_unit;
+  *u0 = seg * per_seg;
+  *u1 = *u0 + per_seg < n_units ? *u0 + per_seg : n_units;
+}
+
+// Writes segment sums: part[(seg * n + t) * rows + r].
 template <int kType, int kKind, int kSubs, int kUnitBytes>
 __global__ void MatMulQuantKernel(const uint8_t* __restrict__ w, int64_t rows, int64_t n_units,
                                   const int8_t* __restrict__ xq, const float* __restrict__ xd,
                                   const int32_t* __restrict__ xs, int64_t cols, int64_t n,
-                                  float* __restrict__ y, int64_t ldy) {
-  const int64_t r = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (r >= rows) return;  // no cross-lane work below: lanes may leave early
-  const int64_t t0 = static_cast<int64_t>(blockIdx.y) * kTokTile;
-  const int64_t group = r / kRowGroup, lane = r % kRowGroup;
-  const int n_tok = static_cast<int>(n - t0 < kTokTile ? n - t0 : kTokTile);
+                                  float* __restrict__ part) {
+  RowTile tile;
+  if (!ThisRowTile(w, rows, n_units, kUnitBytes, n, &tile)) return;
+  const int64_t r = tile.r, t0 = tile.t0, seg = blockIdx.z;
+  const int n_tok = tile.n_tok;
+  const uint8_t* row = tile.row;
   float acc[kTokTile];
   for (int k = 0; k < kTokTile; ++k) acc[k] = 0.0f;
   const int64_t nb32 = cols / 32;
-  const uint8_t* row = w + (group * n_units * kRowGroup + lane) * kUnitBytes;
-  for (int64_t u = 0; u < n_units; ++u) {
+  int64_t u0, u1;
+  SegmentUnits(seg, n_units, kSubs * 32, &u0, &u1);
+  for (int64_t u = u0; u < u1; ++u) {
     const uint8_t* unit = row + u * kRowGroup * kUnitBytes;
     for (int j = 0; j < kSubs; ++j) {
       SubBlock s;
@@ -112,7 +144,7 @@ __global__ void MatMulQuantKernel(const uint8_t* __restrict__ w, int64_t rows, i
       }
     }
   }
-  for (int k = 0; k < n_tok; ++k) y[(t0 + k) * ldy + r] = acc[k];
+  for (int k = 0; k < n_tok; ++k) part[(seg * n + t0 + k) * rows + r] = acc[k];
 }
 
 template <int kElem>  // 0: F32, 1: F16, 2: BF16
@@ -131,16 +163,17 @@ REPRISE_HD float LoadValue(const uint8_t* unit, int i) {
 template <int kElem, int kPerUnit>
 __global__ void MatMulFloatKernel(const uint8_t* __restrict__ w, int64_t rows, int64_t n_units,
                                   const float* __restrict__ x, int64_t cols, int64_t n,
-                                  float* __restrict__ y, int64_t ldy) {
-  const int64_t r = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (r >= rows) return;  // no cross-lane work below: lanes may leave early
-  const int64_t t0 = static_cast<int64_t>(blockIdx.y) * kTokTile;
-  const int64_t group = r / kRowGroup, lane = r % kRowGroup;
-  const int n_tok = static_cast<int>(n - t0 < kTokTile ? n - t0 : kTokTile);
+                                  float* __restrict__ part) {
+  RowTile tile;
+  if (!ThisRowTile(w, rows, n_units, 16, n, &tile)) return;
+  const int64_t r = tile.r, t0 = tile.t0, seg = blockIdx.z;
+  const int n_tok = tile.n_tok;
+  const uint8_t* row = tile.row;
   float acc[kTokTile];
   for (int k = 0; k < kTokTile; ++k) acc[k] = 0.0f;
-  const uint8_t* row = w + (group * n_units * kRowGroup + lane) * 16;
-  for (int64_t u = 0; u < n_units; ++u) {
+  int64_t u0, u1;
+  SegmentUnits(seg, n_units, kPerUnit, &u0, &u1);
+  for (int64_t u = u0; u < u1; ++u) {
     const uint8_t* unit = row + u * kRowGroup * 16;
     const int64_t c0 = u * kPerUnit;
     const int valid = static_cast<int>(cols - c0 < kPerUnit ? cols - c0 : kPerUnit);
@@ -149,7 +182,18 @@ __global__ void MatMulFloatKernel(const uint8_t* __restrict__ w, int64_t rows, i
       for (int k = 0; k < n_tok; ++k) acc[k] = FFma(wv, x[(t0 + k) * cols + c0 + i], acc[k]);
     }
   }
-  for (int k = 0; k < n_tok; ++k) y[(t0 + k) * ldy + r] = acc[k];
+  for (int k = 0; k < n_tok; ++k) part[(seg * n + t0 + k) * rows + r] = acc[k];
+}
+
+// y[t, r] = part[0] + part[1] + ... in segment order.
+__global__ void CombineSegmentsKernel(const float* __restrict__ part, int64_t segs, int64_t n,
+                                      int64_t rows, float* __restrict__ y, int64_t ldy) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= n * rows) return;
+  const int64_t t = i / rows, r = i % rows;
+  float acc = part[t * rows + r];
+  for (int64_t g = 1; g < segs; ++g) acc = FAdd(acc, part[(g * n + t) * rows + r]);
+  y[t * ldy + r] = acc;
 }
 
 // The activation quantizer's arithmetic for one value (host and device).
@@ -217,7 +261,8 @@ void HostDequantizeRow(DType type, const uint8_t* row, int64_t cols, float* out)
 }
 
 float HostDot(DType type, const uint8_t* row, int64_t cols, const float* x) {
-  float acc = 0.0f;
+  // Segment sums, then their sum in order (the kernels' canonical order).
+  std::vector<float> seg_sum(static_cast<size_t>(MatMulSegments(cols)), 0.0f);
   if (!IsQuantType(type)) {
     const int per = UnitValues(type);
     for (int64_t c = 0; c < cols; ++c) {
@@ -226,9 +271,12 @@ float HostDot(DType type, const uint8_t* row, int64_t cols, const float* x) {
       const float wv = type == DType::kF32   ? LoadValue<0>(unit, i)
                        : type == DType::kF16 ? LoadValue<1>(unit, i)
                                              : LoadValue<2>(unit, i);
+      float& acc = seg_sum[c / kSegCols];
       acc = FFma(wv, x[c], acc);
     }
-    return acc;
+    float total = seg_sum[0];
+    for (size_t g = 1; g < seg_sum.size(); ++g) total = FAdd(total, seg_sum[g]);
+    return total;
   }
   // Quantize x as QuantizeActKernel does.
   const int64_t nb = cols / 32;
@@ -273,9 +321,12 @@ float HostDot(DType type, const uint8_t* row, int64_t cols, const float* x) {
         c = SubBlockContrib<2>(s, &q[b * 32], d[b], sum[b]);
         break;
     }
+    float& acc = seg_sum[b * 32 / kSegCols];
     acc = FAdd(acc, c);
   }
-  return acc;
+  float total = seg_sum[0];
+  for (size_t g = 1; g < seg_sum.size(); ++g) total = FAdd(total, seg_sum[g]);
+  return total;
 }
 
 void LaunchQuantizeAct(const float* x, int64_t n, int64_t cols, const ActQ& a, cudaStream_t s) {
@@ -285,42 +336,49 @@ void LaunchQuantizeAct(const float* x, int64_t n, int64_t cols, const ActQ& a, c
   QuantizeActKernel<<<grid, 256, 0, s>>>(x, n_blocks, a.q, a.d, a.sum);
 }
 
+int64_t MatMulSegments(int64_t cols) { return (cols + kSegCols - 1) / kSegCols; }
+
 void LaunchMatMul(DType type, const uint8_t* w, int64_t rows, int64_t cols, int64_t n_units,
-                  const float* x, const ActQ& act, int64_t n, float* y, int64_t ldy,
+                  const float* x, const ActQ& act, int64_t n, float* part, float* y, int64_t ldy,
                   cudaStream_t s) {
   const int64_t padded_rows = (rows + kRowGroup - 1) / kRowGroup * kRowGroup;
+  const int64_t segs = MatMulSegments(cols);
   const dim3 grid(static_cast<unsigned>((padded_rows + kThreads - 1) / kThreads),
-                  static_cast<unsigned>((n + kTokTile - 1) / kTokTile));
+                  static_cast<unsigned>((n + kTokTile - 1) / kTokTile),
+                  static_cast<unsigned>(segs));
   static_assert(kThreads % kRowGroup == 0);
   switch (type) {
     case DType::kQ8_0:
       MatMulQuantKernel<static_cast<int>(DType::kQ8_0), 0, 1, kQ8_0Bytes>
-          <<<grid, kThreads, 0, s>>>(w, rows, n_units, act.q, act.d, act.sum, cols, n, y, ldy);
+          <<<grid, kThreads, 0, s>>>(w, rows, n_units, act.q, act.d, act.sum, cols, n, part);
       break;
     case DType::kQ4_0:
       MatMulQuantKernel<static_cast<int>(DType::kQ4_0), 0, 1, kQ4_0Bytes>
-          <<<grid, kThreads, 0, s>>>(w, rows, n_units, act.q, act.d, act.sum, cols, n, y, ldy);
+          <<<grid, kThreads, 0, s>>>(w, rows, n_units, act.q, act.d, act.sum, cols, n, part);
       break;
     case DType::kQ4_K:
       MatMulQuantKernel<static_cast<int>(DType::kQ4_K), 1, 8, kQ4KBytes>
-          <<<grid, kThreads, 0, s>>>(w, rows, n_units, act.q, act.d, act.sum, cols, n, y, ldy);
+          <<<grid, kThreads, 0, s>>>(w, rows, n_units, act.q, act.d, act.sum, cols, n, part);
       break;
     case DType::kQ6_K:
       MatMulQuantKernel<static_cast<int>(DType::kQ6_K), 2, 8, kQ6KBytes>
-          <<<grid, kThreads, 0, s>>>(w, rows, n_units, act.q, act.d, act.sum, cols, n, y, ldy);
+          <<<grid, kThreads, 0, s>>>(w, rows, n_units, act.q, act.d, act.sum, cols, n, part);
       break;
     case DType::kF32:
-      MatMulFloatKernel<0, 4><<<grid, kThreads, 0, s>>>(w, rows, n_units, x, cols, n, y, ldy);
+      MatMulFloatKernel<0, 4><<<grid, kThreads, 0, s>>>(w, rows, n_units, x, cols, n, part);
       break;
     case DType::kF16:
-      MatMulFloatKernel<1, 8><<<grid, kThreads, 0, s>>>(w, rows, n_units, x, cols, n, y, ldy);
+      MatMulFloatKernel<1, 8><<<grid, kThreads, 0, s>>>(w, rows, n_units, x, cols, n, part);
       break;
     case DType::kBF16:
-      MatMulFloatKernel<2, 8><<<grid, kThreads, 0, s>>>(w, rows, n_units, x, cols, n, y, ldy);
+      MatMulFloatKernel<2, 8><<<grid, kThreads, 0, s>>>(w, rows, n_units, x, cols, n, part);
       break;
     default:
       CHECK_MSG(false, "unsupported weight type %s on CUDA", DTypeName(type));
   }
+  const int64_t outs = n * rows;
+  CombineSegmentsKernel<<<static_cast<unsigned>((outs + 255) / 256), 256, 0, s>>>(part, segs, n,
+                                                                                 rows, y, ldy);
 }
 
 }  // namespace reprise::kernels::cuda
