@@ -165,6 +165,9 @@ class Backend {
   // A float vector copied into backend memory owned by the backend.
   virtual Result<const float*> UploadVector(std::span<const float> host) = 0;
 
+  // Errors when this backend's attention cannot run the shape (checked at load).
+  virtual Status CheckAttentionShape(const AttentionShape& shape) const { return Status::Ok(); }
+
   // ---- the forward pass's ops (n = batch rows, d = row width) ----
   virtual Status BeginBatch(const BatchDesc& batch) = 0;
   // x[t] = row tokens[t] of table (any weight type), t < n.

@@ -93,6 +93,15 @@ Result<std::unique_ptr<Model>> Model::Load(std::shared_ptr<const gguf::File> fil
   if (!cfg.ok()) return cfg.status().WithContext(file->path());
   m->config_ = std::move(cfg).value();
   ASSIGN_OR_RETURN(m->backend_, kernels::CreateBackend(options.device, options.n_threads));
+  {
+    const ModelConfig& c = m->config_;
+    kernels::AttentionShape shape;
+    shape.n_heads = c.n_heads;
+    shape.n_kv_heads = c.n_kv_heads;
+    shape.head_dim_k = c.head_dim_k;
+    shape.head_dim_v = c.head_dim_v;
+    RETURN_IF_ERROR(m->backend_->CheckAttentionShape(shape).WithContext(file->path()));
+  }
   RETURN_IF_ERROR(m->backend_->ReserveWeights(FileWeightBytes(*file)));
   auto weights = BindWeights(*file, m->config_, *m->backend_);
   if (!weights.ok()) return weights.status().WithContext(file->path());

@@ -1,19 +1,28 @@
-// CUDA paged attention: each (token, query head) reads its sequence's K/V
-// back from the KV blocks through the block table, in tiles of 32 positions,
-// tile 0 first, with one online softmax (running max m, sum l, accumulator o).
+// CUDA paged attention: each token reads its sequence's K/V back from the KV
+// blocks through the block table.
 //
-// Determinism contract: one thread block computes one (token, head) with an
-// operation order fixed by the position and the head size alone: scores are
-// lane-strided dot products reduced by a fixed butterfly; m, l and o update
-// over a tile's positions in order. Nothing depends on the batch, the other
-// heads or the chunking of the prompt.
+// The canonical order of one (token, query head) — the determinism contract:
+//  - positions 0..pos are cut into chunks of kChunk (fixed: independent of the
+//    batch), each chunk into tiles of 32 positions;
+//  - within a chunk, one online softmax from scratch: per tile, the scores
+//    (q . k_j, j = lane, summed over the head's dims in order, times scale),
+//    the tile max, m' = max(m, tile max), l = l * e^(m - m') + (butterfly sum
+//    of e^(s_j - m')), o = o * e^(m - m') + sum over j in order of
+//    e^(s_j - m') v_j;
+//  - the chunk states (m, l, o) are merged in chunk order (MergeState), and
+//    the result is o / l.
+// Two launch shapes run exactly this arithmetic: for few tokens (decode) one
+// block per (token, kv head, chunk) writes chunk states and a second kernel
+// merges them, so a long context spreads over the whole GPU; for many tokens
+// (prefill) one block per (token, kv head) runs its chunks one after another
+// and merges as it goes. Which shape runs never changes a bit.
 //
-// This is the correctness-first version: it re-reads K/V for every query head
-// of a GQA group and every token of a prefill. Flash-style tiles for prefill
-// (K/V tiles in shared memory reused by a group's heads and a run of tokens)
-// and a fixed split over the context for long decodes come next.
+// A block serves every query head of one KV head's GQA group (K/V tiles are
+// staged once in shared memory for all of them); warp w takes heads w, w + 4, ...
+// Prefill still re-reads the KV per token: flash-style token tiles are next.
 #include <cfloat>
 
+#include "core/check.h"
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/cuda_kernels.h"
 
@@ -21,88 +30,244 @@ namespace reprise::kernels::cuda {
 namespace {
 
 constexpr int kTile = 32;
-constexpr int kThreads = 128;  // 4 warps, 8 positions of a tile each
-constexpr int kMaxDimPerThread = 4;  // head_dim_v <= 512
+constexpr int kChunk = 256;  // positions per chunk (8 tiles)
+constexpr int kThreads = 128;
+constexpr int kWarps = kThreads / 32;
+constexpr int kMaxDimPerLane = 8;  // head_dim_v <= 256
 
 __device__ __forceinline__ float LoadKv(const uint8_t* p, int64_t i, bool f16) {
   return f16 ? __half2float(reinterpret_cast<const __half*>(p)[i])
              : reinterpret_cast<const float*>(p)[i];
 }
 
-__global__ void AttentionKernel(const float* __restrict__ q, AttentionShape s, KvLayout kv,
-                                int layer, BatchDev b, float* __restrict__ out) {
-  __shared__ float scores[kTile];
-  extern __shared__ float q_sh[];  // [head_dim_k]
-  const int64_t t = blockIdx.x;
-  const int64_t h = blockIdx.y;
-  const int64_t group = s.n_heads / s.n_kv_heads;
-  const int64_t kvh = h / group;
-  const int64_t hk = s.head_dim_k, hv = s.head_dim_v;
-  const int64_t bt = kv.block_tokens;
-  const int32_t pos = b.pos[t];
-  const int32_t* table = b.block_table + static_cast<int64_t>(b.seq[t]) * b.max_blocks;
+struct HeadState {
+  float m, l;
+  float o[kMaxDimPerLane];  // dims lane, lane + 32, ...
+};
+
+__device__ __forceinline__ void ResetState(HeadState* s) {
+  s->m = -FLT_MAX;
+  s->l = 0.0f;
+  for (int k = 0; k < kMaxDimPerLane; ++k) s->o[k] = 0.0f;
+}
+
+// (m, l, o) := merge of (m, l, o) and (m2, l2, o2) — chunk order fixed by the caller.
+__device__ __forceinline__ void MergeState(HeadState* a, float m2, float l2, const float* o2) {
+  const float m = fmaxf(a->m, m2);
+  const float ca = expf(FSub(a->m, m)), cb = expf(FSub(m2, m));
+  a->l = FAdd(FMul(a->l, ca), FMul(l2, cb));
+  for (int k = 0; k < kMaxDimPerLane; ++k) a->o[k] = FAdd(FMul(a->o[k], ca), FMul(o2[k], cb));
+  a->m = m;
+}
+
+struct Ctx {
+  const float* q;
+  AttentionShape s;
+  KvLayout kv;
+  int layer;
+  BatchDev b;
+};
+
+// One chunk of positions [p_begin, p_end] (inclusive end) for the heads of
+// kv head `kvh` that this warp owns; states[i] is the warp's i-th head.
+// Shared memory: q_sh [group][hk], k_sh [kTile][hk], v_sh [kTile][hv].
+__device__ void RunChunk(const Ctx& c, int64_t t, int64_t kvh, int64_t p_begin, int64_t p_end,
+                         float* q_sh, float* k_sh, float* v_sh, HeadState* states) {
+  const int64_t hk = c.s.head_dim_k, hv = c.s.head_dim_v, bt = c.kv.block_tokens;
+  const int64_t group = c.s.n_heads / c.s.n_kv_heads;
+  const int32_t* table = c.b.block_table + static_cast<int64_t>(c.b.seq[t]) * c.b.max_blocks;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-
-  for (int64_t e = threadIdx.x; e < hk; e += blockDim.x) {
-    q_sh[e] = q[t * s.n_heads * hk + h * hk + e];
-  }
-  __syncthreads();
-
-  float m = -FLT_MAX, l = 0.0f;
-  float o[kMaxDimPerThread];
-  for (int k = 0; k < kMaxDimPerThread; ++k) o[k] = 0.0f;
-
-  const int64_t n_tiles = pos / kTile + 1;
-  for (int64_t tile = 0; tile < n_tiles; ++tile) {
-    const int64_t p0 = tile * kTile;
-    // Scores: warp w takes positions p0 + 8w .. p0 + 8w + 7.
-    for (int j = warp * 8; j < warp * 8 + 8; ++j) {
-      const int64_t p = p0 + j;
+  const int64_t esz = c.kv.f16 ? 2 : 4;
+  for (int64_t hi = 0; warp + hi * kWarps < group; ++hi) ResetState(&states[hi]);
+  for (int64_t p0 = p_begin; p0 <= p_end; p0 += kTile) {
+    const int valid = static_cast<int>(p_end - p0 + 1 < kTile ? p_end - p0 + 1 : kTile);
+    __syncthreads();  // the previous tile is no longer read
+    for (int64_t i = threadIdx.x; i < static_cast<int64_t>(valid) * hk; i += blockDim.x) {
+      const int64_t j = i / hk, e = i % hk, p = p0 + j;
+      const uint8_t* kp = KvK(c.kv, table[p / bt], c.layer) + ((kvh * bt + p % bt) * hk) * esz;
+      k_sh[j * hk + e] = LoadKv(kp, e, c.kv.f16);
+    }
+    for (int64_t i = threadIdx.x; i < static_cast<int64_t>(valid) * hv; i += blockDim.x) {
+      const int64_t j = i / hv, e = i % hv, p = p0 + j;
+      const uint8_t* vp = KvV(c.kv, table[p / bt], c.layer) + ((kvh * bt + p % bt) * hv) * esz;
+      v_sh[j * hv + e] = LoadKv(vp, e, c.kv.f16);
+    }
+    __syncthreads();
+    for (int64_t hi = 0; warp + hi * kWarps < group; ++hi) {
+      const int64_t gh = warp + hi * kWarps;  // head within the group
+      HeadState& st = states[hi];
+      const float* qh = q_sh + gh * hk;
       float sc = -FLT_MAX;
-      if (p <= pos) {
-        const int32_t block = table[p / bt];
-        const uint8_t* kp = KvK(kv, block, layer) + ((kvh * bt + p % bt) * hk) * (kv.f16 ? 2 : 4);
+      if (lane < valid) {
         float acc = 0.0f;
-        for (int64_t e = lane; e < hk; e += 32) acc = __fmaf_rn(q_sh[e], LoadKv(kp, e, kv.f16), acc);
-        sc = __fmul_rn(WarpSum(acc), s.scale);
+        for (int64_t e = 0; e < hk; ++e) acc = FFma(qh[e], k_sh[lane * hk + e], acc);
+        sc = FMul(acc, c.s.scale);
       }
-      if (lane == 0) scores[j] = sc;
-    }
-    __syncthreads();
-    const int valid = static_cast<int>(pos - p0 + 1 < kTile ? pos - p0 + 1 : kTile);
-    float tmax = m;
-    for (int j = 0; j < valid; ++j) tmax = fmaxf(tmax, scores[j]);
-    const float corr = expf(__fsub_rn(m, tmax));
-    l = __fmul_rn(l, corr);
-    for (int k = 0; k < kMaxDimPerThread; ++k) o[k] = __fmul_rn(o[k], corr);
-    for (int j = 0; j < valid; ++j) {
-      const float pj = expf(__fsub_rn(scores[j], tmax));
-      l = __fadd_rn(l, pj);
-      const int64_t p = p0 + j;
-      const int32_t block = table[p / bt];
-      const uint8_t* vp = KvV(kv, block, layer) + ((kvh * bt + p % bt) * hv) * (kv.f16 ? 2 : 4);
-      for (int k = 0; k < kMaxDimPerThread; ++k) {
-        const int64_t e = threadIdx.x + static_cast<int64_t>(k) * blockDim.x;
-        if (e < hv) o[k] = __fmaf_rn(pj, LoadKv(vp, e, kv.f16), o[k]);
+      const float m_new = fmaxf(st.m, WarpMax(sc));
+      const float corr = expf(FSub(st.m, m_new));
+      const float p = lane < valid ? expf(FSub(sc, m_new)) : 0.0f;
+      st.l = FAdd(FMul(st.l, corr), WarpSum(p));
+      for (int k = 0; k < kMaxDimPerLane; ++k) st.o[k] = FMul(st.o[k], corr);
+      for (int j = 0; j < valid; ++j) {
+        const float pj = __shfl_sync(0xffffffffu, p, j);
+        for (int k = 0; k < kMaxDimPerLane; ++k) {
+          const int64_t e = lane + 32 * k;
+          if (e < hv) st.o[k] = FFma(pj, v_sh[j * hv + e], st.o[k]);
+        }
       }
+      st.m = m_new;
     }
-    m = tmax;
-    __syncthreads();
   }
-  float* ot = out + t * s.n_heads * hv + h * hv;
-  for (int k = 0; k < kMaxDimPerThread; ++k) {
-    const int64_t e = threadIdx.x + static_cast<int64_t>(k) * blockDim.x;
-    if (e < hv) ot[e] = __fdiv_rn(o[k], l);
+}
+
+__device__ void LoadQ(const Ctx& c, int64_t t, int64_t kvh, float* q_sh) {
+  const int64_t hk = c.s.head_dim_k, group = c.s.n_heads / c.s.n_kv_heads;
+  const float* src = c.q + t * c.s.n_heads * hk + kvh * group * hk;
+  for (int64_t i = threadIdx.x; i < group * hk; i += blockDim.x) q_sh[i] = src[i];
+  __syncthreads();
+}
+
+constexpr int kMaxHeadsPerWarp = 8;  // group <= 32
+
+// Decode shape: block (token, kv head, chunk) -> chunk states.
+// part: [(t * n_heads + h) * max_chunks + chunk] of (m, l, o[hv]).
+__global__ void AttentionChunkKernel(Ctx c, int64_t max_chunks, float* part) {
+  extern __shared__ float sh[];
+  const int64_t t = blockIdx.x, kvh = blockIdx.y, chunk = blockIdx.z;
+  const int64_t pos = c.b.pos[t];
+  if (chunk * kChunk > pos) return;
+  const int64_t hk = c.s.head_dim_k, hv = c.s.head_dim_v;
+  const int64_t group = c.s.n_heads / c.s.n_kv_heads;
+  float* q_sh = sh;
+  float* k_sh = q_sh + group * hk;
+  float* v_sh = k_sh + kTile * hk;
+  LoadQ(c, t, kvh, q_sh);
+  HeadState states[kMaxHeadsPerWarp];
+  const int64_t p_end = min(pos, (chunk + 1) * kChunk - 1);
+  RunChunk(c, t, kvh, chunk * kChunk, p_end, q_sh, k_sh, v_sh, states);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int64_t stride = hv + 2;
+  for (int64_t hi = 0; warp + hi * kWarps < group; ++hi) {
+    const int64_t h = kvh * group + warp + hi * kWarps;
+    float* dst = part + ((t * c.s.n_heads + h) * max_chunks + chunk) * stride;
+    if (lane == 0) {
+      dst[0] = states[hi].m;
+      dst[1] = states[hi].l;
+    }
+    for (int k = 0; k < kMaxDimPerLane; ++k) {
+      const int64_t e = lane + 32 * k;
+      if (e < hv) dst[2 + e] = states[hi].o[k];
+    }
+  }
+}
+
+// Merges a (token, head)'s chunk states in chunk order: one warp per (t, h).
+__global__ void AttentionMergeKernel(Ctx c, int64_t max_chunks, const float* part, float* out) {
+  const int64_t w = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
+  const int lane = threadIdx.x % 32;
+  if (w >= c.b.n * c.s.n_heads) return;
+  const int64_t t = w / c.s.n_heads, h = w % c.s.n_heads, hv = c.s.head_dim_v;
+  const int64_t n_chunks = c.b.pos[t] / kChunk + 1;
+  const int64_t stride = hv + 2;
+  const float* src = part + (t * c.s.n_heads + h) * max_chunks * stride;
+  HeadState st;
+  st.m = src[0];
+  st.l = src[1];
+  for (int k = 0; k < kMaxDimPerLane; ++k) {
+    const int64_t e = lane + 32 * k;
+    st.o[k] = e < hv ? src[2 + e] : 0.0f;
+  }
+  for (int64_t ch = 1; ch < n_chunks; ++ch) {
+    const float* sc = src + ch * stride;
+    float o2[kMaxDimPerLane];
+    for (int k = 0; k < kMaxDimPerLane; ++k) {
+      const int64_t e = lane + 32 * k;
+      o2[k] = e < hv ? sc[2 + e] : 0.0f;
+    }
+    MergeState(&st, sc[0], sc[1], o2);
+  }
+  float* dst = out + t * c.s.n_heads * hv + h * hv;
+  for (int k = 0; k < kMaxDimPerLane; ++k) {
+    const int64_t e = lane + 32 * k;
+    if (e < hv) dst[e] = FDiv(st.o[k], st.l);
+  }
+}
+
+// Prefill shape: block (token, kv head) runs its chunks in order, merging as
+// it goes (the same MergeState sequence as AttentionMergeKernel).
+__global__ void AttentionSerialKernel(Ctx c, float* out) {
+  extern __shared__ float sh[];
+  const int64_t t = blockIdx.x, kvh = blockIdx.y;
+  const int64_t pos = c.b.pos[t];
+  const int64_t hk = c.s.head_dim_k, hv = c.s.head_dim_v;
+  const int64_t group = c.s.n_heads / c.s.n_kv_heads;
+  float* q_sh = sh;
+  float* k_sh = q_sh + group * hk;
+  float* v_sh = k_sh + kTile * hk;
+  LoadQ(c, t, kvh, q_sh);
+  HeadState total[kMaxHeadsPerWarp], chunk_state[kMaxHeadsPerWarp];
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  for (int64_t chunk = 0; chunk * kChunk <= pos; ++chunk) {
+    const int64_t p_end = min(pos, (chunk + 1) * kChunk - 1);
+    RunChunk(c, t, kvh, chunk * kChunk, p_end, q_sh, k_sh, v_sh,
+             chunk == 0 ? total : chunk_state);
+    if (chunk > 0) {
+      for (int64_t hi = 0; warp + hi * kWarps < group; ++hi) {
+        MergeState(&total[hi], chunk_state[hi].m, chunk_state[hi].l, chunk_state[hi].o);
+      }
+    }
+  }
+  for (int64_t hi = 0; warp + hi * kWarps < group; ++hi) {
+    const int64_t h = kvh * group + warp + hi * kWarps;
+    float* dst = out + t * c.s.n_heads * hv + h * hv;
+    for (int k = 0; k < kMaxDimPerLane; ++k) {
+      const int64_t e = lane + 32 * k;
+      if (e < hv) dst[e] = FDiv(total[hi].o[k], total[hi].l);
+    }
   }
 }
 
 }  // namespace
 
+int64_t AttentionScratchFloats(const AttentionShape& s, int64_t n, int32_t max_pos) {
+  const int64_t chunks = max_pos / kChunk + 1;
+  return n * s.n_heads * chunks * (s.head_dim_v + 2);
+}
+
+bool AttentionShapeSupported(const AttentionShape& s) {
+  const int64_t group = s.n_kv_heads > 0 ? s.n_heads / s.n_kv_heads : 0;
+  return group >= 1 && group <= kWarps * kMaxHeadsPerWarp && s.head_dim_v <= 32 * kMaxDimPerLane &&
+         s.head_dim_k <= 256;
+}
+
 void LaunchAttention(const float* q, const AttentionShape& shape, const KvLayout& kv, int layer,
-                     const BatchDev& b, float* out, cudaStream_t s) {
-  const dim3 grid(static_cast<unsigned>(b.n), static_cast<unsigned>(shape.n_heads));
-  const size_t smem = static_cast<size_t>(shape.head_dim_k) * sizeof(float);
-  AttentionKernel<<<grid, kThreads, smem, s>>>(q, shape, kv, layer, b, out);
+                     const BatchDev& b, int32_t max_pos, float* scratch, int64_t scratch_floats,
+                     int n_sms, float* out, cudaStream_t s) {
+  const Ctx c{q, shape, kv, layer, b};
+  const int64_t group = shape.n_heads / shape.n_kv_heads;
+  const size_t smem =
+      static_cast<size_t>(group * shape.head_dim_k + kTile * (shape.head_dim_k + shape.head_dim_v)) *
+      sizeof(float);
+  static bool configured = false;
+  if (!configured) {
+    cudaFuncSetAttribute(AttentionChunkKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, 160 << 10);
+    cudaFuncSetAttribute(AttentionSerialKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, 160 << 10);
+    configured = true;
+  }
+  const int64_t chunks = max_pos / kChunk + 1;
+  const bool few_blocks = b.n * shape.n_kv_heads < 2 * n_sms;
+  const int64_t need = AttentionScratchFloats(shape, b.n, max_pos);
+  if (chunks > 1 && few_blocks && scratch != nullptr && need <= scratch_floats) {
+    const dim3 grid(static_cast<unsigned>(b.n), static_cast<unsigned>(shape.n_kv_heads),
+                    static_cast<unsigned>(chunks));
+    AttentionChunkKernel<<<grid, kThreads, smem, s>>>(c, chunks, scratch);
+    const int64_t warps = b.n * shape.n_heads;
+    AttentionMergeKernel<<<static_cast<unsigned>((warps * 32 + 255) / 256), 256, 0, s>>>(
+        c, chunks, scratch, out);
+  } else {
+    const dim3 grid(static_cast<unsigned>(b.n), static_cast<unsigned>(shape.n_kv_heads));
+    AttentionSerialKernel<<<grid, kThreads, smem, s>>>(c, out);
+  }
 }
 
 }  // namespace reprise::kernels::cuda

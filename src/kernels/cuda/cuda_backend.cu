@@ -194,6 +194,8 @@ class CudaBackend final : public Backend {
     batch_.seq = seq_.ptr;
     batch_.block_table = table_.ptr;
     batch_.max_blocks = bd.max_blocks;
+    max_pos_ = 0;
+    for (int64_t i = 0; i < bd.n; ++i) max_pos_ = std::max(max_pos_, bd.pos[i]);
     return first_error_;
   }
 
@@ -255,12 +257,28 @@ class CudaBackend final : public Backend {
     if (n_ > 0) LaunchQkRopeStore(a, batch_, stream_);
   }
 
+  Status CheckAttentionShape(const AttentionShape& shape) const override {
+    if (!AttentionShapeSupported(shape)) {
+      return Errorf("the CUDA attention kernels support GQA groups of up to 32 heads and head "
+                    "sizes up to 256 (this model: %lld heads per KV head, sizes %lld / %lld); "
+                    "use --device cpu",
+                    static_cast<long long>(shape.n_heads / std::max<int64_t>(1, shape.n_kv_heads)),
+                    static_cast<long long>(shape.head_dim_k), static_cast<long long>(shape.head_dim_v));
+    }
+    return Status::Ok();
+  }
+
   void Attention(const float* q, const AttentionShape& shape, const KvLayout& kv, int layer,
                  float* out) override {
-    CHECK_MSG(shape.head_dim_v <= 512 && shape.head_dim_k <= 4096,
-              "head sizes %lld / %lld are beyond the CUDA attention kernel",
-              static_cast<long long>(shape.head_dim_k), static_cast<long long>(shape.head_dim_v));
-    if (n_ > 0) LaunchAttention(q, shape, kv, layer, batch_, out, stream_);
+    if (n_ == 0) return;
+    // The split (decode) shape's chunk states, up to 256 MiB; past that the
+    // serial shape runs, with the same bits.
+    constexpr int64_t kMaxScratchFloats = int64_t{64} << 20;
+    const int64_t need = AttentionScratchFloats(shape, n_, max_pos_);
+    float* scratch = nullptr;
+    if (need <= kMaxScratchFloats && Grow(&attn_scratch_, need).ok()) scratch = attn_scratch_.ptr;
+    LaunchAttention(q, shape, kv, layer, batch_, max_pos_, scratch, attn_scratch_.cap,
+                    prop_.multiProcessorCount, out, stream_);
   }
 
   // Router and routing on the GPU; the per-expert token lists on the host
@@ -389,7 +407,9 @@ class CudaBackend final : public Backend {
   Status first_error_;
   // The current batch.
   int64_t n_ = 0, n_out_ = 0;
+  int32_t max_pos_ = 0;
   BatchDev batch_;
+  Scratch<float> attn_scratch_;  // the split attention's chunk states
   Scratch<int32_t> tokens_, pos_, seq_, table_, out_rows_;
   // Matmul activations.
   Scratch<int8_t> act_q_;

@@ -154,7 +154,7 @@ __device__ __forceinline__ float WarpMax(float v) {
 //   Q4_K (j < 8):        value = d * sc * q - dmin * m   (q in [0, 15])
 //   Q6_K (j < 8):        value = d * sc[i / 16] * q       (q in [-32, 31])
 struct SubBlock {
-  int8_t q[32];
+  alignas(16) int8_t q[32];
   float d = 0.0f;
   float dmin = 0.0f;
   int sc0 = 1, sc1 = 1;  // Q6_K: the two 16-value scales; Q4_K: sc0 = scale

@@ -90,8 +90,15 @@ struct BatchDev {
 void LaunchQkRopeStore(const QkRopeStoreArgs& a, const BatchDev& b, cudaStream_t s);
 
 // ---- attention (cuda_attention.cu) ----
+// Whether the kernels handle this shape (GQA group <= 32, head dims <= 256).
+bool AttentionShapeSupported(const AttentionShape& s);
+// Floats of scratch the split (decode) shape needs for n tokens up to max_pos.
+int64_t AttentionScratchFloats(const AttentionShape& s, int64_t n, int32_t max_pos);
+// `scratch` may be null or smaller than AttentionScratchFloats: then the
+// serial shape runs (same bits).
 void LaunchAttention(const float* q, const AttentionShape& shape, const KvLayout& kv, int layer,
-                     const BatchDev& b, float* out, cudaStream_t s);
+                     const BatchDev& b, int32_t max_pos, float* scratch, int64_t scratch_floats,
+                     int n_sms, float* out, cudaStream_t s);
 
 // ---- MoE routing (cuda_moe.cu) ----
 // ids/weights [n, n_used]: the chosen experts of each token (CPU backend's rule).
