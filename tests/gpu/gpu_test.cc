@@ -172,11 +172,13 @@ TEST_P(GpuDeterminism, ChunkingAndBatchingNeverChangeABit) {
   ASSERT_TRUE(g.model != nullptr);
   model::Model& m = *g.model;
   const int64_t V = m.config().n_vocab;
+  // 600 tokens: attention spans three 256-position chunks, so one-pass
+  // prefill (the serial shape) and small chunks (the split shape) meet.
   std::vector<int32_t> prompt;
-  for (int i = 0; i < 100; ++i) prompt.push_back(50 + (i * 4099) % 31000);
+  for (int i = 0; i < 600; ++i) prompt.push_back(50 + (i * 4099) % 31000);
   engine::SessionConfig sc;
-  sc.ctx_size = 256;
-  sc.prefill_chunk = 512;
+  sc.ctx_size = 1024;
+  sc.prefill_chunk = 1024;  // one Forward for the whole prompt
   // One pass.
   std::vector<float> one(prompt.size() * V), chunked(prompt.size() * V);
   auto s1 = engine::Session::Create(m, sc);
@@ -185,7 +187,7 @@ TEST_P(GpuDeterminism, ChunkingAndBatchingNeverChangeABit) {
   // Seven uneven chunks.
   auto s2 = engine::Session::Create(m, sc);
   ASSERT_TRUE(s2.ok());
-  const int sizes[] = {1, 13, 2, 40, 7, 30, 7};
+  const int sizes[] = {1, 13, 2, 300, 7, 30, 247};
   size_t at = 0;
   for (int n : sizes) {
     ASSERT_TRUE((*s2)->AppendAll(std::span<const int32_t>(prompt.data() + at, n),
@@ -203,7 +205,7 @@ TEST_P(GpuDeterminism, ChunkingAndBatchingNeverChangeABit) {
   ASSERT_TRUE(pool.ok()) << pool.status().message();
   kv::SeqBlocks seqs[3];
   for (auto& s : seqs) {
-    for (int b = 0; b < 4; ++b) s.blocks.push_back((*pool)->Allocate());
+    for (int b = 0; b < 16; ++b) s.blocks.push_back((*pool)->Allocate());
   }
   auto run = [&](std::vector<model::BatchToken> batch, std::vector<float>* out) {
     std::vector<kv::SeqBlocks*> ptrs = {&seqs[0], &seqs[1], &seqs[2]};
@@ -212,22 +214,24 @@ TEST_P(GpuDeterminism, ChunkingAndBatchingNeverChangeABit) {
     out->assign(static_cast<size_t>(n_out) * V, 0.0f);
     return m.Forward(batch, ptrs, **pool, out->data());
   };
-  // Prefill sequence 0 with the prompt's first 60 tokens, others with 30 and 90.
+  // Prefill sequence 0 with the prompt's first 400 tokens, the others with 30
+  // and 90; then position 400 of sequence 0 alone, and again among others.
   std::vector<float> sink;
   auto prefill = [&](int seq, int n) {
     std::vector<model::BatchToken> b;
     for (int i = 0; i < n; ++i) b.push_back({prompt[i % prompt.size()], i, seq, false});
     return run(b, &sink);
   };
-  ASSERT_TRUE(prefill(0, 60).ok());
+  ASSERT_TRUE(prefill(0, 400).ok());
   std::vector<float> alone, batched;
-  ASSERT_TRUE(run({{prompt[60], 60, 0, true}}, &alone).ok());
+  ASSERT_TRUE(run({{prompt[400], 400, 0, true}}, &alone).ok());
   ASSERT_TRUE(prefill(1, 30).ok());
   ASSERT_TRUE(prefill(2, 90).ok());
-  // Recompute position 60 of sequence 0 among others (same K/V rewritten).
-  ASSERT_TRUE(run({{prompt[30], 30, 1, true}, {prompt[60], 60, 0, true}, {prompt[90 % 100], 90, 2, true}},
-                  &batched)
-                  .ok());
+  // Recompute position 400 of sequence 0 among others (the same K/V rewritten).
+  ASSERT_TRUE(
+      run({{prompt[30], 30, 1, true}, {prompt[400], 400, 0, true}, {prompt[90], 90, 2, true}},
+          &batched)
+          .ok());
   EXPECT_EQ(std::memcmp(alone.data(), batched.data() + V, V * sizeof(float)), 0)
       << "a decode step's logits depend on its batch";
   for (auto& s : seqs) {
