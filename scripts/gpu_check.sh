@@ -43,17 +43,23 @@ unpack_deps() {
   for f in .gpu/debs/*.deb; do dpkg -x "$f" "$DEPS"; done
 }
 
-export LD_LIBRARY_PATH=$DEPS/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
+# The unpacked libraries (cpp-httplib, pcre2, ...) are found by our binaries
+# through their rpath, and by pkgconf through a wrapper: nothing else on the
+# machine (cmake, Python) sees them.
+DEPLIB=$DEPS/usr/lib/x86_64-linux-gnu
 
 build() {
   unpack_deps
   nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.mem --format=csv | tee "$WORK/gpu.txt"
-  local pc=$DEPS/usr/bin/pkgconf
+  local pc=$DEPS/pkgconf-wrapper
+  printf '#!/bin/sh\nLD_LIBRARY_PATH=%s PKG_CONFIG_SYSROOT_DIR=%s PKG_CONFIG_LIBDIR=%s exec %s "$@"\n' \
+    "$DEPLIB" "$DEPS" "$DEPLIB/pkgconfig:$DEPS/usr/share/pkgconfig" "$DEPS/usr/bin/pkgconf" > "$pc"
+  chmod +x "$pc"
   say "configure"
-  PKG_CONFIG_SYSROOT_DIR=$DEPS PKG_CONFIG_LIBDIR=$DEPS/usr/lib/x86_64-linux-gnu/pkgconfig:$DEPS/usr/share/pkgconfig \
   cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DREPRISE_CUDA=ON \
     -DCMAKE_CUDA_ARCHITECTURES=90-real -DREPRISE_BUILD_BENCH=OFF \
     -DCMAKE_PREFIX_PATH="$DEPS/usr" -DPKG_CONFIG_EXECUTABLE="$pc" \
+    -DCMAKE_EXE_LINKER_FLAGS="-Wl,-rpath-link,$DEPLIB -Wl,-rpath,$DEPLIB" \
     -DREPRISE_FIXTURES_DIR="$ROOT/.gpu/fixtures" > "$WORK/configure.log" 2>&1 \
     || { tail -30 "$WORK/configure.log"; return 1; }
   say "build"
