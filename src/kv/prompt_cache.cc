@@ -140,8 +140,14 @@ CacheHit PromptCache::Acquire(std::span<const int32_t> tokens, int32_t max_token
     hit.seq.blocks.push_back(dst);
     hit.n_copied_tokens = partial_len;
     hit.n_cached += partial_len;
-    Touch(partial_src);
-    ++partial_src->hits;
+    // Copying part of a block is not continuing its conversation: only a
+    // match that takes the whole source node (a partial leaf the request
+    // extends) refreshes that entry. A prompt that merely shares its first
+    // tokens (often just BOS) with an entry must not make it the most recent.
+    if (partial_len == static_cast<int32_t>(partial_src->tokens.size())) {
+      Touch(partial_src);
+      ++partial_src->hits;
+    }
   }
   hit.seq.n_tokens = hit.n_cached;
   if (hit.n_cached > 0) {

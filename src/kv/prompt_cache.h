@@ -21,7 +21,10 @@
 // Eviction removes a whole entry: its leaf and the chain of nodes only it
 // uses (up to the first node with another child), least recently used first.
 // An entry's recency is the latest use of any node in that chain, so a hit
-// on a prefix refreshes the entry that served it.
+// on a prefix refreshes the entry that served it. A copy of part of a block
+// does not count as a use of its source node (the request shares a few tokens
+// with that entry, it does not continue it); a copy of a whole partial leaf
+// (the next turn of a short conversation) does.
 //
 // Not thread-safe: owned by the engine thread, like the pool.
 #pragma once

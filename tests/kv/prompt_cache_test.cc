@@ -252,6 +252,40 @@ TEST_F(PromptCacheTest, HitOnAnEntrysPrefixRefreshesThatEntry) {
   }
 }
 
+// Issue 14 item 8: with room for two entries, a new prompt that shares only
+// its first token (BOS) with the cached ones copies that one row from one of
+// them; that copy must not make its source the most recent entry, or the
+// entry actually used more recently (b) is the one evicted.
+TEST_F(PromptCacheTest, PartialBlockCopyDoesNotRefreshItsSource) {
+  for (int block_tokens : {32, 4}) {  // every prompt inside one block / spanning blocks
+    Make(64, 2, block_tokens);
+    const int32_t bos = 1;
+    const Tokens a = Concat({bos}, Range(100, 6));  // "Lily saw a cat"
+    const Tokens b = Concat({bos}, Range(200, 6));  // "Ben liked to run"
+    const Tokens c = Concat({bos}, Range(300, 4));  // "Once upon a time"
+    EXPECT_EQ(Run(a), 0);
+    EXPECT_EQ(Run(b), 1);  // the BOS row, copied
+    EXPECT_EQ(Run(c), 1);
+    EXPECT_EQ(cache_->entries(), 2);
+    EXPECT_EQ(Probe(b), 6) << "block_tokens " << block_tokens;  // all but the last token
+    EXPECT_EQ(Probe(Concat(c, {7})), 5) << "block_tokens " << block_tokens;
+    EXPECT_EQ(Probe(Concat(a, {7})), 1) << "block_tokens " << block_tokens;  // a went
+  }
+}
+
+// The next turn of a conversation shorter than a block copies the whole
+// partial leaf: that is a continuation, and refreshes the entry.
+TEST_F(PromptCacheTest, CopyOfAWholePartialLeafRefreshesIt) {
+  Make(64, 2, 32);
+  const Tokens a = Range(100, 7), b = Range(200, 7), c = Range(300, 7);
+  Run(a);
+  Run(b);
+  EXPECT_EQ(Probe(Concat(a, {1})), 7);  // a is continued: now more recent than b
+  Run(c);
+  EXPECT_EQ(Probe(Concat(a, {1})), 7);
+  EXPECT_EQ(Probe(Concat(b, {1})), 0);
+}
+
 TEST_F(PromptCacheTest, SizeZeroDisablesCaching) {
   Make(64, 0);
   const Tokens a = Range(100, 12);
