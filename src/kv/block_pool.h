@@ -38,6 +38,9 @@ struct BlockPoolConfig {
 class BlockPool {
  public:
   static Result<std::unique_ptr<BlockPool>> Create(const BlockPoolConfig& config);
+  // block_bytes() of a pool made with `config` (before making it: a tier
+  // below the pool stores blocks of this size).
+  static int64_t BlockBytesOf(const BlockPoolConfig& config);
   ~BlockPool();
   BlockPool(const BlockPool&) = delete;
   BlockPool& operator=(const BlockPool&) = delete;

@@ -17,6 +17,7 @@ struct PromptCache::Node {
   int64_t last_use_unix_ms = 0;
   int64_t hits = 0;  // Acquire calls whose match went through this node
   std::string ns;    // roots only: the namespace
+  BlockKey key;      // content address of the tokens from the start to this node's end
 };
 
 namespace {
@@ -81,13 +82,18 @@ void PromptCache::RemoveNode(Node* node) {
   if (IsRoot(parent) || !parent->children.empty()) --n_leaves_;
 }
 
+BlockKey PromptCache::RootKey(std::string_view cache_namespace) const {
+  return ChainString(config_.layout, cache_namespace);
+}
+
 CacheHit PromptCache::Acquire(std::span<const int32_t> tokens, int32_t max_tokens,
                              std::string_view cache_namespace) {
   CacheHit hit;
   const int32_t bt = pool_.block_tokens();
   const int64_t limit = std::clamp<int64_t>(max_tokens, 0, static_cast<int64_t>(tokens.size()));
   Node* root = Root(cache_namespace);
-  if (config_.max_entries <= 0 || limit == 0 || root == nullptr) {
+  BlockStore* lower = config_.lower != nullptr && config_.lower->enabled() ? config_.lower : nullptr;
+  if (config_.max_entries <= 0 || limit == 0 || (root == nullptr && lower == nullptr)) {
     ++misses_;
     return hit;
   }
@@ -96,11 +102,10 @@ CacheHit PromptCache::Acquire(std::span<const int32_t> tokens, int32_t max_token
 
   // Walk the shared full blocks, then look for a block the match ends inside.
   std::vector<Node*> path;
-  Node* node = root;
   int64_t pos = 0;
   Node* partial_src = nullptr;
   int32_t partial_len = 0;
-  while (pos < limit) {
+  for (Node* node = root; node != nullptr && pos < limit;) {
     const int64_t remaining = limit - pos;
     auto want = tokens.subspan(pos, static_cast<size_t>(std::min<int64_t>(bt, remaining)));
     Node* full = nullptr;
@@ -128,15 +133,39 @@ CacheHit PromptCache::Acquire(std::span<const int32_t> tokens, int32_t max_token
     break;
   }
 
-  int32_t dst = -1;
-  if (partial_src != nullptr) {
-    // Evict for the copy's block, but never the entry this match comes from.
-    protected_ = partial_src;
-    dst = AllocateBlock();
-    protected_ = nullptr;
-    if (dst < 0) partial_src = nullptr;  // fall back to the shared blocks
+  // The lower tier continues the match past the tree: full blocks, then the
+  // longest partial block that beats the tree's own partial match.
+  std::vector<BlockKey> lower_keys;
+  BlockKey lower_partial;
+  int32_t lower_partial_len = 0;
+  if (lower != nullptr) {
+    BlockKey key = path.empty() ? RootKey(cache_namespace) : path.back()->key;
+    while (pos + bt <= limit) {
+      const BlockKey k = ChainTokens(key, tokens.subspan(pos, bt));
+      if (!lower->Contains(k)) break;
+      lower_keys.push_back(k);
+      key = k;
+      pos += bt;
+    }
+    const int32_t longest = static_cast<int32_t>(std::min<int64_t>(bt - 1, limit - pos));
+    const int32_t floor = lower_keys.empty() ? partial_len : 0;
+    for (int32_t len = longest; len > floor; --len) {
+      const BlockKey k = ChainTokens(key, tokens.subspan(pos, len));
+      if (lower->Contains(k)) {
+        lower_partial = k;
+        lower_partial_len = len;
+        break;
+      }
+    }
+    if (!lower_keys.empty() || lower_partial_len > 0) partial_src = nullptr;
+    // Make them the tier's most recent, so demotions made to free pool
+    // blocks for them do not push them out first.
+    for (const BlockKey& k : lower_keys) lower->Touch(k);
+    if (lower_partial_len > 0) lower->Touch(lower_partial);
   }
 
+  // Pin the shared blocks first: evictions below (for the copy or the
+  // promoted blocks) cannot free them.
   for (Node* n : path) {
     pool_.Ref(n->block);
     hit.seq.blocks.push_back(n->block);
@@ -145,28 +174,100 @@ CacheHit PromptCache::Acquire(std::span<const int32_t> tokens, int32_t max_token
   }
   hit.n_shared_blocks = static_cast<int32_t>(path.size());
   hit.n_cached = static_cast<int32_t>(path.size()) * bt;
+
   if (partial_src != nullptr) {
-    pool_.CopyTokens(partial_src->block, dst, partial_len);
-    hit.seq.blocks.push_back(dst);
-    hit.n_copied_tokens = partial_len;
-    hit.n_cached += partial_len;
-    // Copying part of a block is not continuing its conversation: only a
-    // match that takes the whole source node (a partial leaf the request
-    // extends) refreshes that entry. A prompt that merely shares its first
-    // tokens (often just BOS) with an entry must not make it the most recent.
-    if (partial_len == static_cast<int32_t>(partial_src->tokens.size())) {
-      Touch(partial_src);
-      ++partial_src->hits;
+    // Evict for the copy's block, but never the entry this match comes from.
+    protected_ = partial_src;
+    const int32_t dst = AllocateBlock();
+    protected_ = nullptr;
+    if (dst >= 0) {
+      pool_.CopyTokens(partial_src->block, dst, partial_len);
+      hit.seq.blocks.push_back(dst);
+      hit.n_copied_tokens = partial_len;
+      hit.n_cached += partial_len;
+      // Copying part of a block is not continuing its conversation: only a
+      // match that takes the whole source node (a partial leaf the request
+      // extends) refreshes that entry. A prompt that merely shares its first
+      // tokens (often just BOS) with an entry must not make it the most recent.
+      if (partial_len == static_cast<int32_t>(partial_src->tokens.size())) {
+        Touch(partial_src);
+        ++partial_src->hits;
+      }
+    }  // else: no room for the copy; the match falls back to the shared blocks
+  }
+
+  // Promotions: in order, each block only after the previous one arrived.
+  bool promoted_all = true;
+  for (const BlockKey& k : lower_keys) {
+    const int32_t b = Promote(k);
+    if (b < 0) {
+      promoted_all = false;
+      break;
+    }
+    hit.seq.blocks.push_back(b);
+    hit.n_cached += bt;
+    hit.n_lower_tokens += bt;
+    ++hit.n_lower_blocks;
+  }
+  if (promoted_all && lower_partial_len > 0) {
+    const int32_t b = Promote(lower_partial);
+    if (b >= 0) {
+      hit.seq.blocks.push_back(b);
+      hit.n_cached += lower_partial_len;
+      hit.n_lower_tokens += lower_partial_len;
+      ++hit.n_lower_blocks;
     }
   }
+
   hit.seq.n_tokens = hit.n_cached;
   if (hit.n_cached > 0) {
     ++hits_;
     hit_tokens_ += hit.n_cached;
+    lower_hit_tokens_ += hit.n_lower_tokens;
   } else {
     ++misses_;
   }
   return hit;
+}
+
+int32_t PromptCache::Promote(const BlockKey& key) {
+  const int32_t b = AllocateBlock();
+  if (b < 0) return -1;
+  scratch_.resize(static_cast<size_t>(pool_.block_bytes()));
+  if (config_.lower == nullptr || !config_.lower->Get(key, scratch_)) {
+    pool_.Unref(b);
+    return -1;
+  }
+  pool_.WriteBlock(b, scratch_.data());
+  ++promotions_;
+  return b;
+}
+
+bool PromptCache::Demote(Node* node, bool even_if_pinned) {
+  BlockStore* lower = config_.lower;
+  if (lower == nullptr || !lower->enabled()) return false;
+  // A block a sequence still uses goes back into the tree when it ends.
+  if (!even_if_pinned && pool_.RefCount(node->block) > 1) return false;
+  if (lower->Touch(node->key)) return false;  // stored once: never rewritten
+  scratch_.resize(static_cast<size_t>(pool_.block_bytes()));
+  pool_.ReadBlock(node->block, scratch_.data());
+  if (!lower->Put(node->key, scratch_)) return false;
+  ++demotions_;
+  return true;
+}
+
+int64_t PromptCache::DemoteAll() {
+  if (config_.lower == nullptr) return 0;
+  int64_t written = 0;
+  std::vector<Node*> stack;
+  for (const auto& [ns, root] : roots_) stack.push_back(root.get());
+  while (!stack.empty()) {
+    Node* n = stack.back();
+    stack.pop_back();
+    for (const auto& c : n->children) stack.push_back(c.get());
+    if (!IsRoot(n) && Demote(n, /*even_if_pinned=*/true)) ++written;
+  }
+  return written;
 }
 
 void PromptCache::Insert(std::span<const int32_t> tokens, const SeqBlocks& seq,
@@ -184,6 +285,7 @@ void PromptCache::Insert(std::span<const int32_t> tokens, const SeqBlocks& seq,
   if (node == nullptr) {
     auto root = std::make_unique<Node>();
     root->ns = std::string(cache_namespace);
+    root->key = RootKey(cache_namespace);
     node = root.get();
     roots_.emplace(root->ns, std::move(root));
   }
@@ -213,6 +315,7 @@ void PromptCache::Insert(std::span<const int32_t> tokens, const SeqBlocks& seq,
     }
     auto fresh = std::make_unique<Node>();
     fresh->tokens.assign(chunk.begin(), chunk.end());
+    fresh->key = ChainTokens(node->key, chunk);
     fresh->block = seq.blocks[static_cast<size_t>(i)];
     pool_.Ref(fresh->block);
     for (Node* s : stale) {  // replaced: keep its history, drop its block
@@ -286,6 +389,7 @@ void PromptCache::EvictEntry(Node* leaf) {
   Node* n = leaf;
   while (!IsRoot(n) && n->children.empty()) {
     Node* parent = n->parent;
+    Demote(n, /*even_if_pinned=*/false);
     RemoveNode(n);
     n = parent;
   }
@@ -322,6 +426,9 @@ PromptCacheStats PromptCache::Stats() const {
   s.hit_tokens = hit_tokens_;
   s.evictions = evictions_;
   s.inserts = inserts_;
+  s.lower_hit_tokens = lower_hit_tokens_;
+  s.promotions = promotions_;
+  s.demotions = demotions_;
   return s;
 }
 
@@ -349,6 +456,10 @@ std::vector<CacheEntryInfo> PromptCache::Entries() const {
     info.tokens = tokens;
     info.blocks = blocks;
     info.bytes = blocks * pool_.block_bytes();
+    if (config_.lower != nullptr && config_.lower->enabled()) {
+      for (const Node* c = n; !IsRoot(c); c = c->parent)
+        info.lower_blocks += config_.lower->Contains(c->key) ? 1 : 0;
+    }
     int32_t own = 0;
     for (Node* c = n;;) {
       ++own;
