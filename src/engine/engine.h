@@ -9,7 +9,10 @@
 // entries and in-flight sequences, so KV memory never exceeds it. A request is
 // admitted only when the worst case of every in-flight request (prompt +
 // max_tokens) fits in the pool, so no admitted request ever waits for memory
-// mid-generation; one that could never fit is refused at Submit.
+// mid-generation; one that could never fit is refused at Submit. With a disk
+// tier (config.disk_dir) cached blocks evicted from the pool are demoted to
+// files there (own byte bound, config.disk_bytes) and promoted back by a later
+// hit; at shutdown the RAM cache is written out, so a restart finds it.
 //
 // Threading: every public method is thread-safe. Events of one request arrive
 // in order; the last one is kDone or kError.

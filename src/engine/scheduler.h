@@ -4,6 +4,8 @@
 // reservation), chunked prefill mixed with decode tokens of other sequences
 // (continuous batching), sampling, streaming events, and the end of a
 // sequence (insert prompt + generated tokens into the cache, release blocks).
+// It owns the optional tier below the pool (a kv::BlockStore) that the cache
+// demotes evicted blocks to and promotes them back from.
 // It knows nothing of threads or of the model: it runs batches through a
 // ForwardFn, so tests drive it with a fake model.
 //

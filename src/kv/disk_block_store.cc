@@ -220,6 +220,9 @@ Status DiskBlockStore::WriteBlob(const BlockKey& key, std::span<const uint8_t> d
     ok = false;
     err = errno;
   }
+  // The point of demoting is to free RAM: do not keep the block in the page
+  // cache as well (effective once the pages are clean, i.e. after the sync).
+  if (ok) ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
   if (::close(fd) != 0 && ok) {
     ok = false;
     err = errno;
@@ -250,6 +253,7 @@ LruBlockStore::ReadOutcome DiskBlockStore::ReadBlob(const BlockKey& key, std::sp
   struct stat st;
   const bool sized = ::fstat(fd, &st) == 0 && st.st_size == static_cast<off_t>(scratch_.size());
   const bool read = sized && ReadAll(fd, scratch_.data(), scratch_.size());
+  ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);  // it lives in the pool now
   ::close(fd);
   if (!read) return ReadOutcome::kCorrupt;  // truncated or unreadable bytes
   const uint8_t* h = scratch_.data();

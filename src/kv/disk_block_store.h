@@ -17,6 +17,9 @@
 // indexed or loaded, and logged. The checksum is verified on every read
 // (Get), so a corrupt file is discarded instead of loaded. Files written by
 // an earlier run are indexed oldest (mtime) first: its LRU order survives.
+// Written and read files are dropped from the page cache (POSIX_FADV_DONTNEED):
+// demoted KV does not stay in RAM, and a promotion reads from the device.
+// One server process per directory.
 //
 // Errors: a directory that cannot be created or read fails Open (the caller
 // runs without the tier); a failed write (disk full, read-only) turns the

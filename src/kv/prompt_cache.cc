@@ -138,6 +138,12 @@ CacheHit PromptCache::Acquire(std::span<const int32_t> tokens, int32_t max_token
   std::vector<BlockKey> lower_keys;
   BlockKey lower_partial;
   int32_t lower_partial_len = 0;
+  // Makes the matched blocks the tier's most recent, deepest first, so a
+  // block's ancestors (which every later lookup needs first) stay newer.
+  auto touch_matched = [&] {
+    if (lower_partial_len > 0) lower->Touch(lower_partial);
+    for (auto it = lower_keys.rbegin(); it != lower_keys.rend(); ++it) lower->Touch(*it);
+  };
   if (lower != nullptr) {
     BlockKey key = path.empty() ? RootKey(cache_namespace) : path.back()->key;
     while (pos + bt <= limit) {
@@ -158,10 +164,8 @@ CacheHit PromptCache::Acquire(std::span<const int32_t> tokens, int32_t max_token
       }
     }
     if (!lower_keys.empty() || lower_partial_len > 0) partial_src = nullptr;
-    // Make them the tier's most recent, so demotions made to free pool
-    // blocks for them do not push them out first.
-    for (const BlockKey& k : lower_keys) lower->Touch(k);
-    if (lower_partial_len > 0) lower->Touch(lower_partial);
+    // Demotions made to free pool blocks for them must not push them out.
+    touch_matched();
   }
 
   // Pin the shared blocks first: evictions below (for the copy or the
@@ -219,6 +223,7 @@ CacheHit PromptCache::Acquire(std::span<const int32_t> tokens, int32_t max_token
     }
   }
 
+  if (hit.n_lower_blocks > 0) touch_matched();  // reads refreshed them leaf last
   hit.seq.n_tokens = hit.n_cached;
   if (hit.n_cached > 0) {
     ++hits_;
@@ -259,13 +264,19 @@ bool PromptCache::Demote(Node* node, bool even_if_pinned) {
 int64_t PromptCache::DemoteAll() {
   if (config_.lower == nullptr) return 0;
   int64_t written = 0;
+  std::vector<Node*> order;  // parents before children
   std::vector<Node*> stack;
   for (const auto& [ns, root] : roots_) stack.push_back(root.get());
   while (!stack.empty()) {
     Node* n = stack.back();
     stack.pop_back();
     for (const auto& c : n->children) stack.push_back(c.get());
-    if (!IsRoot(n) && Demote(n, /*even_if_pinned=*/true)) ++written;
+    if (!IsRoot(n)) order.push_back(n);
+  }
+  // Children first: in the tier's LRU order a block's ancestors end up newer
+  // than it, so the tier drops leaves before the prefixes they hang from.
+  for (auto it = order.rbegin(); it != order.rend(); ++it) {
+    if (Demote(*it, /*even_if_pinned=*/true)) ++written;
   }
   return written;
 }

@@ -58,8 +58,9 @@ TEST_F(PromptCacheTierTest, EvictedConversationIsDemotedAndPromotedBack) {
   EXPECT_EQ(store_->blocks(), 3);
   EXPECT_EQ(cache_->Stats().demotions, 3);
   EXPECT_EQ(pool_->used_blocks(), cache_->cached_blocks());  // a's blocks left the pool
-  EXPECT_TRUE(store_->Contains(KeyOf(a, 4)) && store_->Contains(KeyOf(a, 8)) &&
-              store_->Contains(KeyOf(a, 10)));
+  // Leaf first: in the tier's LRU a block's ancestors are newer than it.
+  EXPECT_EQ(store_->KeysByRecency(),
+            (std::vector<BlockKey>{KeyOf(a, 10), KeyOf(a, 8), KeyOf(a, 4)}));
 
   const Tokens next = Concat(a, Range(500, 5));
   CacheHit hit = Lookup(next);  // rows checked against a fresh computation
@@ -75,6 +76,23 @@ TEST_F(PromptCacheTierTest, EvictedConversationIsDemotedAndPromotedBack) {
   EXPECT_EQ(Probe(Concat(next, {1})), static_cast<int32_t>(next.size()));
   EXPECT_TRUE(store_->Contains(KeyOf(b, 8)));
   EXPECT_EQ(pool_->used_blocks(), cache_->cached_blocks());
+}
+
+// The tier's own LRU drops the end of a conversation before its beginning:
+// what is left is still a usable prefix.
+TEST_F(PromptCacheTierTest, AFullTierDropsLeavesBeforeThePrefixesTheyExtend) {
+  MakeTiered(64, 1, 2);  // the store holds 2 blocks
+  const Tokens a = Range(100, 10);  // 3 blocks
+  Run(a);
+  Run(Range(200, 3));  // a is demoted: its partial leaf is the one that does not fit
+  EXPECT_EQ(store_->KeysByRecency(), (std::vector<BlockKey>{KeyOf(a, 8), KeyOf(a, 4)}));
+  CacheHit hit = Lookup(Concat(a, {1}));
+  EXPECT_EQ(hit.n_cached, 8);
+  EXPECT_EQ(hit.n_lower_tokens, 8);
+  Release(hit.seq);
+  // A lookup refreshes the blocks it read, ancestors newest.
+  EXPECT_EQ(store_->KeysByRecency(), (std::vector<BlockKey>{KeyOf(a, 8), KeyOf(a, 4)}));
+  EXPECT_LE(store_->bytes(), store_->bytes_limit());
 }
 
 TEST_F(PromptCacheTierTest, MatchContinuesFromThePoolIntoTheLowerTier) {
