@@ -236,7 +236,13 @@ TEST(PromptCacheDiskHttpTest, KillDuringHeavyDemotionNeverLoadsACorruptBlock) {
         }
       });
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(60 + (round * 37) % 120));
+    // Kill once demotion is under way (so every round tests a crash in the
+    // middle of it, however slow the machine), at a varying moment.
+    for (int waited = 0; waited < 20000; waited += 10) {
+      if (Disk(*s, "reprise_kv_tier_demotions_total") >= 8) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds((round * 37) % 80));
     s->Kill();
     stop = true;
     for (auto& t : clients) t.join();
