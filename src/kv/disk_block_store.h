@@ -8,9 +8,11 @@
 //   32 block key (16 bytes, = the file name)                 48 u64 payload bytes
 //   56 u64 XXH3-64 of bytes [0, 56) and the payload
 //
-// Crash safety: a block is written to <name>.tmp, fdatasync'ed, renamed to
-// its name, and the directory fsync'ed; a file is never rewritten (content
-// addressed). Open() rebuilds the index from the directory: leftover .tmp
+// Crash safety: a block is written to <name>.tmp, fdatasync'ed and renamed
+// to its name, so a name never points at bytes that are not on the device
+// (the directory is not fsync'ed: a power loss may lose the latest names,
+// which is a miss, never a corrupt block); a file is never rewritten
+// (content addressed). Open() rebuilds the index from the directory: leftover .tmp
 // files, files of the wrong size (torn, truncated) or with a bad header are
 // deleted and logged; files whose header names another layout (another
 // model, quantization, KV type or block size) are foreign: left alone, never
