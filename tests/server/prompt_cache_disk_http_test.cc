@@ -5,7 +5,9 @@
 // kill -9 during heavy demotion, 20 times, never leaves a file that loads
 // corrupt; a small disk bound holds, and a dir that disappears or cannot be
 // used turns the tier off while serving goes on. The tiny model's
-// vocabulary is byte-level, so a prompt of N ASCII characters is N tokens.
+// vocabulary is byte-level, so a prompt of N ASCII characters is N tokens;
+// its weights are Q8_0, so its KV is F16 (the outputs compared bit for bit
+// below go through F16 blocks written to and read back from disk).
 #include <dirent.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
