@@ -6,7 +6,8 @@ JOBS ?= $(shell nproc)
 MODEL ?=
 ARGS ?=
 DEB_PACKAGES := build-essential cmake ninja-build pkg-config libgtest-dev libgmock-dev \
-	libbenchmark-dev libcli11-dev nlohmann-json3-dev libcpp-httplib-dev libpcre2-dev
+	libbenchmark-dev libcli11-dev nlohmann-json3-dev libcpp-httplib-dev libpcre2-dev \
+	libxxhash-dev
 # Node.js (for the real-client tests) is installed from Debian only when no
 # `node`/`npm` is on the PATH already (it may come from another package).
 

@@ -14,8 +14,21 @@
 //     [--clients 2] [--conversations 2] [--turns 4] [--system-tokens 1024]
 //     [--first-tokens 3000] [--followup-tokens 64] [--max-tokens 32]
 //     [--threads N] [--modes on,off] [--json]
+//     [--interleave] [--ram-entries 2] [--disk-dir DIR] [--disk-bytes SIZE]
 // With the demo model's byte-level vocabulary one character is one token,
 // so the sizes above are token counts.
+//
+// The disk tier (issue 14): --interleave runs one client through the turns
+// round robin (turn 0 of every conversation, then turn 1, ...), so with more
+// conversations than --ram-entries a follow-up's history has left RAM. Modes:
+//   ram      --prompt-cache-size RAM_ENTRIES, no disk tier: evicted histories
+//            are recomputed;
+//   disk     the same plus --prompt-cache-dir (a fresh DISK_DIR/<mode>):
+//            evicted histories are read back from disk;
+//   restart  as disk, but the server is restarted (SIGTERM, same dir) before
+//            the last turn: those follow-ups are served after a restart.
+// Disk reads are cold: the tier drops its files from the page cache after
+// writing them (POSIX_FADV_DONTNEED).
 #include <fcntl.h>
 #include <httplib.h>
 #include <signal.h>
@@ -53,6 +66,10 @@ struct Options {
   int threads = 0;
   std::string modes = "on,off";
   bool json = false;
+  bool interleave = false;
+  int ram_entries = 2;
+  std::string disk_dir = "/tmp/multiturn_bench_disk";
+  std::string disk_bytes = "8G";
 };
 
 struct TurnResult {
@@ -60,6 +77,7 @@ struct TurnResult {
   int turn = 0;
   int prompt_tokens = 0;
   int cached_tokens = 0;
+  int from_disk_tokens = 0;
   int completion_tokens = 0;
   double ttft_ms = 0;
   double total_ms = 0;
@@ -71,7 +89,19 @@ struct ModeResult {
   std::vector<TurnResult> turns;
   double wall_s = 0;
   int64_t peak_rss_bytes = 0;
+  double disk_bytes_written = 0;
+  double disk_bytes_read = 0;
+  int restart_turn = -1;  // turns from this one on ran after a restart
 };
+
+double MetricOf(const std::string& text, const std::string& name) {
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(name + " ", 0) == 0) return std::atof(line.c_str() + name.size() + 1);
+  }
+  return 0;
+}
 
 // Deterministic lowercase "words" of exactly n characters.
 std::string Words(uint64_t seed, int n) {
@@ -200,6 +230,8 @@ TurnResult RunTurn(httplib::Client& cli, const Options& o, const Json& messages,
       if (j.contains("usage") && j["usage"].is_object()) {
         r.prompt_tokens = j["usage"]["prompt_tokens"];
         r.cached_tokens = j["usage"]["prompt_tokens_details"]["cached_tokens"];
+        r.from_disk_tokens =
+            j["usage"]["prompt_tokens_details"].value("cached_tokens_from_disk", 0);
         r.completion_tokens = j["usage"]["completion_tokens"];
       }
       if (!j.contains("choices") || j["choices"].empty()) continue;
@@ -228,10 +260,61 @@ ModeResult RunMode(const Options& o, const std::string& mode) {
   Server server;
   std::vector<std::string> extra;
   if (mode == "off") extra = {"--prompt-cache-size", "0"};
+  if (mode == "ram" || mode == "disk" || mode == "restart")
+    extra = {"--prompt-cache-size", std::to_string(o.ram_entries)};
+  if (mode == "disk" || mode == "restart") {
+    const std::string dir = o.disk_dir + "/" + mode;
+    std::system(("rm -rf '" + dir + "' && mkdir -p '" + dir + "'").c_str());
+    extra.insert(extra.end(),
+                 {"--prompt-cache-dir", dir, "--prompt-cache-disk-bytes", o.disk_bytes});
+  }
   if (!server.Start(o, extra)) return out;
   const std::string system = "You are a helpful assistant. " + Words(1, o.system_tokens);
   std::mutex mu;
   const auto start = Clock::now();
+  auto finish = [&] {
+    out.wall_s = std::chrono::duration<double>(Clock::now() - start).count();
+    out.peak_rss_bytes = server.PeakRssBytes();
+    httplib::Client cli("127.0.0.1", server.port());
+    if (auto m = cli.Get("/metrics")) {
+      out.disk_bytes_written += MetricOf(m->body, "reprise_kv_disk_bytes_written_total");
+      out.disk_bytes_read += MetricOf(m->body, "reprise_kv_disk_bytes_read_total");
+    }
+    server.Stop();
+  };
+  if (o.interleave) {  // one client, round robin over the conversations
+    std::vector<Json> histories;
+    for (int conv = 0; conv < o.conversations; ++conv) {
+      histories.push_back({{{"role", "system"}, {"content", system}},
+                           {{"role", "user"}, {"content", Words(1000 + conv, o.first_tokens)}}});
+    }
+    for (int turn = 0; turn < o.turns; ++turn) {
+      if (mode == "restart" && turn == o.turns - 1 && turn > 0) {
+        finish();  // graceful: the RAM cache is written to the dir
+        if (!server.Start(o, extra)) return out;
+        out.restart_turn = turn;
+      }
+      httplib::Client cli("127.0.0.1", server.port());
+      cli.set_read_timeout(3600, 0);
+      for (int conv = 0; conv < o.conversations; ++conv) {
+        std::string reply;
+        TurnResult r = RunTurn(cli, o, histories[conv], &reply);
+        r.conversation = conv;
+        r.turn = turn;
+        out.turns.push_back(r);
+        if (!o.json) {
+          std::fprintf(stderr, "[%s] conv %d turn %d: prompt %d cached %d (disk %d) ttft %.0f ms\n",
+                       mode.c_str(), conv, turn, r.prompt_tokens, r.cached_tokens,
+                       r.from_disk_tokens, r.ttft_ms);
+        }
+        histories[conv].push_back({{"role", "assistant"}, {"content", reply}});
+        histories[conv].push_back(
+            {{"role", "user"}, {"content", Words(5000 + conv * 100 + turn, o.followup_tokens)}});
+      }
+    }
+    finish();
+    return out;
+  }
   std::vector<std::thread> clients;
   for (int c = 0; c < o.clients; ++c) {
     clients.emplace_back([&, c] {
@@ -261,15 +344,13 @@ ModeResult RunMode(const Options& o, const std::string& mode) {
     });
   }
   for (auto& t : clients) t.join();
-  out.wall_s = std::chrono::duration<double>(Clock::now() - start).count();
-  out.peak_rss_bytes = server.PeakRssBytes();
-  server.Stop();
+  finish();
   return out;
 }
 
 Json Summary(const ModeResult& m) {
-  std::vector<double> first, follow, all;
-  int64_t prompt = 0, cached = 0;
+  std::vector<double> first, follow, all, after_restart;
+  int64_t prompt = 0, cached = 0, from_disk = 0;
   int failed = 0, follow_history_min = 1 << 30, follow_history_max = 0;
   for (const TurnResult& t : m.turns) {
     if (!t.ok) ++failed;
@@ -281,8 +362,21 @@ Json Summary(const ModeResult& m) {
     }
     prompt += t.prompt_tokens;
     cached += t.cached_tokens;
+    from_disk += t.from_disk_tokens;
+    if (m.restart_turn >= 0 && t.turn >= m.restart_turn) after_restart.push_back(t.ttft_ms);
   }
-  return {{"mode", m.mode == "on" ? "cache on" : "cache off (--prompt-cache-size 0)"},
+  std::string name = m.mode;
+  if (m.mode == "on") name = "cache on";
+  if (m.mode == "off") name = "cache off (--prompt-cache-size 0)";
+  if (m.mode == "ram") name = "RAM only (evicted history recomputed)";
+  if (m.mode == "disk") name = "RAM + disk tier";
+  if (m.mode == "restart") name = "RAM + disk tier, restart before the last turn";
+  return {{"mode", name},
+          {"disk_hit_rate", prompt > 0 ? static_cast<double>(from_disk) / prompt : 0.0},
+          {"after_restart_ttft_p50_ms", Percentile(after_restart, 0.5)},
+          {"after_restart_ttft_p90_ms", Percentile(after_restart, 0.9)},
+          {"disk_mib_written", m.disk_bytes_written / 1048576.0},
+          {"disk_mib_read", m.disk_bytes_read / 1048576.0},
           {"requests", m.turns.size()},
           {"failed", failed},
           {"total_s", m.wall_s},
@@ -330,6 +424,14 @@ bool ParseArgs(int argc, char** argv, Options* o) {
       ok = next(&o->modes);
     else if (a == "--json")
       o->json = true;
+    else if (a == "--interleave")
+      o->interleave = true;
+    else if (a == "--ram-entries")
+      ok = next(&o->ram_entries);
+    else if (a == "--disk-dir")
+      ok = next(&o->disk_dir);
+    else if (a == "--disk-bytes")
+      ok = next(&o->disk_bytes);
     else
       ok = false;
     if (!ok) {
@@ -357,7 +459,7 @@ int main(int argc, char** argv) {
                    {"followup_tokens", o.followup_tokens},
                    {"max_tokens", o.max_tokens}}},
                  {"results", Json::array()}};
-  double on_follow = 0, off_follow = 0;
+  double on_follow = 0, off_follow = 0, ram_follow = 0, disk_follow = 0;
   std::stringstream modes(o.modes);
   std::string mode;
   while (std::getline(modes, mode, ',')) {
@@ -366,9 +468,13 @@ int main(int argc, char** argv) {
     report["results"].push_back(s);
     if (mode == "on") on_follow = s["followup_ttft_p50_ms"];
     if (mode == "off") off_follow = s["followup_ttft_p50_ms"];
+    if (mode == "ram") ram_follow = s["followup_ttft_p50_ms"];
+    if (mode == "disk") disk_follow = s["followup_ttft_p50_ms"];
   }
   if (on_follow > 0 && off_follow > 0)
     report["followup_ttft_p50_ratio_off_over_on"] = off_follow / on_follow;
+  if (ram_follow > 0 && disk_follow > 0)
+    report["followup_ttft_p50_ratio_recompute_over_disk"] = ram_follow / disk_follow;
   if (o.json) {
     std::printf("%s\n", report.dump(2).c_str());
     return 0;
@@ -385,9 +491,27 @@ int main(int argc, char** argv) {
                 s["followup_ttft_p50_ms"].get<double>(), s["followup_ttft_p90_ms"].get<double>(),
                 100 * s["cache_hit_rate"].get<double>(), s["peak_rss_mib"].get<double>());
   }
+  bool disk = false;
+  for (const Json& s : report["results"]) disk = disk || s["disk_mib_written"].get<double>() > 0;
+  if (disk) {
+    std::printf(
+        "\n| mode | from disk (of prompt tokens) | after-restart TTFT p50 / p90 ms | disk MiB "
+        "written | disk MiB read |\n|---|---|---|---|---|\n");
+    for (const Json& s : report["results"]) {
+      std::printf("| %s | %.1f%% | %.0f / %.0f | %.1f | %.1f |\n",
+                  s["mode"].get<std::string>().c_str(), 100 * s["disk_hit_rate"].get<double>(),
+                  s["after_restart_ttft_p50_ms"].get<double>(),
+                  s["after_restart_ttft_p90_ms"].get<double>(),
+                  s["disk_mib_written"].get<double>(), s["disk_mib_read"].get<double>());
+    }
+  }
   if (report.contains("followup_ttft_p50_ratio_off_over_on")) {
     std::printf("\nfollow-up TTFT p50, cache off / cache on: %.1fx\n",
                 report["followup_ttft_p50_ratio_off_over_on"].get<double>());
+  }
+  if (report.contains("followup_ttft_p50_ratio_recompute_over_disk")) {
+    std::printf("\nfollow-up TTFT p50, history recomputed / read back from disk: %.1fx\n",
+                report["followup_ttft_p50_ratio_recompute_over_disk"].get<double>());
   }
   return 0;
 }

@@ -7,8 +7,13 @@
 // sequence and every cached conversation at full context,
 //   kv_bytes_per_token * ctx_size * (parallel + prompt_cache_size),
 // capped at half of MemAvailable; the rule and the result are logged.
+//
+// Disk tier (--prompt-cache-dir DIR): evicted cached KV blocks are written to
+// DIR and read back on a later hit; its bound (--prompt-cache-disk-bytes)
+// defaults to 10% of the free space in DIR at start (logged).
 #include <pthread.h>
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <atomic>
@@ -21,6 +26,7 @@
 #include "commands.h"
 #include "core/log.h"
 #include "engine/engine.h"
+#include "kv/disk_block_store.h"
 #include "loader.h"
 #include "server/byte_size.h"
 #include "server/chat_renderer.h"
@@ -46,6 +52,8 @@ struct ServeOptions {
   int port = 8080;
   int prompt_cache_size = 10;
   std::string prompt_cache_bytes;
+  std::string prompt_cache_dir;
+  std::string prompt_cache_disk_bytes;
   int ctx_size = 0;
   int max_tokens = 0;
   int parallel = 4;
@@ -132,6 +140,19 @@ int RunServe(const ServeOptions& o) {
     budget_flag = *b;
   }
 
+  int64_t disk_bytes = 0;
+  std::string disk_rule;
+  if (!o.prompt_cache_disk_bytes.empty()) {
+    if (o.prompt_cache_dir.empty()) {
+      return ReportError(Errorf("--prompt-cache-disk-bytes needs --prompt-cache-dir"));
+    }
+    auto b = server::ParseByteSize(o.prompt_cache_disk_bytes);
+    if (!b.ok()) return ReportError(b.status().WithContext("--prompt-cache-disk-bytes"));
+    if (*b <= 0) return ReportError(Errorf("--prompt-cache-disk-bytes must be > 0"));
+    disk_bytes = *b;
+    disk_rule = "--prompt-cache-disk-bytes";
+  }
+
   auto loaded = LoadModel(o.model, o.threads, /*need_tokenizer=*/true, o.device);
   if (!loaded.ok()) return ReportError(loaded.status());
   LoadedModel& lm = *loaded;
@@ -149,6 +170,22 @@ int RunServe(const ServeOptions& o) {
   ec.ctx_size = static_cast<int32_t>(o.ctx_size);
   ec.kv_type = kv_type;
   ec.default_max_tokens = o.max_tokens;
+  ec.disk_dir = o.prompt_cache_dir;
+  if (!o.prompt_cache_dir.empty()) {
+    if (disk_bytes == 0) {
+      // Default: 10% of the free space there (mkdir first, so statvfs sees the
+      // filesystem that will hold the files).
+      mkdir(o.prompt_cache_dir.c_str(), 0755);
+      const int64_t free_bytes = kv::DiskBlockStore::FreeBytes(o.prompt_cache_dir);
+      disk_bytes = free_bytes / 10;
+      disk_rule = StrFormat("default: 10%% of the %s free in %s", server::FormatBytes(free_bytes).c_str(),
+                            o.prompt_cache_dir.c_str());
+    }
+    ec.disk_bytes = disk_bytes;
+    ec.model_identity = ModelIdentity(*lm.file);
+    LOG_INFO(kLog, "prompt cache disk tier: %s, bound %s (%s)", o.prompt_cache_dir.c_str(),
+             server::FormatBytes(disk_bytes).c_str(), disk_rule.c_str());
+  }
   std::string budget_rule;
   if (budget_flag > 0) {
     ec.cache_bytes = budget_flag;
@@ -264,6 +301,12 @@ void AddServeCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--prompt-cache-bytes", o->prompt_cache_bytes,
                   "KV byte budget for cache + in-flight requests: 512M, 8G, 8GiB or bytes "
                   "(default: derived from MemAvailable, logged)");
+  cmd->add_option("--prompt-cache-dir", o->prompt_cache_dir,
+                  "Disk tier: evicted cached KV blocks are written here and read back on a "
+                  "later hit; survives restarts (default: none, no disk tier)");
+  cmd->add_option("--prompt-cache-disk-bytes", o->prompt_cache_disk_bytes,
+                  "Byte bound of the disk tier: 20G, 512M or bytes (default: 10% of the free "
+                  "space in --prompt-cache-dir, logged)");
   cmd->add_option("--ctx-size,-c", o->ctx_size, "Context per sequence (default: the model's)");
   cmd->add_option("--max-tokens", o->max_tokens,
                   "Tokens to generate when a request sets none (default: to the context end)");

@@ -1,7 +1,9 @@
 #include "loader.h"
 
 #include <cstdio>
+#include <algorithm>
 #include <cstdlib>
+#include <span>
 
 namespace reprise::tools {
 
@@ -27,6 +29,41 @@ Result<LoadedModel> LoadModel(const std::string& path, int n_threads, bool need_
                   path.c_str());
   }
   return lm;
+}
+
+namespace {
+
+void HashValue(const gguf::Value& v, kv::BlockKey* k) {
+  const uint64_t scalars[4] = {static_cast<uint64_t>(v.type), v.u, static_cast<uint64_t>(v.i),
+                               static_cast<uint64_t>(v.items.size())};
+  *k = kv::ChainKey(*k, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(scalars),
+                                                 sizeof(scalars)));
+  *k = kv::ChainKey(*k, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(&v.f),
+                                                 sizeof(v.f)));
+  *k = kv::ChainString(*k, v.s);
+  for (const gguf::Value& item : v.items) HashValue(item, k);
+}
+
+}  // namespace
+
+kv::BlockKey ModelIdentity(const gguf::File& file) {
+  kv::BlockKey k = kv::ChainString(kv::BlockKey{}, "reprise model identity v1");
+  for (const auto& [key, value] : file.metadata()) {
+    k = kv::ChainString(k, key);
+    HashValue(value, &k);
+  }
+  for (const gguf::TensorInfo& t : file.tensors()) {
+    k = kv::ChainString(k, t.name);
+    std::vector<int64_t> shape = {static_cast<int64_t>(t.type), static_cast<int64_t>(t.offset),
+                                  static_cast<int64_t>(t.n_bytes)};
+    shape.insert(shape.end(), t.ne.begin(), t.ne.end());
+    k = kv::ChainKey(k, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(shape.data()),
+                                                 shape.size() * sizeof(int64_t)));
+    if (t.data != nullptr) {
+      k = kv::ChainKey(k, std::span<const uint8_t>(t.data, std::min<uint64_t>(t.n_bytes, 4096)));
+    }
+  }
+  return k;
 }
 
 Result<std::vector<int32_t>> ParseTokenList(const std::string& text) {

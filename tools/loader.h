@@ -8,6 +8,7 @@
 
 #include "core/status.h"
 #include "gguf/gguf.h"
+#include "kv/block_key.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 
@@ -33,6 +34,12 @@ Result<std::vector<int32_t>> ParseTokenList(const std::string& text);
 // "f16" / "f32" / "auto" -> DType. auto keeps full precision for models whose
 // weights are F32 (tiny and reference models) and uses F16 otherwise.
 Result<DType> ParseKvType(const std::string& text, const model::Model& model);
+
+// The identity of a model file for content-addressed KV (the disk tier): a
+// hash of every metadata key and value, every tensor's name, type, shape
+// and offset, and the first 4 KiB of each tensor's data (two files with the
+// same layout but different weights differ there). Reads only those pages.
+kv::BlockKey ModelIdentity(const gguf::File& file);
 
 // Prints "error: <message>" to stderr and returns 1.
 int ReportError(const Status& status);

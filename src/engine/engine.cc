@@ -11,6 +11,7 @@
 #include "core/log.h"
 #include "core/timer.h"
 #include "engine/scheduler.h"
+#include "kv/disk_block_store.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 
@@ -127,6 +128,11 @@ void Engine::Impl::Publish() {
   st.block_tokens = s.pool().block_tokens();
   st.ctx_size = config.ctx_size;
   st.cache = s.cache().Stats();
+  if (const kv::BlockStore* lower = s.lower_tier()) {
+    st.lower_tier = std::string(lower->name());
+    st.lower_tier_dir = config.disk_dir;
+    st.lower = lower->Stats();
+  }
   const uint64_t version = s.cache().version();
   std::vector<kv::CacheEntryInfo> fresh;
   const bool refresh = version != entries_version;
@@ -171,6 +177,15 @@ void Engine::Impl::Loop() {
     pending.clear();
   }
   scheduler->FailAll(ErrorCode::kShuttingDown, bye);
+  // What is cached in RAM goes to the disk tier, so a restart finds it.
+  if (scheduler->lower_tier() != nullptr && scheduler->lower_tier()->enabled()) {
+    const int64_t t0 = NowMicros();
+    const int64_t n = scheduler->DemoteAllCached();
+    LOG_INFO("engine", "wrote %lld cached KV blocks to the %.*s tier at shutdown (%.1f ms)",
+             static_cast<long long>(n),
+             static_cast<int>(scheduler->lower_tier()->name().size()),
+             scheduler->lower_tier()->name().data(), (NowMicros() - t0) / 1000.0);
+  }
   scheduler->SetBeforeFinalEventHook(nullptr);  // Impl is going away
   Publish();
   alive.store(false);
@@ -200,12 +215,48 @@ Result<std::unique_ptr<Engine>> Engine::Create(model::Model& model, const tokeni
 
   const kv::BlockPoolConfig pc =
       model.KvPoolConfig(config.kv_type, config.block_tokens, config.cache_bytes);
+  {
+    // Content addresses cover the model, the KV type and the block shape.
+    const int64_t shape[] = {static_cast<int64_t>(config.kv_type), pc.block_tokens, pc.n_layers,
+                             pc.k_dim, pc.v_dim, pc.n_heads};
+    sc.kv_layout = kv::ChainKey(
+        config.model_identity,
+        std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(shape), sizeof(shape)));
+  }
+  std::unique_ptr<kv::BlockStore> disk;
+  if (!config.disk_dir.empty() && config.max_cache_entries > 0) {
+    kv::DiskBlockStoreConfig dc;
+    dc.dir = config.disk_dir;
+    dc.layout = sc.kv_layout;
+    dc.block_bytes = kv::BlockPool::BlockBytesOf(pc);
+    dc.bytes_limit = config.disk_bytes;
+    dc.fsync = config.disk_fsync;
+    auto store = kv::DiskBlockStore::Open(dc);
+    if (!store.ok()) {
+      LOG_ERROR("engine", "disk tier off: %s; serving goes on with the RAM cache only",
+                store.status().message().c_str());
+    } else {
+      const kv::DiskScanReport& r = (*store)->scan_report();
+      LOG_INFO("engine",
+               "disk tier %s: bound %lld bytes (%lld blocks of %lld bytes + a %lld-byte header); "
+               "found %lld blocks of this model (%lld bytes), discarded %lld corrupt files, "
+               "ignored %lld files of another model or KV layout",
+               dc.dir.c_str(), static_cast<long long>(dc.bytes_limit),
+               static_cast<long long>(dc.bytes_limit /
+                                      (dc.block_bytes + kv::DiskBlockStore::kHeaderBytes)),
+               static_cast<long long>(dc.block_bytes),
+               static_cast<long long>(kv::DiskBlockStore::kHeaderBytes),
+               static_cast<long long>(r.loaded), static_cast<long long>((*store)->bytes()),
+               static_cast<long long>(r.discarded), static_cast<long long>(r.foreign));
+      disk = std::move(store).value();
+    }
+  }
 
   model::Model* m = &model;
   ForwardFn forward = [m](std::span<const model::BatchToken> batch,
                           std::span<kv::SeqBlocks* const> seqs, kv::BlockPool& pool,
                           float* logits) { return m->Forward(batch, seqs, pool, logits); };
-  ASSIGN_OR_RETURN(impl->scheduler, Scheduler::Create(sc, pc, std::move(forward)));
+  ASSIGN_OR_RETURN(impl->scheduler, Scheduler::Create(sc, pc, std::move(forward), std::move(disk)));
   const kv::BlockPool& pool = impl->scheduler->pool();
   LOG_INFO("engine",
            "context %d tokens, KV %lld bytes/token (%s), budget %lld bytes = %d blocks of %d "

@@ -9,7 +9,10 @@
 // entries and in-flight sequences, so KV memory never exceeds it. A request is
 // admitted only when the worst case of every in-flight request (prompt +
 // max_tokens) fits in the pool, so no admitted request ever waits for memory
-// mid-generation; one that could never fit is refused at Submit.
+// mid-generation; one that could never fit is refused at Submit. With a disk
+// tier (config.disk_dir) cached blocks evicted from the pool are demoted to
+// files there (own byte bound, config.disk_bytes) and promoted back by a later
+// hit; at shutdown the RAM cache is written out, so a restart finds it.
 //
 // Threading: every public method is thread-safe. Events of one request arrive
 // in order; the last one is kDone or kError.
@@ -25,6 +28,8 @@
 #include "core/dtype.h"
 #include "core/status.h"
 #include "engine/sampler.h"
+#include "kv/block_key.h"
+#include "kv/block_store.h"
 #include "kv/prompt_cache.h"
 
 namespace reprise::model {
@@ -47,6 +52,17 @@ struct EngineConfig {
   int32_t default_max_tokens = 0;  // --max-tokens: when a request sets none; 0 = to the context end
   int max_queued = 1024;           // Submit fails with kOverloaded past this many waiting
   int64_t stall_timeout_ms = 120000;  // Healthy() is false when a step takes longer
+  // The disk tier (--prompt-cache-dir, --prompt-cache-disk-bytes): evicted
+  // cached blocks are demoted to files there and read back on a later hit;
+  // empty dir = off. A dir that cannot be used is logged and the engine runs
+  // without the tier.
+  std::string disk_dir;
+  int64_t disk_bytes = 0;
+  bool disk_fsync = true;
+  // Identity of the model's weights and metadata (e.g. a hash of the GGUF's
+  // tensor layout and metadata): part of every block's content address, so a
+  // dir written by another model is never used.
+  kv::BlockKey model_identity;
 };
 
 // Why a request failed; the HTTP layer maps these to status codes.
@@ -82,6 +98,7 @@ struct Request {
 struct Usage {
   int32_t prompt_tokens = 0;
   int32_t cached_tokens = 0;      // prompt tokens whose KV came from the cache
+  int32_t cached_tokens_lower_tier = 0;  // of those, read back from the disk tier
   int32_t completion_tokens = 0;  // tokens streamed as kToken events
   double queue_ms = 0;            // Submit -> admitted
   double ttft_ms = 0;             // Submit -> first token
@@ -156,6 +173,10 @@ struct EngineStats {
   int32_t ctx_size = 0;
   // The prompt cache (entries, bytes, hits, misses, evictions, ...)
   kv::PromptCacheStats cache;
+  // The tier below the pool ("disk"); lower_tier empty when there is none.
+  std::string lower_tier;
+  std::string lower_tier_dir;
+  kv::BlockStoreStats lower;
 };
 
 class Engine {

@@ -24,6 +24,7 @@ struct Scheduler::Sequence {
   kv::SeqBlocks kv;             // KV of tokens[0, kv.n_tokens)
   int32_t n_prompt = 0;
   int32_t n_cached = 0;
+  int32_t n_cached_lower = 0;   // of n_cached, read back from the lower tier
   int32_t n_generated = 0;      // tokens streamed (end-of-generation excluded)
   int32_t reserved_blocks = 0;  // 0 until admitted
   std::unique_ptr<Sampler> sampler;
@@ -34,7 +35,8 @@ struct Scheduler::Sequence {
 
 Result<std::unique_ptr<Scheduler>> Scheduler::Create(const SchedulerConfig& config,
                                                      const kv::BlockPoolConfig& pool_config,
-                                                     ForwardFn forward) {
+                                                     ForwardFn forward,
+                                                     std::unique_ptr<kv::BlockStore> lower_tier) {
   if (config.max_parallel < 1)
     return Errorf("parallel must be at least 1, got %d", config.max_parallel);
   if (config.max_cache_entries < 0) {
@@ -53,8 +55,17 @@ Result<std::unique_ptr<Scheduler>> Scheduler::Create(const SchedulerConfig& conf
   s->config_ = config;
   s->forward_ = std::move(forward);
   ASSIGN_OR_RETURN(s->pool_, kv::BlockPool::Create(pool_config, config.kv_device));
+  if (lower_tier != nullptr && lower_tier->block_bytes() != s->pool_->block_bytes()) {
+    return Errorf("the %.*s tier stores %lld-byte blocks, the KV pool's are %lld bytes",
+                  static_cast<int>(lower_tier->name().size()), lower_tier->name().data(),
+                  static_cast<long long>(lower_tier->block_bytes()),
+                  static_cast<long long>(s->pool_->block_bytes()));
+  }
+  s->lower_ = std::move(lower_tier);
   kv::PromptCacheConfig cc;
   cc.max_entries = config.max_cache_entries;
+  cc.layout = config.kv_layout;
+  cc.lower = s->lower_.get();
   s->cache_ = std::make_unique<kv::PromptCache>(*s->pool_, cc);
   s->logits_.resize(static_cast<size_t>(config.max_parallel) * config.n_vocab);
   return s;
@@ -151,9 +162,10 @@ void Scheduler::Admit() {
     const int32_t need = BlocksFor(static_cast<int64_t>(s.n_prompt) + s.request.max_tokens - 1);
     CHECK(need <= pool_->capacity_blocks());  // Validate refuses what can never fit
     if (reserved_blocks_ + need > pool_->capacity_blocks()) break;  // wait for memory (FIFO)
-    kv::CacheHit hit = cache_->Acquire(s.tokens, s.n_prompt - 1);
+    kv::CacheHit hit = cache_->Acquire(s.tokens, s.n_prompt - 1, s.request.cache_namespace);
     s.kv = std::move(hit.seq);
     s.n_cached = hit.n_cached;
+    s.n_cached_lower = hit.n_lower_tokens;
     s.reserved_blocks = need;
     reserved_blocks_ += need;
     s.sampler = std::make_unique<Sampler>(s.request.sampling, config_.n_vocab);
@@ -168,7 +180,8 @@ void Scheduler::Finish(Sequence& seq, FinishReason reason, ErrorCode code, const
   if (seq.ended) return;
   seq.ended = true;
   if (seq.kv.n_tokens > 0) {
-    cache_->Insert(std::span<const int32_t>(seq.tokens).first(seq.kv.n_tokens), seq.kv);
+    cache_->Insert(std::span<const int32_t>(seq.tokens).first(seq.kv.n_tokens), seq.kv,
+                   seq.request.cache_namespace);
   }
   for (int32_t b : seq.kv.blocks) pool_->Unref(b);
   seq.kv = kv::SeqBlocks();
@@ -184,6 +197,7 @@ void Scheduler::Finish(Sequence& seq, FinishReason reason, ErrorCode code, const
   Usage& u = ev.usage;
   u.prompt_tokens = seq.n_prompt;
   u.cached_tokens = seq.n_cached;
+  u.cached_tokens_lower_tier = seq.n_cached_lower;
   u.completion_tokens = seq.n_generated;
   if (admitted) u.queue_ms = (seq.admit_us - seq.submit_us) / 1000.0;
   if (seq.first_token_us > 0) {

@@ -4,6 +4,8 @@
 // reservation), chunked prefill mixed with decode tokens of other sequences
 // (continuous batching), sampling, streaming events, and the end of a
 // sequence (insert prompt + generated tokens into the cache, release blocks).
+// It owns the optional tier below the pool (a kv::BlockStore) that the cache
+// demotes evicted blocks to and promotes them back from.
 // It knows nothing of threads or of the model: it runs batches through a
 // ForwardFn, so tests drive it with a fake model.
 //
@@ -64,6 +66,7 @@ struct SchedulerConfig {
   int32_t default_max_tokens = 0;
   int32_t n_vocab = 0;
   std::unordered_set<int32_t> eog_ids;  // end-of-generation tokens
+  kv::BlockKey kv_layout;  // content-address seed of the cache's blocks (kv/block_key.h)
 };
 
 struct SchedulerCounters {
@@ -76,9 +79,11 @@ struct SchedulerCounters {
 
 class Scheduler {
  public:
-  static Result<std::unique_ptr<Scheduler>> Create(const SchedulerConfig& config,
-                                                   const kv::BlockPoolConfig& pool_config,
-                                                   ForwardFn forward);
+  // `lower_tier` (optional) is the block store below the pool: the cache
+  // demotes evicted blocks to it and promotes them back on a hit.
+  static Result<std::unique_ptr<Scheduler>> Create(
+      const SchedulerConfig& config, const kv::BlockPoolConfig& pool_config, ForwardFn forward,
+      std::unique_ptr<kv::BlockStore> lower_tier = nullptr);
   ~Scheduler();  // ends every sequence (kShuttingDown) and releases its blocks
 
   // Checks a request against the model and the limits and resolves its
@@ -93,6 +98,10 @@ class Scheduler {
 
   // Ends every queued and in-flight request with an error.
   void FailAll(ErrorCode code, const Status& status);
+  // Writes every cached block the lower tier lacks into it (at shutdown, so
+  // the next start finds them). Returns blocks written.
+  int64_t DemoteAllCached() { return cache_->DemoteAll(); }
+  const kv::BlockStore* lower_tier() const { return lower_.get(); }
 
   // Called after a request's blocks went into the cache and were released,
   // right before its final event is sent: the engine publishes its stats
@@ -124,6 +133,7 @@ class Scheduler {
   SchedulerConfig config_;
   ForwardFn forward_;
   std::unique_ptr<kv::BlockPool> pool_;
+  std::unique_ptr<kv::BlockStore> lower_;  // outlives cache_
   std::unique_ptr<kv::PromptCache> cache_;
   std::deque<std::unique_ptr<Sequence>> waiting_;
   std::vector<std::unique_ptr<Sequence>> active_;  // admission order

@@ -61,6 +61,12 @@ Result<std::unique_ptr<BlockPool>> BlockPool::Create(const BlockPoolConfig& conf
   return pool;
 }
 
+int64_t BlockPool::BlockBytesOf(const BlockPoolConfig& config) {
+  const int64_t elem = config.dtype == DType::kF16 ? 2 : 4;
+  return static_cast<int64_t>(config.n_layers) * config.block_tokens *
+         (static_cast<int64_t>(config.k_dim) + config.v_dim) * elem;
+}
+
 BlockPool::~BlockPool() {
   if (base_ == nullptr) return;
   if (device_ != nullptr) {

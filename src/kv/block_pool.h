@@ -45,6 +45,9 @@ class BlockPool {
   // pool); null or a host-memory backend: host memory.
   static Result<std::unique_ptr<BlockPool>> Create(const BlockPoolConfig& config,
                                                    kernels::Backend* device = nullptr);
+  // block_bytes() of a pool made with `config` (before making it: a tier
+  // below the pool stores blocks of this size).
+  static int64_t BlockBytesOf(const BlockPoolConfig& config);
   ~BlockPool();
   BlockPool(const BlockPool&) = delete;
   BlockPool& operator=(const BlockPool&) = delete;

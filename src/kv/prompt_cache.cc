@@ -16,6 +16,8 @@ struct PromptCache::Node {
   uint64_t last_tick = 0;
   int64_t last_use_unix_ms = 0;
   int64_t hits = 0;  // Acquire calls whose match went through this node
+  std::string ns;    // roots only: the namespace
+  BlockKey key;      // content address of the tokens from the start to this node's end
 };
 
 namespace {
@@ -41,7 +43,7 @@ bool SameTokens(std::span<const int32_t> a, std::span<const int32_t> b) {
 }  // namespace
 
 PromptCache::PromptCache(BlockPool& pool, const PromptCacheConfig& config)
-    : pool_(pool), config_(config), root_(std::make_unique<Node>()) {}
+    : pool_(pool), config_(config) {}
 
 PromptCache::~PromptCache() { Clear(); }
 
@@ -50,9 +52,16 @@ void PromptCache::Touch(Node* node) {
   node->last_use_unix_ms = now_unix_ms_;
 }
 
+bool PromptCache::IsRoot(const Node* node) { return node->parent == nullptr; }
+
+PromptCache::Node* PromptCache::Root(std::string_view cache_namespace) const {
+  auto it = roots_.find(cache_namespace);
+  return it == roots_.end() ? nullptr : it->second.get();
+}
+
 void PromptCache::AddChild(Node* parent, std::unique_ptr<Node> child) {
-  // A parent other than the root stops being a leaf: the entry count is unchanged.
-  if (parent == root_.get() || !parent->children.empty()) ++n_leaves_;
+  // A parent other than a root stops being a leaf: the entry count is unchanged.
+  if (IsRoot(parent) || !parent->children.empty()) ++n_leaves_;
   ++n_nodes_;
   n_tokens_ += static_cast<int64_t>(child->tokens.size());
   child->parent = parent;
@@ -60,7 +69,7 @@ void PromptCache::AddChild(Node* parent, std::unique_ptr<Node> child) {
 }
 
 void PromptCache::RemoveNode(Node* node) {
-  CHECK(node != root_.get() && node->children.empty());
+  CHECK(!IsRoot(node) && node->children.empty());
   Node* parent = node->parent;
   pool_.Unref(node->block);
   --n_nodes_;
@@ -70,14 +79,21 @@ void PromptCache::RemoveNode(Node* node) {
                          [node](const std::unique_ptr<Node>& c) { return c.get() == node; });
   CHECK(it != siblings.end());
   siblings.erase(it);
-  if (parent == root_.get() || !parent->children.empty()) --n_leaves_;
+  if (IsRoot(parent) || !parent->children.empty()) --n_leaves_;
 }
 
-CacheHit PromptCache::Acquire(std::span<const int32_t> tokens, int32_t max_tokens) {
+BlockKey PromptCache::RootKey(std::string_view cache_namespace) const {
+  return ChainString(config_.layout, cache_namespace);
+}
+
+CacheHit PromptCache::Acquire(std::span<const int32_t> tokens, int32_t max_tokens,
+                             std::string_view cache_namespace) {
   CacheHit hit;
   const int32_t bt = pool_.block_tokens();
   const int64_t limit = std::clamp<int64_t>(max_tokens, 0, static_cast<int64_t>(tokens.size()));
-  if (config_.max_entries <= 0 || limit == 0 || root_->children.empty()) {
+  Node* root = Root(cache_namespace);
+  BlockStore* lower = config_.lower != nullptr && config_.lower->enabled() ? config_.lower : nullptr;
+  if (config_.max_entries <= 0 || limit == 0 || (root == nullptr && lower == nullptr)) {
     ++misses_;
     return hit;
   }
@@ -86,11 +102,10 @@ CacheHit PromptCache::Acquire(std::span<const int32_t> tokens, int32_t max_token
 
   // Walk the shared full blocks, then look for a block the match ends inside.
   std::vector<Node*> path;
-  Node* node = root_.get();
   int64_t pos = 0;
   Node* partial_src = nullptr;
   int32_t partial_len = 0;
-  while (pos < limit) {
+  for (Node* node = root; node != nullptr && pos < limit;) {
     const int64_t remaining = limit - pos;
     auto want = tokens.subspan(pos, static_cast<size_t>(std::min<int64_t>(bt, remaining)));
     Node* full = nullptr;
@@ -118,15 +133,43 @@ CacheHit PromptCache::Acquire(std::span<const int32_t> tokens, int32_t max_token
     break;
   }
 
-  int32_t dst = -1;
-  if (partial_src != nullptr) {
-    // Evict for the copy's block, but never the entry this match comes from.
-    protected_ = partial_src;
-    dst = AllocateBlock();
-    protected_ = nullptr;
-    if (dst < 0) partial_src = nullptr;  // fall back to the shared blocks
+  // The lower tier continues the match past the tree: full blocks, then the
+  // longest partial block that beats the tree's own partial match.
+  std::vector<BlockKey> lower_keys;
+  BlockKey lower_partial;
+  int32_t lower_partial_len = 0;
+  // Makes the matched blocks the tier's most recent, deepest first, so a
+  // block's ancestors (which every later lookup needs first) stay newer.
+  auto touch_matched = [&] {
+    if (lower_partial_len > 0) lower->Touch(lower_partial);
+    for (auto it = lower_keys.rbegin(); it != lower_keys.rend(); ++it) lower->Touch(*it);
+  };
+  if (lower != nullptr) {
+    BlockKey key = path.empty() ? RootKey(cache_namespace) : path.back()->key;
+    while (pos + bt <= limit) {
+      const BlockKey k = ChainTokens(key, tokens.subspan(pos, bt));
+      if (!lower->Contains(k)) break;
+      lower_keys.push_back(k);
+      key = k;
+      pos += bt;
+    }
+    const int32_t longest = static_cast<int32_t>(std::min<int64_t>(bt - 1, limit - pos));
+    const int32_t floor = lower_keys.empty() ? partial_len : 0;
+    for (int32_t len = longest; len > floor; --len) {
+      const BlockKey k = ChainTokens(key, tokens.subspan(pos, len));
+      if (lower->Contains(k)) {
+        lower_partial = k;
+        lower_partial_len = len;
+        break;
+      }
+    }
+    if (!lower_keys.empty() || lower_partial_len > 0) partial_src = nullptr;
+    // Demotions made to free pool blocks for them must not push them out.
+    touch_matched();
   }
 
+  // Pin the shared blocks first: evictions below (for the copy or the
+  // promoted blocks) cannot free them.
   for (Node* n : path) {
     pool_.Ref(n->block);
     hit.seq.blocks.push_back(n->block);
@@ -135,25 +178,111 @@ CacheHit PromptCache::Acquire(std::span<const int32_t> tokens, int32_t max_token
   }
   hit.n_shared_blocks = static_cast<int32_t>(path.size());
   hit.n_cached = static_cast<int32_t>(path.size()) * bt;
+
   if (partial_src != nullptr) {
-    pool_.CopyTokens(partial_src->block, dst, partial_len);
-    hit.seq.blocks.push_back(dst);
-    hit.n_copied_tokens = partial_len;
-    hit.n_cached += partial_len;
-    Touch(partial_src);
-    ++partial_src->hits;
+    // Evict for the copy's block, but never the entry this match comes from.
+    protected_ = partial_src;
+    const int32_t dst = AllocateBlock();
+    protected_ = nullptr;
+    if (dst >= 0) {
+      pool_.CopyTokens(partial_src->block, dst, partial_len);
+      hit.seq.blocks.push_back(dst);
+      hit.n_copied_tokens = partial_len;
+      hit.n_cached += partial_len;
+      // Copying part of a block is not continuing its conversation: only a
+      // match that takes the whole source node (a partial leaf the request
+      // extends) refreshes that entry. A prompt that merely shares its first
+      // tokens (often just BOS) with an entry must not make it the most recent.
+      if (partial_len == static_cast<int32_t>(partial_src->tokens.size())) {
+        Touch(partial_src);
+        ++partial_src->hits;
+      }
+    }  // else: no room for the copy; the match falls back to the shared blocks
   }
+
+  // Promotions: in order, each block only after the previous one arrived.
+  bool promoted_all = true;
+  for (const BlockKey& k : lower_keys) {
+    const int32_t b = Promote(k);
+    if (b < 0) {
+      promoted_all = false;
+      break;
+    }
+    hit.seq.blocks.push_back(b);
+    hit.n_cached += bt;
+    hit.n_lower_tokens += bt;
+    ++hit.n_lower_blocks;
+  }
+  if (promoted_all && lower_partial_len > 0) {
+    const int32_t b = Promote(lower_partial);
+    if (b >= 0) {
+      hit.seq.blocks.push_back(b);
+      hit.n_cached += lower_partial_len;
+      hit.n_lower_tokens += lower_partial_len;
+      ++hit.n_lower_blocks;
+    }
+  }
+
+  if (hit.n_lower_blocks > 0) touch_matched();  // reads refreshed them leaf last
   hit.seq.n_tokens = hit.n_cached;
   if (hit.n_cached > 0) {
     ++hits_;
     hit_tokens_ += hit.n_cached;
+    lower_hit_tokens_ += hit.n_lower_tokens;
   } else {
     ++misses_;
   }
   return hit;
 }
 
-void PromptCache::Insert(std::span<const int32_t> tokens, const SeqBlocks& seq) {
+int32_t PromptCache::Promote(const BlockKey& key) {
+  const int32_t b = AllocateBlock();
+  if (b < 0) return -1;
+  scratch_.resize(static_cast<size_t>(pool_.block_bytes()));
+  if (config_.lower == nullptr || !config_.lower->Get(key, scratch_)) {
+    pool_.Unref(b);
+    return -1;
+  }
+  pool_.WriteBlock(b, scratch_.data());
+  ++promotions_;
+  return b;
+}
+
+bool PromptCache::Demote(Node* node, bool even_if_pinned) {
+  BlockStore* lower = config_.lower;
+  if (lower == nullptr || !lower->enabled()) return false;
+  // A block a sequence still uses goes back into the tree when it ends.
+  if (!even_if_pinned && pool_.RefCount(node->block) > 1) return false;
+  if (lower->Touch(node->key)) return false;  // stored once: never rewritten
+  scratch_.resize(static_cast<size_t>(pool_.block_bytes()));
+  pool_.ReadBlock(node->block, scratch_.data());
+  if (!lower->Put(node->key, scratch_)) return false;
+  ++demotions_;
+  return true;
+}
+
+int64_t PromptCache::DemoteAll() {
+  if (config_.lower == nullptr) return 0;
+  int64_t written = 0;
+  std::vector<Node*> order;  // parents before children
+  std::vector<Node*> stack;
+  for (const auto& [ns, root] : roots_) stack.push_back(root.get());
+  while (!stack.empty()) {
+    Node* n = stack.back();
+    stack.pop_back();
+    for (const auto& c : n->children) stack.push_back(c.get());
+    if (!IsRoot(n)) order.push_back(n);
+  }
+  // Children first: in the tier's LRU order a block's ancestors end up newer
+  // than it, so the tier drops leaves before the prefixes they hang from.
+  for (auto it = order.rbegin(); it != order.rend(); ++it) {
+    if (Demote(*it, /*even_if_pinned=*/true)) ++written;
+  }
+  return written;
+}
+
+void PromptCache::Insert(std::span<const int32_t> tokens, const SeqBlocks& seq,
+                         std::string_view cache_namespace) {
   if (config_.max_entries <= 0 || tokens.empty()) return;
   const int32_t bt = pool_.block_tokens();
   const int64_t n = static_cast<int64_t>(tokens.size());
@@ -163,7 +292,14 @@ void PromptCache::Insert(std::span<const int32_t> tokens, const SeqBlocks& seq) 
   ++tick_;
   now_unix_ms_ = UnixMillis();
 
-  Node* node = root_.get();
+  Node* node = Root(cache_namespace);
+  if (node == nullptr) {
+    auto root = std::make_unique<Node>();
+    root->ns = std::string(cache_namespace);
+    root->key = RootKey(cache_namespace);
+    node = root.get();
+    roots_.emplace(root->ns, std::move(root));
+  }
   bool added = false;
   for (int64_t pos = 0, i = 0; pos < n; pos += bt, ++i) {
     auto chunk = tokens.subspan(pos, static_cast<size_t>(std::min<int64_t>(bt, n - pos)));
@@ -190,6 +326,7 @@ void PromptCache::Insert(std::span<const int32_t> tokens, const SeqBlocks& seq) 
     }
     auto fresh = std::make_unique<Node>();
     fresh->tokens.assign(chunk.begin(), chunk.end());
+    fresh->key = ChainTokens(node->key, chunk);
     fresh->block = seq.blocks[static_cast<size_t>(i)];
     pool_.Ref(fresh->block);
     for (Node* s : stale) {  // replaced: keep its history, drop its block
@@ -230,12 +367,13 @@ bool PromptCache::EvictUntilFree(int32_t n_blocks) {
 PromptCache::Node* PromptCache::PickVictim(bool must_free) const {
   Node* victim = nullptr;
   uint64_t victim_tick = 0;
-  std::vector<Node*> stack = {root_.get()};
+  std::vector<Node*> stack;
+  for (const auto& [ns, root] : roots_) stack.push_back(root.get());
   while (!stack.empty()) {
     Node* n = stack.back();
     stack.pop_back();
     for (const auto& c : n->children) stack.push_back(c.get());
-    if (n == root_.get() || !n->children.empty()) continue;
+    if (IsRoot(n) || !n->children.empty()) continue;
     // n is a leaf: walk its exclusive chain.
     uint64_t tick = 0;
     bool frees = false;
@@ -245,7 +383,7 @@ PromptCache::Node* PromptCache::PickVictim(bool must_free) const {
       frees = frees || pool_.RefCount(c->block) == 1;
       is_protected = is_protected || c == protected_;
       Node* p = c->parent;
-      if (p == root_.get() || p->children.size() != 1) break;
+      if (IsRoot(p) || p->children.size() != 1) break;
       c = p;
     }
     if (is_protected || (must_free && !frees)) continue;
@@ -258,20 +396,23 @@ PromptCache::Node* PromptCache::PickVictim(bool must_free) const {
 }
 
 void PromptCache::EvictEntry(Node* leaf) {
-  CHECK(leaf != root_.get() && leaf->children.empty());
+  CHECK(!IsRoot(leaf) && leaf->children.empty());
   Node* n = leaf;
-  while (n != root_.get() && n->children.empty()) {
+  while (!IsRoot(n) && n->children.empty()) {
     Node* parent = n->parent;
+    Demote(n, /*even_if_pinned=*/false);
     RemoveNode(n);
     n = parent;
   }
+  if (IsRoot(n) && n->children.empty()) roots_.erase(n->ns);  // the namespace's last entry
   ++evictions_;
 }
 
 void PromptCache::Clear() {
   ++tick_;
   // Post-order removal without recursion.
-  std::vector<Node*> stack = {root_.get()};
+  std::vector<Node*> stack;
+  for (const auto& [ns, root] : roots_) stack.push_back(root.get());
   while (!stack.empty()) {
     Node* n = stack.back();
     if (!n->children.empty()) {
@@ -279,8 +420,9 @@ void PromptCache::Clear() {
       continue;
     }
     stack.pop_back();
-    if (n != root_.get()) RemoveNode(n);
+    if (!IsRoot(n)) RemoveNode(n);
   }
+  roots_.clear();
   CHECK(n_nodes_ == 0 && n_leaves_ == 0 && n_tokens_ == 0);
 }
 
@@ -295,6 +437,9 @@ PromptCacheStats PromptCache::Stats() const {
   s.hit_tokens = hit_tokens_;
   s.evictions = evictions_;
   s.inserts = inserts_;
+  s.lower_hit_tokens = lower_hit_tokens_;
+  s.promotions = promotions_;
+  s.demotions = demotions_;
   return s;
 }
 
@@ -305,27 +450,34 @@ std::vector<CacheEntryInfo> PromptCache::Entries() const {
     Node* node;
     int32_t depth_blocks;
     int64_t depth_tokens;
+    const std::string* ns;
   };
-  std::vector<Item> stack = {{root_.get(), 0, 0}};
+  std::vector<Item> stack;
+  for (const auto& [ns, root] : roots_) stack.push_back({root.get(), 0, 0, &ns});
   while (!stack.empty()) {
     Item it = stack.back();
     stack.pop_back();
     Node* n = it.node;
-    const int32_t blocks = it.depth_blocks + (n == root_.get() ? 0 : 1);
+    const int32_t blocks = it.depth_blocks + (IsRoot(n) ? 0 : 1);
     const int64_t tokens = it.depth_tokens + static_cast<int64_t>(n->tokens.size());
-    for (const auto& c : n->children) stack.push_back({c.get(), blocks, tokens});
-    if (n == root_.get() || !n->children.empty()) continue;
+    for (const auto& c : n->children) stack.push_back({c.get(), blocks, tokens, it.ns});
+    if (IsRoot(n) || !n->children.empty()) continue;
     CacheEntryInfo info;
+    info.cache_namespace = *it.ns;
     info.tokens = tokens;
     info.blocks = blocks;
     info.bytes = blocks * pool_.block_bytes();
+    if (config_.lower != nullptr && config_.lower->enabled()) {
+      for (const Node* c = n; !IsRoot(c); c = c->parent)
+        info.lower_blocks += config_.lower->Contains(c->key) ? 1 : 0;
+    }
     int32_t own = 0;
     for (Node* c = n;;) {
       ++own;
       info.last_use_unix_ms = std::max(info.last_use_unix_ms, c->last_use_unix_ms);
       info.hits = std::max(info.hits, c->hits);
       Node* p = c->parent;
-      if (p == root_.get() || p->children.size() != 1) break;
+      if (IsRoot(p) || p->children.size() != 1) break;
       c = p;
     }
     info.shared_blocks = blocks - own;
@@ -338,7 +490,12 @@ void PromptCache::CheckInvariants() const {
   const int32_t bt = pool_.block_tokens();
   std::unordered_set<int32_t> blocks;
   int64_t nodes = 0, leaves = 0, tokens = 0;
-  std::vector<const Node*> stack = {root_.get()};
+  std::vector<const Node*> stack;
+  for (const auto& [ns, root] : roots_) {
+    CHECK_MSG(IsRoot(root.get()) && root->ns == ns, "namespace root of '%s' misfiled", ns.c_str());
+    CHECK_MSG(!root->children.empty(), "namespace '%s' has a root but no entries", ns.c_str());
+    stack.push_back(root.get());
+  }
   while (!stack.empty()) {
     const Node* n = stack.back();
     stack.pop_back();
@@ -350,7 +507,7 @@ void PromptCache::CheckInvariants() const {
       }
       stack.push_back(c);
     }
-    if (n == root_.get()) continue;
+    if (IsRoot(n)) continue;
     ++nodes;
     tokens += static_cast<int64_t>(n->tokens.size());
     if (n->children.empty()) ++leaves;

@@ -21,22 +21,54 @@
 // Eviction removes a whole entry: its leaf and the chain of nodes only it
 // uses (up to the first node with another child), least recently used first.
 // An entry's recency is the latest use of any node in that chain, so a hit
-// on a prefix refreshes the entry that served it.
+// on a prefix refreshes the entry that served it. A copy of part of a block
+// does not count as a use of its source node (the request shares a few tokens
+// with that entry, it does not continue it); a copy of a whole partial leaf
+// (the next turn of a short conversation) does.
+//
+// Namespaces (tenants): every request names one (engine::Request::
+// cache_namespace, "" = the default). Each namespace has its own radix root,
+// so a lookup only ever matches KV inserted under the same namespace; the
+// entry limit, the byte budget and the LRU order are global across all of
+// them. A namespace's root exists while it has entries.
+//
+// A lower tier (config.lower: a BlockStore, e.g. the disk) makes eviction a
+// demotion: each block of an evicted entry that no sequence pins is copied
+// (BlockPool::ReadBlock) into the store under its content address (node
+// key, kv/block_key.h) unless the store holds it already, then dropped from
+// the pool as before. Acquire continues a match past the tree with blocks of
+// the store (full blocks, then the longest partial one) and promotes them:
+// fresh pool blocks filled through BlockPool::WriteBlock, owned by the
+// sequence like a copied block; when it ends, Insert puts the conversation
+// back into the tree. The tree holds only blocks in the pool, so max_entries
+// and the pool's byte budget keep their meaning; the store has its own bound.
+// A store that fails, or a block that fails validation, only shortens the
+// match: the rest is recomputed.
 //
 // Not thread-safe: owned by the engine thread, like the pool.
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <span>
+#include <string>
+#include <string_view>
 #include <vector>
 
+#include "kv/block_key.h"
 #include "kv/block_pool.h"
+#include "kv/block_store.h"
 
 namespace reprise::kv {
 
 struct PromptCacheConfig {
   int max_entries = 10;  // --prompt-cache-size: cached conversations (leaves); 0 disables
+  // Seed of the content addresses: the model identity, KV type and block size
+  // (block_key.h). Only used with a lower tier.
+  BlockKey layout;
+  // The tier below the pool (not owned; must outlive the cache), or null.
+  BlockStore* lower = nullptr;
 };
 
 // A cached prefix handed to a new sequence. The caller owns one reference on
@@ -46,6 +78,8 @@ struct CacheHit {
   int32_t n_cached = 0;         // leading tokens whose KV is already in seq
   int32_t n_shared_blocks = 0;  // blocks shared with the cache (not copied)
   int32_t n_copied_tokens = 0;  // rows copied into a fresh block (< block_tokens)
+  int32_t n_lower_tokens = 0;   // of n_cached, tokens read back from the lower tier
+  int32_t n_lower_blocks = 0;   // blocks promoted from the lower tier
 };
 
 struct PromptCacheStats {
@@ -58,6 +92,10 @@ struct PromptCacheStats {
   int64_t hit_tokens = 0;     // tokens reused over all Acquire calls
   int64_t evictions = 0;      // entries evicted (for count or bytes)
   int64_t inserts = 0;        // Insert calls that stored something new
+  // The lower tier, seen from the cache.
+  int64_t lower_hit_tokens = 0;  // tokens of hits read back from the lower tier
+  int64_t promotions = 0;        // blocks read back into the pool
+  int64_t demotions = 0;         // evicted blocks written to the lower tier
 };
 
 // One cached entry (leaf), for GET /v1/cache.
@@ -68,6 +106,8 @@ struct CacheEntryInfo {
   int32_t shared_blocks = 0;  // of those, blocks also on another entry's path
   int64_t last_use_unix_ms = 0;
   int64_t hits = 0;  // Acquire calls whose match reached this entry's own blocks
+  std::string cache_namespace;  // the tenant it belongs to ("" = default)
+  int32_t lower_blocks = 0;     // of blocks (all in the pool), those also in the lower tier
 };
 
 class PromptCache {
@@ -87,14 +127,17 @@ class PromptCache {
   // block its rows are copied into a fresh block (evicting if needed; without
   // room the match falls back to the shared full blocks). Refreshes recency
   // of the matched path and counts a hit or a miss.
-  CacheHit Acquire(std::span<const int32_t> tokens, int32_t max_tokens);
+  // Only entries of `cache_namespace` are matched.
+  CacheHit Acquire(std::span<const int32_t> tokens, int32_t max_tokens,
+                   std::string_view cache_namespace = {});
 
   // Stores `tokens` whose KV is in the first tokens.size() positions of `seq`
   // (tokens.size() <= seq.n_tokens). Identical full blocks already cached are
   // kept, new nodes take a reference on seq's blocks; the caller still owns
   // its own references. Then evicts least recently used entries down to
-  // max_entries.
-  void Insert(std::span<const int32_t> tokens, const SeqBlocks& seq);
+  // max_entries (over all namespaces). The entry belongs to `cache_namespace`.
+  void Insert(std::span<const int32_t> tokens, const SeqBlocks& seq,
+              std::string_view cache_namespace = {});
 
   // A fresh block (refcount 1), evicting cached entries if the pool is full;
   // -1 when even that cannot free one.
@@ -105,8 +148,12 @@ class PromptCache {
   // free. Returns whether it has.
   bool EvictUntilFree(int32_t n_blocks);
 
-  // Drops every entry.
+  // Drops every entry (nothing is demoted).
   void Clear();
+
+  // Copies every cached block the lower tier does not hold yet into it (at
+  // shutdown, so a restart finds the conversations). Returns blocks written.
+  int64_t DemoteAll();
 
   PromptCacheStats Stats() const;
   std::vector<CacheEntryInfo> Entries() const;
@@ -128,10 +175,19 @@ class PromptCache {
   void AddChild(Node* parent, std::unique_ptr<Node> child);
   void RemoveNode(Node* node);  // unlinks a childless node, drops its block ref
   void Touch(Node* node);       // stamps the current operation's tick and time
+  static bool IsRoot(const Node* node);
+  Node* Root(std::string_view cache_namespace) const;  // nullptr if it has no entries
+  BlockKey RootKey(std::string_view cache_namespace) const;
+  // Writes a cached node's block to the lower tier (see the header comment).
+  bool Demote(Node* node, bool even_if_pinned);
+  // A fresh pool block filled from the lower tier's `key`; -1 when no block
+  // is free or the read fails.
+  int32_t Promote(const BlockKey& key);
 
   BlockPool& pool_;
   PromptCacheConfig config_;
-  std::unique_ptr<Node> root_;
+  // One radix root per namespace with entries (roots have no block).
+  std::map<std::string, std::unique_ptr<Node>, std::less<>> roots_;
   uint64_t tick_ = 0;          // one per Acquire/Insert: the LRU clock
   int64_t now_unix_ms_ = 0;    // wall time of the current operation
   Node* protected_ = nullptr;  // entry an in-progress Acquire must not evict
@@ -143,6 +199,10 @@ class PromptCache {
   int64_t hit_tokens_ = 0;
   int64_t evictions_ = 0;
   int64_t inserts_ = 0;
+  int64_t lower_hit_tokens_ = 0;
+  int64_t promotions_ = 0;
+  int64_t demotions_ = 0;
+  std::vector<uint8_t> scratch_;  // one block, between the pool and the lower tier
 };
 
 }  // namespace reprise::kv

@@ -86,6 +86,7 @@ UsageCounts Generation::usage() const {
   UsageCounts u;
   u.prompt_tokens = engine_usage_.prompt_tokens;
   u.cached_tokens = engine_usage_.cached_tokens;
+  u.cached_tokens_from_disk = engine_usage_.cached_tokens_lower_tier;
   u.completion_tokens = completion_tokens_;
   return u;
 }

@@ -1,6 +1,10 @@
 // Prometheus text exposition (see metrics.h).
 #include "server/metrics.h"
 
+#include <string>
+#include <utility>
+#include <vector>
+
 #include "core/status.h"
 
 namespace reprise::server {
@@ -11,6 +15,15 @@ void Metric(std::string* out, const char* name, const char* type, const char* he
 }
 
 std::string FormatBound(double b) { return StrFormat("%g", b); }
+
+// One metric with a sample per KV tier: {tier="ram"} and, when there is one,
+// the lower tier's.
+void TierMetric(std::string* out, const char* name, const char* type, const char* help,
+                const std::vector<std::pair<std::string, double>>& samples) {
+  *out += StrFormat("# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+  for (const auto& [tier, value] : samples)
+    *out += StrFormat("%s{tier=\"%s\"} %.17g\n", name, tier.c_str(), value);
+}
 
 }  // namespace
 
@@ -98,6 +111,49 @@ std::string ServerMetrics::Render(const engine::EngineStats& s, bool healthy) co
          s.kv_capacity_blocks);
   Metric(&out, "reprise_kv_bytes_per_token", "gauge", "KV bytes one token position takes.",
          s.kv_bytes_per_token);
+  // KV tiers: "ram" is the block pool's cached part; below it the disk tier.
+  {
+    const bool lower = !s.lower_tier.empty();
+    const kv::BlockStoreStats& d = s.lower;
+    auto tiers = [&](double ram, double disk) {
+      std::vector<std::pair<std::string, double>> v = {{"ram", ram}};
+      if (lower) v.emplace_back(s.lower_tier, disk);
+      return v;
+    };
+    TierMetric(&out, "reprise_kv_tier_bytes", "gauge", "KV bytes held by each cache tier.",
+               tiers(static_cast<double>(c.cached_bytes), static_cast<double>(d.bytes)));
+    TierMetric(&out, "reprise_kv_tier_bytes_limit", "gauge", "Byte bound of each cache tier.",
+               tiers(static_cast<double>(s.kv_bytes_limit), static_cast<double>(d.bytes_limit)));
+    TierMetric(&out, "reprise_kv_tier_blocks", "gauge", "KV blocks held by each cache tier.",
+               tiers(static_cast<double>(c.cached_blocks), static_cast<double>(d.blocks)));
+    TierMetric(&out, "reprise_kv_tier_hits_total", "counter",
+               "Prompt tokens whose KV was served from each tier.",
+               tiers(static_cast<double>(c.hit_tokens - c.lower_hit_tokens),
+                     static_cast<double>(c.lower_hit_tokens)));
+    if (lower) {
+      TierMetric(&out, "reprise_kv_tier_promotions_total", "counter",
+                 "KV blocks read back from a tier into the RAM pool.",
+                 {{s.lower_tier, static_cast<double>(c.promotions)}});
+      TierMetric(&out, "reprise_kv_tier_demotions_total", "counter",
+                 "Evicted KV blocks written to a tier (blocks it already held are not rewritten).",
+                 {{s.lower_tier, static_cast<double>(c.demotions)}});
+      TierMetric(&out, "reprise_kv_tier_evictions_total", "counter",
+                 "KV blocks a tier dropped to stay inside its bound.",
+                 {{s.lower_tier, static_cast<double>(d.evictions)}});
+      TierMetric(&out, "reprise_kv_tier_enabled", "gauge",
+                 "1 while a tier works; 0 after a storage failure turned it off.",
+                 {{s.lower_tier, d.enabled ? 1.0 : 0.0}});
+      Metric(&out, "reprise_kv_disk_bytes_written_total", "counter",
+             "Bytes written to the disk tier (files, headers included).",
+             static_cast<double>(d.bytes_written));
+      Metric(&out, "reprise_kv_disk_bytes_read_total", "counter",
+             "Bytes read back from the disk tier.", static_cast<double>(d.bytes_read));
+      Metric(&out, "reprise_kv_disk_corrupt_files_discarded_total", "counter",
+             "Disk tier files that were torn, truncated or failed their checksum: discarded, "
+             "never loaded.",
+             static_cast<double>(d.corrupt_discarded));
+    }
+  }
   Metric(&out, "reprise_engine_healthy", "gauge",
          "1 when the engine thread is alive and progressing.", healthy ? 1 : 0);
   ttft_seconds_.AppendTo(&out, "reprise_time_to_first_token_seconds",

@@ -441,7 +441,9 @@ json UsageJson(const UsageCounts& u) {
   return {{"prompt_tokens", u.prompt_tokens},
           {"completion_tokens", u.completion_tokens},
           {"total_tokens", u.prompt_tokens + u.completion_tokens},
-          {"prompt_tokens_details", {{"cached_tokens", u.cached_tokens}}}};
+          {"prompt_tokens_details",
+           {{"cached_tokens", u.cached_tokens},
+            {"cached_tokens_from_disk", u.cached_tokens_from_disk}}}};
 }
 
 namespace {

@@ -77,6 +77,7 @@ struct UsageCounts {
   int32_t prompt_tokens = 0;
   int32_t cached_tokens = 0;
   int32_t completion_tokens = 0;
+  int32_t cached_tokens_from_disk = 0;  // of cached_tokens (reprise extension)
 };
 nlohmann::ordered_json UsageJson(const UsageCounts& usage);
 

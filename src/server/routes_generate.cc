@@ -106,8 +106,11 @@ void LogRequest(const Job& job, const Generation& gen) {
                          ? (c.completion_tokens - 1) * 1000.0 / u.decode_ms
                          : 0.0;
   LOG_INFO(
-      kLog, "%s %s: prompt %d tokens (cached %d), generated %d, ttft %.1f ms, %.1f tok/s, %s%s",
+      kLog,
+      "%s %s: prompt %d tokens (cached %d, %d from disk), generated %d, ttft %.1f ms, %.1f "
+      "tok/s, %s%s",
       job.chat ? "chat" : "completion", job.meta.id.c_str(), c.prompt_tokens, c.cached_tokens,
+      u.cached_tokens_lower_tier,
       c.completion_tokens, u.ttft_ms, tps, gen.failed() ? "error: " : gen.finish_reason().c_str(),
       gen.failed() ? gen.error().message.c_str() : "");
 }

@@ -55,7 +55,12 @@ void HandleCache(Server::Impl& s, const httplib::Request&, httplib::Response& re
                     {"blocks", e.blocks},
                     {"shared_blocks", e.shared_blocks},
                     {"last_use_unix_ms", e.last_use_unix_ms},
-                    {"hits", e.hits}});
+                    {"hits", e.hits},
+                    // Where its blocks live: all in the RAM pool; some may
+                    // also have a copy in the lower tier already.
+                    {"tiers", st.lower_tier.empty()
+                                  ? json{{"ram", e.blocks}}
+                                  : json{{"ram", e.blocks}, {st.lower_tier, e.lower_blocks}}}});
   }
   const kv::PromptCacheStats& c = st.cache;
   json body = {{"object", "list"},
@@ -76,6 +81,28 @@ void HandleCache(Server::Impl& s, const httplib::Request&, httplib::Response& re
                {"block_tokens", st.block_tokens},
                {"active_requests", st.active},
                {"queued_requests", st.queued}};
+  // The tiers: the RAM pool's cached blocks, and the lower tier, which also
+  // holds conversations that are no longer in RAM (not listed in data).
+  json tiers = {{"ram", {{"blocks", c.cached_blocks},
+                         {"bytes", c.cached_bytes},
+                         {"bytes_limit", st.kv_bytes_limit},
+                         {"hit_tokens", c.hit_tokens - c.lower_hit_tokens}}}};
+  if (!st.lower_tier.empty()) {
+    const kv::BlockStoreStats& d = st.lower;
+    tiers[st.lower_tier] = {{"enabled", d.enabled},
+                            {"dir", st.lower_tier_dir},
+                            {"blocks", d.blocks},
+                            {"bytes", d.bytes},
+                            {"bytes_limit", d.bytes_limit},
+                            {"hit_tokens", c.lower_hit_tokens},
+                            {"promotions", c.promotions},
+                            {"demotions", c.demotions},
+                            {"evictions", d.evictions},
+                            {"bytes_written", d.bytes_written},
+                            {"bytes_read", d.bytes_read},
+                            {"corrupt_discarded", d.corrupt_discarded}};
+  }
+  body["tiers"] = tiers;
   RespondJson(res, body);
 }
 

@@ -11,133 +11,12 @@
 #include <random>
 #include <set>
 
+#include "kv/prompt_cache_fixture.h"
+
 namespace reprise::kv {
 namespace {
 
-using Tokens = std::vector<int32_t>;
-
-constexpr int kLayers = 2;
-constexpr int kDim = 2;
-
-Tokens Range(int32_t first, int n) {
-  Tokens t(n);
-  for (int i = 0; i < n; ++i) t[i] = first + i;
-  return t;
-}
-
-Tokens Concat(const Tokens& a, const Tokens& b) {
-  Tokens t = a;
-  t.insert(t.end(), b.begin(), b.end());
-  return t;
-}
-
-// A value determined by tokens[0..p] (exactly representable as float).
-float Fingerprint(const Tokens& tokens, int p, int layer, int which) {
-  uint64_t h = 1469598103934665603ull + layer * 31 + which * 7;
-  for (int i = 0; i <= p; ++i) h = (h ^ static_cast<uint32_t>(tokens[i])) * 1099511628211ull;
-  return static_cast<float>(h % (1u << 22));
-}
-
-class PromptCacheTest : public ::testing::Test {
- protected:
-  void Make(int capacity_blocks, int max_entries, int block_tokens = 4) {
-    cache_.reset();  // it releases into the old pool
-    BlockPoolConfig pc;
-    pc.n_layers = kLayers;
-    pc.k_dim = kDim;
-    pc.v_dim = kDim;
-    pc.block_tokens = block_tokens;
-    pc.dtype = DType::kF32;
-    pc.max_bytes = static_cast<int64_t>(capacity_blocks) * kLayers * 2 * block_tokens * kDim * 4;
-    auto pool = BlockPool::Create(pc);
-    ASSERT_TRUE(pool.ok()) << pool.status().message();
-    pool_ = std::move(pool).value();
-    ASSERT_EQ(pool_->capacity_blocks(), capacity_blocks);
-    budget_bytes_ = pc.max_bytes;
-    PromptCacheConfig cc;
-    cc.max_entries = max_entries;
-    cache_ = std::make_unique<PromptCache>(*pool_, cc);
-  }
-
-  float* Row(int32_t block, int layer, int which, int row) {
-    uint8_t* base = which == 0 ? pool_->K(block, layer) : pool_->V(block, layer);
-    return reinterpret_cast<float*>(base) + row * kDim;
-  }
-
-  // Expects positions [0, seq.n_tokens) of seq to hold tokens' fingerprints.
-  void ExpectRowsMatch(const Tokens& tokens, const SeqBlocks& seq) {
-    const int bt = pool_->block_tokens();
-    for (int p = 0; p < seq.n_tokens; ++p) {
-      for (int l = 0; l < kLayers; ++l) {
-        for (int w = 0; w < 2; ++w) {
-          const float* r = Row(seq.blocks[p / bt], l, w, p % bt);
-          ASSERT_EQ(r[0], Fingerprint(tokens, p, l, w)) << "position " << p;
-          ASSERT_EQ(r[1], -r[0]) << "position " << p;
-        }
-      }
-    }
-  }
-
-  // Acquires the cached prefix (all but the last token), checks it, and
-  // computes the rest; the returned sequence holds every token.
-  SeqBlocks Start(const Tokens& tokens, int32_t* n_cached = nullptr) {
-    CacheHit hit = cache_->Acquire(tokens, static_cast<int32_t>(tokens.size()) - 1);
-    EXPECT_EQ(hit.seq.n_tokens, hit.n_cached);
-    ExpectRowsMatch(tokens, hit.seq);
-    if (n_cached != nullptr) *n_cached = hit.n_cached;
-    SeqBlocks seq = std::move(hit.seq);
-    const int bt = pool_->block_tokens();
-    for (int p = seq.n_tokens; p < static_cast<int>(tokens.size()); ++p) {
-      if (p / bt == static_cast<int>(seq.blocks.size())) {
-        const int32_t b = cache_->AllocateBlock();
-        EXPECT_GE(b, 0) << "pool exhausted";
-        if (b < 0) return seq;
-        seq.blocks.push_back(b);
-      }
-      for (int l = 0; l < kLayers; ++l) {
-        for (int w = 0; w < 2; ++w) {
-          float* r = Row(seq.blocks[p / bt], l, w, p % bt);
-          r[0] = Fingerprint(tokens, p, l, w);
-          r[1] = -r[0];
-        }
-      }
-      seq.n_tokens = p + 1;
-      EXPECT_LE(pool_->bytes_in_use(), budget_bytes_);
-    }
-    return seq;
-  }
-
-  void Release(SeqBlocks& seq) {
-    for (int32_t b : seq.blocks) pool_->Unref(b);
-    seq = SeqBlocks();
-  }
-
-  void Finish(const Tokens& tokens, SeqBlocks& seq) {
-    cache_->Insert(tokens, seq);
-    Release(seq);
-    cache_->CheckInvariants();
-  }
-
-  // One whole request: returns the number of cached tokens it reused.
-  int32_t Run(const Tokens& tokens) {
-    int32_t n_cached = 0;
-    SeqBlocks seq = Start(tokens, &n_cached);
-    Finish(tokens, seq);
-    return n_cached;
-  }
-
-  // How many tokens a request for `tokens` would reuse (releases at once).
-  int32_t Probe(const Tokens& tokens) {
-    CacheHit hit = cache_->Acquire(tokens, static_cast<int32_t>(tokens.size()) - 1);
-    ExpectRowsMatch(tokens, hit.seq);
-    Release(hit.seq);
-    return hit.n_cached;
-  }
-
-  std::unique_ptr<BlockPool> pool_;
-  std::unique_ptr<PromptCache> cache_;
-  int64_t budget_bytes_ = 0;
-};
+using namespace ::reprise::kv::testing;  // NOLINT
 
 TEST_F(PromptCacheTest, FollowUpTurnReusesWholeConversation) {
   Make(64, 10);
@@ -250,6 +129,99 @@ TEST_F(PromptCacheTest, HitOnAnEntrysPrefixRefreshesThatEntry) {
     EXPECT_EQ(Probe(Concat(a, {1})), 20) << prefix;
     EXPECT_EQ(Probe(Concat(b, {1})), 0) << prefix;
   }
+}
+
+// Issue 14 item 8: with room for two entries, a new prompt that shares only
+// its first token (BOS) with the cached ones copies that one row from one of
+// them; that copy must not make its source the most recent entry, or the
+// entry actually used more recently (b) is the one evicted.
+TEST_F(PromptCacheTest, PartialBlockCopyDoesNotRefreshItsSource) {
+  for (int block_tokens : {32, 4}) {  // every prompt inside one block / spanning blocks
+    Make(64, 2, block_tokens);
+    const int32_t bos = 1;
+    const Tokens a = Concat({bos}, Range(100, 6));  // "Lily saw a cat"
+    const Tokens b = Concat({bos}, Range(200, 6));  // "Ben liked to run"
+    const Tokens c = Concat({bos}, Range(300, 4));  // "Once upon a time"
+    EXPECT_EQ(Run(a), 0);
+    EXPECT_EQ(Run(b), 1);  // the BOS row, copied
+    EXPECT_EQ(Run(c), 1);
+    EXPECT_EQ(cache_->entries(), 2);
+    EXPECT_EQ(Probe(b), 6) << "block_tokens " << block_tokens;  // all but the last token
+    EXPECT_EQ(Probe(Concat(c, {7})), 5) << "block_tokens " << block_tokens;
+    EXPECT_EQ(Probe(Concat(a, {7})), 1) << "block_tokens " << block_tokens;  // a went
+  }
+}
+
+// The next turn of a conversation shorter than a block copies the whole
+// partial leaf: that is a continuation, and refreshes the entry.
+TEST_F(PromptCacheTest, CopyOfAWholePartialLeafRefreshesIt) {
+  Make(64, 2, 32);
+  const Tokens a = Range(100, 7), b = Range(200, 7), c = Range(300, 7);
+  Run(a);
+  Run(b);
+  EXPECT_EQ(Probe(Concat(a, {1})), 7);  // a is continued: now more recent than b
+  Run(c);
+  EXPECT_EQ(Probe(Concat(a, {1})), 7);
+  EXPECT_EQ(Probe(Concat(b, {1})), 0);
+}
+
+// Tenants: KV inserted under one namespace is never matched from another,
+// not even a shared first token; within a namespace everything hits as usual.
+TEST_F(PromptCacheTest, AHitNeverCrossesNamespaces) {
+  Make(64, 10);
+  const Tokens conv = Range(100, 10);  // 2 full blocks + a partial one
+  SeqBlocks seq = Start(conv);  // computes all 10 (the cache is empty)
+  cache_->Insert(conv, seq, "tenant-a");
+  Release(seq);
+  const Tokens next = Concat(conv, Range(500, 3));
+  for (const char* other : {"", "tenant-b", "tenant-a ", "TENANT-A"}) {
+    CacheHit miss = cache_->Acquire(next, 12, other);
+    EXPECT_EQ(miss.n_cached, 0) << "namespace '" << other << "'";
+    EXPECT_TRUE(miss.seq.blocks.empty());
+    Release(miss.seq);
+  }
+  CacheHit same = cache_->Acquire(next, 12, "tenant-a");
+  EXPECT_EQ(same.n_cached, 10);
+  ExpectRowsMatch(next, same.seq);
+  Release(same.seq);
+  auto entries = cache_->Entries();
+  ASSERT_EQ(entries.size(), 1u);
+  EXPECT_EQ(entries[0].cache_namespace, "tenant-a");
+  cache_->CheckInvariants();
+}
+
+// The same tokens cached by two tenants are two entries with their own blocks
+// (nothing is shared across namespaces); the entry limit and the LRU order
+// are global over all namespaces, and an emptied namespace disappears.
+TEST_F(PromptCacheTest, NamespacesShareTheEntryLimitAndLruButNoBlocks) {
+  Make(64, 2);
+  const Tokens conv = Range(100, 9);
+  auto run_in = [&](const Tokens& t, const char* ns) {
+    CacheHit hit = cache_->Acquire(t, static_cast<int32_t>(t.size()) - 1, ns);
+    const int32_t n = hit.n_cached;
+    Release(hit.seq);
+    SeqBlocks seq = Start(t);  // the default namespace is empty: computes everything
+    cache_->Insert(t, seq, ns);
+    Release(seq);
+    cache_->CheckInvariants();
+    return n;
+  };
+  EXPECT_EQ(run_in(conv, "a"), 0);
+  EXPECT_EQ(run_in(conv, "b"), 0);
+  EXPECT_EQ(cache_->entries(), 2);
+  EXPECT_EQ(cache_->cached_blocks(), 2 * 3);
+  EXPECT_EQ(pool_->used_blocks(), 2 * 3);
+  EXPECT_EQ(run_in(conv, "a"), 8);      // a is now more recent than b
+  EXPECT_EQ(run_in(Range(300, 5), "c"), 0);  // a third entry: b (oldest) goes
+  EXPECT_EQ(cache_->entries(), 2);
+  EXPECT_EQ(cache_->Acquire(conv, 8, "b").n_cached, 0);
+  CacheHit a = cache_->Acquire(conv, 8, "a");
+  EXPECT_EQ(a.n_cached, 8);
+  Release(a.seq);
+  for (const auto& e : cache_->Entries()) EXPECT_NE(e.cache_namespace, "b");
+  cache_->CheckInvariants();
+  cache_->Clear();
+  EXPECT_EQ(pool_->used_blocks(), 0);
 }
 
 TEST_F(PromptCacheTest, SizeZeroDisablesCaching) {

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "server/server_test_util.h"
+#include "testing/fixtures.h"
 
 namespace reprise::server::testing {
 namespace {
@@ -170,6 +171,34 @@ TEST(PromptCacheHttpTest, LruEvictsLeastRecentlyUsedAndAHitRefreshesRecency) {
   EXPECT_EQ(ask(b), 0);  // B was evicted
   EXPECT_EQ(s->Get("/v1/cache").json["entries"], 2);
   ExpectNoLeakedBlocks(*s);
+}
+
+// Issue 14 item 8, exactly as reported: with room for two entries, a third
+// prompt that shares only BOS with the first two copies that one row from one
+// of them; the copy must not make that entry the most recent, so the entry
+// evicted is the oldest ("Lily saw a cat"), and "Ben liked to run" still hits.
+TEST(PromptCacheHttpTest, PartialBlockCopyDoesNotRefreshTheEntryItCameFrom) {
+  const std::string model = reprise::testing::FixturePath("stories260K/stories260K.gguf");
+  REQUIRE_FIXTURE(model);
+  auto s = StartOrDie(model, {"--prompt-cache-size", "2"});
+  ASSERT_NE(s, nullptr);
+  auto ask = [&](const std::string& prompt) {
+    const int cached = Cached(s->Post(
+        "/v1/completions", {{"prompt", prompt}, {"max_tokens", 4}, {"temperature", 0}}));
+    EXPECT_TRUE(s->WaitIdle());
+    return cached;
+  };
+  EXPECT_EQ(ask("Lily saw a cat"), 0);
+  EXPECT_EQ(ask("Ben liked to run"), 1);  // BOS
+  EXPECT_EQ(ask("Once upon a time"), 1);
+  const int ben_tokens =
+      static_cast<int>(s->Post("/tokenize", {{"content", "Ben liked to run"}, {"add_special", true}})
+                           .json["tokens"]
+                           .size());
+  ASSERT_EQ(ben_tokens, 8);  // BOS + 7
+  // The same prompt again: all but its last token (recomputed for its logits).
+  EXPECT_EQ(ask("Ben liked to run"), ben_tokens - 1);
+  EXPECT_EQ(ask("Lily saw a cat"), 1);  // the evicted one
 }
 
 TEST(PromptCacheHttpTest, SizeZeroDisablesCachingCompletely) {

@@ -220,6 +220,13 @@ int ServerProcess::Stop() {
   return -1;  // the destructor kills it
 }
 
+void ServerProcess::Kill() {
+  if (pid_ <= 0) return;
+  kill(pid_, SIGKILL);
+  waitpid(pid_, nullptr, 0);
+  pid_ = -1;
+}
+
 std::vector<Json> ParseSse(const std::string& body, bool* done) {
   std::vector<Json> out;
   *done = false;

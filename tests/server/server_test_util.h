@@ -66,6 +66,8 @@ class ServerProcess {
 
   // SIGTERM, then waits; returns the exit status (or -1 if killed/timeout).
   int Stop();
+  // SIGKILL (a crash: no shutdown code runs), then waits.
+  void Kill();
 
  private:
   ServerProcess() = default;

@@ -1,0 +1,149 @@
+// Block stores: the tiers below the KV block pool (disk today; host RAM for the
+// GPU backend, a store shared by replicas later). A store keeps whole KV
+// blocks (BlockPool::block_bytes() each, moved only through the pool's
+// ReadBlock / WriteBlock) under their content address (kv/block_key.h).
+//
+// BlockStore is the interface the prompt cache talks to: Put, Get, Contains,
+// Evict by key. LruBlockStore implements what every tier shares on top of a
+// small storage backend: the index, its own LRU order and exact byte
+// accounting. MemoryBlockStore keeps blocks in process memory (tests; host
+// RAM later); DiskBlockStore (kv/disk_block_store.h) keeps one file a block.
+//
+// Invariants (LruBlockStore):
+//  - bytes() == sum of stored_bytes() over indexed blocks <= bytes_limit(),
+//    after every call, counting a block being written (room is made first);
+//  - content addressed: Put of a key already held writes nothing (it only
+//    refreshes recency), so a block is never rewritten;
+//  - Get returns exactly the bytes Put stored, or false: a block whose
+//    storage fails its checksum is discarded (counted, logged), never loaded;
+//  - a storage failure other than one bad block (disk full, unwritable,
+//    I/O error) turns the tier off: every call then misses and stores
+//    nothing, and the caller keeps serving from the tiers above.
+// Not thread-safe: owned by the engine thread, like the pool.
+#pragma once
+
+#include <cstdint>
+#include <list>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "core/status.h"
+#include "kv/block_key.h"
+
+namespace reprise::kv {
+
+struct BlockStoreStats {
+  bool enabled = false;
+  int64_t bytes = 0;  // held now, exact (what the tier's storage holds)
+  int64_t bytes_limit = 0;
+  int64_t blocks = 0;
+  int64_t puts = 0;          // blocks stored (demotions)
+  int64_t put_dedups = 0;    // Puts of a key already held: nothing written
+  int64_t gets = 0;          // blocks read back (promotions)
+  int64_t get_misses = 0;    // Gets of an absent key
+  int64_t evictions = 0;     // blocks dropped for room (LRU) or by Evict
+  int64_t corrupt_discarded = 0;  // blocks that failed validation, dropped
+  int64_t bytes_written = 0;      // payload + headers written to storage
+  int64_t bytes_read = 0;
+};
+
+class BlockStore {
+ public:
+  virtual ~BlockStore() = default;
+  virtual std::string_view name() const = 0;  // "disk", "host", "memory"
+  virtual int64_t block_bytes() const = 0;    // bytes of every block's payload
+  virtual bool enabled() const = 0;
+  virtual bool Contains(const BlockKey& key) const = 0;
+  // Stores `data` (block_bytes() bytes) under `key` unless it is held already
+  // (then only refreshes its recency), evicting least recently used blocks to
+  // stay inside the bound. True when the block is held afterwards.
+  virtual bool Put(const BlockKey& key, std::span<const uint8_t> data) = 0;
+  // Reads the block into `out` (block_bytes() bytes) and refreshes its
+  // recency. False when absent or when it fails validation (then discarded).
+  virtual bool Get(const BlockKey& key, std::span<uint8_t> out) = 0;
+  // Makes the block the most recently used; false if absent.
+  virtual bool Touch(const BlockKey& key) = 0;
+  // Drops the block; false if absent.
+  virtual bool Evict(const BlockKey& key) = 0;
+  virtual BlockStoreStats Stats() const = 0;
+};
+
+class LruBlockStore : public BlockStore {
+ public:
+  int64_t block_bytes() const override { return block_bytes_; }
+  bool enabled() const override { return enabled_; }
+  bool Contains(const BlockKey& key) const override;
+  bool Put(const BlockKey& key, std::span<const uint8_t> data) override;
+  bool Get(const BlockKey& key, std::span<uint8_t> out) override;
+  bool Touch(const BlockKey& key) override;
+  bool Evict(const BlockKey& key) override;
+  BlockStoreStats Stats() const override;
+
+  int64_t bytes() const { return bytes_; }
+  int64_t bytes_limit() const { return bytes_limit_; }
+  int64_t blocks() const { return static_cast<int64_t>(index_.size()); }
+  // Keys from least to most recently used (tests, diagnostics).
+  std::vector<BlockKey> KeysByRecency() const;
+
+ protected:
+  enum class ReadOutcome { kOk, kMissing, kCorrupt, kFailed };
+  LruBlockStore(int64_t block_bytes, int64_t bytes_limit);
+  // What one block occupies in the storage (payload plus any header).
+  virtual int64_t stored_bytes() const { return block_bytes_; }
+  // Backend. Write must leave either the whole block or nothing under key;
+  // an error turns the tier off. Read fills out (block_bytes()).
+  virtual Status WriteBlob(const BlockKey& key, std::span<const uint8_t> data) = 0;
+  virtual ReadOutcome ReadBlob(const BlockKey& key, std::span<uint8_t> out) = 0;
+  virtual void DeleteBlob(const BlockKey& key) = 0;
+  // Adds a block the backend already holds (a store reopened on existing
+  // storage), as the most recently used. False if it does not fit the bound.
+  bool IndexExisting(const BlockKey& key);
+  // Turns the tier off after a storage failure (logged once by the caller).
+  void Disable(const Status& why);
+  void set_enabled(bool on) { enabled_ = on; }
+  BlockStoreStats& counters() { return stats_; }
+
+ private:
+  void Drop(BlockKey key);  // from the index and the backend
+  bool MakeRoom(int64_t need);     // evicts LRU until need more bytes fit
+
+  int64_t block_bytes_;
+  int64_t bytes_limit_;
+  int64_t bytes_ = 0;
+  bool enabled_ = true;
+  std::list<BlockKey> lru_;  // front = least recently used
+  std::unordered_map<BlockKey, std::list<BlockKey>::iterator, BlockKeyHasher> index_;
+  BlockStoreStats stats_;
+};
+
+// Blocks in process memory, each with its checksum. Fault injection lets the
+// tier logic be tested without a disk.
+class MemoryBlockStore : public LruBlockStore {
+ public:
+  MemoryBlockStore(int64_t block_bytes, int64_t bytes_limit)
+      : LruBlockStore(block_bytes, bytes_limit) {}
+  std::string_view name() const override { return "memory"; }
+
+  // Test hooks: flip a byte of a stored block; make every later write fail
+  // (like a full disk).
+  void CorruptForTest(const BlockKey& key);
+  void FailWritesForTest(bool fail) { fail_writes_ = fail; }
+
+ protected:
+  Status WriteBlob(const BlockKey& key, std::span<const uint8_t> data) override;
+  ReadOutcome ReadBlob(const BlockKey& key, std::span<uint8_t> out) override;
+  void DeleteBlob(const BlockKey& key) override;
+
+ private:
+  struct Blob {
+    std::vector<uint8_t> data;
+    uint64_t checksum = 0;
+  };
+  std::unordered_map<BlockKey, Blob, BlockKeyHasher> blobs_;
+  bool fail_writes_ = false;
+};
+
+}  // namespace reprise::kv

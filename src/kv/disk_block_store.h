@@ -1,0 +1,86 @@
+// The disk tier: one file a KV block in one directory, named by its content
+// address (<32 hex digits>.kvb), inside its own byte bound with its own LRU
+// order (LruBlockStore).
+//
+// File format (little endian): a 64-byte header, then the block's bytes.
+//   0  magic "RPRSKVB1"          8  u32 format version (1)   12 u32 header bytes (64)
+//   16 layout key (16 bytes: model identity, KV type, block size; block_key.h)
+//   32 block key (16 bytes, = the file name)                 48 u64 payload bytes
+//   56 u64 XXH3-64 of bytes [0, 56) and the payload
+//
+// Crash safety: a block is written to <name>.tmp, fdatasync'ed and renamed
+// to its name, so a name never points at bytes that are not on the device
+// (the directory is not fsync'ed: a power loss may lose the latest names,
+// which is a miss, never a corrupt block); a file is never rewritten
+// (content addressed). Open() rebuilds the index from the directory: leftover .tmp
+// files, files of the wrong size (torn, truncated) or with a bad header are
+// deleted and logged; files whose header names another layout (another
+// model, quantization, KV type or block size) are foreign: left alone, never
+// indexed or loaded, and logged. The checksum is verified on every read
+// (Get), so a corrupt file is discarded instead of loaded. Files written by
+// an earlier run are indexed oldest (mtime) first: its LRU order survives.
+// Written and read files are dropped from the page cache (POSIX_FADV_DONTNEED):
+// demoted KV does not stay in RAM, and a promotion reads from the device.
+// One server process per directory.
+//
+// Errors: a directory that cannot be created or read fails Open (the caller
+// runs without the tier); a failed write (disk full, read-only) turns the
+// tier off (LruBlockStore::Disable), serving goes on.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "core/status.h"
+#include "kv/block_store.h"
+
+namespace reprise::kv {
+
+struct DiskBlockStoreConfig {
+  std::string dir;
+  BlockKey layout;  // written into every file; others' files are foreign
+  int64_t block_bytes = 0;
+  int64_t bytes_limit = 0;  // files (headers included) never exceed this
+  bool fsync = true;        // off only in tests that do not test durability
+};
+
+// What Open found in the directory.
+struct DiskScanReport {
+  int64_t loaded = 0;        // valid blocks indexed
+  int64_t foreign = 0;       // valid files of another layout (ignored)
+  int64_t discarded = 0;     // torn / truncated / bad-header files deleted
+  int64_t temp_removed = 0;  // leftover .tmp files of an interrupted write
+  int64_t over_bound = 0;    // valid blocks deleted because the bound is smaller
+};
+
+class DiskBlockStore : public LruBlockStore {
+ public:
+  static constexpr int64_t kHeaderBytes = 64;
+
+  static Result<std::unique_ptr<DiskBlockStore>> Open(const DiskBlockStoreConfig& config);
+  std::string_view name() const override { return "disk"; }
+  const DiskBlockStoreConfig& config() const { return config_; }
+  const DiskScanReport& scan_report() const { return scan_; }
+  std::string PathOf(const BlockKey& key) const;  // where the block's file lives
+
+  // Free bytes for an unprivileged user on the filesystem holding `dir`
+  // (statvfs); 0 when unknown.
+  static int64_t FreeBytes(const std::string& dir);
+
+ protected:
+  int64_t stored_bytes() const override { return kHeaderBytes + block_bytes(); }
+  Status WriteBlob(const BlockKey& key, std::span<const uint8_t> data) override;
+  ReadOutcome ReadBlob(const BlockKey& key, std::span<uint8_t> out) override;
+  void DeleteBlob(const BlockKey& key) override;
+
+ private:
+  DiskBlockStore(const DiskBlockStoreConfig& config);
+  Status Scan();
+  void MakeHeader(const BlockKey& key, std::span<const uint8_t> payload, uint8_t* header) const;
+
+  DiskBlockStoreConfig config_;
+  DiskScanReport scan_;
+  std::vector<uint8_t> scratch_;  // one whole file
+};
+
+}  // namespace reprise::kv
