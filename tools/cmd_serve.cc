@@ -1,7 +1,8 @@
 // `reprise serve`: loads a GGUF model, starts the engine (scheduler thread,
 // KV pool, prompt cache) and the OpenAI-compatible HTTP server, and runs
-// until SIGINT/SIGTERM (graceful: in-flight streams are cancelled, the engine
-// stops, exit code 0).
+// until SIGINT/SIGTERM (graceful: stop accepting, let in-flight requests
+// finish for up to --shutdown-timeout, end the rest with an error, stop the
+// engine, exit code 0).
 //
 // Default KV budget (--prompt-cache-bytes unset): enough for every parallel
 // sequence and every cached conversation at full context,
@@ -16,6 +17,7 @@
 #include <fstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "chat/template_source.h"
 #include "commands.h"
@@ -41,7 +43,15 @@ struct ServeOptions {
   int max_tokens = 0;
   int parallel = 4;
   int threads = 0;
-  std::string api_key;
+  std::vector<std::string> api_keys;
+  std::string api_key_file;
+  double shutdown_timeout = 30;
+  std::vector<std::string> allowed_hosts;
+  std::vector<std::string> cors_origins;
+  bool special_tokens_in_content = false;
+  int read_timeout = 30;
+  std::string max_body_bytes = "32MiB";
+  int http_threads = 0;
   std::string log_format = "text";
   float temp = 0.8f;
   float top_p = 0.95f;
@@ -109,6 +119,31 @@ int RunServe(const ServeOptions& o) {
     SetLogFormat(LogFormat::kJson);
   } else if (o.log_format != "text") {
     return ReportError(Errorf("--log-format must be text or json, got '%s'", o.log_format.c_str()));
+  }
+  if (!(o.shutdown_timeout >= 0)) return ReportError(Errorf("--shutdown-timeout must be >= 0"));
+  if (o.read_timeout < 1) return ReportError(Errorf("--read-timeout must be >= 1"));
+  if (o.http_threads < 0) return ReportError(Errorf("--http-threads must be >= 0"));
+  auto max_body = server::ParseByteSize(o.max_body_bytes);
+  if (!max_body.ok()) return ReportError(max_body.status().WithContext("--max-body-bytes"));
+  if (*max_body <= 0) return ReportError(Errorf("--max-body-bytes must be > 0"));
+  std::vector<std::string> api_keys = o.api_keys;
+  if (!o.api_key_file.empty()) {
+    std::ifstream in(o.api_key_file);
+    if (!in) return ReportError(Errorf("cannot read --api-key-file %s", o.api_key_file.c_str()));
+    std::string line;
+    while (std::getline(in, line)) {
+      while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t'))
+        line.pop_back();
+      const size_t start = line.find_first_not_of(" \t");
+      if (start == std::string::npos || line[start] == '#') continue;  // blank or comment
+      api_keys.push_back(line.substr(start));
+    }
+    if (api_keys.empty()) {
+      return ReportError(Errorf("--api-key-file %s holds no key", o.api_key_file.c_str()));
+    }
+  }
+  for (const std::string& key : api_keys) {
+    if (key.empty()) return ReportError(Errorf("--api-key must not be empty"));
   }
   if (o.prompt_cache_size < 0) return ReportError(Errorf("--prompt-cache-size must be >= 0"));
   if (o.parallel < 1) return ReportError(Errorf("--parallel must be >= 1"));
@@ -187,7 +222,14 @@ int RunServe(const ServeOptions& o) {
   server::ServerConfig sc;
   sc.host = o.host;
   sc.port = o.port;
-  sc.api_key = o.api_key;
+  sc.api_keys = api_keys;
+  sc.shutdown_timeout_s = o.shutdown_timeout;
+  sc.allowed_hosts = o.allowed_hosts;
+  sc.cors_origins = o.cors_origins;
+  sc.special_tokens_in_content = o.special_tokens_in_content;
+  sc.read_timeout_s = o.read_timeout;
+  sc.max_body_bytes = *max_body;
+  sc.http_threads = o.http_threads;
   sc.model_id = noise ? Basename(o.model) + "-random-weights-output-is-noise" : Basename(o.model);
   sc.model_description = cfg.name;
   sc.model_output_is_noise = noise;
@@ -242,7 +284,32 @@ void AddServeCommand(CLI::App& app, int& exit_code) {
                   "Tokens to generate when a request sets none (default: to the context end)");
   cmd->add_option("--parallel", o->parallel, "Sequences decoded together (default 4)");
   cmd->add_option("--threads,-t", o->threads, "Compute threads (default: physical cores)");
-  cmd->add_option("--api-key", o->api_key, "Require Authorization: Bearer KEY");
+  cmd->add_option("--api-key", o->api_keys,
+                  "Require Authorization: Bearer KEY; repeat for several keys, each its own "
+                  "prompt-cache namespace (tenant)");
+  cmd->add_option("--api-key-file", o->api_key_file,
+                  "Read API keys from a file, one a line (blank lines and # comments skipped)");
+  cmd->add_option("--shutdown-timeout", o->shutdown_timeout,
+                  "Seconds in-flight requests may run after SIGTERM/SIGINT before they are "
+                  "ended with an error (default 30)");
+  cmd->add_option("--allowed-hosts", o->allowed_hosts,
+                  "Host header values accepted besides localhost/127.0.0.1/[::1] when bound to "
+                  "loopback (comma-separated or repeated; * = any)")
+      ->delimiter(',');
+  cmd->add_option("--cors-origin", o->cors_origins,
+                  "Origins allowed to make browser (cross-origin) requests (repeatable; * = any; "
+                  "default none)")
+      ->delimiter(',');
+  cmd->add_flag("--special-tokens-in-content", o->special_tokens_in_content,
+                "Parse control tokens written in chat message content as control tokens (old "
+                "behaviour; default: only the template's own markers are)");
+  cmd->add_option("--read-timeout", o->read_timeout,
+                  "Seconds a read of request headers or body may wait for more bytes (default 30)");
+  cmd->add_option("--max-body-bytes", o->max_body_bytes,
+                  "Largest request body (e.g. 32MiB, the default); larger ones get 413 as soon "
+                  "as the limit is passed, chunked or not");
+  cmd->add_option("--http-threads", o->http_threads,
+                  "HTTP worker threads (default max(16, 4 x --parallel))");
   cmd->add_option("--log-format", o->log_format, "text (default) or json");
   cmd->add_option("--temp", o->temp, "Default temperature (default 0.8)");
   cmd->add_option("--top-p", o->top_p, "Default top-p (default 0.95)");
