@@ -151,7 +151,7 @@ void Scheduler::Admit() {
     const int32_t need = BlocksFor(static_cast<int64_t>(s.n_prompt) + s.request.max_tokens - 1);
     CHECK(need <= pool_->capacity_blocks());  // Validate refuses what can never fit
     if (reserved_blocks_ + need > pool_->capacity_blocks()) break;  // wait for memory (FIFO)
-    kv::CacheHit hit = cache_->Acquire(s.tokens, s.n_prompt - 1);
+    kv::CacheHit hit = cache_->Acquire(s.tokens, s.n_prompt - 1, s.request.cache_namespace);
     s.kv = std::move(hit.seq);
     s.n_cached = hit.n_cached;
     s.reserved_blocks = need;
@@ -168,7 +168,8 @@ void Scheduler::Finish(Sequence& seq, FinishReason reason, ErrorCode code, const
   if (seq.ended) return;
   seq.ended = true;
   if (seq.kv.n_tokens > 0) {
-    cache_->Insert(std::span<const int32_t>(seq.tokens).first(seq.kv.n_tokens), seq.kv);
+    cache_->Insert(std::span<const int32_t>(seq.tokens).first(seq.kv.n_tokens), seq.kv,
+                   seq.request.cache_namespace);
   }
   for (int32_t b : seq.kv.blocks) pool_->Unref(b);
   seq.kv = kv::SeqBlocks();

@@ -16,6 +16,7 @@ struct PromptCache::Node {
   uint64_t last_tick = 0;
   int64_t last_use_unix_ms = 0;
   int64_t hits = 0;  // Acquire calls whose match went through this node
+  std::string ns;    // roots only: the namespace
 };
 
 namespace {
@@ -41,7 +42,7 @@ bool SameTokens(std::span<const int32_t> a, std::span<const int32_t> b) {
 }  // namespace
 
 PromptCache::PromptCache(BlockPool& pool, const PromptCacheConfig& config)
-    : pool_(pool), config_(config), root_(std::make_unique<Node>()) {}
+    : pool_(pool), config_(config) {}
 
 PromptCache::~PromptCache() { Clear(); }
 
@@ -50,9 +51,16 @@ void PromptCache::Touch(Node* node) {
   node->last_use_unix_ms = now_unix_ms_;
 }
 
+bool PromptCache::IsRoot(const Node* node) { return node->parent == nullptr; }
+
+PromptCache::Node* PromptCache::Root(std::string_view cache_namespace) const {
+  auto it = roots_.find(cache_namespace);
+  return it == roots_.end() ? nullptr : it->second.get();
+}
+
 void PromptCache::AddChild(Node* parent, std::unique_ptr<Node> child) {
-  // A parent other than the root stops being a leaf: the entry count is unchanged.
-  if (parent == root_.get() || !parent->children.empty()) ++n_leaves_;
+  // A parent other than a root stops being a leaf: the entry count is unchanged.
+  if (IsRoot(parent) || !parent->children.empty()) ++n_leaves_;
   ++n_nodes_;
   n_tokens_ += static_cast<int64_t>(child->tokens.size());
   child->parent = parent;
@@ -60,7 +68,7 @@ void PromptCache::AddChild(Node* parent, std::unique_ptr<Node> child) {
 }
 
 void PromptCache::RemoveNode(Node* node) {
-  CHECK(node != root_.get() && node->children.empty());
+  CHECK(!IsRoot(node) && node->children.empty());
   Node* parent = node->parent;
   pool_.Unref(node->block);
   --n_nodes_;
@@ -70,14 +78,16 @@ void PromptCache::RemoveNode(Node* node) {
                          [node](const std::unique_ptr<Node>& c) { return c.get() == node; });
   CHECK(it != siblings.end());
   siblings.erase(it);
-  if (parent == root_.get() || !parent->children.empty()) --n_leaves_;
+  if (IsRoot(parent) || !parent->children.empty()) --n_leaves_;
 }
 
-CacheHit PromptCache::Acquire(std::span<const int32_t> tokens, int32_t max_tokens) {
+CacheHit PromptCache::Acquire(std::span<const int32_t> tokens, int32_t max_tokens,
+                             std::string_view cache_namespace) {
   CacheHit hit;
   const int32_t bt = pool_.block_tokens();
   const int64_t limit = std::clamp<int64_t>(max_tokens, 0, static_cast<int64_t>(tokens.size()));
-  if (config_.max_entries <= 0 || limit == 0 || root_->children.empty()) {
+  Node* root = Root(cache_namespace);
+  if (config_.max_entries <= 0 || limit == 0 || root == nullptr) {
     ++misses_;
     return hit;
   }
@@ -86,7 +96,7 @@ CacheHit PromptCache::Acquire(std::span<const int32_t> tokens, int32_t max_token
 
   // Walk the shared full blocks, then look for a block the match ends inside.
   std::vector<Node*> path;
-  Node* node = root_.get();
+  Node* node = root;
   int64_t pos = 0;
   Node* partial_src = nullptr;
   int32_t partial_len = 0;
@@ -153,7 +163,8 @@ CacheHit PromptCache::Acquire(std::span<const int32_t> tokens, int32_t max_token
   return hit;
 }
 
-void PromptCache::Insert(std::span<const int32_t> tokens, const SeqBlocks& seq) {
+void PromptCache::Insert(std::span<const int32_t> tokens, const SeqBlocks& seq,
+                         std::string_view cache_namespace) {
   if (config_.max_entries <= 0 || tokens.empty()) return;
   const int32_t bt = pool_.block_tokens();
   const int64_t n = static_cast<int64_t>(tokens.size());
@@ -163,7 +174,13 @@ void PromptCache::Insert(std::span<const int32_t> tokens, const SeqBlocks& seq) 
   ++tick_;
   now_unix_ms_ = UnixMillis();
 
-  Node* node = root_.get();
+  Node* node = Root(cache_namespace);
+  if (node == nullptr) {
+    auto root = std::make_unique<Node>();
+    root->ns = std::string(cache_namespace);
+    node = root.get();
+    roots_.emplace(root->ns, std::move(root));
+  }
   bool added = false;
   for (int64_t pos = 0, i = 0; pos < n; pos += bt, ++i) {
     auto chunk = tokens.subspan(pos, static_cast<size_t>(std::min<int64_t>(bt, n - pos)));
@@ -230,12 +247,13 @@ bool PromptCache::EvictUntilFree(int32_t n_blocks) {
 PromptCache::Node* PromptCache::PickVictim(bool must_free) const {
   Node* victim = nullptr;
   uint64_t victim_tick = 0;
-  std::vector<Node*> stack = {root_.get()};
+  std::vector<Node*> stack;
+  for (const auto& [ns, root] : roots_) stack.push_back(root.get());
   while (!stack.empty()) {
     Node* n = stack.back();
     stack.pop_back();
     for (const auto& c : n->children) stack.push_back(c.get());
-    if (n == root_.get() || !n->children.empty()) continue;
+    if (IsRoot(n) || !n->children.empty()) continue;
     // n is a leaf: walk its exclusive chain.
     uint64_t tick = 0;
     bool frees = false;
@@ -245,7 +263,7 @@ PromptCache::Node* PromptCache::PickVictim(bool must_free) const {
       frees = frees || pool_.RefCount(c->block) == 1;
       is_protected = is_protected || c == protected_;
       Node* p = c->parent;
-      if (p == root_.get() || p->children.size() != 1) break;
+      if (IsRoot(p) || p->children.size() != 1) break;
       c = p;
     }
     if (is_protected || (must_free && !frees)) continue;
@@ -258,20 +276,22 @@ PromptCache::Node* PromptCache::PickVictim(bool must_free) const {
 }
 
 void PromptCache::EvictEntry(Node* leaf) {
-  CHECK(leaf != root_.get() && leaf->children.empty());
+  CHECK(!IsRoot(leaf) && leaf->children.empty());
   Node* n = leaf;
-  while (n != root_.get() && n->children.empty()) {
+  while (!IsRoot(n) && n->children.empty()) {
     Node* parent = n->parent;
     RemoveNode(n);
     n = parent;
   }
+  if (IsRoot(n) && n->children.empty()) roots_.erase(n->ns);  // the namespace's last entry
   ++evictions_;
 }
 
 void PromptCache::Clear() {
   ++tick_;
   // Post-order removal without recursion.
-  std::vector<Node*> stack = {root_.get()};
+  std::vector<Node*> stack;
+  for (const auto& [ns, root] : roots_) stack.push_back(root.get());
   while (!stack.empty()) {
     Node* n = stack.back();
     if (!n->children.empty()) {
@@ -279,8 +299,9 @@ void PromptCache::Clear() {
       continue;
     }
     stack.pop_back();
-    if (n != root_.get()) RemoveNode(n);
+    if (!IsRoot(n)) RemoveNode(n);
   }
+  roots_.clear();
   CHECK(n_nodes_ == 0 && n_leaves_ == 0 && n_tokens_ == 0);
 }
 
@@ -305,17 +326,20 @@ std::vector<CacheEntryInfo> PromptCache::Entries() const {
     Node* node;
     int32_t depth_blocks;
     int64_t depth_tokens;
+    const std::string* ns;
   };
-  std::vector<Item> stack = {{root_.get(), 0, 0}};
+  std::vector<Item> stack;
+  for (const auto& [ns, root] : roots_) stack.push_back({root.get(), 0, 0, &ns});
   while (!stack.empty()) {
     Item it = stack.back();
     stack.pop_back();
     Node* n = it.node;
-    const int32_t blocks = it.depth_blocks + (n == root_.get() ? 0 : 1);
+    const int32_t blocks = it.depth_blocks + (IsRoot(n) ? 0 : 1);
     const int64_t tokens = it.depth_tokens + static_cast<int64_t>(n->tokens.size());
-    for (const auto& c : n->children) stack.push_back({c.get(), blocks, tokens});
-    if (n == root_.get() || !n->children.empty()) continue;
+    for (const auto& c : n->children) stack.push_back({c.get(), blocks, tokens, it.ns});
+    if (IsRoot(n) || !n->children.empty()) continue;
     CacheEntryInfo info;
+    info.cache_namespace = *it.ns;
     info.tokens = tokens;
     info.blocks = blocks;
     info.bytes = blocks * pool_.block_bytes();
@@ -325,7 +349,7 @@ std::vector<CacheEntryInfo> PromptCache::Entries() const {
       info.last_use_unix_ms = std::max(info.last_use_unix_ms, c->last_use_unix_ms);
       info.hits = std::max(info.hits, c->hits);
       Node* p = c->parent;
-      if (p == root_.get() || p->children.size() != 1) break;
+      if (IsRoot(p) || p->children.size() != 1) break;
       c = p;
     }
     info.shared_blocks = blocks - own;
@@ -338,7 +362,12 @@ void PromptCache::CheckInvariants() const {
   const int32_t bt = pool_.block_tokens();
   std::unordered_set<int32_t> blocks;
   int64_t nodes = 0, leaves = 0, tokens = 0;
-  std::vector<const Node*> stack = {root_.get()};
+  std::vector<const Node*> stack;
+  for (const auto& [ns, root] : roots_) {
+    CHECK_MSG(IsRoot(root.get()) && root->ns == ns, "namespace root of '%s' misfiled", ns.c_str());
+    CHECK_MSG(!root->children.empty(), "namespace '%s' has a root but no entries", ns.c_str());
+    stack.push_back(root.get());
+  }
   while (!stack.empty()) {
     const Node* n = stack.back();
     stack.pop_back();
@@ -350,7 +379,7 @@ void PromptCache::CheckInvariants() const {
       }
       stack.push_back(c);
     }
-    if (n == root_.get()) continue;
+    if (IsRoot(n)) continue;
     ++nodes;
     tokens += static_cast<int64_t>(n->tokens.size());
     if (n->children.empty()) ++leaves;

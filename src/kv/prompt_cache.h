@@ -23,12 +23,21 @@
 // An entry's recency is the latest use of any node in that chain, so a hit
 // on a prefix refreshes the entry that served it.
 //
+// Namespaces (tenants): every request names one (engine::Request::
+// cache_namespace, "" = the default). Each namespace has its own radix root,
+// so a lookup only ever matches KV inserted under the same namespace; the
+// entry limit, the byte budget and the LRU order are global across all of
+// them. A namespace's root exists while it has entries.
+//
 // Not thread-safe: owned by the engine thread, like the pool.
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <span>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "kv/block_pool.h"
@@ -68,6 +77,7 @@ struct CacheEntryInfo {
   int32_t shared_blocks = 0;  // of those, blocks also on another entry's path
   int64_t last_use_unix_ms = 0;
   int64_t hits = 0;  // Acquire calls whose match reached this entry's own blocks
+  std::string cache_namespace;  // the tenant it belongs to ("" = default)
 };
 
 class PromptCache {
@@ -87,14 +97,17 @@ class PromptCache {
   // block its rows are copied into a fresh block (evicting if needed; without
   // room the match falls back to the shared full blocks). Refreshes recency
   // of the matched path and counts a hit or a miss.
-  CacheHit Acquire(std::span<const int32_t> tokens, int32_t max_tokens);
+  // Only entries of `cache_namespace` are matched.
+  CacheHit Acquire(std::span<const int32_t> tokens, int32_t max_tokens,
+                   std::string_view cache_namespace = {});
 
   // Stores `tokens` whose KV is in the first tokens.size() positions of `seq`
   // (tokens.size() <= seq.n_tokens). Identical full blocks already cached are
   // kept, new nodes take a reference on seq's blocks; the caller still owns
   // its own references. Then evicts least recently used entries down to
-  // max_entries.
-  void Insert(std::span<const int32_t> tokens, const SeqBlocks& seq);
+  // max_entries (over all namespaces). The entry belongs to `cache_namespace`.
+  void Insert(std::span<const int32_t> tokens, const SeqBlocks& seq,
+              std::string_view cache_namespace = {});
 
   // A fresh block (refcount 1), evicting cached entries if the pool is full;
   // -1 when even that cannot free one.
@@ -128,10 +141,13 @@ class PromptCache {
   void AddChild(Node* parent, std::unique_ptr<Node> child);
   void RemoveNode(Node* node);  // unlinks a childless node, drops its block ref
   void Touch(Node* node);       // stamps the current operation's tick and time
+  static bool IsRoot(const Node* node);
+  Node* Root(std::string_view cache_namespace) const;  // nullptr if it has no entries
 
   BlockPool& pool_;
   PromptCacheConfig config_;
-  std::unique_ptr<Node> root_;
+  // One radix root per namespace with entries (roots have no block).
+  std::map<std::string, std::unique_ptr<Node>, std::less<>> roots_;
   uint64_t tick_ = 0;          // one per Acquire/Insert: the LRU clock
   int64_t now_unix_ms_ = 0;    // wall time of the current operation
   Node* protected_ = nullptr;  // entry an in-progress Acquire must not evict

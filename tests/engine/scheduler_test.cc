@@ -187,6 +187,39 @@ TEST_F(SchedulerTest, CacheHitGeneratesTheSameTokensAsCacheOff) {
   EXPECT_EQ(runs[10].second.final_event.finish, FinishReason::kLength);
 }
 
+// Request::cache_namespace: a follow-up from another tenant recomputes the
+// whole prompt (and generates the same tokens); the same tenant hits.
+TEST_F(SchedulerTest, CachedKvIsReusedOnlyWithinTheSameNamespace) {
+  Make(200, 10);
+  auto run = [&](const Tokens& prompt, const char* ns) {
+    Request r;
+    r.prompt = prompt;
+    r.max_tokens = 6;
+    r.sampling.temperature = 0.0f;
+    r.cache_namespace = ns;
+    Status st;
+    EXPECT_EQ(sched_->Validate(&r, &st), ErrorCode::kOk) << st.message();
+    states_.push_back(std::make_shared<RequestHandle::State>());
+    sched_->Enqueue(std::move(r), states_.back());
+    const size_t i = states_.size() - 1;
+    RunAll();
+    return Drain(i);
+  };
+  const Tokens prompt = Range(2, 29);
+  Outcome a = run(prompt, "alice");
+  EXPECT_EQ(a.final_event.usage.cached_tokens, 0);
+  Outcome b = run(prompt, "bob");
+  EXPECT_EQ(b.final_event.usage.cached_tokens, 0);
+  Outcome d = run(prompt, "");
+  EXPECT_EQ(d.final_event.usage.cached_tokens, 0);
+  Outcome a2 = run(prompt, "alice");
+  EXPECT_EQ(a2.final_event.usage.cached_tokens, 28);
+  EXPECT_EQ(a.tokens, b.tokens);
+  EXPECT_EQ(a.tokens, a2.tokens);
+  EXPECT_EQ(sched_->cache().entries(), 3);
+  EXPECT_EQ(sched_->pool().used_blocks(), sched_->cache().cached_blocks());
+}
+
 TEST_F(SchedulerTest, FollowUpPrefillsOnlyTheUncachedTokens) {
   Make(200, 10);
   const Tokens turn1 = Range(0, 30);

@@ -252,6 +252,65 @@ TEST_F(PromptCacheTest, HitOnAnEntrysPrefixRefreshesThatEntry) {
   }
 }
 
+// Tenants: KV inserted under one namespace is never matched from another,
+// not even a shared first token; within a namespace everything hits as usual.
+TEST_F(PromptCacheTest, AHitNeverCrossesNamespaces) {
+  Make(64, 10);
+  const Tokens conv = Range(100, 10);  // 2 full blocks + a partial one
+  SeqBlocks seq = Start(conv);  // computes all 10 (the cache is empty)
+  cache_->Insert(conv, seq, "tenant-a");
+  Release(seq);
+  const Tokens next = Concat(conv, Range(500, 3));
+  for (const char* other : {"", "tenant-b", "tenant-a ", "TENANT-A"}) {
+    CacheHit miss = cache_->Acquire(next, 12, other);
+    EXPECT_EQ(miss.n_cached, 0) << "namespace '" << other << "'";
+    EXPECT_TRUE(miss.seq.blocks.empty());
+    Release(miss.seq);
+  }
+  CacheHit same = cache_->Acquire(next, 12, "tenant-a");
+  EXPECT_EQ(same.n_cached, 10);
+  ExpectRowsMatch(next, same.seq);
+  Release(same.seq);
+  auto entries = cache_->Entries();
+  ASSERT_EQ(entries.size(), 1u);
+  EXPECT_EQ(entries[0].cache_namespace, "tenant-a");
+  cache_->CheckInvariants();
+}
+
+// The same tokens cached by two tenants are two entries with their own blocks
+// (nothing is shared across namespaces); the entry limit and the LRU order
+// are global over all namespaces, and an emptied namespace disappears.
+TEST_F(PromptCacheTest, NamespacesShareTheEntryLimitAndLruButNoBlocks) {
+  Make(64, 2);
+  const Tokens conv = Range(100, 9);
+  auto run_in = [&](const Tokens& t, const char* ns) {
+    CacheHit hit = cache_->Acquire(t, static_cast<int32_t>(t.size()) - 1, ns);
+    const int32_t n = hit.n_cached;
+    Release(hit.seq);
+    SeqBlocks seq = Start(t);  // the default namespace is empty: computes everything
+    cache_->Insert(t, seq, ns);
+    Release(seq);
+    cache_->CheckInvariants();
+    return n;
+  };
+  EXPECT_EQ(run_in(conv, "a"), 0);
+  EXPECT_EQ(run_in(conv, "b"), 0);
+  EXPECT_EQ(cache_->entries(), 2);
+  EXPECT_EQ(cache_->cached_blocks(), 2 * 3);
+  EXPECT_EQ(pool_->used_blocks(), 2 * 3);
+  EXPECT_EQ(run_in(conv, "a"), 8);      // a is now more recent than b
+  EXPECT_EQ(run_in(Range(300, 5), "c"), 0);  // a third entry: b (oldest) goes
+  EXPECT_EQ(cache_->entries(), 2);
+  EXPECT_EQ(cache_->Acquire(conv, 8, "b").n_cached, 0);
+  CacheHit a = cache_->Acquire(conv, 8, "a");
+  EXPECT_EQ(a.n_cached, 8);
+  Release(a.seq);
+  for (const auto& e : cache_->Entries()) EXPECT_NE(e.cache_namespace, "b");
+  cache_->CheckInvariants();
+  cache_->Clear();
+  EXPECT_EQ(pool_->used_blocks(), 0);
+}
+
 TEST_F(PromptCacheTest, SizeZeroDisablesCaching) {
   Make(64, 0);
   const Tokens a = Range(100, 12);
