@@ -10,6 +10,7 @@
 // capped at half of MemAvailable; the rule and the result are logged.
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <atomic>
@@ -52,6 +53,8 @@ struct ServeOptions {
   int read_timeout = 30;
   std::string max_body_bytes = "32MiB";
   int http_threads = 0;
+  int max_connections = 4096;
+  int idle_timeout = 5;
   std::string log_format = "text";
   float temp = 0.8f;
   float top_p = 0.95f;
@@ -123,6 +126,15 @@ int RunServe(const ServeOptions& o) {
   if (!(o.shutdown_timeout >= 0)) return ReportError(Errorf("--shutdown-timeout must be >= 0"));
   if (o.read_timeout < 1) return ReportError(Errorf("--read-timeout must be >= 1"));
   if (o.http_threads < 0) return ReportError(Errorf("--http-threads must be >= 0"));
+  if (o.max_connections < 1) return ReportError(Errorf("--max-connections must be >= 1"));
+  if (o.idle_timeout < 1) return ReportError(Errorf("--idle-timeout must be >= 1"));
+  // One thread and one descriptor per connection: allow as many descriptors
+  // as the hard limit does (the soft default, 1024, is below --max-connections).
+  rlimit files{};
+  if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &files);
+  }
   auto max_body = server::ParseByteSize(o.max_body_bytes);
   if (!max_body.ok()) return ReportError(max_body.status().WithContext("--max-body-bytes"));
   if (*max_body <= 0) return ReportError(Errorf("--max-body-bytes must be > 0"));
@@ -230,6 +242,8 @@ int RunServe(const ServeOptions& o) {
   sc.read_timeout_s = o.read_timeout;
   sc.max_body_bytes = *max_body;
   sc.http_threads = o.http_threads;
+  sc.max_connections = o.max_connections;
+  sc.idle_timeout_s = o.idle_timeout;
   sc.model_id = noise ? Basename(o.model) + "-random-weights-output-is-noise" : Basename(o.model);
   sc.model_description = cfg.name;
   sc.model_output_is_noise = noise;
@@ -309,7 +323,13 @@ void AddServeCommand(CLI::App& app, int& exit_code) {
                   "Largest request body (e.g. 32MiB, the default); larger ones get 413 as soon "
                   "as the limit is passed, chunked or not");
   cmd->add_option("--http-threads", o->http_threads,
-                  "HTTP worker threads (default max(16, 4 x --parallel))");
+                  "HTTP threads kept ready (default max(16, 4 x --parallel)); more start on "
+                  "demand, one per connection, up to --max-connections");
+  cmd->add_option("--max-connections", o->max_connections,
+                  "Connections served at once (default 4096); more wait for a thread");
+  cmd->add_option("--idle-timeout", o->idle_timeout,
+                  "Seconds a connection may wait for its next request before it is closed "
+                  "(default 5)");
   cmd->add_option("--log-format", o->log_format, "text (default) or json");
   cmd->add_option("--temp", o->temp, "Default temperature (default 0.8)");
   cmd->add_option("--top-p", o->top_p, "Default top-p (default 0.95)");

@@ -1,14 +1,22 @@
 // Server wiring: routes, admission (admission.cc), error/exception handlers,
-// the HTTP thread pool, bind/run/stop (see server.h).
+// the HTTP threads (elastic_pool.h: one per connection, grown on demand),
+// bind/run/stop (see server.h).
 #include "server/server.h"
 
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <algorithm>
+#include <cstdlib>
 #include <chrono>
 #include <random>
 #include <utility>
 #include <vector>
 
 #include "core/log.h"
+#include "server/elastic_pool.h"
 #include "server/json_body.h"
 #include "server/server_internal.h"
 
@@ -16,6 +24,7 @@ namespace reprise::server {
 namespace {
 
 constexpr const char* kLog = "server";
+constexpr int kListenBacklog = 4096;  // the kernel caps it at net.core.somaxconn
 
 ApiError ErrorForStatus(int status, const httplib::Request& req) {
   switch (status) {
@@ -95,10 +104,14 @@ Server::Server(engine::Engine& engine, const tokenizer::Tokenizer& tok,
                          .count();
   const int threads = s.config.http_threads > 0 ? s.config.http_threads
                                                 : std::max(16, 4 * engine.config().max_parallel);
-  s.http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  const int max_threads = std::max(threads, s.config.max_connections);
+  s.http.new_task_queue = [threads, max_threads] {
+    return new ElasticPool(threads, max_threads);
+  };
   s.http.set_payload_max_length(static_cast<size_t>(s.config.max_body_bytes));
   s.http.set_keep_alive_max_count(1000);
   s.http.set_read_timeout(s.config.read_timeout_s);
+  s.http.set_keep_alive_timeout(s.config.idle_timeout_s);
   s.http.set_write_timeout(30);
   s.http.set_tcp_nodelay(true);
 
@@ -155,6 +168,40 @@ Server::Server(engine::Engine& engine, const tokenizer::Tokenizer& tok,
 
 Server::~Server() { Stop(); }
 
+namespace {
+
+// httplib listens with a backlog of 5 (compiled into Debian's library): a
+// burst of connections then waits out SYN retransmits (1 s, 3 s, ...).
+// Listening again on the same socket raises the backlog; the socket is
+// found by its port, since httplib does not expose it.
+void RaiseListenBacklog(int port) {
+  DIR* dir = opendir("/proc/self/fd");
+  if (dir == nullptr) return;
+  while (dirent* e = readdir(dir)) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    const int fd = std::atoi(e->d_name);
+    int listening = 0;
+    socklen_t len = sizeof(listening);
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || !listening) continue;
+    sockaddr_storage addr{};
+    socklen_t addr_len = sizeof(addr);
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &addr_len) != 0) continue;
+    int bound = -1;
+    if (addr.ss_family == AF_INET) {
+      bound = ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
+    } else if (addr.ss_family == AF_INET6) {
+      bound = ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port);
+    }
+    if (bound == port) {
+      if (listen(fd, kListenBacklog) != 0) LOG_WARN(kLog, "cannot raise the listen backlog");
+      break;
+    }
+  }
+  closedir(dir);
+}
+
+}  // namespace
+
 Status Server::Bind() {
   Impl& s = *impl_;
   if (s.config.port == 0) {
@@ -167,6 +214,7 @@ Status Server::Bind() {
     }
     s.bound_port = s.config.port;
   }
+  RaiseListenBacklog(s.bound_port);
   return Status::Ok();
 }
 

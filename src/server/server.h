@@ -28,9 +28,13 @@ struct ServerConfig {
   // Each key is its own prompt-cache namespace (a tenant).
   std::vector<std::string> api_keys;
   int64_t max_body_bytes = int64_t{32} << 20;  // larger bodies get 413, while reading
-  int http_threads = 0;                        // 0 = max(16, 4 * engine parallel)
+  int http_threads = 0;                        // kept warm; 0 = max(16, 4 * engine parallel)
+  // Connections served at once, one thread each (more wait for a thread).
+  int max_connections = 4096;
   // Seconds a read may wait for the next bytes of a request (headers or body).
   int read_timeout_s = 30;
+  // Seconds a connection may wait for its (next) request before it is closed.
+  int idle_timeout_s = 5;
   // After Stop(): how long in-flight requests may run before they are ended
   // with an error (streams: an SSE error event; others: 503).
   double shutdown_timeout_s = 30;
