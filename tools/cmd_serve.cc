@@ -54,6 +54,7 @@ struct ServeOptions {
   std::string max_body_bytes = "32MiB";
   int http_threads = 0;
   int max_connections = 4096;
+  int max_connections_per_client = 128;
   int idle_timeout = 5;
   std::string log_format = "text";
   float temp = 0.8f;
@@ -127,6 +128,9 @@ int RunServe(const ServeOptions& o) {
   if (o.read_timeout < 1) return ReportError(Errorf("--read-timeout must be >= 1"));
   if (o.http_threads < 0) return ReportError(Errorf("--http-threads must be >= 0"));
   if (o.max_connections < 1) return ReportError(Errorf("--max-connections must be >= 1"));
+  if (o.max_connections_per_client < 0) {
+    return ReportError(Errorf("--max-connections-per-client must be >= 0"));
+  }
   if (o.idle_timeout < 1) return ReportError(Errorf("--idle-timeout must be >= 1"));
   // One thread and one descriptor per connection: allow as many descriptors
   // as the hard limit does (the soft default, 1024, is below --max-connections).
@@ -243,6 +247,7 @@ int RunServe(const ServeOptions& o) {
   sc.max_body_bytes = *max_body;
   sc.http_threads = o.http_threads;
   sc.max_connections = o.max_connections;
+  sc.max_connections_per_client = o.max_connections_per_client;
   sc.idle_timeout_s = o.idle_timeout;
   sc.model_id = noise ? Basename(o.model) + "-random-weights-output-is-noise" : Basename(o.model);
   sc.model_description = cfg.name;
@@ -327,6 +332,9 @@ void AddServeCommand(CLI::App& app, int& exit_code) {
                   "demand, one per connection, up to --max-connections");
   cmd->add_option("--max-connections", o->max_connections,
                   "Connections served at once (default 4096); more wait for a thread");
+  cmd->add_option("--max-connections-per-client", o->max_connections_per_client,
+                  "Open connections one client address may use once they have sent a request "
+                  "(default 128; more get 429; 0 = no cap)");
   cmd->add_option("--idle-timeout", o->idle_timeout,
                   "Seconds a connection may wait for its next request before it is closed "
                   "(default 5)");

@@ -1,7 +1,9 @@
 // What every request must pass before its route runs (see server_internal.h).
 // Runs as httplib's pre-routing handler: after the request line and headers
 // are read and before any byte of the body is, so a refused request costs
-// no body read. Order: route exists (404/405), shutdown (503), Host (403),
+// no body read. Order: route exists (404/405), shutdown (503), connections
+// of this client address (429, counted from a connection's first request),
+// Host (403),
 // Origin and CORS preflight (403/204), API key (401), then for POST routes
 // the body's framing and type (411/400/413/415).
 #include <arpa/inet.h>
@@ -276,7 +278,34 @@ std::optional<ApiError> CheckBodyHeaders(const Server::Impl& s, const httplib::R
   return std::nullopt;
 }
 
+// The client address this thread's connection is counted under ("" when
+// not counted yet): httplib serves one connection per thread at a time.
+thread_local std::string tl_counted_client;
+
+// Counts the connection under its address on its first request; false when
+// that address already has the most connections allowed.
+bool CountConnection(Server::Impl& s, const std::string& addr) {
+  if (!tl_counted_client.empty() || s.config.max_connections_per_client <= 0) return true;
+  std::lock_guard<std::mutex> lock(s.clients_mu);
+  int& n = s.clients[addr];
+  if (n >= s.config.max_connections_per_client) {
+    if (n == 0) s.clients.erase(addr);
+    return false;
+  }
+  ++n;
+  tl_counted_client = addr;
+  return true;
+}
+
 }  // namespace
+
+void ReleaseConnection(Server::Impl& s) {
+  if (tl_counted_client.empty()) return;
+  std::lock_guard<std::mutex> lock(s.clients_mu);
+  auto it = s.clients.find(tl_counted_client);
+  if (it != s.clients.end() && --it->second <= 0) s.clients.erase(it);
+  tl_counted_client.clear();
+}
 
 int ApiKeyIndex(const Server::Impl& s, const httplib::Request& req) {
   if (s.config.api_keys.empty()) return -1;
@@ -313,6 +342,16 @@ HandlerResponse Admit(Server::Impl& s, const httplib::Request& req, httplib::Res
                   MethodNotAllowed("method " + req.method + " is not allowed on " + req.path));
   }
   if (s.draining) return Refuse(req, res, ShuttingDown("the server is shutting down"));
+  if (!CountConnection(s, req.remote_addr)) {
+    ApiError e = InvalidParam("", StrFormat("too many connections from %s (at most %d; see "
+                                            "--max-connections-per-client)",
+                                            req.remote_addr.c_str(),
+                                            s.config.max_connections_per_client));
+    e.http_status = 429;
+    e.code = "too_many_connections";
+    RespondAndClose(req, res, e);
+    return HandlerResponse::Handled;
+  }
   if (IsLoopbackBind(s.config.host) && req.has_header("Host") &&
       !HostAllowed(s, req.get_header_value("Host"))) {
     return Refuse(req, res,

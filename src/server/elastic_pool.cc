@@ -13,9 +13,11 @@ namespace {
 constexpr size_t kStackBytes = size_t{1} << 20;
 }  // namespace
 
-ElasticPool::ElasticPool(int min_threads, int max_threads, std::chrono::milliseconds idle_exit)
+ElasticPool::ElasticPool(int min_threads, int max_threads, std::function<void()> after_task,
+                         std::chrono::milliseconds idle_exit)
     : min_threads_(std::max(1, min_threads)),
       max_threads_(std::max(std::max(1, min_threads), max_threads)),
+      after_task_(std::move(after_task)),
       idle_exit_(idle_exit) {
   std::lock_guard<std::mutex> lock(mu_);
   for (int i = 0; i < min_threads_; ++i) Spawn();
@@ -75,6 +77,7 @@ void ElasticPool::Work() {
     --idle_;
     lock.unlock();
     fn();
+    if (after_task_) after_task_();
     lock.lock();
     ++idle_;
   }

@@ -25,7 +25,9 @@ namespace reprise::server {
 
 class ElasticPool : public httplib::TaskQueue {
  public:
-  ElasticPool(int min_threads, int max_threads,
+  // `after_task`, if set, runs on the worker after each task (a connection
+  // has ended there).
+  ElasticPool(int min_threads, int max_threads, std::function<void()> after_task = nullptr,
               std::chrono::milliseconds idle_exit = std::chrono::seconds(30));
   ~ElasticPool() override;
 
@@ -42,6 +44,7 @@ class ElasticPool : public httplib::TaskQueue {
 
   const int min_threads_;
   const int max_threads_;
+  const std::function<void()> after_task_;
   const std::chrono::milliseconds idle_exit_;
   mutable std::mutex mu_;
   std::condition_variable work_cv_;

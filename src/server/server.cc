@@ -105,8 +105,9 @@ Server::Server(engine::Engine& engine, const tokenizer::Tokenizer& tok,
   const int threads = s.config.http_threads > 0 ? s.config.http_threads
                                                 : std::max(16, 4 * engine.config().max_parallel);
   const int max_threads = std::max(threads, s.config.max_connections);
-  s.http.new_task_queue = [threads, max_threads] {
-    return new ElasticPool(threads, max_threads);
+  Impl* pool_owner = impl_.get();
+  s.http.new_task_queue = [threads, max_threads, pool_owner] {
+    return new ElasticPool(threads, max_threads, [pool_owner] { ReleaseConnection(*pool_owner); });
   };
   s.http.set_payload_max_length(static_cast<size_t>(s.config.max_body_bytes));
   s.http.set_keep_alive_max_count(1000);

@@ -31,6 +31,9 @@ struct ServerConfig {
   int http_threads = 0;                        // kept warm; 0 = max(16, 4 * engine parallel)
   // Connections served at once, one thread each (more wait for a thread).
   int max_connections = 4096;
+  // Connections one client address may have open once they have sent a
+  // request (more get 429 and are closed); 0 = no cap.
+  int max_connections_per_client = 128;
   // Seconds a read may wait for the next bytes of a request (headers or body).
   int read_timeout_s = 30;
   // Seconds a connection may wait for its (next) request before it is closed.

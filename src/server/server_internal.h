@@ -11,9 +11,11 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <unordered_map>
 
 #include "engine/engine.h"
 #include "server/api_error.h"
@@ -44,6 +46,10 @@ struct Server::Impl {
   std::atomic<uint64_t> next_id{0};
   uint64_t id_salt = 0;  // random per process, so ids differ across restarts
 
+  // Open connections per client address (those that have sent a request).
+  std::mutex clients_mu;
+  std::unordered_map<std::string, int> clients;
+
   std::string NewId(const char* prefix);
   // True once in-flight requests must end (shutdown timeout passed).
   bool Aborting() const;
@@ -62,6 +68,9 @@ bool ReadBody(Server::Impl& s, const httplib::Request& req, httplib::Response& r
 // client still sends is read and dropped for a bounded time first), for
 // requests whose body was not read or not read whole.
 void RespondAndClose(const httplib::Request& req, httplib::Response& res, const ApiError& error);
+// Called on the connection's thread when the connection has ended: frees
+// its place in the per-address count.
+void ReleaseConnection(Server::Impl& s);
 // Index in config.api_keys of the request's key; -1 when keys are not used.
 int ApiKeyIndex(const Server::Impl& s, const httplib::Request& req);
 

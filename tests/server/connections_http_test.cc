@@ -99,5 +99,39 @@ TEST(Connections, IdleConnectionsAreClosedAfterTheIdleTimeout) {
   EXPECT_LT(ms, 3000.0);
 }
 
+// One client address may hold --max-connections-per-client connections
+// that have sent a request; more get 429 and are closed; a closed one frees
+// its place.
+TEST(Connections, ConnectionsPerClientAddressAreCapped) {
+  std::string error;
+  auto s = ServerProcess::Start(TinyChatModel(), {"--max-connections-per-client", "2"}, &error);
+  ASSERT_NE(s, nullptr) << error;
+  const std::string get = "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+  auto a = std::make_unique<RawConnection>(s->port());
+  auto b = std::make_unique<RawConnection>(s->port());
+  for (RawConnection* c : {a.get(), b.get()}) {
+    ASSERT_TRUE(c->Send(get));
+    EXPECT_EQ(ParseRawResponse(c->ReadResponse(5000)).status, 200);
+  }
+  // A and B stay open (keep-alive): a third connection is refused.
+  RawConnection third(s->port());
+  ASSERT_TRUE(third.Send(get));
+  RawResponse refused = ParseRawResponse(third.ReadResponse(5000));
+  EXPECT_EQ(refused.status, 429) << refused.body;
+  EXPECT_EQ(refused.json["error"]["code"], "too_many_connections") << refused.body;
+  // A keep-alive connection already counted keeps working.
+  ASSERT_TRUE(a->Send(get));
+  EXPECT_EQ(ParseRawResponse(a->ReadResponse(5000)).status, 200);
+  a.reset();  // closes: B and one new connection fit
+  int status = -1;
+  for (int i = 0; i < 100 && status != 200; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    RawConnection next(s->port());
+    ASSERT_TRUE(next.Send(get));
+    status = ParseRawResponse(next.ReadResponse(5000)).status;
+  }
+  EXPECT_EQ(status, 200);
+}
+
 }  // namespace
 }  // namespace reprise::server::testing
