@@ -56,6 +56,7 @@ struct ServeOptions {
   int max_connections = 4096;
   int max_connections_per_client = 128;
   int idle_timeout = 5;
+  double header_timeout = 10;
   std::string log_format = "text";
   float temp = 0.8f;
   float top_p = 0.95f;
@@ -132,6 +133,7 @@ int RunServe(const ServeOptions& o) {
     return ReportError(Errorf("--max-connections-per-client must be >= 0"));
   }
   if (o.idle_timeout < 1) return ReportError(Errorf("--idle-timeout must be >= 1"));
+  if (!(o.header_timeout >= 0)) return ReportError(Errorf("--header-timeout must be >= 0"));
   // One thread and one descriptor per connection: allow as many descriptors
   // as the hard limit does (the soft default, 1024, is below --max-connections).
   rlimit files{};
@@ -249,6 +251,7 @@ int RunServe(const ServeOptions& o) {
   sc.max_connections = o.max_connections;
   sc.max_connections_per_client = o.max_connections_per_client;
   sc.idle_timeout_s = o.idle_timeout;
+  sc.header_timeout_s = o.header_timeout;
   sc.model_id = noise ? Basename(o.model) + "-random-weights-output-is-noise" : Basename(o.model);
   sc.model_description = cfg.name;
   sc.model_output_is_noise = noise;
@@ -335,6 +338,9 @@ void AddServeCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--max-connections-per-client", o->max_connections_per_client,
                   "Open connections one client address may use once they have sent a request "
                   "(default 128; more get 429; 0 = no cap)");
+  cmd->add_option("--header-timeout", o->header_timeout,
+                  "Seconds a new connection has to send its first request's headers, in total "
+                  "(default 10; 0 = only --read-timeout per read)");
   cmd->add_option("--idle-timeout", o->idle_timeout,
                   "Seconds a connection may wait for its next request before it is closed "
                   "(default 5)");

@@ -19,6 +19,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "server/header_watchdog.h"
 #include "server/server_internal.h"
 
 namespace reprise::server {
@@ -281,6 +282,15 @@ std::optional<ApiError> CheckBodyHeaders(const Server::Impl& s, const httplib::R
 // The client address this thread's connection is counted under ("" when
 // not counted yet): httplib serves one connection per thread at a time.
 thread_local std::string tl_counted_client;
+// The peer key of this thread's connection once it has sent a request.
+thread_local std::string tl_spoken_peer;
+
+void MarkSpoken(Server::Impl& s, const httplib::Request& req) {
+  if (!tl_spoken_peer.empty()) return;
+  tl_spoken_peer = PeerKey(req.remote_addr, req.remote_port);
+  std::lock_guard<std::mutex> lock(s.spoken_mu);
+  s.spoken.insert(tl_spoken_peer);
+}
 
 // Counts the connection under its address on its first request; false when
 // that address already has the most connections allowed.
@@ -300,6 +310,11 @@ bool CountConnection(Server::Impl& s, const std::string& addr) {
 }  // namespace
 
 void ReleaseConnection(Server::Impl& s) {
+  if (!tl_spoken_peer.empty()) {
+    std::lock_guard<std::mutex> lock(s.spoken_mu);
+    s.spoken.erase(tl_spoken_peer);
+    tl_spoken_peer.clear();
+  }
   if (tl_counted_client.empty()) return;
   std::lock_guard<std::mutex> lock(s.clients_mu);
   auto it = s.clients.find(tl_counted_client);
@@ -328,6 +343,7 @@ int ApiKeyIndex(const Server::Impl& s, const httplib::Request& req) {
 }
 
 HandlerResponse Admit(Server::Impl& s, const httplib::Request& req, httplib::Response& res) {
+  MarkSpoken(s, req);  // its headers are in: the header deadline no longer applies
   const bool is_post = req.method == "POST";
   const char* allowed = AllowedMethod(req.path);
   const bool preflight = req.method == "OPTIONS" && req.has_header("Origin");

@@ -17,6 +17,7 @@
 
 #include "core/log.h"
 #include "server/elastic_pool.h"
+#include "server/header_watchdog.h"
 #include "server/json_body.h"
 #include "server/server_internal.h"
 
@@ -222,8 +223,26 @@ Status Server::Bind() {
 int Server::port() const { return impl_->bound_port; }
 
 void Server::Run() {
-  LOG_INFO(kLog, "listening on http://%s:%d", impl_->config.host.c_str(), impl_->bound_port);
-  impl_->http.listen_after_bind();
+  Impl* p = impl_.get();
+  std::unique_ptr<HeaderWatchdog> watchdog;
+  if (p->config.header_timeout_s > 0) {
+    watchdog = std::make_unique<HeaderWatchdog>(
+        p->bound_port,
+        std::chrono::milliseconds(static_cast<int64_t>(p->config.header_timeout_s * 1000)),
+        [p](const std::string& peer) {
+          std::lock_guard<std::mutex> lock(p->spoken_mu);
+          return p->spoken.count(peer) != 0;
+        });
+  }
+  LOG_INFO(kLog, "listening on http://%s:%d", p->config.host.c_str(), p->bound_port);
+  p->http.listen_after_bind();
+  if (watchdog) {
+    watchdog->Stop();
+    if (watchdog->shut_down() > 0) {
+      LOG_INFO(kLog, "%lld connections were closed for not sending their headers in time",
+               static_cast<long long>(watchdog->shut_down()));
+    }
+  }
 }
 
 void Server::Stop() {

@@ -38,6 +38,9 @@ struct ServerConfig {
   int read_timeout_s = 30;
   // Seconds a connection may wait for its (next) request before it is closed.
   int idle_timeout_s = 5;
+  // Seconds a new connection has to send its first request's headers, in
+  // total (0 = no deadline beyond read_timeout_s per read).
+  double header_timeout_s = 10;
   // After Stop(): how long in-flight requests may run before they are ended
   // with an error (streams: an SSE error event; others: 503).
   double shutdown_timeout_s = 30;

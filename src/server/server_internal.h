@@ -16,6 +16,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "engine/engine.h"
 #include "server/api_error.h"
@@ -49,6 +50,10 @@ struct Server::Impl {
   // Open connections per client address (those that have sent a request).
   std::mutex clients_mu;
   std::unordered_map<std::string, int> clients;
+  // Peers ("ip|port") of connections that have sent a request (for the
+  // header deadline, header_watchdog.h).
+  std::mutex spoken_mu;
+  std::unordered_set<std::string> spoken;
 
   std::string NewId(const char* prefix);
   // True once in-flight requests must end (shutdown timeout passed).

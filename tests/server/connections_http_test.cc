@@ -2,6 +2,7 @@
 // not stop the server from serving others (each connection has a thread of
 // its own, started on demand; see src/server/elastic_pool.h).
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <sys/resource.h>
 
 #include <chrono>
@@ -46,8 +47,9 @@ TEST(Connections, ThousandIdleAndTricklingSocketsDoNotStarveOthers) {
   }
   ASSERT_GE(files.rlim_cur, 1400u) << "the test needs 1,400 descriptors (ulimit -n)";
   std::string error;
-  // Short deadlines: the sockets are dropped 30 s after they stop sending.
-  auto s = ServerProcess::Start(TinyChatModel(), {"--idle-timeout", "30", "--read-timeout", "30"},
+  // Deadlines long enough that the sockets stay for the whole test.
+  auto s = ServerProcess::Start(TinyChatModel(), {"--idle-timeout", "30", "--read-timeout", "30",
+                                                 "--header-timeout", "60"},
                                 &error);
   ASSERT_NE(s, nullptr) << error;
   std::vector<std::unique_ptr<RawConnection>> hogs;
@@ -97,6 +99,44 @@ TEST(Connections, IdleConnectionsAreClosedAfterTheIdleTimeout) {
   const double ms = MsSince(t0);
   EXPECT_GE(ms, 900.0);
   EXPECT_LT(ms, 3000.0);
+}
+
+// Finding 2's trickler: one header byte every 200 ms never hits the 30 s
+// per-read timeout, but --header-timeout bounds the whole header; a
+// connection that has sent a request is not subject to it.
+TEST(Connections, TricklingHeadersAreCutAtTheHeaderTimeout) {
+  std::string error;
+  auto s = ServerProcess::Start(
+      TinyChatModel(), {"--header-timeout", "1", "--read-timeout", "30", "--idle-timeout", "5"},
+      &error);
+  ASSERT_NE(s, nullptr) << error;
+  RawConnection served(s->port());
+  const std::string get = "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+  ASSERT_TRUE(served.Send(get));
+  EXPECT_EQ(ParseRawResponse(served.ReadResponse(5000)).status, 200);
+  RawConnection slow(s->port());
+  const std::string request = "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: " +
+                              std::string(200, 'x') + "\r\n\r\n";
+  const auto t0 = Clock::now();
+  bool cut = false;
+  for (size_t i = 0; i < request.size() - 4 && MsSince(t0) < 10000; ++i) {
+    if (!slow.Send(request.substr(i, 1))) {
+      cut = true;
+      break;
+    }
+    pollfd p{slow.fd(), POLLIN, 0};
+    if (poll(&p, 1, 200) > 0) {  // EOF: the server closed it
+      cut = true;
+      break;
+    }
+  }
+  const double ms = MsSince(t0);
+  EXPECT_TRUE(cut) << "the trickling connection was still open after " << ms << " ms";
+  EXPECT_GE(ms, 900.0);
+  EXPECT_LT(ms, 4000.0);
+  // The connection that had sent a request 1+ s ago still works.
+  ASSERT_TRUE(served.Send(get));
+  EXPECT_EQ(ParseRawResponse(served.ReadResponse(5000)).status, 200);
 }
 
 // One client address may hold --max-connections-per-client connections
