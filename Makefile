@@ -50,13 +50,19 @@ FUZZ_DIR ?= build-fuzz
 FUZZ_CXX ?= clang++
 FUZZ_FLAGS := -std=c++20 -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=undefined -Isrc
-FUZZ_request_parser_SRC := fuzz/request_parser_fuzz.cc src/server/json_body.cc \
-	src/server/openai_types.cc src/server/api_error.cc src/core/status.cc src/core/log.cc
-FUZZ_TARGETS := request_parser
+FUZZ_CORE := src/core/status.cc src/core/log.cc
+FUZZ_TOKENIZER := $(wildcard src/tokenizer/*.cc) src/gguf/reader.cc src/gguf/value.cc $(FUZZ_CORE)
+FUZZ_request_parser_SRC := src/server/json_body.cc src/server/openai_types.cc \
+	src/server/api_error.cc $(FUZZ_CORE)
+FUZZ_tokenizer_SRC := $(FUZZ_TOKENIZER)
+FUZZ_gguf_SRC := $(FUZZ_TOKENIZER)
+FUZZ_jinja_SRC := $(filter-out src/chat/template_source.cc,$(wildcard src/chat/*.cc)) $(FUZZ_CORE)
+FUZZ_LIBS := -lpcre2-8
+FUZZ_TARGETS := request_parser tokenizer jinja gguf
 
 $(FUZZ_DIR)/%_fuzz: fuzz/%_fuzz.cc
 	@mkdir -p $(FUZZ_DIR)
-	$(FUZZ_CXX) $(FUZZ_FLAGS) $(FUZZ_$*_SRC) -o $@
+	$(FUZZ_CXX) $(FUZZ_FLAGS) $< $(FUZZ_$*_SRC) $(FUZZ_LIBS) -o $@
 
 fuzz: $(foreach t,$(FUZZ_TARGETS),$(FUZZ_DIR)/$(t)_fuzz)
 	@for t in $(FUZZ_TARGETS); do \
