@@ -51,7 +51,7 @@ FUZZ_CXX ?= clang++
 FUZZ_FLAGS := -std=c++20 -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=undefined -Isrc
 FUZZ_CORE := src/core/status.cc src/core/log.cc
-FUZZ_TOKENIZER := $(wildcard src/tokenizer/*.cc) src/gguf/reader.cc src/gguf/value.cc $(FUZZ_CORE)
+FUZZ_TOKENIZER := $(wildcard src/tokenizer/*.cc) $(wildcard src/gguf/*.cc) src/core/dtype.cc $(FUZZ_CORE)
 FUZZ_request_parser_SRC := src/server/json_body.cc src/server/openai_types.cc \
 	src/server/api_error.cc $(FUZZ_CORE)
 FUZZ_tokenizer_SRC := $(FUZZ_TOKENIZER)
