@@ -11,7 +11,7 @@ DEB_PACKAGES := build-essential cmake ninja-build pkg-config libgtest-dev libgmo
 # Node.js (for the real-client tests) is installed from Debian only when no
 # `node`/`npm` is on the PATH already (it may come from another package).
 
-.PHONY: all build deps test run clean
+.PHONY: all build deps test run clean fuzz
 
 all: build
 
@@ -43,5 +43,35 @@ node-deps:
 run: build
 	@./scripts/run.sh "$(MODEL)" $(ARGS)
 
+# Fuzzing with libFuzzer (Debian's clang), ASan and UBSan: builds each
+# target into build-fuzz/ and runs it for FUZZ_SECONDS on a copy of its
+# corpus (fuzz/corpus/NAME; new inputs land in build-fuzz/corpus/NAME).
+FUZZ_SECONDS ?= 60
+FUZZ_DIR ?= build-fuzz
+FUZZ_CXX ?= clang++
+FUZZ_FLAGS := -std=c++20 -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
+	-fno-sanitize-recover=undefined -Isrc
+FUZZ_CORE := src/core/status.cc src/core/log.cc
+FUZZ_TOKENIZER := $(wildcard src/tokenizer/*.cc) $(wildcard src/gguf/*.cc) src/core/dtype.cc $(FUZZ_CORE)
+FUZZ_request_parser_SRC := src/server/json_body.cc src/server/openai_types.cc \
+	src/server/api_error.cc $(FUZZ_CORE)
+FUZZ_tokenizer_SRC := $(FUZZ_TOKENIZER)
+FUZZ_gguf_SRC := $(FUZZ_TOKENIZER)
+FUZZ_jinja_SRC := $(filter-out src/chat/template_source.cc,$(wildcard src/chat/*.cc)) $(FUZZ_CORE)
+FUZZ_LIBS := -lpcre2-8
+FUZZ_TARGETS := request_parser tokenizer jinja gguf
+
+$(FUZZ_DIR)/%_fuzz: fuzz/%_fuzz.cc
+	@mkdir -p $(FUZZ_DIR)
+	$(FUZZ_CXX) $(FUZZ_FLAGS) $< $(FUZZ_$*_SRC) $(FUZZ_LIBS) -o $@
+
+fuzz: $(foreach t,$(FUZZ_TARGETS),$(FUZZ_DIR)/$(t)_fuzz)
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(FUZZ_DIR)/corpus/$$t; cp -n fuzz/corpus/$$t/* $(FUZZ_DIR)/corpus/$$t/; \
+	  echo "fuzzing $$t for $(FUZZ_SECONDS) s"; \
+	  $(FUZZ_DIR)/$${t}_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -print_final_stats=1 \
+	    $(FUZZ_DIR)/corpus/$$t || exit 1; \
+	done
+
 clean:
-	rm -rf $(BUILD_DIR)
+	rm -rf $(BUILD_DIR) $(FUZZ_DIR)

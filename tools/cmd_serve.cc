@@ -1,7 +1,8 @@
 // `reprise serve`: loads a GGUF model, starts the engine (scheduler thread,
 // KV pool, prompt cache) and the OpenAI-compatible HTTP server, and runs
-// until SIGINT/SIGTERM (graceful: in-flight streams are cancelled, the engine
-// stops, exit code 0).
+// until SIGINT/SIGTERM (graceful: stop accepting, let in-flight requests
+// finish for up to --shutdown-timeout, end the rest with an error, stop the
+// engine, exit code 0).
 //
 // Default KV budget (--prompt-cache-bytes unset): enough for every parallel
 // sequence and every cached conversation at full context,
@@ -13,6 +14,7 @@
 // defaults to 10% of the free space in DIR at start (logged).
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -21,6 +23,7 @@
 #include <fstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "chat/template_source.h"
 #include "commands.h"
@@ -59,7 +62,19 @@ struct ServeOptions {
   int parallel = 4;
   int threads = 0;
   std::string device = "auto";
-  std::string api_key;
+  std::vector<std::string> api_keys;
+  std::string api_key_file;
+  double shutdown_timeout = 30;
+  std::vector<std::string> allowed_hosts;
+  std::vector<std::string> cors_origins;
+  bool special_tokens_in_content = false;
+  int read_timeout = 30;
+  std::string max_body_bytes = "32MiB";
+  int http_threads = 0;
+  int max_connections = 4096;
+  int max_connections_per_client = 128;
+  int idle_timeout = 5;
+  double header_timeout = 10;
   std::string log_format = "text";
   float temp = 0.8f;
   float top_p = 0.95f;
@@ -127,6 +142,44 @@ int RunServe(const ServeOptions& o) {
     SetLogFormat(LogFormat::kJson);
   } else if (o.log_format != "text") {
     return ReportError(Errorf("--log-format must be text or json, got '%s'", o.log_format.c_str()));
+  }
+  if (!(o.shutdown_timeout >= 0)) return ReportError(Errorf("--shutdown-timeout must be >= 0"));
+  if (o.read_timeout < 1) return ReportError(Errorf("--read-timeout must be >= 1"));
+  if (o.http_threads < 0) return ReportError(Errorf("--http-threads must be >= 0"));
+  if (o.max_connections < 1) return ReportError(Errorf("--max-connections must be >= 1"));
+  if (o.max_connections_per_client < 0) {
+    return ReportError(Errorf("--max-connections-per-client must be >= 0"));
+  }
+  if (o.idle_timeout < 1) return ReportError(Errorf("--idle-timeout must be >= 1"));
+  if (!(o.header_timeout >= 0)) return ReportError(Errorf("--header-timeout must be >= 0"));
+  // One thread and one descriptor per connection: allow as many descriptors
+  // as the hard limit does (the soft default, 1024, is below --max-connections).
+  rlimit files{};
+  if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &files);
+  }
+  auto max_body = server::ParseByteSize(o.max_body_bytes);
+  if (!max_body.ok()) return ReportError(max_body.status().WithContext("--max-body-bytes"));
+  if (*max_body <= 0) return ReportError(Errorf("--max-body-bytes must be > 0"));
+  std::vector<std::string> api_keys = o.api_keys;
+  if (!o.api_key_file.empty()) {
+    std::ifstream in(o.api_key_file);
+    if (!in) return ReportError(Errorf("cannot read --api-key-file %s", o.api_key_file.c_str()));
+    std::string line;
+    while (std::getline(in, line)) {
+      while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t'))
+        line.pop_back();
+      const size_t start = line.find_first_not_of(" \t");
+      if (start == std::string::npos || line[start] == '#') continue;  // blank or comment
+      api_keys.push_back(line.substr(start));
+    }
+    if (api_keys.empty()) {
+      return ReportError(Errorf("--api-key-file %s holds no key", o.api_key_file.c_str()));
+    }
+  }
+  for (const std::string& key : api_keys) {
+    if (key.empty()) return ReportError(Errorf("--api-key must not be empty"));
   }
   if (o.prompt_cache_size < 0) return ReportError(Errorf("--prompt-cache-size must be >= 0"));
   if (o.parallel < 1) return ReportError(Errorf("--parallel must be >= 1"));
@@ -251,7 +304,18 @@ int RunServe(const ServeOptions& o) {
   server::ServerConfig sc;
   sc.host = o.host;
   sc.port = o.port;
-  sc.api_key = o.api_key;
+  sc.api_keys = api_keys;
+  sc.shutdown_timeout_s = o.shutdown_timeout;
+  sc.allowed_hosts = o.allowed_hosts;
+  sc.cors_origins = o.cors_origins;
+  sc.special_tokens_in_content = o.special_tokens_in_content;
+  sc.read_timeout_s = o.read_timeout;
+  sc.max_body_bytes = *max_body;
+  sc.http_threads = o.http_threads;
+  sc.max_connections = o.max_connections;
+  sc.max_connections_per_client = o.max_connections_per_client;
+  sc.idle_timeout_s = o.idle_timeout;
+  sc.header_timeout_s = o.header_timeout;
   sc.model_id = noise ? Basename(o.model) + "-random-weights-output-is-noise" : Basename(o.model);
   sc.model_description = cfg.name;
   sc.model_output_is_noise = noise;
@@ -313,7 +377,44 @@ void AddServeCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--parallel", o->parallel, "Sequences decoded together (default 4)");
   cmd->add_option("--threads,-t", o->threads, "Compute threads (default: physical cores)");
   cmd->add_option("--device", o->device, kDeviceHelp);
-  cmd->add_option("--api-key", o->api_key, "Require Authorization: Bearer KEY");
+  cmd->add_option("--api-key", o->api_keys,
+                  "Require Authorization: Bearer KEY; repeat for several keys, each its own "
+                  "prompt-cache namespace (tenant)");
+  cmd->add_option("--api-key-file", o->api_key_file,
+                  "Read API keys from a file, one a line (blank lines and # comments skipped)");
+  cmd->add_option("--shutdown-timeout", o->shutdown_timeout,
+                  "Seconds in-flight requests may run after SIGTERM/SIGINT before they are "
+                  "ended with an error (default 30)");
+  cmd->add_option("--allowed-hosts", o->allowed_hosts,
+                  "Host header values accepted besides localhost/127.0.0.1/[::1] when bound to "
+                  "loopback (comma-separated or repeated; * = any)")
+      ->delimiter(',');
+  cmd->add_option("--cors-origin", o->cors_origins,
+                  "Origins allowed to make browser (cross-origin) requests (repeatable; * = any; "
+                  "default none)")
+      ->delimiter(',');
+  cmd->add_flag("--special-tokens-in-content", o->special_tokens_in_content,
+                "Parse control tokens written in chat message content as control tokens (old "
+                "behaviour; default: only the template's own markers are)");
+  cmd->add_option("--read-timeout", o->read_timeout,
+                  "Seconds a read of request headers or body may wait for more bytes (default 30)");
+  cmd->add_option("--max-body-bytes", o->max_body_bytes,
+                  "Largest request body (e.g. 32MiB, the default); larger ones get 413 as soon "
+                  "as the limit is passed, chunked or not");
+  cmd->add_option("--http-threads", o->http_threads,
+                  "HTTP threads kept ready (default max(16, 4 x --parallel)); more start on "
+                  "demand, one per connection, up to --max-connections");
+  cmd->add_option("--max-connections", o->max_connections,
+                  "Connections served at once (default 4096); more wait for a thread");
+  cmd->add_option("--max-connections-per-client", o->max_connections_per_client,
+                  "Open connections one client address may use once they have sent a request "
+                  "(default 128; more get 429; 0 = no cap)");
+  cmd->add_option("--header-timeout", o->header_timeout,
+                  "Seconds a new connection has to send its first request's headers, in total "
+                  "(default 10; 0 = only --read-timeout per read)");
+  cmd->add_option("--idle-timeout", o->idle_timeout,
+                  "Seconds a connection may wait for its next request before it is closed "
+                  "(default 5)");
   cmd->add_option("--log-format", o->log_format, "text (default) or json");
   cmd->add_option("--temp", o->temp, "Default temperature (default 0.8)");
   cmd->add_option("--top-p", o->top_p, "Default top-p (default 0.95)");

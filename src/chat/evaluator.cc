@@ -248,7 +248,15 @@ void Evaluator::ExecFor(const Stmt& s, std::string& out) {
   }
 }
 
+Evaluator::~Evaluator() {
+  for (const std::shared_ptr<Scope>& scope : macro_scopes_) {
+    scope->vars.clear();
+    scope->parent.reset();
+  }
+}
+
 Value Evaluator::MakeMacro(const Stmt& s, std::shared_ptr<Scope> closure) {
+  macro_scopes_.push_back(closure);
   const Stmt* stmt = &s;
   std::string name = s.kind == Stmt::Kind::kMacro ? s.text : "caller";
   return Value::Function(name, [stmt, closure, name](Evaluator& ev, CallArgs& a) -> Value {

@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "chat/ast.h"
 #include "chat/value.h"
@@ -25,6 +26,10 @@ class Evaluator {
  public:
   // `now` is what strftime_now formats.
   explicit Evaluator(std::tm now) : now_(now) {}
+  // Breaks the reference cycles of macros (see macro_scopes_).
+  ~Evaluator();
+  Evaluator(const Evaluator&) = delete;
+  Evaluator& operator=(const Evaluator&) = delete;
 
   // Renders `program` with `context` (name -> value) on top of the globals.
   std::string Render(const Program& program, const std::vector<std::pair<std::string, Value>>& context);
@@ -51,6 +56,12 @@ class Evaluator {
 
   std::tm now_;
   std::shared_ptr<Scope> scope_;
+  // Scopes captured by macros. A macro is stored in the scope it captures
+  // (or in a namespace reachable from it): a shared_ptr cycle that kept the
+  // whole render context (every message) alive after each render. The
+  // destructor clears these scopes, which breaks every such cycle; no value
+  // outlives the render (its result is a string).
+  std::vector<std::shared_ptr<Scope>> macro_scopes_;
   int call_depth_ = 0;
   int64_t steps_ = 0;  // statements executed, bounded by kMaxSteps
 };

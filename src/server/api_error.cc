@@ -41,6 +41,26 @@ ApiError PayloadTooLarge(const std::string& message) {
   return Make(413, message, "invalid_request_error", "", "request_too_large");
 }
 
+ApiError Forbidden(const std::string& message) {
+  return Make(403, message, "invalid_request_error", "", "forbidden");
+}
+
+ApiError LengthRequired(const std::string& message) {
+  return Make(411, message, "invalid_request_error", "", "length_required");
+}
+
+ApiError UnsupportedMediaType(const std::string& message) {
+  return Make(415, message, "invalid_request_error", "", "unsupported_media_type");
+}
+
+ApiError RequestTimeout(const std::string& message) {
+  return Make(408, message, "invalid_request_error", "", "request_timeout");
+}
+
+ApiError ShuttingDown(const std::string& message) {
+  return Make(503, message, "server_error", "", "shutting_down");
+}
+
 ApiError Internal(const std::string& message) {
   return Make(500, message, "server_error", "", "internal_error");
 }

@@ -29,6 +29,11 @@ ApiError Unauthorized(const std::string& message);
 ApiError NotFound(const std::string& message);
 ApiError MethodNotAllowed(const std::string& message);
 ApiError PayloadTooLarge(const std::string& message);
+ApiError Forbidden(const std::string& message);             // 403, code "forbidden"
+ApiError LengthRequired(const std::string& message);        // 411
+ApiError UnsupportedMediaType(const std::string& message);  // 415
+ApiError RequestTimeout(const std::string& message);        // 408
+ApiError ShuttingDown(const std::string& message);          // 503, code "shutting_down"
 ApiError Internal(const std::string& message);
 ApiError Unavailable(const std::string& message);  // 503
 

@@ -208,6 +208,11 @@ std::optional<ApiError> ParseOptions(const json& body, const RequestDefaults& de
   }
   if (auto e = GetBool(body, "ignore_eos", &o->ignore_eos)) return e;
   if (auto e = GetString(body, "user", &o->user)) return e;
+  if (auto e = GetString(body, "cache_salt", &o->cache_salt)) return e;
+  if (o->cache_salt.size() > kMaxCacheSaltBytes) {
+    return InvalidParam("cache_salt", StrFormat("cache_salt has %zu bytes; at most %zu are allowed",
+                                                o->cache_salt.size(), kMaxCacheSaltBytes));
+  }
   return std::nullopt;
 }
 

@@ -37,9 +37,13 @@ struct GenerationOptions {
   int32_t top_logprobs = 0;
   bool ignore_eos = false;  // extension (llama.cpp-style)
   std::string user;
+  // Extension (vLLM's name): splits the prompt cache further within the
+  // caller's tenant; requests share cached KV only with equal salts.
+  std::string cache_salt;
 };
 
 inline constexpr size_t kMaxStops = 16;
+inline constexpr size_t kMaxCacheSaltBytes = 256;
 
 struct ChatRequest {
   std::string model;

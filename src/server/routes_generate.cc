@@ -9,6 +9,7 @@
 // clients ignore it) on the response or on the stream's finishing chunk.
 #include <chrono>
 #include <memory>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -18,6 +19,7 @@
 #include "server/generation.h"
 #include "server/server_internal.h"
 #include "server/sse.h"
+#include "server/user_text.h"
 
 namespace reprise::server {
 namespace {
@@ -36,8 +38,19 @@ struct Job {
   std::optional<chat::OutputFormat> format;  // chat: tool calls / reasoning to parse out
   bool tool_required = false;                // tool_choice "required"
   std::string forced_function;               // tool_choice {"function":{"name":..}}
+  std::string cache_namespace;               // engine::Request::cache_namespace
   ResponseMeta meta;
 };
+
+// The prompt-cache namespace of a request: its API key (by index in
+// --api-key order: no key text is kept in the cache) and its cache_salt.
+// Requests share cached KV only within one namespace.
+std::string CacheNamespace(const Server::Impl& s, const httplib::Request& req,
+                           const std::string& salt) {
+  const int key = ApiKeyIndex(s, req);
+  if (key < 0 && salt.empty()) return "";
+  return StrFormat("key%d/%zu:", key, salt.size()) + salt;
+}
 
 // The warning for a reply that ignored a forced tool_choice; empty if none.
 std::string ToolChoiceWarning(const Job& job, const ChatOutput& output) {
@@ -61,11 +74,12 @@ int64_t NowUnixSeconds() {
       .count();
 }
 
-// Encodes templated/plain text, adding BOS when the model wants one and the
-// text does not already start with it.
+// Encodes templated/plain text with control tokens parsed outside `plain`,
+// adding BOS when the model wants one and the text does not already start
+// with it.
 std::vector<int32_t> EncodePrompt(const tokenizer::Tokenizer& tok, const std::string& text,
-                                  bool parse_special) {
-  std::vector<int32_t> ids = tok.Encode(text, /*add_special=*/false, parse_special);
+                                  std::span<const tokenizer::TextRange> plain) {
+  std::vector<int32_t> ids = tok.EncodeWithPlainRanges(text, /*add_special=*/false, plain);
   if (tok.add_bos() && tok.bos_id() >= 0 && (ids.empty() || ids.front() != tok.bos_id())) {
     ids.insert(ids.begin(), tok.bos_id());
   }
@@ -120,15 +134,23 @@ void RespondWhole(Server::Impl& s, const Job& job, Generation& gen, httplib::Res
   std::vector<TokenLogprob> logprobs;
   GenerationDelta delta;
   bool more = true;
+  bool aborted = false;
   while (more) {
     delta.Clear();
     more = gen.Next(&delta, kPoll);
     text += delta.text;
     for (TokenLogprob& lp : delta.logprobs) logprobs.push_back(std::move(lp));
-    if (s.stopping) gen.Cancel();
+    if (more && !aborted && s.Aborting()) {
+      aborted = true;
+      gen.Cancel();
+    }
   }
   s.metrics.CountGenerationFinished();
   LogRequest(job, gen);
+  if (aborted) {
+    RespondError(res, ShuttingDown("the server shut down before this request finished"));
+    return;
+  }
   if (gen.failed()) {
     RespondError(res, gen.error());
     return;
@@ -190,15 +212,26 @@ void StreamTo(Server::Impl& s, const Job& job, Generation& gen, httplib::DataSin
     text_offset += delta.text.size();
   };
   bool more = true;
+  bool aborted = false;
   while (more) {
     delta.Clear();
     more = gen.Next(&delta, kPoll);
     send_delta();
-    if (!out.ok() || s.stopping) gen.Cancel();  // the client is gone, or we are stopping
+    if (!out.ok()) gen.Cancel();  // the client is gone
+    if (more && !aborted && s.Aborting()) {
+      aborted = true;
+      gen.Cancel();
+    }
   }
   s.metrics.CountGenerationFinished();
   LogRequest(job, gen);
   if (!out.ok()) return;
+  if (aborted) {
+    // No finishing chunk and no [DONE]: the reply was cut off.
+    out.SendEvent("error",
+                  ErrorJson(ShuttingDown("the server shut down before this stream finished")));
+    return;
+  }
   if (gen.failed()) {
     out.Send(ErrorJson(gen.error()));
   } else {
@@ -233,6 +266,7 @@ void Run(Server::Impl& s, Job job, httplib::Response& res) {
   request.max_tokens = job.options.max_tokens.value_or(0);
   request.sampling = job.options.sampling;
   request.ignore_eos = job.options.ignore_eos;
+  request.cache_namespace = job.cache_namespace;
   engine::SubmitResult submitted = s.engine.Submit(std::move(request));
   if (!submitted.ok()) {
     RespondError(res, FromEngineError(submitted.code, submitted.status, job.prompt_param));
@@ -278,14 +312,16 @@ void HandleChatCompletions(Server::Impl& s, const httplib::Request& req, httplib
                                    "plain prompt"));
     return;
   }
-  Result<std::string> text =
-      s.renderer->Render(chat.messages, chat.tools, chat.add_generation_prompt);
-  if (!text.ok()) {
+  const bool add_generation_prompt = chat.add_generation_prompt;
+  const ChatRenderer& renderer = *s.renderer;
+  RenderFn render = [&](const json& messages, const json& tools) -> Result<std::string> {
+    Result<std::string> text = renderer.Render(messages, tools, add_generation_prompt);
+    if (text.ok()) return text;
     // Many templates (Qwen 3's among them) fail on the content: null that
     // OpenAI clients send with tool calls; render those as "" rather than
     // refuse the conversation (llama.cpp does the same). Other failures, and
     // this one if it persists, are the template's own 400.
-    json filled = chat.messages;
+    json filled = messages;
     bool any_null = false;
     for (json& m : filled) {
       if (m["content"].is_null()) {
@@ -294,20 +330,35 @@ void HandleChatCompletions(Server::Impl& s, const httplib::Request& req, httplib
       }
     }
     if (any_null) {
-      Result<std::string> retry =
-          s.renderer->Render(filled, chat.tools, chat.add_generation_prompt);
-      if (retry.ok()) text = std::move(retry);
+      Result<std::string> retry = renderer.Render(filled, tools, add_generation_prompt);
+      if (retry.ok()) return retry;
     }
+    return text;
+  };
+  MarkedPrompt prompt;
+  if (s.config.special_tokens_in_content) {
+    Result<std::string> text = render(chat.messages, chat.tools);
+    if (!text.ok()) {
+      RespondError(res, InvalidParam("messages", text.status().message()));
+      return;
+    }
+    prompt.text = std::move(*text);
+  } else {
+    Result<MarkedPrompt> marked = RenderMarkingUserText(s.tok, chat.messages, chat.tools, render);
+    if (!marked.ok()) {
+      RespondError(res, InvalidParam("messages", marked.status().message()));
+      return;
+    }
+    prompt = std::move(*marked);
   }
-  if (!text.ok()) {
-    RespondError(res, InvalidParam("messages", text.status().message()));
-    return;
-  }
+  const std::string* text = &prompt.text;
   Job job;
   job.chat = true;
-  job.prompt = EncodePrompt(s.tok, *text, /*parse_special=*/true);
+  // Control tokens are parsed in the template's text, not in request text.
+  job.prompt = EncodePrompt(s.tok, *text, prompt.plain);
   job.options = std::move(chat.options);
   job.prompt_param = "messages";
+  job.cache_namespace = CacheNamespace(s, req, job.options.cache_salt);
   job.meta.id = s.NewId("chatcmpl");
   const bool has_tools = chat.tools.is_array() && !chat.tools.empty();
   job.format = s.renderer->OutputFormatFor(*text, has_tools);
@@ -333,7 +384,7 @@ void HandleCompletions(Server::Impl& s, const httplib::Request& req, httplib::Re
   Job job;
   job.chat = false;
   if (auto* text = std::get_if<std::string>(&c.prompt)) {
-    job.prompt = EncodePrompt(s.tok, *text, /*parse_special=*/true);
+    job.prompt = EncodePrompt(s.tok, *text, {});  // a raw prompt: all of it is the caller's format
     if (c.echo) job.echo = *text;
   } else {
     job.prompt = std::get<std::vector<int32_t>>(c.prompt);
@@ -344,6 +395,7 @@ void HandleCompletions(Server::Impl& s, const httplib::Request& req, httplib::Re
   }
   job.options = std::move(c.options);
   job.prompt_param = "prompt";
+  job.cache_namespace = CacheNamespace(s, req, job.options.cache_salt);
   job.meta.id = s.NewId("cmpl");
   Run(s, std::move(job), res);
 }

@@ -28,7 +28,7 @@ void HandleModels(Server::Impl& s, const httplib::Request&, httplib::Response& r
 }
 
 void HandleHealth(Server::Impl& s, const httplib::Request&, httplib::Response& res) {
-  if (s.stopping) {
+  if (s.draining) {
     RespondError(res, Unavailable("the server is shutting down"));
     return;
   }

@@ -1,50 +1,31 @@
-// Server wiring: routes, authentication, error/exception handlers, the HTTP
-// thread pool, bind/run/stop (see server.h).
+// Server wiring: routes, admission (admission.cc), error/exception handlers,
+// the HTTP threads (elastic_pool.h: one per connection, grown on demand),
+// bind/run/stop (see server.h).
 #include "server/server.h"
 
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <algorithm>
+#include <cstdlib>
 #include <chrono>
 #include <random>
 #include <utility>
 #include <vector>
 
 #include "core/log.h"
+#include "server/elastic_pool.h"
+#include "server/header_watchdog.h"
+#include "server/json_body.h"
 #include "server/server_internal.h"
 
 namespace reprise::server {
 namespace {
 
 constexpr const char* kLog = "server";
-
-struct Route {
-  const char* path;
-  const char* method;
-};
-
-// Every route, for telling 404 (unknown path) from 405 (wrong method).
-constexpr Route kRoutes[] = {
-    {"/v1/chat/completions", "POST"},
-    {"/chat/completions", "POST"},
-    {"/v1/completions", "POST"},
-    {"/completions", "POST"},
-    {"/v1/models", "GET"},
-    {"/models", "GET"},
-    {"/health", "GET"},
-    {"/metrics", "GET"},
-    {"/v1/cache", "GET"},
-    {"/tokenize", "POST"},
-    {"/detokenize", "POST"},
-};
-
-const char* AllowedMethod(const std::string& path) {
-  for (const Route& r : kRoutes) {
-    if (path == r.path) return r.method;
-  }
-  return nullptr;
-}
-
-// Routes that answer without an API key (probes and scrapers).
-bool IsPublic(const std::string& path) { return path == "/health" || path == "/metrics"; }
+constexpr int kListenBacklog = 4096;  // the kernel caps it at net.core.somaxconn
 
 ApiError ErrorForStatus(int status, const httplib::Request& req) {
   switch (status) {
@@ -56,8 +37,12 @@ ApiError ErrorForStatus(int status, const httplib::Request& req) {
       return NotFound("unknown route " + req.method + " " + req.path);
     case 405:
       return MethodNotAllowed("method " + req.method + " is not allowed on " + req.path);
+    case 408:
+      return RequestTimeout("the request was not received in time");
     case 413:
       return PayloadTooLarge("the request body is larger than the server's limit");
+    case 415:
+      return UnsupportedMediaType("unsupported request body encoding");
     case 414:
       return InvalidParam("", "the request URI is too long");
     default:
@@ -77,6 +62,14 @@ std::string Server::Impl::NewId(const char* prefix) {
                    static_cast<unsigned long long>(n));
 }
 
+bool Server::Impl::Aborting() const {
+  if (!draining) return false;
+  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::steady_clock::now().time_since_epoch())
+                          .count();
+  return now >= abort_at_ms.load();
+}
+
 void RespondError(httplib::Response& res, const ApiError& error) {
   res.status = error.http_status;
   res.set_content(ErrorBody(error), "application/json");
@@ -89,12 +82,12 @@ void RespondJson(httplib::Response& res, const nlohmann::ordered_json& body, int
 
 std::optional<nlohmann::ordered_json> ParseJsonBody(const httplib::Request& req,
                                                     httplib::Response& res) {
-  nlohmann::ordered_json j =
-      nlohmann::ordered_json::parse(req.body, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) {
-    RespondError(res, InvalidParam("", "the request body is not valid JSON"));
+  JsonParseResult parsed = ParseJsonBounded(req.body);
+  if (!parsed.ok) {
+    RespondError(res, InvalidParam("", parsed.error));
     return std::nullopt;
   }
+  nlohmann::ordered_json& j = parsed.value;
   if (!j.is_object()) {
     RespondError(res, InvalidParam("", "the request body must be a JSON object"));
     return std::nullopt;
@@ -112,10 +105,15 @@ Server::Server(engine::Engine& engine, const tokenizer::Tokenizer& tok,
                          .count();
   const int threads = s.config.http_threads > 0 ? s.config.http_threads
                                                 : std::max(16, 4 * engine.config().max_parallel);
-  s.http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  const int max_threads = std::max(threads, s.config.max_connections);
+  Impl* pool_owner = impl_.get();
+  s.http.new_task_queue = [threads, max_threads, pool_owner] {
+    return new ElasticPool(threads, max_threads, [pool_owner] { ReleaseConnection(*pool_owner); });
+  };
   s.http.set_payload_max_length(static_cast<size_t>(s.config.max_body_bytes));
   s.http.set_keep_alive_max_count(1000);
-  s.http.set_read_timeout(30);
+  s.http.set_read_timeout(s.config.read_timeout_s);
+  s.http.set_keep_alive_timeout(s.config.idle_timeout_s);
   s.http.set_write_timeout(30);
   s.http.set_tcp_nodelay(true);
 
@@ -123,46 +121,35 @@ Server::Server(engine::Engine& engine, const tokenizer::Tokenizer& tok,
   auto bind = [p](void (*fn)(Server::Impl&, const httplib::Request&, httplib::Response&)) {
     return [p, fn](const httplib::Request& req, httplib::Response& res) { fn(*p, req, res); };
   };
+  // POST routes read their body themselves (ReadBody: the byte limit holds
+  // while reading, chunked or not).
+  auto bind_post = [p](void (*fn)(Server::Impl&, const httplib::Request&, httplib::Response&)) {
+    return [p, fn](const httplib::Request& req, httplib::Response& res,
+                   const httplib::ContentReader& reader) {
+      if (ReadBody(*p, req, res, reader)) fn(*p, req, res);
+    };
+  };
   for (const char* path : {"/v1/chat/completions", "/chat/completions"}) {
-    s.http.Post(path, bind(HandleChatCompletions));
+    s.http.Post(path, bind_post(HandleChatCompletions));
   }
   for (const char* path : {"/v1/completions", "/completions"}) {
-    s.http.Post(path, bind(HandleCompletions));
+    s.http.Post(path, bind_post(HandleCompletions));
   }
   for (const char* path : {"/v1/models", "/models"}) s.http.Get(path, bind(HandleModels));
   s.http.Get("/health", bind(HandleHealth));
   s.http.Get("/metrics", bind(HandleMetrics));
   s.http.Get("/v1/cache", bind(HandleCache));
-  s.http.Post("/tokenize", bind(HandleTokenize));
-  s.http.Post("/detokenize", bind(HandleDetokenize));
+  s.http.Post("/tokenize", bind_post(HandleTokenize));
+  s.http.Post("/detokenize", bind_post(HandleDetokenize));
 
-  s.http.set_pre_routing_handler([p](const httplib::Request& req, httplib::Response& res) {
-    if (p->config.api_key.empty() || IsPublic(req.path)) {
-      return httplib::Server::HandlerResponse::Unhandled;
-    }
-    const std::string auth = req.get_header_value("Authorization");
-    if (auth == "Bearer " + p->config.api_key) return httplib::Server::HandlerResponse::Unhandled;
-    RespondError(res, Unauthorized(auth.empty() ? "missing API key (send Authorization: Bearer KEY)"
-                                                : "invalid API key"));
-    return httplib::Server::HandlerResponse::Handled;
-  });
+  s.http.set_pre_routing_handler(
+      [p](const httplib::Request& req, httplib::Response& res) { return Admit(*p, req, res); });
   // Called for every response with status >= 400: fills in a JSON error
   // where the route did not write one (unknown route, 413, malformed HTTP).
+  // (Unknown routes and methods are answered by Admit.)
   s.http.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
-    if (!res.body.empty()) return;
-    int status = res.status;
-    // httplib answers a method without a matching route with 404 (GET) or
-    // 400 (POST, PUT, ...); a parsed request line tells them from garbage.
-    if ((status == 404 || status == 400) && !req.method.empty() && !req.path.empty()) {
-      const char* allowed = AllowedMethod(req.path);
-      if (allowed == nullptr) {
-        status = 404;
-      } else if (req.method != allowed) {
-        status = 405;
-        res.set_header("Allow", allowed);
-      }
-    }
-    RespondError(res, ErrorForStatus(status, req));
+    if (!res.body.empty() || res.content_provider_) return;
+    RespondError(res, ErrorForStatus(res.status, req));
   });
   s.http.set_exception_handler(
       [](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
@@ -183,6 +170,40 @@ Server::Server(engine::Engine& engine, const tokenizer::Tokenizer& tok,
 
 Server::~Server() { Stop(); }
 
+namespace {
+
+// httplib listens with a backlog of 5 (compiled into Debian's library): a
+// burst of connections then waits out SYN retransmits (1 s, 3 s, ...).
+// Listening again on the same socket raises the backlog; the socket is
+// found by its port, since httplib does not expose it.
+void RaiseListenBacklog(int port) {
+  DIR* dir = opendir("/proc/self/fd");
+  if (dir == nullptr) return;
+  while (dirent* e = readdir(dir)) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    const int fd = std::atoi(e->d_name);
+    int listening = 0;
+    socklen_t len = sizeof(listening);
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || !listening) continue;
+    sockaddr_storage addr{};
+    socklen_t addr_len = sizeof(addr);
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &addr_len) != 0) continue;
+    int bound = -1;
+    if (addr.ss_family == AF_INET) {
+      bound = ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
+    } else if (addr.ss_family == AF_INET6) {
+      bound = ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port);
+    }
+    if (bound == port) {
+      if (listen(fd, kListenBacklog) != 0) LOG_WARN(kLog, "cannot raise the listen backlog");
+      break;
+    }
+  }
+  closedir(dir);
+}
+
+}  // namespace
+
 Status Server::Bind() {
   Impl& s = *impl_;
   if (s.config.port == 0) {
@@ -195,19 +216,46 @@ Status Server::Bind() {
     }
     s.bound_port = s.config.port;
   }
+  RaiseListenBacklog(s.bound_port);
   return Status::Ok();
 }
 
 int Server::port() const { return impl_->bound_port; }
 
 void Server::Run() {
-  LOG_INFO(kLog, "listening on http://%s:%d", impl_->config.host.c_str(), impl_->bound_port);
-  impl_->http.listen_after_bind();
+  Impl* p = impl_.get();
+  std::unique_ptr<HeaderWatchdog> watchdog;
+  if (p->config.header_timeout_s > 0) {
+    watchdog = std::make_unique<HeaderWatchdog>(
+        p->bound_port,
+        std::chrono::milliseconds(static_cast<int64_t>(p->config.header_timeout_s * 1000)),
+        [p](const std::string& peer) {
+          std::lock_guard<std::mutex> lock(p->spoken_mu);
+          return p->spoken.count(peer) != 0;
+        });
+  }
+  LOG_INFO(kLog, "listening on http://%s:%d", p->config.host.c_str(), p->bound_port);
+  p->http.listen_after_bind();
+  if (watchdog) {
+    watchdog->Stop();
+    if (watchdog->shut_down() > 0) {
+      LOG_INFO(kLog, "%lld connections were closed for not sending their headers in time",
+               static_cast<long long>(watchdog->shut_down()));
+    }
+  }
 }
 
 void Server::Stop() {
-  impl_->stopping = true;
-  if (impl_->http.is_running()) impl_->http.stop();
+  Impl& s = *impl_;
+  if (!s.draining.exchange(true)) {
+    const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::steady_clock::now().time_since_epoch())
+                            .count();
+    s.abort_at_ms = now + static_cast<int64_t>(s.config.shutdown_timeout_s * 1000.0);
+  }
+  // Closes the listening socket; Run returns once the in-flight requests
+  // (which see draining / Aborting()) have ended.
+  if (s.http.is_running()) s.http.stop();
 }
 
 }  // namespace reprise::server

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/status.h"
 #include "engine/engine.h"
@@ -23,9 +24,34 @@ namespace reprise::server {
 struct ServerConfig {
   std::string host = "127.0.0.1";
   int port = 8080;                             // 0 = any free port (see Server::port())
-  std::string api_key;                         // empty = no authentication
-  int64_t max_body_bytes = int64_t{32} << 20;  // larger bodies get 413
-  int http_threads = 0;                        // 0 = max(16, 4 * engine parallel)
+  // Accepted API keys (Authorization: Bearer KEY); empty = no authentication.
+  // Each key is its own prompt-cache namespace (a tenant).
+  std::vector<std::string> api_keys;
+  int64_t max_body_bytes = int64_t{32} << 20;  // larger bodies get 413, while reading
+  int http_threads = 0;                        // kept warm; 0 = max(16, 4 * engine parallel)
+  // Connections served at once, one thread each (more wait for a thread).
+  int max_connections = 4096;
+  // Connections one client address may have open once they have sent a
+  // request (more get 429 and are closed); 0 = no cap.
+  int max_connections_per_client = 128;
+  // Seconds a read may wait for the next bytes of a request (headers or body).
+  int read_timeout_s = 30;
+  // Seconds a connection may wait for its (next) request before it is closed.
+  int idle_timeout_s = 5;
+  // Seconds a new connection has to send its first request's headers, in
+  // total (0 = no deadline beyond read_timeout_s per read).
+  double header_timeout_s = 10;
+  // After Stop(): how long in-flight requests may run before they are ended
+  // with an error (streams: an SSE error event; others: 503).
+  double shutdown_timeout_s = 30;
+  // Host header values accepted besides the loopback names when bound to a
+  // loopback address (with or without a port).
+  std::vector<std::string> allowed_hosts;
+  // Origins allowed to make cross-origin (browser) requests; "*" allows any.
+  std::vector<std::string> cors_origins;
+  // Old behaviour: control tokens written in message content are parsed as
+  // control tokens (by default only the template's own markers are).
+  bool special_tokens_in_content = false;
   // What /v1/models says about the model.
   std::string model_id;
   std::string model_description;
@@ -47,9 +73,12 @@ class Server {
   // Binds the listening socket. Errors: address in use, bad host.
   Status Bind();
   int port() const;  // the bound port (after Bind)
-  // Serves until Stop(); in-flight streams are cancelled by Stop.
+  // Serves until Stop() and returns once every in-flight request has ended.
   void Run();
-  // Thread-safe; returns at once (Run returns once the threads are done).
+  // Graceful stop; thread-safe, returns at once. Stops accepting; requests
+  // that arrive on open connections get 503; in-flight requests may finish
+  // for up to shutdown_timeout_s, then are ended with an error (never a fake
+  // "stop"): streams get an SSE error event and no [DONE], others a 503.
   void Stop();
 
   struct Impl;

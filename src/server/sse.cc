@@ -16,4 +16,8 @@ bool SseWriter::Send(const nlohmann::ordered_json& data) { return Write(SseEvent
 
 bool SseWriter::SendDone() { return Write(kSseDone); }
 
+bool SseWriter::SendEvent(const char* name, const nlohmann::ordered_json& data) {
+  return Write(std::string("event: ") + name + "\n" + SseEvent(data));
+}
+
 }  // namespace reprise::server

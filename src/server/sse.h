@@ -19,6 +19,9 @@ class SseWriter {
   explicit SseWriter(WriteFn write) : write_(std::move(write)) {}
   bool Send(const nlohmann::ordered_json& data);  // false once any write has failed
   bool SendDone();
+  // "event: NAME\ndata: {json}\n\n" (e.g. NAME "error": a stream that ends
+  // with an error, after which no [DONE] follows).
+  bool SendEvent(const char* name, const nlohmann::ordered_json& data);
   bool ok() const { return ok_; }
 
  private:

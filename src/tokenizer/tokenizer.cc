@@ -22,6 +22,8 @@ constexpr const char* kEogTexts[] = {
     "<|eot_id|>", "<|eom_id|>",  "<|im_end|>", "<|end|>",  "<end_of_turn>",
     "<|endoftext|>", "<|end_of_text|>", "<EOT>", "_<EOT>", "<|EOT|>",
     "<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>", "<|return|>", "<|call|>",
+    "</s>", "<|flush|>", "<|calls|>", "[EOT]", "[EOS]", "<end_of_utterance>", "<eos>", "<turn|>",
+    "<|tool_response>",
 };
 
 // Pre-tokenizers whose vocabularies add BOS by default (Llama 3 family).
@@ -162,10 +164,21 @@ Status Tokenizer::Init(VocabSpec spec) {
   for (int32_t id : {eos_id_, eot_id_, eom_id_}) {
     if (id >= 0) eog_ids_.insert(id);
   }
+  // As llama.cpp does: a user-defined token spelled like an end-of-generation
+  // marker is taken for a control token, so with special parsing off its text
+  // stays text (Phi-3's "</s>" is user-defined in GGUF: "</s>" must encode as
+  // "▁</", "s", ">"). Exception, also llama.cpp's: where <|tool_response> is
+  // an end marker (Gemma 4), "</s>" is plain text and ends nothing.
+  const int32_t tool_response = Lookup("<|tool_response>");
+  const bool s_is_text =
+      tool_response >= 0 && (types_[tool_response] == TokenType::kControl ||
+                             types_[tool_response] == TokenType::kUserDefined);
   for (const char* text : kEogTexts) {
     const int32_t id = Lookup(text);
-    if (id >= 0 && (types_[id] == TokenType::kControl || types_[id] == TokenType::kUserDefined)) {
+    if (id < 0 || (s_is_text && std::string_view(text) == "</s>")) continue;
+    if (types_[id] == TokenType::kControl || types_[id] == TokenType::kUserDefined) {
       eog_ids_.insert(id);
+      types_[id] = TokenType::kControl;
     }
   }
 
@@ -179,6 +192,22 @@ Status Tokenizer::Init(VocabSpec spec) {
   for (const std::string& text : spec.rstrip_tokens) {
     const int32_t id = Lookup(text);
     if (id >= 0) rstrip_ids_.insert(id);
+  }
+  control_end_.assign(1, 0);
+  for (int32_t id : special_tokens_) {
+    if (types_[id] == TokenType::kUserDefined) continue;
+    int32_t node = 0;
+    for (unsigned char c : tokens_[id]) {
+      const uint64_t key = static_cast<uint64_t>(node) << 8 | c;
+      auto it = control_edges_.find(key);
+      if (it == control_edges_.end()) {
+        const auto child = static_cast<int32_t>(control_end_.size());
+        control_end_.push_back(0);
+        it = control_edges_.emplace(key, child).first;
+      }
+      node = it->second;
+    }
+    control_end_[node] = 1;
   }
   std::stable_sort(special_tokens_.begin(), special_tokens_.end(), [&](int32_t a, int32_t b) {
     return tokens_[a].size() > tokens_[b].size();
@@ -209,14 +238,21 @@ std::string Tokenizer::TokenPiece(int32_t id) const {
   return tokens_[id];
 }
 
-std::vector<Tokenizer::Fragment> Tokenizer::Partition(std::string_view text,
-                                                      bool parse_special) const {
+std::vector<Tokenizer::Fragment> Tokenizer::Partition(std::string_view text, bool parse_special,
+                                                      std::span<const TextRange> plain) const {
   std::vector<Fragment> frags;
   if (text.empty()) return frags;
   frags.push_back({-1, text});
+  // Whether [begin, begin + size) of `text` overlaps a plain range.
+  auto in_plain = [&](size_t begin, size_t size) {
+    auto it = std::upper_bound(plain.begin(), plain.end(), begin,
+                               [](size_t b, const TextRange& r) { return b < r.end; });
+    return it != plain.end() && it->begin < begin + size;
+  };
   std::vector<Fragment> next;
   for (int32_t id : special_tokens_) {
-    if (!parse_special && types_[id] != TokenType::kUserDefined) continue;
+    const bool user_defined = types_[id] == TokenType::kUserDefined;
+    if (!parse_special && !user_defined) continue;
     const std::string& needle = tokens_[id];
     if (text.find(needle) == std::string_view::npos) continue;
     const bool rstrip = rstrip_ids_.count(id) != 0;
@@ -226,8 +262,14 @@ std::vector<Tokenizer::Fragment> Tokenizer::Partition(std::string_view text,
         next.push_back(f);
         continue;
       }
+      const size_t base = static_cast<size_t>(f.text.data() - text.data());
       size_t pos = 0;
-      for (size_t hit; (hit = f.text.find(needle, pos)) != std::string_view::npos;) {
+      size_t from = 0;
+      for (size_t hit; (hit = f.text.find(needle, from)) != std::string_view::npos;) {
+        if (!user_defined && !plain.empty() && in_plain(base + hit, needle.size())) {
+          from = hit + 1;  // user data: this occurrence is text
+          continue;
+        }
         if (hit > pos) next.push_back({-1, f.text.substr(pos, hit - pos)});
         next.push_back({id, {}});
         pos = hit + needle.size();
@@ -236,6 +278,7 @@ std::vector<Tokenizer::Fragment> Tokenizer::Partition(std::string_view text,
             ++pos;
           }
         }
+        from = pos;
       }
       if (pos < f.text.size()) next.push_back({-1, f.text.substr(pos)});
     }
@@ -244,12 +287,46 @@ std::vector<Tokenizer::Fragment> Tokenizer::Partition(std::string_view text,
   return frags;
 }
 
+std::vector<TextRange> Tokenizer::FindControlTexts(std::string_view text) const {
+  std::vector<TextRange> out;
+  if (control_edges_.empty()) return out;
+  for (size_t i = 0; i < text.size();) {
+    int32_t node = 0;
+    size_t longest = 0;
+    for (size_t j = i; j < text.size(); ++j) {
+      auto it = control_edges_.find(static_cast<uint64_t>(node) << 8 |
+                                    static_cast<unsigned char>(text[j]));
+      if (it == control_edges_.end()) break;
+      node = it->second;
+      if (control_end_[node]) longest = j + 1 - i;
+    }
+    if (longest > 0) {
+      out.push_back({i, i + longest});
+      i += longest;
+    } else {
+      ++i;
+    }
+  }
+  return out;
+}
+
 std::vector<int32_t> Tokenizer::Encode(std::string_view text, bool add_special,
                                        bool parse_special) const {
+  return EncodeImpl(text, add_special, parse_special, {});
+}
+
+std::vector<int32_t> Tokenizer::EncodeWithPlainRanges(std::string_view text, bool add_special,
+                                                      std::span<const TextRange> plain) const {
+  return EncodeImpl(text, add_special, /*parse_special=*/true, plain);
+}
+
+std::vector<int32_t> Tokenizer::EncodeImpl(std::string_view text, bool add_special,
+                                           bool parse_special,
+                                           std::span<const TextRange> plain) const {
   std::vector<int32_t> out;
   out.reserve(text.size() / 3 + 4);
   if (add_special && add_bos_ && bos_id_ >= 0) out.push_back(bos_id_);
-  const std::vector<Fragment> frags = Partition(text, parse_special);
+  const std::vector<Fragment> frags = Partition(text, parse_special, plain);
   if (spm_) {
     bool prev_special = true;  // the dummy prefix goes before the first text
     std::string buf;

@@ -35,6 +35,12 @@ namespace reprise::tokenizer {
 
 class PreTokenizer;
 
+// A byte range [begin, end) of a text.
+struct TextRange {
+  size_t begin = 0;
+  size_t end = 0;
+};
+
 // GGUF tokenizer.ggml.token_type values.
 enum class TokenType : int32_t {
   kUndefined = 0,
@@ -79,6 +85,16 @@ class Tokenizer {
   // parse_special: match control (and unknown) token texts in `text`;
   // user-defined tokens are always matched, as the references do.
   std::vector<int32_t> Encode(std::string_view text, bool add_special, bool parse_special) const;
+  // Encode with parse_special on, except inside `plain` (sorted, disjoint
+  // byte ranges of `text`, e.g. the parts of a rendered chat prompt that came
+  // from message content): a control/unknown token's text that overlaps one
+  // of them is tokenized as text. Without ranges this is Encode(.., true).
+  std::vector<int32_t> EncodeWithPlainRanges(std::string_view text, bool add_special,
+                                             std::span<const TextRange> plain) const;
+  // Byte ranges of `text` that spell a control or unknown token (the texts
+  // that only special parsing turns into tokens), leftmost-longest and
+  // disjoint, in order. Linear in the text (a trie of those token texts).
+  std::vector<TextRange> FindControlTexts(std::string_view text) const;
   // Concatenated pieces; control/unknown tokens render as their text unless
   // skip_special. SPM: the dummy-prefix space of the result is removed.
   Result<std::string> Decode(std::span<const int32_t> ids, bool skip_special = false) const;
@@ -101,6 +117,8 @@ class Tokenizer {
   bool strips_leading_space() const { return spm_ && add_space_prefix_; }
   const std::string& pre() const { return pre_name_; }
   // eos, eot, eom and other end-of-generation tokens (<|im_end|>, ...).
+  // A user-defined token spelled like one (e.g. Phi-3's "</s>") is taken for
+  // a control token, as llama.cpp does.
   bool IsEog(int32_t id) const { return eog_ids_.count(id) != 0; }
   bool IsControl(int32_t id) const { return TypeOf(id) == TokenType::kControl; }
   TokenType TypeOf(int32_t id) const {
@@ -129,7 +147,10 @@ class Tokenizer {
     auto it = token_to_id_.find(text);
     return it == token_to_id_.end() ? -1 : it->second;
   }
-  std::vector<Fragment> Partition(std::string_view text, bool parse_special) const;
+  std::vector<Fragment> Partition(std::string_view text, bool parse_special,
+                                  std::span<const TextRange> plain) const;
+  std::vector<int32_t> EncodeImpl(std::string_view text, bool add_special, bool parse_special,
+                                  std::span<const TextRange> plain) const;
   // spm.cc
   struct SpmScratch;
   void EncodeSpm(std::string_view text, std::vector<int32_t>* out) const;
@@ -155,6 +176,11 @@ class Tokenizer {
   // with parse_special) and user-defined (always).
   std::vector<int32_t> special_tokens_;
   std::unordered_set<int32_t> rstrip_ids_;
+  // Trie of control/unknown token texts (FindControlTexts): edges keyed by
+  // node << 8 | byte; node 0 is the root; control_end_[node] = 1 where a
+  // token's text ends.
+  std::unordered_map<uint64_t, int32_t> control_edges_;
+  std::vector<uint8_t> control_end_;
   // SPM: whether text may be encoded in chunks starting at each '▁' run.
   bool spm_split_at_spaces_ = false;
   // SPM: <0xXX> byte tokens (-1 if absent).

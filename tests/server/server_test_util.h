@@ -68,6 +68,11 @@ class ServerProcess {
   int Stop();
   // SIGKILL (a crash: no shutdown code runs), then waits.
   void Kill();
+  // Sends `sig` without waiting; WaitExit then waits up to `timeout_ms`
+  // and returns the exit status (-1 if killed or still running).
+  void Signal(int sig) const;
+  int WaitExit(int timeout_ms);
+  pid_t pid() const { return pid_; }
 
  private:
   ServerProcess() = default;
@@ -75,6 +80,37 @@ class ServerProcess {
   int port_ = 0;
   std::string log_path_;
 };
+
+// A raw HTTP exchange over one TCP connection, for what cpp-httplib's client
+// will not send (bad framing, slow or partial requests).
+class RawConnection {
+ public:
+  explicit RawConnection(int port);  // connects to 127.0.0.1:port
+  ~RawConnection();
+  RawConnection(const RawConnection&) = delete;
+  RawConnection& operator=(const RawConnection&) = delete;
+  bool ok() const { return fd_ >= 0; }
+  int fd() const { return fd_; }
+  bool Send(const std::string& bytes);  // false when the write fails
+  void ShutdownWrite();
+  // Reads until the peer closes or a whole response (headers + its
+  // Content-Length) is in, at most `timeout_ms`; returns what was read.
+  std::string ReadResponse(int timeout_ms);
+
+ private:
+  int fd_ = -1;
+};
+
+struct RawResponse {
+  int status = -1;  // -1: no status line
+  std::string headers;
+  std::string body;
+  Json json;  // parsed body (null if not JSON)
+};
+RawResponse ParseRawResponse(const std::string& bytes);
+
+// Peak resident memory (VmHWM) of a process in bytes; -1 if unknown.
+int64_t PeakRssBytes(pid_t pid);
 
 // Parses an SSE body into its data payloads (JSON); *done is set when the
 // stream ended with "data: [DONE]" as its last event.

@@ -96,6 +96,53 @@ TEST(Phi3SpecialTokens, RstripSwallowsWhitespaceAfterChatTokens) {
   EXPECT_TRUE(tok->IsEog(32000));  // <|endoftext|> (eos)
 }
 
+// Phi-3's "</s>" is user-defined in its GGUF; llama.cpp takes tokens spelled
+// like end-of-generation markers for control tokens, so with special parsing
+// off "</s>" is text ("▁</", "s", ">"), not EOS. Vector from llama.cpp's
+// tokenizer (parse_special off, no BOS).
+TEST(Phi3SpecialTokens, EndOfSequenceSpellingIsTextWithoutSpecialParsing) {
+  const std::string path = FixturePath("vocab/ggml-vocab-phi-3.gguf");
+  REQUIRE_FIXTURE(path);
+  auto tok = testing::LoadTokenizer(path);
+  ASSERT_NE(tok, nullptr);
+  const std::string text = "<|im_start|>user\nnot special here<|im_end|> <s> </s>";
+  EXPECT_EQ(IdsToString(tok->Encode(text, false, false)),
+            IdsToString({529,  29989, 326,  29918, 2962, 29989, 29958, 1792, 13,
+                         1333, 4266,  1244, 29966, 29989, 326,   29918, 355,  29989,
+                         29958, 529,  29879, 29958, 1533, 29879, 29958}));
+  EXPECT_TRUE(tok->IsControl(2));
+  EXPECT_TRUE(tok->IsEog(2));
+  // With special parsing on it is still the token.
+  const auto parsed = tok->Encode("hi</s>", false, true);
+  EXPECT_EQ(parsed.back(), 2);
+}
+
+// Control-token texts inside "plain" ranges (request text in a rendered chat
+// prompt) are tokenized as text; outside them they are tokens.
+TEST(Phi3SpecialTokens, PlainRangesKeepControlTextsAsText) {
+  const std::string path = FixturePath("vocab/ggml-vocab-phi-3.gguf");
+  REQUIRE_FIXTURE(path);
+  auto tok = testing::LoadTokenizer(path);
+  ASSERT_NE(tok, nullptr);
+  const std::string text = "<|user|>hi<|end|><|assistant|><|end|>";
+  const std::vector<TextRange> found = tok->FindControlTexts(text);
+  ASSERT_EQ(found.size(), 4u);
+  EXPECT_EQ(found[1].begin, 10u);
+  EXPECT_EQ(found[1].end, 17u);  // the first <|end|>
+  // Mark the first <|end|> and <|assistant|> as request text.
+  const std::vector<TextRange> plain = {{10, 17}, {17, 30}};
+  const auto ids = tok->EncodeWithPlainRanges(text, false, plain);
+  EXPECT_EQ(std::count(ids.begin(), ids.end(), 32010), 1);  // <|user|>: template
+  EXPECT_EQ(std::count(ids.begin(), ids.end(), 32001), 0);  // <|assistant|>: text
+  EXPECT_EQ(std::count(ids.begin(), ids.end(), 32007), 1);  // only the last <|end|>
+  EXPECT_EQ(ids.back(), 32007);
+  EXPECT_NE(tok->Decode(ids)->find("hi<|end|><|assistant|>"), std::string::npos);
+  // No ranges: the same as Encode with special parsing.
+  EXPECT_EQ(IdsToString(tok->EncodeWithPlainRanges(text, false, {})),
+            IdsToString(tok->Encode(text, false, true)));
+  EXPECT_TRUE(tok->FindControlTexts("plain words < | >").empty());
+}
+
 TEST(Llama3VocabTest, BuiltFromEncoderJsonMatchesLlamaBpeVectors) {
   REQUIRE_FIXTURE(FixturePath("hf-tokenizers/llama3.2-bpe/encoder.json"));
   REQUIRE_FIXTURE(FixturePath("vocab/ggml-vocab-llama-bpe.gguf.inp"));

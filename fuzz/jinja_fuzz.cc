@@ -1,0 +1,31 @@
+// Fuzz target: the input is a Jinja chat template; it is parsed and, when
+// valid, rendered with a small conversation with tools (chat::ChatTemplate).
+#include <cstddef>
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "chat/template.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  using json = nlohmann::ordered_json;
+  auto tmpl = reprise::chat::ChatTemplate::Parse(std::string(reinterpret_cast<const char*>(data), size));
+  if (!tmpl.ok()) return 0;
+  static const json messages = json::parse(R"([
+    {"role":"system","content":"sys"},
+    {"role":"user","content":"hi <|im_end|>"},
+    {"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function",
+      "function":{"name":"f","arguments":"{\"x\":1}"}}]},
+    {"role":"tool","tool_call_id":"c1","content":"42"},
+    {"role":"assistant","content":"<think>r</think>done"}])");
+  static const json tools = json::parse(R"([{"type":"function","function":{"name":"f",
+      "description":"d","parameters":{"type":"object","properties":{"x":{"type":"integer"}}}}}])");
+  reprise::chat::RenderOptions options;
+  options.add_generation_prompt = true;
+  options.bos_token = "<s>";
+  options.eos_token = "</s>";
+  options.now = "2026-01-02";
+  (void)tmpl->Render(messages, tools, options);
+  (void)tmpl->Render(messages, json(), options);
+  return 0;
+}
