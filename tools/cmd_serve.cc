@@ -48,6 +48,7 @@ struct ServeOptions {
   int top_k = 40;
   float min_p = 0.05f;
   std::string chat_template_file;
+  bool keep_billing_header = false;
 };
 
 // MemAvailable from /proc/meminfo in bytes; 0 when unknown.
@@ -188,6 +189,7 @@ int RunServe(const ServeOptions& o) {
   sc.host = o.host;
   sc.port = o.port;
   sc.api_key = o.api_key;
+  sc.strip_billing_header = !o.keep_billing_header;
   sc.model_id = noise ? Basename(o.model) + "-random-weights-output-is-noise" : Basename(o.model);
   sc.model_description = cfg.name;
   sc.model_output_is_noise = noise;
@@ -242,7 +244,8 @@ void AddServeCommand(CLI::App& app, int& exit_code) {
                   "Tokens to generate when a request sets none (default: to the context end)");
   cmd->add_option("--parallel", o->parallel, "Sequences decoded together (default 4)");
   cmd->add_option("--threads,-t", o->threads, "Compute threads (default: physical cores)");
-  cmd->add_option("--api-key", o->api_key, "Require Authorization: Bearer KEY");
+  cmd->add_option("--api-key", o->api_key,
+                  "Require Authorization: Bearer KEY (or x-api-key: KEY)");
   cmd->add_option("--log-format", o->log_format, "text (default) or json");
   cmd->add_option("--temp", o->temp, "Default temperature (default 0.8)");
   cmd->add_option("--top-p", o->top_p, "Default top-p (default 0.95)");
@@ -250,6 +253,9 @@ void AddServeCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--min-p", o->min_p, "Default min-p (default 0.05)");
   cmd->add_option("--chat-template-file", o->chat_template_file,
                   "Jinja chat template overriding the model's tokenizer.chat_template");
+  cmd->add_flag("--keep-billing-header", o->keep_billing_header,
+                "/v1/messages: keep Claude Code's per-request x-anthropic-billing-header system "
+                "line (by default it is dropped so turns share the prompt cache)");
   cmd->callback([o, &exit_code] { exit_code = RunServe(*o); });
 }
 

@@ -15,6 +15,7 @@
 
 #include "core/log.h"
 #include "server/chat_output.h"
+#include "server/chat_pipeline.h"
 #include "server/generation.h"
 #include "server/server_internal.h"
 #include "server/sse.h"
@@ -26,18 +27,7 @@ using json = nlohmann::ordered_json;
 constexpr const char* kLog = "server";
 constexpr std::chrono::milliseconds kPoll{100};
 
-// A request ready for the engine.
-struct Job {
-  bool chat = true;
-  std::vector<int32_t> prompt;
-  GenerationOptions options;
-  std::string prompt_param;                  // "messages" or "prompt"
-  std::string echo;                          // completions with echo: the prompt text
-  std::optional<chat::OutputFormat> format;  // chat: tool calls / reasoning to parse out
-  bool tool_required = false;                // tool_choice "required"
-  std::string forced_function;               // tool_choice {"function":{"name":..}}
-  ResponseMeta meta;
-};
+}  // namespace
 
 // The warning for a reply that ignored a forced tool_choice; empty if none.
 std::string ToolChoiceWarning(const Job& job, const ChatOutput& output) {
@@ -54,6 +44,8 @@ std::string ToolChoiceWarning(const Job& job, const ChatOutput& output) {
   }
   return "";
 }
+
+namespace {
 
 int64_t NowUnixSeconds() {
   return std::chrono::duration_cast<std::chrono::seconds>(
@@ -99,6 +91,8 @@ std::optional<ApiError> CheckJob(Server::Impl& s, const Job& job) {
   return std::nullopt;
 }
 
+}  // namespace
+
 void LogRequest(const Job& job, const Generation& gen) {
   const engine::Usage& u = gen.engine_usage();
   const UsageCounts c = gen.usage();
@@ -111,6 +105,8 @@ void LogRequest(const Job& job, const Generation& gen) {
       c.completion_tokens, u.ttft_ms, tps, gen.failed() ? "error: " : gen.finish_reason().c_str(),
       gen.failed() ? gen.error().message.c_str() : "");
 }
+
+namespace {
 
 void RespondWhole(Server::Impl& s, const Job& job, Generation& gen, httplib::Response& res) {
   std::string text;
@@ -137,7 +133,9 @@ void RespondWhole(Server::Impl& s, const Job& job, Generation& gen, httplib::Res
     output.Feed(text);
     output.Finish();
     const std::string finish = output.has_tool_calls() ? "tool_calls" : gen.finish_reason();
-    json response = ChatCompletionJson(job.meta, output.Message(), finish, gen.usage(), lp);
+    UsageCounts usage = gen.usage();
+    usage.reasoning_tokens = ReasoningTokens(s.tok, output);
+    json response = ChatCompletionJson(job.meta, output.Message(), finish, usage, lp);
     const std::string warning = ToolChoiceWarning(job, output);
     if (!warning.empty()) {
       LOG_WARN(kLog, "%s: %s", job.meta.id.c_str(), warning.c_str());
@@ -210,7 +208,11 @@ void StreamTo(Server::Impl& s, const Job& job, Generation& gen, httplib::DataSin
         last["warning"] = warning;
       }
       out.Send(last);
-      if (usage_field) out.Send(ChatUsageChunkJson(job.meta, gen.usage()));
+      if (usage_field) {
+        UsageCounts usage = gen.usage();
+        usage.reasoning_tokens = ReasoningTokens(s.tok, output);
+        out.Send(ChatUsageChunkJson(job.meta, usage));
+      }
     } else {
       out.Send(with_usage_null(
           CompletionChunkJson(job.meta, "", gen.finish_reason(), nullptr, text_offset)));
@@ -220,25 +222,32 @@ void StreamTo(Server::Impl& s, const Job& job, Generation& gen, httplib::DataSin
   out.SendDone();
 }
 
-void Run(Server::Impl& s, Job job, httplib::Response& res) {
-  if (auto error = CheckJob(s, job)) {
-    RespondError(res, *error);
-    return;
-  }
+}  // namespace
+
+std::variant<std::shared_ptr<Generation>, ApiError> SubmitJob(Server::Impl& s, Job& job) {
+  if (auto error = CheckJob(s, job)) return *error;
   engine::Request request;
   request.prompt = job.prompt;
   request.max_tokens = job.options.max_tokens.value_or(0);
   request.sampling = job.options.sampling;
   request.ignore_eos = job.options.ignore_eos;
   engine::SubmitResult submitted = s.engine.Submit(std::move(request));
-  if (!submitted.ok()) {
-    RespondError(res, FromEngineError(submitted.code, submitted.status, job.prompt_param));
-    return;
-  }
+  if (!submitted.ok()) return FromEngineError(submitted.code, submitted.status, job.prompt_param);
   job.meta.created = NowUnixSeconds();
   job.meta.model = s.config.model_id;
-  auto gen = std::make_shared<Generation>(std::move(submitted.handle), s.tok, job.options,
-                                          job.prompt_param);
+  return std::make_shared<Generation>(std::move(submitted.handle), s.tok, job.options,
+                                      job.prompt_param);
+}
+
+namespace {
+
+void Run(Server::Impl& s, Job job, httplib::Response& res) {
+  auto submitted = SubmitJob(s, job);
+  if (auto* error = std::get_if<ApiError>(&submitted)) {
+    RespondError(res, *error);
+    return;
+  }
+  std::shared_ptr<Generation> gen = std::get<std::shared_ptr<Generation>>(std::move(submitted));
   if (!job.options.stream) {
     RespondWhole(s, job, *gen, res);
     return;
@@ -268,12 +277,20 @@ void HandleChatCompletions(Server::Impl& s, const httplib::Request& req, httplib
     RespondError(res, *e);
     return;
   }
-  ChatRequest& chat = std::get<ChatRequest>(parsed);
-  if (s.renderer == nullptr) {
-    RespondError(res, InvalidParam("messages",
-                                   "this model has no chat template; use /v1/completions with a "
-                                   "plain prompt"));
+  auto job = PrepareChatJob(s, std::get<ChatRequest>(parsed), "chatcmpl");
+  if (auto* e = std::get_if<ApiError>(&job)) {
+    RespondError(res, *e);
     return;
+  }
+  Run(s, std::get<Job>(std::move(job)), res);
+}
+
+std::variant<Job, ApiError> PrepareChatJob(Server::Impl& s, ChatRequest& chat,
+                                           const char* id_prefix) {
+  if (s.renderer == nullptr) {
+    return InvalidParam("messages",
+                        "this model has no chat template; use /v1/completions with a plain "
+                        "prompt");
   }
   Result<std::string> text =
       s.renderer->Render(chat.messages, chat.tools, chat.add_generation_prompt);
@@ -296,16 +313,13 @@ void HandleChatCompletions(Server::Impl& s, const httplib::Request& req, httplib
       if (retry.ok()) text = std::move(retry);
     }
   }
-  if (!text.ok()) {
-    RespondError(res, InvalidParam("messages", text.status().message()));
-    return;
-  }
+  if (!text.ok()) return InvalidParam("messages", text.status().message());
   Job job;
   job.chat = true;
   job.prompt = EncodePrompt(s.tok, *text, /*parse_special=*/true);
   job.options = std::move(chat.options);
   job.prompt_param = "messages";
-  job.meta.id = s.NewId("chatcmpl");
+  job.meta.id = s.NewId(id_prefix);
   const bool has_tools = chat.tools.is_array() && !chat.tools.empty();
   job.format = s.renderer->OutputFormatFor(*text, has_tools);
   if (job.format && !has_tools) {
@@ -315,7 +329,7 @@ void HandleChatCompletions(Server::Impl& s, const httplib::Request& req, httplib
   if (has_tools && chat.tool_choice != "auto" && chat.tool_choice != "required") {
     job.forced_function = chat.tool_choice;  // ParseChatRequest kept only this function
   }
-  Run(s, std::move(job), res);
+  return job;
 }
 
 void HandleCompletions(Server::Impl& s, const httplib::Request& req, httplib::Response& res) {

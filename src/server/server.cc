@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/log.h"
+#include "server/anthropic_types.h"
 #include "server/server_internal.h"
 
 namespace reprise::server {
@@ -27,6 +28,9 @@ constexpr Route kRoutes[] = {
     {"/chat/completions", "POST"},
     {"/v1/completions", "POST"},
     {"/completions", "POST"},
+    {"/v1/messages", "POST"},
+    {"/v1/messages/count_tokens", "POST"},
+    {"/v1/responses", "POST"},
     {"/v1/models", "GET"},
     {"/models", "GET"},
     {"/health", "GET"},
@@ -66,6 +70,15 @@ ApiError ErrorForStatus(int status, const httplib::Request& req) {
   ApiError e = status >= 500 ? Internal("internal server error") : InvalidParam("", "bad request");
   e.http_status = status;
   return e;
+}
+
+// The Anthropic routes answer every error in Anthropic's shape, also the
+// OpenAI-shaped ones written by shared code (401, 404, 405, 413, bad JSON).
+// Runs in the error handler: before httplib sets Content-Length.
+void InRouteShape(const httplib::Request& req, httplib::Response& res) {
+  if (req.path.rfind("/v1/messages", 0) == 0) {
+    res.body = AnthropicErrorBodyFrom(res.body, res.status);
+  }
 }
 
 }  // namespace
@@ -130,6 +143,10 @@ Server::Server(engine::Engine& engine, const tokenizer::Tokenizer& tok,
     s.http.Post(path, bind(HandleCompletions));
   }
   for (const char* path : {"/v1/models", "/models"}) s.http.Get(path, bind(HandleModels));
+  s.http.Get(R"(/v1/models/(.+))", bind(HandleModel));
+  s.http.Post("/v1/messages", bind(HandleMessages));
+  s.http.Post("/v1/messages/count_tokens", bind(HandleCountTokens));
+  s.http.Post("/v1/responses", bind(HandleResponses));
   s.http.Get("/health", bind(HandleHealth));
   s.http.Get("/metrics", bind(HandleMetrics));
   s.http.Get("/v1/cache", bind(HandleCache));
@@ -142,14 +159,18 @@ Server::Server(engine::Engine& engine, const tokenizer::Tokenizer& tok,
     }
     const std::string auth = req.get_header_value("Authorization");
     if (auth == "Bearer " + p->config.api_key) return httplib::Server::HandlerResponse::Unhandled;
-    RespondError(res, Unauthorized(auth.empty() ? "missing API key (send Authorization: Bearer KEY)"
-                                                : "invalid API key"));
+    const std::string x_api_key = req.get_header_value("x-api-key");  // Anthropic clients
+    if (x_api_key == p->config.api_key) return httplib::Server::HandlerResponse::Unhandled;
+    RespondError(res, Unauthorized(auth.empty() && x_api_key.empty()
+                                       ? "missing API key (send Authorization: Bearer KEY or "
+                                         "x-api-key: KEY)"
+                                       : "invalid API key"));
     return httplib::Server::HandlerResponse::Handled;
   });
   // Called for every response with status >= 400: fills in a JSON error
   // where the route did not write one (unknown route, 413, malformed HTTP).
   s.http.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
-    if (!res.body.empty()) return;
+    if (!res.body.empty()) return InRouteShape(req, res);
     int status = res.status;
     // httplib answers a method without a matching route with 404 (GET) or
     // 400 (POST, PUT, ...); a parsed request line tells them from garbage.
@@ -163,6 +184,7 @@ Server::Server(engine::Engine& engine, const tokenizer::Tokenizer& tok,
       }
     }
     RespondError(res, ErrorForStatus(status, req));
+    InRouteShape(req, res);
   });
   s.http.set_exception_handler(
       [](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
