@@ -3,7 +3,9 @@
 // completions, streaming, errors, cache usage) and tools_client.test.mjs (the
 // `openai` SDK and the AI SDK's @ai-sdk/openai-compatible provider, tool
 // calling against a scripted model that replies with reasoning and a tool
-// call). Needs node and tests/node/node_modules (`make test` runs `npm ci`):
+// call), and agent_apis_client.test.mjs (@anthropic-ai/sdk against
+// /v1/messages and the openai SDK's responses.create against /v1/responses,
+// the same scripted model). Needs node and tests/node/node_modules (`make test` runs `npm ci`):
 // skipped when missing, a failure under CI (CI=true).
 #include <gtest/gtest.h>
 #include <sys/wait.h>
@@ -91,6 +93,30 @@ TEST(NodeToolClientTest, OpenAiSdkAndAiSdkParseToolCallsAndSendResults) {
       << output << "\nserver log:\n"
       << s->Log();
   EXPECT_NE(output.find("# pass 6"), std::string::npos) << output;
+  EXPECT_NE(output.find("# fail 0"), std::string::npos) << output;
+  EXPECT_TRUE(s->WaitIdle());
+  EXPECT_EQ(s->Stop(), 0);
+}
+
+TEST(NodeAgentApisClientTest, AnthropicSdkAndOpenAiResponsesDriveToolRoundTrips) {
+  REQUIRE_NODE("openai", "@anthropic-ai/sdk");
+  REQUIRE_FIXTURE(Qwen3TemplatePath());
+  // What agent_apis_client.test.mjs expects, one token per piece.
+  const std::string model =
+      ScriptedChatModel("scripted_node_agent_apis",
+                        {"<think>\n", "The user asks about ", "Paris.", "\n</think>\n\n",
+                         "<tool_call>\n{\"name\": \"get_",
+                         "weather\", \"arguments\": ", "{\"city\": \"Paris\"}}\n", "</tool_call>"},
+                        reprise::testing::ReadFile(Qwen3TemplatePath()));
+  ASSERT_FALSE(model.empty());
+  std::string error;
+  auto s = ServerProcess::Start(model, {"--api-key", "agents-key"}, &error);
+  ASSERT_NE(s, nullptr) << error;
+  std::string output;
+  EXPECT_EQ(RunNode("agent_apis_client.test.mjs", *s, "agents-key", &output), 0)
+      << output << "\nserver log:\n"
+      << s->Log();
+  EXPECT_NE(output.find("# pass 8"), std::string::npos) << output;
   EXPECT_NE(output.find("# fail 0"), std::string::npos) << output;
   EXPECT_TRUE(s->WaitIdle());
   EXPECT_EQ(s->Stop(), 0);
