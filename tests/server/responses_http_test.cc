@@ -112,6 +112,23 @@ TEST_F(ResponsesHttpTest, StringInputGivesAMessageItemWithUsage) {
   EXPECT_TRUE(u["input_tokens_details"]["cached_tokens"].is_number_integer()) << r.body;
   EXPECT_EQ(u["output_tokens_details"]["reasoning_tokens"], 0);
 
+  // Streamed text: a message item with one output_text part.
+  r = Server("plain").Post("/v1/responses", {{"input", "Hi!"}, {"temperature", 0}, {"stream", true}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  std::vector<std::string> shape;
+  std::string text;
+  for (const Event& e : ParseEvents(r.body)) {
+    if (shape.empty() || shape.back() != e.name) shape.push_back(e.name);
+    if (e.name == "response.output_text.delta") text += e.data["delta"].get<std::string>();
+    if (e.name == "response.output_text.done") EXPECT_EQ(e.data["text"], "Hello there!");
+  }
+  EXPECT_EQ(text, "Hello there!");
+  const std::vector<std::string> expected = {
+      "response.created",           "response.in_progress",       "response.output_item.added",
+      "response.content_part.added", "response.output_text.delta", "response.output_text.done",
+      "response.content_part.done",  "response.output_item.done",  "response.completed"};
+  EXPECT_EQ(shape, expected) << r.body;
+
   r = Server("plain").Post("/v1/responses",
                            {{"input", "Hi!"}, {"temperature", 0}, {"max_output_tokens", 1}});
   ASSERT_EQ(r.status, 200) << r.body;
