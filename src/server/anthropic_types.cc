@@ -28,8 +28,8 @@ std::optional<ApiError> SystemText(const json& system, bool strip, std::string* 
   bool first = true;
   for (size_t i = 0; i < system.size(); ++i) {
     std::string text;
-    if (auto e = TextOf(json::array({system[i]}), StrFormat("system[%zu]", i), {"text"}, "",
-                        &text)) {
+    if (auto e =
+            TextOf(json::array({system[i]}), StrFormat("system[%zu]", i), {"text"}, "", &text)) {
       e->param = StrFormat("system[%zu]", i) + e->param.substr(e->param.find(']') + 1);
       return e;
     }
@@ -49,13 +49,13 @@ std::optional<ApiError> SystemText(const json& system, bool strip, std::string* 
 }
 
 // One user message -> tool messages (its tool_result blocks) + a user message.
-std::optional<ApiError> UserMessage(const json& content, const std::string& param,
-                                    json* messages) {
+std::optional<ApiError> UserMessage(const json& content, const std::string& param, json* messages) {
   if (content.is_string()) {
     messages->push_back({{"role", "user"}, {"content", content}});
     return std::nullopt;
   }
-  if (!content.is_array()) return WrongType(param, "a string or an array of content blocks", content);
+  if (!content.is_array())
+    return WrongType(param, "a string or an array of content blocks", content);
   std::string text;
   bool has_text = false;
   for (size_t i = 0; i < content.size(); ++i) {
@@ -97,7 +97,8 @@ std::optional<ApiError> AssistantMessage(const json& content, const std::string&
     messages->push_back({{"role", "assistant"}, {"content", content}});
     return std::nullopt;
   }
-  if (!content.is_array()) return WrongType(param, "a string or an array of content blocks", content);
+  if (!content.is_array())
+    return WrongType(param, "a string or an array of content blocks", content);
   std::string text, thinking;
   json calls = json::array();
   for (size_t i = 0; i < content.size(); ++i) {
@@ -124,11 +125,12 @@ std::optional<ApiError> AssistantMessage(const json& content, const std::string&
       if (auto e = BlockString(b, "id", p, &id)) return e;
       if (auto e = BlockString(b, "name", p, &name)) return e;
       const json* input = Field(b, "input");
-      if (input != nullptr && !input->is_object()) return WrongType(p + ".input", "an object", *input);
-      calls.push_back({{"id", id},
-                       {"type", "function"},
-                       {"function",
-                        {{"name", name}, {"arguments", input ? *input : json::object()}}}});
+      if (input != nullptr && !input->is_object())
+        return WrongType(p + ".input", "an object", *input);
+      calls.push_back(
+          {{"id", id},
+           {"type", "function"},
+           {"function", {{"name", name}, {"arguments", input ? *input : json::object()}}}});
     } else {
       return InvalidParam(p + ".type", "content block type '" + t +
                                            "' is not supported in an assistant message (text, "
@@ -153,10 +155,11 @@ std::optional<ApiError> Tools(const json& body, json* chat) {
       const std::string p = StrFormat("tools[%zu]", i);
       if (!t.is_object()) return WrongType(p, "an object", t);
       if (const json* type = Field(t, "type"); type != nullptr && *type != "custom") {
-        return InvalidParam(p + ".type", "tool type '" + (type->is_string() ? type->get<std::string>()
-                                                                            : type->dump()) +
-                                             "' is not supported; only custom tools "
-                                             "(name, description, input_schema) are");
+        return InvalidParam(p + ".type",
+                            "tool type '" +
+                                (type->is_string() ? type->get<std::string>() : type->dump()) +
+                                "' is not supported; only custom tools "
+                                "(name, description, input_schema) are");
       }
       std::string name;
       if (auto e = BlockString(t, "name", p, &name)) return e;
@@ -197,8 +200,9 @@ std::optional<ApiError> Tools(const json& body, json* chat) {
     for (const json& tool : chat->value("tools", json::array())) {
       found = found || tool["function"]["name"] == name;
     }
-    if (!found) return InvalidParam("tool_choice.name", "tool_choice names '" + name +
-                                                            "', which is not in tools");
+    if (!found)
+      return InvalidParam("tool_choice.name",
+                          "tool_choice names '" + name + "', which is not in tools");
     (*chat)["tool_choice"] = {{"type", "function"}, {"function", {{"name", name}}}};
   } else {
     return InvalidParam("tool_choice.type", "tool_choice.type must be auto, any, tool or none");
@@ -210,8 +214,8 @@ std::optional<ApiError> Tools(const json& body, json* chat) {
 
 std::string StripBillingHeader(const std::string& text) {
   const size_t start = text.find_first_not_of(" \t\r\n");
-  if (start == std::string::npos || text.compare(start, std::strlen(kBillingHeader),
-                                                 kBillingHeader) != 0) {
+  if (start == std::string::npos ||
+      text.compare(start, std::strlen(kBillingHeader), kBillingHeader) != 0) {
     return text;
   }
   const size_t eol = text.find('\n', start);

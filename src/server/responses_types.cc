@@ -41,14 +41,14 @@ std::optional<ApiError> Item(const json& item, const std::string& p, json& messa
     std::string role;
     if (auto e = BlockString(item, "role", p, &role)) return e;
     if (role != "user" && role != "assistant" && role != "system" && role != "developer") {
-      return InvalidParam(p + ".role", "unknown role '" + role +
-                                           "' (user, assistant, system, developer)");
+      return InvalidParam(p + ".role",
+                          "unknown role '" + role + "' (user, assistant, system, developer)");
     }
     const json* content = Field(item, "content");
     if (content == nullptr) return InvalidParam(p + ".content", p + ".content is required");
     std::string text;
-    if (auto e = TextOf(*content, p + ".content", {"input_text", "output_text", "text"}, "",
-                        &text)) {
+    if (auto e =
+            TextOf(*content, p + ".content", {"input_text", "output_text", "text"}, "", &text)) {
       return e;
     }
     json m = {{"role", role == "developer" ? "system" : role}, {"content", text}};
@@ -64,16 +64,17 @@ std::optional<ApiError> Item(const json& item, const std::string& p, json& messa
     if (auto e = BlockString(item, "arguments", p, &arguments)) return e;
     json& m = AssistantFor(messages, pending_reasoning);
     if (!m.contains("tool_calls")) m["tool_calls"] = json::array();
-    m["tool_calls"].push_back(
-        {{"id", call_id}, {"type", "function"}, {"function", {{"name", name}, {"arguments", arguments}}}});
+    m["tool_calls"].push_back({{"id", call_id},
+                               {"type", "function"},
+                               {"function", {{"name", name}, {"arguments", arguments}}}});
   } else if (type == "function_call_output") {
     std::string call_id;
     if (auto e = BlockString(item, "call_id", p, &call_id)) return e;
     const json* output = Field(item, "output");
     if (output == nullptr) return InvalidParam(p + ".output", p + ".output is required");
     std::string text;
-    if (auto e = TextOf(*output, p + ".output", {"input_text", "output_text", "text"}, "\n",
-                        &text)) {
+    if (auto e =
+            TextOf(*output, p + ".output", {"input_text", "output_text", "text"}, "\n", &text)) {
       return e;
     }
     messages.push_back({{"role", "tool"}, {"tool_call_id", call_id}, {"content", text}});
@@ -109,8 +110,8 @@ std::optional<ApiError> Tools(const json& body, json* chat) {
       std::string type;
       if (auto e = BlockString(t, "type", p, &type)) return e;
       if (type != "function") {
-        return InvalidParam(p + ".type", "tool type '" + type +
-                                             "' is not supported; only function tools are");
+        return InvalidParam(p + ".type",
+                            "tool type '" + type + "' is not supported; only function tools are");
       }
       std::string name;
       if (auto e = BlockString(t, "name", p, &name)) return e;
@@ -121,7 +122,8 @@ std::optional<ApiError> Tools(const json& body, json* chat) {
         fn["description"] = *d;
       }
       if (const json* params = Field(t, "parameters")) {
-        if (!params->is_object()) return WrongType(p + ".parameters", "a JSON Schema object", *params);
+        if (!params->is_object())
+          return WrongType(p + ".parameters", "a JSON Schema object", *params);
         fn["parameters"] = *params;
       }
       out.push_back({{"type", "function"}, {"function", std::move(fn)}});

@@ -1,6 +1,7 @@
 // POST /v1/chat/completions and /v1/completions: parse, render, tokenize,
 // check against the context, submit to the engine, and answer as one JSON
-// response or as an SSE stream. A stream whose client goes away (a write
+// response or as an SSE stream. PrepareChatJob and SubmitJob (declared in
+// chat_pipeline.h) are the steps every chat front door shares. A stream whose client goes away (a write
 // fails) or a server that is stopping cancels the engine request, which
 // releases its KV blocks.
 // Tool calls are never invented: when tool_choice is "required" (or names a

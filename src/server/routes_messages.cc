@@ -98,9 +98,10 @@ class AnthropicWire : public ChatWire {
                   {"cache_creation_input_tokens", 0},
                   {"cache_read_input_tokens", u.cached_tokens},
                   {"output_tokens", u.completion_tokens}};
-    Emit("message_delta", {{"type", "message_delta"},
-                           {"delta", {{"stop_reason", stop_reason}, {"stop_sequence", stop_sequence}}},
-                           {"usage", usage}});
+    Emit("message_delta",
+         {{"type", "message_delta"},
+          {"delta", {{"stop_reason", stop_reason}, {"stop_sequence", stop_sequence}}},
+          {"usage", usage}});
     Emit("message_stop", {{"type", "message_stop"}});
     json message = MessageShell(job);
     message["content"] = blocks_;
@@ -115,8 +116,8 @@ class AnthropicWire : public ChatWire {
 
  private:
   static json MessageShell(const Job& job) {
-    return {{"id", MessageId(job)},         {"type", "message"},    {"role", "assistant"},
-            {"model", job.meta.model},      {"content", json::array()}, {"stop_reason", nullptr},
+    return {{"id", MessageId(job)},    {"type", "message"},        {"role", "assistant"},
+            {"model", job.meta.model}, {"content", json::array()}, {"stop_reason", nullptr},
             {"stop_sequence", nullptr}};
   }
 
@@ -152,7 +153,11 @@ class AnthropicWire : public ChatWire {
   std::string arguments_;
 };
 
-void RespondAnthropic(httplib::Response& res, const ApiError& error) {
+void RespondAnthropic(httplib::Response& res, ApiError error) {
+  // The chat parser names chat fields; say the Anthropic one.
+  if (error.param == "stop" && error.message.rfind("stop ", 0) == 0) {
+    error.message.replace(0, 4, "stop_sequences");
+  }
   RespondJson(res, AnthropicErrorJson(error), error.http_status);
 }
 

@@ -186,7 +186,8 @@ class ResponsesWire : public ChatWire {
     open_ = type;
     text_.clear();
     output_.push_back(item);
-    Event("response.output_item.added", {{"output_index", OutputIndex()}, {"item", std::move(item)}});
+    Event("response.output_item.added",
+          {{"output_index", OutputIndex()}, {"item", std::move(item)}});
   }
 
   void Close() {

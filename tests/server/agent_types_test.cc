@@ -27,7 +27,8 @@ ApiError MessagesError(const Json& body) {
 }
 
 TEST(BillingHeaderTest, DropsOnlyALeadingBillingHeaderLine) {
-  const std::string h = "x-anthropic-billing-header: cc_version=2.1.37.3a1; cc_entrypoint=cli; cch=ab12c;";
+  const std::string h =
+      "x-anthropic-billing-header: cc_version=2.1.37.3a1; cc_entrypoint=cli; cch=ab12c;";
   EXPECT_EQ(StripBillingHeader(h), "");
   EXPECT_EQ(StripBillingHeader(h + "\nYou are Claude Code."), "You are Claude Code.");
   EXPECT_EQ(StripBillingHeader("\n" + h + "\nrest"), "rest");
@@ -58,16 +59,17 @@ TEST(MessagesToChatTest, MapsSystemBlocksToolUseToolResultAndThinking) {
       {"tool_choice", {{"type", "any"}}},
       {"tools", {{{"name", "f"}, {"input_schema", {{"type", "object"}}}}}}};
   const Json chat = Messages(body);
-  const Json expected_messages = {
-      {{"role", "system"}, {"content", "A\nB"}},
-      {{"role", "user"}, {"content", "q"}},
-      {{"role", "assistant"},
-       {"content", "let me see"},
-       {"reasoning_content", "hmm"},
-       {"tool_calls",
-        {{{"id", "t1"}, {"type", "function"}, {"function", {{"name", "f"}, {"arguments", {{"a", 1}}}}}}}}},
-      {{"role", "tool"}, {"tool_call_id", "t1"}, {"content", "r1"}},
-      {{"role", "user"}, {"content", "and?"}}};
+  const Json expected_messages = {{{"role", "system"}, {"content", "A\nB"}},
+                                  {{"role", "user"}, {"content", "q"}},
+                                  {{"role", "assistant"},
+                                   {"content", "let me see"},
+                                   {"reasoning_content", "hmm"},
+                                   {"tool_calls",
+                                    {{{"id", "t1"},
+                                      {"type", "function"},
+                                      {"function", {{"name", "f"}, {"arguments", {{"a", 1}}}}}}}}},
+                                  {{"role", "tool"}, {"tool_call_id", "t1"}, {"content", "r1"}},
+                                  {{"role", "user"}, {"content", "and?"}}};
   EXPECT_EQ(chat["messages"], expected_messages) << chat.dump(1);
   EXPECT_EQ(chat["stop"], Json({"END"}));
   EXPECT_EQ(chat["tool_choice"], "required");
@@ -105,14 +107,16 @@ TEST(MessagesToChatTest, ErrorsNameTheAnthropicField) {
 TEST(AnthropicErrorTest, TypesByStatusAndRewritesOpenAiBodies) {
   ApiError e = InvalidParam("x", "bad x");
   EXPECT_EQ(AnthropicErrorJson(e),
-            Json({{"type", "error"}, {"error", {{"type", "invalid_request_error"}, {"message", "bad x"}}}}));
+            Json({{"type", "error"},
+                  {"error", {{"type", "invalid_request_error"}, {"message", "bad x"}}}}));
   EXPECT_STREQ(AnthropicErrorType(401), "authentication_error");
   EXPECT_STREQ(AnthropicErrorType(404), "not_found_error");
   EXPECT_STREQ(AnthropicErrorType(413), "request_too_large");
   EXPECT_STREQ(AnthropicErrorType(503), "overloaded_error");
   EXPECT_STREQ(AnthropicErrorType(500), "api_error");
   EXPECT_EQ(Json::parse(AnthropicErrorBodyFrom(ErrorBody(Unauthorized("no key")), 401)),
-            Json({{"type", "error"}, {"error", {{"type", "authentication_error"}, {"message", "no key"}}}}));
+            Json({{"type", "error"},
+                  {"error", {{"type", "authentication_error"}, {"message", "no key"}}}}));
   EXPECT_EQ(AnthropicErrorBodyFrom("not json", 400), "not json");
 }
 
@@ -129,14 +133,17 @@ TEST(ResponsesToChatTest, MapsItemsIntoChatMessages) {
       {"input",
        {{{"type", "message"}, {"role", "developer"}, {"content", "D"}},
         {{"role", "user"}, {"content", {{{"type", "input_text"}, {"text", "q"}}}}},
-        {{"type", "reasoning"}, {"summary", Json::array()},
+        {{"type", "reasoning"},
+         {"summary", Json::array()},
          {"content", {{{"type", "reasoning_text"}, {"text", "think"}}}}},
-        {{"type", "message"}, {"role", "assistant"},
+        {{"type", "message"},
+         {"role", "assistant"},
          {"content", {{{"type", "output_text"}, {"text", "calling"}}}}},
         {{"type", "function_call"}, {"call_id", "c1"}, {"name", "f"}, {"arguments", "{}"}},
         {{"type", "function_call"}, {"call_id", "c2"}, {"name", "g"}, {"arguments", "{\"x\":1}"}},
         {{"type", "function_call_output"}, {"call_id", "c1"}, {"output", "o1"}},
-        {{"type", "function_call_output"}, {"call_id", "c2"},
+        {{"type", "function_call_output"},
+         {"call_id", "c2"},
          {"output", {{{"type", "input_text"}, {"text", "o2"}}}}}}},
       {"tools", {{{"type", "function"}, {"name", "f"}, {"parameters", {{"type", "object"}}}}}},
       {"tool_choice", {{"type", "function"}, {"name", "f"}}},
@@ -152,20 +159,23 @@ TEST(ResponsesToChatTest, MapsItemsIntoChatMessages) {
        {"reasoning_content", "think"},
        {"tool_calls",
         {{{"id", "c1"}, {"type", "function"}, {"function", {{"name", "f"}, {"arguments", "{}"}}}},
-         {{"id", "c2"}, {"type", "function"}, {"function", {{"name", "g"}, {"arguments", "{\"x\":1}"}}}}}}},
+         {{"id", "c2"},
+          {"type", "function"},
+          {"function", {{"name", "g"}, {"arguments", "{\"x\":1}"}}}}}}},
       {{"role", "tool"}, {"tool_call_id", "c1"}, {"content", "o1"}},
       {{"role", "tool"}, {"tool_call_id", "c2"}, {"content", "o2"}}};
   EXPECT_EQ(chat["messages"], expected) << chat.dump(1);
   EXPECT_EQ(chat["max_tokens"], 7);
   EXPECT_EQ(chat["stream"], true);
   EXPECT_EQ(chat["tool_choice"], Json({{"type", "function"}, {"function", {{"name", "f"}}}}));
-  EXPECT_EQ(chat["tools"][0], Json({{"type", "function"},
-                                    {"function", {{"name", "f"}, {"parameters", {{"type", "object"}}}}}}));
+  EXPECT_EQ(chat["tools"][0],
+            Json({{"type", "function"},
+                  {"function", {{"name", "f"}, {"parameters", {{"type", "object"}}}}}}));
   // A function_call with no assistant message before it gets its own.
-  const Json alone = Responses({{"input",
-                                 {{{"role", "user"}, {"content", "q"}},
-                                  {{"type", "function_call"}, {"call_id", "c"}, {"name", "f"},
-                                   {"arguments", "{}"}}}}});
+  const Json alone = Responses(
+      {{"input",
+        {{{"role", "user"}, {"content", "q"}},
+         {{"type", "function_call"}, {"call_id", "c"}, {"name", "f"}, {"arguments", "{}"}}}}});
   EXPECT_EQ(alone["messages"][1]["role"], "assistant");
   EXPECT_TRUE(alone["messages"][1]["content"].is_null());
 }

@@ -110,7 +110,8 @@ std::vector<std::string> Shape(const std::vector<SseEvent>& events) {
   for (const SseEvent& e : events) {
     EXPECT_EQ(e.data.value("type", ""), e.name) << e.data.dump();
     std::string s = e.name;
-    if (e.name == "content_block_start") s += ":" + e.data["content_block"]["type"].get<std::string>();
+    if (e.name == "content_block_start")
+      s += ":" + e.data["content_block"]["type"].get<std::string>();
     if (e.name == "content_block_delta") s += ":" + e.data["delta"]["type"].get<std::string>();
     if (shape.empty() || shape.back() != s || e.name != "content_block_delta") shape.push_back(s);
   }
@@ -216,9 +217,13 @@ TEST_F(MessagesHttpTest, TextStopReasonsEndTurnStopSequenceAndMaxTokens) {
   r = Server("plain").Post("/v1/messages", ask);
   ASSERT_EQ(r.status, 200) << r.body;
   const std::vector<SseEvent> events = ParseEvents(r.body);
-  const std::vector<std::string> expected = {
-      "message_start",      "ping",          "content_block_start:text", "content_block_delta:text_delta",
-      "content_block_stop", "message_delta", "message_stop"};
+  const std::vector<std::string> expected = {"message_start",
+                                             "ping",
+                                             "content_block_start:text",
+                                             "content_block_delta:text_delta",
+                                             "content_block_stop",
+                                             "message_delta",
+                                             "message_stop"};
   EXPECT_EQ(Shape(events), expected) << r.body;
   ASSERT_GE(events.size(), 2u);
   EXPECT_EQ(events[events.size() - 2].data["delta"]["stop_reason"], "max_tokens");
@@ -236,18 +241,18 @@ TEST_F(MessagesHttpTest, ToolRoundTripRendersLikeChatCompletionsAndHitsTheCache)
       {{"role", "assistant"},
        {"content",
         {{{"type", "thinking"}, {"thinking", "I should look it up."}, {"signature", "sig"}},
-         {{"type", "tool_use"}, {"id", "toolu_1"}, {"name", "get_weather"}, {"input", {{"city", "Paris"}}}}}}},
+         {{"type", "tool_use"},
+          {"id", "toolu_1"},
+          {"name", "get_weather"},
+          {"input", {{"city", "Paris"}}}}}}},
       {{"role", "user"},
        {"content",
         {{{"type", "tool_result"},
           {"tool_use_id", "toolu_1"},
           {"content", {{{"type", "text"}, {"text", "sunny, 21 C"}}}}}}}}};
-  Json ask = {{"model", "m"},
-              {"max_tokens", 16},
-              {"temperature", 0},
-              {"system", {{{"type", "text"}, {"text", "Be brief."}}}},
-              {"messages", messages},
-              {"tools", {WeatherTool()}}};
+  Json ask = {{"model", "m"},         {"max_tokens", 16},
+              {"temperature", 0},     {"system", {{{"type", "text"}, {"text", "Be brief."}}}},
+              {"messages", messages}, {"tools", {WeatherTool()}}};
   HttpResult count = s.Post("/v1/messages/count_tokens", ask);
   ASSERT_EQ(count.status, 200) << count.body;
   const int input_tokens = count.json["input_tokens"].get<int>();
@@ -292,19 +297,21 @@ TEST_F(MessagesHttpTest, ClaudeCodeBillingHeaderDoesNotDefeatTheCache) {
   auto turn = [&](const std::string& cch, bool second) {
     Json messages = {{{"role", "user"}, {"content", {{{"type", "text"}, {"text", "hi there"}}}}}};
     if (second) {
-      messages.push_back({{"role", "assistant"}, {"content", {{{"type", "text"}, {"text", "Hello there!"}}}}});
+      messages.push_back(
+          {{"role", "assistant"}, {"content", {{{"type", "text"}, {"text", "Hello there!"}}}}});
       messages.push_back({{"role", "user"}, {"content", "and now?"}});
     }
-    return Json{{"model", "claude-sonnet-4-5"},
-                {"max_tokens", 32},
-                {"temperature", 0},
-                {"stream", true},
-                {"system",
-                 {{{"type", "text"},
-                   {"text", "x-anthropic-billing-header: cc_version=2.1.37." + cch +
-                                "; cc_entrypoint=cli; cch=" + cch + "00;"}},
-                  {{"type", "text"}, {"text", system_text}, {"cache_control", {{"type", "ephemeral"}}}}}},
-                {"messages", messages}};
+    return Json{
+        {"model", "claude-sonnet-4-5"},
+        {"max_tokens", 32},
+        {"temperature", 0},
+        {"stream", true},
+        {"system",
+         {{{"type", "text"},
+           {"text", "x-anthropic-billing-header: cc_version=2.1.37." + cch +
+                        "; cc_entrypoint=cli; cch=" + cch + "00;"}},
+          {{"type", "text"}, {"text", system_text}, {"cache_control", {{"type", "ephemeral"}}}}}},
+        {"messages", messages}};
   };
   auto usage_of = [](const HttpResult& r) {
     EXPECT_EQ(r.status, 200) << r.body;
@@ -349,6 +356,13 @@ TEST_F(MessagesHttpTest, BadRequestsGetAnthropicErrors) {
        {"content", {{{"type", "tool_result"}, {"tool_use_id", "unknown"}, {"content", "x"}}}}});
   ExpectAnthropicError(s.Post("/v1/messages", ask), 400, "invalid_request_error");
   ask = Ask();
+  ask["stop_sequences"] = Json::array();
+  for (int i = 0; i < 17; ++i) ask["stop_sequences"].push_back("s" + std::to_string(i));
+  r = s.Post("/v1/messages", ask);
+  ExpectAnthropicError(r, 400, "invalid_request_error");
+  EXPECT_EQ(r.json["error"]["message"].get<std::string>().rfind("stop_sequences has 17", 0), 0u)
+      << r.body;
+  ask = Ask();
   ask["temperature"] = "hot";
   ExpectAnthropicError(s.Post("/v1/messages", ask), 400, "invalid_request_error");
   ExpectAnthropicError(s.PostRaw("/v1/messages", "{not json"), 400, "invalid_request_error");
@@ -385,16 +399,17 @@ TEST_F(MessagesHttpTest, ModelsByIdAndReasoningTokensInChatUsage) {
   EXPECT_EQ(one.json, list.json["data"][0]);
   EXPECT_EQ(s.Get("/v1/models/not-" + id).status, 404);
 
-  HttpResult c = s.Post("/v1/chat/completions",
-                        {{"messages", {{{"role", "user"}, {"content", "Weather?"}}}},
-                         {"temperature", 0},
-                         {"max_tokens", 64}});
+  HttpResult c =
+      s.Post("/v1/chat/completions", {{"messages", {{{"role", "user"}, {"content", "Weather?"}}}},
+                                      {"temperature", 0},
+                                      {"max_tokens", 64}});
   ASSERT_EQ(c.status, 200) << c.body;
   // "The user asks about Paris.": the reasoning text, re-encoded.
   EXPECT_GT(c.json["usage"]["completion_tokens_details"]["reasoning_tokens"].get<int>(), 0)
       << c.body;
   HttpResult plain = Server("plain").Post(
-      "/v1/chat/completions", {{"messages", {{{"role", "user"}, {"content", "Hi"}}}}, {"temperature", 0}});
+      "/v1/chat/completions",
+      {{"messages", {{{"role", "user"}, {"content", "Hi"}}}}, {"temperature", 0}});
   EXPECT_EQ(plain.json["usage"]["completion_tokens_details"]["reasoning_tokens"], 0) << plain.body;
 }
 

@@ -113,7 +113,8 @@ TEST_F(ResponsesHttpTest, StringInputGivesAMessageItemWithUsage) {
   EXPECT_EQ(u["output_tokens_details"]["reasoning_tokens"], 0);
 
   // Streamed text: a message item with one output_text part.
-  r = Server("plain").Post("/v1/responses", {{"input", "Hi!"}, {"temperature", 0}, {"stream", true}});
+  r = Server("plain").Post("/v1/responses",
+                           {{"input", "Hi!"}, {"temperature", 0}, {"stream", true}});
   ASSERT_EQ(r.status, 200) << r.body;
   std::vector<std::string> shape;
   std::string text;
@@ -124,9 +125,11 @@ TEST_F(ResponsesHttpTest, StringInputGivesAMessageItemWithUsage) {
   }
   EXPECT_EQ(text, "Hello there!");
   const std::vector<std::string> expected = {
-      "response.created",           "response.in_progress",       "response.output_item.added",
-      "response.content_part.added", "response.output_text.delta", "response.output_text.done",
-      "response.content_part.done",  "response.output_item.done",  "response.completed"};
+      "response.created",           "response.in_progress",
+      "response.output_item.added", "response.content_part.added",
+      "response.output_text.delta", "response.output_text.done",
+      "response.content_part.done", "response.output_item.done",
+      "response.completed"};
   EXPECT_EQ(shape, expected) << r.body;
 
   r = Server("plain").Post("/v1/responses",
@@ -210,8 +213,8 @@ TEST_F(ResponsesHttpTest, ToolRoundTripSharesThePromptCacheAcrossTheThreeApis) {
        {"name", "get_weather"},
        {"arguments", "{\"city\":\"Paris\"}"}},
       {{"type", "function_call_output"}, {"call_id", "call_7"}, {"output", "sunny"}}};
-  HttpResult r1 = s.Post("/v1/responses",
-                         {{"input", input}, {"tools", {WeatherTool()}}, {"temperature", 0}});
+  HttpResult r1 =
+      s.Post("/v1/responses", {{"input", input}, {"tools", {WeatherTool()}}, {"temperature", 0}});
   ASSERT_EQ(r1.status, 200) << r1.body;
   EXPECT_EQ(r1.json["output"][0]["content"][0]["text"], "Hello there!");
   const int prompt1 = r1.json["usage"]["input_tokens"].get<int>();
@@ -249,8 +252,8 @@ TEST_F(ResponsesHttpTest, ToolRoundTripSharesThePromptCacheAcrossTheThreeApis) {
   input3.push_back({{"role", "user"}, {"content", "Thanks!"}});
   input3.push_back({{"type", "message"}, {"role", "assistant"}, {"content", "Hello there!"}});
   input3.push_back({{"role", "user"}, {"content", "Bye."}});
-  HttpResult r3 = s.Post("/v1/responses",
-                         {{"input", input3}, {"tools", {WeatherTool()}}, {"temperature", 0}});
+  HttpResult r3 =
+      s.Post("/v1/responses", {{"input", input3}, {"tools", {WeatherTool()}}, {"temperature", 0}});
   ASSERT_EQ(r3.status, 200) << r3.body;
   EXPECT_GE(r3.json["usage"]["input_tokens_details"]["cached_tokens"].get<int>(), prompt2)
       << r3.body;
@@ -265,10 +268,9 @@ TEST_F(ResponsesHttpTest, BadRequestsAre400sNamingTheField) {
     EXPECT_TRUE(r.json["error"]["message"].is_string()) << r.body;
     return r;
   };
-  HttpResult r = expect_400({{"input", "hi"}, {"previous_response_id", "resp_1"}},
-                            "previous_response_id");
-  EXPECT_NE(r.json["error"]["message"].get<std::string>().find("not supported"),
-            std::string::npos);
+  HttpResult r =
+      expect_400({{"input", "hi"}, {"previous_response_id", "resp_1"}}, "previous_response_id");
+  EXPECT_NE(r.json["error"]["message"].get<std::string>().find("not supported"), std::string::npos);
   expect_400({{"model", "m"}}, "input");
   expect_400({{"input", Json::array()}}, "input");
   expect_400({{"input", 5}}, "input");
@@ -278,9 +280,9 @@ TEST_F(ResponsesHttpTest, BadRequestsAre400sNamingTheField) {
   expect_400({{"input", "hi"}, {"tools", {{{"type", "web_search"}}}}}, "tools[0].type");
   expect_400({{"input", "hi"}, {"max_output_tokens", 0}}, "max_output_tokens");
   expect_400({{"input", "hi"}, {"text", {{"format", {{"type", "json_object"}}}}}}, "text.format");
-  expect_400({{"input",
-               {{{"type", "function_call_output"}, {"call_id", "nope"}, {"output", "x"}}}}},
-             "input");
+  expect_400(
+      {{"input", {{{"type", "function_call_output"}, {"call_id", "nope"}, {"output", "x"}}}}},
+      "input");
 }
 
 }  // namespace
