@@ -99,6 +99,33 @@ std::optional<ApiError> Item(const json& item, const std::string& p, json& messa
   return std::nullopt;
 }
 
+// Hosted tools run by OpenAI's servers; reprise cannot run them, so the model
+// is not offered them (Codex always lists web_search).
+bool IsHostedTool(const std::string& type) {
+  return type.rfind("web_search", 0) == 0 || type == "file_search" || type == "code_interpreter" ||
+         type == "image_generation" || type.rfind("computer_use", 0) == 0 || type == "mcp";
+}
+
+// One function tool {type,name,description,parameters} -> the chat shape.
+std::optional<ApiError> FunctionTool(const json& t, const std::string& p, json* out) {
+  std::string name;
+  if (auto e = BlockString(t, "name", p, &name)) return e;
+  if (name.empty()) return InvalidParam(p + ".name", p + ".name must not be empty");
+  json fn = {{"name", name}};
+  if (const json* d = Field(t, "description")) {
+    if (!d->is_string()) return WrongType(p + ".description", "a string", *d);
+    fn["description"] = *d;
+  }
+  if (const json* params = Field(t, "parameters")) {
+    if (!params->is_object()) return WrongType(p + ".parameters", "a JSON Schema object", *params);
+    fn["parameters"] = *params;
+  }
+  out->push_back({{"type", "function"}, {"function", std::move(fn)}});
+  return std::nullopt;
+}
+
+// tools: function tools; namespace tools (groups of function tools, as Codex
+// sends them) are flattened; hosted tools are left out; anything else is a 400.
 std::optional<ApiError> Tools(const json& body, json* chat) {
   if (const json* tools = Field(body, "tools")) {
     if (!tools->is_array()) return WrongType("tools", "an array", *tools);
@@ -109,24 +136,26 @@ std::optional<ApiError> Tools(const json& body, json* chat) {
       if (!t.is_object()) return WrongType(p, "an object", t);
       std::string type;
       if (auto e = BlockString(t, "type", p, &type)) return e;
-      if (type != "function") {
-        return InvalidParam(p + ".type",
-                            "tool type '" + type + "' is not supported; only function tools are");
+      if (type == "function") {
+        if (auto e = FunctionTool(t, p, &out)) return e;
+      } else if (type == "namespace") {
+        const json* inner = Field(t, "tools");
+        if (inner == nullptr || !inner->is_array()) {
+          return InvalidParam(p + ".tools", p + ".tools must be an array of function tools");
+        }
+        for (size_t j = 0; j < inner->size(); ++j) {
+          const std::string q = StrFormat("%s.tools[%zu]", p.c_str(), j);
+          if (!(*inner)[j].is_object() || Field((*inner)[j], "type") == nullptr ||
+              (*inner)[j]["type"] != "function") {
+            return InvalidParam(q + ".type", q + ".type must be \"function\"");
+          }
+          if (auto e = FunctionTool((*inner)[j], q, &out)) return e;
+        }
+      } else if (!IsHostedTool(type)) {
+        return InvalidParam(p + ".type", "tool type '" + type +
+                                             "' is not supported (function and namespace tools "
+                                             "are; hosted tools such as web_search are left out)");
       }
-      std::string name;
-      if (auto e = BlockString(t, "name", p, &name)) return e;
-      if (name.empty()) return InvalidParam(p + ".name", p + ".name must not be empty");
-      json fn = {{"name", name}};
-      if (const json* d = Field(t, "description")) {
-        if (!d->is_string()) return WrongType(p + ".description", "a string", *d);
-        fn["description"] = *d;
-      }
-      if (const json* params = Field(t, "parameters")) {
-        if (!params->is_object())
-          return WrongType(p + ".parameters", "a JSON Schema object", *params);
-        fn["parameters"] = *params;
-      }
-      out.push_back({{"type", "function"}, {"function", std::move(fn)}});
     }
     if (!out.empty()) (*chat)["tools"] = std::move(out);
   }

@@ -14,13 +14,17 @@
 //     function_call_output {call_id,output}  -> a tool message
 //     reasoning {content|summary}     -> reasoning_content of the next
 //                                         assistant message
-//   tools [{type:function,name,description,parameters}] -> function tools
+//   tools [{type:function,name,description,parameters}] -> function tools;
+//     namespace tools (Codex) are flattened into their function tools; hosted
+//     tools (web_search, file_search, code_interpreter, ...) are left out:
+//     reprise cannot run them
 //   tool_choice, max_output_tokens, temperature, top_p, stream -> the chat fields
 //   reasoning, parallel_tool_calls, store, include, metadata, truncation,
 //   prompt_cache_key, user          -> accepted (nothing is stored)
 // Refused with a 400 naming the field: previous_response_id (reprise stores no
 // responses: send the whole conversation as input), item_reference items,
-// non-text content, non-function tools, text.format other than "text".
+// non-text content, other tool types (custom, local_shell), text.format
+// other than "text".
 #pragma once
 
 #include <nlohmann/json.hpp>

@@ -171,6 +171,20 @@ TEST(ResponsesToChatTest, MapsItemsIntoChatMessages) {
   EXPECT_EQ(chat["tools"][0],
             Json({{"type", "function"},
                   {"function", {{"name", "f"}, {"parameters", {{"type", "object"}}}}}}));
+  // Namespace tools are flattened, hosted tools left out.
+  const Json codex_tools =
+      Responses({{"input", "q"},
+                 {"tools",
+                  {{{"type", "function"}, {"name", "exec_command"}},
+                   {{"type", "namespace"},
+                    {"name", "multi_agent_v1"},
+                    {"tools", {{{"type", "function"}, {"name", "close_agent"}}}}},
+                   {{"type", "web_search"}, {"external_web_access", false}}}}});
+  EXPECT_EQ(codex_tools["tools"],
+            Json({{{"type", "function"}, {"function", {{"name", "exec_command"}}}},
+                  {{"type", "function"}, {"function", {{"name", "close_agent"}}}}}));
+  const Json hosted_only = Responses({{"input", "q"}, {"tools", {{{"type", "file_search"}}}}});
+  EXPECT_FALSE(hosted_only.contains("tools"));
   // A function_call with no assistant message before it gets its own.
   const Json alone = Responses(
       {{"input",

@@ -277,7 +277,7 @@ TEST_F(ResponsesHttpTest, BadRequestsAre400sNamingTheField) {
   expect_400({{"input", {{{"type", "item_reference"}, {"id", "x"}}}}}, "input[0].type");
   expect_400({{"input", {{{"role", "user"}, {"content", {{{"type", "input_image"}}}}}}}},
              "input[0].content[0].type");
-  expect_400({{"input", "hi"}, {"tools", {{{"type", "web_search"}}}}}, "tools[0].type");
+  expect_400({{"input", "hi"}, {"tools", {{{"type", "local_shell"}}}}}, "tools[0].type");
   expect_400({{"input", "hi"}, {"max_output_tokens", 0}}, "max_output_tokens");
   expect_400({{"input", "hi"}, {"text", {{"format", {{"type", "json_object"}}}}}}, "text.format");
   expect_400(
