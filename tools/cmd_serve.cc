@@ -244,8 +244,7 @@ void AddServeCommand(CLI::App& app, int& exit_code) {
                   "Tokens to generate when a request sets none (default: to the context end)");
   cmd->add_option("--parallel", o->parallel, "Sequences decoded together (default 4)");
   cmd->add_option("--threads,-t", o->threads, "Compute threads (default: physical cores)");
-  cmd->add_option("--api-key", o->api_key,
-                  "Require Authorization: Bearer KEY (or x-api-key: KEY)");
+  cmd->add_option("--api-key", o->api_key, "Require Authorization: Bearer KEY");
   cmd->add_option("--log-format", o->log_format, "text (default) or json");
   cmd->add_option("--temp", o->temp, "Default temperature (default 0.8)");
   cmd->add_option("--top-p", o->top_p, "Default top-p (default 0.95)");
