@@ -81,6 +81,7 @@ struct ServeOptions {
   int top_k = 40;
   float min_p = 0.05f;
   std::string chat_template_file;
+  bool keep_billing_header = false;
 };
 
 // MemAvailable from /proc/meminfo in bytes; 0 when unknown.
@@ -316,6 +317,7 @@ int RunServe(const ServeOptions& o) {
   sc.max_connections_per_client = o.max_connections_per_client;
   sc.idle_timeout_s = o.idle_timeout;
   sc.header_timeout_s = o.header_timeout;
+  sc.strip_billing_header = !o.keep_billing_header;
   sc.model_id = noise ? Basename(o.model) + "-random-weights-output-is-noise" : Basename(o.model);
   sc.model_description = cfg.name;
   sc.model_output_is_noise = noise;
@@ -422,6 +424,9 @@ void AddServeCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--min-p", o->min_p, "Default min-p (default 0.05)");
   cmd->add_option("--chat-template-file", o->chat_template_file,
                   "Jinja chat template overriding the model's tokenizer.chat_template");
+  cmd->add_flag("--keep-billing-header", o->keep_billing_header,
+                "/v1/messages: keep Claude Code's per-request x-anthropic-billing-header system "
+                "line (by default it is dropped so turns share the prompt cache)");
   cmd->callback([o, &exit_code] { exit_code = RunServe(*o); });
 }
 

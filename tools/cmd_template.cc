@@ -5,7 +5,8 @@
 //            --messages-file M.json [--tools-file T.json] [--add-generation-prompt]
 //            [--bos-token S] [--eos-token S] [--now YYYY-MM-DD]
 // M.json is an OpenAI `messages` array (or an object with "messages" and
-// optionally "tools"). With --model, bos/eos default to the model's token
+// optionally "tools"); content given as a list of text parts is joined into
+// one string, as the server does. With --model, bos/eos default to the model's token
 // strings; --chat-template-file overrides the model's template. Errors go to
 // stderr with exit code 1.
 #include <cstdio>
@@ -53,6 +54,27 @@ Result<Json> ReadJsonFile(const std::string& path, const char* flag) {
   return j;
 }
 
+// Content given as a list of text parts ([{"type":"text","text":..}, ..])
+// becomes their joined text, as the server normalizes it before rendering;
+// other part types are an error.
+Status JoinTextParts(Json& messages) {
+  for (size_t i = 0; i < messages.size(); ++i) {
+    Json& m = messages[i];
+    if (!m.is_object() || !m.contains("content") || !m["content"].is_array()) continue;
+    std::string text;
+    for (const Json& part : m["content"]) {
+      if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") ||
+          !part["text"].is_string()) {
+        return Errorf("messages[%zu].content: only text parts ({\"type\":\"text\",\"text\":..}) "
+                      "are supported", i);
+      }
+      text += part["text"].get<std::string>();
+    }
+    m["content"] = text;
+  }
+  return Status::Ok();
+}
+
 Result<std::string> Run(const TemplateArgs& args) {
   if (args.model.empty() && args.template_file.empty()) {
     return Status::Error("one of --model or --chat-template-file is required");
@@ -83,6 +105,7 @@ Result<std::string> Run(const TemplateArgs& args) {
     messages = messages.value("messages", Json());
   }
   if (!messages.is_array()) return Status::Error("--messages-file must hold a JSON array of messages");
+  RETURN_IF_ERROR(JoinTextParts(messages));
   if (!args.tools_file.empty()) {
     ASSIGN_OR_RETURN(tools, ReadJsonFile(args.tools_file, "--tools-file"));
   }

@@ -19,6 +19,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "server/anthropic_types.h"
 #include "server/header_watchdog.h"
 #include "server/server_internal.h"
 
@@ -38,6 +39,9 @@ constexpr Route kRoutes[] = {
     {"/chat/completions", "POST"},
     {"/v1/completions", "POST"},
     {"/completions", "POST"},
+    {"/v1/messages", "POST"},
+    {"/v1/messages/count_tokens", "POST"},
+    {"/v1/responses", "POST"},
     {"/v1/models", "GET"},
     {"/models", "GET"},
     {"/health", "GET"},
@@ -51,6 +55,7 @@ const char* AllowedMethod(const std::string& path) {
   for (const Route& r : kRoutes) {
     if (path == r.path) return r.method;
   }
+  if (path.rfind("/v1/models/", 0) == 0 && path.size() > 11) return "GET";  // one model
   return nullptr;
 }
 
@@ -167,7 +172,10 @@ constexpr int kLingerMs = 2000;
 }  // namespace
 
 void RespondAndClose(const httplib::Request& req, httplib::Response& res, const ApiError& error) {
-  const std::string body = ErrorBody(error);
+  // The body goes out here, before the route runs: in the route's error shape.
+  const std::string body = req.path.rfind("/v1/messages", 0) == 0
+                               ? AnthropicErrorBodyFrom(ErrorBody(error), error.http_status)
+                               : ErrorBody(error);
   res.status = error.http_status;
   res.set_header("Connection", "close");
   const int fd = ConnectionFd(req);
@@ -326,8 +334,14 @@ int ApiKeyIndex(const Server::Impl& s, const httplib::Request& req) {
   if (s.config.api_keys.empty()) return -1;
   const std::string auth = req.get_header_value("Authorization");
   constexpr const char kBearer[] = "Bearer ";
-  if (auth.rfind(kBearer, 0) != 0) return -1;
-  const std::string key = auth.substr(sizeof(kBearer) - 1);
+  std::string key;
+  if (auth.rfind(kBearer, 0) == 0) {
+    key = auth.substr(sizeof(kBearer) - 1);
+  } else if (req.has_header("x-api-key")) {  // Anthropic clients
+    key = req.get_header_value("x-api-key");
+  } else {
+    return -1;
+  }
   int found = -1;
   // Compare with every key (no early exit on the first match or mismatch).
   for (size_t i = 0; i < s.config.api_keys.size(); ++i) {
@@ -387,16 +401,18 @@ HandlerResponse Admit(Server::Impl& s, const httplib::Request& req, httplib::Res
     if (preflight) {
       res.status = 204;
       res.set_header("Access-Control-Allow-Methods", std::string(allowed) + ", OPTIONS");
-      res.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type");
+      res.set_header("Access-Control-Allow-Headers",
+                     "Authorization, Content-Type, x-api-key, anthropic-version, anthropic-beta");
       res.set_header("Access-Control-Max-Age", "600");
       return HandlerResponse::Handled;
     }
   }
   if (!s.config.api_keys.empty() && !IsPublic(req.path) && ApiKeyIndex(s, req) < 0) {
-    const bool sent = req.has_header("Authorization");
+    const bool sent = req.has_header("Authorization") || req.has_header("x-api-key");
     return Refuse(req, res,
                   Unauthorized(sent ? "invalid API key"
-                                    : "missing API key (send Authorization: Bearer KEY)"));
+                                    : "missing API key (send Authorization: Bearer KEY or "
+                                      "x-api-key: KEY)"));
   }
   if (is_post) {
     if (auto error = CheckBodyHeaders(s, req)) return Refuse(req, res, *error);

@@ -49,6 +49,8 @@ class Generation {
   const ApiError& error() const { return error_; }
   // "stop" or "length" (valid once done()).
   std::string finish_reason() const;
+  // The stop string that ended the generation; empty if none did.
+  const std::string& matched_stop() const { return stop_.matched_stop(); }
   UsageCounts usage() const;
   const engine::Usage& engine_usage() const { return engine_usage_; }
 

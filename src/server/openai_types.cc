@@ -448,7 +448,8 @@ json UsageJson(const UsageCounts& u) {
           {"total_tokens", u.prompt_tokens + u.completion_tokens},
           {"prompt_tokens_details",
            {{"cached_tokens", u.cached_tokens},
-            {"cached_tokens_from_disk", u.cached_tokens_from_disk}}}};
+            {"cached_tokens_from_disk", u.cached_tokens_from_disk}}},
+          {"completion_tokens_details", {{"reasoning_tokens", u.reasoning_tokens}}}};
 }
 
 namespace {

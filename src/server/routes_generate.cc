@@ -1,6 +1,7 @@
 // POST /v1/chat/completions and /v1/completions: parse, render, tokenize,
 // check against the context, submit to the engine, and answer as one JSON
-// response or as an SSE stream. A stream whose client goes away (a write
+// response or as an SSE stream. PrepareChatJob and SubmitJob (declared in
+// chat_pipeline.h) are the steps every chat front door shares. A stream whose client goes away (a write
 // fails) or a server that is stopping cancels the engine request, which
 // releases its KV blocks.
 // Tool calls are never invented: when tool_choice is "required" (or names a
@@ -16,6 +17,7 @@
 
 #include "core/log.h"
 #include "server/chat_output.h"
+#include "server/chat_pipeline.h"
 #include "server/generation.h"
 #include "server/server_internal.h"
 #include "server/sse.h"
@@ -28,19 +30,7 @@ using json = nlohmann::ordered_json;
 constexpr const char* kLog = "server";
 constexpr std::chrono::milliseconds kPoll{100};
 
-// A request ready for the engine.
-struct Job {
-  bool chat = true;
-  std::vector<int32_t> prompt;
-  GenerationOptions options;
-  std::string prompt_param;                  // "messages" or "prompt"
-  std::string echo;                          // completions with echo: the prompt text
-  std::optional<chat::OutputFormat> format;  // chat: tool calls / reasoning to parse out
-  bool tool_required = false;                // tool_choice "required"
-  std::string forced_function;               // tool_choice {"function":{"name":..}}
-  std::string cache_namespace;               // engine::Request::cache_namespace
-  ResponseMeta meta;
-};
+}  // namespace
 
 // The prompt-cache namespace of a request: its API key (by index in
 // --api-key order: no key text is kept in the cache) and its cache_salt.
@@ -67,6 +57,8 @@ std::string ToolChoiceWarning(const Job& job, const ChatOutput& output) {
   }
   return "";
 }
+
+namespace {
 
 int64_t NowUnixSeconds() {
   return std::chrono::duration_cast<std::chrono::seconds>(
@@ -113,6 +105,8 @@ std::optional<ApiError> CheckJob(Server::Impl& s, const Job& job) {
   return std::nullopt;
 }
 
+}  // namespace
+
 void LogRequest(const Job& job, const Generation& gen) {
   const engine::Usage& u = gen.engine_usage();
   const UsageCounts c = gen.usage();
@@ -128,6 +122,8 @@ void LogRequest(const Job& job, const Generation& gen) {
       c.completion_tokens, u.ttft_ms, tps, gen.failed() ? "error: " : gen.finish_reason().c_str(),
       gen.failed() ? gen.error().message.c_str() : "");
 }
+
+namespace {
 
 void RespondWhole(Server::Impl& s, const Job& job, Generation& gen, httplib::Response& res) {
   std::string text;
@@ -162,7 +158,9 @@ void RespondWhole(Server::Impl& s, const Job& job, Generation& gen, httplib::Res
     output.Feed(text);
     output.Finish();
     const std::string finish = output.has_tool_calls() ? "tool_calls" : gen.finish_reason();
-    json response = ChatCompletionJson(job.meta, output.Message(), finish, gen.usage(), lp);
+    UsageCounts usage = gen.usage();
+    usage.reasoning_tokens = ReasoningTokens(s.tok, output);
+    json response = ChatCompletionJson(job.meta, output.Message(), finish, usage, lp);
     const std::string warning = ToolChoiceWarning(job, output);
     if (!warning.empty()) {
       LOG_WARN(kLog, "%s: %s", job.meta.id.c_str(), warning.c_str());
@@ -246,7 +244,11 @@ void StreamTo(Server::Impl& s, const Job& job, Generation& gen, httplib::DataSin
         last["warning"] = warning;
       }
       out.Send(last);
-      if (usage_field) out.Send(ChatUsageChunkJson(job.meta, gen.usage()));
+      if (usage_field) {
+        UsageCounts usage = gen.usage();
+        usage.reasoning_tokens = ReasoningTokens(s.tok, output);
+        out.Send(ChatUsageChunkJson(job.meta, usage));
+      }
     } else {
       out.Send(with_usage_null(
           CompletionChunkJson(job.meta, "", gen.finish_reason(), nullptr, text_offset)));
@@ -256,11 +258,10 @@ void StreamTo(Server::Impl& s, const Job& job, Generation& gen, httplib::DataSin
   out.SendDone();
 }
 
-void Run(Server::Impl& s, Job job, httplib::Response& res) {
-  if (auto error = CheckJob(s, job)) {
-    RespondError(res, *error);
-    return;
-  }
+}  // namespace
+
+std::variant<std::shared_ptr<Generation>, ApiError> SubmitJob(Server::Impl& s, Job& job) {
+  if (auto error = CheckJob(s, job)) return *error;
   engine::Request request;
   request.prompt = job.prompt;
   request.max_tokens = job.options.max_tokens.value_or(0);
@@ -268,14 +269,22 @@ void Run(Server::Impl& s, Job job, httplib::Response& res) {
   request.ignore_eos = job.options.ignore_eos;
   request.cache_namespace = job.cache_namespace;
   engine::SubmitResult submitted = s.engine.Submit(std::move(request));
-  if (!submitted.ok()) {
-    RespondError(res, FromEngineError(submitted.code, submitted.status, job.prompt_param));
-    return;
-  }
+  if (!submitted.ok()) return FromEngineError(submitted.code, submitted.status, job.prompt_param);
   job.meta.created = NowUnixSeconds();
   job.meta.model = s.config.model_id;
-  auto gen = std::make_shared<Generation>(std::move(submitted.handle), s.tok, job.options,
-                                          job.prompt_param);
+  return std::make_shared<Generation>(std::move(submitted.handle), s.tok, job.options,
+                                      job.prompt_param);
+}
+
+namespace {
+
+void Run(Server::Impl& s, Job job, httplib::Response& res) {
+  auto submitted = SubmitJob(s, job);
+  if (auto* error = std::get_if<ApiError>(&submitted)) {
+    RespondError(res, *error);
+    return;
+  }
+  std::shared_ptr<Generation> gen = std::get<std::shared_ptr<Generation>>(std::move(submitted));
   if (!job.options.stream) {
     RespondWhole(s, job, *gen, res);
     return;
@@ -305,12 +314,20 @@ void HandleChatCompletions(Server::Impl& s, const httplib::Request& req, httplib
     RespondError(res, *e);
     return;
   }
-  ChatRequest& chat = std::get<ChatRequest>(parsed);
-  if (s.renderer == nullptr) {
-    RespondError(res, InvalidParam("messages",
-                                   "this model has no chat template; use /v1/completions with a "
-                                   "plain prompt"));
+  auto job = PrepareChatJob(s, req, std::get<ChatRequest>(parsed), "chatcmpl");
+  if (auto* e = std::get_if<ApiError>(&job)) {
+    RespondError(res, *e);
     return;
+  }
+  Run(s, std::get<Job>(std::move(job)), res);
+}
+
+std::variant<Job, ApiError> PrepareChatJob(Server::Impl& s, const httplib::Request& req,
+                                           ChatRequest& chat, const char* id_prefix) {
+  if (s.renderer == nullptr) {
+    return InvalidParam("messages",
+                        "this model has no chat template; use /v1/completions with a plain "
+                        "prompt");
   }
   const bool add_generation_prompt = chat.add_generation_prompt;
   const ChatRenderer& renderer = *s.renderer;
@@ -338,17 +355,11 @@ void HandleChatCompletions(Server::Impl& s, const httplib::Request& req, httplib
   MarkedPrompt prompt;
   if (s.config.special_tokens_in_content) {
     Result<std::string> text = render(chat.messages, chat.tools);
-    if (!text.ok()) {
-      RespondError(res, InvalidParam("messages", text.status().message()));
-      return;
-    }
+    if (!text.ok()) return InvalidParam("messages", text.status().message());
     prompt.text = std::move(*text);
   } else {
     Result<MarkedPrompt> marked = RenderMarkingUserText(s.tok, chat.messages, chat.tools, render);
-    if (!marked.ok()) {
-      RespondError(res, InvalidParam("messages", marked.status().message()));
-      return;
-    }
+    if (!marked.ok()) return InvalidParam("messages", marked.status().message());
     prompt = std::move(*marked);
   }
   const std::string* text = &prompt.text;
@@ -359,7 +370,7 @@ void HandleChatCompletions(Server::Impl& s, const httplib::Request& req, httplib
   job.options = std::move(chat.options);
   job.prompt_param = "messages";
   job.cache_namespace = CacheNamespace(s, req, job.options.cache_salt);
-  job.meta.id = s.NewId("chatcmpl");
+  job.meta.id = s.NewId(id_prefix);
   const bool has_tools = chat.tools.is_array() && !chat.tools.empty();
   job.format = s.renderer->OutputFormatFor(*text, has_tools);
   if (job.format && !has_tools) {
@@ -369,7 +380,7 @@ void HandleChatCompletions(Server::Impl& s, const httplib::Request& req, httplib
   if (has_tools && chat.tool_choice != "auto" && chat.tool_choice != "required") {
     job.forced_function = chat.tool_choice;  // ParseChatRequest kept only this function
   }
-  Run(s, std::move(job), res);
+  return job;
 }
 
 void HandleCompletions(Server::Impl& s, const httplib::Request& req, httplib::Response& res) {

@@ -1,4 +1,4 @@
-// Informational routes: /v1/models, /health, /metrics, /v1/cache, /tokenize,
+// Informational routes: /v1/models, /v1/models/{id}, /health, /metrics, /v1/cache, /tokenize,
 // /detokenize. Read-only views of the engine; none of them blocks on it.
 #include <string>
 #include <vector>
@@ -9,7 +9,9 @@ namespace reprise::server {
 
 using json = nlohmann::ordered_json;
 
-void HandleModels(Server::Impl& s, const httplib::Request&, httplib::Response& res) {
+namespace {
+
+json ModelJson(Server::Impl& s) {
   const engine::EngineStats st = s.engine.Stats();
   json model = {{"id", s.config.model_id},
                 {"object", "model"},
@@ -24,7 +26,24 @@ void HandleModels(Server::Impl& s, const httplib::Request&, httplib::Response& r
         "This is reprise's built-in demo model: random weights, so its output is noise. "
         "Serve a real model with `make run MODEL=path.gguf`.";
   }
-  RespondJson(res, {{"object", "list"}, {"data", json::array({model})}});
+  return model;
+}
+
+}  // namespace
+
+void HandleModels(Server::Impl& s, const httplib::Request&, httplib::Response& res) {
+  RespondJson(res, {{"object", "list"}, {"data", json::array({ModelJson(s)})}});
+}
+
+// GET /v1/models/{id}: the served model, or 404 for any other id.
+void HandleModel(Server::Impl& s, const httplib::Request& req, httplib::Response& res) {
+  const std::string id = req.matches.size() > 1 ? req.matches[1].str() : "";
+  if (id != s.config.model_id) {
+    RespondError(res, NotFound("model '" + id + "' does not exist; this server serves '" +
+                               s.config.model_id + "'"));
+    return;
+  }
+  RespondJson(res, ModelJson(s));
 }
 
 void HandleHealth(Server::Impl& s, const httplib::Request&, httplib::Response& res) {

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/log.h"
+#include "server/anthropic_types.h"
 #include "server/elastic_pool.h"
 #include "server/header_watchdog.h"
 #include "server/json_body.h"
@@ -51,6 +52,15 @@ ApiError ErrorForStatus(int status, const httplib::Request& req) {
   ApiError e = status >= 500 ? Internal("internal server error") : InvalidParam("", "bad request");
   e.http_status = status;
   return e;
+}
+
+// The Anthropic routes answer every error in Anthropic's shape, also the
+// OpenAI-shaped ones written by shared code (401, 404, 405, 413, bad JSON).
+// Runs in the error handler: before httplib sets Content-Length.
+void InRouteShape(const httplib::Request& req, httplib::Response& res) {
+  if (req.path.rfind("/v1/messages", 0) == 0) {
+    res.body = AnthropicErrorBodyFrom(res.body, res.status);
+  }
 }
 
 }  // namespace
@@ -136,20 +146,30 @@ Server::Server(engine::Engine& engine, const tokenizer::Tokenizer& tok,
     s.http.Post(path, bind_post(HandleCompletions));
   }
   for (const char* path : {"/v1/models", "/models"}) s.http.Get(path, bind(HandleModels));
+  s.http.Get(R"(/v1/models/(.+))", bind(HandleModel));
+  s.http.Post("/v1/messages", bind_post(HandleMessages));
+  s.http.Post("/v1/messages/count_tokens", bind_post(HandleCountTokens));
+  s.http.Post("/v1/responses", bind_post(HandleResponses));
   s.http.Get("/health", bind(HandleHealth));
   s.http.Get("/metrics", bind(HandleMetrics));
   s.http.Get("/v1/cache", bind(HandleCache));
   s.http.Post("/tokenize", bind_post(HandleTokenize));
   s.http.Post("/detokenize", bind_post(HandleDetokenize));
 
-  s.http.set_pre_routing_handler(
-      [p](const httplib::Request& req, httplib::Response& res) { return Admit(*p, req, res); });
+  s.http.set_pre_routing_handler([p](const httplib::Request& req, httplib::Response& res) {
+    const httplib::Server::HandlerResponse r = Admit(*p, req, res);
+    if (r == httplib::Server::HandlerResponse::Handled && res.status >= 400) {
+      InRouteShape(req, res);  // refusals on /v1/messages in Anthropic's error shape
+    }
+    return r;
+  });
   // Called for every response with status >= 400: fills in a JSON error
   // where the route did not write one (unknown route, 413, malformed HTTP).
   // (Unknown routes and methods are answered by Admit.)
   s.http.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
-    if (!res.body.empty() || res.content_provider_) return;
-    RespondError(res, ErrorForStatus(res.status, req));
+    if (res.content_provider_) return;
+    if (res.body.empty()) RespondError(res, ErrorForStatus(res.status, req));
+    InRouteShape(req, res);  // /v1/messages answers in Anthropic's error shape
   });
   s.http.set_exception_handler(
       [](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {

@@ -58,6 +58,10 @@ struct ServerConfig {
   bool model_output_is_noise = false;  // random-weight (demo) models
   int32_t n_vocab = 0;                 // the model's (for token ids and logit_bias)
   RequestDefaults defaults;            // --temp, --top-p, --top-k, --min-p, --max-tokens
+  // /v1/messages: drop Claude Code's per-request "x-anthropic-billing-header:"
+  // system line before rendering, so turns share their prefix
+  // (--keep-billing-header turns this off).
+  bool strip_billing_header = true;
 };
 
 class Server {

@@ -1,5 +1,6 @@
 // Internal to src/server: the state every route shares (Server::Impl) and the
 // route handlers, split by file — routes_generate.cc (chat and completions),
+// routes_messages.cc (/v1/messages), routes_responses.cc (/v1/responses),
 // routes_info.cc (models, health, metrics, cache, tokenize), admission.cc
 // (what every request must pass before its route runs: shutdown, Host,
 // Origin, API key, body framing and type; reading the body within the byte
@@ -91,7 +92,15 @@ std::optional<nlohmann::ordered_json> ParseJsonBody(const httplib::Request& req,
 void HandleChatCompletions(Server::Impl& s, const httplib::Request& req, httplib::Response& res);
 void HandleCompletions(Server::Impl& s, const httplib::Request& req, httplib::Response& res);
 
+// routes_messages.cc (Anthropic Messages API)
+void HandleMessages(Server::Impl& s, const httplib::Request& req, httplib::Response& res);
+void HandleCountTokens(Server::Impl& s, const httplib::Request& req, httplib::Response& res);
+
+// routes_responses.cc (OpenAI Responses API)
+void HandleResponses(Server::Impl& s, const httplib::Request& req, httplib::Response& res);
+
 // routes_info.cc
+void HandleModel(Server::Impl& s, const httplib::Request& req, httplib::Response& res);
 void HandleModels(Server::Impl& s, const httplib::Request& req, httplib::Response& res);
 void HandleHealth(Server::Impl& s, const httplib::Request& req, httplib::Response& res);
 void HandleMetrics(Server::Impl& s, const httplib::Request& req, httplib::Response& res);

@@ -22,9 +22,17 @@ std::string StopMatcher::Push(std::string_view text) {
   // Earliest complete stop string. pending_ never starts with text that was
   // already ruled out, so matches can only begin inside it.
   size_t first = std::string::npos;
-  for (const std::string& s : stops_) first = std::min(first, pending_.find(s));
+  const std::string* which = nullptr;
+  for (const std::string& s : stops_) {
+    const size_t at = pending_.find(s);
+    if (at < first) {
+      first = at;
+      which = &s;
+    }
+  }
   if (first != std::string::npos) {
     matched_ = true;
+    matched_stop_ = *which;
     std::string out = pending_.substr(0, first);
     pending_.clear();
     return out;

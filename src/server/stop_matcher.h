@@ -22,11 +22,15 @@ class StopMatcher {
   // End of generation: releases what is held back (nothing after a match).
   std::string Flush();
   bool matched() const { return matched_; }
+  // The stop string that matched (the one starting earliest in the text;
+  // ties go to the first listed); empty before a match.
+  const std::string& matched_stop() const { return matched_stop_; }
 
  private:
   std::vector<std::string> stops_;
   std::string pending_;  // held back: a suffix that may begin a stop string
   bool matched_ = false;
+  std::string matched_stop_;
 };
 
 }  // namespace reprise::server

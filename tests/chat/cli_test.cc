@@ -91,5 +91,22 @@ TEST(TemplateCli, UsesTheModelTemplateAndTokensAndFailsClearlyWithoutOne) {
   EXPECT_NE(r.err.find("/nonexistent.json"), std::string::npos) << r.err;
 }
 
+TEST(TemplateCli, ContentAsTextPartsRendersLikeAStringAndOtherPartsFail) {
+  REQUIRE_REPRISE_BINARY();
+  const std::string phi3 = FixturePath("vocab/ggml-vocab-phi-3.gguf");
+  REQUIRE_FIXTURE(phi3);
+  const std::string parts = TempDir() + "/cli_parts.json";
+  WriteFile(parts, R"([{"role": "user", "content": [{"type": "text", "text": "Hi "},
+                                                     {"type": "text", "text": "there"}]}])");
+  CliResult r = RunReprise({"template", "--model", phi3, "--messages-file", parts});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "<s><|user|>\nHi there<|end|>\n<|assistant|>\n");
+  WriteFile(parts, R"([{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}])");
+  r = RunReprise({"template", "--model", phi3, "--messages-file", parts});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(r.out.empty());
+  EXPECT_NE(r.err.find("only text parts"), std::string::npos) << r.err;
+}
+
 }  // namespace
 }  // namespace reprise::chat
