@@ -99,28 +99,10 @@ ErrorCode Scheduler::Validate(Request* r, Status* status) const {
   const int64_t ctx = config_.ctx_size;
   const int64_t cap_positions =
       static_cast<int64_t>(pool_->capacity_blocks()) * pool_->block_tokens();
-  if (r->max_tokens > 0) {
-    if (n + r->max_tokens > ctx) {
-      *status = Errorf(
-          "This model's maximum context length is %lld tokens. However, you requested %lld "
-          "tokens (%lld in the prompt, %d for the completion). Please reduce the length of the "
-          "prompt or of max_tokens.",
-          static_cast<long long>(ctx), static_cast<long long>(n + r->max_tokens),
-          static_cast<long long>(n), r->max_tokens);
-      return ErrorCode::kContextLengthExceeded;
-    }
-    if (n + r->max_tokens - 1 > cap_positions) {
-      *status = Errorf(
-          "prompt (%lld tokens) + max_tokens (%d) needs %lld bytes of KV cache, more than the "
-          "--prompt-cache-bytes budget of %lld bytes (%lld tokens); lower max_tokens or raise "
-          "--prompt-cache-bytes",
-          static_cast<long long>(n), r->max_tokens,
-          static_cast<long long>(BlocksFor(n + r->max_tokens - 1)) * pool_->block_bytes(),
-          static_cast<long long>(pool_->capacity_bytes()), static_cast<long long>(cap_positions));
-      return ErrorCode::kExceedsKvBudget;
-    }
-    return ErrorCode::kOk;
-  }
+  // Only a prompt that does not fit is refused; an output budget (max_tokens)
+  // that would pass the context or the KV budget is clamped to what is left,
+  // and the request ends with finish reason "length" there (agents ask for
+  // 32000 output tokens whatever the context).
   if (n >= ctx) {
     *status = Errorf(
         "This model's maximum context length is %lld tokens. However, your prompt has %lld "
@@ -137,8 +119,11 @@ ErrorCode Scheduler::Validate(Request* r, Status* status) const {
     return ErrorCode::kExceedsKvBudget;
   }
   int64_t max_tokens = ctx - n;
-  if (config_.default_max_tokens > 0)
+  if (r->max_tokens > 0) {
+    max_tokens = std::min<int64_t>(max_tokens, r->max_tokens);
+  } else if (config_.default_max_tokens > 0) {
     max_tokens = std::min<int64_t>(max_tokens, config_.default_max_tokens);
+  }
   max_tokens = std::min<int64_t>(max_tokens, cap_positions - n + 1);
   r->max_tokens = static_cast<int32_t>(max_tokens);
   return ErrorCode::kOk;

@@ -91,16 +91,16 @@ std::optional<ApiError> CheckJob(Server::Impl& s, const Job& job) {
   if (!valid.ok()) return FromSamplingError(valid);
   const int64_t ctx = s.engine.config().ctx_size;
   const int64_t n_prompt = static_cast<int64_t>(job.prompt.size());
-  const int64_t n_gen = job.options.max_tokens.value_or(0);
-  if (ctx > 0 && (n_prompt >= ctx || n_prompt + n_gen > ctx)) {
+  // Only a prompt that leaves no room is refused; max_tokens past the context
+  // is clamped by the engine (it finishes with "length" at the context's end).
+  if (ctx > 0 && n_prompt >= ctx) {
     return ContextLengthExceeded(
         job.prompt_param,
-        StrFormat("This model's maximum context length is %lld tokens. However, you requested "
-                  "%lld tokens (%lld in the %s, %lld in the completion). Please reduce the "
-                  "length of the %s or the completion.",
-                  static_cast<long long>(ctx), static_cast<long long>(n_prompt + n_gen),
-                  static_cast<long long>(n_prompt), job.prompt_param.c_str(),
-                  static_cast<long long>(n_gen), job.prompt_param.c_str()));
+        StrFormat("This model's maximum context length is %lld tokens. However, your %s "
+                  "take %lld tokens, which leaves no room for a completion. Please reduce the "
+                  "length of the %s.",
+                  static_cast<long long>(ctx), job.prompt_param.c_str(),
+                  static_cast<long long>(n_prompt), job.prompt_param.c_str()));
   }
   return std::nullopt;
 }

@@ -249,12 +249,28 @@ TEST_F(EngineTest, SubmitRefusesRequestsThatCannotFit) {
   auto e = MakeEngine(c);
   ASSERT_NE(e, nullptr);
   Request req;
-  req.prompt = Encode("Once upon a time");
-  req.max_tokens = 64;
+  // A prompt past the context is refused...
+  Tokens long_prompt;
+  for (int i = 0; i < 8; ++i) {
+    for (int32_t t : Encode("Once upon a time there was a girl")) long_prompt.push_back(t);
+  }
+  ASSERT_GE(long_prompt.size(), 64u);
+  req.prompt = long_prompt;
+  req.max_tokens = 4;
   SubmitResult s = e->Submit(req);
   EXPECT_FALSE(s.ok());
   EXPECT_EQ(s.code, ErrorCode::kContextLengthExceeded);
   EXPECT_STREQ(ErrorCodeName(s.code), "context_length_exceeded");
+  // ...while an output budget past it is clamped: the request runs to the
+  // context's end and finishes with "length".
+  req.prompt = Encode("Once upon a time");
+  req.max_tokens = 64;
+  req.ignore_eos = true;
+  SubmitResult clamped = e->Submit(req);
+  ASSERT_TRUE(clamped.ok()) << clamped.status.message();
+  Result1 cr = Collect(*clamped.handle);
+  EXPECT_EQ(cr.final_event.finish, FinishReason::kLength);
+  EXPECT_EQ(cr.final_event.usage.completion_tokens, 64 - static_cast<int>(req.prompt.size()));
   req.prompt.clear();
   EXPECT_EQ(e->Submit(req).code, ErrorCode::kInvalidRequest);
   req.prompt = {1, static_cast<int32_t>(loaded_->model->config().n_vocab)};
@@ -264,11 +280,12 @@ TEST_F(EngineTest, SubmitRefusesRequestsThatCannotFit) {
   small.cache_bytes = 2 * e->Stats().kv_bytes_per_token * small.block_tokens;  // 2 blocks
   auto e2 = MakeEngine(small);
   ASSERT_NE(e2, nullptr);
-  req.prompt = Encode("Once upon a time");
-  req.max_tokens = 40;
+  req.prompt = Tokens(long_prompt.begin(), long_prompt.begin() + 40);  // 40 > 32 positions
+  req.max_tokens = 4;
   s = e2->Submit(req);
   EXPECT_EQ(s.code, ErrorCode::kExceedsKvBudget);
   EXPECT_NE(s.status.message().find("prompt-cache-bytes"), std::string::npos);
+  req.prompt = Encode("Once upon a time");
   // Without max_tokens the request is limited to what fits.
   req.max_tokens = 0;
   req.ignore_eos = true;

@@ -387,11 +387,16 @@ TEST_F(SchedulerTest, ValidateRejectsBadRequestsWithTheirCodes) {
   EXPECT_EQ(check({}, 5).first, ErrorCode::kInvalidRequest);
   EXPECT_EQ(check({1, kVocab}, 5).first, ErrorCode::kInvalidRequest);
   EXPECT_EQ(check({1, -1}, 5).first, ErrorCode::kInvalidRequest);
-  EXPECT_EQ(check(Range(0, 30), 40).first, ErrorCode::kContextLengthExceeded);
+  // Only a prompt that does not fit is refused: the context (64), the budget (40).
   EXPECT_EQ(check(Range(0, 64), 0).first, ErrorCode::kContextLengthExceeded);
-  EXPECT_EQ(check(Range(0, 30), 20).first, ErrorCode::kExceedsKvBudget);  // 49 positions > 40
+  EXPECT_EQ(check(Range(0, 64), 5).first, ErrorCode::kContextLengthExceeded);
   EXPECT_EQ(check(Range(0, 41), 0).first, ErrorCode::kExceedsKvBudget);
+  EXPECT_EQ(check(Range(0, 41), 3).first, ErrorCode::kExceedsKvBudget);
+  // An output budget past the context or the KV budget is clamped to what is left.
+  EXPECT_EQ(check(Range(0, 30), 40), std::make_pair(ErrorCode::kOk, 11));  // budget: 40 positions
+  EXPECT_EQ(check(Range(0, 30), 20), std::make_pair(ErrorCode::kOk, 11));
   EXPECT_EQ(check(Range(0, 30), 11), std::make_pair(ErrorCode::kOk, 11));  // 40 positions fit
+  EXPECT_EQ(check(Range(0, 30), 4), std::make_pair(ErrorCode::kOk, 4));
   // Without max_tokens: up to what the context and the budget allow.
   EXPECT_EQ(check(Range(0, 30), 0), std::make_pair(ErrorCode::kOk, 11));
   Request bad;

@@ -131,7 +131,7 @@ test('errors surface as the SDK error classes with the parameter', async () => {
     client.chat.completions.create({ model: 'm', messages: [{ role: 'user', content: 'x' }], temperature: 9 }),
     (e) => e instanceof OpenAI.BadRequestError && e.status === 400 && e.param === 'temperature');
   await assert.rejects(
-    client.chat.completions.create({ model: 'm', messages: [{ role: 'user', content: 'x' }], max_tokens: 1e6 }),
+    client.chat.completions.create({ model: 'm', messages: [{ role: 'user', content: 'x'.repeat(5000) }], max_tokens: 8 }),
     (e) => e instanceof OpenAI.BadRequestError && e.code === 'context_length_exceeded');
   const wrongKey = new OpenAI({ baseURL: `${baseUrl}/v1`, apiKey: 'nope', maxRetries: 0 });
   await assert.rejects(wrongKey.models.list(), (e) => e instanceof OpenAI.AuthenticationError);

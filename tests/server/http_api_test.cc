@@ -255,9 +255,27 @@ TEST_F(HttpApiTest, UnknownFieldsAreIgnored) {
   EXPECT_EQ(S().Post("/v1/chat/completions", body).status, 200);
 }
 
+// Agents ask for max_tokens 32000 whatever the context: the budget is clamped
+// to what is left of the 1024-token context, and the reply ends with "length"
+// there (or earlier with "stop"), never a 400.
+TEST_F(HttpApiTest, AnOutputBudgetPastTheContextIsClamped) {
+  Json body = {{"messages", {{{"role", "user"}, {"content", "hello"}}}},
+               {"max_tokens", 32000},
+               {"temperature", 0}};
+  HttpResult r = S().Post("/v1/chat/completions", body);
+  ASSERT_EQ(r.status, 200) << r.body;
+  const std::string finish = r.json["choices"][0]["finish_reason"];
+  EXPECT_TRUE(finish == "length" || finish == "stop") << finish;
+  const int total = r.json["usage"]["total_tokens"];
+  EXPECT_LE(total, 1024);
+  if (finish == "length") EXPECT_EQ(total, 1024);
+  Json completion = {{"prompt", "hello"}, {"max_tokens", 100000}, {"temperature", 0}};
+  EXPECT_EQ(S().Post("/v1/completions", completion).status, 200);
+}
+
 TEST_F(HttpApiTest, ContextLengthExceeded) {
-  // The tiny model's context is 1024 tokens.
-  Json body = ChatBody("x", 5000);
+  // The tiny model's context is 1024 tokens: a prompt past it is refused.
+  Json body = ChatBody(std::string(1100, 'z'), 5);
   ExpectError(S().Post("/v1/chat/completions", body), 400, "messages", "context_length_exceeded");
   Json long_prompt = {{"prompt", std::string(1100, 'z')}, {"max_tokens", 1}};
   ExpectError(S().Post("/v1/completions", long_prompt), 400, "prompt", "context_length_exceeded");

@@ -307,7 +307,9 @@ TEST(PromptCacheHttpTest, NoLeakedBlocksAfterConcurrentMixedLoad) {
                      {"stream", (i % 2) == 0},
                      {"temperature", (t % 2) ? 0.0 : 0.9}};
         if (i == 3) body["stop"] = {"a", "b", "c"};
-        if (i == 4) body["max_tokens"] = 100000;  // refused: context_length_exceeded
+        if (i == 4) {  // a prompt past the context: refused with context_length_exceeded
+          body["messages"][1]["content"] = Text(t * 10 + i, 2000);
+        }
         if (i == 5) {                             // a client that walks away mid-stream
           httplib::Request req;
           req.method = "POST";
