@@ -117,23 +117,6 @@ bool OriginAllowed(const Server::Impl& s, const std::string& origin) {
   return false;
 }
 
-// The text of a socket address and its port.
-bool AddressOf(const sockaddr_storage& a, std::string* ip, int* port) {
-  char buf[INET6_ADDRSTRLEN] = {};
-  if (a.ss_family == AF_INET) {
-    const auto* in = reinterpret_cast<const sockaddr_in*>(&a);
-    inet_ntop(AF_INET, &in->sin_addr, buf, sizeof(buf));
-    *port = ntohs(in->sin_port);
-  } else if (a.ss_family == AF_INET6) {
-    const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&a);
-    inet_ntop(AF_INET6, &in6->sin6_addr, buf, sizeof(buf));
-    *port = ntohs(in6->sin6_port);
-  } else {
-    return false;
-  }
-  *ip = buf;
-  return true;
-}
 
 // The socket of the request's connection (httplib does not expose it),
 // found by its two addresses; -1 when not found.
@@ -150,7 +133,8 @@ int ConnectionFd(const httplib::Request& req) {
     if (getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_len) != 0) continue;
     std::string local_ip, peer_ip;
     int local_port = 0, peer_port = 0;
-    if (!AddressOf(local, &local_ip, &local_port) || !AddressOf(peer, &peer_ip, &peer_port)) {
+    if (!SocketAddressText(local, &local_ip, &local_port) ||
+        !SocketAddressText(peer, &peer_ip, &peer_port)) {
       continue;
     }
     if (local_port == req.local_port && peer_port == req.remote_port &&

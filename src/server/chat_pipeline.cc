@@ -14,7 +14,6 @@ namespace {
 
 using json = nlohmann::ordered_json;
 constexpr const char* kLog = "server";
-constexpr std::chrono::milliseconds kPoll{100};
 
 std::string ToolIdPrefix(const Job& job) {
   return "call_" + job.meta.id.substr(job.meta.id.find('-') + 1) + "_";
@@ -51,13 +50,8 @@ void RespondWhole(Server::Impl& s, const Job& job, Generation& gen, ChatWire& wi
   bool more = true;
   bool aborted = false;  // past --shutdown-timeout: ended with an error, never a fake finish
   while (more) {
-    delta.Clear();
-    more = gen.Next(&delta, kPoll);
+    more = NextOrAbort(s, gen, &delta, &aborted);
     text += delta.text;
-    if (more && !aborted && s.Aborting()) {
-      aborted = true;
-      gen.Cancel();
-    }
   }
   s.metrics.CountGenerationFinished();
   LogRequest(job, gen);
@@ -84,14 +78,9 @@ void StreamTo(Server::Impl& s, const Job& job, Generation& gen, ChatWire& wire) 
   bool more = true;
   bool aborted = false;
   while (more) {
-    delta.Clear();
-    more = gen.Next(&delta, kPoll);
+    more = NextOrAbort(s, gen, &delta, &aborted);
     if (!delta.text.empty()) wire.Deltas(output.Feed(delta.text));
     if (!wire.ok()) gen.Cancel();  // the client is gone
-    if (more && !aborted && s.Aborting()) {
-      aborted = true;
-      gen.Cancel();
-    }
   }
   s.metrics.CountGenerationFinished();
   LogRequest(job, gen);

@@ -50,6 +50,12 @@ struct Job {
 
 // Renders and tokenizes a parsed chat request into a Job whose id is
 // NewId(id_prefix). Errors: no chat template, a template failure (400).
+// The next delta of `gen` (Generation::Next with the routes' poll period);
+// once the shutdown deadline has passed, cancels the generation and sets
+// *aborted (the caller then ends the reply with an error, never a finish).
+// False once the generation has ended.
+bool NextOrAbort(Server::Impl& s, Generation& gen, GenerationDelta* delta, bool* aborted);
+
 // `req` supplies the tenant (API key) for the cache namespace.
 std::variant<Job, ApiError> PrepareChatJob(Server::Impl& s, const httplib::Request& req,
                                            ChatRequest& chat, const char* id_prefix);

@@ -16,23 +16,6 @@ namespace {
 
 constexpr std::chrono::milliseconds kScanEvery{250};
 
-// The address text and port of a socket address; false for other families.
-bool Split(const sockaddr_storage& a, std::string* ip, int* port) {
-  char buf[INET6_ADDRSTRLEN] = {};
-  if (a.ss_family == AF_INET) {
-    const auto* in = reinterpret_cast<const sockaddr_in*>(&a);
-    inet_ntop(AF_INET, &in->sin_addr, buf, sizeof(buf));
-    *port = ntohs(in->sin_port);
-  } else if (a.ss_family == AF_INET6) {
-    const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&a);
-    inet_ntop(AF_INET6, &in6->sin6_addr, buf, sizeof(buf));
-    *port = ntohs(in6->sin6_port);
-  } else {
-    return false;
-  }
-  *ip = buf;
-  return true;
-}
 
 // The peer key of a connected socket on `port`; "" otherwise.
 std::string ConnectedPeer(int fd, int port) {
@@ -41,10 +24,10 @@ std::string ConnectedPeer(int fd, int port) {
   if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_len) != 0) return "";
   std::string ip;
   int local_port = 0;
-  if (!Split(local, &ip, &local_port) || local_port != port) return "";
+  if (!SocketAddressText(local, &ip, &local_port) || local_port != port) return "";
   if (getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_len) != 0) return "";
   int peer_port = 0;
-  if (!Split(peer, &ip, &peer_port)) return "";
+  if (!SocketAddressText(peer, &ip, &peer_port)) return "";
   return PeerKey(ip, peer_port);
 }
 
@@ -99,6 +82,23 @@ void HeaderWatchdog::Loop() {
     first_seen.swap(next);
     lock.lock();
   }
+}
+
+bool SocketAddressText(const sockaddr_storage& a, std::string* ip, int* port) {
+  char buf[INET6_ADDRSTRLEN] = {};
+  if (a.ss_family == AF_INET) {
+    const auto* in = reinterpret_cast<const sockaddr_in*>(&a);
+    inet_ntop(AF_INET, &in->sin_addr, buf, sizeof(buf));
+    *port = ntohs(in->sin_port);
+  } else if (a.ss_family == AF_INET6) {
+    const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&a);
+    inet_ntop(AF_INET6, &in6->sin6_addr, buf, sizeof(buf));
+    *port = ntohs(in6->sin6_port);
+  } else {
+    return false;
+  }
+  *ip = buf;
+  return true;
 }
 
 }  // namespace reprise::server

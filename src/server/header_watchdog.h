@@ -13,6 +13,8 @@
 // sent a request is never touched; Stop() joins the thread.
 #pragma once
 
+#include <sys/socket.h>
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -22,6 +24,10 @@
 #include <thread>
 
 namespace reprise::server {
+
+// The address text and port of a socket address (IPv4 or IPv6); false for
+// other families. Shared with admission.cc's per-connection lookups.
+bool SocketAddressText(const sockaddr_storage& a, std::string* ip, int* port);
 
 class HeaderWatchdog {
  public:

@@ -107,6 +107,16 @@ std::optional<ApiError> CheckJob(Server::Impl& s, const Job& job) {
 
 }  // namespace
 
+bool NextOrAbort(Server::Impl& s, Generation& gen, GenerationDelta* delta, bool* aborted) {
+  delta->Clear();
+  const bool more = gen.Next(delta, kPoll);
+  if (more && !*aborted && s.Aborting()) {
+    *aborted = true;
+    gen.Cancel();
+  }
+  return more;
+}
+
 void LogRequest(const Job& job, const Generation& gen) {
   const engine::Usage& u = gen.engine_usage();
   const UsageCounts c = gen.usage();
@@ -132,14 +142,9 @@ void RespondWhole(Server::Impl& s, const Job& job, Generation& gen, httplib::Res
   bool more = true;
   bool aborted = false;
   while (more) {
-    delta.Clear();
-    more = gen.Next(&delta, kPoll);
+    more = NextOrAbort(s, gen, &delta, &aborted);
     text += delta.text;
     for (TokenLogprob& lp : delta.logprobs) logprobs.push_back(std::move(lp));
-    if (more && !aborted && s.Aborting()) {
-      aborted = true;
-      gen.Cancel();
-    }
   }
   s.metrics.CountGenerationFinished();
   LogRequest(job, gen);
@@ -212,14 +217,9 @@ void StreamTo(Server::Impl& s, const Job& job, Generation& gen, httplib::DataSin
   bool more = true;
   bool aborted = false;
   while (more) {
-    delta.Clear();
-    more = gen.Next(&delta, kPoll);
+    more = NextOrAbort(s, gen, &delta, &aborted);
     send_delta();
     if (!out.ok()) gen.Cancel();  // the client is gone
-    if (more && !aborted && s.Aborting()) {
-      aborted = true;
-      gen.Cancel();
-    }
   }
   s.metrics.CountGenerationFinished();
   LogRequest(job, gen);
