@@ -1,6 +1,7 @@
 // Python semantics of Jinja operators, iteration, len(), subscripts and
 // slices (see builtins.h). Strings index and slice by code point.
 #include <cmath>
+#include <cstdint>
 
 #include "chat/builtins.h"
 
@@ -12,12 +13,45 @@ namespace {
                  r.TypeName() + "'");
 }
 
-Value NumberResult(double f, bool as_float, int64_t i) { return as_float ? Value::Float(f) : Value::Int(i); }
+// Integers are 64-bit here (Python's are unbounded): a result that does not
+// fit is a template error, never undefined behaviour.
+[[noreturn]] void FailOverflow(int line) {
+  Fail(line, "OverflowError: integer result out of the 64-bit range");
+}
 
-int64_t FloorDiv(int64_t a, int64_t b) {
+int64_t CheckedAdd(int64_t a, int64_t b, int line) {
+  int64_t r;
+  if (__builtin_add_overflow(a, b, &r)) FailOverflow(line);
+  return r;
+}
+int64_t CheckedSub(int64_t a, int64_t b, int line) {
+  int64_t r;
+  if (__builtin_sub_overflow(a, b, &r)) FailOverflow(line);
+  return r;
+}
+int64_t CheckedMul(int64_t a, int64_t b, int line) {
+  int64_t r;
+  if (__builtin_mul_overflow(a, b, &r)) FailOverflow(line);
+  return r;
+}
+
+// Python's a // b for b != 0.
+int64_t FloorDiv(int64_t a, int64_t b, int line) {
+  if (a == INT64_MIN && b == -1) FailOverflow(line);
   int64_t q = a / b;
   if ((a % b != 0) && ((a < 0) != (b < 0))) --q;
   return q;
+}
+
+// a ** b for b >= 0, by squaring (O(log b) steps whatever b is).
+int64_t CheckedPow(int64_t a, int64_t b, int line) {
+  int64_t result = 1;
+  while (b > 0) {
+    if (b & 1) result = CheckedMul(result, a, line);
+    b >>= 1;
+    if (b > 0) a = CheckedMul(a, a, line);
+  }
+  return result;
 }
 
 constexpr size_t kMaxRepeatBytes = size_t{64} << 20;
@@ -52,7 +86,10 @@ Value BinaryOp(const std::string& op, const Value& l, const Value& r, int line) 
   const bool nums = l.is_number() && r.is_number();
   const bool any_float = l.is_float() || r.is_float();
   if (op == "+") {
-    if (nums) return NumberResult(l.number() + r.number(), any_float, l.int_value() + r.int_value());
+    if (nums) {
+      return any_float ? Value::Float(l.number() + r.number())
+                       : Value::Int(CheckedAdd(l.int_value(), r.int_value(), line));
+    }
     if (l.is_string() && r.is_string()) {
       if (l.is_markup() == r.is_markup()) return Value::StringLike(l.str() + r.str(), l.is_markup());
       // Markup + str escapes the str (either side).
@@ -71,11 +108,17 @@ Value BinaryOp(const std::string& op, const Value& l, const Value& r, int line) 
     FailOperands("+", l, r, line);
   }
   if (op == "-") {
-    if (nums) return NumberResult(l.number() - r.number(), any_float, l.int_value() - r.int_value());
+    if (nums) {
+      return any_float ? Value::Float(l.number() - r.number())
+                       : Value::Int(CheckedSub(l.int_value(), r.int_value(), line));
+    }
     FailOperands("-", l, r, line);
   }
   if (op == "*") {
-    if (nums) return NumberResult(l.number() * r.number(), any_float, l.int_value() * r.int_value());
+    if (nums) {
+      return any_float ? Value::Float(l.number() * r.number())
+                       : Value::Int(CheckedMul(l.int_value(), r.int_value(), line));
+    }
     if (IsSequence(l) && (r.is_int() || r.is_bool())) return Repeat(l, r.int_value(), line);
     if (IsSequence(r) && (l.is_int() || l.is_bool())) return Repeat(r, l.int_value(), line);
     FailOperands("*", l, r, line);
@@ -89,7 +132,7 @@ Value BinaryOp(const std::string& op, const Value& l, const Value& r, int line) 
     if (!nums) FailOperands("//", l, r, line);
     if (r.number() == 0) Fail(line, "ZeroDivisionError: integer division or modulo by zero");
     if (any_float) return Value::Float(std::floor(l.number() / r.number()));
-    return Value::Int(FloorDiv(l.int_value(), r.int_value()));
+    return Value::Int(FloorDiv(l.int_value(), r.int_value(), line));
   }
   if (op == "%") {
     if (!nums) FailOperands("%", l, r, line);
@@ -99,15 +142,17 @@ Value BinaryOp(const std::string& op, const Value& l, const Value& r, int line) 
       if (m != 0 && ((m < 0) != (r.number() < 0))) m += r.number();
       return Value::Float(m);
     }
-    int64_t a = l.int_value(), b = r.int_value();
-    return Value::Int(a - FloorDiv(a, b) * b);
+    // Python's sign rule from the C remainder (|m| < |b|: nothing overflows,
+    // INT64_MIN % -1 included).
+    const int64_t a = l.int_value(), b = r.int_value();
+    int64_t m = b == -1 ? 0 : a % b;
+    if (m != 0 && ((m < 0) != (b < 0))) m += b;
+    return Value::Int(m);
   }
   if (op == "**") {
     if (!nums) FailOperands("** or pow()", l, r, line);
     if (!any_float && r.int_value() >= 0) {
-      int64_t result = 1;
-      for (int64_t i = 0; i < r.int_value(); ++i) result *= l.int_value();
-      return Value::Int(result);
+      return Value::Int(CheckedPow(l.int_value(), r.int_value(), line));
     }
     return Value::Float(std::pow(l.number(), r.number()));
   }
@@ -117,7 +162,7 @@ Value BinaryOp(const std::string& op, const Value& l, const Value& r, int line) 
 Value Negate(const Value& v, int line) {
   if (v.is_undefined()) FailUndefined(v, line);
   if (v.is_float()) return Value::Float(-v.number());
-  if (v.is_number()) return Value::Int(-v.int_value());
+  if (v.is_number()) return Value::Int(CheckedSub(0, v.int_value(), line));
   Fail(line, "TypeError: bad operand type for unary -: '" + v.TypeName() + "'");
 }
 

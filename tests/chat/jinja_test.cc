@@ -237,6 +237,25 @@ TEST(JinjaErrors, DeepMacroRecursionIsAnErrorNotACrash) {
   EXPECT_NE(r.status().message().find("RecursionError"), std::string::npos);
 }
 
+// Found by the jinja fuzz target (UBSan: signed overflow in "-"): integers
+// are 64-bit, so results past the range are a template error, never
+// undefined behaviour; ** by squaring never loops for long.
+TEST(JinjaErrors, IntegerOverflowIsAnErrorAndPowIsFast) {
+  for (const char* src : {"{{ 4 - (-9223372036854775807) }}", "{{ 9223372036854775807 + 1 }}",
+                          "{{ 4611686018427387904 * 2 }}", "{{ -(-9223372036854775807 - 1) }}",
+                          "{{ (-9223372036854775807 - 1) // -1 }}", "{{ 2 ** 999999999999 }}"}) {
+    auto r = TryRender(src);
+    ASSERT_FALSE(r.ok()) << src;
+    EXPECT_NE(r.status().message().find("OverflowError"), std::string::npos) << src;
+  }
+  EXPECT_EQ(R("{{ 1 ** 999999999999999 }}"), "1");
+  EXPECT_EQ(R("{{ (-1) ** 999999999999999 }}"), "-1");
+  EXPECT_EQ(R("{{ 3 ** 4 }},{{ -7 // 2 }},{{ -7 % 3 }},{{ 7 % -3 }}"), "81,-4,2,-2");
+  EXPECT_EQ(R("{{ (-9223372036854775807 - 1) % -1 }},{{ (-9223372036854775807 - 1) % 3 }}"),
+            "0,1");
+  EXPECT_EQ(R("{{ 9223372036854775806 + 1 }}"), "9223372036854775807");
+}
+
 TEST(ChatTemplateApi, RendersMessagesToolsAndSpecialTokens) {
   auto t = ChatTemplate::Parse(
       "{{ bos_token }}{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}"
