@@ -127,18 +127,10 @@ void ServeChat(Server::Impl& s, Job job, std::shared_ptr<ChatWire> wire, httplib
   }
   auto shared_job = std::make_shared<Job>(std::move(job));
   Server::Impl* sp = &s;
-  res.status = 200;
-  res.set_header("Cache-Control", "no-cache");
-  res.set_header("X-Accel-Buffering", "no");
-  res.set_chunked_content_provider(
-      "text/event-stream",
-      [sp, shared_job, gen, wire](size_t /*offset*/, httplib::DataSink& sink) {
-        wire->set_writer([&sink](const char* data, size_t size) { return sink.write(data, size); });
-        StreamTo(*sp, *shared_job, *gen, *wire);
-        sink.done();
-        return true;
-      },
-      [gen](bool /*success*/) { gen->Cancel(); });  // no-op once finished
+  StreamEvents(res, gen, [sp, shared_job, gen, wire](httplib::DataSink& sink) {
+    wire->set_writer([&sink](const char* data, size_t size) { return sink.write(data, size); });
+    StreamTo(*sp, *shared_job, *gen, *wire);
+  });
 }
 
 }  // namespace reprise::server

@@ -56,6 +56,12 @@ struct Job {
 // False once the generation has ended.
 bool NextOrAbort(Server::Impl& s, Generation& gen, GenerationDelta* delta, bool* aborted);
 
+// Answers 200 with an SSE stream that `write` fills (once, on httplib's
+// thread); `gen` is cancelled when the stream is released (a no-op once it
+// has finished, so a vanished client stops its generation).
+void StreamEvents(httplib::Response& res, std::shared_ptr<Generation> gen,
+                  std::function<void(httplib::DataSink&)> write);
+
 // `req` supplies the tenant (API key) for the cache namespace.
 std::variant<Job, ApiError> PrepareChatJob(Server::Impl& s, const httplib::Request& req,
                                            ChatRequest& chat, const char* id_prefix);

@@ -291,20 +291,27 @@ void Run(Server::Impl& s, Job job, httplib::Response& res) {
   }
   auto shared_job = std::make_shared<Job>(std::move(job));
   Server::Impl* sp = &s;
+  StreamEvents(res, gen, [sp, shared_job, gen](httplib::DataSink& sink) {
+    StreamTo(*sp, *shared_job, *gen, sink);
+  });
+}
+
+}  // namespace
+
+void StreamEvents(httplib::Response& res, std::shared_ptr<Generation> gen,
+                  std::function<void(httplib::DataSink&)> write) {
   res.status = 200;
   res.set_header("Cache-Control", "no-cache");
   res.set_header("X-Accel-Buffering", "no");
   res.set_chunked_content_provider(
       "text/event-stream",
-      [sp, shared_job, gen](size_t /*offset*/, httplib::DataSink& sink) {
-        StreamTo(*sp, *shared_job, *gen, sink);
+      [write = std::move(write)](size_t /*offset*/, httplib::DataSink& sink) {
+        write(sink);
         sink.done();
         return true;
       },
       [gen](bool /*success*/) { gen->Cancel(); });  // no-op once finished
 }
-
-}  // namespace
 
 void HandleChatCompletions(Server::Impl& s, const httplib::Request& req, httplib::Response& res) {
   std::optional<json> body = ParseJsonBody(req, res);
