@@ -118,6 +118,7 @@ void Engine::Impl::Publish() {
   st.prompt_tokens_total = c.prompt_tokens_total;
   st.prompt_tokens_cached_total = c.prompt_tokens_cached_total;
   st.generated_tokens_total = c.generated_tokens_total;
+  st.preemptions_total = c.preemptions_total;
   st.active = s.active();
   st.queued = s.waiting();
   st.kv_bytes_in_use = s.pool().bytes_in_use();

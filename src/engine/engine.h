@@ -6,10 +6,11 @@
 // stop string, call Cancel(): what was computed still goes into the cache).
 //
 // Memory: the pool's capacity is config.cache_bytes and holds both cached
-// entries and in-flight sequences, so KV memory never exceeds it. A request is
-// admitted only when the worst case of every in-flight request (prompt +
-// max_tokens) fits in the pool, so no admitted request ever waits for memory
-// mid-generation; one that could never fit is refused at Submit. With a disk
+// entries and in-flight sequences, so KV memory never exceeds it. KV is
+// reserved as sequences grow; when they outgrow the pool the newest is
+// preempted (its KV kept in the cache) and resumes later, bit-identical
+// (engine/scheduler.h). Only a prompt that could never fit is refused at
+// Submit; an output budget past the context or the pool is clamped. With a disk
 // tier (config.disk_dir) cached blocks evicted from the pool are demoted to
 // files there (own byte bound, config.disk_bytes) and promoted back by a later
 // hit; at shutdown the RAM cache is written out, so a restart finds it.
@@ -161,6 +162,7 @@ struct EngineStats {
   int64_t prompt_tokens_total = 0;
   int64_t prompt_tokens_cached_total = 0;
   int64_t generated_tokens_total = 0;
+  int64_t preemptions_total = 0;
   int32_t active = 0;  // sequences being prefilled or decoded
   int32_t queued = 0;  // waiting for admission
   // KV memory (exact: allocated blocks)

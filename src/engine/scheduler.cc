@@ -23,14 +23,18 @@ struct Scheduler::Sequence {
   std::vector<int32_t> tokens;  // the prompt, then every sampled token
   kv::SeqBlocks kv;             // KV of tokens[0, kv.n_tokens)
   int32_t n_prompt = 0;
+  int32_t n_fill = 0;  // tokens to prefill before decoding: the prompt, or all
+                       // tokens so far when readmitted after a preemption
   int32_t n_cached = 0;
   int32_t n_cached_lower = 0;   // of n_cached, read back from the lower tier
   int32_t n_generated = 0;      // tokens streamed (end-of-generation excluded)
-  int32_t reserved_blocks = 0;  // 0 until admitted
+  int32_t reserved_blocks = 0;  // 0 until admitted (and while preempted)
+  bool admitted_once = false;
   std::unique_ptr<Sampler> sampler;
   int64_t submit_us = 0, admit_us = 0, first_token_us = 0, last_token_us = 0;
   int32_t step_first = 0, step_count = 0;  // positions run in the current batch
   bool ended = false;
+  bool preempted = false;  // in active_, to be moved back to waiting_ by Reap
 };
 
 Result<std::unique_ptr<Scheduler>> Scheduler::Create(const SchedulerConfig& config,
@@ -135,6 +139,7 @@ void Scheduler::Enqueue(Request request, std::shared_ptr<RequestHandle::State> s
   seq->id = next_id_++;
   seq->tokens = request.prompt;
   seq->n_prompt = static_cast<int32_t>(request.prompt.size());
+  seq->n_fill = seq->n_prompt;
   seq->request = std::move(request);
   seq->state = std::move(state);
   seq->submit_us = NowMicros();
@@ -144,21 +149,68 @@ void Scheduler::Enqueue(Request request, std::shared_ptr<RequestHandle::State> s
 void Scheduler::Admit() {
   while (!waiting_.empty() && static_cast<int>(active_.size()) < config_.max_parallel) {
     Sequence& s = *waiting_.front();
-    const int32_t need = BlocksFor(static_cast<int64_t>(s.n_prompt) + s.request.max_tokens - 1);
+    // The positions this admission writes before it must grow: the tokens
+    // to prefill and the first decode's (never past the request's last).
+    const int64_t last_position = static_cast<int64_t>(s.n_prompt) + s.request.max_tokens - 1;
+    const int32_t need = BlocksFor(std::min<int64_t>(s.n_fill + 1, last_position));
     CHECK(need <= pool_->capacity_blocks());  // Validate refuses what can never fit
     if (reserved_blocks_ + need > pool_->capacity_blocks()) break;  // wait for memory (FIFO)
-    kv::CacheHit hit = cache_->Acquire(s.tokens, s.n_prompt - 1, s.request.cache_namespace);
+    kv::CacheHit hit = cache_->Acquire(s.tokens, s.n_fill - 1, s.request.cache_namespace);
     s.kv = std::move(hit.seq);
-    s.n_cached = hit.n_cached;
-    s.n_cached_lower = hit.n_lower_tokens;
     s.reserved_blocks = need;
     reserved_blocks_ += need;
-    s.sampler = std::make_unique<Sampler>(s.request.sampling, config_.n_vocab);
-    for (int32_t t : s.tokens) s.sampler->Accept(t, /*is_prompt=*/true);
-    s.admit_us = NowMicros();
+    if (!s.admitted_once) {
+      s.admitted_once = true;
+      s.n_cached = hit.n_cached;
+      s.n_cached_lower = hit.n_lower_tokens;
+      s.sampler = std::make_unique<Sampler>(s.request.sampling, config_.n_vocab);
+      for (int32_t t : s.tokens) s.sampler->Accept(t, /*is_prompt=*/true);
+      s.admit_us = NowMicros();
+    }
     active_.push_back(std::move(waiting_.front()));
     waiting_.pop_front();
   }
+}
+
+bool Scheduler::Reserve(Sequence& s, int32_t blocks) {
+  while (s.reserved_blocks < blocks) {
+    if (reserved_blocks_ < pool_->capacity_blocks()) {
+      ++s.reserved_blocks;
+      ++reserved_blocks_;
+      continue;
+    }
+    Sequence* victim = nullptr;
+    for (auto it = active_.rbegin(); it != active_.rend(); ++it) {
+      Sequence& v = **it;
+      if (!v.ended && !v.preempted && v.reserved_blocks > 0) {
+        victim = &v;
+        break;
+      }
+    }
+    CHECK(victim != nullptr);  // s itself holds a reservation
+    Preempt(*victim);
+    if (victim == &s) return false;
+  }
+  return true;
+}
+
+void Scheduler::Preempt(Sequence& seq) {
+  CHECK(!seq.ended && !seq.preempted);
+  if (seq.kv.n_tokens > 0) {
+    cache_->Insert(std::span<const int32_t>(seq.tokens).first(seq.kv.n_tokens), seq.kv,
+                   seq.request.cache_namespace);
+  }
+  for (int32_t b : seq.kv.blocks) pool_->Unref(b);
+  seq.kv = kv::SeqBlocks();
+  reserved_blocks_ -= seq.reserved_blocks;
+  seq.reserved_blocks = 0;
+  seq.n_fill = static_cast<int32_t>(seq.tokens.size());
+  seq.step_count = 0;
+  seq.preempted = true;
+  ++counters_.preemptions_total;
+  LOG_DEBUG("engine", "request %lld preempted at %d tokens (KV reserved %d of %d blocks)",
+            static_cast<long long>(seq.id), seq.n_fill, reserved_blocks_,
+            pool_->capacity_blocks());
 }
 
 void Scheduler::Finish(Sequence& seq, FinishReason reason, ErrorCode code, const Status& error) {
@@ -171,7 +223,7 @@ void Scheduler::Finish(Sequence& seq, FinishReason reason, ErrorCode code, const
   for (int32_t b : seq.kv.blocks) pool_->Unref(b);
   seq.kv = kv::SeqBlocks();
   reserved_blocks_ -= seq.reserved_blocks;
-  const bool admitted = seq.reserved_blocks > 0;
+  const bool admitted = seq.admitted_once;
   seq.reserved_blocks = 0;
 
   Event ev;
@@ -211,6 +263,14 @@ void Scheduler::Finish(Sequence& seq, FinishReason reason, ErrorCode code, const
 void Scheduler::Reap() {
   std::erase_if(active_, [](const std::unique_ptr<Sequence>& s) { return s->ended; });
   std::erase_if(waiting_, [](const std::unique_ptr<Sequence>& s) { return s->ended; });
+  // Preempted sequences go back to the front of the queue, oldest first.
+  for (auto it = active_.rbegin(); it != active_.rend(); ++it) {
+    if ((*it)->preempted) {
+      (*it)->preempted = false;
+      waiting_.push_front(std::move(*it));
+    }
+  }
+  std::erase_if(active_, [](const std::unique_ptr<Sequence>& s) { return s == nullptr; });
 }
 
 void Scheduler::FailAll(ErrorCode code, const Status& status) {
@@ -241,18 +301,21 @@ bool Scheduler::Step() {
     Sequence& s = *sp;
     s.step_count = 0;
     s.step_first = s.kv.n_tokens;
+    if (s.ended || s.preempted) continue;  // preempted by an older sequence this step
     int32_t count;
-    if (s.kv.n_tokens < s.n_prompt) {
+    if (s.kv.n_tokens < s.n_fill) {
       if (prefill_budget == 0) continue;
-      count = std::min(prefill_budget, s.n_prompt - s.kv.n_tokens);
+      count = std::min(prefill_budget, s.n_fill - s.kv.n_tokens);
       prefill_budget -= count;
     } else {
       CHECK(static_cast<int32_t>(s.tokens.size()) == s.kv.n_tokens + 1);
       count = 1;
     }
-    // Blocks are allocated as positions are written; the reservation made at
-    // admission guarantees the cache can free one if the pool is full.
+    // Blocks are allocated as positions are written, inside the sequence's
+    // reservation (grown here, which may preempt newer sequences or this
+    // one); the reservation guarantees the cache can free a block.
     const size_t need = static_cast<size_t>((s.step_first + count + bt - 1) / bt);
+    if (!Reserve(s, static_cast<int32_t>(need))) continue;
     while (s.kv.blocks.size() < need) {
       const int32_t b = cache_->AllocateBlock();
       if (b < 0) break;

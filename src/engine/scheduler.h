@@ -10,11 +10,22 @@
 // ForwardFn, so tests drive it with a fake model.
 //
 // Invariants:
-//  - admission reserves the worst case of a request, blocks_for(prompt +
-//    max_tokens - 1); the sum of reservations of in-flight sequences never
-//    exceeds the pool's capacity, so a block can always be found for an
-//    in-flight sequence (by evicting cache-only blocks) and nothing waits for
-//    memory mid-generation;
+//  - KV is reserved as a sequence grows, not for its worst case: admission
+//    reserves blocks_for(prompt + 1) (what its prefill and first decode
+//    write), and a sequence reserves one more block each time its decode
+//    crosses a block boundary. The sum of reservations of in-flight sequences
+//    never exceeds the pool's capacity, so a block can always be found for a
+//    reservation (by evicting cache-only blocks);
+//  - when a growing sequence finds the pool fully reserved, the newest
+//    in-flight sequence is preempted (possibly the growing one itself): its
+//    computed KV goes into the prompt cache like a finished conversation's
+//    (cache-only now, so evictable, and demoted to the lower tier when
+//    evicted), its reservation is released and it returns to the front of
+//    the queue. Readmitted, it reuses what is still cached and recomputes the
+//    rest; per-token determinism makes the continuation bit-identical, and
+//    its sampler state is kept, so the client sees a pause, never an error.
+//    The oldest sequence always progresses: Validate clamps every request to
+//    what the pool holds alone;
 //  - a sequence's KV covers positions [0, blocks.n_tokens) of its tokens; the
 //    last sampled token has no KV yet and is never inserted into the cache;
 //  - after every sequence has ended, pool.used_blocks() == cache.cached_blocks().
@@ -75,6 +86,7 @@ struct SchedulerCounters {
   int64_t prompt_tokens_total = 0;
   int64_t prompt_tokens_cached_total = 0;
   int64_t generated_tokens_total = 0;
+  int64_t preemptions_total = 0;  // sequences sent back to the queue for memory
 };
 
 class Scheduler {
@@ -124,10 +136,18 @@ class Scheduler {
   Scheduler() = default;
   int32_t BlocksFor(int64_t positions) const;
   void Admit();
+  // Reserves blocks until `s` holds `blocks` of them, preempting the newest
+  // in-flight sequences when the pool is fully reserved. False when `s`
+  // itself was preempted.
+  bool Reserve(Sequence& s, int32_t blocks);
+  // Sends an in-flight sequence back to the front of the queue (see the
+  // invariants); it is moved out of active_ by the next Reap.
+  void Preempt(Sequence& seq);
   // Ends a sequence: inserts its computed tokens into the cache, releases
   // its blocks and reservation, sends the final event.
   void Finish(Sequence& seq, FinishReason reason, ErrorCode code, const Status& error);
-  // Drops ended sequences from active_.
+  // Drops ended sequences from active_ and waiting_, and moves preempted
+  // ones from active_ to the front of waiting_ (oldest first).
   void Reap();
 
   SchedulerConfig config_;

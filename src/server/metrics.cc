@@ -81,6 +81,10 @@ std::string ServerMetrics::Render(const engine::EngineStats& s, bool healthy) co
          "Prompt tokens whose KV came from the prompt cache.", s.prompt_tokens_cached_total);
   Metric(&out, "reprise_generated_tokens_total", "counter", "Tokens generated.",
          s.generated_tokens_total);
+  Metric(&out, "reprise_preemptions_total", "counter",
+         "Sequences sent back to the queue because the KV budget ran short mid-generation "
+         "(their KV is kept in the prompt cache and they resume where they were).",
+         s.preemptions_total);
   Metric(&out, "reprise_http_generations_finished_total", "counter",
          "Generations whose final engine event the HTTP layer has received.",
          static_cast<double>(generations_finished_.load()));

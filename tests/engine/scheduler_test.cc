@@ -295,17 +295,78 @@ TEST_F(SchedulerTest, CancelOfAQueuedRequestNeverRunsIt) {
   EXPECT_EQ(sched_->counters().requests_total, 1);
 }
 
-TEST_F(SchedulerTest, AdmissionWaitsForMemoryInsteadOfOvercommitting) {
-  // Each request reserves ceil((12 + 20 - 1) / 4) = 8 blocks; 12 fit one at a time.
+TEST_F(SchedulerTest, AdmissionReservesWhatThePromptNeedsNotTheWholeOutputBudget) {
+  // Worst cases of 8 blocks each (ceil((12 + 20 - 1) / 4)) would admit one at
+  // a time into 12 blocks; admission reserves ceil((12 + 1) / 4) = 4 each.
+  Make(12, 10);
+  const Tokens solo_a = Generate(Range(0, 12), 20).tokens;
+  const Tokens solo_b = Generate(Range(30, 12), 20).tokens;
   Make(12, 10);
   const size_t a = Submit(Range(0, 12), 20);
   const size_t b = Submit(Range(30, 12), 20);
   ASSERT_TRUE(sched_->Step());
-  EXPECT_EQ(sched_->active(), 1);
-  EXPECT_EQ(sched_->waiting(), 1);
+  EXPECT_EQ(sched_->active(), 2);
+  EXPECT_EQ(sched_->reserved_blocks(), 8);
   RunAll();
-  EXPECT_EQ(Drain(a).tokens.size(), 20u);
-  EXPECT_EQ(Drain(b).tokens.size(), 20u);
+  // Both grew past what the pool holds together: the newer one was preempted
+  // and resumed, and still generated exactly its solo tokens.
+  EXPECT_GT(sched_->counters().preemptions_total, 0);
+  const Outcome oa = Drain(a), ob = Drain(b);
+  EXPECT_EQ(oa.tokens, solo_a);
+  EXPECT_EQ(ob.tokens, solo_b);
+  EXPECT_EQ(oa.final_event.kind, Event::Kind::kDone);
+  EXPECT_EQ(ob.final_event.finish, FinishReason::kLength);
+  EXPECT_EQ(ob.final_event.usage.completion_tokens, 20);
+  EXPECT_EQ(sched_->pool().used_blocks(), sched_->cache().cached_blocks());
+}
+
+TEST_F(SchedulerTest, ManyHugeOutputBudgetsOnASmallPoolAllFinishWithTheirSoloTokens) {
+  // Agents ask for 32000 output tokens; the budget is clamped to what the
+  // pool holds alone, and under pressure sequences are preempted, never
+  // failed, and the byte bound holds after every step (RunAll).
+  constexpr int kBlocks = 24, kN = 12;
+  std::vector<Tokens> prompts, solo;
+  std::mt19937 rng(7);
+  for (int i = 0; i < kN; ++i) prompts.push_back(Range(static_cast<int32_t>(rng() % kVocab), 5 + rng() % 20));
+  for (int i = 0; i < kN; ++i) {
+    Make(kBlocks, 2, 6, 512);
+    solo.push_back(Generate(prompts[i], 32000).tokens);
+  }
+  Make(kBlocks, 2, 6, 512);
+  std::vector<size_t> ids;
+  for (int i = 0; i < kN; ++i) ids.push_back(Submit(prompts[i], 32000));
+  RunAll();
+  EXPECT_GT(sched_->counters().preemptions_total, 0);
+  for (int i = 0; i < kN; ++i) {
+    const Outcome o = Drain(ids[i]);
+    ASSERT_EQ(o.final_event.kind, Event::Kind::kDone) << i << ": " << o.final_event.error.message();
+    EXPECT_EQ(o.final_event.finish, FinishReason::kLength) << i;
+    EXPECT_EQ(o.tokens, solo[i]) << i;
+    // Clamped to the pool: prompt + output fill it exactly (one sampled token
+    // never needs KV).
+    EXPECT_EQ(static_cast<int>(prompts[i].size() + o.tokens.size()) - 1, kBlocks * 4) << i;
+  }
+  EXPECT_EQ(sched_->counters().requests_failed, 0);
+  EXPECT_EQ(sched_->reserved_blocks(), 0);
+  EXPECT_EQ(sched_->pool().used_blocks(), sched_->cache().cached_blocks());
+}
+
+TEST_F(SchedulerTest, CancelOfAPreemptedSequenceEndsItCleanly) {
+  Make(12, 10, 2);
+  const size_t a = Submit(Range(0, 12), 30);
+  const size_t b = Submit(Range(30, 12), 30);
+  for (int i = 0; i < 200 && sched_->counters().preemptions_total == 0; ++i) sched_->Step();
+  ASSERT_GT(sched_->counters().preemptions_total, 0);
+  ASSERT_EQ(sched_->waiting(), 1);
+  states_[b]->cancel.store(true);
+  RunAll();
+  EXPECT_EQ(Drain(a).final_event.finish, FinishReason::kLength);
+  const Outcome ob = Drain(b);
+  EXPECT_EQ(ob.final_event.finish, FinishReason::kCancelled);
+  EXPECT_FALSE(ob.tokens.empty());
+  EXPECT_EQ(sched_->reserved_blocks(), 0);
+  EXPECT_EQ(sched_->pool().used_blocks(), sched_->cache().cached_blocks());
+  sched_->cache().CheckInvariants();
 }
 
 TEST_F(SchedulerTest, StreamOfDistinctConversationsStaysInsideTheByteBudget) {
