@@ -1,7 +1,8 @@
 // Black-box tests of the prompt cache rules (issue 4), through HTTP only:
 // hits on a follow-up turn, a fork and a shared system prompt; exact repeat;
 // LRU order with --prompt-cache-size 2; size 0 keeps nothing; the byte bound
-// holds under a stream of distinct conversations; a disconnect mid-stream
+// holds under a stream of distinct conversations and under many requests
+// asking for 32000 output tokens; a disconnect mid-stream
 // cancels and releases blocks; no leaked blocks after load; the same tokens
 // with a cache hit as with the cache off. The tiny model's vocabulary is
 // byte-level, so a prompt of N ASCII characters is exactly N tokens.
@@ -264,6 +265,60 @@ TEST(PromptCacheHttpTest, ByteBoundHoldsUnderAStreamOfDistinctConversations) {
   // And the server still serves.
   EXPECT_GE(Cached(s->Post("/v1/completions", Completion(Text(201, 100), 4))), 0);
   ExpectNoLeakedBlocks(*s);
+}
+
+// Agents ask for max_tokens 32000 whatever the context. KV is reserved as a
+// sequence grows, so 12 such requests run together on a budget one of them
+// could fill alone: under pressure the newest is preempted and resumes, and
+// every request ends with finish reason "length" and exactly the text it
+// generates alone, inside the byte bound.
+TEST(PromptCacheHttpTest, ManyMaxTokens32000RequestsOnASmallBudgetAllFinish) {
+  // 8 KiB blocks of 32 tokens; 160K = 20 blocks = 640 tokens for everything.
+  auto s = StartOrDie(TinyChatModel(), {"--prompt-cache-bytes", "160K", "--prompt-cache-size",
+                                        "4", "--parallel", "6"});
+  ASSERT_NE(s, nullptr);
+  const double limit = s->Metric("reprise_prompt_cache_bytes_limit");
+  auto body = [](int i) {
+    return Json{{"prompt", Text(300 + i, 60 + 7 * i)}, {"max_tokens", 32000},
+                {"temperature", 0}, {"ignore_eos", true}};
+  };
+  constexpr int kN = 12;
+  std::atomic<bool> running{true};
+  std::atomic<int> over{0};
+  std::thread poller([&] {
+    auto client = s->Client();
+    while (running) {
+      auto r = client->Get("/metrics");
+      if (r && r->status == 200 && MetricValue(r->body, "reprise_kv_bytes_in_use") > limit) ++over;
+    }
+  });
+  std::vector<HttpResult> results(kN);
+  std::vector<std::thread> clients;
+  for (int i = 0; i < kN; ++i) {
+    clients.emplace_back([&, i] { results[i] = s->Post("/v1/completions", body(i)); });
+  }
+  for (auto& c : clients) c.join();
+  running = false;
+  poller.join();
+  EXPECT_EQ(over, 0);
+  EXPECT_GT(s->Metric("reprise_preemptions_total"), 0);
+  EXPECT_EQ(s->Metric("reprise_requests_failed_total"), 0);
+  for (int i = 0; i < kN; ++i) {
+    ASSERT_EQ(results[i].status, 200) << i << ": " << results[i].body;
+    const Json& r = results[i].json;
+    EXPECT_EQ(r["choices"][0]["finish_reason"], "length") << i;
+    // Clamped to what the pool holds alone: prompt + output - 1 = 640 positions.
+    EXPECT_EQ(r["usage"]["prompt_tokens"].get<int>() + r["usage"]["completion_tokens"].get<int>(),
+              641)
+        << i;
+  }
+  ExpectNoLeakedBlocks(*s);
+  // Alone, with nothing else running, each generates the same text.
+  for (int i = 0; i < kN; i += 5) {
+    HttpResult solo = s->Post("/v1/completions", body(i));
+    ASSERT_EQ(solo.status, 200) << solo.body;
+    EXPECT_EQ(solo.json["choices"][0]["text"], results[i].json["choices"][0]["text"]) << i;
+  }
 }
 
 TEST(PromptCacheHttpTest, DisconnectMidStreamCancelsAndReleasesBlocks) {
