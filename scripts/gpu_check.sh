@@ -19,7 +19,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-OUT=${OUT:-/tmp/gpu_out}
+export OUT=${OUT:-/tmp/gpu_out}
 # Everything is written to $WORK; $OUT gets gpu_check.log, gpu_tests.log,
 # gpu_results.json and gpu_logs.tar.gz (the device tool returns at most 8 files).
 WORK=/tmp/gpu_work
@@ -32,15 +32,21 @@ PEER_REPS=${PEER_REPS:-5}
 DEPS=/tmp/reprise-deps
 BUILD=/tmp/reprise-build
 MODELS=/tmp/reprise-models
-LOG=$WORK/gpu_check.log
+# The main log is written straight into $OUT, so a call cut off at its time
+# limit still returns it; gpu_results.json is rewritten after every figure.
+LOG=$OUT/gpu_check.log
 exec > >(tee -a "$LOG") 2>&1
 
 say() { echo "== $(date +%H:%M:%S) $*"; }
 
 unpack_deps() {
-  [ -d "$DEPS/usr" ] && return
-  say "unpacking $(ls .gpu/debs/*.deb | wc -l) .debs into $DEPS"
-  for f in .gpu/debs/*.deb; do dpkg -x "$f" "$DEPS"; done
+  mkdir -p "$DEPS/.unpacked"
+  local n=0
+  for f in .gpu/debs/*.deb; do
+    [ -e "$DEPS/.unpacked/${f##*/}" ] && continue
+    dpkg -x "$f" "$DEPS" && touch "$DEPS/.unpacked/${f##*/}" && n=$((n + 1))
+  done
+  say "unpacked $n new .debs into $DEPS"
 }
 
 # The unpacked libraries (cpp-httplib, pcre2, ...) are found by our binaries
@@ -63,7 +69,7 @@ build() {
     -DREPRISE_FIXTURES_DIR="$ROOT/.gpu/fixtures" > "$WORK/configure.log" 2>&1 \
     || { tail -30 "$WORK/configure.log"; return 1; }
   say "build"
-  cmake --build "$BUILD" -j "$(nproc)" --target reprise gpu_tests model_tests golden_tests \
+  ninja -C "$BUILD" -k 0 reprise gpu_tests model_tests golden_tests \
     > "$WORK/build.log" 2>&1 || { grep -E "error|FAILED" "$WORK/build.log" | head -40; return 1; }
   say "built"
 }
@@ -71,6 +77,7 @@ build() {
 tests() {
   say "gpu_tests"
   "$BUILD/bin/gpu_tests" --gtest_brief=0 > "$WORK/gpu_tests.log" 2>&1
+  cp "$WORK/gpu_tests.log" "$OUT/"
   local rc=$?
   grep -E "^\[  (PASSED|FAILED|SKIPPED) |^\[ gpu vs cpu \]|Failure|error" "$WORK/gpu_tests.log" | head -60
   tail -3 "$WORK/gpu_tests.log"
@@ -119,6 +126,7 @@ bench() {
         --reps "$REPS" --json > "$WORK/bench-$t-pp$pp.json" 2> "$WORK/bench-$t-pp$pp.log" \
         || echo "bench $t pp$pp failed or timed out (see bench-$t-pp$pp.log)"
       cat "$WORK/bench-$t-pp$pp.json" 2>/dev/null
+      results > /dev/null
     done
   done
   results
@@ -166,6 +174,8 @@ for k, v in res["reprise"].items():
         v["tg_roofline_tok_per_s"] = gbps * 1e9 / v["weight_bytes"]
         v["tg_fraction_of_roofline"] = v["tg_tok_per_s"] / v["tg_roofline_tok_per_s"]
 json.dump(res, open(os.path.join(out, "gpu_results.json"), "w"), indent=1)
+if os.environ.get("OUT"):
+    json.dump(res, open(os.path.join(os.environ["OUT"], "gpu_results.json"), "w"), indent=1)
 print(json.dumps(res)[:3000])
 EOF
 }
@@ -177,5 +187,4 @@ done
 for f in gpu_tests.log gpu_results.json; do [ -f "$WORK/$f" ] && cp "$WORK/$f" "$OUT/"; done
 tar -czf "$OUT/gpu_logs.tar.gz" -C "$WORK" . 2>/dev/null
 say "done (rc $rc); gpu_check.log, gpu_tests.log, gpu_results.json, gpu_logs.tar.gz in \$OUT"
-cp "$WORK/gpu_check.log" "$OUT/" 2>/dev/null
 exit $rc

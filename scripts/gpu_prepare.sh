@@ -19,10 +19,11 @@ mkdir -p .gpu/debs .gpu/fixtures/vocab
 # 1. Build dependencies as .debs (the same packages the Makefile installs).
 pkgs="libgtest-dev googletest libgmock-dev nlohmann-json3-dev libcli11-dev libcpp-httplib-dev
       libcpp-httplib0.11 libpcre2-dev libpcre2-8-0 libpcre2-16-0 libpcre2-32-0 libpcre2-posix3
-      libssl-dev libssl3 libbrotli-dev libbrotli1 zlib1g-dev pkgconf pkgconf-bin libpkgconf3"
-if [ -z "$(ls .gpu/debs/*.deb 2>/dev/null)" ]; then
-  (cd .gpu/debs && apt-get download $pkgs)
-fi
+      libssl-dev libssl3 libbrotli-dev libbrotli1 zlib1g-dev pkgconf pkgconf-bin libpkgconf3
+      libxxhash-dev libxxhash0"
+missing=""
+for p in $pkgs; do ls .gpu/debs/${p}_*.deb > /dev/null 2>&1 || missing="$missing $p"; done
+[ -n "$missing" ] && (cd .gpu/debs && apt-get download $missing)
 
 # 2. Fixtures.
 shared=$root/../shared/fixtures

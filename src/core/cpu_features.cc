@@ -3,6 +3,7 @@
 #include <sched.h>
 
 #include <cpuid.h>
+#include <cstdint>
 #include <fstream>
 #include <set>
 #include <string>

@@ -138,7 +138,11 @@ TEST_P(GpuWeightTypes, LogitsAgreeWithCpuAndGreedyAgreesOver64Steps) {
     for (int64_t i = 0; i < V; ++i) {
       if (i != tc) second = std::max(second, lc[i]);
     }
-    if (lc[tc] - second > 2 * tol * scale) {
+    // A step is decided when the CPU's top-2 margin exceeds twice this
+    // step's largest difference: then the GPU must pick the same token.
+    // Needing most steps decided asserts the differences stay well below
+    // the margins that matter, not just below the tolerance.
+    if (lc[tc] - second > 2 * diff) {
       ++decided;
       agree += tc == tg;
       EXPECT_EQ(tg, tc) << DTypeName(type) << " step " << step;

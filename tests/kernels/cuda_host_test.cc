@@ -2,8 +2,10 @@
 // block decoders and per-block matmul arithmetic in kernels/cuda/ are
 // __host__ __device__, and HostDequantizeRow / HostDot run that same code on
 // the host. Dequantization must equal the CPU reference bit for bit; the
-// matmul arithmetic (int8 activations per 32 values) must stay within the
-// error of 8-bit activations of the exact dot product. The row repack must put
+// matmul arithmetic must stay within the error of 8-bit activations of the
+// exact dot product, and agree with the CPU's scalar reference to float
+// rounding (it quantizes activations exactly as the CPU does, so only the
+// order of the float sums differs). The row repack must put
 // every unit where the kernels read it. Built when the CUDA backend is.
 #ifdef REPRISE_HAVE_CUDA
 #include <gtest/gtest.h>
@@ -14,6 +16,8 @@
 #include <vector>
 
 #include "kernels/cuda/cuda_kernels.h"
+#include "core/thread_pool.h"
+#include "kernels/matmul_internal.h"
 #include "kernels/ops.h"
 
 namespace reprise::kernels::cuda {
@@ -73,6 +77,33 @@ TEST_P(CudaHostArithmetic, DotIsWithinTheErrorOfItsActivations) {
     if (quant) {
       EXPECT_NE(got, 0.0f);
     }
+  }
+}
+
+TEST_P(CudaHostArithmetic, DotAgreesWithTheCpuReferenceToFloatRounding) {
+  // Same int8 activations as the CPU (per 32 values for Q8_0/Q4_0, per 256
+  // for the K-quants): any difference in quantization would show as ~1e-3
+  // of the magnitude; float summation order alone stays near 1e-6.
+  const DType type = GetParam();
+  ThreadPool pool(1);
+  Workspace ws;
+  for (uint32_t seed = 1; seed <= 8; ++seed) {
+    const int64_t cols = 2048;
+    const auto w = QuantizedRow(type, RandomFloats(cols, seed, 0.05f));
+    auto x = RandomFloats(cols, 200 + seed);
+    if (seed % 2 == 0) {
+      for (int64_t i = 0; i < cols; i += 97) x[i] *= 40.0f;  // outliers: blocks of very different scale
+    }
+    const Result<Matrix> m = Matrix::Prepare(MatrixView{type, 1, cols, w.data()});
+    ASSERT_TRUE(m.ok()) << m.status().message();
+    float want = 0.0f;
+    MatMulAtLevel(KernelLevel::kScalar, *m, x.data(), 1, &want, pool, ws);
+    double mag = 0;
+    std::vector<float> wd(cols);
+    DequantizeRow(type, w.data(), wd.data(), cols);
+    for (int64_t i = 0; i < cols; ++i) mag += std::fabs(static_cast<double>(wd[i]) * x[i]);
+    const float got = HostDot(type, w.data(), cols, x.data());
+    EXPECT_NEAR(got, want, 2e-6 * mag) << DTypeName(type) << " seed " << seed;
   }
 }
 

@@ -239,13 +239,17 @@ class CudaBackend final : public Backend {
         return;  // the error is recorded; Synchronize reports it
       }
       act = {act_q_.ptr, act_d_.ptr, act_sum_.ptr};
-      LaunchQuantizeAct(x, n, cols, act, stream_);
     }
     int64_t part = 1;
     for (const Matrix* w : ws) part = std::max(part, MatMulSegments(w->cols()) * n * w->rows());
     if (!Grow(&partials_, part).ok()) return;
+    int act_group = 0;  // the block size the activations are quantized with now
     for (size_t m = 0; m < ws.size(); ++m) {
       const Matrix& w = *ws[m];
+      if (IsQuantType(w.type()) && ActGroup(w.type()) != act_group) {
+        act_group = ActGroup(w.type());  // stream order: earlier matmuls have read the old ones
+        LaunchQuantizeAct(w.type(), x, n, w.cols(), act, stream_);
+      }
       CHECK(w.backend_layout() == kLayoutInterleaved);
       const uint8_t* data = static_cast<const uint8_t*>(w.backend_data());
       LaunchMatMul(w.type(), data, w.rows(), w.cols(), matrix_units_.at(const_cast<uint8_t*>(data)),

@@ -35,14 +35,18 @@ enum Layout : int {
 std::vector<uint8_t> RepackInterleaved(const MatrixView& v, int64_t* n_units, int* unit_bytes);
 
 // ---- matmul (cuda_matmul.cu) ----
-// Quantized activations for the int8 paths: per 32 values q (int8), d (f32,
-// amax / 127) and the sum of q (int32).
+// Quantized activations for the int8 paths, as the CPU quantizes them for
+// the weight type (per 32 values for Q8_0/Q4_0, per 256 for the K-quants):
+// q (int8), and per 32 values d (f32, amax / 127 of its block) and the sum
+// of q (int32).
 struct ActQ {
   int8_t* q = nullptr;     // [n, cols]
   float* d = nullptr;      // [n, cols / 32]
   int32_t* sum = nullptr;  // [n, cols / 32]
 };
-void LaunchQuantizeAct(const float* x, int64_t n, int64_t cols, const ActQ& a, cudaStream_t s);
+int ActGroup(DType type);  // 32 or 256: the activation block of a quantized weight type
+void LaunchQuantizeAct(DType type, const float* x, int64_t n, int64_t cols, const ActQ& a,
+                       cudaStream_t s);
 // Column segments of a row (the canonical order's split; cuda_matmul.cu).
 int64_t MatMulSegments(int64_t cols);
 // y[t, r] (row stride ldy) for r < rows, t < n. `part`: scratch of

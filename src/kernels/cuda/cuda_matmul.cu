@@ -205,26 +205,38 @@ __global__ void CombineSegmentsKernel(const float* __restrict__ part, int64_t se
   y[t * ldy + r] = acc;
 }
 
-// The activation quantizer's arithmetic for one value (host and device).
-REPRISE_HD float ActInvScale(float amax) { return amax > 0.0f ? FDiv(127.0f, amax) : 0.0f; }
+// The activation quantizer's arithmetic, exactly the CPU's (kernels/ref
+// QuantizeBlock): d = amax / 127, q = round-to-nearest-even(x * (1 / d)). So
+// the GPU's int8 activations equal the CPU's bit for bit, given the same x.
 REPRISE_HD float ActScale(float amax) { return FDiv(amax, 127.0f); }
+REPRISE_HD float ActInvScale(float d) { return d != 0.0f ? FDiv(1.0f, d) : 0.0f; }
 
-// One warp per 32 values: d = amax / 127, q = round-to-nearest-even(x * 127 / amax).
+// One warp per 32 values; for G = 256 the 8 warps of a thread block share
+// the block's amax through shared memory (the grid is exact: no early exit).
+template <int G>
 __global__ void QuantizeActKernel(const float* __restrict__ x, int64_t n_blocks, int8_t* q,
                                   float* d, int32_t* sum) {
   const int64_t b = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
   const int lane = threadIdx.x % 32;
-  if (b >= n_blocks) return;
+  if (G == 32 && b >= n_blocks) return;
   const float v = x[b * 32 + lane];
-  const float amax = WarpMax(fabsf(v));
-  const float inv = ActInvScale(amax);
+  float amax = WarpMax(fabsf(v));
+  if constexpr (G == 256) {
+    __shared__ float warp_max[8];
+    if (lane == 0) warp_max[threadIdx.x / 32] = amax;
+    __syncthreads();
+    amax = warp_max[0];
+    for (int w = 1; w < 8; ++w) amax = fmaxf(amax, warp_max[w]);
+  }
+  const float scale = ActScale(amax);
+  const float inv = ActInvScale(scale);
   int qi = __float2int_rn(FMul(v, inv));
   qi = max(-127, min(127, qi));
   q[b * 32 + lane] = static_cast<int8_t>(qi);
   int s = qi;
   for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
   if (lane == 0) {
-    d[b] = ActScale(amax);
+    d[b] = scale;
     sum[b] = s;
   }
 }
@@ -232,6 +244,12 @@ __global__ void QuantizeActKernel(const float* __restrict__ x, int64_t n_blocks,
 constexpr int kThreads = 128;
 
 }  // namespace
+
+// The activation block of a weight type, as on the CPU: 32 values for
+// Q8_0/Q4_0, 256 for the K-quants (one scale per 256 values; d and sum are
+// still stored per 32 values, the scale repeated, so every matmul kernel
+// reads one layout).
+int ActGroup(DType type) { return type == DType::kQ4_K || type == DType::kQ6_K ? 256 : 32; }
 
 bool IsQuantType(DType type) {
   return type == DType::kQ8_0 || type == DType::kQ4_0 || type == DType::kQ4_K ||
@@ -289,22 +307,26 @@ float HostDot(DType type, const uint8_t* row, int64_t cols, const float* x) {
   }
   // Quantize x as QuantizeActKernel does.
   const int64_t nb = cols / 32;
+  const int group = ActGroup(type);
   std::vector<int8_t> q(cols);
   std::vector<float> d(nb);
   std::vector<int32_t> sum(nb);
-  for (int64_t b = 0; b < nb; ++b) {
+  for (int64_t g = 0; g < cols / group; ++g) {
     float amax = 0.0f;
-    for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(x[b * 32 + i]));
-    const float inv = ActInvScale(amax);
-    int s = 0;
-    for (int i = 0; i < 32; ++i) {
-      int qi = static_cast<int>(std::nearbyint(FMul(x[b * 32 + i], inv)));
-      qi = std::max(-127, std::min(127, qi));
-      q[b * 32 + i] = static_cast<int8_t>(qi);
-      s += qi;
+    for (int i = 0; i < group; ++i) amax = std::max(amax, std::fabs(x[g * group + i]));
+    const float scale = ActScale(amax);
+    const float inv = ActInvScale(scale);
+    for (int64_t b = g * group / 32; b < (g + 1) * group / 32; ++b) {
+      int s = 0;
+      for (int i = 0; i < 32; ++i) {
+        int qi = static_cast<int>(std::nearbyint(FMul(x[b * 32 + i], inv)));
+        qi = std::max(-127, std::min(127, qi));
+        q[b * 32 + i] = static_cast<int8_t>(qi);
+        s += qi;
+      }
+      d[b] = scale;
+      sum[b] = s;
     }
-    d[b] = ActScale(amax);
-    sum[b] = s;
   }
   const int ub = UnitBytes(type), subs = UnitValues(type) / 32;
   for (int64_t b = 0; b < nb; ++b) {
@@ -338,11 +360,17 @@ float HostDot(DType type, const uint8_t* row, int64_t cols, const float* x) {
   return total;
 }
 
-void LaunchQuantizeAct(const float* x, int64_t n, int64_t cols, const ActQ& a, cudaStream_t s) {
+void LaunchQuantizeAct(DType type, const float* x, int64_t n, int64_t cols, const ActQ& a,
+                       cudaStream_t s) {
   const int64_t n_blocks = n * cols / 32;
   const int64_t threads = n_blocks * 32;
   const unsigned grid = static_cast<unsigned>((threads + 255) / 256);
-  QuantizeActKernel<<<grid, 256, 0, s>>>(x, n_blocks, a.q, a.d, a.sum);
+  if (ActGroup(type) == 256) {
+    CHECK(cols % 256 == 0);
+    QuantizeActKernel<256><<<grid, 256, 0, s>>>(x, n_blocks, a.q, a.d, a.sum);
+  } else {
+    QuantizeActKernel<32><<<grid, 256, 0, s>>>(x, n_blocks, a.q, a.d, a.sum);
+  }
 }
 
 int64_t MatMulSegments(int64_t cols) { return (cols + kSegCols - 1) / kSegCols; }
