@@ -9,6 +9,9 @@
 //   kv_bytes_per_token * ctx_size * (parallel + prompt_cache_size),
 // capped at half of MemAvailable; the rule and the result are logged.
 //
+// Host tier (--prompt-cache-host-bytes): KV blocks evicted from GPU memory
+// are demoted to pinned host memory and copied back on a hit; default on a
+// GPU 25% of MemAvailable at start, off on the CPU (logged).
 // Disk tier (--prompt-cache-dir DIR): evicted cached KV blocks are written to
 // DIR and read back on a later hit; its bound (--prompt-cache-disk-bytes)
 // defaults to 10% of the free space in DIR at start (logged).
@@ -57,6 +60,7 @@ struct ServeOptions {
   std::string prompt_cache_bytes;
   std::string prompt_cache_dir;
   std::string prompt_cache_disk_bytes;
+  std::string prompt_cache_host_bytes;
   int ctx_size = 0;
   int max_tokens = 0;
   int parallel = 4;
@@ -207,6 +211,14 @@ int RunServe(const ServeOptions& o) {
     disk_rule = "--prompt-cache-disk-bytes";
   }
 
+  int64_t host_flag = -1;  // -1: the default
+  if (!o.prompt_cache_host_bytes.empty()) {
+    auto b = server::ParseByteSize(o.prompt_cache_host_bytes);
+    if (!b.ok()) return ReportError(b.status().WithContext("--prompt-cache-host-bytes"));
+    if (*b < 0) return ReportError(Errorf("--prompt-cache-host-bytes must be >= 0"));
+    host_flag = *b;
+  }
+
   auto loaded = LoadModel(o.model, o.threads, /*need_tokenizer=*/true, o.device);
   if (!loaded.ok()) return ReportError(loaded.status());
   LoadedModel& lm = *loaded;
@@ -239,6 +251,21 @@ int RunServe(const ServeOptions& o) {
     ec.model_identity = ModelIdentity(*lm.file);
     LOG_INFO(kLog, "prompt cache disk tier: %s, bound %s (%s)", o.prompt_cache_dir.c_str(),
              server::FormatBytes(disk_bytes).c_str(), disk_rule.c_str());
+  }
+  {
+    std::string host_rule = "--prompt-cache-host-bytes";
+    if (host_flag >= 0) {
+      ec.host_bytes = host_flag;
+    } else if (!lm.model->backend().host_memory()) {
+      ec.host_bytes = MemAvailableBytes() / 4;
+      host_rule = "default on a GPU: 25% of MemAvailable";
+    } else {
+      ec.host_bytes = 0;
+      host_rule = "default on the CPU: off, the KV pool is host memory already";
+    }
+    LOG_INFO(kLog, "prompt cache host tier: %s (%s)",
+             ec.host_bytes > 0 ? server::FormatBytes(ec.host_bytes).c_str() : "off",
+             host_rule.c_str());
   }
   std::string budget_rule;
   if (budget_flag > 0) {
@@ -373,6 +400,10 @@ void AddServeCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--prompt-cache-disk-bytes", o->prompt_cache_disk_bytes,
                   "Byte bound of the disk tier: 20G, 512M or bytes (default: 10% of the free "
                   "space in --prompt-cache-dir, logged)");
+  cmd->add_option("--prompt-cache-host-bytes", o->prompt_cache_host_bytes,
+                  "Host-RAM tier under the KV pool: blocks evicted from GPU memory are kept in "
+                  "pinned host memory and copied back on a hit: 32G, 512M or bytes; 0 = off "
+                  "(default: 25% of MemAvailable with --device cuda, off on the CPU; logged)");
   cmd->add_option("--ctx-size,-c", o->ctx_size, "Context per sequence (default: the model's)");
   cmd->add_option("--max-tokens", o->max_tokens,
                   "Tokens to generate when a request sets none (default: to the context end)");

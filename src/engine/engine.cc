@@ -12,6 +12,7 @@
 #include "core/timer.h"
 #include "engine/scheduler.h"
 #include "kv/disk_block_store.h"
+#include "kv/tiered_block_store.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 
@@ -129,10 +130,23 @@ void Engine::Impl::Publish() {
   st.block_tokens = s.pool().block_tokens();
   st.ctx_size = config.ctx_size;
   st.cache = s.cache().Stats();
+  st.pool_tier =
+      s.pool().device() != nullptr && !s.pool().device()->host_memory() ? "device" : "ram";
   if (const kv::BlockStore* lower = s.lower_tier()) {
-    st.lower_tier = std::string(lower->name());
-    st.lower_tier_dir = config.disk_dir;
     st.lower = lower->Stats();
+    st.lower_name = std::string(lower->name());
+    for (int i = 0; i < lower->tier_count(); ++i) {
+      const kv::BlockStore* t = lower->tier(i);
+      EngineStats::Tier tier;
+      tier.name = std::string(t->name());
+      if (tier.name == "disk") tier.dir = config.disk_dir;
+      tier.stats = t->Stats();
+      if (i < kv::PromptCacheStats::kMaxTiers) {
+        tier.hit_tokens = st.cache.tier_hit_tokens[i];
+        tier.promotions = st.cache.tier_promotions[i];
+      }
+      st.lower_tiers.push_back(std::move(tier));
+    }
   }
   const uint64_t version = s.cache().version();
   std::vector<kv::CacheEntryInfo> fresh;
@@ -178,14 +192,16 @@ void Engine::Impl::Loop() {
     pending.clear();
   }
   scheduler->FailAll(ErrorCode::kShuttingDown, bye);
-  // What is cached in RAM goes to the disk tier, so a restart finds it.
-  if (scheduler->lower_tier() != nullptr && scheduler->lower_tier()->enabled()) {
+  // What is cached in the pool (and the host tier) goes to the disk tier, so
+  // a restart finds it.
+  if (kv::BlockStore* lower = scheduler->lower_tier_mut();
+      lower != nullptr && lower->enabled() && lower->durable()) {
     const int64_t t0 = NowMicros();
-    const int64_t n = scheduler->DemoteAllCached();
+    int64_t n = scheduler->DemoteAllCached();
+    n += lower->SpillAllToLowest();
     LOG_INFO("engine", "wrote %lld cached KV blocks to the %.*s tier at shutdown (%.1f ms)",
-             static_cast<long long>(n),
-             static_cast<int>(scheduler->lower_tier()->name().size()),
-             scheduler->lower_tier()->name().data(), (NowMicros() - t0) / 1000.0);
+             static_cast<long long>(n), static_cast<int>(lower->name().size()),
+             lower->name().data(), (NowMicros() - t0) / 1000.0);
   }
   scheduler->SetBeforeFinalEventHook(nullptr);  // Impl is going away
   Publish();
@@ -224,7 +240,23 @@ Result<std::unique_ptr<Engine>> Engine::Create(model::Model& model, const tokeni
         config.model_identity,
         std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(shape), sizeof(shape)));
   }
-  std::unique_ptr<kv::BlockStore> disk;
+  std::vector<std::unique_ptr<kv::LruBlockStore>> tiers;  // below the pool, fastest first
+  if (config.host_bytes > 0 && config.max_cache_entries > 0) {
+    const int64_t block_bytes = kv::BlockPool::BlockBytesOf(pc);
+    if (config.host_bytes < block_bytes) {
+      LOG_WARN("engine", "host tier off: --prompt-cache-host-bytes %lld is less than one KV block "
+               "(%lld bytes)", static_cast<long long>(config.host_bytes),
+               static_cast<long long>(block_bytes));
+    } else {
+      tiers.push_back(
+          std::make_unique<kv::HostBlockStore>(block_bytes, config.host_bytes, &model.backend()));
+      LOG_INFO("engine", "host tier: bound %lld bytes (%lld blocks of %lld bytes), %s memory",
+               static_cast<long long>(config.host_bytes),
+               static_cast<long long>(config.host_bytes / block_bytes),
+               static_cast<long long>(block_bytes),
+               model.backend().host_memory() ? "plain" : "pinned");
+    }
+  }
   if (!config.disk_dir.empty() && config.max_cache_entries > 0) {
     kv::DiskBlockStoreConfig dc;
     dc.dir = config.disk_dir;
@@ -249,15 +281,19 @@ Result<std::unique_ptr<Engine>> Engine::Create(model::Model& model, const tokeni
                static_cast<long long>(kv::DiskBlockStore::kHeaderBytes),
                static_cast<long long>(r.loaded), static_cast<long long>((*store)->bytes()),
                static_cast<long long>(r.discarded), static_cast<long long>(r.foreign));
-      disk = std::move(store).value();
+      tiers.push_back(std::move(store).value());
     }
+  }
+  std::unique_ptr<kv::BlockStore> lower;
+  if (!tiers.empty()) {
+    ASSIGN_OR_RETURN(lower, kv::TieredBlockStore::Create(std::move(tiers)));
   }
 
   model::Model* m = &model;
   ForwardFn forward = [m](std::span<const model::BatchToken> batch,
                           std::span<kv::SeqBlocks* const> seqs, kv::BlockPool& pool,
                           float* logits) { return m->Forward(batch, seqs, pool, logits); };
-  ASSIGN_OR_RETURN(impl->scheduler, Scheduler::Create(sc, pc, std::move(forward), std::move(disk)));
+  ASSIGN_OR_RETURN(impl->scheduler, Scheduler::Create(sc, pc, std::move(forward), std::move(lower)));
   const kv::BlockPool& pool = impl->scheduler->pool();
   LOG_INFO("engine",
            "context %d tokens, KV %lld bytes/token (%s), budget %lld bytes = %d blocks of %d "

@@ -60,6 +60,11 @@ struct EngineConfig {
   std::string disk_dir;
   int64_t disk_bytes = 0;
   bool disk_fsync = true;
+  // The host-RAM tier (--prompt-cache-host-bytes) between the pool and the
+  // disk tier: blocks evicted from the (GPU) pool are demoted to host memory
+  // (pinned on CUDA) and promoted back by a copy; what it evicts sinks to
+  // the disk tier. 0 = off.
+  int64_t host_bytes = 0;
   // Identity of the model's weights and metadata (e.g. a hash of the GGUF's
   // tensor layout and metadata): part of every block's content address, so a
   // dir written by another model is never used.
@@ -99,7 +104,9 @@ struct Request {
 struct Usage {
   int32_t prompt_tokens = 0;
   int32_t cached_tokens = 0;      // prompt tokens whose KV came from the cache
-  int32_t cached_tokens_lower_tier = 0;  // of those, read back from the disk tier
+  int32_t cached_tokens_lower_tier = 0;  // of those, read back from a tier below the pool
+  int32_t cached_tokens_host = 0;        // of those, from the host-RAM tier
+  int32_t cached_tokens_disk = 0;        // of those, from the disk tier
   int32_t completion_tokens = 0;  // tokens streamed as kToken events
   double queue_ms = 0;            // Submit -> admitted
   double ttft_ms = 0;             // Submit -> first token
@@ -175,10 +182,21 @@ struct EngineStats {
   int32_t ctx_size = 0;
   // The prompt cache (entries, bytes, hits, misses, evictions, ...)
   kv::PromptCacheStats cache;
-  // The tier below the pool ("disk"); lower_tier empty when there is none.
-  std::string lower_tier;
-  std::string lower_tier_dir;
-  kv::BlockStoreStats lower;
+  // The pool's own tier name: "device" when the KV lives in GPU memory,
+  // else "ram".
+  std::string pool_tier = "ram";
+  // The tiers below the pool, fastest first ("host", "disk"); empty when
+  // there is none.
+  struct Tier {
+    std::string name;
+    std::string dir;  // the disk tier's directory
+    kv::BlockStoreStats stats;
+    int64_t hit_tokens = 0;   // prompt tokens served from this tier
+    int64_t promotions = 0;   // blocks read back from it into the pool
+  };
+  std::vector<Tier> lower_tiers;
+  std::string lower_name;  // the lower store as a whole: "disk", "host", "host+disk"
+  kv::BlockStoreStats lower;  // summed over lower_tiers
 };
 
 class Engine {

@@ -27,6 +27,7 @@ struct Scheduler::Sequence {
                        // tokens so far when readmitted after a preemption
   int32_t n_cached = 0;
   int32_t n_cached_lower = 0;   // of n_cached, read back from the lower tier
+  int32_t n_cached_host = 0, n_cached_disk = 0;  // of n_cached_lower, per tier kind
   int32_t n_generated = 0;      // tokens streamed (end-of-generation excluded)
   int32_t reserved_blocks = 0;  // 0 until admitted (and while preempted)
   bool admitted_once = false;
@@ -163,6 +164,11 @@ void Scheduler::Admit() {
       s.admitted_once = true;
       s.n_cached = hit.n_cached;
       s.n_cached_lower = hit.n_lower_tokens;
+      for (int t = 0; lower_ != nullptr && t < lower_->tier_count() && t < 4; ++t) {
+        const std::string_view name = lower_->tier(t)->name();
+        if (name == "host") s.n_cached_host += hit.n_tier_tokens[t];
+        if (name == "disk") s.n_cached_disk += hit.n_tier_tokens[t];
+      }
       s.sampler = std::make_unique<Sampler>(s.request.sampling, config_.n_vocab);
       for (int32_t t : s.tokens) s.sampler->Accept(t, /*is_prompt=*/true);
       s.admit_us = NowMicros();
@@ -235,6 +241,8 @@ void Scheduler::Finish(Sequence& seq, FinishReason reason, ErrorCode code, const
   u.prompt_tokens = seq.n_prompt;
   u.cached_tokens = seq.n_cached;
   u.cached_tokens_lower_tier = seq.n_cached_lower;
+  u.cached_tokens_host = seq.n_cached_host;
+  u.cached_tokens_disk = seq.n_cached_disk;
   u.completion_tokens = seq.n_generated;
   if (admitted) u.queue_ms = (seq.admit_us - seq.submit_us) / 1000.0;
   if (seq.first_token_us > 0) {

@@ -114,6 +114,7 @@ class Scheduler {
   // the next start finds them). Returns blocks written.
   int64_t DemoteAllCached() { return cache_->DemoteAll(); }
   const kv::BlockStore* lower_tier() const { return lower_.get(); }
+  kv::BlockStore* lower_tier_mut() { return lower_.get(); }
 
   // Called after a request's blocks went into the cache and were released,
   // right before its final event is sent: the engine publishes its stats

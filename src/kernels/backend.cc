@@ -1,6 +1,9 @@
 // Backend selection: --device auto|cpu|cuda, and whether CUDA is usable here.
 #include "kernels/backend.h"
 
+#include <algorithm>
+#include <cstdlib>
+
 namespace reprise::kernels {
 
 #ifdef REPRISE_HAVE_CUDA
@@ -8,6 +11,14 @@ namespace reprise::kernels {
 int CudaDeviceCountImpl(std::string* why_none);
 Result<std::unique_ptr<Backend>> CreateCudaBackend(int device);
 #endif
+
+Result<void*> Backend::AllocHost(size_t bytes, const char* what) {
+  void* p = std::aligned_alloc(4096, (std::max<size_t>(bytes, 1) + 4095) / 4096 * 4096);
+  if (p == nullptr) return Errorf("cannot allocate %zu bytes of host memory for %s", bytes, what);
+  return p;
+}
+
+void Backend::FreeHost(void* p) { std::free(p); }
 
 const char* DeviceTypeName(DeviceType type) {
   return type == DeviceType::kCuda ? "cuda" : "cpu";

@@ -146,6 +146,11 @@ class Backend {
   // Aligned backend memory; errors name the bytes asked for and free.
   virtual Result<void*> Alloc(size_t bytes, const char* what) = 0;
   virtual void Free(void* p) = 0;
+  // Host memory the backend copies to and from fastest (CUDA: pinned, so a
+  // block moves by DMA at the link's speed; CPU: plain aligned memory), for
+  // the host-RAM KV tier. Not counted in HeldBytes().
+  virtual Result<void*> AllocHost(size_t bytes, const char* what);
+  virtual void FreeHost(void* p);
   virtual void CopyToDevice(void* dst, const void* host_src, size_t bytes) = 0;
   // Waits for every op issued before it.
   virtual void CopyToHost(void* host_dst, const void* src, size_t bytes) = 0;

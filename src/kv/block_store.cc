@@ -1,7 +1,12 @@
 #include "kv/block_store.h"
 
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+
 #include "core/check.h"
 #include "core/log.h"
+#include "kernels/backend.h"
 
 namespace reprise::kv {
 
@@ -29,10 +34,31 @@ bool LruBlockStore::MakeRoom(int64_t need) {
   if (need > bytes_limit_) return false;
   while (bytes_ + need > bytes_limit_) {
     CHECK(!lru_.empty());
+    SpillOne(lru_.front());
     Drop(lru_.front());
     ++stats_.evictions;
   }
   return true;
+}
+
+bool LruBlockStore::SpillOne(const BlockKey& key) {
+  if (spill_ == nullptr || !spill_->enabled()) return false;
+  if (spill_->Contains(key)) {
+    spill_->Touch(key);
+    return false;
+  }
+  spill_scratch_.resize(static_cast<size_t>(block_bytes_));
+  if (ReadBlob(key, spill_scratch_) != ReadOutcome::kOk) return false;
+  if (!spill_->Put(key, spill_scratch_)) return false;
+  ++stats_.spills;
+  return true;
+}
+
+int64_t LruBlockStore::SpillAll() {
+  int64_t n = 0;
+  if (!enabled_) return 0;
+  for (const BlockKey& key : lru_) n += SpillOne(key) ? 1 : 0;
+  return n;
 }
 
 bool LruBlockStore::Put(const BlockKey& key, std::span<const uint8_t> data) {
@@ -161,6 +187,68 @@ void MemoryBlockStore::CorruptForTest(const BlockKey& key) {
   auto it = blobs_.find(key);
   CHECK(it != blobs_.end() && !it->second.data.empty());
   it->second.data[it->second.data.size() / 2] ^= 0x5a;
+}
+
+// ---- HostBlockStore ----
+
+HostBlockStore::HostBlockStore(int64_t block_bytes, int64_t bytes_limit,
+                               kernels::Backend* backend)
+    : LruBlockStore(block_bytes, bytes_limit), backend_(backend) {
+  // Chunks of about 256 MiB (at least one block): few pinned allocations,
+  // and an empty tier holds nothing.
+  blocks_per_chunk_ = std::max<int64_t>(1, (int64_t{256} << 20) / block_bytes);
+}
+
+HostBlockStore::~HostBlockStore() {
+  for (uint8_t* c : chunks_) {
+    if (backend_ != nullptr) {
+      backend_->FreeHost(c);
+    } else {
+      std::free(c);
+    }
+  }
+}
+
+Status HostBlockStore::WriteBlob(const BlockKey& key, std::span<const uint8_t> data) {
+  if (free_slots_.empty()) {
+    // The bound counts blocks, not chunks: the last chunk is cut to it.
+    const int64_t cap_blocks = bytes_limit() / block_bytes();
+    const int64_t have = allocated_ / block_bytes();
+    const int64_t n = std::min(blocks_per_chunk_, cap_blocks - have);
+    if (n <= 0) return Errorf("host tier: no slot left (internal accounting error)");
+    const size_t bytes = static_cast<size_t>(n * block_bytes());
+    uint8_t* chunk = nullptr;
+    if (backend_ != nullptr) {
+      Result<void*> p = backend_->AllocHost(bytes, "the host KV tier");
+      if (!p.ok()) return p.status();
+      chunk = static_cast<uint8_t*>(*p);
+    } else {
+      chunk = static_cast<uint8_t*>(std::aligned_alloc(4096, (bytes + 4095) / 4096 * 4096));
+      if (chunk == nullptr) return Errorf("cannot allocate %zu bytes for the host KV tier", bytes);
+    }
+    chunks_.push_back(chunk);
+    allocated_ += static_cast<int64_t>(bytes);
+    for (int64_t i = n - 1; i >= 0; --i) free_slots_.push_back(chunk + i * block_bytes());
+  }
+  uint8_t* slot = free_slots_.back();
+  free_slots_.pop_back();
+  std::memcpy(slot, data.data(), data.size());
+  slots_[key] = slot;
+  return Status::Ok();
+}
+
+LruBlockStore::ReadOutcome HostBlockStore::ReadBlob(const BlockKey& key, std::span<uint8_t> out) {
+  auto it = slots_.find(key);
+  if (it == slots_.end()) return ReadOutcome::kMissing;
+  std::memcpy(out.data(), it->second, out.size());
+  return ReadOutcome::kOk;
+}
+
+void HostBlockStore::DeleteBlob(const BlockKey& key) {
+  auto it = slots_.find(key);
+  if (it == slots_.end()) return;
+  free_slots_.push_back(it->second);
+  slots_.erase(it);
 }
 
 }  // namespace reprise::kv

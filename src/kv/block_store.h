@@ -6,8 +6,12 @@
 // BlockStore is the interface the prompt cache talks to: Put, Get, Contains,
 // Evict by key. LruBlockStore implements what every tier shares on top of a
 // small storage backend: the index, its own LRU order and exact byte
-// accounting. MemoryBlockStore keeps blocks in process memory (tests; host
-// RAM later); DiskBlockStore (kv/disk_block_store.h) keeps one file a block.
+// accounting, and spilling what it evicts into the tier below it.
+// MemoryBlockStore keeps checksummed blocks in process memory (tests);
+// HostBlockStore keeps them in the backend's host memory (pinned on CUDA: the
+// host-RAM tier under GPU memory); DiskBlockStore (kv/disk_block_store.h)
+// keeps one file a block. TieredBlockStore (kv/tiered_block_store.h) stacks
+// them (host over disk) behind the one interface.
 //
 // Invariants (LruBlockStore):
 //  - bytes() == sum of stored_bytes() over indexed blocks <= bytes_limit(),
@@ -18,7 +22,9 @@
 //    storage fails its checksum is discarded (counted, logged), never loaded;
 //  - a storage failure other than one bad block (disk full, unwritable,
 //    I/O error) turns the tier off: every call then misses and stores
-//    nothing, and the caller keeps serving from the tiers above.
+//    nothing, and the caller keeps serving from the tiers above;
+//  - with a spill tier set, a block evicted for room is first put into the
+//    spill tier (unless it holds it already): demoted, not forgotten.
 // Not thread-safe: owned by the engine thread, like the pool.
 #pragma once
 
@@ -32,6 +38,10 @@
 
 #include "core/status.h"
 #include "kv/block_key.h"
+
+namespace reprise::kernels {
+class Backend;
+}
 
 namespace reprise::kv {
 
@@ -48,6 +58,7 @@ struct BlockStoreStats {
   int64_t corrupt_discarded = 0;  // blocks that failed validation, dropped
   int64_t bytes_written = 0;      // payload + headers written to storage
   int64_t bytes_read = 0;
+  int64_t spills = 0;             // evicted blocks written to the tier below
 };
 
 class BlockStore {
@@ -69,6 +80,16 @@ class BlockStore {
   // Drops the block; false if absent.
   virtual bool Evict(const BlockKey& key) = 0;
   virtual BlockStoreStats Stats() const = 0;
+  // A store made of tiers (TieredBlockStore) names them; a plain one is its
+  // only tier. last_get_tier(): the tier that served the last successful Get.
+  virtual int tier_count() const { return 1; }
+  virtual const BlockStore* tier(int i) const { return this; }
+  virtual int last_get_tier() const { return 0; }
+  // True when the store survives a restart (the disk tier).
+  virtual bool durable() const { return false; }
+  // Moves what faster tiers hold into the slowest one (TieredBlockStore);
+  // returns blocks written.
+  virtual int64_t SpillAllToLowest() { return 0; }
 };
 
 class LruBlockStore : public BlockStore {
@@ -87,6 +108,13 @@ class LruBlockStore : public BlockStore {
   int64_t blocks() const { return static_cast<int64_t>(index_.size()); }
   // Keys from least to most recently used (tests, diagnostics).
   std::vector<BlockKey> KeysByRecency() const;
+  // The tier that blocks evicted for room are demoted to (null: dropped).
+  void set_spill(BlockStore* below) { spill_ = below; }
+  BlockStore* spill() const { return spill_; }
+  // Every held block the spill tier lacks is written into it, least recently
+  // used first (at shutdown, so the tier below keeps them). Returns blocks
+  // written.
+  int64_t SpillAll();
 
  protected:
   enum class ReadOutcome { kOk, kMissing, kCorrupt, kFailed };
@@ -109,6 +137,7 @@ class LruBlockStore : public BlockStore {
  private:
   void Drop(BlockKey key);  // from the index and the backend
   bool MakeRoom(int64_t need);     // evicts LRU until need more bytes fit
+  bool SpillOne(const BlockKey& key);  // into spill_, unless it holds it
 
   int64_t block_bytes_;
   int64_t bytes_limit_;
@@ -117,6 +146,8 @@ class LruBlockStore : public BlockStore {
   std::list<BlockKey> lru_;  // front = least recently used
   std::unordered_map<BlockKey, std::list<BlockKey>::iterator, BlockKeyHasher> index_;
   BlockStoreStats stats_;
+  BlockStore* spill_ = nullptr;
+  std::vector<uint8_t> spill_scratch_;
 };
 
 // Blocks in process memory, each with its checksum. Fault injection lets the
@@ -144,6 +175,32 @@ class MemoryBlockStore : public LruBlockStore {
   };
   std::unordered_map<BlockKey, Blob, BlockKeyHasher> blobs_;
   bool fail_writes_ = false;
+};
+
+// Blocks in host memory from the backend's AllocHost (pinned on CUDA, so a
+// block moves to and from the GPU by DMA; plain memory without a backend),
+// carved from chunks allocated as the tier fills and never past its bound.
+// No checksums: RAM does not tear, and a block is exactly what Put copied.
+class HostBlockStore : public LruBlockStore {
+ public:
+  // `backend` (may be null) must outlive the store.
+  HostBlockStore(int64_t block_bytes, int64_t bytes_limit, kernels::Backend* backend);
+  ~HostBlockStore() override;
+  std::string_view name() const override { return "host"; }
+  int64_t allocated_bytes() const { return allocated_; }
+
+ protected:
+  Status WriteBlob(const BlockKey& key, std::span<const uint8_t> data) override;
+  ReadOutcome ReadBlob(const BlockKey& key, std::span<uint8_t> out) override;
+  void DeleteBlob(const BlockKey& key) override;
+
+ private:
+  kernels::Backend* backend_;
+  int64_t blocks_per_chunk_;
+  int64_t allocated_ = 0;
+  std::vector<uint8_t*> chunks_;
+  std::vector<uint8_t*> free_slots_;
+  std::unordered_map<BlockKey, uint8_t*, BlockKeyHasher> slots_;
 };
 
 }  // namespace reprise::kv

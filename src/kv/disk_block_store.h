@@ -59,6 +59,7 @@ class DiskBlockStore : public LruBlockStore {
 
   static Result<std::unique_ptr<DiskBlockStore>> Open(const DiskBlockStoreConfig& config);
   std::string_view name() const override { return "disk"; }
+  bool durable() const override { return true; }
   const DiskBlockStoreConfig& config() const { return config_; }
   const DiskScanReport& scan_report() const { return scan_; }
   std::string PathOf(const BlockKey& key) const;  // where the block's file lives

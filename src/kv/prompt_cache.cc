@@ -212,6 +212,7 @@ CacheHit PromptCache::Acquire(std::span<const int32_t> tokens, int32_t max_token
     hit.n_cached += bt;
     hit.n_lower_tokens += bt;
     ++hit.n_lower_blocks;
+    CountTierHit(bt, &hit);
   }
   if (promoted_all && lower_partial_len > 0) {
     const int32_t b = Promote(lower_partial);
@@ -220,6 +221,7 @@ CacheHit PromptCache::Acquire(std::span<const int32_t> tokens, int32_t max_token
       hit.n_cached += lower_partial_len;
       hit.n_lower_tokens += lower_partial_len;
       ++hit.n_lower_blocks;
+      CountTierHit(lower_partial_len, &hit);
     }
   }
 
@@ -233,6 +235,14 @@ CacheHit PromptCache::Acquire(std::span<const int32_t> tokens, int32_t max_token
     ++misses_;
   }
   return hit;
+}
+
+void PromptCache::CountTierHit(int32_t tokens, CacheHit* hit) {
+  const int t = config_.lower->last_get_tier();
+  if (t < 0 || t >= PromptCacheStats::kMaxTiers) return;
+  tier_hit_tokens_[t] += tokens;
+  ++tier_promotions_[t];
+  hit->n_tier_tokens[t] += tokens;
 }
 
 int32_t PromptCache::Promote(const BlockKey& key) {
@@ -438,6 +448,10 @@ PromptCacheStats PromptCache::Stats() const {
   s.evictions = evictions_;
   s.inserts = inserts_;
   s.lower_hit_tokens = lower_hit_tokens_;
+  for (int i = 0; i < PromptCacheStats::kMaxTiers; ++i) {
+    s.tier_hit_tokens[i] = tier_hit_tokens_[i];
+    s.tier_promotions[i] = tier_promotions_[i];
+  }
   s.promotions = promotions_;
   s.demotions = demotions_;
   return s;

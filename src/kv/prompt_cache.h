@@ -80,6 +80,7 @@ struct CacheHit {
   int32_t n_copied_tokens = 0;  // rows copied into a fresh block (< block_tokens)
   int32_t n_lower_tokens = 0;   // of n_cached, tokens read back from the lower tier
   int32_t n_lower_blocks = 0;   // blocks promoted from the lower tier
+  int32_t n_tier_tokens[4] = {};  // of n_lower_tokens, per tier of the lower store
 };
 
 struct PromptCacheStats {
@@ -96,6 +97,10 @@ struct PromptCacheStats {
   int64_t lower_hit_tokens = 0;  // tokens of hits read back from the lower tier
   int64_t promotions = 0;        // blocks read back into the pool
   int64_t demotions = 0;         // evicted blocks written to the lower tier
+  // Per tier of the lower store (BlockStore::tier(i)), in its order.
+  static constexpr int kMaxTiers = 4;
+  int64_t tier_hit_tokens[kMaxTiers] = {};  // of lower_hit_tokens, served by tier i
+  int64_t tier_promotions[kMaxTiers] = {};  // of promotions, read from tier i
 };
 
 // One cached entry (leaf), for GET /v1/cache.
@@ -183,6 +188,7 @@ class PromptCache {
   // A fresh pool block filled from the lower tier's `key`; -1 when no block
   // is free or the read fails.
   int32_t Promote(const BlockKey& key);
+  void CountTierHit(int32_t tokens, CacheHit* hit);  // after a Promote: per-tier counters
 
   BlockPool& pool_;
   PromptCacheConfig config_;
@@ -200,6 +206,8 @@ class PromptCache {
   int64_t evictions_ = 0;
   int64_t inserts_ = 0;
   int64_t lower_hit_tokens_ = 0;
+  int64_t tier_hit_tokens_[PromptCacheStats::kMaxTiers] = {};
+  int64_t tier_promotions_[PromptCacheStats::kMaxTiers] = {};
   int64_t promotions_ = 0;
   int64_t demotions_ = 0;
   std::vector<uint8_t> scratch_;  // one block, between the pool and the lower tier

@@ -86,7 +86,8 @@ UsageCounts Generation::usage() const {
   UsageCounts u;
   u.prompt_tokens = engine_usage_.prompt_tokens;
   u.cached_tokens = engine_usage_.cached_tokens;
-  u.cached_tokens_from_disk = engine_usage_.cached_tokens_lower_tier;
+  u.cached_tokens_from_disk = engine_usage_.cached_tokens_disk;
+  u.cached_tokens_from_host = engine_usage_.cached_tokens_host;
   u.completion_tokens = completion_tokens_;
   return u;
 }

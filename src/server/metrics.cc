@@ -115,47 +115,62 @@ std::string ServerMetrics::Render(const engine::EngineStats& s, bool healthy) co
          s.kv_capacity_blocks);
   Metric(&out, "reprise_kv_bytes_per_token", "gauge", "KV bytes one token position takes.",
          s.kv_bytes_per_token);
-  // KV tiers: "ram" is the block pool's cached part; below it the disk tier.
+  // KV tiers: the pool's cached part ("ram", or "device" when the KV lives
+  // in GPU memory), then the tiers below it ("host", "disk").
   {
-    const bool lower = !s.lower_tier.empty();
-    const kv::BlockStoreStats& d = s.lower;
-    auto tiers = [&](double ram, double disk) {
-      std::vector<std::pair<std::string, double>> v = {{"ram", ram}};
-      if (lower) v.emplace_back(s.lower_tier, disk);
+    using Series = std::vector<std::pair<std::string, double>>;
+    auto tiers = [&](double pool, auto lower_value) {
+      Series v = {{s.pool_tier, pool}};
+      for (const auto& t : s.lower_tiers) v.emplace_back(t.name, lower_value(t));
       return v;
     };
+    auto lower_only = [&](auto lower_value) {
+      Series v;
+      for (const auto& t : s.lower_tiers) v.emplace_back(t.name, lower_value(t));
+      return v;
+    };
+    using Tier = engine::EngineStats::Tier;
     TierMetric(&out, "reprise_kv_tier_bytes", "gauge", "KV bytes held by each cache tier.",
-               tiers(static_cast<double>(c.cached_bytes), static_cast<double>(d.bytes)));
+               tiers(static_cast<double>(c.cached_bytes),
+                     [](const Tier& t) { return static_cast<double>(t.stats.bytes); }));
     TierMetric(&out, "reprise_kv_tier_bytes_limit", "gauge", "Byte bound of each cache tier.",
-               tiers(static_cast<double>(s.kv_bytes_limit), static_cast<double>(d.bytes_limit)));
+               tiers(static_cast<double>(s.kv_bytes_limit),
+                     [](const Tier& t) { return static_cast<double>(t.stats.bytes_limit); }));
     TierMetric(&out, "reprise_kv_tier_blocks", "gauge", "KV blocks held by each cache tier.",
-               tiers(static_cast<double>(c.cached_blocks), static_cast<double>(d.blocks)));
+               tiers(static_cast<double>(c.cached_blocks),
+                     [](const Tier& t) { return static_cast<double>(t.stats.blocks); }));
     TierMetric(&out, "reprise_kv_tier_hits_total", "counter",
                "Prompt tokens whose KV was served from each tier.",
                tiers(static_cast<double>(c.hit_tokens - c.lower_hit_tokens),
-                     static_cast<double>(c.lower_hit_tokens)));
-    if (lower) {
+                     [](const Tier& t) { return static_cast<double>(t.hit_tokens); }));
+    if (!s.lower_tiers.empty()) {
       TierMetric(&out, "reprise_kv_tier_promotions_total", "counter",
-                 "KV blocks read back from a tier into the RAM pool.",
-                 {{s.lower_tier, static_cast<double>(c.promotions)}});
+                 "KV blocks read back from a tier into the pool.",
+                 lower_only([](const Tier& t) { return static_cast<double>(t.promotions); }));
       TierMetric(&out, "reprise_kv_tier_demotions_total", "counter",
-                 "Evicted KV blocks written to a tier (blocks it already held are not rewritten).",
-                 {{s.lower_tier, static_cast<double>(c.demotions)}});
+                 "KV blocks written to a tier: evicted from the pool, or sunk from the tier "
+                 "above (blocks it already held are not rewritten).",
+                 lower_only([](const Tier& t) { return static_cast<double>(t.stats.puts); }));
       TierMetric(&out, "reprise_kv_tier_evictions_total", "counter",
-                 "KV blocks a tier dropped to stay inside its bound.",
-                 {{s.lower_tier, static_cast<double>(d.evictions)}});
+                 "KV blocks a tier dropped (after demoting them to the tier below, if any) to "
+                 "stay inside its bound.",
+                 lower_only([](const Tier& t) { return static_cast<double>(t.stats.evictions); }));
       TierMetric(&out, "reprise_kv_tier_enabled", "gauge",
                  "1 while a tier works; 0 after a storage failure turned it off.",
-                 {{s.lower_tier, d.enabled ? 1.0 : 0.0}});
-      Metric(&out, "reprise_kv_disk_bytes_written_total", "counter",
-             "Bytes written to the disk tier (files, headers included).",
-             static_cast<double>(d.bytes_written));
-      Metric(&out, "reprise_kv_disk_bytes_read_total", "counter",
-             "Bytes read back from the disk tier.", static_cast<double>(d.bytes_read));
-      Metric(&out, "reprise_kv_disk_corrupt_files_discarded_total", "counter",
-             "Disk tier files that were torn, truncated or failed their checksum: discarded, "
-             "never loaded.",
-             static_cast<double>(d.corrupt_discarded));
+                 lower_only([](const Tier& t) { return t.stats.enabled ? 1.0 : 0.0; }));
+      for (const auto& t : s.lower_tiers) {
+        if (t.name != "disk") continue;
+        const kv::BlockStoreStats& d = t.stats;
+        Metric(&out, "reprise_kv_disk_bytes_written_total", "counter",
+               "Bytes written to the disk tier (files, headers included).",
+               static_cast<double>(d.bytes_written));
+        Metric(&out, "reprise_kv_disk_bytes_read_total", "counter",
+               "Bytes read back from the disk tier.", static_cast<double>(d.bytes_read));
+        Metric(&out, "reprise_kv_disk_corrupt_files_discarded_total", "counter",
+               "Disk tier files that were torn, truncated or failed their checksum: discarded, "
+               "never loaded.",
+               static_cast<double>(d.corrupt_discarded));
+      }
     }
   }
   Metric(&out, "reprise_engine_healthy", "gauge",

@@ -448,6 +448,7 @@ json UsageJson(const UsageCounts& u) {
           {"total_tokens", u.prompt_tokens + u.completion_tokens},
           {"prompt_tokens_details",
            {{"cached_tokens", u.cached_tokens},
+            {"cached_tokens_from_host", u.cached_tokens_from_host},
             {"cached_tokens_from_disk", u.cached_tokens_from_disk}}},
           {"completion_tokens_details", {{"reasoning_tokens", u.reasoning_tokens}}}};
 }

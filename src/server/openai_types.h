@@ -82,6 +82,7 @@ struct UsageCounts {
   int32_t cached_tokens = 0;
   int32_t completion_tokens = 0;
   int32_t cached_tokens_from_disk = 0;  // of cached_tokens (reprise extension)
+  int32_t cached_tokens_from_host = 0;  // of cached_tokens, from the host-RAM tier (extension)
   int32_t reasoning_tokens = 0;  // of completion_tokens: the reasoning text's
 };
 nlohmann::ordered_json UsageJson(const UsageCounts& usage);

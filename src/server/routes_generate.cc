@@ -125,10 +125,10 @@ void LogRequest(const Job& job, const Generation& gen) {
                          : 0.0;
   LOG_INFO(
       kLog,
-      "%s %s: prompt %d tokens (cached %d, %d from disk), generated %d, ttft %.1f ms, %.1f "
-      "tok/s, %s%s",
+      "%s %s: prompt %d tokens (cached %d, %d from host, %d from disk), generated %d, ttft %.1f "
+      "ms, %.1f tok/s, %s%s",
       job.chat ? "chat" : "completion", job.meta.id.c_str(), c.prompt_tokens, c.cached_tokens,
-      u.cached_tokens_lower_tier,
+      u.cached_tokens_host, u.cached_tokens_disk,
       c.completion_tokens, u.ttft_ms, tps, gen.failed() ? "error: " : gen.finish_reason().c_str(),
       gen.failed() ? gen.error().message.c_str() : "");
 }

@@ -75,11 +75,11 @@ void HandleCache(Server::Impl& s, const httplib::Request&, httplib::Response& re
                     {"shared_blocks", e.shared_blocks},
                     {"last_use_unix_ms", e.last_use_unix_ms},
                     {"hits", e.hits},
-                    // Where its blocks live: all in the RAM pool; some may
-                    // also have a copy in the lower tier already.
-                    {"tiers", st.lower_tier.empty()
-                                  ? json{{"ram", e.blocks}}
-                                  : json{{"ram", e.blocks}, {st.lower_tier, e.lower_blocks}}}});
+                    // Where its blocks live: all in the pool; some may also
+                    // have a copy in a lower tier already.
+                    {"tiers", st.lower_tiers.empty()
+                                  ? json{{st.pool_tier, e.blocks}}
+                                  : json{{st.pool_tier, e.blocks}, {st.lower_name, e.lower_blocks}}}});
   }
   const kv::PromptCacheStats& c = st.cache;
   json body = {{"object", "list"},
@@ -100,26 +100,31 @@ void HandleCache(Server::Impl& s, const httplib::Request&, httplib::Response& re
                {"block_tokens", st.block_tokens},
                {"active_requests", st.active},
                {"queued_requests", st.queued}};
-  // The tiers: the RAM pool's cached blocks, and the lower tier, which also
-  // holds conversations that are no longer in RAM (not listed in data).
-  json tiers = {{"ram", {{"blocks", c.cached_blocks},
-                         {"bytes", c.cached_bytes},
-                         {"bytes_limit", st.kv_bytes_limit},
-                         {"hit_tokens", c.hit_tokens - c.lower_hit_tokens}}}};
-  if (!st.lower_tier.empty()) {
-    const kv::BlockStoreStats& d = st.lower;
-    tiers[st.lower_tier] = {{"enabled", d.enabled},
-                            {"dir", st.lower_tier_dir},
-                            {"blocks", d.blocks},
-                            {"bytes", d.bytes},
-                            {"bytes_limit", d.bytes_limit},
-                            {"hit_tokens", c.lower_hit_tokens},
-                            {"promotions", c.promotions},
-                            {"demotions", c.demotions},
-                            {"evictions", d.evictions},
-                            {"bytes_written", d.bytes_written},
-                            {"bytes_read", d.bytes_read},
-                            {"corrupt_discarded", d.corrupt_discarded}};
+  // The tiers: the pool's cached blocks ("ram", or "device" on a GPU), and
+  // the tiers below it, which also hold conversations that are no longer in
+  // the pool (not listed in data).
+  json tiers = {{st.pool_tier, {{"blocks", c.cached_blocks},
+                                {"bytes", c.cached_bytes},
+                                {"bytes_limit", st.kv_bytes_limit},
+                                {"hit_tokens", c.hit_tokens - c.lower_hit_tokens}}}};
+  for (size_t i = 0; i < st.lower_tiers.size(); ++i) {
+    const engine::EngineStats::Tier& t = st.lower_tiers[i];
+    const kv::BlockStoreStats& d = t.stats;
+    json j = {{"enabled", d.enabled},
+              {"blocks", d.blocks},
+              {"bytes", d.bytes},
+              {"bytes_limit", d.bytes_limit},
+              {"hit_tokens", t.hit_tokens},
+              {"promotions", t.promotions},
+              // Blocks written into this tier: demoted from the pool (the
+              // fastest lower tier) or sunk from the tier above.
+              {"demotions", d.puts},
+              {"evictions", d.evictions},
+              {"bytes_written", d.bytes_written},
+              {"bytes_read", d.bytes_read},
+              {"corrupt_discarded", d.corrupt_discarded}};
+    if (!t.dir.empty()) j["dir"] = t.dir;
+    tiers[t.name] = j;
   }
   body["tiers"] = tiers;
   RespondJson(res, body);

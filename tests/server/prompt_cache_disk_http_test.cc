@@ -166,6 +166,63 @@ TEST(PromptCacheDiskHttpTest, RestartThenContinueHits) {
   ExpectSameOutput(hit, ref->Post("/v1/completions", Greedy(next, 10)));
 }
 
+// The host-RAM tier between the pool and the disk (--prompt-cache-host-bytes;
+// on a GPU it holds what GPU memory evicts, here it runs over the CPU pool):
+// an evicted conversation lands in host memory first, what the host tier
+// evicts sinks to disk, a follow-up is served from both with the output a
+// cold run gives, each tier stays inside its bound, and at shutdown the host
+// tier is written to disk so a restart finds it all.
+int FromHost(const HttpResult& r) {
+  if (r.status != 200) return -1;
+  return r.json["usage"]["prompt_tokens_details"]["cached_tokens_from_host"].get<int>();
+}
+
+TEST(PromptCacheDiskHttpTest, HostTierBetweenThePoolAndTheDisk) {
+  const std::string dir = FreshDir("host_tier");
+  // 8 KiB blocks of 32 tokens: the host tier holds 6 of them.
+  const std::vector<std::string> args = {"--prompt-cache-size",       "1",
+                                         "--prompt-cache-host-bytes", "48K",
+                                         "--prompt-cache-dir",        dir,
+                                         "--prompt-cache-disk-bytes", "16M"};
+  auto ref = StartOrDie(TinyChatModel(), {"--prompt-cache-size", "0"});
+  ASSERT_NE(ref, nullptr);
+  const std::string a = Text(11, 300);  // 300 + 8 positions: 9 full blocks and a partial one
+  const std::string next = a + Text(12, 50);
+  {
+    auto s = StartOrDie(TinyChatModel(), args);
+    ASSERT_NE(s, nullptr);
+    EXPECT_EQ(s->Metric("reprise_kv_tier_bytes_limit{tier=\"host\"}"), 48 * 1024);
+    EXPECT_NE(s->Log().find("host tier"), std::string::npos) << s->Log();
+    ASSERT_EQ(Cached(s->Post("/v1/completions", Greedy(a, 8))), 0);
+    ASSERT_EQ(Cached(s->Post("/v1/completions", Greedy(Text(13, 100), 4))), 0);
+    ASSERT_TRUE(s->WaitIdle());
+    // a left the pool: 6 of its blocks in host memory, the 4 oldest sank to disk.
+    EXPECT_EQ(s->Metric("reprise_kv_tier_blocks{tier=\"host\"}"), 6);
+    EXPECT_EQ(Disk(*s, "reprise_kv_tier_blocks"), 4);
+    EXPECT_LE(s->Metric("reprise_kv_tier_bytes{tier=\"host\"}"), 48 * 1024);
+    HttpResult hit = s->Post("/v1/completions", Greedy(next, 10));
+    EXPECT_EQ(Cached(hit), 9 * 32);
+    EXPECT_GT(FromHost(hit), 0);
+    EXPECT_GT(FromDisk(hit), 0);
+    EXPECT_EQ(FromHost(hit) + FromDisk(hit), Cached(hit));
+    ExpectSameOutput(hit, ref->Post("/v1/completions", Greedy(next, 10)));
+    ASSERT_TRUE(s->WaitIdle());
+    EXPECT_EQ(s->Metric("reprise_kv_tier_hits_total{tier=\"host\"}"), FromHost(hit));
+    EXPECT_EQ(Disk(*s, "reprise_kv_tier_hits_total"), FromDisk(hit));
+    HttpResult cache = s->Get("/v1/cache");
+    ASSERT_EQ(cache.status, 200);
+    EXPECT_EQ(cache.json["tiers"]["host"]["blocks"], 6) << cache.body;
+    EXPECT_TRUE(cache.json["tiers"].contains("disk")) << cache.body;
+    EXPECT_EQ(s->Stop(), 0);  // the pool and the host tier are written to disk
+  }
+  auto s2 = StartOrDie(TinyChatModel(), args);
+  ASSERT_NE(s2, nullptr);
+  HttpResult again = s2->Post("/v1/completions", Greedy(next + Text(14, 20), 6));
+  EXPECT_GE(Cached(again), 10 * 32);  // all of next's turn: from disk after the restart
+  EXPECT_EQ(FromDisk(again), Cached(again));
+  ExpectSameOutput(again, ref->Post("/v1/completions", Greedy(next + Text(14, 20), 6)));
+}
+
 TEST(PromptCacheDiskHttpTest, ADirWrittenByAnotherModelIsIgnored) {
   const std::string dir = FreshDir("disk_foreign");
   const std::string a = Text(6, 200);
