@@ -111,6 +111,21 @@ class CudaBackend final : public Backend {
     cudaStreamSynchronize(stream_);
     cudaFree(p);
   }
+  Result<void*> AllocHost(size_t bytes, const char* what) override {
+    void* p = nullptr;
+    const cudaError_t err = cudaHostAlloc(&p, std::max<size_t>(bytes, 1), cudaHostAllocDefault);
+    if (err != cudaSuccess) {
+      cudaGetLastError();
+      return Errorf("cannot allocate %s of pinned host memory for %s: %s",
+                    Bytes(static_cast<int64_t>(bytes)).c_str(), what, cudaGetErrorString(err));
+    }
+    return p;
+  }
+  void FreeHost(void* p) override {
+    if (p == nullptr) return;
+    cudaStreamSynchronize(stream_);
+    cudaFreeHost(p);
+  }
   void CopyToDevice(void* dst, const void* src, size_t bytes) override {
     Note(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_), "copy to device");
     Note(cudaStreamSynchronize(stream_), "copy to device");
