@@ -128,7 +128,7 @@ void AddBenchCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--pp", o->pp, "Prompt tokens (default 512)");
   cmd->add_option("--tg", o->tg, "Generated tokens, after a prompt of --pp (default 128)");
   cmd->add_option("--reps,-r", o->reps, "Repetitions; the median is reported (default 3)");
-  cmd->add_option("--kv-type", o->kv_type, "KV cache type: auto, f16 or f32");
+  cmd->add_option("--kv-type", o->kv_type, "KV cache type: auto, f16, f32 or q8_0");
   cmd->add_flag("--json", o->json, "Print one JSON object");
   cmd->callback([o, &exit_code] { exit_code = RunBench(*o); });
 }

@@ -177,7 +177,7 @@ void AddGenerateCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--threads,-t", opts->threads, "Threads (default: physical cores)");
   cmd->add_option("--device", opts->device, kDeviceHelp);
   cmd->add_option("--ctx-size,-c", opts->ctx_size, "Context size (default: the model's)");
-  cmd->add_option("--kv-type", opts->kv_type, "KV cache type: auto (default: f32 for F32 models, else f16), f16 or f32");
+  cmd->add_option("--kv-type", opts->kv_type, "KV cache type: auto (default: f32 for F32 models, else f16), f16, f32 or q8_0");
   cmd->add_flag("--ignore-eos", opts->ignore_eos, "Keep generating past end-of-sequence tokens");
   cmd->add_flag("--json", opts->json, "Print one JSON object with tokens, text and timings");
   cmd->callback([opts, &exit_code] { exit_code = RunGenerate(*opts); });

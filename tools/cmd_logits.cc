@@ -77,7 +77,7 @@ void AddLogitsCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--last", opts->last, "Keep only the last N rows");
   cmd->add_option("--threads,-t", opts->threads, "Threads (default: physical cores)");
   cmd->add_option("--device", opts->device, kDeviceHelp);
-  cmd->add_option("--kv-type", opts->kv_type, "KV cache type: auto (default: f32 for F32 models, else f16), f16 or f32");
+  cmd->add_option("--kv-type", opts->kv_type, "KV cache type: auto (default: f32 for F32 models, else f16), f16, f32 or q8_0");
   cmd->callback([opts, &exit_code] { exit_code = RunLogits(*opts); });
 }
 

@@ -61,6 +61,7 @@ struct ServeOptions {
   std::string prompt_cache_dir;
   std::string prompt_cache_disk_bytes;
   std::string prompt_cache_host_bytes;
+  std::string kv_type = "auto";
   int ctx_size = 0;
   int max_tokens = 0;
   int parallel = 4;
@@ -223,7 +224,9 @@ int RunServe(const ServeOptions& o) {
   if (!loaded.ok()) return ReportError(loaded.status());
   LoadedModel& lm = *loaded;
   const model::ModelConfig& cfg = lm.model->config();
-  const DType kv_type = lm.model->DefaultKvType();
+  auto kv_parsed = ParseKvType(o.kv_type, *lm.model);
+  if (!kv_parsed.ok()) return ReportError(kv_parsed.status().WithContext("--kv-type"));
+  const DType kv_type = *kv_parsed;
   const int64_t bytes_per_token = lm.model->KvBytesPerToken(kv_type);
   const int64_t ctx = o.ctx_size > 0 ? o.ctx_size : cfg.n_ctx_train;
   // Models written by `reprise make-model` carry reprise.synthetic = true.
@@ -405,6 +408,9 @@ void AddServeCommand(CLI::App& app, int& exit_code) {
                   "pinned host memory and copied back on a hit: 32G, 512M or bytes; 0 = off "
                   "(default: 25% of MemAvailable with --device cuda, off on the CPU; logged)");
   cmd->add_option("--ctx-size,-c", o->ctx_size, "Context per sequence (default: the model's)");
+  cmd->add_option("--kv-type", o->kv_type,
+                  "KV cache type: auto (f32 for F32 models, else f16), f16, f32 or q8_0 (half of "
+                  "f16's bytes: twice the conversations in the same --prompt-cache-bytes)");
   cmd->add_option("--max-tokens", o->max_tokens,
                   "Tokens to generate when a request sets none (default: to the context end)");
   cmd->add_option("--parallel", o->parallel, "Sequences decoded together (default 4)");

@@ -92,7 +92,8 @@ Result<DType> ParseKvType(const std::string& text, const model::Model& model) {
   if (text == "auto") return model.DefaultKvType();
   if (text == "f16" || text == "F16") return DType::kF16;
   if (text == "f32" || text == "F32") return DType::kF32;
-  return Errorf("invalid KV cache type '%s' (use auto, f16 or f32)", text.c_str());
+  if (text == "q8_0" || text == "Q8_0") return DType::kQ8_0;
+  return Errorf("invalid KV cache type '%s' (use auto, f16, f32 or q8_0)", text.c_str());
 }
 
 int ReportError(const Status& status) {

@@ -8,6 +8,7 @@
 
 #include "core/cpu_features.h"
 #include "core/fp16.h"
+#include "kernels/kv_format.h"
 
 namespace reprise::kernels {
 
@@ -19,11 +20,12 @@ void Attend(const AttentionParams& p, const AttentionRun& run, AttentionScratch*
   const int64_t nh = run.head_end - run.head_begin;
   if (run.n_tok <= 0 || nh <= 0) return;
   const int64_t nq = run.n_tok * nh;
-  float* kt = scratch->Get(T * dk + T * dv + 2 * nq + T);
+  float* kt = scratch->Get(T * dk + T * dv + 2 * nq + T + dk);
   float* vs = kt + T * dk;  // [T][dv]
   float* m = vs + T * dv;   // [nq] running max
   float* l = m + nq;        // [nq] running sum
   float* s = l + nq;        // [T] scores / probabilities of one query
+  float* krow = s + T;      // [dk] one K row as floats
   int32_t max_pos = 0;
   for (int64_t t = 0; t < run.n_tok; ++t) max_pos = std::max(max_pos, run.pos[t]);
   for (int64_t t = 0; t < run.n_tok; ++t) {
@@ -34,7 +36,7 @@ void Attend(const AttentionParams& p, const AttentionRun& run, AttentionScratch*
   }
   std::fill(m, m + nq, -std::numeric_limits<float>::infinity());
   std::fill(l, l + nq, 0.0f);
-  const int64_t esz = p.f16 ? 2 : 4;
+  const int64_t kb = KRowBytes(p), vb = VRowBytes(p);
   const int bt = p.block_tokens;
   for (int64_t p0 = 0; p0 <= max_pos; p0 += T) {
     const int64_t rows = std::min<int64_t>(T, max_pos + 1 - p0);
@@ -45,16 +47,11 @@ void Attend(const AttentionParams& p, const AttentionRun& run, AttentionScratch*
         continue;
       }
       const int64_t pp = p0 + j;
-      const uint8_t* kr = run.k_blocks[pp / bt] + ((run.kv_head * bt + pp % bt) * dk) * esz;
-      const uint8_t* vr = run.v_blocks[pp / bt] + ((run.kv_head * bt + pp % bt) * dv) * esz;
-      for (int64_t d = 0; d < dk; ++d) {
-        kt[d * T + j] = p.f16 ? Fp16ToFp32(reinterpret_cast<const uint16_t*>(kr)[d])
-                              : reinterpret_cast<const float*>(kr)[d];
-      }
-      for (int64_t i = 0; i < dv; ++i) {
-        vs[j * dv + i] = p.f16 ? Fp16ToFp32(reinterpret_cast<const uint16_t*>(vr)[i])
-                               : reinterpret_cast<const float*>(vr)[i];
-      }
+      const uint8_t* kr = run.k_blocks[pp / bt] + (run.kv_head * bt + pp % bt) * kb;
+      const uint8_t* vr = run.v_blocks[pp / bt] + (run.kv_head * bt + pp % bt) * vb;
+      LoadKvRow(kr, dk, p.kv_type, krow);
+      for (int64_t d = 0; d < dk; ++d) kt[d * T + j] = krow[d];
+      LoadKvRow(vr, dv, p.kv_type, vs + j * dv);
     }
     for (int64_t t = 0; t < run.n_tok; ++t) {
       if (run.pos[t] < p0) continue;

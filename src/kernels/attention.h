@@ -1,9 +1,10 @@
-// Blocked causal attention over a sequence's KV blocks (F16 or F32 storage)
+// Blocked causal attention over a sequence's KV blocks (F32, F16 or Q8_0 rows)
 // with an online softmax, for the query heads of one GQA group.
 //
 // Positions are processed in tiles of kAttentionTile (32) consecutive
-// positions, tile 0 first. Each tile's K rows for the kv head are converted to
-// F32 once into scratch, transposed ([head_dim][32]) so that 32 scores come
+// positions, tile 0 first (Q8_0 rows are dequantized a tile at a time, through
+// LoadKvRow: never a float copy of the whole context). Each tile's K rows for
+// the kv head are converted to F32 once into scratch, transposed ([head_dim][32]) so that 32 scores come
 // out of head_dim broadcast-FMAs, and its V rows are converted once; both are
 // then reused by every query head of the group and every query token of the
 // run. Per (query token, head) the state is the running max m, the running sum
@@ -19,6 +20,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/dtype.h"
+
 namespace reprise::kernels {
 
 inline constexpr int kAttentionTile = 32;
@@ -27,9 +30,18 @@ struct AttentionParams {
   int64_t head_dim_k = 0;  // per-head width of q and K
   int64_t head_dim_v = 0;  // per-head width of V and the output
   int block_tokens = 0;    // rows per KV block
-  bool f16 = false;        // KV element type: F16 if true, else F32
+  DType kv_type = DType::kF32;  // KV row format (kernels/kv_format.h): F32, F16 or Q8_0
+  int64_t k_row_bytes = 0;      // bytes of one K row (0: head_dim_k F32 values)
+  int64_t v_row_bytes = 0;
   float scale = 1.0f;      // score multiplier (1/sqrt(head_dim_k))
 };
+
+inline int64_t KRowBytes(const AttentionParams& p) {
+  return p.k_row_bytes > 0 ? p.k_row_bytes : 4 * p.head_dim_k;
+}
+inline int64_t VRowBytes(const AttentionParams& p) {
+  return p.v_row_bytes > 0 ? p.v_row_bytes : 4 * p.head_dim_v;
+}
 
 // Query tokens of one sequence and the query heads [head_begin, head_end) that
 // all read kv head `kv_head`.

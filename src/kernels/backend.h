@@ -62,8 +62,9 @@ struct KvLayout {
   int block_tokens = 0;
   int64_t head_dim_k = 0;
   int64_t head_dim_v = 0;
-  bool f16 = true;  // element type F16, else F32
-  int64_t elem_bytes() const { return f16 ? 2 : 4; }
+  DType type = DType::kF16;  // row format (kernels/kv_format.h): F16, F32 or Q8_0
+  int64_t k_row_bytes = 0;   // one position of one KV head
+  int64_t v_row_bytes = 0;
   uint8_t* K(int32_t block, int layer) const {
     return base + block * block_bytes + layer * k_layer_bytes;
   }
@@ -150,6 +151,8 @@ class Backend {
   // block moves by DMA at the link's speed; CPU: plain aligned memory), for
   // the host-RAM KV tier. Not counted in HeldBytes().
   virtual Result<void*> AllocHost(size_t bytes, const char* what);
+  // Whether this backend's kernels read and write KV rows of `type`.
+  virtual Status CheckKvType(DType type) const { return Status::Ok(); }
   virtual void FreeHost(void* p);
   virtual void CopyToDevice(void* dst, const void* host_src, size_t bytes) = 0;
   // Waits for every op issued before it.

@@ -13,6 +13,7 @@
 #include "kernels/alloc_ledger.h"
 #include "kernels/attention.h"
 #include "kernels/backend.h"
+#include "kernels/kv_format.h"
 #include "kernels/vec.h"
 
 namespace reprise::kernels {
@@ -39,14 +40,6 @@ void ApplyRope(float* vec, int64_t n_heads, int64_t head_dim, int64_t rope_dims,
       x[i0] = a * c - b * s;
       x[i1] = a * s + b * c;
     }
-  }
-}
-
-inline void StoreRow(uint8_t* dst, const float* src, int64_t n, bool f16) {
-  if (f16) {
-    ConvertToF16(src, reinterpret_cast<uint16_t*>(dst), n);
-  } else {
-    std::memcpy(dst, src, n * sizeof(float));
   }
 }
 
@@ -171,7 +164,7 @@ class CpuBackend final : public Backend {
     const int64_t q_dim = s.n_heads * s.head_dim_k;
     const int64_t kd = s.n_kv_heads * s.head_dim_k, vd = s.n_kv_heads * s.head_dim_v;
     const KvLayout& kv = *a.kv;
-    const int64_t bt = kv.block_tokens, esz = kv.elem_bytes();
+    const int64_t bt = kv.block_tokens;
     ForRows(pool_, n_, [&](int64_t t) {
       float* qt = a.q + t * q_dim;
       float* kt = a.k + t * kd;
@@ -195,10 +188,10 @@ class CpuBackend final : public Backend {
       const int32_t block = block_table_[static_cast<int64_t>(seq_[t]) * max_blocks_ + pos_[t] / bt];
       const int64_t row = pos_[t] % bt;
       for (int64_t h = 0; h < s.n_kv_heads; ++h) {
-        StoreRow(kv.K(block, a.layer) + (h * bt + row) * s.head_dim_k * esz, kt + h * s.head_dim_k,
-                 s.head_dim_k, kv.f16);
-        StoreRow(kv.V(block, a.layer) + (h * bt + row) * s.head_dim_v * esz,
-                 a.v + t * vd + h * s.head_dim_v, s.head_dim_v, kv.f16);
+        StoreKvRow(kv.K(block, a.layer) + (h * bt + row) * kv.k_row_bytes,
+                   kt + h * s.head_dim_k, s.head_dim_k, kv.type);
+        StoreKvRow(kv.V(block, a.layer) + (h * bt + row) * kv.v_row_bytes,
+                   a.v + t * vd + h * s.head_dim_v, s.head_dim_v, kv.type);
       }
     });
   }
@@ -216,7 +209,9 @@ class CpuBackend final : public Backend {
     ap.head_dim_k = s.head_dim_k;
     ap.head_dim_v = s.head_dim_v;
     ap.block_tokens = kv.block_tokens;
-    ap.f16 = kv.f16;
+    ap.kv_type = kv.type;
+    ap.k_row_bytes = kv.k_row_bytes;
+    ap.v_row_bytes = kv.v_row_bytes;
     ap.scale = s.scale;
     runs_.clear();
     int64_t n_ptrs = 0;

@@ -5,6 +5,8 @@
 #include <cstring>
 
 #include "core/check.h"
+#include "kernels/backend.h"
+#include "kernels/kv_format.h"
 
 namespace reprise::kv {
 
@@ -19,14 +21,17 @@ Result<std::unique_ptr<BlockPool>> BlockPool::Create(const BlockPoolConfig& conf
     return Errorf("KV block pool: %d heads do not divide k_dim %d and v_dim %d", config.n_heads,
                   config.k_dim, config.v_dim);
   }
-  if (config.dtype != DType::kF16 && config.dtype != DType::kF32) {
-    return Errorf("KV cache type must be f16 or f32, not %s", DTypeName(config.dtype));
+  const int64_t hk = config.k_dim / config.n_heads, hv = config.v_dim / config.n_heads;
+  if (std::string why = kernels::KvTypeUnsupported(config.dtype, hk, hv); !why.empty()) {
+    return Errorf("%s", why.c_str());
   }
-  const int64_t elem = config.dtype == DType::kF16 ? 2 : 4;
+  if (device != nullptr) RETURN_IF_ERROR(device->CheckKvType(config.dtype));
   std::unique_ptr<BlockPool> pool(new BlockPool());
   pool->config_ = config;
-  pool->k_layer_bytes_ = static_cast<int64_t>(config.block_tokens) * config.k_dim * elem;
-  pool->v_layer_bytes_ = static_cast<int64_t>(config.block_tokens) * config.v_dim * elem;
+  pool->k_layer_bytes_ = static_cast<int64_t>(config.block_tokens) * config.n_heads *
+                         kernels::KvRowBytes(config.dtype, hk);
+  pool->v_layer_bytes_ = static_cast<int64_t>(config.block_tokens) * config.n_heads *
+                         kernels::KvRowBytes(config.dtype, hv);
   pool->block_bytes_ = config.n_layers * (pool->k_layer_bytes_ + pool->v_layer_bytes_);
   int64_t cap = config.max_bytes / pool->block_bytes_;
   if (cap < 1) {
@@ -62,9 +67,9 @@ Result<std::unique_ptr<BlockPool>> BlockPool::Create(const BlockPoolConfig& conf
 }
 
 int64_t BlockPool::BlockBytesOf(const BlockPoolConfig& config) {
-  const int64_t elem = config.dtype == DType::kF16 ? 2 : 4;
-  return static_cast<int64_t>(config.n_layers) * config.block_tokens *
-         (static_cast<int64_t>(config.k_dim) + config.v_dim) * elem;
+  const int64_t hk = config.k_dim / config.n_heads, hv = config.v_dim / config.n_heads;
+  return static_cast<int64_t>(config.n_layers) * config.block_tokens * config.n_heads *
+         (kernels::KvRowBytes(config.dtype, hk) + kernels::KvRowBytes(config.dtype, hv));
 }
 
 BlockPool::~BlockPool() {
@@ -87,7 +92,9 @@ kernels::KvLayout BlockPool::layout() const {
   l.block_tokens = config_.block_tokens;
   l.head_dim_k = config_.k_dim / config_.n_heads;
   l.head_dim_v = config_.v_dim / config_.n_heads;
-  l.f16 = config_.dtype == DType::kF16;
+  l.type = config_.dtype;
+  l.k_row_bytes = kernels::KvRowBytes(config_.dtype, l.head_dim_k);
+  l.v_row_bytes = kernels::KvRowBytes(config_.dtype, l.head_dim_v);
   return l;
 }
 
@@ -138,9 +145,9 @@ const uint8_t* BlockPool::V(int32_t block, int layer) const {
 
 void BlockPool::CopyTokens(int32_t src, int32_t dst, int n_tokens) {
   CHECK(n_tokens >= 0 && n_tokens <= config_.block_tokens);
-  const int64_t elem = config_.dtype == DType::kF16 ? 2 : 4;
   const int64_t bt = config_.block_tokens, nh = config_.n_heads;
-  const int64_t kh = config_.k_dim / nh * elem, vh = config_.v_dim / nh * elem;  // bytes a row
+  const int64_t kh = kernels::KvRowBytes(config_.dtype, config_.k_dim / nh);  // bytes a row
+  const int64_t vh = kernels::KvRowBytes(config_.dtype, config_.v_dim / nh);
   for (int l = 0; l < config_.n_layers; ++l) {
     for (int64_t h = 0; h < nh; ++h) {
       if (device_ != nullptr) {

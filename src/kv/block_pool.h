@@ -11,9 +11,10 @@
 // never touches the bytes except through the backend's copies. Accounting is
 // exact either way: bytes_in_use() == used_blocks() * block_bytes().
 //
-// Layout of one block (dtype F16 or F32):
-//   K: [n_layers, n_heads, block_tokens, k_dim / n_heads]
-//   then V: [n_layers, n_heads, block_tokens, v_dim / n_heads]
+// Layout of one block (dtype F16, F32 or Q8_0; a row is one position of one
+// head, in kernels/kv_format.h's row format):
+//   K: [n_layers, n_heads, block_tokens] rows of k_dim / n_heads values
+//   then V: [n_layers, n_heads, block_tokens] rows of v_dim / n_heads values
 // Head-major: one KV head's rows of a block are contiguous, so attention for
 // one head streams 32 consecutive rows instead of a slice of each row.
 // Not thread-safe: owned by the engine thread.
@@ -35,7 +36,7 @@ struct BlockPoolConfig {
   int v_dim = 0;  // n_kv_heads * head_dim_v
   int n_heads = 1;  // KV heads: rows are stored head by head (k_dim, v_dim divisible)
   int block_tokens = 32;
-  DType dtype = DType::kF16;  // kF16 or kF32
+  DType dtype = DType::kF16;  // kF16, kF32 or kQ8_0
   int64_t max_bytes = 0;      // capacity = max_bytes / block_bytes (at least 1 block)
 };
 

@@ -11,6 +11,8 @@
 // prefill and token-by-token decoding agree bit for bit.
 #include "model/model.h"
 
+#include "kernels/kv_format.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -126,8 +128,9 @@ Result<std::unique_ptr<Model>> Model::Load(std::shared_ptr<const gguf::File> fil
 }
 
 int64_t Model::KvBytesPerToken(DType kv_type) const {
-  const int64_t elem = kv_type == DType::kF16 ? 2 : 4;
-  return config_.n_layers * (config_.k_dim() + config_.v_dim()) * elem;
+  const int64_t hk = config_.k_dim() / config_.n_kv_heads, hv = config_.v_dim() / config_.n_kv_heads;
+  return config_.n_layers * config_.n_kv_heads *
+         (kernels::KvRowBytes(kv_type, hk) + kernels::KvRowBytes(kv_type, hv));
 }
 
 kv::BlockPoolConfig Model::KvPoolConfig(DType kv_type, int block_tokens, int64_t max_bytes) const {

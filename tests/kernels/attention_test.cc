@@ -15,6 +15,7 @@
 
 #include "core/cpu_features.h"
 #include "core/fp16.h"
+#include "kernels/kv_format.h"
 #include "kernel_test_util.h"
 
 namespace reprise::kernels {
@@ -25,17 +26,19 @@ using testing::RandomFloats;
 struct Shape {
   int64_t dk, dv, n_kv, group, ctx;
   int block_tokens;
-  bool f16;
+  DType type;  // KV row format: F32, F16 or Q8_0 (kernels/kv_format.h)
 };
 
 // A sequence's KV for one layer, in blocks scattered through a pool in
-// shuffled order; rows past ctx hold NaN (never read unmasked).
+// shuffled order; rows past ctx hold NaN (F32/F16) or huge values (Q8_0),
+// which would show in any result that read them.
 struct TestKv {
   Shape s;
   AttentionParams p;
   std::vector<uint8_t> k_pool, v_pool;
   std::vector<const uint8_t*> k_blocks, v_blocks;
   int64_t k_row = 0, v_row = 0;  // elements of a full K / V row (all kv heads)
+  int64_t krb = 0, vrb = 0;      // bytes of one head's K / V row
   std::vector<float> q;  // [ctx, n_heads * dk]
 
   explicit TestKv(const Shape& shape, uint32_t seed) : s(shape) {
@@ -44,12 +47,15 @@ struct TestKv {
     p.head_dim_v = s.dv;
     k_row = s.n_kv * s.dk;
     v_row = s.n_kv * s.dv;
+    krb = KvRowBytes(s.type, s.dk);
+    vrb = KvRowBytes(s.type, s.dv);
     p.block_tokens = s.block_tokens;
-    p.f16 = s.f16;
+    p.kv_type = s.type;
+    p.k_row_bytes = krb;
+    p.v_row_bytes = vrb;
     p.scale = 1.0f / std::sqrt(static_cast<float>(s.dk));
     const int64_t n_blocks = (s.ctx + s.block_tokens - 1) / s.block_tokens;
-    const int64_t esz = s.f16 ? 2 : 4;
-    const int64_t kb = s.block_tokens * k_row * esz, vb = s.block_tokens * v_row * esz;
+    const int64_t kb = s.block_tokens * s.n_kv * krb, vb = s.block_tokens * s.n_kv * vrb;
     const int64_t pool_blocks = n_blocks + 3;
     k_pool.resize(pool_blocks * kb);
     v_pool.resize(pool_blocks * vb);
@@ -60,7 +66,8 @@ struct TestKv {
     const std::vector<float> kf =
         RandomFloats(pool_blocks * s.block_tokens * k_row, seed + 1, 2.0f);
     const std::vector<float> vf = RandomFloats(pool_blocks * s.block_tokens * v_row, seed + 2);
-    const float nan = std::numeric_limits<float>::quiet_NaN();
+    const float dead = s.type == DType::kQ8_0 ? 1e4f : std::numeric_limits<float>::quiet_NaN();
+    std::vector<float> row(std::max(s.dk, s.dv));
     for (int64_t b = 0; b < n_blocks; ++b) {
       uint8_t* kd = &k_pool[order[b] * kb];
       uint8_t* vd = &v_pool[order[b] * vb];
@@ -69,32 +76,28 @@ struct TestKv {
       for (int64_t r = 0; r < s.block_tokens; ++r) {
         const bool live = b * s.block_tokens + r < s.ctx;
         const int64_t base = b * s.block_tokens + r;
-        for (int64_t i = 0; i < k_row; ++i)
-          Store(kd, KIndex(r, i), live ? kf[base * k_row + i] : nan);
-        for (int64_t i = 0; i < v_row; ++i)
-          Store(vd, VIndex(r, i), live ? vf[base * v_row + i] : nan);
+        for (int64_t h = 0; h < s.n_kv; ++h) {
+          for (int64_t i = 0; i < s.dk; ++i) row[i] = live ? kf[base * k_row + h * s.dk + i] : dead;
+          StoreKvRow(kd + (h * s.block_tokens + r) * krb, row.data(), s.dk, s.type);
+          for (int64_t i = 0; i < s.dv; ++i) row[i] = live ? vf[base * v_row + h * s.dv + i] : dead;
+          StoreKvRow(vd + (h * s.block_tokens + r) * vrb, row.data(), s.dv, s.type);
+        }
       }
     }
     q = RandomFloats(s.ctx * n_heads * s.dk, seed + 3);
   }
-  // Element i of row r's full K (V) row in the head-major block layout
-  // (kv/block_pool.h): head i / dk, at (head * block_tokens + r) * dk + i % dk.
-  int64_t KIndex(int64_t r, int64_t i) const {
-    return ((i / s.dk) * s.block_tokens + r) * s.dk + i % s.dk;
+  // Position pp of kv head h as floats (what every attention version must read).
+  std::vector<float> KRow(int64_t pp, int64_t h) const {
+    std::vector<float> out(s.dk);
+    LoadKvRow(k_blocks[pp / s.block_tokens] + (h * s.block_tokens + pp % s.block_tokens) * krb,
+              s.dk, s.type, out.data());
+    return out;
   }
-  int64_t VIndex(int64_t r, int64_t i) const {
-    return ((i / s.dv) * s.block_tokens + r) * s.dv + i % s.dv;
-  }
-  void Store(uint8_t* base, int64_t i, float f) const {
-    if (s.f16) {
-      reinterpret_cast<uint16_t*>(base)[i] = Fp32ToFp16(f);
-    } else {
-      reinterpret_cast<float*>(base)[i] = f;
-    }
-  }
-  float Load(const uint8_t* base, int64_t i) const {
-    return s.f16 ? Fp16ToFp32(reinterpret_cast<const uint16_t*>(base)[i])
-                 : reinterpret_cast<const float*>(base)[i];
+  std::vector<float> VRow(int64_t pp, int64_t h) const {
+    std::vector<float> out(s.dv);
+    LoadKvRow(v_blocks[pp / s.block_tokens] + (h * s.block_tokens + pp % s.block_tokens) * vrb,
+              s.dv, s.type, out.data());
+    return out;
   }
   int64_t n_heads() const { return s.n_kv * s.group; }
 
@@ -151,22 +154,18 @@ struct TestKv {
         const float* qh = &q[(t * nh + h) * s.dk];
         double mx = -1e300;
         for (int64_t pp = 0; pp <= t; ++pp) {
-          const uint8_t* kb = k_blocks[pp / s.block_tokens];
-          const int64_t r = pp % s.block_tokens;
+          const std::vector<float> kr = KRow(pp, kvh);
           double acc = 0;
-          for (int64_t d = 0; d < s.dk; ++d) {
-            acc += static_cast<double>(qh[d]) * Load(kb, KIndex(r, kvh * s.dk + d));
-          }
+          for (int64_t d = 0; d < s.dk; ++d) acc += static_cast<double>(qh[d]) * kr[d];
           sc[pp] = acc * p.scale;
           mx = std::max(mx, sc[pp]);
         }
         double sum = 0;
         for (int64_t pp = 0; pp <= t; ++pp) sum += (sc[pp] = std::exp(sc[pp] - mx));
         for (int64_t pp = 0; pp <= t; ++pp) {
-          const uint8_t* vb = v_blocks[pp / s.block_tokens];
-          const int64_t r = pp % s.block_tokens;
+          const std::vector<float> vr = VRow(pp, kvh);
           for (int64_t i = 0; i < s.dv; ++i) {
-            out[(t * nh + h) * s.dv + i] += sc[pp] / sum * Load(vb, VIndex(r, kvh * s.dv + i));
+            out[(t * nh + h) * s.dv + i] += sc[pp] / sum * vr[i];
           }
         }
       }
@@ -175,18 +174,20 @@ struct TestKv {
   }
 };
 
+constexpr DType kF16 = DType::kF16, kF32 = DType::kF32, kQ8 = DType::kQ8_0;
 const Shape kShapes[] = {
-    {64, 64, 4, 8, 77, 32, true},    {64, 64, 4, 8, 77, 32, false}, {128, 128, 2, 4, 100, 32, true},
-    {128, 128, 2, 4, 65, 32, false}, {32, 32, 3, 1, 45, 32, true},  {32, 32, 3, 1, 33, 32, false},
-    {64, 64, 1, 8, 1, 32, true},     {40, 24, 2, 3, 70, 16, false}, {64, 64, 2, 5, 90, 48, true},
-    {128, 128, 1, 8, 300, 32, true},
+    {64, 64, 4, 8, 77, 32, kF16},    {64, 64, 4, 8, 77, 32, kF32},  {128, 128, 2, 4, 100, 32, kF16},
+    {128, 128, 2, 4, 65, 32, kF32},  {32, 32, 3, 1, 45, 32, kF16},  {32, 32, 3, 1, 33, 32, kF32},
+    {64, 64, 1, 8, 1, 32, kF16},     {40, 24, 2, 3, 70, 16, kF32},  {64, 64, 2, 5, 90, 48, kF16},
+    {128, 128, 1, 8, 300, 32, kF16}, {64, 64, 4, 8, 77, 32, kQ8},   {128, 128, 2, 4, 100, 32, kQ8},
+    {16, 16, 2, 3, 50, 16, kQ8},     {96, 96, 1, 2, 130, 32, kQ8},
 };
 
 std::string Describe(const Shape& s) {
   return "dk=" + std::to_string(s.dk) + " dv=" + std::to_string(s.dv) +
          " n_kv=" + std::to_string(s.n_kv) + " group=" + std::to_string(s.group) +
          " ctx=" + std::to_string(s.ctx) + " bt=" + std::to_string(s.block_tokens) +
-         (s.f16 ? " f16" : " f32");
+         " " + DTypeName(s.type);
 }
 
 using AttendFn = void (*)(const AttentionParams&, const AttentionRun&, AttentionScratch*);
@@ -255,6 +256,43 @@ TEST(AttentionTest, ResultDoesNotDependOnOtherTokensOrHeads) {
       }
       ASSERT_EQ(0, std::memcmp(all.data(), out.data(), all.size() * sizeof(float)));
     }
+  }
+}
+
+// The Q8_0 KV row: 34 bytes per 32 values (the group shrinks to a narrower
+// head), each value within half a step of its group's F16 scale, zeros exact,
+// and head sizes that do not split into groups refused with a reason.
+TEST(KvFormatTest, Q8RowsRoundTripWithinHalfAStep) {
+  EXPECT_EQ(KvRowBytes(DType::kQ8_0, 128), 4 * 34);
+  EXPECT_EQ(KvRowBytes(DType::kQ8_0, 16), 18);
+  EXPECT_EQ(KvRowBytes(DType::kF16, 128), 256);
+  EXPECT_EQ(KvRowBytes(DType::kQ8_0, 40), 0);
+  EXPECT_NE(KvTypeUnsupported(DType::kQ8_0, 40, 40), "");
+  EXPECT_EQ(KvTypeUnsupported(DType::kQ8_0, 128, 128), "");
+  EXPECT_NE(KvTypeUnsupported(DType::kQ4_0, 128, 128), "");
+  for (int64_t n : {8, 16, 32, 64, 128, 256}) {
+    std::vector<float> x = RandomFloats(n, static_cast<uint32_t>(n), 3.0f);
+    x[0] = 0.0f;
+    if (n >= 64) x[40] = 50.0f;  // one outlier: only its own group's scale grows
+    std::vector<uint8_t> row(KvRowBytes(DType::kQ8_0, n));
+    StoreKvRow(row.data(), x.data(), n, DType::kQ8_0);
+    std::vector<float> back(n);
+    LoadKvRow(row.data(), n, DType::kQ8_0, back.data());
+    const int64_t g = KvQ8Group(n);
+    for (int64_t b = 0; b < n / g; ++b) {
+      float amax = 0;
+      for (int64_t i = 0; i < g; ++i) amax = std::max(amax, std::fabs(x[b * g + i]));
+      const float step = amax / 127.0f;
+      for (int64_t i = 0; i < g; ++i) {
+        ASSERT_LE(std::fabs(back[b * g + i] - x[b * g + i]), 0.5f * step * 1.002f + 1e-7f)
+            << "n=" << n << " i=" << b * g + i;
+      }
+    }
+    EXPECT_EQ(back[0], 0.0f);
+    // Pure: the same values give the same bytes.
+    std::vector<uint8_t> again(row.size());
+    StoreKvRow(again.data(), x.data(), n, DType::kQ8_0);
+    EXPECT_EQ(row, again);
   }
 }
 

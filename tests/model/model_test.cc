@@ -184,7 +184,7 @@ INSTANTIATE_TEST_SUITE_P(
     Types, PrefillInvariance,
     ::testing::Combine(::testing::Values(DType::kF32, DType::kF16, DType::kQ8_0, DType::kQ4_0,
                                          DType::kQ4_K, DType::kQ6_K),
-                       ::testing::Values(DType::kF32, DType::kF16)),
+                       ::testing::Values(DType::kF32, DType::kF16, DType::kQ8_0)),
     [](const auto& info) {
       return std::string(DTypeName(std::get<0>(info.param))) + "_kv" +
              DTypeName(std::get<1>(info.param));

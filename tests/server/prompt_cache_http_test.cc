@@ -321,6 +321,41 @@ TEST(PromptCacheHttpTest, ManyMaxTokens32000RequestsOnASmallBudgetAllFinish) {
   }
 }
 
+// --kv-type q8_0: about half of F16's bytes per token (so the same
+// --prompt-cache-bytes holds about twice the tokens), and a cache hit still
+// generates exactly what a cold run with the same KV type does.
+TEST(PromptCacheHttpTest, Q8KvHalvesBytesPerTokenAndHitsStayExact) {
+  auto f16 = StartOrDie(TinyChatModel(), {"--kv-type", "f16", "--prompt-cache-bytes", "1M"});
+  auto q8 = StartOrDie(TinyChatModel(), {"--kv-type", "q8_0", "--prompt-cache-bytes", "1M"});
+  auto cold = StartOrDie(TinyChatModel(), {"--kv-type", "q8_0", "--prompt-cache-size", "0"});
+  ASSERT_TRUE(f16 != nullptr && q8 != nullptr && cold != nullptr);
+  const double b16 = f16->Metric("reprise_kv_bytes_per_token");
+  const double b8 = q8->Metric("reprise_kv_bytes_per_token");
+  EXPECT_GT(b16, 0);
+  // The tiny model's heads are 16 wide: groups of 16 values, 18 bytes each
+  // (at head sizes >= 32: 34 bytes per 32 values).
+  EXPECT_EQ(b8, b16 * 18 / 32) << b8 << " vs " << b16;
+  EXPECT_GE(q8->Metric("reprise_kv_blocks_capacity"),
+            std::floor(f16->Metric("reprise_kv_blocks_capacity") * 32 / 18) - 1);
+  EXPECT_NE(q8->Log().find("Q8_0"), std::string::npos);
+  const std::string turn1 = Text(40, 200);
+  Json first = {{"prompt", turn1}, {"max_tokens", 8}, {"temperature", 0}, {"ignore_eos", true}};
+  ASSERT_EQ(Cached(q8->Post("/v1/completions", first)), 0);
+  Json next = {{"prompt", turn1 + Text(41, 60)}, {"max_tokens", 16}, {"temperature", 0},
+               {"ignore_eos", true}, {"logprobs", 1}};
+  HttpResult hit = q8->Post("/v1/completions", next);
+  HttpResult miss = cold->Post("/v1/completions", next);
+  EXPECT_EQ(Cached(hit), 200);  // 6 shared blocks and a partial one copied
+  EXPECT_EQ(Cached(miss), 0);
+  EXPECT_EQ(hit.json["choices"][0]["text"], miss.json["choices"][0]["text"]);
+  EXPECT_EQ(hit.json["choices"][0]["logprobs"]["token_logprobs"],
+            miss.json["choices"][0]["logprobs"]["token_logprobs"]);
+  // A bad value is a clear startup error.
+  std::string error;
+  EXPECT_EQ(ServerProcess::Start(TinyChatModel(), {"--kv-type", "q4"}, &error), nullptr);
+  EXPECT_NE(error.find("q8_0"), std::string::npos) << error;
+}
+
 TEST(PromptCacheHttpTest, DisconnectMidStreamCancelsAndReleasesBlocks) {
   auto s = StartOrDie(SlowChatModel(), {});
   ASSERT_NE(s, nullptr);

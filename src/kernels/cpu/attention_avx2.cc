@@ -10,6 +10,7 @@
 
 #include "core/fp16.h"
 #include "kernels/attention.h"
+#include "kernels/kv_format.h"
 #include "kernels/cpu/exp.inc.h"
 
 namespace reprise::kernels::avx2 {
@@ -41,10 +42,12 @@ inline __m256i TailMask(int64_t n) {
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(std::min<int64_t>(n, 8))), idx);
 }
 
-// n elements of a KV row (F16 or F32) as floats into dst.
-inline void LoadRow(const uint8_t* src, bool f16, int64_t n, float* dst) {
+// n elements of a KV row as floats into dst (Q8_0: the reference's LoadKvRow).
+inline void LoadRow(const uint8_t* src, DType type, int64_t n, float* dst) {
   int64_t i = 0;
-  if (f16) {
+  if (type == DType::kQ8_0) {
+    LoadKvRow(src, n, type, dst);
+  } else if (type == DType::kF16) {
     const uint16_t* s = reinterpret_cast<const uint16_t*>(src);
     for (; i + 8 <= n; i += 8) {
       _mm256_storeu_ps(dst + i,
@@ -145,7 +148,7 @@ void Attend(const AttentionParams& p, const AttentionRun& run, AttentionScratch*
   }
   std::fill(m, m + nq, -std::numeric_limits<float>::infinity());
   std::fill(l, l + nq, 0.0f);
-  const int64_t esz = p.f16 ? 2 : 4;
+  const int64_t kb = KRowBytes(p), vb = VRowBytes(p);
   const int bt = p.block_tokens;
   for (int64_t p0 = 0; p0 <= max_pos; p0 += T) {
     const int64_t rows = std::min<int64_t>(T, max_pos + 1 - p0);
@@ -155,11 +158,11 @@ void Attend(const AttentionParams& p, const AttentionRun& run, AttentionScratch*
         continue;
       }
       const int64_t pp = p0 + j;
-      const uint8_t* kr = run.k_blocks[pp / bt] + ((run.kv_head * bt + pp % bt) * dk) * esz;
-      const uint8_t* vr = run.v_blocks[pp / bt] + ((run.kv_head * bt + pp % bt) * dv) * esz;
-      LoadRow(kr, p.f16, dk, row);
+      const uint8_t* kr = run.k_blocks[pp / bt] + (run.kv_head * bt + pp % bt) * kb;
+      const uint8_t* vr = run.v_blocks[pp / bt] + (run.kv_head * bt + pp % bt) * vb;
+      LoadRow(kr, p.kv_type, dk, row);
       for (int64_t d = 0; d < dk; ++d) kt[d * T + j] = row[d];
-      LoadRow(vr, p.f16, dv, vs + j * dv);
+      LoadRow(vr, p.kv_type, dv, vs + j * dv);
     }
     for (int64_t t = 0; t < run.n_tok; ++t) {
       if (run.pos[t] < p0) continue;

@@ -10,6 +10,7 @@
 #include <limits>
 
 #include "kernels/attention.h"
+#include "kernels/kv_format.h"
 #include "kernels/cpu/exp.inc.h"
 
 namespace reprise::kernels::avx512 {
@@ -31,8 +32,13 @@ inline __mmask16 TailMask(int64_t n) {
   return n >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << n) - 1);
 }
 
-// n elements of a KV row (F16 or F32) as floats into dst.
-inline void LoadRow(const uint8_t* src, bool f16, int64_t n, float* dst) {
+// n elements of a KV row as floats into dst (Q8_0: the reference's LoadKvRow).
+inline void LoadRow(const uint8_t* src, DType type, int64_t n, float* dst) {
+  if (type == DType::kQ8_0) {
+    LoadKvRow(src, n, type, dst);
+    return;
+  }
+  const bool f16 = type == DType::kF16;
   for (int64_t i = 0; i < n; i += 16) {
     const __mmask16 mk = TailMask(n - i);
     __m512 v;
@@ -97,38 +103,49 @@ inline void PrefetchRow(const uint8_t* p, int64_t bytes) {
 // Converts the tile of positions [p0, p0 + rows) for kv head `kv_head`: K
 // transposed into kt [dk][T] (zero for rows >= rows) and V into vs [T][dv].
 // Prefetches the next tile's rows while the memory system is otherwise idle.
+// kq: scratch for 16 K rows as floats (Q8_0 rows are dequantized there first).
 inline void LoadTile(const AttentionParams& p, const AttentionRun& run, int64_t p0, int64_t rows,
-                     int64_t next_rows, float* kt, float* vs) {
+                     int64_t next_rows, float* kt, float* vs, float* kq) {
   const int64_t dk = p.head_dim_k, dv = p.head_dim_v;
-  const int64_t esz = p.f16 ? 2 : 4;
+  const bool q8 = p.kv_type == DType::kQ8_0;
+  const bool f16 = p.kv_type == DType::kF16;
+  const int64_t esz = f16 ? 2 : 4;  // of the rows LoadChunk reads (Q8_0: kq's floats)
+  const int64_t kb = KRowBytes(p), vb = VRowBytes(p);
   const int bt = p.block_tokens;
   auto k_row = [&](int64_t pp) {
-    return run.k_blocks[pp / bt] + ((run.kv_head * bt + pp % bt) * dk) * esz;
+    return run.k_blocks[pp / bt] + (run.kv_head * bt + pp % bt) * kb;
   };
   auto v_row = [&](int64_t pp) {
-    return run.v_blocks[pp / bt] + ((run.kv_head * bt + pp % bt) * dv) * esz;
+    return run.v_blocks[pp / bt] + (run.kv_head * bt + pp % bt) * vb;
   };
   for (int64_t j = 0; j < next_rows; ++j) {
-    PrefetchRow(k_row(p0 + T + j), dk * esz);
-    PrefetchRow(v_row(p0 + T + j), dv * esz);
+    PrefetchRow(k_row(p0 + T + j), kb);
+    PrefetchRow(v_row(p0 + T + j), vb);
   }
   for (int64_t j0 = 0; j0 < T; j0 += 16) {
     const uint8_t* src[16];
     #pragma GCC unroll 16
     for (int i = 0; i < 16; ++i) src[i] = j0 + i < rows ? k_row(p0 + j0 + i) : nullptr;
+    if (q8) {
+      for (int i = 0; i < 16; ++i) {
+        if (src[i] == nullptr) continue;
+        LoadKvRow(src[i], dk, p.kv_type, kq + i * dk);
+        src[i] = reinterpret_cast<const uint8_t*>(kq + i * dk);
+      }
+    }
     for (int64_t d0 = 0; d0 < dk; d0 += 16) {
       const __mmask16 mk = TailMask(dk - d0);
       __m512 r[16];
       #pragma GCC unroll 16
       for (int i = 0; i < 16; ++i) {
-        r[i] = src[i] != nullptr ? LoadChunk(src[i] + d0 * esz, p.f16, mk) : _mm512_setzero_ps();
+        r[i] = src[i] != nullptr ? LoadChunk(src[i] + d0 * esz, f16, mk) : _mm512_setzero_ps();
       }
       Transpose16(r);
       const int64_t nd = std::min<int64_t>(16, dk - d0);
       for (int64_t i = 0; i < nd; ++i) _mm512_storeu_ps(kt + (d0 + i) * T + j0, r[i]);
     }
   }
-  for (int64_t j = 0; j < rows; ++j) LoadRow(v_row(p0 + j), p.f16, dv, vs + j * dv);
+  for (int64_t j = 0; j < rows; ++j) LoadRow(v_row(p0 + j), p.kv_type, dv, vs + j * dv);
 }
 
 // o[k][i0 + c] = o[k][i0 + c] * alpha[k] + sum_j p[k][j] * V[j][i0 + c] for NC
@@ -238,11 +255,12 @@ void Attend(const AttentionParams& p, const AttentionRun& run, AttentionScratch*
   const int64_t nh = run.head_end - run.head_begin;
   if (run.n_tok <= 0 || nh <= 0) return;
   const int64_t nq = run.n_tok * nh;
-  float* kt = scratch->Get(T * dk + T * dv + 2 * nq + 4 * T);
+  float* kt = scratch->Get(T * dk + T * dv + 2 * nq + 4 * T + 16 * dk);
   float* vs = kt + T * dk;  // [T][dv]
   float* m = vs + T * dv;   // [nq] running max
   float* l = m + nq;        // [nq] running sum
   float* ps = l + nq;       // [4][T] probabilities
+  float* kq = ps + 4 * T;   // [16][dk] Q8_0 K rows as floats
   int32_t max_pos = 0;
   for (int64_t t = 0; t < run.n_tok; ++t) max_pos = std::max(max_pos, run.pos[t]);
   for (int64_t t = 0; t < run.n_tok; ++t) {
@@ -256,7 +274,7 @@ void Attend(const AttentionParams& p, const AttentionRun& run, AttentionScratch*
   for (int64_t p0 = 0; p0 <= max_pos; p0 += T) {
     const int64_t rows = std::min<int64_t>(T, max_pos + 1 - p0);
     const int64_t next_rows = std::clamp<int64_t>(max_pos + 1 - (p0 + T), 0, T);
-    LoadTile(p, run, p0, rows, next_rows, kt, vs);
+    LoadTile(p, run, p0, rows, next_rows, kt, vs, kq);
     for (int64_t t = 0; t < run.n_tok; ++t) {
       if (run.pos[t] < p0) continue;
       const int64_t nv = std::min<int64_t>(T, run.pos[t] + 1 - p0);

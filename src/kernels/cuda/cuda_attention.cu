@@ -35,9 +35,15 @@ constexpr int kThreads = 128;
 constexpr int kWarps = kThreads / 32;
 constexpr int kMaxDimPerLane = 8;  // head_dim_v <= 256
 
-__device__ __forceinline__ float LoadKv(const uint8_t* p, int64_t i, bool f16) {
-  return f16 ? __half2float(reinterpret_cast<const __half*>(p)[i])
-             : reinterpret_cast<const float*>(p)[i];
+// Element i of a KV row of `n` values (kernels/kv_format.h's formats; for
+// Q8_0 the same d * q the CPU's LoadKvRow computes).
+__device__ __forceinline__ float LoadKv(const uint8_t* p, int64_t i, DType type, int64_t n) {
+  if (type == DType::kF16) return __half2float(reinterpret_cast<const __half*>(p)[i]);
+  if (type == DType::kF32) return reinterpret_cast<const float*>(p)[i];
+  const int64_t g = n < 32 ? n : 32;
+  const uint8_t* grp = p + (i / g) * (2 + g);
+  const float d = __half2float(__ushort_as_half(static_cast<unsigned short>(grp[0] | (grp[1] << 8))));
+  return __fmul_rn(d, static_cast<float>(reinterpret_cast<const int8_t*>(grp + 2)[i % g]));
 }
 
 struct HeadState {
@@ -77,20 +83,19 @@ __device__ void RunChunk(const Ctx& c, int64_t t, int64_t kvh, int64_t p_begin, 
   const int64_t group = c.s.n_heads / c.s.n_kv_heads;
   const int32_t* table = c.b.block_table + static_cast<int64_t>(c.b.seq[t]) * c.b.max_blocks;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int64_t esz = c.kv.f16 ? 2 : 4;
   for (int64_t hi = 0; warp + hi * kWarps < group; ++hi) ResetState(&states[hi]);
   for (int64_t p0 = p_begin; p0 <= p_end; p0 += kTile) {
     const int valid = static_cast<int>(p_end - p0 + 1 < kTile ? p_end - p0 + 1 : kTile);
     __syncthreads();  // the previous tile is no longer read
     for (int64_t i = threadIdx.x; i < static_cast<int64_t>(valid) * hk; i += blockDim.x) {
       const int64_t j = i / hk, e = i % hk, p = p0 + j;
-      const uint8_t* kp = KvK(c.kv, table[p / bt], c.layer) + ((kvh * bt + p % bt) * hk) * esz;
-      k_sh[j * hk + e] = LoadKv(kp, e, c.kv.f16);
+      const uint8_t* kp = KvK(c.kv, table[p / bt], c.layer) + (kvh * bt + p % bt) * c.kv.k_row_bytes;
+      k_sh[j * hk + e] = LoadKv(kp, e, c.kv.type, hk);
     }
     for (int64_t i = threadIdx.x; i < static_cast<int64_t>(valid) * hv; i += blockDim.x) {
       const int64_t j = i / hv, e = i % hv, p = p0 + j;
-      const uint8_t* vp = KvV(c.kv, table[p / bt], c.layer) + ((kvh * bt + p % bt) * hv) * esz;
-      v_sh[j * hv + e] = LoadKv(vp, e, c.kv.f16);
+      const uint8_t* vp = KvV(c.kv, table[p / bt], c.layer) + (kvh * bt + p % bt) * c.kv.v_row_bytes;
+      v_sh[j * hv + e] = LoadKv(vp, e, c.kv.type, hv);
     }
     __syncthreads();
     for (int64_t hi = 0; warp + hi * kWarps < group; ++hi) {

@@ -173,10 +173,39 @@ __global__ void QkRopeStoreKernel(QkRopeStoreArgs a, KvLayout kv, BatchDev b) {
   uint8_t* kb = KvK(kv, block, a.layer);
   uint8_t* vb = KvV(kv, block, a.layer);
   const float* vt = a.v + t * vd;
+  if (kv.type == DType::kQ8_0) {
+    // One thread per group of a row: the CPU's StoreKvRow arithmetic.
+    const int64_t gk = s.head_dim_k < 32 ? s.head_dim_k : 32;
+    const int64_t gv = s.head_dim_v < 32 ? s.head_dim_v : 32;
+    for (int64_t i = threadIdx.x; i < kd / gk + vd / gv; i += blockDim.x) {
+      const bool is_k = i < kd / gk;
+      const int64_t gi = is_k ? i : i - kd / gk;
+      const int64_t g = is_k ? gk : gv, hd = is_k ? s.head_dim_k : s.head_dim_v;
+      const int64_t h = gi * g / hd, within = gi * g % hd;
+      const float* x = (is_k ? kt : vt) + gi * g;
+      uint8_t* dst = (is_k ? kb : vb) + (h * bt + row) * (is_k ? kv.k_row_bytes : kv.v_row_bytes) +
+                     (within / g) * (2 + g);
+      float amax = 0.0f;
+      for (int64_t e = 0; e < g; ++e) amax = fmaxf(amax, fabsf(x[e]));
+      const __half dh = __float2half_rn(__fdiv_rn(amax, 127.0f));
+      const float d = __half2float(dh);
+      const float id = d != 0.0f ? __fdiv_rn(1.0f, d) : 0.0f;
+      const unsigned short bits = __half_as_ushort(dh);
+      dst[0] = static_cast<uint8_t>(bits & 0xFF);
+      dst[1] = static_cast<uint8_t>(bits >> 8);
+      for (int64_t e = 0; e < g; ++e) {
+        float v = rintf(__fmul_rn(x[e], id));
+        v = fminf(127.0f, fmaxf(-127.0f, v));
+        reinterpret_cast<int8_t*>(dst + 2)[e] = static_cast<int8_t>(v);
+      }
+    }
+    return;
+  }
+  const bool f16 = kv.type == DType::kF16;
   for (int64_t i = threadIdx.x; i < kd; i += blockDim.x) {
     const int64_t h = i / s.head_dim_k, e = i % s.head_dim_k;
     const int64_t at = (h * bt + row) * s.head_dim_k + e;
-    if (kv.f16) {
+    if (f16) {
       reinterpret_cast<__half*>(kb)[at] = __float2half_rn(kt[i]);
     } else {
       reinterpret_cast<float*>(kb)[at] = kt[i];
@@ -185,7 +214,7 @@ __global__ void QkRopeStoreKernel(QkRopeStoreArgs a, KvLayout kv, BatchDev b) {
   for (int64_t i = threadIdx.x; i < vd; i += blockDim.x) {
     const int64_t h = i / s.head_dim_v, e = i % s.head_dim_v;
     const int64_t at = (h * bt + row) * s.head_dim_v + e;
-    if (kv.f16) {
+    if (f16) {
       reinterpret_cast<__half*>(vb)[at] = __float2half_rn(vt[i]);
     } else {
       reinterpret_cast<float*>(vb)[at] = vt[i];
