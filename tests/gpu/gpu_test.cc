@@ -16,6 +16,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <thread>
+#include <vector>
 
 #include "../golden/golden_util.h"
 #include "core/log.h"
@@ -300,6 +302,103 @@ TEST(GpuEngine, CacheHitAtTemperatureZeroGeneratesWhatAMissDoes) {
 }
 
 // ---- device memory ----
+
+// A conversation pushed out of GPU memory (--prompt-cache-size 1) is demoted
+// to the pinned host tier and copied back on its next turn: a hit served from
+// host memory, generating exactly what a cold run does; then many sequences
+// outgrow the GPU budget together and are preempted (their blocks demoted),
+// none fails, and each generates what it generates alone.
+TEST(GpuEngine, HostTierAndPreemptionKeepEveryTokenExact) {
+  REQUIRE_GPU();
+  const std::string path = FixturePath("stories260K/stories260K.gguf");
+  REQUIRE_FIXTURE(path);
+  GoldenModel g = LoadGoldenModel(path, 2, kCuda);
+  ASSERT_TRUE(g.model != nullptr);
+  auto tok = tokenizer::Tokenizer::FromGguf(*g.file);
+  ASSERT_TRUE(tok.ok());
+  engine::EngineConfig ec;
+  ec.block_tokens = 16;
+  ec.kv_type = DType::kF16;
+  ec.max_cache_entries = 1;
+  const int64_t bpt = g.model->KvBytesPerToken(DType::kF16);
+  ec.cache_bytes = bpt * 16 * 24;  // 24 blocks of GPU KV
+  ec.host_bytes = bpt * 16 * 64;   // 64 blocks of pinned host memory
+  std::vector<int32_t> a = (*tok)->Encode("Once upon a time, there was a little girl named Lily.", true, false);
+  std::vector<int32_t> b = (*tok)->Encode("The dog ran to the park to play with a big red ball.", true, false);
+  std::vector<std::vector<int32_t>> solo;
+  std::vector<std::vector<int32_t>> prompts;
+  for (int i = 0; i < 6; ++i) {
+    std::vector<int32_t> p = a;
+    p.push_back(100 + 37 * i);
+    prompts.push_back(p);
+  }
+  {
+    engine::EngineConfig cold_cfg = ec;
+    cold_cfg.max_cache_entries = 0;
+    cold_cfg.host_bytes = 0;
+    cold_cfg.cache_bytes = bpt * 16 * 64;
+    auto e = engine::Engine::Create(*g.model, **tok, cold_cfg);
+    ASSERT_TRUE(e.ok()) << e.status().message();
+    for (const auto& p : prompts) solo.push_back(Generate(**e, p, 150));
+  }
+  auto e = engine::Engine::Create(*g.model, **tok, ec);
+  ASSERT_TRUE(e.ok()) << e.status().message();
+  Generate(**e, prompts[0], 40);
+  Generate(**e, b, 8);  // prompts[0]'s conversation leaves GPU memory for the host tier
+  const std::vector<int32_t> again = Generate(**e, prompts[0], 150);
+  EXPECT_EQ(again, solo[0]);
+  const engine::EngineStats st = (*e)->Stats();
+  ASSERT_FALSE(st.lower_tiers.empty());
+  EXPECT_EQ(st.lower_tiers[0].name, "host");
+  EXPECT_GT(st.lower_tiers[0].hit_tokens, 0) << "the follow-up was not served from host memory";
+  EXPECT_EQ(st.pool_tier, "device");
+  // Six 150-token generations at once need ~60 blocks; the GPU holds 24.
+  std::vector<std::thread> threads;
+  std::vector<std::vector<int32_t>> got(prompts.size());
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    threads.emplace_back([&, i] { got[i] = Generate(**e, prompts[i], 150); });
+  }
+  for (auto& t : threads) t.join();
+  for (size_t i = 0; i < prompts.size(); ++i) EXPECT_EQ(got[i], solo[i]) << i;
+  EXPECT_GT((*e)->Stats().preemptions_total, 0);
+  EXPECT_EQ((*e)->Stats().requests_failed, 0);
+}
+
+// Q8_0 KV on the GPU: the same row format as the CPU's (kernels/kv_format.h),
+// so prompt logits agree with the CPU's Q8_0-KV logits (differences only from
+// float order, and the rare int8 rounding flip they cause), and chunking
+// never changes a bit.
+TEST(GpuKv, Q8KvAgreesWithTheCpuAndIsChunkingInvariant) {
+  REQUIRE_GPU();
+  const std::string path = FixturePath("stories260K/stories260K.gguf");
+  REQUIRE_FIXTURE(path);
+  GoldenModel cpu = LoadGoldenModel(path, 2, kCpu), gpu = LoadGoldenModel(path, 2, kCuda);
+  ASSERT_TRUE(cpu.model != nullptr && gpu.model != nullptr);
+  const int64_t V = cpu.model->config().n_vocab;
+  std::vector<int32_t> prompt;
+  for (int i = 0; i < 90; ++i) prompt.push_back(1 + (i * 37 + 5) % (static_cast<int>(V) - 1));
+  auto run = [&](model::Model& m, int chunk) {
+    engine::SessionConfig sc;
+    sc.kv_type = DType::kQ8_0;
+    sc.block_tokens = 16;
+    sc.prefill_chunk = chunk;
+    auto s = engine::Session::Create(m, sc);
+    EXPECT_TRUE(s.ok()) << s.status().message();
+    std::vector<float> all(prompt.size() * V);
+    EXPECT_TRUE((*s)->AppendAll(prompt, all.data()).ok());
+    return all;
+  };
+  const std::vector<float> c = run(*cpu.model, 1000), g = run(*gpu.model, 1000);
+  const std::vector<float> g7 = run(*gpu.model, 7);
+  EXPECT_EQ(0, std::memcmp(g.data(), g7.data(), g.size() * sizeof(float)));
+  const float scale = std::max(1.0f, MaxAbs(c));
+  EXPECT_LE(MaxAbsDiff(c, g), 1e-2f * scale);
+  int agree = 0;
+  for (size_t t = 0; t < prompt.size(); ++t) agree += Argmax(c.data() + t * V, V) == Argmax(g.data() + t * V, V);
+  EXPECT_GE(agree, static_cast<int>(prompt.size()) * 9 / 10);
+  std::printf("[ gpu vs cpu ] Q8_0 KV: max |diff| / max(1,|logit|) = %.3g, argmax %d/%zu\n",
+              MaxAbsDiff(c, g) / scale, agree, prompt.size());
+}
 
 TEST(GpuKvPool, BlocksRoundTripThroughHostAndCopyOnTheDevice) {
   REQUIRE_GPU();
