@@ -120,6 +120,15 @@ void Engine::Impl::Publish() {
   st.prompt_tokens_cached_total = c.prompt_tokens_cached_total;
   st.generated_tokens_total = c.generated_tokens_total;
   st.preemptions_total = c.preemptions_total;
+  st.batch_steps.assign(std::begin(c.batch_steps), std::end(c.batch_steps));
+  st.batch_bucket_bounds.assign(std::begin(SchedulerCounters::kBatchBuckets),
+                                std::end(SchedulerCounters::kBatchBuckets));
+  st.batch_sequences_sum = c.batch_sequences_sum;
+  st.batch_tokens_sum = c.batch_tokens_sum;
+  if (const kernels::Backend* dev = s.pool().device(); dev != nullptr && !dev->host_memory()) {
+    st.device_memory_held = dev->HeldBytes();
+    st.device_memory_free = dev->FreeMemoryBytes();
+  }
   st.active = s.active();
   st.queued = s.waiting();
   st.kv_bytes_in_use = s.pool().bytes_in_use();

@@ -170,6 +170,13 @@ struct EngineStats {
   int64_t prompt_tokens_cached_total = 0;
   int64_t generated_tokens_total = 0;
   int64_t preemptions_total = 0;
+  // Forward steps by sequences advanced (engine/scheduler.h's buckets).
+  std::vector<int64_t> batch_steps;  // per bucket, not cumulative
+  std::vector<int> batch_bucket_bounds;  // upper bound of each bucket but the last
+  int64_t batch_sequences_sum = 0, batch_tokens_sum = 0;
+  // The compute device's memory (GPU only; 0 on the CPU).
+  int64_t device_memory_held = 0;  // weights, scratch and the KV pool
+  int64_t device_memory_free = 0;
   int32_t active = 0;  // sequences being prefilled or decoded
   int32_t queued = 0;  // waiting for admission
   // KV memory (exact: allocated blocks)

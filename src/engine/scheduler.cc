@@ -355,6 +355,17 @@ bool Scheduler::Step() {
     return true;
   }
 
+  {
+    const int64_t n_seqs = static_cast<int64_t>(batch_seqs_.size());
+    int bucket = 0;
+    while (bucket < SchedulerCounters::kNumBatchBuckets - 1 &&
+           n_seqs > SchedulerCounters::kBatchBuckets[bucket]) {
+      ++bucket;
+    }
+    ++counters_.batch_steps[bucket];
+    counters_.batch_sequences_sum += n_seqs;
+    counters_.batch_tokens_sum += static_cast<int64_t>(batch_.size());
+  }
   const Status st = forward_(batch_, batch_seqs_, *pool_, logits_.data());
   if (!st.ok()) {
     LOG_ERROR("engine", "forward pass failed: %s", st.message().c_str());

@@ -87,6 +87,13 @@ struct SchedulerCounters {
   int64_t prompt_tokens_cached_total = 0;
   int64_t generated_tokens_total = 0;
   int64_t preemptions_total = 0;  // sequences sent back to the queue for memory
+  // Forward steps by how many sequences they advanced: bucket i counts steps
+  // of at most kBatchBuckets[i] sequences (the last: any number).
+  static constexpr int kBatchBuckets[] = {1, 2, 4, 8, 16, 32, 64, 128};
+  static constexpr int kNumBatchBuckets = 9;
+  int64_t batch_steps[kNumBatchBuckets] = {};
+  int64_t batch_sequences_sum = 0;
+  int64_t batch_tokens_sum = 0;
 };
 
 class Scheduler {

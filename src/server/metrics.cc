@@ -173,6 +173,34 @@ std::string ServerMetrics::Render(const engine::EngineStats& s, bool healthy) co
       }
     }
   }
+  {
+    // Sequences advanced per forward step (continuous batching at work).
+    const char* name = "reprise_batch_sequences";
+    out += StrFormat("# HELP %s Forward steps by the number of sequences they advanced.\n"
+                     "# TYPE %s histogram\n", name, name);
+    int64_t cumulative = 0, steps = 0;
+    for (int64_t n : s.batch_steps) steps += n;
+    for (size_t i = 0; i + 1 < s.batch_steps.size() && i < s.batch_bucket_bounds.size(); ++i) {
+      cumulative += s.batch_steps[i];
+      out += StrFormat("%s_bucket{le=\"%d\"} %lld\n", name,
+                       s.batch_bucket_bounds[i],
+                       static_cast<long long>(cumulative));
+    }
+    out += StrFormat("%s_bucket{le=\"+Inf\"} %lld\n%s_sum %lld\n%s_count %lld\n", name,
+                     static_cast<long long>(steps), name,
+                     static_cast<long long>(s.batch_sequences_sum), name,
+                     static_cast<long long>(steps));
+    Metric(&out, "reprise_batch_tokens_total", "counter",
+           "Tokens run through forward steps (prefill chunks and decode tokens).",
+           static_cast<double>(s.batch_tokens_sum));
+  }
+  if (s.device_memory_held > 0) {
+    Metric(&out, "reprise_gpu_memory_used_bytes", "gauge",
+           "GPU memory this server holds: weights, scratch and the KV pool.",
+           static_cast<double>(s.device_memory_held));
+    Metric(&out, "reprise_gpu_memory_free_bytes", "gauge", "GPU memory free now.",
+           static_cast<double>(s.device_memory_free));
+  }
   Metric(&out, "reprise_engine_healthy", "gauge",
          "1 when the engine thread is alive and progressing.", healthy ? 1 : 0);
   ttft_seconds_.AppendTo(&out, "reprise_time_to_first_token_seconds",

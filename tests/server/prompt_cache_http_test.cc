@@ -303,6 +303,13 @@ TEST(PromptCacheHttpTest, ManyMaxTokens32000RequestsOnASmallBudgetAllFinish) {
   EXPECT_EQ(over, 0);
   EXPECT_GT(s->Metric("reprise_preemptions_total"), 0);
   EXPECT_EQ(s->Metric("reprise_requests_failed_total"), 0);
+  // Continuous batching at work: many steps advanced several sequences.
+  const double steps = s->Metric("reprise_batch_sequences_count");
+  EXPECT_GT(steps, 0);
+  EXPECT_LT(s->Metric("reprise_batch_sequences_bucket{le=\"1\"}"), steps);
+  EXPECT_EQ(s->Metric("reprise_batch_sequences_bucket{le=\"+Inf\"}"), steps);
+  EXPECT_GT(s->Metric("reprise_batch_sequences_sum"), steps);
+  EXPECT_GE(s->Metric("reprise_batch_tokens_total"), s->Metric("reprise_batch_sequences_sum"));
   for (int i = 0; i < kN; ++i) {
     ASSERT_EQ(results[i].status, 200) << i << ": " << results[i].body;
     const Json& r = results[i].json;
