@@ -186,6 +186,10 @@ std::optional<ApiError> Tools(const json& body, json* chat) {
     return InvalidParam("tool_choice.type", "tool_choice.type must be auto, any, tool or none");
   }
   const std::string t = type->get<std::string>();
+  if (const json* d = Field(*choice, "disable_parallel_tool_use")) {
+    if (!d->is_boolean()) return WrongType("tool_choice.disable_parallel_tool_use", "a boolean", *d);
+    if (d->get<bool>()) (*chat)["parallel_tool_calls"] = false;
+  }
   if (t == "auto" || t == "none") {
     (*chat)["tool_choice"] = t;
   } else if (t == "any") {

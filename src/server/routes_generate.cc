@@ -268,6 +268,7 @@ std::variant<std::shared_ptr<Generation>, ApiError> SubmitJob(Server::Impl& s, J
   request.sampling = job.options.sampling;
   request.ignore_eos = job.options.ignore_eos;
   request.cache_namespace = job.cache_namespace;
+  request.constraint = job.constraint;
   engine::SubmitResult submitted = s.engine.Submit(std::move(request));
   if (!submitted.ok()) return FromEngineError(submitted.code, submitted.status, job.prompt_param);
   job.meta.created = NowUnixSeconds();
@@ -387,6 +388,9 @@ std::variant<Job, ApiError> PrepareChatJob(Server::Impl& s, const httplib::Reque
   if (has_tools && chat.tool_choice != "auto" && chat.tool_choice != "required") {
     job.forced_function = chat.tool_choice;  // ParseChatRequest kept only this function
   }
+  auto constraint = s.structured->ForChat(chat, job.format);
+  if (auto* e = std::get_if<ApiError>(&constraint)) return *e;
+  job.constraint = std::get<std::shared_ptr<engine::Constraint>>(std::move(constraint));
   return job;
 }
 
