@@ -36,8 +36,8 @@
 namespace reprise::grammar {
 
 struct GrammarLimits {
-  int64_t max_nfa_states = 2'000'000;  // builder states, all rules together
-  int64_t max_dfa_states = 400'000;    // compiled states, all rules together
+  int64_t max_nfa_states = 1'000'000;  // builder states, all rules together
+  int64_t max_dfa_states = 250'000;    // compiled states, all rules together
   int64_t max_rules = 100'000;
 };
 

@@ -33,8 +33,10 @@
 //  - strings: valid UTF-8, escapes \" \\ \/ \b \f \n \r \t and \uXXXX except
 //    surrogates (nlohmann and JavaScript both read them);
 //  - numbers: at most 16 integer digits, 16 fraction digits and a 2-digit
-//    exponent (always finite); no exponent when bounds apply; integers with
-//    bounds are exact decimal ranges;
+//    exponent (always finite). With bounds: exact decimal ranges, no
+//    exponent, and fractions of at most 6 digits on at most 9 integer
+//    digits (15 significant digits: every text reads back as a distinct
+//    double, so a bound is never crossed by rounding);
 //  - whitespace: at most one space, or one newline and up to 20 spaces/tabs,
 //    between tokens (none with JsonSchemaOptions::whitespace off), none
 //    after the value. Arrays longer than 64 items take no whitespace between
@@ -66,7 +68,7 @@ struct JsonSchemaOptions {
   int max_depth = 64;                  // schema nesting (objects, arrays, anyOf, ...)
   int64_t max_literal_bytes = 1 << 20;  // enum/const texts, all together
   int max_ws_items = 64;               // longer arrays: no whitespace between items
-  int64_t max_unrolled = 20000;        // string lengths / item counts spelled out
+  int64_t max_unrolled = 10000;        // string lengths / item counts spelled out
 };
 
 // Adds JSON rules to a builder. One object may compile several schemas (of
@@ -111,9 +113,14 @@ class JsonGrammar {
   void Number(State from, State to);
   // Integers in [lo, hi] (each bound optional: none = 16 digits).
   void IntegerRange(State from, State to, std::optional<int64_t> lo, std::optional<int64_t> hi);
-  // Numbers in [lo, hi] / (lo, hi) with exclusive flags; false if none can be written.
+  // Numbers in [lo, hi] / (lo, hi) with exclusive flags, no exponent; a
+  // fraction has at most 6 digits and its integer part at most 9 (so every
+  // text reads back as a distinct double); false if none can be written.
   bool NumberRange(State from, State to, std::optional<double> lo, bool lo_excl,
                    std::optional<double> hi, bool hi_excl);
+  // Unsigned decimals ("I" or "I.F") with a value in [lo, hi] (lo >= 0).
+  void MagnitudeRange(State from, State to, double lo, bool lo_excl, std::optional<double> hi,
+                      bool hi_excl);
   // A property name of extra properties: printable ASCII without escapes,
   // quoted, never one of `declared`.
   void ExtraKey(State from, State to, const std::vector<std::string>& declared);

@@ -2,6 +2,8 @@
 // strings (with length bounds and formats), numbers and integer/number
 // ranges, extra property names, and the any-value rules.
 #include <algorithm>
+#include <array>
+#include <charconv>
 #include <cmath>
 #include <optional>
 #include <string>
@@ -149,11 +151,6 @@ void NonNegativeRange(GrammarBuilder& b, State from, State to, int64_t lo, int64
   }
 }
 
-int64_t ClampToInt(double v) {
-  if (!(v > -static_cast<double>(kMaxInt))) return -kMaxInt;
-  if (!(v < static_cast<double>(kMaxInt))) return kMaxInt;
-  return static_cast<int64_t>(v);
-}
 
 }  // namespace
 
@@ -324,45 +321,136 @@ void JsonGrammar::IntegerRange(State from, State to, std::optional<int64_t> lo,
   if (h >= 0) NonNegativeRange(b, from, to, std::max<int64_t>(l, 0), h);
 }
 
+namespace {
+
+// A non-negative decimal as digit strings: integer part (no leading zeros,
+// "0" for zero) and fraction digits (no trailing zeros; "" for integers).
+struct Decimal {
+  int64_t whole = 0;
+  std::string frac;
+};
+
+// |v| as a Decimal (v finite, |v| < 1e16), from the shortest representation
+// that reads back as v: the number the schema's text meant.
+Decimal ToDecimal(double v) {
+  char buf[64];
+  const auto res = std::to_chars(buf, buf + sizeof(buf), std::fabs(v), std::chars_format::fixed);
+  std::string text(buf, res.ptr);
+  Decimal d;
+  const size_t dot = text.find('.');
+  d.whole = std::stoll(text.substr(0, dot));
+  if (dot != std::string::npos) {
+    d.frac = text.substr(dot + 1);
+    while (!d.frac.empty() && d.frac.back() == '0') d.frac.pop_back();
+  }
+  return d;
+}
+
+// Fraction digit strings F (1..max_len digits) with lo < 0.F (or <= when
+// !lo_strict) and 0.F < hi (or <=); no hi: any F below 1. Digits are
+// compared as decimals (missing digits are zeros). States: position x
+// (still equal to lo's digits?, still equal to hi's digits?).
+void FractionRange(GrammarBuilder& b, State from, State to, const std::string& lo, bool lo_strict,
+                   const std::optional<std::string>& hi, bool hi_strict, int max_len) {
+  const GrammarBuilder::Rule r = b.RuleOf(from);
+  auto digit = [](const std::string& s, int k) { return k < static_cast<int>(s.size()) ? s[k] : '0'; };
+  auto rest_zero = [](const std::string& s, int k) {
+    return k >= static_cast<int>(s.size()) || s.find_first_not_of('0', k) == std::string::npos;
+  };
+  // states[k][tl][th]
+  std::vector<std::array<std::array<State, 2>, 2>> states(max_len + 1);
+  for (auto& level : states) {
+    for (auto& row : level) row = {b.NewState(r), b.NewState(r)};
+  }
+  b.AddEpsilon(from, states[0][1][hi ? 1 : 0]);
+  for (int k = 0; k <= max_len; ++k) {
+    for (int tl = 0; tl < 2; ++tl) {
+      for (int th = 0; th < (hi ? 2 : 1); ++th) {
+        const State at = states[k][tl][th];
+        if (k >= 1) {  // may the fraction end here?
+          const bool lo_ok = !tl || (rest_zero(lo, k) ? !lo_strict : false);
+          const bool hi_ok = !th || (rest_zero(*hi, k) ? !hi_strict : true);
+          if (lo_ok && hi_ok) b.AddEpsilon(at, to);
+        }
+        if (k == max_len) continue;
+        for (char d = '0'; d <= '9'; ++d) {
+          int ntl = 0, nth = 0;
+          if (tl) {
+            if (d < digit(lo, k)) continue;
+            ntl = d == digit(lo, k);
+          }
+          if (th) {
+            if (d > digit(*hi, k)) continue;
+            nth = d == digit(*hi, k);
+          }
+          b.AddByte(at, states[k + 1][ntl][nth], static_cast<uint8_t>(d));
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void JsonGrammar::MagnitudeRange(State from, State to, double lo, bool lo_excl,
+                                 std::optional<double> hi, bool hi_excl) {
+  GrammarBuilder& b = *b_;
+  constexpr int64_t kMaxWhole = 999'999'999;  // with 6 fraction digits: 15 significant
+  constexpr int kBoundedFracDigits = 6;
+  const Decimal l = ToDecimal(lo);
+  std::optional<Decimal> h;
+  if (hi) h = ToDecimal(*hi);
+  // Integers.
+  const int64_t int_lo = l.frac.empty() && !lo_excl ? l.whole : l.whole + 1;
+  int64_t int_hi = kMaxInt;
+  if (h) int_hi = h->frac.empty() && hi_excl ? h->whole - 1 : h->whole;
+  if (int_lo <= int_hi) NonNegativeRange(b, from, to, int_lo, std::min(int_hi, kMaxInt));
+  // I.F forms.
+  auto with_fraction = [&](State whole_end, const std::string& flo, bool flo_strict,
+                           const std::optional<std::string>& fhi, bool fhi_strict) {
+    FractionRange(b, b.Literal(whole_end, "."), to, flo, flo_strict, fhi, fhi_strict,
+                  kBoundedFracDigits);
+  };
+  const GrammarBuilder::Rule r = b.RuleOf(from);
+  if (l.whole > kMaxWhole) return;
+  const bool hi_inside = h && h->whole <= kMaxWhole;
+  if (hi_inside && h->whole == l.whole) {  // one unit: both bounds apply to F
+    with_fraction(b.Literal(from, std::to_string(l.whole)), l.frac, lo_excl, h->frac, hi_excl);
+    return;
+  }
+  // The lower bound's unit, then whole units inside, then the upper bound's.
+  with_fraction(b.Literal(from, std::to_string(l.whole)), l.frac, lo_excl, std::nullopt, false);
+  const int64_t mid_hi = hi_inside ? h->whole - 1 : kMaxWhole;
+  if (l.whole + 1 <= mid_hi) {
+    const State whole = b.NewState(r);
+    NonNegativeRange(b, from, whole, l.whole + 1, mid_hi);
+    with_fraction(whole, "", false, std::nullopt, false);
+  }
+  if (hi_inside) with_fraction(b.Literal(from, std::to_string(h->whole)), "", false, h->frac, hi_excl);
+}
+
 bool JsonGrammar::NumberRange(State from, State to, std::optional<double> lo, bool lo_excl,
                               std::optional<double> hi, bool hi_excl) {
-  GrammarBuilder& b = *b_;
-  const GrammarBuilder::Rule r = b.RuleOf(from);
-  bool any = false;
-  // Integers inside the bounds.
-  std::optional<int64_t> ilo, ihi;
-  if (lo) ilo = ClampToInt(lo_excl ? std::floor(*lo) + 1 : std::ceil(*lo));
-  if (hi) ihi = ClampToInt(hi_excl ? std::ceil(*hi) - 1 : std::floor(*hi));
-  if (ilo.value_or(-kMaxInt) <= ihi.value_or(kMaxInt)) {
-    IntegerRange(from, to, ilo, ihi);
-    any = true;
+  constexpr double kLimit = 1e16;
+  if ((lo && *lo >= kLimit) || (hi && *hi <= -kLimit)) return false;
+  if (lo && *lo <= -kLimit) lo.reset();
+  if (hi && *hi >= kLimit) hi.reset();
+  if (lo && hi && (*lo > *hi || (*lo == *hi && (lo_excl || hi_excl)))) return false;
+  const size_t before = b_->state_count();
+  // x >= 0, written without a sign: magnitudes in [max(lo, 0), hi].
+  if (!hi || *hi >= 0) {
+    if (lo && *lo >= 0) MagnitudeRange(from, to, *lo, lo_excl, hi, hi_excl);
+    else MagnitudeRange(from, to, 0.0, false, hi, hi_excl);
   }
-  auto fraction = [&](State at) { DigitsBetween(b, b.Literal(at, "."), to, 1, kFracDigits); };
-  // I.F (I >= 0): every value in [I, I + 1) must be inside.
-  {
-    int64_t a = 0, z = kMaxInt;
-    if (lo) a = std::max<int64_t>(0, ClampToInt(lo_excl ? std::floor(*lo) + 1 : std::ceil(*lo)));
-    if (hi) z = ClampToInt(std::floor(*hi) - 1);
-    if (a <= z) {
-      const State i = b.NewState(r);
-      NonNegativeRange(b, from, i, a, z);
-      fraction(i);
-      any = true;
-    }
+  // x < 0, written "-m": m in (max(-hi, 0), -lo]; never "-0".
+  if (!lo || *lo < 0) {
+    const State minus = b_->Literal(from, "-");
+    std::optional<double> mag_hi;
+    if (lo) mag_hi = -*lo;
+    if (hi && *hi < 0) MagnitudeRange(minus, to, -*hi, hi_excl, mag_hi, lo_excl);
+    else MagnitudeRange(minus, to, 0.0, true, mag_hi, lo_excl);
   }
-  // -I.F: every value in (-(I + 1), -I] must be inside.
-  {
-    int64_t a = 0, z = kMaxInt;
-    if (hi) a = std::max<int64_t>(0, ClampToInt(hi_excl ? std::floor(-*hi) + 1 : std::ceil(-*hi)));
-    if (lo) z = ClampToInt(std::floor(-*lo) - 1);
-    if (a <= z) {
-      const State i = b.NewState(r);
-      NonNegativeRange(b, b.Literal(from, "-"), i, a, z);
-      fraction(i);
-      any = true;
-    }
-  }
-  return any;
+  return b_->state_count() > before;
 }
 
 void JsonGrammar::ExtraKey(State from, State to, const std::vector<std::string>& declared) {

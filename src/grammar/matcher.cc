@@ -11,16 +11,32 @@ namespace reprise::grammar {
 
 // ---- Stepper ----
 
+bool Stepper::FirstSight(Config c) {
+  constexpr size_t kLinear = 32;
+  if (seen_.size() < kLinear) {
+    if (std::find(seen_.begin(), seen_.end(), c) != seen_.end()) return false;
+    seen_.push_back(c);
+    if (seen_.size() == kLinear) {
+      seen_set_.clear();
+      for (const Config& s : seen_) seen_set_.insert(uint64_t{s.state} << 32 | s.stack);
+    }
+    return true;
+  }
+  return seen_set_.insert(uint64_t{c.state} << 32 | c.stack).second;
+}
+
 void Stepper::Expand(Config c, std::vector<Config>* out, bool* at_bottom) {
   work_.clear();
   work_.push_back(c);
   while (!work_.empty()) {
     const Config x = work_.back();
     work_.pop_back();
-    if (std::find(seen_.begin(), seen_.end(), x) != seen_.end()) continue;
-    seen_.push_back(x);
+    if (!FirstSight(x)) continue;
     const Grammar::StateInfo& info = g_.state(x.state);
-    if (info.flags & Grammar::kHasBytes) out->push_back(x);
+    if (info.flags & Grammar::kHasBytes) {
+      if (out->size() >= kMaxConfigs) continue;  // see kMaxConfigs
+      out->push_back(x);
+    }
     if (info.flags & Grammar::kHasCalls) {
       for (uint32_t i = info.calls_begin; i < info.calls_end; ++i) {
         const Grammar::CallEdge& e = g_.call_edges()[i];
@@ -43,6 +59,7 @@ bool Stepper::Advance(std::span<const Config> in, uint8_t b, std::vector<Config>
                       bool* at_bottom) {
   const size_t before = out->size();
   seen_.clear();
+  seen_set_.clear();
   if (in.size() == 1) {
     const int64_t t = g_.Next(in[0].state, b);
     if (t < 0) return *at_bottom;

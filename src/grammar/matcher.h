@@ -23,6 +23,12 @@
 // leaves the state unchanged; the stack arena only grows by what accepted
 // bytes pushed (scratch pushes are undone) and is compacted when mostly
 // garbage. A Matcher is single-threaded; TokenMasks is thread-safe.
+// Ambiguity bound: a grammar whose alternatives stay ambiguous (e.g. two
+// different rules for the same recursive language) can double its
+// configurations at every nesting level; sets are cut to the first
+// kMaxConfigs. Every configuration kept is viable, so what is generated
+// still matches; only some continuations may be lost (at worst a request
+// fails with an error, never hangs).
 #pragma once
 
 #include <cstdint>
@@ -31,12 +37,15 @@
 #include <span>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "grammar/grammar.h"
 #include "grammar/token_trie.h"
 
 namespace reprise::grammar {
+
+inline constexpr size_t kMaxConfigs = 4096;
 
 // One automaton configuration: a state and the call stack below it (an
 // arena node; node 0 is the bottom).
@@ -72,8 +81,12 @@ class Stepper {
  private:
   const Grammar& g_;
   std::vector<Node> nodes_;
+  // True the first time `c` is seen in this step.
+  bool FirstSight(Config c);
+
   std::vector<Config> work_;
   std::vector<Config> seen_;
+  std::unordered_set<uint64_t> seen_set_;  // when seen_ grows large
 };
 
 class TokenMasks;
