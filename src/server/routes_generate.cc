@@ -4,10 +4,12 @@
 // chat_pipeline.h) are the steps every chat front door shares. A stream whose client goes away (a write
 // fails) or a server that is stopping cancels the engine request, which
 // releases its KV blocks.
-// Tool calls are never invented: when tool_choice is "required" (or names a
-// function) and the model's reply has no such call, the reply is returned as
-// the model produced it, with a top-level "warning" saying so (non-standard;
-// clients ignore it) on the response or on the stream's finishing chunk.
+// response_format and a forced tool_choice ("required" or a named function)
+// are guaranteed by constrained decoding (structured_output.h; PrepareChatJob
+// builds the constraint, SubmitJob hands it to the engine). A reply that is
+// cut short (max_tokens) can still lack the forced call: it is returned as
+// produced, with a top-level "warning" saying so (non-standard; clients
+// ignore it) on the response or on the stream's finishing chunk.
 #include <chrono>
 #include <memory>
 #include <span>
