@@ -175,7 +175,8 @@ int64_t Matcher::FillMask(TokenMasks& masks, uint64_t* bits) {
   // Copied: ViableFrom reuses the scratch buffers, configs_ stays put.
   for (size_t ci = 0; ci < configs_.size(); ++ci) {
     const Config c = configs_[ci];
-    const TokenMasks::StateTokens& st = masks.For(c.state);
+    const std::shared_ptr<const TokenMasks::StateTokens> held = masks.For(c.state);
+    const TokenMasks::StateTokens& st = *held;
     if (!st.accept_bits.empty()) {
       for (size_t w = 0; w < words; ++w) bits[w] |= st.accept_bits[w];
     } else {
@@ -218,24 +219,138 @@ void ApplyMask(const uint64_t* bits, float* logits, int32_t n_vocab) {
 // ---- TokenMasks ----
 
 TokenMasks::TokenMasks(std::shared_ptr<const Grammar> grammar,
-                       std::shared_ptr<const TokenTrie> trie)
-    : grammar_(std::move(grammar)), trie_(std::move(trie)) {}
+                       std::shared_ptr<const TokenTrie> trie, size_t max_bytes)
+    : grammar_(std::move(grammar)), trie_(std::move(trie)), max_bytes_(max_bytes) {}
 
-const TokenMasks::StateTokens& TokenMasks::For(uint32_t state) {
+size_t TokenMasks::BytesOf(const StateTokens& t) {
+  return sizeof(StateTokens) + 64 + t.accept_bits.size() * sizeof(uint64_t) +
+         (t.accept_list.size() + t.uncertain.size()) * sizeof(int32_t);
+}
+
+namespace {
+
+uint64_t Mix(uint64_t h, uint64_t v) {
+  uint64_t x = h ^ (v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2));
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ull;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+struct PairHash {
+  size_t operator()(const std::pair<uint64_t, uint64_t>& p) const {
+    return static_cast<size_t>(p.first ^ (p.second * 0x9e3779b97f4a7c15ull));
+  }
+};
+
+}  // namespace
+
+// Moore's refinement: round r separates states that differ within r bytes.
+// A state's signature: its class, its byte edges (ranges merged when they
+// lead to one class), and its calls (callee start class, return class); two
+// independent 64-bit hashes make a merge by collision negligible.
+void TokenMasks::ComputeClasses() {
+  const Grammar& g = *grammar_;
+  const size_t n = g.state_count();
+  std::vector<uint32_t> cls(n), next(n);
+  for (uint32_t s = 0; s < n; ++s) cls[s] = (g.state(s).flags & Grammar::kAccepting) ? 1 : 0;
+  size_t count = 0;
+  const uint32_t rounds = trie_->max_depth() + 1;
+  std::unordered_map<std::pair<uint64_t, uint64_t>, uint32_t, PairHash> ids;
+  std::vector<std::pair<uint32_t, uint32_t>> calls;
+  for (uint32_t round = 0; round < rounds; ++round) {
+    ids.clear();
+    for (uint32_t s = 0; s < n; ++s) {
+      const Grammar::StateInfo& info = g.state(s);
+      uint64_t a = Mix(1, cls[s]), b = Mix(2, cls[s]);
+      int lo = -1, hi = -1;
+      uint32_t target = 0;
+      auto add = [&](uint64_t v) {
+        a = Mix(a, v);
+        b = Mix(b ^ 0x5bd1e995u, v);
+      };
+      auto flush = [&] {
+        if (lo >= 0) {
+          add((uint64_t{static_cast<uint32_t>(lo)} << 40) |
+              (uint64_t{static_cast<uint32_t>(hi)} << 32) | target);
+        }
+      };
+      for (uint32_t i = info.bytes_begin; i < info.bytes_end; ++i) {
+        const Grammar::ByteEdge& e = g.byte_edges()[i];
+        const uint32_t t = cls[e.target];
+        if (lo >= 0 && hi + 1 == e.lo && t == target) {
+          hi = e.hi;
+          continue;
+        }
+        flush();
+        lo = e.lo;
+        hi = e.hi;
+        target = t;
+      }
+      flush();
+      calls.clear();
+      for (uint32_t i = info.calls_begin; i < info.calls_end; ++i) {
+        const Grammar::CallEdge& e = g.call_edges()[i];
+        calls.emplace_back(cls[g.RuleStart(e.rule)], cls[e.ret]);
+      }
+      std::sort(calls.begin(), calls.end());
+      calls.erase(std::unique(calls.begin(), calls.end()), calls.end());
+      add(0xca11ca11ca11ull);
+      for (const auto& [start, ret] : calls) add((uint64_t{start} << 32) | ret);
+      next[s] = ids.emplace(std::make_pair(a, b), static_cast<uint32_t>(ids.size())).first->second;
+    }
+    cls.swap(next);
+    if (ids.size() == count) break;  // stable: no further round splits a class
+    count = ids.size();
+  }
+  class_of_ = std::move(cls);
+  n_classes_ = count;
+}
+
+uint32_t TokenMasks::BehaviourClass(uint32_t state) {
+  std::call_once(classes_once_, [this] { ComputeClasses(); });
+  return class_of_[state];
+}
+
+size_t TokenMasks::behaviour_classes() {
+  std::call_once(classes_once_, [this] { ComputeClasses(); });
+  return n_classes_;
+}
+
+std::shared_ptr<const TokenMasks::StateTokens> TokenMasks::For(uint32_t state) {
+  const uint32_t key = BehaviourClass(state);
   {
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = states_.find(state);
-    if (it != states_.end()) return *it->second;
+    auto it = states_.find(key);
+    if (it != states_.end()) return it->second;
   }
-  auto computed = std::make_unique<StateTokens>(Compute(state));
+  auto computed = std::make_shared<const StateTokens>(Compute(state));
+  const size_t size = BytesOf(*computed);
   std::lock_guard<std::mutex> lock(mu_);
-  auto [it, inserted] = states_.emplace(state, std::move(computed));
-  return *it->second;
+  auto [it, inserted] = states_.emplace(key, computed);
+  if (!inserted) return it->second;  // another thread was first
+  bytes_ += size;
+  // Over budget: drop other entries (those in use live on in their holders).
+  for (auto e = states_.begin(); bytes_ > max_bytes_ && e != states_.end();) {
+    if (e->first == key) {
+      ++e;
+      continue;
+    }
+    bytes_ -= BytesOf(*e->second);
+    e = states_.erase(e);
+  }
+  return computed;
 }
 
 size_t TokenMasks::cached_states() const {
   std::lock_guard<std::mutex> lock(mu_);
   return states_.size();
+}
+
+size_t TokenMasks::cached_bytes() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return bytes_;
 }
 
 // Walks the trie from (state, unknown stack). A token is accepted when some

@@ -17,6 +17,11 @@
 // checked against the real stack. That is XGrammar's split into
 // context-independent and context-dependent tokens; it makes a mask cost
 // roughly one pass over a bitset instead of a walk of the vocabulary.
+// States that behave alike for any token (the same edges into alike states,
+// for as many bytes as the longest token has: Moore's partition refinement
+// for that many rounds, or until it is stable) share one entry: e.g. the
+// thousands of states that count the characters of a string under a large
+// maxLength, away from its ends, are one class.
 //
 // Invariants: after every successful Accept the matcher is viable (it can
 // still complete a sentence: the grammar is trimmed); a rejected Accept
@@ -144,24 +149,38 @@ class TokenMasks {
     uint32_t nodes_visited = 0;         // trie nodes the precomputation walked
   };
 
-  TokenMasks(std::shared_ptr<const Grammar> grammar, std::shared_ptr<const TokenTrie> trie);
+  // `max_bytes` bounds what the per-state classes hold (a bitset is
+  // n_vocab / 8 bytes); past it, entries not in use are dropped (and
+  // recomputed if met again).
+  TokenMasks(std::shared_ptr<const Grammar> grammar, std::shared_ptr<const TokenTrie> trie,
+             size_t max_bytes = 64u << 20);
   const Grammar& grammar() const { return *grammar_; }
   const TokenTrie& trie() const { return *trie_; }
   const std::shared_ptr<const Grammar>& grammar_ptr() const { return grammar_; }
   size_t words() const { return (static_cast<size_t>(trie_->n_vocab()) + 63) / 64; }
 
-  // The classes of `state` (computed now if new). Thread-safe; the reference
-  // stays valid for the object's life.
-  const StateTokens& For(uint32_t state);
+  // The classes of `state` (computed now if new). Thread-safe.
+  std::shared_ptr<const StateTokens> For(uint32_t state);
   size_t cached_states() const;
+  size_t cached_bytes() const;
+  // Behaviour classes of the grammar's states (computed on first use).
+  uint32_t BehaviourClass(uint32_t state);
+  size_t behaviour_classes();
 
  private:
   StateTokens Compute(uint32_t state) const;
+  static size_t BytesOf(const StateTokens& t);
+  void ComputeClasses();
 
   std::shared_ptr<const Grammar> grammar_;
   std::shared_ptr<const TokenTrie> trie_;
+  const size_t max_bytes_;
+  std::once_flag classes_once_;
+  std::vector<uint32_t> class_of_;  // state -> behaviour class
+  size_t n_classes_ = 0;
   mutable std::mutex mu_;
-  std::unordered_map<uint32_t, std::unique_ptr<StateTokens>> states_;
+  std::unordered_map<uint32_t, std::shared_ptr<const StateTokens>> states_;
+  size_t bytes_ = 0;
 };
 
 }  // namespace reprise::grammar

@@ -293,6 +293,7 @@ std::variant<std::shared_ptr<engine::Constraint>, ApiError> StructuredOutput::Fo
     if (auto* e = std::get_if<ApiError>(&built)) return *e;
     masks = std::make_shared<grammar::TokenMasks>(
         std::get<std::shared_ptr<const grammar::Grammar>>(std::move(built)), Trie());
+    masks->behaviour_classes();  // here, not on the engine thread
     std::lock_guard<std::mutex> lock(mu_);
     if (cache_.find(key) == cache_.end()) {
       lru_.push_front(key);

@@ -30,8 +30,9 @@
 //
 // Compiled grammars are cached by their source (schema / tools / template
 // syntax), with the per-state token classes computed so far (grammar/
-// matcher.h: a schema seen again costs no precomputation), LRU, a few
-// entries. The token trie is built once, on first use. Thread-safe.
+// matcher.h: a schema seen again costs no precomputation), LRU, 8 entries of
+// at most 64 MiB of token classes each. The token trie is built once, on
+// first use. Thread-safe.
 #pragma once
 
 #include <list>
@@ -57,7 +58,7 @@ namespace reprise::server {
 
 class StructuredOutput {
  public:
-  explicit StructuredOutput(const tokenizer::Tokenizer& tok, size_t cache_entries = 16);
+  explicit StructuredOutput(const tokenizer::Tokenizer& tok, size_t cache_entries = 8);
   ~StructuredOutput();
 
   // The constraint for a chat request rendered with output `format` (tool

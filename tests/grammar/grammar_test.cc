@@ -259,6 +259,40 @@ TEST(GrammarTest, MasksEqualBruteForceOnRandomPaths) {
   }
 }
 
+// Counted states (a string under min/maxLength, a bounded array) far from
+// their bounds share one behaviour class; masks stay exact near the bounds,
+// where classes differ.
+TEST(GrammarTest, SharedBehaviourClassesKeepMasksExact) {
+  for (const char* text :
+       {R"({"type":"string","minLength":40,"maxLength":100})",
+        R"({"type":"array","items":{"type":"string","maxLength":3},"minItems":2,"maxItems":60})",
+        R"({"type":"object","properties":{"a":{"type":"string","maxLength":70},"b":{"type":"string","maxLength":70}}})"}) {
+    auto g = CompileJsonSchema(nlohmann::ordered_json::parse(text));
+    ASSERT_TRUE(g.ok()) << g.status().message();
+    TokenMasks masks(*g, JsonishTrie());
+    EXPECT_LT(masks.behaviour_classes(), (*g)->state_count()) << text;
+    std::mt19937 rng(8);
+    for (int run = 0; run < 6; ++run) {
+      auto out = testing::RandomSentence(masks, rng, 200, 0.05, /*check=*/true);
+      ASSERT_FALSE(::testing::Test::HasFailure()) << text << " after '" << out.text << "'";
+    }
+  }
+}
+
+TEST(GrammarTest, TokenClassesStayInsideTheirByteBudget) {
+  auto g = CompileJsonSchema(nlohmann::ordered_json::parse(
+      R"({"type":"object","properties":{"s":{"type":"string","maxLength":30},"n":{"type":"array","items":{"type":"number"}}}})"));
+  ASSERT_TRUE(g.ok()) << g.status().message();
+  TokenMasks masks(*g, JsonishTrie(), /*max_bytes=*/1);  // keeps only the newest entry
+  std::mt19937 rng(5);
+  for (int run = 0; run < 5; ++run) testing::RandomSentence(masks, rng, 80, 0.2, /*check=*/true);
+  EXPECT_LE(masks.cached_states(), 1u);
+  TokenMasks roomy(*g, JsonishTrie());
+  for (int run = 0; run < 5; ++run) testing::RandomSentence(roomy, rng, 80, 0.2, false);
+  EXPECT_GT(roomy.cached_states(), 10u);
+  EXPECT_GT(roomy.cached_bytes(), 0u);
+}
+
 TEST(GrammarTest, TheArenaStaysSmallOverLongOutputs) {
   auto g = CompileJsonSchema(
       nlohmann::ordered_json::parse(R"({"type":"array","items":{"type":"object","properties":{"a":{"type":"array","items":{"type":"integer"}}},"required":["a"]}})"));
