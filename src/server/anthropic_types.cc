@@ -283,6 +283,20 @@ Parsed<json> MessagesToChatBody(const json& body, const MessagesTranslateOptions
   if (!options.count_tokens) {
     if (const json* stream = Field(body, "stream")) chat["stream"] = *stream;
   }
+  // Structured outputs: output_format {"type":"json_schema","schema":{..}}
+  // -> the chat body's response_format (errors renamed back by the route).
+  if (const json* format = Field(body, "output_format")) {
+    const json* type = format->is_object() ? Field(*format, "type") : nullptr;
+    if (type == nullptr || *type != "json_schema") {
+      return InvalidParam("output_format.type", "output_format.type must be \"json_schema\"");
+    }
+    const json* schema = Field(*format, "schema");
+    if (schema == nullptr || !schema->is_object()) {
+      return InvalidParam("output_format.schema", "output_format.schema must be a JSON Schema object");
+    }
+    chat["response_format"] = {{"type", "json_schema"},
+                               {"json_schema", {{"name", "output"}, {"schema", *schema}}}};
+  }
   return chat;
 }
 

@@ -497,6 +497,7 @@ Parsed<CompletionRequest> ParseCompletionRequest(const json& body,
   }
   if (auto e = GetBool(body, "echo", &req.echo)) return *e;
   if (auto e = ParseOptions(body, defaults, /*chat=*/false, &req.options)) return *e;
+  if (auto e = ParseResponseFormat(body, &req.response_format)) return *e;
   return req;
 }
 

@@ -78,6 +78,7 @@ struct CompletionRequest {
   std::variant<std::string, std::vector<int32_t>> prompt;
   bool echo = false;
   GenerationOptions options;
+  ResponseFormat response_format;  // as for chat (llama.cpp accepts it here too)
 };
 
 // Result type for parsing: either the value or an ApiError.

@@ -419,6 +419,12 @@ void HandleCompletions(Server::Impl& s, const httplib::Request& req, httplib::Re
   }
   job.options = std::move(c.options);
   job.prompt_param = "prompt";
+  auto constraint = s.structured->ForCompletion(c.response_format);
+  if (auto* e = std::get_if<ApiError>(&constraint)) {
+    RespondError(res, *e);
+    return;
+  }
+  job.constraint = std::get<std::shared_ptr<engine::Constraint>>(std::move(constraint));
   job.cache_namespace = CacheNamespace(s, req, job.options.cache_salt);
   job.meta.id = s.NewId("cmpl");
   Run(s, std::move(job), res);

@@ -11,6 +11,16 @@
 #include "grammar/token_trie.h"
 
 namespace reprise::server {
+
+// What a request's reply must be.
+struct StructuredOutput::Spec {
+  bool value = false;            // a JSON value (schema, or any object)
+  const nlohmann::ordered_json* schema = nullptr;  // null with value: any object
+  bool tools = false;            // tool calls
+  bool several = true;           // more than one call allowed
+  chat::OutputFormat format;
+};
+
 namespace {
 
 using json = nlohmann::ordered_json;
@@ -57,14 +67,7 @@ class GrammarConstraint : public engine::Constraint {
   bool done_ = false;
 };
 
-// What a request's reply must be.
-struct Spec {
-  bool value = false;            // a JSON value (schema, or any object)
-  const json* schema = nullptr;  // null with json: any object
-  bool tools = false;            // tool calls
-  bool several = true;           // more than one call allowed
-  chat::OutputFormat format;
-};
+using Spec = StructuredOutput::Spec;
 
 std::string CacheKey(const Spec& spec, const json& tools) {
   std::string key = StrFormat("v1|value=%d|tools=%d|several=%d|fmt=%d|r=%d|rs=%d|", spec.value,
@@ -277,7 +280,20 @@ std::variant<std::shared_ptr<engine::Constraint>, ApiError> StructuredOutput::Fo
     return std::shared_ptr<engine::Constraint>();
   }
   if (!spec.format.reasoning) spec.format.starts_in_reasoning = false;
-  const json& tools = spec.tools ? chat.tools : json::array();
+  return Build(spec, spec.tools ? chat.tools : json::array(), rf.schema_param);
+}
+
+std::variant<std::shared_ptr<engine::Constraint>, ApiError> StructuredOutput::ForCompletion(
+    const ResponseFormat& rf) {
+  if (rf.type == ResponseFormat::Type::kText) return std::shared_ptr<engine::Constraint>();
+  Spec spec;
+  spec.value = true;
+  if (rf.type == ResponseFormat::Type::kJsonSchema) spec.schema = &rf.schema;
+  return Build(spec, json::array(), rf.schema_param);
+}
+
+std::variant<std::shared_ptr<engine::Constraint>, ApiError> StructuredOutput::Build(
+    const Spec& spec, const json& tools, const std::string& schema_param) {
   const std::string key = CacheKey(spec, tools);
   std::shared_ptr<grammar::TokenMasks> masks;
   {
@@ -289,7 +305,7 @@ std::variant<std::shared_ptr<engine::Constraint>, ApiError> StructuredOutput::Fo
     }
   }
   if (masks == nullptr) {
-    auto built = BuildGrammar(spec, tools, rf.schema_param);
+    auto built = BuildGrammar(spec, tools, schema_param);
     if (auto* e = std::get_if<ApiError>(&built)) return *e;
     masks = std::make_shared<grammar::TokenMasks>(
         std::get<std::shared_ptr<const grammar::Grammar>>(std::move(built)), Trie());

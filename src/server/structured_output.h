@@ -67,10 +67,19 @@ class StructuredOutput {
   std::variant<std::shared_ptr<engine::Constraint>, ApiError> ForChat(
       const ChatRequest& chat, const std::optional<chat::OutputFormat>& format);
 
+  // For /v1/completions: only response_format (no template, no tools).
+  std::variant<std::shared_ptr<engine::Constraint>, ApiError> ForCompletion(
+      const ResponseFormat& response_format);
+
   size_t cached_grammars() const;
+
+  struct Spec;  // what the reply must be (structured_output.cc)
 
  private:
   std::shared_ptr<const grammar::TokenTrie> Trie();
+  std::variant<std::shared_ptr<engine::Constraint>, ApiError> Build(const Spec& spec,
+                                                                    const nlohmann::ordered_json& tools,
+                                                                    const std::string& schema_param);
 
   const tokenizer::Tokenizer& tok_;
   const size_t cache_entries_;

@@ -182,6 +182,72 @@ TEST_F(StructuredOutputHttpTest, ATextFormatChangesNothing) {
   EXPECT_EQ(a.json["choices"][0]["message"], b.json["choices"][0]["message"]);
 }
 
+TEST_F(StructuredOutputHttpTest, CompletionsAndAnthropicOutputFormatAreConstrainedToo) {
+  ServerProcess& s = Server("");
+  const Json schema = Corpus("settings");
+  for (int seed = 1; seed <= 6; ++seed) {
+    Json c = {{"prompt", "Settings:"}, {"max_tokens", 2000}, {"temperature", 1.0}, {"seed", seed},
+              {"response_format", {{"type", "json_schema"}, {"json_schema", {{"name", "s"}, {"schema", schema}}}}}};
+    HttpResult r = s.Post("/v1/completions", c);
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(r.json["choices"][0]["finish_reason"], "stop") << r.body;
+    EXPECT_EQ(Invalid(r.json["choices"][0]["text"], schema), "") << r.body;
+    Json m = {{"model", "m"}, {"max_tokens", 2000}, {"temperature", 1.0},
+              {"messages", {{{"role", "user"}, {"content", "Settings?"}}}},
+              {"output_format", {{"type", "json_schema"}, {"schema", schema}}}};
+    HttpResult a = s.Post("/v1/messages", m);
+    ASSERT_EQ(a.status, 200) << a.body;
+    EXPECT_EQ(a.json["stop_reason"], "end_turn") << a.body;
+    ASSERT_EQ(a.json["content"][0]["type"], "text") << a.body;
+    EXPECT_EQ(Invalid(a.json["content"][0]["text"], schema), "") << a.body;
+  }
+  Json m = {{"model", "m"}, {"max_tokens", 20}, {"messages", {{{"role", "user"}, {"content", "x"}}}},
+            {"output_format", {{"type", "json_schema"}, {"schema", {{"type", "string"}, {"pattern", "a"}}}}}};
+  HttpResult bad = s.Post("/v1/messages", m);
+  EXPECT_EQ(bad.status, 400) << bad.body;
+  EXPECT_EQ(bad.json["type"], "error") << bad.body;
+  EXPECT_NE(bad.json["error"]["message"].get<std::string>().find("output_format.schema: unsupported "
+                                                                 "JSON Schema keyword 'pattern'"),
+            std::string::npos)
+      << bad.body;
+  Json c = {{"prompt", "x"}, {"response_format", {{"type", "json_schema"},
+                                                  {"json_schema", {{"schema", {{"not", {}}}}}}}}};
+  HttpResult bad_c = s.Post("/v1/completions", c);
+  EXPECT_EQ(bad_c.status, 400) << bad_c.body;
+  EXPECT_EQ(bad_c.json["error"]["param"], "response_format.json_schema.schema") << bad_c.body;
+}
+
+// response_format with tools and tool_choice auto: the reply is the JSON
+// value or tool calls, whichever the model starts.
+TEST_F(StructuredOutputHttpTest, JsonOrToolCallsWhenToolsAreOfferedWithAuto) {
+  REQUIRE_FIXTURE(TemplatePath("Qwen-Qwen2.5-7B-Instruct"));
+  ServerProcess& s = Server("Qwen-Qwen2.5-7B-Instruct");
+  const Json schema = Corpus("person");
+  int json_replies = 0, call_replies = 0;
+  for (int seed = 1; seed <= 24; ++seed) {
+    Json body = WithSchema(Ask(), schema);
+    body["tools"] = Tools();
+    body["temperature"] = 1.0;
+    body["seed"] = seed;
+    HttpResult r = s.Post("/v1/chat/completions", body);
+    ASSERT_EQ(r.status, 200) << r.body;
+    const Json& c = r.json["choices"][0];
+    if (c["finish_reason"] == "tool_calls") {
+      ++call_replies;
+      for (const Json& call : c["message"]["tool_calls"]) {
+        EXPECT_EQ(Invalid(call["function"]["arguments"], *ToolSchema(call["function"]["name"])), "");
+      }
+    } else {
+      ++json_replies;
+      EXPECT_EQ(c["finish_reason"], "stop") << r.body;
+      EXPECT_EQ(Invalid(c["message"]["content"], schema), "") << r.body;
+    }
+  }
+  EXPECT_EQ(json_replies + call_replies, 24);
+  EXPECT_GT(json_replies, 0);  // seeded: both kinds occur
+  EXPECT_GT(call_replies, 0);
+}
+
 TEST_F(StructuredOutputHttpTest, ForcedToolCallsAreGuaranteedInEveryTemplateSyntax) {
   const std::vector<std::string> templates = {"Qwen-Qwen2.5-7B-Instruct",
                                               "meta-llama-Llama-3.1-8B-Instruct",
