@@ -5,7 +5,6 @@
 #include <utility>
 #include <vector>
 
-#include "core/log.h"
 #include "grammar/json_schema.h"
 #include "grammar/matcher.h"
 #include "grammar/token_trie.h"
