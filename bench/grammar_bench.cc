@@ -56,7 +56,8 @@ const char* kSchema = R"({
   "required": ["id", "name", "age", "status", "notes"]
 })";
 
-const char* kDocument = R"({"id": "3f2b8c1e-9a4d-4e6b-8f0a-1c2d3e4f5a6b", "name": "Ada Lovelace", "age": 36, "status": "active", "score": 97.25, "tags": ["mathematics", "computing", "analytical engine", "poetry"], "address": {"street": "12 St James's Square", "city": "London", "zip": "SW1Y 4JH"}, "notes": "Augusta Ada King, Countess of Lovelace, was an English mathematician and writer, chiefly known for her work on Charles Babbage's proposed mechanical general-purpose computer, the Analytical Engine. She was the first to recognise that the machine had applications beyond pure calculation, and she published the first algorithm intended to be carried out by such a machine. As a result, she is often regarded as one of the first computer programmers. Her notes describe how codes could be created for the device to handle letters and symbols along with numbers."})";
+const char* kDocument =
+    R"({"id": "3f2b8c1e-9a4d-4e6b-8f0a-1c2d3e4f5a6b", "name": "Ada Lovelace", "age": 36, "status": "active", "score": 97.25, "tags": ["mathematics", "computing", "analytical engine", "poetry"], "address": {"street": "12 St James's Square", "city": "London", "zip": "SW1Y 4JH"}, "notes": "Augusta Ada King, Countess of Lovelace, was an English mathematician and writer, chiefly known for her work on Charles Babbage's proposed mechanical general-purpose computer, the Analytical Engine. She was the first to recognise that the machine had applications beyond pure calculation, and she published the first algorithm intended to be carried out by such a machine. As a result, she is often regarded as one of the first computer programmers. Her notes describe how codes could be created for the device to handle letters and symbols along with numbers."})";
 
 // The worst case: a string with a large maxLength is spelled out as one
 // automaton state per character count, so every position of a long string
@@ -106,8 +107,8 @@ Pass Summarize(std::vector<double> per_token) {
 }
 
 // Replays `tokens` under the grammar; per-token mask + apply + accept times.
-bool Replay(grammar::TokenMasks& masks, const std::vector<int32_t>& tokens,
-            std::vector<float>& row, std::vector<double>* per_token) {
+bool Replay(grammar::TokenMasks& masks, const std::vector<int32_t>& tokens, std::vector<float>& row,
+            std::vector<double>* per_token) {
   grammar::Matcher m(masks.grammar_ptr());
   std::vector<uint64_t> bits(masks.words());
   const grammar::TokenTrie& trie = masks.trie();
@@ -177,8 +178,9 @@ int main(int argc, char** argv) {
 
   std::string prose = "";
   while (prose.size() < 1500) {
-    prose += "Augusta Ada King, Countess of Lovelace, was an English mathematician and writer, "
-             "chiefly known for her work on the Analytical Engine. ";
+    prose +=
+        "Augusta Ada King, Countess of Lovelace, was an English mathematician and writer, "
+        "chiefly known for her work on the Analytical Engine. ";
   }
   const std::vector<Scenario> scenarios = {
       {"mixed object (uuid, ranges, enum, array, nested, free text)", kSchema, kDocument},
@@ -216,10 +218,11 @@ int main(int argc, char** argv) {
       warm_p99.push_back(w.p99_us);
       states.push_back(static_cast<double>(masks.cached_states()));
     }
-    std::printf("\n%s: grammar %zu states in %zu behaviour classes (compiled in %.2f ms, "
-                "classes in %.2f ms), document %zu bytes = %zu tokens, %.0f classes met\n",
-                sc.name, (*compiled)->state_count(), classes, compile_ms, Median(classes_ms),
-                sc.document.size(), tokens.size(), Median(states));
+    std::printf(
+        "\n%s: grammar %zu states in %zu behaviour classes (compiled in %.2f ms, "
+        "classes in %.2f ms), document %zu bytes = %zu tokens, %.0f classes met\n",
+        sc.name, (*compiled)->state_count(), classes, compile_ms, Median(classes_ms),
+        sc.document.size(), tokens.size(), Median(states));
     std::printf("%-52s %10.1f\n", "  mask+apply+accept, cold (mean)", Median(cold_mean));
     std::printf("%-52s %10.1f\n", "  mask+apply+accept, cold (max)", Median(cold_max));
     std::printf("%-52s %10.1f\n", "  mask+apply+accept, warm (mean)", Median(warm_mean));

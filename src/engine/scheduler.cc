@@ -378,9 +378,9 @@ bool Scheduler::Step() {
     s.tokens.push_back(result.token);
     s.sampler->Accept(result.token, /*is_prompt=*/false);
     if (constraint != nullptr && !constraint->Accept(result.token)) {
-      Finish(s, FinishReason::kNone, ErrorCode::kInternal,
-             Errorf("token %d was sampled but the output constraint does not allow it",
-                    result.token));
+      Finish(
+          s, FinishReason::kNone, ErrorCode::kInternal,
+          Errorf("token %d was sampled but the output constraint does not allow it", result.token));
       continue;
     }
     if (!s.request.ignore_eos && config_.eog_ids.count(result.token) != 0) {

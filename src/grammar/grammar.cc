@@ -135,8 +135,8 @@ void GrammarBuilder::AddTextUntil(State from, State to, std::string_view stop) {
 // ---- Grammar::Compile ----
 
 Result<std::shared_ptr<const Grammar>> Grammar::Compile(const GrammarBuilder& b,
-                                                       GrammarBuilder::Rule root,
-                                                       GrammarLimits limits) {
+                                                        GrammarBuilder::Rule root,
+                                                        GrammarLimits limits) {
   if (!b.status().ok()) return b.status();
   CHECK(root < b.rules_.size());
   using Edge = GrammarBuilder::Edge;
@@ -234,8 +234,8 @@ Result<std::shared_ptr<const Grammar>> Grammar::Compile(const GrammarBuilder& b,
         if (!out_bytes.empty() && prev_target == target && out_bytes.back().hi + 1 == c) {
           out_bytes.back().hi = static_cast<uint8_t>(c);
         } else {
-          out_bytes.push_back({static_cast<uint8_t>(c), static_cast<uint8_t>(c),
-                               static_cast<uint32_t>(target)});
+          out_bytes.push_back(
+              {static_cast<uint8_t>(c), static_cast<uint8_t>(c), static_cast<uint32_t>(target)});
         }
         prev_target = target;
       }
@@ -244,11 +244,14 @@ Result<std::shared_ptr<const Grammar>> Grammar::Compile(const GrammarBuilder& b,
       for (size_t i = 0; i < calls.size() && !overflow;) {
         size_t j = i;
         StateSet next;
-        while (j < calls.size() && calls[j].first == calls[i].first) next.push_back(calls[j++].second);
+        while (j < calls.size() && calls[j].first == calls[i].first)
+          next.push_back(calls[j++].second);
         closure(next);
         const int64_t target = intern(std::move(next));
-        if (target < 0) overflow = true;
-        else out_calls.push_back({calls[i].first, static_cast<uint32_t>(target)});
+        if (target < 0)
+          overflow = true;
+        else
+          out_calls.push_back({calls[i].first, static_cast<uint32_t>(target)});
         i = j;
       }
       DState& d = dstates[id];
@@ -363,9 +366,10 @@ Result<std::shared_ptr<const Grammar>> Grammar::Compile(const GrammarBuilder& b,
       if (i < left_calls[r].size()) {
         const uint32_t next = left_calls[r][i++];
         if (color[next] == 1) {
-          return Errorf("the grammar is left-recursive: rule '%s' can reach itself without "
-                        "reading anything",
-                        b.rules_[next].name.c_str());
+          return Errorf(
+              "the grammar is left-recursive: rule '%s' can reach itself without "
+              "reading anything",
+              b.rules_[next].name.c_str());
         }
         if (color[next] == 0) {
           color[next] = 1;

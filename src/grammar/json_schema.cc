@@ -30,20 +30,39 @@ enum TypeBit : unsigned {
 
 const std::set<std::string_view>& Annotations() {
   static const std::set<std::string_view> s = {
-      "$schema",  "$id",      "$comment",  "$anchor",         "title",
-      "description", "default", "examples", "deprecated",     "readOnly",
-      "writeOnly", "$defs",   "definitions", "contentEncoding", "contentMediaType"};
+      "$schema",     "$id",     "$comment",    "$anchor",         "title",
+      "description", "default", "examples",    "deprecated",      "readOnly",
+      "writeOnly",   "$defs",   "definitions", "contentEncoding", "contentMediaType"};
   return s;
 }
 
 const std::set<std::string_view>& Assertions() {
-  static const std::set<std::string_view> s = {
-      "type",      "enum",         "const",      "nullable",         "properties",
-      "required",  "additionalProperties", "minProperties", "items", "prefixItems",
-      "additionalItems", "minItems", "maxItems",  "uniqueItems",      "minLength",
-      "maxLength", "format",       "minimum",    "maximum",          "exclusiveMinimum",
-      "exclusiveMaximum", "multipleOf", "$ref",   "anyOf",            "oneOf",
-      "allOf"};
+  static const std::set<std::string_view> s = {"type",
+                                               "enum",
+                                               "const",
+                                               "nullable",
+                                               "properties",
+                                               "required",
+                                               "additionalProperties",
+                                               "minProperties",
+                                               "items",
+                                               "prefixItems",
+                                               "additionalItems",
+                                               "minItems",
+                                               "maxItems",
+                                               "uniqueItems",
+                                               "minLength",
+                                               "maxLength",
+                                               "format",
+                                               "minimum",
+                                               "maximum",
+                                               "exclusiveMinimum",
+                                               "exclusiveMaximum",
+                                               "multipleOf",
+                                               "$ref",
+                                               "anyOf",
+                                               "oneOf",
+                                               "allOf"};
   return s;
 }
 
@@ -55,9 +74,12 @@ bool IsAnnotation(const std::string& key) {
 std::string PointerToken(const std::string& s) {
   std::string out;
   for (char c : s) {
-    if (c == '~') out += "~0";
-    else if (c == '/') out += "~1";
-    else out += c;
+    if (c == '~')
+      out += "~0";
+    else if (c == '/')
+      out += "~1";
+    else
+      out += c;
   }
   return out;
 }
@@ -191,8 +213,9 @@ struct JsonGrammar::Context {
   Status CheckAlone(const json& s, const std::string& key, const std::string& path) {
     for (auto it = s.begin(); it != s.end(); ++it) {
       if (it.key() == key || it.key() == "nullable" || IsAnnotation(it.key())) continue;
-      return Error(path, "'" + key + "' next to '" + it.key() + "' is not supported (move the "
-                         "keyword into the referenced or combined schemas)");
+      return Error(path, "'" + key + "' next to '" + it.key() +
+                             "' is not supported (move the "
+                             "keyword into the referenced or combined schemas)");
     }
     return Status::Ok();
   }
@@ -200,8 +223,9 @@ struct JsonGrammar::Context {
   Result<const json*> Resolve(const std::string& ref, const std::string& path) {
     if (ref == "#") return &doc;
     if (ref.rfind("#/", 0) != 0) {
-      return Error(path, "$ref '" + ref + "' is not supported: only references into the same "
-                         "schema (\"#\", \"#/$defs/...\") are");
+      return Error(path, "$ref '" + ref +
+                             "' is not supported: only references into the same "
+                             "schema (\"#\", \"#/$defs/...\") are");
     }
     try {
       const json::json_pointer pointer(ref.substr(1));
@@ -237,12 +261,18 @@ struct JsonGrammar::Context {
         types |= name.is_string() ? TypeBitOf(name.get<std::string>()) : 0;
       }
       bool ok = false;
-      if (v.is_object()) ok = types & kTObject;
-      else if (v.is_array()) ok = types & kTArray;
-      else if (v.is_string()) ok = types & kTString;
-      else if (v.is_boolean()) ok = types & kTBoolean;
-      else if (v.is_null()) ok = types & kTNull;
-      else if (v.is_number()) ok = (types & kTNumber) || ((types & kTInteger) && IsIntegral(v));
+      if (v.is_object())
+        ok = types & kTObject;
+      else if (v.is_array())
+        ok = types & kTArray;
+      else if (v.is_string())
+        ok = types & kTString;
+      else if (v.is_boolean())
+        ok = types & kTBoolean;
+      else if (v.is_null())
+        ok = types & kTNull;
+      else if (v.is_number())
+        ok = (types & kTNumber) || ((types & kTInteger) && IsIntegral(v));
       if (!ok) return false;
     }
     if (v.is_string()) {
@@ -262,7 +292,7 @@ struct JsonGrammar::Context {
 
   Status EmitLiterals(const json& s, State from, State to, const std::string& path) {
     static const std::set<std::string_view> kWithEnum = {
-        "type",    "enum",    "const",           "nullable",        "minLength",
+        "type",      "enum",    "const",   "nullable",         "minLength",
         "maxLength", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"};
     for (auto it = s.begin(); it != s.end(); ++it) {
       if (IsAnnotation(it.key()) || kWithEnum.count(it.key()) != 0) continue;
@@ -297,18 +327,22 @@ struct JsonGrammar::Context {
     if (auto f = s.find("format"); f != s.end()) {
       format = f->is_string() ? f->get<std::string>() : "";
       if (format != "int32" && format != "int64" && format != "float" && format != "double") {
-        return Error(path, "numeric format '" + Dump(*f) + "' is not supported (int32, int64, "
-                           "float, double are)");
+        return Error(path, "numeric format '" + Dump(*f) +
+                               "' is not supported (int32, int64, "
+                               "float, double are)");
       }
     }
     if (s.contains("multipleOf") || format == "int32" || format == "int64") integer = true;
     if (format == "int32") {
-      if (!bounds.lo || *bounds.lo < -2147483648.0) bounds.lo = -2147483648.0, bounds.lo_excl = false;
+      if (!bounds.lo || *bounds.lo < -2147483648.0)
+        bounds.lo = -2147483648.0, bounds.lo_excl = false;
       if (!bounds.hi || *bounds.hi > 2147483647.0) bounds.hi = 2147483647.0, bounds.hi_excl = false;
     }
     if (!bounds.lo && !bounds.hi) {
-      if (integer) g.Integer(from, to);
-      else g.Number(from, to);
+      if (integer)
+        g.Integer(from, to);
+      else
+        g.Number(from, to);
       return Status::Ok();
     }
     if (integer) {
@@ -334,7 +368,8 @@ struct JsonGrammar::Context {
     ASSIGN_OR_RETURN(std::optional<int64_t> max_len, Count(s, "maxLength", path));
     if (auto f = s.find("format"); f != s.end()) {
       if (!f->is_string()) return Error(path + "/format", "format must be a string");
-      if (min_len || max_len) return Error(path, "format next to minLength/maxLength is not supported");
+      if (min_len || max_len)
+        return Error(path, "format next to minLength/maxLength is not supported");
       Status st = g.FormattedString(from, to, f->get<std::string>());
       return st.ok() ? st : Error(path, st.message());
     }
@@ -353,9 +388,10 @@ struct JsonGrammar::Context {
       for (const json& name : t->is_array() ? *t : json::array({*t})) {
         const unsigned bit = name.is_string() ? TypeBitOf(name.get<std::string>()) : 0;
         if (bit == 0) {
-          return Error(path + "/type", "type must be object, array, string, integer, number, "
-                                       "boolean or null (or an array of them), got " +
-                                           Dump(name));
+          return Error(path + "/type",
+                       "type must be object, array, string, integer, number, "
+                       "boolean or null (or an array of them), got " +
+                           Dump(name));
         }
         types |= bit;
       }
@@ -372,8 +408,8 @@ struct JsonGrammar::Context {
     for (const char* k : {"minLength", "maxLength"}) {
       if (s.contains(k)) types |= kTString;
     }
-    for (const char* k : {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
-                          "multipleOf"}) {
+    for (const char* k :
+         {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"}) {
       if (s.contains(k)) types |= kTNumber;
     }
     if (auto f = s.find("format"); f != s.end()) {
@@ -407,8 +443,8 @@ struct JsonGrammar::Context {
       if (c == s.end()) continue;
       RETURN_IF_ERROR(CheckAlone(s, comb, path));
       for (size_t i = 0; i < c->size(); ++i) {
-        RETURN_IF_ERROR(Emit((*c)[i], from, to, path + "/" + comb + "/" + std::to_string(i),
-                             depth + 1));
+        RETURN_IF_ERROR(
+            Emit((*c)[i], from, to, path + "/" + comb + "/" + std::to_string(i), depth + 1));
       }
       return Status::Ok();
     }
@@ -471,8 +507,9 @@ struct JsonGrammar::Context {
     const json* additional = nullptr;  // null: no extra properties
     if (auto a = s.find("additionalProperties"); a != s.end()) {
       if (!a->is_boolean() && !a->is_object()) {
-        return Error(path + "/additionalProperties", "additionalProperties must be a boolean or "
-                                                     "a schema");
+        return Error(path + "/additionalProperties",
+                     "additionalProperties must be a boolean or "
+                     "a schema");
       }
       if (!(a->is_boolean() && !a->get<bool>())) additional = &*a;
     } else if (!s.contains("properties")) {
@@ -495,8 +532,8 @@ struct JsonGrammar::Context {
           if (req) return Error(path, "required property '" + it.key() + "' has schema false");
           continue;
         }
-        members.push_back({it.key(), &it.value(),
-                           path + "/properties/" + PointerToken(it.key()), req});
+        members.push_back(
+            {it.key(), &it.value(), path + "/properties/" + PointerToken(it.key()), req});
       }
     }
     for (const std::string& name : required) {
@@ -592,8 +629,10 @@ struct JsonGrammar::Context {
     const bool ws = unrolled <= g.options_.max_ws_items;
     const Rule r = b().RuleOf(from);
     auto space = [&](State a, State z) {
-      if (ws) g.Whitespace(a, z);
-      else b().AddEpsilon(a, z);
+      if (ws)
+        g.Whitespace(a, z);
+      else
+        b().AddEpsilon(a, z);
     };
     auto item = [&](int64_t k, State a, State z) -> Status {
       if (k < static_cast<int64_t>(prefix.size())) {

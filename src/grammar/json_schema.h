@@ -49,8 +49,8 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <string>
 #include <optional>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -65,10 +65,10 @@ struct JsonSchemaOptions {
   // shared rule is called (false): fewer automaton states, but tokens that
   // close a string and go on depend on the caller (see matcher.h).
   bool inline_strings = true;
-  int max_depth = 64;                  // schema nesting (objects, arrays, anyOf, ...)
+  int max_depth = 64;                   // schema nesting (objects, arrays, anyOf, ...)
   int64_t max_literal_bytes = 1 << 20;  // enum/const texts, all together
-  int max_ws_items = 64;               // longer arrays: no whitespace between items
-  int64_t max_unrolled = 10000;        // string lengths / item counts spelled out
+  int max_ws_items = 64;                // longer arrays: no whitespace between items
+  int64_t max_unrolled = 10000;         // string lengths / item counts spelled out
 };
 
 // Adds JSON rules to a builder. One object may compile several schemas (of

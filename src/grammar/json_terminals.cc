@@ -151,7 +151,6 @@ void NonNegativeRange(GrammarBuilder& b, State from, State to, int64_t lo, int64
   }
 }
 
-
 }  // namespace
 
 void JsonGrammar::Whitespace(State from, State to) {
@@ -353,7 +352,9 @@ Decimal ToDecimal(double v) {
 void FractionRange(GrammarBuilder& b, State from, State to, const std::string& lo, bool lo_strict,
                    const std::optional<std::string>& hi, bool hi_strict, int max_len) {
   const GrammarBuilder::Rule r = b.RuleOf(from);
-  auto digit = [](const std::string& s, int k) { return k < static_cast<int>(s.size()) ? s[k] : '0'; };
+  auto digit = [](const std::string& s, int k) {
+    return k < static_cast<int>(s.size()) ? s[k] : '0';
+  };
   auto rest_zero = [](const std::string& s, int k) {
     return k >= static_cast<int>(s.size()) || s.find_first_not_of('0', k) == std::string::npos;
   };
@@ -426,7 +427,8 @@ void JsonGrammar::MagnitudeRange(State from, State to, double lo, bool lo_excl,
     NonNegativeRange(b, from, whole, l.whole + 1, mid_hi);
     with_fraction(whole, "", false, std::nullopt, false);
   }
-  if (hi_inside) with_fraction(b.Literal(from, std::to_string(h->whole)), "", false, h->frac, hi_excl);
+  if (hi_inside)
+    with_fraction(b.Literal(from, std::to_string(h->whole)), "", false, h->frac, hi_excl);
 }
 
 bool JsonGrammar::NumberRange(State from, State to, std::optional<double> lo, bool lo_excl,
@@ -439,16 +441,20 @@ bool JsonGrammar::NumberRange(State from, State to, std::optional<double> lo, bo
   const size_t before = b_->state_count();
   // x >= 0, written without a sign: magnitudes in [max(lo, 0), hi].
   if (!hi || *hi >= 0) {
-    if (lo && *lo >= 0) MagnitudeRange(from, to, *lo, lo_excl, hi, hi_excl);
-    else MagnitudeRange(from, to, 0.0, false, hi, hi_excl);
+    if (lo && *lo >= 0)
+      MagnitudeRange(from, to, *lo, lo_excl, hi, hi_excl);
+    else
+      MagnitudeRange(from, to, 0.0, false, hi, hi_excl);
   }
   // x < 0, written "-m": m in (max(-hi, 0), -lo]; never "-0".
   if (!lo || *lo < 0) {
     const State minus = b_->Literal(from, "-");
     std::optional<double> mag_hi;
     if (lo) mag_hi = -*lo;
-    if (hi && *hi < 0) MagnitudeRange(minus, to, -*hi, hi_excl, mag_hi, lo_excl);
-    else MagnitudeRange(minus, to, 0.0, true, mag_hi, lo_excl);
+    if (hi && *hi < 0)
+      MagnitudeRange(minus, to, -*hi, hi_excl, mag_hi, lo_excl);
+    else
+      MagnitudeRange(minus, to, 0.0, true, mag_hi, lo_excl);
   }
   return b_->state_count() > before;
 }
@@ -534,15 +540,19 @@ GrammarBuilder::Rule JsonGrammar::AnyValueRule() {
     Whitespace(b.Literal(s, open), first);
     b.AddLiteral(first, e, close);
     const State item = b.NewState(rule);
-    if (members) member(first, item);
-    else b.AddCall(first, item, any_value_);
+    if (members)
+      member(first, item);
+    else
+      b.AddCall(first, item, any_value_);
     const State before_close = b.NewState(rule);
     Whitespace(item, before_close);
     b.AddLiteral(before_close, e, close);
     const State sep = b.NewState(rule);
     Whitespace(b.Literal(before_close, ","), sep);
-    if (members) member(sep, item);
-    else b.AddCall(sep, item, any_value_);
+    if (members)
+      member(sep, item);
+    else
+      b.AddCall(sep, item, any_value_);
   };
   sequence(any_object_, "{", "}", true);
   sequence(any_array_, "[", "]", false);

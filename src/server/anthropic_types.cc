@@ -187,7 +187,8 @@ std::optional<ApiError> Tools(const json& body, json* chat) {
   }
   const std::string t = type->get<std::string>();
   if (const json* d = Field(*choice, "disable_parallel_tool_use")) {
-    if (!d->is_boolean()) return WrongType("tool_choice.disable_parallel_tool_use", "a boolean", *d);
+    if (!d->is_boolean())
+      return WrongType("tool_choice.disable_parallel_tool_use", "a boolean", *d);
     if (d->get<bool>()) (*chat)["parallel_tool_calls"] = false;
   }
   if (t == "auto" || t == "none") {
@@ -292,7 +293,8 @@ Parsed<json> MessagesToChatBody(const json& body, const MessagesTranslateOptions
     }
     const json* schema = Field(*format, "schema");
     if (schema == nullptr || !schema->is_object()) {
-      return InvalidParam("output_format.schema", "output_format.schema must be a JSON Schema object");
+      return InvalidParam("output_format.schema",
+                          "output_format.schema must be a JSON Schema object");
     }
     chat["response_format"] = {{"type", "json_schema"},
                                {"json_schema", {{"name", "output"}, {"schema", *schema}}}};

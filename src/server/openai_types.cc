@@ -336,9 +336,9 @@ std::optional<ApiError> ParseResponseFormat(const json& body, ResponseFormat* ou
     return std::nullopt;
   }
   if (t != "json_schema") {
-    return InvalidParam("response_format.type",
-                        "response_format.type must be text, json_object or json_schema, got '" +
-                            t + "'");
+    return InvalidParam(
+        "response_format.type",
+        "response_format.type must be text, json_object or json_schema, got '" + t + "'");
   }
   const json* js = Field(*rf, "json_schema");
   if (js == nullptr || !js->is_object()) {

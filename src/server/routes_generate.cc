@@ -1,9 +1,9 @@
 // POST /v1/chat/completions and /v1/completions: parse, render, tokenize,
 // check against the context, submit to the engine, and answer as one JSON
 // response or as an SSE stream. PrepareChatJob and SubmitJob (declared in
-// chat_pipeline.h) are the steps every chat front door shares. A stream whose client goes away (a write
-// fails) or a server that is stopping cancels the engine request, which
-// releases its KV blocks.
+// chat_pipeline.h) are the steps every chat front door shares. A stream whose
+// client goes away (a write fails) or a server that is stopping cancels the
+// engine request, which releases its KV blocks.
 // response_format and a forced tool_choice ("required" or a named function)
 // are guaranteed by constrained decoding (structured_output.h; PrepareChatJob
 // builds the constraint, SubmitJob hands it to the engine). A reply that is

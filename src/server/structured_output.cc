@@ -13,10 +13,10 @@ namespace reprise::server {
 
 // What a request's reply must be.
 struct StructuredOutput::Spec {
-  bool value = false;            // a JSON value (schema, or any object)
+  bool value = false;                              // a JSON value (schema, or any object)
   const nlohmann::ordered_json* schema = nullptr;  // null with value: any object
-  bool tools = false;            // tool calls
-  bool several = true;           // more than one call allowed
+  bool tools = false;                              // tool calls
+  bool several = true;                             // more than one call allowed
   chat::OutputFormat format;
 };
 
@@ -55,9 +55,7 @@ class GrammarConstraint : public engine::Constraint {
     return !bytes.empty() && matcher_.AcceptBytes(bytes);
   }
 
-  bool Done() const override {
-    return done_ || (matcher_.IsComplete() && !matcher_.CanContinue());
-  }
+  bool Done() const override { return done_ || (matcher_.IsComplete() && !matcher_.CanContinue()); }
 
  private:
   std::shared_ptr<grammar::TokenMasks> masks_;
@@ -123,8 +121,8 @@ std::variant<Rule, ApiError> CallRule(grammar::JsonGrammar& jg, const Spec& spec
       }
       auto rule = jg.SchemaRule(*params);
       if (!rule.ok()) {
-        return InvalidParam("tools", "function '" + name + "': parameters: " +
-                                         rule.status().message() +
+        return InvalidParam("tools", "function '" + name +
+                                         "': parameters: " + rule.status().message() +
                                          " (needed to guarantee the call; see README, "
                                          "Structured output)");
       }
@@ -205,7 +203,8 @@ std::variant<std::shared_ptr<const grammar::Grammar>, ApiError> BuildGrammar(
       value = jg.AnyObjectRule();
     } else {
       auto rule = jg.SchemaRule(*spec.schema);
-      if (!rule.ok()) return InvalidParam(schema_param, schema_param + ": " + rule.status().message());
+      if (!rule.ok())
+        return InvalidParam(schema_param, schema_param + ": " + rule.status().message());
       value = *rule;
     }
     const State ws = b.NewState(root);
@@ -255,13 +254,12 @@ std::variant<std::shared_ptr<engine::Constraint>, ApiError> StructuredOutput::Fo
   const ResponseFormat& rf = chat.response_format;
   if (forced) {
     if (spec.format.tool_calls == chat::ToolCallFormat::kNone) {
-      return InvalidParam("tool_choice",
-                          "tool_choice \"" + std::string(chat.tool_choice == "required"
-                                                             ? "required"
-                                                             : "function") +
-                              "\" cannot be guaranteed: this model's chat template has no "
-                              "tool-call syntax reprise knows (Hermes <tool_call>, Llama 3 "
-                              "JSON, Mistral [TOOL_CALLS]); use tool_choice \"auto\"");
+      return InvalidParam(
+          "tool_choice", "tool_choice \"" +
+                             std::string(chat.tool_choice == "required" ? "required" : "function") +
+                             "\" cannot be guaranteed: this model's chat template has no "
+                             "tool-call syntax reprise knows (Hermes <tool_call>, Llama 3 "
+                             "JSON, Mistral [TOOL_CALLS]); use tool_choice \"auto\"");
     }
     spec.tools = true;
     spec.several = chat.tool_choice == "required" && chat.parallel_tool_calls &&
@@ -272,8 +270,8 @@ std::variant<std::shared_ptr<engine::Constraint>, ApiError> StructuredOutput::Fo
     // Tools offered with tool_choice auto: the model may call them instead.
     if (has_tools && spec.format.tool_calls != chat::ToolCallFormat::kNone) {
       spec.tools = true;
-      spec.several = chat.parallel_tool_calls &&
-                     spec.format.tool_calls != chat::ToolCallFormat::kLlama3;
+      spec.several =
+          chat.parallel_tool_calls && spec.format.tool_calls != chat::ToolCallFormat::kLlama3;
     }
   } else {
     return std::shared_ptr<engine::Constraint>();

@@ -77,9 +77,8 @@ class StructuredOutput {
 
  private:
   std::shared_ptr<const grammar::TokenTrie> Trie();
-  std::variant<std::shared_ptr<engine::Constraint>, ApiError> Build(const Spec& spec,
-                                                                    const nlohmann::ordered_json& tools,
-                                                                    const std::string& schema_param);
+  std::variant<std::shared_ptr<engine::Constraint>, ApiError> Build(
+      const Spec& spec, const nlohmann::ordered_json& tools, const std::string& schema_param);
 
   const tokenizer::Tokenizer& tok_;
   const size_t cache_entries_;

@@ -361,8 +361,10 @@ class StepConstraint : public Constraint {
   int64_t Mask(float* logits, int32_t n_vocab) override {
     int64_t n = 0;
     for (int32_t t = 0; t < n_vocab; ++t) {
-      if (t % 7 != step_ % 7) logits[t] = -std::numeric_limits<float>::infinity();
-      else ++n;
+      if (t % 7 != step_ % 7)
+        logits[t] = -std::numeric_limits<float>::infinity();
+      else
+        ++n;
     }
     return n;
   }

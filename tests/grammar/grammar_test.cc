@@ -2,13 +2,14 @@
 // calls and returns, recursion, nullable loops, text-until, left-recursion
 // and emptiness errors, size limits, arena compaction, the ambiguity bound,
 // and token masks against a brute-force check of every token.
+#include "grammar/grammar.h"
+
 #include <gtest/gtest.h>
 
 #include <random>
 #include <string>
 #include <vector>
 
-#include "grammar/grammar.h"
 #include "grammar/grammar_test_util.h"
 #include "grammar/json_schema.h"
 #include "grammar/matcher.h"
@@ -263,10 +264,11 @@ TEST(GrammarTest, MasksEqualBruteForceOnRandomPaths) {
 // their bounds share one behaviour class; masks stay exact near the bounds,
 // where classes differ.
 TEST(GrammarTest, SharedBehaviourClassesKeepMasksExact) {
-  for (const char* text :
-       {R"({"type":"string","minLength":40,"maxLength":100})",
-        R"({"type":"array","items":{"type":"string","maxLength":3},"minItems":2,"maxItems":60})",
-        R"({"type":"object","properties":{"a":{"type":"string","maxLength":70},"b":{"type":"string","maxLength":70}}})"}) {
+  for (
+      const char* text :
+      {R"({"type":"string","minLength":40,"maxLength":100})",
+       R"({"type":"array","items":{"type":"string","maxLength":3},"minItems":2,"maxItems":60})",
+       R"({"type":"object","properties":{"a":{"type":"string","maxLength":70},"b":{"type":"string","maxLength":70}}})"}) {
     auto g = CompileJsonSchema(nlohmann::ordered_json::parse(text));
     ASSERT_TRUE(g.ok()) << g.status().message();
     TokenMasks masks(*g, JsonishTrie());
@@ -294,12 +296,13 @@ TEST(GrammarTest, TokenClassesStayInsideTheirByteBudget) {
 }
 
 TEST(GrammarTest, TheArenaStaysSmallOverLongOutputs) {
-  auto g = CompileJsonSchema(
-      nlohmann::ordered_json::parse(R"({"type":"array","items":{"type":"object","properties":{"a":{"type":"array","items":{"type":"integer"}}},"required":["a"]}})"));
+  auto g = CompileJsonSchema(nlohmann::ordered_json::parse(
+      R"({"type":"array","items":{"type":"object","properties":{"a":{"type":"array","items":{"type":"integer"}}},"required":["a"]}})"));
   ASSERT_TRUE(g.ok()) << g.status().message();
   Matcher m(*g);
   ASSERT_TRUE(m.AcceptBytes("["));
-  for (int i = 0; i < 20000; ++i) ASSERT_TRUE(m.AcceptBytes(i == 0 ? "{\"a\":[1]}" : ",{\"a\":[1]}"));
+  for (int i = 0; i < 20000; ++i)
+    ASSERT_TRUE(m.AcceptBytes(i == 0 ? "{\"a\":[1]}" : ",{\"a\":[1]}"));
   ASSERT_TRUE(m.AcceptBytes("]"));
   EXPECT_TRUE(m.IsComplete());
   EXPECT_LT(m.arena_size(), 20000u);  // 40000 pushes: compaction keeps it down
@@ -331,8 +334,8 @@ TEST(GrammarTest, ExponentialAmbiguityIsBoundedNotAHang) {
 TEST(GrammarTest, MasksOnALargeRealVocabularyEqualBruteForce) {
   const std::string dir = reprise::testing::FixturePath("hf-tokenizers/llama3.2-bpe");
   REQUIRE_FIXTURE(dir + "/encoder.json");
-  auto writer = tokenizer::BuildBpeVocabGguf(
-      {dir + "/encoder.json", dir + "/vocab.bpe", "llama-bpe"});
+  auto writer =
+      tokenizer::BuildBpeVocabGguf({dir + "/encoder.json", dir + "/vocab.bpe", "llama-bpe"});
   ASSERT_TRUE(writer.ok()) << writer.status().message();
   auto file = gguf::File::FromBuffer(writer->WriteToBuffer());
   ASSERT_TRUE(file.ok());

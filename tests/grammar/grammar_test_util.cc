@@ -16,20 +16,69 @@ std::shared_ptr<const TokenTrie> JsonishTrie() {
                           "\x98", "\x80", "\xED", "\xA0"}) {
       tokens.push_back(t);
     }
-    for (const char* t :
-         {"\xC3\xA9", "\xE4\xB8\xAD", "\xF0\x9F\x98\x80", "{\"", "\"}", "\":", "\": ", "\", \"",
-          "\",", "\"]", "\"}}", "\"}]", "}}", "]}", "}]", "},", "],", "[{", "[\"", "[[", "true",
-          "false", "null", "12", "-1", ".5", "e+", "E-", "00", "\\n", "\\u00e9", "\\\"", "\\\\",
-          "\\ud83d", "\"a", "abc", " the", "name", "\"name\": \"", "  ", "\n  ", "\n\t", "{}",
-          "[]", "\"\"", "<tool_call>", "</think>", "<think>", "\n</tool_call>", "id", "-0",
-          "2024-", "01-", "T12:", "Z\"", "abcdefghijklmnopqrstuvwxyz0123456789"}) {
+    for (const char* t : {"\xC3\xA9",
+                          "\xE4\xB8\xAD",
+                          "\xF0\x9F\x98\x80",
+                          "{\"",
+                          "\"}",
+                          "\":",
+                          "\": ",
+                          "\", \"",
+                          "\",",
+                          "\"]",
+                          "\"}}",
+                          "\"}]",
+                          "}}",
+                          "]}",
+                          "}]",
+                          "},",
+                          "],",
+                          "[{",
+                          "[\"",
+                          "[[",
+                          "true",
+                          "false",
+                          "null",
+                          "12",
+                          "-1",
+                          ".5",
+                          "e+",
+                          "E-",
+                          "00",
+                          "\\n",
+                          "\\u00e9",
+                          "\\\"",
+                          "\\\\",
+                          "\\ud83d",
+                          "\"a",
+                          "abc",
+                          " the",
+                          "name",
+                          "\"name\": \"",
+                          "  ",
+                          "\n  ",
+                          "\n\t",
+                          "{}",
+                          "[]",
+                          "\"\"",
+                          "<tool_call>",
+                          "</think>",
+                          "<think>",
+                          "\n</tool_call>",
+                          "id",
+                          "-0",
+                          "2024-",
+                          "01-",
+                          "T12:",
+                          "Z\"",
+                          "abcdefghijklmnopqrstuvwxyz0123456789"}) {
       tokens.push_back(t);
     }
     tokens.push_back("<eos>");
     std::vector<bool> in(tokens.size(), true);
     in.back() = false;
-    return std::make_shared<const TokenTrie>(tokens, in,
-                                             std::vector<int32_t>{static_cast<int32_t>(tokens.size() - 1)});
+    return std::make_shared<const TokenTrie>(
+        tokens, in, std::vector<int32_t>{static_cast<int32_t>(tokens.size() - 1)});
   }();
   return trie;
 }
@@ -77,8 +126,10 @@ Generated RandomSentence(TokenMasks& masks, std::mt19937& rng, int max_tokens, d
     bool eog_allowed = false;
     for (int32_t t = 0; t < trie.n_vocab(); ++t) {
       if (!((bits[t >> 6] >> (t & 63)) & 1)) continue;
-      if (trie.bytes(t).empty()) eog_allowed = true;
-      else allowed.push_back(t);
+      if (trie.bytes(t).empty())
+        eog_allowed = true;
+      else
+        allowed.push_back(t);
     }
     if (eog_allowed && (allowed.empty() || unit(rng) < stop_p)) {
       out.complete = true;

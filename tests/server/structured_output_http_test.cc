@@ -55,14 +55,16 @@ Json Ask(const std::string& text = "Answer in JSON.") {
 }
 
 Json WithSchema(Json body, const Json& schema) {
-  body["response_format"] = {{"type", "json_schema"},
-                             {"json_schema", {{"name", "answer"}, {"schema", schema}, {"strict", true}}}};
+  body["response_format"] = {
+      {"type", "json_schema"},
+      {"json_schema", {{"name", "answer"}, {"schema", schema}, {"strict", true}}}};
   return body;
 }
 
 Json Tool(const std::string& name, Json parameters) {
-  return {{"type", "function"},
-          {"function", {{"name", name}, {"description", "d"}, {"parameters", std::move(parameters)}}}};
+  return {
+      {"type", "function"},
+      {"function", {{"name", name}, {"description", "d"}, {"parameters", std::move(parameters)}}}};
 }
 
 const Json& Tools() {
@@ -76,11 +78,12 @@ const Json& Tools() {
                         {"properties", {{"zone", {{"enum", {"UTC", "CET", "JST"}}}}}},
                         {"required", {"zone"}},
                         {"additionalProperties", false}}),
-      Tool("set_alarm", {{"type", "object"},
-                         {"properties",
-                          {{"at", {{"type", "string"}, {"format", "time"}}},
-                           {"repeat", {{"type", "array"}, {"items", {{"type", "boolean"}}}, {"maxItems", 3}}}}},
-                         {"required", {"at"}}})};
+      Tool("set_alarm",
+           {{"type", "object"},
+            {"properties",
+             {{"at", {{"type", "string"}, {"format", "time"}}},
+              {"repeat", {{"type", "array"}, {"items", {{"type", "boolean"}}}, {"maxItems", 3}}}}},
+            {"required", {"at"}}})};
   return tools;
 }
 
@@ -163,8 +166,8 @@ TEST_F(StructuredOutputHttpTest, JsonObjectModeRepliesWithAnObject) {
     HttpResult r = s.Post("/v1/chat/completions", body);
     ASSERT_EQ(r.status, 200) << r.body;
     ASSERT_EQ(r.json["choices"][0]["finish_reason"], "stop") << r.body;
-    const Json v = Json::parse(r.json["choices"][0]["message"]["content"].get<std::string>(), nullptr,
-                               false);
+    const Json v =
+        Json::parse(r.json["choices"][0]["message"]["content"].get<std::string>(), nullptr, false);
     EXPECT_TRUE(v.is_object()) << r.body;
   }
 }
@@ -186,13 +189,19 @@ TEST_F(StructuredOutputHttpTest, CompletionsAndAnthropicOutputFormatAreConstrain
   ServerProcess& s = Server("");
   const Json schema = Corpus("settings");
   for (int seed = 1; seed <= 6; ++seed) {
-    Json c = {{"prompt", "Settings:"}, {"max_tokens", 2000}, {"temperature", 1.0}, {"seed", seed},
-              {"response_format", {{"type", "json_schema"}, {"json_schema", {{"name", "s"}, {"schema", schema}}}}}};
+    Json c = {{"prompt", "Settings:"},
+              {"max_tokens", 2000},
+              {"temperature", 1.0},
+              {"seed", seed},
+              {"response_format",
+               {{"type", "json_schema"}, {"json_schema", {{"name", "s"}, {"schema", schema}}}}}};
     HttpResult r = s.Post("/v1/completions", c);
     ASSERT_EQ(r.status, 200) << r.body;
     EXPECT_EQ(r.json["choices"][0]["finish_reason"], "stop") << r.body;
     EXPECT_EQ(Invalid(r.json["choices"][0]["text"], schema), "") << r.body;
-    Json m = {{"model", "m"}, {"max_tokens", 2000}, {"temperature", 1.0},
+    Json m = {{"model", "m"},
+              {"max_tokens", 2000},
+              {"temperature", 1.0},
               {"messages", {{{"role", "user"}, {"content", "Settings?"}}}},
               {"output_format", {{"type", "json_schema"}, {"schema", schema}}}};
     HttpResult a = s.Post("/v1/messages", m);
@@ -201,17 +210,22 @@ TEST_F(StructuredOutputHttpTest, CompletionsAndAnthropicOutputFormatAreConstrain
     ASSERT_EQ(a.json["content"][0]["type"], "text") << a.body;
     EXPECT_EQ(Invalid(a.json["content"][0]["text"], schema), "") << a.body;
   }
-  Json m = {{"model", "m"}, {"max_tokens", 20}, {"messages", {{{"role", "user"}, {"content", "x"}}}},
-            {"output_format", {{"type", "json_schema"}, {"schema", {{"type", "string"}, {"pattern", "a"}}}}}};
+  Json m = {{"model", "m"},
+            {"max_tokens", 20},
+            {"messages", {{{"role", "user"}, {"content", "x"}}}},
+            {"output_format",
+             {{"type", "json_schema"}, {"schema", {{"type", "string"}, {"pattern", "a"}}}}}};
   HttpResult bad = s.Post("/v1/messages", m);
   EXPECT_EQ(bad.status, 400) << bad.body;
   EXPECT_EQ(bad.json["type"], "error") << bad.body;
-  EXPECT_NE(bad.json["error"]["message"].get<std::string>().find("output_format.schema: unsupported "
-                                                                 "JSON Schema keyword 'pattern'"),
-            std::string::npos)
+  EXPECT_NE(
+      bad.json["error"]["message"].get<std::string>().find("output_format.schema: unsupported "
+                                                           "JSON Schema keyword 'pattern'"),
+      std::string::npos)
       << bad.body;
-  Json c = {{"prompt", "x"}, {"response_format", {{"type", "json_schema"},
-                                                  {"json_schema", {{"schema", {{"not", {}}}}}}}}};
+  Json c = {
+      {"prompt", "x"},
+      {"response_format", {{"type", "json_schema"}, {"json_schema", {{"schema", {{"not", {}}}}}}}}};
   HttpResult bad_c = s.Post("/v1/completions", c);
   EXPECT_EQ(bad_c.status, 400) << bad_c.body;
   EXPECT_EQ(bad_c.json["error"]["param"], "response_format.json_schema.schema") << bad_c.body;
@@ -235,7 +249,8 @@ TEST_F(StructuredOutputHttpTest, JsonOrToolCallsWhenToolsAreOfferedWithAuto) {
     if (c["finish_reason"] == "tool_calls") {
       ++call_replies;
       for (const Json& call : c["message"]["tool_calls"]) {
-        EXPECT_EQ(Invalid(call["function"]["arguments"], *ToolSchema(call["function"]["name"])), "");
+        EXPECT_EQ(Invalid(call["function"]["arguments"], *ToolSchema(call["function"]["name"])),
+                  "");
       }
     } else {
       ++json_replies;
@@ -313,8 +328,12 @@ TEST_F(StructuredOutputHttpTest, ResponsesTextFormatIsGuaranteedWholeAndStreamed
     Json body = {{"input", "Describe a customer."},
                  {"max_output_tokens", 2000},
                  {"temperature", 1.0},
-                 {"text", {{"format", {{"type", "json_schema"}, {"name", "customer"},
-                                       {"schema", schema}, {"strict", true}}}}}};
+                 {"text",
+                  {{"format",
+                    {{"type", "json_schema"},
+                     {"name", "customer"},
+                     {"schema", schema},
+                     {"strict", true}}}}}};
     HttpResult r = s.Post("/v1/responses", body);
     ASSERT_EQ(r.status, 200) << r.body;
     EXPECT_EQ(r.json["status"], "completed") << r.body;
@@ -323,13 +342,17 @@ TEST_F(StructuredOutputHttpTest, ResponsesTextFormatIsGuaranteedWholeAndStreamed
     ASSERT_EQ(item["type"], "message") << r.body;
     EXPECT_EQ(Invalid(item["content"][0]["text"], schema), "") << r.body;
   }
-  Json body = {{"input", "x"}, {"max_output_tokens", 2000}, {"stream", true},
+  Json body = {{"input", "x"},
+               {"max_output_tokens", 2000},
+               {"stream", true},
                {"text", {{"format", {{"type", "json_object"}}}}}};
   HttpResult r = s.Post("/v1/responses", body);
   ASSERT_EQ(r.status, 200);
   std::string deltas, final_text;
-  for (size_t at = r.body.find("data: "); at != std::string::npos; at = r.body.find("data: ", at + 1)) {
-    const Json e = Json::parse(r.body.substr(at + 6, r.body.find('\n', at) - at - 6), nullptr, false);
+  for (size_t at = r.body.find("data: "); at != std::string::npos;
+       at = r.body.find("data: ", at + 1)) {
+    const Json e =
+        Json::parse(r.body.substr(at + 6, r.body.find('\n', at) - at - 6), nullptr, false);
     if (e.is_discarded()) continue;
     if (e["type"] == "response.output_text.delta") deltas += e["delta"].get<std::string>();
     if (e["type"] == "response.completed") {
@@ -346,15 +369,18 @@ TEST_F(StructuredOutputHttpTest, ResponsesAndAnthropicForcedToolChoiceIsGuarante
   Json flat = Json::array();       // Responses: flat function tools
   Json anthropic = Json::array();  // Anthropic: input_schema
   for (const Json& t : Tools()) {
-    flat.push_back({{"type", "function"}, {"name", t["function"]["name"]},
+    flat.push_back({{"type", "function"},
+                    {"name", t["function"]["name"]},
                     {"parameters", t["function"]["parameters"]}});
-    anthropic.push_back({{"name", t["function"]["name"]},
-                         {"input_schema", t["function"]["parameters"]}});
+    anthropic.push_back(
+        {{"name", t["function"]["name"]}, {"input_schema", t["function"]["parameters"]}});
   }
   for (int i = 0; i < 6; ++i) {
     const bool named = i % 2 == 1;
-    Json body = {{"input", "Go."}, {"tools", flat}, {"temperature", 1.0}, {"max_output_tokens", 2000}};
-    body["tool_choice"] = named ? Json{{"type", "function"}, {"name", "set_alarm"}} : Json("required");
+    Json body = {
+        {"input", "Go."}, {"tools", flat}, {"temperature", 1.0}, {"max_output_tokens", 2000}};
+    body["tool_choice"] =
+        named ? Json{{"type", "function"}, {"name", "set_alarm"}} : Json("required");
     HttpResult r = s.Post("/v1/responses", body);
     ASSERT_EQ(r.status, 200) << r.body;
     int calls = 0;
@@ -370,9 +396,13 @@ TEST_F(StructuredOutputHttpTest, ResponsesAndAnthropicForcedToolChoiceIsGuarante
     }
     EXPECT_GE(calls, 1) << r.body;
 
-    Json msg = {{"model", "m"}, {"max_tokens", 2000}, {"tools", anthropic}, {"temperature", 1.0},
+    Json msg = {{"model", "m"},
+                {"max_tokens", 2000},
+                {"tools", anthropic},
+                {"temperature", 1.0},
                 {"messages", {{{"role", "user"}, {"content", "Go."}}}}};
-    msg["tool_choice"] = named ? Json{{"type", "tool"}, {"name", "get_time"}} : Json{{"type", "any"}};
+    msg["tool_choice"] =
+        named ? Json{{"type", "tool"}, {"name", "get_time"}} : Json{{"type", "any"}};
     HttpResult m = s.Post("/v1/messages", msg);
     ASSERT_EQ(m.status, 200) << m.body;
     EXPECT_EQ(m.json["stop_reason"], "tool_use") << m.body;
@@ -428,7 +458,8 @@ TEST_F(StructuredOutputHttpTest, WhatCannotBeGuaranteedIsA400InEachApisShape) {
   auto expect_400 = [](const HttpResult& r, const std::string& param, const std::string& words) {
     EXPECT_EQ(r.status, 400) << r.body;
     EXPECT_EQ(r.json["error"]["param"], param) << r.body;
-    EXPECT_NE(r.json["error"]["message"].get<std::string>().find(words), std::string::npos) << r.body;
+    EXPECT_NE(r.json["error"]["message"].get<std::string>().find(words), std::string::npos)
+        << r.body;
   };
   Json pattern = {{"type", "object"},
                   {"properties", {{"code", {{"type", "string"}, {"pattern", "^[A-Z]+$"}}}}}};
@@ -459,7 +490,9 @@ TEST_F(StructuredOutputHttpTest, WhatCannotBeGuaranteedIsA400InEachApisShape) {
   tools["tool_choice"] = "required";
   expect_400(chatml.Post("/v1/chat/completions", tools), "tool_choice", "cannot be guaranteed");
   // Responses: the same errors, named text.format.
-  Json resp = {{"input", "x"}, {"text", {{"format", {{"type", "json_schema"}, {"name", "n"}, {"schema", pattern}}}}}};
+  Json resp = {
+      {"input", "x"},
+      {"text", {{"format", {{"type", "json_schema"}, {"name", "n"}, {"schema", pattern}}}}}};
   expect_400(chatml.Post("/v1/responses", resp), "text.format.schema", "'pattern'");
   resp["text"]["format"] = {{"type", "yaml"}};
   expect_400(chatml.Post("/v1/responses", resp), "text.format.type", "json_schema");
@@ -474,14 +507,17 @@ TEST_F(StructuredOutputHttpTest, WhatCannotBeGuaranteedIsA400InEachApisShape) {
   forced["tool_choice"] = "auto";  // not forced: nothing to compile
   EXPECT_EQ(qwen.Post("/v1/chat/completions", forced).status, 200);
   // Anthropic: its own error shape.
-  Json msg = {{"model", "m"}, {"max_tokens", 50}, {"messages", {{{"role", "user"}, {"content", "x"}}}},
+  Json msg = {{"model", "m"},
+              {"max_tokens", 50},
+              {"messages", {{{"role", "user"}, {"content", "x"}}}},
               {"tools", {{{"name", "f"}, {"input_schema", not_schema}}}},
               {"tool_choice", {{"type", "any"}}}};
   HttpResult m = qwen.Post("/v1/messages", msg);
   EXPECT_EQ(m.status, 400) << m.body;
   EXPECT_EQ(m.json["type"], "error") << m.body;
   EXPECT_EQ(m.json["error"]["type"], "invalid_request_error") << m.body;
-  EXPECT_NE(m.json["error"]["message"].get<std::string>().find("'not'"), std::string::npos) << m.body;
+  EXPECT_NE(m.json["error"]["message"].get<std::string>().find("'not'"), std::string::npos)
+      << m.body;
 }
 
 TEST_F(StructuredOutputHttpTest, AReplyCutByMaxTokensSaysLengthAndTheToolWarningStays) {

@@ -44,8 +44,7 @@ bool ValidDate(const std::string& s) {
 }
 
 bool ValidTime(const std::string& s) {
-  static const std::regex re(
-      R"(^(\d{2}):(\d{2}):(\d{2})(\.\d+)?([zZ]|[+-](\d{2}):(\d{2}))$)");
+  static const std::regex re(R"(^(\d{2}):(\d{2}):(\d{2})(\.\d+)?([zZ]|[+-](\d{2}):(\d{2}))$)");
   std::smatch m;
   if (!std::regex_match(s, m, re)) return false;
   if (std::stoi(m[1]) > 23 || std::stoi(m[2]) > 59 || std::stoi(m[3]) > 59) return false;
@@ -130,7 +129,9 @@ class Checker {
     const double d = v.get<double>();
     if (!std::isfinite(d)) return at + ": not finite";
     auto num = [&](const char* k) { return s.contains(k) && s[k].is_number(); };
-    auto flag = [&](const char* k) { return s.contains(k) && s[k].is_boolean() && s[k].get<bool>(); };
+    auto flag = [&](const char* k) {
+      return s.contains(k) && s[k].is_boolean() && s[k].get<bool>();
+    };
     if (num("minimum") && (flag("exclusiveMinimum") ? d <= s["minimum"].get<double>()
                                                     : d < s["minimum"].get<double>())) {
       return at + ": below minimum";
