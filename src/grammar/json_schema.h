@@ -5,8 +5,9 @@
 // never silently ignored):
 //  - type (a name or an array of names), enum, const, nullable (OpenAPI);
 //  - objects: properties, required, additionalProperties (false / true /
-//    a schema; when absent no extra property is generated, as OpenAI's and
-//    XGrammar's strict modes do), minProperties 0;
+//    a schema; when absent and properties are given, no extra property is
+//    generated, as OpenAI's and XGrammar's strict modes do; an object schema
+//    without properties allows any members), minProperties 0;
 //  - arrays: items (a schema, true/false, or the draft-4..7 tuple array with
 //    additionalItems), prefixItems, minItems, maxItems, uniqueItems false;
 //  - strings: minLength, maxLength (in code points), format date, time,
@@ -41,8 +42,12 @@
 //    between tokens (none with JsonSchemaOptions::whitespace off), none
 //    after the value. Arrays longer than 64 items take no whitespace between
 //    items (bounds the automaton).
-// Limits (JsonSchemaOptions): schema nesting, enum/const bytes, and the
-// grammar's state limits; passing one is an error, never a hang.
+// Limits (JsonSchemaOptions): schema nesting, enum/const bytes, lengths and
+// counts spelled out, and the grammar's state limits; passing one is an
+// error, never a hang. Errors say which keyword, where (JSON pointer).
+// Invariant: compiled rules are memoized per (schema node, kind), so a $ref
+// to a schema already being compiled becomes a call (recursion), and every
+// rule is compiled once.
 #pragma once
 
 #include <cstdint>
