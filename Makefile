@@ -58,8 +58,9 @@ FUZZ_request_parser_SRC := src/server/json_body.cc src/server/openai_types.cc \
 FUZZ_tokenizer_SRC := $(FUZZ_TOKENIZER)
 FUZZ_gguf_SRC := $(FUZZ_TOKENIZER)
 FUZZ_jinja_SRC := $(filter-out src/chat/template_source.cc,$(wildcard src/chat/*.cc)) $(FUZZ_CORE)
+FUZZ_json_schema_SRC := $(wildcard src/grammar/*.cc) src/server/json_body.cc $(FUZZ_TOKENIZER)
 FUZZ_LIBS := -lpcre2-8
-FUZZ_TARGETS := request_parser tokenizer jinja gguf
+FUZZ_TARGETS := request_parser tokenizer jinja gguf json_schema
 
 $(FUZZ_DIR)/%_fuzz: fuzz/%_fuzz.cc
 	@mkdir -p $(FUZZ_DIR)

@@ -28,6 +28,7 @@
 
 #include "core/dtype.h"
 #include "core/status.h"
+#include "engine/constraint.h"
 #include "engine/sampler.h"
 #include "kv/block_key.h"
 #include "kv/block_store.h"
@@ -98,6 +99,11 @@ struct Request {
   // requests of the same namespace. The server derives it from the API key and
   // the request's cache_salt; "" is the default namespace.
   std::string cache_namespace;
+  // Optional: which tokens may come next (engine/constraint.h). The sequence
+  // ends (kStop) as soon as it is Done; a token it cannot place fails the
+  // request (kInvalidRequest). Used only on the scheduler thread once
+  // submitted; kept across a preemption.
+  std::shared_ptr<Constraint> constraint;
 };
 
 // Totals of one finished request (also given for kCancelled).

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 namespace reprise::engine {
 namespace {
@@ -142,8 +143,9 @@ void Sampler::Accept(int32_t token, bool is_prompt) {
   }
 }
 
-void Sampler::ApplyBiasAndPenalties(const float* logits) {
+bool Sampler::ApplyBiasAndPenalties(const float* logits, Constraint* constraint) {
   std::copy(logits, logits + n_vocab_, adjusted_.begin());
+  if (constraint != nullptr && constraint->Mask(adjusted_.data(), n_vocab_) == 0) return false;
   for (const auto& [id, bias] : params_.logit_bias) adjusted_[id] += bias;
   if (use_repetition_) {
     const float penalty = params_.repetition_penalty;
@@ -158,6 +160,7 @@ void Sampler::ApplyBiasAndPenalties(const float* logits) {
                        params_.frequency_penalty * static_cast<float>(generated_count_[id]);
     }
   }
+  return true;
 }
 
 int32_t Sampler::Argmax() const {
@@ -275,6 +278,7 @@ void Sampler::FillLogprobs(int32_t token, SampleResult* result) const {
   for (int32_t i = 0; i < n_vocab_; ++i) {
     const float v = x[i];
     if (top.size() == want && (want == 0 || !(v > top.back().second))) continue;
+    if (v == -std::numeric_limits<float>::infinity()) continue;  // masked by a constraint
     // Insert after every entry >= v (ids ascend, so ties stay lower-id first).
     size_t pos = top.size();
     while (pos > 0 && top[pos - 1].second < v) --pos;
@@ -285,21 +289,24 @@ void Sampler::FillLogprobs(int32_t token, SampleResult* result) const {
   for (auto& entry : top) entry.second -= log_z;
 }
 
-void Sampler::Sample(const float* logits, SampleResult* result) {
+void Sampler::Sample(const float* logits, SampleResult* result, Constraint* constraint) {
   CHECK(logits != nullptr && result != nullptr);
   result->top_logprobs.clear();
   result->logprob = 0.0f;
-  ApplyBiasAndPenalties(logits);
+  if (!ApplyBiasAndPenalties(logits, constraint)) {
+    result->token = -1;
+    return;
+  }
   result->token = params_.temperature == 0.0f ? Argmax() : SampleTruncated();
   if (params_.n_top_logprobs >= 0) FillLogprobs(result->token, result);
 }
 
-SampleResult Sampler::Sample(const float* logits) {
+SampleResult Sampler::Sample(const float* logits, Constraint* constraint) {
   SampleResult result;
   if (params_.n_top_logprobs > 0) {
     result.top_logprobs.reserve(static_cast<size_t>(params_.n_top_logprobs));
   }
-  Sample(logits, &result);
+  Sample(logits, &result, constraint);
   return result;
 }
 

@@ -5,6 +5,12 @@
 // by-value overload allocates only the top_logprobs vector it returns).
 //
 // Order of operations in Sample():
+//   0. constraint (when one is passed: structured output, forced tool calls):
+//      l[t] = -inf for every token the constraint does not allow next
+//      (engine/constraint.h). First, so every later step, greedy included,
+//      only ever sees allowed tokens; -inf stays -inf through bias and
+//      penalties, gets probability 0, and is left out of top_logprobs.
+//      Without a constraint nothing changes (same bits as before).
 //   1. logit bias:  l[t] += bias[t]  (entries for the same id add up)
 //   2. penalties:   repetition (l > 0 ? l / p : l * p) once per distinct token
 //                   among the last `penalty_last_n` accepted tokens (prompt and
@@ -36,6 +42,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "engine/constraint.h"
 
 namespace reprise::engine {
 
@@ -98,11 +105,14 @@ class Sampler {
   // every prompt token, then for every sampled token. CHECKs the id range.
   void Accept(int32_t token, bool is_prompt);
 
-  // logits: [n_vocab], not modified.
-  SampleResult Sample(const float* logits);
+  // logits: [n_vocab], not modified. `constraint` (optional) masks the
+  // tokens it does not allow (step 0); when it allows none, result->token is
+  // -1 and nothing else is set.
+  SampleResult Sample(const float* logits, Constraint* constraint = nullptr);
   // Same, writing into *result and reusing its top_logprobs storage: no heap
-  // allocation at all once that vector has grown to n_top_logprobs.
-  void Sample(const float* logits, SampleResult* result);
+  // allocation at all once that vector has grown to n_top_logprobs (a
+  // constraint may allocate in its own Mask).
+  void Sample(const float* logits, SampleResult* result, Constraint* constraint = nullptr);
 
   const SamplingParams& params() const { return params_; }
   int32_t n_vocab() const { return n_vocab_; }
@@ -114,7 +124,9 @@ class Sampler {
     float prob;   // unnormalised: exp((logit - max_logit) / temperature)
   };
 
-  void ApplyBiasAndPenalties(const float* logits);
+  // Copies logits into adjusted_, masks them (false: nothing allowed), then
+  // applies bias and penalties.
+  bool ApplyBiasAndPenalties(const float* logits, Constraint* constraint);
   int32_t Argmax() const;
   int32_t SampleTruncated();
   void FillLogprobs(int32_t token, SampleResult* result) const;

@@ -382,12 +382,26 @@ bool Scheduler::Step() {
   SampleResult result;
   for (size_t row = 0; row < logit_owners_.size(); ++row) {
     Sequence& s = *logit_owners_[row];
-    s.sampler->Sample(logits_.data() + row * static_cast<size_t>(config_.n_vocab), &result);
+    Constraint* constraint = s.request.constraint.get();
+    s.sampler->Sample(logits_.data() + row * static_cast<size_t>(config_.n_vocab), &result,
+                      constraint);
+    if (result.token < 0) {
+      Finish(s, FinishReason::kNone, ErrorCode::kInvalidRequest,
+             Status::Error("the output constraint allows no token here: this vocabulary cannot "
+                           "spell what the grammar needs next"));
+      continue;
+    }
     const int64_t now = NowMicros();
     if (s.first_token_us == 0) s.first_token_us = now;
     s.last_token_us = now;
     s.tokens.push_back(result.token);
     s.sampler->Accept(result.token, /*is_prompt=*/false);
+    if (constraint != nullptr && !constraint->Accept(result.token)) {
+      Finish(
+          s, FinishReason::kNone, ErrorCode::kInternal,
+          Errorf("token %d was sampled but the output constraint does not allow it", result.token));
+      continue;
+    }
     if (!s.request.ignore_eos && config_.eog_ids.count(result.token) != 0) {
       Finish(s, FinishReason::kStop, ErrorCode::kOk, Status());
       continue;
@@ -400,8 +414,11 @@ bool Scheduler::Step() {
     ev.logprob = result.logprob;
     ev.top_logprobs = result.top_logprobs;
     s.state->Push(std::move(ev));
-    if (s.n_generated >= s.request.max_tokens)
+    if (constraint != nullptr && constraint->Done()) {
+      Finish(s, FinishReason::kStop, ErrorCode::kOk, Status());
+    } else if (s.n_generated >= s.request.max_tokens) {
       Finish(s, FinishReason::kLength, ErrorCode::kOk, Status());
+    }
   }
   Reap();
   return true;

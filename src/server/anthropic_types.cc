@@ -186,6 +186,11 @@ std::optional<ApiError> Tools(const json& body, json* chat) {
     return InvalidParam("tool_choice.type", "tool_choice.type must be auto, any, tool or none");
   }
   const std::string t = type->get<std::string>();
+  if (const json* d = Field(*choice, "disable_parallel_tool_use")) {
+    if (!d->is_boolean())
+      return WrongType("tool_choice.disable_parallel_tool_use", "a boolean", *d);
+    if (d->get<bool>()) (*chat)["parallel_tool_calls"] = false;
+  }
   if (t == "auto" || t == "none") {
     (*chat)["tool_choice"] = t;
   } else if (t == "any") {
@@ -278,6 +283,21 @@ Parsed<json> MessagesToChatBody(const json& body, const MessagesTranslateOptions
   }
   if (!options.count_tokens) {
     if (const json* stream = Field(body, "stream")) chat["stream"] = *stream;
+  }
+  // Structured outputs: output_format {"type":"json_schema","schema":{..}}
+  // -> the chat body's response_format (errors renamed back by the route).
+  if (const json* format = Field(body, "output_format")) {
+    const json* type = format->is_object() ? Field(*format, "type") : nullptr;
+    if (type == nullptr || *type != "json_schema") {
+      return InvalidParam("output_format.type", "output_format.type must be \"json_schema\"");
+    }
+    const json* schema = Field(*format, "schema");
+    if (schema == nullptr || !schema->is_object()) {
+      return InvalidParam("output_format.schema",
+                          "output_format.schema must be a JSON Schema object");
+    }
+    chat["response_format"] = {{"type", "json_schema"},
+                               {"json_schema", {{"name", "output"}, {"schema", *schema}}}};
   }
   return chat;
 }

@@ -12,7 +12,10 @@
 //   assistant text / thinking / tool_use -> one assistant message: content,
 //                                           reasoning_content, tool_calls
 //   tools [{name,description,input_schema}] -> function tools
-//   tool_choice auto|any|tool|none       -> auto|required|{function}|none
+//   tool_choice auto|any|tool|none       -> auto|required|{function}|none (any/tool
+//                                           are guaranteed: server/structured_output.h);
+//                                           disable_parallel_tool_use -> parallel_tool_calls false
+//   output_format {type: json_schema, schema} -> response_format json_schema
 //   max_tokens, stop_sequences, temperature, top_p, top_k, stream -> the chat fields
 //   thinking {enabled|disabled|adaptive} -> accepted (reasoning is parsed out
 //                                           whenever the template uses <think>)

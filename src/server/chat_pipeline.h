@@ -45,6 +45,8 @@ struct Job {
   bool tool_required = false;                // tool_choice "required"
   std::string forced_function;               // tool_choice {"function":{"name":..}}
   std::string cache_namespace;               // engine::Request::cache_namespace
+  // Structured output / forced tool calls (structured_output.h); null: none.
+  std::shared_ptr<engine::Constraint> constraint;
   ResponseMeta meta;
 };
 

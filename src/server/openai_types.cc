@@ -309,6 +309,62 @@ std::optional<ApiError> ParseTools(const json& body, ChatRequest* req) {
   return std::nullopt;
 }
 
+// response_format: {"type":"text"} | {"type":"json_object"[,"schema":{..}]} |
+// {"type":"json_schema","json_schema":{"name":..,"schema":{..},"strict":..}}.
+// The schema itself is checked when it is compiled (structured_output.h).
+std::optional<ApiError> ParseResponseFormat(const json& body, ResponseFormat* out) {
+  const json* rf = Field(body, "response_format");
+  if (rf == nullptr) return std::nullopt;
+  if (!rf->is_object()) return WrongType("response_format", "an object", *rf);
+  const json* type = Field(*rf, "type");
+  if (type == nullptr || !type->is_string()) {
+    return InvalidParam("response_format.type",
+                        "response_format.type must be text, json_object or json_schema");
+  }
+  const std::string t = type->get<std::string>();
+  if (t == "text") return std::nullopt;
+  if (t == "json_object") {
+    out->type = ResponseFormat::Type::kJsonObject;
+    if (const json* schema = Field(*rf, "schema")) {
+      if (!schema->is_object() && !schema->is_boolean()) {
+        return WrongType("response_format.schema", "a JSON Schema object", *schema);
+      }
+      out->type = ResponseFormat::Type::kJsonSchema;
+      out->schema = *schema;
+      out->schema_param = "response_format.schema";
+    }
+    return std::nullopt;
+  }
+  if (t != "json_schema") {
+    return InvalidParam(
+        "response_format.type",
+        "response_format.type must be text, json_object or json_schema, got '" + t + "'");
+  }
+  const json* js = Field(*rf, "json_schema");
+  if (js == nullptr || !js->is_object()) {
+    return InvalidParam("response_format.json_schema",
+                        "response_format.json_schema must be an object with a schema");
+  }
+  if (const json* name = Field(*js, "name")) {
+    if (!name->is_string()) return WrongType("response_format.json_schema.name", "a string", *name);
+    out->name = name->get<std::string>();
+  }
+  if (const json* strict = Field(*js, "strict"); strict != nullptr && !strict->is_boolean()) {
+    return WrongType("response_format.json_schema.strict", "a boolean", *strict);
+  }
+  const json* schema = Field(*js, "schema");
+  if (schema == nullptr) {
+    return InvalidParam("response_format.json_schema.schema",
+                        "response_format.json_schema.schema is required");
+  }
+  if (!schema->is_object() && !schema->is_boolean()) {
+    return WrongType("response_format.json_schema.schema", "a JSON Schema object", *schema);
+  }
+  out->type = ResponseFormat::Type::kJsonSchema;
+  out->schema = *schema;
+  return std::nullopt;
+}
+
 // Every tool message answers a call made by an earlier assistant message.
 std::optional<ApiError> CheckToolMessages(const json& messages) {
   std::vector<std::string> call_ids;
@@ -402,6 +458,8 @@ Parsed<ChatRequest> ParseChatRequest(const json& body, const RequestDefaults& de
     req.messages.push_back(std::move(normalized));
   }
   if (auto e = ParseTools(body, &req)) return *e;
+  if (auto e = GetBool(body, "parallel_tool_calls", &req.parallel_tool_calls)) return *e;
+  if (auto e = ParseResponseFormat(body, &req.response_format)) return *e;
   if (auto e = CheckToolMessages(req.messages)) return *e;
   if (auto e = ParseOptions(body, defaults, /*chat=*/true, &req.options)) return *e;
   return req;
@@ -439,6 +497,7 @@ Parsed<CompletionRequest> ParseCompletionRequest(const json& body,
   }
   if (auto e = GetBool(body, "echo", &req.echo)) return *e;
   if (auto e = ParseOptions(body, defaults, /*chat=*/false, &req.options)) return *e;
+  if (auto e = ParseResponseFormat(body, &req.response_format)) return *e;
   return req;
 }
 

@@ -45,6 +45,17 @@ struct GenerationOptions {
 inline constexpr size_t kMaxStops = 16;
 inline constexpr size_t kMaxCacheSaltBytes = 256;
 
+// response_format: what the reply's content must be (structured_output.h).
+struct ResponseFormat {
+  enum class Type { kText, kJsonObject, kJsonSchema };
+  Type type = Type::kText;
+  // kJsonSchema: json_schema.schema (also json_object with a "schema", as
+  // llama.cpp accepts it).
+  nlohmann::ordered_json schema;
+  std::string name;  // json_schema.name (informative)
+  std::string schema_param = "response_format.json_schema.schema";  // for errors
+};
+
 struct ChatRequest {
   std::string model;
   // Normalized: every message is an object with a string "role" and a
@@ -56,6 +67,8 @@ struct ChatRequest {
   // tool_choice is "none" (as if the request had no tools).
   nlohmann::ordered_json tools;
   std::string tool_choice = "auto";  // auto, none, required, or the forced function's name
+  bool parallel_tool_calls = true;   // false: at most one call per reply
+  ResponseFormat response_format;
   bool add_generation_prompt = true;
   GenerationOptions options;
 };
@@ -65,6 +78,7 @@ struct CompletionRequest {
   std::variant<std::string, std::vector<int32_t>> prompt;
   bool echo = false;
   GenerationOptions options;
+  ResponseFormat response_format;  // as for chat (llama.cpp accepts it here too)
 };
 
 // Result type for parsing: either the value or an ApiError.

@@ -229,14 +229,28 @@ Parsed<json> ResponsesToChatBody(const json& body) {
   if (const json* text = Field(body, "text")) {
     if (!text->is_object()) return WrongType("text", "an object", *text);
     if (const json* format = Field(*text, "format")) {
-      if (!format->is_object() || Field(*format, "type") == nullptr ||
-          (*format)["type"] != "text") {
-        return InvalidParam("text.format",
-                            "text.format types other than \"text\" (structured output) are not "
-                            "supported yet");
+      // {"type":"text"} | {"type":"json_object"} |
+      // {"type":"json_schema","name":..,"schema":{..},"strict":..,"description":..}
+      // -> the chat body's response_format (errors are renamed back to
+      // text.format by the route).
+      const json* type = format->is_object() ? Field(*format, "type") : nullptr;
+      if (type == nullptr || !type->is_string() ||
+          (*type != "text" && *type != "json_object" && *type != "json_schema")) {
+        return InvalidParam("text.format.type",
+                            "text.format.type must be text, json_object or json_schema");
+      }
+      if (*type == "json_object") {
+        chat["response_format"] = {{"type", "json_object"}};
+      } else if (*type == "json_schema") {
+        json js = json::object();
+        for (const char* key : {"name", "schema", "strict", "description"}) {
+          if (const json* v = Field(*format, key)) js[key] = *v;
+        }
+        chat["response_format"] = {{"type", "json_schema"}, {"json_schema", std::move(js)}};
       }
     }
   }
+  if (const json* v = Field(body, "parallel_tool_calls")) chat["parallel_tool_calls"] = *v;
   return chat;
 }
 

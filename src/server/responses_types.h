@@ -18,13 +18,16 @@
 //     namespace tools (Codex) are flattened into their function tools; hosted
 //     tools (web_search, file_search, code_interpreter, ...) are left out:
 //     reprise cannot run them
-//   tool_choice, max_output_tokens, temperature, top_p, stream -> the chat fields
-//   reasoning, parallel_tool_calls, store, include, metadata, truncation,
+//   tool_choice, max_output_tokens, temperature, top_p, stream,
+//   parallel_tool_calls             -> the chat fields (a forced tool_choice is
+//                                      guaranteed: server/structured_output.h)
+//   text.format json_object / json_schema {name,schema,strict} -> response_format
+//   reasoning, store, include, metadata, truncation,
 //   prompt_cache_key, user          -> accepted (nothing is stored)
 // Refused with a 400 naming the field: previous_response_id (reprise stores no
 // responses: send the whole conversation as input), item_reference items,
 // non-text content, other tool types (custom, local_shell), text.format
-// other than "text".
+// types other than text, json_object, json_schema.
 #pragma once
 
 #include <nlohmann/json.hpp>

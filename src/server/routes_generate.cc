@@ -1,13 +1,15 @@
 // POST /v1/chat/completions and /v1/completions: parse, render, tokenize,
 // check against the context, submit to the engine, and answer as one JSON
 // response or as an SSE stream. PrepareChatJob and SubmitJob (declared in
-// chat_pipeline.h) are the steps every chat front door shares. A stream whose client goes away (a write
-// fails) or a server that is stopping cancels the engine request, which
-// releases its KV blocks.
-// Tool calls are never invented: when tool_choice is "required" (or names a
-// function) and the model's reply has no such call, the reply is returned as
-// the model produced it, with a top-level "warning" saying so (non-standard;
-// clients ignore it) on the response or on the stream's finishing chunk.
+// chat_pipeline.h) are the steps every chat front door shares. A stream whose
+// client goes away (a write fails) or a server that is stopping cancels the
+// engine request, which releases its KV blocks.
+// response_format and a forced tool_choice ("required" or a named function)
+// are guaranteed by constrained decoding (structured_output.h; PrepareChatJob
+// builds the constraint, SubmitJob hands it to the engine). A reply that is
+// cut short (max_tokens) can still lack the forced call: it is returned as
+// produced, with a top-level "warning" saying so (non-standard; clients
+// ignore it) on the response or on the stream's finishing chunk.
 #include <chrono>
 #include <memory>
 #include <span>
@@ -268,6 +270,7 @@ std::variant<std::shared_ptr<Generation>, ApiError> SubmitJob(Server::Impl& s, J
   request.sampling = job.options.sampling;
   request.ignore_eos = job.options.ignore_eos;
   request.cache_namespace = job.cache_namespace;
+  request.constraint = job.constraint;
   engine::SubmitResult submitted = s.engine.Submit(std::move(request));
   if (!submitted.ok()) return FromEngineError(submitted.code, submitted.status, job.prompt_param);
   job.meta.created = NowUnixSeconds();
@@ -387,6 +390,9 @@ std::variant<Job, ApiError> PrepareChatJob(Server::Impl& s, const httplib::Reque
   if (has_tools && chat.tool_choice != "auto" && chat.tool_choice != "required") {
     job.forced_function = chat.tool_choice;  // ParseChatRequest kept only this function
   }
+  auto constraint = s.structured->ForChat(chat, job.format);
+  if (auto* e = std::get_if<ApiError>(&constraint)) return *e;
+  job.constraint = std::get<std::shared_ptr<engine::Constraint>>(std::move(constraint));
   return job;
 }
 
@@ -413,6 +419,12 @@ void HandleCompletions(Server::Impl& s, const httplib::Request& req, httplib::Re
   }
   job.options = std::move(c.options);
   job.prompt_param = "prompt";
+  auto constraint = s.structured->ForCompletion(c.response_format);
+  if (auto* e = std::get_if<ApiError>(&constraint)) {
+    RespondError(res, *e);
+    return;
+  }
+  job.constraint = std::get<std::shared_ptr<engine::Constraint>>(std::move(constraint));
   job.cache_namespace = CacheNamespace(s, req, job.options.cache_salt);
   job.meta.id = s.NewId("cmpl");
   Run(s, std::move(job), res);

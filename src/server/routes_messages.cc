@@ -181,7 +181,13 @@ std::optional<Job> Prepare(Server::Impl& s, const httplib::Request& req, httplib
   }
   auto job = PrepareChatJob(s, req, std::get<ChatRequest>(chat), "msg");
   if (auto* e = std::get_if<ApiError>(&job)) {
-    RespondAnthropic(res, *e);
+    ApiError renamed = *e;  // response_format came from output_format
+    for (const char* from : {"response_format.json_schema.schema", "response_format"}) {
+      for (size_t at; (at = renamed.message.find(from)) != std::string::npos;) {
+        renamed.message.replace(at, std::string(from).size(), "output_format.schema");
+      }
+    }
+    RespondAnthropic(res, renamed);
     return std::nullopt;
   }
   return std::get<Job>(std::move(job));

@@ -47,6 +47,7 @@ class ResponsesWire : public ChatWire {
     echo("metadata", json::object());
     echo("user", nullptr);
     echo("store", false);
+    echo("text", json{{"format", {{"type", "text"}}}});
   }
 
   void StreamBegin(const Job& job) override {
@@ -160,7 +161,7 @@ class ResponsesWire : public ChatWire {
               {"reasoning", {{"effort", nullptr}, {"summary", nullptr}}},
               {"store", false},
               {"temperature", echo_["temperature"]},
-              {"text", {{"format", {{"type", "text"}}}}},
+              {"text", echo_["text"]},
               {"tool_choice", echo_["tool_choice"]},
               {"tools", echo_["tools"]},
               {"top_p", echo_["top_p"]},
@@ -249,6 +250,18 @@ ApiError Renamed(ApiError e) {
     if (at != std::string::npos) e.message.replace(at, 10, "max_output_tokens");
   } else if (e.param.rfind("messages", 0) == 0) {
     e.param = "input";
+  } else if (e.param.rfind("response_format", 0) == 0) {
+    // response_format.json_schema.schema -> text.format.schema, and so on.
+    auto rename = [](std::string s) {
+      for (const char* from : {"response_format.json_schema", "response_format"}) {
+        for (size_t at; (at = s.find(from)) != std::string::npos;) {
+          s.replace(at, std::string(from).size(), "text.format");
+        }
+      }
+      return s;
+    };
+    e.param = rename(e.param);
+    e.message = rename(e.message);
   }
   return e;
 }

@@ -24,6 +24,7 @@
 #include "server/chat_renderer.h"
 #include "server/metrics.h"
 #include "server/server.h"
+#include "server/structured_output.h"
 #include "tokenizer/tokenizer.h"
 
 namespace reprise::server {
@@ -31,12 +32,17 @@ namespace reprise::server {
 struct Server::Impl {
   Impl(engine::Engine& e, const tokenizer::Tokenizer& t, std::unique_ptr<ChatRenderer> r,
        ServerConfig c)
-      : engine(e), tok(t), renderer(std::move(r)), config(std::move(c)) {}
+      : engine(e),
+        tok(t),
+        renderer(std::move(r)),
+        config(std::move(c)),
+        structured(std::make_unique<StructuredOutput>(t)) {}
 
   engine::Engine& engine;
   const tokenizer::Tokenizer& tok;
   std::unique_ptr<ChatRenderer> renderer;  // null: no chat template
   ServerConfig config;
+  std::unique_ptr<StructuredOutput> structured;  // response_format, forced tool calls
   ServerMetrics metrics;
   httplib::Server http;
   int bound_port = -1;

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <numeric>
 #include <random>
@@ -612,6 +613,99 @@ TEST(SamplerTest, ValidationMessageQuotesTheRangeAndValue) {
   p.logit_bias = {{10, 1.0f}};
   EXPECT_EQ(ValidateSamplingParams(p, 10).message(),
             "logit_bias: token id 10 is out of range [0, 10)");
+}
+
+}  // namespace
+}  // namespace reprise::engine
+
+// ---- Constraints (engine/constraint.h) ----
+
+namespace reprise::engine {
+namespace {
+
+// Allows only the tokens in `allowed`; counts calls.
+class SetConstraint : public Constraint {
+ public:
+  explicit SetConstraint(std::set<int32_t> allowed) : allowed_(std::move(allowed)) {}
+  int64_t Mask(float* logits, int32_t n_vocab) override {
+    ++masks;
+    for (int32_t t = 0; t < n_vocab; ++t) {
+      if (allowed_.count(t) == 0) logits[t] = -std::numeric_limits<float>::infinity();
+    }
+    return static_cast<int64_t>(allowed_.size());
+  }
+  bool Accept(int32_t token) override { return allowed_.count(token) != 0; }
+  bool Done() const override { return false; }
+  int masks = 0;
+
+ private:
+  std::set<int32_t> allowed_;
+};
+
+TEST(SamplerConstraintTest, GreedyPicksTheBestAllowedTokenBeforeBiasAndPenalties) {
+  const std::vector<float> logits = {5.0f, 1.0f, 3.0f, 2.0f, 4.0f};
+  SetConstraint c({1, 3});
+  Sampler plain(Seeded(0.0f), 5);
+  EXPECT_EQ(plain.Sample(logits.data()).token, 0);
+  Sampler greedy(Seeded(0.0f), 5);
+  EXPECT_EQ(greedy.Sample(logits.data(), &c).token, 3);
+  // A +100 bias on a masked token does not bring it back (the mask comes
+  // first), and a bias among allowed tokens still counts.
+  SamplingParams biased = Seeded(0.0f);
+  biased.logit_bias = {{0, 100.0f}, {1, 10.0f}};
+  Sampler b(biased, 5);
+  EXPECT_EQ(b.Sample(logits.data(), &c).token, 1);
+  EXPECT_EQ(c.masks, 2);
+}
+
+TEST(SamplerConstraintTest, SamplingNeverDrawsAMaskedTokenAndLogprobsLeaveThemOut) {
+  std::vector<float> logits(1000);
+  std::mt19937 rng(3);
+  for (float& l : logits) l = std::normal_distribution<float>(0, 2)(rng);
+  SetConstraint c({17, 400, 999});
+  SamplingParams p = Seeded(1.0f);
+  p.top_p = 0.9f;
+  p.min_p = 0.01f;
+  p.top_k = 50;
+  p.n_top_logprobs = 5;
+  Sampler s(p, 1000);
+  for (int i = 0; i < 300; ++i) {
+    SampleResult r = s.Sample(logits.data(), &c);
+    EXPECT_TRUE(r.token == 17 || r.token == 400 || r.token == 999) << r.token;
+    EXPECT_TRUE(std::isfinite(r.logprob));
+    EXPECT_LE(r.top_logprobs.size(), 3u);
+    double mass = 0;
+    for (const auto& [id, lp] : r.top_logprobs) {
+      EXPECT_TRUE(std::isfinite(lp));
+      mass += std::exp(lp);
+    }
+    EXPECT_NEAR(mass, 1.0, 1e-4);  // the allowed tokens hold all the mass
+    s.Accept(r.token, false);
+  }
+}
+
+TEST(SamplerConstraintTest, NothingAllowedGivesNoToken) {
+  const std::vector<float> logits = {1.0f, 2.0f};
+  SetConstraint none({});
+  Sampler s(Seeded(1.0f), 2);
+  EXPECT_EQ(s.Sample(logits.data(), &none).token, -1);
+}
+
+TEST(SamplerConstraintTest, WithoutAConstraintResultsAreUnchanged) {
+  std::vector<float> logits(5000);
+  std::mt19937 rng(9);
+  for (float& l : logits) l = std::normal_distribution<float>(0, 3)(rng);
+  SamplingParams p = Seeded(0.8f);
+  p.top_p = 0.95f;
+  p.n_top_logprobs = 3;
+  Sampler a(p, 5000), b(p, 5000);
+  for (int i = 0; i < 50; ++i) {
+    SampleResult x = a.Sample(logits.data());
+    SampleResult y = b.Sample(logits.data(), static_cast<Constraint*>(nullptr));
+    ASSERT_EQ(x.token, y.token);
+    ASSERT_EQ(x.logprob, y.logprob);
+    ASSERT_EQ(x.top_logprobs, y.top_logprobs);
+  }
 }
 
 }  // namespace

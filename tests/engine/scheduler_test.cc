@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <map>
 #include <random>
 
@@ -349,6 +350,107 @@ TEST_F(SchedulerTest, ManyHugeOutputBudgetsOnASmallPoolAllFinishWithTheirSoloTok
   EXPECT_EQ(sched_->counters().requests_failed, 0);
   EXPECT_EQ(sched_->reserved_blocks(), 0);
   EXPECT_EQ(sched_->pool().used_blocks(), sched_->cache().cached_blocks());
+}
+
+// A constraint allowing at step k only tokens t with t % 7 == k % 7 and
+// Done after `length` tokens; its state is only its own count, so a
+// preempted sequence that lost it would go wrong.
+class StepConstraint : public Constraint {
+ public:
+  explicit StepConstraint(int length) : length_(length) {}
+  int64_t Mask(float* logits, int32_t n_vocab) override {
+    int64_t n = 0;
+    for (int32_t t = 0; t < n_vocab; ++t) {
+      if (t % 7 != step_ % 7)
+        logits[t] = -std::numeric_limits<float>::infinity();
+      else
+        ++n;
+    }
+    return n;
+  }
+  bool Accept(int32_t token) override { return token % 7 == step_++ % 7; }
+  bool Done() const override { return step_ >= length_; }
+
+ private:
+  int length_;
+  int step_ = 0;
+};
+
+TEST_F(SchedulerTest, AConstraintMasksEveryStepAndEndsTheSequenceWhenDone) {
+  Make(200, 0);
+  Request r;
+  r.prompt = Range(4, 9);
+  r.max_tokens = 50;
+  r.sampling.temperature = 0.0f;
+  r.constraint = std::make_shared<StepConstraint>(11);
+  Status st;
+  ASSERT_EQ(sched_->Validate(&r, &st), ErrorCode::kOk);
+  states_.push_back(std::make_shared<RequestHandle::State>());
+  sched_->Enqueue(std::move(r), states_.back());
+  RunAll();
+  const Outcome o = Drain(0);
+  ASSERT_EQ(o.tokens.size(), 11u);
+  for (size_t k = 0; k < o.tokens.size(); ++k) EXPECT_EQ(o.tokens[k] % 7, static_cast<int>(k % 7));
+  EXPECT_EQ(o.final_event.kind, Event::Kind::kDone);
+  EXPECT_EQ(o.final_event.finish, FinishReason::kStop);
+  // A constraint that allows nothing fails the request with a clear error.
+  class Nothing : public Constraint {
+    int64_t Mask(float* logits, int32_t n) override {
+      std::fill(logits, logits + n, -std::numeric_limits<float>::infinity());
+      return 0;
+    }
+    bool Accept(int32_t) override { return false; }
+    bool Done() const override { return false; }
+  };
+  Request bad;
+  bad.prompt = Range(1, 5);
+  bad.max_tokens = 5;
+  bad.sampling.temperature = 0.0f;
+  bad.constraint = std::make_shared<Nothing>();
+  ASSERT_EQ(sched_->Validate(&bad, &st), ErrorCode::kOk);
+  states_.push_back(std::make_shared<RequestHandle::State>());
+  sched_->Enqueue(std::move(bad), states_.back());
+  RunAll();
+  const Outcome b = Drain(1);
+  EXPECT_TRUE(b.tokens.empty());
+  EXPECT_EQ(b.final_event.kind, Event::Kind::kError);
+  EXPECT_EQ(b.final_event.code, ErrorCode::kInvalidRequest);
+  EXPECT_NE(b.final_event.error.message().find("constraint"), std::string::npos);
+  EXPECT_EQ(sched_->pool().used_blocks(), sched_->cache().cached_blocks());
+}
+
+TEST_F(SchedulerTest, ConstrainedSequencesKeepTheirConstraintAcrossPreemption) {
+  constexpr int kBlocks = 16, kN = 8;
+  auto submit = [&](int i) {
+    Request r;
+    r.prompt = Range(3 * i, 6 + i);
+    r.max_tokens = 32000;
+    r.sampling.temperature = 0.0f;
+    r.constraint = std::make_shared<StepConstraint>(40 + i);
+    Status st;
+    EXPECT_EQ(sched_->Validate(&r, &st), ErrorCode::kOk);
+    states_.push_back(std::make_shared<RequestHandle::State>());
+    sched_->Enqueue(std::move(r), states_.back());
+    return states_.size() - 1;
+  };
+  std::vector<Tokens> solo;
+  for (int i = 0; i < kN; ++i) {
+    Make(kBlocks, 2, 6, 512);
+    const size_t id = submit(i);
+    RunAll();
+    solo.push_back(Drain(id).tokens);
+  }
+  Make(kBlocks, 2, 6, 512);
+  std::vector<size_t> ids;
+  for (int i = 0; i < kN; ++i) ids.push_back(submit(i));
+  RunAll();
+  EXPECT_GT(sched_->counters().preemptions_total, 0);
+  for (int i = 0; i < kN; ++i) {
+    const Outcome o = Drain(ids[i]);
+    EXPECT_EQ(o.final_event.finish, FinishReason::kStop) << i;
+    EXPECT_EQ(o.tokens.size(), static_cast<size_t>(40 + i)) << i;
+    EXPECT_EQ(o.tokens, solo[i]) << i;
+  }
 }
 
 TEST_F(SchedulerTest, CancelOfAPreemptedSequenceEndsItCleanly) {

@@ -5,7 +5,9 @@
 // calling against a scripted model that replies with reasoning and a tool
 // call), and agent_apis_client.test.mjs (@anthropic-ai/sdk against
 // /v1/messages and the openai SDK's responses.create against /v1/responses,
-// the same scripted model), and the real Claude Code CLI (`claude -p`). Needs node and
+// the same scripted model), structured_output.test.mjs (the JSON schema
+// corpus through the openai and Anthropic SDKs, validated by ajv), and the
+// real Claude Code CLI (`claude -p`). Needs node and
 // tests/node/node_modules (`make test` runs `npm ci`): skipped when missing, a failure under CI
 // (CI=true).
 #include <gtest/gtest.h>
@@ -119,6 +121,32 @@ TEST(NodeAgentApisClientTest, AnthropicSdkAndOpenAiResponsesDriveToolRoundTrips)
       << output << "\nserver log:\n"
       << s->Log();
   EXPECT_NE(output.find("# pass 8"), std::string::npos) << output;
+  EXPECT_NE(output.find("# fail 0"), std::string::npos) << output;
+  EXPECT_TRUE(s->WaitIdle());
+  EXPECT_EQ(s->Stop(), 0);
+}
+
+// structured_output.test.mjs: the JSON schema corpus (tests/data) as
+// response_format and as forced tool calls through the openai and Anthropic
+// SDKs, every reply validated by ajv; a random-weight model at temperature 1
+// with Qwen 2.5's template (Hermes tool calls).
+TEST(NodeStructuredOutputTest, EveryConstrainedReplyPassesAjv) {
+  REQUIRE_NODE("openai", "@anthropic-ai/sdk", "ajv", "ajv-formats");
+  const std::string tmpl =
+      reprise::testing::FixturePath("templates/llamacpp_vocab/Qwen-Qwen2.5-7B-Instruct.jinja");
+  REQUIRE_FIXTURE(tmpl);
+  const std::string model =
+      ChatModel("node_structured", 64, 2, 8192, reprise::testing::ReadFile(tmpl));
+  ASSERT_FALSE(model.empty());
+  std::string error;
+  auto s = ServerProcess::Start(model, {"--api-key", "structured-key"}, &error);
+  ASSERT_NE(s, nullptr) << error;
+  std::string output;
+  EXPECT_EQ(RunNode("structured_output.test.mjs", *s, "structured-key", &output), 0)
+      << output << "\nserver log:\n"
+      << s->Log();
+  // 1 corpus check + 35 schemas + the total + Responses + 2 tool tests + the 400.
+  EXPECT_NE(output.find("# pass 41"), std::string::npos) << output;
   EXPECT_NE(output.find("# fail 0"), std::string::npos) << output;
   EXPECT_TRUE(s->WaitIdle());
   EXPECT_EQ(s->Stop(), 0);

@@ -279,7 +279,7 @@ TEST_F(ResponsesHttpTest, BadRequestsAre400sNamingTheField) {
              "input[0].content[0].type");
   expect_400({{"input", "hi"}, {"tools", {{{"type", "local_shell"}}}}}, "tools[0].type");
   expect_400({{"input", "hi"}, {"max_output_tokens", 0}}, "max_output_tokens");
-  expect_400({{"input", "hi"}, {"text", {{"format", {{"type", "json_object"}}}}}}, "text.format");
+  expect_400({{"input", "hi"}, {"text", {{"format", {{"type", "yaml"}}}}}}, "text.format.type");
   expect_400(
       {{"input", {{{"type", "function_call_output"}, {"call_id", "nope"}, {"output", "x"}}}}},
       "input");

@@ -37,7 +37,8 @@ std::string TinyChatModel() { return ChatModel("tiny_chat", 64, 2, 1024); }
 
 std::string SlowChatModel() { return ChatModel("slow_chat", 256, 4, 4096); }
 
-std::string ChatModel(const std::string& name, int64_t n_embd, int64_t n_layers, int64_t n_ctx) {
+std::string ChatModel(const std::string& name, int64_t n_embd, int64_t n_layers, int64_t n_ctx,
+                      const std::string& chat_template) {
   const std::string path = TempDir() + "/" + name + ".gguf";
   if (FileExists(path)) return path;
   model::SyntheticModelSpec spec;
@@ -49,6 +50,7 @@ std::string ChatModel(const std::string& name, int64_t n_embd, int64_t n_layers,
   spec.n_ff = 2 * n_embd;
   spec.n_ctx = n_ctx;
   spec.byte_level_vocab = true;
+  spec.chat_template = chat_template;
   spec.seed = 7;
   const std::string raw = path + ".raw";
   Status st = model::WriteSyntheticModel(spec, raw);

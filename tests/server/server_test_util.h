@@ -22,7 +22,9 @@ std::string TinyChatModel();  // dim 64, 2 layers, ctx 1024: microseconds per to
 // A slower one (dim 256, 4 layers, ctx 4096), for tests that need a
 // generation to still be running when the client acts.
 std::string SlowChatModel();
-std::string ChatModel(const std::string& name, int64_t n_embd, int64_t n_layers, int64_t n_ctx);
+// `chat_template`: tokenizer.chat_template (empty: ChatML).
+std::string ChatModel(const std::string& name, int64_t n_embd, int64_t n_layers, int64_t n_ctx,
+                      const std::string& chat_template = "");
 // A scripted model (model/synthetic.h: whatever the prompt, greedy decoding
 // replays `script`, one token per piece, then EOS) with `chat_template` as
 // tokenizer.chat_template, written into TempDir() as NAME.gguf; "" on error.

@@ -280,23 +280,27 @@ TEST_F(ToolCallingHttpTest, WithoutToolsOrWithToolChoiceNoneACallIsPlainContent)
             a.json["usage"]["prompt_tokens"].get<int>() + 200);
 }
 
-TEST_F(ToolCallingHttpTest, ForcedToolChoiceNeverInventsACallButSaysSo) {
+// A forced tool_choice constrains decoding (server/structured_output.h): a
+// model that complies is unchanged; one that wants something else is made to
+// write the call's syntax and the named function. These scripted models then
+// never finish their arguments (every other token ties), so the reply is cut
+// by max_tokens: finish_reason "length", and the warning says no call came.
+TEST_F(ToolCallingHttpTest, ForcedToolChoiceConstrainsTheReplyAndWarnsWhenItIsCut) {
   Json required = Ask();
   required["tool_choice"] = "required";
+  HttpResult called = Server("call").Post("/v1/chat/completions", required);
+  EXPECT_EQ(called.json["choices"][0]["finish_reason"], "tool_calls") << called.body;
+  EXPECT_FALSE(called.json.contains("warning")) << called.body;
+
   HttpResult plain = Server("plain").Post("/v1/chat/completions", required);
   ASSERT_EQ(plain.status, 200) << plain.body;
-  EXPECT_EQ(plain.json["choices"][0]["message"]["content"], "Hello there!");
+  EXPECT_EQ(plain.json["choices"][0]["finish_reason"], "length") << plain.body;
   EXPECT_FALSE(plain.json["choices"][0]["message"].contains("tool_calls"));
   EXPECT_NE(plain.json.value("warning", "").find("required"), std::string::npos) << plain.body;
   required["stream"] = true;
   Streamed s = Collect(Server("plain").Post("/v1/chat/completions", required));
-  EXPECT_EQ(s.content, "Hello there!");
+  EXPECT_EQ(s.finish, "length");
   EXPECT_NE(s.warning.find("required"), std::string::npos);
-
-  required["stream"] = false;
-  HttpResult called = Server("call").Post("/v1/chat/completions", required);
-  EXPECT_EQ(called.json["choices"][0]["finish_reason"], "tool_calls") << called.body;
-  EXPECT_FALSE(called.json.contains("warning")) << called.body;
 
   Json named = Ask();
   named["tool_choice"] = {{"type", "function"}, {"function", {{"name", "get_weather"}}}};
@@ -310,9 +314,12 @@ TEST_F(ToolCallingHttpTest, ForcedToolChoiceNeverInventsACallButSaysSo) {
   named["tool_choice"]["function"]["name"] = "get_time";
   HttpResult other = Server("call").Post("/v1/chat/completions", named);
   ASSERT_EQ(other.status, 200) << other.body;
-  // The model called get_weather (its only script): returned as produced.
-  EXPECT_EQ(other.json["choices"][0]["message"]["tool_calls"][0]["function"]["name"],
-            "get_weather");
+  // The model wanted get_weather; the grammar made it name get_time.
+  EXPECT_EQ(other.json["choices"][0]["message"]["content"].get<std::string>().rfind(
+                "<tool_call>\n{\"name\": \"get_time\", \"arguments\": {", 0),
+            0u)
+      << other.body;
+  EXPECT_EQ(other.json["choices"][0]["finish_reason"], "length") << other.body;
   EXPECT_NE(other.json.value("warning", "").find("get_time"), std::string::npos) << other.body;
 }
 
