@@ -204,7 +204,10 @@ Status WriteSyntheticModel(const SyntheticModelSpec& spec, const std::string& pa
   w.Set("general.architecture", gguf::Value::String("llama"));
   w.Set("general.name", gguf::Value::String(s.name));
   // Random or designed weights: servers say its output is not a real model's.
+  // reprise.scripted tells the two apart: a scripted model replays its script
+  // (a test model), the others are random-weight (benchmark / demo) models.
   w.Set("reprise.synthetic", gguf::Value::Bool(true));
+  if (scripted) w.Set("reprise.scripted", gguf::Value::Bool(true));
   w.Set(a + "context_length", gguf::Value::Uint32(static_cast<uint32_t>(s.n_ctx)));
   w.Set(a + "embedding_length", gguf::Value::Uint32(static_cast<uint32_t>(s.n_embd)));
   w.Set(a + "block_count", gguf::Value::Uint32(static_cast<uint32_t>(s.n_layers)));

@@ -13,6 +13,9 @@
 // matrix maps token i to next(i): script[k] -> script[k+1], the last piece ->
 // <|im_end|> (EOS), any other token -> script[0]. The margin is large enough
 // that sampling at ordinary temperatures picks the same tokens.
+// Scripted models carry reprise.scripted = true besides reprise.synthetic =
+// true (every synthetic model has it), so servers label them as test models,
+// not as the random-weight demo.
 // Caveat: user-defined tokens are matched in prompt text, so a piece that
 // ends the rendered prompt (e.g. "\n" after "<|im_start|>assistant") would
 // start the reply mid-script; pieces must not be the prompt's last token.

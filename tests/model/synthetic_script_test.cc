@@ -114,6 +114,7 @@ TEST(ScriptedModel, RepeatedPiecesAreDistinctTokensAndMetadataIsSet) {
   auto f = gguf::File::Open(testing::TempDir() + "/scripted_repeat.gguf");
   ASSERT_TRUE(f.ok());
   EXPECT_TRUE(*(*f)->GetBoolOr("reprise.synthetic", false));
+  EXPECT_TRUE(*(*f)->GetBoolOr("reprise.scripted", false));  // a test model, not the demo
   auto tmpl = (*f)->GetString("tokenizer.chat_template");
   ASSERT_TRUE(tmpl.ok());
   EXPECT_EQ(*tmpl, "{{ messages[0].content }}");
