@@ -133,7 +133,7 @@ std::vector<uint8_t> F32Bytes(const std::vector<float>& v) {
 // The scripted model's designed matrices (see synthetic.h), F32, row-major
 // [rows, cols]. Token ids: script piece k is kByteVocabSize + k.
 std::vector<uint8_t> ScriptedMatrix(const std::string& name, int64_t rows, int64_t cols,
-                                    int64_t n_script) {
+                                    int64_t n_script, const std::vector<int64_t>& reply_ends) {
   std::vector<float> m(static_cast<size_t>(rows * cols), 0.0f);
   if (name == "token_embd.weight") {
     for (int64_t i = 0; i < rows; ++i) m[i * cols + i] = 1.0f;  // one-hot: row i = e_i
@@ -144,7 +144,9 @@ std::vector<uint8_t> ScriptedMatrix(const std::string& name, int64_t rows, int64
     const int64_t first = kByteVocabSize;
     for (int64_t i = 0; i < rows; ++i) {
       const int64_t k = i - first;  // script position of token i, if any
-      const int64_t next = k < 0 ? first : (k + 1 < n_script ? i + 1 : kEosId);
+      const bool ends = k + 1 >= n_script ||
+                        std::find(reply_ends.begin(), reply_ends.end(), k) != reply_ends.end();
+      const int64_t next = k < 0 ? first : (ends ? kEosId : i + 1);
       m[next * cols + i] = w;
     }
   }
@@ -179,6 +181,11 @@ Status WriteSyntheticModel(const SyntheticModelSpec& spec, const std::string& pa
     if (!s.vocab_gguf.empty()) return Errorf("a scripted model uses the byte-level vocabulary");
     for (const std::string& piece : s.script) {
       if (piece.empty()) return Errorf("script pieces must not be empty");
+    }
+    for (int64_t k : s.reply_ends) {
+      if (k < 0 || k >= static_cast<int64_t>(s.script.size())) {
+        return Errorf("reply end %lld is not a script position", (long long)k);
+      }
     }
     const int64_t n_vocab = kByteVocabSize + static_cast<int64_t>(s.script.size());
     if (s.n_embd < n_vocab) {
@@ -225,7 +232,8 @@ Status WriteSyntheticModel(const SyntheticModelSpec& spec, const std::string& pa
   auto matrix = [&](const std::string& name, DType type, int64_t rows, int64_t cols) {
     if (scripted) {
       w.AddTensor(name, DType::kF32, {cols, rows},
-                  ScriptedMatrix(name, rows, cols, static_cast<int64_t>(s.script.size())));
+                  ScriptedMatrix(name, rows, cols, static_cast<int64_t>(s.script.size()),
+                                 s.reply_ends));
     } else {
       w.AddTensor(name, type, {cols, rows}, RandomMatrix(name, type, rows, cols, std_w, s.seed));
     }
