@@ -231,9 +231,9 @@ Status WriteSyntheticModel(const SyntheticModelSpec& spec, const std::string& pa
   const float std_w = 0.02f;
   auto matrix = [&](const std::string& name, DType type, int64_t rows, int64_t cols) {
     if (scripted) {
-      w.AddTensor(name, DType::kF32, {cols, rows},
-                  ScriptedMatrix(name, rows, cols, static_cast<int64_t>(s.script.size()),
-                                 s.reply_ends));
+      w.AddTensor(
+          name, DType::kF32, {cols, rows},
+          ScriptedMatrix(name, rows, cols, static_cast<int64_t>(s.script.size()), s.reply_ends));
     } else {
       w.AddTensor(name, type, {cols, rows}, RandomMatrix(name, type, rows, cols, std_w, s.seed));
     }

@@ -14,7 +14,8 @@
 // text for streaming and whole responses (the whole reply is fed once), so
 // both shapes agree; streamed, a tool call's arguments come in several
 // deltas (ChatOutput's stream_arguments), which only differs for a call cut
-// off or malformed after its arguments began (chat/tool_parser.h). Not thread-safe: one HTTP thread drives a request.
+// off or malformed after its arguments began (chat/tool_parser.h).
+// Not thread-safe: one HTTP thread drives a request.
 #pragma once
 
 #include <httplib.h>

@@ -104,17 +104,19 @@ TEST(ScriptedModel, GreedyDecodingEmitsTheScriptThenStops) {
 // reply_ends: a reply ends after the marked piece; the piece after it starts
 // a reply only when the prompt ends with it (here a marker the prompt ends in).
 TEST(ScriptedModel, ReplyEndsSplitTheScriptIntoRepliesChosenByThePromptsLastPiece) {
-  SyntheticModelSpec spec = ScriptSpec({"<tool_call>{}", "</tool_call>", "[[after tool]]", "The answer", "."});
+  SyntheticModelSpec spec =
+      ScriptSpec({"<tool_call>{}", "</tool_call>", "[[after tool]]", "The answer", "."});
   spec.reply_ends = {1};
   Loaded l = WriteAndLoad(spec, "scripted_two_replies");
   ASSERT_NE(l.model, nullptr);
   std::vector<int32_t> ids;
   bool stopped = false;
-  EXPECT_EQ(Generate(l, "<|im_start|>assistant\n", 20, &ids, &stopped), "<tool_call>{}</tool_call>");
+  EXPECT_EQ(Generate(l, "<|im_start|>assistant\n", 20, &ids, &stopped),
+            "<tool_call>{}</tool_call>");
   EXPECT_TRUE(stopped);
   ids.clear();
-  EXPECT_EQ(Generate(l, "<tool_response>x</tool_response><|im_start|>assistant\n[[after tool]]", 20, &ids,
-                     &stopped),
+  EXPECT_EQ(Generate(l, "<tool_response>x</tool_response><|im_start|>assistant\n[[after tool]]", 20,
+                     &ids, &stopped),
             "The answer.");
   EXPECT_TRUE(stopped);
   spec.reply_ends = {5};

@@ -88,8 +88,9 @@ TEST(ModelLabelTest, AScriptedTestModelIsNotLabelledAsTheRandomWeightDemo) {
   EXPECT_NE(log.find("this is a scripted test model"), std::string::npos) << log;
   EXPECT_EQ(log.find("random-weight demo"), std::string::npos) << log;
   // It still serves its script.
-  HttpResult c = s->Post("/v1/chat/completions",
-                         {{"messages", {{{"role", "user"}, {"content", "hi"}}}}, {"temperature", 0}});
+  HttpResult c =
+      s->Post("/v1/chat/completions",
+              {{"messages", {{{"role", "user"}, {"content", "hi"}}}}, {"temperature", 0}});
   ASSERT_EQ(c.status, 200) << c.body;
   EXPECT_EQ(c.json["choices"][0]["message"]["content"], "Hello!");
   EXPECT_EQ(s->Stop(), 0);

@@ -20,12 +20,24 @@
 namespace reprise::server::testing {
 namespace {
 
-const std::vector<std::string> kScript = {
-    "<think>\n", "Write the file, then check the time.", "\n</think>\n\n",
-    "<tool_call>\n{\"name\": \"write_file\", ", "\"arguments\": {", "\"path\": \"notes/a.txt\", ",
-    "\"content\": \"line one\\n", "line two ", "\\u00e9t\\u00e9 \\\"q\\\"\", ", "\"mode\": 420, ",
-    "\"tags\": [\"a\", ", "\"b\"]", "}}\n", "</tool_call>", "\n<tool_call>\n{\"name\": \"get_time\", ",
-    "\"arguments\": {\"zone\": ", "\"CET\"}}\n", "</tool_call>"};
+const std::vector<std::string> kScript = {"<think>\n",
+                                          "Write the file, then check the time.",
+                                          "\n</think>\n\n",
+                                          "<tool_call>\n{\"name\": \"write_file\", ",
+                                          "\"arguments\": {",
+                                          "\"path\": \"notes/a.txt\", ",
+                                          "\"content\": \"line one\\n",
+                                          "line two ",
+                                          "\\u00e9t\\u00e9 \\\"q\\\"\", ",
+                                          "\"mode\": 420, ",
+                                          "\"tags\": [\"a\", ",
+                                          "\"b\"]",
+                                          "}}\n",
+                                          "</tool_call>",
+                                          "\n<tool_call>\n{\"name\": \"get_time\", ",
+                                          "\"arguments\": {\"zone\": ",
+                                          "\"CET\"}}\n",
+                                          "</tool_call>"};
 // What the arguments must be: the parsed object, serialized compactly.
 const char kWriteArgs[] =
     "{\"path\":\"notes/a.txt\",\"content\":\"line one\\nline two \xc3\xa9t\xc3\xa9 \\\"q\\\"\","
@@ -74,13 +86,14 @@ Json ChatAsk(bool stream, int max_tokens = 64) {
 }
 
 Json ResponsesAsk(bool stream, int max_tokens = 64) {
-  return {{"input", kAsk},
-          {"tools",
-           {{{"type", "function"}, {"name", "write_file"}, {"parameters", Schema({"path", "content"})}},
-            {{"type", "function"}, {"name", "get_time"}, {"parameters", Schema({"zone"})}}}},
-          {"temperature", 0},
-          {"max_output_tokens", max_tokens},
-          {"stream", stream}};
+  return {
+      {"input", kAsk},
+      {"tools",
+       {{{"type", "function"}, {"name", "write_file"}, {"parameters", Schema({"path", "content"})}},
+        {{"type", "function"}, {"name", "get_time"}, {"parameters", Schema({"zone"})}}}},
+      {"temperature", 0},
+      {"max_output_tokens", max_tokens},
+      {"stream", stream}};
 }
 
 Json MessagesAsk(bool stream, int max_tokens = 64) {
@@ -239,7 +252,9 @@ TEST_F(StreamingToolArgsHttpTest, ResponsesStreamsFunctionCallArgumentsDeltas) {
     ASSERT_LT(i, 3u) << d.dump();
     if (e.name == "response.output_item.added") {
       EXPECT_EQ(phase[i], "") << d.dump();
-      if (i > 0) EXPECT_EQ(phase[i - 1], "item_done") << "item " << i << " opened before " << i - 1 << " closed";
+      if (i > 0)
+        EXPECT_EQ(phase[i - 1], "item_done")
+            << "item " << i << " opened before " << i - 1 << " closed";
       phase[i] = "added";
       item_ids[i] = d["item"]["id"];
       if (i > 0) {
@@ -318,7 +333,9 @@ TEST_F(StreamingToolArgsHttpTest, MessagesStreamsInputJsonDeltas) {
     ASSERT_LT(i, 3u) << d.dump();
     if (e.name == "content_block_start") {
       EXPECT_EQ(phase[i], "");
-      if (i > 0) EXPECT_EQ(phase[i - 1], "stop") << "block " << i << " opened before " << i - 1 << " stopped";
+      if (i > 0)
+        EXPECT_EQ(phase[i - 1], "stop")
+            << "block " << i << " opened before " << i - 1 << " stopped";
       phase[i] = "start";
       if (i > 0) {
         EXPECT_EQ(d["content_block"]["type"], "tool_use");
