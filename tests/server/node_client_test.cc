@@ -291,15 +291,16 @@ TEST(NodeClaudeCodeTest, ClaudeCodeRunsAToolAndItsFollowUpHitsTheCache) {
   std::string error;
   auto s = ServerProcess::Start(model, {"--api-key", "cc-key"}, &error);
   ASSERT_NE(s, nullptr) << error;
-  // Offline: no telemetry, updates or error reports; a small output budget
-  // (prompt + max_tokens must fit the context until budgets are clamped).
+  // Offline: no telemetry, updates or error reports (and any other request is
+  // refused by the proxy and fails the test); a small output budget.
+  RefusingProxy proxy;
+  ASSERT_TRUE(proxy.ok());
   const std::string cmd =
       "cd '" + home + "' && HOME='" + home +
       "' ANTHROPIC_BASE_URL=http://127.0.0.1:" + std::to_string(s->port()) +
       " ANTHROPIC_API_KEY=cc-key CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 DISABLE_TELEMETRY=1 "
-      "DISABLE_AUTOUPDATER=1 DISABLE_ERROR_REPORTING=1 CLAUDE_CODE_MAX_OUTPUT_TOKENS=256 "
-      "timeout 120 '" +
-      kNodeDir +
+      "DISABLE_AUTOUPDATER=1 DISABLE_ERROR_REPORTING=1 CLAUDE_CODE_MAX_OUTPUT_TOKENS=256 " +
+      proxy.Env() + "timeout 120 '" + kNodeDir +
       "/node_modules/.bin/claude' -p 'Read notes.txt' --model "
       "claude-sonnet-4-5 --system-prompt 'You are terse.' --tools Read --max-turns 2 "
       "--output-format json 2>&1";
@@ -315,6 +316,9 @@ TEST(NodeClaudeCodeTest, ClaudeCodeRunsAToolAndItsFollowUpHitsTheCache) {
   EXPECT_EQ(result["subtype"], "error_max_turns") << output;
   EXPECT_EQ(result["stop_reason"], "tool_use") << output;
   EXPECT_GT(result["usage"]["cache_read_input_tokens"].get<int>(), 0) << output;
+  EXPECT_EQ(proxy.requests(), std::vector<std::string>{})
+      << "requests that were not to the server:\n"
+      << Joined(proxy.requests());
   // The server's request lines: turn 2 carries the file (the tool ran) and
   // reads turn 1 from the cache.
   ASSERT_TRUE(s->WaitIdle());
