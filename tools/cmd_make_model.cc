@@ -93,6 +93,9 @@ void AddMakeModelCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--script", o->spec.script,
                   "Scripted model: one token per piece, replayed greedily then EOS (repeatable; "
                   "F32, byte-level vocab, needs --dim >= 259 + pieces)");
+  cmd->add_option("--reply-end", o->spec.reply_ends,
+                  "Script position (0-based) whose piece ends a reply; the next piece starts a "
+                  "reply only when a prompt ends with it (repeatable)");
   cmd->add_option("--chat-template-file", o->chat_template_file,
                   "tokenizer.chat_template for the byte-level vocab (default: ChatML)");
   cmd->add_option("--name", o->spec.name, "general.name");

@@ -229,9 +229,13 @@ int RunServe(const ServeOptions& o) {
   const DType kv_type = *kv_parsed;
   const int64_t bytes_per_token = lm.model->KvBytesPerToken(kv_type);
   const int64_t ctx = o.ctx_size > 0 ? o.ctx_size : cfg.n_ctx_train;
-  // Models written by `reprise make-model` carry reprise.synthetic = true.
+  // Models written by `reprise make-model` carry reprise.synthetic = true;
+  // scripted (test) ones also reprise.scripted = true: they replay a script,
+  // they are not the random-weight demo.
   auto synthetic = lm.file->GetBoolOr("reprise.synthetic", false);
-  const bool noise = synthetic.ok() && *synthetic;
+  auto scripted_key = lm.file->GetBoolOr("reprise.scripted", false);
+  const bool scripted = scripted_key.ok() && *scripted_key;
+  const bool noise = synthetic.ok() && *synthetic && !scripted;
 
   engine::EngineConfig ec;
   ec.max_parallel = o.parallel;
@@ -309,6 +313,10 @@ int RunServe(const ServeOptions& o) {
     LOG_WARN(kLog,
              "this is a random-weight demo model: its output is noise. "
              "Serve a real model with `make run MODEL=path.gguf`.");
+  } else if (scripted) {
+    LOG_WARN(kLog,
+             "this is a scripted test model: it replies with a fixed script whatever the "
+             "prompt (for end-to-end tests); it is not a real model.");
   }
   auto engine = engine::Engine::Create(*lm.model, *lm.tokenizer, ec);
   if (!engine.ok()) return ReportError(engine.status());
@@ -351,6 +359,7 @@ int RunServe(const ServeOptions& o) {
   sc.model_id = noise ? Basename(o.model) + "-random-weights-output-is-noise" : Basename(o.model);
   sc.model_description = cfg.name;
   sc.model_output_is_noise = noise;
+  sc.model_is_scripted = scripted;
   sc.n_vocab = static_cast<int32_t>(cfg.n_vocab);
   sc.defaults.sampling.temperature = o.temp;
   sc.defaults.sampling.top_p = o.top_p;

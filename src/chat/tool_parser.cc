@@ -1,8 +1,12 @@
 // The output parser state machine (see tool_parser.h). Invariant: every input
 // byte ends up in exactly one place — a content or reasoning delta, a tool
 // call, or (only whitespace around tags and calls) dropped — and nothing is
-// emitted before it is certain.
+// emitted before it is certain (with stream_arguments: a Hermes call is
+// certain once its name and the start of its arguments object are in).
 #include "chat/tool_parser.h"
+
+#include <cctype>
+#include <cstdint>
 
 #include <nlohmann/json.hpp>
 
@@ -196,7 +200,262 @@ bool CallFromPython(std::string_view text, Call* call) {
   return true;
 }
 
+// Appends code point `cp` as nlohmann::json's dump() writes it inside a
+// string (ensure_ascii off): the short escapes, \u00XX for other control
+// characters, UTF-8 for everything else.
+void AppendDumpedCodePoint(uint32_t cp, std::string* out) {
+  switch (cp) {
+    case 0x08: out->append("\\b"); return;
+    case 0x09: out->append("\\t"); return;
+    case 0x0A: out->append("\\n"); return;
+    case 0x0C: out->append("\\f"); return;
+    case 0x0D: out->append("\\r"); return;
+    case 0x22: out->append("\\\""); return;
+    case 0x5C: out->append("\\\\"); return;
+    default: break;
+  }
+  if (cp <= 0x1F) {
+    static const char kHex[] = "0123456789abcdef";
+    out->append("\\u00");
+    out->push_back(kHex[cp >> 4]);
+    out->push_back(kHex[cp & 0xF]);
+  } else if (cp < 0x80) {
+    out->push_back(static_cast<char>(cp));
+  } else if (cp < 0x800) {
+    out->push_back(static_cast<char>(0xC0 | (cp >> 6)));
+    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else if (cp < 0x10000) {
+    out->push_back(static_cast<char>(0xE0 | (cp >> 12)));
+    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else {
+    out->push_back(static_cast<char>(0xF0 | (cp >> 18)));
+    out->push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
+    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  }
+}
+
+// The 4 hex digits at s[at]; -1 if they are not hex.
+int32_t Hex4(std::string_view s, size_t at) {
+  int32_t v = 0;
+  for (size_t i = at; i < at + 4; ++i) {
+    const char c = s[i];
+    v <<= 4;
+    if (c >= '0' && c <= '9') {
+      v |= c - '0';
+    } else if (c >= 'a' && c <= 'f') {
+      v |= c - 'a' + 10;
+    } else if (c >= 'A' && c <= 'F') {
+      v |= c - 'A' + 10;
+    } else {
+      return -1;
+    }
+  }
+  return v;
+}
+
+// How far the body of a Hermes call matches  {"name": "<name>", "arguments": {
+// (JSON whitespace anywhere between tokens).
+struct HermesHead {
+  enum class Status { kNeedMore, kNoMatch, kMatched } status = Status::kNeedMore;
+  std::string name;
+  size_t arguments_at = 0;  // kMatched: offset of the arguments' '{'
+};
+
+HermesHead MatchHermesHead(std::string_view body) {
+  HermesHead h;
+  size_t i = 0;
+  auto skip_ws = [&] {
+    while (i < body.size() && IsWs(body[i])) ++i;
+    return i < body.size();
+  };
+  // Each returns false when the body ends (need more) or sets kNoMatch.
+  auto literal = [&](std::string_view lit) {
+    if (!skip_ws()) return false;
+    const size_t n = std::min(lit.size(), body.size() - i);
+    if (body.substr(i, n) != lit.substr(0, n)) {
+      h.status = HermesHead::Status::kNoMatch;
+      return false;
+    }
+    if (n < lit.size()) return false;
+    i += n;
+    return true;
+  };
+  if (!literal("{") || !literal("\"name\"") || !literal(":") || !skip_ws()) return h;
+  if (body[i] != '"') {
+    h.status = HermesHead::Status::kNoMatch;
+    return h;
+  }
+  const size_t name_at = i;
+  for (++i; i < body.size() && body[i] != '"'; ++i) {
+    if (body[i] == '\\') ++i;
+  }
+  if (i >= body.size()) return h;
+  ++i;
+  const Json name = ParseJson(body.substr(name_at, i - name_at));
+  if (!name.is_string() || name.get<std::string>().empty()) {
+    h.status = HermesHead::Status::kNoMatch;
+    return h;
+  }
+  if (!literal(",") || !literal("\"arguments\"") || !literal(":") || !literal("{")) return h;
+  h.status = HermesHead::Status::kMatched;
+  h.name = name.get<std::string>();
+  h.arguments_at = i - 1;
+  return h;
+}
+
 }  // namespace
+
+// A streaming Hermes call: its index, how much of the call body has been
+// read, and a writer that turns the raw text of the arguments object into the
+// text CallFromJson produces for it (Json::dump() of the parsed object) while
+// it arrives: whitespace outside strings is dropped, structural characters
+// and literals are copied, string escapes are decoded and re-encoded as
+// dump() encodes them, and each number is held until it ends and then
+// written as parsing and dumping it would. For valid input the output
+// concatenated equals dump() of the parsed value (duplicate keys aside:
+// dump() keeps one); invalid input is copied through and the call is checked
+// when it closes.
+class StreamParser::ArgumentStream {
+ public:
+  explicit ArgumentStream(int index, size_t scanned) : index_(index), scanned_(scanned) {}
+
+  int index() const { return index_; }
+  size_t scanned() const { return scanned_; }
+  bool done() const { return done_; }
+  const std::string& streamed() const { return streamed_; }
+  void Record(const std::string& text) { streamed_ += text; }
+
+  // Reads body[scanned(), end) up to the end of the arguments value; returns
+  // the canonical text it completes.
+  std::string Read(std::string_view body, size_t end) {
+    std::string out;
+    while (scanned_ < end && !done_) Step(body[scanned_++], &out);
+    return out;
+  }
+
+ private:
+  enum class State { kValue, kString, kEscape, kNumber };
+
+  void Step(char c, std::string* out) {
+    switch (state_) {
+      case State::kValue: Value(c, out); return;
+      case State::kString:
+        if (c == '"') {
+          out->push_back('"');
+          state_ = State::kValue;
+        } else if (c == '\\') {
+          pending_.assign(1, c);
+          state_ = State::kEscape;
+        } else {
+          out->push_back(c);
+        }
+        return;
+      case State::kEscape: Escape(c, out); return;
+      case State::kNumber:
+        if ((c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E') {
+          pending_.push_back(c);
+          return;
+        }
+        FlushNumber(out);
+        state_ = State::kValue;
+        Value(c, out);
+        return;
+    }
+  }
+
+  void Value(char c, std::string* out) {
+    if (IsWs(c)) return;
+    if (c == '"') {
+      out->push_back(c);
+      state_ = State::kString;
+    } else if (c == '-' || (c >= '0' && c <= '9')) {
+      pending_.assign(1, c);
+      state_ = State::kNumber;
+    } else {
+      out->push_back(c);
+      if (c == '{' || c == '[') {
+        ++depth_;
+      } else if ((c == '}' || c == ']') && --depth_ <= 0) {
+        done_ = true;
+      }
+    }
+  }
+
+  void FlushNumber(std::string* out) {
+    const Json n = ParseJson(pending_);
+    out->append(n.is_number() ? n.dump() : pending_);
+    pending_.clear();
+  }
+
+  // pending_ holds the escape so far ("\" and what followed).
+  void Escape(char c, std::string* out) {
+    pending_.push_back(c);
+    if (pending_[1] != 'u') {
+      const std::string_view simple = "\"\\/bfnrt";
+      const char* decoded = "\"\\/\b\f\n\r\t";
+      const size_t k = simple.find(c);
+      if (k == std::string_view::npos) {
+        out->append(pending_);  // invalid JSON: copied; the whole call is checked at its end
+      } else {
+        AppendDumpedCodePoint(static_cast<unsigned char>(decoded[k]), out);
+      }
+      pending_.clear();
+      state_ = State::kString;
+      return;
+    }
+    // \uXXXX, or a surrogate pair \uD8XX\uDCXX.
+    const size_t n = pending_.size();
+    const bool hex_digit = (n >= 3 && n <= 6) || n >= 9;
+    if ((hex_digit && !isxdigit(static_cast<unsigned char>(c))) || (n == 7 && c != '\\') ||
+        (n == 8 && c != 'u')) {
+      Invalid(out);
+      return;
+    }
+    if (n < 6 || (n > 6 && n < 12)) return;
+    const int32_t hi = Hex4(pending_, 2);
+    if (n == 6) {
+      if (hi < 0 || (hi >= 0xDC00 && hi <= 0xDFFF)) {
+        Invalid(out);
+      } else if (hi < 0xD800 || hi > 0xDBFF) {
+        AppendDumpedCodePoint(static_cast<uint32_t>(hi), out);
+        pending_.clear();
+        state_ = State::kString;
+      }
+      return;  // a high surrogate: its low half follows
+    }
+    const int32_t lo = Hex4(pending_, 8);
+    if (lo < 0xDC00 || lo > 0xDFFF) {
+      Invalid(out);
+      return;
+    }
+    AppendDumpedCodePoint(0x10000 + ((static_cast<uint32_t>(hi) - 0xD800) << 10) +
+                              (static_cast<uint32_t>(lo) - 0xDC00),
+                          out);
+    pending_.clear();
+    state_ = State::kString;
+  }
+
+  // An escape that is not JSON: copied but for its last character, which is
+  // read again as string text (it may be the closing quote).
+  void Invalid(std::string* out) {
+    const char last = pending_.back();
+    pending_.pop_back();
+    out->append(pending_);
+    pending_.clear();
+    state_ = State::kString;
+    Step(last, out);
+  }
+
+  int index_;
+  size_t scanned_;  // body bytes read
+  State state_ = State::kValue;
+  int depth_ = 0;
+  bool done_ = false;
+  std::string pending_;   // a number or an escape being read
+  std::string streamed_;  // arguments emitted so far
+};
 
 OutputFormat DetectOutputFormat(std::string_view source, std::string_view prompt) {
   OutputFormat f;
@@ -217,11 +476,14 @@ OutputFormat DetectOutputFormat(std::string_view source, std::string_view prompt
   return f;
 }
 
-StreamParser::StreamParser(OutputFormat format, std::string id_prefix)
+StreamParser::StreamParser(OutputFormat format, std::string id_prefix, bool stream_arguments)
     : format_(format),
       id_prefix_(std::move(id_prefix)),
       mode_(format.reasoning && format.starts_in_reasoning ? Mode::kReasoning : Mode::kStart),
-      json_calls_allowed_(format.tool_calls == ToolCallFormat::kLlama3) {}
+      json_calls_allowed_(format.tool_calls == ToolCallFormat::kLlama3),
+      stream_arguments_(stream_arguments) {}
+
+StreamParser::~StreamParser() = default;
 
 std::vector<StreamEvent> StreamParser::Feed(std::string_view piece) {
   buf_.append(piece);
@@ -311,6 +573,10 @@ void StreamParser::EmitReasoning(std::string_view text) {
 }
 
 void StreamParser::EmitCall(const std::string& name, const std::string& arguments, std::string id) {
+  EmitArguments(StartCall(name, std::move(id)), arguments);
+}
+
+int StreamParser::StartCall(const std::string& name, std::string id) {
   held_ws_.clear();
   line_start_ = true;
   const int index = next_index_++;
@@ -319,7 +585,16 @@ void StreamParser::EmitCall(const std::string& name, const std::string& argument
   start.id = id.empty() ? id_prefix_ + std::to_string(index) : std::move(id);
   start.name = name;
   events_.push_back(std::move(start));
-  StreamEvent args = Event(StreamEvent::Kind::kToolCallArguments, arguments);
+  return index;
+}
+
+void StreamParser::EmitArguments(int index, std::string text) {
+  if (!events_.empty() && events_.back().kind == StreamEvent::Kind::kToolCallArguments &&
+      events_.back().index == index) {
+    events_.back().text += text;
+    return;
+  }
+  StreamEvent args = Event(StreamEvent::Kind::kToolCallArguments, std::move(text));
   args.index = index;
   events_.push_back(std::move(args));
 }
@@ -416,19 +691,50 @@ bool StreamParser::StepContent(bool final) {
 
 bool StreamParser::StepHermes(bool final) {
   size_t p = buf_.find(kHermesClose);
-  if (p == std::string::npos && !final) return false;
   const bool closed = p != std::string::npos;
+  // Stream only a call that is still open (or already streaming): one that
+  // closes within this Feed is checked whole, as without streaming.
+  if (stream_arguments_ && (live_ != nullptr || (!closed && !final))) {
+    StreamHermes(closed ? p : buf_.size() - PartialTagSuffix(buf_, kHermesClose));
+  }
+  if (!closed && !final) return false;
   std::string body = closed ? buf_.substr(0, p) : buf_;
   buf_.erase(0, closed ? p + kHermesClose.size() : buf_.size());
   mode_ = Mode::kContent;
+  head_failed_ = false;
   Call call;
   std::string_view trimmed = Trim(body);
-  if (CallFromJson(ParseJson(trimmed), &call)) {
+  const bool valid = CallFromJson(ParseJson(trimmed), &call);
+  if (live_ != nullptr) {  // committed: it stays a call
+    const std::string& streamed = live_->streamed();
+    if (valid && call.arguments.size() > streamed.size() &&
+        call.arguments.compare(0, streamed.size(), streamed) == 0) {
+      EmitArguments(live_->index(), call.arguments.substr(streamed.size()));
+    }
+    if (!valid && !closed) call_unfinished_ = true;
+    live_.reset();
+    held_ws_.clear();
+    line_start_ = true;
+  } else if (valid) {
     EmitCall(call.name, call.arguments);
   } else {
     EmitContent(std::string(kHermesOpen) + body + (closed ? std::string(kHermesClose) : ""));
   }
   return true;
+}
+
+void StreamParser::StreamHermes(size_t limit) {
+  if (live_ == nullptr) {
+    if (head_failed_) return;
+    const HermesHead head = MatchHermesHead(std::string_view(buf_).substr(0, limit));
+    if (head.status == HermesHead::Status::kNoMatch) head_failed_ = true;
+    if (head.status != HermesHead::Status::kMatched) return;
+    live_ = std::make_unique<ArgumentStream>(StartCall(head.name, ""), head.arguments_at);
+  }
+  std::string text = live_->Read(buf_, limit);
+  if (text.empty()) return;
+  live_->Record(text);
+  EmitArguments(live_->index(), std::move(text));
 }
 
 bool StreamParser::StepJson(bool final) {

@@ -13,12 +13,29 @@
 // mentions a tag or some JSON) comes back as plain content, byte for byte.
 //
 // StreamParser is fed decoded text pieces and emits events; it holds back text
-// that may be the start of a tag. A tool call is emitted once it is complete
-// and valid (start event, then its arguments as one delta), so nothing emitted
-// ever has to be retracted. ParseOutput is the same machine run over a whole
-// output, so streaming and non-streaming results always agree.
+// that may be the start of a tag. By default a tool call is emitted once it is
+// complete and valid (start event, then its arguments as one delta), so
+// nothing emitted ever has to be retracted. ParseOutput is the same machine
+// run over a whole output, so streaming and non-streaming results agree.
+//
+// With stream_arguments (streamed replies), a Hermes call whose body begins
+// {"name": "X", "arguments": {  is committed there: the start event goes out,
+// then the arguments object streams as it is generated, one delta per Feed,
+// in the canonical form the whole parse produces (whitespace outside strings
+// dropped, strings and numbers re-serialized as nlohmann::json's dump()
+// writes them), so the deltas concatenated equal the whole parse's arguments.
+// Text that may still be the closing </tool_call> is held back (the body ends
+// at its first occurrence, as in the whole parse). Differences from the whole
+// parse, only for calls that are not valid after the commit point: a call cut
+// off by the end of output, or malformed after its arguments began, stays a
+// call with what streamed (call_unfinished() says when the output ended
+// inside one) instead of becoming content; a call with a duplicate key keeps
+// what streamed. Calls whose body has another shape (keys in another order,
+// arguments given as a JSON string, a call already closed within one Feed),
+// and the Llama 3 and Mistral formats, are emitted whole as before.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -69,7 +86,10 @@ class StreamParser {
  public:
   // Tool call ids are `id_prefix` + index (pass something unique per request,
   // e.g. "call_<request id>_").
-  explicit StreamParser(OutputFormat format, std::string id_prefix = "call_");
+  // `stream_arguments`: stream Hermes call arguments as they arrive (above).
+  explicit StreamParser(OutputFormat format, std::string id_prefix = "call_",
+                        bool stream_arguments = false);
+  ~StreamParser();
 
   // Feeds the next piece of output; returns the events it completes.
   std::vector<StreamEvent> Feed(std::string_view piece);
@@ -77,8 +97,12 @@ class StreamParser {
   std::vector<StreamEvent> Finish();
 
   int tool_call_count() const { return next_index_; }
+  // The output ended inside a call whose arguments had begun to stream (so its
+  // arguments are incomplete). Only with stream_arguments.
+  bool call_unfinished() const { return call_unfinished_; }
 
  private:
+  class ArgumentStream;  // a streaming call's canonical-JSON writer
   enum class Mode { kStart, kReasoning, kContent, kHermesCall, kJsonCall, kPythonTag, kMistral };
 
   void Process(bool final);
@@ -94,6 +118,11 @@ class StreamParser {
   void EmitContent(std::string_view text);
   void EmitReasoning(std::string_view text);
   void EmitCall(const std::string& name, const std::string& arguments, std::string id = "");
+  int StartCall(const std::string& name, std::string id);
+  void EmitArguments(int index, std::string text);
+  // stream_arguments: commits the Hermes call in buf_[0, limit) once its head
+  // is in, then streams its arguments.
+  void StreamHermes(size_t limit);
 
   OutputFormat format_;
   std::string id_prefix_;
@@ -107,6 +136,11 @@ class StreamParser {
   bool skip_leading_ws_ = false;    // after </think>: content's leading whitespace is dropped
   bool json_calls_allowed_;         // Llama 3 bare JSON is only a call at the start
   std::string held_ws_;             // whitespace after a tool call, dropped if nothing follows
+  bool stream_arguments_;
+  // The Hermes call in progress (stream_arguments_): null until committed.
+  std::unique_ptr<ArgumentStream> live_;
+  bool head_failed_ = false;  // this call's head has another shape: emitted whole
+  bool call_unfinished_ = false;
 };
 
 // Runs StreamParser over a whole output.

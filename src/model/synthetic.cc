@@ -133,7 +133,7 @@ std::vector<uint8_t> F32Bytes(const std::vector<float>& v) {
 // The scripted model's designed matrices (see synthetic.h), F32, row-major
 // [rows, cols]. Token ids: script piece k is kByteVocabSize + k.
 std::vector<uint8_t> ScriptedMatrix(const std::string& name, int64_t rows, int64_t cols,
-                                    int64_t n_script) {
+                                    int64_t n_script, const std::vector<int64_t>& reply_ends) {
   std::vector<float> m(static_cast<size_t>(rows * cols), 0.0f);
   if (name == "token_embd.weight") {
     for (int64_t i = 0; i < rows; ++i) m[i * cols + i] = 1.0f;  // one-hot: row i = e_i
@@ -144,7 +144,9 @@ std::vector<uint8_t> ScriptedMatrix(const std::string& name, int64_t rows, int64
     const int64_t first = kByteVocabSize;
     for (int64_t i = 0; i < rows; ++i) {
       const int64_t k = i - first;  // script position of token i, if any
-      const int64_t next = k < 0 ? first : (k + 1 < n_script ? i + 1 : kEosId);
+      const bool ends = k + 1 >= n_script ||
+                        std::find(reply_ends.begin(), reply_ends.end(), k) != reply_ends.end();
+      const int64_t next = k < 0 ? first : (ends ? kEosId : i + 1);
       m[next * cols + i] = w;
     }
   }
@@ -180,6 +182,11 @@ Status WriteSyntheticModel(const SyntheticModelSpec& spec, const std::string& pa
     for (const std::string& piece : s.script) {
       if (piece.empty()) return Errorf("script pieces must not be empty");
     }
+    for (int64_t k : s.reply_ends) {
+      if (k < 0 || k >= static_cast<int64_t>(s.script.size())) {
+        return Errorf("reply end %lld is not a script position", (long long)k);
+      }
+    }
     const int64_t n_vocab = kByteVocabSize + static_cast<int64_t>(s.script.size());
     if (s.n_embd < n_vocab) {
       return Errorf("a scripted model needs dim >= its vocabulary (%lld), got %lld",
@@ -204,7 +211,10 @@ Status WriteSyntheticModel(const SyntheticModelSpec& spec, const std::string& pa
   w.Set("general.architecture", gguf::Value::String("llama"));
   w.Set("general.name", gguf::Value::String(s.name));
   // Random or designed weights: servers say its output is not a real model's.
+  // reprise.scripted tells the two apart: a scripted model replays its script
+  // (a test model), the others are random-weight (benchmark / demo) models.
   w.Set("reprise.synthetic", gguf::Value::Bool(true));
+  if (scripted) w.Set("reprise.scripted", gguf::Value::Bool(true));
   w.Set(a + "context_length", gguf::Value::Uint32(static_cast<uint32_t>(s.n_ctx)));
   w.Set(a + "embedding_length", gguf::Value::Uint32(static_cast<uint32_t>(s.n_embd)));
   w.Set(a + "block_count", gguf::Value::Uint32(static_cast<uint32_t>(s.n_layers)));
@@ -221,8 +231,9 @@ Status WriteSyntheticModel(const SyntheticModelSpec& spec, const std::string& pa
   const float std_w = 0.02f;
   auto matrix = [&](const std::string& name, DType type, int64_t rows, int64_t cols) {
     if (scripted) {
-      w.AddTensor(name, DType::kF32, {cols, rows},
-                  ScriptedMatrix(name, rows, cols, static_cast<int64_t>(s.script.size())));
+      w.AddTensor(
+          name, DType::kF32, {cols, rows},
+          ScriptedMatrix(name, rows, cols, static_cast<int64_t>(s.script.size()), s.reply_ends));
     } else {
       w.AddTensor(name, type, {cols, rows}, RandomMatrix(name, type, rows, cols, std_w, s.seed));
     }

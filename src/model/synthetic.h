@@ -10,9 +10,13 @@
 // USER_DEFINED token after the byte-level vocabulary's 259; the layer's
 // attention and FFN outputs are zero (the residual stays the token
 // embedding), embeddings are one-hot (n_embd >= vocab size), and the output
-// matrix maps token i to next(i): script[k] -> script[k+1], the last piece ->
-// <|im_end|> (EOS), any other token -> script[0]. The margin is large enough
+// matrix maps token i to next(i): script[k] -> script[k+1], the last piece
+// (and each piece listed in reply_ends) -> <|im_end|> (EOS), any other token
+// -> script[0]. The margin is large enough
 // that sampling at ordinary temperatures picks the same tokens.
+// Scripted models carry reprise.scripted = true besides reprise.synthetic =
+// true (every synthetic model has it), so servers label them as test models,
+// not as the random-weight demo.
 // Caveat: user-defined tokens are matched in prompt text, so a piece that
 // ends the rendered prompt (e.g. "\n" after "<|im_start|>assistant") would
 // start the reply mid-script; pieces must not be the prompt's last token.
@@ -52,6 +56,12 @@ struct SyntheticModelSpec {
   // script.size(). Use n_layers = 1: every layer adds nothing. Pieces are
   // non-empty; equal pieces are distinct tokens (a script may repeat).
   std::vector<std::string> script;
+  // Script positions whose piece ends a reply (EOS follows it, as after the
+  // last piece). The piece after such a position is reached from no other
+  // piece: a reply starts there only when the prompt ends with that piece
+  // (e.g. a marker the chat template writes), so one model can give
+  // different replies to different turns (a tool call, then an answer).
+  std::vector<int64_t> reply_ends;
 };
 
 Status WriteSyntheticModel(const SyntheticModelSpec& spec, const std::string& path);

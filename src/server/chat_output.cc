@@ -5,9 +5,10 @@ namespace reprise::server {
 
 using Json = nlohmann::ordered_json;
 
-ChatOutput::ChatOutput(std::optional<chat::OutputFormat> format, std::string id_prefix) {
+ChatOutput::ChatOutput(std::optional<chat::OutputFormat> format, std::string id_prefix,
+                       bool stream_arguments) {
   if (format && (format->tool_calls != chat::ToolCallFormat::kNone || format->reasoning)) {
-    parser_ = std::make_unique<chat::StreamParser>(*format, std::move(id_prefix));
+    parser_ = std::make_unique<chat::StreamParser>(*format, std::move(id_prefix), stream_arguments);
   }
 }
 
@@ -51,8 +52,7 @@ std::vector<Json> ChatOutput::Convert(std::vector<chat::StreamEvent> events) {
         break;
       case chat::StreamEvent::Kind::kToolCallArguments:
         if (e.index >= 0 && static_cast<size_t>(e.index) < tool_calls_.size()) {
-          std::string args = tool_calls_[e.index]["function"]["arguments"].get<std::string>();
-          tool_calls_[e.index]["function"]["arguments"] = args + e.text;
+          tool_calls_[e.index]["function"]["arguments"].get_ref<std::string&>() += e.text;
         }
         deltas.push_back(
             {{"tool_calls", {{{"index", e.index}, {"function", {{"arguments", e.text}}}}}}});

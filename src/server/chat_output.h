@@ -18,7 +18,10 @@ namespace reprise::server {
 class ChatOutput {
  public:
   // `format` unset: plain text. Tool call ids are `id_prefix` + index.
-  ChatOutput(std::optional<chat::OutputFormat> format, std::string id_prefix);
+  // `stream_arguments` (streamed replies): tool-call arguments come out as
+  // they are generated, several deltas per call (chat::StreamParser).
+  ChatOutput(std::optional<chat::OutputFormat> format, std::string id_prefix,
+             bool stream_arguments = false);
   ~ChatOutput();
 
   // Consumes generated text; returns the OpenAI `delta` objects it completes
@@ -31,6 +34,13 @@ class ChatOutput {
   // content is null when the reply is only tool calls.
   nlohmann::ordered_json Message() const;
   bool has_tool_calls() const { return !tool_calls_.empty(); }
+  // After Finish: the output ended inside a streaming tool call (its arguments
+  // are incomplete), so the finish reason is the generation's, not tool_calls.
+  bool tool_call_unfinished() const { return parser_ != nullptr && parser_->call_unfinished(); }
+  // The finish reason of a reply whose generation ended with `generation_finish`.
+  std::string FinishReason(const std::string& generation_finish) const {
+    return has_tool_calls() && !tool_call_unfinished() ? "tool_calls" : generation_finish;
+  }
   // [{"id","type":"function","function":{"name","arguments"}}], in order.
   const nlohmann::ordered_json& tool_calls() const { return tool_calls_; }
 

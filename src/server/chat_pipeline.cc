@@ -24,7 +24,7 @@ ChatResult MakeResult(Server::Impl& s, const Job& job, const Generation& gen,
   ChatResult r;
   r.output = &output;
   r.usage = gen.usage();
-  if (output.has_tool_calls()) {
+  if (output.FinishReason("") == "tool_calls") {
     r.finish_reason = "tool_calls";
   } else if (!gen.matched_stop().empty()) {
     r.finish_reason = "stop_sequence";
@@ -73,7 +73,7 @@ void RespondWhole(Server::Impl& s, const Job& job, Generation& gen, ChatWire& wi
 
 void StreamTo(Server::Impl& s, const Job& job, Generation& gen, ChatWire& wire) {
   wire.StreamBegin(job);
-  ChatOutput output(job.format, ToolIdPrefix(job));
+  ChatOutput output(job.format, ToolIdPrefix(job), /*stream_arguments=*/true);
   GenerationDelta delta;
   bool more = true;
   bool aborted = false;

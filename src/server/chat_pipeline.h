@@ -10,9 +10,12 @@
 // and hits the same prompt-cache entries.
 //
 // Invariants: a ChatWire sees StreamBegin once (streams only), then Deltas in
-// generation order, then exactly one of Finish or Fail. Deltas are the same
-// for streaming and whole responses (the whole reply is fed once), so both
-// shapes always agree. Not thread-safe: one HTTP thread drives a request.
+// generation order, then exactly one of Finish or Fail. Deltas carry the same
+// text for streaming and whole responses (the whole reply is fed once), so
+// both shapes agree; streamed, a tool call's arguments come in several
+// deltas (ChatOutput's stream_arguments), which only differs for a call cut
+// off or malformed after its arguments began (chat/tool_parser.h).
+// Not thread-safe: one HTTP thread drives a request.
 #pragma once
 
 #include <httplib.h>

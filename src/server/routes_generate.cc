@@ -198,7 +198,8 @@ void StreamTo(Server::Impl& s, const Job& job, Generation& gen, httplib::DataSin
     text_offset = job.echo.size();
   }
   GenerationDelta delta;
-  ChatOutput output(job.format, "call_" + job.meta.id.substr(job.meta.id.find('-') + 1) + "_");
+  ChatOutput output(job.format, "call_" + job.meta.id.substr(job.meta.id.find('-') + 1) + "_",
+                    /*stream_arguments=*/true);
   auto send_chat_deltas = [&](std::vector<json> deltas, const std::vector<TokenLogprob>* lp) {
     if (deltas.empty() && lp != nullptr && !lp->empty()) deltas.push_back({{"content", ""}});
     for (json& d : deltas) {
@@ -238,7 +239,7 @@ void StreamTo(Server::Impl& s, const Job& job, Generation& gen, httplib::DataSin
     s.metrics.ObserveFinished(gen.engine_usage());
     if (job.chat) {
       send_chat_deltas(output.Finish(), nullptr);
-      const std::string finish = output.has_tool_calls() ? "tool_calls" : gen.finish_reason();
+      const std::string finish = output.FinishReason(gen.finish_reason());
       json last = with_usage_null(ChatChunkJson(job.meta, json::object(), finish, nullptr));
       const std::string warning = ToolChoiceWarning(job, output);
       if (!warning.empty()) {

@@ -25,6 +25,11 @@ json ModelJson(Server::Impl& s) {
     model["warning"] =
         "This is reprise's built-in demo model: random weights, so its output is noise. "
         "Serve a real model with `make run MODEL=path.gguf`.";
+  } else if (s.config.model_is_scripted) {
+    model["scripted"] = true;
+    model["warning"] =
+        "This is a scripted test model: it replies with a fixed script whatever the prompt "
+        "(reprise's end-to-end tests use it). It is not a real model.";
   }
   return model;
 }

@@ -56,6 +56,7 @@ struct ServerConfig {
   std::string model_id;
   std::string model_description;
   bool model_output_is_noise = false;  // random-weight (demo) models
+  bool model_is_scripted = false;      // scripted test models (model/synthetic.h)
   int32_t n_vocab = 0;                 // the model's (for token ids and logit_bias)
   RequestDefaults defaults;            // --temp, --top-p, --top-k, --min-p, --max-tokens
   // /v1/messages: drop Claude Code's per-request "x-anthropic-billing-header:"

@@ -4,8 +4,12 @@
 // plain content, byte for byte; streaming in any chunking equals whole parsing.
 #include <gtest/gtest.h>
 
+#include <memory>
+#include <random>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "chat/tool_parser.h"
 #include "testing/fixtures.h"
@@ -34,31 +38,48 @@ ParsedOutput Collect(const std::vector<StreamEvent>& events) {
   return out;
 }
 
-// Parses whole and streamed in several chunkings; all must agree.
-ParsedOutput ParseAll(const std::string& text, const OutputFormat& f) {
+// Feeds `text` in pieces of `chunk` bytes; *arg_deltas counts the arguments
+// events (if given).
+std::vector<StreamEvent> Stream(const std::string& text, const OutputFormat& f, size_t chunk,
+                                bool stream_arguments, StreamParser** keep = nullptr) {
+  static thread_local std::unique_ptr<StreamParser> last;
+  last = std::make_unique<StreamParser>(f, "call_", stream_arguments);
+  std::vector<StreamEvent> events;
+  for (size_t i = 0; i < text.size(); i += chunk) {
+    for (auto& e : last->Feed(std::string_view(text).substr(i, chunk))) events.push_back(std::move(e));
+  }
+  for (auto& e : last->Finish()) events.push_back(std::move(e));
+  if (keep != nullptr) *keep = last.get();
+  return events;
+}
+
+void ExpectSame(const ParsedOutput& s, const ParsedOutput& whole, const std::string& what) {
+  EXPECT_EQ(s.content, whole.content) << what;
+  EXPECT_EQ(s.reasoning_content, whole.reasoning_content) << what;
+  EXPECT_EQ(s.tool_calls.size(), whole.tool_calls.size()) << what;
+  for (size_t k = 0; k < s.tool_calls.size() && k < whole.tool_calls.size(); ++k) {
+    EXPECT_EQ(s.tool_calls[k].name, whole.tool_calls[k].name) << what;
+    EXPECT_EQ(s.tool_calls[k].arguments, whole.tool_calls[k].arguments) << what;
+    EXPECT_EQ(s.tool_calls[k].id, whole.tool_calls[k].id) << what;
+  }
+}
+
+// Parses whole and streamed in several chunkings, with and (unless
+// `whole_only_when_streaming_args`) without argument streaming; all must agree.
+ParsedOutput ParseAll(const std::string& text, const OutputFormat& f, bool streaming_args_agree = true) {
   ParsedOutput whole = ParseOutput(text, f);
   for (size_t chunk : {1, 2, 3, 7, 64}) {
-    StreamParser p(f);
-    std::vector<StreamEvent> events;
-    for (size_t i = 0; i < text.size(); i += chunk) {
-      for (auto& e : p.Feed(std::string_view(text).substr(i, chunk))) events.push_back(std::move(e));
-    }
-    for (auto& e : p.Finish()) events.push_back(std::move(e));
-    ParsedOutput s = Collect(events);
-    EXPECT_EQ(s.content, whole.content) << "chunk " << chunk;
-    EXPECT_EQ(s.reasoning_content, whole.reasoning_content) << "chunk " << chunk;
-    EXPECT_EQ(s.tool_calls.size(), whole.tool_calls.size()) << "chunk " << chunk;
-    for (size_t k = 0; k < s.tool_calls.size() && k < whole.tool_calls.size(); ++k) {
-      EXPECT_EQ(s.tool_calls[k].name, whole.tool_calls[k].name);
-      EXPECT_EQ(s.tool_calls[k].arguments, whole.tool_calls[k].arguments);
-      EXPECT_EQ(s.tool_calls[k].id, whole.tool_calls[k].id);
+    ExpectSame(Collect(Stream(text, f, chunk, false)), whole, "chunk " + std::to_string(chunk));
+    if (streaming_args_agree) {
+      ExpectSame(Collect(Stream(text, f, chunk, true)), whole,
+                 "streaming arguments, chunk " + std::to_string(chunk));
     }
   }
   return whole;
 }
 
-void ExpectPlainContent(const std::string& text, const OutputFormat& f) {
-  ParsedOutput o = ParseAll(text, f);
+void ExpectPlainContent(const std::string& text, const OutputFormat& f, bool streaming_args_agree = true) {
+  ParsedOutput o = ParseAll(text, f, streaming_args_agree);
   EXPECT_EQ(o.content, text);
   EXPECT_TRUE(o.tool_calls.empty()) << text;
   EXPECT_TRUE(o.reasoning_content.empty()) << text;
@@ -99,7 +120,9 @@ TEST(HermesToolCalls, ProseMentioningTheTagIsContent) {
 }
 
 TEST(HermesToolCalls, MalformedAndTruncatedCallsAreContent) {
-  ExpectPlainContent("<tool_call>\n{\"name\": \"f\", \"arguments\": {\"a\": }\n</tool_call>", Hermes());
+  // Committed once its arguments began when streamed piece by piece (below).
+  ExpectPlainContent("<tool_call>\n{\"name\": \"f\", \"arguments\": {\"a\": }\n</tool_call>", Hermes(),
+                     /*streaming_args_agree=*/false);
   ExpectPlainContent("<tool_call>\n{\"arguments\": {}}\n</tool_call>", Hermes());
   ExpectPlainContent("<tool_call>\n{\"name\": \"get_current_weather\", \"argum", Hermes());
   ExpectPlainContent("<tool_ca", Hermes());
@@ -217,6 +240,194 @@ TEST(MistralToolCalls, MalformedAndTruncatedCallsAreContent) {
 TEST(NoToolFormat, EverythingIsContent) {
   ExpectPlainContent("<tool_call>{\"name\": \"f\", \"arguments\": {}}</tool_call>", OutputFormat{});
   ExpectPlainContent("  leading and trailing  \n", OutputFormat{});
+}
+
+// --- stream_arguments: Hermes call arguments stream as they are generated.
+
+int ArgumentEvents(const std::vector<StreamEvent>& events, int index) {
+  int n = 0;
+  for (const auto& e : events) n += e.kind == StreamEvent::Kind::kToolCallArguments && e.index == index;
+  return n;
+}
+
+TEST(StreamingArguments, ArgumentsArriveInManyDeltasThatConcatenateToTheWholeParse) {
+  const std::string text = std::string("<think>\nWeather.\n</think>\n\n<tool_call>\n") + kWeatherCall +
+                           "\n</tool_call>\n<tool_call>\n{\"name\": \"get_time\", \"arguments\": {}}\n</tool_call>";
+  const ParsedOutput whole = ParseAll(text, Qwen3());
+  ASSERT_EQ(whole.tool_calls.size(), 2u);
+  std::vector<StreamEvent> events = Stream(text, Qwen3(), 1, true);
+  // The start of call 0 comes before any of its arguments, and its
+  // arguments are many deltas, all before call 1 starts.
+  int starts = 0;
+  int deltas_before_start1 = 0;
+  for (const auto& e : events) {
+    if (e.kind == StreamEvent::Kind::kToolCallStart) {
+      EXPECT_EQ(e.index, starts++);
+    } else if (e.kind == StreamEvent::Kind::kToolCallArguments) {
+      EXPECT_EQ(e.index, starts - 1);
+      if (starts == 1) ++deltas_before_start1;
+    }
+  }
+  EXPECT_EQ(starts, 2);
+  EXPECT_GT(deltas_before_start1, 10);
+  EXPECT_EQ(ArgumentEvents(events, 1), 2);  // "{}" fed a byte at a time: "{", "}"
+  ExpectSame(Collect(events), whole, "chunk 1");
+  // Without stream_arguments: one delta per call.
+  EXPECT_EQ(ArgumentEvents(Stream(text, Qwen3(), 1, false), 0), 1);
+}
+
+TEST(StreamingArguments, TheStartGoesOutWhenTheArgumentsObjectOpens) {
+  StreamParser p(Hermes(), "call_x_", /*stream_arguments=*/true);
+  EXPECT_TRUE(p.Feed("<tool_call>\n{\"name\": \"get_time\", ").empty());
+  EXPECT_TRUE(p.Feed("\"arguments\": ").empty());
+  auto e = p.Feed("{\"tz\": \"UT");
+  ASSERT_EQ(e.size(), 2u);
+  EXPECT_EQ(e[0].kind, StreamEvent::Kind::kToolCallStart);
+  EXPECT_EQ(e[0].name, "get_time");
+  EXPECT_EQ(e[0].id, "call_x_0");
+  EXPECT_EQ(e[1].kind, StreamEvent::Kind::kToolCallArguments);
+  EXPECT_EQ(e[1].text, "{\"tz\":\"UT");
+  e = p.Feed("C\"}}\n</tool_");  // the object closes; a possible </tool_call> is held
+  ASSERT_EQ(e.size(), 1u);
+  EXPECT_EQ(e[0].text, "C\"}");
+  EXPECT_TRUE(p.Feed("call>").empty());
+  EXPECT_TRUE(p.Finish().empty());
+  EXPECT_FALSE(p.call_unfinished());
+}
+
+TEST(StreamingArguments, APossibleCloseTagInsideAStringIsHeldBack) {
+  StreamParser p(Hermes(), "call_", true);
+  auto e = p.Feed("<tool_call>{\"name\": \"f\", \"arguments\": {\"s\": \"a</tool_");
+  ASSERT_EQ(e.size(), 2u);
+  EXPECT_EQ(e[1].text, "{\"s\":\"a");
+  e = p.Feed("x\"}}</tool_call>");
+  ASSERT_EQ(e.size(), 1u);
+  EXPECT_EQ(e[0].text, "</tool_x\"}");
+}
+
+TEST(StreamingArguments, ACallCutOffMidArgumentsStaysACallAndIsUnfinished) {
+  StreamParser* p = nullptr;
+  auto events = Stream("Sure.\n<tool_call>\n{\"name\": \"write\", \"arguments\": {\"text\": \"hel", Hermes(), 1,
+                       true, &p);
+  ParsedOutput o = Collect(events);
+  EXPECT_EQ(o.content, "Sure.\n");
+  ASSERT_EQ(o.tool_calls.size(), 1u);
+  EXPECT_EQ(o.tool_calls[0].name, "write");
+  EXPECT_EQ(o.tool_calls[0].arguments, "{\"text\":\"hel");
+  EXPECT_TRUE(p->call_unfinished());
+  // Cut off before the arguments began: not committed, content as before.
+  events = Stream("<tool_call>\n{\"name\": \"write\", \"argu", Hermes(), 1, true, &p);
+  o = Collect(events);
+  EXPECT_TRUE(o.tool_calls.empty());
+  EXPECT_EQ(o.content, "<tool_call>\n{\"name\": \"write\", \"argu");
+  EXPECT_FALSE(p->call_unfinished());
+  // A malformed call that began streaming stays a call (not retracted).
+  o = Collect(Stream("<tool_call>\n{\"name\": \"f\", \"arguments\": {\"a\": }\n</tool_call>", Hermes(), 1, true, &p));
+  ASSERT_EQ(o.tool_calls.size(), 1u);
+  EXPECT_EQ(o.tool_calls[0].arguments, "{\"a\":}");
+  EXPECT_EQ(o.content, "");
+  EXPECT_FALSE(p->call_unfinished());  // it closed
+}
+
+TEST(StreamingArguments, OtherShapesAreEmittedWholeWhenTheyClose) {
+  for (const std::string body : {"{\"arguments\": {\"a\": 1}, \"name\": \"f\"}",
+                                 "{\"name\": \"f\", \"arguments\": \"{\\\"a\\\": 1}\"}",
+                                 "{\"name\": \"f\"}", "{\"name\": \"f\", \"id\": \"x\", \"arguments\": {\"a\": [1, 2]}}"}) {
+    const std::string text = "<tool_call>" + body + "</tool_call>";
+    const ParsedOutput whole = ParseAll(text, Hermes());
+    ASSERT_EQ(whole.tool_calls.size(), 1u) << body;
+    EXPECT_EQ(ArgumentEvents(Stream(text, Hermes(), 1, true), 0), 1) << body;
+  }
+}
+
+// Random JSON written with arbitrary whitespace, escapes (\/, \uXXXX,
+// surrogate pairs, short escapes written as \u00XX) and number spellings:
+// the streamed canonical text equals dump() of the parsed value.
+std::string RandomSpace(std::mt19937& rng) {
+  static const char* kWs[] = {"", "", " ", "\n  ", "\t", "\r\n"};
+  return kWs[rng() % 6];
+}
+
+std::string RandomString(std::mt19937& rng) {
+  std::string s = "\"";
+  const int n = static_cast<int>(rng() % 8);
+  for (int i = 0; i < n; ++i) {
+    switch (rng() % 12) {
+      case 0: s += "\\n"; break;
+      case 1: s += "\\\""; break;
+      case 2: s += "\\\\"; break;
+      case 3: s += "\\/"; break;
+      case 4: s += "\\u00e9"; break;
+      case 5: s += "\\u0007"; break;
+      case 6: s += "\\ud83d\\ude00"; break;
+      case 7: s += "\xc3\xa9t\xc3\xa9"; break;  // UTF-8 as is
+      case 8: s += "\\u000A\\u0022\\u005c\\u001F"; break;
+      case 9: s += "\\t\\b\\f\\r"; break;
+      case 10: s += "</tool"; break;
+      default: s += "abc xyz"; break;
+    }
+  }
+  return s + "\"";
+}
+
+std::string RandomNumber(std::mt19937& rng) {
+  static const char* kNums[] = {"0", "-0", "12", "-7", "1.50", "1e5", "2E-3", "-0.0", "3.14159265358979323846",
+                                "18446744073709551615", "18446744073709551616", "1.0", "100000000000000000000"};
+  return kNums[rng() % 13];
+}
+
+std::string RandomValue(std::mt19937& rng, int depth) {
+  const int kind = static_cast<int>(rng() % (depth > 3 ? 4 : 6));
+  switch (kind) {
+    case 0: return RandomString(rng);
+    case 1: return RandomNumber(rng);
+    case 2: return rng() % 2 ? "true" : "null";
+    case 3: return "false";
+    case 4: {
+      std::string a = "[" + RandomSpace(rng);
+      const int n = static_cast<int>(rng() % 4);
+      for (int i = 0; i < n; ++i) a += (i ? "," + RandomSpace(rng) : "") + RandomValue(rng, depth + 1) + RandomSpace(rng);
+      return a + "]";
+    }
+    default: {
+      std::string o = "{" + RandomSpace(rng);
+      const int n = static_cast<int>(rng() % 4);
+      for (int i = 0; i < n; ++i) {
+        o += (i ? "," + RandomSpace(rng) : "") + "\"k" + std::to_string(i) + "\"" + RandomSpace(rng) + ":" +
+             RandomSpace(rng) + RandomValue(rng, depth + 1) + RandomSpace(rng);
+      }
+      return o + "}";
+    }
+  }
+}
+
+TEST(StreamingArguments, CanonicalTextEqualsDumpOfTheParsedArguments) {
+  std::mt19937 rng(7);
+  for (int iter = 0; iter < 400; ++iter) {
+    std::string args = "{" + RandomSpace(rng);
+    const int n = 1 + static_cast<int>(rng() % 4);
+    for (int i = 0; i < n; ++i) {
+      args += (i ? "," + RandomSpace(rng) : "") + "\"a" + std::to_string(i) + "\"" + RandomSpace(rng) + ":" +
+              RandomSpace(rng) + RandomValue(rng, 0) + RandomSpace(rng);
+    }
+    args += "}";
+    const nlohmann::ordered_json parsed = nlohmann::ordered_json::parse(args, nullptr, false);
+    ASSERT_FALSE(parsed.is_discarded()) << args;
+    const std::string text = "<tool_call>\n{\"name\": \"f\"," + RandomSpace(rng) + "\"arguments\": " + args +
+                             RandomSpace(rng) + "}\n</tool_call>";
+    const ParsedOutput whole = ParseOutput(text, Hermes());
+    ASSERT_EQ(whole.tool_calls.size(), 1u) << text;
+    ASSERT_EQ(whole.tool_calls[0].arguments, parsed.dump()) << text;
+    for (size_t chunk : {1, 2, 5}) {
+      std::vector<StreamEvent> events = Stream(text, Hermes(), chunk, true);
+      const ParsedOutput s = Collect(events);
+      ASSERT_EQ(s.tool_calls.size(), 1u) << text;
+      ASSERT_EQ(s.tool_calls[0].arguments, whole.tool_calls[0].arguments) << "chunk " << chunk << ": " << text;
+      if (chunk == 1) {
+        EXPECT_GT(ArgumentEvents(events, 0), 1) << text;
+      }
+    }
+  }
 }
 
 TEST(DetectOutputFormat, ChoosesFromRealTemplates) {

@@ -137,6 +137,7 @@ TEST(SyntheticModel, ByteLevelVocabEncodesOneTokenPerByteAndRoundTrips) {
   auto synthetic = (*f)->GetBoolOr("reprise.synthetic", false);
   ASSERT_TRUE(synthetic.ok());
   EXPECT_TRUE(*synthetic);
+  EXPECT_FALSE(*(*f)->GetBoolOr("reprise.scripted", false));  // random weights: the demo kind
   auto tok = tokenizer::Tokenizer::FromGguf(**f);
   ASSERT_TRUE(tok.ok()) << tok.status().message();
   const std::string text = "h\xc3\xa9llo <|im_end|>";

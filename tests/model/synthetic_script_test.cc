@@ -101,6 +101,28 @@ TEST(ScriptedModel, GreedyDecodingEmitsTheScriptThenStops) {
   }
 }
 
+// reply_ends: a reply ends after the marked piece; the piece after it starts
+// a reply only when the prompt ends with it (here a marker the prompt ends in).
+TEST(ScriptedModel, ReplyEndsSplitTheScriptIntoRepliesChosenByThePromptsLastPiece) {
+  SyntheticModelSpec spec =
+      ScriptSpec({"<tool_call>{}", "</tool_call>", "[[after tool]]", "The answer", "."});
+  spec.reply_ends = {1};
+  Loaded l = WriteAndLoad(spec, "scripted_two_replies");
+  ASSERT_NE(l.model, nullptr);
+  std::vector<int32_t> ids;
+  bool stopped = false;
+  EXPECT_EQ(Generate(l, "<|im_start|>assistant\n", 20, &ids, &stopped),
+            "<tool_call>{}</tool_call>");
+  EXPECT_TRUE(stopped);
+  ids.clear();
+  EXPECT_EQ(Generate(l, "<tool_response>x</tool_response><|im_start|>assistant\n[[after tool]]", 20,
+                     &ids, &stopped),
+            "The answer.");
+  EXPECT_TRUE(stopped);
+  spec.reply_ends = {5};
+  EXPECT_FALSE(WriteSyntheticModel(spec, testing::TempDir() + "/bad_ends.gguf").ok());
+}
+
 TEST(ScriptedModel, RepeatedPiecesAreDistinctTokensAndMetadataIsSet) {
   SyntheticModelSpec spec = ScriptSpec({"ab", "-", "ab", "-", "end"});
   spec.chat_template = "{{ messages[0].content }}";
@@ -114,6 +136,7 @@ TEST(ScriptedModel, RepeatedPiecesAreDistinctTokensAndMetadataIsSet) {
   auto f = gguf::File::Open(testing::TempDir() + "/scripted_repeat.gguf");
   ASSERT_TRUE(f.ok());
   EXPECT_TRUE(*(*f)->GetBoolOr("reprise.synthetic", false));
+  EXPECT_TRUE(*(*f)->GetBoolOr("reprise.scripted", false));  // a test model, not the demo
   auto tmpl = (*f)->GetString("tokenizer.chat_template");
   ASSERT_TRUE(tmpl.ok());
   EXPECT_EQ(*tmpl, "{{ messages[0].content }}");

@@ -6,10 +6,11 @@
 //   <think>\nThe user asks about Paris.\n</think>\n\n<tool_call>\n{"name": "get_weather",
 //   "arguments": {"city": "Paris"}}\n</tool_call>
 // (tests/server/node_client_test.cc makes it with Qwen 3's template, starts
-// the server and passes its base URL and key):
+// the server and passes its base URL and key; the arguments are three tokens):
 //   node agent_apis_client.test.mjs http://127.0.0.1:PORT KEY
 // Each SDK parses the reasoning and the call, sends the tool's result back,
-// and the follow-up reports prompt tokens read from the cache.
+// and the follow-up reports prompt tokens read from the cache. Streamed, the
+// call's arguments arrive as several input_json_delta / arguments.delta events.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import Anthropic from '@anthropic-ai/sdk';
@@ -44,7 +45,7 @@ function assertAnthropicCall(message) {
   assert.equal(message.content[0].thinking, reasoning);
   assert.equal(message.content[1].name, 'get_weather');
   assert.deepEqual(message.content[1].input, { city: 'Paris' });
-  assert.equal(message.usage.output_tokens, 8);
+  assert.equal(message.usage.output_tokens, 9);  // one token per script piece
   assert.ok(message.usage.input_tokens + message.usage.cache_read_input_tokens > 0);
 }
 
@@ -56,11 +57,17 @@ test('anthropic: messages.stream assembles the same message from the events', as
   const stream = anthropic.messages.stream(anthropicAsk);
   const types = [];
   let json = '';
+  let jsonDeltas = 0;
   stream.on('streamEvent', (e) => types.push(e.type));
-  stream.on('inputJson', (delta) => { json += delta; });
+  stream.on('inputJson', (delta) => {
+    json += delta;
+    jsonDeltas += 1;
+  });
   const message = await stream.finalMessage();
   assertAnthropicCall(message);
   assert.deepEqual(JSON.parse(json), { city: 'Paris' });
+  assert.equal(json, '{"city":"Paris"}');
+  assert.ok(jsonDeltas > 1, `input_json_delta came in ${jsonDeltas} event(s)`);
   assert.equal(types[0], 'message_start');
   assert.equal(types.at(-2), 'message_delta');
   assert.equal(types.at(-1), 'message_stop');
@@ -120,7 +127,7 @@ function assertResponsesCall(response) {
   const call = response.output[1];
   assert.equal(call.name, 'get_weather');
   assert.deepEqual(JSON.parse(call.arguments), { city: 'Paris' });
-  assert.equal(response.usage.output_tokens, 8);
+  assert.equal(response.usage.output_tokens, 9);  // one token per script piece
   assert.equal(typeof response.usage.input_tokens_details.cached_tokens, 'number');
   return call;
 }
@@ -133,12 +140,18 @@ test('openai: responses.create streams the Responses event sequence', async () =
   const stream = await openai.responses.create({ ...responsesAsk, stream: true });
   const types = [];
   let args = '';
+  let argDeltas = 0;
   let completed = null;
   for await (const event of stream) {
     types.push(event.type);
-    if (event.type === 'response.function_call_arguments.delta') args += event.delta;
+    if (event.type === 'response.function_call_arguments.delta') {
+      args += event.delta;
+      argDeltas += 1;
+    }
     if (event.type === 'response.completed') completed = event.response;
   }
+  assert.ok(argDeltas > 1, `function_call_arguments.delta came ${argDeltas} time(s)`);
+  assert.equal(args, completed.output[1].arguments);
   assert.equal(types[0], 'response.created');
   assert.equal(types.at(-1), 'response.completed');
   assert.ok(types.includes('response.output_item.added'));

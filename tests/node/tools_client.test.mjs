@@ -3,12 +3,13 @@
 // against a `reprise serve` whose scripted model always replies
 //   <think>\nThe user asks about Paris.\n</think>\n\n<tool_call>\n{"name": "get_weather",
 //   "arguments": {"city": "Paris"}}\n</tool_call>
-// over several tokens (tests/server/node_client_test.cc makes the model with
+// over several tokens, the arguments over three (tests/server/node_client_test.cc makes the model with
 // Qwen 3's chat template, starts the server and passes its base URL and key):
 //   node tools_client.test.mjs http://127.0.0.1:PORT KEY
 // Each SDK parses the call, its arguments, the finish reason and (where the
 // SDK exposes it) the reasoning, streaming and not, and sends a conversation
-// with the tool's result back.
+// with the tool's result back. Streamed, the arguments arrive as several
+// deltas (the server streams them as they are generated).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import OpenAI from 'openai';
@@ -80,18 +81,22 @@ test('openai: streamed tool-call deltas assemble into the same call', async () =
   });
   const calls = [];
   let finish = null;
+  let argumentDeltas = 0;
   for await (const chunk of stream) {
     const c = chunk.choices[0];
     if (!c) continue;
     if (c.finish_reason) finish = c.finish_reason;
     for (const tc of c.delta.tool_calls ?? []) {
       if (tc.id) calls[tc.index] = { id: tc.id, type: tc.type, function: { name: tc.function.name, arguments: '' } };
+      if (tc.function?.arguments) argumentDeltas += 1;
       calls[tc.index].function.arguments += tc.function?.arguments ?? '';
     }
   }
   assert.equal(finish, 'tool_calls');
   assert.equal(calls.length, 1);
   assertWeatherCall(calls[0]);
+  assert.equal(calls[0].function.arguments, '{"city":"Paris"}');
+  assert.ok(argumentDeltas > 1, `arguments came in ${argumentDeltas} delta(s)`);
 });
 
 test('openai: a conversation with the tool result is accepted', async () => {
@@ -177,11 +182,20 @@ test('ai-sdk: streamText streams reasoning and the tool call', async () => {
   const kinds = new Set();
   const errors = [];
   let reasoningText = '';
+  let inputDeltas = '';
+  let inputDeltaCount = 0;
   for await (const part of result.fullStream) {
     kinds.add(part.type);
     if (part.type === 'error') errors.push(part.error);
     if (part.type === 'reasoning-delta') reasoningText += part.text;
+    if (part.type === 'tool-input-delta') {
+      inputDeltas += part.delta;
+      inputDeltaCount += 1;
+    }
   }
+  // The provider passes the argument deltas on as tool-input-delta parts.
+  assert.ok(inputDeltaCount > 1, `tool input came in ${inputDeltaCount} delta(s)`);
+  assert.deepEqual(JSON.parse(inputDeltas), { city: 'Paris' });
   assert.deepEqual(errors, []);
   const calls = await result.toolCalls;
   assert.equal(calls.length, 1);

@@ -63,6 +63,37 @@ TEST_F(HttpApiTest, ModelsListsTheModelAndSaysItsOutputIsNoise) {
   EXPECT_EQ(m["object"], "model");
   EXPECT_NE(m["id"].get<std::string>().find("noise"), std::string::npos);
   EXPECT_EQ(m["output_is_noise"], true);
+  EXPECT_NE(m["warning"].get<std::string>().find("built-in demo model"), std::string::npos);
+  EXPECT_FALSE(m.contains("scripted"));
+  EXPECT_NE(S().Log().find("this is a random-weight demo model"), std::string::npos);
+}
+
+// A scripted test model (model/synthetic.h) is labelled as one, not as the
+// random-weight demo: in the log and in /v1/models.
+TEST(ModelLabelTest, AScriptedTestModelIsNotLabelledAsTheRandomWeightDemo) {
+  const std::string model = ScriptedChatModel("scripted_label", {"Hello", "!"}, "");
+  ASSERT_FALSE(model.empty());
+  std::string error;
+  auto s = ServerProcess::Start(model, {}, &error);
+  ASSERT_NE(s, nullptr) << error;
+  HttpResult r = s->Get("/v1/models");
+  ASSERT_EQ(r.status, 200) << r.body;
+  const Json& m = r.json["data"][0];
+  EXPECT_EQ(m["output_is_noise"], false) << r.body;
+  EXPECT_EQ(m["scripted"], true) << r.body;
+  EXPECT_EQ(m["id"], "scripted_label") << r.body;  // no "-random-weights-output-is-noise"
+  EXPECT_NE(m["warning"].get<std::string>().find("scripted test model"), std::string::npos);
+  EXPECT_EQ(m["warning"].get<std::string>().find("demo"), std::string::npos);
+  const std::string log = s->Log();
+  EXPECT_NE(log.find("this is a scripted test model"), std::string::npos) << log;
+  EXPECT_EQ(log.find("random-weight demo"), std::string::npos) << log;
+  // It still serves its script.
+  HttpResult c =
+      s->Post("/v1/chat/completions",
+              {{"messages", {{{"role", "user"}, {"content", "hi"}}}}, {"temperature", 0}});
+  ASSERT_EQ(c.status, 200) << c.body;
+  EXPECT_EQ(c.json["choices"][0]["message"]["content"], "Hello!");
+  EXPECT_EQ(s->Stop(), 0);
 }
 
 TEST_F(HttpApiTest, HealthIsOkWhileTheEngineRuns) {

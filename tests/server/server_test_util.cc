@@ -74,7 +74,8 @@ std::string ChatModel(const std::string& name, int64_t n_embd, int64_t n_layers,
 }
 
 std::string ScriptedChatModel(const std::string& name, const std::vector<std::string>& script,
-                              const std::string& chat_template, int64_t n_ctx) {
+                              const std::string& chat_template, int64_t n_ctx,
+                              const std::vector<int64_t>& reply_ends) {
   const std::string path = TempDir() + "/" + name + ".gguf";
   model::SyntheticModelSpec spec;
   spec.name = "reprise-test (scripted: it replays a fixed reply)";
@@ -86,6 +87,7 @@ std::string ScriptedChatModel(const std::string& name, const std::vector<std::st
   spec.n_ff = 64;
   spec.n_ctx = n_ctx;
   spec.script = script;
+  spec.reply_ends = reply_ends;
   spec.chat_template = chat_template;
   return model::WriteSyntheticModel(spec, path).ok() ? path : "";
 }

@@ -28,8 +28,10 @@ std::string ChatModel(const std::string& name, int64_t n_embd, int64_t n_layers,
 // A scripted model (model/synthetic.h: whatever the prompt, greedy decoding
 // replays `script`, one token per piece, then EOS) with `chat_template` as
 // tokenizer.chat_template, written into TempDir() as NAME.gguf; "" on error.
+// `reply_ends`: SyntheticModelSpec::reply_ends (several replies in one script).
 std::string ScriptedChatModel(const std::string& name, const std::vector<std::string>& script,
-                              const std::string& chat_template, int64_t n_ctx = 4096);
+                              const std::string& chat_template, int64_t n_ctx = 4096,
+                              const std::vector<int64_t>& reply_ends = {});
 // Qwen 3's chat template (renders tools, Hermes <tool_call>, <think>), read in
 // place from ../shared/fixtures; "" when the fixture is missing.
 std::string Qwen3TemplatePath();

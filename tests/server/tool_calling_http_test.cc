@@ -235,7 +235,7 @@ TEST_F(ToolCallingHttpTest, TwoCallsInOneReplyHaveTheirOwnIndexAndId) {
   EXPECT_EQ(s.finish, "tool_calls");
 }
 
-TEST_F(ToolCallingHttpTest, MalformedAndTruncatedCallsComeBackAsContentByteForByte) {
+TEST_F(ToolCallingHttpTest, MalformedAndTruncatedCallsAreContentWholeAndStayCallsOnceStreamed) {
   for (const std::string name : {"malformed", "truncated"}) {
     HttpResult r = Server(name).Post("/v1/chat/completions", Ask());
     ASSERT_EQ(r.status, 200) << r.body;
@@ -243,10 +243,18 @@ TEST_F(ToolCallingHttpTest, MalformedAndTruncatedCallsComeBackAsContentByteForBy
     EXPECT_EQ(m["content"], ScriptText(name)) << name;
     EXPECT_FALSE(m.contains("tool_calls")) << name << ": " << r.body;
     EXPECT_EQ(r.json["choices"][0]["finish_reason"], "stop") << name;
+    // Streamed, a call is committed once its name and the start of its
+    // arguments are in (the arguments then stream): it stays a call with
+    // what streamed; one the output ended inside finishes with the
+    // generation's reason, not tool_calls.
     Streamed s = Collect(Server(name).Post("/v1/chat/completions", Ask(true)));
-    EXPECT_EQ(s.content, ScriptText(name)) << name;
-    EXPECT_TRUE(s.calls.empty()) << name;
-    EXPECT_EQ(s.finish, "stop") << name;
+    EXPECT_EQ(s.content, "") << name;
+    ASSERT_EQ(s.calls.size(), 1u) << name;
+    EXPECT_EQ(s.calls[0]["function"]["name"], "get_weather");
+    EXPECT_EQ(s.calls[0]["function"]["arguments"],
+              name == "malformed" ? "{\"city\":}" : "{\"city\"")
+        << name;
+    EXPECT_EQ(s.finish, name == "malformed" ? "tool_calls" : "stop") << name;
   }
   // A call cut off by max_tokens is content too, with finish_reason length.
   Json ask = Ask();
