@@ -1,7 +1,7 @@
 // The output parser state machine (see tool_parser.h). Invariant: every input
 // byte ends up in exactly one place — a content or reasoning delta, a tool
 // call, or (only whitespace around tags and calls) dropped — and nothing is
-// emitted before it is certain (with stream_arguments: a Hermes call is
+// emitted before it is certain (with stream_arguments: a JSON call is
 // certain once its name and the start of its arguments object are in).
 #include "chat/tool_parser.h"
 
@@ -11,6 +11,11 @@
 #include <nlohmann/json.hpp>
 
 namespace reprise::chat {
+namespace internal {
+struct Call {
+  std::string name, arguments, id;
+};
+}  // namespace internal
 namespace {
 
 using Json = nlohmann::ordered_json;
@@ -82,9 +87,7 @@ StreamEvent Event(StreamEvent::Kind kind, std::string text = "") {
 
 Json ParseJson(std::string_view s) { return Json::parse(s.begin(), s.end(), nullptr, /*allow_exceptions=*/false); }
 
-struct Call {
-  std::string name, arguments, id;
-};
+using internal::Call;
 
 // {"name": "f", "arguments"|"parameters": {..} or "<json text>"} -> Call.
 bool CallFromJson(const Json& j, Call* call) {
@@ -255,16 +258,21 @@ int32_t Hex4(std::string_view s, size_t at) {
   return v;
 }
 
-// How far the body of a Hermes call matches  {"name": "<name>", "arguments": {
-// (JSON whitespace anywhere between tokens).
-struct HermesHead {
+// How far a call body matches  {"name": "<name>", "<key>": {  for one of
+// `keys` (JSON whitespace anywhere between tokens): Hermes and Mistral use
+// "arguments", Llama 3 "parameters" (or "arguments").
+struct CallHead {
   enum class Status { kNeedMore, kNoMatch, kMatched } status = Status::kNeedMore;
   std::string name;
   size_t arguments_at = 0;  // kMatched: offset of the arguments' '{'
 };
 
-HermesHead MatchHermesHead(std::string_view body) {
-  HermesHead h;
+constexpr std::string_view kArgumentsKey[] = {"\"arguments\""};
+constexpr std::string_view kLlamaKeys[] = {"\"parameters\"", "\"arguments\""};
+
+template <size_t N>
+CallHead MatchCallHead(std::string_view body, const std::string_view (&keys)[N]) {
+  CallHead h;
   size_t i = 0;
   auto skip_ws = [&] {
     while (i < body.size() && IsWs(body[i])) ++i;
@@ -275,16 +283,32 @@ HermesHead MatchHermesHead(std::string_view body) {
     if (!skip_ws()) return false;
     const size_t n = std::min(lit.size(), body.size() - i);
     if (body.substr(i, n) != lit.substr(0, n)) {
-      h.status = HermesHead::Status::kNoMatch;
+      h.status = CallHead::Status::kNoMatch;
       return false;
     }
     if (n < lit.size()) return false;
     i += n;
     return true;
   };
+  // One of `keys`: false while the body is a prefix of some, kNoMatch if of none.
+  auto key = [&] {
+    if (!skip_ws()) return false;
+    bool prefix = false;
+    for (std::string_view k : keys) {
+      const size_t n = std::min(k.size(), body.size() - i);
+      if (body.substr(i, n) != k.substr(0, n)) continue;
+      if (n == k.size()) {
+        i += n;
+        return true;
+      }
+      prefix = true;
+    }
+    if (!prefix) h.status = CallHead::Status::kNoMatch;
+    return false;
+  };
   if (!literal("{") || !literal("\"name\"") || !literal(":") || !skip_ws()) return h;
   if (body[i] != '"') {
-    h.status = HermesHead::Status::kNoMatch;
+    h.status = CallHead::Status::kNoMatch;
     return h;
   }
   const size_t name_at = i;
@@ -295,19 +319,35 @@ HermesHead MatchHermesHead(std::string_view body) {
   ++i;
   const Json name = ParseJson(body.substr(name_at, i - name_at));
   if (!name.is_string() || name.get<std::string>().empty()) {
-    h.status = HermesHead::Status::kNoMatch;
+    h.status = CallHead::Status::kNoMatch;
     return h;
   }
-  if (!literal(",") || !literal("\"arguments\"") || !literal(":") || !literal("{")) return h;
-  h.status = HermesHead::Status::kMatched;
+  if (!literal(",") || !key() || !literal(":") || !literal("{")) return h;
+  h.status = CallHead::Status::kMatched;
   h.name = name.get<std::string>();
   h.arguments_at = i - 1;
   return h;
 }
 
+// A call id of Mistral's shape (9 letters and digits, which Mistral's chat
+// templates require of the ids sent back), derived from the request's id
+// prefix and the call's index: for a streamed [TOOL_CALLS][..] call, whose
+// own "id" (if any) follows its arguments, so is not known when it starts.
+std::string MistralId(const std::string& prefix, int index) {
+  uint64_t h = 14695981039346656037ull;  // FNV-1a
+  for (char c : prefix + std::to_string(index)) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+  static const char kAlnum[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+  std::string id;
+  for (int k = 0; k < 9; ++k) {
+    id.push_back(kAlnum[h % 62]);
+    h /= 62;
+  }
+  return id;
+}
+
 }  // namespace
 
-// A streaming Hermes call: its index, how much of the call body has been
+// A streaming call: its index, how much of the call body has been
 // read, and a writer that turns the raw text of the arguments object into the
 // text CallFromJson produces for it (Json::dump() of the parsed object) while
 // it arrives: whitespace outside strings is dropped, structural characters
@@ -695,7 +735,7 @@ bool StreamParser::StepHermes(bool final) {
   // Stream only a call that is still open (or already streaming): one that
   // closes within this Feed is checked whole, as without streaming.
   if (stream_arguments_ && (live_ != nullptr || (!closed && !final))) {
-    StreamHermes(closed ? p : buf_.size() - PartialTagSuffix(buf_, kHermesClose));
+    StreamCall(0, closed ? p : buf_.size() - PartialTagSuffix(buf_, kHermesClose), HeadKeys::kArguments);
   }
   if (!closed && !final) return false;
   std::string body = closed ? buf_.substr(0, p) : buf_;
@@ -706,15 +746,7 @@ bool StreamParser::StepHermes(bool final) {
   std::string_view trimmed = Trim(body);
   const bool valid = CallFromJson(ParseJson(trimmed), &call);
   if (live_ != nullptr) {  // committed: it stays a call
-    const std::string& streamed = live_->streamed();
-    if (valid && call.arguments.size() > streamed.size() &&
-        call.arguments.compare(0, streamed.size(), streamed) == 0) {
-      EmitArguments(live_->index(), call.arguments.substr(streamed.size()));
-    }
-    if (!valid && !closed) call_unfinished_ = true;
-    live_.reset();
-    held_ws_.clear();
-    line_start_ = true;
+    EndLive(valid ? &call.arguments : nullptr, closed);
   } else if (valid) {
     EmitCall(call.name, call.arguments);
   } else {
@@ -723,26 +755,108 @@ bool StreamParser::StepHermes(bool final) {
   return true;
 }
 
-void StreamParser::StreamHermes(size_t limit) {
+void StreamParser::StreamCall(size_t from, size_t limit, HeadKeys keys) {
   if (live_ == nullptr) {
-    if (head_failed_) return;
-    const HermesHead head = MatchHermesHead(std::string_view(buf_).substr(0, limit));
-    if (head.status == HermesHead::Status::kNoMatch) head_failed_ = true;
-    if (head.status != HermesHead::Status::kMatched) return;
-    live_ = std::make_unique<ArgumentStream>(StartCall(head.name, ""), head.arguments_at);
+    if (head_failed_ || limit < from) return;
+    const std::string_view body = std::string_view(buf_).substr(from, limit - from);
+    const CallHead head = keys == HeadKeys::kLlama ? MatchCallHead(body, kLlamaKeys) : MatchCallHead(body, kArgumentsKey);
+    if (head.status == CallHead::Status::kNoMatch) head_failed_ = true;
+    if (head.status != CallHead::Status::kMatched) return;
+    const int index = next_index_;
+    live_ = std::make_unique<ArgumentStream>(
+        StartCall(head.name, keys == HeadKeys::kMistral ? MistralId(id_prefix_, index) : ""), from + head.arguments_at);
   }
+  ReadLive(limit);
+}
+
+void StreamParser::ReadLive(size_t limit) {
   std::string text = live_->Read(buf_, limit);
   if (text.empty()) return;
   live_->Record(text);
   EmitArguments(live_->index(), std::move(text));
 }
 
+void StreamParser::StreamSequence(size_t first, size_t limit, HeadKeys keys) {
+  const bool mistral = keys == HeadKeys::kMistral;
+  while (true) {
+    if (live_ != nullptr) {
+      ReadLive(limit);
+      if (!live_->done()) return;
+      const size_t e = JsonEnd(buf_, elem_at_);
+      if (e == std::string::npos || e > limit) return;
+      Call c;
+      const bool ok = CallFromJson(ParseJson(std::string_view(buf_).substr(elem_at_, e - elem_at_)), &c);
+      EndLive(ok ? &c.arguments : nullptr, true);
+      ++seq_elems_;
+      seq_next_ = e;
+      continue;
+    }
+    if (head_failed_) return;
+    // The next element: after the opening (first), or after the previous
+    // element and its separator (Mistral: one ','; Llama 3: ';'s and spaces).
+    size_t p = seq_elems_ == 0 ? first : seq_next_;
+    bool separated = seq_elems_ == 0 || !mistral;
+    while (p < limit && (IsWs(buf_[p]) || (buf_[p] == (mistral ? ',' : ';') && !(mistral && separated)))) {
+      if (buf_[p] == ',') separated = true;
+      ++p;
+    }
+    if (p >= limit) return;
+    if (buf_[p] != '{' || !separated) {
+      head_failed_ = true;  // the end of the sequence, or another shape: the rest comes whole
+      return;
+    }
+    elem_at_ = p;
+    StreamCall(p, limit, keys);
+    if (live_ == nullptr) return;
+  }
+}
+
+void StreamParser::EndSequence(const std::vector<Call>* calls, bool closed, bool model_ids) {
+  size_t k = seq_elems_;
+  if (live_ != nullptr) {
+    EndLive(calls != nullptr && k < calls->size() ? &(*calls)[k].arguments : nullptr, closed);
+    ++k;
+  }
+  if (calls != nullptr) {
+    for (; k < calls->size(); ++k) EmitCall((*calls)[k].name, (*calls)[k].arguments, model_ids ? (*calls)[k].id : "");
+  }
+  seq_elems_ = 0;
+  seq_next_ = 0;
+  head_failed_ = false;
+}
+
+void StreamParser::EndLive(const std::string* arguments, bool closed) {
+  const std::string& streamed = live_->streamed();
+  if (arguments != nullptr && arguments->size() > streamed.size() &&
+      arguments->compare(0, streamed.size(), streamed) == 0) {
+    EmitArguments(live_->index(), arguments->substr(streamed.size()));
+  }
+  if (arguments == nullptr && !closed) call_unfinished_ = true;
+  live_.reset();
+  head_failed_ = false;
+  held_ws_.clear();
+  line_start_ = true;
+}
+
 bool StreamParser::StepJson(bool final) {
   size_t i = FirstNonWs(buf_);
   size_t end = JsonEnd(buf_, i);
+  // As in StepHermes: stream only a call still open (or already streaming).
+  if (stream_arguments_ && (live_ != nullptr || (end == std::string::npos && !final))) {
+    StreamCall(0, end == std::string::npos ? buf_.size() : end, HeadKeys::kLlama);
+  }
   if (end == std::string::npos && !final) return false;
   Call call;
-  if (end != std::string::npos && CallFromJson(ParseJson(std::string_view(buf_).substr(i, end - i)), &call)) {
+  const bool valid =
+      end != std::string::npos && CallFromJson(ParseJson(std::string_view(buf_).substr(i, end - i)), &call);
+  if (live_ != nullptr) {  // committed: it stays a call
+    EndLive(valid ? &call.arguments : nullptr, end != std::string::npos);
+    buf_.erase(0, end == std::string::npos ? buf_.size() : end);
+    mode_ = Mode::kStart;
+    return true;
+  }
+  head_failed_ = false;
+  if (valid) {
     EmitCall(call.name, call.arguments);
     buf_.erase(0, end);
     mode_ = Mode::kStart;
@@ -756,19 +870,31 @@ bool StreamParser::StepJson(bool final) {
 bool StreamParser::StepPythonTag(bool final) {
   size_t p = buf_.find("<|eom_id|>");
   if (p == std::string::npos) p = buf_.find("<|eot_id|>");
-  if (p == std::string::npos && !final) return false;
   const bool closed = p != std::string::npos;
+  const bool committed = live_ != nullptr || seq_elems_ > 0;
+  if (stream_arguments_ && (committed || (!closed && !final))) {
+    // JSON calls stream; text that may be the end tag is held back.
+    const size_t hold = std::max(PartialTagSuffix(buf_, "<|eom_id|>"), PartialTagSuffix(buf_, "<|eot_id|>"));
+    StreamSequence(0, closed ? p : buf_.size() - hold, HeadKeys::kLlama);
+  }
+  if (!closed && !final) return false;
   std::string body = closed ? buf_.substr(0, p) : buf_;
   std::string raw = closed ? buf_.substr(0, p + 10) : buf_;
   buf_.erase(0, raw.size());
   mode_ = Mode::kContent;
   std::vector<Call> calls;
   Call py;
-  if (CallsFromJsonText(body, &calls)) {
+  const bool json = CallsFromJsonText(body, &calls);
+  if (live_ != nullptr || seq_elems_ > 0) {  // committed: they stay calls
+    EndSequence(json ? &calls : nullptr, closed, /*model_ids=*/false);
+  } else if (json) {
+    head_failed_ = false;
     for (const Call& c : calls) EmitCall(c.name, c.arguments);
   } else if (CallFromPython(body, &py)) {
+    head_failed_ = false;
     EmitCall(py.name, py.arguments);
   } else {
+    head_failed_ = false;
     EmitContent(std::string(kPythonTag) + raw);
   }
   return true;
@@ -779,18 +905,34 @@ bool StreamParser::StepMistral(bool final) {
     EmitContent(std::string(kMistralCalls) + buf_.substr(0, consumed));
     buf_.erase(0, consumed);
     mode_ = Mode::kContent;
+    head_failed_ = false;
     return true;
   };
   size_t i = FirstNonWs(buf_);
   if (i == std::string::npos) return final ? fallback(buf_.size()) : false;
   if (buf_[i] == '[' && buf_.compare(i, kMistralArgs.size(), kMistralArgs) != 0) {
     size_t end = JsonEnd(buf_, i);
+    const bool committed = live_ != nullptr || seq_elems_ > 0;
+    if (stream_arguments_ && (committed || (end == std::string::npos && !final))) {
+      StreamSequence(i + 1, end == std::string::npos ? buf_.size() : end, HeadKeys::kMistral);
+    }
+    if (live_ != nullptr || seq_elems_ > 0) {  // committed: they stay calls
+      if (end == std::string::npos && !final) return false;
+      std::vector<Call> calls;
+      const bool valid =
+          end != std::string::npos && CallsFromJsonText(std::string_view(buf_).substr(i, end - i), &calls);
+      EndSequence(valid ? &calls : nullptr, end != std::string::npos, /*model_ids=*/true);
+      buf_.erase(0, end == std::string::npos ? buf_.size() : end);
+      mode_ = Mode::kContent;
+      return true;
+    }
     if (end == std::string::npos) return final ? fallback(buf_.size()) : false;
     std::vector<Call> calls;
     if (!CallsFromJsonText(std::string_view(buf_).substr(i, end - i), &calls)) return fallback(end);
     for (Call& c : calls) EmitCall(c.name, c.arguments, c.id);
     buf_.erase(0, end);
     mode_ = Mode::kContent;
+    head_failed_ = false;
     return true;
   }
   // name[ARGS]{...} or name[CALL_ID]id[ARGS]{...}
@@ -808,11 +950,25 @@ bool StreamParser::StepMistral(bool final) {
   size_t j = FirstNonWs(buf_, a + kMistralArgs.size());
   if (j == std::string::npos) return final ? fallback(buf_.size()) : false;
   if (buf_[j] != '{') return fallback(j);
-  size_t end = JsonEnd(buf_, j);
-  if (end == std::string::npos) return final ? fallback(buf_.size()) : false;
-  Json args = ParseJson(std::string_view(buf_).substr(j, end - j));
   bool name_ok = !name.empty();
   for (char c : name) name_ok &= isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.';
+  size_t end = JsonEnd(buf_, j);
+  // The name and the id are known once the object opens: it streams from there.
+  if (stream_arguments_ && name_ok && (live_ != nullptr || (end == std::string::npos && !final))) {
+    if (live_ == nullptr) live_ = std::make_unique<ArgumentStream>(StartCall(name, id), j);
+    ReadLive(end == std::string::npos ? buf_.size() : end);
+  }
+  if (live_ != nullptr) {  // committed: it stays a call
+    if (end == std::string::npos && !final) return false;
+    Json args = end == std::string::npos ? Json(nullptr) : ParseJson(std::string_view(buf_).substr(j, end - j));
+    const std::string dumped = args.is_object() ? args.dump(-1, ' ', false, Json::error_handler_t::replace) : "";
+    EndLive(args.is_object() ? &dumped : nullptr, end != std::string::npos);
+    buf_.erase(0, end == std::string::npos ? buf_.size() : end);
+    mode_ = Mode::kContent;
+    return true;
+  }
+  if (end == std::string::npos) return final ? fallback(buf_.size()) : false;
+  Json args = ParseJson(std::string_view(buf_).substr(j, end - j));
   if (!args.is_object() || !name_ok) return fallback(end);
   EmitCall(name, args.dump(-1, ' ', false, Json::error_handler_t::replace), id);
   buf_.erase(0, end);

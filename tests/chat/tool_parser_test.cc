@@ -53,14 +53,14 @@ std::vector<StreamEvent> Stream(const std::string& text, const OutputFormat& f, 
   return events;
 }
 
-void ExpectSame(const ParsedOutput& s, const ParsedOutput& whole, const std::string& what) {
+void ExpectSame(const ParsedOutput& s, const ParsedOutput& whole, const std::string& what, bool ids = true) {
   EXPECT_EQ(s.content, whole.content) << what;
   EXPECT_EQ(s.reasoning_content, whole.reasoning_content) << what;
   EXPECT_EQ(s.tool_calls.size(), whole.tool_calls.size()) << what;
   for (size_t k = 0; k < s.tool_calls.size() && k < whole.tool_calls.size(); ++k) {
     EXPECT_EQ(s.tool_calls[k].name, whole.tool_calls[k].name) << what;
     EXPECT_EQ(s.tool_calls[k].arguments, whole.tool_calls[k].arguments) << what;
-    EXPECT_EQ(s.tool_calls[k].id, whole.tool_calls[k].id) << what;
+    if (ids) EXPECT_EQ(s.tool_calls[k].id, whole.tool_calls[k].id) << what;
   }
 }
 
@@ -201,15 +201,18 @@ TEST(Llama3ToolCalls, ParsesPythonTagForms) {
 TEST(Llama3ToolCalls, JsonThatIsNotACallOrNotAtTheStartIsContent) {
   ExpectPlainContent("Sure: {\"name\": \"x\", \"parameters\": {}}", Llama3());
   ExpectPlainContent("{\"city\": \"Paris\"} is the JSON you asked for.", Llama3());
-  ExpectPlainContent("{\"name\": \"f\", \"parameters\": {\"a\"", Llama3());
+  // Committed once its parameters began when streamed piece by piece (below).
+  ExpectPlainContent("{\"name\": \"f\", \"parameters\": {\"a\"", Llama3(), /*streaming_args_agree=*/false);
   ExpectPlainContent("<|python_tag|>print(1 +", Llama3());
 }
 
 TEST(MistralToolCalls, ParsesJsonArrayForm) {
+  // Streamed with stream_arguments, these calls get Mistral-shaped ids of
+  // their own (see StreamingArguments.MistralArrayCallsGetMistralShapedIds).
   ParsedOutput o = ParseAll(
       "[TOOL_CALLS][{\"name\": \"get_current_weather\", \"arguments\": {\"location\": \"Paris, France\"}, "
       "\"id\": \"abcDEF123\"}, {\"name\": \"get_time\", \"arguments\": {}}]</s>",
-      Mistral());
+      Mistral(), /*streaming_args_agree=*/false);
   ASSERT_EQ(o.tool_calls.size(), 2u);
   EXPECT_EQ(o.tool_calls[0].id, "abcDEF123");
   EXPECT_EQ(o.tool_calls[0].arguments, R"({"location":"Paris, France"})");
@@ -230,10 +233,11 @@ TEST(MistralToolCalls, ParsesNameArgsForm) {
 }
 
 TEST(MistralToolCalls, MalformedAndTruncatedCallsAreContent) {
-  ExpectPlainContent("[TOOL_CALLS][{\"name\": \"f\", \"arguments\": {\"a\"", Mistral());
+  // These two are committed once their arguments began when streamed piece by piece.
+  ExpectPlainContent("[TOOL_CALLS][{\"name\": \"f\", \"arguments\": {\"a\"", Mistral(), false);
   ExpectPlainContent("[TOOL_CALLS][{\"arguments\": {}}]", Mistral());
   ExpectPlainContent("[TOOL_CALLS]not a call\nsecond line", Mistral());
-  ExpectPlainContent("[TOOL_CALLS]f[ARGS]{\"a\": ", Mistral());
+  ExpectPlainContent("[TOOL_CALLS]f[ARGS]{\"a\": ", Mistral(), false);
   ExpectPlainContent("[TOOL_CA", Mistral());
 }
 
@@ -427,6 +431,237 @@ TEST(StreamingArguments, CanonicalTextEqualsDumpOfTheParsedArguments) {
         EXPECT_GT(ArgumentEvents(events, 0), 1) << text;
       }
     }
+  }
+}
+
+// --- stream_arguments for the Llama 3 and Mistral formats.
+
+// Every sample of a format: streamed with argument streaming at every chunk
+// size, the result equals the whole parse.
+TEST(StreamingArguments, Llama3SamplesAgreeStreamedAndWholeAtEveryChunkSize) {
+  const std::vector<std::string> samples = {
+      "{\"name\": \"get_current_weather\", \"parameters\": {\"location\": \"Paris, France\", \"unit\": \"celsius\"}}",
+      "{\"name\": \"a\", \"parameters\": {}}; {\"name\": \"b\", \"parameters\": {\"x\": 1}}",
+      "  {\"name\" :\"a\",\n \"parameters\" : { \"q\" : [1, 2.50, {\"z\": null}] } } ;\n{\"name\": \"b\", "
+      "\"arguments\": {\"s\": \"\\u00e9\"}}\n",
+      "{\"name\": \"f\", \"parameters\": {\"a\": 1}} trailing text",
+      "<|python_tag|>{\"name\": \"f\", \"parameters\": {\"a\": 1}}<|eom_id|>",
+      "<|python_tag|>{\"name\": \"f\", \"parameters\": {\"s\": \"x <|eom\"}}",
+      "<|python_tag|>{\"name\": \"f\", \"parameters\": {\"a\": 1}}; {\"name\": \"g\", \"parameters\": {}}<|eot_id|>",
+      "Let me look.<|python_tag|>{\"name\": \"f\", \"parameters\": {\"k\": true}}",
+      "<|python_tag|>brave_search.call(query=\"weather in Paris\")",
+      "<|python_tag|>[{\"name\": \"f\", \"parameters\": {}}]",
+      "{\"parameters\": {\"a\": 1}, \"name\": \"f\"}",
+  };
+  for (const std::string& text : samples) {
+    const ParsedOutput whole = ParseOutput(text, Llama3());
+    for (size_t chunk = 1; chunk <= text.size(); ++chunk) {
+      ExpectSame(Collect(Stream(text, Llama3(), chunk, true)), whole, "chunk " + std::to_string(chunk) + ": " + text);
+    }
+  }
+}
+
+TEST(StreamingArguments, Llama3JsonCallArgumentsArriveInManyDeltas) {
+  const std::string text =
+      "{\"name\": \"get_current_weather\", \"parameters\": {\"location\": \"Paris, France\", \"unit\": \"celsius\"}}; "
+      "{\"name\": \"get_time\", \"parameters\": {}}";
+  std::vector<StreamEvent> events = Stream(text, Llama3(), 1, true);
+  EXPECT_GT(ArgumentEvents(events, 0), 10);
+  EXPECT_EQ(ArgumentEvents(events, 1), 2);  // "{", "}"
+  ExpectSame(Collect(events), ParseOutput(text, Llama3()), "chunk 1");
+  EXPECT_EQ(ArgumentEvents(Stream(text, Llama3(), 1, false), 0), 1);
+
+  const std::string tagged = "<|python_tag|>{\"name\": \"f\", \"parameters\": {\"query\": \"weather in Paris\"}}";
+  events = Stream(tagged, Llama3(), 1, true);
+  EXPECT_GT(ArgumentEvents(events, 0), 10);
+  ExpectSame(Collect(events), ParseOutput(tagged, Llama3()), "python_tag, chunk 1");
+}
+
+TEST(StreamingArguments, Llama3TheStartGoesOutWhenTheParametersObjectOpens) {
+  StreamParser p(Llama3(), "call_x_", true);
+  EXPECT_TRUE(p.Feed("{\"name\": \"get_time\", ").empty());
+  EXPECT_TRUE(p.Feed("\"parameters\": ").empty());
+  auto e = p.Feed("{\"tz\": \"UT");
+  ASSERT_EQ(e.size(), 2u);
+  EXPECT_EQ(e[0].kind, StreamEvent::Kind::kToolCallStart);
+  EXPECT_EQ(e[0].name, "get_time");
+  EXPECT_EQ(e[1].text, "{\"tz\":\"UT");
+  e = p.Feed("C\"}}");
+  ASSERT_EQ(e.size(), 1u);
+  EXPECT_EQ(e[0].text, "C\"}");
+  EXPECT_TRUE(p.Finish().empty());
+  EXPECT_FALSE(p.call_unfinished());
+  // After <|python_tag|>, text that may be <|eom_id|> is held back.
+  StreamParser q(Llama3(), "call_", true);
+  e = q.Feed("<|python_tag|>{\"name\": \"f\", \"parameters\": {\"s\": \"a<|eo");
+  ASSERT_EQ(e.size(), 2u);
+  EXPECT_EQ(e[1].text, "{\"s\":\"a");
+  e = q.Feed("x\"}}<|eom_id|>");
+  ASSERT_EQ(e.size(), 1u);
+  EXPECT_EQ(e[0].text, "<|eox\"}");
+}
+
+TEST(StreamingArguments, Llama3CallCutOffMidArgumentsStaysACallAndIsUnfinished) {
+  StreamParser* p = nullptr;
+  ParsedOutput o = Collect(Stream("{\"name\": \"write\", \"parameters\": {\"text\": \"hel", Llama3(), 1, true, &p));
+  ASSERT_EQ(o.tool_calls.size(), 1u);
+  EXPECT_EQ(o.tool_calls[0].arguments, "{\"text\":\"hel");
+  EXPECT_EQ(o.content, "");
+  EXPECT_TRUE(p->call_unfinished());
+  o = Collect(Stream("<|python_tag|>{\"name\": \"write\", \"parameters\": {\"n\": 1", Llama3(), 1, true, &p));
+  ASSERT_EQ(o.tool_calls.size(), 1u);
+  EXPECT_TRUE(p->call_unfinished());
+  // Before the arguments began: content, as in the whole parse.
+  o = Collect(Stream("{\"name\": \"write\", \"param", Llama3(), 1, true, &p));
+  EXPECT_TRUE(o.tool_calls.empty());
+  EXPECT_EQ(o.content, "{\"name\": \"write\", \"param");
+  EXPECT_FALSE(p->call_unfinished());
+}
+
+// Random argument objects (written as in CanonicalTextEqualsDumpOfTheParsedArguments).
+std::string RandomArguments(std::mt19937& rng) {
+  std::string args = "{" + RandomSpace(rng);
+  const int n = 1 + static_cast<int>(rng() % 4);
+  for (int i = 0; i < n; ++i) {
+    args += (i ? "," + RandomSpace(rng) : "") + "\"a" + std::to_string(i) + "\"" + RandomSpace(rng) + ":" +
+            RandomSpace(rng) + RandomValue(rng, 0) + RandomSpace(rng);
+  }
+  return args + "}";
+}
+
+void ExpectRandomArgumentsStream(const OutputFormat& f, const std::string& text, const std::string& args) {
+  const nlohmann::ordered_json parsed = nlohmann::ordered_json::parse(args, nullptr, false);
+  ASSERT_FALSE(parsed.is_discarded()) << args;
+  const ParsedOutput whole = ParseOutput(text, f);
+  ASSERT_EQ(whole.tool_calls.size(), 1u) << text;
+  ASSERT_EQ(whole.tool_calls[0].arguments, parsed.dump()) << text;
+  for (size_t chunk : {1, 2, 5}) {
+    std::vector<StreamEvent> events = Stream(text, f, chunk, true);
+    const ParsedOutput s = Collect(events);
+    ASSERT_EQ(s.tool_calls.size(), 1u) << text;
+    ASSERT_EQ(s.tool_calls[0].arguments, whole.tool_calls[0].arguments) << "chunk " << chunk << ": " << text;
+    EXPECT_EQ(s.content, whole.content) << text;
+    if (chunk == 1) {
+      EXPECT_GT(ArgumentEvents(events, 0), 1) << text;
+    }
+  }
+}
+
+TEST(StreamingArguments, Llama3RandomArgumentsStreamToExactlyTheFinalText) {
+  std::mt19937 rng(11);
+  for (int iter = 0; iter < 300; ++iter) {
+    const std::string args = RandomArguments(rng);
+    const std::string head = "{\"name\": \"f\"," + RandomSpace(rng) + "\"parameters\": ";
+    ExpectRandomArgumentsStream(Llama3(), RandomSpace(rng) + head + args + RandomSpace(rng) + "}", args);
+    ExpectRandomArgumentsStream(Llama3(), "<|python_tag|>" + head + args + "}" + (iter % 2 ? "<|eom_id|>" : ""),
+                                args);
+  }
+}
+
+bool MistralShaped(const std::string& id) {
+  if (id.size() != 9) return false;
+  for (char c : id) {
+    if (!isalnum(static_cast<unsigned char>(c))) return false;
+  }
+  return true;
+}
+
+TEST(StreamingArguments, MistralSamplesAgreeStreamedAndWholeAtEveryChunkSize) {
+  // Array-form calls that stream get their own ids (below): ids not compared for those.
+  const std::vector<std::pair<std::string, bool>> samples = {
+      {"[TOOL_CALLS][{\"name\": \"get_current_weather\", \"arguments\": {\"location\": \"Paris, France\"}, "
+       "\"id\": \"abcDEF123\"}, {\"name\": \"get_time\", \"arguments\": {}}]</s>", false},
+      {"[TOOL_CALLS] [ {\"name\":\"a\" , \"arguments\" : {\"q\": [1, 2.50, {\"z\": null}], \"s\": \"\\u00e9\\n\"}}\n,"
+       "{\"name\": \"b\", \"arguments\": {}}]", false},
+      {"Sure.[TOOL_CALLS][{\"name\": \"f\", \"arguments\": {\"a\": 1}}] and text", false},
+      {"[TOOL_CALLS][{\"arguments\": {\"a\": 1}, \"name\": \"f\"}, {\"name\": \"g\", \"arguments\": {}}]", false},
+      {"[TOOL_CALLS][{\"name\": \"f\", \"arguments\": {\"a\": 1}}, {\"name\": \"g\", \"arguments\": \"{}\"}]", false},
+      {"[TOOL_CALLS]get_current_weather[ARGS]{\"location\": \"Paris\"}[TOOL_CALLS]get_time[ARGS]{}", true},
+      {"[TOOL_CALLS]f[CALL_ID]a1b2c3d4e[ARGS]{\"k\": true, \"s\": \"x [ARGS] y\"}", true},
+      {"[TOOL_CALLS]f[ARGS] {\"k\" : [ 1e5 , -0.0 ] }\nafter", true},
+      {"[TOOL_CALLS][{\"arguments\": {}}]", true},
+      {"[TOOL_CALLS]not a call\nsecond line", true},
+  };
+  for (const auto& [text, ids] : samples) {
+    const ParsedOutput whole = ParseOutput(text, Mistral());
+    for (size_t chunk = 1; chunk <= text.size(); ++chunk) {
+      ExpectSame(Collect(Stream(text, Mistral(), chunk, true)), whole, "chunk " + std::to_string(chunk) + ": " + text,
+                 ids);
+    }
+  }
+}
+
+TEST(StreamingArguments, MistralCallsArgumentsArriveInManyDeltas) {
+  const std::string array =
+      "[TOOL_CALLS][{\"name\": \"get_current_weather\", \"arguments\": {\"location\": \"Paris, France\", "
+      "\"unit\": \"celsius\"}, \"id\": \"abcDEF123\"}, {\"name\": \"get_time\", \"arguments\": {}, \"id\": \"x\"}]";
+  std::vector<StreamEvent> events = Stream(array, Mistral(), 1, true);
+  EXPECT_GT(ArgumentEvents(events, 0), 10);
+  EXPECT_EQ(ArgumentEvents(events, 1), 2);  // "{", "}"
+  ExpectSame(Collect(events), ParseOutput(array, Mistral()), "array, chunk 1", /*ids=*/false);
+  EXPECT_EQ(ArgumentEvents(Stream(array, Mistral(), 1, false), 0), 1);
+
+  const std::string args_form =
+      "[TOOL_CALLS]get_current_weather[CALL_ID]a1b2c3d4e[ARGS]{\"location\": \"Paris, France\"}"
+      "[TOOL_CALLS]get_time[ARGS]{}";
+  events = Stream(args_form, Mistral(), 1, true);
+  EXPECT_GT(ArgumentEvents(events, 0), 10);
+  EXPECT_EQ(ArgumentEvents(events, 1), 2);
+  ExpectSame(Collect(events), ParseOutput(args_form, Mistral()), "[ARGS], chunk 1");
+}
+
+TEST(StreamingArguments, MistralArrayCallsGetMistralShapedIds) {
+  // The model's own id follows the arguments: the call has started by then,
+  // so it gets an id of the shape Mistral's templates require back.
+  StreamParser p(Mistral(), "call_abc_", true);
+  auto e = p.Feed("[TOOL_CALLS][{\"name\": \"f\", \"arguments\": {\"a\": ");
+  ASSERT_EQ(e.size(), 2u);
+  EXPECT_EQ(e[0].kind, StreamEvent::Kind::kToolCallStart);
+  EXPECT_EQ(e[0].name, "f");
+  EXPECT_TRUE(MistralShaped(e[0].id)) << e[0].id;
+  EXPECT_EQ(e[1].text, "{\"a\":");
+  e = p.Feed("1}, \"id\": \"abcDEF123\"}, {\"name\": \"g\", \"arguments\": {}}]");
+  ASSERT_EQ(e.size(), 3u);
+  EXPECT_EQ(e[0].text, "1}");
+  EXPECT_EQ(e[1].kind, StreamEvent::Kind::kToolCallStart);
+  EXPECT_TRUE(MistralShaped(e[1].id)) << e[1].id;
+  EXPECT_NE(e[1].id, e[0].id);
+  EXPECT_EQ(e[2].text, "{}");
+  EXPECT_TRUE(p.Finish().empty());
+  // The [CALL_ID] form names its id before the arguments: kept.
+  StreamParser q(Mistral(), "call_", true);
+  e = q.Feed("[TOOL_CALLS]f[CALL_ID]a1b2c3d4e[ARGS]{\"k\"");
+  ASSERT_EQ(e.size(), 2u);
+  EXPECT_EQ(e[0].id, "a1b2c3d4e");
+  EXPECT_EQ(e[1].text, "{\"k\"");
+}
+
+TEST(StreamingArguments, MistralCallCutOffMidArgumentsStaysACallAndIsUnfinished) {
+  StreamParser* p = nullptr;
+  ParsedOutput o = Collect(Stream("[TOOL_CALLS][{\"name\": \"w\", \"arguments\": {\"t\": \"hel", Mistral(), 1, true, &p));
+  ASSERT_EQ(o.tool_calls.size(), 1u);
+  EXPECT_EQ(o.tool_calls[0].arguments, "{\"t\":\"hel");
+  EXPECT_EQ(o.content, "");
+  EXPECT_TRUE(p->call_unfinished());
+  o = Collect(Stream("[TOOL_CALLS]w[ARGS]{\"t\": \"hel", Mistral(), 1, true, &p));
+  ASSERT_EQ(o.tool_calls.size(), 1u);
+  EXPECT_EQ(o.tool_calls[0].arguments, "{\"t\":\"hel");
+  EXPECT_TRUE(p->call_unfinished());
+  o = Collect(Stream("[TOOL_CALLS][{\"name\": \"w\", \"argu", Mistral(), 1, true, &p));
+  EXPECT_TRUE(o.tool_calls.empty());
+  EXPECT_EQ(o.content, "[TOOL_CALLS][{\"name\": \"w\", \"argu");
+  EXPECT_FALSE(p->call_unfinished());
+}
+
+TEST(StreamingArguments, MistralRandomArgumentsStreamToExactlyTheFinalText) {
+  std::mt19937 rng(13);
+  for (int iter = 0; iter < 300; ++iter) {
+    const std::string args = RandomArguments(rng);
+    ExpectRandomArgumentsStream(Mistral(),
+                                "[TOOL_CALLS]" + RandomSpace(rng) + "[{\"name\": \"f\"," + RandomSpace(rng) +
+                                    "\"arguments\": " + args + RandomSpace(rng) + ", \"id\": \"abcDEF123\"}]",
+                                args);
+    ExpectRandomArgumentsStream(Mistral(), "[TOOL_CALLS]f[ARGS]" + args + (iter % 2 ? "</s>" : ""), args);
   }
 }
 

@@ -376,5 +376,178 @@ TEST_F(StreamingToolArgsHttpTest, MessagesCallCutOffByMaxTokensStopsWithMaxToken
   EXPECT_EQ(json_text, "{\"path\":\"notes/a.txt\",\"content\":\"line one\\n");
 }
 
+// --- The Llama 3.1 and Mistral formats: the same argument streaming, with
+// each model family's own chat template. One server per format; each API's
+// stream must carry the write_file call's arguments in several fragments
+// (one per script piece) joining to exactly the whole reply's arguments, then
+// the get_time call.
+
+const std::vector<std::string> kArgPieces = {"\"path\": \"notes/a.txt\", ",
+                                             "\"content\": \"line one\\n",
+                                             "line two ",
+                                             "\\u00e9t\\u00e9 \\\"q\\\"\", ",
+                                             "\"mode\": 420, ",
+                                             "\"tags\": [\"a\", ",
+                                             "\"b\"]"};
+
+std::vector<std::string> Concat(std::vector<std::string> a, const std::vector<std::string>& b,
+                                const std::vector<std::string>& c) {
+  a.insert(a.end(), b.begin(), b.end());
+  a.insert(a.end(), c.begin(), c.end());
+  return a;
+}
+
+struct FormatCase {
+  std::string name;
+  std::string template_file;  // under templates/llamacpp_vocab/
+  std::vector<std::string> script;
+};
+
+std::ostream& operator<<(std::ostream& os, const FormatCase& c) { return os << c.name; }
+
+FormatCase Llama31Case() {
+  return {"Llama31", "meta-llama-Llama-3.1-8B-Instruct",
+          Concat({"{\"name\": \"write_file\", ", "\"parameters\": {"}, kArgPieces,
+                 {"}}", "; {\"name\": \"get_time\", ", "\"parameters\": {\"zone\": ", "\"CET\"}}"})};
+}
+
+FormatCase Llama31PythonTagCase() {
+  return {"Llama31PythonTag", "meta-llama-Llama-3.1-8B-Instruct",
+          Concat({"<|python_tag|>", "{\"name\": \"write_file\", ", "\"parameters\": {"}, kArgPieces,
+                 {"}}", "; {\"name\": \"get_time\", ", "\"parameters\": {\"zone\": ", "\"CET\"}}"})};
+}
+
+FormatCase MistralNemoCase() {
+  return {"MistralNemo", "mistralai-Mistral-Nemo-Instruct-2407",
+          Concat({"[TOOL_CALLS][{\"name\": \"write_file\", ", "\"arguments\": {"}, kArgPieces,
+                 {"}, \"id\": \"abcDEF123\"}", ", {\"name\": \"get_time\", ", "\"arguments\": {\"zone\": ",
+                  "\"CET\"}, \"id\": \"ghiJKL456\"}]"})};
+}
+
+FormatCase MistralSmallArgsCase() {
+  return {"MistralSmallArgs", "Mistral-Small-3.2-24B-Instruct-2506",
+          Concat({"[TOOL_CALLS]write_file[ARGS]", "{"}, kArgPieces,
+                 {"}", "[TOOL_CALLS]get_time[ARGS]{\"zone\": ", "\"CET\"}"})};
+}
+
+class OtherFormatsStreamingArgsHttpTest : public ::testing::TestWithParam<FormatCase> {};
+
+struct StreamedCall {
+  std::string name, arguments;
+  int deltas = 0;
+  std::string id;
+};
+
+std::vector<StreamedCall> ChatCompletionsCalls(const std::string& body) {
+  std::vector<StreamedCall> calls;
+  bool done = false;
+  for (const Json& chunk : ParseSse(body, &done)) {
+    if (chunk["choices"].empty() || !chunk["choices"][0]["delta"].contains("tool_calls")) continue;
+    const Json& tc = chunk["choices"][0]["delta"]["tool_calls"][0];
+    const size_t index = tc["index"];
+    if (tc.contains("id")) {
+      EXPECT_EQ(index, calls.size()) << chunk.dump();
+      EXPECT_EQ(tc["function"]["arguments"], "");
+      calls.push_back({tc["function"]["name"], "", 0, tc["id"]});
+      continue;
+    }
+    EXPECT_EQ(index + 1, calls.size()) << "a delta of an earlier call: " << chunk.dump();
+    if (index >= calls.size()) continue;
+    calls[index].arguments += tc["function"]["arguments"].get<std::string>();
+    ++calls[index].deltas;
+  }
+  EXPECT_TRUE(done);
+  return calls;
+}
+
+std::vector<StreamedCall> ResponsesCalls(const std::string& body) {
+  std::vector<StreamedCall> calls;
+  std::vector<std::string> done_arguments;
+  for (const SseEvent& e : ParseEvents(body)) {
+    const Json& d = e.data;
+    if (e.name == "response.output_item.added" && d["item"]["type"] == "function_call") {
+      EXPECT_EQ(d["item"]["arguments"], "");
+      calls.push_back({d["item"]["name"], "", 0, d["item"]["call_id"]});
+    } else if (e.name == "response.function_call_arguments.delta") {
+      if (calls.empty()) continue;
+      calls.back().arguments += d["delta"].get<std::string>();
+      ++calls.back().deltas;
+    } else if (e.name == "response.function_call_arguments.done") {
+      done_arguments.push_back(d["arguments"]);
+    }
+  }
+  EXPECT_EQ(done_arguments.size(), calls.size());
+  for (size_t i = 0; i < calls.size() && i < done_arguments.size(); ++i) {
+    EXPECT_EQ(done_arguments[i], calls[i].arguments);
+  }
+  return calls;
+}
+
+std::vector<StreamedCall> MessagesCalls(const std::string& body) {
+  std::vector<StreamedCall> calls;
+  for (const SseEvent& e : ParseEvents(body)) {
+    const Json& d = e.data;
+    if (e.name == "content_block_start" && d["content_block"]["type"] == "tool_use") {
+      EXPECT_EQ(d["content_block"]["input"], Json::object());
+      calls.push_back({d["content_block"]["name"], "", 0, d["content_block"]["id"]});
+    } else if (e.name == "content_block_delta" && d["delta"]["type"] == "input_json_delta") {
+      if (calls.empty()) continue;
+      calls.back().arguments += d["delta"]["partial_json"].get<std::string>();
+      ++calls.back().deltas;
+    }
+  }
+  return calls;
+}
+
+void ExpectStreamedCalls(const std::vector<StreamedCall>& calls, const std::string& what) {
+  ASSERT_EQ(calls.size(), 2u) << what;
+  EXPECT_EQ(calls[0].name, "write_file") << what;
+  EXPECT_EQ(calls[1].name, "get_time") << what;
+  EXPECT_GE(calls[0].deltas, 6) << what;  // one per argument piece of the script
+  EXPECT_GE(calls[1].deltas, 2) << what;
+  EXPECT_EQ(calls[0].arguments, kWriteArgs) << what;
+  EXPECT_EQ(calls[1].arguments, kTimeArgs) << what;
+  ExpectParsesTo(calls[0].arguments, kWriteArgs);
+  EXPECT_FALSE(calls[0].id.empty()) << what;
+  EXPECT_NE(calls[0].id, calls[1].id) << what;
+}
+
+TEST_P(OtherFormatsStreamingArgsHttpTest, AllThreeApisStreamArgumentsInSeveralDeltas) {
+  const FormatCase& c = GetParam();
+  const std::string path = reprise::testing::FixturePath("templates/llamacpp_vocab/" + c.template_file + ".jinja");
+  REQUIRE_FIXTURE(path);
+  const std::string model =
+      ScriptedChatModel("scripted_streaming_args_" + c.name, c.script, reprise::testing::ReadFile(path));
+  ASSERT_FALSE(model.empty());
+  std::string error;
+  auto s = ServerProcess::Start(model, {}, &error);
+  ASSERT_NE(s, nullptr) << error;
+
+  // Whole replies: the arguments the streams must join to.
+  HttpResult whole = s->Post("/v1/chat/completions", ChatAsk(false));
+  ASSERT_EQ(whole.status, 200) << whole.body;
+  const Json& m = whole.json["choices"][0]["message"];
+  ASSERT_EQ(m["tool_calls"].size(), 2u) << whole.body;
+  EXPECT_EQ(m["tool_calls"][0]["function"]["arguments"], kWriteArgs);
+  EXPECT_EQ(m["tool_calls"][1]["function"]["arguments"], kTimeArgs);
+
+  HttpResult r = s->Post("/v1/chat/completions", ChatAsk(true));
+  ASSERT_EQ(r.status, 200) << r.body;
+  ExpectStreamedCalls(ChatCompletionsCalls(r.body), "chat completions: " + r.body);
+
+  r = s->Post("/v1/responses", ResponsesAsk(true));
+  ASSERT_EQ(r.status, 200) << r.body;
+  ExpectStreamedCalls(ResponsesCalls(r.body), "responses: " + r.body);
+
+  r = s->Post("/v1/messages", MessagesAsk(true));
+  ASSERT_EQ(r.status, 200) << r.body;
+  ExpectStreamedCalls(MessagesCalls(r.body), "messages: " + r.body);
+}
+
+INSTANTIATE_TEST_SUITE_P(Formats, OtherFormatsStreamingArgsHttpTest,
+                         ::testing::Values(Llama31Case(), Llama31PythonTagCase(), MistralNemoCase(),
+                                           MistralSmallArgsCase()),
+                         [](const ::testing::TestParamInfo<FormatCase>& info) { return info.param.name; });
+
 }  // namespace
 }  // namespace reprise::server::testing
