@@ -284,17 +284,30 @@ Parsed<json> MessagesToChatBody(const json& body, const MessagesTranslateOptions
   if (!options.count_tokens) {
     if (const json* stream = Field(body, "stream")) chat["stream"] = *stream;
   }
-  // Structured outputs: output_format {"type":"json_schema","schema":{..}}
-  // -> the chat body's response_format (errors renamed back by the route).
-  if (const json* format = Field(body, "output_format")) {
+  // Structured outputs: output_config.format (the current API) or the beta's
+  // top-level output_format, {"type":"json_schema","schema":{..}} -> the chat
+  // body's response_format (errors renamed back by the route).
+  const json* format = Field(body, "output_format");
+  std::string where = "output_format";
+  if (const json* config = Field(body, "output_config")) {
+    if (!config->is_object()) return WrongType("output_config", "an object", *config);
+    if (const json* f = Field(*config, "format")) {
+      if (format != nullptr) {
+        return InvalidParam("output_config.format",
+                            "give output_config.format or output_format, not both");
+      }
+      format = f;
+      where = "output_config.format";
+    }
+  }
+  if (format != nullptr) {
     const json* type = format->is_object() ? Field(*format, "type") : nullptr;
     if (type == nullptr || *type != "json_schema") {
-      return InvalidParam("output_format.type", "output_format.type must be \"json_schema\"");
+      return InvalidParam(where + ".type", where + ".type must be \"json_schema\"");
     }
     const json* schema = Field(*format, "schema");
     if (schema == nullptr || !schema->is_object()) {
-      return InvalidParam("output_format.schema",
-                          "output_format.schema must be a JSON Schema object");
+      return InvalidParam(where + ".schema", where + ".schema must be a JSON Schema object");
     }
     chat["response_format"] = {{"type", "json_schema"},
                                {"json_schema", {{"name", "output"}, {"schema", *schema}}}};

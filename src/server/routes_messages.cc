@@ -181,10 +181,15 @@ std::optional<Job> Prepare(Server::Impl& s, const httplib::Request& req, httplib
   }
   auto job = PrepareChatJob(s, req, std::get<ChatRequest>(chat), "msg");
   if (auto* e = std::get_if<ApiError>(&job)) {
-    ApiError renamed = *e;  // response_format came from output_format
+    // response_format came from output_config.format or output_format.
+    ApiError renamed = *e;
+    const json* config = body->contains("output_config") ? &(*body)["output_config"] : nullptr;
+    const std::string to = config != nullptr && config->is_object() && config->contains("format")
+                               ? "output_config.format.schema"
+                               : "output_format.schema";
     for (const char* from : {"response_format.json_schema.schema", "response_format"}) {
       for (size_t at; (at = renamed.message.find(from)) != std::string::npos;) {
-        renamed.message.replace(at, std::string(from).size(), "output_format.schema");
+        renamed.message.replace(at, std::string(from).size(), to);
       }
     }
     RespondAnthropic(res, renamed);

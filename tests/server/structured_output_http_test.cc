@@ -202,8 +202,14 @@ TEST_F(StructuredOutputHttpTest, CompletionsAndAnthropicOutputFormatAreConstrain
     Json m = {{"model", "m"},
               {"max_tokens", 2000},
               {"temperature", 1.0},
-              {"messages", {{{"role", "user"}, {"content", "Settings?"}}}},
-              {"output_format", {{"type", "json_schema"}, {"schema", schema}}}};
+              {"messages", {{{"role", "user"}, {"content", "Settings?"}}}}};
+    // The current API's output_config.format and the beta's output_format.
+    const Json format = {{"type", "json_schema"}, {"schema", schema}};
+    if (seed % 2 == 0) {
+      m["output_config"] = {{"format", format}};
+    } else {
+      m["output_format"] = format;
+    }
     HttpResult a = s.Post("/v1/messages", m);
     ASSERT_EQ(a.status, 200) << a.body;
     EXPECT_EQ(a.json["stop_reason"], "end_turn") << a.body;
@@ -223,6 +229,18 @@ TEST_F(StructuredOutputHttpTest, CompletionsAndAnthropicOutputFormatAreConstrain
                                                            "JSON Schema keyword 'pattern'"),
       std::string::npos)
       << bad.body;
+  m.erase("output_format");
+  const Json bad_schema = {{"type", "string"}, {"pattern", "a"}};
+  m["output_config"] = {{"format", {{"type", "json_schema"}, {"schema", bad_schema}}}};
+  bad = s.Post("/v1/messages", m);
+  EXPECT_EQ(bad.status, 400) << bad.body;
+  EXPECT_NE(bad.json["error"]["message"].get<std::string>().find(
+                "output_config.format.schema: unsupported JSON Schema keyword 'pattern'"),
+            std::string::npos)
+      << bad.body;
+  m["output_format"] = {{"type", "json_schema"}, {"schema", {{"type", "string"}}}};
+  bad = s.Post("/v1/messages", m);
+  EXPECT_EQ(bad.status, 400) << bad.body;  // both at once
   Json c = {
       {"prompt", "x"},
       {"response_format", {{"type", "json_schema"}, {"json_schema", {{"schema", {{"not", {}}}}}}}}};
