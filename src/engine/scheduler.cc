@@ -200,8 +200,7 @@ bool Scheduler::Reserve(Sequence& s, int32_t blocks) {
   return true;
 }
 
-void Scheduler::Preempt(Sequence& seq) {
-  CHECK(!seq.ended && !seq.preempted);
+void Scheduler::ReleaseKv(Sequence& seq) {
   if (seq.kv.n_tokens > 0) {
     cache_->Insert(std::span<const int32_t>(seq.tokens).first(seq.kv.n_tokens), seq.kv,
                    seq.request.cache_namespace);
@@ -210,6 +209,11 @@ void Scheduler::Preempt(Sequence& seq) {
   seq.kv = kv::SeqBlocks();
   reserved_blocks_ -= seq.reserved_blocks;
   seq.reserved_blocks = 0;
+}
+
+void Scheduler::Preempt(Sequence& seq) {
+  CHECK(!seq.ended && !seq.preempted);
+  ReleaseKv(seq);
   seq.n_fill = static_cast<int32_t>(seq.tokens.size());
   seq.step_count = 0;
   seq.preempted = true;
@@ -222,15 +226,8 @@ void Scheduler::Preempt(Sequence& seq) {
 void Scheduler::Finish(Sequence& seq, FinishReason reason, ErrorCode code, const Status& error) {
   if (seq.ended) return;
   seq.ended = true;
-  if (seq.kv.n_tokens > 0) {
-    cache_->Insert(std::span<const int32_t>(seq.tokens).first(seq.kv.n_tokens), seq.kv,
-                   seq.request.cache_namespace);
-  }
-  for (int32_t b : seq.kv.blocks) pool_->Unref(b);
-  seq.kv = kv::SeqBlocks();
-  reserved_blocks_ -= seq.reserved_blocks;
+  ReleaseKv(seq);
   const bool admitted = seq.admitted_once;
-  seq.reserved_blocks = 0;
 
   Event ev;
   ev.kind = code == ErrorCode::kOk ? Event::Kind::kDone : Event::Kind::kError;

@@ -148,6 +148,9 @@ class Scheduler {
   // in-flight sequences when the pool is fully reserved. False when `s`
   // itself was preempted.
   bool Reserve(Sequence& s, int32_t blocks);
+  // Inserts the sequence's computed tokens into the cache, drops its block
+  // references and releases its reservation (at its end or a preemption).
+  void ReleaseKv(Sequence& seq);
   // Sends an in-flight sequence back to the front of the queue (see the
   // invariants); it is moved out of active_ by the next Reap.
   void Preempt(Sequence& seq);
