@@ -12,12 +12,14 @@
 # Stages (each fits one 10-minute call; "all" runs build, tests, bench):
 #   build   configure + build reprise and gpu_tests (sm_90 only, for speed)
 #   tests   gpu_tests, then the CPU suites that are cheap (sanity)
-#   bench   Llama-3-8B-shaped models (F16, Q8_0, Q4_0, Q4_K): pp512, pp8192,
-#           tg128; device copy bandwidth for the roofline
+#   bench   Llama-3-8B-shaped models (F16, Q8_0, Q4_0, Q4_K): pp512 + tg128,
+#           pp8192 + tg32 (decode at an 8k context); quantized pp512 without
+#           the tensor cores; device copy bandwidth for the roofline
 #   peer    build llama.cpp (CUDA) and run llama-bench on the same files
 #   peerbuild  start the peer's build in the background (put it early: peer
 #              waits for it)
-# Environment: TYPES="f16 q8_0 q4_0 q4_k", REPS=3, PEER_REPS=5.
+# Environment: TYPES="f16 q8_0 q4_0 q4_k", LONG_TYPES (those also run at
+# pp8192 + tg32; default TYPES), REPS=3, PEER_REPS=5.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -29,6 +31,7 @@ mkdir -p "$OUT" "$WORK"
 STAGES=${*:-all}
 [ "$STAGES" = all ] && STAGES="build tests bench"
 TYPES=${TYPES:-"f16 q8_0 q4_0 q4_k"}
+LONG_TYPES=${LONG_TYPES:-$TYPES}
 REPS=${REPS:-3}
 PEER_REPS=${PEER_REPS:-5}
 DEPS=/tmp/reprise-deps
@@ -79,10 +82,17 @@ build() {
 tests() {
   say "gpu_tests"
   "$BUILD/bin/gpu_tests" --gtest_brief=0 > "$WORK/gpu_tests.log" 2>&1
-  cp "$WORK/gpu_tests.log" "$OUT/"
   local rc=$?
+  cp "$WORK/gpu_tests.log" "$OUT/"
   grep -E "^\[  (PASSED|FAILED|SKIPPED) |^\[ gpu vs cpu \]|Failure|error" "$WORK/gpu_tests.log" | head -60
   tail -3 "$WORK/gpu_tests.log"
+  if [ $rc -ne 0 ]; then
+    say "gpu_tests failed: again without the tensor-core matmul (REPRISE_CUDA_MMA=0)"
+    REPRISE_CUDA_MMA=0 "$BUILD/bin/gpu_tests" --gtest_brief=1 > "$WORK/gpu_tests_nomma.log" 2>&1
+    grep -E "^\[  (PASSED|FAILED) |Failure" "$WORK/gpu_tests_nomma.log" | head -30
+    tail -3 "$WORK/gpu_tests_nomma.log"
+    cp "$WORK/gpu_tests_nomma.log" "$OUT/"
+  fi
   say "CPU model and golden tests (the refactored forward pass, on this machine's CPU)"
   "$BUILD/bin/model_tests" --gtest_brief=1 2>&1 | tail -2
   "$BUILD/bin/golden_tests" --gtest_brief=1 --gtest_filter='-StoriesCli*' 2>&1 | tail -2
@@ -158,7 +168,9 @@ bench() {
   for t in $TYPES; do
     local f=$MODELS/llama3-8b-$t.gguf
     for pp in 512 8192; do
-      local tg=128; [ "$pp" = 8192 ] && tg=0
+      # pp8192 only for LONG_TYPES; its tg32 is decode at an 8k context.
+      [ "$pp" = 8192 ] && ! [[ " $LONG_TYPES " == *" $t "* ]] && continue
+      local tg=128; [ "$pp" = 8192 ] && tg=32
       say "reprise bench $t pp$pp tg$tg"
       timeout 150 "$BUILD/bin/reprise" bench --device cuda --model "$f" --pp "$pp" --tg "$tg" \
         --reps "$REPS" --json > "$WORK/bench-$t-pp$pp.json" 2> "$WORK/bench-$t-pp$pp.log" \
@@ -166,6 +178,16 @@ bench() {
       cat "$WORK/bench-$t-pp$pp.json" 2>/dev/null
       results > /dev/null
     done
+  done
+  # The quantized prefill without the tensor cores (the GEMV kernel), to
+  # measure what the MMA path buys.
+  for t in $TYPES; do
+    case $t in f16|f32|bf16) continue ;; esac
+    say "reprise bench $t pp512 without MMA"
+    REPRISE_CUDA_MMA=0 timeout 150 "$BUILD/bin/reprise" bench --device cuda \
+      --model "$MODELS/llama3-8b-$t.gguf" --pp 512 --tg 0 --reps "$REPS" --json \
+      > "$WORK/bench-$t-pp512-nomma.json" 2> "$WORK/bench-$t-pp512-nomma.log"
+    cat "$WORK/bench-$t-pp512-nomma.json" 2>/dev/null
   done
   results
 }

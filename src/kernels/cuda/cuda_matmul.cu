@@ -17,10 +17,13 @@
 //    product, scaled as SubBlockContrib says, added to the accumulator.
 //  - F32 / F16 / BF16 weights against f32 activations: one fused multiply-add
 //    per value, in column order.
+// From 16 tokens on, quantized weights run on the int8 tensor cores
+// (MatMulQuantMmaKernel below): the same canonical order, the same bits.
 // This is the correctness-first version: tensor-core tiles and a split over
 // columns for small row counts come next (BENCHMARKS.md tracks the speed).
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 
 #include "core/check.h"
@@ -156,6 +159,161 @@ __global__ void MatMulQuantKernel(const uint8_t* __restrict__ w, int64_t rows, i
   for (int k = 0; k < n_tok; ++k) part[(seg * n + t0 + k) * rows + r] = acc[k];
 }
 
+// ---- The tensor-core path for quantized weights (prefill) ----
+// The same canonical order as MatMulQuantKernel, computed with int8 MMA:
+// per 32-value sub-block the exact integer dot products of a 64-row x
+// 64-token tile come from mma.sync (m16n8k16, s8 x s8 -> s32, two halves of
+// 16 so Q6_K's two scales apply), then each element gets the very float
+// contribution SubBlockContrib computes, added in sub-block order, with the
+// segment sums combined in segment order. Integer sums are exact whatever
+// the instruction, so every output is bit-identical to the GEMV kernel's:
+// a token's result never depends on which path or batch computed it.
+constexpr int kMmaRows = 64, kMmaToks = 64, kMmaStride = 48;  // smem row stride (bytes):
+                                                              // conflict-free fragment loads
+
+__device__ __forceinline__ void MmaS8K16(int a0, int a1, int b0, int (&d)[4]) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5}, {%6}, "
+      "{%7,%8,%9,%10};\n"
+      : "=r"(d[0]), "=r"(d[1]), "=r"(d[2]), "=r"(d[3])
+      : "r"(a0), "r"(a1), "r"(b0), "r"(0), "r"(0), "r"(0), "r"(0));
+#else
+  d[0] = d[1] = d[2] = d[3] = 0;
+  __trap();
+#endif
+}
+
+template <int kType, int kKind, int kSubs, int kUnitBytes>
+__global__ void __launch_bounds__(128)
+    MatMulQuantMmaKernel(const uint8_t* __restrict__ w, int64_t rows, int64_t n_units,
+                         const int8_t* __restrict__ xq, const float* __restrict__ xd,
+                         const int32_t* __restrict__ xs, int64_t cols, int64_t n,
+                         float* __restrict__ y, int64_t ldy) {
+  __shared__ alignas(16) int8_t wq[kMmaRows * kMmaStride];
+  __shared__ alignas(16) int8_t aq[kMmaToks * kMmaStride];
+  __shared__ float row_a[kMmaRows], row_b[kMmaRows];  // per-row scale terms
+  __shared__ int row_sc0[kMmaRows], row_sc1[kMmaRows];
+  __shared__ float tok_d[kMmaToks];
+  __shared__ int tok_s[kMmaToks];
+
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+  const int g = lane / 4, q4 = lane % 4;
+  const int64_t r_base = static_cast<int64_t>(blockIdx.x) * kMmaRows;
+  const int64_t t_base = static_cast<int64_t>(blockIdx.y) * kMmaToks;
+  const int wr = (warp / 2) * 32, wt = (warp % 2) * 32;  // this warp's 32 x 32 sub-tile
+  const int64_t nb32 = cols / 32;
+  const int64_t padded_rows = (rows + kRowGroup - 1) / kRowGroup * kRowGroup;
+
+  float seg_acc[2][4][4], total[2][4][4];
+  for (int i = 0; i < 2; ++i)
+    for (int j = 0; j < 4; ++j)
+      for (int e = 0; e < 4; ++e) seg_acc[i][j][e] = 0.0f, total[i][j][e] = 0.0f;
+
+  const int subs_per_seg = kSegCols / 32;
+  for (int64_t b = 0; b < nb32; ++b) {
+    // Stage sub-block b: threads 0..63 decode one weight row each, threads
+    // 64..127 copy one token's 32 activation bytes each (two 16-byte loads).
+    if (tid < kMmaRows) {
+      const int64_t r = r_base + tid;
+      SubBlock sb;
+      if (r < padded_rows) {
+        const int64_t group = r / kRowGroup, rl = r % kRowGroup;
+        const uint8_t* unit =
+            w + ((group * n_units + b / kSubs) * kRowGroup + rl) * kUnitBytes;
+        LoadSub<kType>(unit, static_cast<int>(b % kSubs), &sb);
+      } else {
+        for (int i = 0; i < 32; ++i) sb.q[i] = 0;
+        sb.d = 0.0f;
+      }
+      int4* dst = reinterpret_cast<int4*>(wq + tid * kMmaStride);
+      dst[0] = *reinterpret_cast<const int4*>(sb.q);
+      dst[1] = *reinterpret_cast<const int4*>(sb.q + 16);
+      if (kKind == 1) {
+        row_a[tid] = FMul(sb.d, static_cast<float>(sb.sc0));
+        row_b[tid] = FMul(sb.dmin, static_cast<float>(sb.m));
+      } else {
+        row_a[tid] = sb.d;
+      }
+      row_sc0[tid] = sb.sc0;
+      row_sc1[tid] = sb.sc1;
+    } else {
+      const int k = tid - kMmaRows;
+      const int64_t t = t_base + k;
+      int4* dst = reinterpret_cast<int4*>(aq + k * kMmaStride);
+      if (t < n) {
+        const int4* src = reinterpret_cast<const int4*>(xq + t * cols + b * 32);
+        dst[0] = src[0];
+        dst[1] = src[1];
+        tok_d[k] = xd[t * nb32 + b];
+        tok_s[k] = xs[t * nb32 + b];
+      } else {
+        dst[0] = dst[1] = make_int4(0, 0, 0, 0);
+        tok_d[k] = 0.0f;
+        tok_s[k] = 0;
+      }
+    }
+    __syncthreads();
+
+    int a_lo[2][2], a_hi[2][2], b_lo[4], b_hi[4];
+    for (int i = 0; i < 2; ++i) {
+      const int8_t* r0 = wq + (wr + i * 16 + g) * kMmaStride + q4 * 4;
+      const int8_t* r1 = r0 + 8 * kMmaStride;
+      a_lo[i][0] = *reinterpret_cast<const int*>(r0);
+      a_lo[i][1] = *reinterpret_cast<const int*>(r1);
+      a_hi[i][0] = *reinterpret_cast<const int*>(r0 + 16);
+      a_hi[i][1] = *reinterpret_cast<const int*>(r1 + 16);
+    }
+    for (int j = 0; j < 4; ++j) {
+      const int8_t* c0 = aq + (wt + j * 8 + g) * kMmaStride + q4 * 4;
+      b_lo[j] = *reinterpret_cast<const int*>(c0);
+      b_hi[j] = *reinterpret_cast<const int*>(c0 + 16);
+    }
+    for (int i = 0; i < 2; ++i) {
+      for (int j = 0; j < 4; ++j) {
+        int lo[4], hi[4];
+        MmaS8K16(a_lo[i][0], a_lo[i][1], b_lo[j], lo);
+        MmaS8K16(a_hi[i][0], a_hi[i][1], b_hi[j], hi);
+        for (int e = 0; e < 4; ++e) {
+          const int rr = wr + i * 16 + g + (e >= 2 ? 8 : 0);
+          const int tt = wt + j * 8 + q4 * 2 + (e & 1);
+          const float dx = tok_d[tt];
+          float c;
+          if (kKind == 0) {
+            c = FMul(FMul(row_a[rr], dx), static_cast<float>(lo[e] + hi[e]));
+          } else if (kKind == 1) {
+            const float pos = FMul(row_a[rr], static_cast<float>(lo[e] + hi[e]));
+            const float neg = FMul(row_b[rr], static_cast<float>(tok_s[tt]));
+            c = FMul(dx, FSub(pos, neg));
+          } else {
+            const int isum = row_sc0[rr] * lo[e] + row_sc1[rr] * hi[e];
+            c = FMul(FMul(row_a[rr], dx), static_cast<float>(isum));
+          }
+          seg_acc[i][j][e] = FAdd(seg_acc[i][j][e], c);
+        }
+      }
+    }
+    // The end of a segment (or of the row): fold its sum into the total.
+    if ((b + 1) % subs_per_seg == 0 || b + 1 == nb32) {
+      const bool first = b < subs_per_seg;
+      for (int i = 0; i < 2; ++i)
+        for (int j = 0; j < 4; ++j)
+          for (int e = 0; e < 4; ++e) {
+            total[i][j][e] = first ? seg_acc[i][j][e] : FAdd(total[i][j][e], seg_acc[i][j][e]);
+            seg_acc[i][j][e] = 0.0f;
+          }
+    }
+    __syncthreads();
+  }
+  for (int i = 0; i < 2; ++i)
+    for (int j = 0; j < 4; ++j)
+      for (int e = 0; e < 4; ++e) {
+        const int64_t r = r_base + wr + i * 16 + g + (e >= 2 ? 8 : 0);
+        const int64_t t = t_base + wt + j * 8 + q4 * 2 + (e & 1);
+        if (r < rows && t < n) y[t * ldy + r] = total[i][j][e];
+      }
+}
+
 template <int kElem>  // 0: F32, 1: F16, 2: BF16
 REPRISE_HD float LoadValue(const uint8_t* unit, int i) {
   if constexpr (kElem == 0) {
@@ -242,6 +400,19 @@ __global__ void QuantizeActKernel(const float* __restrict__ x, int64_t n_blocks,
 }
 
 constexpr int kThreads = 128;
+// From this many tokens on, quantized matmuls run on the tensor cores
+// (MatMulQuantMmaKernel); the bits are the same either way.
+constexpr int64_t kMmaMinTokens = 16;
+
+// REPRISE_CUDA_MMA=0 turns the tensor-core path off (to measure it, or to
+// rule it out); the results are the same bits either way.
+bool MmaEnabled() {
+  static const bool on = [] {
+    const char* v = std::getenv("REPRISE_CUDA_MMA");
+    return v == nullptr || std::strcmp(v, "0") != 0;
+  }();
+  return on;
+}
 
 }  // namespace
 
@@ -384,6 +555,29 @@ void LaunchMatMul(DType type, const uint8_t* w, int64_t rows, int64_t cols, int6
                   static_cast<unsigned>((n + kTokTile - 1) / kTokTile),
                   static_cast<unsigned>(segs));
   static_assert(kThreads % kRowGroup == 0);
+  if (IsQuantType(type) && n >= kMmaMinTokens && MmaEnabled()) {
+    const dim3 mgrid(static_cast<unsigned>((rows + kMmaRows - 1) / kMmaRows),
+                     static_cast<unsigned>((n + kMmaToks - 1) / kMmaToks));
+    switch (type) {
+      case DType::kQ8_0:
+        MatMulQuantMmaKernel<static_cast<int>(DType::kQ8_0), 0, 1, kQ8_0Bytes>
+            <<<mgrid, 128, 0, s>>>(w, rows, n_units, act.q, act.d, act.sum, cols, n, y, ldy);
+        break;
+      case DType::kQ4_0:
+        MatMulQuantMmaKernel<static_cast<int>(DType::kQ4_0), 0, 1, kQ4_0Bytes>
+            <<<mgrid, 128, 0, s>>>(w, rows, n_units, act.q, act.d, act.sum, cols, n, y, ldy);
+        break;
+      case DType::kQ4_K:
+        MatMulQuantMmaKernel<static_cast<int>(DType::kQ4_K), 1, 8, kQ4KBytes>
+            <<<mgrid, 128, 0, s>>>(w, rows, n_units, act.q, act.d, act.sum, cols, n, y, ldy);
+        break;
+      default:
+        MatMulQuantMmaKernel<static_cast<int>(DType::kQ6_K), 2, 8, kQ6KBytes>
+            <<<mgrid, 128, 0, s>>>(w, rows, n_units, act.q, act.d, act.sum, cols, n, y, ldy);
+        break;
+    }
+    return;
+  }
   switch (type) {
     case DType::kQ8_0:
       MatMulQuantKernel<static_cast<int>(DType::kQ8_0), 0, 1, kQ8_0Bytes>
