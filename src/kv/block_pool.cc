@@ -73,6 +73,7 @@ int64_t BlockPool::BlockBytesOf(const BlockPoolConfig& config) {
 }
 
 BlockPool::~BlockPool() {
+  if (staging_ != nullptr) device_->FreeHost(staging_);
   if (base_ == nullptr) return;
   if (device_ != nullptr) {
     device_->Free(base_);
@@ -159,6 +160,17 @@ void BlockPool::CopyTokens(int32_t src, int32_t dst, int n_tokens) {
       }
     }
   }
+}
+
+std::span<uint8_t> BlockPool::staging() {
+  const size_t n = static_cast<size_t>(block_bytes_);
+  if (staging_ == nullptr && device_ != nullptr && staging_vec_.empty()) {
+    Result<void*> p = device_->AllocHost(n, "the KV staging block");
+    if (p.ok()) staging_ = static_cast<uint8_t*>(p.value());
+  }
+  if (staging_ != nullptr) return {staging_, n};
+  staging_vec_.resize(n);  // host memory pool, or no pinned memory: a plain buffer
+  return {staging_vec_.data(), n};
 }
 
 void BlockPool::ReadBlock(int32_t block, uint8_t* dst) const {

@@ -22,6 +22,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "core/dtype.h"
@@ -87,6 +88,11 @@ class BlockPool {
   // these, never through K()/V(): on a GPU the pool's memory is device memory.
   void ReadBlock(int32_t block, uint8_t* dst) const;
   void WriteBlock(int32_t block, const uint8_t* src);
+  // One block_bytes() buffer in the host memory the pool's copies move
+  // fastest (pinned on a GPU: ReadBlock / WriteBlock through it are DMA
+  // transfers, not staged through a pageable buffer). For the caller's
+  // demotions and promotions; the pool never uses it itself.
+  std::span<uint8_t> staging();
 
  private:
   BlockPool() = default;
@@ -99,6 +105,8 @@ class BlockPool {
   uint8_t* base_ = nullptr;
   size_t reserved_bytes_ = 0;
   kernels::Backend* device_ = nullptr;  // non-null: base_ is device memory
+  uint8_t* staging_ = nullptr;          // device_->AllocHost, made on first use
+  std::vector<uint8_t> staging_vec_;    // host pools (or AllocHost failed)
   std::vector<int32_t> refcount_;
   std::vector<int32_t> free_list_;
 };

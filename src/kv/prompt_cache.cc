@@ -248,12 +248,12 @@ void PromptCache::CountTierHit(int32_t tokens, CacheHit* hit) {
 int32_t PromptCache::Promote(const BlockKey& key) {
   const int32_t b = AllocateBlock();
   if (b < 0) return -1;
-  scratch_.resize(static_cast<size_t>(pool_.block_bytes()));
-  if (config_.lower == nullptr || !config_.lower->Get(key, scratch_)) {
+  const std::span<uint8_t> staging = pool_.staging();
+  if (config_.lower == nullptr || !config_.lower->Get(key, staging)) {
     pool_.Unref(b);
     return -1;
   }
-  pool_.WriteBlock(b, scratch_.data());
+  pool_.WriteBlock(b, staging.data());
   ++promotions_;
   return b;
 }
@@ -264,9 +264,9 @@ bool PromptCache::Demote(Node* node, bool even_if_pinned) {
   // A block a sequence still uses goes back into the tree when it ends.
   if (!even_if_pinned && pool_.RefCount(node->block) > 1) return false;
   if (lower->Touch(node->key)) return false;  // stored once: never rewritten
-  scratch_.resize(static_cast<size_t>(pool_.block_bytes()));
-  pool_.ReadBlock(node->block, scratch_.data());
-  if (!lower->Put(node->key, scratch_)) return false;
+  const std::span<uint8_t> staging = pool_.staging();
+  pool_.ReadBlock(node->block, staging.data());
+  if (!lower->Put(node->key, staging)) return false;
   ++demotions_;
   return true;
 }

@@ -210,7 +210,6 @@ class PromptCache {
   int64_t tier_promotions_[PromptCacheStats::kMaxTiers] = {};
   int64_t promotions_ = 0;
   int64_t demotions_ = 0;
-  std::vector<uint8_t> scratch_;  // one block, between the pool and the lower tier
 };
 
 }  // namespace reprise::kv
