@@ -14,28 +14,14 @@ REPS=${REPS:-3}
 THREADS=${THREADS:-2}
 COMMON="--system-tokens 4000 --add-min 200 --add-max 1000 --gen-min 32 --gen-max 64 \
 --max-history 8192 --turns 8"
-up() {  # port pid
-  for _ in $(seq 200); do
-    kill -0 "$2" 2> /dev/null || return 1
-    python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$1/health', timeout=1)" \
-      2> /dev/null && return 0
-    sleep 0.2
-  done
-  return 1
-}
+source scripts/serve_lib.sh  # bench_server
 for rep in $(seq "$REPS"); do
   for c in $CONC; do
     build/bin/reprise serve --model "$MODEL" --port 18190 --parallel "$c" --threads "$THREADS" \
       --ctx-size 9216 --prompt-cache-size $((2 * c + 2)) > /tmp/agent-reprise.log 2>&1 &
-    pid=$!
-    up 18190 $pid && python3 bench/agent_bench.py --port 18190 --label "reprise rep$rep" \
-      --concurrency "$c" $COMMON
-    kill -TERM $pid; wait $pid
+    bench_server "reprise rep$rep" 18190 $! /tmp/agent-reprise.log --concurrency "$c" $COMMON
     "$LLAMA_SERVER" -m "$MODEL" -np "$c" -c $((c * 9216)) --cache-ram 2048 --port 18191 \
       -t "$THREADS" > /tmp/agent-llama.log 2>&1 &
-    pid=$!
-    up 18191 $pid && python3 bench/agent_bench.py --port 18191 --label "llama-server rep$rep" \
-      --concurrency "$c" $COMMON
-    kill -TERM $pid; wait $pid
+    bench_server "llama-server rep$rep" 18191 $! /tmp/agent-llama.log --concurrency "$c" $COMMON
   done
 done

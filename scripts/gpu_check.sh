@@ -245,15 +245,7 @@ peer() {
 # AGENT_TURNS turns) against reprise serve --device cuda, then against
 # llama-server (CUDA, -np = concurrency, --cache-ram) when the peer is built;
 # a fresh server per run, the same requests for both.
-wait_http() {  # port, pid: until /health answers 200 (or the process dies)
-  for _ in $(seq 600); do
-    kill -0 "$2" 2> /dev/null || return 1
-    python3 -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$1/health', timeout=1)" \
-      2> /dev/null && return 0
-    sleep 0.5
-  done
-  return 1
-}
+source scripts/serve_lib.sh  # wait_http, bench_server
 agent() {
   local t=${AGENT_TYPE:-q4_k} hist=${AGENT_HISTORY:-16384} turns=${AGENT_TURNS:-8}
   local sys=${AGENT_SYSTEM:-7000} f=$MODELS/llama3-8b-${AGENT_TYPE:-q4_k}.gguf
@@ -264,26 +256,14 @@ agent() {
     say "agent workload: reprise, $c conversations ($t, history <= $hist)"
     "$BUILD/bin/reprise" serve --device cuda --model "$f" --port 18090 --parallel "$c" \
       --ctx-size $((hist + 1024)) --prompt-cache-size $((2 * c + 2)) > "$WORK/agent-reprise-$c.log" 2>&1 &
-    local pid=$!
-    if wait_http 18090 "$pid"; then
-      python3 bench/agent_bench.py --port 18090 --label reprise $common --metrics \
-        --json "$WORK/agent-reprise-$c.json" | tee -a "$WORK/agent.txt"
-    else
-      say "reprise serve did not come up"; tail -5 "$WORK/agent-reprise-$c.log"
-    fi
-    kill -TERM "$pid" 2> /dev/null; wait "$pid"
+    bench_server reprise 18090 $! "$WORK/agent-reprise-$c.log" $common --metrics \
+      --json "$WORK/agent-reprise-$c.json" > >(tee -a "$WORK/agent.txt")
     [ -x "$PEER_BUILD/bin/llama-server" ] || continue
     say "agent workload: llama-server, $c conversations"
     "$PEER_BUILD/bin/llama-server" -m "$f" -ngl 99 -fa on -np "$c" -c $((c * (hist + 1024))) \
       --cache-ram 16384 --port 18091 > "$WORK/agent-peer-$c.log" 2>&1 &
-    pid=$!
-    if wait_http 18091 "$pid"; then
-      python3 bench/agent_bench.py --port 18091 --label llama-server $common \
-        --json "$WORK/agent-peer-$c.json" | tee -a "$WORK/agent.txt"
-    else
-      say "llama-server did not come up"; tail -5 "$WORK/agent-peer-$c.log"
-    fi
-    kill -TERM "$pid" 2> /dev/null; wait "$pid"
+    bench_server llama-server 18091 $! "$WORK/agent-peer-$c.log" $common \
+      --json "$WORK/agent-peer-$c.json" > >(tee -a "$WORK/agent.txt")
   done
   cp "$WORK/agent.txt" "$OUT/" 2> /dev/null
   results > /dev/null
