@@ -162,6 +162,12 @@ void BlockPool::CopyTokens(int32_t src, int32_t dst, int n_tokens) {
   }
 }
 
+std::span<uint8_t> BlockPool::HostBlock(int32_t block) {
+  CHECK(block >= 0 && block < capacity_);
+  if (device_ != nullptr) return {};
+  return {base_ + block * block_bytes_, static_cast<size_t>(block_bytes_)};
+}
+
 std::span<uint8_t> BlockPool::staging() {
   const size_t n = static_cast<size_t>(block_bytes_);
   if (staging_ == nullptr && device_ != nullptr && staging_vec_.empty()) {

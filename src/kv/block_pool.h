@@ -88,6 +88,10 @@ class BlockPool {
   // these, never through K()/V(): on a GPU the pool's memory is device memory.
   void ReadBlock(int32_t block, uint8_t* dst) const;
   void WriteBlock(int32_t block, const uint8_t* src);
+  // The block's bytes (block_bytes(), the layout above) when the pool is host
+  // memory, else empty (device memory: only ReadBlock / WriteBlock reach it).
+  // Lets a promotion read a block from its tier straight into the pool.
+  std::span<uint8_t> HostBlock(int32_t block);
   // One block_bytes() buffer in the host memory the pool's copies move
   // fastest (pinned on a GPU: ReadBlock / WriteBlock through it are DMA
   // transfers, not staged through a pageable buffer). For the caller's

@@ -118,6 +118,44 @@ bool LruBlockStore::Get(const BlockKey& key, std::span<uint8_t> out) {
   return false;
 }
 
+const BlockStore* LruBlockStore::ConcurrentReader(const BlockKey& key) const {
+  return enabled_ && reads_concurrently() && index_.count(key) != 0 ? this : nullptr;
+}
+
+BlockStore::ReadOutcome LruBlockStore::ReadConcurrently(const BlockKey& key,
+                                                        std::span<uint8_t> out) const {
+  CHECK(reads_concurrently() && static_cast<int64_t>(out.size()) == block_bytes_);
+  return ReadBlob(key, out);
+}
+
+bool LruBlockStore::FinishConcurrentRead(const BlockKey& key, const BlockStore* reader,
+                                         ReadOutcome outcome) {
+  CHECK(reader == this);
+  auto it = index_.find(key);
+  switch (outcome) {
+    case ReadOutcome::kOk:
+      // The bytes were read (even if the block was evicted since).
+      if (it != index_.end()) lru_.splice(lru_.end(), lru_, it->second);
+      ++stats_.gets;
+      stats_.bytes_read += stored_bytes();
+      return true;
+    case ReadOutcome::kMissing:  // evicted while being read, or removed behind our back
+      ++stats_.get_misses;
+      if (it != index_.end()) Drop(key);
+      return false;
+    case ReadOutcome::kCorrupt:
+      ++stats_.corrupt_discarded;
+      LOG_WARN("kv", "%.*s tier: block %s failed validation; discarded", (int)name().size(),
+               name().data(), key.Hex().c_str());
+      if (it != index_.end()) Drop(key);
+      return false;
+    case ReadOutcome::kFailed:
+      if (enabled_) Disable(Errorf("reading block %s failed", key.Hex().c_str()));
+      return false;
+  }
+  return false;
+}
+
 bool LruBlockStore::Touch(const BlockKey& key) {
   if (!enabled_) return false;
   auto it = index_.find(key);
@@ -172,8 +210,8 @@ Status MemoryBlockStore::WriteBlob(const BlockKey& key, std::span<const uint8_t>
   return Status::Ok();
 }
 
-LruBlockStore::ReadOutcome MemoryBlockStore::ReadBlob(const BlockKey& key,
-                                                      std::span<uint8_t> out) {
+BlockStore::ReadOutcome MemoryBlockStore::ReadBlob(const BlockKey& key,
+                                                   std::span<uint8_t> out) const {
   auto it = blobs_.find(key);
   if (it == blobs_.end()) return ReadOutcome::kMissing;
   if (Checksum64(it->second.data) != it->second.checksum) return ReadOutcome::kCorrupt;
@@ -237,7 +275,8 @@ Status HostBlockStore::WriteBlob(const BlockKey& key, std::span<const uint8_t> d
   return Status::Ok();
 }
 
-LruBlockStore::ReadOutcome HostBlockStore::ReadBlob(const BlockKey& key, std::span<uint8_t> out) {
+BlockStore::ReadOutcome HostBlockStore::ReadBlob(const BlockKey& key,
+                                                 std::span<uint8_t> out) const {
   auto it = slots_.find(key);
   if (it == slots_.end()) return ReadOutcome::kMissing;
   std::memcpy(out.data(), it->second, out.size());
