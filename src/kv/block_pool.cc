@@ -162,6 +162,27 @@ void BlockPool::CopyTokens(int32_t src, int32_t dst, int n_tokens) {
   }
 }
 
+void BlockPool::WriteBlockAsync(int32_t block, const uint8_t* src) {
+  CHECK(block >= 0 && block < capacity_);
+  if (device_ != nullptr) {
+    device_->CopyToDeviceAsync(base_ + block * block_bytes_, src, static_cast<size_t>(block_bytes_));
+  } else {
+    std::memcpy(base_ + block * block_bytes_, src, static_cast<size_t>(block_bytes_));
+  }
+}
+
+uint64_t BlockPool::WriteFence() {
+  return device_ != nullptr ? device_->CopyFence() : ++host_fences_;
+}
+
+bool BlockPool::WritesDone(uint64_t fence) {
+  return device_ == nullptr || device_->CopyDone(fence);
+}
+
+void BlockPool::WaitWrites(uint64_t fence) {
+  if (device_ != nullptr) device_->WaitCopy(fence);
+}
+
 std::span<uint8_t> BlockPool::HostBlock(int32_t block) {
   CHECK(block >= 0 && block < capacity_);
   if (device_ != nullptr) return {};

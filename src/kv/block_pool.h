@@ -88,6 +88,16 @@ class BlockPool {
   // these, never through K()/V(): on a GPU the pool's memory is device memory.
   void ReadBlock(int32_t block, uint8_t* dst) const;
   void WriteBlock(int32_t block, const uint8_t* src);
+  // WriteBlock from host memory the backend copies from by DMA (AllocHost:
+  // a host-tier slot), asynchronously on a GPU (the backend's copy stream,
+  // beside the compute stream): `src` must stay unchanged, and nothing may
+  // use the block, until WritesDone(fence) for a fence taken after it. A
+  // host pool copies at once.
+  void WriteBlockAsync(int32_t block, const uint8_t* src);
+  // A ticket covering every WriteBlockAsync so far.
+  uint64_t WriteFence();
+  bool WritesDone(uint64_t fence);  // without waiting
+  void WaitWrites(uint64_t fence);
   // The block's bytes (block_bytes(), the layout above) when the pool is host
   // memory, else empty (device memory: only ReadBlock / WriteBlock reach it).
   // Lets a promotion read a block from its tier straight into the pool.
@@ -109,6 +119,7 @@ class BlockPool {
   uint8_t* base_ = nullptr;
   size_t reserved_bytes_ = 0;
   kernels::Backend* device_ = nullptr;  // non-null: base_ is device memory
+  uint64_t host_fences_ = 0;            // WriteFence of a host pool
   uint8_t* staging_ = nullptr;          // device_->AllocHost, made on first use
   std::vector<uint8_t> staging_vec_;    // host pools (or AllocHost failed)
   std::vector<int32_t> refcount_;

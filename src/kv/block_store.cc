@@ -24,6 +24,7 @@ bool LruBlockStore::Contains(const BlockKey& key) const {
 void LruBlockStore::Drop(BlockKey key) {
   auto it = index_.find(key);
   CHECK(it != index_.end());
+  CHECK(pins_.count(key) == 0);  // a pinned block's bytes are being copied
   lru_.erase(it->second);
   index_.erase(it);
   bytes_ -= stored_bytes();
@@ -34,11 +35,35 @@ bool LruBlockStore::MakeRoom(int64_t need) {
   if (need > bytes_limit_) return false;
   while (bytes_ + need > bytes_limit_) {
     CHECK(!lru_.empty());
-    SpillOne(lru_.front());
-    Drop(lru_.front());
+    auto victim = lru_.begin();
+    while (victim != lru_.end() && pins_.count(*victim) != 0) ++victim;
+    if (victim == lru_.end()) return false;  // everything is pinned by a promotion
+    const BlockKey key = *victim;
+    SpillOne(key);
+    Drop(key);
     ++stats_.evictions;
   }
   return true;
+}
+
+BlockStore::HostPin LruBlockStore::PinHost(const BlockKey& key) {
+  if (!enabled_ || index_.count(key) == 0) return {};
+  const uint8_t* data = HostBytes(key);
+  if (data == nullptr) return {};
+  ++pins_[key];
+  return HostPin{data, this};
+}
+
+void LruBlockStore::UnpinHost(const BlockKey& key, const HostPin& pin, bool read) {
+  CHECK(pin.tier == this);
+  auto p = pins_.find(key);
+  CHECK(p != pins_.end());
+  if (--p->second == 0) pins_.erase(p);
+  if (!read) return;
+  auto it = index_.find(key);
+  if (it != index_.end()) lru_.splice(lru_.end(), lru_, it->second);
+  ++stats_.gets;
+  stats_.bytes_read += stored_bytes();
 }
 
 bool LruBlockStore::SpillOne(const BlockKey& key) {
@@ -165,7 +190,7 @@ bool LruBlockStore::Touch(const BlockKey& key) {
 }
 
 bool LruBlockStore::Evict(const BlockKey& key) {
-  if (index_.count(key) == 0) return false;
+  if (index_.count(key) == 0 || pins_.count(key) != 0) return false;
   Drop(key);
   ++stats_.evictions;
   return true;
@@ -281,6 +306,11 @@ BlockStore::ReadOutcome HostBlockStore::ReadBlob(const BlockKey& key,
   if (it == slots_.end()) return ReadOutcome::kMissing;
   std::memcpy(out.data(), it->second, out.size());
   return ReadOutcome::kOk;
+}
+
+const uint8_t* HostBlockStore::HostBytes(const BlockKey& key) const {
+  auto it = slots_.find(key);
+  return it == slots_.end() ? nullptr : it->second;
 }
 
 void HostBlockStore::DeleteBlob(const BlockKey& key) {

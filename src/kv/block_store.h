@@ -24,7 +24,10 @@
 //    I/O error) turns the tier off: every call then misses and stores
 //    nothing, and the caller keeps serving from the tiers above;
 //  - with a spill tier set, a block evicted for room is first put into the
-//    spill tier (unless it holds it already): demoted, not forgotten.
+//    spill tier (unless it holds it already): demoted, not forgotten;
+//  - a pinned block (PinHost) is never evicted or dropped: room is made from
+//    the least recently used unpinned blocks, Evict refuses it, and a Put
+//    that only pinned blocks could make room for stores nothing.
 // Not thread-safe: owned by the engine thread, like the pool.
 #pragma once
 
@@ -116,6 +119,19 @@ class BlockStore {
                                     ReadOutcome outcome) {
     return false;
   }
+
+  // Zero-copy reads of blocks kept in host memory (the host tier), for an
+  // asynchronous device copy (BlockPool::WriteBlockAsync). On the owner
+  // thread, PinHost(key) returns the block's bytes in place and pins them:
+  // the block is not evicted (eviction takes the next unpinned one) until
+  // UnpinHost. Empty when no tier keeps the key in host memory. UnpinHost
+  // with read == true counts the read as a Get (counters, recency).
+  struct HostPin {
+    const uint8_t* data = nullptr;
+    BlockStore* tier = nullptr;  // the tier that pinned it
+  };
+  virtual HostPin PinHost(const BlockKey& key) { return {}; }
+  virtual void UnpinHost(const BlockKey& key, const HostPin& pin, bool read) {}
 };
 
 class LruBlockStore : public BlockStore {
@@ -134,6 +150,10 @@ class LruBlockStore : public BlockStore {
   ReadOutcome ReadConcurrently(const BlockKey& key, std::span<uint8_t> out) const override;
   bool FinishConcurrentRead(const BlockKey& key, const BlockStore* reader,
                             ReadOutcome outcome) override;
+  // For a tier whose storage is host memory (HostBytes()).
+  HostPin PinHost(const BlockKey& key) override;
+  void UnpinHost(const BlockKey& key, const HostPin& pin, bool read) override;
+  bool pinned(const BlockKey& key) const { return pins_.count(key) != 0; }
 
   int64_t bytes() const { return bytes_; }
   int64_t bytes_limit() const { return bytes_limit_; }
@@ -165,6 +185,9 @@ class LruBlockStore : public BlockStore {
   // open file stays readable when deleted). False for memory slots that are
   // reused once their block is evicted.
   virtual bool reads_concurrently() const { return false; }
+  // The block's bytes in place when the storage is host memory (the host
+  // tier), else null.
+  virtual const uint8_t* HostBytes(const BlockKey& key) const { return nullptr; }
   // Adds a block the backend already holds (a store reopened on existing
   // storage), as the most recently used. False if it does not fit the bound.
   bool IndexExisting(const BlockKey& key);
@@ -184,6 +207,7 @@ class LruBlockStore : public BlockStore {
   bool enabled_ = true;
   std::list<BlockKey> lru_;  // front = least recently used
   std::unordered_map<BlockKey, std::list<BlockKey>::iterator, BlockKeyHasher> index_;
+  std::unordered_map<BlockKey, int, BlockKeyHasher> pins_;  // PinHost counts
   BlockStoreStats stats_;
   BlockStore* spill_ = nullptr;
   std::vector<uint8_t> spill_scratch_;
@@ -232,6 +256,7 @@ class HostBlockStore : public LruBlockStore {
   Status WriteBlob(const BlockKey& key, std::span<const uint8_t> data) override;
   ReadOutcome ReadBlob(const BlockKey& key, std::span<uint8_t> out) const override;
   void DeleteBlob(const BlockKey& key) override;
+  const uint8_t* HostBytes(const BlockKey& key) const override;
 
  private:
   kernels::Backend* backend_;

@@ -19,7 +19,9 @@ size_t PromotionJob::n_ok() const {
 
 struct Promoter::Job {
   PromotionJob job;
-  int staged = 0;  // blocks read into a slot and not yet copied into the pool
+  int staged = 0;      // blocks read into a slot and not yet copied into the pool
+  bool disk = false;   // has reads for the reader thread
+  uint64_t fence = 0;  // covers its asynchronous copies (0: none)
 };
 
 Promoter::Promoter(BlockPool& pool, int staging_slots, bool force_staging)
@@ -45,6 +47,7 @@ Promoter::~Promoter() {
   }
   reader_cv_.notify_all();
   thread_.join();
+  if (last_fence_ != 0) pool_.WaitWrites(last_fence_);
   if (staging_ != nullptr) pool_.device()->FreeHost(staging_);
 }
 
@@ -59,13 +62,26 @@ int64_t Promoter::Submit(std::vector<PromotionRead> reads) {
   job->job.id = next_id_++;
   job->job.reads = std::move(reads);
   for (PromotionRead& r : job->job.reads) {
-    CHECK(r.reader != nullptr && r.block >= 0);
+    CHECK(r.block >= 0 && (r.reader != nullptr) != (r.host.data != nullptr));
     r.attempted = false;
+    if (r.host.data != nullptr) {  // pinned host memory: copied now, asynchronously
+      pool_.WriteBlockAsync(r.block, r.host.data);
+      r.attempted = true;
+      r.outcome = BlockStore::ReadOutcome::kOk;
+      job->fence = 1;
+    } else {
+      job->disk = true;
+    }
   }
+  if (job->fence != 0) job->fence = last_fence_ = pool_.WriteFence();
   const int64_t id = job->job.id;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    queue_.push_back(std::move(job));
+    if (job->disk) {
+      queue_.push_back(std::move(job));
+    } else {
+      read_.push_back(std::move(job));  // nothing for the reader thread
+    }
   }
   ++submitted_;
   reader_cv_.notify_all();
@@ -91,6 +107,7 @@ void Promoter::ReadJob(Job& job, std::unique_lock<std::mutex>& lock) {
   const int64_t block_bytes = pool_.block_bytes();
   for (PromotionRead& r : job.job.reads) {
     if (stop_) return;
+    if (r.reader == nullptr) continue;  // a host copy, issued at Submit
     int slot = -1;
     std::span<uint8_t> dest;
     if (direct_) {
@@ -138,7 +155,7 @@ void Promoter::Drain() {
       --s.job->staged;
     }
     for (auto it = read_.begin(); it != read_.end();) {
-      if ((*it)->staged == 0) {
+      if (Finished(**it)) {
         done_.push_back(std::move((*it)->job));
         it = read_.erase(it);
       } else {
@@ -147,6 +164,10 @@ void Promoter::Drain() {
     }
   }
   if (!staged.empty()) reader_cv_.notify_all();
+}
+
+bool Promoter::Finished(const Job& job) {
+  return job.staged == 0 && (job.fence == 0 || pool_.WritesDone(job.fence));
 }
 
 std::vector<PromotionJob> Promoter::Poll() {
@@ -171,20 +192,42 @@ PromotionJob Promoter::Wait(int64_t id) {
       }
     }
     std::unique_lock<std::mutex> lock(mu_);
+    uint64_t fence = 0;  // set when the job only waits for its copies
     owner_cv_.wait_for(lock, std::chrono::milliseconds(50), [&] {
       if (!staged_.empty()) return true;
       for (const auto& j : read_) {
-        if (j->job.id == id) return true;
+        if (j->job.id == id) {
+          fence = j->staged == 0 ? j->fence : 0;
+          return true;
+        }
       }
       return false;
     });
+    lock.unlock();
+    if (fence != 0) pool_.WaitWrites(fence);
   }
 }
 
 void Promoter::WaitForProgress(std::chrono::milliseconds timeout) {
   if (!done_.empty()) return;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
   std::unique_lock<std::mutex> lock(mu_);
-  owner_cv_.wait_for(lock, timeout, [&] { return !staged_.empty() || !read_.empty(); });
+  while (true) {
+    bool copying = false;  // jobs whose disk reads ended, waiting for copies
+    for (const auto& j : read_) {
+      if (j->staged > 0) return;  // a block to copy in
+      if (Finished(*j)) return;
+      copying = true;
+    }
+    if (!staged_.empty()) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) return;
+    const auto step = copying ? std::chrono::microseconds(100)
+                              : std::chrono::duration_cast<std::chrono::microseconds>(deadline - now);
+    owner_cv_.wait_for(lock, std::min<std::chrono::microseconds>(
+                                 step, std::chrono::duration_cast<std::chrono::microseconds>(
+                                           deadline - now)));
+  }
 }
 
 }  // namespace reprise::kv

@@ -4,13 +4,16 @@
 // the whole batch stalling for the read (promotions overlapped with compute).
 //
 // A job is the promotions of one admission, in chain order: for each block,
-// its content address, the tier that reads it (BlockStore::ConcurrentReader)
-// and the fresh pool block it fills. The reader thread reads a block straight
-// into its pool block when the pool is host memory (BlockPool::HostBlock),
-// else into one of a few staging slots (the backend's AllocHost: pinned on a
-// GPU) that the owner thread copies into the pool (BlockPool::WriteBlock) in
-// Poll or Wait. A job stops at its first failed read: a block's KV is only
-// usable after every block before it, so the rest would be recomputed anyway.
+// its content address, where it comes from and the fresh pool block it fills.
+// A block of the disk (BlockStore::ConcurrentReader) is read by the reader
+// thread, straight into its pool block when the pool is host memory
+// (BlockPool::HostBlock), else into one of a few staging slots (the backend's
+// AllocHost: pinned on a GPU) that the owner thread copies into the pool
+// (BlockPool::WriteBlock) in Poll or Wait; the disk job stops at its first
+// failed read (a block's KV is only usable after every block before it).
+// A block pinned in host memory (BlockStore::PinHost: the host tier) is
+// copied at Submit with BlockPool::WriteBlockAsync (on a GPU: the copy
+// stream, overlapping the compute) and the job also waits for its fence.
 //
 // Invariants:
 //  - the reader thread touches only the tiers' ReadConcurrently, the pool
@@ -20,11 +23,14 @@
 //    index stay on the owner thread;
 //  - jobs are read in submission order, one at a time, each block in order;
 //  - a returned job is final: every read has its outcome, `attempted` says
-//    which ran (the owner passes those to BlockStore::FinishConcurrentRead);
+//    which ran (the owner passes those to BlockStore::FinishConcurrentRead),
+//    and every asynchronous copy has finished (host reads are attempted and
+//    kOk; the owner unpins them);
 //  - staging memory is staging_slots blocks, allocated at construction and
 //    only when reads cannot go straight into the pool;
-//  - the destructor finishes the job being read, drops the queued ones (not
-//    returned: their pool blocks are the owner's to release, after) and joins.
+//  - the destructor finishes the job being read, waits for the copies,
+//    drops the queued jobs (not returned: their pool blocks and pins are the
+//    owner's to release, after) and joins.
 // Owner-thread methods are not thread-safe among themselves (one engine
 // thread), like the pool.
 #pragma once
@@ -46,7 +52,10 @@ namespace reprise::kv {
 
 struct PromotionRead {
   BlockKey key;
+  // Where it comes from: a tier the reader thread reads (a disk read), or
+  // pinned host memory the owner thread copies from asynchronously.
   const BlockStore* reader = nullptr;  // from BlockStore::ConcurrentReader
+  BlockStore::HostPin host;            // from BlockStore::PinHost
   int32_t block = -1;                  // the pool block it fills
   // Filled by the promoter.
   bool attempted = false;
@@ -79,7 +88,8 @@ class Promoter {
   // Blocks until job `id` is finished (copying staged blocks meanwhile) and
   // returns it; other jobs finished meanwhile wait for the next Poll.
   PromotionJob Wait(int64_t id);
-  // Sleeps until a job finishes or a staged block is ready, or `timeout`.
+  // Sleeps until a job's disk reads end or a staged block is ready, or
+  // `timeout` (jobs waiting only for copies are checked every 100 us).
   void WaitForProgress(std::chrono::milliseconds timeout);
   // Jobs submitted and not yet returned.
   int64_t pending() const { return submitted_ - returned_; }
@@ -92,6 +102,7 @@ class Promoter {
     int slot;
   };
   void Loop();
+  bool Finished(const Job& job);  // owner thread, mu_ held: staged and copied
   void ReadJob(Job& job, std::unique_lock<std::mutex>& lock);
   // Owner thread: WriteBlocks every staged block; moves jobs that are done
   // into done_ (submission order kept).
@@ -114,6 +125,7 @@ class Promoter {
   bool stop_ = false;
 
   std::vector<PromotionJob> done_;  // owner thread only
+  uint64_t last_fence_ = 0;         // of the latest job with copies
   int64_t next_id_ = 1;
   int64_t submitted_ = 0;
   int64_t returned_ = 0;

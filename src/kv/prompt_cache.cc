@@ -205,15 +205,22 @@ CacheHit PromptCache::Acquire(std::span<const int32_t> tokens, int32_t max_token
   // (CompletePromotions); any other is read here, each only after the
   // previous one arrived.
   auto promote = [&](const BlockKey& k, int32_t tokens) {
-    const BlockStore* reader = concurrent_reads ? lower->ConcurrentReader(k) : nullptr;
+    // Pinned first: the evictions AllocateBlock may cause cannot drop it.
+    const BlockStore::HostPin pin = concurrent_reads ? lower->PinHost(k) : BlockStore::HostPin{};
+    const BlockStore* reader =
+        concurrent_reads && pin.data == nullptr ? lower->ConcurrentReader(k) : nullptr;
     int32_t b;
     int tier = -1;
-    if (reader != nullptr) {
+    if (pin.data != nullptr || reader != nullptr) {
       b = AllocateBlock();
-      if (b < 0) return false;
+      if (b < 0) {
+        if (pin.data != nullptr) lower->UnpinHost(k, pin, /*read=*/false);
+        return false;
+      }
       PromotionRead r;
       r.key = k;
       r.reader = reader;
+      r.host = pin;
       r.block = b;
       hit.pending.push_back(r);
     } else {
@@ -244,22 +251,37 @@ int32_t PromptCache::CompletePromotions(CacheHit* hit, std::span<const Promotion
   CHECK(reads.size() == hit->pending.size());
   BlockStore* lower = config_.lower;
   const int32_t bt = pool_.block_tokens();
-  size_t cut = hit->seq.blocks.size();  // the first block that did not arrive
+  // The first block that did not arrive: the match ends there.
+  size_t cut = hit->seq.blocks.size();
   size_t next_pending = 0;
   for (CacheHit::Promoted& p : hit->promoted) {
     if (p.tier >= 0) continue;  // read in Acquire
     const PromotionRead& r = reads[next_pending];
     CHECK(r.block == hit->pending[next_pending].block && r.block == hit->seq.blocks[p.seq_block]);
     ++next_pending;
-    // Every read that ran is finished with its tier (counts, recency, a
-    // corrupt block discarded), even past a failure.
-    const bool ok = r.attempted && lower->FinishConcurrentRead(r.key, r.reader, r.outcome);
+    if (!r.attempted || r.outcome != BlockStore::ReadOutcome::kOk) {
+      cut = std::min(cut, static_cast<size_t>(p.seq_block));
+    }
+  }
+  // Every read is finished with its tier: a disk read that ran is counted
+  // (and a corrupt block discarded) even past the cut; a host block is
+  // unpinned, counted as read only before it.
+  next_pending = 0;
+  for (CacheHit::Promoted& p : hit->promoted) {
+    if (p.tier >= 0) continue;
+    const PromotionRead& r = reads[next_pending++];
+    const bool before_cut = static_cast<size_t>(p.seq_block) < cut;
+    bool ok = false;
+    if (r.host.data != nullptr) {
+      lower->UnpinHost(r.key, r.host, before_cut);
+      ok = before_cut;
+    } else if (r.attempted) {
+      ok = lower->FinishConcurrentRead(r.key, r.reader, r.outcome) && before_cut;
+    }
     if (ok) {
       p.tier = lower->last_get_tier();
-      ++promotions_;
     } else {
-      p.tier = -2;  // failed
-      cut = std::min(cut, static_cast<size_t>(p.seq_block));
+      p.tier = -2;  // not part of the hit
     }
   }
   hit->pending.clear();
@@ -286,6 +308,7 @@ int32_t PromptCache::CompletePromotions(CacheHit* hit, std::span<const Promotion
 void PromptCache::Settle(CacheHit* hit) {
   for (const CacheHit::Promoted& p : hit->promoted) {
     CHECK(p.tier >= 0);
+    ++promotions_;
     hit->n_lower_tokens += p.tokens;
     ++hit->n_lower_blocks;
     if (p.tier < PromptCacheStats::kMaxTiers) {
@@ -313,7 +336,6 @@ int32_t PromptCache::Promote(const BlockKey& key) {
     return -1;
   }
   pool_.WriteBlock(b, staging.data());
-  ++promotions_;
   return b;
 }
 

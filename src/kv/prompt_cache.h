@@ -45,11 +45,13 @@
 // A store that fails, or a block that fails validation, only shortens the
 // match: the rest is recomputed.
 // Promotions overlapped with compute: Acquire with concurrent_reads leaves
-// the blocks a reader thread can fetch (BlockStore::ConcurrentReader: the
-// disk) in CacheHit::pending, their fresh pool blocks already in the hit;
-// the caller reads them (kv/promoter.h) while other sequences run, then
-// CompletePromotions settles the hit: the match ends at the first block that
-// did not arrive, and hit counters count only what did.
+// the blocks that need no engine-thread read in CacheHit::pending, their
+// fresh pool blocks already in the hit: blocks pinned in host memory
+// (BlockStore::PinHost: the host tier, copied asynchronously) and blocks a
+// reader thread can fetch (BlockStore::ConcurrentReader: the disk). The
+// caller moves them (kv/promoter.h) while other sequences run, then
+// CompletePromotions settles the hit: pins are released, the match ends at
+// the first block that did not arrive, and hit counters count only what did.
 //
 // Not thread-safe: owned by the engine thread, like the pool.
 #pragma once

@@ -79,6 +79,23 @@ bool TieredBlockStore::FinishConcurrentRead(const BlockKey& key, const BlockStor
   return false;
 }
 
+BlockStore::HostPin TieredBlockStore::PinHost(const BlockKey& key) {
+  for (const auto& t : tiers_) {
+    if (t->Contains(key)) return t->PinHost(key);
+  }
+  return {};
+}
+
+void TieredBlockStore::UnpinHost(const BlockKey& key, const HostPin& pin, bool read) {
+  for (size_t i = 0; i < tiers_.size(); ++i) {
+    if (tiers_[i].get() != pin.tier) continue;
+    tiers_[i]->UnpinHost(key, pin, read);
+    if (read) last_get_tier_ = static_cast<int>(i);
+    return;
+  }
+  CHECK(false && "UnpinHost: the pin is not from a tier of this store");
+}
+
 bool TieredBlockStore::Touch(const BlockKey& key) {
   for (const auto& t : tiers_) {
     if (t->Touch(key)) return true;

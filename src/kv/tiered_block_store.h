@@ -55,6 +55,9 @@ class TieredBlockStore : public BlockStore {
   const BlockStore* ConcurrentReader(const BlockKey& key) const override;
   bool FinishConcurrentRead(const BlockKey& key, const BlockStore* reader,
                             ReadOutcome outcome) override;
+  // Pins in the fastest tier holding the key, if it keeps it in host memory.
+  HostPin PinHost(const BlockKey& key) override;
+  void UnpinHost(const BlockKey& key, const HostPin& pin, bool read) override;
   bool durable() const override { return tiers_.back()->durable(); }
 
  private:
