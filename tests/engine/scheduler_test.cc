@@ -318,18 +318,27 @@ class SchedulerTierTest : public SchedulerTest {
     Outcome a = Generate(turn1, 5);
     EXPECT_EQ(a.tokens.size(), 5u);
     Generate(Range(11, 9), 3);  // the one entry now: turn 1 is demoted
-    EXPECT_GT(store_->blocks(), 0);
+    EXPECT_GT(store_ != nullptr ? store_->blocks() : host_->blocks(), 0);
     return Concat(Concat(turn1, a.tokens), Range(40, 6));
   }
-  void MakeTiered(bool overlap) {
+  // The gated disk-like tier, or (host) a host-RAM tier (promoted by pinned
+  // asynchronous copies).
+  void MakeTiered(bool overlap, bool host = false) {
     const int64_t block_bytes = 4 * 2 * 4;  // 4 tokens, 1 layer, K and V of one float
-    auto store = std::make_unique<GatedStore>(block_bytes, 200 * block_bytes);
-    store_ = store.get();
-    next_lower_ = std::move(store);
+    if (host) {
+      auto store = std::make_unique<kv::HostBlockStore>(block_bytes, 200 * block_bytes, nullptr);
+      host_ = store.get();
+      next_lower_ = std::move(store);
+    } else {
+      auto store = std::make_unique<GatedStore>(block_bytes, 200 * block_bytes);
+      store_ = store.get();
+      next_lower_ = std::move(store);
+    }
     overlap_promotions_ = overlap;
     Make(64, 1);
   }
   GatedStore* store_ = nullptr;  // owned by the scheduler
+  kv::HostBlockStore* host_ = nullptr;
 };
 
 // While a follow-up's prefix is read back from the tier, the other sequences
@@ -373,6 +382,7 @@ TEST_F(SchedulerTierTest, ALoadingSequenceDoesNotStallTheOthers) {
 TEST_F(SchedulerTierTest, OverlappedAndInlinePromotionsAgree) {
   std::vector<Outcome> runs;
   for (bool overlap : {false, true}) {
+    store_ = nullptr;
     MakeTiered(overlap);
     const Tokens turn2 = DemotedConversation();
     runs.push_back(Generate(turn2, 8));
@@ -383,6 +393,23 @@ TEST_F(SchedulerTierTest, OverlappedAndInlinePromotionsAgree) {
   EXPECT_EQ(runs[0].final_event.usage.cached_tokens_lower_tier,
             runs[1].final_event.usage.cached_tokens_lower_tier);
   EXPECT_GT(runs[1].final_event.usage.cached_tokens_lower_tier, 0);
+}
+
+// From the host tier: pinned blocks copied by the promoter (asynchronous
+// on a GPU) give the same tokens as the inline read and leave no pin behind.
+TEST_F(SchedulerTierTest, HostTierPromotionsAgreeAndUnpin) {
+  std::vector<Outcome> runs;
+  for (bool overlap : {false, true}) {
+    MakeTiered(overlap, /*host=*/true);
+    const Tokens turn2 = DemotedConversation();
+    runs.push_back(Generate(turn2, 8));
+    EXPECT_EQ(sched_->pool().used_blocks(), sched_->cache().cached_blocks());
+    for (const kv::BlockKey& k : host_->KeysByRecency()) EXPECT_FALSE(host_->pinned(k));
+  }
+  EXPECT_EQ(runs[0].tokens, runs[1].tokens);
+  EXPECT_EQ(runs[1].final_event.usage.cached_tokens_lower_tier, 30 + 5 - 1);
+  EXPECT_EQ(runs[1].final_event.usage.cached_tokens_host, 30 + 5 - 1);
+  EXPECT_EQ(runs[0].final_event.usage.cached_tokens_host, 30 + 5 - 1);
 }
 
 // Cancelled while its reads are in flight: the engine waits for them (the
