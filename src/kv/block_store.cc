@@ -59,11 +59,7 @@ void LruBlockStore::UnpinHost(const BlockKey& key, const HostPin& pin, bool read
   auto p = pins_.find(key);
   CHECK(p != pins_.end());
   if (--p->second == 0) pins_.erase(p);
-  if (!read) return;
-  auto it = index_.find(key);
-  if (it != index_.end()) lru_.splice(lru_.end(), lru_, it->second);
-  ++stats_.gets;
-  stats_.bytes_read += stored_bytes();
+  if (read) FinishRead(key, ReadOutcome::kOk);
 }
 
 bool LruBlockStore::SpillOne(const BlockKey& key) {
@@ -115,32 +111,11 @@ bool LruBlockStore::Put(const BlockKey& key, std::span<const uint8_t> data) {
 bool LruBlockStore::Get(const BlockKey& key, std::span<uint8_t> out) {
   CHECK(static_cast<int64_t>(out.size()) == block_bytes_);
   if (!enabled_) return false;
-  auto it = index_.find(key);
-  if (it == index_.end()) {
+  if (index_.count(key) == 0) {
     ++stats_.get_misses;
     return false;
   }
-  switch (ReadBlob(key, out)) {
-    case ReadOutcome::kOk:
-      lru_.splice(lru_.end(), lru_, it->second);
-      ++stats_.gets;
-      stats_.bytes_read += stored_bytes();
-      return true;
-    case ReadOutcome::kMissing:  // removed behind our back
-      ++stats_.get_misses;
-      Drop(key);
-      return false;
-    case ReadOutcome::kCorrupt:
-      ++stats_.corrupt_discarded;
-      LOG_WARN("kv", "%.*s tier: block %s failed validation; discarded", (int)name().size(),
-               name().data(), key.Hex().c_str());
-      Drop(key);
-      return false;
-    case ReadOutcome::kFailed:
-      Disable(Errorf("reading block %s failed", key.Hex().c_str()));
-      return false;
-  }
-  return false;
+  return FinishRead(key, ReadBlob(key, out));
 }
 
 const BlockStore* LruBlockStore::ConcurrentReader(const BlockKey& key) const {
@@ -156,6 +131,10 @@ BlockStore::ReadOutcome LruBlockStore::ReadConcurrently(const BlockKey& key,
 bool LruBlockStore::FinishConcurrentRead(const BlockKey& key, const BlockStore* reader,
                                          ReadOutcome outcome) {
   CHECK(reader == this);
+  return FinishRead(key, outcome);
+}
+
+bool LruBlockStore::FinishRead(const BlockKey& key, ReadOutcome outcome) {
   auto it = index_.find(key);
   switch (outcome) {
     case ReadOutcome::kOk:
@@ -175,7 +154,7 @@ bool LruBlockStore::FinishConcurrentRead(const BlockKey& key, const BlockStore* 
       if (it != index_.end()) Drop(key);
       return false;
     case ReadOutcome::kFailed:
-      if (enabled_) Disable(Errorf("reading block %s failed", key.Hex().c_str()));
+      Disable(Errorf("reading block %s failed", key.Hex().c_str()));
       return false;
   }
   return false;

@@ -198,6 +198,10 @@ class LruBlockStore : public BlockStore {
 
  private:
   void Drop(BlockKey key);  // from the index and the backend
+  // The rest of a read of `key` (Get, a concurrent read, a host copy):
+  // counts it, refreshes recency on success, discards a missing or corrupt
+  // block, turns the tier off on a storage failure. True when kOk.
+  bool FinishRead(const BlockKey& key, ReadOutcome outcome);
   bool MakeRoom(int64_t need);     // evicts LRU until need more bytes fit
   bool SpillOne(const BlockKey& key);  // into spill_, unless it holds it
 
