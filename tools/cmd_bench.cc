@@ -8,6 +8,7 @@
 // a step streams (the weights once, plus every sequence's KV) as GB/s.
 #include <algorithm>
 #include <cstdio>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <string>
@@ -42,6 +43,46 @@ double Median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   const size_t m = v.size() / 2;
   return v.size() % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+}
+
+// One run: the prefill of `pp` tokens per sequence, then `tg` steps; their
+// times in ms.
+using RunOnce = std::function<Status(int pp, int tg, double* pp_ms, double* tg_ms)>;
+
+// A warm-up run, then --reps runs of `streams` sequences: tok/s per run (over
+// all sequences) into pp_tps and tg_tps, one line each on stderr.
+Status MeasureReps(const BenchOptions& o, int streams, const RunOnce& run_once,
+                   std::vector<double>* pp_tps, std::vector<double>* tg_tps) {
+  double pp_ms = 0, tg_ms = 0;
+  RETURN_IF_ERROR(run_once(std::min(o.pp, 64), std::min(o.tg, 8), &pp_ms, &tg_ms));  // warm-up
+  const std::string x = streams > 1 ? " x" + std::to_string(streams) : "";
+  for (int r = 0; r < o.reps; ++r) {
+    RETURN_IF_ERROR(run_once(o.pp, o.tg, &pp_ms, &tg_ms));
+    pp_tps->push_back(static_cast<double>(streams) * o.pp * 1000.0 / pp_ms);
+    if (o.tg > 0) tg_tps->push_back(static_cast<double>(streams) * o.tg * 1000.0 / tg_ms);
+    std::fprintf(stderr, "rep %d: pp%d%s %.2f tok/s, tg%d%s %.2f tok/s%s\n", r + 1, o.pp,
+                 x.c_str(), pp_tps->back(), o.tg, x.c_str(), o.tg > 0 ? tg_tps->back() : 0.0,
+                 streams > 1 ? " in total" : "");
+  }
+  return Status::Ok();
+}
+
+// The --json fields every bench run reports.
+nlohmann::json CommonJson(const BenchOptions& o, model::Model& m, DType kv_type,
+                          const std::vector<double>& pp_tps, const std::vector<double>& tg_tps) {
+  return {{"model", o.model},
+          {"threads", m.backend().threads()},
+          {"device", m.backend().Describe()},
+          {"pp", o.pp},
+          {"tg", o.tg},
+          {"reps", o.reps},
+          {"pp_tok_per_s", Median(pp_tps)},
+          {"tg_tok_per_s", Median(tg_tps)},
+          {"pp_samples", pp_tps},
+          {"tg_samples", tg_tps},
+          {"weight_bytes", m.WeightBytes()},
+          {"kv_type", DTypeName(kv_type)},
+          {"cpu", GetCpuFeatures().ToString()}};
 }
 
 int RunBatchBench(const BenchOptions& o, model::Model& m, DType kv_type);
@@ -84,35 +125,13 @@ int RunBench(const BenchOptions& o) {
     return Status::Ok();
   };
 
-  double pp_ms = 0, tg_ms = 0;
-  Status st = run_once(std::min(o.pp, 64), std::min(o.tg, 8), &pp_ms, &tg_ms);  // warm-up
-  if (!st.ok()) return ReportError(st);
   std::vector<double> pp_tps, tg_tps;
-  for (int r = 0; r < o.reps; ++r) {
-    st = run_once(o.pp, o.tg, &pp_ms, &tg_ms);
-    if (!st.ok()) return ReportError(st);
-    pp_tps.push_back(o.pp * 1000.0 / pp_ms);
-    if (o.tg > 0) tg_tps.push_back(o.tg * 1000.0 / tg_ms);
-    std::fprintf(stderr, "rep %d: pp%d %.2f tok/s, tg%d %.2f tok/s\n", r + 1, o.pp,
-                 pp_tps.back(), o.tg, o.tg > 0 ? tg_tps.back() : 0.0);
-  }
+  if (Status st = MeasureReps(o, 1, run_once, &pp_tps, &tg_tps); !st.ok()) return ReportError(st);
   const double pp_med = Median(pp_tps), tg_med = Median(tg_tps);
   const double weight_gb = m.WeightBytes() / 1e9;
   if (o.json) {
-    nlohmann::json j = {{"model", o.model},
-                        {"threads", m.backend().threads()},
-                        {"device", m.backend().Describe()},
-                        {"pp", o.pp},
-                        {"tg", o.tg},
-                        {"reps", o.reps},
-                        {"pp_tok_per_s", pp_med},
-                        {"tg_tok_per_s", tg_med},
-                        {"pp_samples", pp_tps},
-                        {"tg_samples", tg_tps},
-                        {"weight_bytes", m.WeightBytes()},
-                        {"tg_weight_gb_per_s", tg_med * weight_gb},
-                        {"kv_type", DTypeName(*kv_type)},
-                        {"cpu", GetCpuFeatures().ToString()}};
+    nlohmann::json j = CommonJson(o, m, *kv_type, pp_tps, tg_tps);
+    j["tg_weight_gb_per_s"] = tg_med * weight_gb;
     std::printf("%s\n", j.dump().c_str());
   } else {
     std::printf("model: %s (%s, %.2f GB of weights per token)\n", o.model.c_str(),
@@ -180,21 +199,12 @@ int RunBatchBench(const BenchOptions& o, model::Model& m, DType kv_type) {
     return Status::Ok();
   };
 
-  double pp_ms = 0, tg_ms = 0;
-  Status st = run_once(std::min(o.pp, 64), std::min(o.tg, 8), &pp_ms, &tg_ms);  // warm-up
-  if (!st.ok()) return ReportError(st);
   std::vector<double> pp_tps, tg_tps;
-  for (int r = 0; r < o.reps; ++r) {
-    st = run_once(o.pp, o.tg, &pp_ms, &tg_ms);
-    if (!st.ok()) return ReportError(st);
-    pp_tps.push_back(static_cast<double>(B) * o.pp * 1000.0 / pp_ms);
-    if (o.tg > 0) tg_tps.push_back(static_cast<double>(B) * o.tg * 1000.0 / tg_ms);
-    std::fprintf(stderr, "rep %d: pp%d x%d %.2f tok/s, tg%d x%d %.2f tok/s in total\n", r + 1,
-                 o.pp, B, pp_tps.back(), o.tg, B, o.tg > 0 ? tg_tps.back() : 0.0);
-  }
+  const Status st = MeasureReps(o, B, run_once, &pp_tps, &tg_tps);
   for (auto& sq : seqs) {
     for (int32_t b : sq.blocks) pool.Unref(b);
   }
+  if (!st.ok()) return ReportError(st);
   const double pp_med = Median(pp_tps), tg_total = Median(tg_tps);
   const double steps_per_s = tg_total / B;
   // A step streams the weights once and every sequence's KV so far (the
@@ -204,23 +214,11 @@ int RunBatchBench(const BenchOptions& o, model::Model& m, DType kv_type) {
       static_cast<double>(B) * (o.pp + o.tg / 2.0) * pool.bytes_per_token() / 1e9;
   const double weight_gbps = steps_per_s * weight_gb, kv_gbps = steps_per_s * kv_gb_per_step;
   if (o.json) {
-    nlohmann::json j = {{"model", o.model},
-                        {"threads", m.backend().threads()},
-                        {"device", m.backend().Describe()},
-                        {"batch", B},
-                        {"pp", o.pp},
-                        {"tg", o.tg},
-                        {"reps", o.reps},
-                        {"pp_tok_per_s", pp_med},
-                        {"tg_tok_per_s", tg_total},
-                        {"tg_per_stream_tok_per_s", steps_per_s},
-                        {"pp_samples", pp_tps},
-                        {"tg_samples", tg_tps},
-                        {"weight_bytes", m.WeightBytes()},
-                        {"tg_weight_gb_per_s", weight_gbps},
-                        {"tg_kv_gb_per_s", kv_gbps},
-                        {"kv_type", DTypeName(kv_type)},
-                        {"cpu", GetCpuFeatures().ToString()}};
+    nlohmann::json j = CommonJson(o, m, kv_type, pp_tps, tg_tps);
+    j["batch"] = B;
+    j["tg_per_stream_tok_per_s"] = steps_per_s;
+    j["tg_weight_gb_per_s"] = weight_gbps;
+    j["tg_kv_gb_per_s"] = kv_gbps;
     std::printf("%s\n", j.dump().c_str());
   } else {
     std::printf("model: %s (%s, %.2f GB of weights per step)\n", o.model.c_str(),
