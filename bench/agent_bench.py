@@ -47,9 +47,11 @@ def percentile(values, p):
     return v[lo] + (v[hi] - v[lo]) * (k - lo)
 
 
-def stream_completion(host, port, prompt, max_tokens, timeout):
+def stream_completion(host, port, prompt, max_tokens, timeout, on_token=None):
     """One streamed completion. Returns a dict (ttft_s, total_s, out_tokens,
-    prompt_tokens, cached_tokens) or raises RuntimeError with the reason."""
+    prompt_tokens, cached_tokens, usage: the server's usage object or {}) or
+    raises RuntimeError with the reason. on_token(t), if given, is called with
+    time.perf_counter() at every streamed text chunk."""
     body = json.dumps({
         "prompt": prompt, "max_tokens": max_tokens, "temperature": 0,
         "ignore_eos": True, "stream": True,
@@ -79,9 +81,12 @@ def stream_completion(host, port, prompt, max_tokens, timeout):
                 raise RuntimeError(f"error event: {ev['error']}")
             choices = ev.get("choices") or []
             if choices and choices[0].get("text"):
+                now = time.perf_counter()
                 if ttft is None:
-                    ttft = time.perf_counter() - t0
+                    ttft = now - t0
                 chunks += 1
+                if on_token:
+                    on_token(now)
             if ev.get("usage"):
                 usage = ev["usage"]
             if ev.get("timings"):
@@ -101,7 +106,7 @@ def stream_completion(host, port, prompt, max_tokens, timeout):
     if cached is None and timings and "cache_n" in timings:
         cached = timings["cache_n"]
     return {"ttft_s": ttft, "total_s": total, "out_tokens": int(out),
-            "prompt_tokens": int(ptoks), "cached_tokens": cached}
+            "prompt_tokens": int(ptoks), "cached_tokens": cached, "usage": usage or {}}
 
 
 def conversation(idx, args, system, results, lock):

@@ -27,7 +27,7 @@ import statistics
 import sys
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from promotion_overlap import post  # noqa: E402
+from agent_bench import stream_completion  # noqa: E402
 
 
 def main():
@@ -49,10 +49,10 @@ def main():
     ids = lambda n: [rng.randrange(args.id_min, args.id_max) for _ in range(n)]
 
     def ask(prompt, what):
-        ttft, usage = post(args.host, args.port, {"prompt": prompt, "max_tokens": 1}, args.timeout)
-        d = usage.get("prompt_tokens_details") or {}
-        row = {"step": what, "prompt_tokens": usage.get("prompt_tokens", len(prompt)),
-               "ttft_ms": ttft * 1000, "cached_tokens": d.get("cached_tokens"),
+        r = stream_completion(args.host, args.port, prompt, 1, args.timeout)
+        d = r["usage"].get("prompt_tokens_details") or {}
+        row = {"step": what, "prompt_tokens": r["prompt_tokens"],
+               "ttft_ms": r["ttft_s"] * 1000, "cached_tokens": r["cached_tokens"],
                "from_host": d.get("cached_tokens_from_host"),
                "from_disk": d.get("cached_tokens_from_disk")}
         print(f"{args.label} {what}: TTFT {row['ttft_ms']:.0f} ms, prompt {row['prompt_tokens']}, "

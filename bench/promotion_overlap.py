@@ -19,7 +19,6 @@ Only the Python standard library.
   python3 bench/promotion_overlap.py --port 8080 --history 8000 --rounds 5
 """
 import argparse
-import http.client
 import json
 import random
 import statistics
@@ -27,49 +26,14 @@ import sys
 import threading
 import time
 
+sys.path.insert(0, __file__.rsplit("/", 1)[0])
+from agent_bench import stream_completion  # noqa: E402
 
-def post(host, port, body, timeout, on_token=None):
-    """A streamed /v1/completions; calls on_token(t) per text chunk; returns
-    (ttft_s, usage)."""
-    body = dict(body, stream=True, stream_options={"include_usage": True},
-                temperature=0, ignore_eos=True)
-    conn = http.client.HTTPConnection(host, port, timeout=timeout)
-    t0 = time.perf_counter()
-    ttft, usage, done = None, None, False
-    try:
-        conn.request("POST", "/v1/completions", json.dumps(body),
-                     {"Content-Type": "application/json"})
-        resp = conn.getresponse()
-        if resp.status != 200:
-            raise RuntimeError(f"HTTP {resp.status}: {resp.read(300)!r}")
-        while True:
-            line = resp.readline()
-            if not line:
-                break
-            line = line.strip()
-            if not line.startswith(b"data:"):
-                continue
-            data = line[5:].strip()
-            if data == b"[DONE]":
-                done = True
-                break
-            ev = json.loads(data)
-            if "error" in ev:
-                raise RuntimeError(f"error event: {ev['error']}")
-            ch = ev.get("choices") or []
-            if ch and ch[0].get("text"):
-                now = time.perf_counter()
-                if ttft is None:
-                    ttft = now - t0
-                if on_token:
-                    on_token(now)
-            if ev.get("usage"):
-                usage = ev["usage"]
-    finally:
-        conn.close()
-    if not done:
-        raise RuntimeError("stream ended without [DONE]")
-    return ttft, usage or {}
+
+def post(args, prompt, max_tokens, on_token=None):
+    """A streamed completion (temperature 0, ignore_eos): (ttft_s, usage)."""
+    r = stream_completion(args.host, args.port, prompt, max_tokens, args.timeout, on_token)
+    return r["ttft_s"], r["usage"]
 
 
 def main():
@@ -94,8 +58,8 @@ def main():
         rng = random.Random(args.seed * 7919 + r)
         ids = lambda n: [rng.randrange(args.id_min, args.id_max) for _ in range(n)]
         history = ids(args.history)
-        post(args.host, args.port, {"prompt": history, "max_tokens": 1}, args.timeout)
-        post(args.host, args.port, {"prompt": ids(16), "max_tokens": 1}, args.timeout)
+        post(args, history, 1)
+        post(args, ids(16), 1)
 
         times = []
         cv = threading.Condition()
@@ -108,8 +72,7 @@ def main():
 
         def stream():
             try:
-                post(args.host, args.port, {"prompt": ids(16), "max_tokens": args.stream_tokens},
-                     args.timeout, on_token)
+                post(args, ids(16), args.stream_tokens, on_token)
             except Exception as e:  # reported below
                 err.append(str(e))
                 with cv:
@@ -120,8 +83,7 @@ def main():
         with cv:
             cv.wait_for(lambda: len(times) >= args.warmup or err, timeout=args.timeout)
         t_send = time.perf_counter()
-        ttft, usage = post(args.host, args.port,
-                           {"prompt": history + ids(args.new), "max_tokens": 1}, args.timeout)
+        ttft, usage = post(args, history + ids(args.new), 1)
         t_first = t_send + ttft
         th.join()
         if err:
