@@ -214,9 +214,8 @@ void Scheduler::EndLoading(Sequence& s, const kv::PromotionJob& job) {
   s.hit = kv::CacheHit();
 }
 
-bool Scheduler::PollPromotions() {
-  if (promoter_ == nullptr || promoter_->pending() == 0) return false;
-  bool any = false;
+void Scheduler::PollPromotions() {
+  if (promoter_ == nullptr || promoter_->pending() == 0) return;
   for (const kv::PromotionJob& job : promoter_->Poll()) {
     Sequence* owner = nullptr;
     for (auto& s : active_) {
@@ -224,9 +223,7 @@ bool Scheduler::PollPromotions() {
     }
     CHECK(owner != nullptr);  // a sequence leaving active_ waits for its job first
     EndLoading(*owner, job);
-    any = true;
   }
-  return any;
 }
 
 bool Scheduler::Reserve(Sequence& s, int32_t blocks) {
@@ -253,8 +250,9 @@ bool Scheduler::Reserve(Sequence& s, int32_t blocks) {
 
 void Scheduler::ReleaseKv(Sequence& seq) {
   // Its blocks are being read into: wait for the reads (bounded by one
-  // prefix's I/O; only a cancellation or preemption of a loading sequence
-  // gets here), then the promoted prefix goes into the cache like any KV.
+  // prefix's I/O; only a preemption of a loading sequence or the shutdown
+  // gets here: a cancelled one ends after its reads), then the promoted
+  // prefix goes into the cache like any KV.
   if (seq.loading) EndLoading(seq, promoter_->Wait(seq.promotion_job));
   if (seq.kv.n_tokens > 0) {
     cache_->Insert(std::span<const int32_t>(seq.tokens).first(seq.kv.n_tokens), seq.kv,

@@ -160,8 +160,8 @@ class Scheduler {
   void UseHit(Sequence& s, kv::CacheHit hit);
   // A loading sequence's reads ended: settles its hit and lets it run.
   void EndLoading(Sequence& s, const kv::PromotionJob& job);
-  // Settles the loading sequences whose reads ended; true if any did.
-  bool PollPromotions();
+  // Settles the loading sequences whose reads ended.
+  void PollPromotions();
   // Reserves blocks until `s` holds `blocks` of them, preempting the newest
   // in-flight sequences when the pool is fully reserved. False when `s`
   // itself was preempted.
