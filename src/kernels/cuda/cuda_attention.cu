@@ -76,7 +76,8 @@ struct Ctx {
 
 // One chunk of positions [p_begin, p_end] (inclusive end) for the heads of
 // kv head `kvh` that this warp owns; states[i] is the warp's i-th head.
-// Shared memory: q_sh [group][hk], k_sh [kTile][hk], v_sh [kTile][hv].
+// Shared memory: q_sh [group][hk], k_sh [kTile][hk + 1] (the odd stride puts
+// the 32 lanes' rows in 32 different banks), v_sh [kTile][hv].
 __device__ void RunChunk(const Ctx& c, int64_t t, int64_t kvh, int64_t p_begin, int64_t p_end,
                          float* q_sh, float* k_sh, float* v_sh, HeadState* states) {
   const int64_t hk = c.s.head_dim_k, hv = c.s.head_dim_v, bt = c.kv.block_tokens;
@@ -90,7 +91,7 @@ __device__ void RunChunk(const Ctx& c, int64_t t, int64_t kvh, int64_t p_begin, 
     for (int64_t i = threadIdx.x; i < static_cast<int64_t>(valid) * hk; i += blockDim.x) {
       const int64_t j = i / hk, e = i % hk, p = p0 + j;
       const uint8_t* kp = KvK(c.kv, table[p / bt], c.layer) + (kvh * bt + p % bt) * c.kv.k_row_bytes;
-      k_sh[j * hk + e] = LoadKv(kp, e, c.kv.type, hk);
+      k_sh[j * (hk + 1) + e] = LoadKv(kp, e, c.kv.type, hk);
     }
     for (int64_t i = threadIdx.x; i < static_cast<int64_t>(valid) * hv; i += blockDim.x) {
       const int64_t j = i / hv, e = i % hv, p = p0 + j;
@@ -105,7 +106,8 @@ __device__ void RunChunk(const Ctx& c, int64_t t, int64_t kvh, int64_t p_begin, 
       float sc = -FLT_MAX;
       if (lane < valid) {
         float acc = 0.0f;
-        for (int64_t e = 0; e < hk; ++e) acc = FFma(qh[e], k_sh[lane * hk + e], acc);
+        const float* kr = k_sh + lane * (hk + 1);
+        for (int64_t e = 0; e < hk; ++e) acc = FFma(qh[e], kr[e], acc);
         sc = FMul(acc, c.s.scale);
       }
       const float m_new = fmaxf(st.m, WarpMax(sc));
@@ -145,7 +147,7 @@ __global__ void AttentionChunkKernel(Ctx c, int64_t max_chunks, float* part) {
   const int64_t group = c.s.n_heads / c.s.n_kv_heads;
   float* q_sh = sh;
   float* k_sh = q_sh + group * hk;
-  float* v_sh = k_sh + kTile * hk;
+  float* v_sh = k_sh + kTile * (hk + 1);
   LoadQ(c, t, kvh, q_sh);
   HeadState states[kMaxHeadsPerWarp];
   const int64_t p_end = min(pos, (chunk + 1) * kChunk - 1);
@@ -208,7 +210,7 @@ __global__ void AttentionSerialKernel(Ctx c, float* out) {
   const int64_t group = c.s.n_heads / c.s.n_kv_heads;
   float* q_sh = sh;
   float* k_sh = q_sh + group * hk;
-  float* v_sh = k_sh + kTile * hk;
+  float* v_sh = k_sh + kTile * (hk + 1);
   LoadQ(c, t, kvh, q_sh);
   HeadState total[kMaxHeadsPerWarp], chunk_state[kMaxHeadsPerWarp];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -251,7 +253,8 @@ void LaunchAttention(const float* q, const AttentionShape& shape, const KvLayout
   const Ctx c{q, shape, kv, layer, b};
   const int64_t group = shape.n_heads / shape.n_kv_heads;
   const size_t smem =
-      static_cast<size_t>(group * shape.head_dim_k + kTile * (shape.head_dim_k + shape.head_dim_v)) *
+      static_cast<size_t>(group * shape.head_dim_k +
+                          kTile * (shape.head_dim_k + 1 + shape.head_dim_v)) *
       sizeof(float);
   static bool configured = false;
   if (!configured) {

@@ -55,6 +55,16 @@ void LaunchMatMul(DType type, const uint8_t* w, int64_t rows, int64_t cols, int6
                   const float* x, const ActQ& act, int64_t n, float* part, float* y, int64_t ldy,
                   cudaStream_t s);
 bool IsQuantType(DType type);
+// The GEMV (cuda_gemv.cu): y for n tokens of any weight type (x for float
+// weights, act for quantized ones), kGemvMaxTokens tokens per launch; the
+// decode path (n < kGemvMaxTokens) of every type.
+constexpr int kGemvMaxTokens = 16;
+void LaunchGemv(DType type, const uint8_t* w, int64_t rows, int64_t cols, int64_t n_units,
+                const float* x, const ActQ& act, int64_t n, float* y, int64_t ldy, cudaStream_t s);
+// The quantized types' kernels (cuda_matmul_quant.cu): y for n tokens whose
+// activations `act` holds; LaunchMatMul calls it.
+void LaunchMatMulQuant(DType type, const uint8_t* w, int64_t rows, int64_t cols, int64_t n_units,
+                       const ActQ& act, int64_t n, float* y, int64_t ldy, cudaStream_t s);
 
 // Host emulations of the kernels' arithmetic, running the same __host__
 // __device__ code (cuda_common.cuh) on the CPU: tests compare them with the
@@ -64,6 +74,11 @@ void HostDequantizeRow(DType type, const uint8_t* row, int64_t cols, float* out)
 // The matmul kernels' y for one row and one token x (activations quantized as
 // LaunchQuantizeAct does for quantized types).
 float HostDot(DType type, const uint8_t* row, int64_t cols, const float* x);
+// Sub-block j of one quantized unit against 32 int8 activations through both
+// paths of cuda_quant.cuh (SubBlock: prefill and HostDot; SubW: the decode
+// GEMV): tests assert the two are the same bits.
+void HostSubContrib(DType type, const uint8_t* unit, int j, const int8_t* xq, float dx,
+                    int32_t sx, float* slow, float* fast);
 
 // ---- per-row ops (cuda_ops.cu); batch arrays are device memory ----
 void LaunchEmbed(DType type, const uint8_t* table, int64_t row_bytes, int64_t d,
