@@ -256,7 +256,9 @@ class CudaBackend final : public Backend {
       act = {act_q_.ptr, act_d_.ptr, act_sum_.ptr};
     }
     int64_t part = 1;
-    for (const Matrix* w : ws) part = std::max(part, MatMulSegments(w->cols()) * n * w->rows());
+    for (const Matrix* w : ws) {
+      part = std::max(part, MatMulScratchFloats(w->type(), w->rows(), w->cols(), n));
+    }
     if (!Grow(&partials_, part).ok()) return;
     int act_group = 0;  // the block size the activations are quantized with now
     for (size_t m = 0; m < ws.size(); ++m) {

@@ -49,8 +49,12 @@ void LaunchQuantizeAct(DType type, const float* x, int64_t n, int64_t cols, cons
                        cudaStream_t s);
 // Column segments of a row (the canonical order's split; cuda_matmul.cu).
 int64_t MatMulSegments(int64_t cols);
-// y[t, r] (row stride ldy) for r < rows, t < n. `part`: scratch of
-// MatMulSegments(cols) * n * rows floats.
+// Floats of `part` scratch LaunchMatMul needs for this matmul: 0 except for
+// the one-thread-per-row float kernel (REPRISE_CUDA_FLOAT_TILES=0), which
+// writes segment sums (MatMulSegments(cols) * n * rows).
+int64_t MatMulScratchFloats(DType type, int64_t rows, int64_t cols, int64_t n);
+// y[t, r] (row stride ldy) for r < rows, t < n. `part`: MatMulScratchFloats
+// floats of scratch (may be null when that is 0).
 void LaunchMatMul(DType type, const uint8_t* w, int64_t rows, int64_t cols, int64_t n_units,
                   const float* x, const ActQ& act, int64_t n, float* part, float* y, int64_t ldy,
                   cudaStream_t s);

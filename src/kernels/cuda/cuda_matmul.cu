@@ -383,6 +383,11 @@ void LaunchQuantizeAct(DType type, const float* x, int64_t n, int64_t cols, cons
 
 int64_t MatMulSegments(int64_t cols) { return (cols + kSegCols - 1) / kSegCols; }
 
+int64_t MatMulScratchFloats(DType type, int64_t rows, int64_t cols, int64_t n) {
+  if (IsQuantType(type) || n < kGemvMaxTokens || FloatTilesEnabled()) return 0;
+  return MatMulSegments(cols) * n * rows;
+}
+
 void LaunchMatMul(DType type, const uint8_t* w, int64_t rows, int64_t cols, int64_t n_units,
                   const float* x, const ActQ& act, int64_t n, float* part, float* y, int64_t ldy,
                   cudaStream_t s) {
