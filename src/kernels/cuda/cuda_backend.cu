@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <unordered_map>
 
@@ -27,6 +28,11 @@ int CudaDeviceCountImpl(std::string* why_none);
 Result<std::unique_ptr<Backend>> CreateCudaBackend(int device);
 
 namespace cuda {
+
+bool EnvSwitchOn(const char* name) {
+  const char* v = std::getenv(name);
+  return v == nullptr || std::strcmp(v, "0") != 0;
+}
 
 Status CudaStatus(cudaError_t err, const char* what) {
   return Errorf("CUDA error in %s: %s (%s)", what, cudaGetErrorString(err), cudaGetErrorName(err));

@@ -23,7 +23,6 @@
 //    cores for float weights are next (they need their own canonical order).
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
 
 #include "core/check.h"
@@ -240,10 +239,7 @@ constexpr int kThreads = 128;
 // REPRISE_CUDA_FLOAT_TILES=0: float prefill through the one-thread-per-row
 // kernel (the tiled kernel's baseline; the same bits).
 bool FloatTilesEnabled() {
-  static const bool on = [] {
-    const char* v = std::getenv("REPRISE_CUDA_FLOAT_TILES");
-    return v == nullptr || std::strcmp(v, "0") != 0;
-  }();
+  static const bool on = EnvSwitchOn("REPRISE_CUDA_FLOAT_TILES");
   return on;
 }
 

@@ -10,7 +10,6 @@
 //    are exact, so the same terms give the same bits.
 // REPRISE_CUDA_MMA=0 runs prefill through the GEMV kernel (16 tokens per
 // launch) to measure the tensor-core path or rule it out: same bits.
-#include <cstdlib>
 #include <cstring>
 
 #include "core/check.h"
@@ -186,10 +185,7 @@ __global__ void __launch_bounds__(128)
 constexpr int64_t kMmaMinTokens = kGemvMaxTokens;
 
 bool MmaEnabled() {
-  static const bool on = [] {
-    const char* v = std::getenv("REPRISE_CUDA_MMA");
-    return v == nullptr || std::strcmp(v, "0") != 0;
-  }();
+  static const bool on = EnvSwitchOn("REPRISE_CUDA_MMA");
   return on;
 }
 
@@ -204,6 +200,20 @@ void Launch(const uint8_t* w, int64_t rows, int64_t cols, int64_t n_units, const
     return;
   }
   LaunchGemv(static_cast<DType>(kType), w, rows, cols, n_units, nullptr, act, n, y, ldy, s);
+}
+
+// One sub-block through both paths (HostSubContrib).
+template <int kType, int kKind>
+void BothContribs(const uint8_t* unit, int j, const int8_t* xq, float dx, int32_t sx, float* slow,
+                  float* fast) {
+  uint32_t xw[8];
+  std::memcpy(xw, xq, sizeof(xw));
+  SubBlock sb;
+  SubW sw;
+  LoadSub<kType>(unit, j, &sb);
+  LoadSubW<kType>(unit, j, &sw);
+  *slow = SubBlockContrib<kKind>(sb, xq, dx, sx);
+  *fast = SubWContrib<kKind>(sw, xw, dx, sx);
 }
 
 }  // namespace
@@ -231,35 +241,13 @@ void LaunchMatMulQuant(DType type, const uint8_t* w, int64_t rows, int64_t cols,
 
 void HostSubContrib(DType type, const uint8_t* unit, int j, const int8_t* xq, float dx,
                     int32_t sx, float* slow, float* fast) {
-  uint32_t xw[8];
-  std::memcpy(xw, xq, sizeof(xw));
-  SubBlock sb;
-  SubW sw;
+  constexpr int kQ8 = static_cast<int>(DType::kQ8_0), kQ40 = static_cast<int>(DType::kQ4_0);
+  constexpr int kQ4K = static_cast<int>(DType::kQ4_K), kQ6K = static_cast<int>(DType::kQ6_K);
   switch (type) {
-    case DType::kQ8_0:
-      LoadSub<static_cast<int>(DType::kQ8_0)>(unit, j, &sb);
-      LoadSubW<static_cast<int>(DType::kQ8_0)>(unit, j, &sw);
-      *slow = SubBlockContrib<0>(sb, xq, dx, sx);
-      *fast = SubWContrib<0>(sw, xw, dx, sx);
-      break;
-    case DType::kQ4_0:
-      LoadSub<static_cast<int>(DType::kQ4_0)>(unit, j, &sb);
-      LoadSubW<static_cast<int>(DType::kQ4_0)>(unit, j, &sw);
-      *slow = SubBlockContrib<0>(sb, xq, dx, sx);
-      *fast = SubWContrib<0>(sw, xw, dx, sx);
-      break;
-    case DType::kQ4_K:
-      LoadSub<static_cast<int>(DType::kQ4_K)>(unit, j, &sb);
-      LoadSubW<static_cast<int>(DType::kQ4_K)>(unit, j, &sw);
-      *slow = SubBlockContrib<1>(sb, xq, dx, sx);
-      *fast = SubWContrib<1>(sw, xw, dx, sx);
-      break;
-    default:
-      LoadSub<static_cast<int>(DType::kQ6_K)>(unit, j, &sb);
-      LoadSubW<static_cast<int>(DType::kQ6_K)>(unit, j, &sw);
-      *slow = SubBlockContrib<2>(sb, xq, dx, sx);
-      *fast = SubWContrib<2>(sw, xw, dx, sx);
-      break;
+    case DType::kQ8_0: return BothContribs<kQ8, 0>(unit, j, xq, dx, sx, slow, fast);
+    case DType::kQ4_0: return BothContribs<kQ40, 0>(unit, j, xq, dx, sx, slow, fast);
+    case DType::kQ4_K: return BothContribs<kQ4K, 1>(unit, j, xq, dx, sx, slow, fast);
+    default: return BothContribs<kQ6K, 2>(unit, j, xq, dx, sx, slow, fast);
   }
 }
 
