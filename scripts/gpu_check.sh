@@ -92,6 +92,11 @@ tests() {
     grep -E "^\[  (PASSED|FAILED) |Failure" "$WORK/gpu_tests_nomma.log" | head -30
     tail -3 "$WORK/gpu_tests_nomma.log"
     cp "$WORK/gpu_tests_nomma.log" "$OUT/"
+    say "gpu_tests failed: again without the tiled prefill attention (REPRISE_CUDA_ATTN_TILES=0)"
+    REPRISE_CUDA_ATTN_TILES=0 "$BUILD/bin/gpu_tests" --gtest_brief=1 > "$WORK/gpu_tests_notiles.log" 2>&1
+    grep -E "^\[  (PASSED|FAILED) |Failure" "$WORK/gpu_tests_notiles.log" | head -30
+    tail -3 "$WORK/gpu_tests_notiles.log"
+    cp "$WORK/gpu_tests_notiles.log" "$OUT/"
   fi
   say "CPU model and golden tests (the refactored forward pass, on this machine's CPU)"
   "$BUILD/bin/model_tests" --gtest_brief=1 2>&1 | tail -2

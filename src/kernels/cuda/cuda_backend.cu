@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <unordered_map>
+#include <vector>
 
 #include "core/check.h"
 #include "core/log.h"
@@ -217,7 +218,33 @@ class CudaBackend final : public Backend {
     batch_.max_blocks = bd.max_blocks;
     max_pos_ = 0;
     for (int64_t i = 0; i < bd.n; ++i) max_pos_ = std::max(max_pos_, bd.pos[i]);
+    host_pos_.assign(bd.pos, bd.pos + bd.n);
+    host_seq_.assign(bd.seq, bd.seq + bd.n);
+    tile_tokens_ = 0;  // query tiles are cut at the first Attention
     return first_error_;
+  }
+
+  // Query tiles for the tiled prefill attention: runs of consecutive batch
+  // entries of one sequence at consecutive positions, at most `tt` tokens.
+  void BuildTiles(int64_t tt) {
+    host_tiles_.clear();
+    for (int64_t i = 0; i < n_;) {
+      int64_t j = i + 1;
+      while (j < n_ && j - i < tt && host_seq_[j] == host_seq_[i] &&
+             host_pos_[j] == host_pos_[j - 1] + 1) {
+        ++j;
+      }
+      host_tiles_.push_back(static_cast<int32_t>(i));
+      host_tiles_.push_back(static_cast<int32_t>(j - i));
+      i = j;
+    }
+    n_tiles_ = static_cast<int64_t>(host_tiles_.size()) / 2;
+    if (Grow(&tiles_, std::max<int64_t>(1, 2 * n_tiles_)).ok()) {
+      UploadAsync(tiles_.ptr, host_tiles_.data(), 2 * n_tiles_);
+      tile_tokens_ = tt;
+    } else {
+      n_tiles_ = 0;
+    }
   }
 
   void Embed(const Matrix& table, float* x) override {
@@ -304,8 +331,14 @@ class CudaBackend final : public Backend {
     const int64_t need = AttentionScratchFloats(shape, n_, max_pos_);
     float* scratch = nullptr;
     if (need <= kMaxScratchFloats && Grow(&attn_scratch_, need).ok()) scratch = attn_scratch_.ptr;
-    LaunchAttention(q, shape, kv, layer, batch_, max_pos_, scratch, attn_scratch_.cap,
-                    prop_.multiProcessorCount, out, stream_);
+    const int32_t* tiles = nullptr;
+    if (AttentionTilesOn()) {
+      const int64_t tt = AttentionTileTokens(shape);
+      if (tt > 1 && tile_tokens_ != tt) BuildTiles(tt);
+      if (tt > 1 && tile_tokens_ == tt) tiles = tiles_.ptr;
+    }
+    LaunchAttention(q, shape, kv, layer, batch_, max_pos_, scratch, attn_scratch_.cap, tiles,
+                    tiles != nullptr ? n_tiles_ : 0, prop_.multiProcessorCount, out, stream_);
   }
 
   // Router and routing on the GPU; the per-expert token lists on the host
@@ -437,6 +470,11 @@ class CudaBackend final : public Backend {
   int32_t max_pos_ = 0;
   BatchDev batch_;
   Scratch<float> attn_scratch_;  // the split attention's chunk states
+  // The batch's positions and sequences on the host, and its query tiles
+  // (BuildTiles) for tile_tokens_ tokens a tile (0: not cut yet).
+  std::vector<int32_t> host_pos_, host_seq_, host_tiles_;
+  Scratch<int32_t> tiles_;
+  int64_t n_tiles_ = 0, tile_tokens_ = 0;
   Scratch<int32_t> tokens_, pos_, seq_, table_, out_rows_;
   // Matmul activations.
   Scratch<int8_t> act_q_;

@@ -118,10 +118,19 @@ bool AttentionShapeSupported(const AttentionShape& s);
 // Floats of scratch the split (decode) shape needs for n tokens up to max_pos.
 int64_t AttentionScratchFloats(const AttentionShape& s, int64_t n, int32_t max_pos);
 // `scratch` may be null or smaller than AttentionScratchFloats: then the
-// serial shape runs (same bits).
+// serial shape runs (same bits). `tiles` (device, may be null): n_tiles
+// query tiles covering the batch, each (first batch index, tokens) of
+// consecutive positions of one sequence and at most AttentionTileTokens
+// tokens; with tiles of several tokens the tiled prefill shape runs (same
+// bits again).
 void LaunchAttention(const float* q, const AttentionShape& shape, const KvLayout& kv, int layer,
                      const BatchDev& b, int32_t max_pos, float* scratch, int64_t scratch_floats,
-                     int n_sms, float* out, cudaStream_t s);
+                     const int32_t* tiles, int64_t n_tiles, int n_sms, float* out,
+                     cudaStream_t s);
+// Tokens per query tile of the tiled prefill shape for this head shape.
+int64_t AttentionTileTokens(const AttentionShape& s);
+// False when REPRISE_CUDA_ATTN_TILES=0.
+bool AttentionTilesOn();
 
 // ---- MoE routing (cuda_moe.cu) ----
 // ids/weights [n, n_used]: the chosen experts of each token (CPU backend's rule).
