@@ -18,6 +18,9 @@
 #   peer    build llama.cpp (CUDA) and run llama-bench on the same files
 #   peerbuild  start the peer's build in the background (put it early: peer
 #              waits for it)
+#   agent   the agent workload (bench/agent_bench.py) against reprise serve
+#           and, when built, llama-server; AGENT_TYPE=q4_k, AGENT_CONC="1 8 32",
+#           AGENT_HISTORY=16384, AGENT_TURNS=8, AGENT_SYSTEM=7000
 # Environment: TYPES="f16 q8_0 q4_0 q4_k", LONG_TYPES (those also run at
 # pp8192 + tg32; default TYPES), REPS=3, PEER_REPS=5.
 set -uo pipefail
@@ -200,11 +203,12 @@ bench() {
 PEER_BUILD=/tmp/llama-build
 build_peer() {
   local src=.gpu/llama.cpp pb=$PEER_BUILD
-  [ -x "$pb/bin/llama-bench" ] && return 0
+  [ -x "$pb/bin/llama-bench" ] && [ -x "$pb/bin/llama-server" ] && return 0
   cmake -S "$src" -B "$pb" -G Ninja -DCMAKE_BUILD_TYPE=Release -DGGML_CUDA=ON \
     -DCMAKE_CUDA_ARCHITECTURES=90 -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF \
-    -DLLAMA_BUILD_EXAMPLES=OFF > "$WORK/peer-configure.log" 2>&1 || { tail -20 "$WORK/peer-configure.log"; return 1; }
-  cmake --build "$pb" -j "$(nproc)" --target llama-bench > "$WORK/peer-build.log" 2>&1 \
+    -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=ON -DLLAMA_USE_PREBUILT_UI=OFF \
+    -DLLAMA_BUILD_UI=OFF > "$WORK/peer-configure.log" 2>&1 || { tail -20 "$WORK/peer-configure.log"; return 1; }
+  cmake --build "$pb" -j "$(nproc)" --target llama-bench llama-server > "$WORK/peer-build.log" 2>&1 \
     || { tail -20 "$WORK/peer-build.log"; return 1; }
 }
 
@@ -215,15 +219,20 @@ peerbuild() {
   ( build_peer; echo $? > "$WORK/peer-build.rc" ) &
 }
 
-peer() {
-  make_models
+# The peer's binaries: waits for the background build, or builds them now.
+await_peer() {
   if [ -e "$WORK/peer-build.rc" ] || pgrep -f "cmake --build $PEER_BUILD" > /dev/null; then
     say "waiting for the background llama.cpp build"
     while [ ! -e "$WORK/peer-build.rc" ]; do sleep 2; done
   else
     say "build llama.cpp (CUDA, sm_90)"
-    build_peer || return 1
+    build_peer
   fi
+}
+
+peer() {
+  make_models
+  await_peer || return 1
   local pb=$PEER_BUILD
   [ -x "$pb/bin/llama-bench" ] || { say "llama.cpp build failed"; tail -20 "$WORK/peer-build.log"; return 1; }
   for t in $TYPES; do
@@ -233,6 +242,36 @@ peer() {
     results > /dev/null
   done
   results
+}
+
+# The agent workload (issue 17, bench/agent_bench.py): AGENT_CONC concurrent
+# conversations (a shared AGENT_SYSTEM-token system prompt, turns adding
+# 200-2000 tokens and generating 100-500, up to AGENT_HISTORY tokens or
+# AGENT_TURNS turns) against reprise serve --device cuda, then against
+# llama-server (CUDA, -np = concurrency, --cache-ram) when the peer is built;
+# a fresh server per run, the same requests for both.
+source scripts/serve_lib.sh  # wait_http, bench_server
+agent() {
+  local t=${AGENT_TYPE:-q4_k} hist=${AGENT_HISTORY:-16384} turns=${AGENT_TURNS:-8}
+  local sys=${AGENT_SYSTEM:-7000} f=$MODELS/llama3-8b-${AGENT_TYPE:-q4_k}.gguf
+  TYPES=$t make_models
+  await_peer || say "no llama-server: reprise only"
+  for c in ${AGENT_CONC:-1 8 32}; do
+    local common="--concurrency $c --system-tokens $sys --max-history $hist --turns $turns --id-max 30000"
+    say "agent workload: reprise, $c conversations ($t, history <= $hist)"
+    "$BUILD/bin/reprise" serve --device cuda --model "$f" --port 18090 --parallel "$c" \
+      --ctx-size $((hist + 1024)) --prompt-cache-size $((2 * c + 2)) > "$WORK/agent-reprise-$c.log" 2>&1 &
+    bench_server reprise 18090 $! "$WORK/agent-reprise-$c.log" $common --metrics \
+      --json "$WORK/agent-reprise-$c.json" > >(tee -a "$WORK/agent.txt")
+    [ -x "$PEER_BUILD/bin/llama-server" ] || continue
+    say "agent workload: llama-server, $c conversations"
+    "$PEER_BUILD/bin/llama-server" -m "$f" -ngl 99 -fa on -np "$c" -c $((c * (hist + 1024))) \
+      --cache-ram 16384 --port 18091 > "$WORK/agent-peer-$c.log" 2>&1 &
+    bench_server llama-server 18091 $! "$WORK/agent-peer-$c.log" $common \
+      --json "$WORK/agent-peer-$c.json" > >(tee -a "$WORK/agent.txt")
+  done
+  cp "$WORK/agent.txt" "$OUT/" 2> /dev/null
+  results > /dev/null
 }
 
 # gpu_results.json: every figure of the bench-*.json / peer-*.json files.
@@ -248,6 +287,10 @@ res["reprise"] = {}
 for f in sorted(glob.glob(os.path.join(out, "bench-*.json"))):
     try: res["reprise"][os.path.basename(f)[6:-5]] = json.load(open(f))
     except Exception as e: res["reprise"][os.path.basename(f)] = {"error": str(e)}
+res["agent"] = {}
+for f in sorted(glob.glob(os.path.join(out, "agent-*.json"))):
+    try: res["agent"][os.path.basename(f)[6:-5]] = json.load(open(f))["summary"]
+    except Exception as e: res["agent"][os.path.basename(f)] = {"error": str(e)}
 res["peer"] = {}
 for f in sorted(glob.glob(os.path.join(out, "peer-*.json"))):
     try: res["peer"][os.path.basename(f)[5:-5]] = json.load(open(f))

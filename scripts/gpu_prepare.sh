@@ -33,24 +33,30 @@ cp -r "$shared/stories260K" .gpu/fixtures/stories260K
 cp -u "$shared/vocab/ggml-vocab-llama-spm.gguf" .gpu/fixtures/vocab/
 
 # 3. The peer's source: node-llama-cpp@3.21.1 bundles llama.cpp as a git bundle.
-if [ ! -f .gpu/llama.cpp/.pruned ]; then
+if [ ! -f .gpu/llama.cpp/.pruned-server ]; then
   (cd bench/peer && { [ -d node_modules/node-llama-cpp ] ||
      NODE_LLAMA_CPP_SKIP_DOWNLOAD=true npm ci --no-audit --no-fund --ignore-scripts; })
   bundle=bench/peer/node_modules/node-llama-cpp/llama/gitRelease.bundle
   rm -rf .gpu/llama.cpp
   git clone -q "$bundle" .gpu/llama.cpp
-  # Keep what the CUDA build of llama-bench needs (the tools list is cut
-  # down to it; the llama-server peer of the GPU serving issue adds its dirs).
-  (cd .gpu/llama.cpp && rm -rf .git .github docs examples benches conversion pocs skills \
+  # Keep what the CUDA build of llama-bench and llama-server needs (the
+  # tools list is cut down to them; the server is built without its web UI:
+  # -DLLAMA_USE_PREBUILT_UI=OFF, no npm, no download).
+  (cd .gpu/llama.cpp && mv scripts/ui-assets.cmake ui-assets.cmake.keep && \
+   rm -rf .git .github docs examples benches conversion pocs skills \
      media gguf-py scripts models/templates models/*.gguf* tests \
      ggml/src/ggml-vulkan ggml/src/ggml-sycl ggml/src/ggml-cann ggml/src/ggml-opencl \
      ggml/src/ggml-metal ggml/src/ggml-musa ggml/src/ggml-kompute ggml/src/ggml-hip \
      ggml/src/ggml-webgpu ggml/src/ggml-zdnn ggml/src/ggml-et ggml/src/ggml-hexagon \
      ggml/src/ggml-openvino ggml/src/ggml-virtgpu ./*.py
-   find tools -mindepth 1 -maxdepth 1 ! -name llama-bench ! -name CMakeLists.txt -exec rm -rf {} +
+   mkdir scripts && mv ui-assets.cmake.keep scripts/ui-assets.cmake
+   find tools -mindepth 1 -maxdepth 1 ! -name llama-bench ! -name server ! -name mtmd ! -name ui \
+     ! -name CMakeLists.txt -exec rm -rf {} +
+   find tools/ui -mindepth 1 -maxdepth 1 ! -name CMakeLists.txt ! -name embed.cpp -exec rm -rf {} +
    printf '%s\n' 'find_package(Threads REQUIRED)' 'llama_add_compile_flags()' \
-     'add_subdirectory(llama-bench)' > tools/CMakeLists.txt
-   touch .pruned)
+     'add_subdirectory(llama-bench)' 'add_subdirectory(mtmd)' 'add_subdirectory(ui)' \
+     'add_subdirectory(server)' > tools/CMakeLists.txt
+   touch .pruned-server)
 fi
 
 du -sh .gpu .gpu/*

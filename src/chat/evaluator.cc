@@ -9,9 +9,6 @@ namespace reprise::chat {
 namespace {
 
 constexpr int kMaxCallDepth = 200;
-// Real chat templates execute thousands of statements; this bounds a runaway
-// template (nested loops over range()) to a couple of seconds.
-constexpr int64_t kMaxSteps = 2'000'000;
 constexpr int64_t kMaxRange = 100000;  // jinja2.sandbox.MAX_RANGE
 
 std::string StrFTime(const std::tm& tm, const std::string& fmt) {
@@ -118,7 +115,7 @@ Evaluator::Flow Evaluator::Exec(const Body& body, std::string& out) {
 }
 
 Evaluator::Flow Evaluator::ExecStmt(const Stmt& s, std::string& out) {
-  if (++steps_ > kMaxSteps) Fail(s.line, "RuntimeError: template exceeded its execution budget");
+  if (++steps_ > max_steps_) Fail(s.line, "RuntimeError: template exceeded its execution budget");
   switch (s.kind) {
     case Stmt::Kind::kText:
       out += s.text;
@@ -214,7 +211,7 @@ void Evaluator::ExecFor(const Stmt& s, std::string& out) {
   }
   const int64_t n = static_cast<int64_t>(items.size());
   for (int64_t i = 0; i < n; ++i) {
-    if (++steps_ > kMaxSteps) Fail(s.line, "RuntimeError: template exceeded its execution budget");
+    if (++steps_ > max_steps_) Fail(s.line, "RuntimeError: template exceeded its execution budget");
     scope_ = std::make_shared<Scope>();
     scope_->parent = outer;
     Value loop = Value::Dict();

@@ -6,6 +6,7 @@
 // builtins.h. Errors are thrown as TemplateError and caught by template.cc.
 #pragma once
 
+#include <cstdint>
 #include <ctime>
 #include <memory>
 #include <string>
@@ -24,8 +25,13 @@ struct Scope {
 
 class Evaluator {
  public:
-  // `now` is what strftime_now formats.
-  explicit Evaluator(std::tm now) : now_(now) {}
+  // `now` is what strftime_now formats; `max_steps` bounds the statements
+  // and loop iterations one render may execute (a runaway template fails
+  // with a RuntimeError instead of hanging).
+  explicit Evaluator(std::tm now, int64_t max_steps = kDefaultMaxSteps) : now_(now), max_steps_(max_steps) {}
+  // Real chat templates execute thousands of statements; this bounds a
+  // runaway template (nested loops over range()) to a couple of seconds.
+  static constexpr int64_t kDefaultMaxSteps = 2'000'000;
   // Breaks the reference cycles of macros (see macro_scopes_).
   ~Evaluator();
   Evaluator(const Evaluator&) = delete;
@@ -63,7 +69,8 @@ class Evaluator {
   // outlives the render (its result is a string).
   std::vector<std::shared_ptr<Scope>> macro_scopes_;
   int call_depth_ = 0;
-  int64_t steps_ = 0;  // statements executed, bounded by kMaxSteps
+  const int64_t max_steps_;
+  int64_t steps_ = 0;  // statements executed, bounded by max_steps_
 };
 
 }  // namespace reprise::chat

@@ -102,7 +102,7 @@ Result<std::string> ChatTemplate::Render(const nlohmann::ordered_json& messages,
     }
   }
   try {
-    Evaluator evaluator(now);
+    Evaluator evaluator(now, options.max_steps > 0 ? options.max_steps : Evaluator::kDefaultMaxSteps);
     return evaluator.Render(*program_, context);
   } catch (const TemplateError& e) {
     if (error) *error = RenderError{e.from_template ? RenderError::Kind::kRaised : RenderError::Kind::kRuntime,

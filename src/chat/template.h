@@ -8,6 +8,7 @@
 // (each call evaluates with its own state).
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -33,6 +34,10 @@ struct RenderOptions {
   // More template variables (an object), e.g. {"enable_thinking": false};
   // they override the variables above.
   nlohmann::ordered_json extra_kwargs = nlohmann::ordered_json::object();
+  // Statements and loop iterations one render may execute before it fails
+  // with "exceeded its execution budget" (0: the default, 2,000,000; the
+  // fuzz target sets a small one so runaway inputs end quickly).
+  int64_t max_steps = 0;
 };
 
 // Why a render failed. For kRaised, `message` is exactly the text the template

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <cstdlib>
 #include <deque>
 #include <mutex>
 #include <thread>
@@ -238,6 +239,11 @@ Result<std::unique_ptr<Engine>> Engine::Create(model::Model& model, const tokeni
   sc.default_max_tokens = config.default_max_tokens;
   sc.n_vocab = static_cast<int32_t>(mc.n_vocab);
   for (int32_t id : tok.eog_ids()) sc.eog_ids.insert(id);
+  // REPRISE_OVERLAP_PROMOTIONS=0 reads demoted blocks inside admission (the
+  // baseline of the promotion benchmark).
+  if (const char* v = std::getenv("REPRISE_OVERLAP_PROMOTIONS"); v != nullptr && std::string(v) == "0") {
+    sc.overlap_promotions = false;
+  }
 
   const kv::BlockPoolConfig pc =
       model.KvPoolConfig(config.kv_type, config.block_tokens, config.cache_bytes);

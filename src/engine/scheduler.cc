@@ -31,6 +31,12 @@ struct Scheduler::Sequence {
   int32_t n_generated = 0;      // tokens streamed (end-of-generation excluded)
   int32_t reserved_blocks = 0;  // 0 until admitted (and while preempted)
   bool admitted_once = false;
+  bool hit_counted = false;  // n_cached* hold the first admission's hit
+  // Admitted, waiting for the reads of its cached prefix (promoter_): not
+  // run until they end; `hit` is the match being read.
+  bool loading = false;
+  int64_t promotion_job = 0;
+  kv::CacheHit hit;
   std::unique_ptr<Sampler> sampler;
   int64_t submit_us = 0, admit_us = 0, first_token_us = 0, last_token_us = 0;
   int32_t step_first = 0, step_count = 0;  // positions run in the current batch
@@ -72,6 +78,9 @@ Result<std::unique_ptr<Scheduler>> Scheduler::Create(const SchedulerConfig& conf
   cc.layout = config.kv_layout;
   cc.lower = s->lower_.get();
   s->cache_ = std::make_unique<kv::PromptCache>(*s->pool_, cc);
+  if (s->lower_ != nullptr && config.overlap_promotions) {
+    s->promoter_ = std::make_unique<kv::Promoter>(*s->pool_);
+  }
   s->logits_.resize(static_cast<size_t>(config.max_parallel) * config.n_vocab);
   return s;
 }
@@ -156,19 +165,19 @@ void Scheduler::Admit() {
     const int32_t need = BlocksFor(std::min<int64_t>(s.n_fill + 1, last_position));
     CHECK(need <= pool_->capacity_blocks());  // Validate refuses what can never fit
     if (reserved_blocks_ + need > pool_->capacity_blocks()) break;  // wait for memory (FIFO)
-    kv::CacheHit hit = cache_->Acquire(s.tokens, s.n_fill - 1, s.request.cache_namespace);
-    s.kv = std::move(hit.seq);
+    kv::CacheHit hit = cache_->Acquire(s.tokens, s.n_fill - 1, s.request.cache_namespace,
+                                       promoter_ != nullptr);
     s.reserved_blocks = need;
     reserved_blocks_ += need;
+    if (!hit.pending.empty()) {
+      s.promotion_job = promoter_->Submit(hit.pending);
+      s.loading = true;
+      s.hit = std::move(hit);
+    } else {
+      UseHit(s, std::move(hit));
+    }
     if (!s.admitted_once) {
       s.admitted_once = true;
-      s.n_cached = hit.n_cached;
-      s.n_cached_lower = hit.n_lower_tokens;
-      for (int t = 0; lower_ != nullptr && t < lower_->tier_count() && t < 4; ++t) {
-        const std::string_view name = lower_->tier(t)->name();
-        if (name == "host") s.n_cached_host += hit.n_tier_tokens[t];
-        if (name == "disk") s.n_cached_disk += hit.n_tier_tokens[t];
-      }
       s.sampler = std::make_unique<Sampler>(s.request.sampling, config_.n_vocab);
       for (int32_t t : s.tokens) s.sampler->Accept(t, /*is_prompt=*/true);
       s.admit_us = NowMicros();
@@ -176,6 +185,48 @@ void Scheduler::Admit() {
     active_.push_back(std::move(waiting_.front()));
     waiting_.pop_front();
   }
+}
+
+void Scheduler::UseHit(Sequence& s, kv::CacheHit hit) {
+  CHECK(hit.pending.empty());
+  s.kv = std::move(hit.seq);
+  if (s.hit_counted) return;
+  s.hit_counted = true;
+  s.n_cached = hit.n_cached;
+  s.n_cached_lower = hit.n_lower_tokens;
+  for (int t = 0; lower_ != nullptr && t < lower_->tier_count() && t < 4; ++t) {
+    const std::string_view name = lower_->tier(t)->name();
+    if (name == "host") s.n_cached_host += hit.n_tier_tokens[t];
+    if (name == "disk") s.n_cached_disk += hit.n_tier_tokens[t];
+  }
+}
+
+void Scheduler::EndLoading(Sequence& s, const kv::PromotionJob& job) {
+  CHECK(s.loading && job.id == s.promotion_job);
+  const int32_t lost = cache_->CompletePromotions(&s.hit, job.reads);
+  if (lost > 0) {
+    LOG_DEBUG("engine", "request %lld: %d cached tokens could not be read back; recomputing them",
+              static_cast<long long>(s.id), lost);
+  }
+  s.loading = false;
+  s.promotion_job = 0;
+  UseHit(s, std::move(s.hit));
+  s.hit = kv::CacheHit();
+}
+
+bool Scheduler::PollPromotions() {
+  if (promoter_ == nullptr || promoter_->pending() == 0) return false;
+  bool any = false;
+  for (const kv::PromotionJob& job : promoter_->Poll()) {
+    Sequence* owner = nullptr;
+    for (auto& s : active_) {
+      if (s->loading && s->promotion_job == job.id) owner = s.get();
+    }
+    CHECK(owner != nullptr);  // a sequence leaving active_ waits for its job first
+    EndLoading(*owner, job);
+    any = true;
+  }
+  return any;
 }
 
 bool Scheduler::Reserve(Sequence& s, int32_t blocks) {
@@ -201,6 +252,10 @@ bool Scheduler::Reserve(Sequence& s, int32_t blocks) {
 }
 
 void Scheduler::ReleaseKv(Sequence& seq) {
+  // Its blocks are being read into: wait for the reads (bounded by one
+  // prefix's I/O; only a cancellation or preemption of a loading sequence
+  // gets here), then the promoted prefix goes into the cache like any KV.
+  if (seq.loading) EndLoading(seq, promoter_->Wait(seq.promotion_job));
   if (seq.kv.n_tokens > 0) {
     cache_->Insert(std::span<const int32_t>(seq.tokens).first(seq.kv.n_tokens), seq.kv,
                    seq.request.cache_namespace);
@@ -293,6 +348,7 @@ bool Scheduler::Step() {
   }
   Reap();
   Admit();
+  PollPromotions();
   if (active_.empty()) return false;
 
   // Plan the batch: one decode token per decoding sequence, plus up to
@@ -307,6 +363,7 @@ bool Scheduler::Step() {
     s.step_count = 0;
     s.step_first = s.kv.n_tokens;
     if (s.ended || s.preempted) continue;  // preempted by an older sequence this step
+    if (s.loading) continue;                // its prefix is still being read
     int32_t count;
     if (s.kv.n_tokens < s.n_fill) {
       if (prefill_budget == 0) continue;
@@ -348,6 +405,12 @@ bool Scheduler::Step() {
     }
   }
   if (batch_.empty()) {
+    // Only sequences waiting for their reads: sleep until one ends (briefly,
+    // so new requests are still admitted without delay).
+    if (promoter_ != nullptr && promoter_->pending() > 0) {
+      promoter_->WaitForProgress(std::chrono::milliseconds(2));
+      PollPromotions();
+    }
     Reap();
     return true;
   }

@@ -5,7 +5,10 @@
 // (continuous batching), sampling, streaming events, and the end of a
 // sequence (insert prompt + generated tokens into the cache, release blocks).
 // It owns the optional tier below the pool (a kv::BlockStore) that the cache
-// demotes evicted blocks to and promotes them back from.
+// demotes evicted blocks to and promotes them back from. Blocks of a tier
+// readable off the engine thread (the disk) are read by a kv::Promoter
+// thread: their sequence is admitted "loading" and joins the batches when
+// its reads end, while every other sequence keeps running.
 // It knows nothing of threads or of the model: it runs batches through a
 // ForwardFn, so tests drive it with a fake model.
 //
@@ -28,6 +31,9 @@
 //    what the pool holds alone;
 //  - a sequence's KV covers positions [0, blocks.n_tokens) of its tokens; the
 //    last sampled token has no KV yet and is never inserted into the cache;
+//  - a loading sequence is never in a batch, and never leaves active_ (end,
+//    cancellation, preemption) before its reads are settled: the reader
+//    thread writes only blocks of jobs not yet settled;
 //  - after every sequence has ended, pool.used_blocks() == cache.cached_blocks().
 #pragma once
 
@@ -43,6 +49,7 @@
 
 #include "engine/engine.h"
 #include "kv/block_pool.h"
+#include "kv/promoter.h"
 #include "kv/prompt_cache.h"
 #include "model/model.h"
 
@@ -78,6 +85,10 @@ struct SchedulerConfig {
   int32_t n_vocab = 0;
   std::unordered_set<int32_t> eog_ids;  // end-of-generation tokens
   kv::BlockKey kv_layout;  // content-address seed of the cache's blocks (kv/block_key.h)
+  // Blocks of a lower tier that can be read off the engine thread (the disk)
+  // are read by a promoter thread while other sequences run; off: read
+  // inside admission, stalling every sequence for the read.
+  bool overlap_promotions = true;
 };
 
 struct SchedulerCounters {
@@ -144,6 +155,13 @@ class Scheduler {
   Scheduler() = default;
   int32_t BlocksFor(int64_t positions) const;
   void Admit();
+  // Gives an admitted sequence its cached prefix (counted on its first
+  // admission only).
+  void UseHit(Sequence& s, kv::CacheHit hit);
+  // A loading sequence's reads ended: settles its hit and lets it run.
+  void EndLoading(Sequence& s, const kv::PromotionJob& job);
+  // Settles the loading sequences whose reads ended; true if any did.
+  bool PollPromotions();
   // Reserves blocks until `s` holds `blocks` of them, preempting the newest
   // in-flight sequences when the pool is fully reserved. False when `s`
   // itself was preempted.
@@ -177,6 +195,10 @@ class Scheduler {
   std::vector<kv::SeqBlocks*> batch_seqs_;
   std::vector<Sequence*> logit_owners_;  // the sequence of each logits row
   std::vector<float> logits_;            // [max_parallel, n_vocab]
+  // Reads promotions off the engine thread (with a lower tier and
+  // config.overlap_promotions); declared last: destroyed first, after every
+  // sequence has waited for its reads.
+  std::unique_ptr<kv::Promoter> promoter_;
 };
 
 }  // namespace reprise::engine

@@ -158,6 +158,20 @@ class Backend {
   // Waits for every op issued before it.
   virtual void CopyToHost(void* host_dst, const void* src, size_t bytes) = 0;
   virtual void CopyOnDevice(void* dst, const void* src, size_t bytes) = 0;
+  // Asynchronous host -> device copies (KV promotions from the host tier):
+  // queued on a copy stream of their own, so they overlap the kernels of the
+  // compute stream. `host_src` must be AllocHost memory (pinned) and stay
+  // unchanged, and `dst` unused by kernels, until the copy is done.
+  // CopyFence() marks every copy queued so far and returns its ticket (> 0);
+  // CopyDone(ticket) tells, without waiting, whether they have all finished;
+  // WaitCopy(ticket) waits for them. Host-memory backends copy at once (every
+  // ticket is done).
+  virtual void CopyToDeviceAsync(void* dst, const void* host_src, size_t bytes) {
+    CopyToDevice(dst, host_src, bytes);
+  }
+  virtual uint64_t CopyFence() { return ++copy_fences_; }
+  virtual bool CopyDone(uint64_t ticket) { return true; }
+  virtual void WaitCopy(uint64_t ticket) {}
   // Waits for every op issued so far; the first error of any of them.
   virtual Status Synchronize() = 0;
 
@@ -207,6 +221,9 @@ class Backend {
   virtual Status Moe(const MoeArgs& a, const float* xn, int64_t n, float* out) = 0;
   // out[i] = x[out_rows[i]], i < n_out.
   virtual void GatherOutRows(const float* x, int64_t d, float* out) = 0;
+
+ private:
+  uint64_t copy_fences_ = 0;
 };
 
 // The backend for `pref` (n_threads: CPU compute threads, 0 = physical

@@ -73,6 +73,7 @@ int64_t BlockPool::BlockBytesOf(const BlockPoolConfig& config) {
 }
 
 BlockPool::~BlockPool() {
+  if (staging_ != nullptr) device_->FreeHost(staging_);
   if (base_ == nullptr) return;
   if (device_ != nullptr) {
     device_->Free(base_);
@@ -159,6 +160,44 @@ void BlockPool::CopyTokens(int32_t src, int32_t dst, int n_tokens) {
       }
     }
   }
+}
+
+void BlockPool::WriteBlockAsync(int32_t block, const uint8_t* src) {
+  CHECK(block >= 0 && block < capacity_);
+  if (device_ != nullptr) {
+    device_->CopyToDeviceAsync(base_ + block * block_bytes_, src, static_cast<size_t>(block_bytes_));
+  } else {
+    std::memcpy(base_ + block * block_bytes_, src, static_cast<size_t>(block_bytes_));
+  }
+}
+
+uint64_t BlockPool::WriteFence() {
+  return device_ != nullptr ? device_->CopyFence() : ++host_fences_;
+}
+
+bool BlockPool::WritesDone(uint64_t fence) {
+  return device_ == nullptr || device_->CopyDone(fence);
+}
+
+void BlockPool::WaitWrites(uint64_t fence) {
+  if (device_ != nullptr) device_->WaitCopy(fence);
+}
+
+std::span<uint8_t> BlockPool::HostBlock(int32_t block) {
+  CHECK(block >= 0 && block < capacity_);
+  if (device_ != nullptr) return {};
+  return {base_ + block * block_bytes_, static_cast<size_t>(block_bytes_)};
+}
+
+std::span<uint8_t> BlockPool::staging() {
+  const size_t n = static_cast<size_t>(block_bytes_);
+  if (staging_ == nullptr && device_ != nullptr && staging_vec_.empty()) {
+    Result<void*> p = device_->AllocHost(n, "the KV staging block");
+    if (p.ok()) staging_ = static_cast<uint8_t*>(p.value());
+  }
+  if (staging_ != nullptr) return {staging_, n};
+  staging_vec_.resize(n);  // host memory pool, or no pinned memory: a plain buffer
+  return {staging_vec_.data(), n};
 }
 
 void BlockPool::ReadBlock(int32_t block, uint8_t* dst) const {

@@ -22,6 +22,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "core/dtype.h"
@@ -87,6 +88,25 @@ class BlockPool {
   // these, never through K()/V(): on a GPU the pool's memory is device memory.
   void ReadBlock(int32_t block, uint8_t* dst) const;
   void WriteBlock(int32_t block, const uint8_t* src);
+  // WriteBlock from host memory the backend copies from by DMA (AllocHost:
+  // a host-tier slot), asynchronously on a GPU (the backend's copy stream,
+  // beside the compute stream): `src` must stay unchanged, and nothing may
+  // use the block, until WritesDone(fence) for a fence taken after it. A
+  // host pool copies at once.
+  void WriteBlockAsync(int32_t block, const uint8_t* src);
+  // A ticket covering every WriteBlockAsync so far.
+  uint64_t WriteFence();
+  bool WritesDone(uint64_t fence);  // without waiting
+  void WaitWrites(uint64_t fence);
+  // The block's bytes (block_bytes(), the layout above) when the pool is host
+  // memory, else empty (device memory: only ReadBlock / WriteBlock reach it).
+  // Lets a promotion read a block from its tier straight into the pool.
+  std::span<uint8_t> HostBlock(int32_t block);
+  // One block_bytes() buffer in the host memory the pool's copies move
+  // fastest (pinned on a GPU: ReadBlock / WriteBlock through it are DMA
+  // transfers, not staged through a pageable buffer). For the caller's
+  // demotions and promotions; the pool never uses it itself.
+  std::span<uint8_t> staging();
 
  private:
   BlockPool() = default;
@@ -99,6 +119,9 @@ class BlockPool {
   uint8_t* base_ = nullptr;
   size_t reserved_bytes_ = 0;
   kernels::Backend* device_ = nullptr;  // non-null: base_ is device memory
+  uint64_t host_fences_ = 0;            // WriteFence of a host pool
+  uint8_t* staging_ = nullptr;          // device_->AllocHost, made on first use
+  std::vector<uint8_t> staging_vec_;    // host pools (or AllocHost failed)
   std::vector<int32_t> refcount_;
   std::vector<int32_t> free_list_;
 };

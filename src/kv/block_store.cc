@@ -24,6 +24,7 @@ bool LruBlockStore::Contains(const BlockKey& key) const {
 void LruBlockStore::Drop(BlockKey key) {
   auto it = index_.find(key);
   CHECK(it != index_.end());
+  CHECK(pins_.count(key) == 0);  // a pinned block's bytes are being copied
   lru_.erase(it->second);
   index_.erase(it);
   bytes_ -= stored_bytes();
@@ -34,11 +35,35 @@ bool LruBlockStore::MakeRoom(int64_t need) {
   if (need > bytes_limit_) return false;
   while (bytes_ + need > bytes_limit_) {
     CHECK(!lru_.empty());
-    SpillOne(lru_.front());
-    Drop(lru_.front());
+    auto victim = lru_.begin();
+    while (victim != lru_.end() && pins_.count(*victim) != 0) ++victim;
+    if (victim == lru_.end()) return false;  // everything is pinned by a promotion
+    const BlockKey key = *victim;
+    SpillOne(key);
+    Drop(key);
     ++stats_.evictions;
   }
   return true;
+}
+
+BlockStore::HostPin LruBlockStore::PinHost(const BlockKey& key) {
+  if (!enabled_ || index_.count(key) == 0) return {};
+  const uint8_t* data = HostBytes(key);
+  if (data == nullptr) return {};
+  ++pins_[key];
+  return HostPin{data, this};
+}
+
+void LruBlockStore::UnpinHost(const BlockKey& key, const HostPin& pin, bool read) {
+  CHECK(pin.tier == this);
+  auto p = pins_.find(key);
+  CHECK(p != pins_.end());
+  if (--p->second == 0) pins_.erase(p);
+  if (!read) return;
+  auto it = index_.find(key);
+  if (it != index_.end()) lru_.splice(lru_.end(), lru_, it->second);
+  ++stats_.gets;
+  stats_.bytes_read += stored_bytes();
 }
 
 bool LruBlockStore::SpillOne(const BlockKey& key) {
@@ -118,6 +143,44 @@ bool LruBlockStore::Get(const BlockKey& key, std::span<uint8_t> out) {
   return false;
 }
 
+const BlockStore* LruBlockStore::ConcurrentReader(const BlockKey& key) const {
+  return enabled_ && reads_concurrently() && index_.count(key) != 0 ? this : nullptr;
+}
+
+BlockStore::ReadOutcome LruBlockStore::ReadConcurrently(const BlockKey& key,
+                                                        std::span<uint8_t> out) const {
+  CHECK(reads_concurrently() && static_cast<int64_t>(out.size()) == block_bytes_);
+  return ReadBlob(key, out);
+}
+
+bool LruBlockStore::FinishConcurrentRead(const BlockKey& key, const BlockStore* reader,
+                                         ReadOutcome outcome) {
+  CHECK(reader == this);
+  auto it = index_.find(key);
+  switch (outcome) {
+    case ReadOutcome::kOk:
+      // The bytes were read (even if the block was evicted since).
+      if (it != index_.end()) lru_.splice(lru_.end(), lru_, it->second);
+      ++stats_.gets;
+      stats_.bytes_read += stored_bytes();
+      return true;
+    case ReadOutcome::kMissing:  // evicted while being read, or removed behind our back
+      ++stats_.get_misses;
+      if (it != index_.end()) Drop(key);
+      return false;
+    case ReadOutcome::kCorrupt:
+      ++stats_.corrupt_discarded;
+      LOG_WARN("kv", "%.*s tier: block %s failed validation; discarded", (int)name().size(),
+               name().data(), key.Hex().c_str());
+      if (it != index_.end()) Drop(key);
+      return false;
+    case ReadOutcome::kFailed:
+      if (enabled_) Disable(Errorf("reading block %s failed", key.Hex().c_str()));
+      return false;
+  }
+  return false;
+}
+
 bool LruBlockStore::Touch(const BlockKey& key) {
   if (!enabled_) return false;
   auto it = index_.find(key);
@@ -127,7 +190,7 @@ bool LruBlockStore::Touch(const BlockKey& key) {
 }
 
 bool LruBlockStore::Evict(const BlockKey& key) {
-  if (index_.count(key) == 0) return false;
+  if (index_.count(key) == 0 || pins_.count(key) != 0) return false;
   Drop(key);
   ++stats_.evictions;
   return true;
@@ -172,8 +235,8 @@ Status MemoryBlockStore::WriteBlob(const BlockKey& key, std::span<const uint8_t>
   return Status::Ok();
 }
 
-LruBlockStore::ReadOutcome MemoryBlockStore::ReadBlob(const BlockKey& key,
-                                                      std::span<uint8_t> out) {
+BlockStore::ReadOutcome MemoryBlockStore::ReadBlob(const BlockKey& key,
+                                                   std::span<uint8_t> out) const {
   auto it = blobs_.find(key);
   if (it == blobs_.end()) return ReadOutcome::kMissing;
   if (Checksum64(it->second.data) != it->second.checksum) return ReadOutcome::kCorrupt;
@@ -237,11 +300,17 @@ Status HostBlockStore::WriteBlob(const BlockKey& key, std::span<const uint8_t> d
   return Status::Ok();
 }
 
-LruBlockStore::ReadOutcome HostBlockStore::ReadBlob(const BlockKey& key, std::span<uint8_t> out) {
+BlockStore::ReadOutcome HostBlockStore::ReadBlob(const BlockKey& key,
+                                                 std::span<uint8_t> out) const {
   auto it = slots_.find(key);
   if (it == slots_.end()) return ReadOutcome::kMissing;
   std::memcpy(out.data(), it->second, out.size());
   return ReadOutcome::kOk;
+}
+
+const uint8_t* HostBlockStore::HostBytes(const BlockKey& key) const {
+  auto it = slots_.find(key);
+  return it == slots_.end() ? nullptr : it->second;
 }
 
 void HostBlockStore::DeleteBlob(const BlockKey& key) {

@@ -24,7 +24,10 @@
 //    I/O error) turns the tier off: every call then misses and stores
 //    nothing, and the caller keeps serving from the tiers above;
 //  - with a spill tier set, a block evicted for room is first put into the
-//    spill tier (unless it holds it already): demoted, not forgotten.
+//    spill tier (unless it holds it already): demoted, not forgotten;
+//  - a pinned block (PinHost) is never evicted or dropped: room is made from
+//    the least recently used unpinned blocks, Evict refuses it, and a Put
+//    that only pinned blocks could make room for stores nothing.
 // Not thread-safe: owned by the engine thread, like the pool.
 #pragma once
 
@@ -63,6 +66,9 @@ struct BlockStoreStats {
 
 class BlockStore {
  public:
+  // What reading one block found.
+  enum class ReadOutcome { kOk, kMissing, kCorrupt, kFailed };
+
   virtual ~BlockStore() = default;
   virtual std::string_view name() const = 0;  // "disk", "host", "memory"
   virtual int64_t block_bytes() const = 0;    // bytes of every block's payload
@@ -73,7 +79,8 @@ class BlockStore {
   // stay inside the bound. True when the block is held afterwards.
   virtual bool Put(const BlockKey& key, std::span<const uint8_t> data) = 0;
   // Reads the block into `out` (block_bytes() bytes) and refreshes its
-  // recency. False when absent or when it fails validation (then discarded).
+  // recency. False when absent or when it fails validation (then discarded);
+  // `out` then holds unspecified bytes that the caller must not use.
   virtual bool Get(const BlockKey& key, std::span<uint8_t> out) = 0;
   // Makes the block the most recently used; false if absent.
   virtual bool Touch(const BlockKey& key) = 0;
@@ -90,6 +97,41 @@ class BlockStore {
   // Moves what faster tiers hold into the slowest one (TieredBlockStore);
   // returns blocks written.
   virtual int64_t SpillAllToLowest() { return 0; }
+
+  // Reads on another thread (kv/promoter.h: promotions overlapped with the
+  // engine's work). A three-step Get:
+  //  1. owner thread: ConcurrentReader(key) names the store (this one or one
+  //     of its tiers) whose ReadConcurrently may read the block off the
+  //     owner thread, or null (then only Get reads it);
+  //  2. any thread: reader->ReadConcurrently(key, out) reads the block's
+  //     storage and nothing else: no index, recency or counter, so the owner
+  //     thread goes on using the store meanwhile. The block may be evicted
+  //     meanwhile (then kMissing, or its bytes if the read won the race);
+  //     storage must never show another block's bytes under the key;
+  //  3. owner thread: FinishConcurrentRead(key, reader, outcome) does the rest
+  //     of a Get: counts the read, refreshes recency on success, discards a
+  //     corrupt block, turns a failing tier off. True when outcome is kOk.
+  virtual const BlockStore* ConcurrentReader(const BlockKey& key) const { return nullptr; }
+  virtual ReadOutcome ReadConcurrently(const BlockKey& key, std::span<uint8_t> out) const {
+    return ReadOutcome::kFailed;
+  }
+  virtual bool FinishConcurrentRead(const BlockKey& key, const BlockStore* reader,
+                                    ReadOutcome outcome) {
+    return false;
+  }
+
+  // Zero-copy reads of blocks kept in host memory (the host tier), for an
+  // asynchronous device copy (BlockPool::WriteBlockAsync). On the owner
+  // thread, PinHost(key) returns the block's bytes in place and pins them:
+  // the block is not evicted (eviction takes the next unpinned one) until
+  // UnpinHost. Empty when no tier keeps the key in host memory. UnpinHost
+  // with read == true counts the read as a Get (counters, recency).
+  struct HostPin {
+    const uint8_t* data = nullptr;
+    BlockStore* tier = nullptr;  // the tier that pinned it
+  };
+  virtual HostPin PinHost(const BlockKey& key) { return {}; }
+  virtual void UnpinHost(const BlockKey& key, const HostPin& pin, bool read) {}
 };
 
 class LruBlockStore : public BlockStore {
@@ -102,6 +144,16 @@ class LruBlockStore : public BlockStore {
   bool Touch(const BlockKey& key) override;
   bool Evict(const BlockKey& key) override;
   BlockStoreStats Stats() const override;
+  // A tier whose ReadBlob may run off the owner thread (reads_concurrently())
+  // is its own ConcurrentReader for the blocks it holds.
+  const BlockStore* ConcurrentReader(const BlockKey& key) const override;
+  ReadOutcome ReadConcurrently(const BlockKey& key, std::span<uint8_t> out) const override;
+  bool FinishConcurrentRead(const BlockKey& key, const BlockStore* reader,
+                            ReadOutcome outcome) override;
+  // For a tier whose storage is host memory (HostBytes()).
+  HostPin PinHost(const BlockKey& key) override;
+  void UnpinHost(const BlockKey& key, const HostPin& pin, bool read) override;
+  bool pinned(const BlockKey& key) const { return pins_.count(key) != 0; }
 
   int64_t bytes() const { return bytes_; }
   int64_t bytes_limit() const { return bytes_limit_; }
@@ -117,15 +169,25 @@ class LruBlockStore : public BlockStore {
   int64_t SpillAll();
 
  protected:
-  enum class ReadOutcome { kOk, kMissing, kCorrupt, kFailed };
   LruBlockStore(int64_t block_bytes, int64_t bytes_limit);
   // What one block occupies in the storage (payload plus any header).
   virtual int64_t stored_bytes() const { return block_bytes_; }
   // Backend. Write must leave either the whole block or nothing under key;
   // an error turns the tier off. Read fills out (block_bytes()).
   virtual Status WriteBlob(const BlockKey& key, std::span<const uint8_t> data) = 0;
-  virtual ReadOutcome ReadBlob(const BlockKey& key, std::span<uint8_t> out) = 0;
+  // Const, and touching only the storage: where reads_concurrently(), it may
+  // run on another thread while the owner thread writes and deletes other
+  // blocks (and this one: see BlockStore::ReadConcurrently).
+  virtual ReadOutcome ReadBlob(const BlockKey& key, std::span<uint8_t> out) const = 0;
   virtual void DeleteBlob(const BlockKey& key) = 0;
+  // Whether ReadBlob is safe off the owner thread (the disk: a block's file
+  // is written under a temporary name and renamed, never rewritten, and an
+  // open file stays readable when deleted). False for memory slots that are
+  // reused once their block is evicted.
+  virtual bool reads_concurrently() const { return false; }
+  // The block's bytes in place when the storage is host memory (the host
+  // tier), else null.
+  virtual const uint8_t* HostBytes(const BlockKey& key) const { return nullptr; }
   // Adds a block the backend already holds (a store reopened on existing
   // storage), as the most recently used. False if it does not fit the bound.
   bool IndexExisting(const BlockKey& key);
@@ -145,6 +207,7 @@ class LruBlockStore : public BlockStore {
   bool enabled_ = true;
   std::list<BlockKey> lru_;  // front = least recently used
   std::unordered_map<BlockKey, std::list<BlockKey>::iterator, BlockKeyHasher> index_;
+  std::unordered_map<BlockKey, int, BlockKeyHasher> pins_;  // PinHost counts
   BlockStoreStats stats_;
   BlockStore* spill_ = nullptr;
   std::vector<uint8_t> spill_scratch_;
@@ -165,7 +228,7 @@ class MemoryBlockStore : public LruBlockStore {
 
  protected:
   Status WriteBlob(const BlockKey& key, std::span<const uint8_t> data) override;
-  ReadOutcome ReadBlob(const BlockKey& key, std::span<uint8_t> out) override;
+  ReadOutcome ReadBlob(const BlockKey& key, std::span<uint8_t> out) const override;
   void DeleteBlob(const BlockKey& key) override;
 
  private:
@@ -191,8 +254,9 @@ class HostBlockStore : public LruBlockStore {
 
  protected:
   Status WriteBlob(const BlockKey& key, std::span<const uint8_t> data) override;
-  ReadOutcome ReadBlob(const BlockKey& key, std::span<uint8_t> out) override;
+  ReadOutcome ReadBlob(const BlockKey& key, std::span<uint8_t> out) const override;
   void DeleteBlob(const BlockKey& key) override;
+  const uint8_t* HostBytes(const BlockKey& key) const override;
 
  private:
   kernels::Backend* backend_;

@@ -59,10 +59,10 @@ bool WriteAll(int fd, const uint8_t* data, size_t n) {
 }
 
 // Reads exactly n bytes from offset 0; false on error or a short file.
-bool ReadAll(int fd, uint8_t* data, size_t n) {
+bool ReadAll(int fd, uint8_t* data, size_t n, int64_t offset) {
   size_t done = 0;
   while (done < n) {
-    const ssize_t r = ::pread(fd, data + done, n - done, static_cast<off_t>(done));
+    const ssize_t r = ::pread(fd, data + done, n - done, static_cast<off_t>(offset + done));
     if (r < 0 && errno == EINTR) continue;
     if (r <= 0) return false;
     done += static_cast<size_t>(r);
@@ -157,7 +157,7 @@ Status DiskBlockStore::Scan() {
     struct stat st;
     if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    bool ok = fd >= 0 && st.st_size >= kHeaderBytes && ReadAll(fd, header, kHeaderBytes);
+    bool ok = fd >= 0 && st.st_size >= kHeaderBytes && ReadAll(fd, header, kHeaderBytes, 0);
     if (fd >= 0) ::close(fd);
     ok = ok && std::memcmp(header, kMagic, 8) == 0 && GetU32(header + 8) == kVersion &&
          GetU32(header + 12) == kHeaderBytes && GetKey(header + 32) == key;
@@ -243,25 +243,28 @@ Status DiskBlockStore::WriteBlob(const BlockKey& key, std::span<const uint8_t> d
   return Status::Ok();
 }
 
-LruBlockStore::ReadOutcome DiskBlockStore::ReadBlob(const BlockKey& key, std::span<uint8_t> out) {
+BlockStore::ReadOutcome DiskBlockStore::ReadBlob(const BlockKey& key,
+                                                 std::span<uint8_t> out) const {
+  // The header into a local buffer and the payload straight into `out`: no
+  // member is touched, so this may run off the engine thread.
   const std::string path = PathOf(key);
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return errno == ENOENT ? ReadOutcome::kMissing : ReadOutcome::kFailed;
+  uint8_t h[kHeaderBytes];
   struct stat st;
-  const bool sized = ::fstat(fd, &st) == 0 && st.st_size == static_cast<off_t>(scratch_.size());
-  const bool read = sized && ReadAll(fd, scratch_.data(), scratch_.size());
+  const bool sized = ::fstat(fd, &st) == 0 &&
+                     st.st_size == static_cast<off_t>(kHeaderBytes + block_bytes());
+  const bool read = sized && ReadAll(fd, h, kHeaderBytes, 0) &&
+                    ReadAll(fd, out.data(), out.size(), kHeaderBytes);
   ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);  // it lives in the pool now
   ::close(fd);
   if (!read) return ReadOutcome::kCorrupt;  // truncated or unreadable bytes
-  const uint8_t* h = scratch_.data();
-  std::span<const uint8_t> payload(scratch_.data() + kHeaderBytes, out.size());
   const uint64_t seed = Checksum64(std::span<const uint8_t>(h, 56));
   if (std::memcmp(h, kMagic, 8) != 0 || GetKey(h + 16) != config_.layout ||
       GetKey(h + 32) != key || static_cast<int64_t>(GetU64(h + 48)) != block_bytes() ||
-      GetU64(h + 56) != Checksum64(payload, seed)) {
+      GetU64(h + 56) != Checksum64(std::span<const uint8_t>(out.data(), out.size()), seed)) {
     return ReadOutcome::kCorrupt;
   }
-  std::memcpy(out.data(), payload.data(), out.size());
   return ReadOutcome::kOk;
 }
 

@@ -21,6 +21,9 @@
 // an earlier run are indexed oldest (mtime) first: its LRU order survives.
 // Written and read files are dropped from the page cache (POSIX_FADV_DONTNEED):
 // demoted KV does not stay in RAM, and a promotion reads from the device.
+// Reads touch no member that changes, so a promotion may read files on
+// another thread while the engine thread writes and deletes others
+// (reads_concurrently(); kv/promoter.h).
 // One server process per directory.
 //
 // Errors: a directory that cannot be created or read fails Open (the caller
@@ -71,8 +74,9 @@ class DiskBlockStore : public LruBlockStore {
  protected:
   int64_t stored_bytes() const override { return kHeaderBytes + block_bytes(); }
   Status WriteBlob(const BlockKey& key, std::span<const uint8_t> data) override;
-  ReadOutcome ReadBlob(const BlockKey& key, std::span<uint8_t> out) override;
+  ReadOutcome ReadBlob(const BlockKey& key, std::span<uint8_t> out) const override;
   void DeleteBlob(const BlockKey& key) override;
+  bool reads_concurrently() const override { return true; }
 
  private:
   DiskBlockStore(const DiskBlockStoreConfig& config);
@@ -81,7 +85,7 @@ class DiskBlockStore : public LruBlockStore {
 
   DiskBlockStoreConfig config_;
   DiskScanReport scan_;
-  std::vector<uint8_t> scratch_;  // one whole file
+  std::vector<uint8_t> scratch_;  // one whole file (writes; reads use none)
 };
 
 }  // namespace reprise::kv

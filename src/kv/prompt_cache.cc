@@ -87,7 +87,7 @@ BlockKey PromptCache::RootKey(std::string_view cache_namespace) const {
 }
 
 CacheHit PromptCache::Acquire(std::span<const int32_t> tokens, int32_t max_tokens,
-                             std::string_view cache_namespace) {
+                             std::string_view cache_namespace, bool concurrent_reads) {
   CacheHit hit;
   const int32_t bt = pool_.block_tokens();
   const int64_t limit = std::clamp<int64_t>(max_tokens, 0, static_cast<int64_t>(tokens.size()));
@@ -200,61 +200,142 @@ CacheHit PromptCache::Acquire(std::span<const int32_t> tokens, int32_t max_token
     }  // else: no room for the copy; the match falls back to the shared blocks
   }
 
-  // Promotions: in order, each block only after the previous one arrived.
+  // Promotions, in chain order. A block a reader thread can fetch (the disk,
+  // with concurrent_reads) gets its pool block now and is read later
+  // (CompletePromotions); any other is read here, each only after the
+  // previous one arrived.
+  auto promote = [&](const BlockKey& k, int32_t tokens) {
+    // Pinned first: the evictions AllocateBlock may cause cannot drop it.
+    const BlockStore::HostPin pin = concurrent_reads ? lower->PinHost(k) : BlockStore::HostPin{};
+    const BlockStore* reader =
+        concurrent_reads && pin.data == nullptr ? lower->ConcurrentReader(k) : nullptr;
+    int32_t b;
+    int tier = -1;
+    if (pin.data != nullptr || reader != nullptr) {
+      b = AllocateBlock();
+      if (b < 0) {
+        if (pin.data != nullptr) lower->UnpinHost(k, pin, /*read=*/false);
+        return false;
+      }
+      PromotionRead r;
+      r.key = k;
+      r.reader = reader;
+      r.host = pin;
+      r.block = b;
+      hit.pending.push_back(r);
+    } else {
+      b = Promote(k);
+      if (b < 0) return false;
+      tier = lower->last_get_tier();
+    }
+    hit.promoted.push_back({static_cast<int32_t>(hit.seq.blocks.size()), tokens, tier});
+    hit.seq.blocks.push_back(b);
+    hit.n_cached += tokens;
+    return true;
+  };
   bool promoted_all = true;
   for (const BlockKey& k : lower_keys) {
-    const int32_t b = Promote(k);
-    if (b < 0) {
+    if (!promote(k, bt)) {
       promoted_all = false;
       break;
     }
-    hit.seq.blocks.push_back(b);
-    hit.n_cached += bt;
-    hit.n_lower_tokens += bt;
-    ++hit.n_lower_blocks;
-    CountTierHit(bt, &hit);
   }
-  if (promoted_all && lower_partial_len > 0) {
-    const int32_t b = Promote(lower_partial);
-    if (b >= 0) {
-      hit.seq.blocks.push_back(b);
-      hit.n_cached += lower_partial_len;
-      hit.n_lower_tokens += lower_partial_len;
-      ++hit.n_lower_blocks;
-      CountTierHit(lower_partial_len, &hit);
-    }
-  }
-
-  if (hit.n_lower_blocks > 0) touch_matched();  // reads refreshed them leaf last
+  if (promoted_all && lower_partial_len > 0) promote(lower_partial, lower_partial_len);
+  if (!hit.promoted.empty()) touch_matched();  // reads refreshed them leaf last
   hit.seq.n_tokens = hit.n_cached;
-  if (hit.n_cached > 0) {
-    ++hits_;
-    hit_tokens_ += hit.n_cached;
-    lower_hit_tokens_ += hit.n_lower_tokens;
-  } else {
-    ++misses_;
-  }
+  if (hit.pending.empty()) Settle(&hit);
   return hit;
 }
 
-void PromptCache::CountTierHit(int32_t tokens, CacheHit* hit) {
-  const int t = config_.lower->last_get_tier();
-  if (t < 0 || t >= PromptCacheStats::kMaxTiers) return;
-  tier_hit_tokens_[t] += tokens;
-  ++tier_promotions_[t];
-  hit->n_tier_tokens[t] += tokens;
+int32_t PromptCache::CompletePromotions(CacheHit* hit, std::span<const PromotionRead> reads) {
+  CHECK(reads.size() == hit->pending.size());
+  BlockStore* lower = config_.lower;
+  const int32_t bt = pool_.block_tokens();
+  // The first block that did not arrive: the match ends there.
+  size_t cut = hit->seq.blocks.size();
+  size_t next_pending = 0;
+  for (CacheHit::Promoted& p : hit->promoted) {
+    if (p.tier >= 0) continue;  // read in Acquire
+    const PromotionRead& r = reads[next_pending];
+    CHECK(r.block == hit->pending[next_pending].block && r.block == hit->seq.blocks[p.seq_block]);
+    ++next_pending;
+    if (!r.attempted || r.outcome != BlockStore::ReadOutcome::kOk) {
+      cut = std::min(cut, static_cast<size_t>(p.seq_block));
+    }
+  }
+  // Every read is finished with its tier: a disk read that ran is counted
+  // (and a corrupt block discarded) even past the cut; a host block is
+  // unpinned, counted as read only before it.
+  next_pending = 0;
+  for (CacheHit::Promoted& p : hit->promoted) {
+    if (p.tier >= 0) continue;
+    const PromotionRead& r = reads[next_pending++];
+    const bool before_cut = static_cast<size_t>(p.seq_block) < cut;
+    bool ok = false;
+    if (r.host.data != nullptr) {
+      lower->UnpinHost(r.key, r.host, before_cut);
+      ok = before_cut;
+    } else if (r.attempted) {
+      ok = lower->FinishConcurrentRead(r.key, r.reader, r.outcome) && before_cut;
+    }
+    if (ok) {
+      p.tier = lower->last_get_tier();
+    } else {
+      p.tier = -2;  // not part of the hit
+    }
+  }
+  hit->pending.clear();
+  int32_t lost = 0;
+  if (cut < hit->seq.blocks.size()) {
+    for (size_t i = cut; i < hit->seq.blocks.size(); ++i) pool_.Unref(hit->seq.blocks[i]);
+    hit->seq.blocks.resize(cut);
+    const int32_t kept = static_cast<int32_t>(cut) * bt;
+    lost = hit->n_cached - kept;
+    hit->n_cached = kept;
+    hit->seq.n_tokens = kept;
+    std::erase_if(hit->promoted,
+                  [&](const CacheHit::Promoted& p) { return static_cast<size_t>(p.seq_block) >= cut; });
+  }
+  // The reads refreshed the tier's recency root first; make the matched
+  // blocks the most recent deepest first again (see Acquire).
+  for (auto it = reads.rbegin(); it != reads.rend(); ++it) {
+    if (it->attempted && it->outcome == BlockStore::ReadOutcome::kOk) lower->Touch(it->key);
+  }
+  Settle(hit);
+  return lost;
+}
+
+void PromptCache::Settle(CacheHit* hit) {
+  for (const CacheHit::Promoted& p : hit->promoted) {
+    CHECK(p.tier >= 0);
+    ++promotions_;
+    hit->n_lower_tokens += p.tokens;
+    ++hit->n_lower_blocks;
+    if (p.tier < PromptCacheStats::kMaxTiers) {
+      tier_hit_tokens_[p.tier] += p.tokens;
+      ++tier_promotions_[p.tier];
+      hit->n_tier_tokens[p.tier] += p.tokens;
+    }
+  }
+  hit->promoted.clear();
+  if (hit->n_cached > 0) {
+    ++hits_;
+    hit_tokens_ += hit->n_cached;
+    lower_hit_tokens_ += hit->n_lower_tokens;
+  } else {
+    ++misses_;
+  }
 }
 
 int32_t PromptCache::Promote(const BlockKey& key) {
   const int32_t b = AllocateBlock();
   if (b < 0) return -1;
-  scratch_.resize(static_cast<size_t>(pool_.block_bytes()));
-  if (config_.lower == nullptr || !config_.lower->Get(key, scratch_)) {
+  const std::span<uint8_t> staging = pool_.staging();
+  if (config_.lower == nullptr || !config_.lower->Get(key, staging)) {
     pool_.Unref(b);
     return -1;
   }
-  pool_.WriteBlock(b, scratch_.data());
-  ++promotions_;
+  pool_.WriteBlock(b, staging.data());
   return b;
 }
 
@@ -264,9 +345,9 @@ bool PromptCache::Demote(Node* node, bool even_if_pinned) {
   // A block a sequence still uses goes back into the tree when it ends.
   if (!even_if_pinned && pool_.RefCount(node->block) > 1) return false;
   if (lower->Touch(node->key)) return false;  // stored once: never rewritten
-  scratch_.resize(static_cast<size_t>(pool_.block_bytes()));
-  pool_.ReadBlock(node->block, scratch_.data());
-  if (!lower->Put(node->key, scratch_)) return false;
+  const std::span<uint8_t> staging = pool_.staging();
+  pool_.ReadBlock(node->block, staging.data());
+  if (!lower->Put(node->key, staging)) return false;
   ++demotions_;
   return true;
 }

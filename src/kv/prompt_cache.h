@@ -44,6 +44,14 @@
 // and the pool's byte budget keep their meaning; the store has its own bound.
 // A store that fails, or a block that fails validation, only shortens the
 // match: the rest is recomputed.
+// Promotions overlapped with compute: Acquire with concurrent_reads leaves
+// the blocks that need no engine-thread read in CacheHit::pending, their
+// fresh pool blocks already in the hit: blocks pinned in host memory
+// (BlockStore::PinHost: the host tier, copied asynchronously) and blocks a
+// reader thread can fetch (BlockStore::ConcurrentReader: the disk). The
+// caller moves them (kv/promoter.h) while other sequences run, then
+// CompletePromotions settles the hit: pins are released, the match ends at
+// the first block that did not arrive, and hit counters count only what did.
 //
 // Not thread-safe: owned by the engine thread, like the pool.
 #pragma once
@@ -59,6 +67,7 @@
 #include "kv/block_key.h"
 #include "kv/block_pool.h"
 #include "kv/block_store.h"
+#include "kv/promoter.h"
 
 namespace reprise::kv {
 
@@ -81,6 +90,20 @@ struct CacheHit {
   int32_t n_lower_tokens = 0;   // of n_cached, tokens read back from the lower tier
   int32_t n_lower_blocks = 0;   // blocks promoted from the lower tier
   int32_t n_tier_tokens[4] = {};  // of n_lower_tokens, per tier of the lower store
+  // Reads left to a reader thread (Acquire with concurrent_reads), in chain
+  // order: their pool blocks are in seq and counted in n_cached, but hold
+  // their KV only once read; until CompletePromotions the n_lower_* and
+  // n_tier_tokens counts are not filled in.
+  std::vector<PromotionRead> pending;
+  // Internal (the cache's bookkeeping until the hit is final): blocks taken
+  // from the lower tier: position in seq.blocks, tokens, the tier that
+  // served it (-1: pending).
+  struct Promoted {
+    int32_t seq_block;
+    int32_t tokens;
+    int tier;
+  };
+  std::vector<Promoted> promoted;
 };
 
 struct PromptCacheStats {
@@ -133,8 +156,17 @@ class PromptCache {
   // room the match falls back to the shared full blocks). Refreshes recency
   // of the matched path and counts a hit or a miss.
   // Only entries of `cache_namespace` are matched.
+  // With concurrent_reads, blocks of a tier that can be read off this thread
+  // are left in hit.pending (see the header comment).
   CacheHit Acquire(std::span<const int32_t> tokens, int32_t max_tokens,
-                   std::string_view cache_namespace = {});
+                   std::string_view cache_namespace = {}, bool concurrent_reads = false);
+
+  // Settles a hit whose pending reads ended (`reads`: hit->pending with the
+  // reader's outcomes, as the promoter returns them): finishes each read
+  // with its tier, drops the blocks from the first one that did not arrive
+  // on (the match ends there), fills the hit's lower-tier counts and counts
+  // the hit. Returns the tokens the match lost.
+  int32_t CompletePromotions(CacheHit* hit, std::span<const PromotionRead> reads);
 
   // Stores `tokens` whose KV is in the first tokens.size() positions of `seq`
   // (tokens.size() <= seq.n_tokens). Identical full blocks already cached are
@@ -188,7 +220,8 @@ class PromptCache {
   // A fresh pool block filled from the lower tier's `key`; -1 when no block
   // is free or the read fails.
   int32_t Promote(const BlockKey& key);
-  void CountTierHit(int32_t tokens, CacheHit* hit);  // after a Promote: per-tier counters
+  // Counts a final hit: its lower-tier blocks per tier, hit or miss.
+  void Settle(CacheHit* hit);
 
   BlockPool& pool_;
   PromptCacheConfig config_;
@@ -210,7 +243,6 @@ class PromptCache {
   int64_t tier_promotions_[PromptCacheStats::kMaxTiers] = {};
   int64_t promotions_ = 0;
   int64_t demotions_ = 0;
-  std::vector<uint8_t> scratch_;  // one block, between the pool and the lower tier
 };
 
 }  // namespace reprise::kv

@@ -1,5 +1,7 @@
 #include "kv/tiered_block_store.h"
 
+#include "core/check.h"
+
 namespace reprise::kv {
 
 Result<std::unique_ptr<TieredBlockStore>> TieredBlockStore::Create(
@@ -56,6 +58,42 @@ bool TieredBlockStore::Get(const BlockKey& key, std::span<uint8_t> out) {
     }
   }
   return false;
+}
+
+const BlockStore* TieredBlockStore::ConcurrentReader(const BlockKey& key) const {
+  for (const auto& t : tiers_) {
+    if (t->Contains(key)) return t->ConcurrentReader(key);
+  }
+  return nullptr;
+}
+
+bool TieredBlockStore::FinishConcurrentRead(const BlockKey& key, const BlockStore* reader,
+                                            ReadOutcome outcome) {
+  for (size_t i = 0; i < tiers_.size(); ++i) {
+    if (tiers_[i].get() != reader) continue;
+    const bool ok = tiers_[i]->FinishConcurrentRead(key, reader, outcome);
+    if (ok) last_get_tier_ = static_cast<int>(i);
+    return ok;
+  }
+  CHECK(false && "FinishConcurrentRead: the reader is not a tier of this store");
+  return false;
+}
+
+BlockStore::HostPin TieredBlockStore::PinHost(const BlockKey& key) {
+  for (const auto& t : tiers_) {
+    if (t->Contains(key)) return t->PinHost(key);
+  }
+  return {};
+}
+
+void TieredBlockStore::UnpinHost(const BlockKey& key, const HostPin& pin, bool read) {
+  for (size_t i = 0; i < tiers_.size(); ++i) {
+    if (tiers_[i].get() != pin.tier) continue;
+    tiers_[i]->UnpinHost(key, pin, read);
+    if (read) last_get_tier_ = static_cast<int>(i);
+    return;
+  }
+  CHECK(false && "UnpinHost: the pin is not from a tier of this store");
 }
 
 bool TieredBlockStore::Touch(const BlockKey& key) {

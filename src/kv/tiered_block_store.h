@@ -12,7 +12,9 @@
 //  - Get reads from the fastest tier that holds the key; the tier that
 //    served the last successful Get is last_get_tier() (per-tier metrics);
 //  - a tier that turns itself off is skipped; the store is enabled while any
-//    tier is.
+//    tier is;
+//  - a concurrent read (BlockStore::ConcurrentReader) is served by the
+//    fastest tier holding the key, the same tier Get would read.
 // Not thread-safe: owned by the engine thread, like the pool.
 #pragma once
 
@@ -47,6 +49,15 @@ class TieredBlockStore : public BlockStore {
   // them (at shutdown: the disk keeps it for the next start). Returns blocks
   // written.
   int64_t SpillAllToLowest() override;
+  // The fastest tier holding the key, if it can be read off the owner
+  // thread (the disk; the host tier's slots are reused, so it is read by
+  // Get). FinishConcurrentRead goes to that tier and sets last_get_tier().
+  const BlockStore* ConcurrentReader(const BlockKey& key) const override;
+  bool FinishConcurrentRead(const BlockKey& key, const BlockStore* reader,
+                            ReadOutcome outcome) override;
+  // Pins in the fastest tier holding the key, if it keeps it in host memory.
+  HostPin PinHost(const BlockKey& key) override;
+  void UnpinHost(const BlockKey& key, const HostPin& pin, bool read) override;
   bool durable() const override { return tiers_.back()->durable(); }
 
  private:

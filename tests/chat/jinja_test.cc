@@ -256,6 +256,30 @@ TEST(JinjaErrors, IntegerOverflowIsAnErrorAndPowIsFast) {
   EXPECT_EQ(R("{{ 9223372036854775806 + 1 }}"), "9223372036854775807");
 }
 
+// A runaway template fails with the execution budget's error instead of
+// hanging; RenderOptions::max_steps sets the budget (the fuzz target's small
+// one), 0 keeps the default that real templates never approach.
+TEST(JinjaErrors, ExecutionBudgetStopsRunawayLoopsAndIsConfigurable) {
+  auto r = TryRender("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("execution budget"), std::string::npos);
+  auto t = ChatTemplate::Parse("{% for i in range(n) %}x{% endfor %}");
+  ASSERT_TRUE(t.ok());
+  RenderOptions o;
+  o.extra_kwargs = Json{{"n", 50}};
+  o.max_steps = 40;
+  EXPECT_FALSE(t->Render(Json::array(), Json(), o).ok());
+  o.max_steps = 200;
+  auto small = t->Render(Json::array(), Json(), o);
+  ASSERT_TRUE(small.ok());
+  EXPECT_EQ(small->size(), 50u);
+  o.max_steps = 0;
+  o.extra_kwargs = Json{{"n", 50000}};
+  auto big = t->Render(Json::array(), Json(), o);
+  ASSERT_TRUE(big.ok());
+  EXPECT_EQ(big->size(), 50000u);
+}
+
 TEST(ChatTemplateApi, RendersMessagesToolsAndSpecialTokens) {
   auto t = ChatTemplate::Parse(
       "{{ bos_token }}{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}"

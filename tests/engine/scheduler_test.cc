@@ -10,8 +10,10 @@
 #include <limits>
 #include <map>
 #include <random>
+#include <thread>
 
 #include "core/log.h"
+#include "kv/block_store.h"
 
 namespace reprise::engine {
 namespace {
@@ -94,10 +96,14 @@ class SchedulerTest : public ::testing::Test {
     pc.dtype = DType::kF32;
     pc.max_bytes = static_cast<int64_t>(capacity_blocks) * block_tokens * 2 * 4;
     budget_bytes_ = pc.max_bytes;
+    sc.overlap_promotions = overlap_promotions_;
     fake_ = FakeModel();
-    auto s = Scheduler::Create(sc, pc, [this](auto batch, auto seqs, auto& pool, float* logits) {
-      return fake_.Forward(batch, seqs, pool, logits);
-    });
+    auto s = Scheduler::Create(
+        sc, pc,
+        [this](auto batch, auto seqs, auto& pool, float* logits) {
+          return fake_.Forward(batch, seqs, pool, logits);
+        },
+        std::move(next_lower_));
     ASSERT_TRUE(s.ok()) << s.status().message();
     sched_ = std::move(s).value();
   }
@@ -149,6 +155,9 @@ class SchedulerTest : public ::testing::Test {
     return Drain(i);
   }
 
+  // The next Make's tier below the pool (taken by it) and promotion mode.
+  std::unique_ptr<kv::BlockStore> next_lower_;
+  bool overlap_promotions_ = true;
   std::unique_ptr<Scheduler> sched_;
   FakeModel fake_;
   std::unordered_set<int32_t> eog_;
@@ -281,6 +290,156 @@ TEST_F(SchedulerTest, CancelEndsTheStreamAndReleasesBlocks) {
   EXPECT_EQ(sched_->reserved_blocks(), 0);
   EXPECT_EQ(sched_->pool().used_blocks(), sched_->cache().cached_blocks());
   EXPECT_GT(sched_->cache().entries(), 0);  // what was computed is cached
+}
+
+// A lower tier read off the engine thread (like the disk) whose reads wait
+// at a gate: the test holds a promotion in flight as long as it likes.
+class GatedStore : public kv::MemoryBlockStore {
+ public:
+  using kv::MemoryBlockStore::MemoryBlockStore;
+  std::atomic<bool> open{true};
+  mutable std::atomic<int> reads{0};
+
+ protected:
+  bool reads_concurrently() const override { return true; }
+  ReadOutcome ReadBlob(const kv::BlockKey& key, std::span<uint8_t> out) const override {
+    ++reads;
+    while (!open.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    return kv::MemoryBlockStore::ReadBlob(key, out);
+  }
+};
+
+class SchedulerTierTest : public SchedulerTest {
+ protected:
+  // Turn 1 of a conversation, then another request that pushes it out of the
+  // pool (one cached entry) into the gated tier; returns turn 2's prompt.
+  Tokens DemotedConversation() {
+    const Tokens turn1 = Range(1, 30);
+    Outcome a = Generate(turn1, 5);
+    EXPECT_EQ(a.tokens.size(), 5u);
+    Generate(Range(11, 9), 3);  // the one entry now: turn 1 is demoted
+    EXPECT_GT(store_ != nullptr ? store_->blocks() : host_->blocks(), 0);
+    return Concat(Concat(turn1, a.tokens), Range(40, 6));
+  }
+  // The gated disk-like tier, or (host) a host-RAM tier (promoted by pinned
+  // asynchronous copies).
+  void MakeTiered(bool overlap, bool host = false) {
+    const int64_t block_bytes = 4 * 2 * 4;  // 4 tokens, 1 layer, K and V of one float
+    if (host) {
+      auto store = std::make_unique<kv::HostBlockStore>(block_bytes, 200 * block_bytes, nullptr);
+      host_ = store.get();
+      next_lower_ = std::move(store);
+    } else {
+      auto store = std::make_unique<GatedStore>(block_bytes, 200 * block_bytes);
+      store_ = store.get();
+      next_lower_ = std::move(store);
+    }
+    overlap_promotions_ = overlap;
+    Make(64, 1);
+  }
+  GatedStore* store_ = nullptr;  // owned by the scheduler
+  kv::HostBlockStore* host_ = nullptr;
+};
+
+// While a follow-up's prefix is read back from the tier, the other sequences
+// keep decoding; the follow-up then generates what a cold run generates.
+TEST_F(SchedulerTierTest, ALoadingSequenceDoesNotStallTheOthers) {
+  Make(64, 0);  // the reference: no cache at all
+  MakeTiered(true);
+  const Tokens turn2 = DemotedConversation();
+  Make(64, 0);
+  const Outcome cold = Generate(turn2, 8);
+  ASSERT_EQ(cold.tokens.size(), 8u);
+
+  MakeTiered(true);
+  ASSERT_EQ(DemotedConversation(), turn2);
+  store_->open = false;
+  const size_t other = Submit(Range(20, 5), 40, /*ignore_eos=*/true);
+  for (int k = 0; k < 3; ++k) ASSERT_TRUE(sched_->Step());
+  const size_t follow = Submit(turn2, 8);
+  const size_t before = Drain(other).tokens.size();
+  for (int k = 0; k < 10; ++k) ASSERT_TRUE(sched_->Step());
+  EXPECT_EQ(Drain(other).tokens.size(), 10u) << "the other sequence decoded every step";
+  EXPECT_TRUE(Drain(follow).tokens.empty());  // still loading
+  for (int ms = 0; ms < 2000 && store_->reads.load() == 0; ++ms) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_GE(store_->reads.load(), 1);  // the reader waits at the gate
+  EXPECT_GT(before, 0u);
+  store_->open = true;
+  RunAll();
+  const Outcome warm = Drain(follow);
+  EXPECT_EQ(warm.tokens, cold.tokens);
+  ASSERT_TRUE(warm.done);
+  EXPECT_EQ(warm.final_event.usage.cached_tokens, 30 + 5 - 1);
+  EXPECT_EQ(warm.final_event.usage.cached_tokens_lower_tier, 30 + 5 - 1);
+  EXPECT_EQ(sched_->pool().used_blocks(), sched_->cache().cached_blocks());
+  EXPECT_EQ(sched_->cache().Stats().promotions, (30 + 5 - 1 + 3) / 4);
+}
+
+// The same conversation with promotions read inside admission (the old path)
+// generates the same tokens and counts the same hit.
+TEST_F(SchedulerTierTest, OverlappedAndInlinePromotionsAgree) {
+  std::vector<Outcome> runs;
+  for (bool overlap : {false, true}) {
+    store_ = nullptr;
+    MakeTiered(overlap);
+    const Tokens turn2 = DemotedConversation();
+    runs.push_back(Generate(turn2, 8));
+    EXPECT_EQ(sched_->pool().used_blocks(), sched_->cache().cached_blocks());
+  }
+  EXPECT_EQ(runs[0].tokens, runs[1].tokens);
+  EXPECT_EQ(runs[0].final_event.usage.cached_tokens, runs[1].final_event.usage.cached_tokens);
+  EXPECT_EQ(runs[0].final_event.usage.cached_tokens_lower_tier,
+            runs[1].final_event.usage.cached_tokens_lower_tier);
+  EXPECT_GT(runs[1].final_event.usage.cached_tokens_lower_tier, 0);
+}
+
+// From the host tier: pinned blocks copied by the promoter (asynchronous
+// on a GPU) give the same tokens as the inline read and leave no pin behind.
+TEST_F(SchedulerTierTest, HostTierPromotionsAgreeAndUnpin) {
+  std::vector<Outcome> runs;
+  for (bool overlap : {false, true}) {
+    MakeTiered(overlap, /*host=*/true);
+    const Tokens turn2 = DemotedConversation();
+    runs.push_back(Generate(turn2, 8));
+    EXPECT_EQ(sched_->pool().used_blocks(), sched_->cache().cached_blocks());
+    for (const kv::BlockKey& k : host_->KeysByRecency()) EXPECT_FALSE(host_->pinned(k));
+  }
+  EXPECT_EQ(runs[0].tokens, runs[1].tokens);
+  EXPECT_EQ(runs[1].final_event.usage.cached_tokens_lower_tier, 30 + 5 - 1);
+  EXPECT_EQ(runs[1].final_event.usage.cached_tokens_host, 30 + 5 - 1);
+  EXPECT_EQ(runs[0].final_event.usage.cached_tokens_host, 30 + 5 - 1);
+}
+
+// Cancelled while its reads are in flight: the engine waits for them (the
+// reader writes into its blocks), the request ends cancelled, nothing leaks,
+// and the prefix that arrived is cached again.
+TEST_F(SchedulerTierTest, CancelWhileLoadingWaitsForTheReadsAndLeaksNothing) {
+  MakeTiered(true);
+  const Tokens turn2 = DemotedConversation();
+  store_->open = false;
+  const size_t follow = Submit(turn2, 8);
+  for (int k = 0; k < 3; ++k) sched_->Step();
+  EXPECT_TRUE(Drain(follow).tokens.empty());
+  states_[follow]->cancel.store(true);
+  std::thread opener([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    store_->open = true;
+  });
+  RunAll();
+  opener.join();
+  const Outcome o = Drain(follow);
+  ASSERT_TRUE(o.done);
+  EXPECT_EQ(o.final_event.finish, FinishReason::kCancelled);
+  EXPECT_EQ(sched_->reserved_blocks(), 0);
+  EXPECT_EQ(sched_->pool().used_blocks(), sched_->cache().cached_blocks());
+  // Turn 1's KV is back in the pool's cache: turn 2 hits without the tier.
+  const int64_t reads = store_->reads.load();
+  const Outcome again = Generate(turn2, 8);
+  EXPECT_EQ(again.final_event.usage.cached_tokens, 30 + 5 - 1);
+  EXPECT_EQ(again.final_event.usage.cached_tokens_lower_tier, 0);
+  EXPECT_EQ(store_->reads.load(), reads);
 }
 
 TEST_F(SchedulerTest, CancelOfAQueuedRequestNeverRunsIt) {

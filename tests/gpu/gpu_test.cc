@@ -308,23 +308,34 @@ std::vector<int32_t> Generate(engine::Engine& e, const std::vector<int32_t>& pro
   return out;
 }
 
-TEST(GpuEngine, CacheHitAtTemperatureZeroGeneratesWhatAMissDoes) {
-  REQUIRE_GPU();
-  const std::string path = FixturePath("stories260K/stories260K.gguf");
-  REQUIRE_FIXTURE(path);
-  GoldenModel g = LoadGoldenModel(path, 2, kCuda);
-  ASSERT_TRUE(g.model != nullptr);
-  auto tok = tokenizer::Tokenizer::FromGguf(*g.file);
-  ASSERT_TRUE(tok.ok());
+// stories260K on the GPU with its tokenizer, and the engine settings the
+// GpuEngine tests share (16-token blocks, F16 KV).
+class GpuEngine : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    REQUIRE_GPU();
+    const std::string path = FixturePath("stories260K/stories260K.gguf");
+    REQUIRE_FIXTURE(path);
+    g = LoadGoldenModel(path, 2, kCuda);
+    ASSERT_TRUE(g.model != nullptr);
+    auto t = tokenizer::Tokenizer::FromGguf(*g.file);
+    ASSERT_TRUE(t.ok()) << t.status().message();
+    tok = std::move(t).value();
+    ec.block_tokens = 16;
+    ec.kv_type = DType::kF16;
+  }
+  GoldenModel g;
+  std::unique_ptr<tokenizer::Tokenizer> tok;
   engine::EngineConfig ec;
+};
+
+TEST_F(GpuEngine, CacheHitAtTemperatureZeroGeneratesWhatAMissDoes) {
   ec.cache_bytes = int64_t{64} << 20;
-  ec.block_tokens = 16;
-  ec.kv_type = DType::kF16;
   ec.max_cache_entries = 4;
-  std::vector<int32_t> prompt = (*tok)->Encode("Once upon a time, there was a little girl named Lily. She", true, false);
+  std::vector<int32_t> prompt = tok->Encode("Once upon a time, there was a little girl named Lily. She", true, false);
   std::vector<int32_t> with_cache, cold;
   {
-    auto e = engine::Engine::Create(*g.model, **tok, ec);
+    auto e = engine::Engine::Create(*g.model, *tok, ec);
     ASSERT_TRUE(e.ok()) << e.status().message();
     Generate(**e, prompt, 24);  // fills the cache
     with_cache = Generate(**e, prompt, 24);
@@ -332,7 +343,7 @@ TEST(GpuEngine, CacheHitAtTemperatureZeroGeneratesWhatAMissDoes) {
   }
   {
     ec.max_cache_entries = 0;
-    auto e = engine::Engine::Create(*g.model, **tok, ec);
+    auto e = engine::Engine::Create(*g.model, *tok, ec);
     ASSERT_TRUE(e.ok());
     cold = Generate(**e, prompt, 24);
   }
@@ -347,23 +358,13 @@ TEST(GpuEngine, CacheHitAtTemperatureZeroGeneratesWhatAMissDoes) {
 // host memory, generating exactly what a cold run does; then many sequences
 // outgrow the GPU budget together and are preempted (their blocks demoted),
 // none fails, and each generates what it generates alone.
-TEST(GpuEngine, HostTierAndPreemptionKeepEveryTokenExact) {
-  REQUIRE_GPU();
-  const std::string path = FixturePath("stories260K/stories260K.gguf");
-  REQUIRE_FIXTURE(path);
-  GoldenModel g = LoadGoldenModel(path, 2, kCuda);
-  ASSERT_TRUE(g.model != nullptr);
-  auto tok = tokenizer::Tokenizer::FromGguf(*g.file);
-  ASSERT_TRUE(tok.ok());
-  engine::EngineConfig ec;
-  ec.block_tokens = 16;
-  ec.kv_type = DType::kF16;
+TEST_F(GpuEngine, HostTierAndPreemptionKeepEveryTokenExact) {
   ec.max_cache_entries = 1;
   const int64_t bpt = g.model->KvBytesPerToken(DType::kF16);
   ec.cache_bytes = bpt * 16 * 24;  // 24 blocks of GPU KV
   ec.host_bytes = bpt * 16 * 64;   // 64 blocks of pinned host memory
-  std::vector<int32_t> a = (*tok)->Encode("Once upon a time, there was a little girl named Lily.", true, false);
-  std::vector<int32_t> b = (*tok)->Encode("The dog ran to the park to play with a big red ball.", true, false);
+  std::vector<int32_t> a = tok->Encode("Once upon a time, there was a little girl named Lily.", true, false);
+  std::vector<int32_t> b = tok->Encode("The dog ran to the park to play with a big red ball.", true, false);
   std::vector<std::vector<int32_t>> solo;
   std::vector<std::vector<int32_t>> prompts;
   for (int i = 0; i < 6; ++i) {
@@ -376,11 +377,11 @@ TEST(GpuEngine, HostTierAndPreemptionKeepEveryTokenExact) {
     cold_cfg.max_cache_entries = 0;
     cold_cfg.host_bytes = 0;
     cold_cfg.cache_bytes = bpt * 16 * 64;
-    auto e = engine::Engine::Create(*g.model, **tok, cold_cfg);
+    auto e = engine::Engine::Create(*g.model, *tok, cold_cfg);
     ASSERT_TRUE(e.ok()) << e.status().message();
     for (const auto& p : prompts) solo.push_back(Generate(**e, p, 150));
   }
-  auto e = engine::Engine::Create(*g.model, **tok, ec);
+  auto e = engine::Engine::Create(*g.model, *tok, ec);
   ASSERT_TRUE(e.ok()) << e.status().message();
   Generate(**e, prompts[0], 40);
   Generate(**e, b, 8);  // prompts[0]'s conversation leaves GPU memory for the host tier

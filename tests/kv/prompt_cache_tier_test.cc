@@ -17,15 +17,42 @@ namespace {
 
 using namespace ::reprise::kv::testing;  // NOLINT
 
+// A memory store whose blocks a reader may fetch off the owner thread (the
+// tests below read them on the test thread, between Acquire and
+// CompletePromotions, as the promoter would).
+class ConcurrentMemoryStore : public MemoryBlockStore {
+ public:
+  using MemoryBlockStore::MemoryBlockStore;
+
+ protected:
+  bool reads_concurrently() const override { return true; }
+};
+
 class PromptCacheTierTest : public PromptCacheTest {
  protected:
   // A pool of `capacity_blocks` 4-token blocks and a store of `store_blocks`.
-  void MakeTiered(int capacity_blocks, int max_entries, int store_blocks) {
+  void MakeTiered(int capacity_blocks, int max_entries, int store_blocks,
+                  bool concurrent = false) {
     cache_.reset();
     store_.reset();
     const int64_t block_bytes = int64_t{kLayers} * 2 * 4 * kDim * 4;
-    store_ = std::make_unique<MemoryBlockStore>(block_bytes, store_blocks * block_bytes);
+    if (concurrent) {
+      store_ = std::make_unique<ConcurrentMemoryStore>(block_bytes, store_blocks * block_bytes);
+    } else {
+      store_ = std::make_unique<MemoryBlockStore>(block_bytes, store_blocks * block_bytes);
+    }
     Make(capacity_blocks, max_entries, 4, store_.get());
+  }
+  // Performs a hit's pending reads as the promoter would (straight into the
+  // host pool, stopping at the first failure), then settles the hit.
+  int32_t ReadPending(CacheHit* hit) {
+    std::vector<PromotionRead> reads = hit->pending;
+    for (PromotionRead& r : reads) {
+      r.outcome = r.reader->ReadConcurrently(r.key, pool_->HostBlock(r.block));
+      r.attempted = true;
+      if (r.outcome != BlockStore::ReadOutcome::kOk) break;
+    }
+    return cache_->CompletePromotions(hit, reads);
   }
   // The content address of tokens[0, end) (end on a block boundary or not).
   BlockKey KeyOf(const Tokens& tokens, int end, const char* ns = "") {
@@ -220,6 +247,76 @@ TEST_F(PromptCacheTierTest, BothBoundsHoldUnderAStreamOfConversations) {
   // The most recent conversations are whole (in the pool or in the store).
   for (size_t i = convs.size() - 3; i < convs.size(); ++i)
     EXPECT_EQ(Probe(Concat(convs[i], {1})), static_cast<int32_t>(convs[i].size()));
+}
+
+// Acquire with concurrent reads leaves the store's blocks to a reader: the
+// hit already holds their pool blocks, counts come when it is settled, and
+// the rows are those a fresh computation writes.
+TEST_F(PromptCacheTierTest, ReadsLeftToAReaderSettleToTheSameHit) {
+  MakeTiered(64, 1, 100, /*concurrent=*/true);
+  const Tokens system = Range(1, 8);
+  const Tokens a = Concat(system, Range(100, 9)), b = Concat(system, Range(200, 9));
+  Run(a);
+  Run(b);  // a's own 9 tokens (3 blocks) are demoted; the system stays in the pool
+  const Tokens next = Concat(a, {7});
+  CacheHit hit = cache_->Acquire(next, static_cast<int32_t>(next.size()) - 1, "", true);
+  ASSERT_EQ(hit.pending.size(), 3u);
+  EXPECT_EQ(hit.n_cached, 17);
+  EXPECT_EQ(hit.seq.blocks.size(), 5u);
+  EXPECT_EQ(hit.n_lower_tokens, 0);  // not settled yet
+  EXPECT_EQ(cache_->Stats().promotions, 0);
+  EXPECT_EQ(ReadPending(&hit), 0);
+  EXPECT_TRUE(hit.pending.empty());
+  EXPECT_EQ(hit.n_cached, 17);
+  EXPECT_EQ(hit.n_shared_blocks, 2);
+  EXPECT_EQ(hit.n_lower_tokens, 9);
+  EXPECT_EQ(hit.n_lower_blocks, 3);
+  EXPECT_EQ(hit.n_tier_tokens[0], 9);
+  ExpectRowsMatch(next, hit.seq);
+  const PromptCacheStats st = cache_->Stats();
+  EXPECT_EQ(st.promotions, 3);
+  EXPECT_EQ(st.lower_hit_tokens, 9);
+  EXPECT_EQ(st.tier_promotions[0], 3);
+  EXPECT_EQ(store_->Stats().gets, 3);
+  // Deepest first again: the tier's LRU drops a's end before its beginning.
+  EXPECT_EQ(store_->KeysByRecency(), (std::vector<BlockKey>{KeyOf(a, 17), KeyOf(a, 16),
+                                                            KeyOf(a, 12)}));
+  Release(hit.seq);
+  EXPECT_EQ(pool_->used_blocks(), cache_->cached_blocks());
+}
+
+TEST_F(PromptCacheTierTest, APendingReadThatFailsEndsTheMatchThere) {
+  MakeTiered(64, 1, 100, /*concurrent=*/true);
+  const Tokens a = Range(100, 14);  // 3 full blocks + a 2-token partial
+  Run(a);
+  Run(Range(200, 5));
+  ASSERT_EQ(store_->blocks(), 4);
+  static_cast<MemoryBlockStore*>(store_.get())->CorruptForTest(KeyOf(a, 8));
+  const Tokens next = Concat(a, {1});
+  const int64_t hits_before = cache_->Stats().hits;
+  CacheHit hit = cache_->Acquire(next, static_cast<int32_t>(next.size()) - 1, "", true);
+  ASSERT_EQ(hit.pending.size(), 4u);
+  EXPECT_EQ(hit.n_cached, 14);
+  EXPECT_EQ(ReadPending(&hit), 10);  // only the block before the corrupt one stays
+  EXPECT_EQ(hit.n_cached, 4);
+  EXPECT_EQ(hit.seq.n_tokens, 4);
+  EXPECT_EQ(hit.seq.blocks.size(), 1u);
+  EXPECT_EQ(hit.n_lower_blocks, 1);
+  ExpectRowsMatch(next, hit.seq);
+  EXPECT_EQ(store_->Stats().corrupt_discarded, 1);
+  EXPECT_FALSE(store_->Contains(KeyOf(a, 8)));
+  EXPECT_EQ(cache_->Stats().hits, hits_before + 1);
+  EXPECT_EQ(cache_->Stats().promotions, 1);
+  Release(hit.seq);
+  EXPECT_EQ(pool_->used_blocks(), cache_->cached_blocks());  // the dropped blocks are free
+
+  // The first block failing leaves no hit at all: counted as a miss.
+  store_->Evict(KeyOf(a, 4));
+  const int64_t misses_before = cache_->Stats().misses;
+  CacheHit none = cache_->Acquire(Concat(a, {2}), 14, "", true);
+  EXPECT_TRUE(none.pending.empty());  // nothing chains past a missing first block
+  EXPECT_EQ(none.n_cached, 0);
+  EXPECT_EQ(cache_->Stats().misses, misses_before + 1);
 }
 
 TEST_F(PromptCacheTierTest, ANewCacheOverTheSameStoreFindsWhatWasDemoted) {

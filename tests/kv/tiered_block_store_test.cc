@@ -16,6 +16,7 @@
 #include "kv/block_key.h"
 #include "kv/prompt_cache.h"
 #include "kv/prompt_cache_fixture.h"
+#include "kv/promoter.h"
 
 namespace reprise::kv {
 namespace {
@@ -75,6 +76,49 @@ TEST(HostBlockStoreTest, EvictionSpillsIntoTheTierBelow) {
   ASSERT_TRUE(host.Put(Key(8), Payload(8)));  // evicts 0: below has it
   EXPECT_EQ(below.Stats().puts, 5);
   EXPECT_EQ(host.Stats().spills, 5);
+}
+
+// A pinned block (an asynchronous device copy reads its bytes in place)
+// stays where it is: room is made from the next unpinned block, Evict
+// refuses it, and when every block is pinned a Put stores nothing (and the
+// tier stays on).
+TEST(HostBlockStoreTest, APinnedBlockStaysInPlaceUntilUnpinned) {
+  HostBlockStore host(kBlock, 3 * kBlock, nullptr);
+  MemoryBlockStore below(kBlock, 10 * kBlock);
+  host.set_spill(&below);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(host.Put(Key(i), Payload(i)));
+  const BlockStore::HostPin pin = host.PinHost(Key(0));  // the least recently used
+  ASSERT_NE(pin.data, nullptr);
+  EXPECT_EQ(pin.tier, &host);
+  EXPECT_EQ(std::vector<uint8_t>(pin.data, pin.data + kBlock), Payload(0));
+  EXPECT_TRUE(host.pinned(Key(0)));
+  ASSERT_TRUE(host.Put(Key(3), Payload(3)));  // evicts 1, not the pinned 0
+  EXPECT_TRUE(host.Contains(Key(0)));
+  EXPECT_FALSE(host.Contains(Key(1)));
+  EXPECT_TRUE(below.Contains(Key(1)));  // demoted
+  EXPECT_FALSE(host.Evict(Key(0)));
+  const BlockStore::HostPin pin2 = host.PinHost(Key(2));
+  const BlockStore::HostPin pin3 = host.PinHost(Key(3));
+  ASSERT_NE(pin2.data, nullptr);
+  ASSERT_NE(pin3.data, nullptr);
+  EXPECT_FALSE(host.Put(Key(4), Payload(4)));  // all three pinned: no room
+  EXPECT_TRUE(host.enabled());
+  EXPECT_EQ(std::vector<uint8_t>(pin.data, pin.data + kBlock), Payload(0));  // untouched
+  const int64_t gets = host.Stats().gets;
+  host.UnpinHost(Key(0), pin, /*read=*/true);  // counted as a read, made most recent
+  host.UnpinHost(Key(2), pin2, /*read=*/false);
+  EXPECT_EQ(host.Stats().gets, gets + 1);
+  EXPECT_EQ(host.KeysByRecency().back(), Key(0));
+  ASSERT_TRUE(host.Put(Key(4), Payload(4)));  // evicts 2 (3 is still pinned)
+  EXPECT_FALSE(host.Contains(Key(2)));
+  EXPECT_TRUE(host.Contains(Key(3)));
+  host.UnpinHost(Key(3), pin3, false);
+  EXPECT_FALSE(host.pinned(Key(3)));
+  EXPECT_EQ(host.bytes(), 3 * kBlock);
+  // A disk-like tier keeps no host bytes: nothing to pin.
+  MemoryBlockStore mem(kBlock, 2 * kBlock);
+  ASSERT_TRUE(mem.Put(Key(9), Payload(9)));
+  EXPECT_EQ(mem.PinHost(Key(9)).data, nullptr);
 }
 
 std::unique_ptr<TieredBlockStore> HostOverMemory(int host_blocks, int low_blocks,
@@ -200,6 +244,49 @@ TEST_F(PromptCacheHostTierTest, AConversationComesBackFromHostThenFromTheTierBel
   for (int32_t blk : hit.seq.blocks) pool_->Unref(blk);
   const PromptCacheStats st = cache_->Stats();
   EXPECT_EQ(st.tier_hit_tokens[0] + st.tier_hit_tokens[1], st.lower_hit_tokens);
+}
+
+// The same conversations with promotions left to the promoter: host-tier
+// blocks are pinned and copied at Submit (WriteBlockAsync), the rest read
+// by its thread; the rows are a fresh computation's, and the host tier's
+// blocks are unpinned and counted once the hit is settled.
+TEST_F(PromptCacheHostTierTest, PinnedHostBlocksAreCopiedByThePromoter) {
+  cache_.reset();
+  const int64_t block_bytes = int64_t{kLayers} * 2 * 4 * kDim * 4;
+  std::vector<std::unique_ptr<LruBlockStore>> tiers;
+  tiers.push_back(std::make_unique<HostBlockStore>(block_bytes, 3 * block_bytes, nullptr));
+  auto host = static_cast<HostBlockStore*>(tiers.back().get());
+  auto low = std::make_unique<MemoryBlockStore>(block_bytes, 100 * block_bytes);
+  low_ = low.get();
+  tiers.push_back(std::move(low));
+  store_ = std::move(TieredBlockStore::Create(std::move(tiers))).value();
+  Make(64, 1, 4, store_.get());
+  const Tokens a = Range(100, 10), b = Range(200, 9);
+  Run(a);
+  Run(b);  // a's 3 blocks: into host RAM
+  const Tokens next = Concat(a, {5, 6});
+  CacheHit hit = cache_->Acquire(next, static_cast<int32_t>(next.size()) - 1, "", true);
+  ASSERT_EQ(hit.pending.size(), 3u);
+  for (const PromotionRead& r : hit.pending) {
+    EXPECT_NE(r.host.data, nullptr);
+    EXPECT_EQ(r.reader, nullptr);
+    EXPECT_TRUE(host->pinned(r.key));
+  }
+  // Pressure while the copies are in flight: demotions must not drop them.
+  Run(Range(300, 9));
+  Run(Range(400, 9));
+  for (const PromotionRead& r : hit.pending) EXPECT_TRUE(host->Contains(r.key));
+  Promoter promoter(*pool_);
+  PromotionJob job = promoter.Wait(promoter.Submit(hit.pending));
+  EXPECT_EQ(job.n_ok(), 3u);
+  EXPECT_EQ(cache_->CompletePromotions(&hit, job.reads), 0);
+  EXPECT_EQ(hit.n_cached, 10);
+  EXPECT_EQ(hit.n_tier_tokens[0], 10);
+  ExpectRowsMatch(next, hit.seq);
+  for (const PromotionRead& r : job.reads) EXPECT_FALSE(host->pinned(r.key));
+  EXPECT_EQ(cache_->Stats().tier_promotions[0], 3);
+  Release(hit.seq);
+  EXPECT_EQ(pool_->used_blocks(), cache_->cached_blocks());
 }
 
 }  // namespace

@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <unordered_map>
 #include <vector>
 
@@ -77,7 +78,11 @@ class CudaBackend final : public Backend {
 
   ~CudaBackend() override {
     cudaStreamSynchronize(stream_);
+    if (copy_stream_ != nullptr) cudaStreamSynchronize(copy_stream_);
+    for (const Fence& f : fences_) cudaEventDestroy(f.event);
+    for (cudaEvent_t e : spare_events_) cudaEventDestroy(e);
     allocs_.ForEach([](void* p) { cudaFree(p); });
+    if (copy_stream_ != nullptr) cudaStreamDestroy(copy_stream_);
     if (stream_ != nullptr) cudaStreamDestroy(stream_);
   }
 
@@ -116,6 +121,7 @@ class CudaBackend final : public Backend {
     if (p == nullptr) return;
     allocs_.Remove(p);
     cudaStreamSynchronize(stream_);
+    if (copy_stream_ != nullptr) cudaStreamSynchronize(copy_stream_);
     cudaFree(p);
   }
   Result<void*> AllocHost(size_t bytes, const char* what) override {
@@ -131,6 +137,7 @@ class CudaBackend final : public Backend {
   void FreeHost(void* p) override {
     if (p == nullptr) return;
     cudaStreamSynchronize(stream_);
+    if (copy_stream_ != nullptr) cudaStreamSynchronize(copy_stream_);
     cudaFreeHost(p);
   }
   void CopyToDevice(void* dst, const void* src, size_t bytes) override {
@@ -140,6 +147,63 @@ class CudaBackend final : public Backend {
   void CopyToHost(void* dst, const void* src, size_t bytes) override {
     Note(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_), "copy to host");
     Note(cudaStreamSynchronize(stream_), "copy to host");
+  }
+  // Promotions: the copy stream runs beside the compute stream; a fence is
+  // an event recorded on it after the copies it covers (the stream runs
+  // them in order, so fences finish in ticket order).
+  void CopyToDeviceAsync(void* dst, const void* src, size_t bytes) override {
+    if (copy_stream_ == nullptr &&
+        cudaStreamCreateWithFlags(&copy_stream_, cudaStreamNonBlocking) != cudaSuccess) {
+      cudaGetLastError();
+      copy_stream_ = nullptr;
+      CopyToDevice(dst, src, bytes);  // no second stream: copy at once
+      return;
+    }
+    Note(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, copy_stream_),
+         "async copy to device");
+  }
+  uint64_t CopyFence() override {
+    const uint64_t ticket = ++fence_ticket_;
+    if (copy_stream_ == nullptr) {
+      done_ticket_ = ticket;  // every copy so far ran synchronously
+      return ticket;
+    }
+    cudaEvent_t ev = nullptr;
+    if (!spare_events_.empty()) {
+      ev = spare_events_.back();
+      spare_events_.pop_back();
+    } else if (cudaEventCreateWithFlags(&ev, cudaEventDisableTiming) != cudaSuccess) {
+      cudaGetLastError();
+      Note(cudaStreamSynchronize(copy_stream_), "async copy to device");
+      done_ticket_ = ticket;
+      return ticket;
+    }
+    Note(cudaEventRecord(ev, copy_stream_), "copy fence");
+    fences_.push_back({ticket, ev});
+    return ticket;
+  }
+  bool CopyDone(uint64_t ticket) override {
+    while (!fences_.empty() && done_ticket_ < ticket) {
+      const cudaError_t e = cudaEventQuery(fences_.front().event);
+      if (e == cudaErrorNotReady) {
+        // Not an error, but it may be left as the last error (seen in other
+        // runtimes): clear it, keeping any real one for Synchronize.
+        const cudaError_t last = cudaGetLastError();
+        if (last != cudaSuccess && last != cudaErrorNotReady) Note(last, "a kernel launch");
+        break;
+      }
+      Note(e, "async copy to device");  // an error is recorded; the fence counts as passed
+      done_ticket_ = fences_.front().ticket;
+      spare_events_.push_back(fences_.front().event);
+      fences_.pop_front();
+    }
+    if (fences_.empty()) done_ticket_ = std::max(done_ticket_, fence_ticket_);
+    return done_ticket_ >= ticket;
+  }
+  void WaitCopy(uint64_t ticket) override {
+    while (!CopyDone(ticket) && !fences_.empty()) {
+      Note(cudaEventSynchronize(fences_.front().event), "copy fence");
+    }
   }
   void CopyOnDevice(void* dst, const void* src, size_t bytes) override {
     Note(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_), "device copy");
@@ -462,6 +526,16 @@ class CudaBackend final : public Backend {
   int device_ = 0;
   cudaDeviceProp prop_{};
   cudaStream_t stream_ = nullptr;
+  // Asynchronous host -> device copies (CopyToDeviceAsync), made on first use.
+  struct Fence {
+    uint64_t ticket;
+    cudaEvent_t event;
+  };
+  cudaStream_t copy_stream_ = nullptr;
+  std::deque<Fence> fences_;  // recorded, not yet seen finished (ticket order)
+  std::vector<cudaEvent_t> spare_events_;
+  uint64_t fence_ticket_ = 0;
+  uint64_t done_ticket_ = 0;
   AllocLedger allocs_;
   std::unordered_map<void*, int64_t> matrix_units_;  // device data -> units per row
   Status first_error_;
