@@ -38,7 +38,7 @@ namespace reprise::kernels::cuda {
 namespace {
 
 constexpr int kTile = 32;
-constexpr int kChunk = 256;  // positions per chunk (8 tiles)
+constexpr int kChunk = kAttentionChunk;  // positions per chunk (8 tiles)
 constexpr int kThreads = 128;
 constexpr int kWarps = kThreads / 32;
 constexpr int kMaxDimPerLane = 8;  // head_dim_v <= 256

@@ -129,6 +129,9 @@ void LaunchAttention(const float* q, const AttentionShape& shape, const KvLayout
                      cudaStream_t s);
 // Tokens per query tile of the tiled prefill shape for this head shape.
 int64_t AttentionTileTokens(const AttentionShape& s);
+// Positions per attention chunk (the fixed split of the context; the split
+// decode shape launches one block per chunk).
+constexpr int kAttentionChunk = 256;
 // False when REPRISE_CUDA_ATTN_TILES=0.
 bool AttentionTilesOn();
 
