@@ -15,6 +15,10 @@
 #   bench   Llama-3-8B-shaped models (F16, Q8_0, Q4_0, Q4_K): pp512 + tg128,
 #           pp8192 + tg32 (decode at an 8k context); quantized pp512 without
 #           the tensor cores; device copy bandwidth for the roofline
+#   sweep   decode vs concurrency: reprise bench --batch B for B in SWEEP
+#           (default "1 2 4 8 16 32 64") on the SWEEP_TYPE (q4_k) model,
+#           SWEEP_PP (512) prompt tokens each, then 64 steps of B tokens:
+#           total and per-stream tok/s, fraction of the copy bandwidth
 #   peer    build llama.cpp (CUDA) and run llama-bench on the same files
 #   peerbuild  start the peer's build in the background (put it early: peer
 #              waits for it)
@@ -215,6 +219,22 @@ bench() {
   results
 }
 
+sweep() {
+  local t=${SWEEP_TYPE:-q4_k}
+  TYPES=$t make_models
+  [ -f "$WORK/bandwidth.json" ] || bandwidth
+  for b in ${SWEEP:-1 2 4 8 16 32 64}; do
+    say "reprise bench $t, $b streams"
+    timeout 240 "$BUILD/bin/reprise" bench --device cuda --model "$MODELS/llama3-8b-$t.gguf" \
+      --pp "${SWEEP_PP:-512}" --tg 64 --reps 1 --batch "$b" --json \
+      > "$WORK/bench-$t-batch$b.json" 2> "$WORK/bench-$t-batch$b.log" \
+      || echo "bench $t batch $b failed or timed out (see bench-$t-batch$b.log)"
+    cat "$WORK/bench-$t-batch$b.json" 2>/dev/null
+    results > /dev/null
+  done
+  results
+}
+
 PEER_BUILD=/tmp/llama-build
 build_peer() {
   local src=.gpu/llama.cpp pb=$PEER_BUILD
@@ -313,6 +333,9 @@ for f in sorted(glob.glob(os.path.join(out, "peer-*.json"))):
 gbps = res.get("copy_bandwidth", {}).get("gb_per_s")
 for k, v in res["reprise"].items():
     if isinstance(v, dict) and v.get("tg_tok_per_s") and gbps:
+        if v.get("batch", 1) > 1:  # B streams: the weights once a step plus every stream's KV
+            v["tg_fraction_of_roofline"] = (v["tg_weight_gb_per_s"] + v["tg_kv_gb_per_s"]) / gbps
+            continue
         v["tg_roofline_tok_per_s"] = gbps * 1e9 / v["weight_bytes"]
         v["tg_fraction_of_roofline"] = v["tg_tok_per_s"] / v["tg_roofline_tok_per_s"]
 json.dump(res, open(os.path.join(out, "gpu_results.json"), "w"), indent=1)

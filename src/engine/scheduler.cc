@@ -344,7 +344,11 @@ bool Scheduler::Step() {
     if (s->state->cancel.load()) Finish(*s, FinishReason::kCancelled, ErrorCode::kOk, Status());
   }
   for (auto& s : active_) {
-    if (s->state->cancel.load()) Finish(*s, FinishReason::kCancelled, ErrorCode::kOk, Status());
+    // A loading sequence ends once its reads have (the reader writes into
+    // its blocks); waiting for them here would stall every other stream.
+    if (s->state->cancel.load() && !s->loading) {
+      Finish(*s, FinishReason::kCancelled, ErrorCode::kOk, Status());
+    }
   }
   Reap();
   Admit();

@@ -113,5 +113,31 @@ TEST(Cli, PromptLongerThanContextIsAnError) {
   EXPECT_NE(out.find("context"), std::string::npos) << out;
 }
 
+// bench --batch B: B streams decoded together; total = B x per stream, and
+// the bytes a step streams are reported; bad values are refused.
+TEST(Cli, BenchBatchReportsTotalAndPerStreamSpeed) {
+  const std::string model = FixturePath("stories260K/stories260K.gguf");
+  REQUIRE_FIXTURE(model);
+  int status = 0;
+  const std::string out =
+      RunCli("bench --model " + model + " --threads 1 --pp 16 --tg 8 --reps 1 --batch 3 --json",
+             &status);
+  ASSERT_EQ(status, 0) << out;
+  const json j = json::parse(out);
+  EXPECT_EQ(j["batch"], 3);
+  const double total = j["tg_tok_per_s"], per_stream = j["tg_per_stream_tok_per_s"];
+  EXPECT_GT(per_stream, 0.0);
+  EXPECT_NEAR(total, 3 * per_stream, 1e-6 * total);
+  EXPECT_GT(j["tg_weight_gb_per_s"].get<double>(), 0.0);
+  EXPECT_GT(j["tg_kv_gb_per_s"].get<double>(), 0.0);
+  const std::string bad = RunCli("bench --model " + model + " --batch 0", &status, true);
+  EXPECT_NE(status, 0);
+  EXPECT_NE(bad.find("--batch"), std::string::npos) << bad;
+  const std::string too_long =
+      RunCli("bench --model " + model + " --pp 4000 --tg 8 --batch 2", &status, true);
+  EXPECT_NE(status, 0);
+  EXPECT_NE(too_long.find("context"), std::string::npos) << too_long;
+}
+
 }  // namespace
 }  // namespace reprise::testing

@@ -412,17 +412,22 @@ TEST_F(SchedulerTierTest, HostTierPromotionsAgreeAndUnpin) {
   EXPECT_EQ(runs[0].final_event.usage.cached_tokens_host, 30 + 5 - 1);
 }
 
-// Cancelled while its reads are in flight: the engine waits for them (the
-// reader writes into its blocks), the request ends cancelled, nothing leaks,
-// and the prefix that arrived is cached again.
-TEST_F(SchedulerTierTest, CancelWhileLoadingWaitsForTheReadsAndLeaksNothing) {
+// Cancelled while its reads are in flight: it ends once they have (the
+// reader writes into its blocks) while the other streams keep running, the
+// request ends cancelled, nothing leaks, and the prefix that arrived is
+// cached again.
+TEST_F(SchedulerTierTest, CancelWhileLoadingEndsAfterTheReadsAndLeaksNothing) {
   MakeTiered(true);
   const Tokens turn2 = DemotedConversation();
   store_->open = false;
+  const size_t other = Submit(Range(20, 5), 30, /*ignore_eos=*/true);
   const size_t follow = Submit(turn2, 8);
   for (int k = 0; k < 3; ++k) sched_->Step();
   EXPECT_TRUE(Drain(follow).tokens.empty());
   states_[follow]->cancel.store(true);
+  for (int k = 0; k < 5; ++k) ASSERT_TRUE(sched_->Step());
+  EXPECT_FALSE(Drain(follow).done);             // still loading: not ended yet
+  EXPECT_EQ(Drain(other).tokens.size(), 8u);    // the other stream never waited
   std::thread opener([&] {
     std::this_thread::sleep_for(std::chrono::milliseconds(30));
     store_->open = true;
