@@ -19,6 +19,9 @@
 #           (default "1 2 4 8 16 32 64") on the SWEEP_TYPE (q4_k) model,
 #           SWEEP_PP (512) prompt tokens each, then 64 steps of B tokens:
 #           total and per-stream tok/s, fraction of the copy bandwidth
+#   longctx one conversation of LONG_HISTORY (120000) tokens on LONG_TYPE
+#           (q4_k): cold prefill, then follow-ups of 500 tokens from the GPU
+#           tier and from the host tier (bench/long_context.py)
 #   peer    build llama.cpp (CUDA) and run llama-bench on the same files
 #   peerbuild  start the peer's build in the background (put it early: peer
 #              waits for it)
@@ -309,6 +312,28 @@ agent() {
   results > /dev/null
 }
 
+# One long conversation (issue 17): cold prefill of LONG_HISTORY tokens, then
+# follow-ups adding 500 tokens from the GPU tier and from the host tier.
+longctx() {
+  local t=${LONG_TYPE:-q4_k} hist=${LONG_HISTORY:-120000}
+  local f=$MODELS/llama3-8b-$t.gguf
+  TYPES=$t make_models
+  say "long context: reprise, $hist-token history ($t)"
+  "$BUILD/bin/reprise" serve --device cuda --model "$f" --port 18092 --parallel 1 \
+    --ctx-size $((hist + 4096)) --prompt-cache-size 1 --prompt-cache-host-bytes 40G \
+    > "$WORK/longctx-reprise.log" 2>&1 &
+  local pid=$!
+  if wait_http 18092 "$pid"; then
+    python3 bench/long_context.py --port 18092 --history "$hist" --new 500 --rounds 2 \
+      --json "$WORK/longctx-reprise.json" | tee -a "$WORK/longctx.txt"
+  else
+    say "reprise did not come up"; tail -5 "$WORK/longctx-reprise.log"
+  fi
+  kill -TERM "$pid" 2> /dev/null
+  wait "$pid"
+  cp "$WORK/longctx.txt" "$OUT/" 2> /dev/null
+}
+
 # gpu_results.json: every figure of the bench-*.json / peer-*.json files.
 results() {
   python3 - "$WORK" <<'EOF'
@@ -326,6 +351,10 @@ res["agent"] = {}
 for f in sorted(glob.glob(os.path.join(out, "agent-*.json"))):
     try: res["agent"][os.path.basename(f)[6:-5]] = json.load(open(f))["summary"]
     except Exception as e: res["agent"][os.path.basename(f)] = {"error": str(e)}
+res["longctx"] = {}
+for f in sorted(glob.glob(os.path.join(out, "longctx-*.json"))):
+    try: res["longctx"][os.path.basename(f)[8:-5]] = json.load(open(f))["summary"]
+    except Exception as e: res["longctx"][os.path.basename(f)] = {"error": str(e)}
 res["peer"] = {}
 for f in sorted(glob.glob(os.path.join(out, "peer-*.json"))):
     try: res["peer"][os.path.basename(f)[5:-5]] = json.load(open(f))

@@ -65,6 +65,7 @@ struct ServeOptions {
   int ctx_size = 0;
   int max_tokens = 0;
   int parallel = 4;
+  int prefill_chunk = 512;
   int threads = 0;
   std::string device = "auto";
   std::vector<std::string> api_keys;
@@ -189,6 +190,9 @@ int RunServe(const ServeOptions& o) {
   }
   if (o.prompt_cache_size < 0) return ReportError(Errorf("--prompt-cache-size must be >= 0"));
   if (o.parallel < 1) return ReportError(Errorf("--parallel must be >= 1"));
+  if (o.prefill_chunk < 1 || o.prefill_chunk > 65536) {
+    return ReportError(Errorf("--prefill-chunk must be 1..65536, got %d", o.prefill_chunk));
+  }
   if (o.max_tokens < 0) return ReportError(Errorf("--max-tokens must be >= 0"));
   if (o.ctx_size < 0) return ReportError(Errorf("--ctx-size must be >= 0"));
   int64_t budget_flag = 0;
@@ -239,6 +243,7 @@ int RunServe(const ServeOptions& o) {
 
   engine::EngineConfig ec;
   ec.max_parallel = o.parallel;
+  ec.prefill_chunk = o.prefill_chunk;
   ec.max_cache_entries = o.prompt_cache_size;
   ec.ctx_size = static_cast<int32_t>(o.ctx_size);
   ec.kv_type = kv_type;
@@ -284,7 +289,7 @@ int RunServe(const ServeOptions& o) {
     if (!be.host_memory()) {
       // GPU: what is free after the weights, less the forward pass's scratch
       // for a full prefill chunk and a margin for the CUDA context's own use.
-      const int64_t scratch = ScratchBytesEstimate(cfg, 512);
+      const int64_t scratch = ScratchBytesEstimate(cfg, o.prefill_chunk + o.parallel);
       const int64_t margin = int64_t{512} << 20;
       const int64_t usable = std::max<int64_t>(0, be.FreeMemoryBytes() - scratch - margin);
       ec.cache_bytes = std::min(want, usable);
@@ -322,9 +327,11 @@ int RunServe(const ServeOptions& o) {
   if (!engine.ok()) return ReportError(engine.status());
   const engine::EngineConfig& resolved = (*engine)->config();
   const engine::EngineStats stats = (*engine)->Stats();
-  LOG_INFO(kLog, "context %d tokens, KV %s (%s per token, %d-token blocks), parallel %d",
+  LOG_INFO(kLog,
+           "context %d tokens, KV %s (%s per token, %d-token blocks), parallel %d, prefill "
+           "chunk %d tokens",
            resolved.ctx_size, DTypeName(kv_type), server::FormatBytes(bytes_per_token).c_str(),
-           resolved.block_tokens, resolved.max_parallel);
+           resolved.block_tokens, resolved.max_parallel, resolved.prefill_chunk);
   LOG_INFO(kLog,
            "prompt cache: at most %d entries; KV budget (cache + in flight) %s = %d blocks "
            "(%s); %.0f full contexts",
@@ -423,6 +430,10 @@ void AddServeCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--max-tokens", o->max_tokens,
                   "Tokens to generate when a request sets none (default: to the context end)");
   cmd->add_option("--parallel", o->parallel, "Sequences decoded together (default 4)");
+  cmd->add_option("--prefill-chunk", o->prefill_chunk,
+                  "Most prompt tokens one step runs besides the decoding streams' tokens "
+                  "(default 512): larger prefills long prompts faster on a GPU, smaller keeps "
+                  "other streams' tokens flowing while a long prompt is processed");
   cmd->add_option("--threads,-t", o->threads, "Compute threads (default: physical cores)");
   cmd->add_option("--device", o->device, kDeviceHelp);
   cmd->add_option("--api-key", o->api_keys,

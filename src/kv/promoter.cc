@@ -24,9 +24,17 @@ struct Promoter::Job {
   uint64_t fence = 0;  // covers its asynchronous copies (0: none)
 };
 
+namespace {
+int SlotsFor(const BlockPool& pool, int asked) {
+  if (asked > 0) return asked;
+  const int64_t n = (int64_t{64} << 20) / std::max<int64_t>(1, pool.block_bytes());
+  return static_cast<int>(std::clamp<int64_t>(n, 4, 256));
+}
+}  // namespace
+
 Promoter::Promoter(BlockPool& pool, int staging_slots, bool force_staging)
     : pool_(pool),
-      staging_slots_(std::max(1, staging_slots)),
+      staging_slots_(SlotsFor(pool, staging_slots)),
       direct_(!force_staging && pool.device() == nullptr) {
   if (!direct_) {
     const size_t bytes = static_cast<size_t>(staging_slots_) * static_cast<size_t>(pool.block_bytes());
@@ -48,6 +56,7 @@ Promoter::~Promoter() {
   reader_cv_.notify_all();
   thread_.join();
   if (last_fence_ != 0) pool_.WaitWrites(last_fence_);
+  for (const Copying& c : copying_) pool_.WaitWrites(c.fence);
   if (staging_ != nullptr) pool_.device()->FreeHost(staging_);
 }
 
@@ -145,12 +154,22 @@ void Promoter::Drain() {
     staged.swap(staged_);
   }
   // The slots are ours until handed back: the reader fills only free ones.
-  for (const Staged& s : staged) {
-    pool_.WriteBlock(s.job->job.reads[s.index].block, Slot(s.slot).data());
+  // Their copies are queued (asynchronous on a GPU) under one fence.
+  if (!staged.empty()) {
+    for (const Staged& s : staged) {
+      pool_.WriteBlockAsync(s.job->job.reads[s.index].block, Slot(s.slot).data());
+    }
+    copying_.push_back(Copying{pool_.WriteFence(), std::move(staged)});
+  }
+  // Copies that have landed: slots back to the reader, blocks counted in.
+  std::vector<Staged> landed;
+  while (!copying_.empty() && pool_.WritesDone(copying_.front().fence)) {
+    for (const Staged& s : copying_.front().blocks) landed.push_back(s);
+    copying_.pop_front();
   }
   {
     std::lock_guard<std::mutex> lock(mu_);
-    for (const Staged& s : staged) {
+    for (const Staged& s : landed) {
       free_slots_.push_back(s.slot);
       --s.job->staged;
     }
@@ -163,7 +182,7 @@ void Promoter::Drain() {
       }
     }
   }
-  if (!staged.empty()) reader_cv_.notify_all();
+  if (!landed.empty()) reader_cv_.notify_all();
 }
 
 bool Promoter::Finished(const Job& job) {
@@ -191,6 +210,10 @@ PromotionJob Promoter::Wait(int64_t id) {
         return job;
       }
     }
+    if (!copying_.empty()) {  // staged blocks on their way into the pool
+      pool_.WaitWrites(copying_.front().fence);
+      continue;
+    }
     std::unique_lock<std::mutex> lock(mu_);
     uint64_t fence = 0;  // set when the job only waits for its copies
     owner_cv_.wait_for(lock, std::chrono::milliseconds(50), [&] {
@@ -213,13 +236,15 @@ void Promoter::WaitForProgress(std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   std::unique_lock<std::mutex> lock(mu_);
   while (true) {
-    bool copying = false;  // jobs whose disk reads ended, waiting for copies
+    if (!staged_.empty()) return;  // blocks to copy in
+    if (!copying_.empty() && pool_.WritesDone(copying_.front().fence)) return;
+    // Staged blocks in flight into the pool, or jobs whose disk reads ended
+    // waiting for their host copies: checked every 100 us.
+    bool copying = !copying_.empty();
     for (const auto& j : read_) {
-      if (j->staged > 0) return;  // a block to copy in
       if (Finished(*j)) return;
-      copying = true;
+      if (j->staged == 0) copying = true;
     }
-    if (!staged_.empty()) return;
     const auto now = std::chrono::steady_clock::now();
     if (now >= deadline) return;
     const auto step = copying ? std::chrono::microseconds(100)

@@ -7,10 +7,13 @@
 // its content address, where it comes from and the fresh pool block it fills.
 // A block of the disk (BlockStore::ConcurrentReader) is read by the reader
 // thread, straight into its pool block when the pool is host memory
-// (BlockPool::HostBlock), else into one of a few staging slots (the backend's
-// AllocHost: pinned on a GPU) that the owner thread copies into the pool
-// (BlockPool::WriteBlock) in Poll or Wait; the disk job stops at its first
-// failed read (a block's KV is only usable after every block before it).
+// (BlockPool::HostBlock), else into one of the staging slots (the backend's
+// AllocHost: pinned on a GPU; ~64 MiB of them) that the owner thread copies
+// into the pool in Poll or Wait with BlockPool::WriteBlockAsync (on a GPU
+// the copy stream: the engine thread does not wait for the copies; a slot
+// goes back to the reader once its copy has landed); the disk job stops at
+// its first failed read (a block's KV is only usable after every block
+// before it).
 // A block pinned in host memory (BlockStore::PinHost: the host tier) is
 // copied at Submit with BlockPool::WriteBlockAsync (on a GPU: the copy
 // stream, overlapping the compute) and the job also waits for its fence.
@@ -71,11 +74,10 @@ struct PromotionJob {
 
 class Promoter {
  public:
-  static constexpr int kDefaultStagingSlots = 4;
-  // `pool` must outlive the promoter. `force_staging` routes host pools'
-  // reads through the staging slots too (tests of the device path).
-  explicit Promoter(BlockPool& pool, int staging_slots = kDefaultStagingSlots,
-                    bool force_staging = false);
+  // `pool` must outlive the promoter. `staging_slots` 0: about 64 MiB of
+  // blocks (4 to 256 slots). `force_staging` routes host pools' reads
+  // through the staging slots too (tests of the device path).
+  explicit Promoter(BlockPool& pool, int staging_slots = 0, bool force_staging = false);
   ~Promoter();
   Promoter(const Promoter&) = delete;
   Promoter& operator=(const Promoter&) = delete;
@@ -93,6 +95,7 @@ class Promoter {
   void WaitForProgress(std::chrono::milliseconds timeout);
   // Jobs submitted and not yet returned.
   int64_t pending() const { return submitted_ - returned_; }
+  int staging_slots() const { return direct_ ? 0 : staging_slots_; }
 
  private:
   struct Job;
@@ -126,6 +129,13 @@ class Promoter {
 
   std::vector<PromotionJob> done_;  // owner thread only
   uint64_t last_fence_ = 0;         // of the latest job with copies
+  // Staged blocks whose copy into the pool was issued (owner thread only):
+  // their slots and job counts wait for the fence.
+  struct Copying {
+    uint64_t fence;
+    std::vector<Staged> blocks;
+  };
+  std::deque<Copying> copying_;
   int64_t next_id_ = 1;
   int64_t submitted_ = 0;
   int64_t returned_ = 0;

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <random>
 #include <string>
@@ -105,6 +106,11 @@ TEST_F(PromoterTest, ReadsEveryBlockIntoThePoolDirectlyOrThroughStagingSlots) {
     Release(job);
   }
   EXPECT_EQ(store_->Stats().gets, 20);
+  // Default staging: about 64 MiB of blocks, 4 to 256 slots; none when reads
+  // go straight into a host pool.
+  EXPECT_EQ(Promoter(*pool_, 0, true).staging_slots(),
+            std::clamp<int64_t>((int64_t{64} << 20) / pool_->block_bytes(), 4, 256));
+  EXPECT_EQ(Promoter(*pool_).staging_slots(), 0);
   EXPECT_EQ(store_->Stats().bytes_read, 20 * (DiskBlockStore::kHeaderBytes + pool_->block_bytes()));
   EXPECT_EQ(pool_->used_blocks(), 0);
 }

@@ -430,6 +430,31 @@ TEST(HttpApiStartupTest, BadFlagsFailWithAMessage) {
   auto s = ServerProcess::Start(TinyChatModel(), {"--prompt-cache-bytes", "lots"}, &error);
   EXPECT_EQ(s, nullptr);
   EXPECT_NE(error.find("--prompt-cache-bytes"), std::string::npos) << error;
+  s = ServerProcess::Start(TinyChatModel(), {"--prefill-chunk", "0"}, &error);
+  EXPECT_EQ(s, nullptr);
+  EXPECT_NE(error.find("--prefill-chunk"), std::string::npos) << error;
+}
+
+// --prefill-chunk: the step budget for prompt tokens. A prompt prefilled 5
+// tokens a step answers exactly what it does in one step (the determinism
+// contract), and the server says which budget it runs with.
+TEST(HttpApiStartupTest, PrefillChunkChangesStepsNotAnswers) {
+  std::string error;
+  auto small = ServerProcess::Start(TinyChatModel(), {"--prefill-chunk", "5"}, &error);
+  ASSERT_NE(small, nullptr) << error;
+  auto big = ServerProcess::Start(TinyChatModel(), {}, &error);
+  ASSERT_NE(big, nullptr) << error;
+  EXPECT_NE(small->Log().find("prefill chunk 5 tokens"), std::string::npos) << small->Log();
+  EXPECT_NE(big->Log().find("prefill chunk 512 tokens"), std::string::npos) << big->Log();
+  const Json body = {{"prompt", "Once upon a time there was a little girl who liked to play"},
+                     {"max_tokens", 12},
+                     {"temperature", 0}};
+  HttpResult a = small->Post("/v1/completions", body);
+  HttpResult b = big->Post("/v1/completions", body);
+  ASSERT_EQ(a.status, 200) << a.body;
+  ASSERT_EQ(b.status, 200) << b.body;
+  EXPECT_GT(a.json["usage"]["prompt_tokens"].get<int>(), 10);
+  EXPECT_EQ(a.json["choices"][0]["text"], b.json["choices"][0]["text"]);
 }
 
 }  // namespace
