@@ -311,6 +311,7 @@ void MatMulMultiAtLevel(KernelLevel level, std::span<const Matrix* const> ws, co
   GemmArgs args[kMaxMatrices];
   int64_t row_chunk[kMaxMatrices], first_item[kMaxMatrices + 1];
   const int64_t tok_chunk = n >= 16 ? 64 : n;
+  a.stream_weights = n < 16;
   const int64_t n_tok_items = (n + tok_chunk - 1) / tok_chunk;
   first_item[0] = 0;
   for (size_t m = 0; m < ws.size(); ++m) {

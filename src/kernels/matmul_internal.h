@@ -36,6 +36,11 @@ struct GemmArgs {
   float* y = nullptr;  // [n, ldy]
   int64_t ldy = 0;
   int threads = 1;  // threads sharing the call (tunes software prefetch only)
+  // Fewer than 16 tokens (a decode step of a few streams): the weights are
+  // read from memory for them once, not reused from cache across token
+  // tiles as in prefill, so the kernels prefetch them as they do for a
+  // single token. A prefetch hint only: never a result.
+  bool stream_weights = false;
 };
 using GemmFn = void (*)(const GemmArgs& a, int64_t r0, int64_t r1, int64_t t0, int64_t t1);
 

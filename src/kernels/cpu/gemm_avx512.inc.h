@@ -217,7 +217,7 @@ struct F16PanelTile {
       ZeroTile(acc);
       for (int64_t g = 0; g < n_groups; ++g) {
         const uint8_t* q = panel + g * kG.bytes + kG.qs + i0 * kG.qs_row;
-        if constexpr (T == 1) {
+        if (T == 1 || a.stream_weights) {  // decode: the weights stream from memory once
           REPRISE_UNROLL
           for (int j = 0; j < R * kG.qs_row / 64; ++j) {
             _mm_prefetch(reinterpret_cast<const char*>(q + kPrefetch + 64 * j), _MM_HINT_T0);

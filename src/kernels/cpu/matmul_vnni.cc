@@ -118,7 +118,9 @@ struct PackedTile {
           REPRISE_UNROLL
           for (int r = 0; r < R; ++r) iacc[r][t] = init;
         }
-        if constexpr (T == 1) Prefetch<R>(pg, i0, pf);  // GEMM tiles reuse cached weights
+        // One token, or a decode step of a few streams: the weights stream
+        // from memory once. Prefill tiles reuse cached weights instead.
+        if (T == 1 || a.stream_weights) Prefetch<R>(pg, i0, pf);
         REPRISE_UNROLL
         for (int k = 0; k < kVecs; ++k) {
           __m512i wv[R];
