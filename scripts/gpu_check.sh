@@ -102,7 +102,18 @@ tests() {
     grep -E "^\[  (PASSED|FAILED) |Failure" "$WORK/gpu_tests_nomma.log" | head -30
     tail -3 "$WORK/gpu_tests_nomma.log"
     cp "$WORK/gpu_tests_nomma.log" "$OUT/"
+    say "gpu_tests failed: again without the tiled prefill attention (REPRISE_CUDA_ATTN_TILES=0)"
+    REPRISE_CUDA_ATTN_TILES=0 "$BUILD/bin/gpu_tests" --gtest_brief=1 > "$WORK/gpu_tests_notiles.log" 2>&1
+    grep -E "^\[  (PASSED|FAILED) |Failure" "$WORK/gpu_tests_notiles.log" | head -30
+    tail -3 "$WORK/gpu_tests_notiles.log"
+    cp "$WORK/gpu_tests_notiles.log" "$OUT/"
   fi
+  say "gpu_tests with CUDA graphs (REPRISE_CUDA_GRAPHS=1: decode steps replayed as graphs)"
+  REPRISE_CUDA_GRAPHS=1 "$BUILD/bin/gpu_tests" --gtest_brief=1 \
+    --gtest_filter='GpuDeterminism*:GpuEngine*:GpuStories*:GpuKv*' > "$WORK/gpu_tests_graphs.log" 2>&1
+  grep -E "^\[  (PASSED|FAILED) |Failure" "$WORK/gpu_tests_graphs.log" | head -30
+  tail -3 "$WORK/gpu_tests_graphs.log"
+  cp "$WORK/gpu_tests_graphs.log" "$OUT/"
   say "CPU model and golden tests (the refactored forward pass, on this machine's CPU)"
   "$BUILD/bin/model_tests" --gtest_brief=1 2>&1 | tail -2
   "$BUILD/bin/golden_tests" --gtest_brief=1 --gtest_filter='-StoriesCli*' 2>&1 | tail -2
@@ -188,6 +199,15 @@ bench() {
       cat "$WORK/bench-$t-pp$pp.json" 2>/dev/null
       results > /dev/null
     done
+  done
+  # Decode with CUDA graphs (REPRISE_CUDA_GRAPHS=1, off by default until
+  # these runs and the graph tests below pass on a GPU).
+  for t in $TYPES; do
+    say "reprise bench $t tg128 with CUDA graphs"
+    REPRISE_CUDA_GRAPHS=1 timeout 150 "$BUILD/bin/reprise" bench --device cuda \
+      --model "$MODELS/llama3-8b-$t.gguf" --pp 512 --tg 128 --reps "$REPS" --json \
+      > "$WORK/bench-$t-graphs.json" 2> "$WORK/bench-$t-graphs.log"
+    cat "$WORK/bench-$t-graphs.json" 2>/dev/null
   done
   # The quantized prefill without the tensor cores (the GEMV kernel), to
   # measure what the MMA path buys.

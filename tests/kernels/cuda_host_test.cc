@@ -152,6 +152,46 @@ INSTANTIATE_TEST_SUITE_P(Types, CudaHostArithmetic,
                                            DType::kQ4_0, DType::kQ4_K, DType::kQ6_K),
                          TypeName);
 
+class CudaHostQuantPaths : public ::testing::TestWithParam<DType> {};
+
+// The decode GEMV reads a sub-block as 32-bit words (SubW), prefill and the
+// host emulation through SubBlock: for every sub-block of random blocks
+// (including the extreme activations -127 and 127) both give the same bits.
+TEST_P(CudaHostQuantPaths, WordPathEqualsTheSubBlockPathBitForBit) {
+  const DType type = GetParam();
+  std::mt19937 rng(7);
+  std::uniform_int_distribution<int> q8(-127, 127);
+  std::uniform_real_distribution<float> scale(1e-4f, 3.0f);
+  const int64_t cols = 512;
+  const int values = type == DType::kQ4_K || type == DType::kQ6_K ? 256 : 32;
+  const size_t unit_bytes = RowBytes(type, values);
+  int checked = 0;
+  for (uint32_t seed = 1; seed <= 16; ++seed) {
+    const auto row = QuantizedRow(type, RandomFloats(cols, seed, 0.01f * seed));
+    for (int64_t u = 0; u < cols / values; ++u) {
+      for (int j = 0; j < values / 32; ++j) {
+        alignas(16) int8_t xq[32];
+        int32_t sx = 0;
+        for (int i = 0; i < 32; ++i) {
+          xq[i] = static_cast<int8_t>(seed % 4 == 0 ? (i % 2 ? 127 : -127) : q8(rng));
+          sx += xq[i];
+        }
+        float slow = 0, fast = 0;
+        HostSubContrib(type, row.data() + u * unit_bytes, j, xq, scale(rng), sx, &slow, &fast);
+        ASSERT_EQ(std::memcmp(&slow, &fast, 4), 0)
+            << DTypeName(type) << " seed " << seed << " unit " << u << " sub-block " << j << ": "
+            << slow << " vs " << fast;
+        ++checked;
+      }
+    }
+  }
+  EXPECT_EQ(checked, 16 * cols / 32);
+}
+
+INSTANTIATE_TEST_SUITE_P(Types, CudaHostQuantPaths,
+                         ::testing::Values(DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ6_K),
+                         TypeName);
+
 }  // namespace
 }  // namespace reprise::kernels::cuda
 #endif  // REPRISE_HAVE_CUDA

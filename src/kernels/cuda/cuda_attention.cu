@@ -19,7 +19,15 @@
 //
 // A block serves every query head of one KV head's GQA group (K/V tiles are
 // staged once in shared memory for all of them); warp w takes heads w, w + 4, ...
-// Prefill still re-reads the KV per token: flash-style token tiles are next.
+// Prefill runs a third shape when a batch holds runs of consecutive positions
+// of one sequence (prompt chunks): one block per (query tile, kv head), a
+// query tile being up to kPairs / group consecutive tokens of one sequence,
+// stages each K/V tile once for all of them (the serial shape re-reads the
+// whole context per token). Each (token, head) pair still runs exactly the
+// serial shape's arithmetic: the same chunks and tiles (a token skips tiles
+// past its position), the same per-tile update, the same merges — only the
+// loads are shared. REPRISE_CUDA_ATTN_TILES=0 turns it off.
+#include <algorithm>
 #include <cfloat>
 
 #include "core/check.h"
@@ -30,7 +38,7 @@ namespace reprise::kernels::cuda {
 namespace {
 
 constexpr int kTile = 32;
-constexpr int kChunk = 256;  // positions per chunk (8 tiles)
+constexpr int kChunk = kAttentionChunk;  // positions per chunk (8 tiles)
 constexpr int kThreads = 128;
 constexpr int kWarps = kThreads / 32;
 constexpr int kMaxDimPerLane = 8;  // head_dim_v <= 256
@@ -76,7 +84,8 @@ struct Ctx {
 
 // One chunk of positions [p_begin, p_end] (inclusive end) for the heads of
 // kv head `kvh` that this warp owns; states[i] is the warp's i-th head.
-// Shared memory: q_sh [group][hk], k_sh [kTile][hk], v_sh [kTile][hv].
+// Shared memory: q_sh [group][hk], k_sh [kTile][hk + 1] (the odd stride puts
+// the 32 lanes' rows in 32 different banks), v_sh [kTile][hv].
 __device__ void RunChunk(const Ctx& c, int64_t t, int64_t kvh, int64_t p_begin, int64_t p_end,
                          float* q_sh, float* k_sh, float* v_sh, HeadState* states) {
   const int64_t hk = c.s.head_dim_k, hv = c.s.head_dim_v, bt = c.kv.block_tokens;
@@ -90,7 +99,7 @@ __device__ void RunChunk(const Ctx& c, int64_t t, int64_t kvh, int64_t p_begin, 
     for (int64_t i = threadIdx.x; i < static_cast<int64_t>(valid) * hk; i += blockDim.x) {
       const int64_t j = i / hk, e = i % hk, p = p0 + j;
       const uint8_t* kp = KvK(c.kv, table[p / bt], c.layer) + (kvh * bt + p % bt) * c.kv.k_row_bytes;
-      k_sh[j * hk + e] = LoadKv(kp, e, c.kv.type, hk);
+      k_sh[j * (hk + 1) + e] = LoadKv(kp, e, c.kv.type, hk);
     }
     for (int64_t i = threadIdx.x; i < static_cast<int64_t>(valid) * hv; i += blockDim.x) {
       const int64_t j = i / hv, e = i % hv, p = p0 + j;
@@ -105,7 +114,8 @@ __device__ void RunChunk(const Ctx& c, int64_t t, int64_t kvh, int64_t p_begin, 
       float sc = -FLT_MAX;
       if (lane < valid) {
         float acc = 0.0f;
-        for (int64_t e = 0; e < hk; ++e) acc = FFma(qh[e], k_sh[lane * hk + e], acc);
+        const float* kr = k_sh + lane * (hk + 1);
+        for (int64_t e = 0; e < hk; ++e) acc = FFma(qh[e], kr[e], acc);
         sc = FMul(acc, c.s.scale);
       }
       const float m_new = fmaxf(st.m, WarpMax(sc));
@@ -145,7 +155,7 @@ __global__ void AttentionChunkKernel(Ctx c, int64_t max_chunks, float* part) {
   const int64_t group = c.s.n_heads / c.s.n_kv_heads;
   float* q_sh = sh;
   float* k_sh = q_sh + group * hk;
-  float* v_sh = k_sh + kTile * hk;
+  float* v_sh = k_sh + kTile * (hk + 1);
   LoadQ(c, t, kvh, q_sh);
   HeadState states[kMaxHeadsPerWarp];
   const int64_t p_end = min(pos, (chunk + 1) * kChunk - 1);
@@ -208,7 +218,7 @@ __global__ void AttentionSerialKernel(Ctx c, float* out) {
   const int64_t group = c.s.n_heads / c.s.n_kv_heads;
   float* q_sh = sh;
   float* k_sh = q_sh + group * hk;
-  float* v_sh = k_sh + kTile * hk;
+  float* v_sh = k_sh + kTile * (hk + 1);
   LoadQ(c, t, kvh, q_sh);
   HeadState total[kMaxHeadsPerWarp], chunk_state[kMaxHeadsPerWarp];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -232,7 +242,177 @@ __global__ void AttentionSerialKernel(Ctx c, float* out) {
   }
 }
 
+// ---- the tiled prefill shape ----
+
+constexpr int kTiledWarps = 8;
+constexpr int kTiledThreads = kTiledWarps * 32;
+
+// The online-softmax state of one (token, head) pair, kDims dims per lane.
+template <int kDims>
+struct PairState {
+  float m, l;
+  float o[kDims];
+};
+
+template <int kDims>
+__device__ __forceinline__ void ResetPair(PairState<kDims>* s) {
+  s->m = -FLT_MAX;
+  s->l = 0.0f;
+  for (int k = 0; k < kDims; ++k) s->o[k] = 0.0f;
+}
+
+// MergeState's arithmetic on a PairState (dims past kDims * 32 are zero in
+// the serial shape's state and never written out).
+template <int kDims>
+__device__ __forceinline__ void MergePair(PairState<kDims>* a, const PairState<kDims>& b) {
+  const float m = fmaxf(a->m, b.m);
+  const float ca = expf(FSub(a->m, m)), cb = expf(FSub(b.m, m));
+  a->l = FAdd(FMul(a->l, ca), FMul(b.l, cb));
+  for (int k = 0; k < kDims; ++k) a->o[k] = FAdd(FMul(a->o[k], ca), FMul(b.o[k], cb));
+  a->m = m;
+}
+
+// One (query tile, kv head). tiles[2 * i] = the tile's first batch index,
+// tiles[2 * i + 1] = its token count: consecutive batch entries of one
+// sequence at consecutive positions. Warp w owns pairs w, w + kTiledWarps, ...
+// (pair = token * group + head within the group), kPairsPerWarp at most.
+// Shared memory: q_sh [tokens][group][hk], k_sh [kTile][hk + 1], v_sh [kTile][hv].
+template <int kDims, int kPairsPerWarp>
+__global__ void __launch_bounds__(kTiledThreads)
+    AttentionTiledKernel(Ctx c, const int32_t* tiles, float* out) {
+  extern __shared__ float sh[];
+  const int64_t t0 = tiles[2 * blockIdx.x], nt = tiles[2 * blockIdx.x + 1];
+  const int64_t kvh = blockIdx.y;
+  const int64_t hk = c.s.head_dim_k, hv = c.s.head_dim_v, bt = c.kv.block_tokens;
+  const int64_t group = c.s.n_heads / c.s.n_kv_heads;
+  const int64_t n_pairs = nt * group;
+  float* q_sh = sh;
+  float* k_sh = q_sh + n_pairs * hk;
+  float* v_sh = k_sh + kTile * (hk + 1);
+  for (int64_t i = threadIdx.x; i < n_pairs * hk; i += blockDim.x) {
+    const int64_t tok = i / (group * hk), rest = i % (group * hk);
+    q_sh[i] = c.q[(t0 + tok) * c.s.n_heads * hk + kvh * group * hk + rest];
+  }
+  const int32_t* table = c.b.block_table + static_cast<int64_t>(c.b.seq[t0]) * c.b.max_blocks;
+  const int64_t max_pos = c.b.pos[t0 + nt - 1];  // positions increase along the tile
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  // Every chunk runs into `part`, which becomes `total` after chunk 0 and is
+  // merged into it after the others: the serial shape's sequence (there
+  // chunk 0 runs into the total directly: the same values). All indexing of
+  // these arrays is unrolled, so they live in registers.
+  PairState<kDims> total[kPairsPerWarp], part[kPairsPerWarp];
+  int32_t my_pos[kPairsPerWarp];
+#pragma unroll
+  for (int k = 0; k < kPairsPerWarp; ++k) {
+    const int64_t pi = warp + static_cast<int64_t>(k) * kTiledWarps;
+    my_pos[k] = pi < n_pairs ? c.b.pos[t0 + pi / group] : -1;
+  }
+  for (int64_t chunk = 0; chunk * kChunk <= max_pos; ++chunk) {
+    const int64_t c_begin = chunk * kChunk, c_end = c_begin + kChunk - 1;
+#pragma unroll
+    for (int k = 0; k < kPairsPerWarp; ++k) {
+      if (my_pos[k] >= c_begin) ResetPair(&part[k]);
+    }
+    const int64_t tile_end = min(max_pos, c_end);
+    for (int64_t p0 = c_begin; p0 <= tile_end; p0 += kTile) {
+      const int rows = static_cast<int>(tile_end - p0 + 1 < kTile ? tile_end - p0 + 1 : kTile);
+      __syncthreads();  // the previous tile is no longer read (and q_sh is written)
+      for (int64_t i = threadIdx.x; i < static_cast<int64_t>(rows) * hk; i += blockDim.x) {
+        const int64_t j = i / hk, e = i % hk, p = p0 + j;
+        const uint8_t* kp = KvK(c.kv, table[p / bt], c.layer) + (kvh * bt + p % bt) * c.kv.k_row_bytes;
+        k_sh[j * (hk + 1) + e] = LoadKv(kp, e, c.kv.type, hk);
+      }
+      for (int64_t i = threadIdx.x; i < static_cast<int64_t>(rows) * hv; i += blockDim.x) {
+        const int64_t j = i / hv, e = i % hv, p = p0 + j;
+        const uint8_t* vp = KvV(c.kv, table[p / bt], c.layer) + (kvh * bt + p % bt) * c.kv.v_row_bytes;
+        v_sh[j * hv + e] = LoadKv(vp, e, c.kv.type, hv);
+      }
+      __syncthreads();
+#pragma unroll
+      for (int k = 0; k < kPairsPerWarp; ++k) {
+        if (p0 > my_pos[k]) continue;  // warp-uniform: past this pair's position
+        const int64_t pi = warp + static_cast<int64_t>(k) * kTiledWarps;
+        PairState<kDims>& st = part[k];
+        const int64_t p_end = min(static_cast<int64_t>(my_pos[k]), c_end);
+        const int valid = static_cast<int>(p_end - p0 + 1 < kTile ? p_end - p0 + 1 : kTile);
+        const float* qh = q_sh + pi * hk;
+        float sc = -FLT_MAX;
+        if (lane < valid) {
+          float acc = 0.0f;
+          const float* kr = k_sh + lane * (hk + 1);
+          for (int64_t e = 0; e < hk; ++e) acc = FFma(qh[e], kr[e], acc);
+          sc = FMul(acc, c.s.scale);
+        }
+        const float m_new = fmaxf(st.m, WarpMax(sc));
+        const float corr = expf(FSub(st.m, m_new));
+        const float p = lane < valid ? expf(FSub(sc, m_new)) : 0.0f;
+        st.l = FAdd(FMul(st.l, corr), WarpSum(p));
+#pragma unroll
+        for (int d = 0; d < kDims; ++d) st.o[d] = FMul(st.o[d], corr);
+        for (int j = 0; j < valid; ++j) {
+          const float pj = __shfl_sync(0xffffffffu, p, j);
+#pragma unroll
+          for (int d = 0; d < kDims; ++d) {
+            const int64_t e = lane + 32 * d;
+            if (e < hv) st.o[d] = FFma(pj, v_sh[j * hv + e], st.o[d]);
+          }
+        }
+        st.m = m_new;
+      }
+    }
+#pragma unroll
+    for (int k = 0; k < kPairsPerWarp; ++k) {
+      if (my_pos[k] < c_begin) continue;
+      if (chunk == 0) {
+        total[k] = part[k];
+      } else {
+        MergePair(&total[k], part[k]);
+      }
+    }
+  }
+#pragma unroll
+  for (int k = 0; k < kPairsPerWarp; ++k) {
+    if (my_pos[k] < 0) continue;
+    const int64_t pi = warp + static_cast<int64_t>(k) * kTiledWarps;
+    const int64_t t = t0 + pi / group, h = kvh * group + pi % group;
+    float* dst = out + t * c.s.n_heads * hv + h * hv;
+#pragma unroll
+    for (int d = 0; d < kDims; ++d) {
+      const int64_t e = lane + 32 * d;
+      if (e < hv) dst[e] = FDiv(total[k].o[d], total[k].l);
+    }
+  }
+}
+
+template <int kDims, int kPairsPerWarp>
+void LaunchTiled(const Ctx& c, const int32_t* tiles, int64_t n_tiles, int64_t max_tile_tokens,
+                 float* out, cudaStream_t s) {
+  const int64_t group = c.s.n_heads / c.s.n_kv_heads;
+  const size_t smem = static_cast<size_t>(max_tile_tokens * group * c.s.head_dim_k +
+                                          kTile * (c.s.head_dim_k + 1 + c.s.head_dim_v)) *
+                      sizeof(float);
+  static bool configured = false;
+  if (!configured) {
+    cudaFuncSetAttribute(AttentionTiledKernel<kDims, kPairsPerWarp>,
+                         cudaFuncAttributeMaxDynamicSharedMemorySize, 160 << 10);
+    configured = true;
+  }
+  const dim3 grid(static_cast<unsigned>(n_tiles), static_cast<unsigned>(c.s.n_kv_heads));
+  AttentionTiledKernel<kDims, kPairsPerWarp><<<grid, kTiledThreads, smem, s>>>(c, tiles, out);
+}
+
 }  // namespace
+
+int64_t AttentionTileTokens(const AttentionShape& s) {
+  const int64_t group = s.n_kv_heads > 0 ? s.n_heads / s.n_kv_heads : 1;
+  const int64_t pairs = kTiledWarps * (s.head_dim_v <= 128 ? 8 : 4);
+  return std::max<int64_t>(1, std::min<int64_t>(32, pairs / group));
+}
+
+bool AttentionTilesOn() {
+  static const bool on = EnvSwitchOn("REPRISE_CUDA_ATTN_TILES");
+  return on;
+}
 
 int64_t AttentionScratchFloats(const AttentionShape& s, int64_t n, int32_t max_pos) {
   const int64_t chunks = max_pos / kChunk + 1;
@@ -247,11 +427,13 @@ bool AttentionShapeSupported(const AttentionShape& s) {
 
 void LaunchAttention(const float* q, const AttentionShape& shape, const KvLayout& kv, int layer,
                      const BatchDev& b, int32_t max_pos, float* scratch, int64_t scratch_floats,
-                     int n_sms, float* out, cudaStream_t s) {
+                     const int32_t* tiles, int64_t n_tiles, int n_sms, float* out,
+                     cudaStream_t s) {
   const Ctx c{q, shape, kv, layer, b};
   const int64_t group = shape.n_heads / shape.n_kv_heads;
   const size_t smem =
-      static_cast<size_t>(group * shape.head_dim_k + kTile * (shape.head_dim_k + shape.head_dim_v)) *
+      static_cast<size_t>(group * shape.head_dim_k +
+                          kTile * (shape.head_dim_k + 1 + shape.head_dim_v)) *
       sizeof(float);
   static bool configured = false;
   if (!configured) {
@@ -261,6 +443,17 @@ void LaunchAttention(const float* q, const AttentionShape& shape, const KvLayout
   }
   const int64_t chunks = max_pos / kChunk + 1;
   const bool few_blocks = b.n * shape.n_kv_heads < 2 * n_sms;
+  // Prefill with query tiles: whenever the batch has tiles of more than one
+  // token (the tiles cover every token; a lone decode token is a tile of one).
+  if (tiles != nullptr && n_tiles < b.n && !(chunks > 1 && few_blocks)) {
+    const int64_t tt = AttentionTileTokens(shape);
+    if (shape.head_dim_v <= 128) {
+      LaunchTiled<4, 8>(c, tiles, n_tiles, tt, out, s);
+    } else {
+      LaunchTiled<8, 4>(c, tiles, n_tiles, tt, out, s);
+    }
+    return;
+  }
   const int64_t need = AttentionScratchFloats(shape, b.n, max_pos);
   if (chunks > 1 && few_blocks && scratch != nullptr && need <= scratch_floats) {
     const dim3 grid(static_cast<unsigned>(b.n), static_cast<unsigned>(shape.n_kv_heads),

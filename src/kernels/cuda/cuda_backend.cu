@@ -11,8 +11,10 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -29,6 +31,11 @@ int CudaDeviceCountImpl(std::string* why_none);
 Result<std::unique_ptr<Backend>> CreateCudaBackend(int device);
 
 namespace cuda {
+
+bool EnvSwitchOn(const char* name) {
+  const char* v = std::getenv(name);
+  return v == nullptr || std::strcmp(v, "0") != 0;
+}
 
 Status CudaStatus(cudaError_t err, const char* what) {
   return Errorf("CUDA error in %s: %s (%s)", what, cudaGetErrorString(err), cudaGetErrorName(err));
@@ -72,6 +79,7 @@ class CudaBackend final : public Backend {
 
   ~CudaBackend() override {
     cudaStreamSynchronize(stream_);
+    for (auto& g : graphs_) cudaGraphExecDestroy(g.second);
     if (copy_stream_ != nullptr) cudaStreamSynchronize(copy_stream_);
     for (const Fence& f : fences_) cudaEventDestroy(f.event);
     for (cudaEvent_t e : spare_events_) cudaEventDestroy(e);
@@ -109,10 +117,12 @@ class CudaBackend final : public Backend {
                     Bytes(FreeMemoryBytes()).c_str(), prop_.name);
     }
     allocs_.Add(p, bytes);
+    ++generation_;  // captured graphs may hold pointers into freed memory now
     return p;
   }
   void Free(void* p) override {
     if (p == nullptr) return;
+    ++generation_;
     allocs_.Remove(p);
     cudaStreamSynchronize(stream_);
     if (copy_stream_ != nullptr) cudaStreamSynchronize(copy_stream_);
@@ -139,6 +149,7 @@ class CudaBackend final : public Backend {
     Note(cudaStreamSynchronize(stream_), "copy to device");
   }
   void CopyToHost(void* dst, const void* src, size_t bytes) override {
+    if (graph_mode_ != GraphMode::kOff) FinishGraph();
     Note(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_), "copy to host");
     Note(cudaStreamSynchronize(stream_), "copy to host");
   }
@@ -203,6 +214,7 @@ class CudaBackend final : public Backend {
     Note(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_), "device copy");
   }
   Status Synchronize() override {
+    if (graph_mode_ != GraphMode::kOff) FinishGraph();
     Note(cudaStreamSynchronize(stream_), "a kernel");
     Note(cudaGetLastError(), "a kernel launch");
     Status s = first_error_;
@@ -260,54 +272,215 @@ class CudaBackend final : public Backend {
     RETURN_IF_ERROR(Grow(&tokens_, bd.n));
     RETURN_IF_ERROR(Grow(&pos_, bd.n));
     RETURN_IF_ERROR(Grow(&seq_, bd.n));
-    const int64_t table = static_cast<int64_t>(bd.n_seqs) * bd.max_blocks;
+    // With graphs the block table's row stride only grows (rounded up to 64
+    // blocks), so a decode step's kernel arguments stay the same as its
+    // context grows; the values the kernels read are the same either way.
+    const bool graphs = GraphsOn() && graphs_allowed_;
+    int32_t stride = bd.max_blocks;
+    if (graphs) {
+      table_stride_ = std::max<int32_t>(table_stride_, (bd.max_blocks + 63) / 64 * 64);
+      stride = table_stride_;
+    }
+    const int64_t table = static_cast<int64_t>(bd.n_seqs) * stride;
     RETURN_IF_ERROR(Grow(&table_, std::max<int64_t>(table, 1)));
     RETURN_IF_ERROR(Grow(&out_rows_, std::max<int64_t>(bd.n_out, 1)));
     UploadAsync(tokens_.ptr, bd.tokens, bd.n);
     UploadAsync(pos_.ptr, bd.pos, bd.n);
     UploadAsync(seq_.ptr, bd.seq, bd.n);
-    UploadAsync(table_.ptr, bd.block_table, table);
+    if (stride == bd.max_blocks) {
+      UploadAsync(table_.ptr, bd.block_table, table);
+    } else {
+      host_table_.assign(static_cast<size_t>(table), -1);
+      for (int32_t q = 0; q < bd.n_seqs; ++q) {
+        std::copy(bd.block_table + static_cast<int64_t>(q) * bd.max_blocks,
+                  bd.block_table + static_cast<int64_t>(q + 1) * bd.max_blocks,
+                  host_table_.begin() + static_cast<int64_t>(q) * stride);
+      }
+      UploadAsync(table_.ptr, host_table_.data(), table);
+    }
     UploadAsync(out_rows_.ptr, bd.out_rows, bd.n_out);
     batch_.n = bd.n;
     batch_.tokens = tokens_.ptr;
     batch_.pos = pos_.ptr;
     batch_.seq = seq_.ptr;
     batch_.block_table = table_.ptr;
-    batch_.max_blocks = bd.max_blocks;
+    batch_.max_blocks = stride;
     max_pos_ = 0;
     for (int64_t i = 0; i < bd.n; ++i) max_pos_ = std::max(max_pos_, bd.pos[i]);
+    host_pos_.assign(bd.pos, bd.pos + bd.n);
+    host_seq_.assign(bd.seq, bd.seq + bd.n);
+    tile_tokens_ = 0;  // query tiles are cut at the first Attention
+    RETURN_IF_ERROR(first_error_);
+    if (graphs) StartGraph(bd);
     return first_error_;
   }
 
+  // ---- CUDA graphs for decode steps (REPRISE_CUDA_GRAPHS=1) ----
+  // A decode step (every token its own sequence's next one, each wanting
+  // logits) launches ~10 kernels per layer; replaying them as one graph
+  // saves the launch overhead. The graph of a step shape (tokens, sequences,
+  // attention chunks) is captured on its second occurrence (the first runs
+  // normally: buffers grow, kernels get their attributes) and replayed
+  // after. Between BeginBatch and the step's CopyToHost / Synchronize, a
+  // replayed step's ops launch nothing; the graph runs there, with the same
+  // kernels and arguments, so the same bits. Any device allocation or free
+  // invalidates every graph (their pointers); a MoE model (host round trips
+  // inside the forward) never uses graphs.
+  struct GraphKey {
+    int64_t n, n_seqs, chunks, table_stride;
+    bool operator==(const GraphKey&) const = default;
+  };
+  enum class GraphMode { kOff, kCapture, kReplay };
+
+  static bool GraphsOn() {
+    static const bool on = [] {
+      const char* v = std::getenv("REPRISE_CUDA_GRAPHS");
+      return v != nullptr && std::string(v) == "1";
+    }();
+    return on;
+  }
+
+  void DropGraphs() {
+    for (auto& g : graphs_) cudaGraphExecDestroy(g.second);
+    graphs_.clear();
+    seen_.clear();
+  }
+
+  void StartGraph(const BatchDesc& bd) {
+    graph_mode_ = GraphMode::kOff;
+    if (bd.n == 0 || bd.n_out != bd.n || bd.n > 256) return;
+    for (int64_t i = 0; i < bd.n; ++i) {
+      if (bd.out_rows[i] != i) return;
+      for (int64_t j = 0; j < i; ++j) {
+        if (bd.seq[j] == bd.seq[i]) return;  // two tokens of one sequence: a prefill
+      }
+    }
+    if (generation_ != graphs_generation_) {
+      DropGraphs();
+      graphs_generation_ = generation_;
+    }
+    // Everything a step's kernel arguments depend on besides stable pointers.
+    const GraphKey key{bd.n, bd.n_seqs, max_pos_ / kAttentionChunk + 1, batch_.max_blocks};
+    for (auto& g : graphs_) {
+      if (g.first == key) {
+        graph_mode_ = GraphMode::kReplay;
+        replay_ = g.second;
+        return;
+      }
+    }
+    int* seen = nullptr;
+    for (auto& e : seen_) {
+      if (e.first == key) seen = &e.second;
+    }
+    if (seen == nullptr) {
+      if (seen_.size() >= 1024) seen_.clear();  // bounded bookkeeping
+      seen_.push_back({key, 0});
+      seen = &seen_.back().second;
+    }
+    if (++*seen < 2) return;
+    if (graphs_.size() >= 64) {  // keep the 63 newest (a context grows into new shapes)
+      cudaGraphExecDestroy(graphs_.front().second);
+      graphs_.erase(graphs_.begin());
+    }
+    if (cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal) != cudaSuccess) {
+      cudaGetLastError();
+      return;
+    }
+    graph_mode_ = GraphMode::kCapture;
+    capture_key_ = key;
+  }
+
+  void FinishGraph() {
+    const GraphMode mode = graph_mode_;
+    graph_mode_ = GraphMode::kOff;
+    if (mode == GraphMode::kReplay) {
+      Note(cudaGraphLaunch(replay_, stream_), "graph launch");
+      return;
+    }
+    cudaGraph_t graph = nullptr;
+    cudaError_t err = cudaStreamEndCapture(stream_, &graph);
+    cudaGraphExec_t exec = nullptr;
+    if (err == cudaSuccess) err = cudaGraphInstantiate(&exec, graph, 0);
+    if (graph != nullptr) cudaGraphDestroy(graph);
+    if (err != cudaSuccess || generation_ != graphs_generation_) {
+      // The step's kernels were captured, never run: its results are lost.
+      if (exec != nullptr) cudaGraphExecDestroy(exec);
+      cudaGetLastError();
+      graphs_allowed_ = false;
+      LOG_ERROR("cuda", "capturing a decode step as a CUDA graph failed (%s); graphs are off",
+                err != cudaSuccess ? cudaGetErrorString(err) : "memory changed during capture");
+      if (first_error_.ok()) first_error_ = Errorf("CUDA graph capture failed");
+      return;
+    }
+    graphs_.push_back({capture_key_, exec});
+    Note(cudaGraphLaunch(exec, stream_), "graph launch");
+  }
+
+  bool Replaying() const { return graph_mode_ == GraphMode::kReplay; }
+
+  // Query tiles for the tiled prefill attention: runs of consecutive batch
+  // entries of one sequence at consecutive positions, at most `tt` tokens.
+  void BuildTiles(int64_t tt) {
+    host_tiles_.clear();
+    for (int64_t i = 0; i < n_;) {
+      int64_t j = i + 1;
+      while (j < n_ && j - i < tt && host_seq_[j] == host_seq_[i] &&
+             host_pos_[j] == host_pos_[j - 1] + 1) {
+        ++j;
+      }
+      host_tiles_.push_back(static_cast<int32_t>(i));
+      host_tiles_.push_back(static_cast<int32_t>(j - i));
+      i = j;
+    }
+    n_tiles_ = static_cast<int64_t>(host_tiles_.size()) / 2;
+    if (n_tiles_ == n_) {  // one token a tile: the tiled shape does not run
+      tile_tokens_ = tt;
+      return;
+    }
+    if (Grow(&tiles_, std::max<int64_t>(1, 2 * n_tiles_)).ok()) {
+      UploadAsync(tiles_.ptr, host_tiles_.data(), 2 * n_tiles_);
+      tile_tokens_ = tt;
+    } else {
+      n_tiles_ = 0;
+    }
+  }
+
   void Embed(const Matrix& table, float* x) override {
+    if (Replaying()) return;
     CHECK(table.backend_layout() == kLayoutRaw);
     LaunchEmbed(table.type(), static_cast<const uint8_t*>(table.backend_data()),
                 table.view().row_bytes(), table.cols(), batch_.tokens, n_, x, stream_);
   }
   void RopeTable(const float* inv_freq, int64_t rope_dims, float* rope) override {
+    if (Replaying()) return;
     LaunchRopeTable(batch_.pos, n_, inv_freq, rope_dims, rope, stream_);
   }
   void RmsNorm(const float* x, const float* w, int64_t n, int64_t d, float eps,
                float* out) override {
+    if (Replaying()) return;
     if (n > 0) LaunchRmsNorm(x, w, n, d, eps, out, stream_);
   }
   void AddRmsNorm(float* x, const float* y, const float* w, int64_t n, int64_t d, float eps,
                   float* out) override {
+    if (Replaying()) return;
     if (n > 0) LaunchAddRmsNorm(x, y, w, n, d, eps, out, stream_);
   }
   void Add(float* x, const float* y, int64_t n, int64_t d) override {
+    if (Replaying()) return;
     if (n * d > 0) LaunchAdd(x, y, n * d, stream_);
   }
   void AddBias(float* y, const float* b, int64_t n, int64_t d) override {
+    if (Replaying()) return;
     if (n * d > 0) LaunchAddBias(y, b, n, d, stream_);
   }
   void SiluMul(float* gate, const float* up, int64_t n, int64_t d) override {
+    if (Replaying()) return;
     if (n * d > 0) LaunchSiluMul(gate, up, n * d, stream_);
   }
 
   void MatMul(std::span<const Matrix* const> ws, const float* x, int64_t n,
               std::span<float* const> ys) override {
-    if (n == 0) return;
+    if (n == 0 || Replaying()) return;
     bool quantized = false;
     for (const Matrix* w : ws) quantized |= IsQuantType(w->type());
     ActQ act;
@@ -321,7 +494,9 @@ class CudaBackend final : public Backend {
       act = {act_q_.ptr, act_d_.ptr, act_sum_.ptr};
     }
     int64_t part = 1;
-    for (const Matrix* w : ws) part = std::max(part, MatMulSegments(w->cols()) * n * w->rows());
+    for (const Matrix* w : ws) {
+      part = std::max(part, MatMulScratchFloats(w->type(), w->rows(), w->cols(), n));
+    }
     if (!Grow(&partials_, part).ok()) return;
     int act_group = 0;  // the block size the activations are quantized with now
     for (size_t m = 0; m < ws.size(); ++m) {
@@ -338,6 +513,7 @@ class CudaBackend final : public Backend {
   }
 
   void QkRopeStore(const QkRopeStoreArgs& a) override {
+    if (Replaying()) return;
     if (n_ > 0) LaunchQkRopeStore(a, batch_, stream_);
   }
 
@@ -354,15 +530,21 @@ class CudaBackend final : public Backend {
 
   void Attention(const float* q, const AttentionShape& shape, const KvLayout& kv, int layer,
                  float* out) override {
-    if (n_ == 0) return;
+    if (n_ == 0 || Replaying()) return;
     // The split (decode) shape's chunk states, up to 256 MiB; past that the
     // serial shape runs, with the same bits.
     constexpr int64_t kMaxScratchFloats = int64_t{64} << 20;
     const int64_t need = AttentionScratchFloats(shape, n_, max_pos_);
     float* scratch = nullptr;
     if (need <= kMaxScratchFloats && Grow(&attn_scratch_, need).ok()) scratch = attn_scratch_.ptr;
-    LaunchAttention(q, shape, kv, layer, batch_, max_pos_, scratch, attn_scratch_.cap,
-                    prop_.multiProcessorCount, out, stream_);
+    const int32_t* tiles = nullptr;
+    if (AttentionTilesOn()) {
+      const int64_t tt = AttentionTileTokens(shape);
+      if (tt > 1 && tile_tokens_ != tt) BuildTiles(tt);
+      if (tt > 1 && tile_tokens_ == tt) tiles = tiles_.ptr;
+    }
+    LaunchAttention(q, shape, kv, layer, batch_, max_pos_, scratch, attn_scratch_.cap, tiles,
+                    tiles != nullptr ? n_tiles_ : 0, prop_.multiProcessorCount, out, stream_);
   }
 
   // Router and routing on the GPU; the per-expert token lists on the host
@@ -370,6 +552,19 @@ class CudaBackend final : public Backend {
   // tokens, gate/up, SwiGLU, down, and a weighted add into each token's row —
   // so a token sums its experts in id order, as on the CPU.
   Status Moe(const MoeArgs& a, const float* xn, int64_t n, float* out) override {
+    // Host round trips inside the forward: never a graph (decided before any
+    // capture: a shape is captured only on its second occurrence).
+    graphs_allowed_ = false;
+    if (graph_mode_ == GraphMode::kCapture) {
+      cudaGraph_t g = nullptr;
+      cudaStreamEndCapture(stream_, &g);
+      if (g != nullptr) cudaGraphDestroy(g);
+      cudaGetLastError();
+      graph_mode_ = GraphMode::kOff;
+      if (first_error_.ok()) first_error_ = Errorf("CUDA graph capture reached a MoE layer");
+      return first_error_;
+    }
+    graph_mode_ = GraphMode::kOff;
     const int64_t E = a.n_experts, K = a.n_used, d = a.d, F = a.ff;
     RETURN_IF_ERROR(Grow(&router_logits_, n * E));
     RETURN_IF_ERROR(Grow(&ids_, n * K));
@@ -433,6 +628,7 @@ class CudaBackend final : public Backend {
   }
 
   void GatherOutRows(const float* x, int64_t d, float* out) override {
+    if (Replaying()) return;
     LaunchGatherRows(x, out_rows_.ptr, n_out_, d, out, stream_);
   }
 
@@ -504,6 +700,22 @@ class CudaBackend final : public Backend {
   int32_t max_pos_ = 0;
   BatchDev batch_;
   Scratch<float> attn_scratch_;  // the split attention's chunk states
+  // The batch's positions and sequences on the host, and its query tiles
+  // (BuildTiles) for tile_tokens_ tokens a tile (0: not cut yet).
+  std::vector<int32_t> host_pos_, host_seq_, host_tiles_;
+  Scratch<int32_t> tiles_;
+  int64_t n_tiles_ = 0, tile_tokens_ = 0;
+  // CUDA graphs (StartGraph / FinishGraph).
+  std::vector<std::pair<GraphKey, cudaGraphExec_t>> graphs_;
+  std::vector<std::pair<GraphKey, int>> seen_;  // occurrences of shapes not captured yet
+  GraphMode graph_mode_ = GraphMode::kOff;
+  GraphKey capture_key_{};
+  cudaGraphExec_t replay_ = nullptr;
+  uint64_t generation_ = 0;         // device allocations and frees so far
+  uint64_t graphs_generation_ = 0;  // generation_ when graphs_ were captured
+  bool graphs_allowed_ = true;      // off for MoE models and after a failed capture
+  int32_t table_stride_ = 0;        // block-table row stride while graphs are on
+  std::vector<int32_t> host_table_;
   Scratch<int32_t> tokens_, pos_, seq_, table_, out_rows_;
   // Matmul activations.
   Scratch<int8_t> act_q_;

@@ -26,6 +26,11 @@ namespace reprise::kernels::cuda {
 // A Status from a CUDA runtime error code, naming what failed.
 Status CudaStatus(cudaError_t err, const char* what);
 
+// A kernel switch from the environment: on unless `name` is set to "0"
+// (REPRISE_CUDA_MMA, REPRISE_CUDA_FLOAT_TILES: to measure a fast path or
+// rule it out; either way the bits are the same).
+bool EnvSwitchOn(const char* name);
+
 #define REPRISE_CUDA_RETURN(expr, what)                        \
   do {                                                         \
     cudaError_t err_ = (expr);                                 \

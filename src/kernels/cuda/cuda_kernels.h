@@ -49,12 +49,26 @@ void LaunchQuantizeAct(DType type, const float* x, int64_t n, int64_t cols, cons
                        cudaStream_t s);
 // Column segments of a row (the canonical order's split; cuda_matmul.cu).
 int64_t MatMulSegments(int64_t cols);
-// y[t, r] (row stride ldy) for r < rows, t < n. `part`: scratch of
-// MatMulSegments(cols) * n * rows floats.
+// Floats of `part` scratch LaunchMatMul needs for this matmul: 0 except for
+// the one-thread-per-row float kernel (REPRISE_CUDA_FLOAT_TILES=0), which
+// writes segment sums (MatMulSegments(cols) * n * rows).
+int64_t MatMulScratchFloats(DType type, int64_t rows, int64_t cols, int64_t n);
+// y[t, r] (row stride ldy) for r < rows, t < n. `part`: MatMulScratchFloats
+// floats of scratch (may be null when that is 0).
 void LaunchMatMul(DType type, const uint8_t* w, int64_t rows, int64_t cols, int64_t n_units,
                   const float* x, const ActQ& act, int64_t n, float* part, float* y, int64_t ldy,
                   cudaStream_t s);
 bool IsQuantType(DType type);
+// The GEMV (cuda_gemv.cu): y for n tokens of any weight type (x for float
+// weights, act for quantized ones), kGemvMaxTokens tokens per launch; the
+// decode path (n < kGemvMaxTokens) of every type.
+constexpr int kGemvMaxTokens = 16;
+void LaunchGemv(DType type, const uint8_t* w, int64_t rows, int64_t cols, int64_t n_units,
+                const float* x, const ActQ& act, int64_t n, float* y, int64_t ldy, cudaStream_t s);
+// The quantized types' kernels (cuda_matmul_quant.cu): y for n tokens whose
+// activations `act` holds; LaunchMatMul calls it.
+void LaunchMatMulQuant(DType type, const uint8_t* w, int64_t rows, int64_t cols, int64_t n_units,
+                       const ActQ& act, int64_t n, float* y, int64_t ldy, cudaStream_t s);
 
 // Host emulations of the kernels' arithmetic, running the same __host__
 // __device__ code (cuda_common.cuh) on the CPU: tests compare them with the
@@ -64,6 +78,11 @@ void HostDequantizeRow(DType type, const uint8_t* row, int64_t cols, float* out)
 // The matmul kernels' y for one row and one token x (activations quantized as
 // LaunchQuantizeAct does for quantized types).
 float HostDot(DType type, const uint8_t* row, int64_t cols, const float* x);
+// Sub-block j of one quantized unit against 32 int8 activations through both
+// paths of cuda_quant.cuh (SubBlock: prefill and HostDot; SubW: the decode
+// GEMV): tests assert the two are the same bits.
+void HostSubContrib(DType type, const uint8_t* unit, int j, const int8_t* xq, float dx,
+                    int32_t sx, float* slow, float* fast);
 
 // ---- per-row ops (cuda_ops.cu); batch arrays are device memory ----
 void LaunchEmbed(DType type, const uint8_t* table, int64_t row_bytes, int64_t d,
@@ -99,10 +118,22 @@ bool AttentionShapeSupported(const AttentionShape& s);
 // Floats of scratch the split (decode) shape needs for n tokens up to max_pos.
 int64_t AttentionScratchFloats(const AttentionShape& s, int64_t n, int32_t max_pos);
 // `scratch` may be null or smaller than AttentionScratchFloats: then the
-// serial shape runs (same bits).
+// serial shape runs (same bits). `tiles` (device, may be null): n_tiles
+// query tiles covering the batch, each (first batch index, tokens) of
+// consecutive positions of one sequence and at most AttentionTileTokens
+// tokens; with tiles of several tokens the tiled prefill shape runs (same
+// bits again).
 void LaunchAttention(const float* q, const AttentionShape& shape, const KvLayout& kv, int layer,
                      const BatchDev& b, int32_t max_pos, float* scratch, int64_t scratch_floats,
-                     int n_sms, float* out, cudaStream_t s);
+                     const int32_t* tiles, int64_t n_tiles, int n_sms, float* out,
+                     cudaStream_t s);
+// Tokens per query tile of the tiled prefill shape for this head shape.
+int64_t AttentionTileTokens(const AttentionShape& s);
+// Positions per attention chunk (the fixed split of the context; the split
+// decode shape launches one block per chunk).
+constexpr int kAttentionChunk = 256;
+// False when REPRISE_CUDA_ATTN_TILES=0.
+bool AttentionTilesOn();
 
 // ---- MoE routing (cuda_moe.cu) ----
 // ids/weights [n, n_used]: the chosen experts of each token (CPU backend's rule).

@@ -1,33 +1,33 @@
-// CUDA matmul: the weight repack done at upload, activation quantization, and
-// y = W x for every weight type.
+// CUDA matmul: the weight repack done at upload, activation quantization,
+// the dispatch of y = W x to its kernels, the F32 / F16 / BF16 prefill kernel
+// and the host emulation of the canonical order.
 //
-// The canonical order of one output y[t, r] (the determinism contract): the
-// row's columns are cut into segments of kSegCols (a fixed width: it depends
-// on nothing but the row), each segment's units are accumulated in column
-// order from 0, and the segment sums are added in segment order (the first
-// one is the start). Every kernel and the host emulation follow it with the
-// same shared device functions, whatever n, the tile or the grid.
-// Here one thread owns one row r, one segment and up to kTokTile tokens (grid
-// z = segments, so a decode step has rows / 32 x segments warps); the 32 lanes
-// of a warp are 32 consecutive rows of one interleaved row group, so a warp's
-// loads of one unit are 32 consecutive units (coalesced). Segment sums go to
-// a scratch array and a second kernel adds them in order.
-//  - Quantized weights (Q8_0, Q4_0, Q4_K, Q6_K) against int8 activations
-//    (32 values per f32 scale): per 32-value sub-block an exact integer dot
-//    product, scaled as SubBlockContrib says, added to the accumulator.
-//  - F32 / F16 / BF16 weights against f32 activations: one fused multiply-add
-//    per value, in column order.
-// From 16 tokens on, quantized weights run on the int8 tensor cores
-// (MatMulQuantMmaKernel below): the same canonical order, the same bits.
-// This is the correctness-first version: tensor-core tiles and a split over
-// columns for small row counts come next (BENCHMARKS.md tracks the speed).
+// The canonical order of one output y[t, r] (the determinism contract):
+//  - the row's columns are cut into 32-column sub-blocks; each sub-block
+//    gives one float c_b: quantized weights, an exact integer dot product
+//    with the int8 activations scaled by fixed float terms (SubBlockContrib,
+//    cuda_subblock.cuh); float weights, a fused multiply-add chain over the
+//    sub-block's columns in order, starting from 0;
+//  - the sub-blocks are grouped in segments of kSegCols columns (a fixed
+//    width: it depends on nothing but the row); a segment's sum is
+//    0 + c_b + c_b+1 + ... in order;
+//  - the first segment's sum starts y, every later one is added in order.
+// Every kernel and the host emulation (HostDot) follow it, whatever n, the
+// tile or the grid:
+//  - n < kGemvMaxTokens (decode), every type: the GEMV (cuda_gemv.cu);
+//  - quantized, n >= kGemvMaxTokens: int8 tensor cores (cuda_matmul_quant.cu);
+//  - float, n >= kGemvMaxTokens: MatMulFloatTileKernel below (64 x 64 tiles,
+//    register-blocked fused multiply-adds). MatMulFloatKernel, one thread
+//    per row, segment and kTokTile tokens with a second kernel adding the
+//    segment sums, is its baseline (REPRISE_CUDA_FLOAT_TILES=0). Tensor
+//    cores for float weights are next (they need their own canonical order).
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
 
 #include "core/check.h"
 #include "kernels/cuda/cuda_common.cuh"
+#include "kernels/cuda/cuda_subblock.cuh"
 #include "kernels/cuda/cuda_kernels.h"
 
 namespace reprise::kernels::cuda {
@@ -52,52 +52,6 @@ int UnitValues(DType type) {
     case DType::kQ6_K: return 256;
     case DType::kF32: return 4;
     default: return 8;  // F16, BF16
-  }
-}
-
-// Exact integer dot product of q[begin, end) and xq[begin, end) (begin and
-// end multiples of 4; xq 4-byte aligned): dp4a on the device, the same sum on
-// the host.
-REPRISE_HD int DotSub(const SubBlock& s, const int8_t* xq, int begin, int end) {
-  int acc = 0;
-#ifdef __CUDA_ARCH__
-  const int* qw = reinterpret_cast<const int*>(s.q);
-  const int* xw = reinterpret_cast<const int*>(xq);
-  for (int i = begin / 4; i < end / 4; ++i) acc = __dp4a(qw[i], xw[i], acc);
-#else
-  for (int i = begin; i < end; ++i) acc += static_cast<int>(s.q[i]) * static_cast<int>(xq[i]);
-#endif
-  return acc;
-}
-
-// The float contribution of one 32-value sub-block to one output.
-template <int kKind>  // 0: Q8_0 / Q4_0, 1: Q4_K, 2: Q6_K
-REPRISE_HD float SubBlockContrib(const SubBlock& s, const int8_t* xq, float dx,
-                                                 int32_t sx) {
-  if (kKind == 0) {
-    const int sumi = DotSub(s, xq, 0, 32);
-    return FMul(FMul(s.d, dx), static_cast<float>(sumi));
-  } else if (kKind == 1) {
-    const int sumi = DotSub(s, xq, 0, 32);
-    const float pos = FMul(FMul(s.d, static_cast<float>(s.sc0)), static_cast<float>(sumi));
-    const float neg = FMul(FMul(s.dmin, static_cast<float>(s.m)), static_cast<float>(sx));
-    return FMul(dx, FSub(pos, neg));
-  } else {
-    const int isum = s.sc0 * DotSub(s, xq, 0, 16) + s.sc1 * DotSub(s, xq, 16, 32);
-    return FMul(FMul(s.d, dx), static_cast<float>(isum));
-  }
-}
-
-template <int kType>  // static_cast<int>(DType)
-REPRISE_HD void LoadSub(const uint8_t* unit, int j, SubBlock* s) {
-  if constexpr (kType == static_cast<int>(DType::kQ8_0)) {
-    LoadSubBlockQ8_0(unit, s);
-  } else if constexpr (kType == static_cast<int>(DType::kQ4_0)) {
-    LoadSubBlockQ4_0(unit, s);
-  } else if constexpr (kType == static_cast<int>(DType::kQ4_K)) {
-    LoadSubBlockQ4K(unit, j, s);
-  } else {
-    LoadSubBlockQ6K(unit, j, s);
   }
 }
 
@@ -126,206 +80,6 @@ REPRISE_HD void SegmentUnits(int64_t seg, int64_t n_units, int per_unit, int64_t
   *u1 = *u0 + per_seg < n_units ? *u0 + per_seg : n_units;
 }
 
-// Writes segment sums: part[(seg * n + t) * rows + r].
-template <int kType, int kKind, int kSubs, int kUnitBytes>
-__global__ void MatMulQuantKernel(const uint8_t* __restrict__ w, int64_t rows, int64_t n_units,
-                                  const int8_t* __restrict__ xq, const float* __restrict__ xd,
-                                  const int32_t* __restrict__ xs, int64_t cols, int64_t n,
-                                  float* __restrict__ part) {
-  RowTile tile;
-  if (!ThisRowTile(w, rows, n_units, kUnitBytes, n, &tile)) return;
-  const int64_t r = tile.r, t0 = tile.t0, seg = blockIdx.z;
-  const int n_tok = tile.n_tok;
-  const uint8_t* row = tile.row;
-  float acc[kTokTile];
-  for (int k = 0; k < kTokTile; ++k) acc[k] = 0.0f;
-  const int64_t nb32 = cols / 32;
-  int64_t u0, u1;
-  SegmentUnits(seg, n_units, kSubs * 32, &u0, &u1);
-  for (int64_t u = u0; u < u1; ++u) {
-    const uint8_t* unit = row + u * kRowGroup * kUnitBytes;
-    for (int j = 0; j < kSubs; ++j) {
-      SubBlock s;
-      LoadSub<kType>(unit, j, &s);
-      const int64_t b = u * kSubs + j;  // 32-value block index within the row
-      for (int k = 0; k < n_tok; ++k) {
-        const int64_t t = t0 + k;
-        const float c = SubBlockContrib<kKind>(s, xq + t * cols + b * 32, xd[t * nb32 + b],
-                                               xs[t * nb32 + b]);
-        acc[k] = FAdd(acc[k], c);
-      }
-    }
-  }
-  for (int k = 0; k < n_tok; ++k) part[(seg * n + t0 + k) * rows + r] = acc[k];
-}
-
-// ---- The tensor-core path for quantized weights (prefill) ----
-// The same canonical order as MatMulQuantKernel, computed with int8 MMA:
-// per 32-value sub-block the exact integer dot products of a 64-row x
-// 64-token tile come from mma.sync (m16n8k16, s8 x s8 -> s32, two halves of
-// 16 so Q6_K's two scales apply), then each element gets the very float
-// contribution SubBlockContrib computes, added in sub-block order, with the
-// segment sums combined in segment order. Integer sums are exact whatever
-// the instruction, so every output is bit-identical to the GEMV kernel's:
-// a token's result never depends on which path or batch computed it.
-constexpr int kMmaRows = 64, kMmaToks = 64, kMmaStride = 48;  // smem row stride (bytes):
-                                                              // conflict-free fragment loads
-
-__device__ __forceinline__ void MmaS8K16(int a0, int a1, int b0, int (&d)[4]) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5}, {%6}, "
-      "{%7,%8,%9,%10};\n"
-      : "=r"(d[0]), "=r"(d[1]), "=r"(d[2]), "=r"(d[3])
-      : "r"(a0), "r"(a1), "r"(b0), "r"(0), "r"(0), "r"(0), "r"(0));
-#else
-  d[0] = d[1] = d[2] = d[3] = 0;
-  __trap();
-#endif
-}
-
-template <int kType, int kKind, int kSubs, int kUnitBytes>
-__global__ void __launch_bounds__(128)
-    MatMulQuantMmaKernel(const uint8_t* __restrict__ w, int64_t rows, int64_t n_units,
-                         const int8_t* __restrict__ xq, const float* __restrict__ xd,
-                         const int32_t* __restrict__ xs, int64_t cols, int64_t n,
-                         float* __restrict__ y, int64_t ldy) {
-  __shared__ alignas(16) int8_t wq[kMmaRows * kMmaStride];
-  __shared__ alignas(16) int8_t aq[kMmaToks * kMmaStride];
-  __shared__ float row_a[kMmaRows], row_b[kMmaRows];  // per-row scale terms
-  __shared__ int row_sc0[kMmaRows], row_sc1[kMmaRows];
-  __shared__ float tok_d[kMmaToks];
-  __shared__ int tok_s[kMmaToks];
-
-  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
-  const int g = lane / 4, q4 = lane % 4;
-  const int64_t r_base = static_cast<int64_t>(blockIdx.x) * kMmaRows;
-  const int64_t t_base = static_cast<int64_t>(blockIdx.y) * kMmaToks;
-  const int wr = (warp / 2) * 32, wt = (warp % 2) * 32;  // this warp's 32 x 32 sub-tile
-  const int64_t nb32 = cols / 32;
-  const int64_t padded_rows = (rows + kRowGroup - 1) / kRowGroup * kRowGroup;
-
-  float seg_acc[2][4][4], total[2][4][4];
-  for (int i = 0; i < 2; ++i)
-    for (int j = 0; j < 4; ++j)
-      for (int e = 0; e < 4; ++e) seg_acc[i][j][e] = 0.0f, total[i][j][e] = 0.0f;
-
-  const int subs_per_seg = kSegCols / 32;
-  for (int64_t b = 0; b < nb32; ++b) {
-    // Stage sub-block b: threads 0..63 decode one weight row each, threads
-    // 64..127 copy one token's 32 activation bytes each (two 16-byte loads).
-    if (tid < kMmaRows) {
-      const int64_t r = r_base + tid;
-      SubBlock sb;
-      if (r < padded_rows) {
-        const int64_t group = r / kRowGroup, rl = r % kRowGroup;
-        const uint8_t* unit =
-            w + ((group * n_units + b / kSubs) * kRowGroup + rl) * kUnitBytes;
-        LoadSub<kType>(unit, static_cast<int>(b % kSubs), &sb);
-      } else {
-        for (int i = 0; i < 32; ++i) sb.q[i] = 0;
-        sb.d = 0.0f;
-      }
-      int4* dst = reinterpret_cast<int4*>(wq + tid * kMmaStride);
-      dst[0] = *reinterpret_cast<const int4*>(sb.q);
-      dst[1] = *reinterpret_cast<const int4*>(sb.q + 16);
-      if (kKind == 1) {
-        row_a[tid] = FMul(sb.d, static_cast<float>(sb.sc0));
-        row_b[tid] = FMul(sb.dmin, static_cast<float>(sb.m));
-      } else {
-        row_a[tid] = sb.d;
-      }
-      row_sc0[tid] = sb.sc0;
-      row_sc1[tid] = sb.sc1;
-    } else {
-      const int k = tid - kMmaRows;
-      const int64_t t = t_base + k;
-      int4* dst = reinterpret_cast<int4*>(aq + k * kMmaStride);
-      if (t < n) {
-        const int4* src = reinterpret_cast<const int4*>(xq + t * cols + b * 32);
-        dst[0] = src[0];
-        dst[1] = src[1];
-        tok_d[k] = xd[t * nb32 + b];
-        tok_s[k] = xs[t * nb32 + b];
-      } else {
-        dst[0] = dst[1] = make_int4(0, 0, 0, 0);
-        tok_d[k] = 0.0f;
-        tok_s[k] = 0;
-      }
-    }
-    __syncthreads();
-
-    int a_lo[2][2], a_hi[2][2], b_lo[4], b_hi[4];
-    for (int i = 0; i < 2; ++i) {
-      const int8_t* r0 = wq + (wr + i * 16 + g) * kMmaStride + q4 * 4;
-      const int8_t* r1 = r0 + 8 * kMmaStride;
-      a_lo[i][0] = *reinterpret_cast<const int*>(r0);
-      a_lo[i][1] = *reinterpret_cast<const int*>(r1);
-      a_hi[i][0] = *reinterpret_cast<const int*>(r0 + 16);
-      a_hi[i][1] = *reinterpret_cast<const int*>(r1 + 16);
-    }
-    for (int j = 0; j < 4; ++j) {
-      const int8_t* c0 = aq + (wt + j * 8 + g) * kMmaStride + q4 * 4;
-      b_lo[j] = *reinterpret_cast<const int*>(c0);
-      b_hi[j] = *reinterpret_cast<const int*>(c0 + 16);
-    }
-    for (int i = 0; i < 2; ++i) {
-      for (int j = 0; j < 4; ++j) {
-        int lo[4], hi[4];
-        MmaS8K16(a_lo[i][0], a_lo[i][1], b_lo[j], lo);
-        MmaS8K16(a_hi[i][0], a_hi[i][1], b_hi[j], hi);
-        for (int e = 0; e < 4; ++e) {
-          const int rr = wr + i * 16 + g + (e >= 2 ? 8 : 0);
-          const int tt = wt + j * 8 + q4 * 2 + (e & 1);
-          const float dx = tok_d[tt];
-          float c;
-          if (kKind == 0) {
-            c = FMul(FMul(row_a[rr], dx), static_cast<float>(lo[e] + hi[e]));
-          } else if (kKind == 1) {
-            const float pos = FMul(row_a[rr], static_cast<float>(lo[e] + hi[e]));
-            const float neg = FMul(row_b[rr], static_cast<float>(tok_s[tt]));
-            c = FMul(dx, FSub(pos, neg));
-          } else {
-            const int isum = row_sc0[rr] * lo[e] + row_sc1[rr] * hi[e];
-            c = FMul(FMul(row_a[rr], dx), static_cast<float>(isum));
-          }
-          seg_acc[i][j][e] = FAdd(seg_acc[i][j][e], c);
-        }
-      }
-    }
-    // The end of a segment (or of the row): fold its sum into the total.
-    if ((b + 1) % subs_per_seg == 0 || b + 1 == nb32) {
-      const bool first = b < subs_per_seg;
-      for (int i = 0; i < 2; ++i)
-        for (int j = 0; j < 4; ++j)
-          for (int e = 0; e < 4; ++e) {
-            total[i][j][e] = first ? seg_acc[i][j][e] : FAdd(total[i][j][e], seg_acc[i][j][e]);
-            seg_acc[i][j][e] = 0.0f;
-          }
-    }
-    __syncthreads();
-  }
-  for (int i = 0; i < 2; ++i)
-    for (int j = 0; j < 4; ++j)
-      for (int e = 0; e < 4; ++e) {
-        const int64_t r = r_base + wr + i * 16 + g + (e >= 2 ? 8 : 0);
-        const int64_t t = t_base + wt + j * 8 + q4 * 2 + (e & 1);
-        if (r < rows && t < n) y[t * ldy + r] = total[i][j][e];
-      }
-}
-
-template <int kElem>  // 0: F32, 1: F16, 2: BF16
-REPRISE_HD float LoadValue(const uint8_t* unit, int i) {
-  if constexpr (kElem == 0) {
-    float v;
-    std::memcpy(&v, unit + 4 * i, sizeof(v));
-    return v;
-  } else if constexpr (kElem == 1) {
-    return HalfBitsToFloat(reinterpret_cast<const uint16_t*>(unit)[i]);
-  } else {
-    return Bf16BitsToFloat(reinterpret_cast<const uint16_t*>(unit)[i]);
-  }
-}
 
 template <int kElem, int kPerUnit>
 __global__ void MatMulFloatKernel(const uint8_t* __restrict__ w, int64_t rows, int64_t n_units,
@@ -336,20 +90,106 @@ __global__ void MatMulFloatKernel(const uint8_t* __restrict__ w, int64_t rows, i
   const int64_t r = tile.r, t0 = tile.t0, seg = blockIdx.z;
   const int n_tok = tile.n_tok;
   const uint8_t* row = tile.row;
-  float acc[kTokTile];
-  for (int k = 0; k < kTokTile; ++k) acc[k] = 0.0f;
+  float acc[kTokTile], c[kTokTile];  // the segment's sum, the sub-block's chain
+  for (int k = 0; k < kTokTile; ++k) acc[k] = c[k] = 0.0f;
   int64_t u0, u1;
   SegmentUnits(seg, n_units, kPerUnit, &u0, &u1);
   for (int64_t u = u0; u < u1; ++u) {
     const uint8_t* unit = row + u * kRowGroup * 16;
     const int64_t c0 = u * kPerUnit;
+    if (c0 % 32 == 0) {
+      for (int k = 0; k < kTokTile; ++k) c[k] = 0.0f;
+    }
     const int valid = static_cast<int>(cols - c0 < kPerUnit ? cols - c0 : kPerUnit);
     for (int i = 0; i < valid; ++i) {
       const float wv = LoadValue<kElem>(unit, i);
-      for (int k = 0; k < n_tok; ++k) acc[k] = FFma(wv, x[(t0 + k) * cols + c0 + i], acc[k]);
+      for (int k = 0; k < n_tok; ++k) c[k] = FFma(wv, x[(t0 + k) * cols + c0 + i], c[k]);
+    }
+    if ((c0 + kPerUnit) % 32 == 0 || u + 1 == n_units) {  // the sub-block ends
+      for (int k = 0; k < n_tok; ++k) acc[k] = FAdd(acc[k], c[k]);
     }
   }
   for (int k = 0; k < n_tok; ++k) part[(seg * n + t0 + k) * rows + r] = acc[k];
+}
+
+// Float weights, n >= kGemvMaxTokens: a block computes a 64-row x 64-token
+// tile, thread (tr, tt) rows 4 tr .. 4 tr + 3 and tokens 8 tt .. 8 tt + 7.
+// Per 32-column sub-block the weights (as f32) and activations are staged
+// column-major in shared memory; every (row, token) runs its fused
+// multiply-add chain from 0 over the sub-block's columns in order, then the
+// canonical sub-block / segment folds. Same bits as the GEMV and HostDot.
+constexpr int kFtRows = 64, kFtToks = 64, kFtStride = 68;  // 16-byte aligned, few bank conflicts
+
+template <int kElem, int kPerUnit>
+__global__ void __launch_bounds__(128)
+    MatMulFloatTileKernel(const uint8_t* __restrict__ w, int64_t rows, int64_t n_units,
+                          const float* __restrict__ x, int64_t cols, int64_t n,
+                          float* __restrict__ y, int64_t ldy) {
+  __shared__ alignas(16) float ws[32 * kFtStride];  // [column][row]
+  __shared__ alignas(16) float xs[32 * kFtStride];  // [column][token]
+  const int tid = threadIdx.x, tr = tid % 16, tt = tid / 16;
+  const int64_t r_base = static_cast<int64_t>(blockIdx.x) * kFtRows;
+  const int64_t t_base = static_cast<int64_t>(blockIdx.y) * kFtToks;
+  const int64_t padded_rows = (rows + kRowGroup - 1) / kRowGroup * kRowGroup;
+  const int64_t nb = (cols + 31) / 32;
+  constexpr int kUnitsPerSub = 32 / kPerUnit;
+  float c[4][8], seg[4][8], total[4][8];
+  for (int a = 0; a < 4; ++a)
+    for (int k = 0; k < 8; ++k) seg[a][k] = total[a][k] = 0.0f;
+  for (int64_t b = 0; b < nb; ++b) {
+    const int64_t c0 = b * 32;
+    const int valid = static_cast<int>(cols - c0 < 32 ? cols - c0 : 32);
+    // Weights: thread -> (unit k of the sub-block, row); consecutive threads
+    // read consecutive rows' units (contiguous in the interleaved layout).
+    for (int it = tid; it < kFtRows * kUnitsPerSub; it += 128) {
+      const int rr = it % kFtRows, k = it / kFtRows;
+      const int64_t r = r_base + rr, u = c0 / kPerUnit + k;
+      float v[kPerUnit];
+      if (r < padded_rows && k * kPerUnit < valid) {
+        const uint8_t* unit =
+            w + (((r / kRowGroup) * n_units + u) * kRowGroup + r % kRowGroup) * 16;
+        for (int i = 0; i < kPerUnit; ++i) v[i] = LoadValue<kElem>(unit, i);
+      } else {
+        for (int i = 0; i < kPerUnit; ++i) v[i] = 0.0f;
+      }
+      for (int i = 0; i < kPerUnit; ++i) ws[(k * kPerUnit + i) * kFtStride + rr] = v[i];
+    }
+    for (int it = tid; it < kFtToks * 32; it += 128) {
+      const int tok = it / 32, col = it % 32;
+      const int64_t t = t_base + tok;
+      xs[col * kFtStride + tok] = t < n && col < valid ? x[t * cols + c0 + col] : 0.0f;
+    }
+    __syncthreads();
+    for (int a = 0; a < 4; ++a)
+      for (int k = 0; k < 8; ++k) c[a][k] = 0.0f;
+    for (int i = 0; i < valid; ++i) {
+      const float4 wv = *reinterpret_cast<const float4*>(ws + i * kFtStride + tr * 4);
+      const float4 x0 = *reinterpret_cast<const float4*>(xs + i * kFtStride + tt * 8);
+      const float4 x1 = *reinterpret_cast<const float4*>(xs + i * kFtStride + tt * 8 + 4);
+      const float wa[4] = {wv.x, wv.y, wv.z, wv.w};
+      const float xb[8] = {x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w};
+#pragma unroll
+      for (int a = 0; a < 4; ++a)
+#pragma unroll
+        for (int k = 0; k < 8; ++k) c[a][k] = FFma(wa[a], xb[k], c[a][k]);
+    }
+    for (int a = 0; a < 4; ++a)
+      for (int k = 0; k < 8; ++k) seg[a][k] = FAdd(seg[a][k], c[a][k]);
+    if ((c0 + 32) % kSegCols == 0 || b + 1 == nb) {  // the segment ends
+      const bool first = c0 < kSegCols;
+      for (int a = 0; a < 4; ++a)
+        for (int k = 0; k < 8; ++k) {
+          total[a][k] = first ? seg[a][k] : FAdd(total[a][k], seg[a][k]);
+          seg[a][k] = 0.0f;
+        }
+    }
+    __syncthreads();
+  }
+  for (int a = 0; a < 4; ++a)
+    for (int k = 0; k < 8; ++k) {
+      const int64_t r = r_base + tr * 4 + a, t = t_base + tt * 8 + k;
+      if (r < rows && t < n) y[t * ldy + r] = total[a][k];
+    }
 }
 
 // y[t, r] = part[0] + part[1] + ... in segment order.
@@ -363,11 +203,6 @@ __global__ void CombineSegmentsKernel(const float* __restrict__ part, int64_t se
   y[t * ldy + r] = acc;
 }
 
-// The activation quantizer's arithmetic, exactly the CPU's (kernels/ref
-// QuantizeBlock): d = amax / 127, q = round-to-nearest-even(x * (1 / d)). So
-// the GPU's int8 activations equal the CPU's bit for bit, given the same x.
-REPRISE_HD float ActScale(float amax) { return FDiv(amax, 127.0f); }
-REPRISE_HD float ActInvScale(float d) { return d != 0.0f ? FDiv(1.0f, d) : 0.0f; }
 
 // One warp per 32 values; for G = 256 the 8 warps of a thread block share
 // the block's amax through shared memory (the grid is exact: no early exit).
@@ -400,17 +235,11 @@ __global__ void QuantizeActKernel(const float* __restrict__ x, int64_t n_blocks,
 }
 
 constexpr int kThreads = 128;
-// From this many tokens on, quantized matmuls run on the tensor cores
-// (MatMulQuantMmaKernel); the bits are the same either way.
-constexpr int64_t kMmaMinTokens = 16;
 
-// REPRISE_CUDA_MMA=0 turns the tensor-core path off (to measure it, or to
-// rule it out); the results are the same bits either way.
-bool MmaEnabled() {
-  static const bool on = [] {
-    const char* v = std::getenv("REPRISE_CUDA_MMA");
-    return v == nullptr || std::strcmp(v, "0") != 0;
-  }();
+// REPRISE_CUDA_FLOAT_TILES=0: float prefill through the one-thread-per-row
+// kernel (the tiled kernel's baseline; the same bits).
+bool FloatTilesEnabled() {
+  static const bool on = EnvSwitchOn("REPRISE_CUDA_FLOAT_TILES");
   return on;
 }
 
@@ -463,14 +292,18 @@ float HostDot(DType type, const uint8_t* row, int64_t cols, const float* x) {
   std::vector<float> seg_sum(static_cast<size_t>(MatMulSegments(cols)), 0.0f);
   if (!IsQuantType(type)) {
     const int per = UnitValues(type);
-    for (int64_t c = 0; c < cols; ++c) {
-      const uint8_t* unit = row + (c / per) * 16;
-      const int i = static_cast<int>(c % per);
-      const float wv = type == DType::kF32   ? LoadValue<0>(unit, i)
-                       : type == DType::kF16 ? LoadValue<1>(unit, i)
-                                             : LoadValue<2>(unit, i);
-      float& acc = seg_sum[c / kSegCols];
-      acc = FFma(wv, x[c], acc);
+    for (int64_t b = 0; b * 32 < cols; ++b) {  // 32-column sub-blocks: one chain each
+      float chain = 0.0f;
+      for (int64_t c = b * 32; c < std::min<int64_t>(cols, b * 32 + 32); ++c) {
+        const uint8_t* unit = row + (c / per) * 16;
+        const int i = static_cast<int>(c % per);
+        const float wv = type == DType::kF32   ? LoadValue<0>(unit, i)
+                         : type == DType::kF16 ? LoadValue<1>(unit, i)
+                                               : LoadValue<2>(unit, i);
+        chain = FFma(wv, x[c], chain);
+      }
+      float& acc = seg_sum[b * 32 / kSegCols];
+      acc = FAdd(acc, chain);
     }
     float total = seg_sum[0];
     for (size_t g = 1; g < seg_sum.size(); ++g) total = FAdd(total, seg_sum[g]);
@@ -546,6 +379,11 @@ void LaunchQuantizeAct(DType type, const float* x, int64_t n, int64_t cols, cons
 
 int64_t MatMulSegments(int64_t cols) { return (cols + kSegCols - 1) / kSegCols; }
 
+int64_t MatMulScratchFloats(DType type, int64_t rows, int64_t cols, int64_t n) {
+  if (IsQuantType(type) || n < kGemvMaxTokens || FloatTilesEnabled()) return 0;
+  return MatMulSegments(cols) * n * rows;
+}
+
 void LaunchMatMul(DType type, const uint8_t* w, int64_t rows, int64_t cols, int64_t n_units,
                   const float* x, const ActQ& act, int64_t n, float* part, float* y, int64_t ldy,
                   cudaStream_t s) {
@@ -555,46 +393,32 @@ void LaunchMatMul(DType type, const uint8_t* w, int64_t rows, int64_t cols, int6
                   static_cast<unsigned>((n + kTokTile - 1) / kTokTile),
                   static_cast<unsigned>(segs));
   static_assert(kThreads % kRowGroup == 0);
-  if (IsQuantType(type) && n >= kMmaMinTokens && MmaEnabled()) {
-    const dim3 mgrid(static_cast<unsigned>((rows + kMmaRows - 1) / kMmaRows),
-                     static_cast<unsigned>((n + kMmaToks - 1) / kMmaToks));
-    switch (type) {
-      case DType::kQ8_0:
-        MatMulQuantMmaKernel<static_cast<int>(DType::kQ8_0), 0, 1, kQ8_0Bytes>
-            <<<mgrid, 128, 0, s>>>(w, rows, n_units, act.q, act.d, act.sum, cols, n, y, ldy);
-        break;
-      case DType::kQ4_0:
-        MatMulQuantMmaKernel<static_cast<int>(DType::kQ4_0), 0, 1, kQ4_0Bytes>
-            <<<mgrid, 128, 0, s>>>(w, rows, n_units, act.q, act.d, act.sum, cols, n, y, ldy);
-        break;
-      case DType::kQ4_K:
-        MatMulQuantMmaKernel<static_cast<int>(DType::kQ4_K), 1, 8, kQ4KBytes>
-            <<<mgrid, 128, 0, s>>>(w, rows, n_units, act.q, act.d, act.sum, cols, n, y, ldy);
-        break;
-      default:
-        MatMulQuantMmaKernel<static_cast<int>(DType::kQ6_K), 2, 8, kQ6KBytes>
-            <<<mgrid, 128, 0, s>>>(w, rows, n_units, act.q, act.d, act.sum, cols, n, y, ldy);
-        break;
-    }
+  if (IsQuantType(type)) {
+    LaunchMatMulQuant(type, w, rows, cols, n_units, act, n, y, ldy, s);
     return;
   }
+  if (n < kGemvMaxTokens) {
+    LaunchGemv(type, w, rows, cols, n_units, x, act, n, y, ldy, s);
+    return;
+  }
+  if (FloatTilesEnabled()) {
+    const dim3 tgrid(static_cast<unsigned>((rows + kFtRows - 1) / kFtRows),
+                     static_cast<unsigned>((n + kFtToks - 1) / kFtToks));
+    switch (type) {
+      case DType::kF32:
+        MatMulFloatTileKernel<0, 4><<<tgrid, 128, 0, s>>>(w, rows, n_units, x, cols, n, y, ldy);
+        return;
+      case DType::kF16:
+        MatMulFloatTileKernel<1, 8><<<tgrid, 128, 0, s>>>(w, rows, n_units, x, cols, n, y, ldy);
+        return;
+      case DType::kBF16:
+        MatMulFloatTileKernel<2, 8><<<tgrid, 128, 0, s>>>(w, rows, n_units, x, cols, n, y, ldy);
+        return;
+      default:
+        break;
+    }
+  }
   switch (type) {
-    case DType::kQ8_0:
-      MatMulQuantKernel<static_cast<int>(DType::kQ8_0), 0, 1, kQ8_0Bytes>
-          <<<grid, kThreads, 0, s>>>(w, rows, n_units, act.q, act.d, act.sum, cols, n, part);
-      break;
-    case DType::kQ4_0:
-      MatMulQuantKernel<static_cast<int>(DType::kQ4_0), 0, 1, kQ4_0Bytes>
-          <<<grid, kThreads, 0, s>>>(w, rows, n_units, act.q, act.d, act.sum, cols, n, part);
-      break;
-    case DType::kQ4_K:
-      MatMulQuantKernel<static_cast<int>(DType::kQ4_K), 1, 8, kQ4KBytes>
-          <<<grid, kThreads, 0, s>>>(w, rows, n_units, act.q, act.d, act.sum, cols, n, part);
-      break;
-    case DType::kQ6_K:
-      MatMulQuantKernel<static_cast<int>(DType::kQ6_K), 2, 8, kQ6KBytes>
-          <<<grid, kThreads, 0, s>>>(w, rows, n_units, act.q, act.d, act.sum, cols, n, part);
-      break;
     case DType::kF32:
       MatMulFloatKernel<0, 4><<<grid, kThreads, 0, s>>>(w, rows, n_units, x, cols, n, part);
       break;

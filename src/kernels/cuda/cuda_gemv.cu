@@ -1,0 +1,184 @@
+// The GEMV: y = W x for a few tokens (decode), every weight type, in the
+// canonical order of cuda_matmul.cu (32-column sub-blocks, each one float c_b;
+// segments of kSegCols summed from 0 in order; segment sums added in order).
+//
+// A block owns kGemvRows rows. Warp w computes row w's sub-block
+// contributions, lane l taking sub-block b0 + l of a 32-sub-block window (so
+// consecutive lanes read consecutive units of the row), for every token, into
+// shared memory; then one thread per (row, token) folds the window's 32
+// contributions in order: exactly two segments per window. No scratch, no
+// second kernel. The fold is serial by design (the order is the contract);
+// it costs ~1 instruction per sub-block per token, the loads and dot
+// products ~1 per 4 values.
+//
+// A sub-block's contribution (the Sub policies):
+//  - quantized: SubW / SubWContrib (cuda_subblock.cuh), the same bits as
+//    SubBlockContrib, from 32-bit word loads and dp4a;
+//  - F32 / F16 / BF16: its (up to) 32 weights held in registers, one fused
+//    multiply-add chain per token over the columns in order.
+#include "core/check.h"
+#include "kernels/cuda/cuda_common.cuh"
+#include "kernels/cuda/cuda_kernels.h"
+#include "kernels/cuda/cuda_subblock.cuh"
+
+namespace reprise::kernels::cuda {
+namespace {
+
+constexpr int kGemvRows = 4;     // rows (warps) per block
+constexpr int kGemvStride = 36;  // floats per (row, token) line of contributions (16-byte rows)
+constexpr int kSubsPerSeg = static_cast<int>(kSegCols / 32);
+static_assert(kSubsPerSeg == 16, "a 32-sub-block window holds exactly two segments");
+
+struct GemvIn {
+  const float* x;      // float weights: [n, cols]
+  const int8_t* xq;    // quantized weights: [n, cols]
+  const float* xd;     // [n, cols / 32]
+  const int32_t* xs;   // [n, cols / 32]
+  int64_t cols, nb32;  // nb32: sub-blocks per row (the last may be partial: float weights)
+};
+
+template <int kType, int kKind, int kSubs, int kUnitBytes>
+struct QuantSub {
+  static constexpr int kBytes = kUnitBytes;
+  SubW sw;
+  __device__ __forceinline__ void Load(const uint8_t* row, int64_t b, int64_t) {
+    LoadSubW<kType>(row + (b / kSubs) * kRowGroup * kUnitBytes, static_cast<int>(b % kSubs), &sw);
+  }
+  __device__ __forceinline__ float Contrib(const GemvIn& in, int t, int64_t b) const {
+    const uint4* xp = reinterpret_cast<const uint4*>(in.xq + t * in.cols + b * 32);
+    const uint4 x0 = xp[0], x1 = xp[1];
+    const uint32_t xw[8] = {x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w};
+    return SubWContrib<kKind>(sw, xw, in.xd[t * in.nb32 + b], in.xs[t * in.nb32 + b]);
+  }
+};
+
+template <int kElem>  // 0: F32, 1: F16, 2: BF16
+struct FloatSub {
+  static constexpr int kBytes = 16;
+  static constexpr int kPerUnit = kElem == 0 ? 4 : 8;
+  float v[32];
+  int valid = 0;  // columns of this sub-block (< 32 only for a row's last one)
+  __device__ __forceinline__ void Load(const uint8_t* row, int64_t b, int64_t cols) {
+    const int64_t c0 = b * 32;
+    valid = cols - c0 < 32 ? static_cast<int>(cols - c0) : 32;
+#pragma unroll
+    for (int k = 0; k < 32 / kPerUnit; ++k) {
+      uint4 u = make_uint4(0, 0, 0, 0);
+      if (k * kPerUnit < valid) {
+        u = *reinterpret_cast<const uint4*>(row + (c0 / kPerUnit + k) * kRowGroup * 16);
+      }
+      const uint32_t wd[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+      for (int i = 0; i < kPerUnit; ++i) {
+        if constexpr (kElem == 0) {
+          v[k * kPerUnit + i] = __uint_as_float(wd[i]);
+        } else {
+          const uint16_t h = static_cast<uint16_t>(wd[i / 2] >> (16 * (i % 2)));
+          v[k * kPerUnit + i] = kElem == 1 ? HalfBitsToFloat(h) : Bf16BitsToFloat(h);
+        }
+      }
+    }
+  }
+  __device__ __forceinline__ float Contrib(const GemvIn& in, int t, int64_t b) const {
+    const float* x = in.x + t * in.cols + b * 32;
+    float acc = 0.0f;
+#pragma unroll
+    for (int i = 0; i < 32; ++i) {
+      if (i < valid) acc = FFma(v[i], x[i], acc);
+    }
+    return acc;
+  }
+};
+
+// Adds contributions c[0..count) in order from 0 and folds the segment into
+// total; `first`: this is the row's first segment.
+__device__ __forceinline__ void FoldSegment(const float* c, int count, bool first, float* total) {
+  float seg = 0.0f;
+  if (count == kSubsPerSeg) {
+#pragma unroll
+    for (int i = 0; i < kSubsPerSeg; i += 4) {
+      const float4 v = *reinterpret_cast<const float4*>(c + i);
+      seg = FAdd(seg, v.x);
+      seg = FAdd(seg, v.y);
+      seg = FAdd(seg, v.z);
+      seg = FAdd(seg, v.w);
+    }
+  } else {
+    for (int i = 0; i < count; ++i) seg = FAdd(seg, c[i]);
+  }
+  *total = first ? seg : FAdd(*total, seg);
+}
+
+template <class Sub>
+__global__ void __launch_bounds__(kGemvRows * 32)
+    GemvKernel(const uint8_t* __restrict__ w, int64_t rows, int64_t n_units, GemvIn in, int n,
+               float* __restrict__ y, int64_t ldy) {
+  __shared__ alignas(16) float cbuf[kGemvRows * kGemvMaxTokens * kGemvStride];
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int64_t r = static_cast<int64_t>(blockIdx.x) * kGemvRows + warp;
+  const bool row_ok = r < rows;
+  const uint8_t* row =
+      w + ((r / kRowGroup) * n_units * kRowGroup + r % kRowGroup) * static_cast<int64_t>(Sub::kBytes);
+  // The fold thread: (row fr of this block, token ft).
+  const int fr = threadIdx.x % kGemvRows, ft = threadIdx.x / kGemvRows;
+  const int64_t out_r = static_cast<int64_t>(blockIdx.x) * kGemvRows + fr;
+  const bool folds = ft < n && out_r < rows;
+  float total = 0.0f;
+  for (int64_t b0 = 0; b0 < in.nb32; b0 += 32) {
+    const int64_t b = b0 + lane;
+    if (row_ok && b < in.nb32) {
+      Sub sub;
+      sub.Load(row, b, in.cols);
+      for (int t = 0; t < n; ++t) {
+        cbuf[(warp * kGemvMaxTokens + t) * kGemvStride + lane] = sub.Contrib(in, t, b);
+      }
+    }
+    __syncthreads();
+    if (folds) {
+      const float* c = cbuf + (fr * kGemvMaxTokens + ft) * kGemvStride;
+      const int nv = static_cast<int>(in.nb32 - b0 < 32 ? in.nb32 - b0 : 32);
+      FoldSegment(c, nv < kSubsPerSeg ? nv : kSubsPerSeg, b0 == 0, &total);
+      if (nv > kSubsPerSeg) FoldSegment(c + kSubsPerSeg, nv - kSubsPerSeg, false, &total);
+    }
+    __syncthreads();
+  }
+  if (folds) y[ft * ldy + out_r] = total;
+}
+
+template <class Sub>
+void Run(const uint8_t* w, int64_t rows, int64_t n_units, GemvIn in, int64_t n, float* y,
+         int64_t ldy, cudaStream_t s) {
+  const unsigned grid = static_cast<unsigned>((rows + kGemvRows - 1) / kGemvRows);
+  for (int64_t t0 = 0; t0 < n; t0 += kGemvMaxTokens) {
+    const int nt = static_cast<int>(n - t0 < kGemvMaxTokens ? n - t0 : kGemvMaxTokens);
+    GemvIn at = in;
+    if (at.x != nullptr) at.x += t0 * in.cols;
+    if (at.xq != nullptr) {
+      at.xq += t0 * in.cols;
+      at.xd += t0 * in.nb32;
+      at.xs += t0 * in.nb32;
+    }
+    GemvKernel<Sub><<<grid, kGemvRows * 32, 0, s>>>(w, rows, n_units, at, nt, y + t0 * ldy, ldy);
+  }
+}
+
+}  // namespace
+
+void LaunchGemv(DType type, const uint8_t* w, int64_t rows, int64_t cols, int64_t n_units,
+                const float* x, const ActQ& act, int64_t n, float* y, int64_t ldy, cudaStream_t s) {
+  const GemvIn in{x, act.q, act.d, act.sum, cols, (cols + 31) / 32};
+  constexpr int kQ8 = static_cast<int>(DType::kQ8_0), kQ40 = static_cast<int>(DType::kQ4_0);
+  constexpr int kQ4K = static_cast<int>(DType::kQ4_K), kQ6K = static_cast<int>(DType::kQ6_K);
+  switch (type) {
+    case DType::kQ8_0: Run<QuantSub<kQ8, 0, 1, kQ8_0Bytes>>(w, rows, n_units, in, n, y, ldy, s); break;
+    case DType::kQ4_0: Run<QuantSub<kQ40, 0, 1, kQ4_0Bytes>>(w, rows, n_units, in, n, y, ldy, s); break;
+    case DType::kQ4_K: Run<QuantSub<kQ4K, 1, 8, kQ4KBytes>>(w, rows, n_units, in, n, y, ldy, s); break;
+    case DType::kQ6_K: Run<QuantSub<kQ6K, 2, 8, kQ6KBytes>>(w, rows, n_units, in, n, y, ldy, s); break;
+    case DType::kF32: Run<FloatSub<0>>(w, rows, n_units, in, n, y, ldy, s); break;
+    case DType::kF16: Run<FloatSub<1>>(w, rows, n_units, in, n, y, ldy, s); break;
+    case DType::kBF16: Run<FloatSub<2>>(w, rows, n_units, in, n, y, ldy, s); break;
+    default: CHECK_MSG(false, "unsupported weight type %s on CUDA", DTypeName(type));
+  }
+}
+
+}  // namespace reprise::kernels::cuda

@@ -1,0 +1,254 @@
+// Quantized matmul kernels (Q8_0, Q4_0, Q4_K, Q6_K weights against int8
+// activations), both following cuda_matmul.cu's canonical order for every
+// output (row r, token t): per 32-value sub-block b a float contribution c_b
+// (cuda_quant.cuh: exact integer dot, fixed float terms); within a segment of
+// kSegCols columns seg = 0 + c_b + c_b+1 + ... in order; the first segment's
+// sum starts the total, every later one is added to it in order.
+//  - Decode (n < kMmaMinTokens): the GEMV (cuda_gemv.cu).
+//  - Prefill (n >= kMmaMinTokens): MatMulQuantMmaKernel, int8 tensor cores
+//    (mma.sync m16n8k16) on 64 x 64 (rows x tokens) tiles; the integer sums
+//    are exact, so the same terms give the same bits.
+// REPRISE_CUDA_MMA=0 runs prefill through the GEMV kernel (16 tokens per
+// launch) to measure the tensor-core path or rule it out: same bits.
+#include <cstring>
+
+#include "core/check.h"
+#include "kernels/cuda/cuda_common.cuh"
+#include "kernels/cuda/cuda_kernels.h"
+#include "kernels/cuda/cuda_subblock.cuh"
+
+namespace reprise::kernels::cuda {
+namespace {
+
+// ---- prefill: int8 tensor cores ----
+// The same canonical order as the GEMV, computed with int8 MMA:
+// per 32-value sub-block the exact integer dot products of a 64-row x
+// 64-token tile come from mma.sync (m16n8k16, s8 x s8 -> s32, two halves of
+// 16 so Q6_K's two scales apply), then each element gets the very float
+// contribution SubBlockContrib computes, added in sub-block order, with the
+// segment sums combined in segment order. Integer sums are exact whatever
+// the instruction, so every output is bit-identical to the GEMV kernel's:
+// a token's result never depends on which path or batch computed it.
+constexpr int kMmaRows = 64, kMmaToks = 64;
+constexpr int kStage = 4;                       // sub-blocks staged per synchronisation
+constexpr int kMmaStride = kStage * 32 + 16;    // smem bytes per row / token: fragment loads
+                                                // of the 8 row groups hit 32 different banks
+
+__device__ __forceinline__ void MmaS8K16(int a0, int a1, int b0, int (&d)[4]) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5}, {%6}, "
+      "{%7,%8,%9,%10};\n"
+      : "=r"(d[0]), "=r"(d[1]), "=r"(d[2]), "=r"(d[3])
+      : "r"(a0), "r"(a1), "r"(b0), "r"(0), "r"(0), "r"(0), "r"(0));
+#else
+  d[0] = d[1] = d[2] = d[3] = 0;
+  __trap();
+#endif
+}
+
+template <int kType, int kKind, int kSubs, int kUnitBytes>
+__global__ void __launch_bounds__(128)
+    MatMulQuantMmaKernel(const uint8_t* __restrict__ w, int64_t rows, int64_t n_units,
+                         const int8_t* __restrict__ xq, const float* __restrict__ xd,
+                         const int32_t* __restrict__ xs, int64_t cols, int64_t n,
+                         float* __restrict__ y, int64_t ldy) {
+  __shared__ alignas(16) int8_t wq[kMmaRows * kMmaStride];
+  __shared__ alignas(16) int8_t aq[kMmaToks * kMmaStride];
+  __shared__ float row_a[kStage][kMmaRows], row_b[kStage][kMmaRows];  // per-row scale terms
+  __shared__ int row_sc0[kStage][kMmaRows], row_sc1[kStage][kMmaRows];
+  __shared__ float tok_d[kStage][kMmaToks];
+  __shared__ int tok_s[kStage][kMmaToks];
+
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+  const int g = lane / 4, q4 = lane % 4;
+  const int64_t r_base = static_cast<int64_t>(blockIdx.x) * kMmaRows;
+  const int64_t t_base = static_cast<int64_t>(blockIdx.y) * kMmaToks;
+  const int wr = (warp / 2) * 32, wt = (warp % 2) * 32;  // this warp's 32 x 32 sub-tile
+  const int64_t nb32 = cols / 32;
+  const int64_t padded_rows = (rows + kRowGroup - 1) / kRowGroup * kRowGroup;
+
+  float seg_acc[2][4][4], total[2][4][4];
+  for (int i = 0; i < 2; ++i)
+    for (int j = 0; j < 4; ++j)
+      for (int e = 0; e < 4; ++e) seg_acc[i][j][e] = 0.0f, total[i][j][e] = 0.0f;
+
+  const int subs_per_seg = kSegCols / 32;
+  for (int64_t b0 = 0; b0 < nb32; b0 += kStage) {
+    // Stage sub-blocks b0 .. b0 + kStage - 1: the weights as signed bytes
+    // (SubW's words, bias removed) with their scale terms, the activations
+    // as they are (16-byte copies, consecutive threads on consecutive bytes).
+    for (int it = tid; it < kMmaRows * kStage; it += 128) {
+      const int rr = it % kMmaRows, sub = it / kMmaRows;
+      const int64_t r = r_base + rr, b = b0 + sub;
+      uint4* dst = reinterpret_cast<uint4*>(wq + rr * kMmaStride + sub * 32);
+      if (r < padded_rows && b < nb32) {
+        SubW sw;
+        LoadSubW<kType>(
+            w + (((r / kRowGroup) * n_units + b / kSubs) * kRowGroup + r % kRowGroup) * kUnitBytes,
+            static_cast<int>(b % kSubs), &sw);
+        if (sw.off != 0) {
+          for (int k = 0; k < 8; ++k) sw.w[k] = __vsub4(sw.w[k], 0x01010101u * sw.off);
+        }
+        dst[0] = make_uint4(sw.w[0], sw.w[1], sw.w[2], sw.w[3]);
+        dst[1] = make_uint4(sw.w[4], sw.w[5], sw.w[6], sw.w[7]);
+        row_a[sub][rr] = sw.a;
+        row_b[sub][rr] = sw.b;
+        row_sc0[sub][rr] = sw.sc0;
+        row_sc1[sub][rr] = sw.sc1;
+      } else {
+        dst[0] = dst[1] = make_uint4(0, 0, 0, 0);
+        row_a[sub][rr] = row_b[sub][rr] = 0.0f;
+        row_sc0[sub][rr] = row_sc1[sub][rr] = 0;
+      }
+    }
+    for (int it = tid; it < kMmaToks * kStage * 2; it += 128) {
+      const int tok = it / (kStage * 2), part = it % (kStage * 2), sub = part / 2, half = part % 2;
+      const int64_t t = t_base + tok, b = b0 + sub;
+      int4 v = make_int4(0, 0, 0, 0);
+      if (t < n && b < nb32) v = *reinterpret_cast<const int4*>(xq + t * cols + b * 32 + half * 16);
+      *reinterpret_cast<int4*>(aq + tok * kMmaStride + sub * 32 + half * 16) = v;
+    }
+    for (int it = tid; it < kMmaToks * kStage; it += 128) {
+      const int tok = it % kMmaToks, sub = it / kMmaToks;
+      const int64_t t = t_base + tok, b = b0 + sub;
+      const bool ok = t < n && b < nb32;
+      tok_d[sub][tok] = ok ? xd[t * nb32 + b] : 0.0f;
+      tok_s[sub][tok] = ok ? xs[t * nb32 + b] : 0;
+    }
+    __syncthreads();
+
+    const int ns = static_cast<int>(nb32 - b0 < kStage ? nb32 - b0 : kStage);
+    for (int sub = 0; sub < ns; ++sub) {
+      const int64_t b = b0 + sub;
+      int a_lo[2][2], a_hi[2][2], b_lo[4], b_hi[4];
+      for (int i = 0; i < 2; ++i) {
+        const int8_t* r0 = wq + (wr + i * 16 + g) * kMmaStride + sub * 32 + q4 * 4;
+        const int8_t* r1 = r0 + 8 * kMmaStride;
+        a_lo[i][0] = *reinterpret_cast<const int*>(r0);
+        a_lo[i][1] = *reinterpret_cast<const int*>(r1);
+        a_hi[i][0] = *reinterpret_cast<const int*>(r0 + 16);
+        a_hi[i][1] = *reinterpret_cast<const int*>(r1 + 16);
+      }
+      for (int j = 0; j < 4; ++j) {
+        const int8_t* c0 = aq + (wt + j * 8 + g) * kMmaStride + sub * 32 + q4 * 4;
+        b_lo[j] = *reinterpret_cast<const int*>(c0);
+        b_hi[j] = *reinterpret_cast<const int*>(c0 + 16);
+      }
+      for (int i = 0; i < 2; ++i) {
+        for (int j = 0; j < 4; ++j) {
+          int lo[4], hi[4];
+          MmaS8K16(a_lo[i][0], a_lo[i][1], b_lo[j], lo);
+          MmaS8K16(a_hi[i][0], a_hi[i][1], b_hi[j], hi);
+          for (int e = 0; e < 4; ++e) {
+            const int rr = wr + i * 16 + g + (e >= 2 ? 8 : 0);
+            const int tt = wt + j * 8 + q4 * 2 + (e & 1);
+            const float dx = tok_d[sub][tt];
+            float c;
+            if (kKind == 0) {
+              c = FMul(FMul(row_a[sub][rr], dx), static_cast<float>(lo[e] + hi[e]));
+            } else if (kKind == 1) {
+              const float pos = FMul(row_a[sub][rr], static_cast<float>(lo[e] + hi[e]));
+              const float neg = FMul(row_b[sub][rr], static_cast<float>(tok_s[sub][tt]));
+              c = FMul(dx, FSub(pos, neg));
+            } else {
+              const int isum = row_sc0[sub][rr] * lo[e] + row_sc1[sub][rr] * hi[e];
+              c = FMul(FMul(row_a[sub][rr], dx), static_cast<float>(isum));
+            }
+            seg_acc[i][j][e] = FAdd(seg_acc[i][j][e], c);
+          }
+        }
+      }
+      // The end of a segment (or of the row): fold its sum into the total.
+      if ((b + 1) % subs_per_seg == 0 || b + 1 == nb32) {
+        const bool first = b < subs_per_seg;
+        for (int i = 0; i < 2; ++i)
+          for (int j = 0; j < 4; ++j)
+            for (int e = 0; e < 4; ++e) {
+              total[i][j][e] = first ? seg_acc[i][j][e] : FAdd(total[i][j][e], seg_acc[i][j][e]);
+              seg_acc[i][j][e] = 0.0f;
+            }
+      }
+    }
+    __syncthreads();
+  }
+  for (int i = 0; i < 2; ++i)
+    for (int j = 0; j < 4; ++j)
+      for (int e = 0; e < 4; ++e) {
+        const int64_t r = r_base + wr + i * 16 + g + (e >= 2 ? 8 : 0);
+        const int64_t t = t_base + wt + j * 8 + q4 * 2 + (e & 1);
+        if (r < rows && t < n) y[t * ldy + r] = total[i][j][e];
+      }
+}
+
+// From this many tokens on, quantized matmuls run on the tensor cores.
+constexpr int64_t kMmaMinTokens = kGemvMaxTokens;
+
+bool MmaEnabled() {
+  static const bool on = EnvSwitchOn("REPRISE_CUDA_MMA");
+  return on;
+}
+
+template <int kType, int kKind, int kSubs, int kUnitBytes>
+void Launch(const uint8_t* w, int64_t rows, int64_t cols, int64_t n_units, const ActQ& act,
+            int64_t n, float* y, int64_t ldy, cudaStream_t s) {
+  if (n >= kMmaMinTokens && MmaEnabled()) {
+    const dim3 grid(static_cast<unsigned>((rows + kMmaRows - 1) / kMmaRows),
+                    static_cast<unsigned>((n + kMmaToks - 1) / kMmaToks));
+    MatMulQuantMmaKernel<kType, kKind, kSubs, kUnitBytes>
+        <<<grid, 128, 0, s>>>(w, rows, n_units, act.q, act.d, act.sum, cols, n, y, ldy);
+    return;
+  }
+  LaunchGemv(static_cast<DType>(kType), w, rows, cols, n_units, nullptr, act, n, y, ldy, s);
+}
+
+// One sub-block through both paths (HostSubContrib).
+template <int kType, int kKind>
+void BothContribs(const uint8_t* unit, int j, const int8_t* xq, float dx, int32_t sx, float* slow,
+                  float* fast) {
+  uint32_t xw[8];
+  std::memcpy(xw, xq, sizeof(xw));
+  SubBlock sb;
+  SubW sw;
+  LoadSub<kType>(unit, j, &sb);
+  LoadSubW<kType>(unit, j, &sw);
+  *slow = SubBlockContrib<kKind>(sb, xq, dx, sx);
+  *fast = SubWContrib<kKind>(sw, xw, dx, sx);
+}
+
+}  // namespace
+
+void LaunchMatMulQuant(DType type, const uint8_t* w, int64_t rows, int64_t cols, int64_t n_units,
+                       const ActQ& act, int64_t n, float* y, int64_t ldy, cudaStream_t s) {
+  CHECK(cols % 32 == 0);
+  switch (type) {
+    case DType::kQ8_0:
+      Launch<static_cast<int>(DType::kQ8_0), 0, 1, kQ8_0Bytes>(w, rows, cols, n_units, act, n, y, ldy, s);
+      break;
+    case DType::kQ4_0:
+      Launch<static_cast<int>(DType::kQ4_0), 0, 1, kQ4_0Bytes>(w, rows, cols, n_units, act, n, y, ldy, s);
+      break;
+    case DType::kQ4_K:
+      Launch<static_cast<int>(DType::kQ4_K), 1, 8, kQ4KBytes>(w, rows, cols, n_units, act, n, y, ldy, s);
+      break;
+    case DType::kQ6_K:
+      Launch<static_cast<int>(DType::kQ6_K), 2, 8, kQ6KBytes>(w, rows, cols, n_units, act, n, y, ldy, s);
+      break;
+    default:
+      CHECK_MSG(false, "not a quantized type: %s", DTypeName(type));
+  }
+}
+
+void HostSubContrib(DType type, const uint8_t* unit, int j, const int8_t* xq, float dx,
+                    int32_t sx, float* slow, float* fast) {
+  constexpr int kQ8 = static_cast<int>(DType::kQ8_0), kQ40 = static_cast<int>(DType::kQ4_0);
+  constexpr int kQ4K = static_cast<int>(DType::kQ4_K), kQ6K = static_cast<int>(DType::kQ6_K);
+  switch (type) {
+    case DType::kQ8_0: return BothContribs<kQ8, 0>(unit, j, xq, dx, sx, slow, fast);
+    case DType::kQ4_0: return BothContribs<kQ40, 0>(unit, j, xq, dx, sx, slow, fast);
+    case DType::kQ4_K: return BothContribs<kQ4K, 1>(unit, j, xq, dx, sx, slow, fast);
+    default: return BothContribs<kQ6K, 2>(unit, j, xq, dx, sx, slow, fast);
+  }
+}
+
+}  // namespace reprise::kernels::cuda

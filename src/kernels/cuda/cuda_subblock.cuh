@@ -1,0 +1,197 @@
+// Internal to the CUDA backend: the arithmetic of one 32-value sub-block of a
+// quantized weight row against int8 activations, shared by every quantized
+// matmul kernel (cuda_matmul_quant.cu) and the host emulation
+// (cuda_matmul.cu's HostDot), so they cannot drift apart.
+//
+// Invariants:
+//  - A sub-block's contribution to one output is an exact integer dot product
+//    (dp4a, mma.sync s8 or a host loop: the same integer) scaled by float
+//    terms in one fixed order (SubBlockContrib). SubW / SubWContrib compute
+//    the same integer from 32-bit words of the block's bytes (the GEMV's fast
+//    path) and the same float terms, so their result equals SubBlockContrib's
+//    bit for bit (tests/kernels/cuda_host_test.cc checks every type).
+//  - Activations are quantized as the CPU does (ActScale / ActInvScale).
+#pragma once
+
+#include "kernels/cuda/cuda_common.cuh"
+
+namespace reprise::kernels::cuda {
+
+// The activation quantizer's arithmetic, exactly the CPU's (kernels/ref
+// QuantizeBlock): d = amax / 127, q = round-to-nearest-even(x * (1 / d)). So
+// the GPU's int8 activations equal the CPU's bit for bit, given the same x.
+REPRISE_HD float ActScale(float amax) { return FDiv(amax, 127.0f); }
+REPRISE_HD float ActInvScale(float d) { return d != 0.0f ? FDiv(1.0f, d) : 0.0f; }
+
+// Exact integer dot product of q[begin, end) and xq[begin, end) (begin and
+// end multiples of 4; xq 4-byte aligned): dp4a on the device, the same sum on
+// the host.
+REPRISE_HD int DotSub(const SubBlock& s, const int8_t* xq, int begin, int end) {
+  int acc = 0;
+#ifdef __CUDA_ARCH__
+  const int* qw = reinterpret_cast<const int*>(s.q);
+  const int* xw = reinterpret_cast<const int*>(xq);
+  for (int i = begin / 4; i < end / 4; ++i) acc = __dp4a(qw[i], xw[i], acc);
+#else
+  for (int i = begin; i < end; ++i) acc += static_cast<int>(s.q[i]) * static_cast<int>(xq[i]);
+#endif
+  return acc;
+}
+
+// The float contribution of one 32-value sub-block to one output.
+template <int kKind>  // 0: Q8_0 / Q4_0, 1: Q4_K, 2: Q6_K
+REPRISE_HD float SubBlockContrib(const SubBlock& s, const int8_t* xq, float dx,
+                                                 int32_t sx) {
+  if (kKind == 0) {
+    const int sumi = DotSub(s, xq, 0, 32);
+    return FMul(FMul(s.d, dx), static_cast<float>(sumi));
+  } else if (kKind == 1) {
+    const int sumi = DotSub(s, xq, 0, 32);
+    const float pos = FMul(FMul(s.d, static_cast<float>(s.sc0)), static_cast<float>(sumi));
+    const float neg = FMul(FMul(s.dmin, static_cast<float>(s.m)), static_cast<float>(sx));
+    return FMul(dx, FSub(pos, neg));
+  } else {
+    const int isum = s.sc0 * DotSub(s, xq, 0, 16) + s.sc1 * DotSub(s, xq, 16, 32);
+    return FMul(FMul(s.d, dx), static_cast<float>(isum));
+  }
+}
+
+template <int kType>  // static_cast<int>(DType)
+REPRISE_HD void LoadSub(const uint8_t* unit, int j, SubBlock* s) {
+  if constexpr (kType == static_cast<int>(DType::kQ8_0)) {
+    LoadSubBlockQ8_0(unit, s);
+  } else if constexpr (kType == static_cast<int>(DType::kQ4_0)) {
+    LoadSubBlockQ4_0(unit, s);
+  } else if constexpr (kType == static_cast<int>(DType::kQ4_K)) {
+    LoadSubBlockQ4K(unit, j, s);
+  } else {
+    LoadSubBlockQ6K(unit, j, s);
+  }
+}
+
+// Value i of a 16-byte unit of F32 / F16 / BF16 weights.
+template <int kElem>  // 0: F32, 1: F16, 2: BF16
+REPRISE_HD float LoadValue(const uint8_t* unit, int i) {
+  if constexpr (kElem == 0) {
+    float v;
+    std::memcpy(&v, unit + 4 * i, sizeof(v));
+    return v;
+  } else if constexpr (kElem == 1) {
+    return HalfBitsToFloat(reinterpret_cast<const uint16_t*>(unit)[i]);
+  } else {
+    return Bf16BitsToFloat(reinterpret_cast<const uint16_t*>(unit)[i]);
+  }
+}
+
+// ---- the word path (the decode GEMV) ----
+
+// Signed 8-bit dot product of 4 packed bytes, plus c.
+REPRISE_HD int Dp4a(uint32_t a, uint32_t b, int c) {
+#ifdef __CUDA_ARCH__
+  return __dp4a(static_cast<int>(a), static_cast<int>(b), c);
+#else
+  for (int k = 0; k < 4; ++k) {
+    c += static_cast<int>(static_cast<int8_t>(a >> (8 * k))) *
+         static_cast<int>(static_cast<int8_t>(b >> (8 * k)));
+  }
+  return c;
+#endif
+}
+
+// 4 bytes at a 2-byte aligned address (every field the word path reads is).
+REPRISE_HD uint32_t Ld32A2(const uint8_t* p) {
+#ifdef __CUDA_ARCH__
+  const uint16_t* h = reinterpret_cast<const uint16_t*>(p);
+  return static_cast<uint32_t>(h[0]) | (static_cast<uint32_t>(h[1]) << 16);
+#else
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+#endif
+}
+
+// Sub-block j of a unit as 8 words of 4 byte-values each (values 4k..4k+3 in
+// word k, as SubBlock::q orders them) stored with a non-negative bias `off`
+// (q = byte - off: Q4_0 8, Q6_K 32, else 0), and its float terms.
+struct SubW {
+  uint32_t w[8];
+  int off = 0;
+  float a = 0.0f, b = 0.0f;  // Q8_0/Q4_0/Q6_K: a = d; Q4_K: a = d * sc, b = dmin * m
+  int sc0 = 1, sc1 = 1;      // Q6_K's two 16-value scales
+};
+
+template <int kType>  // static_cast<int>(DType)
+REPRISE_HD void LoadSubW(const uint8_t* unit, int j, SubW* s) {
+  if constexpr (kType == static_cast<int>(DType::kQ8_0)) {
+    s->a = HalfBitsToFloat(Ld16(unit));
+    for (int k = 0; k < 8; ++k) s->w[k] = Ld32A2(unit + 2 + 4 * k);
+  } else if constexpr (kType == static_cast<int>(DType::kQ4_0)) {
+    s->a = HalfBitsToFloat(Ld16(unit));
+    s->off = 8;
+    for (int k = 0; k < 4; ++k) {
+      const uint32_t v = Ld32A2(unit + 2 + 4 * k);
+      s->w[k] = v & 0x0F0F0F0Fu;
+      s->w[k + 4] = (v >> 4) & 0x0F0F0F0Fu;
+    }
+  } else if constexpr (kType == static_cast<int>(DType::kQ4_K)) {
+    const float d = HalfBitsToFloat(Ld16(unit)), dmin = HalfBitsToFloat(Ld16(unit + 2));
+    int sc, m;
+    ScaleMinK4(j, unit + 4, &sc, &m);
+    s->a = FMul(d, static_cast<float>(sc));
+    s->b = FMul(dmin, static_cast<float>(m));
+    const uint8_t* qs = unit + 16 + 32 * (j / 2);  // 16-byte aligned
+    const int shift = (j % 2) * 4;
+#ifdef __CUDA_ARCH__
+    const uint4 v0 = reinterpret_cast<const uint4*>(qs)[0], v1 = reinterpret_cast<const uint4*>(qs)[1];
+    const uint32_t raw[8] = {v0.x, v0.y, v0.z, v0.w, v1.x, v1.y, v1.z, v1.w};
+#else
+    uint32_t raw[8];
+    std::memcpy(raw, qs, 32);
+#endif
+    for (int k = 0; k < 8; ++k) s->w[k] = (raw[k] >> shift) & 0x0F0F0F0Fu;
+  } else {
+    const int half = j / 4, quarter = j % 4;
+    const uint8_t* ql = unit + 64 * half + 32 * (quarter & 1);
+    const uint8_t* qh = unit + 128 + 32 * half;
+    const int sl = 4 * (quarter >> 1), sh = 2 * quarter;
+    for (int k = 0; k < 8; ++k) {
+      s->w[k] = ((Ld32A2(ql + 4 * k) >> sl) & 0x0F0F0F0Fu) |
+                (((Ld32A2(qh + 4 * k) >> sh) & 0x03030303u) << 4);
+    }
+    s->off = 32;
+    s->a = HalfBitsToFloat(Ld16(unit + 208));
+    s->sc0 = static_cast<int8_t>(unit[192 + 8 * half + 2 * quarter]);
+    s->sc1 = static_cast<int8_t>(unit[192 + 8 * half + 2 * quarter + 1]);
+  }
+}
+
+// SubBlockContrib<kKind> of the same sub-block, from its words and the 8
+// activation words xw (the 32 int8 activations): the same bits.
+template <int kKind>  // 0: Q8_0 / Q4_0, 1: Q4_K, 2: Q6_K
+REPRISE_HD float SubWContrib(const SubW& s, const uint32_t* xw, float dx, int32_t sx) {
+  int lo = 0, hi = 0;
+  for (int k = 0; k < 4; ++k) {
+    lo = Dp4a(s.w[k], xw[k], lo);
+    hi = Dp4a(s.w[k + 4], xw[k + 4], hi);
+  }
+  if (s.off != 0) {  // q = byte - off: subtract off * (sum of the activations of each half)
+    int xlo = 0, xhi = 0;
+    for (int k = 0; k < 4; ++k) {
+      xlo = Dp4a(xw[k], 0x01010101u, xlo);
+      xhi = Dp4a(xw[k + 4], 0x01010101u, xhi);
+    }
+    lo -= s.off * xlo;
+    hi -= s.off * xhi;
+  }
+  if (kKind == 0) {
+    return FMul(FMul(s.a, dx), static_cast<float>(lo + hi));
+  } else if (kKind == 1) {
+    const float pos = FMul(s.a, static_cast<float>(lo + hi));
+    const float neg = FMul(s.b, static_cast<float>(sx));
+    return FMul(dx, FSub(pos, neg));
+  } else {
+    return FMul(FMul(s.a, dx), static_cast<float>(s.sc0 * lo + s.sc1 * hi));
+  }
+}
+
+}  // namespace reprise::kernels::cuda
