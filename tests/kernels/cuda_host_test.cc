@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "kernels/cuda/cuda_kernels.h"
+#include "core/fp16.h"
 #include "core/thread_pool.h"
 #include "kernels/matmul_internal.h"
 #include "kernels/ops.h"
@@ -150,6 +151,68 @@ INSTANTIATE_TEST_SUITE_P(Types, CudaHostDequant,
 INSTANTIATE_TEST_SUITE_P(Types, CudaHostArithmetic,
                          ::testing::Values(DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0,
                                            DType::kQ4_0, DType::kQ4_K, DType::kQ6_K),
+                         TypeName);
+
+class CudaHostHalf : public ::testing::TestWithParam<DType> {};
+
+// The tensor-core layout: every weight of a 37 x 45 matrix (partial 16-row
+// tile and 16-column chunk) sits in the register and half of the lane that
+// mma.sync m16n8k16 reads it from (A fragment: rows g and g + 8, columns 2q,
+// 2q + 1 and 2q + 8, 2q + 9 of the chunk), and the padding is +0.
+TEST_P(CudaHostHalf, RepackPutsEveryWeightInItsFragmentSlot) {
+  const DType type = GetParam();
+  const int64_t rows = 37, cols = 45;
+  std::vector<uint16_t> w(static_cast<size_t>(rows * cols));
+  for (size_t i = 0; i < w.size(); ++i) w[i] = static_cast<uint16_t>(1 + i * 13);
+  const MatrixView v{type, rows, cols, reinterpret_cast<const uint8_t*>(w.data())};
+  int64_t n_kc = 0;
+  const std::vector<uint8_t> packed = RepackHalf(v, &n_kc);
+  ASSERT_EQ(n_kc, 3);
+  ASSERT_EQ(packed.size(), size_t{3 * 3 * 512});  // 3 row tiles x 3 chunks
+  std::vector<uint16_t> half(packed.size() / 2);
+  std::memcpy(half.data(), packed.data(), packed.size());
+  for (int64_t rt = 0; rt < 3; ++rt) {
+    for (int64_t kc = 0; kc < n_kc; ++kc) {
+      for (int lane = 0; lane < 32; ++lane) {
+        const int g = lane / 4, q = lane % 4;
+        for (int reg = 0; reg < 4; ++reg) {
+          for (int e = 0; e < 2; ++e) {
+            const int64_t r = rt * 16 + g + 8 * (reg % 2);
+            const int64_t c = kc * 16 + 2 * q + 8 * (reg / 2) + e;
+            const uint16_t want = r < rows && c < cols ? w[r * cols + c] : 0;
+            const uint16_t got = half[(((rt * n_kc + kc) * 32 + lane) * 4 + reg) * 2 + e];
+            ASSERT_EQ(got, want) << "row " << r << " col " << c;
+          }
+        }
+      }
+    }
+  }
+}
+
+// Activations round to nearest; f16 saturates at +-65504 instead of inf.
+TEST_P(CudaHostHalf, ActivationsRoundToNearestAndF16Saturates) {
+  const DType type = GetParam();
+  const auto value = [&](float v) {
+    const uint16_t h = HostHalfActivation(type, v);
+    return type == DType::kBF16 ? Bf16ToFp32(h) : Fp16ToFp32(h);
+  };
+  EXPECT_EQ(value(1.0f), 1.0f);
+  EXPECT_EQ(value(-0.375f), -0.375f);
+  const float step = type == DType::kBF16 ? 1.0f / 128 : 1.0f / 1024;  // spacing above 1
+  EXPECT_EQ(value(1.0f + 0.49f * step), 1.0f);
+  EXPECT_EQ(value(1.0f + 0.51f * step), 1.0f + step);
+  if (type == DType::kF16) {
+    EXPECT_EQ(value(1e6f), 65504.0f);
+    EXPECT_EQ(value(-1e30f), -65504.0f);
+  } else {
+    EXPECT_NEAR(value(1e30f), 1e30f, 1e28f);
+  }
+  EXPECT_TRUE(std::isnan(value(std::nanf(""))));
+  EXPECT_EQ(HalfActCols(45), 48);
+  EXPECT_EQ(HalfActCols(4096), 4096);
+}
+
+INSTANTIATE_TEST_SUITE_P(Types, CudaHostHalf, ::testing::Values(DType::kF16, DType::kBF16),
                          TypeName);
 
 class CudaHostQuantPaths : public ::testing::TestWithParam<DType> {};

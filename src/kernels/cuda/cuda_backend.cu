@@ -245,11 +245,14 @@ class CudaBackend final : public Backend {
     }
     int64_t n_units = 0;
     int unit_bytes = 0;
-    std::vector<uint8_t> host = RepackInterleaved(view, &n_units, &unit_bytes);
+    const bool half = HalfTensorCores(view.type);
+    std::vector<uint8_t> host =
+        half ? RepackHalf(view, &n_units) : RepackInterleaved(view, &n_units, &unit_bytes);
     ASSIGN_OR_RETURN(void* dev, Upload(host.data(), host.size(), "weights"));
     MatrixView v = view;
     matrix_units_[dev] = n_units;
-    return Matrix::FromBackend(v, Owned(dev), host.size(), kLayoutInterleaved);
+    return Matrix::FromBackend(v, Owned(dev), host.size(),
+                               half ? kLayoutHalfFragments : kLayoutInterleaved);
   }
 
   Result<Matrix> PrepareTable(const MatrixView& view) override {
@@ -493,22 +496,40 @@ class CudaBackend final : public Backend {
       }
       act = {act_q_.ptr, act_d_.ptr, act_sum_.ptr};
     }
+    int64_t half_cols = 0;
+    for (const Matrix* w : ws) {
+      if (w->backend_layout() == kLayoutHalfFragments) {
+        CHECK(half_cols == 0 || w->cols() == ws[0]->cols());
+        half_cols = HalfActCols(w->cols());
+      }
+    }
+    if (half_cols > 0 && !Grow(&act_h_, n * half_cols).ok()) return;
     int64_t part = 1;
     for (const Matrix* w : ws) {
       part = std::max(part, MatMulScratchFloats(w->type(), w->rows(), w->cols(), n));
     }
     if (!Grow(&partials_, part).ok()) return;
     int act_group = 0;  // the block size the activations are quantized with now
+    DType half_act = DType::kF32;  // the half type the activations are rounded to now
     for (size_t m = 0; m < ws.size(); ++m) {
       const Matrix& w = *ws[m];
+      const uint8_t* data = static_cast<const uint8_t*>(w.backend_data());
+      const int64_t units = matrix_units_.at(const_cast<uint8_t*>(data));
+      if (w.backend_layout() == kLayoutHalfFragments) {
+        if (w.type() != half_act) {  // stream order: earlier matmuls have read the old ones
+          half_act = w.type();
+          LaunchHalfAct(w.type(), x, n, w.cols(), act_h_.ptr, stream_);
+        }
+        LaunchMatMulHalf(w.type(), data, w.rows(), units, act_h_.ptr, n, ys[m], w.rows(), stream_);
+        continue;
+      }
       if (IsQuantType(w.type()) && ActGroup(w.type()) != act_group) {
         act_group = ActGroup(w.type());  // stream order: earlier matmuls have read the old ones
         LaunchQuantizeAct(w.type(), x, n, w.cols(), act, stream_);
       }
       CHECK(w.backend_layout() == kLayoutInterleaved);
-      const uint8_t* data = static_cast<const uint8_t*>(w.backend_data());
-      LaunchMatMul(w.type(), data, w.rows(), w.cols(), matrix_units_.at(const_cast<uint8_t*>(data)),
-                   x, act, n, partials_.ptr, ys[m], w.rows(), stream_);
+      LaunchMatMul(w.type(), data, w.rows(), w.cols(), units, x, act, n, partials_.ptr, ys[m],
+                   w.rows(), stream_);
     }
   }
 
@@ -719,6 +740,7 @@ class CudaBackend final : public Backend {
   Scratch<int32_t> tokens_, pos_, seq_, table_, out_rows_;
   // Matmul activations.
   Scratch<int8_t> act_q_;
+  Scratch<uint16_t> act_h_;  // activations rounded for the half tensor-core path
   Scratch<float> act_d_;
   Scratch<int32_t> act_sum_;
   Scratch<float> partials_;  // matmul segment sums

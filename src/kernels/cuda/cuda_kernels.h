@@ -25,6 +25,7 @@ namespace reprise::kernels::cuda {
 enum Layout : int {
   kLayoutRaw = 100,          // GGUF row layout, uploaded as is (embedding tables)
   kLayoutInterleaved = 101,  // rows in groups of 32, see RepackInterleaved
+  kLayoutHalfFragments = 102,  // F16 / BF16 for the tensor cores, see RepackHalf
 };
 
 // Host-side repack of a GGUF matrix for the matmul kernels: rows in groups of
@@ -83,6 +84,25 @@ float HostDot(DType type, const uint8_t* row, int64_t cols, const float* x);
 // GEMV): tests assert the two are the same bits.
 void HostSubContrib(DType type, const uint8_t* unit, int j, const int8_t* xq, float dx,
                     int32_t sx, float* slow, float* fast);
+
+// ---- F16 / BF16 weights on the tensor cores (cuda_matmul_half.cu) ----
+// Whether `type`'s matrices take this path (F16 and BF16 unless
+// REPRISE_CUDA_HALF_MMA=0, which keeps them on the f32 kernels above; read at
+// upload, since the two paths have different layouts).
+bool HalfTensorCores(DType type);
+// Host-side repack into mma.sync A fragments: 16-row tiles x 16-column
+// chunks, 512 bytes each (cuda_matmul_half.cu). *n_kc: chunks per row.
+std::vector<uint8_t> RepackHalf(const MatrixView& v, int64_t* n_kc);
+// Columns of the rounded activations (cols padded to a multiple of 16).
+int64_t HalfActCols(int64_t cols);
+// x [n, cols] f32 -> xh [n, HalfActCols(cols)] f16 or bf16 bits as the
+// canonical order rounds them (HostHalfActivation: one value on the host).
+void LaunchHalfAct(DType type, const float* x, int64_t n, int64_t cols, uint16_t* xh,
+                   cudaStream_t s);
+uint16_t HostHalfActivation(DType type, float v);
+// y[t, r] (row stride ldy) for r < rows, t < n, from RepackHalf weights.
+void LaunchMatMulHalf(DType type, const uint8_t* w, int64_t rows, int64_t n_kc,
+                      const uint16_t* xh, int64_t n, float* y, int64_t ldy, cudaStream_t s);
 
 // ---- per-row ops (cuda_ops.cu); batch arrays are device memory ----
 void LaunchEmbed(DType type, const uint8_t* table, int64_t row_bytes, int64_t d,

@@ -380,7 +380,9 @@ void LaunchQuantizeAct(DType type, const float* x, int64_t n, int64_t cols, cons
 int64_t MatMulSegments(int64_t cols) { return (cols + kSegCols - 1) / kSegCols; }
 
 int64_t MatMulScratchFloats(DType type, int64_t rows, int64_t cols, int64_t n) {
-  if (IsQuantType(type) || n < kGemvMaxTokens || FloatTilesEnabled()) return 0;
+  if (IsQuantType(type) || HalfTensorCores(type) || n < kGemvMaxTokens || FloatTilesEnabled()) {
+    return 0;
+  }
   return MatMulSegments(cols) * n * rows;
 }
 

@@ -1,0 +1,363 @@
+// F16 and BF16 weights on the tensor cores: mma.sync m16n8k16 with f32
+// accumulation for every n (the decode GEMV included), on weights repacked at
+// upload into the instruction's fragment order.
+//
+// The canonical order of these two types (the determinism contract; the
+// other types keep cuda_matmul.cu's):
+//  - activations are rounded to the weight's type, round to nearest (f16:
+//    magnitudes above 65504 saturate to +-65504 instead of becoming inf), and
+//    zero-padded to a multiple of 16 columns;
+//  - per segment of kSegCols columns an f32 accumulator starts at +0 and takes
+//    one mma.sync per 16-column chunk, in chunk order (the tensor core adds the
+//    chunk's 16 exact products to it in its own fixed way);
+//  - the first segment's sum starts y, every later one is added in order.
+// Every kernel issues the same instruction on the same operands, chunk by
+// chunk, for each output (row r, token t), so n, the tile, the path and the
+// other tokens never change a bit. No host code reproduces the tensor core's
+// internal rounding: the tests compare the paths with each other bit for bit,
+// and each result with the exact dot product of the rounded operands to a
+// bound. Compared with the CPU (f32 activations) the difference is the
+// activations' rounding: 2^-11 (f16) or 2^-8 (bf16) of sum |w x| at most.
+//
+// Weight layout (RepackHalf): 16-row tiles x 16-column chunks; tile rt, chunk
+// kc is 512 bytes at (rt * n_kc + kc) * 512, lane L's 16 bytes being its four
+// A-fragment registers: rows g, g + 8 (g = L / 4) by columns 2q, 2q + 1 and
+// 2q + 8, 2q + 9 (q = L % 4). One 16-byte load per lane gives a warp a whole
+// fragment, coalesced, in both kernels.
+#include <cuda_bf16.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "core/check.h"
+#include "core/fp16.h"
+#include "kernels/cuda/cuda_common.cuh"
+#include "kernels/cuda/cuda_kernels.h"
+
+namespace reprise::kernels::cuda {
+namespace {
+
+constexpr int64_t kChunksPerSeg = kSegCols / 16;
+
+template <bool kBf16>
+__device__ __forceinline__ void MmaHalf(const uint4& a, uint32_t b0, uint32_t b1, float (&d)[4]) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  if constexpr (kBf16) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+        "{%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a.x), "r"(a.y), "r"(a.z), "r"(a.w), "r"(b0), "r"(b1));
+  } else {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+        "{%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a.x), "r"(a.y), "r"(a.z), "r"(a.w), "r"(b0), "r"(b1));
+  }
+#else
+  (void)a, (void)b0, (void)b1, (void)d;
+  __trap();
+#endif
+}
+
+__device__ __forceinline__ void CpAsync16(void* smem, const void* gmem, bool valid) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  const int bytes = valid ? 16 : 0;  // 0: the 16 bytes are zero-filled, nothing is read
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(bytes));
+#else
+  (void)smem, (void)gmem, (void)valid;
+  __trap();
+#endif
+}
+__device__ __forceinline__ void CpAsyncCommit() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.commit_group;\n" ::);
+#endif
+}
+template <int kPending>
+__device__ __forceinline__ void CpAsyncWait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending));
+#endif
+}
+
+__device__ __forceinline__ uint32_t Ld32(const uint16_t* p) {
+  return *reinterpret_cast<const uint32_t*>(p);
+}
+
+// One activation as the canonical order rounds it (the host twin is
+// HostHalfActivation).
+template <bool kBf16>
+__device__ __forceinline__ uint16_t ActBits(float v) {
+  if constexpr (kBf16) {
+    return __bfloat16_as_ushort(__float2bfloat16_rn(v));
+  } else {
+    if (fabsf(v) > 65504.0f) v = copysignf(65504.0f, v);  // NaN stays NaN
+    return __half_as_ushort(__float2half_rn(v));
+  }
+}
+
+template <bool kBf16>
+__global__ void HalfActKernel(const float* __restrict__ x, int64_t n, int64_t cols, int64_t cols16,
+                              uint16_t* __restrict__ xh) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= n * cols16) return;
+  const int64_t t = i / cols16, c = i % cols16;
+  xh[i] = c < cols ? ActBits<kBf16>(x[t * cols + c]) : 0;
+}
+
+// ---- decode: n < kGemvMaxTokens ----
+// A block owns one 16-row tile; warp w takes segments w, w + 8, ... (each a
+// chain of up to 32 mma.sync per 8-token column tile, weights loaded eight
+// fragments ahead), writes its segment sums to shared memory, and one thread
+// per (row, token) folds them in segment order.
+constexpr int kHgWarps = 8;
+
+template <bool kBf16>
+__global__ void __launch_bounds__(kHgWarps * 32)
+    GemvHalfKernel(const uint4* __restrict__ w, int64_t n_kc, const uint16_t* __restrict__ xh,
+                   int n, int64_t rows, float* __restrict__ y, int64_t ldy) {
+  __shared__ float sbuf[kHgWarps][16 * 16];  // [warp][row * 16 + token]
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, q = lane % 4;
+  const int64_t rt = blockIdx.x;
+  const int64_t cols16 = n_kc * 16;
+  const int64_t n_seg = (n_kc + kChunksPerSeg - 1) / kChunksPerSeg;
+  const uint4* wr = w + rt * n_kc * 32 + lane;
+  const bool two = n > 8;
+  const bool ok0 = g < n, ok1 = g + 8 < n;
+  const uint16_t* x0 = xh + static_cast<int64_t>(g) * cols16 + 2 * q;
+  const uint16_t* x1 = xh + static_cast<int64_t>(g + 8) * cols16 + 2 * q;
+  const int fr = threadIdx.x % 16, ft = threadIdx.x / 16;  // the fold thread's row, token
+  float total = 0.0f;
+  for (int64_t s0 = 0; s0 < n_seg; s0 += kHgWarps) {
+    const int64_t seg = s0 + warp;
+    if (seg < n_seg) {
+      float acc[2][4] = {{0.0f, 0.0f, 0.0f, 0.0f}, {0.0f, 0.0f, 0.0f, 0.0f}};
+      const int64_t k0 = seg * kChunksPerSeg;
+      const int64_t k1 = k0 + kChunksPerSeg < n_kc ? k0 + kChunksPerSeg : n_kc;
+      for (int64_t kc = k0; kc < k1; kc += 8) {
+        uint4 a[8];
+#pragma unroll
+        for (int u = 0; u < 8; ++u) {
+          if (kc + u < k1) a[u] = wr[(kc + u) * 32];
+        }
+#pragma unroll
+        for (int u = 0; u < 8; ++u) {
+          if (kc + u < k1) {
+            const int64_t c = (kc + u) * 16;
+            MmaHalf<kBf16>(a[u], ok0 ? Ld32(x0 + c) : 0u, ok0 ? Ld32(x0 + c + 8) : 0u, acc[0]);
+            if (two) {
+              MmaHalf<kBf16>(a[u], ok1 ? Ld32(x1 + c) : 0u, ok1 ? Ld32(x1 + c + 8) : 0u, acc[1]);
+            }
+          }
+        }
+      }
+      for (int j = 0; j < 2; ++j) {
+        float* s = sbuf[warp];
+        s[g * 16 + 8 * j + 2 * q] = acc[j][0];
+        s[g * 16 + 8 * j + 2 * q + 1] = acc[j][1];
+        s[(g + 8) * 16 + 8 * j + 2 * q] = acc[j][2];
+        s[(g + 8) * 16 + 8 * j + 2 * q + 1] = acc[j][3];
+      }
+    }
+    __syncthreads();
+    if (ft < n) {
+      for (int k = 0; k < kHgWarps; ++k) {
+        const int64_t seg_k = s0 + k;
+        if (seg_k >= n_seg) break;
+        const float v = sbuf[k][fr * 16 + ft];
+        total = seg_k == 0 ? v : FAdd(total, v);
+      }
+    }
+    __syncthreads();
+  }
+  const int64_t r = rt * 16 + fr;
+  if (ft < n && r < rows) y[ft * ldy + r] = total;
+}
+
+// ---- prefill: n >= kGemvMaxTokens ----
+// A block computes a 128-row x 128-token tile in steps of 32 columns, the
+// next step's weights and activations copied (cp.async) while this one
+// computes; warp (wr, wt) of 2 x 4 owns 64 rows x 32 tokens: 4 x 4 mma tiles.
+constexpr int kHmRows = 128, kHmToks = 128;
+constexpr int kHmStride = 40;  // halfs per token line in shared memory: 80 bytes, so the
+                               // B-fragment loads of 8 tokens x 4 lanes hit 32 banks
+
+template <bool kBf16>
+__global__ void __launch_bounds__(256)
+    MatMulHalfMmaKernel(const uint4* __restrict__ w, int64_t n_rt, int64_t n_kc,
+                        const uint16_t* __restrict__ xh, int64_t n, int64_t rows,
+                        float* __restrict__ y, int64_t ldy) {
+  __shared__ alignas(16) uint4 as[2][(kHmRows / 16) * 2 * 32];
+  __shared__ alignas(16) uint16_t bs[2][kHmToks * kHmStride];
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, q = lane % 4;
+  const int64_t rt0 = static_cast<int64_t>(blockIdx.x) * (kHmRows / 16);
+  const int64_t t0 = static_cast<int64_t>(blockIdx.y) * kHmToks;
+  const int64_t cols16 = n_kc * 16;
+  const int wr = warp / 4, wt = warp % 4;
+  const int64_t n_ks = (n_kc + 1) / 2;
+
+  auto load = [&](int st, int64_t ks) {
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+      const int idx = tid + 256 * i;
+      const int rtl = idx / 64, kcl = (idx / 32) % 2, l = idx % 32;
+      const int64_t rt = rt0 + rtl, kc = 2 * ks + kcl;
+      const bool ok = rt < n_rt && kc < n_kc;
+      CpAsync16(&as[st][(rtl * 2 + kcl) * 32 + l], ok ? w + (rt * n_kc + kc) * 32 + l : w, ok);
+    }
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+      const int idx = tid + 256 * i;
+      const int tok = idx / 4, part = idx % 4;
+      const int64_t t = t0 + tok, c = 32 * ks + 8 * part;
+      const bool ok = t < n && c < cols16;
+      CpAsync16(&bs[st][tok * kHmStride + 8 * part], ok ? xh + t * cols16 + c : xh, ok);
+    }
+    CpAsyncCommit();
+  };
+
+  float acc[4][4][4], total[4][4][4];
+#pragma unroll
+  for (int i = 0; i < 4; ++i)
+#pragma unroll
+    for (int j = 0; j < 4; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc[i][j][e] = total[i][j][e] = 0.0f;
+
+  load(0, 0);
+  constexpr int64_t kStepsPerSeg = kChunksPerSeg / 2;  // 32-column steps per segment
+  for (int64_t ks0 = 0; ks0 < n_ks; ks0 += kStepsPerSeg) {
+    const int64_t ks1 = ks0 + kStepsPerSeg < n_ks ? ks0 + kStepsPerSeg : n_ks;
+    for (int64_t ks = ks0; ks < ks1; ++ks) {
+      const int st = static_cast<int>(ks & 1);
+      if (ks + 1 < n_ks) {
+        load(st ^ 1, ks + 1);
+        CpAsyncWait<1>();
+      } else {
+        CpAsyncWait<0>();
+      }
+      __syncthreads();
+      // Chunk 2 ks + 1 exists unless n_kc is odd and this is the last step.
+      const int n_chunks = 2 * ks + 1 < n_kc ? 2 : 1;
+#pragma unroll 1
+      for (int kcl = 0; kcl < n_chunks; ++kcl) {
+        uint4 a[4];
+        uint32_t b[4][2];
+#pragma unroll
+        for (int i = 0; i < 4; ++i) a[i] = as[st][((4 * wr + i) * 2 + kcl) * 32 + lane];
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          const uint16_t* p = &bs[st][(32 * wt + 8 * j + g) * kHmStride + kcl * 16 + 2 * q];
+          b[j][0] = Ld32(p);
+          b[j][1] = Ld32(p + 8);
+        }
+#pragma unroll
+        for (int i = 0; i < 4; ++i)
+#pragma unroll
+          for (int j = 0; j < 4; ++j) MmaHalf<kBf16>(a[i], b[j][0], b[j][1], acc[i][j]);
+      }
+      __syncthreads();
+    }
+    // The segment ends: the first one starts the total, later ones add in order.
+    const bool first = ks0 == 0;
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+#pragma unroll
+      for (int j = 0; j < 4; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          total[i][j][e] = first ? acc[i][j][e] : FAdd(total[i][j][e], acc[i][j][e]);
+          acc[i][j][e] = 0.0f;
+        }
+  }
+#pragma unroll
+  for (int i = 0; i < 4; ++i)
+#pragma unroll
+    for (int j = 0; j < 4; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int64_t r = (rt0 + 4 * wr + i) * 16 + g + (e >= 2 ? 8 : 0);
+        const int64_t t = t0 + 32 * wt + 8 * j + 2 * q + (e & 1);
+        if (r < rows && t < n) y[t * ldy + r] = total[i][j][e];
+      }
+}
+
+template <bool kBf16>
+void Run(const uint8_t* w, int64_t rows, int64_t n_kc, const uint16_t* xh, int64_t n, float* y,
+         int64_t ldy, cudaStream_t s) {
+  const uint4* wv = reinterpret_cast<const uint4*>(w);
+  const int64_t n_rt = (rows + 15) / 16;
+  if (n >= kGemvMaxTokens) {
+    const dim3 grid(static_cast<unsigned>((n_rt + kHmRows / 16 - 1) / (kHmRows / 16)),
+                    static_cast<unsigned>((n + kHmToks - 1) / kHmToks));
+    MatMulHalfMmaKernel<kBf16><<<grid, 256, 0, s>>>(wv, n_rt, n_kc, xh, n, rows, y, ldy);
+    return;
+  }
+  GemvHalfKernel<kBf16><<<static_cast<unsigned>(n_rt), kHgWarps * 32, 0, s>>>(
+      wv, n_kc, xh, static_cast<int>(n), rows, y, ldy);
+}
+
+}  // namespace
+
+bool HalfTensorCores(DType type) {
+  static const bool on = EnvSwitchOn("REPRISE_CUDA_HALF_MMA");
+  return on && (type == DType::kF16 || type == DType::kBF16);
+}
+
+std::vector<uint8_t> RepackHalf(const MatrixView& v, int64_t* n_kc) {
+  const int64_t rows = v.rows, cols = v.cols;
+  const int64_t kcs = (cols + 15) / 16, rts = (rows + 15) / 16;
+  std::vector<uint8_t> out(static_cast<size_t>(rts * kcs * 512), 0);
+  uint32_t* dst = reinterpret_cast<uint32_t*>(out.data());
+  const int64_t row_bytes = v.row_bytes();
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint8_t* src = v.data + r * row_bytes;
+    const int64_t rt = r / 16;
+    const int g = static_cast<int>(r % 8), hi = static_cast<int>((r % 16) / 8);
+    for (int64_t c = 0; c < cols; c += 2) {
+      const int64_t kc = c / 16;
+      const int j = static_cast<int>((c % 16) / 2);  // the column pair within the chunk
+      const int lane = 4 * g + j % 4, reg = hi + 2 * (j / 4);
+      uint32_t pair = Ld16(src + 2 * c);
+      if (c + 1 < cols) pair |= static_cast<uint32_t>(Ld16(src + 2 * c + 2)) << 16;
+      dst[((rt * kcs + kc) * 32 + lane) * 4 + reg] = pair;
+    }
+  }
+  *n_kc = kcs;
+  return out;
+}
+
+uint16_t HostHalfActivation(DType type, float v) {
+  if (type == DType::kBF16) return Fp32ToBf16(v);
+  if (std::fabs(v) > 65504.0f) v = std::copysign(65504.0f, v);
+  return Fp32ToFp16(v);
+}
+
+int64_t HalfActCols(int64_t cols) { return (cols + 15) / 16 * 16; }
+
+void LaunchHalfAct(DType type, const float* x, int64_t n, int64_t cols, uint16_t* xh,
+                   cudaStream_t s) {
+  const int64_t cols16 = HalfActCols(cols);
+  const unsigned grid = static_cast<unsigned>((n * cols16 + 255) / 256);
+  if (type == DType::kBF16) {
+    HalfActKernel<true><<<grid, 256, 0, s>>>(x, n, cols, cols16, xh);
+  } else {
+    HalfActKernel<false><<<grid, 256, 0, s>>>(x, n, cols, cols16, xh);
+  }
+}
+
+void LaunchMatMulHalf(DType type, const uint8_t* w, int64_t rows, int64_t n_kc,
+                      const uint16_t* xh, int64_t n, float* y, int64_t ldy, cudaStream_t s) {
+  CHECK(type == DType::kF16 || type == DType::kBF16);
+  if (type == DType::kBF16) {
+    Run<true>(w, rows, n_kc, xh, n, y, ldy, s);
+  } else {
+    Run<false>(w, rows, n_kc, xh, n, y, ldy, s);
+  }
+}
+
+}  // namespace reprise::kernels::cuda
