@@ -101,12 +101,14 @@ tests() {
     REPRISE_CUDA_MMA=0 "$BUILD/bin/gpu_tests" --gtest_brief=1 > "$WORK/gpu_tests_nomma.log" 2>&1
     grep -E "^\[  (PASSED|FAILED) |Failure" "$WORK/gpu_tests_nomma.log" | head -30
     tail -3 "$WORK/gpu_tests_nomma.log"
-    cp "$WORK/gpu_tests_nomma.log" "$OUT/"
     say "gpu_tests failed: again without the tiled prefill attention (REPRISE_CUDA_ATTN_TILES=0)"
     REPRISE_CUDA_ATTN_TILES=0 "$BUILD/bin/gpu_tests" --gtest_brief=1 > "$WORK/gpu_tests_notiles.log" 2>&1
     grep -E "^\[  (PASSED|FAILED) |Failure" "$WORK/gpu_tests_notiles.log" | head -30
     tail -3 "$WORK/gpu_tests_notiles.log"
-    cp "$WORK/gpu_tests_notiles.log" "$OUT/"
+    say "gpu_tests failed: again with F16 / BF16 off the tensor cores (REPRISE_CUDA_HALF_MMA=0)"
+    REPRISE_CUDA_HALF_MMA=0 "$BUILD/bin/gpu_tests" --gtest_brief=1 > "$WORK/gpu_tests_nohalf.log" 2>&1
+    grep -E "^\[  (PASSED|FAILED) |Failure" "$WORK/gpu_tests_nohalf.log" | head -30
+    tail -3 "$WORK/gpu_tests_nohalf.log"
   fi
   say "gpu_tests with CUDA graphs (REPRISE_CUDA_GRAPHS=1: decode steps replayed as graphs)"
   REPRISE_CUDA_GRAPHS=1 "$BUILD/bin/gpu_tests" --gtest_brief=1 \
