@@ -211,6 +211,14 @@ bench() {
       > "$WORK/bench-$t-graphs.json" 2> "$WORK/bench-$t-graphs.log"
     cat "$WORK/bench-$t-graphs.json" 2>/dev/null
   done
+  # GPU time per op kind (REPRISE_CUDA_PROFILE=1): pp512 + tg32, one rep.
+  for t in $TYPES; do
+    say "reprise bench $t pp512 tg32, profiled"
+    REPRISE_CUDA_PROFILE=1 timeout 150 "$BUILD/bin/reprise" bench --device cuda \
+      --model "$MODELS/llama3-8b-$t.gguf" --pp 512 --tg 32 --reps 1 --json \
+      > "$WORK/bench-$t-profile.json" 2> "$WORK/bench-$t-profile.log"
+    grep "cuda profile" "$WORK/bench-$t-profile.log" | head -24
+  done
   # The quantized prefill without the tensor cores (the GEMV kernel), to
   # measure what the MMA path buys.
   for t in $TYPES; do

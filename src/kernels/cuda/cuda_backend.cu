@@ -24,6 +24,7 @@
 #include "kernels/backend.h"
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/cuda_kernels.h"
+#include "kernels/cuda/cuda_profile.h"
 
 namespace reprise::kernels {
 
@@ -79,6 +80,8 @@ class CudaBackend final : public Backend {
 
   ~CudaBackend() override {
     cudaStreamSynchronize(stream_);
+    profiler_.Collect();
+    profiler_.Report();
     for (auto& g : graphs_) cudaGraphExecDestroy(g.second);
     if (copy_stream_ != nullptr) cudaStreamSynchronize(copy_stream_);
     for (const Fence& f : fences_) cudaEventDestroy(f.event);
@@ -217,6 +220,7 @@ class CudaBackend final : public Backend {
     if (graph_mode_ != GraphMode::kOff) FinishGraph();
     Note(cudaStreamSynchronize(stream_), "a kernel");
     Note(cudaGetLastError(), "a kernel launch");
+    profiler_.Collect();
     Status s = first_error_;
     first_error_ = Status::Ok();
     return s;
@@ -450,40 +454,52 @@ class CudaBackend final : public Backend {
 
   void Embed(const Matrix& table, float* x) override {
     if (Replaying()) return;
+    OpScope op(&profiler_, "embed", stream_);
     CHECK(table.backend_layout() == kLayoutRaw);
     LaunchEmbed(table.type(), static_cast<const uint8_t*>(table.backend_data()),
                 table.view().row_bytes(), table.cols(), batch_.tokens, n_, x, stream_);
   }
   void RopeTable(const float* inv_freq, int64_t rope_dims, float* rope) override {
     if (Replaying()) return;
+    OpScope op(&profiler_, "rope table", stream_);
     LaunchRopeTable(batch_.pos, n_, inv_freq, rope_dims, rope, stream_);
   }
   void RmsNorm(const float* x, const float* w, int64_t n, int64_t d, float eps,
                float* out) override {
     if (Replaying()) return;
+    OpScope op(&profiler_, "rms norm", stream_);
     if (n > 0) LaunchRmsNorm(x, w, n, d, eps, out, stream_);
   }
   void AddRmsNorm(float* x, const float* y, const float* w, int64_t n, int64_t d, float eps,
                   float* out) override {
     if (Replaying()) return;
+    OpScope op(&profiler_, "add + rms norm", stream_);
     if (n > 0) LaunchAddRmsNorm(x, y, w, n, d, eps, out, stream_);
   }
   void Add(float* x, const float* y, int64_t n, int64_t d) override {
     if (Replaying()) return;
+    OpScope op(&profiler_, "add", stream_);
     if (n * d > 0) LaunchAdd(x, y, n * d, stream_);
   }
   void AddBias(float* y, const float* b, int64_t n, int64_t d) override {
     if (Replaying()) return;
+    OpScope op(&profiler_, "add bias", stream_);
     if (n * d > 0) LaunchAddBias(y, b, n, d, stream_);
   }
   void SiluMul(float* gate, const float* up, int64_t n, int64_t d) override {
     if (Replaying()) return;
+    OpScope op(&profiler_, "silu mul", stream_);
     if (n * d > 0) LaunchSiluMul(gate, up, n * d, stream_);
   }
 
   void MatMul(std::span<const Matrix* const> ws, const float* x, int64_t n,
               std::span<float* const> ys) override {
     if (n == 0 || Replaying()) return;
+    OpScope op(&profiler_,
+               profiler_.on() ? std::string("matmul ") + DTypeName(ws[0]->type()) +
+                                    (n < kGemvMaxTokens ? " (decode)" : " (prefill)")
+                              : std::string(),
+               stream_);
     bool quantized = false;
     for (const Matrix* w : ws) quantized |= IsQuantType(w->type());
     ActQ act;
@@ -535,6 +551,7 @@ class CudaBackend final : public Backend {
 
   void QkRopeStore(const QkRopeStoreArgs& a) override {
     if (Replaying()) return;
+    OpScope op(&profiler_, "qk norm, rope, kv store", stream_);
     if (n_ > 0) LaunchQkRopeStore(a, batch_, stream_);
   }
 
@@ -552,6 +569,8 @@ class CudaBackend final : public Backend {
   void Attention(const float* q, const AttentionShape& shape, const KvLayout& kv, int layer,
                  float* out) override {
     if (n_ == 0 || Replaying()) return;
+    OpScope op(&profiler_, n_ < kGemvMaxTokens ? "attention (decode)" : "attention (prefill)",
+               stream_);
     // The split (decode) shape's chunk states, up to 256 MiB; past that the
     // serial shape runs, with the same bits.
     constexpr int64_t kMaxScratchFloats = int64_t{64} << 20;
@@ -650,6 +669,7 @@ class CudaBackend final : public Backend {
 
   void GatherOutRows(const float* x, int64_t d, float* out) override {
     if (Replaying()) return;
+    OpScope op(&profiler_, "gather rows", stream_);
     LaunchGatherRows(x, out_rows_.ptr, n_out_, d, out, stream_);
   }
 
@@ -716,6 +736,12 @@ class CudaBackend final : public Backend {
   AllocLedger allocs_;
   std::unordered_map<void*, int64_t> matrix_units_;  // device data -> units per row
   Status first_error_;
+  // REPRISE_CUDA_PROFILE=1 (never with graphs): GPU time per op kind.
+  OpProfiler profiler_{ProfileOn()};
+  static bool ProfileOn() {
+    const char* v = std::getenv("REPRISE_CUDA_PROFILE");
+    return v != nullptr && std::strcmp(v, "1") == 0 && !GraphsOn();
+  }
   // The current batch.
   int64_t n_ = 0, n_out_ = 0;
   int32_t max_pos_ = 0;
