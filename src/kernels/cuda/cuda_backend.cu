@@ -23,6 +23,7 @@
 #include "kernels/alloc_ledger.h"
 #include "kernels/backend.h"
 #include "kernels/cuda/cuda_common.cuh"
+#include "kernels/cuda/cuda_graphs.h"
 #include "kernels/cuda/cuda_kernels.h"
 #include "kernels/cuda/cuda_profile.h"
 
@@ -82,7 +83,6 @@ class CudaBackend final : public Backend {
     cudaStreamSynchronize(stream_);
     profiler_.Collect();
     profiler_.Report();
-    for (auto& g : graphs_) cudaGraphExecDestroy(g.second);
     if (copy_stream_ != nullptr) cudaStreamSynchronize(copy_stream_);
     for (const Fence& f : fences_) cudaEventDestroy(f.event);
     for (cudaEvent_t e : spare_events_) cudaEventDestroy(e);
@@ -120,12 +120,12 @@ class CudaBackend final : public Backend {
                     Bytes(FreeMemoryBytes()).c_str(), prop_.name);
     }
     allocs_.Add(p, bytes);
-    ++generation_;  // captured graphs may hold pointers into freed memory now
+    graphs_.NoteMemoryChange();  // captured graphs may hold pointers into freed memory now
     return p;
   }
   void Free(void* p) override {
     if (p == nullptr) return;
-    ++generation_;
+    graphs_.NoteMemoryChange();
     allocs_.Remove(p);
     cudaStreamSynchronize(stream_);
     if (copy_stream_ != nullptr) cudaStreamSynchronize(copy_stream_);
@@ -152,7 +152,7 @@ class CudaBackend final : public Backend {
     Note(cudaStreamSynchronize(stream_), "copy to device");
   }
   void CopyToHost(void* dst, const void* src, size_t bytes) override {
-    if (graph_mode_ != GraphMode::kOff) FinishGraph();
+    if (graphs_.active()) FinishGraph();
     Note(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_), "copy to host");
     Note(cudaStreamSynchronize(stream_), "copy to host");
   }
@@ -217,7 +217,7 @@ class CudaBackend final : public Backend {
     Note(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_), "device copy");
   }
   Status Synchronize() override {
-    if (graph_mode_ != GraphMode::kOff) FinishGraph();
+    if (graphs_.active()) FinishGraph();
     Note(cudaStreamSynchronize(stream_), "a kernel");
     Note(cudaGetLastError(), "a kernel launch");
     profiler_.Collect();
@@ -279,15 +279,11 @@ class CudaBackend final : public Backend {
     RETURN_IF_ERROR(Grow(&tokens_, bd.n));
     RETURN_IF_ERROR(Grow(&pos_, bd.n));
     RETURN_IF_ERROR(Grow(&seq_, bd.n));
-    // With graphs the block table's row stride only grows (rounded up to 64
-    // blocks), so a decode step's kernel arguments stay the same as its
-    // context grows; the values the kernels read are the same either way.
-    const bool graphs = GraphsOn() && graphs_allowed_;
-    int32_t stride = bd.max_blocks;
-    if (graphs) {
-      table_stride_ = std::max<int32_t>(table_stride_, (bd.max_blocks + 63) / 64 * 64);
-      stride = table_stride_;
-    }
+    // With graphs the block table's row stride only grows, so a decode
+    // step's kernel arguments stay the same as its context grows; the values
+    // the kernels read are the same either way.
+    const bool graphs = graphs_.enabled();
+    const int32_t stride = graphs ? graphs_.TableStride(bd.max_blocks) : bd.max_blocks;
     const int64_t table = static_cast<int64_t>(bd.n_seqs) * stride;
     RETURN_IF_ERROR(Grow(&table_, std::max<int64_t>(table, 1)));
     RETURN_IF_ERROR(Grow(&out_rows_, std::max<int64_t>(bd.n_out, 1)));
@@ -318,112 +314,19 @@ class CudaBackend final : public Backend {
     host_seq_.assign(bd.seq, bd.seq + bd.n);
     tile_tokens_ = 0;  // query tiles are cut at the first Attention
     RETURN_IF_ERROR(first_error_);
-    if (graphs) StartGraph(bd);
+    // Everything a step's kernel arguments depend on besides stable pointers.
+    if (graphs) {
+      graphs_.Start(bd, {bd.n, bd.n_seqs, max_pos_ / kAttentionChunk + 1, batch_.max_blocks},
+                    stream_);
+    }
     return first_error_;
   }
 
-  // ---- CUDA graphs for decode steps (REPRISE_CUDA_GRAPHS=1) ----
-  // A decode step (every token its own sequence's next one, each wanting
-  // logits) launches ~10 kernels per layer; replaying them as one graph
-  // saves the launch overhead. The graph of a step shape (tokens, sequences,
-  // attention chunks) is captured on its second occurrence (the first runs
-  // normally: buffers grow, kernels get their attributes) and replayed
-  // after. Between BeginBatch and the step's CopyToHost / Synchronize, a
-  // replayed step's ops launch nothing; the graph runs there, with the same
-  // kernels and arguments, so the same bits. Any device allocation or free
-  // invalidates every graph (their pointers); a MoE model (host round trips
-  // inside the forward) never uses graphs.
-  struct GraphKey {
-    int64_t n, n_seqs, chunks, table_stride;
-    bool operator==(const GraphKey&) const = default;
-  };
-  enum class GraphMode { kOff, kCapture, kReplay };
-
-  static bool GraphsOn() {
-    static const bool on = [] {
-      const char* v = std::getenv("REPRISE_CUDA_GRAPHS");
-      return v != nullptr && std::string(v) == "1";
-    }();
-    return on;
-  }
-
-  void DropGraphs() {
-    for (auto& g : graphs_) cudaGraphExecDestroy(g.second);
-    graphs_.clear();
-    seen_.clear();
-  }
-
-  void StartGraph(const BatchDesc& bd) {
-    graph_mode_ = GraphMode::kOff;
-    if (bd.n == 0 || bd.n_out != bd.n || bd.n > 256) return;
-    for (int64_t i = 0; i < bd.n; ++i) {
-      if (bd.out_rows[i] != i) return;
-      for (int64_t j = 0; j < i; ++j) {
-        if (bd.seq[j] == bd.seq[i]) return;  // two tokens of one sequence: a prefill
-      }
-    }
-    if (generation_ != graphs_generation_) {
-      DropGraphs();
-      graphs_generation_ = generation_;
-    }
-    // Everything a step's kernel arguments depend on besides stable pointers.
-    const GraphKey key{bd.n, bd.n_seqs, max_pos_ / kAttentionChunk + 1, batch_.max_blocks};
-    for (auto& g : graphs_) {
-      if (g.first == key) {
-        graph_mode_ = GraphMode::kReplay;
-        replay_ = g.second;
-        return;
-      }
-    }
-    int* seen = nullptr;
-    for (auto& e : seen_) {
-      if (e.first == key) seen = &e.second;
-    }
-    if (seen == nullptr) {
-      if (seen_.size() >= 1024) seen_.clear();  // bounded bookkeeping
-      seen_.push_back({key, 0});
-      seen = &seen_.back().second;
-    }
-    if (++*seen < 2) return;
-    if (graphs_.size() >= 64) {  // keep the 63 newest (a context grows into new shapes)
-      cudaGraphExecDestroy(graphs_.front().second);
-      graphs_.erase(graphs_.begin());
-    }
-    if (cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal) != cudaSuccess) {
-      cudaGetLastError();
-      return;
-    }
-    graph_mode_ = GraphMode::kCapture;
-    capture_key_ = key;
-  }
-
+  bool Replaying() const { return graphs_.replaying(); }
   void FinishGraph() {
-    const GraphMode mode = graph_mode_;
-    graph_mode_ = GraphMode::kOff;
-    if (mode == GraphMode::kReplay) {
-      Note(cudaGraphLaunch(replay_, stream_), "graph launch");
-      return;
-    }
-    cudaGraph_t graph = nullptr;
-    cudaError_t err = cudaStreamEndCapture(stream_, &graph);
-    cudaGraphExec_t exec = nullptr;
-    if (err == cudaSuccess) err = cudaGraphInstantiate(&exec, graph, 0);
-    if (graph != nullptr) cudaGraphDestroy(graph);
-    if (err != cudaSuccess || generation_ != graphs_generation_) {
-      // The step's kernels were captured, never run: its results are lost.
-      if (exec != nullptr) cudaGraphExecDestroy(exec);
-      cudaGetLastError();
-      graphs_allowed_ = false;
-      LOG_ERROR("cuda", "capturing a decode step as a CUDA graph failed (%s); graphs are off",
-                err != cudaSuccess ? cudaGetErrorString(err) : "memory changed during capture");
-      if (first_error_.ok()) first_error_ = Errorf("CUDA graph capture failed");
-      return;
-    }
-    graphs_.push_back({capture_key_, exec});
-    Note(cudaGraphLaunch(exec, stream_), "graph launch");
+    const Status st = graphs_.Finish(stream_);
+    if (!st.ok() && first_error_.ok()) first_error_ = st;
   }
-
-  bool Replaying() const { return graph_mode_ == GraphMode::kReplay; }
 
   // Query tiles for the tiled prefill attention: runs of consecutive batch
   // entries of one sequence at consecutive positions, at most `tt` tokens.
@@ -594,17 +497,10 @@ class CudaBackend final : public Backend {
   Status Moe(const MoeArgs& a, const float* xn, int64_t n, float* out) override {
     // Host round trips inside the forward: never a graph (decided before any
     // capture: a shape is captured only on its second occurrence).
-    graphs_allowed_ = false;
-    if (graph_mode_ == GraphMode::kCapture) {
-      cudaGraph_t g = nullptr;
-      cudaStreamEndCapture(stream_, &g);
-      if (g != nullptr) cudaGraphDestroy(g);
-      cudaGetLastError();
-      graph_mode_ = GraphMode::kOff;
-      if (first_error_.ok()) first_error_ = Errorf("CUDA graph capture reached a MoE layer");
+    if (Status st = graphs_.Abandon(stream_); !st.ok()) {
+      if (first_error_.ok()) first_error_ = st;
       return first_error_;
     }
-    graph_mode_ = GraphMode::kOff;
     const int64_t E = a.n_experts, K = a.n_used, d = a.d, F = a.ff;
     RETURN_IF_ERROR(Grow(&router_logits_, n * E));
     RETURN_IF_ERROR(Grow(&ids_, n * K));
@@ -740,7 +636,7 @@ class CudaBackend final : public Backend {
   OpProfiler profiler_{ProfileOn()};
   static bool ProfileOn() {
     const char* v = std::getenv("REPRISE_CUDA_PROFILE");
-    return v != nullptr && std::strcmp(v, "1") == 0 && !GraphsOn();
+    return v != nullptr && std::strcmp(v, "1") == 0 && !DecodeGraphs::On();
   }
   // The current batch.
   int64_t n_ = 0, n_out_ = 0;
@@ -752,16 +648,7 @@ class CudaBackend final : public Backend {
   std::vector<int32_t> host_pos_, host_seq_, host_tiles_;
   Scratch<int32_t> tiles_;
   int64_t n_tiles_ = 0, tile_tokens_ = 0;
-  // CUDA graphs (StartGraph / FinishGraph).
-  std::vector<std::pair<GraphKey, cudaGraphExec_t>> graphs_;
-  std::vector<std::pair<GraphKey, int>> seen_;  // occurrences of shapes not captured yet
-  GraphMode graph_mode_ = GraphMode::kOff;
-  GraphKey capture_key_{};
-  cudaGraphExec_t replay_ = nullptr;
-  uint64_t generation_ = 0;         // device allocations and frees so far
-  uint64_t graphs_generation_ = 0;  // generation_ when graphs_ were captured
-  bool graphs_allowed_ = true;      // off for MoE models and after a failed capture
-  int32_t table_stride_ = 0;        // block-table row stride while graphs are on
+  DecodeGraphs graphs_;
   std::vector<int32_t> host_table_;
   Scratch<int32_t> tokens_, pos_, seq_, table_, out_rows_;
   // Matmul activations.
