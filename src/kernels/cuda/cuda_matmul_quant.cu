@@ -135,25 +135,48 @@ __global__ void __launch_bounds__(128)
         b_lo[j] = *reinterpret_cast<const int*>(c0);
         b_hi[j] = *reinterpret_cast<const int*>(c0 + 16);
       }
+      // This thread's 4 rows' and 8 tokens' scale terms, read once per
+      // sub-block (not once per output element: shared-memory bound).
+      float ra[2][2], rb[2][2], td[4][2];
+      int rs0[2][2], rs1[2][2], ts[4][2];
+#pragma unroll
+      for (int i = 0; i < 2; ++i)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const int rr = wr + i * 16 + g + 8 * h;
+          ra[i][h] = row_a[sub][rr];
+          if (kKind == 1) rb[i][h] = row_b[sub][rr];
+          if (kKind == 2) rs0[i][h] = row_sc0[sub][rr], rs1[i][h] = row_sc1[sub][rr];
+        }
+#pragma unroll
+      for (int j = 0; j < 4; ++j)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const int tt = wt + j * 8 + q4 * 2 + h;
+          td[j][h] = tok_d[sub][tt];
+          if (kKind == 1) ts[j][h] = tok_s[sub][tt];
+        }
+#pragma unroll
       for (int i = 0; i < 2; ++i) {
+#pragma unroll
         for (int j = 0; j < 4; ++j) {
           int lo[4], hi[4];
           MmaS8K16(a_lo[i][0], a_lo[i][1], b_lo[j], lo);
           MmaS8K16(a_hi[i][0], a_hi[i][1], b_hi[j], hi);
+#pragma unroll
           for (int e = 0; e < 4; ++e) {
-            const int rr = wr + i * 16 + g + (e >= 2 ? 8 : 0);
-            const int tt = wt + j * 8 + q4 * 2 + (e & 1);
-            const float dx = tok_d[sub][tt];
+            const int h = e >= 2 ? 1 : 0, k = e & 1;
+            const float dx = td[j][k];
             float c;
             if (kKind == 0) {
-              c = FMul(FMul(row_a[sub][rr], dx), static_cast<float>(lo[e] + hi[e]));
+              c = FMul(FMul(ra[i][h], dx), static_cast<float>(lo[e] + hi[e]));
             } else if (kKind == 1) {
-              const float pos = FMul(row_a[sub][rr], static_cast<float>(lo[e] + hi[e]));
-              const float neg = FMul(row_b[sub][rr], static_cast<float>(tok_s[sub][tt]));
+              const float pos = FMul(ra[i][h], static_cast<float>(lo[e] + hi[e]));
+              const float neg = FMul(rb[i][h], static_cast<float>(ts[j][k]));
               c = FMul(dx, FSub(pos, neg));
             } else {
-              const int isum = row_sc0[sub][rr] * lo[e] + row_sc1[sub][rr] * hi[e];
-              c = FMul(FMul(row_a[sub][rr], dx), static_cast<float>(isum));
+              const int isum = rs0[i][h] * lo[e] + rs1[i][h] * hi[e];
+              c = FMul(FMul(ra[i][h], dx), static_cast<float>(isum));
             }
             seg_acc[i][j][e] = FAdd(seg_acc[i][j][e], c);
           }
