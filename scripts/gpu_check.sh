@@ -23,6 +23,8 @@
 #           (q4_k): cold prefill, then follow-ups of 500 tokens from the GPU
 #           tier and from the host tier (bench/long_context.py)
 #   peer    build llama.cpp (CUDA) and run llama-bench on the same files
+#   depth   decode at a DEPTH (32768) token context, reprise and llama-bench
+#           (-d), on the LONG_TYPES models
 #   peerbuild  start the peer's build in the background (put it early: peer
 #              waits for it)
 #   agent   the agent workload (bench/agent_bench.py) against reprise serve
@@ -246,6 +248,28 @@ sweep() {
     results > /dev/null
   done
   results
+}
+
+# Decode deep in a context: tg32 after DEPTH (32768) tokens, reprise
+# (pp DEPTH then tg32 in one session) and llama-bench -d DEPTH, LONG_TYPES.
+depth() {
+  local d=${DEPTH:-32768}
+  TYPES="$LONG_TYPES" make_models
+  for t in $LONG_TYPES; do
+    say "reprise bench $t pp$d tg32 (decode at a ${d}-token context)"
+    timeout 240 "$BUILD/bin/reprise" bench --device cuda --model "$MODELS/llama3-8b-$t.gguf" \
+      --pp "$d" --tg 32 --reps 1 --json > "$WORK/bench-$t-depth$d.json" \
+      2> "$WORK/bench-$t-depth$d.log" || echo "bench $t depth $d failed or timed out"
+    cat "$WORK/bench-$t-depth$d.json" 2>/dev/null
+  done
+  await_peer || return 1
+  for t in $LONG_TYPES; do
+    say "llama-bench $t tg32 at depth $d"
+    timeout 240 "$PEER_BUILD/bin/llama-bench" -m "$MODELS/llama3-8b-$t.gguf" -p 0 -n 32 -d "$d" \
+      -fa 1 -r 2 -o json > "$WORK/peer-$t-depth$d.json" 2> "$WORK/peer-$t-depth$d.log" \
+      || tail -5 "$WORK/peer-$t-depth$d.log"
+  done
+  results > /dev/null
 }
 
 PEER_BUILD=/tmp/llama-build
