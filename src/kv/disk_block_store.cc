@@ -73,8 +73,57 @@ bool ReadAll(int fd, uint8_t* data, size_t n, int64_t offset) {
 }  // namespace
 
 DiskBlockStore::DiskBlockStore(const DiskBlockStoreConfig& config)
-    : LruBlockStore(config.block_bytes, config.bytes_limit), config_(config) {
-  scratch_.resize(static_cast<size_t>(kHeaderBytes + config.block_bytes));
+    : LruBlockStore(config.block_bytes, config.bytes_limit), config_(config) {}
+
+DiskBlockStore::~DiskBlockStore() {
+  if (!writer_.joinable()) return;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;  // the writer drains the queue first
+  }
+  work_cv_.notify_all();
+  writer_.join();
+}
+
+void DiskBlockStore::Flush() {
+  std::unique_lock<std::mutex> lock(mu_);
+  room_cv_.wait(lock, [&] { return pending_bytes_ == 0; });
+}
+
+int64_t DiskBlockStore::writes_pending() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return static_cast<int64_t>(queue_.size()) + (pending_bytes_ > 0 && queue_.empty() ? 1 : 0);
+}
+
+void DiskBlockStore::WriterLoop() {
+  for (;;) {
+    std::shared_ptr<Job> job;
+    bool skip = false;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      work_cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping, and everything is written
+      job = std::move(queue_.front());
+      queue_.pop_front();
+      skip = job->cancelled;
+    }
+    const Status st = skip ? Status::Ok() : WriteFile(job->key, job->file);
+    std::lock_guard<std::mutex> lock(mu_);
+    // Deleted while it was being written: the file must not outlive that.
+    if (!skip && st.ok() && job->cancelled) ::unlink(PathOf(job->key).c_str());
+    if (!st.ok() && write_error_.ok()) write_error_ = st;
+    auto it = pending_.find(job->key);
+    if (it != pending_.end() && it->second == job) pending_.erase(it);
+    pending_bytes_ -= static_cast<int64_t>(job->file.size());
+    // Kept for reuse (a fresh buffer costs page faults, more than the copy):
+    // queued and spare buffers together never exceed the queue's bound.
+    const size_t cap = static_cast<size_t>(std::max<int64_t>(
+        1, config_.write_queue_bytes / std::max<int64_t>(1, job->file.size())));
+    if (spare_files_.size() < cap && job.use_count() == 1) {
+      spare_files_.push_back(std::move(job->file));
+    }
+    room_cv_.notify_all();
+  }
 }
 
 int64_t DiskBlockStore::FreeBytes(const std::string& dir) {
@@ -121,6 +170,9 @@ Result<std::unique_ptr<DiskBlockStore>> DiskBlockStore::Open(const DiskBlockStor
   }
   std::unique_ptr<DiskBlockStore> store(new DiskBlockStore(config));
   RETURN_IF_ERROR(store->Scan());
+  if (config.write_queue_bytes > 0) {
+    store->writer_ = std::thread([s = store.get()] { s->WriterLoop(); });
+  }
   return store;
 }
 
@@ -208,13 +260,38 @@ Status DiskBlockStore::Scan() {
 }
 
 Status DiskBlockStore::WriteBlob(const BlockKey& key, std::span<const uint8_t> data) {
+  auto job = std::make_shared<Job>();
+  job->key = key;
+  if (writer_.joinable()) {  // a buffer the writer is done with: no allocation, no page faults
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!spare_files_.empty()) {
+      job->file = std::move(spare_files_.back());
+      spare_files_.pop_back();
+    }
+  }
+  job->file.resize(static_cast<size_t>(kHeaderBytes) + data.size());
+  MakeHeader(key, data, job->file.data());
+  std::memcpy(job->file.data() + kHeaderBytes, data.data(), data.size());
+  if (!writer_.joinable()) return WriteFile(key, job->file);
+  const int64_t size = static_cast<int64_t>(job->file.size());
+  std::unique_lock<std::mutex> lock(mu_);
+  if (!write_error_.ok()) return write_error_;  // the tier turns off
+  room_cv_.wait(lock, [&] {
+    return pending_bytes_ == 0 || pending_bytes_ + size <= config_.write_queue_bytes;
+  });
+  pending_[key] = job;  // replaces a cancelled job of the same key, if any
+  queue_.push_back(std::move(job));
+  pending_bytes_ += size;
+  work_cv_.notify_one();
+  return Status::Ok();
+}
+
+Status DiskBlockStore::WriteFile(const BlockKey& key, std::span<const uint8_t> file) const {
   const std::string path = PathOf(key);
   const std::string tmp = path + ".tmp";
-  MakeHeader(key, data, scratch_.data());
-  std::memcpy(scratch_.data() + kHeaderBytes, data.data(), data.size());
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return Errorf("cannot create %s: %s", tmp.c_str(), std::strerror(errno));
-  bool ok = WriteAll(fd, scratch_.data(), scratch_.size());
+  bool ok = WriteAll(fd, file.data(), file.size());
   int err = ok ? 0 : errno;
   if (ok && config_.fsync && ::fdatasync(fd) != 0) {
     ok = false;
@@ -245,8 +322,17 @@ Status DiskBlockStore::WriteBlob(const BlockKey& key, std::span<const uint8_t> d
 
 BlockStore::ReadOutcome DiskBlockStore::ReadBlob(const BlockKey& key,
                                                  std::span<uint8_t> out) const {
+  // A block not on disk yet: from the writer's copy.
+  if (writer_.joinable()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = pending_.find(key);
+    if (it != pending_.end()) {
+      std::memcpy(out.data(), it->second->file.data() + kHeaderBytes, out.size());
+      return ReadOutcome::kOk;
+    }
+  }
   // The header into a local buffer and the payload straight into `out`: no
-  // member is touched, so this may run off the engine thread.
+  // member that changes is touched, so this may run off the engine thread.
   const std::string path = PathOf(key);
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return errno == ENOENT ? ReadOutcome::kMissing : ReadOutcome::kFailed;
@@ -268,6 +354,17 @@ BlockStore::ReadOutcome DiskBlockStore::ReadBlob(const BlockKey& key,
   return ReadOutcome::kOk;
 }
 
-void DiskBlockStore::DeleteBlob(const BlockKey& key) { ::unlink(PathOf(key).c_str()); }
+void DiskBlockStore::DeleteBlob(const BlockKey& key) {
+  if (writer_.joinable()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = pending_.find(key);
+    if (it != pending_.end()) {  // not on disk yet: the writer skips or removes it
+      it->second->cancelled = true;
+      pending_.erase(it);
+      return;
+    }
+  }
+  ::unlink(PathOf(key).c_str());
+}
 
 }  // namespace reprise::kv

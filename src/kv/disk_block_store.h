@@ -26,13 +26,27 @@
 // (reads_concurrently(); kv/promoter.h).
 // One server process per directory.
 //
+// Demotions do not wait for the disk: WriteBlob hands the file's bytes (a
+// copy) to one writer thread and returns; blocks queued or being written are
+// read from that copy, and a deletion of one cancels it (the writer removes
+// a file it already wrote). The copies are bounded (write_queue_bytes, the
+// buffers kept for reuse included; a WriteBlob past it waits for room). Flush() and the destructor wait until
+// every queued block is on disk, so a clean shutdown loses nothing.
+//
 // Errors: a directory that cannot be created or read fails Open (the caller
 // runs without the tier); a failed write (disk full, read-only) turns the
-// tier off (LruBlockStore::Disable), serving goes on.
+// tier off (LruBlockStore::Disable, at the next WriteBlob when the writer
+// thread saw it; its block reads as missing), serving goes on.
 #pragma once
 
+#include <condition_variable>
+#include <deque>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
 
 #include "core/status.h"
 #include "kv/block_store.h"
@@ -45,6 +59,10 @@ struct DiskBlockStoreConfig {
   int64_t block_bytes = 0;
   int64_t bytes_limit = 0;  // files (headers included) never exceed this
   bool fsync = true;        // off only in tests that do not test durability
+  // Bytes of file copies the writer thread holds at most, queued or kept
+  // for reuse (at least one block always fits); 0 writes inside WriteBlob,
+  // on the caller's thread.
+  int64_t write_queue_bytes = int64_t{32} << 20;
 };
 
 // What Open found in the directory.
@@ -61,6 +79,12 @@ class DiskBlockStore : public LruBlockStore {
   static constexpr int64_t kHeaderBytes = 64;
 
   static Result<std::unique_ptr<DiskBlockStore>> Open(const DiskBlockStoreConfig& config);
+  ~DiskBlockStore() override;  // after Flush()
+  // Waits until every block handed to the writer thread is on disk (or its
+  // write failed).
+  void Flush();
+  // Blocks queued or being written now (tests, diagnostics).
+  int64_t writes_pending() const;
   std::string_view name() const override { return "disk"; }
   bool durable() const override { return true; }
   const DiskBlockStoreConfig& config() const { return config_; }
@@ -82,10 +106,30 @@ class DiskBlockStore : public LruBlockStore {
   DiskBlockStore(const DiskBlockStoreConfig& config);
   Status Scan();
   void MakeHeader(const BlockKey& key, std::span<const uint8_t> payload, uint8_t* header) const;
+  // Writes a whole file (header + payload) under its name: .tmp, sync, rename.
+  Status WriteFile(const BlockKey& key, std::span<const uint8_t> file) const;
+  void WriterLoop();
+
+  // A block handed to the writer thread.
+  struct Job {
+    BlockKey key;
+    std::vector<uint8_t> file;  // header + payload
+    bool cancelled = false;     // deleted meanwhile (guarded by mu_)
+  };
 
   DiskBlockStoreConfig config_;
   DiskScanReport scan_;
-  std::vector<uint8_t> scratch_;  // one whole file (writes; reads use none)
+  // The writer thread's state, guarded by mu_.
+  mutable std::mutex mu_;
+  std::condition_variable work_cv_;  // the writer waits for jobs
+  std::condition_variable room_cv_;  // WriteBlob / Flush wait for the writer
+  std::deque<std::shared_ptr<Job>> queue_;
+  std::unordered_map<BlockKey, std::shared_ptr<Job>, BlockKeyHasher> pending_;  // not on disk yet
+  int64_t pending_bytes_ = 0;  // files queued or being written
+  std::vector<std::vector<uint8_t>> spare_files_;  // written jobs' buffers, for reuse
+  Status write_error_;         // the writer's first failure, reported by WriteBlob
+  bool stop_ = false;
+  std::thread writer_;
 };
 
 }  // namespace reprise::kv

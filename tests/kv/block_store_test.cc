@@ -5,12 +5,14 @@
 // directory that goes away (the tier turns itself off).
 #include "kv/block_store.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -137,8 +139,10 @@ class DiskBlockStoreTest : public ::testing::Test {
     dir_ = reprise::testing::TempDir() + "/disk_store_" + std::to_string(getpid()) + "_" +
            std::to_string(n++);
   }
-  std::unique_ptr<DiskBlockStore> Open(int64_t limit_blocks, BlockKey layout = {7, 7}) {
+  std::unique_ptr<DiskBlockStore> Open(int64_t limit_blocks, BlockKey layout = {7, 7},
+                                       int64_t queue_bytes = int64_t{64} << 20) {
     DiskBlockStoreConfig c;
+    c.write_queue_bytes = queue_bytes;
     c.dir = dir_;
     c.layout = layout;
     c.block_bytes = kBlock;
@@ -161,6 +165,7 @@ TEST_F(DiskBlockStoreTest, BlocksSurviveAReopenInTheirLruOrder) {
     ASSERT_NE(s, nullptr);
     for (int i = 0; i < 3; ++i) {
       ASSERT_TRUE(s->Put(Key(i), Payload(i)));
+      s->Flush();
       usleep(20000);  // distinct mtimes
     }
     EXPECT_EQ(FileSize(s->PathOf(Key(0))), DiskBlockStore::kHeaderBytes + kBlock);
@@ -190,6 +195,7 @@ TEST_F(DiskBlockStoreTest, EvictionRemovesTheEvictedFilesFromTheDirectory) {
   ASSERT_NE(s, nullptr);
   for (int i = 0; i < 12; ++i) {
     ASSERT_TRUE(s->Put(Key(i), Payload(i)));
+    s->Flush();
     int files = 0;
     for (int k = 0; k <= i; ++k) files += FileSize(s->PathOf(Key(k))) >= 0;
     ASSERT_EQ(files, std::min(i + 1, 3)) << "after put " << i;
@@ -204,6 +210,7 @@ TEST_F(DiskBlockStoreTest, TornCorruptLeftoverAndForeignFilesAreNeverLoaded) {
     auto s = Open(10);
     ASSERT_NE(s, nullptr);
     for (int i = 0; i < 4; ++i) ASSERT_TRUE(s->Put(Key(i), Payload(i)));
+    s->Flush();
     // Truncate block 0 (a torn write), flip a payload byte of block 1.
     ASSERT_EQ(::truncate(s->PathOf(Key(0)).c_str(), 100), 0);
     std::fstream f(s->PathOf(Key(1)), std::ios::in | std::ios::out | std::ios::binary);
@@ -248,6 +255,7 @@ TEST_F(DiskBlockStoreTest, ASmallerBoundKeepsTheNewestBlocks) {
     ASSERT_NE(s, nullptr);
     for (int i = 0; i < 6; ++i) {
       ASSERT_TRUE(s->Put(Key(i), Payload(i)));
+      s->Flush();
       usleep(20000);
     }
   }
@@ -260,15 +268,78 @@ TEST_F(DiskBlockStoreTest, ASmallerBoundKeepsTheNewestBlocks) {
   EXPECT_FALSE(reprise::testing::FileExists(s->PathOf(Key(0))));
 }
 
+// Demotions go to a writer thread: a block reads back at once (from the
+// queued copy or its file), blocks evicted before their write leave no file
+// behind, a queue of one block still takes every write (WriteBlob waits for
+// room), and the destructor writes whatever is still queued.
+TEST_F(DiskBlockStoreTest, QueuedWritesReadBackLeaveNoStrayFilesAndSurviveTheDestructor) {
+  for (const int64_t queue : {DiskBlockStore::kHeaderBytes + kBlock, int64_t{64} << 20}) {
+    {
+      auto s = Open(5, {7, 7}, queue);
+      ASSERT_NE(s, nullptr);
+      std::vector<uint8_t> out(kBlock);
+      for (int i = 0; i < 40; ++i) {
+        ASSERT_TRUE(s->Put(Key(i), Payload(i)));
+        ASSERT_TRUE(s->Get(Key(i), out)) << i;  // possibly still queued
+        ASSERT_EQ(out, Payload(i)) << i;
+        if (i % 7 == 3) {
+          ASSERT_TRUE(s->Evict(Key(i)));  // maybe before its write: cancelled
+        }
+      }
+      EXPECT_LE(s->bytes(), s->bytes_limit());
+      const std::vector<BlockKey> held = s->KeysByRecency();
+      s->Flush();
+      EXPECT_EQ(s->writes_pending(), 0);
+      // Exactly the held blocks have files: nothing evicted was left behind.
+      int files = 0, tmp = 0;
+      DIR* d = ::opendir(dir_.c_str());
+      ASSERT_NE(d, nullptr);
+      while (dirent* e = ::readdir(d)) {
+        const std::string name = e->d_name;
+        files += name.size() > 4 && name.substr(name.size() - 4) == ".kvb";
+        tmp += name.find(".tmp") != std::string::npos;
+      }
+      ::closedir(d);
+      EXPECT_EQ(files, static_cast<int>(held.size())) << "queue " << queue;
+      EXPECT_EQ(tmp, 0);
+      for (const BlockKey& k : held) EXPECT_TRUE(reprise::testing::FileExists(s->PathOf(k)));
+      // Queued again and destroyed at once: the destructor writes them.
+      for (int i = 100; i < 103; ++i) ASSERT_TRUE(s->Put(Key(i), Payload(i)));
+    }
+    auto s = Open(5);
+    ASSERT_NE(s, nullptr);
+    EXPECT_EQ(s->scan_report().loaded, 5) << "queue " << queue;
+    std::vector<uint8_t> out(kBlock);
+    for (int i = 100; i < 103; ++i) {
+      ASSERT_TRUE(s->Get(Key(i), out)) << i;
+      EXPECT_EQ(out, Payload(i));
+    }
+    s.reset();
+    std::filesystem::remove_all(dir_);
+  }
+}
+
 TEST_F(DiskBlockStoreTest, ADirectoryThatGoesAwayTurnsTheTierOff) {
-  auto s = Open(4);
-  ASSERT_NE(s, nullptr);
-  ASSERT_TRUE(s->Put(Key(1), Payload(1)));
-  ASSERT_EQ(std::remove(s->PathOf(Key(1)).c_str()), 0);
-  ASSERT_EQ(::rmdir(dir_.c_str()), 0);
-  EXPECT_FALSE(s->Put(Key(2), Payload(2)));  // cannot create the file: tier off
-  EXPECT_FALSE(s->enabled());
-  EXPECT_FALSE(s->Contains(Key(1)));
+  for (const int64_t queue : {int64_t{0}, int64_t{64} << 20}) {  // inline and queued writes
+    auto s = Open(4, {7, 7}, queue);
+    ASSERT_NE(s, nullptr);
+    ASSERT_TRUE(s->Put(Key(1), Payload(1)));
+    s->Flush();
+    ASSERT_EQ(std::remove(s->PathOf(Key(1)).c_str()), 0);
+    ASSERT_EQ(::rmdir(dir_.c_str()), 0);
+    // Cannot create the file: the tier turns off, at once when writing
+    // inline, at the next write once the writer thread saw the failure.
+    if (s->Put(Key(2), Payload(2))) {
+      ASSERT_GT(queue, 0);
+      s->Flush();
+      std::vector<uint8_t> out(kBlock);
+      EXPECT_FALSE(s->Get(Key(2), out));  // never reached the disk: a miss
+      EXPECT_FALSE(s->Put(Key(3), Payload(3)));
+    }
+    EXPECT_FALSE(s->enabled()) << queue;
+    EXPECT_FALSE(s->Contains(Key(1)));
+    if (queue == 0) ASSERT_EQ(::mkdir(dir_.c_str(), 0755), 0);  // for the next round
+  }
   // A path that is a file cannot be the dir.
   std::ofstream(dir_) << "a file";
   DiskBlockStoreConfig c;

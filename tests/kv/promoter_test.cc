@@ -136,6 +136,7 @@ TEST_F(PromoterTest, AJobStopsAtItsFirstFailedRead) {
 TEST_F(PromoterTest, ACorruptFileIsReportedAndDiscardedNeverLoaded) {
   OpenStore(100);
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(store_->Put(Key(i), Payload(i)));
+  store_->Flush();
   {
     FILE* f = std::fopen(store_->PathOf(Key(1)).c_str(), "r+b");
     ASSERT_NE(f, nullptr);

@@ -115,6 +115,10 @@ TEST(PromptCacheDiskHttpTest, ConversationEvictedToDiskIsContinuedWithTheSameOut
   EXPECT_GE(Disk(*s, "reprise_kv_tier_demotions_total"), 9);
   EXPECT_GT(Disk(*s, "reprise_kv_tier_bytes"), 0);
   EXPECT_GT(s->Metric("reprise_kv_disk_bytes_written_total"), 0);
+  // Demotions are written by the tier's writer thread: the files follow.
+  for (int i = 0; i < 200 && CountBlockFiles(dir) != Disk(*s, "reprise_kv_tier_blocks"); ++i) {
+    usleep(25000);
+  }
   EXPECT_EQ(CountBlockFiles(dir), Disk(*s, "reprise_kv_tier_blocks"));
 
   const std::string next = a + Text(3, 60);
