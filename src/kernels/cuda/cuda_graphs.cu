@@ -12,8 +12,9 @@ namespace reprise::kernels::cuda {
 
 bool DecodeGraphs::On() {
   static const bool on = [] {
-    const char* v = std::getenv("REPRISE_CUDA_GRAPHS");
-    return v != nullptr && std::string(v) == "1";
+    const char* profile = std::getenv("REPRISE_CUDA_PROFILE");  // times ops: needs launches
+    return EnvSwitchOn("REPRISE_CUDA_GRAPHS") &&
+           !(profile != nullptr && std::string(profile) == "1");
   }();
   return on;
 }

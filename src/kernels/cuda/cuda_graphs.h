@@ -1,5 +1,5 @@
-// Internal to the CUDA backend: CUDA graphs for decode steps
-// (REPRISE_CUDA_GRAPHS=1). A decode step (every token its own sequence's next
+// Internal to the CUDA backend: CUDA graphs for decode steps (on unless
+// REPRISE_CUDA_GRAPHS=0 or REPRISE_CUDA_PROFILE=1). A decode step (every token its own sequence's next
 // one, each wanting logits) launches ~10 kernels per layer; replaying them as
 // one graph saves the launch overhead.
 //
@@ -41,7 +41,7 @@ class DecodeGraphs {
   DecodeGraphs& operator=(const DecodeGraphs&) = delete;
   ~DecodeGraphs() { Drop(); }
 
-  // REPRISE_CUDA_GRAPHS=1 (read once).
+  // Not REPRISE_CUDA_GRAPHS=0 (read once).
   static bool On();
   // On() and not disallowed: BeginBatch pads the block table and calls Start.
   bool enabled() const { return On() && allowed_; }
