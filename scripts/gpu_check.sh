@@ -31,7 +31,8 @@
 #           and, when built, llama-server; AGENT_TYPE=q4_k, AGENT_CONC="1 8 32",
 #           AGENT_HISTORY=16384, AGENT_TURNS=8, AGENT_SYSTEM=7000
 # Environment: TYPES="f16 q8_0 q4_0 q4_k", LONG_TYPES (those also run at
-# pp8192 + tg32; default TYPES), REPS=3, PEER_REPS=5.
+# pp8192 + tg32; default TYPES), REPS=3, PEER_REPS=5, NOMMA=0 (skip the
+# quantized pp512 without the tensor cores).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -224,6 +225,7 @@ bench() {
   # measure what the MMA path buys.
   for t in $TYPES; do
     case $t in f16|f32|bf16) continue ;; esac
+    [ "${NOMMA:-1}" = 0 ] && continue
     say "reprise bench $t pp512 without MMA"
     REPRISE_CUDA_MMA=0 timeout 150 "$BUILD/bin/reprise" bench --device cuda \
       --model "$MODELS/llama3-8b-$t.gguf" --pp 512 --tg 0 --reps "$REPS" --json \
