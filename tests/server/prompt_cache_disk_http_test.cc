@@ -299,10 +299,14 @@ TEST(PromptCacheDiskHttpTest, KillDuringHeavyDemotionNeverLoadsACorruptBlock) {
         }
       });
     }
-    // Kill once demotion is under way (so every round tests a crash in the
-    // middle of it, however slow the machine), at a varying moment.
+    // Kill once demotion is under way and its writer thread has put new
+    // files on disk (so every round tests a crash in the middle of it,
+    // however slow the machine), at a varying moment.
     for (int waited = 0; waited < 20000; waited += 10) {
-      if (Disk(*s, "reprise_kv_tier_demotions_total") >= 8) break;
+      if (Disk(*s, "reprise_kv_tier_demotions_total") >= 8 &&
+          CountBlockFiles(dir) > blocks_before) {
+        break;
+      }
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds((round * 37) % 80));
