@@ -31,7 +31,8 @@
 // read from that copy, and a deletion of one cancels it (the writer removes
 // a file it already wrote). The copies are bounded (write_queue_bytes, the
 // buffers kept for reuse included; a WriteBlob past it waits for room). Flush() and the destructor wait until
-// every queued block is on disk, so a clean shutdown loses nothing.
+// every queued block is on disk, so a clean shutdown loses nothing; a crash
+// loses the queued blocks (misses, never corrupt blocks).
 //
 // Errors: a directory that cannot be created or read fails Open (the caller
 // runs without the tier); a failed write (disk full, read-only) turns the
