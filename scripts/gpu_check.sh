@@ -32,7 +32,8 @@
 #           AGENT_HISTORY=16384, AGENT_TURNS=8, AGENT_SYSTEM=7000
 # Environment: TYPES="f16 q8_0 q4_0 q4_k", LONG_TYPES (those also run at
 # pp8192 + tg32; default TYPES), REPS=3, PEER_REPS=5, NOMMA=0 (skip the
-# quantized pp512 without the tensor cores).
+# quantized pp512 without the tensor cores), MODEL_LAYERS (e.g. 4: models of
+# that many layers, made in seconds; per-layer figures and profiles only).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -161,13 +162,17 @@ PY
   [ $ok -eq 0 ] && [ $st -eq 0 ] && say "serve smoke ok" || { say "serve smoke FAILED (exit $st)"; return 1; }
 }
 
+# The Llama-3-8B-shaped file of type $1 (MODEL_LAYERS: fewer layers, for a
+# quick per-layer profile: making a 32-layer file takes ~1-2 minutes).
+model_path() { echo "$MODELS/llama3-8b-$1${MODEL_LAYERS:+-l$MODEL_LAYERS}.gguf"; }
+
 make_models() {
   mkdir -p "$MODELS"
   for t in $TYPES; do
-    local f=$MODELS/llama3-8b-$t.gguf
+    local f; f=$(model_path "$t")
     [ -f "$f" ] && continue
-    say "make-model llama3-8b $t"
-    "$BUILD/bin/reprise" make-model --preset llama3-8b --type "$t" \
+    say "make-model llama3-8b $t${MODEL_LAYERS:+, $MODEL_LAYERS layers}"
+    "$BUILD/bin/reprise" make-model --preset llama3-8b --type "$t" ${MODEL_LAYERS:+--layers "$MODEL_LAYERS"} \
       --vocab-from .gpu/fixtures/vocab/ggml-vocab-llama-spm.gguf --out "$f" 2>&1 | tail -1
   done
   sync
@@ -192,7 +197,7 @@ bench() {
   make_models
   bandwidth
   for t in $TYPES; do
-    local f=$MODELS/llama3-8b-$t.gguf
+    local f; f=$(model_path "$t")
     for pp in 512 8192; do
       # pp8192 only for LONG_TYPES; its tg32 is decode at an 8k context.
       [ "$pp" = 8192 ] && ! [[ " $LONG_TYPES " == *" $t "* ]] && continue
@@ -209,7 +214,7 @@ bench() {
   for t in $TYPES; do
     say "reprise bench $t tg128 without CUDA graphs"
     REPRISE_CUDA_GRAPHS=0 timeout 150 "$BUILD/bin/reprise" bench --device cuda \
-      --model "$MODELS/llama3-8b-$t.gguf" --pp 512 --tg 128 --reps "$REPS" --json \
+      --model "$(model_path "$t")" --pp 512 --tg 128 --reps "$REPS" --json \
       > "$WORK/bench-$t-nographs.json" 2> "$WORK/bench-$t-nographs.log"
     cat "$WORK/bench-$t-nographs.json" 2>/dev/null
   done
@@ -217,7 +222,7 @@ bench() {
   for t in $TYPES; do
     say "reprise bench $t pp512 tg32, profiled"
     REPRISE_CUDA_PROFILE=1 timeout 150 "$BUILD/bin/reprise" bench --device cuda \
-      --model "$MODELS/llama3-8b-$t.gguf" --pp 512 --tg 32 --reps 1 --json \
+      --model "$(model_path "$t")" --pp 512 --tg 32 --reps 1 --json \
       > "$WORK/bench-$t-profile.json" 2> "$WORK/bench-$t-profile.log"
     grep "cuda profile" "$WORK/bench-$t-profile.log" | head -24
   done
@@ -228,7 +233,7 @@ bench() {
     [ "${NOMMA:-1}" = 0 ] && continue
     say "reprise bench $t pp512 without MMA"
     REPRISE_CUDA_MMA=0 timeout 150 "$BUILD/bin/reprise" bench --device cuda \
-      --model "$MODELS/llama3-8b-$t.gguf" --pp 512 --tg 0 --reps "$REPS" --json \
+      --model "$(model_path "$t")" --pp 512 --tg 0 --reps "$REPS" --json \
       > "$WORK/bench-$t-pp512-nomma.json" 2> "$WORK/bench-$t-pp512-nomma.log"
     cat "$WORK/bench-$t-pp512-nomma.json" 2>/dev/null
   done
@@ -241,7 +246,7 @@ sweep() {
   [ -f "$WORK/bandwidth.json" ] || bandwidth
   for b in ${SWEEP:-1 2 4 8 16 32 64}; do
     say "reprise bench $t, $b streams"
-    timeout 240 "$BUILD/bin/reprise" bench --device cuda --model "$MODELS/llama3-8b-$t.gguf" \
+    timeout 240 "$BUILD/bin/reprise" bench --device cuda --model "$(model_path "$t")" \
       --pp "${SWEEP_PP:-512}" --tg 64 --reps 1 --batch "$b" --json \
       > "$WORK/bench-$t-batch$b.json" 2> "$WORK/bench-$t-batch$b.log" \
       || echo "bench $t batch $b failed or timed out (see bench-$t-batch$b.log)"
@@ -258,7 +263,7 @@ depth() {
   TYPES="$LONG_TYPES" make_models
   for t in $LONG_TYPES; do
     say "reprise bench $t pp$d tg32 (decode at a ${d}-token context)"
-    timeout 240 "$BUILD/bin/reprise" bench --device cuda --model "$MODELS/llama3-8b-$t.gguf" \
+    timeout 240 "$BUILD/bin/reprise" bench --device cuda --model "$(model_path "$t")" \
       --pp "$d" --tg 32 --reps 1 --json > "$WORK/bench-$t-depth$d.json" \
       2> "$WORK/bench-$t-depth$d.log" || echo "bench $t depth $d failed or timed out"
     cat "$WORK/bench-$t-depth$d.json" 2>/dev/null
@@ -266,7 +271,7 @@ depth() {
   await_peer || return 1
   for t in $LONG_TYPES; do
     say "llama-bench $t tg32 at depth $d"
-    timeout 240 "$PEER_BUILD/bin/llama-bench" -m "$MODELS/llama3-8b-$t.gguf" -p 0 -n 32 -d "$d" \
+    timeout 240 "$PEER_BUILD/bin/llama-bench" -m "$(model_path "$t")" -p 0 -n 32 -d "$d" \
       -fa 1 -r 2 -o json > "$WORK/peer-$t-depth$d.json" 2> "$WORK/peer-$t-depth$d.log" \
       || tail -5 "$WORK/peer-$t-depth$d.log"
   done
@@ -310,7 +315,7 @@ peer() {
   [ -x "$pb/bin/llama-bench" ] || { say "llama.cpp build failed"; tail -20 "$WORK/peer-build.log"; return 1; }
   for t in $TYPES; do
     say "llama-bench $t"
-    "$pb/bin/llama-bench" -m "$MODELS/llama3-8b-$t.gguf" -p 512,8192 -n 128 -fa 1 \
+    "$pb/bin/llama-bench" -m "$(model_path "$t")" -p 512,8192 -n 128 -fa 1 \
       -r "$PEER_REPS" -o json > "$WORK/peer-$t.json" 2> "$WORK/peer-$t.log" || tail -5 "$WORK/peer-$t.log"
     results > /dev/null
   done
@@ -326,7 +331,7 @@ peer() {
 source scripts/serve_lib.sh  # wait_http, bench_server
 agent() {
   local t=${AGENT_TYPE:-q4_k} hist=${AGENT_HISTORY:-16384} turns=${AGENT_TURNS:-8}
-  local sys=${AGENT_SYSTEM:-7000} f=$MODELS/llama3-8b-${AGENT_TYPE:-q4_k}.gguf
+  local sys=${AGENT_SYSTEM:-7000} f=$(model_path "${AGENT_TYPE:-q4_k}")
   TYPES=$t make_models
   await_peer || say "no llama-server: reprise only"
   for c in ${AGENT_CONC:-1 8 32}; do
@@ -351,7 +356,7 @@ agent() {
 # follow-ups adding 500 tokens from the GPU tier and from the host tier.
 longctx() {
   local t=${LONG_TYPE:-q4_k} hist=${LONG_HISTORY:-120000}
-  local f=$MODELS/llama3-8b-$t.gguf
+  local f; f=$(model_path "$t")
   TYPES=$t make_models
   say "long context: reprise, $hist-token history ($t)"
   "$BUILD/bin/reprise" serve --device cuda --model "$f" --port 18092 --parallel 1 \
