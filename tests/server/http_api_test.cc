@@ -299,7 +299,9 @@ TEST_F(HttpApiTest, AnOutputBudgetPastTheContextIsClamped) {
   EXPECT_TRUE(finish == "length" || finish == "stop") << finish;
   const int total = r.json["usage"]["total_tokens"];
   EXPECT_LE(total, 1024);
-  if (finish == "length") EXPECT_EQ(total, 1024);
+  if (finish == "length") {
+    EXPECT_EQ(total, 1024);
+  }
   Json completion = {{"prompt", "hello"}, {"max_tokens", 100000}, {"temperature", 0}};
   EXPECT_EQ(S().Post("/v1/completions", completion).status, 200);
 }
