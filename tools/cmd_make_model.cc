@@ -3,6 +3,7 @@
 // scripted one (--script: greedy decoding replays the pieces, for tests).
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <string>
 
@@ -23,8 +24,11 @@ struct MakeModelOptions {
   std::string chat_template_file;
 };
 
-int RunMakeModel(MakeModelOptions o) {
+// `given(flag)`: whether the command line set that option (it then wins
+// over the preset's value).
+int RunMakeModel(MakeModelOptions o, const std::function<bool(const char*)>& given) {
   model::SyntheticModelSpec& s = o.spec;
+  const model::SyntheticModelSpec flags = s;
   if (o.preset == "tinyllama") {
     s.n_embd = 2048, s.n_layers = 22, s.n_heads = 32, s.n_kv_heads = 4, s.n_ff = 5632;
     s.n_vocab = 32000;
@@ -46,6 +50,16 @@ int RunMakeModel(MakeModelOptions o) {
     return ReportError(
         Errorf("unknown --preset '%s' (tinyllama, llama3-8b, demo)", o.preset.c_str()));
   }
+  // A preset's shape with some explicit changes (e.g. --preset llama3-8b
+  // --layers 4: the same layers, fewer of them).
+  if (given("--dim")) s.n_embd = flags.n_embd;
+  if (given("--layers")) s.n_layers = flags.n_layers;
+  if (given("--heads")) s.n_heads = flags.n_heads;
+  if (given("--kv-heads")) s.n_kv_heads = flags.n_kv_heads;
+  if (given("--ffn")) s.n_ff = flags.n_ff;
+  if (given("--vocab")) s.n_vocab = flags.n_vocab;
+  if (given("--ctx")) s.n_ctx = flags.n_ctx;
+  if (given("--name")) s.name = flags.name;
   auto t = ParseDType(o.type);
   if (!t) return ReportError(Errorf("unknown weight type '%s'", o.type.c_str()));
   s.weight_type = *t;
@@ -77,7 +91,9 @@ void AddMakeModelCommand(CLI::App& app, int& exit_code) {
   auto o = std::make_shared<MakeModelOptions>();
   auto* cmd = app.add_subcommand("make-model", "Write a random-weight Llama-shaped GGUF model");
   cmd->add_option("--out,-o", o->out, "Output GGUF path")->required();
-  cmd->add_option("--preset", o->preset, "tinyllama (TinyLlama-1.1B shape), llama3-8b (Llama-3-8B shape) or demo");
+  cmd->add_option("--preset", o->preset,
+                  "tinyllama (TinyLlama-1.1B shape), llama3-8b (Llama-3-8B shape) or demo; "
+                  "shape options given as well override it");
   cmd->add_option("--type", o->type, "Weight type: f32, f16, bf16, q8_0, q4_0, q4_k, q6_k");
   cmd->add_option("--embd-type", o->embd_type, "Token embedding/output type (default: --type)");
   cmd->add_option("--dim", o->spec.n_embd, "Embedding size");
@@ -99,7 +115,9 @@ void AddMakeModelCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--chat-template-file", o->chat_template_file,
                   "tokenizer.chat_template for the byte-level vocab (default: ChatML)");
   cmd->add_option("--name", o->spec.name, "general.name");
-  cmd->callback([o, &exit_code] { exit_code = RunMakeModel(*o); });
+  cmd->callback([o, cmd, &exit_code] {
+    exit_code = RunMakeModel(*o, [cmd](const char* flag) { return cmd->count(flag) > 0; });
+  });
 }
 
 }  // namespace reprise::tools

@@ -26,34 +26,35 @@ uint64_t HashName(const std::string& s, uint64_t seed) {
 }
 
 // Uniform weights with the given standard deviation, quantized row by row.
-// The random stream is one sequence over the whole matrix (the same values as
-// ever); rows are generated in slabs and each slab is quantized by all cores
-// (an 8B-parameter Q4_K model would take minutes on one).
+// The random stream is one SplitMix64 sequence over the whole matrix (the
+// same values as ever); SplitMix64's k-th state is the seed plus k times its
+// increment, so every core generates and quantizes its own rows (an
+// 8B-parameter model took minutes with one generator).
 std::vector<uint8_t> RandomMatrix(const std::string& name, DType type, int64_t rows, int64_t cols,
                                   float stddev, uint64_t seed) {
+  constexpr uint64_t kGamma = 0x9e3779b97f4a7c15ull;
   const int64_t row_bytes = RowBytes(type, cols);
   std::vector<uint8_t> data(static_cast<size_t>(rows * row_bytes));
-  uint64_t s = HashName(name, seed);
+  const uint64_t s0 = HashName(name, seed);
   const float a = stddev * std::sqrt(3.0f);
-  const int64_t slab = std::max<int64_t>(1, (int64_t{1} << 24) / cols);  // ~64 MB of floats
-  std::vector<float> vals(static_cast<size_t>(std::min(rows, slab) * cols));
-  const int n_threads = std::max(1u, std::min(32u, std::thread::hardware_concurrency()));
-  for (int64_t r0 = 0; r0 < rows; r0 += slab) {
-    const int64_t r1 = std::min(rows, r0 + slab);
-    for (int64_t i = 0; i < (r1 - r0) * cols; ++i) {
-      const uint32_t u = static_cast<uint32_t>(SplitMix(s) >> 40);  // 24 bits
-      vals[i] = (static_cast<float>(u) * (1.0f / 8388608.0f) - 1.0f) * a;
-    }
-    auto work = [&](int part) {
-      for (int64_t r = r0 + part; r < r1; r += n_threads) {
-        kernels::QuantizeRow(type, &vals[(r - r0) * cols], data.data() + r * row_bytes, cols);
+  const int n_threads = static_cast<int>(std::max<int64_t>(
+      1, std::min<int64_t>({32, std::thread::hardware_concurrency(), rows})));
+  auto work = [&](int part) {
+    std::vector<float> vals(static_cast<size_t>(cols));
+    for (int64_t r = part; r < rows; r += n_threads) {
+      // The state before this row's first value: s0 + (r * cols) * gamma.
+      uint64_t s = s0 + static_cast<uint64_t>(r) * static_cast<uint64_t>(cols) * kGamma;
+      for (int64_t c = 0; c < cols; ++c) {
+        const uint32_t u = static_cast<uint32_t>(SplitMix(s) >> 40);  // 24 bits
+        vals[c] = (static_cast<float>(u) * (1.0f / 8388608.0f) - 1.0f) * a;
       }
-    };
-    std::vector<std::thread> threads;
-    for (int p = 1; p < n_threads; ++p) threads.emplace_back(work, p);
-    work(0);
-    for (auto& t : threads) t.join();
-  }
+      kernels::QuantizeRow(type, vals.data(), data.data() + r * row_bytes, cols);
+    }
+  };
+  std::vector<std::thread> threads;
+  for (int p = 1; p < n_threads; ++p) threads.emplace_back(work, p);
+  work(0);
+  for (auto& t : threads) t.join();
   return data;
 }
 

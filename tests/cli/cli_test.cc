@@ -91,6 +91,28 @@ TEST(Cli, MakeModelWritesLoadableModel) {
   EXPECT_EQ(json::parse(again)["tokens"], j["tokens"]);
 }
 
+// A preset with shape options: the options win (gpu_check's MODEL_LAYERS
+// makes a Llama-3-8B-shaped file of a few layers this way), the rest of the
+// shape is the preset's, and the weights are the same bytes whoever writes
+// them (one random stream over each matrix).
+TEST(Cli, MakeModelShapeOptionsOverrideThePreset) {
+  const std::string a = TempDir() + "/preset_a.gguf", b = TempDir() + "/preset_b.gguf";
+  int status = 0;
+  const std::string args = " --preset llama3-8b --layers 2 --ffn 256 --vocab 512 --ctx 4096 --type q4_k";
+  RunCli("make-model --out " + a + args, &status);
+  ASSERT_EQ(status, 0);
+  const std::string info = RunCli("info --model " + a, &status);
+  ASSERT_EQ(status, 0) << info;
+  EXPECT_NE(info.find("block_count: 2"), std::string::npos) << info;
+  EXPECT_NE(info.find("feed_forward_length: 256"), std::string::npos) << info;
+  EXPECT_NE(info.find("context_length: 4096"), std::string::npos) << info;
+  EXPECT_NE(info.find("embedding_length: 4096"), std::string::npos) << info;  // the preset's
+  EXPECT_NE(info.find("attention.head_count_kv: 8"), std::string::npos) << info;
+  RunCli("make-model --out " + b + args, &status);
+  ASSERT_EQ(status, 0);
+  EXPECT_EQ(ReadFile(a), ReadFile(b));
+}
+
 TEST(Cli, SeededSamplingIsReproducible) {
   const std::string model = FixturePath("stories260K/stories260K.gguf");
   REQUIRE_FIXTURE(model);
