@@ -16,7 +16,7 @@ LruBlockStore::LruBlockStore(int64_t block_bytes, int64_t bytes_limit)
 }
 
 bool LruBlockStore::Contains(const BlockKey& key) const {
-  return enabled_ && index_.count(key) != 0;
+  return enabled() && index_.count(key) != 0;
 }
 
 // `key` by value: callers pass references into lru_ (MakeRoom passes
@@ -47,7 +47,7 @@ bool LruBlockStore::MakeRoom(int64_t need) {
 }
 
 BlockStore::HostPin LruBlockStore::PinHost(const BlockKey& key) {
-  if (!enabled_ || index_.count(key) == 0) return {};
+  if (!enabled() || index_.count(key) == 0) return {};
   const uint8_t* data = HostBytes(key);
   if (data == nullptr) return {};
   ++pins_[key];
@@ -77,14 +77,14 @@ bool LruBlockStore::SpillOne(const BlockKey& key) {
 
 int64_t LruBlockStore::SpillAll() {
   int64_t n = 0;
-  if (!enabled_) return 0;
+  if (!enabled()) return 0;
   for (const BlockKey& key : lru_) n += SpillOne(key) ? 1 : 0;
   return n;
 }
 
 bool LruBlockStore::Put(const BlockKey& key, std::span<const uint8_t> data) {
   CHECK(static_cast<int64_t>(data.size()) == block_bytes_);
-  if (!enabled_) return false;
+  if (!enabled()) return false;
   auto it = index_.find(key);
   if (it != index_.end()) {  // content addressed: the same bytes are held already
     lru_.splice(lru_.end(), lru_, it->second);
@@ -110,7 +110,7 @@ bool LruBlockStore::Put(const BlockKey& key, std::span<const uint8_t> data) {
 
 bool LruBlockStore::Get(const BlockKey& key, std::span<uint8_t> out) {
   CHECK(static_cast<int64_t>(out.size()) == block_bytes_);
-  if (!enabled_) return false;
+  if (!enabled()) return false;
   if (index_.count(key) == 0) {
     ++stats_.get_misses;
     return false;
@@ -119,7 +119,7 @@ bool LruBlockStore::Get(const BlockKey& key, std::span<uint8_t> out) {
 }
 
 const BlockStore* LruBlockStore::ConcurrentReader(const BlockKey& key) const {
-  return enabled_ && reads_concurrently() && index_.count(key) != 0 ? this : nullptr;
+  return enabled() && reads_concurrently() && index_.count(key) != 0 ? this : nullptr;
 }
 
 BlockStore::ReadOutcome LruBlockStore::ReadConcurrently(const BlockKey& key,
@@ -161,7 +161,7 @@ bool LruBlockStore::FinishRead(const BlockKey& key, ReadOutcome outcome) {
 }
 
 bool LruBlockStore::Touch(const BlockKey& key) {
-  if (!enabled_) return false;
+  if (!enabled()) return false;
   auto it = index_.find(key);
   if (it == index_.end()) return false;
   lru_.splice(lru_.end(), lru_, it->second);
@@ -193,7 +193,7 @@ void LruBlockStore::Disable(const Status& why) {
 
 BlockStoreStats LruBlockStore::Stats() const {
   BlockStoreStats s = stats_;
-  s.enabled = enabled_;
+  s.enabled = enabled();
   s.bytes = bytes_;
   s.bytes_limit = bytes_limit_;
   s.blocks = static_cast<int64_t>(index_.size());

@@ -137,6 +137,8 @@ class BlockStore {
 class LruBlockStore : public BlockStore {
  public:
   int64_t block_bytes() const override { return block_bytes_; }
+  // Every entry point checks this (a subclass may turn itself off from
+  // another thread: the disk tier's writer).
   bool enabled() const override { return enabled_; }
   bool Contains(const BlockKey& key) const override;
   bool Put(const BlockKey& key, std::span<const uint8_t> data) override;

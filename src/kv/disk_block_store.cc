@@ -85,6 +85,10 @@ DiskBlockStore::~DiskBlockStore() {
   writer_.join();
 }
 
+bool DiskBlockStore::enabled() const {
+  return LruBlockStore::enabled() && !write_failed_.load();
+}
+
 void DiskBlockStore::Flush() {
   std::unique_lock<std::mutex> lock(mu_);
   room_cv_.wait(lock, [&] { return pending_bytes_ == 0; });
@@ -111,7 +115,12 @@ void DiskBlockStore::WriterLoop() {
     std::lock_guard<std::mutex> lock(mu_);
     // Deleted while it was being written: the file must not outlive that.
     if (!skip && st.ok() && job->cancelled) ::unlink(PathOf(job->key).c_str());
-    if (!st.ok() && write_error_.ok()) write_error_ = st;
+    if (!st.ok() && write_error_.ok()) {
+      write_error_ = st;
+      write_failed_.store(true);
+      LOG_ERROR("kv", "disk tier turned off: %s; serving goes on without it",
+                st.message().c_str());
+    }
     auto it = pending_.find(job->key);
     if (it != pending_.end() && it->second == job) pending_.erase(it);
     pending_bytes_ -= static_cast<int64_t>(job->file.size());

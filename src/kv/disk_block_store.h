@@ -36,10 +36,11 @@
 //
 // Errors: a directory that cannot be created or read fails Open (the caller
 // runs without the tier); a failed write (disk full, read-only) turns the
-// tier off (LruBlockStore::Disable, at the next WriteBlob when the writer
-// thread saw it; its block reads as missing), serving goes on.
+// tier off (LruBlockStore::Disable; from the writer thread: enabled() is
+// false from then on, and the block reads as missing), serving goes on.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <memory>
@@ -87,6 +88,8 @@ class DiskBlockStore : public LruBlockStore {
   // Blocks queued or being written now (tests, diagnostics).
   int64_t writes_pending() const;
   std::string_view name() const override { return "disk"; }
+  // False from the moment the writer thread saw a write fail (logged then).
+  bool enabled() const override;
   bool durable() const override { return true; }
   const DiskBlockStoreConfig& config() const { return config_; }
   const DiskScanReport& scan_report() const { return scan_; }
@@ -129,6 +132,7 @@ class DiskBlockStore : public LruBlockStore {
   int64_t pending_bytes_ = 0;  // files queued or being written
   std::vector<std::vector<uint8_t>> spare_files_;  // written jobs' buffers, for reuse
   Status write_error_;         // the writer's first failure, reported by WriteBlob
+  std::atomic<bool> write_failed_{false};  // write_error_ is set: the tier is off
   bool stop_ = false;
   std::thread writer_;
 };

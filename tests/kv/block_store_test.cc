@@ -331,9 +331,11 @@ TEST_F(DiskBlockStoreTest, ADirectoryThatGoesAwayTurnsTheTierOff) {
     // inline, at the next write once the writer thread saw the failure.
     if (s->Put(Key(2), Payload(2))) {
       ASSERT_GT(queue, 0);
-      s->Flush();
+      s->Flush();  // the writer saw the failure: the tier is off at once
+      EXPECT_FALSE(s->enabled());
+      EXPECT_FALSE(s->Stats().enabled);
       std::vector<uint8_t> out(kBlock);
-      EXPECT_FALSE(s->Get(Key(2), out));  // never reached the disk: a miss
+      EXPECT_FALSE(s->Get(Key(2), out));
       EXPECT_FALSE(s->Put(Key(3), Payload(3)));
     }
     EXPECT_FALSE(s->enabled()) << queue;

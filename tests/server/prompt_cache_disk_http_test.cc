@@ -364,6 +364,9 @@ TEST(PromptCacheDiskHttpTest, ADirThatGoesAwayTurnsTheTierOffAndServingGoesOn) {
     EXPECT_GE(Cached(s->Post("/v1/completions", Greedy(Text(31 + i, 100), 2))), 0);
   }
   ASSERT_TRUE(s->WaitIdle());
+  // The tier's writer thread sees the failure (and turns the tier off) just
+  // after the demotion that queued the write.
+  for (int i = 0; i < 200 && Disk(*s, "reprise_kv_tier_enabled") != 0; ++i) usleep(25000);
   EXPECT_EQ(Disk(*s, "reprise_kv_tier_enabled"), 0);
   EXPECT_NE(s->Log().find("disk tier turned off"), std::string::npos) << s->Log();
   EXPECT_EQ(s->Get("/health").status, 200);
