@@ -193,37 +193,41 @@ print(json.dumps({"copy_bytes": 2 * x.numel(), "median_ms": ms, "gb_per_s": 2 * 
 EOF
 }
 
+# One `reprise bench --device cuda` run: SECONDS (its time limit), NAME (it
+# writes $WORK/bench-NAME.json and .log and prints the JSON), TYPE (the
+# model), then bench's options. Environment prefixes (REPRISE_CUDA_*=...)
+# pass through to it.
+rbench() {
+  local secs=$1 name=$2 t=$3
+  shift 3
+  timeout "$secs" "$BUILD/bin/reprise" bench --device cuda --model "$(model_path "$t")" --json "$@" \
+    > "$WORK/bench-$name.json" 2> "$WORK/bench-$name.log" \
+    || echo "bench $name failed or timed out (see bench-$name.log)"
+  cat "$WORK/bench-$name.json" 2>/dev/null
+}
+
 bench() {
   make_models
   bandwidth
   for t in $TYPES; do
-    local f; f=$(model_path "$t")
     for pp in 512 8192; do
       # pp8192 only for LONG_TYPES; its tg32 is decode at an 8k context.
       [ "$pp" = 8192 ] && ! [[ " $LONG_TYPES " == *" $t "* ]] && continue
       local tg=128; [ "$pp" = 8192 ] && tg=32
       say "reprise bench $t pp$pp tg$tg"
-      timeout 150 "$BUILD/bin/reprise" bench --device cuda --model "$f" --pp "$pp" --tg "$tg" \
-        --reps "$REPS" --json > "$WORK/bench-$t-pp$pp.json" 2> "$WORK/bench-$t-pp$pp.log" \
-        || echo "bench $t pp$pp failed or timed out (see bench-$t-pp$pp.log)"
-      cat "$WORK/bench-$t-pp$pp.json" 2>/dev/null
+      rbench 150 "$t-pp$pp" "$t" --pp "$pp" --tg "$tg" --reps "$REPS"
       results > /dev/null
     done
   done
   # Decode without CUDA graphs (REPRISE_CUDA_GRAPHS=0), to measure them.
   for t in $TYPES; do
     say "reprise bench $t tg128 without CUDA graphs"
-    REPRISE_CUDA_GRAPHS=0 timeout 150 "$BUILD/bin/reprise" bench --device cuda \
-      --model "$(model_path "$t")" --pp 512 --tg 128 --reps "$REPS" --json \
-      > "$WORK/bench-$t-nographs.json" 2> "$WORK/bench-$t-nographs.log"
-    cat "$WORK/bench-$t-nographs.json" 2>/dev/null
+    REPRISE_CUDA_GRAPHS=0 rbench 150 "$t-nographs" "$t" --pp 512 --tg 128 --reps "$REPS"
   done
   # GPU time per op kind (REPRISE_CUDA_PROFILE=1): pp512 + tg32, one rep.
   for t in $TYPES; do
     say "reprise bench $t pp512 tg32, profiled"
-    REPRISE_CUDA_PROFILE=1 timeout 150 "$BUILD/bin/reprise" bench --device cuda \
-      --model "$(model_path "$t")" --pp 512 --tg 32 --reps 1 --json \
-      > "$WORK/bench-$t-profile.json" 2> "$WORK/bench-$t-profile.log"
+    REPRISE_CUDA_PROFILE=1 rbench 150 "$t-profile" "$t" --pp 512 --tg 32 --reps 1 > /dev/null
     grep "cuda profile" "$WORK/bench-$t-profile.log" | head -24
   done
   # The quantized prefill without the tensor cores (the GEMV kernel), to
@@ -232,10 +236,7 @@ bench() {
     case $t in f16|f32|bf16) continue ;; esac
     [ "${NOMMA:-1}" = 0 ] && continue
     say "reprise bench $t pp512 without MMA"
-    REPRISE_CUDA_MMA=0 timeout 150 "$BUILD/bin/reprise" bench --device cuda \
-      --model "$(model_path "$t")" --pp 512 --tg 0 --reps "$REPS" --json \
-      > "$WORK/bench-$t-pp512-nomma.json" 2> "$WORK/bench-$t-pp512-nomma.log"
-    cat "$WORK/bench-$t-pp512-nomma.json" 2>/dev/null
+    REPRISE_CUDA_MMA=0 rbench 150 "$t-pp512-nomma" "$t" --pp 512 --tg 0 --reps "$REPS"
   done
   results
 }
@@ -246,11 +247,7 @@ sweep() {
   [ -f "$WORK/bandwidth.json" ] || bandwidth
   for b in ${SWEEP:-1 2 4 8 16 32 64}; do
     say "reprise bench $t, $b streams"
-    timeout 240 "$BUILD/bin/reprise" bench --device cuda --model "$(model_path "$t")" \
-      --pp "${SWEEP_PP:-512}" --tg 64 --reps 1 --batch "$b" --json \
-      > "$WORK/bench-$t-batch$b.json" 2> "$WORK/bench-$t-batch$b.log" \
-      || echo "bench $t batch $b failed or timed out (see bench-$t-batch$b.log)"
-    cat "$WORK/bench-$t-batch$b.json" 2>/dev/null
+    rbench 240 "$t-batch$b" "$t" --pp "${SWEEP_PP:-512}" --tg 64 --reps 1 --batch "$b"
     results > /dev/null
   done
   results
@@ -263,10 +260,7 @@ depth() {
   TYPES="$LONG_TYPES" make_models
   for t in $LONG_TYPES; do
     say "reprise bench $t pp$d tg32 (decode at a ${d}-token context)"
-    timeout 240 "$BUILD/bin/reprise" bench --device cuda --model "$(model_path "$t")" \
-      --pp "$d" --tg 32 --reps 1 --json > "$WORK/bench-$t-depth$d.json" \
-      2> "$WORK/bench-$t-depth$d.log" || echo "bench $t depth $d failed or timed out"
-    cat "$WORK/bench-$t-depth$d.json" 2>/dev/null
+    rbench 240 "$t-depth$d" "$t" --pp "$d" --tg 32 --reps 1
   done
   await_peer || return 1
   for t in $LONG_TYPES; do
