@@ -398,11 +398,11 @@ class CudaBackend final : public Backend {
   void MatMul(std::span<const Matrix* const> ws, const float* x, int64_t n,
               std::span<float* const> ys) override {
     if (n == 0 || Replaying()) return;
-    OpScope op(&profiler_,
-               profiler_.on() ? std::string("matmul ") + DTypeName(ws[0]->type()) +
-                                    (n < kGemvMaxTokens ? " (decode)" : " (prefill)")
-                              : std::string(),
-               stream_);
+    const std::string op_name =
+        profiler_.on() ? std::string("matmul ") + DTypeName(ws[0]->type()) +
+                             (n < kGemvMaxTokens ? " (decode)" : " (prefill)")
+                       : std::string();
+    OpScope op(&profiler_, op_name.c_str(), stream_);
     bool quantized = false;
     for (const Matrix* w : ws) quantized |= IsQuantType(w->type());
     ActQ act;
@@ -418,7 +418,7 @@ class CudaBackend final : public Backend {
     int64_t half_cols = 0;
     for (const Matrix* w : ws) {
       if (w->backend_layout() == kLayoutHalfFragments) {
-        CHECK(half_cols == 0 || w->cols() == ws[0]->cols());
+        CHECK(w->cols() == ws[0]->cols());  // one activation buffer for all of them
         half_cols = HalfActCols(w->cols());
       }
     }

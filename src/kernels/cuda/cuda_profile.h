@@ -104,10 +104,11 @@ class OpProfiler {
   std::map<std::string, Totals> totals_;
 };
 
-// Begin/End around one scope.
+// Begin/End around one scope. The name is only made into a string when the
+// profiler is on: ops run this on every call.
 class OpScope {
  public:
-  OpScope(OpProfiler* p, const std::string& name, cudaStream_t s)
+  OpScope(OpProfiler* p, const char* name, cudaStream_t s)
       : p_(p), s_(s), token_(p->on() ? p->Begin(name, s) : -1) {}
   ~OpScope() { p_->End(token_, s_); }
   OpScope(const OpScope&) = delete;
