@@ -12,8 +12,10 @@
 namespace reprise::model {
 namespace {
 
+constexpr uint64_t kSplitMixGamma = 0x9e3779b97f4a7c15ull;  // the state's increment
+
 uint64_t SplitMix(uint64_t& s) {
-  uint64_t z = (s += 0x9e3779b97f4a7c15ull);
+  uint64_t z = (s += kSplitMixGamma);
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
   return z ^ (z >> 31);
@@ -32,7 +34,6 @@ uint64_t HashName(const std::string& s, uint64_t seed) {
 // 8B-parameter model took minutes with one generator).
 std::vector<uint8_t> RandomMatrix(const std::string& name, DType type, int64_t rows, int64_t cols,
                                   float stddev, uint64_t seed) {
-  constexpr uint64_t kGamma = 0x9e3779b97f4a7c15ull;
   const int64_t row_bytes = RowBytes(type, cols);
   std::vector<uint8_t> data(static_cast<size_t>(rows * row_bytes));
   const uint64_t s0 = HashName(name, seed);
@@ -43,7 +44,7 @@ std::vector<uint8_t> RandomMatrix(const std::string& name, DType type, int64_t r
     std::vector<float> vals(static_cast<size_t>(cols));
     for (int64_t r = part; r < rows; r += n_threads) {
       // The state before this row's first value: s0 + (r * cols) * gamma.
-      uint64_t s = s0 + static_cast<uint64_t>(r) * static_cast<uint64_t>(cols) * kGamma;
+      uint64_t s = s0 + static_cast<uint64_t>(r) * static_cast<uint64_t>(cols) * kSplitMixGamma;
       for (int64_t c = 0; c < cols; ++c) {
         const uint32_t u = static_cast<uint32_t>(SplitMix(s) >> 40);  // 24 bits
         vals[c] = (static_cast<float>(u) * (1.0f / 8388608.0f) - 1.0f) * a;
