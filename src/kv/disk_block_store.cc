@@ -94,9 +94,9 @@ void DiskBlockStore::Flush() {
   room_cv_.wait(lock, [&] { return pending_bytes_ == 0; });
 }
 
-int64_t DiskBlockStore::writes_pending() const {
+int64_t DiskBlockStore::pending_write_bytes() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return static_cast<int64_t>(queue_.size()) + (pending_bytes_ > 0 && queue_.empty() ? 1 : 0);
+  return pending_bytes_;
 }
 
 void DiskBlockStore::WriterLoop() {
@@ -125,7 +125,8 @@ void DiskBlockStore::WriterLoop() {
     if (it != pending_.end() && it->second == job) pending_.erase(it);
     pending_bytes_ -= static_cast<int64_t>(job->file.size());
     // Kept for reuse (a fresh buffer costs page faults, more than the copy):
-    // queued and spare buffers together never exceed the queue's bound.
+    // queued and spare buffers together stay within the queue's bound, plus
+    // the one a WriteBlob waiting for room holds.
     const size_t cap = static_cast<size_t>(std::max<int64_t>(
         1, config_.write_queue_bytes / std::max<int64_t>(1, job->file.size())));
     if (spare_files_.size() < cap && job.use_count() == 1) {

@@ -30,9 +30,10 @@
 // copy) to one writer thread and returns; blocks queued or being written are
 // read from that copy, and a deletion of one cancels it (the writer removes
 // a file it already wrote). The copies are bounded (write_queue_bytes, the
-// buffers kept for reuse included; a WriteBlob past it waits for room). Flush() and the destructor wait until
-// every queued block is on disk, so a clean shutdown loses nothing; a crash
-// loses the queued blocks (misses, never corrupt blocks).
+// buffers kept for reuse included; a WriteBlob past it waits for room).
+// Flush() and the destructor wait until every queued block is on disk, so a
+// clean shutdown loses nothing; a crash loses the queued blocks (misses,
+// never corrupt blocks).
 //
 // Errors: a directory that cannot be created or read fails Open (the caller
 // runs without the tier); a failed write (disk full, read-only) turns the
@@ -85,8 +86,8 @@ class DiskBlockStore : public LruBlockStore {
   // Waits until every block handed to the writer thread is on disk (or its
   // write failed).
   void Flush();
-  // Blocks queued or being written now (tests, diagnostics).
-  int64_t writes_pending() const;
+  // Bytes of files queued or being written now (tests, diagnostics).
+  int64_t pending_write_bytes() const;
   std::string_view name() const override { return "disk"; }
   // False from the moment the writer thread saw a write fail (logged then).
   bool enabled() const override;

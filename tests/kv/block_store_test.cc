@@ -289,7 +289,7 @@ TEST_F(DiskBlockStoreTest, QueuedWritesReadBackLeaveNoStrayFilesAndSurviveTheDes
       EXPECT_LE(s->bytes(), s->bytes_limit());
       const std::vector<BlockKey> held = s->KeysByRecency();
       s->Flush();
-      EXPECT_EQ(s->writes_pending(), 0);
+      EXPECT_EQ(s->pending_write_bytes(), 0);
       // Exactly the held blocks have files: nothing evicted was left behind.
       int files = 0, tmp = 0;
       DIR* d = ::opendir(dir_.c_str());
