@@ -42,16 +42,49 @@ constexpr int kChunk = kAttentionChunk;  // positions per chunk (8 tiles)
 constexpr int kThreads = 128;
 constexpr int kWarps = kThreads / 32;
 constexpr int kMaxDimPerLane = 8;  // head_dim_v <= 256
+// Heads of a GQA group per warp (group <= 32). The loops over them are
+// unrolled to this bound so every state stays in registers.
+constexpr int kMaxHeadsPerWarp = 8;
 
 // Element i of a KV row of `n` values (kernels/kv_format.h's formats; for
 // Q8_0 the same d * q the CPU's LoadKvRow computes).
-__device__ __forceinline__ float LoadKv(const uint8_t* p, int64_t i, DType type, int64_t n) {
+__device__ __forceinline__ float LoadKv(const uint8_t* p, int i, DType type, int n) {
   if (type == DType::kF16) return __half2float(reinterpret_cast<const __half*>(p)[i]);
   if (type == DType::kF32) return reinterpret_cast<const float*>(p)[i];
-  const int64_t g = n < 32 ? n : 32;
+  const int g = n < 32 ? n : 32;
   const uint8_t* grp = p + (i / g) * (2 + g);
   const float d = __half2float(__ushort_as_half(static_cast<unsigned short>(grp[0] | (grp[1] << 8))));
   return __fmul_rn(d, static_cast<float>(reinterpret_cast<const int8_t*>(grp + 2)[i % g]));
+}
+
+// Rows [p0, p0 + rows) of kv head kvh's K and V into k_sh (row stride
+// hk + 1) and v_sh (row stride hv), as floats: warp w of n_warps copies rows
+// w, w + n_warps, ... (one block-table lookup and row address per row, 32-bit
+// index math, lanes on consecutive values). Values only: the arithmetic that
+// reads them is unchanged.
+__device__ __forceinline__ void StageTile(const KvLayout& kv, int layer, const int32_t* table,
+                                          int64_t kvh, int64_t p0, int rows, int hk, int hv,
+                                          int n_warps, float* k_sh, float* v_sh) {
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int bt = static_cast<int>(kv.block_tokens);
+  for (int j = warp; j < rows; j += n_warps) {
+    const int p = static_cast<int>(p0) + j;
+    const int32_t block = table[p / bt];
+    const int64_t row = kvh * bt + p % bt;
+    const uint8_t* kp = KvK(kv, block, layer) + row * kv.k_row_bytes;
+    const uint8_t* vp = KvV(kv, block, layer) + row * kv.v_row_bytes;
+    float* kd = k_sh + j * (hk + 1);
+    float* vd = v_sh + j * hv;
+    if (kv.type == DType::kF16) {
+      const __half* kh = reinterpret_cast<const __half*>(kp);
+      const __half* vh = reinterpret_cast<const __half*>(vp);
+      for (int e = lane; e < hk; e += 32) kd[e] = __half2float(kh[e]);
+      for (int e = lane; e < hv; e += 32) vd[e] = __half2float(vh[e]);
+    } else {
+      for (int e = lane; e < hk; e += 32) kd[e] = LoadKv(kp, e, kv.type, hk);
+      for (int e = lane; e < hv; e += 32) vd[e] = LoadKv(vp, e, kv.type, hv);
+    }
+  }
 }
 
 struct HeadState {
@@ -86,28 +119,26 @@ struct Ctx {
 // kv head `kvh` that this warp owns; states[i] is the warp's i-th head.
 // Shared memory: q_sh [group][hk], k_sh [kTile][hk + 1] (the odd stride puts
 // the 32 lanes' rows in 32 different banks), v_sh [kTile][hv].
-__device__ void RunChunk(const Ctx& c, int64_t t, int64_t kvh, int64_t p_begin, int64_t p_end,
+__device__ __forceinline__ void RunChunk(const Ctx& c, int64_t t, int64_t kvh, int64_t p_begin, int64_t p_end,
                          float* q_sh, float* k_sh, float* v_sh, HeadState* states) {
-  const int64_t hk = c.s.head_dim_k, hv = c.s.head_dim_v, bt = c.kv.block_tokens;
+  const int64_t hk = c.s.head_dim_k, hv = c.s.head_dim_v;
   const int64_t group = c.s.n_heads / c.s.n_kv_heads;
   const int32_t* table = c.b.block_table + static_cast<int64_t>(c.b.seq[t]) * c.b.max_blocks;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  for (int64_t hi = 0; warp + hi * kWarps < group; ++hi) ResetState(&states[hi]);
+#pragma unroll
+  for (int hi = 0; hi < kMaxHeadsPerWarp; ++hi) {
+    if (warp + hi * kWarps >= group) break;
+    ResetState(&states[hi]);
+  }
   for (int64_t p0 = p_begin; p0 <= p_end; p0 += kTile) {
     const int valid = static_cast<int>(p_end - p0 + 1 < kTile ? p_end - p0 + 1 : kTile);
     __syncthreads();  // the previous tile is no longer read
-    for (int64_t i = threadIdx.x; i < static_cast<int64_t>(valid) * hk; i += blockDim.x) {
-      const int64_t j = i / hk, e = i % hk, p = p0 + j;
-      const uint8_t* kp = KvK(c.kv, table[p / bt], c.layer) + (kvh * bt + p % bt) * c.kv.k_row_bytes;
-      k_sh[j * (hk + 1) + e] = LoadKv(kp, e, c.kv.type, hk);
-    }
-    for (int64_t i = threadIdx.x; i < static_cast<int64_t>(valid) * hv; i += blockDim.x) {
-      const int64_t j = i / hv, e = i % hv, p = p0 + j;
-      const uint8_t* vp = KvV(c.kv, table[p / bt], c.layer) + (kvh * bt + p % bt) * c.kv.v_row_bytes;
-      v_sh[j * hv + e] = LoadKv(vp, e, c.kv.type, hv);
-    }
+    StageTile(c.kv, c.layer, table, kvh, p0, valid, static_cast<int>(hk), static_cast<int>(hv),
+              kWarps, k_sh, v_sh);
     __syncthreads();
-    for (int64_t hi = 0; warp + hi * kWarps < group; ++hi) {
+#pragma unroll
+    for (int hi = 0; hi < kMaxHeadsPerWarp; ++hi) {
+      if (warp + hi * kWarps >= group) break;
       const int64_t gh = warp + hi * kWarps;  // head within the group
       HeadState& st = states[hi];
       const float* qh = q_sh + gh * hk;
@@ -142,7 +173,6 @@ __device__ void LoadQ(const Ctx& c, int64_t t, int64_t kvh, float* q_sh) {
   __syncthreads();
 }
 
-constexpr int kMaxHeadsPerWarp = 8;  // group <= 32
 
 // Decode shape: block (token, kv head, chunk) -> chunk states.
 // part: [(t * n_heads + h) * max_chunks + chunk] of (m, l, o[hv]).
@@ -162,7 +192,9 @@ __global__ void AttentionChunkKernel(Ctx c, int64_t max_chunks, float* part) {
   RunChunk(c, t, kvh, chunk * kChunk, p_end, q_sh, k_sh, v_sh, states);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int64_t stride = hv + 2;
-  for (int64_t hi = 0; warp + hi * kWarps < group; ++hi) {
+#pragma unroll
+  for (int hi = 0; hi < kMaxHeadsPerWarp; ++hi) {
+    if (warp + hi * kWarps >= group) break;
     const int64_t h = kvh * group + warp + hi * kWarps;
     float* dst = part + ((t * c.s.n_heads + h) * max_chunks + chunk) * stride;
     if (lane == 0) {
@@ -224,15 +256,21 @@ __global__ void AttentionSerialKernel(Ctx c, float* out) {
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   for (int64_t chunk = 0; chunk * kChunk <= pos; ++chunk) {
     const int64_t p_end = min(pos, (chunk + 1) * kChunk - 1);
-    RunChunk(c, t, kvh, chunk * kChunk, p_end, q_sh, k_sh, v_sh,
-             chunk == 0 ? total : chunk_state);
-    if (chunk > 0) {
-      for (int64_t hi = 0; warp + hi * kWarps < group; ++hi) {
+    RunChunk(c, t, kvh, chunk * kChunk, p_end, q_sh, k_sh, v_sh, chunk_state);
+    if (chunk == 0) {
+#pragma unroll
+      for (int hi = 0; hi < kMaxHeadsPerWarp; ++hi) total[hi] = chunk_state[hi];
+    } else {
+#pragma unroll
+      for (int hi = 0; hi < kMaxHeadsPerWarp; ++hi) {
+        if (warp + hi * kWarps >= group) break;
         MergeState(&total[hi], chunk_state[hi].m, chunk_state[hi].l, chunk_state[hi].o);
       }
     }
   }
-  for (int64_t hi = 0; warp + hi * kWarps < group; ++hi) {
+#pragma unroll
+  for (int hi = 0; hi < kMaxHeadsPerWarp; ++hi) {
+    if (warp + hi * kWarps >= group) break;
     const int64_t h = kvh * group + warp + hi * kWarps;
     float* dst = out + t * c.s.n_heads * hv + h * hv;
     for (int k = 0; k < kMaxDimPerLane; ++k) {
@@ -283,7 +321,7 @@ __global__ void __launch_bounds__(kTiledThreads)
   extern __shared__ float sh[];
   const int64_t t0 = tiles[2 * blockIdx.x], nt = tiles[2 * blockIdx.x + 1];
   const int64_t kvh = blockIdx.y;
-  const int64_t hk = c.s.head_dim_k, hv = c.s.head_dim_v, bt = c.kv.block_tokens;
+  const int64_t hk = c.s.head_dim_k, hv = c.s.head_dim_v;
   const int64_t group = c.s.n_heads / c.s.n_kv_heads;
   const int64_t n_pairs = nt * group;
   float* q_sh = sh;
@@ -317,16 +355,8 @@ __global__ void __launch_bounds__(kTiledThreads)
     for (int64_t p0 = c_begin; p0 <= tile_end; p0 += kTile) {
       const int rows = static_cast<int>(tile_end - p0 + 1 < kTile ? tile_end - p0 + 1 : kTile);
       __syncthreads();  // the previous tile is no longer read (and q_sh is written)
-      for (int64_t i = threadIdx.x; i < static_cast<int64_t>(rows) * hk; i += blockDim.x) {
-        const int64_t j = i / hk, e = i % hk, p = p0 + j;
-        const uint8_t* kp = KvK(c.kv, table[p / bt], c.layer) + (kvh * bt + p % bt) * c.kv.k_row_bytes;
-        k_sh[j * (hk + 1) + e] = LoadKv(kp, e, c.kv.type, hk);
-      }
-      for (int64_t i = threadIdx.x; i < static_cast<int64_t>(rows) * hv; i += blockDim.x) {
-        const int64_t j = i / hv, e = i % hv, p = p0 + j;
-        const uint8_t* vp = KvV(c.kv, table[p / bt], c.layer) + (kvh * bt + p % bt) * c.kv.v_row_bytes;
-        v_sh[j * hv + e] = LoadKv(vp, e, c.kv.type, hv);
-      }
+      StageTile(c.kv, c.layer, table, kvh, p0, rows, static_cast<int>(hk), static_cast<int>(hv),
+                kTiledWarps, k_sh, v_sh);
       __syncthreads();
 #pragma unroll
       for (int k = 0; k < kPairsPerWarp; ++k) {
