@@ -52,6 +52,30 @@ constexpr int kTokTile = 8;
 // of every unit's values (32, 256, 4, 8).
 constexpr int64_t kSegCols = 512;
 
+// cp.async (sm_80 and later): 16 bytes global -> shared without registers;
+// valid false zero-fills the 16 bytes and reads nothing.
+__device__ __forceinline__ void CpAsync16(void* smem, const void* gmem, bool valid) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  const int bytes = valid ? 16 : 0;  // 0: the 16 bytes are zero-filled, nothing is read
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(bytes));
+#else
+  (void)smem, (void)gmem, (void)valid;
+  __trap();
+#endif
+}
+__device__ __forceinline__ void CpAsyncCommit() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.commit_group;\n" ::);
+#endif
+}
+template <int kPending>
+__device__ __forceinline__ void CpAsyncWait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending));
+#endif
+}
+
 REPRISE_HD float FMul(float a, float b) {
 #ifdef __CUDA_ARCH__
   return __fmul_rn(a, b);

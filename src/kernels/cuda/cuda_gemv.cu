@@ -11,6 +11,18 @@
 // it costs ~1 instruction per sub-block per token, the loads and dot
 // products ~1 per 4 values.
 //
+// Quantized weights take a second shape by default, the staged GEMV
+// (REPRISE_CUDA_GEMV_STAGED=0: the shape above, same bits). The repack
+// interleaves 32 rows unit by unit, so a 32-row group's units are one
+// contiguous run of bytes: a block owns one row group and each of its warps
+// copies its share of the run into shared memory with cp.async (every
+// instruction 512 contiguous bytes, two stages in flight per warp), then lane
+// l computes row l's contributions from shared memory and adds them in order
+// into its segment sum, in registers. Warp w takes segments w, w + 8, ...;
+// after each round of 8 segments the block folds the round's segment sums
+// into the totals, in segment order. Same contributions, same sums in the
+// same order: the same bits as every other path.
+//
 // A sub-block's contribution (the Sub policies):
 //  - quantized: SubW / SubWContrib (cuda_subblock.cuh), the same bits as
 //    SubBlockContrib, from 32-bit word loads and dp4a;
@@ -162,6 +174,165 @@ void Run(const uint8_t* w, int64_t rows, int64_t n_units, GemvIn in, int64_t n, 
   }
 }
 
+// ---- the staged GEMV (quantized weights) ----
+
+constexpr int kStWarps = 8;  // warps per block: segments per round
+
+// Units of one pipeline stage: 256 values (4 for Q8_0, whose 34-byte units
+// would make 8-unit stages twice the bytes).
+template <int kSubs, int kUnitBytes>
+constexpr int StageUnits() {
+  return kSubs == 8 ? 1 : (kUnitBytes > 32 ? 4 : 8);
+}
+
+template <int kType, int kKind, int kSubs, int kUnitBytes, int kMaxT>
+__global__ void __launch_bounds__(kStWarps * 32)
+    GemvStagedKernel(const uint8_t* __restrict__ w, int64_t rows, int64_t n_units, GemvIn in,
+                     int n, float* __restrict__ y, int64_t ldy) {
+  constexpr int kSU = StageUnits<kSubs, kUnitBytes>();
+  constexpr int kStageBytes = kSU * kRowGroup * kUnitBytes;  // a multiple of 16
+  constexpr int kStageSubs = kSU * kSubs;
+  constexpr int kStagesPerSeg = static_cast<int>(kSegCols / 32) / kStageSubs;
+  static_assert(kStageBytes % 16 == 0 && kStagesPerSeg * kStageSubs * 32 == kSegCols);
+  extern __shared__ __align__(16) uint8_t st_sh[];
+  uint8_t* ring = st_sh + threadIdx.x / 32 * (2 * kStageBytes);  // this warp's two stages
+  float* ssum = reinterpret_cast<float*>(st_sh + kStWarps * 2 * kStageBytes);  // [warp][t][32]
+
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int64_t group = blockIdx.x;
+  const uint8_t* gbase = w + group * n_units * kRowGroup * kUnitBytes;
+  const int64_t n_stages = (n_units + kSU - 1) / kSU;
+  const int64_t segs = (in.nb32 + kSegCols / 32 - 1) / (kSegCols / 32);
+
+  // This warp's k-th stage: segment warp + (k / kStagesPerSeg) * kStWarps.
+  auto stage_index = [&](int64_t k) -> int64_t {
+    const int64_t seg = warp + (k / kStagesPerSeg) * kStWarps;
+    const int64_t st = seg * kStagesPerSeg + k % kStagesPerSeg;
+    return seg < segs && st < n_stages ? st : -1;
+  };
+  auto issue = [&](int64_t k) {
+    const int64_t st = stage_index(k);
+    if (st >= 0) {
+      const int64_t u0 = st * kSU;
+      const int64_t units = n_units - u0 < kSU ? n_units - u0 : kSU;
+      const int chunks = static_cast<int>(units * kRowGroup * kUnitBytes / 16);
+      const uint8_t* src = gbase + u0 * kRowGroup * kUnitBytes;
+      uint8_t* dst = ring + (k % 2) * kStageBytes;
+      for (int i = lane; i < chunks; i += 32) CpAsync16(dst + 16 * i, src + 16 * i, true);
+    }
+    CpAsyncCommit();  // always: one group per k keeps the wait counts exact
+  };
+
+  // The fold threads: (row fr, tokens ft and ft + 8).
+  const int fr = threadIdx.x % 32, ft = threadIdx.x / 32;
+  float total0 = 0.0f, total1 = 0.0f;
+
+  int64_t k = 0;
+  issue(0);
+  issue(1);
+  for (int64_t round = 0; round * kStWarps < segs; ++round) {
+    const int64_t seg = round * kStWarps + warp;
+    if (seg < segs) {
+      float acc[kMaxT];
+#pragma unroll
+      for (int t = 0; t < kMaxT; ++t) acc[t] = 0.0f;
+      for (int s = 0; s < kStagesPerSeg; ++s, ++k) {
+        const int64_t st = stage_index(k);
+        if (st < 0) break;  // a short last segment: the warp's last stages
+        CpAsyncWait<1>();
+        __syncwarp();
+        const uint8_t* slot = ring + (k % 2) * kStageBytes;
+        const int64_t b_first = st * kStageSubs;
+        const int subs = static_cast<int>(in.nb32 - b_first < kStageSubs ? in.nb32 - b_first
+                                                                         : kStageSubs);
+        for (int j = 0; j < subs; ++j) {
+          SubW sw;
+          LoadSubW<kType>(slot + ((j / kSubs) * kRowGroup + lane) * kUnitBytes, j % kSubs, &sw);
+          const int64_t b = b_first + j;
+#pragma unroll
+          for (int t = 0; t < kMaxT; ++t) {
+            if (t < n) {
+              const uint4* xp = reinterpret_cast<const uint4*>(in.xq + t * in.cols + b * 32);
+              const uint4 x0 = xp[0], x1 = xp[1];
+              const uint32_t xw[8] = {x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w};
+              acc[t] = FAdd(acc[t], SubWContrib<kKind>(sw, xw, in.xd[t * in.nb32 + b],
+                                                       in.xs[t * in.nb32 + b]));
+            }
+          }
+        }
+        __syncwarp();  // every lane is done with this slot
+        issue(k + 2);
+      }
+#pragma unroll
+      for (int t = 0; t < kMaxT; ++t) {
+        if (t < n) ssum[(warp * kMaxT + t) * 32 + lane] = acc[t];
+      }
+    }
+    __syncthreads();
+    for (int ww = 0; ww < kStWarps; ++ww) {
+      const int64_t sg = round * kStWarps + ww;
+      if (sg >= segs) break;
+      if (ft < n && ft < kMaxT) {
+        const float v = ssum[(ww * kMaxT + ft) * 32 + fr];
+        total0 = sg == 0 ? v : FAdd(total0, v);
+      }
+      if (ft + 8 < n && ft + 8 < kMaxT) {
+        const float v = ssum[(ww * kMaxT + ft + 8) * 32 + fr];
+        total1 = sg == 0 ? v : FAdd(total1, v);
+      }
+    }
+    __syncthreads();
+  }
+  CpAsyncWait<0>();  // nothing in flight when the block exits
+  const int64_t r = group * kRowGroup + fr;
+  if (r < rows) {
+    if (ft < n) y[ft * ldy + r] = total0;
+    if (ft + 8 < n) y[(ft + 8) * ldy + r] = total1;
+  }
+}
+
+template <int kType, int kKind, int kSubs, int kUnitBytes, int kMaxT>
+void RunStagedT(const uint8_t* w, int64_t rows, int64_t n_units, const GemvIn& in, int nt,
+                float* y, int64_t ldy, cudaStream_t s) {
+  constexpr int kStageBytes = StageUnits<kSubs, kUnitBytes>() * kRowGroup * kUnitBytes;
+  constexpr size_t kSmem = kStWarps * 2 * kStageBytes + kStWarps * kMaxT * 32 * sizeof(float);
+  static bool configured = false;
+  if (!configured) {
+    cudaFuncSetAttribute(GemvStagedKernel<kType, kKind, kSubs, kUnitBytes, kMaxT>,
+                         cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kSmem));
+    configured = true;
+  }
+  const unsigned grid = static_cast<unsigned>((rows + kRowGroup - 1) / kRowGroup);
+  GemvStagedKernel<kType, kKind, kSubs, kUnitBytes, kMaxT>
+      <<<grid, kStWarps * 32, kSmem, s>>>(w, rows, n_units, in, nt, y, ldy);
+}
+
+template <int kType, int kKind, int kSubs, int kUnitBytes>
+void RunStaged(const uint8_t* w, int64_t rows, int64_t n_units, const GemvIn& in, int64_t n,
+               float* y, int64_t ldy, cudaStream_t s) {
+  static_assert(kGemvMaxTokens == 16, "the fold threads cover 16 tokens");
+  for (int64_t t0 = 0; t0 < n; t0 += kGemvMaxTokens) {
+    const int nt = static_cast<int>(n - t0 < kGemvMaxTokens ? n - t0 : kGemvMaxTokens);
+    GemvIn at = in;
+    at.xq += t0 * in.cols;
+    at.xd += t0 * in.nb32;
+    at.xs += t0 * in.nb32;
+    float* yt = y + t0 * ldy;
+    if (nt == 1) {
+      RunStagedT<kType, kKind, kSubs, kUnitBytes, 1>(w, rows, n_units, at, nt, yt, ldy, s);
+    } else if (nt <= 4) {
+      RunStagedT<kType, kKind, kSubs, kUnitBytes, 4>(w, rows, n_units, at, nt, yt, ldy, s);
+    } else {
+      RunStagedT<kType, kKind, kSubs, kUnitBytes, 16>(w, rows, n_units, at, nt, yt, ldy, s);
+    }
+  }
+}
+
+bool GemvStagedOn() {
+  static const bool on = EnvSwitchOn("REPRISE_CUDA_GEMV_STAGED");
+  return on;
+}
+
 }  // namespace
 
 void LaunchGemv(DType type, const uint8_t* w, int64_t rows, int64_t cols, int64_t n_units,
@@ -169,6 +340,15 @@ void LaunchGemv(DType type, const uint8_t* w, int64_t rows, int64_t cols, int64_
   const GemvIn in{x, act.q, act.d, act.sum, cols, (cols + 31) / 32};
   constexpr int kQ8 = static_cast<int>(DType::kQ8_0), kQ40 = static_cast<int>(DType::kQ4_0);
   constexpr int kQ4K = static_cast<int>(DType::kQ4_K), kQ6K = static_cast<int>(DType::kQ6_K);
+  if (IsQuantType(type) && GemvStagedOn()) {
+    switch (type) {
+      case DType::kQ8_0: RunStaged<kQ8, 0, 1, kQ8_0Bytes>(w, rows, n_units, in, n, y, ldy, s); return;
+      case DType::kQ4_0: RunStaged<kQ40, 0, 1, kQ4_0Bytes>(w, rows, n_units, in, n, y, ldy, s); return;
+      case DType::kQ4_K: RunStaged<kQ4K, 1, 8, kQ4KBytes>(w, rows, n_units, in, n, y, ldy, s); return;
+      case DType::kQ6_K: RunStaged<kQ6K, 2, 8, kQ6KBytes>(w, rows, n_units, in, n, y, ldy, s); return;
+      default: break;
+    }
+  }
   switch (type) {
     case DType::kQ8_0: Run<QuantSub<kQ8, 0, 1, kQ8_0Bytes>>(w, rows, n_units, in, n, y, ldy, s); break;
     case DType::kQ4_0: Run<QuantSub<kQ40, 0, 1, kQ4_0Bytes>>(w, rows, n_units, in, n, y, ldy, s); break;
