@@ -109,6 +109,10 @@ tests() {
     REPRISE_CUDA_ATTN_TILES=0 "$BUILD/bin/gpu_tests" --gtest_brief=1 > "$WORK/gpu_tests_notiles.log" 2>&1
     grep -E "^\[  (PASSED|FAILED) |Failure" "$WORK/gpu_tests_notiles.log" | head -30
     tail -3 "$WORK/gpu_tests_notiles.log"
+    say "gpu_tests failed: again with the warp-per-row GEMV (REPRISE_CUDA_GEMV_STAGED=0)"
+    REPRISE_CUDA_GEMV_STAGED=0 "$BUILD/bin/gpu_tests" --gtest_brief=1 > "$WORK/gpu_tests_nostaged.log" 2>&1
+    grep -E "^\[  (PASSED|FAILED) |Failure" "$WORK/gpu_tests_nostaged.log" | head -30
+    tail -3 "$WORK/gpu_tests_nostaged.log"
     say "gpu_tests failed: again with F16 / BF16 off the tensor cores (REPRISE_CUDA_HALF_MMA=0)"
     REPRISE_CUDA_HALF_MMA=0 "$BUILD/bin/gpu_tests" --gtest_brief=1 > "$WORK/gpu_tests_nohalf.log" 2>&1
     grep -E "^\[  (PASSED|FAILED) |Failure" "$WORK/gpu_tests_nohalf.log" | head -30
@@ -223,6 +227,12 @@ bench() {
   for t in $TYPES; do
     say "reprise bench $t tg128 without CUDA graphs"
     REPRISE_CUDA_GRAPHS=0 rbench 150 "$t-nographs" "$t" --pp 512 --tg 128 --reps "$REPS"
+  done
+  # Quantized decode with the warp-per-row GEMV (REPRISE_CUDA_GEMV_STAGED=0).
+  for t in $TYPES; do
+    case $t in f16|f32|bf16) continue ;; esac
+    say "reprise bench $t tg128 with the warp-per-row GEMV"
+    REPRISE_CUDA_GEMV_STAGED=0 rbench 150 "$t-nostaged" "$t" --pp 512 --tg 128 --reps "$REPS"
   done
   # GPU time per op kind (REPRISE_CUDA_PROFILE=1): pp512 + tg32, one rep.
   for t in $TYPES; do
