@@ -116,12 +116,15 @@ __global__ void __launch_bounds__(kHgWarps * 32)
       float acc[2][4] = {{0.0f, 0.0f, 0.0f, 0.0f}, {0.0f, 0.0f, 0.0f, 0.0f}};
       const int64_t k0 = seg * kChunksPerSeg;
       const int64_t k1 = k0 + kChunksPerSeg < n_kc ? k0 + kChunksPerSeg : n_kc;
-      for (int64_t kc = k0; kc < k1; kc += 8) {
-        uint4 a[8];
+      // Batches of 8 chunks, two in flight: batch i + 1's loads are issued
+      // before batch i's instructions (the same instructions in chunk order).
+      auto load = [&](uint4 (&a)[8], int64_t kc) {
 #pragma unroll
         for (int u = 0; u < 8; ++u) {
           if (kc + u < k1) a[u] = wr[(kc + u) * 32];
         }
+      };
+      auto compute = [&](const uint4 (&a)[8], int64_t kc) {
 #pragma unroll
         for (int u = 0; u < 8; ++u) {
           if (kc + u < k1) {
@@ -132,6 +135,14 @@ __global__ void __launch_bounds__(kHgWarps * 32)
             }
           }
         }
+      };
+      uint4 a0[8], a1[8];
+      load(a0, k0);
+      for (int64_t kc = k0; kc < k1; kc += 16) {
+        if (kc + 8 < k1) load(a1, kc + 8);
+        compute(a0, kc);
+        if (kc + 16 < k1) load(a0, kc + 16);
+        if (kc + 8 < k1) compute(a1, kc + 8);
       }
       for (int j = 0; j < 2; ++j) {
         float* s = sbuf[warp];
