@@ -584,6 +584,78 @@ TEST_P(GpuMatMul, EqualsTheHostEmulationAndTheCpuOnEveryPath) {
   }
 }
 
+// Several matrices in one MatMul call (the forward pass's Q/K/V and
+// gate/up): the staged GEMV serves consecutive quantized matrices of one type
+// in one launch, blocks mapped to matrices by their row groups. Each output
+// must be the bits of the same matrix multiplied alone, whatever its
+// neighbours' shapes, for decode and prefill widths alike.
+TEST_P(GpuMatMul, SeveralMatricesInOneCallEqualEachAlone) {
+  REQUIRE_GPU();
+  const DType type = GetParam();
+  auto gpu = kernels::CreateBackend(kCuda, 1);
+  ASSERT_TRUE(gpu.ok());
+  const int64_t cols = 4608;  // 9 segments: a partial round of the staged GEMV
+  const int64_t rows_of[5] = {200, 33, 1024, 64, 7};  // 5: more than one launch holds
+  std::mt19937 rng(1234u + static_cast<uint32_t>(type));
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  std::vector<std::vector<uint8_t>> wq(5);
+  std::vector<kernels::Matrix> mats;
+  const int64_t rb = RowBytes(type, cols);
+  for (int m = 0; m < 5; ++m) {
+    std::vector<float> wf(static_cast<size_t>(rows_of[m] * cols));
+    for (auto& v : wf) v = 0.05f * dist(rng);
+    wq[m].resize(static_cast<size_t>(rows_of[m] * rb));
+    for (int64_t r = 0; r < rows_of[m]; ++r) {
+      kernels::QuantizeRow(type, wf.data() + r * cols, wq[m].data() + r * rb, cols);
+    }
+    auto pm = (*gpu)->PrepareMatrix({type, rows_of[m], cols, wq[m].data()});
+    ASSERT_TRUE(pm.ok());
+    mats.push_back(std::move(*pm));
+  }
+  const int64_t max_n = 20;
+  std::vector<float> x(static_cast<size_t>(max_n * cols));
+  for (auto& v : x) v = dist(rng);
+  auto xd = (*gpu)->Alloc(x.size() * sizeof(float), "test x");
+  ASSERT_TRUE(xd.ok());
+  (*gpu)->CopyToDevice(*xd, x.data(), x.size() * sizeof(float));
+  std::vector<void*> yd(5), yd1(5);
+  for (int m = 0; m < 5; ++m) {
+    auto a = (*gpu)->Alloc(static_cast<size_t>(max_n * rows_of[m]) * sizeof(float), "y");
+    auto b = (*gpu)->Alloc(static_cast<size_t>(max_n * rows_of[m]) * sizeof(float), "y1");
+    ASSERT_TRUE(a.ok() && b.ok());
+    yd[m] = *a;
+    yd1[m] = *b;
+  }
+  for (const int64_t n : {int64_t{1}, int64_t{2}, int64_t{5}, int64_t{15}, int64_t{20}}) {
+    const kernels::Matrix* all[5] = {&mats[0], &mats[1], &mats[2], &mats[3], &mats[4]};
+    float* ys[5];
+    for (int m = 0; m < 5; ++m) ys[m] = static_cast<float*>(yd[m]);
+    (*gpu)->MatMul(all, static_cast<const float*>(*xd), n, ys);
+    for (int m = 0; m < 5; ++m) {
+      const kernels::Matrix* one[1] = {&mats[m]};
+      float* y1[1] = {static_cast<float*>(yd1[m])};
+      (*gpu)->MatMul(one, static_cast<const float*>(*xd), n, y1);
+    }
+    for (int m = 0; m < 5; ++m) {
+      std::vector<float> got(static_cast<size_t>(n * rows_of[m])), alone(got.size());
+      (*gpu)->CopyToHost(got.data(), yd[m], got.size() * sizeof(float));
+      (*gpu)->CopyToHost(alone.data(), yd1[m], alone.size() * sizeof(float));
+      ASSERT_TRUE((*gpu)->Synchronize().ok());
+      ASSERT_EQ(std::memcmp(got.data(), alone.data(), got.size() * sizeof(float)), 0)
+          << DTypeName(type) << " n " << n << " matrix " << m << " (" << rows_of[m]
+          << " rows): several in one call differ from the matrix alone";
+      double mag = 0;
+      for (const float v : got) mag = std::max(mag, static_cast<double>(std::fabs(v)));
+      ASSERT_GT(mag, 0.0) << "an all-zero output proves nothing";
+    }
+  }
+  (*gpu)->Free(*xd);
+  for (int m = 0; m < 5; ++m) {
+    (*gpu)->Free(yd[m]);
+    (*gpu)->Free(yd1[m]);
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Types, GpuMatMul,
                          ::testing::Values(DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0,
                                            DType::kQ4_0, DType::kQ4_K, DType::kQ6_K),

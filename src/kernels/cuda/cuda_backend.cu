@@ -430,10 +430,29 @@ class CudaBackend final : public Backend {
     if (!Grow(&partials_, part).ok()) return;
     int act_group = 0;  // the block size the activations are quantized with now
     DType half_act = DType::kF32;  // the half type the activations are rounded to now
+    const bool staged = n < kGemvMaxTokens && GemvStagedOn();
     for (size_t m = 0; m < ws.size(); ++m) {
       const Matrix& w = *ws[m];
       const uint8_t* data = static_cast<const uint8_t*>(w.backend_data());
       const int64_t units = matrix_units_.at(const_cast<uint8_t*>(data));
+      if (staged && IsQuantType(w.type())) {  // this and the next matrices of its type: one launch
+        if (ActGroup(w.type()) != act_group) {
+          act_group = ActGroup(w.type());
+          LaunchQuantizeAct(w.type(), x, n, w.cols(), act, stream_);
+        }
+        GemvTarget targets[kGemvMaxTargets];
+        int count = 0;
+        while (count < kGemvMaxTargets && m + count < ws.size() &&
+               ws[m + count]->type() == w.type()) {
+          const Matrix& wm = *ws[m + count];
+          targets[count] = {static_cast<const uint8_t*>(wm.backend_data()), wm.rows(),
+                            ys[m + count], wm.rows()};
+          ++count;
+        }
+        LaunchGemvStaged(w.type(), targets, count, w.cols(), units, act, n, stream_);
+        m += count - 1;
+        continue;
+      }
       if (w.backend_layout() == kLayoutHalfFragments) {
         if (w.type() != half_act) {  // stream order: earlier matmuls have read the old ones
           half_act = w.type();

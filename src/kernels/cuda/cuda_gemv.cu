@@ -185,10 +185,20 @@ constexpr int StageUnits() {
   return kSubs == 8 ? 1 : (kUnitBytes > 32 ? 4 : 8);
 }
 
+// The matrices of one launch: block b serves row group b - first[m] of
+// matrix m, first[m] <= b < first[m + 1].
+struct StagedTargets {
+  const uint8_t* w[kGemvMaxTargets];
+  int64_t rows[kGemvMaxTargets];
+  float* y[kGemvMaxTargets];
+  int64_t ldy[kGemvMaxTargets];
+  int32_t first[kGemvMaxTargets + 1];
+  int count;
+};
+
 template <int kType, int kKind, int kSubs, int kUnitBytes, int kMaxT>
 __global__ void __launch_bounds__(kStWarps * 32)
-    GemvStagedKernel(const uint8_t* __restrict__ w, int64_t rows, int64_t n_units, GemvIn in,
-                     int n, float* __restrict__ y, int64_t ldy) {
+    GemvStagedKernel(StagedTargets tg, int64_t n_units, GemvIn in, int n) {
   constexpr int kSU = StageUnits<kSubs, kUnitBytes>();
   constexpr int kStageBytes = kSU * kRowGroup * kUnitBytes;  // a multiple of 16
   constexpr int kStageSubs = kSU * kSubs;
@@ -199,7 +209,12 @@ __global__ void __launch_bounds__(kStWarps * 32)
   float* ssum = reinterpret_cast<float*>(st_sh + kStWarps * 2 * kStageBytes);  // [warp][t][32]
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int64_t group = blockIdx.x;
+  int m = 0;
+  while (m + 1 < tg.count && static_cast<int32_t>(blockIdx.x) >= tg.first[m + 1]) ++m;
+  const int64_t group = blockIdx.x - tg.first[m];
+  const uint8_t* __restrict__ w = tg.w[m];
+  const int64_t rows = tg.rows[m], ldy = tg.ldy[m];
+  float* __restrict__ y = tg.y[m];
   const uint8_t* gbase = w + group * n_units * kRowGroup * kUnitBytes;
   const int64_t n_stages = (n_units + kSU - 1) / kSU;
   const int64_t segs = (in.nb32 + kSegCols / 32 - 1) / (kSegCols / 32);
@@ -292,8 +307,8 @@ __global__ void __launch_bounds__(kStWarps * 32)
 }
 
 template <int kType, int kKind, int kSubs, int kUnitBytes, int kMaxT>
-void RunStagedT(const uint8_t* w, int64_t rows, int64_t n_units, const GemvIn& in, int nt,
-                float* y, int64_t ldy, cudaStream_t s) {
+void RunStagedT(const StagedTargets& tg, int64_t n_units, const GemvIn& in, int nt,
+                cudaStream_t s) {
   constexpr int kStageBytes = StageUnits<kSubs, kUnitBytes>() * kRowGroup * kUnitBytes;
   constexpr size_t kSmem = kStWarps * 2 * kStageBytes + kStWarps * kMaxT * 32 * sizeof(float);
   static bool configured = false;
@@ -302,14 +317,25 @@ void RunStagedT(const uint8_t* w, int64_t rows, int64_t n_units, const GemvIn& i
                          cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kSmem));
     configured = true;
   }
-  const unsigned grid = static_cast<unsigned>((rows + kRowGroup - 1) / kRowGroup);
+  const unsigned grid = static_cast<unsigned>(tg.first[tg.count]);
   GemvStagedKernel<kType, kKind, kSubs, kUnitBytes, kMaxT>
-      <<<grid, kStWarps * 32, kSmem, s>>>(w, rows, n_units, in, nt, y, ldy);
+      <<<grid, kStWarps * 32, kSmem, s>>>(tg, n_units, in, nt);
 }
 
 template <int kType, int kKind, int kSubs, int kUnitBytes>
-void RunStaged(const uint8_t* w, int64_t rows, int64_t n_units, const GemvIn& in, int64_t n,
-               float* y, int64_t ldy, cudaStream_t s) {
+void RunStaged(const GemvTarget* targets, int count, int64_t n_units, const GemvIn& in, int64_t n,
+               cudaStream_t s) {
+  CHECK(count >= 1 && count <= kGemvMaxTargets);
+  StagedTargets base{};
+  base.count = count;
+  base.first[0] = 0;
+  for (int m = 0; m < count; ++m) {
+    base.w[m] = targets[m].w;
+    base.rows[m] = targets[m].rows;
+    base.ldy[m] = targets[m].ldy;
+    base.first[m + 1] =
+        base.first[m] + static_cast<int32_t>((targets[m].rows + kRowGroup - 1) / kRowGroup);
+  }
   static_assert(kGemvMaxTokens == 16, "the fold threads cover 16 tokens");
   for (int64_t t0 = 0; t0 < n; t0 += kGemvMaxTokens) {
     const int nt = static_cast<int>(n - t0 < kGemvMaxTokens ? n - t0 : kGemvMaxTokens);
@@ -317,23 +343,39 @@ void RunStaged(const uint8_t* w, int64_t rows, int64_t n_units, const GemvIn& in
     at.xq += t0 * in.cols;
     at.xd += t0 * in.nb32;
     at.xs += t0 * in.nb32;
-    float* yt = y + t0 * ldy;
+    StagedTargets tg = base;
+    for (int m = 0; m < count; ++m) tg.y[m] = targets[m].y + t0 * targets[m].ldy;
     if (nt == 1) {
-      RunStagedT<kType, kKind, kSubs, kUnitBytes, 1>(w, rows, n_units, at, nt, yt, ldy, s);
+      RunStagedT<kType, kKind, kSubs, kUnitBytes, 1>(tg, n_units, at, nt, s);
     } else if (nt <= 4) {
-      RunStagedT<kType, kKind, kSubs, kUnitBytes, 4>(w, rows, n_units, at, nt, yt, ldy, s);
+      RunStagedT<kType, kKind, kSubs, kUnitBytes, 4>(tg, n_units, at, nt, s);
     } else {
-      RunStagedT<kType, kKind, kSubs, kUnitBytes, 16>(w, rows, n_units, at, nt, yt, ldy, s);
+      RunStagedT<kType, kKind, kSubs, kUnitBytes, 16>(tg, n_units, at, nt, s);
     }
   }
 }
+
+}  // namespace
 
 bool GemvStagedOn() {
   static const bool on = EnvSwitchOn("REPRISE_CUDA_GEMV_STAGED");
   return on;
 }
 
-}  // namespace
+void LaunchGemvStaged(DType type, const GemvTarget* targets, int count, int64_t cols,
+                      int64_t n_units, const ActQ& act, int64_t n, cudaStream_t s) {
+  const GemvIn in{nullptr, act.q, act.d, act.sum, cols, cols / 32};
+  constexpr int kQ8 = static_cast<int>(DType::kQ8_0), kQ40 = static_cast<int>(DType::kQ4_0);
+  constexpr int kQ4K = static_cast<int>(DType::kQ4_K), kQ6K = static_cast<int>(DType::kQ6_K);
+  CHECK(cols % 32 == 0);
+  switch (type) {
+    case DType::kQ8_0: return RunStaged<kQ8, 0, 1, kQ8_0Bytes>(targets, count, n_units, in, n, s);
+    case DType::kQ4_0: return RunStaged<kQ40, 0, 1, kQ4_0Bytes>(targets, count, n_units, in, n, s);
+    case DType::kQ4_K: return RunStaged<kQ4K, 1, 8, kQ4KBytes>(targets, count, n_units, in, n, s);
+    case DType::kQ6_K: return RunStaged<kQ6K, 2, 8, kQ6KBytes>(targets, count, n_units, in, n, s);
+    default: CHECK_MSG(false, "not a quantized type: %s", DTypeName(type));
+  }
+}
 
 void LaunchGemv(DType type, const uint8_t* w, int64_t rows, int64_t cols, int64_t n_units,
                 const float* x, const ActQ& act, int64_t n, float* y, int64_t ldy, cudaStream_t s) {
@@ -341,13 +383,9 @@ void LaunchGemv(DType type, const uint8_t* w, int64_t rows, int64_t cols, int64_
   constexpr int kQ8 = static_cast<int>(DType::kQ8_0), kQ40 = static_cast<int>(DType::kQ4_0);
   constexpr int kQ4K = static_cast<int>(DType::kQ4_K), kQ6K = static_cast<int>(DType::kQ6_K);
   if (IsQuantType(type) && GemvStagedOn()) {
-    switch (type) {
-      case DType::kQ8_0: RunStaged<kQ8, 0, 1, kQ8_0Bytes>(w, rows, n_units, in, n, y, ldy, s); return;
-      case DType::kQ4_0: RunStaged<kQ40, 0, 1, kQ4_0Bytes>(w, rows, n_units, in, n, y, ldy, s); return;
-      case DType::kQ4_K: RunStaged<kQ4K, 1, 8, kQ4KBytes>(w, rows, n_units, in, n, y, ldy, s); return;
-      case DType::kQ6_K: RunStaged<kQ6K, 2, 8, kQ6KBytes>(w, rows, n_units, in, n, y, ldy, s); return;
-      default: break;
-    }
+    const GemvTarget target{w, rows, y, ldy};
+    LaunchGemvStaged(type, &target, 1, cols, n_units, act, n, s);
+    return;
   }
   switch (type) {
     case DType::kQ8_0: Run<QuantSub<kQ8, 0, 1, kQ8_0Bytes>>(w, rows, n_units, in, n, y, ldy, s); break;

@@ -66,6 +66,20 @@ bool IsQuantType(DType type);
 constexpr int kGemvMaxTokens = 16;
 void LaunchGemv(DType type, const uint8_t* w, int64_t rows, int64_t cols, int64_t n_units,
                 const float* x, const ActQ& act, int64_t n, float* y, int64_t ldy, cudaStream_t s);
+// The staged GEMV of quantized weights (cuda_gemv.cu; on unless
+// REPRISE_CUDA_GEMV_STAGED=0): up to kGemvMaxTargets matrices of one type and
+// width against the same activations in one launch, y_m [n, rows_m] with row
+// stride ldy_m; the same bits as LaunchGemv on each.
+struct GemvTarget {
+  const uint8_t* w;
+  int64_t rows;
+  float* y;
+  int64_t ldy;
+};
+constexpr int kGemvMaxTargets = 4;
+bool GemvStagedOn();
+void LaunchGemvStaged(DType type, const GemvTarget* targets, int count, int64_t cols,
+                      int64_t n_units, const ActQ& act, int64_t n, cudaStream_t s);
 // The quantized types' kernels (cuda_matmul_quant.cu): y for n tokens whose
 // activations `act` holds; LaunchMatMul calls it.
 void LaunchMatMulQuant(DType type, const uint8_t* w, int64_t rows, int64_t cols, int64_t n_units,
