@@ -5,7 +5,7 @@
 //  - positions 0..pos are cut into chunks of kChunk (fixed: independent of the
 //    batch), each chunk into tiles of 32 positions;
 //  - within a chunk, one online softmax from scratch: per tile, the scores
-//    (q . k_j, j = lane, summed over the head's dims in order, times scale),
+//    (q . k_j, j = lane, as ScoreDot sums it, times scale),
 //    the tile max, m' = max(m, tile max), l = l * e^(m - m') + (butterfly sum
 //    of e^(s_j - m')), o = o * e^(m - m') + sum over j in order of
 //    e^(s_j - m') v_j;
@@ -38,7 +38,7 @@ namespace reprise::kernels::cuda {
 namespace {
 
 constexpr int kTile = 32;
-constexpr int kChunk = kAttentionChunk;  // positions per chunk (8 tiles)
+constexpr int kChunk = kAttentionChunk;  // positions per chunk (2 tiles)
 constexpr int kThreads = 128;
 constexpr int kWarps = kThreads / 32;
 constexpr int kMaxDimPerLane = 8;  // head_dim_v <= 256
@@ -85,6 +85,23 @@ __device__ __forceinline__ void StageTile(const KvLayout& kv, int layer, const i
       for (int e = lane; e < hv; e += 32) vd[e] = LoadKv(vp, e, kv.type, hv);
     }
   }
+}
+
+// q . k over hk dims: four partial sums (dim e goes to partial e % 4, in
+// dim order; dims past the last multiple of 4 go to partial 0), then
+// (p0 + p1) + (p2 + p3). Four independent chains instead of one: every shape
+// computes scores only through this function.
+__device__ __forceinline__ float ScoreDot(const float* q, const float* k, int hk) {
+  float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
+  int e = 0;
+  for (; e + 4 <= hk; e += 4) {
+    a0 = FFma(q[e], k[e], a0);
+    a1 = FFma(q[e + 1], k[e + 1], a1);
+    a2 = FFma(q[e + 2], k[e + 2], a2);
+    a3 = FFma(q[e + 3], k[e + 3], a3);
+  }
+  for (; e < hk; ++e) a0 = FFma(q[e], k[e], a0);
+  return FAdd(FAdd(a0, a1), FAdd(a2, a3));
 }
 
 struct HeadState {
@@ -144,10 +161,7 @@ __device__ __forceinline__ void RunChunk(const Ctx& c, int64_t t, int64_t kvh, i
       const float* qh = q_sh + gh * hk;
       float sc = -FLT_MAX;
       if (lane < valid) {
-        float acc = 0.0f;
-        const float* kr = k_sh + lane * (hk + 1);
-        for (int64_t e = 0; e < hk; ++e) acc = FFma(qh[e], kr[e], acc);
-        sc = FMul(acc, c.s.scale);
+        sc = FMul(ScoreDot(qh, k_sh + lane * (hk + 1), static_cast<int>(hk)), c.s.scale);
       }
       const float m_new = fmaxf(st.m, WarpMax(sc));
       const float corr = expf(FSub(st.m, m_new));
@@ -224,14 +238,27 @@ __global__ void AttentionMergeKernel(Ctx c, int64_t max_chunks, const float* par
     const int64_t e = lane + 32 * k;
     st.o[k] = e < hv ? src[2 + e] : 0.0f;
   }
-  for (int64_t ch = 1; ch < n_chunks; ++ch) {
-    const float* sc = src + ch * stride;
-    float o2[kMaxDimPerLane];
-    for (int k = 0; k < kMaxDimPerLane; ++k) {
-      const int64_t e = lane + 32 * k;
-      o2[k] = e < hv ? sc[2 + e] : 0.0f;
+  // kAhead chunk states loaded at once, then merged one by one in order (a
+  // state's loads no longer wait for the previous merge).
+  constexpr int kAhead = 8;
+  for (int64_t ch0 = 1; ch0 < n_chunks; ch0 += kAhead) {
+    float m2[kAhead], l2[kAhead], o2[kAhead][kMaxDimPerLane];
+#pragma unroll
+    for (int a = 0; a < kAhead; ++a) {
+      const float* sc = src + (ch0 + a) * stride;
+      const bool ok = ch0 + a < n_chunks;
+      m2[a] = ok ? sc[0] : 0.0f;
+      l2[a] = ok ? sc[1] : 0.0f;
+#pragma unroll
+      for (int k = 0; k < kMaxDimPerLane; ++k) {
+        const int64_t e = lane + 32 * k;
+        o2[a][k] = ok && e < hv ? sc[2 + e] : 0.0f;
+      }
     }
-    MergeState(&st, sc[0], sc[1], o2);
+#pragma unroll
+    for (int a = 0; a < kAhead; ++a) {
+      if (ch0 + a < n_chunks) MergeState(&st, m2[a], l2[a], o2[a]);
+    }
   }
   float* dst = out + t * c.s.n_heads * hv + h * hv;
   for (int k = 0; k < kMaxDimPerLane; ++k) {
@@ -368,10 +395,7 @@ __global__ void __launch_bounds__(kTiledThreads)
         const float* qh = q_sh + pi * hk;
         float sc = -FLT_MAX;
         if (lane < valid) {
-          float acc = 0.0f;
-          const float* kr = k_sh + lane * (hk + 1);
-          for (int64_t e = 0; e < hk; ++e) acc = FFma(qh[e], kr[e], acc);
-          sc = FMul(acc, c.s.scale);
+          sc = FMul(ScoreDot(qh, k_sh + lane * (hk + 1), static_cast<int>(hk)), c.s.scale);
         }
         const float m_new = fmaxf(st.m, WarpMax(sc));
         const float corr = expf(FSub(st.m, m_new));
@@ -444,8 +468,13 @@ bool AttentionTilesOn() {
   return on;
 }
 
-int64_t AttentionScratchFloats(const AttentionShape& s, int64_t n, int32_t max_pos) {
+int64_t AttentionGridChunks(int32_t max_pos) {
   const int64_t chunks = max_pos / kChunk + 1;
+  return (chunks + kGridChunkRound - 1) / kGridChunkRound * kGridChunkRound;
+}
+
+int64_t AttentionScratchFloats(const AttentionShape& s, int64_t n, int32_t max_pos) {
+  const int64_t chunks = AttentionGridChunks(max_pos);
   return n * s.n_heads * chunks * (s.head_dim_v + 2);
 }
 
@@ -471,7 +500,7 @@ void LaunchAttention(const float* q, const AttentionShape& shape, const KvLayout
     cudaFuncSetAttribute(AttentionSerialKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, 160 << 10);
     configured = true;
   }
-  const int64_t chunks = max_pos / kChunk + 1;
+  const int64_t chunks = AttentionGridChunks(max_pos);
   const bool few_blocks = b.n * shape.n_kv_heads < 2 * n_sms;
   // Prefill with query tiles: whenever the batch has tiles of more than one
   // token (the tiles cover every token; a lone decode token is a tile of one).

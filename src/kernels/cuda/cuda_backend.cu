@@ -316,7 +316,7 @@ class CudaBackend final : public Backend {
     RETURN_IF_ERROR(first_error_);
     // Everything a step's kernel arguments depend on besides stable pointers.
     if (graphs) {
-      graphs_.Start(bd, {bd.n, bd.n_seqs, max_pos_ / kAttentionChunk + 1, batch_.max_blocks},
+      graphs_.Start(bd, {bd.n, bd.n_seqs, AttentionGridChunks(max_pos_), batch_.max_blocks},
                     stream_);
     }
     return first_error_;

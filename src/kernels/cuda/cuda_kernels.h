@@ -165,7 +165,12 @@ void LaunchAttention(const float* q, const AttentionShape& shape, const KvLayout
 int64_t AttentionTileTokens(const AttentionShape& s);
 // Positions per attention chunk (the fixed split of the context; the split
 // decode shape launches one block per chunk).
-constexpr int kAttentionChunk = 256;
+constexpr int kAttentionChunk = 64;
+// Chunks the split shape's grid (and scratch) is sized for: a multiple of
+// kGridChunkRound, blocks past a token's position exit at once, so a captured
+// decode graph serves kGridChunkRound * kAttentionChunk positions of growth.
+constexpr int kGridChunkRound = 8;
+int64_t AttentionGridChunks(int32_t max_pos);
 // False when REPRISE_CUDA_ATTN_TILES=0.
 bool AttentionTilesOn();
 
