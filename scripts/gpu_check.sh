@@ -22,6 +22,9 @@
 #   longctx one conversation of LONG_HISTORY (120000) tokens on LONG_TYPE
 #           (q4_k): cold prefill, then follow-ups of 500 tokens from the GPU
 #           tier and from the host tier (bench/long_context.py)
+#   kernels the decode matmuls alone (bench/gemv_bench.cc: each Llama-3-8B
+#           decode call at n = 1, CUDA events, weights cycled past the L2):
+#           GB/s per (type, call), staged and warp-per-row quantized GEMV
 #   peer    build llama.cpp (CUDA) and run llama-bench on the same files
 #   depth   decode at a DEPTH (32768) token context, reprise and llama-bench
 #           (-d), on the LONG_TYPES models
@@ -180,6 +183,17 @@ make_models() {
       --vocab-from .gpu/fixtures/vocab/ggml-vocab-llama-spm.gguf --out "$f" 2>&1 | tail -1
   done
   sync
+}
+
+kernels() {
+  say "gemv_bench (GEMV_TYPES: ${GEMV_TYPES:=q4_k,q8_0,q4_0,q6_k,f16})"
+  cmake -S . -B "$BUILD" -DREPRISE_BUILD_BENCH=ON >> "$WORK/configure.log" 2>&1 \
+    && ninja -C "$BUILD" gemv_bench >> "$WORK/build.log" 2>&1 \
+    || { grep -E "error|FAILED" "$WORK/build.log" | tail -20; return 1; }
+  "$BUILD/bin/gemv_bench" "$GEMV_TYPES" 1 200 | tee "$WORK/gemv.jsonl"
+  REPRISE_CUDA_GEMV_STAGED=0 "$BUILD/bin/gemv_bench" "${GEMV_TYPES/,f16/}" 1 200 | tee -a "$WORK/gemv.jsonl"
+  "$BUILD/bin/gemv_bench" q4_k 4 100 | tee -a "$WORK/gemv.jsonl"
+  cp "$WORK/gemv.jsonl" "$OUT/" 2>/dev/null
 }
 
 bandwidth() {

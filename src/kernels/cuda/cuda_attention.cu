@@ -59,30 +59,74 @@ __device__ __forceinline__ float LoadKv(const uint8_t* p, int i, DType type, int
 
 // Rows [p0, p0 + rows) of kv head kvh's K and V into k_sh (row stride
 // hk + 1) and v_sh (row stride hv), as floats: warp w of n_warps copies rows
-// w, w + n_warps, ... (one block-table lookup and row address per row, 32-bit
-// index math, lanes on consecutive values). Values only: the arithmetic that
-// reads them is unchanged.
+// w, w + n_warps, ..., kBatch rows at a time whose block-table lookups and
+// then K/V loads are all issued before any is used (one row at a time, each
+// row waited for a table load and then its K/V loads: ~8 round trips to
+// memory per warp per tile). 32-bit index math, lanes on consecutive values.
+// Values only: the arithmetic that reads them is unchanged.
 __device__ __forceinline__ void StageTile(const KvLayout& kv, int layer, const int32_t* table,
                                           int64_t kvh, int64_t p0, int rows, int hk, int hv,
                                           int n_warps, float* k_sh, float* v_sh) {
+  constexpr int kBatch = 4;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int bt = static_cast<int>(kv.block_tokens);
-  for (int j = warp; j < rows; j += n_warps) {
-    const int p = static_cast<int>(p0) + j;
-    const int32_t block = table[p / bt];
-    const int64_t row = kvh * bt + p % bt;
-    const uint8_t* kp = KvK(kv, block, layer) + row * kv.k_row_bytes;
-    const uint8_t* vp = KvV(kv, block, layer) + row * kv.v_row_bytes;
-    float* kd = k_sh + j * (hk + 1);
-    float* vd = v_sh + j * hv;
-    if (kv.type == DType::kF16) {
-      const __half* kh = reinterpret_cast<const __half*>(kp);
-      const __half* vh = reinterpret_cast<const __half*>(vp);
-      for (int e = lane; e < hk; e += 32) kd[e] = __half2float(kh[e]);
-      for (int e = lane; e < hv; e += 32) vd[e] = __half2float(vh[e]);
-    } else {
-      for (int e = lane; e < hk; e += 32) kd[e] = LoadKv(kp, e, kv.type, hk);
-      for (int e = lane; e < hv; e += 32) vd[e] = LoadKv(vp, e, kv.type, hv);
+  // F16 rows of up to 256 values: lane pairs of values 2 * lane + 64 k.
+  const bool fast = kv.type == DType::kF16 && hk <= 256 && hv <= 256 && hk % 2 == 0 && hv % 2 == 0;
+  for (int j0 = warp; j0 < rows; j0 += kBatch * n_warps) {
+    const uint8_t* kp[kBatch];
+    const uint8_t* vp[kBatch];
+#pragma unroll
+    for (int u = 0; u < kBatch; ++u) {
+      const int j = j0 + u * n_warps;
+      kp[u] = vp[u] = nullptr;
+      if (j < rows) {
+        const int p = static_cast<int>(p0) + j;
+        const int32_t block = table[p / bt];
+        const int64_t row = kvh * bt + p % bt;
+        kp[u] = KvK(kv, block, layer) + row * kv.k_row_bytes;
+        vp[u] = KvV(kv, block, layer) + row * kv.v_row_bytes;
+      }
+    }
+    if (fast) {
+      __half2 kx[kBatch][4], vx[kBatch][4];
+#pragma unroll
+      for (int u = 0; u < kBatch; ++u) {
+#pragma unroll
+        for (int k = 0; k < 4; ++k) {
+          const int e = 2 * lane + 64 * k;
+          kx[u][k] = kp[u] != nullptr && e < hk ? reinterpret_cast<const __half2*>(kp[u])[e / 2]
+                                                : __half2();
+          vx[u][k] = vp[u] != nullptr && e < hv ? reinterpret_cast<const __half2*>(vp[u])[e / 2]
+                                                : __half2();
+        }
+      }
+#pragma unroll
+      for (int u = 0; u < kBatch; ++u) {
+        if (kp[u] == nullptr) continue;
+        float* kd = k_sh + (j0 + u * n_warps) * (hk + 1);
+        float* vd = v_sh + (j0 + u * n_warps) * hv;
+#pragma unroll
+        for (int k = 0; k < 4; ++k) {
+          const int e = 2 * lane + 64 * k;
+          if (e < hk) {
+            kd[e] = __low2float(kx[u][k]);
+            kd[e + 1] = __high2float(kx[u][k]);
+          }
+          if (e < hv) {
+            vd[e] = __low2float(vx[u][k]);
+            vd[e + 1] = __high2float(vx[u][k]);
+          }
+        }
+      }
+      continue;
+    }
+#pragma unroll
+    for (int u = 0; u < kBatch; ++u) {
+      if (kp[u] == nullptr) continue;
+      float* kd = k_sh + (j0 + u * n_warps) * (hk + 1);
+      float* vd = v_sh + (j0 + u * n_warps) * hv;
+      for (int e = lane; e < hk; e += 32) kd[e] = LoadKv(kp[u], e, kv.type, hk);
+      for (int e = lane; e < hv; e += 32) vd[e] = LoadKv(vp[u], e, kv.type, hv);
     }
   }
 }

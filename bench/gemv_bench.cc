@@ -1,0 +1,190 @@
+// The decode matmul kernels alone on the GPU: each Llama-3-8B decode matmul
+// (Q/K/V in one call, O, gate/up in one call, down, the output head) at
+// n = 1 token, timed with CUDA events over many launches that cycle through
+// enough copies of the weights to defeat the L2 cache, so the figure is the
+// HBM bandwidth the kernel reaches (weight bytes / time). Compare with the
+// device copy bandwidth (scripts/gpu_check.sh measures it in the same call).
+// The forward pass's other ops are not included: this isolates the GEMV.
+// Usage: gemv_bench [types=q4_k,q8_0,q4_0,q6_k,f16] [n=1] [iters=200]
+// (REPRISE_CUDA_GEMV_STAGED=0: the warp-per-row quantized GEMV.) One JSON
+// line per (type, call).
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <optional>
+#include <cstdlib>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "core/dtype.h"
+#ifdef REPRISE_HAVE_CUDA
+#include <cuda_runtime.h>
+
+#include "kernels/cuda/cuda_kernels.h"
+#endif
+
+#ifndef REPRISE_HAVE_CUDA
+int main() {
+  std::fprintf(stderr, "gemv_bench: built without CUDA\n");
+  return 1;
+}
+#else
+namespace {
+
+using namespace reprise;
+using namespace reprise::kernels::cuda;
+
+#define CK(expr)                                                                    \
+  do {                                                                              \
+    cudaError_t e_ = (expr);                                                        \
+    if (e_ != cudaSuccess) {                                                        \
+      std::fprintf(stderr, "gemv_bench: %s: %s\n", #expr, cudaGetErrorString(e_));  \
+      std::exit(1);                                                                 \
+    }                                                                               \
+  } while (0)
+
+struct Call {
+  const char* name;
+  std::vector<int64_t> rows;
+  int64_t cols;
+};
+
+// Bytes of one matrix in the layout the kernels read.
+int64_t LayoutBytes(DType t, int64_t rows, int64_t cols) {
+  if (HalfTensorCores(t)) return (rows + 15) / 16 * 16 * HalfActCols(cols) * 2;
+  const DTypeInfo* info = GetDTypeInfo(static_cast<uint32_t>(t));
+  const int64_t units = cols / info->block_elems;
+  constexpr int64_t kGroup = 32;  // the repack's row group (cuda_common.cuh kRowGroup)
+  return (rows + kGroup - 1) / kGroup * units * kGroup * info->block_bytes;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string types = argc > 1 ? argv[1] : "q4_k,q8_0,q4_0,q6_k,f16";
+  const int64_t n = argc > 2 ? std::atoll(argv[2]) : 1;
+  const int iters = argc > 3 ? std::atoi(argv[3]) : 200;
+  if (n < 1 || n >= kGemvMaxTokens || iters < 1) {
+    std::fprintf(stderr, "gemv_bench: n must be 1..%d, iters >= 1\n", kGemvMaxTokens - 1);
+    return 2;
+  }
+  int dev_count = 0;
+  if (cudaGetDeviceCount(&dev_count) != cudaSuccess || dev_count == 0) {
+    std::fprintf(stderr, "gemv_bench: no GPU\n");
+    return 1;
+  }
+  const std::vector<Call> calls = {{"qkv", {4096, 1024, 1024}, 4096},
+                                   {"o", {4096}, 4096},
+                                   {"gate_up", {14336, 14336}, 4096},
+                                   {"down", {4096}, 14336},
+                                   {"output", {128256}, 4096}};
+  cudaStream_t s;
+  CK(cudaStreamCreate(&s));
+  std::stringstream ts(types);
+  std::string tname;
+  while (std::getline(ts, tname, ',')) {
+    const std::optional<DType> parsed = ParseDType(tname);
+    if (!parsed) {
+      std::fprintf(stderr, "gemv_bench: unknown type %s\n", tname.c_str());
+      return 2;
+    }
+    const DType t = *parsed;
+    const bool half = HalfTensorCores(t);
+    if (!half && !IsQuantType(t)) {
+      std::fprintf(stderr, "gemv_bench: %s: quantized types, F16 and BF16 only\n", tname.c_str());
+      return 2;
+    }
+    for (const Call& c : calls) {
+      int64_t call_bytes = 0;
+      for (const int64_t r : c.rows) call_bytes += LayoutBytes(t, r, c.cols);
+      // Copies of the call's weights: at least 512 MiB in all (10x the L2).
+      const int copies = static_cast<int>(std::max<int64_t>(2, (int64_t{512} << 20) / call_bytes + 1));
+      std::vector<std::vector<uint8_t*>> w(copies);
+      for (auto& set : w) {
+        for (const int64_t r : c.rows) {
+          uint8_t* p = nullptr;
+          const int64_t b = LayoutBytes(t, r, c.cols);
+          CK(cudaMalloc(&p, static_cast<size_t>(b)));
+          CK(cudaMemset(p, 0x11, static_cast<size_t>(b)));  // timing does not depend on values
+          set.push_back(p);
+        }
+      }
+      float* x = nullptr;
+      CK(cudaMalloc(&x, sizeof(float) * n * c.cols));
+      std::vector<float> hx(static_cast<size_t>(n * c.cols));
+      for (size_t i = 0; i < hx.size(); ++i) hx[i] = static_cast<float>((i * 2654435761u) % 1000) / 500.0f - 1.0f;
+      CK(cudaMemcpy(x, hx.data(), sizeof(float) * hx.size(), cudaMemcpyHostToDevice));
+      ActQ act;
+      uint16_t* xh = nullptr;
+      if (half) {
+        CK(cudaMalloc(&xh, sizeof(uint16_t) * n * HalfActCols(c.cols)));
+        LaunchHalfAct(t, x, n, c.cols, xh, s);
+      } else {
+        CK(cudaMalloc(&act.q, n * c.cols));
+        CK(cudaMalloc(&act.d, sizeof(float) * n * c.cols / 32));
+        CK(cudaMalloc(&act.sum, sizeof(int32_t) * n * c.cols / 32));
+        LaunchQuantizeAct(t, x, n, c.cols, act, s);
+      }
+      std::vector<float*> y;
+      for (const int64_t r : c.rows) {
+        float* p = nullptr;
+        CK(cudaMalloc(&p, sizeof(float) * n * r));
+        y.push_back(p);
+      }
+      auto launch = [&](int i) {
+        const std::vector<uint8_t*>& ws = w[i % copies];
+        if (half) {
+          for (size_t m = 0; m < ws.size(); ++m) {
+            LaunchMatMulHalf(t, ws[m], c.rows[m], HalfActCols(c.cols) / 16, xh, n, y[m], c.rows[m], s);
+          }
+          return;
+        }
+        const int64_t units = c.cols / GetDTypeInfo(static_cast<uint32_t>(t))->block_elems;
+        if (GemvStagedOn()) {
+          GemvTarget tg[kGemvMaxTargets];
+          for (size_t m = 0; m < ws.size(); ++m) tg[m] = {ws[m], c.rows[m], y[m], c.rows[m]};
+          LaunchGemvStaged(t, tg, static_cast<int>(ws.size()), c.cols, units, act, n, s);
+        } else {
+          for (size_t m = 0; m < ws.size(); ++m) {
+            LaunchGemv(t, ws[m], c.rows[m], c.cols, units, nullptr, act, n, y[m], c.rows[m], s);
+          }
+        }
+      };
+      for (int i = 0; i < 2 * copies; ++i) launch(i);  // warm-up
+      cudaEvent_t e0, e1;
+      CK(cudaEventCreate(&e0));
+      CK(cudaEventCreate(&e1));
+      CK(cudaEventRecord(e0, s));
+      for (int i = 0; i < iters; ++i) launch(i);
+      CK(cudaEventRecord(e1, s));
+      CK(cudaEventSynchronize(e1));
+      CK(cudaGetLastError());
+      float ms = 0;
+      CK(cudaEventElapsedTime(&ms, e0, e1));
+      const double us = 1000.0 * ms / iters;
+      std::printf("{\"type\": \"%s\", \"call\": \"%s\", \"n\": %lld, \"staged\": %s, \"bytes\": %lld, "
+                  "\"us\": %.2f, \"gb_per_s\": %.1f}\n",
+                  DTypeName(t), c.name, static_cast<long long>(n),
+                  !half && GemvStagedOn() ? "true" : "false", static_cast<long long>(call_bytes), us,
+                  call_bytes / us / 1000.0);
+      std::fflush(stdout);
+      CK(cudaEventDestroy(e0));
+      CK(cudaEventDestroy(e1));
+      for (auto& set : w) {
+        for (uint8_t* p : set) CK(cudaFree(p));
+      }
+      for (float* p : y) CK(cudaFree(p));
+      CK(cudaFree(x));
+      if (xh != nullptr) CK(cudaFree(xh));
+      if (act.q != nullptr) {
+        CK(cudaFree(act.q));
+        CK(cudaFree(act.d));
+        CK(cudaFree(act.sum));
+      }
+    }
+  }
+  CK(cudaStreamDestroy(s));
+  return 0;
+}
+#endif
