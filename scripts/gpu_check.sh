@@ -192,6 +192,8 @@ kernels() {
     || { grep -E "error|FAILED" "$WORK/build.log" | tail -20; return 1; }
   "$BUILD/bin/gemv_bench" "$GEMV_TYPES" 1 200 | tee "$WORK/gemv.jsonl"
   REPRISE_CUDA_GEMV_STAGED=0 "$BUILD/bin/gemv_bench" "${GEMV_TYPES/,f16/}" 1 200 | tee -a "$WORK/gemv.jsonl"
+  REPRISE_CUDA_GEMV_DEPTH=3 "$BUILD/bin/gemv_bench" q4_k,q8_0,q6_k 1 200 \
+    | sed 's/"staged": true/"staged": "depth3"/' | tee -a "$WORK/gemv.jsonl"
   "$BUILD/bin/gemv_bench" q4_k 4 100 | tee -a "$WORK/gemv.jsonl"
   cp "$WORK/gemv.jsonl" "$OUT/" 2>/dev/null
 }

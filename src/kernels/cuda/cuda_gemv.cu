@@ -16,7 +16,8 @@
 // interleaves 32 rows unit by unit, so a 32-row group's units are one
 // contiguous run of bytes: a block owns one row group and each of its warps
 // copies its share of the run into shared memory with cp.async (every
-// instruction 512 contiguous bytes, two stages in flight per warp), then lane
+// instruction 512 contiguous bytes, two stages in flight per warp, three with
+// REPRISE_CUDA_GEMV_DEPTH=3 for one token), then lane
 // l computes row l's contributions from shared memory and adds them in order
 // into its segment sum, in registers. Warp w takes segments w, w + 8, ...;
 // after each round of 8 segments the block folds the round's segment sums
@@ -28,6 +29,9 @@
 //    SubBlockContrib, from 32-bit word loads and dp4a;
 //  - F32 / F16 / BF16: its (up to) 32 weights held in registers, one fused
 //    multiply-add chain per token over the columns in order.
+#include <cstdlib>
+#include <string>
+
 #include "core/check.h"
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/cuda_kernels.h"
@@ -196,7 +200,7 @@ struct StagedTargets {
   int count;
 };
 
-template <int kType, int kKind, int kSubs, int kUnitBytes, int kMaxT>
+template <int kType, int kKind, int kSubs, int kUnitBytes, int kMaxT, int kDepth>
 __global__ void __launch_bounds__(kStWarps * 32)
     GemvStagedKernel(StagedTargets tg, int64_t n_units, GemvIn in, int n) {
   constexpr int kSU = StageUnits<kSubs, kUnitBytes>();
@@ -205,8 +209,8 @@ __global__ void __launch_bounds__(kStWarps * 32)
   constexpr int kStagesPerSeg = static_cast<int>(kSegCols / 32) / kStageSubs;
   static_assert(kStageBytes % 16 == 0 && kStagesPerSeg * kStageSubs * 32 == kSegCols);
   extern __shared__ __align__(16) uint8_t st_sh[];
-  uint8_t* ring = st_sh + threadIdx.x / 32 * (2 * kStageBytes);  // this warp's two stages
-  float* ssum = reinterpret_cast<float*>(st_sh + kStWarps * 2 * kStageBytes);  // [warp][t][32]
+  uint8_t* ring = st_sh + threadIdx.x / 32 * (kDepth * kStageBytes);  // this warp's stages
+  float* ssum = reinterpret_cast<float*>(st_sh + kStWarps * kDepth * kStageBytes);  // [warp][t][32]
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   int m = 0;
@@ -232,7 +236,7 @@ __global__ void __launch_bounds__(kStWarps * 32)
       const int64_t units = n_units - u0 < kSU ? n_units - u0 : kSU;
       const int chunks = static_cast<int>(units * kRowGroup * kUnitBytes / 16);
       const uint8_t* src = gbase + u0 * kRowGroup * kUnitBytes;
-      uint8_t* dst = ring + (k % 2) * kStageBytes;
+      uint8_t* dst = ring + (k % kDepth) * kStageBytes;
       for (int i = lane; i < chunks; i += 32) CpAsync16(dst + 16 * i, src + 16 * i, true);
     }
     CpAsyncCommit();  // always: one group per k keeps the wait counts exact
@@ -243,8 +247,8 @@ __global__ void __launch_bounds__(kStWarps * 32)
   float total0 = 0.0f, total1 = 0.0f;
 
   int64_t k = 0;
-  issue(0);
-  issue(1);
+#pragma unroll
+  for (int i = 0; i < kDepth; ++i) issue(i);
   for (int64_t round = 0; round * kStWarps < segs; ++round) {
     const int64_t seg = round * kStWarps + warp;
     if (seg < segs) {
@@ -254,13 +258,17 @@ __global__ void __launch_bounds__(kStWarps * 32)
       for (int s = 0; s < kStagesPerSeg; ++s, ++k) {
         const int64_t st = stage_index(k);
         if (st < 0) break;  // a short last segment: the warp's last stages
-        CpAsyncWait<1>();
+        CpAsyncWait<kDepth - 1>();
         __syncwarp();
-        const uint8_t* slot = ring + (k % 2) * kStageBytes;
+        const uint8_t* slot = ring + (k % kDepth) * kStageBytes;
         const int64_t b_first = st * kStageSubs;
         const int subs = static_cast<int>(in.nb32 - b_first < kStageSubs ? in.nb32 - b_first
                                                                          : kStageSubs);
-        for (int j = 0; j < subs; ++j) {
+        // One token: unrolled, so sub-block j + 1's loads overlap j's arithmetic.
+        constexpr int kUnrollJ = kMaxT == 1 ? kStageSubs : 1;
+#pragma unroll kUnrollJ
+        for (int j = 0; j < kStageSubs; ++j) {
+          if (j >= subs) break;
           SubW sw;
           LoadSubW<kType>(slot + ((j / kSubs) * kRowGroup + lane) * kUnitBytes, j % kSubs, &sw);
           const int64_t b = b_first + j;
@@ -276,7 +284,7 @@ __global__ void __launch_bounds__(kStWarps * 32)
           }
         }
         __syncwarp();  // every lane is done with this slot
-        issue(k + 2);
+        issue(k + kDepth);
       }
 #pragma unroll
       for (int t = 0; t < kMaxT; ++t) {
@@ -306,20 +314,31 @@ __global__ void __launch_bounds__(kStWarps * 32)
   }
 }
 
-template <int kType, int kKind, int kSubs, int kUnitBytes, int kMaxT>
+template <int kType, int kKind, int kSubs, int kUnitBytes, int kMaxT, int kDepth>
 void RunStagedT(const StagedTargets& tg, int64_t n_units, const GemvIn& in, int nt,
                 cudaStream_t s) {
   constexpr int kStageBytes = StageUnits<kSubs, kUnitBytes>() * kRowGroup * kUnitBytes;
-  constexpr size_t kSmem = kStWarps * 2 * kStageBytes + kStWarps * kMaxT * 32 * sizeof(float);
+  constexpr size_t kSmem = kStWarps * kDepth * kStageBytes + kStWarps * kMaxT * 32 * sizeof(float);
   static bool configured = false;
   if (!configured) {
-    cudaFuncSetAttribute(GemvStagedKernel<kType, kKind, kSubs, kUnitBytes, kMaxT>,
+    cudaFuncSetAttribute(GemvStagedKernel<kType, kKind, kSubs, kUnitBytes, kMaxT, kDepth>,
                          cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kSmem));
     configured = true;
   }
   const unsigned grid = static_cast<unsigned>(tg.first[tg.count]);
-  GemvStagedKernel<kType, kKind, kSubs, kUnitBytes, kMaxT>
+  GemvStagedKernel<kType, kKind, kSubs, kUnitBytes, kMaxT, kDepth>
       <<<grid, kStWarps * 32, kSmem, s>>>(tg, n_units, in, nt);
+}
+
+// Stages in flight per warp for one token: 2, or 3 with
+// REPRISE_CUDA_GEMV_DEPTH=3 (an experiment: more bytes in flight against
+// fewer blocks per SM; same bits).
+int GemvDepth() {
+  static const int depth = [] {
+    const char* v = std::getenv("REPRISE_CUDA_GEMV_DEPTH");
+    return v != nullptr && std::string(v) == "3" ? 3 : 2;
+  }();
+  return depth;
 }
 
 template <int kType, int kKind, int kSubs, int kUnitBytes>
@@ -345,12 +364,14 @@ void RunStaged(const GemvTarget* targets, int count, int64_t n_units, const Gemv
     at.xs += t0 * in.nb32;
     StagedTargets tg = base;
     for (int m = 0; m < count; ++m) tg.y[m] = targets[m].y + t0 * targets[m].ldy;
-    if (nt == 1) {
-      RunStagedT<kType, kKind, kSubs, kUnitBytes, 1>(tg, n_units, at, nt, s);
+    if (nt == 1 && GemvDepth() == 3) {
+      RunStagedT<kType, kKind, kSubs, kUnitBytes, 1, 3>(tg, n_units, at, nt, s);
+    } else if (nt == 1) {
+      RunStagedT<kType, kKind, kSubs, kUnitBytes, 1, 2>(tg, n_units, at, nt, s);
     } else if (nt <= 4) {
-      RunStagedT<kType, kKind, kSubs, kUnitBytes, 4>(tg, n_units, at, nt, s);
+      RunStagedT<kType, kKind, kSubs, kUnitBytes, 4, 2>(tg, n_units, at, nt, s);
     } else {
-      RunStagedT<kType, kKind, kSubs, kUnitBytes, 16>(tg, n_units, at, nt, s);
+      RunStagedT<kType, kKind, kSubs, kUnitBytes, 16, 2>(tg, n_units, at, nt, s);
     }
   }
 }
