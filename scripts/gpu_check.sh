@@ -127,6 +127,8 @@ tests() {
   grep -E "^\[  (PASSED|FAILED) |Failure" "$WORK/gpu_tests_nographs.log" | head -30
   tail -3 "$WORK/gpu_tests_nographs.log"
   cp "$WORK/gpu_tests_nographs.log" "$OUT/"
+  say "GPU matmul tests with three GEMV stages in flight (REPRISE_CUDA_GEMV_DEPTH=3)"
+  REPRISE_CUDA_GEMV_DEPTH=3 "$BUILD/bin/gpu_tests" --gtest_brief=1 --gtest_filter='*GpuMatMul*' 2>&1 | tail -3
   say "CPU model and golden tests (the refactored forward pass, on this machine's CPU)"
   "$BUILD/bin/model_tests" --gtest_brief=1 2>&1 | tail -2
   "$BUILD/bin/golden_tests" --gtest_brief=1 --gtest_filter='-StoriesCli*' 2>&1 | tail -2
