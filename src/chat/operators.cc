@@ -61,6 +61,9 @@ Value Repeat(const Value& seq, int64_t n, int line) {
   if (n > 0 && unit > 0 && static_cast<uint64_t>(n) > kMaxRepeatBytes / unit) {
     Fail(line, "MemoryError: repetition result too large");
   }
+  // An empty sequence repeated is empty, however large n is (the loops
+  // below would otherwise spin n times adding nothing: the fuzzer's hang).
+  if (unit == 0 || n < 0) n = 0;
   if (seq.is_string()) {
     std::string out;
     for (int64_t i = 0; i < n; ++i) out += seq.str();

@@ -256,6 +256,19 @@ TEST(JinjaErrors, IntegerOverflowIsAnErrorAndPowIsFast) {
   EXPECT_EQ(R("{{ 9223372036854775806 + 1 }}"), "9223372036854775807");
 }
 
+// Found by the jinja fuzz target (a hang): an empty list or string times a
+// huge count is empty at once, not n iterations that add nothing; a
+// non-empty one past the size cap is a MemoryError.
+TEST(JinjaErrors, RepeatingAnEmptySequenceIsInstantWhateverTheCount) {
+  EXPECT_EQ(R("{{ [] * 9223372036854775807 }}|{{ '' * 9223372036854775807 }}|{{ (0 * [1]) }}"),
+            "[]||[]");
+  EXPECT_EQ(R("{{ 9223372036854775807 * [] }}|{{ [1, 2] * -5 }}|{{ 'ab' * 0 }}|{{ 'ab' * 2 }}"),
+            "[]|[]||abab");
+  auto r = TryRender("{{ [1] * 9223372036854775807 }}");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("MemoryError"), std::string::npos);
+}
+
 // A runaway template fails with the execution budget's error instead of
 // hanging; RenderOptions::max_steps sets the budget (the fuzz target's small
 // one), 0 keeps the default that real templates never approach.
