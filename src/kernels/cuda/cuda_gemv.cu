@@ -264,22 +264,55 @@ __global__ void __launch_bounds__(kStWarps * 32)
         const int64_t b_first = st * kStageSubs;
         const int subs = static_cast<int>(in.nb32 - b_first < kStageSubs ? in.nb32 - b_first
                                                                          : kStageSubs);
-        // One token: unrolled, so sub-block j + 1's loads overlap j's arithmetic.
-        constexpr int kUnrollJ = kMaxT == 1 ? kStageSubs : 1;
-#pragma unroll kUnrollJ
-        for (int j = 0; j < kStageSubs; ++j) {
-          if (j >= subs) break;
-          SubW sw;
-          LoadSubW<kType>(slot + ((j / kSubs) * kRowGroup + lane) * kUnitBytes, j % kSubs, &sw);
-          const int64_t b = b_first + j;
+        if constexpr (kMaxT == 1) {
+          // One token: the stage's activations (uniform across the warp,
+          // usually L2 hits: ~260 cycles) are all loaded before the first
+          // sub-block uses them, kAheadX at a time, instead of one round trip
+          // per sub-block; predicated, no early exit, so the loads issue together.
+          constexpr int kAheadX = 4;
 #pragma unroll
-          for (int t = 0; t < kMaxT; ++t) {
-            if (t < n) {
-              const uint4* xp = reinterpret_cast<const uint4*>(in.xq + t * in.cols + b * 32);
-              const uint4 x0 = xp[0], x1 = xp[1];
-              const uint32_t xw[8] = {x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w};
-              acc[t] = FAdd(acc[t], SubWContrib<kKind>(sw, xw, in.xd[t * in.nb32 + b],
-                                                       in.xs[t * in.nb32 + b]));
+          for (int j0 = 0; j0 < kStageSubs; j0 += kAheadX) {
+            uint4 xa[kAheadX], xb[kAheadX];
+            float xd[kAheadX];
+            int32_t xs[kAheadX];
+#pragma unroll
+            for (int u = 0; u < kAheadX; ++u) {
+              const int64_t b = b_first + j0 + u;
+              if (j0 + u < subs) {
+                const uint4* xp = reinterpret_cast<const uint4*>(in.xq + b * 32);
+                xa[u] = xp[0];
+                xb[u] = xp[1];
+                xd[u] = in.xd[b];
+                xs[u] = in.xs[b];
+              }
+            }
+#pragma unroll
+            for (int u = 0; u < kAheadX; ++u) {
+              const int j = j0 + u;
+              if (j < subs) {
+                SubW sw;
+                LoadSubW<kType>(slot + ((j / kSubs) * kRowGroup + lane) * kUnitBytes, j % kSubs,
+                                &sw);
+                const uint32_t xw[8] = {xa[u].x, xa[u].y, xa[u].z, xa[u].w,
+                                        xb[u].x, xb[u].y, xb[u].z, xb[u].w};
+                acc[0] = FAdd(acc[0], SubWContrib<kKind>(sw, xw, xd[u], xs[u]));
+              }
+            }
+          }
+        } else {
+          for (int j = 0; j < subs; ++j) {
+            SubW sw;
+            LoadSubW<kType>(slot + ((j / kSubs) * kRowGroup + lane) * kUnitBytes, j % kSubs, &sw);
+            const int64_t b = b_first + j;
+#pragma unroll
+            for (int t = 0; t < kMaxT; ++t) {
+              if (t < n) {
+                const uint4* xp = reinterpret_cast<const uint4*>(in.xq + t * in.cols + b * 32);
+                const uint4 x0 = xp[0], x1 = xp[1];
+                const uint32_t xw[8] = {x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w};
+                acc[t] = FAdd(acc[t], SubWContrib<kKind>(sw, xw, in.xd[t * in.nb32 + b],
+                                                         in.xs[t * in.nb32 + b]));
+              }
             }
           }
         }
