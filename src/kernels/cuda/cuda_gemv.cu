@@ -16,22 +16,21 @@
 // interleaves 32 rows unit by unit, so a 32-row group's units are one
 // contiguous run of bytes: a block owns one row group and each of its warps
 // copies its share of the run into shared memory with cp.async (every
-// instruction 512 contiguous bytes, two stages in flight per warp, three with
-// REPRISE_CUDA_GEMV_DEPTH=3 for one token), then lane
-// l computes row l's contributions from shared memory and adds them in order
-// into its segment sum, in registers. Warp w takes segments w, w + 8, ...;
-// after each round of 8 segments the block folds the round's segment sums
-// into the totals, in segment order. Same contributions, same sums in the
-// same order: the same bits as every other path.
+// instruction 512 contiguous bytes, two stages in flight per warp; three
+// measured no faster), then lane l computes row l's contributions from
+// shared memory and adds them in order into its segment sum, in registers
+// (one token: a stage's activations are loaded four sub-blocks ahead). Warp
+// w takes segments w, w + 8, ...; after each round of 8 segments the block
+// folds the round's segment sums into the totals, in segment order. Several
+// matrices of one type and width share a launch (LaunchGemvStaged: blocks
+// map to matrices by row group). Same contributions, same sums in the same
+// order: the same bits as every other path.
 //
 // A sub-block's contribution (the Sub policies):
 //  - quantized: SubW / SubWContrib (cuda_subblock.cuh), the same bits as
 //    SubBlockContrib, from 32-bit word loads and dp4a;
 //  - F32 / F16 / BF16: its (up to) 32 weights held in registers, one fused
 //    multiply-add chain per token over the columns in order.
-#include <cstdlib>
-#include <string>
-
 #include "core/check.h"
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/cuda_kernels.h"
@@ -363,17 +362,6 @@ void RunStagedT(const StagedTargets& tg, int64_t n_units, const GemvIn& in, int 
       <<<grid, kStWarps * 32, kSmem, s>>>(tg, n_units, in, nt);
 }
 
-// Stages in flight per warp for one token: 2, or 3 with
-// REPRISE_CUDA_GEMV_DEPTH=3 (an experiment: more bytes in flight against
-// fewer blocks per SM; same bits).
-int GemvDepth() {
-  static const int depth = [] {
-    const char* v = std::getenv("REPRISE_CUDA_GEMV_DEPTH");
-    return v != nullptr && std::string(v) == "3" ? 3 : 2;
-  }();
-  return depth;
-}
-
 template <int kType, int kKind, int kSubs, int kUnitBytes>
 void RunStaged(const GemvTarget* targets, int count, int64_t n_units, const GemvIn& in, int64_t n,
                cudaStream_t s) {
@@ -397,9 +385,7 @@ void RunStaged(const GemvTarget* targets, int count, int64_t n_units, const Gemv
     at.xs += t0 * in.nb32;
     StagedTargets tg = base;
     for (int m = 0; m < count; ++m) tg.y[m] = targets[m].y + t0 * targets[m].ldy;
-    if (nt == 1 && GemvDepth() == 3) {
-      RunStagedT<kType, kKind, kSubs, kUnitBytes, 1, 3>(tg, n_units, at, nt, s);
-    } else if (nt == 1) {
+    if (nt == 1) {
       RunStagedT<kType, kKind, kSubs, kUnitBytes, 1, 2>(tg, n_units, at, nt, s);
     } else if (nt <= 4) {
       RunStagedT<kType, kKind, kSubs, kUnitBytes, 4, 2>(tg, n_units, at, nt, s);
