@@ -112,6 +112,10 @@ tests() {
     REPRISE_CUDA_ATTN_TILES=0 "$BUILD/bin/gpu_tests" --gtest_brief=1 > "$WORK/gpu_tests_notiles.log" 2>&1
     grep -E "^\[  (PASSED|FAILED) |Failure" "$WORK/gpu_tests_notiles.log" | head -30
     tail -3 "$WORK/gpu_tests_notiles.log"
+    say "gpu_tests failed: again without the fused activation quantization (REPRISE_CUDA_FUSE=0)"
+    REPRISE_CUDA_FUSE=0 "$BUILD/bin/gpu_tests" --gtest_brief=1 > "$WORK/gpu_tests_nofuse.log" 2>&1
+    grep -E "^\[  (PASSED|FAILED) |Failure" "$WORK/gpu_tests_nofuse.log" | head -30
+    tail -3 "$WORK/gpu_tests_nofuse.log"
     say "gpu_tests failed: again with the warp-per-row GEMV (REPRISE_CUDA_GEMV_STAGED=0)"
     REPRISE_CUDA_GEMV_STAGED=0 "$BUILD/bin/gpu_tests" --gtest_brief=1 > "$WORK/gpu_tests_nostaged.log" 2>&1
     grep -E "^\[  (PASSED|FAILED) |Failure" "$WORK/gpu_tests_nostaged.log" | head -30

@@ -23,6 +23,7 @@
 #include "kernels/alloc_ledger.h"
 #include "kernels/backend.h"
 #include "kernels/cuda/cuda_common.cuh"
+#include "kernels/cuda/cuda_act_fusion.h"
 #include "kernels/cuda/cuda_graphs.h"
 #include "kernels/cuda/cuda_kernels.h"
 #include "kernels/cuda/cuda_profile.h"
@@ -323,6 +324,25 @@ class CudaBackend final : public Backend {
   }
 
   bool Replaying() const { return graphs_.replaying(); }
+  // Every op's entry: one more op in sequence (ActFusion), and whether the
+  // step replays a graph (then the op launches nothing).
+  bool Enter() {
+    fusion_.NextOp();
+    return Replaying();
+  }
+  // The activation group a decode op of n rows of d values should also
+  // quantize its output for, with the buffers grown; 0: produce floats only.
+  int FusedGroup(int64_t n, int64_t d) {
+    static const bool on = EnvSwitchOn("REPRISE_CUDA_FUSE");
+    const int g = fusion_.group();
+    if (!on || g == 0 || n <= 0 || n >= kGemvMaxTokens || d % g != 0) return 0;
+    if (!Grow(&act_q_, n * d).ok() || !Grow(&act_d_, n * d / 32).ok() ||
+        !Grow(&act_sum_, n * d / 32).ok()) {
+      return 0;
+    }
+    return g;
+  }
+  ActQ ActBuffers() const { return {act_q_.ptr, act_d_.ptr, act_sum_.ptr}; }
   void FinishGraph() {
     const Status st = graphs_.Finish(stream_);
     if (!st.ok() && first_error_.ok()) first_error_ = st;
@@ -356,48 +376,63 @@ class CudaBackend final : public Backend {
   }
 
   void Embed(const Matrix& table, float* x) override {
-    if (Replaying()) return;
+    if (Enter()) return;
     OpScope op(&profiler_, "embed", stream_);
     CHECK(table.backend_layout() == kLayoutRaw);
     LaunchEmbed(table.type(), static_cast<const uint8_t*>(table.backend_data()),
                 table.view().row_bytes(), table.cols(), batch_.tokens, n_, x, stream_);
   }
   void RopeTable(const float* inv_freq, int64_t rope_dims, float* rope) override {
-    if (Replaying()) return;
+    if (Enter()) return;
     OpScope op(&profiler_, "rope table", stream_);
     LaunchRopeTable(batch_.pos, n_, inv_freq, rope_dims, rope, stream_);
   }
   void RmsNorm(const float* x, const float* w, int64_t n, int64_t d, float eps,
                float* out) override {
-    if (Replaying()) return;
+    if (Enter()) return;
     OpScope op(&profiler_, "rms norm", stream_);
-    if (n > 0) LaunchRmsNorm(x, w, n, d, eps, out, stream_);
+    if (const int g = FusedGroup(n, d); g > 0) {
+      LaunchRmsNormQuant(x, w, n, d, eps, out, g, ActBuffers(), stream_);
+      fusion_.Produced(out, n, d, g);
+    } else if (n > 0) {
+      LaunchRmsNorm(x, w, n, d, eps, out, stream_);
+    }
   }
   void AddRmsNorm(float* x, const float* y, const float* w, int64_t n, int64_t d, float eps,
                   float* out) override {
-    if (Replaying()) return;
+    if (Enter()) return;
     OpScope op(&profiler_, "add + rms norm", stream_);
-    if (n > 0) LaunchAddRmsNorm(x, y, w, n, d, eps, out, stream_);
+    if (const int g = FusedGroup(n, d); g > 0) {
+      LaunchAddRmsNormQuant(x, y, w, n, d, eps, out, g, ActBuffers(), stream_);
+      fusion_.Produced(out, n, d, g);
+    } else if (n > 0) {
+      LaunchAddRmsNorm(x, y, w, n, d, eps, out, stream_);
+    }
   }
   void Add(float* x, const float* y, int64_t n, int64_t d) override {
-    if (Replaying()) return;
+    if (Enter()) return;
     OpScope op(&profiler_, "add", stream_);
     if (n * d > 0) LaunchAdd(x, y, n * d, stream_);
   }
   void AddBias(float* y, const float* b, int64_t n, int64_t d) override {
-    if (Replaying()) return;
+    if (Enter()) return;
     OpScope op(&profiler_, "add bias", stream_);
     if (n * d > 0) LaunchAddBias(y, b, n, d, stream_);
   }
   void SiluMul(float* gate, const float* up, int64_t n, int64_t d) override {
-    if (Replaying()) return;
+    if (Enter()) return;
     OpScope op(&profiler_, "silu mul", stream_);
-    if (n * d > 0) LaunchSiluMul(gate, up, n * d, stream_);
+    if (const int g = FusedGroup(n, d); g > 0) {
+      LaunchSiluMulQuant(gate, up, n, d, g, ActBuffers(), stream_);
+      fusion_.Produced(gate, n, d, g);
+    } else if (n * d > 0) {
+      LaunchSiluMul(gate, up, n * d, stream_);
+    }
   }
 
   void MatMul(std::span<const Matrix* const> ws, const float* x, int64_t n,
               std::span<float* const> ys) override {
-    if (n == 0 || Replaying()) return;
+    if (Enter() || n == 0) return;
     const std::string op_name =
         profiler_.on() ? std::string("matmul ") + DTypeName(ws[0]->type()) +
                              (n < kGemvMaxTokens ? " (decode)" : " (prefill)")
@@ -428,7 +463,17 @@ class CudaBackend final : public Backend {
       part = std::max(part, MatMulScratchFloats(w->type(), w->rows(), w->cols(), n));
     }
     if (!Grow(&partials_, part).ok()) return;
-    int act_group = 0;  // the block size the activations are quantized with now
+    // the block size the activations are quantized with now: made by the op
+    // before this one when it could (ActFusion)
+    int act_group = quantized ? fusion_.ReadyGroup(x, n, ws[0]->cols()) : 0;
+    if (quantized && n < kGemvMaxTokens) {
+      for (const Matrix* w : ws) {
+        if (IsQuantType(w->type())) {
+          fusion_.Learn(ActGroup(w->type()));
+          break;
+        }
+      }
+    }
     DType half_act = DType::kF32;  // the half type the activations are rounded to now
     const bool staged = n < kGemvMaxTokens && GemvStagedOn();
     for (size_t m = 0; m < ws.size(); ++m) {
@@ -472,7 +517,7 @@ class CudaBackend final : public Backend {
   }
 
   void QkRopeStore(const QkRopeStoreArgs& a) override {
-    if (Replaying()) return;
+    if (Enter()) return;
     OpScope op(&profiler_, "qk norm, rope, kv store", stream_);
     if (n_ > 0) LaunchQkRopeStore(a, batch_, stream_);
   }
@@ -490,7 +535,7 @@ class CudaBackend final : public Backend {
 
   void Attention(const float* q, const AttentionShape& shape, const KvLayout& kv, int layer,
                  float* out) override {
-    if (n_ == 0 || Replaying()) return;
+    if (Enter() || n_ == 0) return;
     OpScope op(&profiler_, n_ < kGemvMaxTokens ? "attention (decode)" : "attention (prefill)",
                stream_);
     // The split (decode) shape's chunk states, up to 256 MiB; past that the
@@ -583,7 +628,7 @@ class CudaBackend final : public Backend {
   }
 
   void GatherOutRows(const float* x, int64_t d, float* out) override {
-    if (Replaying()) return;
+    if (Enter()) return;
     OpScope op(&profiler_, "gather rows", stream_);
     LaunchGatherRows(x, out_rows_.ptr, n_out_, d, out, stream_);
   }
@@ -668,6 +713,7 @@ class CudaBackend final : public Backend {
   Scratch<int32_t> tiles_;
   int64_t n_tiles_ = 0, tile_tokens_ = 0;
   DecodeGraphs graphs_;
+  ActFusion fusion_;  // which op output already has its int8 activations (decode)
   std::vector<int32_t> host_table_;
   Scratch<int32_t> tokens_, pos_, seq_, table_, out_rows_;
   // Matmul activations.

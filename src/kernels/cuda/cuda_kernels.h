@@ -128,6 +128,15 @@ void LaunchRmsNorm(const float* x, const float* w, int64_t n, int64_t d, float e
 void LaunchAddRmsNorm(float* x, const float* y, const float* w, int64_t n, int64_t d, float eps,
                       float* out, cudaStream_t s);
 void LaunchAdd(float* x, const float* y, int64_t count, cudaStream_t s);
+// The same ops, also writing their output quantized as LaunchQuantizeAct
+// would for activation group `group` (32 or 256; d a multiple of it) into
+// act: the decode path's fusion of the quantization into its producer.
+void LaunchRmsNormQuant(const float* x, const float* w, int64_t n, int64_t d, float eps,
+                        float* out, int group, const ActQ& act, cudaStream_t s);
+void LaunchAddRmsNormQuant(float* x, const float* y, const float* w, int64_t n, int64_t d,
+                           float eps, float* out, int group, const ActQ& act, cudaStream_t s);
+void LaunchSiluMulQuant(float* gate, const float* up, int64_t n, int64_t d, int group,
+                        const ActQ& act, cudaStream_t s);
 void LaunchAddBias(float* y, const float* b, int64_t n, int64_t d, cudaStream_t s);
 void LaunchSiluMul(float* gate, const float* up, int64_t count, cudaStream_t s);
 void LaunchGatherRows(const float* x, const int32_t* rows, int64_t n_rows, int64_t d, float* out,

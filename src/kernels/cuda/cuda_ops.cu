@@ -2,9 +2,12 @@
 // (plain and fused with the residual add), elementwise adds, SwiGLU, the q/k
 // norm + RoPE + KV store, and row gathers. One thread block per row where a
 // row needs a reduction (fixed tree: BlockSum), so every row's bits depend
-// only on that row.
+// only on that row. For decode, the norms and SwiGLU can also quantize their
+// output for the next matmul (the *Quant kernels): the same int8 activations
+// LaunchQuantizeAct makes from the same floats, one kernel fewer.
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/cuda_kernels.h"
+#include "kernels/cuda/cuda_subblock.cuh"
 
 namespace reprise::kernels::cuda {
 namespace {
@@ -82,6 +85,101 @@ __global__ void AddRmsNormKernel(float* x, const float* y, const float* w, int64
   for (int64_t i = threadIdx.x; i < d; i += blockDim.x) {
     out[t * d + i] = __fmul_rn(__fmul_rn(xr[i], scale), w[i]);
   }
+}
+
+// Quantizes the G-value group g of row x (G = 32 or 256) as
+// QuantizeActKernel does, one warp for the group: amax = the largest |x| (a
+// max: exact in any order), d = ActScale(amax), q = round(x * ActInvScale(d))
+// clamped to [-127, 127], per 32 values the scale and the sum of q.
+template <int G>
+__device__ __forceinline__ void QuantizeGroupWarp(const float* x, int64_t g, int8_t* q, float* d,
+                                                  int32_t* sum) {
+  const int lane = threadIdx.x % 32;
+  float v[G / 32];
+  float amax = 0.0f;
+#pragma unroll
+  for (int k = 0; k < G / 32; ++k) {  // QuantizeActKernel's order: warp 0's max, then the others'
+    v[k] = x[g * G + k * 32 + lane];
+    const float m = WarpMax(fabsf(v[k]));
+    amax = k == 0 ? m : fmaxf(amax, m);
+  }
+  const float scale = ActScale(amax);
+  const float inv = ActInvScale(scale);
+#pragma unroll
+  for (int k = 0; k < G / 32; ++k) {
+    const int64_t b = g * (G / 32) + k;
+    int qi = __float2int_rn(FMul(v[k], inv));
+    qi = max(-127, min(127, qi));
+    q[b * 32 + lane] = static_cast<int8_t>(qi);
+    int s = qi;
+    for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+    if (lane == 0) {
+      d[b] = scale;
+      sum[b] = s;
+    }
+  }
+}
+
+// Row t of out (just written by this block) quantized: warp w takes groups
+// w, w + warps, ...
+template <int G>
+__device__ __forceinline__ void QuantizeRowBlock(const float* out, int64_t t, int64_t d,
+                                                 const ActQ& act) {
+  __syncthreads();  // the row's values are written
+  const int warp = threadIdx.x / 32, warps = blockDim.x / 32;
+  for (int64_t g = warp; g < d / G; g += warps) {
+    QuantizeGroupWarp<G>(out + t * d, g, act.q + t * d, act.d + t * (d / 32), act.sum + t * (d / 32));
+  }
+}
+
+template <int G>
+__global__ void RmsNormQuantKernel(const float* x, const float* w, int64_t d, float eps,
+                                   float* out, ActQ act) {
+  __shared__ float red[kRowThreads];
+  const int64_t t = blockIdx.x;
+  const float* xr = x + t * d;
+  const float scale = RmsScale(BlockSumSq(xr, d, red), d, eps);
+  for (int64_t i = threadIdx.x; i < d; i += blockDim.x) {
+    const float v = __fmul_rn(xr[i], scale);
+    out[t * d + i] = w != nullptr ? __fmul_rn(v, w[i]) : v;
+  }
+  QuantizeRowBlock<G>(out, t, d, act);
+}
+
+template <int G>
+__global__ void AddRmsNormQuantKernel(float* x, const float* y, const float* w, int64_t d,
+                                      float eps, float* out, ActQ act) {
+  __shared__ float red[kRowThreads];
+  const int64_t t = blockIdx.x;
+  float* xr = x + t * d;
+  for (int64_t i = threadIdx.x; i < d; i += blockDim.x) xr[i] = __fadd_rn(xr[i], y[t * d + i]);
+  __syncthreads();
+  const float scale = RmsScale(BlockSumSq(xr, d, red), d, eps);
+  for (int64_t i = threadIdx.x; i < d; i += blockDim.x) {
+    out[t * d + i] = __fmul_rn(__fmul_rn(xr[i], scale), w[i]);
+  }
+  QuantizeRowBlock<G>(out, t, d, act);
+}
+
+// SwiGLU as SiluMulKernel computes it, a warp per G-value group, then the
+// group quantized from the values in registers.
+template <int G>
+__global__ void SiluMulQuantKernel(float* gate, const float* up, int64_t n_groups, int64_t d,
+                                   ActQ act) {
+  const int64_t gw = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
+  if (gw >= n_groups) return;  // whole warps: n_groups is exact per warp
+  const int lane = threadIdx.x % 32;
+  const int64_t t = gw / (d / G), g = gw % (d / G);
+  float* row = gate + t * d;
+#pragma unroll
+  for (int k = 0; k < G / 32; ++k) {
+    const int64_t i = g * G + k * 32 + lane;
+    const float gv = row[i];
+    const float silu = __fdiv_rn(gv, __fadd_rn(1.0f, expf(-gv)));
+    row[i] = __fmul_rn(silu, up[t * d + i]);
+  }
+  __syncwarp();
+  QuantizeGroupWarp<G>(row, g, act.q + t * d, act.d + t * (d / 32), act.sum + t * (d / 32));
 }
 
 __global__ void AddKernel(float* x, const float* y, int64_t count) {
@@ -267,6 +365,35 @@ void LaunchRmsNorm(const float* x, const float* w, int64_t n, int64_t d, float e
 void LaunchAddRmsNorm(float* x, const float* y, const float* w, int64_t n, int64_t d, float eps,
                       float* out, cudaStream_t s) {
   AddRmsNormKernel<<<static_cast<unsigned>(n), kRowThreads, 0, s>>>(x, y, w, d, eps, out);
+}
+
+void LaunchRmsNormQuant(const float* x, const float* w, int64_t n, int64_t d, float eps,
+                        float* out, int group, const ActQ& act, cudaStream_t s) {
+  if (group == 256) {
+    RmsNormQuantKernel<256><<<static_cast<unsigned>(n), kRowThreads, 0, s>>>(x, w, d, eps, out, act);
+  } else {
+    RmsNormQuantKernel<32><<<static_cast<unsigned>(n), kRowThreads, 0, s>>>(x, w, d, eps, out, act);
+  }
+}
+
+void LaunchAddRmsNormQuant(float* x, const float* y, const float* w, int64_t n, int64_t d,
+                           float eps, float* out, int group, const ActQ& act, cudaStream_t s) {
+  if (group == 256) {
+    AddRmsNormQuantKernel<256><<<static_cast<unsigned>(n), kRowThreads, 0, s>>>(x, y, w, d, eps, out, act);
+  } else {
+    AddRmsNormQuantKernel<32><<<static_cast<unsigned>(n), kRowThreads, 0, s>>>(x, y, w, d, eps, out, act);
+  }
+}
+
+void LaunchSiluMulQuant(float* gate, const float* up, int64_t n, int64_t d, int group,
+                        const ActQ& act, cudaStream_t s) {
+  const int64_t groups = n * (d / group);
+  const unsigned blocks = Blocks(groups * 32, 256);
+  if (group == 256) {
+    SiluMulQuantKernel<256><<<blocks, 256, 0, s>>>(gate, up, groups, d, act);
+  } else {
+    SiluMulQuantKernel<32><<<blocks, 256, 0, s>>>(gate, up, groups, d, act);
+  }
 }
 
 void LaunchAdd(float* x, const float* y, int64_t count, cudaStream_t s) {
