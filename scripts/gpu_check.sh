@@ -24,7 +24,9 @@
 #           tier and from the host tier (bench/long_context.py)
 #   kernels the decode matmuls alone (bench/gemv_bench.cc: each Llama-3-8B
 #           decode call at n = 1, CUDA events, weights cycled past the L2):
-#           GB/s per (type, call), staged and warp-per-row quantized GEMV
+#           GB/s per (type, call), staged and warp-per-row quantized GEMV;
+#           then the step's other kernels alone (bench/decode_ops_bench.cc:
+#           norms, quantization, SwiGLU, decode attention at 512/4k/32k)
 #   peer    build llama.cpp (CUDA) and run llama-bench on the same files
 #   depth   decode at a DEPTH (32768) token context, reprise and llama-bench
 #           (-d), on the LONG_TYPES models
@@ -192,11 +194,12 @@ make_models() {
 kernels() {
   say "gemv_bench (GEMV_TYPES: ${GEMV_TYPES:=q4_k,q8_0,q4_0,q6_k,f16})"
   cmake -S . -B "$BUILD" -DREPRISE_BUILD_BENCH=ON >> "$WORK/configure.log" 2>&1 \
-    && ninja -C "$BUILD" gemv_bench >> "$WORK/build.log" 2>&1 \
+    && ninja -C "$BUILD" gemv_bench decode_ops_bench >> "$WORK/build.log" 2>&1 \
     || { grep -E "error|FAILED" "$WORK/build.log" | tail -20; return 1; }
   "$BUILD/bin/gemv_bench" "$GEMV_TYPES" 1 200 | tee "$WORK/gemv.jsonl"
   REPRISE_CUDA_GEMV_STAGED=0 "$BUILD/bin/gemv_bench" "${GEMV_TYPES/,f16/}" 1 200 | tee -a "$WORK/gemv.jsonl"
   "$BUILD/bin/gemv_bench" q4_k 4 100 | tee -a "$WORK/gemv.jsonl"
+  "$BUILD/bin/decode_ops_bench" 500 | tee -a "$WORK/gemv.jsonl"
   cp "$WORK/gemv.jsonl" "$OUT/" 2>/dev/null
 }
 

@@ -579,22 +579,8 @@ class CudaBackend final : public Backend {
     CopyToHost(host_ids_.data(), ids_.ptr, n * K * sizeof(int32_t));
     CopyToHost(host_wts_.data(), wts_.ptr, n * K * sizeof(float));
     RETURN_IF_ERROR(first_error_);
-    // Lists of (token, weight) per expert, experts in id order, tokens in order.
-    list_rows_.clear();
-    list_wts_.clear();
-    std::vector<int64_t> begin(E + 1, 0);
-    for (int64_t e = 0; e < E; ++e) {
-      begin[e] = static_cast<int64_t>(list_rows_.size());
-      for (int64_t t = 0; t < n; ++t) {
-        for (int64_t j = 0; j < K; ++j) {
-          if (host_ids_[t * K + j] == e) {
-            list_rows_.push_back(static_cast<int32_t>(t));
-            list_wts_.push_back(host_wts_[t * K + j]);
-          }
-        }
-      }
-    }
-    begin[E] = static_cast<int64_t>(list_rows_.size());
+    std::vector<int64_t> begin;
+    BuildExpertLists(host_ids_.data(), host_wts_.data(), n, K, E, &list_rows_, &list_wts_, &begin);
     const int64_t total = begin[E];
     RETURN_IF_ERROR(Grow(&rows_dev_, std::max<int64_t>(total, 1)));
     RETURN_IF_ERROR(Grow(&wts_dev_, std::max<int64_t>(total, 1)));

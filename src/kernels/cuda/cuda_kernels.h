@@ -188,5 +188,11 @@ bool AttentionTilesOn();
 void LaunchMoeRoute(const float* logits, const float* bias, int64_t n, int64_t n_experts,
                     int64_t n_used, bool sigmoid, bool norm_topk, int32_t* ids, float* weights,
                     cudaStream_t s);
+// Host side, from the routing's ids / weights [n, n_used] copied back: every
+// expert's (token, weight) list, experts in id order, tokens in order; expert
+// e's entries are [begin[e], begin[e + 1]) of rows / wts.
+void BuildExpertLists(const int32_t* ids, const float* weights, int64_t n, int64_t n_used,
+                      int64_t n_experts, std::vector<int32_t>* rows, std::vector<float>* wts,
+                      std::vector<int64_t>* begin);
 
 }  // namespace reprise::kernels::cuda

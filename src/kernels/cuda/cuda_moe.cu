@@ -65,4 +65,24 @@ void LaunchMoeRoute(const float* logits, const float* bias, int64_t n, int64_t n
       logits, bias, n, n_experts, n_used, sigmoid, norm_topk, ids, weights);
 }
 
+void BuildExpertLists(const int32_t* ids, const float* weights, int64_t n, int64_t n_used,
+                      int64_t n_experts, std::vector<int32_t>* rows, std::vector<float>* wts,
+                      std::vector<int64_t>* begin) {
+  rows->clear();
+  wts->clear();
+  begin->assign(static_cast<size_t>(n_experts + 1), 0);
+  for (int64_t e = 0; e < n_experts; ++e) {
+    (*begin)[e] = static_cast<int64_t>(rows->size());
+    for (int64_t t = 0; t < n; ++t) {
+      for (int64_t j = 0; j < n_used; ++j) {
+        if (ids[t * n_used + j] == e) {
+          rows->push_back(static_cast<int32_t>(t));
+          wts->push_back(weights[t * n_used + j]);
+        }
+      }
+    }
+  }
+  (*begin)[n_experts] = static_cast<int64_t>(rows->size());
+}
+
 }  // namespace reprise::kernels::cuda

@@ -1,0 +1,182 @@
+// The decode step's other kernels alone on the GPU (the matmuls are
+// gemv_bench's): RMSNorm, add + RMSNorm, activation quantization, SwiGLU, the
+// residual add, and paged decode attention at several context lengths, for
+// one token of the Llama-3-8B shape (d 4096, FFN 14336, 32 heads, 8 KV heads
+// of 128, F16 KV in 16-position blocks). Each is launched `iters` times
+// back to back on one stream and timed with CUDA events, so a figure is the
+// kernel plus the gap between consecutive kernels (what a replayed decode
+// graph pays per kernel). Prints one JSON line per op and the per-token sum
+// of 32 layers.
+// Usage: decode_ops_bench [iters=500]
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <vector>
+
+#ifdef REPRISE_HAVE_CUDA
+#include <cuda_runtime.h>
+
+#include "kernels/cuda/cuda_kernels.h"
+#endif
+
+#ifndef REPRISE_HAVE_CUDA
+int main() {
+  std::fprintf(stderr, "decode_ops_bench: built without CUDA\n");
+  return 1;
+}
+#else
+namespace {
+
+using namespace reprise;
+using namespace reprise::kernels;
+using namespace reprise::kernels::cuda;
+
+#define CK(expr)                                                                          \
+  do {                                                                                    \
+    cudaError_t e_ = (expr);                                                              \
+    if (e_ != cudaSuccess) {                                                              \
+      std::fprintf(stderr, "decode_ops_bench: %s: %s\n", #expr, cudaGetErrorString(e_));  \
+      std::exit(1);                                                                       \
+    }                                                                                     \
+  } while (0)
+
+template <class T>
+T* DevAlloc(int64_t count, int fill_byte = 0) {
+  T* p = nullptr;
+  CK(cudaMalloc(&p, sizeof(T) * static_cast<size_t>(count)));
+  CK(cudaMemset(p, fill_byte, sizeof(T) * static_cast<size_t>(count)));
+  return p;
+}
+
+// Microseconds per launch of `launch`, over `iters` back-to-back launches.
+double Time(cudaStream_t s, int iters, const std::function<void()>& launch) {
+  for (int i = 0; i < 20; ++i) launch();
+  cudaEvent_t e0, e1;
+  CK(cudaEventCreate(&e0));
+  CK(cudaEventCreate(&e1));
+  CK(cudaEventRecord(e0, s));
+  for (int i = 0; i < iters; ++i) launch();
+  CK(cudaEventRecord(e1, s));
+  CK(cudaEventSynchronize(e1));
+  CK(cudaGetLastError());
+  float ms = 0;
+  CK(cudaEventElapsedTime(&ms, e0, e1));
+  CK(cudaEventDestroy(e0));
+  CK(cudaEventDestroy(e1));
+  return 1000.0 * ms / iters;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int iters = argc > 1 ? std::atoi(argv[1]) : 500;
+  int dev_count = 0;
+  if (cudaGetDeviceCount(&dev_count) != cudaSuccess || dev_count == 0) {
+    std::fprintf(stderr, "decode_ops_bench: no GPU\n");
+    return 1;
+  }
+  if (iters < 1) {
+    std::fprintf(stderr, "decode_ops_bench: iters must be >= 1\n");
+    return 2;
+  }
+  constexpr int64_t d = 4096, ff = 14336, n_heads = 32, n_kv = 8, hd = 128;
+  constexpr int kLayers = 32;
+  cudaStream_t s;
+  CK(cudaStreamCreate(&s));
+  std::vector<float> host(static_cast<size_t>(ff));
+  for (size_t i = 0; i < host.size(); ++i) host[i] = static_cast<float>((i * 2654435761u) % 1000) / 500.0f - 1.0f;
+  float* x = DevAlloc<float>(ff);
+  float* y = DevAlloc<float>(ff);
+  float* w = DevAlloc<float>(ff);
+  float* out = DevAlloc<float>(ff);
+  CK(cudaMemcpy(x, host.data(), sizeof(float) * ff, cudaMemcpyHostToDevice));
+  CK(cudaMemcpy(y, host.data(), sizeof(float) * ff, cudaMemcpyHostToDevice));
+  CK(cudaMemcpy(w, host.data(), sizeof(float) * ff, cudaMemcpyHostToDevice));
+  ActQ act{DevAlloc<int8_t>(ff), DevAlloc<float>(ff / 32), DevAlloc<int32_t>(ff / 32)};
+
+  struct Op {
+    const char* name;
+    int per_layer;  // launches per layer of a decode step
+    double us;
+  };
+  std::vector<Op> ops;
+  auto add = [&](const char* name, int per_layer, double us) {
+    ops.push_back({name, per_layer, us});
+    std::printf("{\"op\": \"%s\", \"us\": %.2f, \"per_layer\": %d}\n", name, us, per_layer);
+    std::fflush(stdout);
+  };
+  // Launches per layer as model.cc issues them: two add + norms (the
+  // previous layer's residual add runs in the attention norm), four
+  // quantizations, one SwiGLU; the plain norm and add run once a step.
+  add("rms_norm", 0, Time(s, iters, [&] { LaunchRmsNorm(x, w, 1, d, 1e-5f, out, s); }));
+  // x += 0 keeps x bounded however many times it runs: y is zero here.
+  float* zero = DevAlloc<float>(ff);
+  add("add_rms_norm", 2,
+      Time(s, iters, [&] { LaunchAddRmsNorm(x, zero, w, 1, d, 1e-5f, out, s); }));
+  add("quantize_act_4096", 3,
+      Time(s, iters, [&] { LaunchQuantizeAct(DType::kQ4_K, out, 1, d, act, s); }));
+  add("quantize_act_14336", 1,
+      Time(s, iters, [&] { LaunchQuantizeAct(DType::kQ4_K, y, 1, ff, act, s); }));
+  add("silu_mul", 1, Time(s, iters, [&] { LaunchSiluMul(out, y, ff, s); }));
+  add("add", 0, Time(s, iters, [&] { LaunchAdd(x, zero, d, s); }));
+
+  // Paged decode attention over F16 KV: one layer, blocks in order.
+  const AttentionShape shape{n_heads, n_kv, hd, hd, 1.0f / 11.3137085f};
+  constexpr int kBlockTokens = 16;
+  double attn_512 = 0;
+  for (const int32_t ctx : {512, 4096, 32768}) {
+    const int64_t blocks = (ctx + kBlockTokens - 1) / kBlockTokens;
+    KvLayout kv;
+    kv.n_layers = 1;
+    kv.n_kv_heads = n_kv;
+    kv.block_tokens = kBlockTokens;
+    kv.head_dim_k = kv.head_dim_v = hd;
+    kv.type = DType::kF16;
+    kv.k_row_bytes = kv.v_row_bytes = hd * 2;
+    kv.k_layer_bytes = kv.v_layer_bytes = n_kv * kBlockTokens * hd * 2;
+    kv.block_bytes = kv.k_layer_bytes + kv.v_layer_bytes;
+    kv.base = DevAlloc<uint8_t>(blocks * kv.block_bytes, 0x3c);  // f16 0x3c3c: ~1.06
+    std::vector<int32_t> table(static_cast<size_t>(blocks));
+    for (int64_t i = 0; i < blocks; ++i) table[i] = static_cast<int32_t>(i);
+    int32_t* table_d = DevAlloc<int32_t>(blocks);
+    CK(cudaMemcpy(table_d, table.data(), sizeof(int32_t) * blocks, cudaMemcpyHostToDevice));
+    const int32_t pos_h = ctx - 1, zero_h = 0;
+    int32_t* pos_d = DevAlloc<int32_t>(1);
+    int32_t* seq_d = DevAlloc<int32_t>(1);
+    CK(cudaMemcpy(pos_d, &pos_h, sizeof(int32_t), cudaMemcpyHostToDevice));
+    CK(cudaMemcpy(seq_d, &zero_h, sizeof(int32_t), cudaMemcpyHostToDevice));
+    BatchDev b;
+    b.n = 1;
+    b.tokens = seq_d;
+    b.pos = pos_d;
+    b.seq = seq_d;
+    b.block_table = table_d;
+    b.max_blocks = static_cast<int32_t>(blocks);
+    float* q = DevAlloc<float>(n_heads * hd);
+    CK(cudaMemcpy(q, host.data(), sizeof(float) * n_heads * hd, cudaMemcpyHostToDevice));
+    float* att = DevAlloc<float>(n_heads * hd);
+    const int64_t scratch_floats = AttentionScratchFloats(shape, 1, ctx - 1);
+    float* scratch = DevAlloc<float>(scratch_floats);
+    int sms = 0;
+    CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
+    const double us = Time(s, iters, [&] {
+      LaunchAttention(q, shape, kv, 0, b, ctx - 1, scratch, scratch_floats, nullptr, 0, sms, att, s);
+    });
+    const double kv_gb_s = static_cast<double>(ctx) * kv.k_row_bytes * 2 * n_kv / us / 1000.0;
+    std::printf("{\"op\": \"attention_decode\", \"ctx\": %d, \"us\": %.2f, \"kv_gb_per_s\": %.1f}\n",
+                ctx, us, kv_gb_s);
+    std::fflush(stdout);
+    if (ctx == 512) attn_512 = us;
+    for (void* p : std::vector<void*>{kv.base, table_d, pos_d, seq_d, q, att, scratch}) CK(cudaFree(p));
+  }
+  double per_layer = attn_512;
+  for (const Op& o : ops) per_layer += o.per_layer * o.us;
+  // Not included: the q/k norm + RoPE + KV store kernel (one per layer).
+  std::printf("{\"op\": \"per_token_non_matmul_at_512\", \"layers\": %d, \"us\": %.1f}\n", kLayers,
+              kLayers * per_layer);
+  for (void* p : std::vector<void*>{x, y, w, out, zero, act.q, act.d, act.sum}) CK(cudaFree(p));
+  CK(cudaStreamDestroy(s));
+  return 0;
+}
+#endif
