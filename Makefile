@@ -62,7 +62,12 @@ FUZZ_json_schema_SRC := $(wildcard src/grammar/*.cc) src/server/json_body.cc $(F
 FUZZ_LIBS := -lpcre2-8
 FUZZ_TARGETS := request_parser tokenizer jinja gguf json_schema
 
-$(FUZZ_DIR)/%_fuzz: fuzz/%_fuzz.cc
+# A target rebuilds when its harness, any source it compiles or any header
+# changes (it once depended on the harness alone: a fixed bug kept being
+# fuzzed in the old binary).
+FUZZ_HEADERS := $(wildcard src/*/*.h src/*/*/*.h)
+.SECONDEXPANSION:
+$(FUZZ_DIR)/%_fuzz: fuzz/%_fuzz.cc $$(FUZZ_$$*_SRC) $$(FUZZ_HEADERS)
 	@mkdir -p $(FUZZ_DIR)
 	$(FUZZ_CXX) $(FUZZ_FLAGS) $< $(FUZZ_$*_SRC) $(FUZZ_LIBS) -o $@
 
