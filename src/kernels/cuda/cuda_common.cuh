@@ -204,14 +204,20 @@ REPRISE_HD void LoadSubBlockQ4_0(const uint8_t* b, SubBlock* s) {
   }
 }
 
-REPRISE_HD void ScaleMinK4(int j, const uint8_t* q, int* sc, int* m) {
+// Sub-block j's 6-bit scale and min from the 12 scale bytes, q(i) giving
+// byte i (a pointer read, or a byte of words already in registers).
+template <class Byte>
+REPRISE_HD void ScaleMinK4From(int j, const Byte& q, int* sc, int* m) {
   if (j < 4) {
-    *sc = q[j] & 63;
-    *m = q[j + 4] & 63;
+    *sc = q(j) & 63;
+    *m = q(j + 4) & 63;
   } else {
-    *sc = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
-    *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+    *sc = (q(j + 4) & 0xF) | ((q(j - 4) >> 6) << 4);
+    *m = (q(j + 4) >> 4) | ((q(j) >> 6) << 4);
   }
+}
+REPRISE_HD void ScaleMinK4(int j, const uint8_t* q, int* sc, int* m) {
+  ScaleMinK4From(j, [q](int i) { return static_cast<int>(q[i]); }, sc, m);
 }
 
 REPRISE_HD void LoadSubBlockQ4K(const uint8_t* b, int j, SubBlock* s) {

@@ -263,7 +263,53 @@ __global__ void __launch_bounds__(kStWarps * 32)
         const int64_t b_first = st * kStageSubs;
         const int subs = static_cast<int>(in.nb32 - b_first < kStageSubs ? in.nb32 - b_first
                                                                          : kStageSubs);
-        if constexpr (kMaxT == 1) {
+        if constexpr (kMaxT == 1 && kType == static_cast<int>(DType::kQ4_K)) {
+          // One token, Q4_K (a stage is one unit): the unit's header (d, dmin,
+          // scales) in one 16-byte load and each 32-byte run of nibbles once
+          // for the two sub-blocks that share it, instead of LoadSubW's
+          // byte loads of the header and both runs per sub-block; the same
+          // SubW fields, so the same contribution (LoadSubW<Q4_K>'s arithmetic).
+          const uint8_t* unit = slot + lane * kUnitBytes;
+          const uint4 hdr = *reinterpret_cast<const uint4*>(unit);
+          const uint32_t hw[4] = {hdr.x, hdr.y, hdr.z, hdr.w};
+          const auto scale_byte = [&hw](int i) {  // header byte 4 + i (constant i: registers)
+            return static_cast<int>((hw[(i + 4) / 4] >> (8 * ((i + 4) % 4))) & 0xFFu);
+          };
+          const float d = HalfBitsToFloat(static_cast<uint16_t>(hw[0] & 0xFFFFu));
+          const float dmin = HalfBitsToFloat(static_cast<uint16_t>(hw[0] >> 16));
+          uint4 xa[8], xb[8];
+          float xd[8];
+          int32_t xs[8];
+#pragma unroll
+          for (int j = 0; j < 8; ++j) {
+            const int64_t b = b_first + j;
+            const uint4* xp = reinterpret_cast<const uint4*>(in.xq + b * 32);
+            xa[j] = xp[0];
+            xb[j] = xp[1];
+            xd[j] = in.xd[b];
+            xs[j] = in.xs[b];
+          }
+#pragma unroll
+          for (int jp = 0; jp < 4; ++jp) {
+            const uint4 r0 = reinterpret_cast<const uint4*>(unit + 16 + 32 * jp)[0];
+            const uint4 r1 = reinterpret_cast<const uint4*>(unit + 16 + 32 * jp)[1];
+            const uint32_t raw[8] = {r0.x, r0.y, r0.z, r0.w, r1.x, r1.y, r1.z, r1.w};
+#pragma unroll
+            for (int half = 0; half < 2; ++half) {
+              const int j = 2 * jp + half;
+              SubW sw;
+              int sc, m;
+              ScaleMinK4From(j, scale_byte, &sc, &m);
+              sw.a = FMul(d, static_cast<float>(sc));
+              sw.b = FMul(dmin, static_cast<float>(m));
+#pragma unroll
+              for (int k = 0; k < 8; ++k) sw.w[k] = (raw[k] >> (4 * half)) & 0x0F0F0F0Fu;
+              const uint32_t xw[8] = {xa[j].x, xa[j].y, xa[j].z, xa[j].w,
+                                      xb[j].x, xb[j].y, xb[j].z, xb[j].w};
+              acc[0] = FAdd(acc[0], SubWContrib<kKind>(sw, xw, xd[j], xs[j]));
+            }
+          }
+        } else if constexpr (kMaxT == 1) {
           // One token: the stage's activations (uniform across the warp,
           // usually L2 hits: ~260 cycles) are all loaded before the first
           // sub-block uses them, kAheadX at a time, instead of one round trip
