@@ -167,12 +167,30 @@ int main(int argc, char** argv) {
     std::printf("{\"op\": \"attention_decode\", \"ctx\": %d, \"us\": %.2f, \"kv_gb_per_s\": %.1f}\n",
                 ctx, us, kv_gb_s);
     std::fflush(stdout);
-    if (ctx == 512) attn_512 = us;
+    if (ctx == 512) {
+      attn_512 = us;
+      // The q/k RoPE + KV store kernel of the same step (Llama: no q/k norm).
+      float* k = DevAlloc<float>(n_kv * hd);
+      float* v = DevAlloc<float>(n_kv * hd);
+      float* rope = DevAlloc<float>(hd);
+      CK(cudaMemcpy(rope, host.data(), sizeof(float) * hd, cudaMemcpyHostToDevice));
+      QkRopeStoreArgs qa;
+      qa.q = q;
+      qa.k = k;
+      qa.v = v;
+      qa.rope = rope;
+      qa.rope_dims = hd;
+      qa.shape = shape;
+      qa.kv = &kv;
+      qa.layer = 0;
+      const double rope_us = Time(s, iters, [&] { LaunchQkRopeStore(qa, b, s); });
+      add("qk_rope_kv_store", 1, rope_us);
+      for (void* p : std::vector<void*>{k, v, rope}) CK(cudaFree(p));
+    }
     for (void* p : std::vector<void*>{kv.base, table_d, pos_d, seq_d, q, att, scratch}) CK(cudaFree(p));
   }
   double per_layer = attn_512;
   for (const Op& o : ops) per_layer += o.per_layer * o.us;
-  // Not included: the q/k norm + RoPE + KV store kernel (one per layer).
   std::printf("{\"op\": \"per_token_non_matmul_at_512\", \"layers\": %d, \"us\": %.1f}\n", kLayers,
               kLayers * per_layer);
   for (void* p : std::vector<void*>{x, y, w, out, zero, act.q, act.d, act.sum}) CK(cudaFree(p));
