@@ -255,6 +255,26 @@ INSTANTIATE_TEST_SUITE_P(Types, CudaHostQuantPaths,
                          ::testing::Values(DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ6_K),
                          TypeName);
 
+// The MoE step's per-expert lists (host side of the CUDA backend's Moe):
+// experts in id order, each expert's tokens in token order, with the
+// weight the router gave that token; experts nobody chose are empty.
+TEST(CudaHostMoe, ExpertListsAreInExpertThenTokenOrder) {
+  // 3 tokens, 2 experts each, 4 experts (expert 3 unused).
+  const int32_t ids[] = {2, 0, 0, 1, 2, 1};
+  const float weights[] = {0.6f, 0.4f, 0.7f, 0.3f, 0.55f, 0.45f};
+  std::vector<int32_t> rows;
+  std::vector<float> wts;
+  std::vector<int64_t> begin;
+  BuildExpertLists(ids, weights, 3, 2, 4, &rows, &wts, &begin);
+  EXPECT_EQ(begin, (std::vector<int64_t>{0, 2, 4, 6, 6}));
+  EXPECT_EQ(rows, (std::vector<int32_t>{0, 1, 1, 2, 0, 2}));
+  EXPECT_EQ(wts, (std::vector<float>{0.4f, 0.7f, 0.3f, 0.45f, 0.6f, 0.55f}));
+  // Called again, the lists are rebuilt, not appended to.
+  BuildExpertLists(ids, weights, 1, 2, 4, &rows, &wts, &begin);
+  EXPECT_EQ(begin, (std::vector<int64_t>{0, 1, 1, 2, 2}));
+  EXPECT_EQ(rows, (std::vector<int32_t>{0, 0}));
+}
+
 }  // namespace
 }  // namespace reprise::kernels::cuda
 #endif  // REPRISE_HAVE_CUDA
