@@ -15,8 +15,7 @@
 #include <vector>
 
 #ifdef REPRISE_HAVE_CUDA
-#include <cuda_runtime.h>
-
+#include "cuda_bench_util.h"
 #include "kernels/cuda/cuda_kernels.h"
 #endif
 
@@ -32,50 +31,20 @@ using namespace reprise;
 using namespace reprise::kernels;
 using namespace reprise::kernels::cuda;
 
-#define CK(expr)                                                                          \
-  do {                                                                                    \
-    cudaError_t e_ = (expr);                                                              \
-    if (e_ != cudaSuccess) {                                                              \
-      std::fprintf(stderr, "decode_ops_bench: %s: %s\n", #expr, cudaGetErrorString(e_));  \
-      std::exit(1);                                                                       \
-    }                                                                                     \
-  } while (0)
-
-template <class T>
-T* DevAlloc(int64_t count, int fill_byte = 0) {
-  T* p = nullptr;
-  CK(cudaMalloc(&p, sizeof(T) * static_cast<size_t>(count)));
-  CK(cudaMemset(p, fill_byte, sizeof(T) * static_cast<size_t>(count)));
-  return p;
-}
+using reprise::bench::BenchValues;
+using reprise::bench::DevAlloc;
+using reprise::bench::HaveGpu;
 
 // Microseconds per launch of `launch`, over `iters` back-to-back launches.
 double Time(cudaStream_t s, int iters, const std::function<void()>& launch) {
-  for (int i = 0; i < 20; ++i) launch();
-  cudaEvent_t e0, e1;
-  CK(cudaEventCreate(&e0));
-  CK(cudaEventCreate(&e1));
-  CK(cudaEventRecord(e0, s));
-  for (int i = 0; i < iters; ++i) launch();
-  CK(cudaEventRecord(e1, s));
-  CK(cudaEventSynchronize(e1));
-  CK(cudaGetLastError());
-  float ms = 0;
-  CK(cudaEventElapsedTime(&ms, e0, e1));
-  CK(cudaEventDestroy(e0));
-  CK(cudaEventDestroy(e1));
-  return 1000.0 * ms / iters;
+  return reprise::bench::TimeLaunchesUs(s, 20, iters, [&](int) { launch(); });
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   const int iters = argc > 1 ? std::atoi(argv[1]) : 500;
-  int dev_count = 0;
-  if (cudaGetDeviceCount(&dev_count) != cudaSuccess || dev_count == 0) {
-    std::fprintf(stderr, "decode_ops_bench: no GPU\n");
-    return 1;
-  }
+  if (!HaveGpu()) return 1;
   if (iters < 1) {
     std::fprintf(stderr, "decode_ops_bench: iters must be >= 1\n");
     return 2;
@@ -83,16 +52,15 @@ int main(int argc, char** argv) {
   constexpr int64_t d = 4096, ff = 14336, n_heads = 32, n_kv = 8, hd = 128;
   constexpr int kLayers = 32;
   cudaStream_t s;
-  CK(cudaStreamCreate(&s));
-  std::vector<float> host(static_cast<size_t>(ff));
-  for (size_t i = 0; i < host.size(); ++i) host[i] = static_cast<float>((i * 2654435761u) % 1000) / 500.0f - 1.0f;
+  BENCH_CUDA_CHECK(cudaStreamCreate(&s));
+  const std::vector<float> host = BenchValues(ff);
   float* x = DevAlloc<float>(ff);
   float* y = DevAlloc<float>(ff);
   float* w = DevAlloc<float>(ff);
   float* out = DevAlloc<float>(ff);
-  CK(cudaMemcpy(x, host.data(), sizeof(float) * ff, cudaMemcpyHostToDevice));
-  CK(cudaMemcpy(y, host.data(), sizeof(float) * ff, cudaMemcpyHostToDevice));
-  CK(cudaMemcpy(w, host.data(), sizeof(float) * ff, cudaMemcpyHostToDevice));
+  BENCH_CUDA_CHECK(cudaMemcpy(x, host.data(), sizeof(float) * ff, cudaMemcpyHostToDevice));
+  BENCH_CUDA_CHECK(cudaMemcpy(y, host.data(), sizeof(float) * ff, cudaMemcpyHostToDevice));
+  BENCH_CUDA_CHECK(cudaMemcpy(w, host.data(), sizeof(float) * ff, cudaMemcpyHostToDevice));
   ActQ act{DevAlloc<int8_t>(ff), DevAlloc<float>(ff / 32), DevAlloc<int32_t>(ff / 32)};
 
   struct Op {
@@ -140,12 +108,13 @@ int main(int argc, char** argv) {
     std::vector<int32_t> table(static_cast<size_t>(blocks));
     for (int64_t i = 0; i < blocks; ++i) table[i] = static_cast<int32_t>(i);
     int32_t* table_d = DevAlloc<int32_t>(blocks);
-    CK(cudaMemcpy(table_d, table.data(), sizeof(int32_t) * blocks, cudaMemcpyHostToDevice));
+    BENCH_CUDA_CHECK(
+        cudaMemcpy(table_d, table.data(), sizeof(int32_t) * blocks, cudaMemcpyHostToDevice));
     const int32_t pos_h = ctx - 1, zero_h = 0;
     int32_t* pos_d = DevAlloc<int32_t>(1);
     int32_t* seq_d = DevAlloc<int32_t>(1);
-    CK(cudaMemcpy(pos_d, &pos_h, sizeof(int32_t), cudaMemcpyHostToDevice));
-    CK(cudaMemcpy(seq_d, &zero_h, sizeof(int32_t), cudaMemcpyHostToDevice));
+    BENCH_CUDA_CHECK(cudaMemcpy(pos_d, &pos_h, sizeof(int32_t), cudaMemcpyHostToDevice));
+    BENCH_CUDA_CHECK(cudaMemcpy(seq_d, &zero_h, sizeof(int32_t), cudaMemcpyHostToDevice));
     BatchDev b;
     b.n = 1;
     b.tokens = seq_d;
@@ -154,18 +123,21 @@ int main(int argc, char** argv) {
     b.block_table = table_d;
     b.max_blocks = static_cast<int32_t>(blocks);
     float* q = DevAlloc<float>(n_heads * hd);
-    CK(cudaMemcpy(q, host.data(), sizeof(float) * n_heads * hd, cudaMemcpyHostToDevice));
+    BENCH_CUDA_CHECK(
+        cudaMemcpy(q, host.data(), sizeof(float) * n_heads * hd, cudaMemcpyHostToDevice));
     float* att = DevAlloc<float>(n_heads * hd);
     const int64_t scratch_floats = AttentionScratchFloats(shape, 1, ctx - 1);
     float* scratch = DevAlloc<float>(scratch_floats);
     int sms = 0;
-    CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
+    BENCH_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
     const double us = Time(s, iters, [&] {
-      LaunchAttention(q, shape, kv, 0, b, ctx - 1, scratch, scratch_floats, nullptr, 0, sms, att, s);
+      LaunchAttention(q, shape, kv, 0, b, ctx - 1, scratch, scratch_floats, nullptr, 0, sms, att,
+                      s);
     });
     const double kv_gb_s = static_cast<double>(ctx) * kv.k_row_bytes * 2 * n_kv / us / 1000.0;
-    std::printf("{\"op\": \"attention_decode\", \"ctx\": %d, \"us\": %.2f, \"kv_gb_per_s\": %.1f}\n",
-                ctx, us, kv_gb_s);
+    std::printf(
+        "{\"op\": \"attention_decode\", \"ctx\": %d, \"us\": %.2f, \"kv_gb_per_s\": %.1f}\n", ctx,
+        us, kv_gb_s);
     std::fflush(stdout);
     if (ctx == 512) {
       attn_512 = us;
@@ -173,7 +145,7 @@ int main(int argc, char** argv) {
       float* k = DevAlloc<float>(n_kv * hd);
       float* v = DevAlloc<float>(n_kv * hd);
       float* rope = DevAlloc<float>(hd);
-      CK(cudaMemcpy(rope, host.data(), sizeof(float) * hd, cudaMemcpyHostToDevice));
+      BENCH_CUDA_CHECK(cudaMemcpy(rope, host.data(), sizeof(float) * hd, cudaMemcpyHostToDevice));
       QkRopeStoreArgs qa;
       qa.q = q;
       qa.k = k;
@@ -185,16 +157,18 @@ int main(int argc, char** argv) {
       qa.layer = 0;
       const double rope_us = Time(s, iters, [&] { LaunchQkRopeStore(qa, b, s); });
       add("qk_rope_kv_store", 1, rope_us);
-      for (void* p : std::vector<void*>{k, v, rope}) CK(cudaFree(p));
+      for (void* p : std::vector<void*>{k, v, rope}) BENCH_CUDA_CHECK(cudaFree(p));
     }
-    for (void* p : std::vector<void*>{kv.base, table_d, pos_d, seq_d, q, att, scratch}) CK(cudaFree(p));
+    for (void* p : std::vector<void*>{kv.base, table_d, pos_d, seq_d, q, att, scratch})
+      BENCH_CUDA_CHECK(cudaFree(p));
   }
   double per_layer = attn_512;
   for (const Op& o : ops) per_layer += o.per_layer * o.us;
   std::printf("{\"op\": \"per_token_non_matmul_at_512\", \"layers\": %d, \"us\": %.1f}\n", kLayers,
               kLayers * per_layer);
-  for (void* p : std::vector<void*>{x, y, w, out, zero, act.q, act.d, act.sum}) CK(cudaFree(p));
-  CK(cudaStreamDestroy(s));
+  for (void* p : std::vector<void*>{x, y, w, out, zero, act.q, act.d, act.sum})
+    BENCH_CUDA_CHECK(cudaFree(p));
+  BENCH_CUDA_CHECK(cudaStreamDestroy(s));
   return 0;
 }
 #endif

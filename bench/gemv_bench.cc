@@ -11,16 +11,15 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
-#include <optional>
 #include <cstdlib>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "core/dtype.h"
 #ifdef REPRISE_HAVE_CUDA
-#include <cuda_runtime.h>
-
+#include "cuda_bench_util.h"
 #include "kernels/cuda/cuda_kernels.h"
 #endif
 
@@ -34,15 +33,10 @@ namespace {
 
 using namespace reprise;
 using namespace reprise::kernels::cuda;
-
-#define CK(expr)                                                                    \
-  do {                                                                              \
-    cudaError_t e_ = (expr);                                                        \
-    if (e_ != cudaSuccess) {                                                        \
-      std::fprintf(stderr, "gemv_bench: %s: %s\n", #expr, cudaGetErrorString(e_));  \
-      std::exit(1);                                                                 \
-    }                                                                               \
-  } while (0)
+using reprise::bench::BenchValues;
+using reprise::bench::DevAlloc;
+using reprise::bench::HaveGpu;
+using reprise::bench::TimeLaunchesUs;
 
 struct Call {
   const char* name;
@@ -69,18 +63,14 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "gemv_bench: n must be 1..%d, iters >= 1\n", kGemvMaxTokens - 1);
     return 2;
   }
-  int dev_count = 0;
-  if (cudaGetDeviceCount(&dev_count) != cudaSuccess || dev_count == 0) {
-    std::fprintf(stderr, "gemv_bench: no GPU\n");
-    return 1;
-  }
+  if (!HaveGpu()) return 1;
   const std::vector<Call> calls = {{"qkv", {4096, 1024, 1024}, 4096},
                                    {"o", {4096}, 4096},
                                    {"gate_up", {14336, 14336}, 4096},
                                    {"down", {4096}, 14336},
                                    {"output", {128256}, 4096}};
   cudaStream_t s;
-  CK(cudaStreamCreate(&s));
+  BENCH_CUDA_CHECK(cudaStreamCreate(&s));
   std::stringstream ts(types);
   std::string tname;
   while (std::getline(ts, tname, ',')) {
@@ -99,44 +89,35 @@ int main(int argc, char** argv) {
       int64_t call_bytes = 0;
       for (const int64_t r : c.rows) call_bytes += LayoutBytes(t, r, c.cols);
       // Copies of the call's weights: at least 512 MiB in all (10x the L2).
-      const int copies = static_cast<int>(std::max<int64_t>(2, (int64_t{512} << 20) / call_bytes + 1));
-      std::vector<std::vector<uint8_t*>> w(copies);
+      const int copies =
+          static_cast<int>(std::max<int64_t>(2, (int64_t{512} << 20) / call_bytes + 1));
+      std::vector<std::vector<uint8_t*> > w(copies);
       for (auto& set : w) {
-        for (const int64_t r : c.rows) {
-          uint8_t* p = nullptr;
-          const int64_t b = LayoutBytes(t, r, c.cols);
-          CK(cudaMalloc(&p, static_cast<size_t>(b)));
-          CK(cudaMemset(p, 0x11, static_cast<size_t>(b)));  // timing does not depend on values
-          set.push_back(p);
-        }
+        // Timing does not depend on the values.
+        for (const int64_t r : c.rows)
+          set.push_back(DevAlloc<uint8_t>(LayoutBytes(t, r, c.cols), 0x11));
       }
-      float* x = nullptr;
-      CK(cudaMalloc(&x, sizeof(float) * n * c.cols));
-      std::vector<float> hx(static_cast<size_t>(n * c.cols));
-      for (size_t i = 0; i < hx.size(); ++i) hx[i] = static_cast<float>((i * 2654435761u) % 1000) / 500.0f - 1.0f;
-      CK(cudaMemcpy(x, hx.data(), sizeof(float) * hx.size(), cudaMemcpyHostToDevice));
+      float* x = DevAlloc<float>(n * c.cols);
+      const std::vector<float> hx = BenchValues(n * c.cols);
+      BENCH_CUDA_CHECK(cudaMemcpy(x, hx.data(), sizeof(float) * hx.size(), cudaMemcpyHostToDevice));
       ActQ act;
       uint16_t* xh = nullptr;
       if (half) {
-        CK(cudaMalloc(&xh, sizeof(uint16_t) * n * HalfActCols(c.cols)));
+        xh = DevAlloc<uint16_t>(n * HalfActCols(c.cols));
         LaunchHalfAct(t, x, n, c.cols, xh, s);
       } else {
-        CK(cudaMalloc(&act.q, n * c.cols));
-        CK(cudaMalloc(&act.d, sizeof(float) * n * c.cols / 32));
-        CK(cudaMalloc(&act.sum, sizeof(int32_t) * n * c.cols / 32));
+        act = {DevAlloc<int8_t>(n * c.cols), DevAlloc<float>(n * c.cols / 32),
+               DevAlloc<int32_t>(n * c.cols / 32)};
         LaunchQuantizeAct(t, x, n, c.cols, act, s);
       }
       std::vector<float*> y;
-      for (const int64_t r : c.rows) {
-        float* p = nullptr;
-        CK(cudaMalloc(&p, sizeof(float) * n * r));
-        y.push_back(p);
-      }
+      for (const int64_t r : c.rows) y.push_back(DevAlloc<float>(n * r));
       auto launch = [&](int i) {
         const std::vector<uint8_t*>& ws = w[i % copies];
         if (half) {
           for (size_t m = 0; m < ws.size(); ++m) {
-            LaunchMatMulHalf(t, ws[m], c.rows[m], HalfActCols(c.cols) / 16, xh, n, y[m], c.rows[m], s);
+            LaunchMatMulHalf(t, ws[m], c.rows[m], HalfActCols(c.cols) / 16, xh, n, y[m], c.rows[m],
+                             s);
           }
           return;
         }
@@ -151,40 +132,28 @@ int main(int argc, char** argv) {
           }
         }
       };
-      for (int i = 0; i < 2 * copies; ++i) launch(i);  // warm-up
-      cudaEvent_t e0, e1;
-      CK(cudaEventCreate(&e0));
-      CK(cudaEventCreate(&e1));
-      CK(cudaEventRecord(e0, s));
-      for (int i = 0; i < iters; ++i) launch(i);
-      CK(cudaEventRecord(e1, s));
-      CK(cudaEventSynchronize(e1));
-      CK(cudaGetLastError());
-      float ms = 0;
-      CK(cudaEventElapsedTime(&ms, e0, e1));
-      const double us = 1000.0 * ms / iters;
-      std::printf("{\"type\": \"%s\", \"call\": \"%s\", \"n\": %lld, \"staged\": %s, \"bytes\": %lld, "
-                  "\"us\": %.2f, \"gb_per_s\": %.1f}\n",
-                  DTypeName(t), c.name, static_cast<long long>(n),
-                  !half && GemvStagedOn() ? "true" : "false", static_cast<long long>(call_bytes), us,
-                  call_bytes / us / 1000.0);
+      const double us = TimeLaunchesUs(s, 2 * copies, iters, launch);
+      std::printf(
+          "{\"type\": \"%s\", \"call\": \"%s\", \"n\": %lld, \"staged\": %s, \"bytes\": %lld, "
+          "\"us\": %.2f, \"gb_per_s\": %.1f}\n",
+          DTypeName(t), c.name, static_cast<long long>(n),
+          !half && GemvStagedOn() ? "true" : "false", static_cast<long long>(call_bytes), us,
+          call_bytes / us / 1000.0);
       std::fflush(stdout);
-      CK(cudaEventDestroy(e0));
-      CK(cudaEventDestroy(e1));
       for (auto& set : w) {
-        for (uint8_t* p : set) CK(cudaFree(p));
+        for (uint8_t* p : set) BENCH_CUDA_CHECK(cudaFree(p));
       }
-      for (float* p : y) CK(cudaFree(p));
-      CK(cudaFree(x));
-      if (xh != nullptr) CK(cudaFree(xh));
+      for (float* p : y) BENCH_CUDA_CHECK(cudaFree(p));
+      BENCH_CUDA_CHECK(cudaFree(x));
+      if (xh != nullptr) BENCH_CUDA_CHECK(cudaFree(xh));
       if (act.q != nullptr) {
-        CK(cudaFree(act.q));
-        CK(cudaFree(act.d));
-        CK(cudaFree(act.sum));
+        BENCH_CUDA_CHECK(cudaFree(act.q));
+        BENCH_CUDA_CHECK(cudaFree(act.d));
+        BENCH_CUDA_CHECK(cudaFree(act.sum));
       }
     }
   }
-  CK(cudaStreamDestroy(s));
+  BENCH_CUDA_CHECK(cudaStreamDestroy(s));
   return 0;
 }
 #endif

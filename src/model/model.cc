@@ -240,8 +240,7 @@ Status Model::Forward(std::span<const BatchToken> tokens, std::span<kv::SeqBlock
     // After the first layer the previous layer's residual add (x +=
     // ffn_out) runs in the same op as this norm: the same arithmetic, one
     // pass over x instead of two (one kernel fewer per layer on a GPU).
-    if (li == 0 || L.attn_norm == nullptr) {
-      if (li > 0) be.Add(st.x, st.ffn_out, n, d);
+    if (li == 0) {
       be.RmsNorm(st.x, L.attn_norm, n, d, c.rms_eps, st.xn);
     } else {
       be.AddRmsNorm(st.x, st.ffn_out, L.attn_norm, n, d, c.rms_eps, st.xn);

@@ -480,11 +480,11 @@ class CudaBackend final : public Backend {
       const Matrix& w = *ws[m];
       const uint8_t* data = static_cast<const uint8_t*>(w.backend_data());
       const int64_t units = matrix_units_.at(const_cast<uint8_t*>(data));
+      if (IsQuantType(w.type()) && ActGroup(w.type()) != act_group) {
+        act_group = ActGroup(w.type());  // stream order: earlier matmuls have read the old ones
+        LaunchQuantizeAct(w.type(), x, n, w.cols(), act, stream_);
+      }
       if (staged && IsQuantType(w.type())) {  // this and the next matrices of its type: one launch
-        if (ActGroup(w.type()) != act_group) {
-          act_group = ActGroup(w.type());
-          LaunchQuantizeAct(w.type(), x, n, w.cols(), act, stream_);
-        }
         GemvTarget targets[kGemvMaxTargets];
         int count = 0;
         while (count < kGemvMaxTargets && m + count < ws.size() &&
@@ -505,10 +505,6 @@ class CudaBackend final : public Backend {
         }
         LaunchMatMulHalf(w.type(), data, w.rows(), units, act_h_.ptr, n, ys[m], w.rows(), stream_);
         continue;
-      }
-      if (IsQuantType(w.type()) && ActGroup(w.type()) != act_group) {
-        act_group = ActGroup(w.type());  // stream order: earlier matmuls have read the old ones
-        LaunchQuantizeAct(w.type(), x, n, w.cols(), act, stream_);
       }
       CHECK(w.backend_layout() == kLayoutInterleaved);
       LaunchMatMul(w.type(), data, w.rows(), w.cols(), units, x, act, n, partials_.ptr, ys[m],

@@ -16,15 +16,15 @@
 // interleaves 32 rows unit by unit, so a 32-row group's units are one
 // contiguous run of bytes: a block owns one row group and each of its warps
 // copies its share of the run into shared memory with cp.async (every
-// instruction 512 contiguous bytes, two stages in flight per warp; three
-// measured no faster), then lane l computes row l's contributions from
-// shared memory and adds them in order into its segment sum, in registers
-// (one token: a stage's activations are loaded four sub-blocks ahead). Warp
-// w takes segments w, w + 8, ...; after each round of 8 segments the block
-// folds the round's segment sums into the totals, in segment order. Several
-// matrices of one type and width share a launch (LaunchGemvStaged: blocks
-// map to matrices by row group). Same contributions, same sums in the same
-// order: the same bits as every other path.
+// instruction 512 contiguous bytes, two stages in flight per warp), then
+// lane l computes row l's contributions from shared memory and adds them in
+// order into its segment sum, in registers (one token: a stage's activations
+// are loaded four sub-blocks ahead). Warp w takes segments w, w + 8, ...;
+// after each round of 8 segments the block folds the round's segment sums
+// into the totals, in segment order. Several matrices of one type and width
+// share a launch (LaunchGemvStaged: blocks map to matrices by row group).
+// Same contributions, same sums in the same order: the same bits as every
+// other path.
 //
 // A sub-block's contribution (the Sub policies):
 //  - quantized: SubW / SubWContrib (cuda_subblock.cuh), the same bits as
@@ -180,6 +180,7 @@ void Run(const uint8_t* w, int64_t rows, int64_t n_units, GemvIn in, int64_t n, 
 // ---- the staged GEMV (quantized weights) ----
 
 constexpr int kStWarps = 8;  // warps per block: segments per round
+constexpr int kDepth = 2;    // stages in flight per warp (three measured no faster)
 
 // Units of one pipeline stage: 256 values (4 for Q8_0, whose 34-byte units
 // would make 8-unit stages twice the bytes).
@@ -199,7 +200,7 @@ struct StagedTargets {
   int count;
 };
 
-template <int kType, int kKind, int kSubs, int kUnitBytes, int kMaxT, int kDepth>
+template <int kType, int kKind, int kSubs, int kUnitBytes, int kMaxT>
 __global__ void __launch_bounds__(kStWarps * 32)
     GemvStagedKernel(StagedTargets tg, int64_t n_units, GemvIn in, int n) {
   constexpr int kSU = StageUnits<kSubs, kUnitBytes>();
@@ -392,19 +393,19 @@ __global__ void __launch_bounds__(kStWarps * 32)
   }
 }
 
-template <int kType, int kKind, int kSubs, int kUnitBytes, int kMaxT, int kDepth>
+template <int kType, int kKind, int kSubs, int kUnitBytes, int kMaxT>
 void RunStagedT(const StagedTargets& tg, int64_t n_units, const GemvIn& in, int nt,
                 cudaStream_t s) {
   constexpr int kStageBytes = StageUnits<kSubs, kUnitBytes>() * kRowGroup * kUnitBytes;
   constexpr size_t kSmem = kStWarps * kDepth * kStageBytes + kStWarps * kMaxT * 32 * sizeof(float);
   static bool configured = false;
   if (!configured) {
-    cudaFuncSetAttribute(GemvStagedKernel<kType, kKind, kSubs, kUnitBytes, kMaxT, kDepth>,
+    cudaFuncSetAttribute(GemvStagedKernel<kType, kKind, kSubs, kUnitBytes, kMaxT>,
                          cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kSmem));
     configured = true;
   }
   const unsigned grid = static_cast<unsigned>(tg.first[tg.count]);
-  GemvStagedKernel<kType, kKind, kSubs, kUnitBytes, kMaxT, kDepth>
+  GemvStagedKernel<kType, kKind, kSubs, kUnitBytes, kMaxT>
       <<<grid, kStWarps * 32, kSmem, s>>>(tg, n_units, in, nt);
 }
 
@@ -432,11 +433,11 @@ void RunStaged(const GemvTarget* targets, int count, int64_t n_units, const Gemv
     StagedTargets tg = base;
     for (int m = 0; m < count; ++m) tg.y[m] = targets[m].y + t0 * targets[m].ldy;
     if (nt == 1) {
-      RunStagedT<kType, kKind, kSubs, kUnitBytes, 1, 2>(tg, n_units, at, nt, s);
+      RunStagedT<kType, kKind, kSubs, kUnitBytes, 1>(tg, n_units, at, nt, s);
     } else if (nt <= 4) {
-      RunStagedT<kType, kKind, kSubs, kUnitBytes, 4, 2>(tg, n_units, at, nt, s);
+      RunStagedT<kType, kKind, kSubs, kUnitBytes, 4>(tg, n_units, at, nt, s);
     } else {
-      RunStagedT<kType, kKind, kSubs, kUnitBytes, 16, 2>(tg, n_units, at, nt, s);
+      RunStagedT<kType, kKind, kSubs, kUnitBytes, 16>(tg, n_units, at, nt, s);
     }
   }
 }
