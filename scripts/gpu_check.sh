@@ -255,6 +255,13 @@ bench() {
     say "reprise bench $t tg128 with the warp-per-row GEMV"
     REPRISE_CUDA_GEMV_STAGED=0 rbench 150 "$t-nostaged" "$t" --pp 512 --tg 128 --reps "$REPS"
   done
+  # Quantized decode without the fused activation quantization
+  # (REPRISE_CUDA_FUSE=0: a separate quantize kernel before each matmul).
+  for t in $TYPES; do
+    case $t in f16|f32|bf16) continue ;; esac
+    say "reprise bench $t tg128 without the fused quantization"
+    REPRISE_CUDA_FUSE=0 rbench 150 "$t-nofuse" "$t" --pp 512 --tg 128 --reps "$REPS"
+  done
   # GPU time per op kind (REPRISE_CUDA_PROFILE=1): pp512 + tg32, one rep.
   for t in $TYPES; do
     say "reprise bench $t pp512 tg32, profiled"
