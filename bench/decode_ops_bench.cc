@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <string>
 #include <vector>
 
 #ifdef REPRISE_HAVE_CUDA
@@ -88,6 +89,16 @@ int main(int argc, char** argv) {
       Time(s, iters, [&] { LaunchQuantizeAct(DType::kQ4_K, y, 1, ff, act, s); }));
   add("silu_mul", 1, Time(s, iters, [&] { LaunchSiluMul(out, y, ff, s); }));
   add("add", 0, Time(s, iters, [&] { LaunchAdd(x, zero, d, s); }));
+  // The fused decode path (REPRISE_CUDA_FUSE, on by default): the add + norms
+  // and SwiGLU write the next matmul's activations; only the attention
+  // output (the O projection's input) keeps its quantize kernel.
+  const double fused_norm = Time(s, iters, [&] {
+    LaunchAddRmsNormQuant(x, zero, w, 1, d, 1e-5f, out, 256, act, s);
+  });
+  add("add_rms_norm_quant", 0, fused_norm);
+  const double fused_silu = Time(s, iters, [&] { LaunchSiluMulQuant(out, y, 1, ff, 256, act, s); });
+  add("silu_mul_quant", 0, fused_silu);
+  const double fused_extra = 2 * fused_norm + fused_silu + ops[2].us;  // + quantize_act_4096 once
 
   // Paged decode attention over F16 KV: one layer, blocks in order.
   const AttentionShape shape{n_heads, n_kv, hd, hd, 1.0f / 11.3137085f};
@@ -166,6 +177,16 @@ int main(int argc, char** argv) {
   for (const Op& o : ops) per_layer += o.per_layer * o.us;
   std::printf("{\"op\": \"per_token_non_matmul_at_512\", \"layers\": %d, \"us\": %.1f}\n", kLayers,
               kLayers * per_layer);
+  // Fused: the same minus the separate norms, quantizations and SwiGLU.
+  double fused_layer = per_layer + fused_extra;
+  for (const Op& o : ops) {
+    const std::string name = o.name;
+    if (name == "add_rms_norm" || name.rfind("quantize_act", 0) == 0 || name == "silu_mul") {
+      fused_layer -= o.per_layer * o.us;
+    }
+  }
+  std::printf("{\"op\": \"per_token_non_matmul_fused_at_512\", \"layers\": %d, \"us\": %.1f}\n",
+              kLayers, kLayers * fused_layer);
   for (void* p : std::vector<void*>{x, y, w, out, zero, act.q, act.d, act.sum})
     BENCH_CUDA_CHECK(cudaFree(p));
   BENCH_CUDA_CHECK(cudaStreamDestroy(s));

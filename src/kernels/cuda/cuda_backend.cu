@@ -13,7 +13,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <deque>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -24,6 +23,7 @@
 #include "kernels/backend.h"
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/cuda_act_fusion.h"
+#include "kernels/cuda/cuda_copy_queue.h"
 #include "kernels/cuda/cuda_graphs.h"
 #include "kernels/cuda/cuda_kernels.h"
 #include "kernels/cuda/cuda_profile.h"
@@ -84,11 +84,8 @@ class CudaBackend final : public Backend {
     cudaStreamSynchronize(stream_);
     profiler_.Collect();
     profiler_.Report();
-    if (copy_stream_ != nullptr) cudaStreamSynchronize(copy_stream_);
-    for (const Fence& f : fences_) cudaEventDestroy(f.event);
-    for (cudaEvent_t e : spare_events_) cudaEventDestroy(e);
+    copies_.Drain();
     allocs_.ForEach([](void* p) { cudaFree(p); });
-    if (copy_stream_ != nullptr) cudaStreamDestroy(copy_stream_);
     if (stream_ != nullptr) cudaStreamDestroy(stream_);
   }
 
@@ -129,7 +126,7 @@ class CudaBackend final : public Backend {
     graphs_.NoteMemoryChange();
     allocs_.Remove(p);
     cudaStreamSynchronize(stream_);
-    if (copy_stream_ != nullptr) cudaStreamSynchronize(copy_stream_);
+    copies_.Drain();
     cudaFree(p);
   }
   Result<void*> AllocHost(size_t bytes, const char* what) override {
@@ -145,7 +142,7 @@ class CudaBackend final : public Backend {
   void FreeHost(void* p) override {
     if (p == nullptr) return;
     cudaStreamSynchronize(stream_);
-    if (copy_stream_ != nullptr) cudaStreamSynchronize(copy_stream_);
+    copies_.Drain();
     cudaFreeHost(p);
   }
   void CopyToDevice(void* dst, const void* src, size_t bytes) override {
@@ -157,63 +154,13 @@ class CudaBackend final : public Backend {
     Note(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_), "copy to host");
     Note(cudaStreamSynchronize(stream_), "copy to host");
   }
-  // Promotions: the copy stream runs beside the compute stream; a fence is
-  // an event recorded on it after the copies it covers (the stream runs
-  // them in order, so fences finish in ticket order).
+  // Promotions: copies beside the compute stream (CopyQueue).
   void CopyToDeviceAsync(void* dst, const void* src, size_t bytes) override {
-    if (copy_stream_ == nullptr &&
-        cudaStreamCreateWithFlags(&copy_stream_, cudaStreamNonBlocking) != cudaSuccess) {
-      cudaGetLastError();
-      copy_stream_ = nullptr;
-      CopyToDevice(dst, src, bytes);  // no second stream: copy at once
-      return;
-    }
-    Note(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, copy_stream_),
-         "async copy to device");
+    if (!copies_.Copy(dst, src, bytes)) CopyToDevice(dst, src, bytes);  // no second stream
   }
-  uint64_t CopyFence() override {
-    const uint64_t ticket = ++fence_ticket_;
-    if (copy_stream_ == nullptr) {
-      done_ticket_ = ticket;  // every copy so far ran synchronously
-      return ticket;
-    }
-    cudaEvent_t ev = nullptr;
-    if (!spare_events_.empty()) {
-      ev = spare_events_.back();
-      spare_events_.pop_back();
-    } else if (cudaEventCreateWithFlags(&ev, cudaEventDisableTiming) != cudaSuccess) {
-      cudaGetLastError();
-      Note(cudaStreamSynchronize(copy_stream_), "async copy to device");
-      done_ticket_ = ticket;
-      return ticket;
-    }
-    Note(cudaEventRecord(ev, copy_stream_), "copy fence");
-    fences_.push_back({ticket, ev});
-    return ticket;
-  }
-  bool CopyDone(uint64_t ticket) override {
-    while (!fences_.empty() && done_ticket_ < ticket) {
-      const cudaError_t e = cudaEventQuery(fences_.front().event);
-      if (e == cudaErrorNotReady) {
-        // Not an error, but it may be left as the last error (seen in other
-        // runtimes): clear it, keeping any real one for Synchronize.
-        const cudaError_t last = cudaGetLastError();
-        if (last != cudaSuccess && last != cudaErrorNotReady) Note(last, "a kernel launch");
-        break;
-      }
-      Note(e, "async copy to device");  // an error is recorded; the fence counts as passed
-      done_ticket_ = fences_.front().ticket;
-      spare_events_.push_back(fences_.front().event);
-      fences_.pop_front();
-    }
-    if (fences_.empty()) done_ticket_ = std::max(done_ticket_, fence_ticket_);
-    return done_ticket_ >= ticket;
-  }
-  void WaitCopy(uint64_t ticket) override {
-    while (!CopyDone(ticket) && !fences_.empty()) {
-      Note(cudaEventSynchronize(fences_.front().event), "copy fence");
-    }
-  }
+  uint64_t CopyFence() override { return copies_.Fence(); }
+  bool CopyDone(uint64_t ticket) override { return copies_.Done(ticket); }
+  void WaitCopy(uint64_t ticket) override { copies_.Wait(ticket); }
   void CopyOnDevice(void* dst, const void* src, size_t bytes) override {
     Note(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_), "device copy");
   }
@@ -391,7 +338,7 @@ class CudaBackend final : public Backend {
                float* out) override {
     if (Enter()) return;
     OpScope op(&profiler_, "rms norm", stream_);
-    if (const int g = FusedGroup(n, d); g > 0) {
+    if (const int g = FusedGroup(n, d); g > 0 && RmsNormQuantFits(d, g)) {
       LaunchRmsNormQuant(x, w, n, d, eps, out, g, ActBuffers(), stream_);
       fusion_.Produced(out, n, d, g);
     } else if (n > 0) {
@@ -402,7 +349,7 @@ class CudaBackend final : public Backend {
                   float* out) override {
     if (Enter()) return;
     OpScope op(&profiler_, "add + rms norm", stream_);
-    if (const int g = FusedGroup(n, d); g > 0) {
+    if (const int g = FusedGroup(n, d); g > 0 && RmsNormQuantFits(d, g)) {
       LaunchAddRmsNormQuant(x, y, w, n, d, eps, out, g, ActBuffers(), stream_);
       fusion_.Produced(out, n, d, g);
     } else if (n > 0) {
@@ -665,19 +612,10 @@ class CudaBackend final : public Backend {
   int device_ = 0;
   cudaDeviceProp prop_{};
   cudaStream_t stream_ = nullptr;
-  // Asynchronous host -> device copies (CopyToDeviceAsync), made on first use.
-  struct Fence {
-    uint64_t ticket;
-    cudaEvent_t event;
-  };
-  cudaStream_t copy_stream_ = nullptr;
-  std::deque<Fence> fences_;  // recorded, not yet seen finished (ticket order)
-  std::vector<cudaEvent_t> spare_events_;
-  uint64_t fence_ticket_ = 0;
-  uint64_t done_ticket_ = 0;
   AllocLedger allocs_;
   std::unordered_map<void*, int64_t> matrix_units_;  // device data -> units per row
   Status first_error_;
+  CopyQueue copies_{[this](cudaError_t err, const char* what) { Note(err, what); }};
   // REPRISE_CUDA_PROFILE=1 (graphs are off then): GPU time per op kind.
   OpProfiler profiler_{ProfileOn()};
   static bool ProfileOn() {

@@ -166,6 +166,12 @@ __device__ __forceinline__ float BlockSumSq(const float* v, int64_t n, float* re
   return BlockSum(acc, red);
 }
 
+// 1 / sqrt(mean of squares + eps), from a row's sum of squares (every RMSNorm).
+__device__ __forceinline__ float RmsScale(float sumsq, int64_t d, float eps) {
+  const float mean = __fdiv_rn(sumsq, static_cast<float>(d));
+  return __fdiv_rn(1.0f, __fsqrt_rn(__fadd_rn(mean, eps)));
+}
+
 // Warp sum with a fixed xor-butterfly order.
 __device__ __forceinline__ float WarpSum(float v) {
   for (int o = 16; o > 0; o >>= 1) v = __fadd_rn(v, __shfl_xor_sync(0xffffffffu, v, o));

@@ -130,7 +130,9 @@ void LaunchAddRmsNorm(float* x, const float* y, const float* w, int64_t n, int64
 void LaunchAdd(float* x, const float* y, int64_t count, cudaStream_t s);
 // The same ops, also writing their output quantized as LaunchQuantizeAct
 // would for activation group `group` (32 or 256; d a multiple of it) into
-// act: the decode path's fusion of the quantization into its producer.
+// act: the decode path's fusion of the quantization into its producer. The
+// norms fuse it only where RmsNormQuantFits(d, group) (cuda_norm.cu's row shape).
+bool RmsNormQuantFits(int64_t d, int group);
 void LaunchRmsNormQuant(const float* x, const float* w, int64_t n, int64_t d, float eps,
                         float* out, int group, const ActQ& act, cudaStream_t s);
 void LaunchAddRmsNormQuant(float* x, const float* y, const float* w, int64_t n, int64_t d,

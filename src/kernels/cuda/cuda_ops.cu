@@ -1,10 +1,10 @@
-// CUDA per-row ops of the forward pass: embedding lookup, RoPE angles, RMSNorm
-// (plain and fused with the residual add), elementwise adds, SwiGLU, the q/k
-// norm + RoPE + KV store, and row gathers. One thread block per row where a
-// row needs a reduction (fixed tree: BlockSum), so every row's bits depend
-// only on that row. For decode, the norms and SwiGLU can also quantize their
-// output for the next matmul (the *Quant kernels): the same int8 activations
-// LaunchQuantizeAct makes from the same floats, one kernel fewer.
+// CUDA per-row ops of the forward pass: embedding lookup, RoPE angles,
+// elementwise adds, SwiGLU, the q/k norm + RoPE + KV store, and row gathers
+// (RMSNorm: cuda_norm.cu). One thread block per row where a row needs a
+// reduction (fixed tree: BlockSum), so every row's bits depend only on that
+// row. For decode, SwiGLU can also quantize its output for the next matmul
+// (SiluMulQuant): the same int8 activations LaunchQuantizeAct makes from the
+// same floats, one kernel fewer.
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/cuda_kernels.h"
 #include "kernels/cuda/cuda_subblock.cuh"
@@ -58,35 +58,6 @@ __global__ void RopeTableKernel(const int32_t* pos, int64_t n, const float* inv_
   rope[t * 2 * half + 2 * k + 1] = sinf(angle);
 }
 
-__device__ __forceinline__ float RmsScale(float sumsq, int64_t d, float eps) {
-  const float mean = __fdiv_rn(sumsq, static_cast<float>(d));
-  return __fdiv_rn(1.0f, __fsqrt_rn(__fadd_rn(mean, eps)));
-}
-
-__global__ void RmsNormKernel(const float* x, const float* w, int64_t d, float eps, float* out) {
-  __shared__ float red[kRowThreads];
-  const int64_t t = blockIdx.x;
-  const float* xr = x + t * d;
-  const float scale = RmsScale(BlockSumSq(xr, d, red), d, eps);
-  for (int64_t i = threadIdx.x; i < d; i += blockDim.x) {
-    const float v = __fmul_rn(xr[i], scale);
-    out[t * d + i] = w != nullptr ? __fmul_rn(v, w[i]) : v;
-  }
-}
-
-__global__ void AddRmsNormKernel(float* x, const float* y, const float* w, int64_t d, float eps,
-                                 float* out) {
-  __shared__ float red[kRowThreads];
-  const int64_t t = blockIdx.x;
-  float* xr = x + t * d;
-  for (int64_t i = threadIdx.x; i < d; i += blockDim.x) xr[i] = __fadd_rn(xr[i], y[t * d + i]);
-  __syncthreads();
-  const float scale = RmsScale(BlockSumSq(xr, d, red), d, eps);
-  for (int64_t i = threadIdx.x; i < d; i += blockDim.x) {
-    out[t * d + i] = __fmul_rn(__fmul_rn(xr[i], scale), w[i]);
-  }
-}
-
 // Quantizes the G-value group g of row x (G = 32 or 256) as
 // QuantizeActKernel does, one warp for the group: amax = the largest |x| (a
 // max: exact in any order), d = ActScale(amax), q = round(x * ActInvScale(d))
@@ -120,47 +91,6 @@ __device__ __forceinline__ void QuantizeGroupWarp(const float* x, int64_t g, int
   }
 }
 
-// Row t of out (just written by this block) quantized: warp w takes groups
-// w, w + warps, ...
-template <int G>
-__device__ __forceinline__ void QuantizeRowBlock(const float* out, int64_t t, int64_t d,
-                                                 const ActQ& act) {
-  __syncthreads();  // the row's values are written
-  const int warp = threadIdx.x / 32, warps = blockDim.x / 32;
-  for (int64_t g = warp; g < d / G; g += warps) {
-    QuantizeGroupWarp<G>(out + t * d, g, act.q + t * d, act.d + t * (d / 32), act.sum + t * (d / 32));
-  }
-}
-
-template <int G>
-__global__ void RmsNormQuantKernel(const float* x, const float* w, int64_t d, float eps,
-                                   float* out, ActQ act) {
-  __shared__ float red[kRowThreads];
-  const int64_t t = blockIdx.x;
-  const float* xr = x + t * d;
-  const float scale = RmsScale(BlockSumSq(xr, d, red), d, eps);
-  for (int64_t i = threadIdx.x; i < d; i += blockDim.x) {
-    const float v = __fmul_rn(xr[i], scale);
-    out[t * d + i] = w != nullptr ? __fmul_rn(v, w[i]) : v;
-  }
-  QuantizeRowBlock<G>(out, t, d, act);
-}
-
-template <int G>
-__global__ void AddRmsNormQuantKernel(float* x, const float* y, const float* w, int64_t d,
-                                      float eps, float* out, ActQ act) {
-  __shared__ float red[kRowThreads];
-  const int64_t t = blockIdx.x;
-  float* xr = x + t * d;
-  for (int64_t i = threadIdx.x; i < d; i += blockDim.x) xr[i] = __fadd_rn(xr[i], y[t * d + i]);
-  __syncthreads();
-  const float scale = RmsScale(BlockSumSq(xr, d, red), d, eps);
-  for (int64_t i = threadIdx.x; i < d; i += blockDim.x) {
-    out[t * d + i] = __fmul_rn(__fmul_rn(xr[i], scale), w[i]);
-  }
-  QuantizeRowBlock<G>(out, t, d, act);
-}
-
 // SwiGLU as SiluMulKernel computes it, a warp per G-value group, then the
 // group quantized from the values in registers.
 template <int G>
@@ -171,12 +101,18 @@ __global__ void SiluMulQuantKernel(float* gate, const float* up, int64_t n_group
   const int lane = threadIdx.x % 32;
   const int64_t t = gw / (d / G), g = gw % (d / G);
   float* row = gate + t * d;
+  // Every load issued before the first store (gate and up may alias as far
+  // as the compiler knows, so it would not hoist them itself).
+  float gv[G / 32], uv[G / 32];
 #pragma unroll
   for (int k = 0; k < G / 32; ++k) {
-    const int64_t i = g * G + k * 32 + lane;
-    const float gv = row[i];
-    const float silu = __fdiv_rn(gv, __fadd_rn(1.0f, expf(-gv)));
-    row[i] = __fmul_rn(silu, up[t * d + i]);
+    gv[k] = row[g * G + k * 32 + lane];
+    uv[k] = up[t * d + g * G + k * 32 + lane];
+  }
+#pragma unroll
+  for (int k = 0; k < G / 32; ++k) {
+    const float silu = __fdiv_rn(gv[k], __fadd_rn(1.0f, expf(-gv[k])));
+    row[g * G + k * 32 + lane] = __fmul_rn(silu, uv[k]);
   }
   __syncwarp();
   QuantizeGroupWarp<G>(row, g, act.q + t * d, act.d + t * (d / 32), act.sum + t * (d / 32));
@@ -220,18 +156,66 @@ __global__ void ScatterAxpyKernel(const float* src, const int32_t* rows, const f
   }
 }
 
+// RoPE of every head's first rope_dims values in place: thread i takes pairs
+// i, i + blockDim.x, ..., kU at a time with all their loads issued before
+// any store (the stores could alias the loads as far as the compiler knows,
+// so it would not hoist them itself). Pairs are disjoint: any order is the
+// same bits.
 __device__ __forceinline__ void RopeHeads(float* v, int64_t n_heads, int64_t head_dim,
                                           int64_t rope_dims, const float* cs, bool neox) {
-  const int64_t half = rope_dims / 2;
-  for (int64_t p = threadIdx.x; p < n_heads * half; p += blockDim.x) {
-    const int64_t h = p / half, i = p % half;
-    float* x = v + h * head_dim;
-    const float c = cs[2 * i], s = cs[2 * i + 1];
-    const int64_t i0 = neox ? i : 2 * i;
-    const int64_t i1 = neox ? i + half : 2 * i + 1;
-    const float a = x[i0], b = x[i1];
-    x[i0] = __fsub_rn(__fmul_rn(a, c), __fmul_rn(b, s));
-    x[i1] = __fadd_rn(__fmul_rn(a, s), __fmul_rn(b, c));
+  constexpr int kU = 4;
+  const int half = static_cast<int>(rope_dims / 2), hd = static_cast<int>(head_dim);
+  const int total = static_cast<int>(n_heads) * half;
+  const int step = static_cast<int>(blockDim.x);
+  for (int p0 = threadIdx.x; p0 < total; p0 += kU * step) {
+    float a[kU], b[kU], c[kU], sn[kU];
+    int i0[kU], i1[kU];
+#pragma unroll
+    for (int u = 0; u < kU; ++u) {
+      const int p = p0 + u * step;
+      if (p < total) {
+        const int h = p / half, i = p % half;
+        i0[u] = h * hd + (neox ? i : 2 * i);
+        i1[u] = h * hd + (neox ? i + half : 2 * i + 1);
+        c[u] = cs[2 * i];
+        sn[u] = cs[2 * i + 1];
+        a[u] = v[i0[u]];
+        b[u] = v[i1[u]];
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < kU; ++u) {
+      if (p0 + u * step < total) {
+        v[i0[u]] = __fsub_rn(__fmul_rn(a[u], c[u]), __fmul_rn(b[u], sn[u]));
+        v[i1[u]] = __fadd_rn(__fmul_rn(a[u], sn[u]), __fmul_rn(b[u], c[u]));
+      }
+    }
+  }
+}
+
+// Rows src[0..dim) (heads of hd values) into a KV block at token row `row`
+// (head h's row at h * bt + row), F16 or F32: kU values per thread issued
+// before their stores, as RopeHeads.
+__device__ __forceinline__ void StoreKvRows(const float* src, uint8_t* base, int64_t dim,
+                                            int64_t hd, int64_t bt, int64_t row, bool f16) {
+  constexpr int kU = 4;
+  const int n = static_cast<int>(dim), step = static_cast<int>(blockDim.x);
+  for (int i0 = threadIdx.x; i0 < n; i0 += kU * step) {
+    float v[kU];
+#pragma unroll
+    for (int u = 0; u < kU; ++u) v[u] = i0 + u * step < n ? src[i0 + u * step] : 0.0f;
+#pragma unroll
+    for (int u = 0; u < kU; ++u) {
+      const int i = i0 + u * step;
+      if (i >= n) continue;
+      const int64_t h = i / static_cast<int>(hd), e = i % static_cast<int>(hd);
+      const int64_t at = (h * bt + row) * hd + e;
+      if (f16) {
+        reinterpret_cast<__half*>(base)[at] = __float2half_rn(v[u]);
+      } else {
+        reinterpret_cast<float*>(base)[at] = v[u];
+      }
+    }
   }
 }
 
@@ -300,24 +284,8 @@ __global__ void QkRopeStoreKernel(QkRopeStoreArgs a, KvLayout kv, BatchDev b) {
     return;
   }
   const bool f16 = kv.type == DType::kF16;
-  for (int64_t i = threadIdx.x; i < kd; i += blockDim.x) {
-    const int64_t h = i / s.head_dim_k, e = i % s.head_dim_k;
-    const int64_t at = (h * bt + row) * s.head_dim_k + e;
-    if (f16) {
-      reinterpret_cast<__half*>(kb)[at] = __float2half_rn(kt[i]);
-    } else {
-      reinterpret_cast<float*>(kb)[at] = kt[i];
-    }
-  }
-  for (int64_t i = threadIdx.x; i < vd; i += blockDim.x) {
-    const int64_t h = i / s.head_dim_v, e = i % s.head_dim_v;
-    const int64_t at = (h * bt + row) * s.head_dim_v + e;
-    if (f16) {
-      reinterpret_cast<__half*>(vb)[at] = __float2half_rn(vt[i]);
-    } else {
-      reinterpret_cast<float*>(vb)[at] = vt[i];
-    }
-  }
+  StoreKvRows(kt, kb, kd, s.head_dim_k, bt, row, f16);
+  StoreKvRows(vt, vb, vd, s.head_dim_v, bt, row, f16);
 }
 
 }  // namespace
@@ -355,34 +323,6 @@ void LaunchRopeTable(const int32_t* pos, int64_t n, const float* inv_freq, int64
   const int64_t half = rope_dims / 2;
   if (n * half == 0) return;
   RopeTableKernel<<<Blocks(n * half, 256), 256, 0, s>>>(pos, n, inv_freq, half, rope);
-}
-
-void LaunchRmsNorm(const float* x, const float* w, int64_t n, int64_t d, float eps, float* out,
-                   cudaStream_t s) {
-  RmsNormKernel<<<static_cast<unsigned>(n), kRowThreads, 0, s>>>(x, w, d, eps, out);
-}
-
-void LaunchAddRmsNorm(float* x, const float* y, const float* w, int64_t n, int64_t d, float eps,
-                      float* out, cudaStream_t s) {
-  AddRmsNormKernel<<<static_cast<unsigned>(n), kRowThreads, 0, s>>>(x, y, w, d, eps, out);
-}
-
-void LaunchRmsNormQuant(const float* x, const float* w, int64_t n, int64_t d, float eps,
-                        float* out, int group, const ActQ& act, cudaStream_t s) {
-  if (group == 256) {
-    RmsNormQuantKernel<256><<<static_cast<unsigned>(n), kRowThreads, 0, s>>>(x, w, d, eps, out, act);
-  } else {
-    RmsNormQuantKernel<32><<<static_cast<unsigned>(n), kRowThreads, 0, s>>>(x, w, d, eps, out, act);
-  }
-}
-
-void LaunchAddRmsNormQuant(float* x, const float* y, const float* w, int64_t n, int64_t d,
-                           float eps, float* out, int group, const ActQ& act, cudaStream_t s) {
-  if (group == 256) {
-    AddRmsNormQuantKernel<256><<<static_cast<unsigned>(n), kRowThreads, 0, s>>>(x, y, w, d, eps, out, act);
-  } else {
-    AddRmsNormQuantKernel<32><<<static_cast<unsigned>(n), kRowThreads, 0, s>>>(x, y, w, d, eps, out, act);
-  }
 }
 
 void LaunchSiluMulQuant(float* gate, const float* up, int64_t n, int64_t d, int group,

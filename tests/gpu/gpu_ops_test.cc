@@ -1,0 +1,183 @@
+// GPU tests of single backend ops (run by scripts/gpu_check.sh on a GPU
+// machine; where no GPU is usable every test skips with a one-line reason):
+//  - RMSNorm, plain and with the residual add, in both of cuda_norm.cu's
+//    shapes (the row shape for d = 128 W K, the loop shape otherwise): within
+//    float rounding of a float64 evaluation, and a row's bits the same
+//    whatever the batch holds;
+//  - the decode path's fused activation quantization (a norm writing the
+//    next matmul's int8 activations): the matmul after it gives the same bits
+//    as after a separate quantize kernel.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "kernels/backend.h"
+#include "core/dtype.h"
+#include "kernels/ops.h"
+
+namespace reprise::testing {
+namespace {
+
+constexpr kernels::DevicePreference kCuda = kernels::DevicePreference::kCuda;
+
+#define REQUIRE_GPU()                                               \
+  do {                                                              \
+    std::string why_;                                               \
+    if (kernels::CudaDeviceCount(&why_) == 0) GTEST_SKIP() << why_; \
+  } while (0)
+
+struct DevBuf {
+  kernels::Backend* be = nullptr;
+  void* p = nullptr;
+  DevBuf(kernels::Backend* b, size_t floats) : be(b) {
+    auto r = b->Alloc(floats * sizeof(float), "test buffer");
+    if (r.ok()) p = *r;
+  }
+  ~DevBuf() {
+    if (p != nullptr) be->Free(p);
+  }
+  float* f() const { return static_cast<float*>(p); }
+};
+
+std::vector<float> Download(kernels::Backend* be, const DevBuf& b, size_t floats) {
+  std::vector<float> h(floats);
+  be->CopyToHost(h.data(), b.p, floats * sizeof(float));
+  EXPECT_TRUE(be->Synchronize().ok());
+  return h;
+}
+
+// d: 64 and 288 take the loop shape; the others the row shape with 1 to 10
+// warps and 1 to 4 float4 per lane.
+TEST(GpuNorm, BothShapesMatchFloat64AndARowIgnoresTheBatch) {
+  REQUIRE_GPU();
+  auto gpu = kernels::CreateBackend(kCuda, 1);
+  ASSERT_TRUE(gpu.ok());
+  kernels::Backend* be = gpu->get();
+  std::mt19937 rng(7);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  const float eps = 1e-5f;
+  for (const int64_t d : {int64_t{64}, int64_t{288}, int64_t{512}, int64_t{896}, int64_t{3584},
+                          int64_t{4096}, int64_t{5120}}) {
+    const int64_t n = 5;
+    std::vector<float> x(static_cast<size_t>(n * d)), y(x.size()), w(static_cast<size_t>(d));
+    for (size_t i = 0; i < x.size(); ++i) x[i] = dist(rng) * (i % 61 == 0 ? 30.0f : 1.0f);
+    for (auto& v : y) v = dist(rng);
+    for (auto& v : w) v = 1.0f + 0.1f * dist(rng);
+    auto wd = be->UploadVector(w);
+    ASSERT_TRUE(wd.ok());
+    DevBuf xd(be, x.size()), yd(be, x.size()), od(be, x.size());
+    ASSERT_TRUE(xd.p && yd.p && od.p);
+    for (const bool add : {false, true}) {
+      std::vector<float> first;  // row 0 computed alone (n = 1)
+      for (const int64_t rows : {int64_t{1}, n}) {
+        be->CopyToDevice(xd.p, x.data(), x.size() * sizeof(float));
+        be->CopyToDevice(yd.p, y.data(), y.size() * sizeof(float));
+        if (add) {
+          be->AddRmsNorm(xd.f(), yd.f(), *wd, rows, d, eps, od.f());
+        } else {
+          be->RmsNorm(xd.f(), *wd, rows, d, eps, od.f());
+        }
+        const std::vector<float> out = Download(be, od, static_cast<size_t>(rows * d));
+        const std::vector<float> xs = Download(be, xd, static_cast<size_t>(rows * d));
+        if (rows == 1) {
+          first.assign(out.begin(), out.begin() + d);
+          continue;
+        }
+        ASSERT_EQ(std::memcmp(out.data(), first.data(), d * sizeof(float)), 0)
+            << "d " << d << (add ? " add+norm" : " norm") << ": row 0 changed with the batch";
+        for (int64_t t = 0; t < rows; ++t) {
+          std::vector<double> v(static_cast<size_t>(d));
+          double ss = 0;
+          for (int64_t i = 0; i < d; ++i) {
+            const size_t k = static_cast<size_t>(t * d + i);
+            v[i] = add ? static_cast<double>(static_cast<float>(x[k] + y[k])) : x[k];
+            ss += v[i] * v[i];
+            if (add) {
+              ASSERT_EQ(xs[k], static_cast<float>(x[k] + y[k])) << "the residual sum, d " << d;
+            }
+          }
+          const double scale = 1.0 / std::sqrt(ss / static_cast<double>(d) + eps);
+          double worst = 0, mag = 0;
+          for (int64_t i = 0; i < d; ++i) {
+            const double want = v[i] * scale * w[i];
+            worst = std::max(worst, std::fabs(want - out[static_cast<size_t>(t * d + i)]));
+            mag = std::max(mag, std::fabs(want));
+          }
+          EXPECT_LE(worst, 4e-6 * mag) << "d " << d << (add ? " add+norm" : " norm") << " row " << t;
+        }
+      }
+    }
+  }
+}
+
+// A norm, then a decode matmul on its output (n < 16): once right after the
+// norm (the norm wrote the activations), once with an op in between (the
+// matmul quantizes them itself). The outputs must be the same bits.
+TEST(GpuNorm, FusedQuantizationGivesTheMatmulTheSameBits) {
+  REQUIRE_GPU();
+  auto gpu = kernels::CreateBackend(kCuda, 1);
+  ASSERT_TRUE(gpu.ok());
+  kernels::Backend* be = gpu->get();
+  std::mt19937 rng(11);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  struct Case {
+    DType type;
+    int64_t d;
+  };
+  // Q8_0: 32-value activation groups; Q4_K / Q6_K: 256. 896 = 7 warps of one float4 per lane.
+  for (const Case c : {Case{DType::kQ8_0, 4096}, Case{DType::kQ8_0, 896}, Case{DType::kQ4_K, 4096},
+                       Case{DType::kQ4_K, 512}, Case{DType::kQ6_K, 3584}}) {
+    const int64_t rows = 96, d = c.d, max_n = 3;
+    const int64_t rb = RowBytes(c.type, d);
+    std::vector<float> wf(static_cast<size_t>(rows * d));
+    for (auto& v : wf) v = 0.05f * dist(rng);
+    std::vector<uint8_t> wq(static_cast<size_t>(rows * rb));
+    for (int64_t r = 0; r < rows; ++r) {
+      kernels::QuantizeRow(c.type, wf.data() + r * d, wq.data() + r * rb, d);
+    }
+    auto m = be->PrepareMatrix({c.type, rows, d, wq.data()});
+    ASSERT_TRUE(m.ok());
+    std::vector<float> x(static_cast<size_t>(max_n * d)), y(x.size()), w(static_cast<size_t>(d));
+    for (size_t i = 0; i < x.size(); ++i) x[i] = dist(rng) * (i % 53 == 0 ? 25.0f : 1.0f);
+    for (auto& v : y) v = dist(rng);
+    for (auto& v : w) v = 1.0f + 0.2f * dist(rng);
+    auto wd = be->UploadVector(w);
+    ASSERT_TRUE(wd.ok());
+    DevBuf xd(be, x.size()), yd(be, x.size()), nd(be, x.size()), other(be, x.size());
+    DevBuf out_fused(be, static_cast<size_t>(max_n * rows)), out_plain(be, static_cast<size_t>(max_n * rows));
+    ASSERT_TRUE(xd.p && yd.p && nd.p && other.p && out_fused.p && out_plain.p);
+    const kernels::Matrix* ws[1] = {&*m};
+    for (const bool add : {false, true}) {
+      for (int64_t n = 1; n <= max_n; ++n) {
+        std::vector<float> got[2];
+        for (int pass = 0; pass < 2; ++pass) {
+          be->CopyToDevice(xd.p, x.data(), x.size() * sizeof(float));
+          be->CopyToDevice(yd.p, y.data(), y.size() * sizeof(float));
+          be->CopyToDevice(other.p, y.data(), y.size() * sizeof(float));
+          float* out[1] = {pass == 0 ? out_fused.f() : out_plain.f()};
+          be->MatMul(ws, yd.f(), n, out);  // a decode matmul first: the backend learns the group
+          if (add) {
+            be->AddRmsNorm(xd.f(), yd.f(), *wd, n, d, 1e-5f, nd.f());
+          } else {
+            be->RmsNorm(xd.f(), *wd, n, d, 1e-5f, nd.f());
+          }
+          if (pass == 1) be->Add(other.f(), yd.f(), n, d);  // breaks the fusion
+          be->MatMul(ws, nd.f(), n, out);
+          got[pass] = Download(be, pass == 0 ? out_fused : out_plain, static_cast<size_t>(n * rows));
+        }
+        ASSERT_EQ(std::memcmp(got[0].data(), got[1].data(), got[0].size() * sizeof(float)), 0)
+            << DTypeName(c.type) << " d " << d << " n " << n << (add ? " add+norm" : " norm")
+            << ": the matmul after a fused norm differs from one after a separate quantization";
+        double mag = 0;
+        for (const float v : got[0]) mag = std::max(mag, static_cast<double>(std::fabs(v)));
+        ASSERT_GT(mag, 0.0) << "an all-zero output proves nothing";
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace reprise::testing
