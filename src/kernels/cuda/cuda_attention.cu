@@ -60,14 +60,14 @@ __device__ __forceinline__ float LoadKv(const uint8_t* p, int i, DType type, int
 // Rows [p0, p0 + rows) of kv head kvh's K and V into k_sh (row stride
 // hk + 1) and v_sh (row stride hv), as floats: warp w of n_warps copies rows
 // w, w + n_warps, ..., kBatch rows at a time whose block-table lookups and
-// then K/V loads are all issued before any is used (kBatch 8, the decode
-// shape: a 32-row tile's rows of one warp in one batch, two round trips per
-// tile; the prefill shapes take 4, which their registers allow). 32-bit index math, lanes on consecutive values.
+// then K/V loads are all issued before any is used (one row at a time, each
+// row waited for a table load and then its K/V loads: ~8 round trips to
+// memory per warp per tile). 32-bit index math, lanes on consecutive values.
 // Values only: the arithmetic that reads them is unchanged.
-template <int kBatch>
 __device__ __forceinline__ void StageTile(const KvLayout& kv, int layer, const int32_t* table,
                                           int64_t kvh, int64_t p0, int rows, int hk, int hv,
                                           int n_warps, float* k_sh, float* v_sh) {
+  constexpr int kBatch = 4;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int bt = static_cast<int>(kv.block_tokens);
   // F16 rows of up to 256 values: lane pairs of values 2 * lane + 64 k.
@@ -180,9 +180,6 @@ struct Ctx {
 // kv head `kvh` that this warp owns; states[i] is the warp's i-th head.
 // Shared memory: q_sh [group][hk], k_sh [kTile][hk + 1] (the odd stride puts
 // the 32 lanes' rows in 32 different banks), v_sh [kTile][hv].
-// kDecode: the chunk kernel's variant (a tile staged in one batch, the P.V
-// loop of a full tile unrolled); the same arithmetic in the same order.
-template <bool kDecode>
 __device__ __forceinline__ void RunChunk(const Ctx& c, int64_t t, int64_t kvh, int64_t p_begin, int64_t p_end,
                          float* q_sh, float* k_sh, float* v_sh, HeadState* states) {
   const int64_t hk = c.s.head_dim_k, hv = c.s.head_dim_v;
@@ -197,7 +194,7 @@ __device__ __forceinline__ void RunChunk(const Ctx& c, int64_t t, int64_t kvh, i
   for (int64_t p0 = p_begin; p0 <= p_end; p0 += kTile) {
     const int valid = static_cast<int>(p_end - p0 + 1 < kTile ? p_end - p0 + 1 : kTile);
     __syncthreads();  // the previous tile is no longer read
-    StageTile<kDecode ? 8 : 4>(c.kv, c.layer, table, kvh, p0, valid, static_cast<int>(hk), static_cast<int>(hv),
+    StageTile(c.kv, c.layer, table, kvh, p0, valid, static_cast<int>(hk), static_cast<int>(hv),
               kWarps, k_sh, v_sh);
     __syncthreads();
 #pragma unroll
@@ -215,23 +212,11 @@ __device__ __forceinline__ void RunChunk(const Ctx& c, int64_t t, int64_t kvh, i
       const float p = lane < valid ? expf(FSub(sc, m_new)) : 0.0f;
       st.l = FAdd(FMul(st.l, corr), WarpSum(p));
       for (int k = 0; k < kMaxDimPerLane; ++k) st.o[k] = FMul(st.o[k], corr);
-      if (kDecode && valid == kTile) {  // a full tile: unrolled, so the loads run ahead of the chains
-#pragma unroll
-        for (int j = 0; j < kTile; ++j) {
-          const float pj = __shfl_sync(0xffffffffu, p, j);
-#pragma unroll
-          for (int k = 0; k < kMaxDimPerLane; ++k) {
-            const int64_t e = lane + 32 * k;
-            if (e < hv) st.o[k] = FFma(pj, v_sh[j * hv + e], st.o[k]);
-          }
-        }
-      } else {
-        for (int j = 0; j < valid; ++j) {
-          const float pj = __shfl_sync(0xffffffffu, p, j);
-          for (int k = 0; k < kMaxDimPerLane; ++k) {
-            const int64_t e = lane + 32 * k;
-            if (e < hv) st.o[k] = FFma(pj, v_sh[j * hv + e], st.o[k]);
-          }
+      for (int j = 0; j < valid; ++j) {
+        const float pj = __shfl_sync(0xffffffffu, p, j);
+        for (int k = 0; k < kMaxDimPerLane; ++k) {
+          const int64_t e = lane + 32 * k;
+          if (e < hv) st.o[k] = FFma(pj, v_sh[j * hv + e], st.o[k]);
         }
       }
       st.m = m_new;
@@ -262,7 +247,7 @@ __global__ void AttentionChunkKernel(Ctx c, int64_t max_chunks, float* part) {
   LoadQ(c, t, kvh, q_sh);
   HeadState states[kMaxHeadsPerWarp];
   const int64_t p_end = min(pos, (chunk + 1) * kChunk - 1);
-  RunChunk<true>(c, t, kvh, chunk * kChunk, p_end, q_sh, k_sh, v_sh, states);
+  RunChunk(c, t, kvh, chunk * kChunk, p_end, q_sh, k_sh, v_sh, states);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int64_t stride = hv + 2;
 #pragma unroll
@@ -342,7 +327,7 @@ __global__ void AttentionSerialKernel(Ctx c, float* out) {
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   for (int64_t chunk = 0; chunk * kChunk <= pos; ++chunk) {
     const int64_t p_end = min(pos, (chunk + 1) * kChunk - 1);
-    RunChunk<false>(c, t, kvh, chunk * kChunk, p_end, q_sh, k_sh, v_sh, chunk_state);
+    RunChunk(c, t, kvh, chunk * kChunk, p_end, q_sh, k_sh, v_sh, chunk_state);
     if (chunk == 0) {
 #pragma unroll
       for (int hi = 0; hi < kMaxHeadsPerWarp; ++hi) total[hi] = chunk_state[hi];
@@ -441,7 +426,7 @@ __global__ void __launch_bounds__(kTiledThreads)
     for (int64_t p0 = c_begin; p0 <= tile_end; p0 += kTile) {
       const int rows = static_cast<int>(tile_end - p0 + 1 < kTile ? tile_end - p0 + 1 : kTile);
       __syncthreads();  // the previous tile is no longer read (and q_sh is written)
-      StageTile<4>(c.kv, c.layer, table, kvh, p0, rows, static_cast<int>(hk), static_cast<int>(hv),
+      StageTile(c.kv, c.layer, table, kvh, p0, rows, static_cast<int>(hk), static_cast<int>(hv),
                 kTiledWarps, k_sh, v_sh);
       __syncthreads();
 #pragma unroll
