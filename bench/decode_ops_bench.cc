@@ -141,10 +141,13 @@ int main(int argc, char** argv) {
     float* scratch = DevAlloc<float>(scratch_floats);
     int sms = 0;
     BENCH_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
+    int32_t* counters = DevAlloc<int32_t>(n_kv);
+    BENCH_CUDA_CHECK(cudaMemset(counters, 0, sizeof(int32_t) * n_kv));
     const double us = Time(s, iters, [&] {
-      LaunchAttention(q, shape, kv, 0, b, ctx - 1, scratch, scratch_floats, nullptr, 0, sms, att,
-                      s);
+      LaunchAttention(q, shape, kv, 0, b, ctx - 1, scratch, scratch_floats, counters, nullptr, 0,
+                      sms, att, s);
     });
+    BENCH_CUDA_CHECK(cudaFree(counters));
     const double kv_gb_s = static_cast<double>(ctx) * kv.k_row_bytes * 2 * n_kv / us / 1000.0;
     std::printf(
         "{\"op\": \"attention_decode\", \"ctx\": %d, \"us\": %.2f, \"kv_gb_per_s\": %.1f}\n", ctx,

@@ -65,8 +65,8 @@ __device__ __forceinline__ float LoadKv(const uint8_t* p, int i, DType type, int
 // memory per warp per tile). 32-bit index math, lanes on consecutive values.
 // Values only: the arithmetic that reads them is unchanged.
 __device__ __forceinline__ void StageTile(const KvLayout& kv, int layer, const int32_t* table,
-                                          int64_t kvh, int64_t p0, int rows, int hk, int hv,
-                                          int n_warps, float* k_sh, float* v_sh) {
+                                          int tbl_first, int64_t kvh, int64_t p0, int rows,
+                                          int hk, int hv, int n_warps, float* k_sh, float* v_sh) {
   constexpr int kBatch = 4;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int bt = static_cast<int>(kv.block_tokens);
@@ -81,7 +81,7 @@ __device__ __forceinline__ void StageTile(const KvLayout& kv, int layer, const i
       kp[u] = vp[u] = nullptr;
       if (j < rows) {
         const int p = static_cast<int>(p0) + j;
-        const int32_t block = table[p / bt];
+        const int32_t block = table[p / bt - tbl_first];
         const int64_t row = kvh * bt + p % bt;
         kp[u] = KvK(kv, block, layer) + row * kv.k_row_bytes;
         vp[u] = KvV(kv, block, layer) + row * kv.v_row_bytes;
@@ -180,11 +180,13 @@ struct Ctx {
 // kv head `kvh` that this warp owns; states[i] is the warp's i-th head.
 // Shared memory: q_sh [group][hk], k_sh [kTile][hk + 1] (the odd stride puts
 // the 32 lanes' rows in 32 different banks), v_sh [kTile][hv].
-__device__ __forceinline__ void RunChunk(const Ctx& c, int64_t t, int64_t kvh, int64_t p_begin, int64_t p_end,
-                         float* q_sh, float* k_sh, float* v_sh, HeadState* states) {
+// `table`: the sequence's block table from entry tbl_first on (the chunk
+// kernel's copy in shared memory, or the table itself with 0).
+__device__ __forceinline__ void RunChunk(const Ctx& c, int64_t kvh, int64_t p_begin, int64_t p_end,
+                                         const int32_t* table, int tbl_first, float* q_sh,
+                                         float* k_sh, float* v_sh, HeadState* states) {
   const int64_t hk = c.s.head_dim_k, hv = c.s.head_dim_v;
   const int64_t group = c.s.n_heads / c.s.n_kv_heads;
-  const int32_t* table = c.b.block_table + static_cast<int64_t>(c.b.seq[t]) * c.b.max_blocks;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
 #pragma unroll
   for (int hi = 0; hi < kMaxHeadsPerWarp; ++hi) {
@@ -194,8 +196,8 @@ __device__ __forceinline__ void RunChunk(const Ctx& c, int64_t t, int64_t kvh, i
   for (int64_t p0 = p_begin; p0 <= p_end; p0 += kTile) {
     const int valid = static_cast<int>(p_end - p0 + 1 < kTile ? p_end - p0 + 1 : kTile);
     __syncthreads();  // the previous tile is no longer read
-    StageTile(c.kv, c.layer, table, kvh, p0, valid, static_cast<int>(hk), static_cast<int>(hv),
-              kWarps, k_sh, v_sh);
+    StageTile(c.kv, c.layer, table, tbl_first, kvh, p0, valid, static_cast<int>(hk),
+              static_cast<int>(hv), kWarps, k_sh, v_sh);
     __syncthreads();
 #pragma unroll
     for (int hi = 0; hi < kMaxHeadsPerWarp; ++hi) {
@@ -232,10 +234,60 @@ __device__ void LoadQ(const Ctx& c, int64_t t, int64_t kvh, float* q_sh) {
 }
 
 
+// Merges one (token, head)'s chunk states src[0 .. n_chunks) (stride hv + 2)
+// in chunk order and writes o / l to dst; one warp. The states are read from
+// L2 (__ldcg): other blocks of the same kernel wrote them.
+__device__ __forceinline__ void MergeHead(const float* src, int64_t n_chunks, int64_t hv,
+                                          float* dst) {
+  const int lane = threadIdx.x % 32;
+  const int64_t stride = hv + 2;
+  HeadState st;
+  st.m = __ldcg(src);
+  st.l = __ldcg(src + 1);
+  for (int k = 0; k < kMaxDimPerLane; ++k) {
+    const int64_t e = lane + 32 * k;
+    st.o[k] = e < hv ? __ldcg(src + 2 + e) : 0.0f;
+  }
+  // kAhead chunk states loaded at once, then merged one by one in order (a
+  // state's loads no longer wait for the previous merge).
+  constexpr int kAhead = 8;
+  for (int64_t ch0 = 1; ch0 < n_chunks; ch0 += kAhead) {
+    float m2[kAhead], l2[kAhead], o2[kAhead][kMaxDimPerLane];
+#pragma unroll
+    for (int a = 0; a < kAhead; ++a) {
+      const float* sc = src + (ch0 + a) * stride;
+      const bool ok = ch0 + a < n_chunks;
+      m2[a] = ok ? __ldcg(sc) : 0.0f;
+      l2[a] = ok ? __ldcg(sc + 1) : 0.0f;
+#pragma unroll
+      for (int k = 0; k < kMaxDimPerLane; ++k) {
+        const int64_t e = lane + 32 * k;
+        o2[a][k] = ok && e < hv ? __ldcg(sc + 2 + e) : 0.0f;
+      }
+    }
+#pragma unroll
+    for (int a = 0; a < kAhead; ++a) {
+      if (ch0 + a < n_chunks) MergeState(&st, m2[a], l2[a], o2[a]);
+    }
+  }
+  for (int k = 0; k < kMaxDimPerLane; ++k) {
+    const int64_t e = lane + 32 * k;
+    if (e < hv) dst[e] = FDiv(st.o[k], st.l);
+  }
+}
+
 // Decode shape: block (token, kv head, chunk) -> chunk states.
-// part: [(t * n_heads + h) * max_chunks + chunk] of (m, l, o[hv]).
-__global__ void AttentionChunkKernel(Ctx c, int64_t max_chunks, float* part) {
+// part: [(t * n_heads + h) * max_chunks + chunk] of (m, l, o[hv]). The
+// block's block-table entries are copied to shared memory with q, so staging
+// a tile waits for one round trip (the K/V loads), not two. The last block of
+// a (token, kv head) to finish (counters[t * n_kv_heads + kvh], zero between
+// launches: that block resets it) merges the chunk states in chunk order, as
+// a separate merge kernel would, one launch fewer.
+__global__ void AttentionChunkKernel(Ctx c, int64_t max_chunks, float* part, int32_t* counters,
+                                     float* out) {
   extern __shared__ float sh[];
+  __shared__ int32_t tbl_sh[kChunk + 1];
+  __shared__ int last_sh;
   const int64_t t = blockIdx.x, kvh = blockIdx.y, chunk = blockIdx.z;
   const int64_t pos = c.b.pos[t];
   if (chunk * kChunk > pos) return;
@@ -244,10 +296,15 @@ __global__ void AttentionChunkKernel(Ctx c, int64_t max_chunks, float* part) {
   float* q_sh = sh;
   float* k_sh = q_sh + group * hk;
   float* v_sh = k_sh + kTile * (hk + 1);
-  LoadQ(c, t, kvh, q_sh);
+  const int64_t p_begin = chunk * kChunk, p_end = min(pos, (chunk + 1) * kChunk - 1);
+  const int bt = static_cast<int>(c.kv.block_tokens);
+  const int tbl_first = static_cast<int>(p_begin / bt);
+  const int n_tbl = static_cast<int>(p_end / bt) - tbl_first + 1;  // <= kChunk + 1
+  const int32_t* table = c.b.block_table + static_cast<int64_t>(c.b.seq[t]) * c.b.max_blocks;
+  for (int i = threadIdx.x; i < n_tbl; i += blockDim.x) tbl_sh[i] = table[tbl_first + i];
+  LoadQ(c, t, kvh, q_sh);  // its barrier also publishes tbl_sh
   HeadState states[kMaxHeadsPerWarp];
-  const int64_t p_end = min(pos, (chunk + 1) * kChunk - 1);
-  RunChunk(c, t, kvh, chunk * kChunk, p_end, q_sh, k_sh, v_sh, states);
+  RunChunk(c, kvh, p_begin, p_end, tbl_sh, tbl_first, q_sh, k_sh, v_sh, states);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int64_t stride = hv + 2;
 #pragma unroll
@@ -264,50 +321,22 @@ __global__ void AttentionChunkKernel(Ctx c, int64_t max_chunks, float* part) {
       if (e < hv) dst[2 + e] = states[hi].o[k];
     }
   }
-}
-
-// Merges a (token, head)'s chunk states in chunk order: one warp per (t, h).
-__global__ void AttentionMergeKernel(Ctx c, int64_t max_chunks, const float* part, float* out) {
-  const int64_t w = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
-  const int lane = threadIdx.x % 32;
-  if (w >= c.b.n * c.s.n_heads) return;
-  const int64_t t = w / c.s.n_heads, h = w % c.s.n_heads, hv = c.s.head_dim_v;
-  const int64_t n_chunks = c.b.pos[t] / kChunk + 1;
-  const int64_t stride = hv + 2;
-  const float* src = part + (t * c.s.n_heads + h) * max_chunks * stride;
-  HeadState st;
-  st.m = src[0];
-  st.l = src[1];
-  for (int k = 0; k < kMaxDimPerLane; ++k) {
-    const int64_t e = lane + 32 * k;
-    st.o[k] = e < hv ? src[2 + e] : 0.0f;
+  const int64_t n_chunks = pos / kChunk + 1;
+  __threadfence();  // this block's states are visible before its count is
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    int32_t* ctr = counters + t * c.s.n_kv_heads + kvh;
+    const bool last = atomicAdd(ctr, 1) == static_cast<int32_t>(n_chunks - 1);
+    if (last) *ctr = 0;  // every other block of the group has counted
+    last_sh = last;
   }
-  // kAhead chunk states loaded at once, then merged one by one in order (a
-  // state's loads no longer wait for the previous merge).
-  constexpr int kAhead = 8;
-  for (int64_t ch0 = 1; ch0 < n_chunks; ch0 += kAhead) {
-    float m2[kAhead], l2[kAhead], o2[kAhead][kMaxDimPerLane];
-#pragma unroll
-    for (int a = 0; a < kAhead; ++a) {
-      const float* sc = src + (ch0 + a) * stride;
-      const bool ok = ch0 + a < n_chunks;
-      m2[a] = ok ? sc[0] : 0.0f;
-      l2[a] = ok ? sc[1] : 0.0f;
-#pragma unroll
-      for (int k = 0; k < kMaxDimPerLane; ++k) {
-        const int64_t e = lane + 32 * k;
-        o2[a][k] = ok && e < hv ? sc[2 + e] : 0.0f;
-      }
-    }
-#pragma unroll
-    for (int a = 0; a < kAhead; ++a) {
-      if (ch0 + a < n_chunks) MergeState(&st, m2[a], l2[a], o2[a]);
-    }
-  }
-  float* dst = out + t * c.s.n_heads * hv + h * hv;
-  for (int k = 0; k < kMaxDimPerLane; ++k) {
-    const int64_t e = lane + 32 * k;
-    if (e < hv) dst[e] = FDiv(st.o[k], st.l);
+  __syncthreads();
+  if (!last_sh) return;
+  __threadfence();
+  for (int64_t gh = warp; gh < group; gh += kWarps) {
+    const int64_t h = kvh * group + gh;
+    MergeHead(part + (t * c.s.n_heads + h) * max_chunks * stride, n_chunks, hv,
+              out + t * c.s.n_heads * hv + h * hv);
   }
 }
 
@@ -323,11 +352,12 @@ __global__ void AttentionSerialKernel(Ctx c, float* out) {
   float* k_sh = q_sh + group * hk;
   float* v_sh = k_sh + kTile * (hk + 1);
   LoadQ(c, t, kvh, q_sh);
+  const int32_t* table = c.b.block_table + static_cast<int64_t>(c.b.seq[t]) * c.b.max_blocks;
   HeadState total[kMaxHeadsPerWarp], chunk_state[kMaxHeadsPerWarp];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   for (int64_t chunk = 0; chunk * kChunk <= pos; ++chunk) {
     const int64_t p_end = min(pos, (chunk + 1) * kChunk - 1);
-    RunChunk(c, t, kvh, chunk * kChunk, p_end, q_sh, k_sh, v_sh, chunk_state);
+    RunChunk(c, kvh, chunk * kChunk, p_end, table, 0, q_sh, k_sh, v_sh, chunk_state);
     if (chunk == 0) {
 #pragma unroll
       for (int hi = 0; hi < kMaxHeadsPerWarp; ++hi) total[hi] = chunk_state[hi];
@@ -426,8 +456,8 @@ __global__ void __launch_bounds__(kTiledThreads)
     for (int64_t p0 = c_begin; p0 <= tile_end; p0 += kTile) {
       const int rows = static_cast<int>(tile_end - p0 + 1 < kTile ? tile_end - p0 + 1 : kTile);
       __syncthreads();  // the previous tile is no longer read (and q_sh is written)
-      StageTile(c.kv, c.layer, table, kvh, p0, rows, static_cast<int>(hk), static_cast<int>(hv),
-                kTiledWarps, k_sh, v_sh);
+      StageTile(c.kv, c.layer, table, 0, kvh, p0, rows, static_cast<int>(hk),
+                static_cast<int>(hv), kTiledWarps, k_sh, v_sh);
       __syncthreads();
 #pragma unroll
       for (int k = 0; k < kPairsPerWarp; ++k) {
@@ -530,8 +560,8 @@ bool AttentionShapeSupported(const AttentionShape& s) {
 
 void LaunchAttention(const float* q, const AttentionShape& shape, const KvLayout& kv, int layer,
                      const BatchDev& b, int32_t max_pos, float* scratch, int64_t scratch_floats,
-                     const int32_t* tiles, int64_t n_tiles, int n_sms, float* out,
-                     cudaStream_t s) {
+                     int32_t* counters, const int32_t* tiles, int64_t n_tiles, int n_sms,
+                     float* out, cudaStream_t s) {
   const Ctx c{q, shape, kv, layer, b};
   const int64_t group = shape.n_heads / shape.n_kv_heads;
   const size_t smem =
@@ -558,13 +588,11 @@ void LaunchAttention(const float* q, const AttentionShape& shape, const KvLayout
     return;
   }
   const int64_t need = AttentionScratchFloats(shape, b.n, max_pos);
-  if (chunks > 1 && few_blocks && scratch != nullptr && need <= scratch_floats) {
+  if (chunks > 1 && few_blocks && scratch != nullptr && need <= scratch_floats &&
+      counters != nullptr) {
     const dim3 grid(static_cast<unsigned>(b.n), static_cast<unsigned>(shape.n_kv_heads),
                     static_cast<unsigned>(chunks));
-    AttentionChunkKernel<<<grid, kThreads, smem, s>>>(c, chunks, scratch);
-    const int64_t warps = b.n * shape.n_heads;
-    AttentionMergeKernel<<<static_cast<unsigned>((warps * 32 + 255) / 256), 256, 0, s>>>(
-        c, chunks, scratch, out);
+    AttentionChunkKernel<<<grid, kThreads, smem, s>>>(c, chunks, scratch, counters, out);
   } else {
     const dim3 grid(static_cast<unsigned>(b.n), static_cast<unsigned>(shape.n_kv_heads));
     AttentionSerialKernel<<<grid, kThreads, smem, s>>>(c, out);

@@ -487,13 +487,24 @@ class CudaBackend final : public Backend {
     const int64_t need = AttentionScratchFloats(shape, n_, max_pos_);
     float* scratch = nullptr;
     if (need <= kMaxScratchFloats && Grow(&attn_scratch_, need).ok()) scratch = attn_scratch_.ptr;
+    // The split shape's per-(token, kv head) counters: zero when allocated,
+    // and the kernel leaves them zero.
+    int32_t* counters = nullptr;
+    const int32_t* had = attn_counters_.ptr;
+    if (Grow(&attn_counters_, n_ * shape.n_kv_heads).ok()) {
+      if (attn_counters_.ptr != had) {
+        Note(cudaMemsetAsync(attn_counters_.ptr, 0, attn_counters_.cap * sizeof(int32_t), stream_),
+             "attention counters");
+      }
+      counters = attn_counters_.ptr;
+    }
     const int32_t* tiles = nullptr;
     if (AttentionTilesOn()) {
       const int64_t tt = AttentionTileTokens(shape);
       if (tt > 1 && tile_tokens_ != tt) BuildTiles(tt);
       if (tt > 1 && tile_tokens_ == tt) tiles = tiles_.ptr;
     }
-    LaunchAttention(q, shape, kv, layer, batch_, max_pos_, scratch, attn_scratch_.cap, tiles,
+    LaunchAttention(q, shape, kv, layer, batch_, max_pos_, scratch, attn_scratch_.cap, counters, tiles,
                     tiles != nullptr ? n_tiles_ : 0, prop_.multiProcessorCount, out, stream_);
   }
 
@@ -627,6 +638,7 @@ class CudaBackend final : public Backend {
   int32_t max_pos_ = 0;
   BatchDev batch_;
   Scratch<float> attn_scratch_;  // the split attention's chunk states
+  Scratch<int32_t> attn_counters_;  // and its finished-chunk counters (zero between launches)
   // The batch's positions and sequences on the host, and its query tiles
   // (BuildTiles) for tile_tokens_ tokens a tile (0: not cut yet).
   std::vector<int32_t> host_pos_, host_seq_, host_tiles_;

@@ -19,7 +19,7 @@
 // instruction 512 contiguous bytes, two stages in flight per warp), then
 // lane l computes row l's contributions from shared memory and adds them in
 // order into its segment sum, in registers (one token: a stage's activations
-// are loaded four sub-blocks ahead). Warp w takes segments w, w + 8, ...;
+// are loaded before the wait for its weights). Warp w takes segments w, w + 8, ...;
 // after each round of 8 segments the block folds the round's segment sums
 // into the totals, in segment order. Several matrices of one type and width
 // share a launch (LaunchGemvStaged: blocks map to matrices by row group).
@@ -258,12 +258,32 @@ __global__ void __launch_bounds__(kStWarps * 32)
       for (int s = 0; s < kStagesPerSeg; ++s, ++k) {
         const int64_t st = stage_index(k);
         if (st < 0) break;  // a short last segment: the warp's last stages
-        CpAsyncWait<kDepth - 1>();
-        __syncwarp();
-        const uint8_t* slot = ring + (k % kDepth) * kStageBytes;
         const int64_t b_first = st * kStageSubs;
         const int subs = static_cast<int>(in.nb32 - b_first < kStageSubs ? in.nb32 - b_first
                                                                          : kStageSubs);
+        // One token: the stage's activations (uniform across the warp, usually
+        // L2 hits) are loaded before the wait for its weights, so their round
+        // trip overlaps the copy's instead of following it; predicated, no
+        // early exit, so the loads issue together.
+        uint4 xa[kStageSubs], xb[kStageSubs];
+        float xd[kStageSubs];
+        int32_t xs[kStageSubs];
+        if constexpr (kMaxT == 1) {
+#pragma unroll
+          for (int j = 0; j < kStageSubs; ++j) {
+            if (j < subs) {
+              const int64_t b = b_first + j;
+              const uint4* xp = reinterpret_cast<const uint4*>(in.xq + b * 32);
+              xa[j] = xp[0];
+              xb[j] = xp[1];
+              xd[j] = in.xd[b];
+              xs[j] = in.xs[b];
+            }
+          }
+        }
+        CpAsyncWait<kDepth - 1>();
+        __syncwarp();
+        const uint8_t* slot = ring + (k % kDepth) * kStageBytes;
         if constexpr (kMaxT == 1 && kType == static_cast<int>(DType::kQ4_K)) {
           // One token, Q4_K (a stage is one unit): the unit's header (d, dmin,
           // scales) in one 16-byte load and each 32-byte run of nibbles once
@@ -278,18 +298,6 @@ __global__ void __launch_bounds__(kStWarps * 32)
           };
           const float d = HalfBitsToFloat(static_cast<uint16_t>(hw[0] & 0xFFFFu));
           const float dmin = HalfBitsToFloat(static_cast<uint16_t>(hw[0] >> 16));
-          uint4 xa[8], xb[8];
-          float xd[8];
-          int32_t xs[8];
-#pragma unroll
-          for (int j = 0; j < 8; ++j) {
-            const int64_t b = b_first + j;
-            const uint4* xp = reinterpret_cast<const uint4*>(in.xq + b * 32);
-            xa[j] = xp[0];
-            xb[j] = xp[1];
-            xd[j] = in.xd[b];
-            xs[j] = in.xs[b];
-          }
 #pragma unroll
           for (int jp = 0; jp < 4; ++jp) {
             const uint4 r0 = reinterpret_cast<const uint4*>(unit + 16 + 32 * jp)[0];
@@ -311,38 +319,14 @@ __global__ void __launch_bounds__(kStWarps * 32)
             }
           }
         } else if constexpr (kMaxT == 1) {
-          // One token: the stage's activations (uniform across the warp,
-          // usually L2 hits: ~260 cycles) are all loaded before the first
-          // sub-block uses them, kAheadX at a time, instead of one round trip
-          // per sub-block; predicated, no early exit, so the loads issue together.
-          constexpr int kAheadX = 4;
 #pragma unroll
-          for (int j0 = 0; j0 < kStageSubs; j0 += kAheadX) {
-            uint4 xa[kAheadX], xb[kAheadX];
-            float xd[kAheadX];
-            int32_t xs[kAheadX];
-#pragma unroll
-            for (int u = 0; u < kAheadX; ++u) {
-              const int64_t b = b_first + j0 + u;
-              if (j0 + u < subs) {
-                const uint4* xp = reinterpret_cast<const uint4*>(in.xq + b * 32);
-                xa[u] = xp[0];
-                xb[u] = xp[1];
-                xd[u] = in.xd[b];
-                xs[u] = in.xs[b];
-              }
-            }
-#pragma unroll
-            for (int u = 0; u < kAheadX; ++u) {
-              const int j = j0 + u;
-              if (j < subs) {
-                SubW sw;
-                LoadSubW<kType>(slot + ((j / kSubs) * kRowGroup + lane) * kUnitBytes, j % kSubs,
-                                &sw);
-                const uint32_t xw[8] = {xa[u].x, xa[u].y, xa[u].z, xa[u].w,
-                                        xb[u].x, xb[u].y, xb[u].z, xb[u].w};
-                acc[0] = FAdd(acc[0], SubWContrib<kKind>(sw, xw, xd[u], xs[u]));
-              }
+          for (int j = 0; j < kStageSubs; ++j) {
+            if (j < subs) {
+              SubW sw;
+              LoadSubW<kType>(slot + ((j / kSubs) * kRowGroup + lane) * kUnitBytes, j % kSubs, &sw);
+              const uint32_t xw[8] = {xa[j].x, xa[j].y, xa[j].z, xa[j].w,
+                                      xb[j].x, xb[j].y, xb[j].z, xb[j].w};
+              acc[0] = FAdd(acc[0], SubWContrib<kKind>(sw, xw, xd[j], xs[j]));
             }
           }
         } else {

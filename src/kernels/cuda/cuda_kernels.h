@@ -163,15 +163,17 @@ bool AttentionShapeSupported(const AttentionShape& s);
 // Floats of scratch the split (decode) shape needs for n tokens up to max_pos.
 int64_t AttentionScratchFloats(const AttentionShape& s, int64_t n, int32_t max_pos);
 // `scratch` may be null or smaller than AttentionScratchFloats: then the
-// serial shape runs (same bits). `tiles` (device, may be null): n_tiles
+// serial shape runs (same bits). `counters`: n * n_kv_heads ints, zero when
+// allocated (the split shape leaves them zero; null: the serial shape).
+// `tiles` (device, may be null): n_tiles
 // query tiles covering the batch, each (first batch index, tokens) of
 // consecutive positions of one sequence and at most AttentionTileTokens
 // tokens; with tiles of several tokens the tiled prefill shape runs (same
 // bits again).
 void LaunchAttention(const float* q, const AttentionShape& shape, const KvLayout& kv, int layer,
                      const BatchDev& b, int32_t max_pos, float* scratch, int64_t scratch_floats,
-                     const int32_t* tiles, int64_t n_tiles, int n_sms, float* out,
-                     cudaStream_t s);
+                     int32_t* counters, const int32_t* tiles, int64_t n_tiles, int n_sms,
+                     float* out, cudaStream_t s);
 // Tokens per query tile of the tiled prefill shape for this head shape.
 int64_t AttentionTileTokens(const AttentionShape& s);
 // Positions per attention chunk (the fixed split of the context; the split
