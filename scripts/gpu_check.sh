@@ -118,6 +118,10 @@ tests() {
     REPRISE_CUDA_FUSE=0 "$BUILD/bin/gpu_tests" --gtest_brief=1 > "$WORK/gpu_tests_nofuse.log" 2>&1
     grep -E "^\[  (PASSED|FAILED) |Failure" "$WORK/gpu_tests_nofuse.log" | head -30
     tail -3 "$WORK/gpu_tests_nofuse.log"
+    say "gpu_tests failed: again without programmatic dependent launch (REPRISE_CUDA_PDL=0)"
+    REPRISE_CUDA_PDL=0 "$BUILD/bin/gpu_tests" --gtest_brief=1 > "$WORK/gpu_tests_nopdl.log" 2>&1
+    grep -E "^\[  (PASSED|FAILED) |Failure" "$WORK/gpu_tests_nopdl.log" | head -30
+    tail -3 "$WORK/gpu_tests_nopdl.log"
     say "gpu_tests failed: again with the warp-per-row GEMV (REPRISE_CUDA_GEMV_STAGED=0)"
     REPRISE_CUDA_GEMV_STAGED=0 "$BUILD/bin/gpu_tests" --gtest_brief=1 > "$WORK/gpu_tests_nostaged.log" 2>&1
     grep -E "^\[  (PASSED|FAILED) |Failure" "$WORK/gpu_tests_nostaged.log" | head -30
@@ -261,6 +265,12 @@ bench() {
     case $t in f16|f32|bf16) continue ;; esac
     say "reprise bench $t tg128 without the fused quantization"
     REPRISE_CUDA_FUSE=0 rbench 150 "$t-nofuse" "$t" --pp 512 --tg 128 --reps "$REPS"
+  done
+  # Quantized decode without programmatic dependent launch (REPRISE_CUDA_PDL=0).
+  for t in $TYPES; do
+    case $t in f16|f32|bf16) continue ;; esac
+    say "reprise bench $t tg128 without programmatic dependent launch"
+    REPRISE_CUDA_PDL=0 rbench 150 "$t-nopdl" "$t" --pp 512 --tg 128 --reps "$REPS"
   done
   # GPU time per op kind (REPRISE_CUDA_PROFILE=1): pp512 + tg32, one rep.
   for t in $TYPES; do

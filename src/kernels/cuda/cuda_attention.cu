@@ -283,11 +283,14 @@ __device__ __forceinline__ void MergeHead(const float* src, int64_t n_chunks, in
 // a (token, kv head) to finish (counters[t * n_kv_heads + kvh], zero between
 // launches: that block resets it) merges the chunk states in chunk order, as
 // a separate merge kernel would, one launch fewer.
-__global__ void AttentionChunkKernel(Ctx c, int64_t max_chunks, float* part, int32_t* counters,
-                                     float* out) {
+// At most 168 registers (3 blocks of 128 threads an SM): at 178, two blocks
+// fit and a 32k context took 1.3x as long (more waves of chunk blocks).
+__global__ void __launch_bounds__(kThreads, 3)
+    AttentionChunkKernel(Ctx c, int64_t max_chunks, float* part, int32_t* counters, float* out) {
   extern __shared__ float sh[];
   __shared__ int32_t tbl_sh[kChunk + 1];
   __shared__ int last_sh;
+  PdlTrigger();  // the O projection's quantize kernel (and through it the GEMV) may launch
   const int64_t t = blockIdx.x, kvh = blockIdx.y, chunk = blockIdx.z;
   const int64_t pos = c.b.pos[t];
   if (chunk * kChunk > pos) return;

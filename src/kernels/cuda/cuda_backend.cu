@@ -40,6 +40,20 @@ bool EnvSwitchOn(const char* name) {
   return v == nullptr || std::strcmp(v, "0") != 0;
 }
 
+bool PdlOn() {
+  static const bool on = [] {
+    if (!EnvSwitchOn("REPRISE_CUDA_PDL")) return false;
+    int dev = 0, major = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) {
+      cudaGetLastError();
+      return false;
+    }
+    return major >= 9;
+  }();
+  return on;
+}
+
 Status CudaStatus(cudaError_t err, const char* what) {
   return Errorf("CUDA error in %s: %s (%s)", what, cudaGetErrorString(err), cudaGetErrorName(err));
 }

@@ -31,6 +31,47 @@ Status CudaStatus(cudaError_t err, const char* what);
 // rule it out; either way the bits are the same).
 bool EnvSwitchOn(const char* name);
 
+// Programmatic dependent launch (sm_90 and up; REPRISE_CUDA_PDL=0: off). A
+// kernel launched with PdlLaunch may start while the kernel before it on the
+// stream still runs, so it calls PdlWait() before it reads anything an
+// earlier kernel wrote or writes anything one may still read; what it does
+// before (the staged GEMV's first weight copies: weights never change) then
+// overlaps the kernel before. PdlTrigger() in a kernel lets the next one
+// start once every block of this one has called it or exited. Both are
+// no-ops below sm_90 and in a kernel launched without the attribute; a
+// kernel that never calls PdlWait must be launched the plain way.
+__device__ __forceinline__ void PdlWait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void PdlTrigger() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+// Whether PdlLaunch sets the attribute (the switch, and compute capability 9+).
+bool PdlOn();
+template <typename... KArgs, typename... Args>
+void PdlLaunch(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t s,
+               Args... args) {
+  if (!PdlOn()) {
+    kernel<<<grid, block, smem, s>>>(args...);
+    return;
+  }
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = grid;
+  cfg.blockDim = block;
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = s;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = 1;
+  cudaLaunchKernelEx(&cfg, kernel, args...);  // an error is the stream's last error, as for <<<>>>
+}
+
 #define REPRISE_CUDA_RETURN(expr, what)                        \
   do {                                                         \
     cudaError_t err_ = (expr);                                 \

@@ -249,6 +249,9 @@ __global__ void __launch_bounds__(kStWarps * 32)
   int64_t k = 0;
 #pragma unroll
   for (int i = 0; i < kDepth; ++i) issue(i);
+  // Launched with PdlLaunch: the first stages' weights are on their way
+  // while the kernel before (the activations' producer) finishes.
+  PdlWait();
   for (int64_t round = 0; round * kStWarps < segs; ++round) {
     const int64_t seg = round * kStWarps + warp;
     if (seg < segs) {
@@ -389,8 +392,8 @@ void RunStagedT(const StagedTargets& tg, int64_t n_units, const GemvIn& in, int 
     configured = true;
   }
   const unsigned grid = static_cast<unsigned>(tg.first[tg.count]);
-  GemvStagedKernel<kType, kKind, kSubs, kUnitBytes, kMaxT>
-      <<<grid, kStWarps * 32, kSmem, s>>>(tg, n_units, in, nt);
+  PdlLaunch(GemvStagedKernel<kType, kKind, kSubs, kUnitBytes, kMaxT>, dim3(grid),
+            dim3(kStWarps * 32), kSmem, s, tg, n_units, in, nt);
 }
 
 template <int kType, int kKind, int kSubs, int kUnitBytes>

@@ -209,6 +209,8 @@ __global__ void CombineSegmentsKernel(const float* __restrict__ part, int64_t se
 template <int G>
 __global__ void QuantizeActKernel(const float* __restrict__ x, int64_t n_blocks, int8_t* q,
                                   float* d, int32_t* sum) {
+  PdlTrigger();  // the matmul after it may launch and start its weight copies
+  PdlWait();     // launched with PdlLaunch: x is written, the last readers of q are done
   const int64_t b = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
   const int lane = threadIdx.x % 32;
   if (G == 32 && b >= n_blocks) return;
@@ -371,9 +373,9 @@ void LaunchQuantizeAct(DType type, const float* x, int64_t n, int64_t cols, cons
   const unsigned grid = static_cast<unsigned>((threads + 255) / 256);
   if (ActGroup(type) == 256) {
     CHECK(cols % 256 == 0);
-    QuantizeActKernel<256><<<grid, 256, 0, s>>>(x, n_blocks, a.q, a.d, a.sum);
+    PdlLaunch(QuantizeActKernel<256>, dim3(grid), dim3(256), 0, s, x, n_blocks, a.q, a.d, a.sum);
   } else {
-    QuantizeActKernel<32><<<grid, 256, 0, s>>>(x, n_blocks, a.q, a.d, a.sum);
+    PdlLaunch(QuantizeActKernel<32>, dim3(grid), dim3(256), 0, s, x, n_blocks, a.q, a.d, a.sum);
   }
 }
 

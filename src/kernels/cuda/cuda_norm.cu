@@ -71,6 +71,7 @@ __global__ void __launch_bounds__(kRowMaxWarps * 32)
     RmsRowKernel(float* x, const float* y, const float* w, int64_t d, float eps, float* out,
                  ActQ act) {
   __shared__ float red[kRowMaxWarps];
+  PdlTrigger();  // the matmul after it may launch and start its weight copies
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, n_warps = blockDim.x / 32;
   const int64_t t = blockIdx.x;
   const int64_t seg = static_cast<int64_t>(warp) * (128 * K);  // this warp's first value

@@ -96,6 +96,7 @@ __device__ __forceinline__ void QuantizeGroupWarp(const float* x, int64_t g, int
 template <int G>
 __global__ void SiluMulQuantKernel(float* gate, const float* up, int64_t n_groups, int64_t d,
                                    ActQ act) {
+  PdlTrigger();  // the down projection may launch and start its weight copies
   const int64_t gw = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
   if (gw >= n_groups) return;  // whole warps: n_groups is exact per warp
   const int lane = threadIdx.x % 32;
