@@ -291,6 +291,7 @@ __global__ void __launch_bounds__(kThreads, 3)
   __shared__ int32_t tbl_sh[kChunk + 1];
   __shared__ int last_sh;
   PdlTrigger();  // the O projection's quantize kernel (and through it the GEMV) may launch
+  PdlWait();     // launched with PdlLaunch: q and the new K/V row are written
   const int64_t t = blockIdx.x, kvh = blockIdx.y, chunk = blockIdx.z;
   const int64_t pos = c.b.pos[t];
   if (chunk * kChunk > pos) return;
@@ -595,7 +596,8 @@ void LaunchAttention(const float* q, const AttentionShape& shape, const KvLayout
       counters != nullptr) {
     const dim3 grid(static_cast<unsigned>(b.n), static_cast<unsigned>(shape.n_kv_heads),
                     static_cast<unsigned>(chunks));
-    AttentionChunkKernel<<<grid, kThreads, smem, s>>>(c, chunks, scratch, counters, out);
+    PdlLaunch(AttentionChunkKernel, grid, dim3(kThreads), smem, s, c, chunks, scratch, counters,
+              out);
   } else {
     const dim3 grid(static_cast<unsigned>(b.n), static_cast<unsigned>(shape.n_kv_heads));
     AttentionSerialKernel<<<grid, kThreads, smem, s>>>(c, out);

@@ -209,6 +209,7 @@ __global__ void __launch_bounds__(kStWarps * 32)
   constexpr int kStagesPerSeg = static_cast<int>(kSegCols / 32) / kStageSubs;
   static_assert(kStageBytes % 16 == 0 && kStagesPerSeg * kStageSubs * 32 == kSegCols);
   extern __shared__ __align__(16) uint8_t st_sh[];
+  PdlTrigger();  // the next op may launch; it waits for this grid before reading y
   uint8_t* ring = st_sh + threadIdx.x / 32 * (kDepth * kStageBytes);  // this warp's stages
   float* ssum = reinterpret_cast<float*>(st_sh + kStWarps * kDepth * kStageBytes);  // [warp][t][32]
 

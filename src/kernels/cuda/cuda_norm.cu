@@ -72,6 +72,7 @@ __global__ void __launch_bounds__(kRowMaxWarps * 32)
                  ActQ act) {
   __shared__ float red[kRowMaxWarps];
   PdlTrigger();  // the matmul after it may launch and start its weight copies
+  PdlWait();     // launched with PdlLaunch: x and y are written, out's last readers done
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, n_warps = blockDim.x / 32;
   const int64_t t = blockIdx.x;
   const int64_t seg = static_cast<int64_t>(warp) * (128 * K);  // this warp's first value
@@ -190,7 +191,7 @@ void LaunchRow(int k, int warps, float* x, const float* y, const float* w, int64
 #define REPRISE_ROW_CASE(KK)                                                  \
   case KK:                                                                    \
     if constexpr (G != 256 || KK % 2 == 0) {                                  \
-      RmsRowKernel<KK, kAdd, G><<<grid, block, 0, s>>>(x, y, w, d, eps, out, act); \
+      PdlLaunch(RmsRowKernel<KK, kAdd, G>, grid, block, 0, s, x, y, w, d, eps, out, act); \
     }                                                                         \
     break;
   switch (k) {

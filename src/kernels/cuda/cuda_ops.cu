@@ -97,6 +97,7 @@ template <int G>
 __global__ void SiluMulQuantKernel(float* gate, const float* up, int64_t n_groups, int64_t d,
                                    ActQ act) {
   PdlTrigger();  // the down projection may launch and start its weight copies
+  PdlWait();     // launched with PdlLaunch: gate and up are written
   const int64_t gw = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
   if (gw >= n_groups) return;  // whole warps: n_groups is exact per warp
   const int lane = threadIdx.x % 32;
@@ -232,6 +233,8 @@ __device__ __forceinline__ void NormInPlace(float* v, int64_t n, const float* w,
 // token's block (head-major: head h's row at h * block_tokens + row).
 __global__ void QkRopeStoreKernel(QkRopeStoreArgs a, KvLayout kv, BatchDev b) {
   __shared__ float red[kRowThreads];
+  PdlTrigger();  // attention may launch (it waits for this kernel's K/V rows)
+  PdlWait();     // launched with PdlLaunch: q, k, v are written
   const int64_t t = blockIdx.x;
   const AttentionShape& s = a.shape;
   const int64_t q_dim = s.n_heads * s.head_dim_k;
@@ -331,9 +334,9 @@ void LaunchSiluMulQuant(float* gate, const float* up, int64_t n, int64_t d, int 
   const int64_t groups = n * (d / group);
   const unsigned blocks = Blocks(groups * 32, 256);
   if (group == 256) {
-    SiluMulQuantKernel<256><<<blocks, 256, 0, s>>>(gate, up, groups, d, act);
+    PdlLaunch(SiluMulQuantKernel<256>, dim3(blocks), dim3(256), 0, s, gate, up, groups, d, act);
   } else {
-    SiluMulQuantKernel<32><<<blocks, 256, 0, s>>>(gate, up, groups, d, act);
+    PdlLaunch(SiluMulQuantKernel<32>, dim3(blocks), dim3(256), 0, s, gate, up, groups, d, act);
   }
 }
 
@@ -362,7 +365,8 @@ void LaunchScatterAxpy(const float* src, const int32_t* rows, const float* weigh
 }
 
 void LaunchQkRopeStore(const QkRopeStoreArgs& a, const BatchDev& b, cudaStream_t s) {
-  QkRopeStoreKernel<<<static_cast<unsigned>(b.n), kRowThreads, 0, s>>>(a, *a.kv, b);
+  PdlLaunch(QkRopeStoreKernel, dim3(static_cast<unsigned>(b.n)), dim3(kRowThreads), 0, s, a,
+            *a.kv, b);
 }
 
 }  // namespace reprise::kernels::cuda
