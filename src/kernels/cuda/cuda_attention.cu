@@ -12,8 +12,8 @@
 //  - the chunk states (m, l, o) are merged in chunk order (MergeState), and
 //    the result is o / l.
 // Two launch shapes run exactly this arithmetic: for few tokens (decode) one
-// block per (token, kv head, chunk) writes chunk states and a second kernel
-// merges them, so a long context spreads over the whole GPU; for many tokens
+// block per (token, kv head, chunk) writes chunk states and the last of them
+// to finish merges them, so a long context spreads over the whole GPU; for many tokens
 // (prefill) one block per (token, kv head) runs its chunks one after another
 // and merges as it goes. Which shape runs never changes a bit.
 //
