@@ -81,6 +81,8 @@ __device__ __forceinline__ uint16_t ActBits(float v) {
 template <bool kBf16>
 __global__ void HalfActKernel(const float* __restrict__ x, int64_t n, int64_t cols, int64_t cols16,
                               uint16_t* __restrict__ xh) {
+  PdlTrigger();  // the matmul after it may launch and start its weight loads
+  PdlWait();     // launched with PdlLaunch: x is written, xh's last readers are done
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= n * cols16) return;
   const int64_t t = i / cols16, c = i % cols16;
@@ -99,6 +101,7 @@ __global__ void __launch_bounds__(kHgWarps * 32)
     GemvHalfKernel(const uint4* __restrict__ w, int64_t n_kc, const uint16_t* __restrict__ xh,
                    int n, int64_t rows, float* __restrict__ y, int64_t ldy) {
   __shared__ float sbuf[kHgWarps][16 * 16];  // [warp][row * 16 + token]
+  PdlTrigger();  // the next op may launch; it waits for this grid before reading y
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, q = lane % 4;
   const int64_t rt = blockIdx.x;
   const int64_t cols16 = n_kc * 16;
@@ -110,6 +113,10 @@ __global__ void __launch_bounds__(kHgWarps * 32)
   const uint16_t* x1 = xh + static_cast<int64_t>(g + 8) * cols16 + 2 * q;
   const int fr = threadIdx.x % 16, ft = threadIdx.x / 16;  // the fold thread's row, token
   float total = 0.0f;
+  // Launched with PdlLaunch: a warp with a first-round segment waits (for
+  // the activations' producer) after issuing its first weight loads; one
+  // without waits here.
+  if (warp >= n_seg) PdlWait();
   for (int64_t s0 = 0; s0 < n_seg; s0 += kHgWarps) {
     const int64_t seg = s0 + warp;
     if (seg < n_seg) {
@@ -138,6 +145,7 @@ __global__ void __launch_bounds__(kHgWarps * 32)
       };
       uint4 a0[8], a1[8];
       load(a0, k0);
+      if (s0 == 0) PdlWait();
       for (int64_t kc = k0; kc < k1; kc += 16) {
         if (kc + 8 < k1) load(a1, kc + 8);
         compute(a0, kc);
@@ -286,8 +294,8 @@ void Run(const uint8_t* w, int64_t rows, int64_t n_kc, const uint16_t* xh, int64
     MatMulHalfMmaKernel<kBf16><<<grid, 256, 0, s>>>(wv, n_rt, n_kc, xh, n, rows, y, ldy);
     return;
   }
-  GemvHalfKernel<kBf16><<<static_cast<unsigned>(n_rt), kHgWarps * 32, 0, s>>>(
-      wv, n_kc, xh, static_cast<int>(n), rows, y, ldy);
+  PdlLaunch(GemvHalfKernel<kBf16>, dim3(static_cast<unsigned>(n_rt)), dim3(kHgWarps * 32), 0, s,
+            wv, n_kc, xh, static_cast<int>(n), rows, y, ldy);
 }
 
 }  // namespace
@@ -333,9 +341,9 @@ void LaunchHalfAct(DType type, const float* x, int64_t n, int64_t cols, uint16_t
   const int64_t cols16 = HalfActCols(cols);
   const unsigned grid = static_cast<unsigned>((n * cols16 + 255) / 256);
   if (type == DType::kBF16) {
-    HalfActKernel<true><<<grid, 256, 0, s>>>(x, n, cols, cols16, xh);
+    PdlLaunch(HalfActKernel<true>, dim3(grid), dim3(256), 0, s, x, n, cols, cols16, xh);
   } else {
-    HalfActKernel<false><<<grid, 256, 0, s>>>(x, n, cols, cols16, xh);
+    PdlLaunch(HalfActKernel<false>, dim3(grid), dim3(256), 0, s, x, n, cols, cols16, xh);
   }
 }
 
