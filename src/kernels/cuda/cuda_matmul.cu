@@ -224,16 +224,7 @@ __global__ void QuantizeActKernel(const float* __restrict__ x, int64_t n_blocks,
     for (int w = 1; w < 8; ++w) amax = fmaxf(amax, warp_max[w]);
   }
   const float scale = ActScale(amax);
-  const float inv = ActInvScale(scale);
-  int qi = __float2int_rn(FMul(v, inv));
-  qi = max(-127, min(127, qi));
-  q[b * 32 + lane] = static_cast<int8_t>(qi);
-  int s = qi;
-  for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
-  if (lane == 0) {
-    d[b] = scale;
-    sum[b] = s;
-  }
+  StoreActSubBlock(ActQuant(v, ActInvScale(scale)), scale, b, q, d, sum);
 }
 
 constexpr int kThreads = 128;

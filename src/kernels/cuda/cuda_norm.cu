@@ -59,11 +59,6 @@ __device__ __forceinline__ float4 Add4(float4 a, float4 b) {
                      __fadd_rn(a.w, b.w));
 }
 
-__device__ __forceinline__ int QuantOne(float v, float inv) {
-  const int qi = __float2int_rn(FMul(v, inv));
-  return max(-127, min(127, qi));
-}
-
 // The row shape. x is written (x += y) only when kAdd; in place is fine
 // (out == x or out == y): the whole row is read before anything is written.
 template <int K, bool kAdd, int G>
@@ -146,8 +141,8 @@ __global__ void __launch_bounds__(kRowMaxWarps * 32)
     for (int k = 0; k < K; ++k) {
       const float sc = ActScale(amax[k]);
       const float inv = ActInvScale(sc);
-      const int q0 = QuantOne(v[k].x, inv), q1 = QuantOne(v[k].y, inv);
-      const int q2 = QuantOne(v[k].z, inv), q3 = QuantOne(v[k].w, inv);
+      const int q0 = ActQuant(v[k].x, inv), q1 = ActQuant(v[k].y, inv);
+      const int q2 = ActQuant(v[k].z, inv), q3 = ActQuant(v[k].w, inv);
       const uint32_t packed = (static_cast<uint32_t>(q0) & 0xFFu) |
                               ((static_cast<uint32_t>(q1) & 0xFFu) << 8) |
                               ((static_cast<uint32_t>(q2) & 0xFFu) << 16) |

@@ -78,16 +78,7 @@ __device__ __forceinline__ void QuantizeGroupWarp(const float* x, int64_t g, int
   const float inv = ActInvScale(scale);
 #pragma unroll
   for (int k = 0; k < G / 32; ++k) {
-    const int64_t b = g * (G / 32) + k;
-    int qi = __float2int_rn(FMul(v[k], inv));
-    qi = max(-127, min(127, qi));
-    q[b * 32 + lane] = static_cast<int8_t>(qi);
-    int s = qi;
-    for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
-    if (lane == 0) {
-      d[b] = scale;
-      sum[b] = s;
-    }
+    StoreActSubBlock(ActQuant(v[k], inv), scale, g * (G / 32) + k, q, d, sum);
   }
 }
 

@@ -22,6 +22,25 @@ namespace reprise::kernels::cuda {
 // the GPU's int8 activations equal the CPU's bit for bit, given the same x.
 REPRISE_HD float ActScale(float amax) { return FDiv(amax, 127.0f); }
 REPRISE_HD float ActInvScale(float d) { return d != 0.0f ? FDiv(1.0f, d) : 0.0f; }
+// One activation's int8: round(v * inv), clamped to [-127, 127].
+__device__ __forceinline__ int ActQuant(float v, float inv) {
+  const int qi = __float2int_rn(FMul(v, inv));
+  return max(-127, min(127, qi));
+}
+// Sub-block b of a row's activations, a warp's 32 values one per lane,
+// quantized (qi: ActQuant): each lane stores its int8; lane 0 the scale and
+// the sum of the 32 integers (a butterfly: exact in any order).
+__device__ __forceinline__ void StoreActSubBlock(int qi, float scale, int64_t b, int8_t* q,
+                                                 float* d, int32_t* sum) {
+  const int lane = threadIdx.x % 32;
+  q[b * 32 + lane] = static_cast<int8_t>(qi);
+  int s = qi;
+  for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+  if (lane == 0) {
+    d[b] = scale;
+    sum[b] = s;
+  }
+}
 
 // Exact integer dot product of q[begin, end) and xq[begin, end) (begin and
 // end multiples of 4; xq 4-byte aligned): dp4a on the device, the same sum on
