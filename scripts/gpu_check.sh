@@ -106,30 +106,17 @@ tests() {
   grep -E "^\[  (PASSED|FAILED|SKIPPED) |^\[ gpu vs cpu \]|Failure|error" "$WORK/gpu_tests.log" | head -60
   tail -3 "$WORK/gpu_tests.log"
   if [ $rc -ne 0 ]; then
-    say "gpu_tests failed: again without the tensor-core matmul (REPRISE_CUDA_MMA=0)"
-    REPRISE_CUDA_MMA=0 "$BUILD/bin/gpu_tests" --gtest_brief=1 > "$WORK/gpu_tests_nomma.log" 2>&1
-    grep -E "^\[  (PASSED|FAILED) |Failure" "$WORK/gpu_tests_nomma.log" | head -30
-    tail -3 "$WORK/gpu_tests_nomma.log"
-    say "gpu_tests failed: again without the tiled prefill attention (REPRISE_CUDA_ATTN_TILES=0)"
-    REPRISE_CUDA_ATTN_TILES=0 "$BUILD/bin/gpu_tests" --gtest_brief=1 > "$WORK/gpu_tests_notiles.log" 2>&1
-    grep -E "^\[  (PASSED|FAILED) |Failure" "$WORK/gpu_tests_notiles.log" | head -30
-    tail -3 "$WORK/gpu_tests_notiles.log"
-    say "gpu_tests failed: again without the fused activation quantization (REPRISE_CUDA_FUSE=0)"
-    REPRISE_CUDA_FUSE=0 "$BUILD/bin/gpu_tests" --gtest_brief=1 > "$WORK/gpu_tests_nofuse.log" 2>&1
-    grep -E "^\[  (PASSED|FAILED) |Failure" "$WORK/gpu_tests_nofuse.log" | head -30
-    tail -3 "$WORK/gpu_tests_nofuse.log"
-    say "gpu_tests failed: again without programmatic dependent launch (REPRISE_CUDA_PDL=0)"
-    REPRISE_CUDA_PDL=0 "$BUILD/bin/gpu_tests" --gtest_brief=1 > "$WORK/gpu_tests_nopdl.log" 2>&1
-    grep -E "^\[  (PASSED|FAILED) |Failure" "$WORK/gpu_tests_nopdl.log" | head -30
-    tail -3 "$WORK/gpu_tests_nopdl.log"
-    say "gpu_tests failed: again with the warp-per-row GEMV (REPRISE_CUDA_GEMV_STAGED=0)"
-    REPRISE_CUDA_GEMV_STAGED=0 "$BUILD/bin/gpu_tests" --gtest_brief=1 > "$WORK/gpu_tests_nostaged.log" 2>&1
-    grep -E "^\[  (PASSED|FAILED) |Failure" "$WORK/gpu_tests_nostaged.log" | head -30
-    tail -3 "$WORK/gpu_tests_nostaged.log"
-    say "gpu_tests failed: again with F16 / BF16 off the tensor cores (REPRISE_CUDA_HALF_MMA=0)"
-    REPRISE_CUDA_HALF_MMA=0 "$BUILD/bin/gpu_tests" --gtest_brief=1 > "$WORK/gpu_tests_nohalf.log" 2>&1
-    grep -E "^\[  (PASSED|FAILED) |Failure" "$WORK/gpu_tests_nohalf.log" | head -30
-    tail -3 "$WORK/gpu_tests_nohalf.log"
+    # Each fast path off in turn (same bits): which one the failure follows.
+    local sw
+    for sw in "MMA:the tensor-core matmul" "ATTN_TILES:the tiled prefill attention" \
+              "FUSE:the fused activation quantization" "PDL:programmatic dependent launch" \
+              "GEMV_STAGED:the staged GEMV" "HALF_MMA:F16 / BF16 on the tensor cores"; do
+      say "gpu_tests failed: again without ${sw#*:} (REPRISE_CUDA_${sw%%:*}=0)"
+      env "REPRISE_CUDA_${sw%%:*}=0" "$BUILD/bin/gpu_tests" --gtest_brief=1 \
+        > "$WORK/gpu_tests_no_${sw%%:*}.log" 2>&1
+      grep -E "^\[  (PASSED|FAILED) |Failure" "$WORK/gpu_tests_no_${sw%%:*}.log" | head -30
+      tail -3 "$WORK/gpu_tests_no_${sw%%:*}.log"
+    done
   fi
   say "gpu_tests without CUDA graphs (REPRISE_CUDA_GRAPHS=0: every decode step launches its kernels)"
   REPRISE_CUDA_GRAPHS=0 "$BUILD/bin/gpu_tests" --gtest_brief=1 \
@@ -253,24 +240,19 @@ bench() {
     say "reprise bench $t tg128 without CUDA graphs"
     REPRISE_CUDA_GRAPHS=0 rbench 150 "$t-nographs" "$t" --pp 512 --tg 128 --reps "$REPS"
   done
-  # Quantized decode with the warp-per-row GEMV (REPRISE_CUDA_GEMV_STAGED=0).
-  for t in $TYPES; do
-    case $t in f16|f32|bf16) continue ;; esac
-    say "reprise bench $t tg128 with the warp-per-row GEMV"
-    REPRISE_CUDA_GEMV_STAGED=0 rbench 150 "$t-nostaged" "$t" --pp 512 --tg 128 --reps "$REPS"
-  done
-  # Quantized decode without the fused activation quantization
-  # (REPRISE_CUDA_FUSE=0: a separate quantize kernel before each matmul).
-  for t in $TYPES; do
-    case $t in f16|f32|bf16) continue ;; esac
-    say "reprise bench $t tg128 without the fused quantization"
-    REPRISE_CUDA_FUSE=0 rbench 150 "$t-nofuse" "$t" --pp 512 --tg 128 --reps "$REPS"
-  done
-  # Quantized decode without programmatic dependent launch (REPRISE_CUDA_PDL=0).
-  for t in $TYPES; do
-    case $t in f16|f32|bf16) continue ;; esac
-    say "reprise bench $t tg128 without programmatic dependent launch"
-    REPRISE_CUDA_PDL=0 rbench 150 "$t-nopdl" "$t" --pp 512 --tg 128 --reps "$REPS"
+  # Quantized decode with one fast path off: the warp-per-row GEMV
+  # (GEMV_STAGED), a separate quantize kernel before each matmul (FUSE), no
+  # programmatic dependent launch (PDL).
+  local sw t
+  for sw in "GEMV_STAGED:nostaged:with the warp-per-row GEMV" \
+            "FUSE:nofuse:without the fused quantization" \
+            "PDL:nopdl:without programmatic dependent launch"; do
+    local var=${sw%%:*} rest=${sw#*:}
+    for t in $TYPES; do
+      case $t in f16|f32|bf16) continue ;; esac
+      say "reprise bench $t tg128 ${rest#*:}"
+      (export "REPRISE_CUDA_$var=0"; rbench 150 "$t-${rest%%:*}" "$t" --pp 512 --tg 128 --reps "$REPS")
+    done
   done
   # GPU time per op kind (REPRISE_CUDA_PROFILE=1): pp512 + tg32, one rep.
   for t in $TYPES; do

@@ -14,6 +14,7 @@
 #include <random>
 #include <vector>
 
+#include "require_gpu.h"
 #include "kernels/backend.h"
 #include "core/dtype.h"
 #include "kernels/ops.h"
@@ -22,12 +23,6 @@ namespace reprise::testing {
 namespace {
 
 constexpr kernels::DevicePreference kCuda = kernels::DevicePreference::kCuda;
-
-#define REQUIRE_GPU()                                               \
-  do {                                                              \
-    std::string why_;                                               \
-    if (kernels::CudaDeviceCount(&why_) == 0) GTEST_SKIP() << why_; \
-  } while (0)
 
 struct DevBuf {
   kernels::Backend* be = nullptr;

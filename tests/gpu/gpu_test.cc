@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "../golden/golden_util.h"
+#include "require_gpu.h"
 #include "core/fp16.h"
 #include "core/log.h"
 #include "engine/engine.h"
@@ -39,12 +40,6 @@ namespace {
 
 constexpr kernels::DevicePreference kCuda = kernels::DevicePreference::kCuda;
 constexpr kernels::DevicePreference kCpu = kernels::DevicePreference::kCpu;
-
-#define REQUIRE_GPU()                                                      \
-  do {                                                                     \
-    std::string why_;                                                      \
-    if (kernels::CudaDeviceCount(&why_) == 0) GTEST_SKIP() << why_;        \
-  } while (0)
 
 // ---- references ----
 
