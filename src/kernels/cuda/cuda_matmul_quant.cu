@@ -47,6 +47,16 @@ __device__ __forceinline__ void MmaS8K16(int a0, int a1, int b0, int (&d)[4]) {
 #endif
 }
 
+// static_cast<float>(x) for |x| < 2^22, bit for bit, without the conversion
+// unit (I2F issues at a fraction of the FP32 rate; this kernel converts one
+// integer sum per output per sub-block): 1.5 * 2^23 + x is a float whose ulp
+// is 1, so adding x to its bits and subtracting 1.5 * 2^23 is exact. Every
+// Q8_0 / Q4_0 / Q4_K sub-block sum fits (|sum| <= 32 * 128 * 127); Q6_K's
+// scaled sums may not and keep the cast.
+__device__ __forceinline__ float SmallIntToFloat(int x) {
+  return __fsub_rn(__int_as_float(x + 0x4B400000), 12582912.0f);
+}
+
 template <int kType, int kKind, int kSubs, int kUnitBytes>
 __global__ void __launch_bounds__(128)
     MatMulQuantMmaKernel(const uint8_t* __restrict__ w, int64_t rows, int64_t n_units,
@@ -169,9 +179,9 @@ __global__ void __launch_bounds__(128)
             const float dx = td[j][k];
             float c;
             if (kKind == 0) {
-              c = FMul(FMul(ra[i][h], dx), static_cast<float>(lo[e] + hi[e]));
+              c = FMul(FMul(ra[i][h], dx), SmallIntToFloat(lo[e] + hi[e]));
             } else if (kKind == 1) {
-              const float pos = FMul(ra[i][h], static_cast<float>(lo[e] + hi[e]));
+              const float pos = FMul(ra[i][h], SmallIntToFloat(lo[e] + hi[e]));
               const float neg = FMul(rb[i][h], static_cast<float>(ts[j][k]));
               c = FMul(dx, FSub(pos, neg));
             } else {
