@@ -118,6 +118,15 @@ tests() {
       tail -3 "$WORK/gpu_tests_no_${sw%%:*}.log"
     done
   fi
+  # Opt-in paths not yet validated on a GPU: every test again with each on.
+  local on
+  for on in "ATTN_BLOCKED:the blocked tiled prefill attention"; do
+    say "gpu_tests with ${on#*:} (REPRISE_CUDA_${on%%:*}=1)"
+    env "REPRISE_CUDA_${on%%:*}=1" "$BUILD/bin/gpu_tests" --gtest_brief=1 \
+      > "$WORK/gpu_tests_with_${on%%:*}.log" 2>&1 || rc=1
+    grep -E "^\[  (PASSED|FAILED) |Failure" "$WORK/gpu_tests_with_${on%%:*}.log" | head -30
+    tail -3 "$WORK/gpu_tests_with_${on%%:*}.log"
+  done
   say "gpu_tests without CUDA graphs (REPRISE_CUDA_GRAPHS=0: every decode step launches its kernels)"
   REPRISE_CUDA_GRAPHS=0 "$BUILD/bin/gpu_tests" --gtest_brief=1 \
     --gtest_filter='GpuDeterminism*:GpuEngine*:GpuStories*:GpuKv*' > "$WORK/gpu_tests_nographs.log" 2>&1
@@ -234,6 +243,12 @@ bench() {
       rbench 150 "$t-pp$pp" "$t" --pp "$pp" --tg "$tg" --reps "$REPS"
       results > /dev/null
     done
+  done
+  # Prefill at 8k with the blocked tiled attention (opt-in:
+  # REPRISE_CUDA_ATTN_BLOCKED=1), against the default above.
+  for t in $LONG_TYPES; do
+    say "reprise bench $t pp8192 with the blocked attention"
+    REPRISE_CUDA_ATTN_BLOCKED=1 rbench 150 "$t-pp8192-blocked" "$t" --pp 8192 --tg 0 --reps "$REPS"
   done
   # Decode without CUDA graphs (REPRISE_CUDA_GRAPHS=0), to measure them.
   for t in $TYPES; do
