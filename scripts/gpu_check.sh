@@ -110,7 +110,8 @@ tests() {
     local sw
     for sw in "MMA:the tensor-core matmul" "ATTN_TILES:the tiled prefill attention" \
               "FUSE:the fused activation quantization" "PDL:programmatic dependent launch" \
-              "GEMV_STAGED:the staged GEMV" "HALF_MMA:F16 / BF16 on the tensor cores"; do
+              "GEMV_STAGED:the staged GEMV" "HALF_MMA:F16 / BF16 on the tensor cores" \
+              "ATTN_LAST_MERGES:merging in the last attention chunk block"; do
       say "gpu_tests failed: again without ${sw#*:} (REPRISE_CUDA_${sw%%:*}=0)"
       env "REPRISE_CUDA_${sw%%:*}=0" "$BUILD/bin/gpu_tests" --gtest_brief=1 \
         > "$WORK/gpu_tests_no_${sw%%:*}.log" 2>&1
@@ -257,11 +258,13 @@ bench() {
   done
   # Quantized decode with one fast path off: the warp-per-row GEMV
   # (GEMV_STAGED), a separate quantize kernel before each matmul (FUSE), no
-  # programmatic dependent launch (PDL).
+  # programmatic dependent launch (PDL), decode attention's chunk states merged
+  # by a kernel of their own (ATTN_LAST_MERGES).
   local sw t
   for sw in "GEMV_STAGED:nostaged:with the warp-per-row GEMV" \
             "FUSE:nofuse:without the fused quantization" \
-            "PDL:nopdl:without programmatic dependent launch"; do
+            "PDL:nopdl:without programmatic dependent launch" \
+            "ATTN_LAST_MERGES:mergekernel:with a separate attention merge kernel"; do
     local var=${sw%%:*} rest=${sw#*:}
     for t in $TYPES; do
       case $t in f16|f32|bf16) continue ;; esac

@@ -167,7 +167,9 @@ __device__ __forceinline__ void MergeHead(const float* src, int64_t n_chunks, in
 // a tile waits for one round trip (the K/V loads), not two. The last block of
 // a (token, kv head) to finish (counters[t * n_kv_heads + kvh], zero between
 // launches: that block resets it) merges the chunk states in chunk order, as
-// a separate merge kernel would, one launch fewer.
+// a separate merge kernel would, one launch fewer. With counters == nullptr
+// (REPRISE_CUDA_ATTN_LAST_MERGES=0) the blocks only write their states and
+// AttentionMergeKernel merges them: the same MergeHead, the same bits.
 // At most 168 registers (3 blocks of 128 threads an SM): at 178, two blocks
 // fit and a 32k context took 1.3x as long (more waves of chunk blocks).
 __global__ void __launch_bounds__(kThreads, 3)
@@ -210,6 +212,7 @@ __global__ void __launch_bounds__(kThreads, 3)
       if (e < hv) dst[2 + e] = states[hi].o[k];
     }
   }
+  if (counters == nullptr) return;  // AttentionMergeKernel merges
   const int64_t n_chunks = pos / kChunk + 1;
   __threadfence();  // this block's states are visible before its count is
   __syncthreads();
@@ -229,8 +232,24 @@ __global__ void __launch_bounds__(kThreads, 3)
   }
 }
 
+// The split shape's merge as a kernel of its own (REPRISE_CUDA_ATTN_LAST_MERGES=0,
+// to measure what merging in the last chunk block buys): a warp per (token,
+// head).
+__global__ void AttentionMergeKernel(Ctx c, int64_t max_chunks, const float* part, float* out) {
+  const int64_t w = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
+  if (w >= c.b.n * c.s.n_heads) return;
+  const int64_t t = w / c.s.n_heads, h = w % c.s.n_heads, hv = c.s.head_dim_v;
+  MergeHead(part + (t * c.s.n_heads + h) * max_chunks * (hv + 2), c.b.pos[t] / kChunk + 1, hv,
+            out + t * c.s.n_heads * hv + h * hv);
+}
+
+bool LastMergesOn() {
+  static const bool on = EnvSwitchOn("REPRISE_CUDA_ATTN_LAST_MERGES");
+  return on;
+}
+
 // Prefill shape: block (token, kv head) runs its chunks in order, merging as
-// it goes (the same MergeState sequence as AttentionMergeKernel).
+// it goes (the same MergeState sequence as MergeHead).
 __global__ void AttentionSerialKernel(Ctx c, float* out) {
   extern __shared__ float sh[];
   const int64_t t = blockIdx.x, kvh = blockIdx.y;
@@ -329,8 +348,14 @@ void LaunchAttention(const float* q, const AttentionShape& shape, const KvLayout
       counters != nullptr) {
     const dim3 grid(static_cast<unsigned>(b.n), static_cast<unsigned>(shape.n_kv_heads),
                     static_cast<unsigned>(chunks));
-    PdlLaunch(AttentionChunkKernel, grid, dim3(kThreads), smem, s, c, chunks, scratch, counters,
-              out);
+    const bool last_merges = LastMergesOn();
+    PdlLaunch(AttentionChunkKernel, grid, dim3(kThreads), smem, s, c, chunks, scratch,
+              last_merges ? counters : nullptr, out);
+    if (!last_merges) {
+      const int64_t threads = b.n * shape.n_heads * 32;
+      AttentionMergeKernel<<<static_cast<unsigned>((threads + 127) / 128), 128, 0, s>>>(
+          c, chunks, scratch, out);
+    }
   } else {
     const dim3 grid(static_cast<unsigned>(b.n), static_cast<unsigned>(shape.n_kv_heads));
     AttentionSerialKernel<<<grid, kThreads, smem, s>>>(c, out);
