@@ -121,7 +121,8 @@ tests() {
   fi
   # Opt-in paths not yet validated on a GPU: every test again with each on.
   local on
-  for on in "ATTN_BLOCKED:the blocked tiled prefill attention"; do
+  for on in "ATTN_BLOCKED:the blocked tiled prefill attention" \
+            "ATTN_RAW:the raw decode attention"; do
     say "gpu_tests with ${on#*:} (REPRISE_CUDA_${on%%:*}=1)"
     env "REPRISE_CUDA_${on%%:*}=1" "$BUILD/bin/gpu_tests" --gtest_brief=1 \
       > "$WORK/gpu_tests_with_${on%%:*}.log" 2>&1 || rc=1
@@ -201,6 +202,8 @@ kernels() {
   REPRISE_CUDA_GEMV_STAGED=0 "$BUILD/bin/gemv_bench" "${GEMV_TYPES/,f16/}" 1 200 | tee -a "$WORK/gemv.jsonl"
   "$BUILD/bin/gemv_bench" q4_k 4 100 | tee -a "$WORK/gemv.jsonl"
   "$BUILD/bin/decode_ops_bench" 500 | tee -a "$WORK/gemv.jsonl"
+  say "decode_ops_bench with the raw decode attention (opt-in: REPRISE_CUDA_ATTN_RAW=1)"
+  REPRISE_CUDA_ATTN_RAW=1 "$BUILD/bin/decode_ops_bench" 500 | tee -a "$WORK/gemv.jsonl"
   cp "$WORK/gemv.jsonl" "$OUT/" 2>/dev/null
 }
 
@@ -245,11 +248,18 @@ bench() {
       results > /dev/null
     done
   done
-  # Prefill at 8k with the blocked tiled attention (opt-in:
-  # REPRISE_CUDA_ATTN_BLOCKED=1), against the default above.
+  # The opt-in attention paths (not yet validated on a GPU), against the
+  # defaults above: pp8192 with the blocked tiled attention
+  # (REPRISE_CUDA_ATTN_BLOCKED=1) and its tg32 (decode at 8k) with the raw
+  # decode attention (REPRISE_CUDA_ATTN_RAW=1); tg128 with the raw one.
   for t in $LONG_TYPES; do
-    say "reprise bench $t pp8192 with the blocked attention"
-    REPRISE_CUDA_ATTN_BLOCKED=1 rbench 150 "$t-pp8192-blocked" "$t" --pp 8192 --tg 0 --reps "$REPS"
+    say "reprise bench $t pp8192 tg32 with the blocked and the raw attention"
+    REPRISE_CUDA_ATTN_BLOCKED=1 REPRISE_CUDA_ATTN_RAW=1 \
+      rbench 150 "$t-pp8192-optin" "$t" --pp 8192 --tg 32 --reps "$REPS"
+  done
+  for t in $TYPES; do
+    say "reprise bench $t tg128 with the raw decode attention"
+    REPRISE_CUDA_ATTN_RAW=1 rbench 150 "$t-rawattn" "$t" --pp 512 --tg 128 --reps "$REPS"
   done
   # Decode without CUDA graphs (REPRISE_CUDA_GRAPHS=0), to measure them.
   for t in $TYPES; do
@@ -309,6 +319,9 @@ depth() {
   for t in $LONG_TYPES; do
     say "reprise bench $t pp$d tg32 (decode at a ${d}-token context)"
     rbench 240 "$t-depth$d" "$t" --pp "$d" --tg 32 --reps 1
+    say "reprise bench $t pp$d tg32 with the opt-in attention (blocked prefill, raw decode)"
+    REPRISE_CUDA_ATTN_BLOCKED=1 REPRISE_CUDA_ATTN_RAW=1 \
+      rbench 240 "$t-depth$d-optin" "$t" --pp "$d" --tg 32 --reps 1
   done
   await_peer || return 1
   for t in $LONG_TYPES; do

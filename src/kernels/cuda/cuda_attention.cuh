@@ -137,6 +137,56 @@ struct Ctx {
   BatchDev b;
 };
 
+// ---- raw F16 rows (the blocked prefill shape and the raw decode shape) ----
+// K/V rows copied as they are stored (F16) into shared memory by cp.async,
+// converted to float where they are read: no registers held during the copy,
+// one round trip for a whole tile or chunk.
+constexpr int kKPad = 8;  // halves after each staged K row: 8 consecutive rows' 16-byte
+                          // loads fall in 8 different bank groups
+
+// The raw shapes' requirements: F16 rows in 16-byte pieces, 16-byte aligned.
+inline bool RawRowsFit(const Ctx& c) {
+  const KvLayout& kv = c.kv;
+  const auto a16 = [](int64_t v) { return v % 16 == 0; };
+  return kv.type == DType::kF16 && c.s.head_dim_k % 8 == 0 && c.s.head_dim_v % 8 == 0 &&
+         c.s.head_dim_k <= 256 && c.s.head_dim_v <= 256 && a16(kv.k_row_bytes) &&
+         a16(kv.v_row_bytes) && a16(kv.block_bytes) && a16(kv.k_layer_bytes) &&
+         a16(kv.v_layer_bytes) && reinterpret_cast<uintptr_t>(kv.base) % 16 == 0;
+}
+
+// 8 halves (one 16-byte load) as floats.
+__device__ __forceinline__ void Halves8(const uint4& r, float* f) {
+  const __half2* h = reinterpret_cast<const __half2*>(&r);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const float2 v = __half22float2(h[i]);
+    f[2 * i] = v.x;
+    f[2 * i + 1] = v.y;
+  }
+}
+
+// Issues the cp.async copies of rows [p0, p0 + rows) of kv head kvh (K then
+// V, raw F16) into kd (row stride hk + kKPad halves) and vd (stride hv); the
+// caller commits. kNThreads threads take consecutive 16-byte pieces.
+template <int kNThreads>
+__device__ __forceinline__ void StageRawRows(const Ctx& c, const int32_t* table, int kvh, int p0,
+                                             int rows, __half* kd, __half* vd) {
+  const int hk = static_cast<int>(c.s.head_dim_k), hv = static_cast<int>(c.s.head_dim_v);
+  const int kc = hk / 8, per_row = kc + hv / 8, bt = c.kv.block_tokens;
+  for (int i = threadIdx.x; i < rows * per_row; i += kNThreads) {
+    const int j = i / per_row, piece = i % per_row, p = p0 + j;
+    const int32_t block = table[p / bt];
+    const int64_t row = static_cast<int64_t>(kvh) * bt + p % bt;
+    if (piece < kc) {
+      CpAsync16(kd + j * (hk + kKPad) + piece * 8,
+                KvK(c.kv, block, c.layer) + row * c.kv.k_row_bytes + piece * 16, true);
+    } else {
+      CpAsync16(vd + j * hv + (piece - kc) * 8,
+                KvV(c.kv, block, c.layer) + row * c.kv.v_row_bytes + (piece - kc) * 16, true);
+    }
+  }
+}
+
 // The tiled prefill shapes: one block of kTiledWarps warps per (query tile,
 // kv head).
 constexpr int kTiledWarps = 8;

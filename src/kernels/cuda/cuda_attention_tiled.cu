@@ -168,12 +168,9 @@ void LaunchTiled(const Ctx& c, const int32_t* tiles, int64_t n_tiles, int64_t ma
 //    order, as in every shape); the warp's probabilities go through shared
 //    memory. A tile where some pair ends early runs the per-pair bound.
 // Needs F16 rows with hk % 8 == 0, hv % 8 == 0 (16-byte pieces), hk, hv <=
-// 256 and 16-byte aligned rows (BlockedFits). Opt-in for now
+// 256 and 16-byte aligned rows (RawRowsFit). Opt-in for now
 // (REPRISE_CUDA_ATTN_BLOCKED=1, see BlockedOn); either shape gives the same
 // bits.
-constexpr int kKPad = 8;  // halves after each staged K row: 8 consecutive rows' 16-byte
-                          // loads fall in 8 different bank groups
-
 template <int kVD>
 struct BlockPair {
   float m, l;
@@ -203,38 +200,6 @@ __device__ __forceinline__ void MergeBlockPair(BlockPair<kVD>* a, const BlockPai
   a->m = m;
 }
 
-__device__ __forceinline__ void Halves8(const uint4& r, float* f) {
-  const __half2* h = reinterpret_cast<const __half2*>(&r);
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const float2 v = __half22float2(h[i]);
-    f[2 * i] = v.x;
-    f[2 * i + 1] = v.y;
-  }
-}
-
-// Copies rows [p0, p0 + rows) of kv head kvh (K then V, raw F16) into kd
-// (row stride hk + kKPad halves) and vd (stride hv) with cp.async, and
-// commits them as one group.
-__device__ __forceinline__ void StageRaw(const Ctx& c, const int32_t* table, int kvh, int p0,
-                                         int rows, __half* kd, __half* vd) {
-  const int hk = static_cast<int>(c.s.head_dim_k), hv = static_cast<int>(c.s.head_dim_v);
-  const int kc = hk / 8, per_row = kc + hv / 8, bt = c.kv.block_tokens;
-  for (int i = threadIdx.x; i < rows * per_row; i += kTiledThreads) {
-    const int j = i / per_row, piece = i % per_row, p = p0 + j;
-    const int32_t block = table[p / bt];
-    const int64_t row = static_cast<int64_t>(kvh) * bt + p % bt;
-    if (piece < kc) {
-      CpAsync16(kd + j * (hk + kKPad) + piece * 8,
-                KvK(c.kv, block, c.layer) + row * c.kv.k_row_bytes + piece * 16, true);
-    } else {
-      CpAsync16(vd + j * hv + (piece - kc) * 8,
-                KvV(c.kv, block, c.layer) + row * c.kv.v_row_bytes + (piece - kc) * 16, true);
-    }
-  }
-  CpAsyncCommit();
-}
-
 // One (query tile, kv head), pairs as in AttentionTiledKernel (warp w owns
 // pairs w, w + kTiledWarps, ...). Shared memory: q_sh [pairs][hk] floats,
 // p_sh [kTiledWarps][kTile][kP] floats, then two raw buffers of
@@ -256,7 +221,9 @@ __global__ void __launch_bounds__(kTiledThreads, 1)
   const int32_t* table = c.b.block_table + static_cast<int64_t>(c.b.seq[t0]) * c.b.max_blocks;
   const int max_pos = c.b.pos[t0 + nt - 1];  // positions increase along the tile
   const int n_tiles = max_pos / kTile + 1;
-  StageRaw(c, table, kvh, 0, min(kTile, max_pos + 1), raw, raw + kTile * (hk + kKPad));
+  StageRawRows<kTiledThreads>(c, table, kvh, 0, min(kTile, max_pos + 1), raw,
+                              raw + kTile * (hk + kKPad));
+  CpAsyncCommit();
   for (int i = threadIdx.x; i < n_pairs * hk; i += kTiledThreads) {
     const int tok = i / (group * hk), rest = i % (group * hk);
     q_sh[i] = c.q[(static_cast<int64_t>(t0) + tok) * c.s.n_heads * hk +
@@ -285,8 +252,10 @@ __global__ void __launch_bounds__(kTiledThreads, 1)
     __syncthreads();  // tile it - 1 is no longer read: its buffer may be refilled
     if (it + 1 < n_tiles) {
       const int nb = (it + 1) & 1;
-      StageRaw(c, table, kvh, p0 + kTile, min(kTile, max_pos - p0 - kTile + 1),
-               raw + nb * buf_halves, raw + nb * buf_halves + kTile * (hk + kKPad));
+      StageRawRows<kTiledThreads>(c, table, kvh, p0 + kTile, min(kTile, max_pos - p0 - kTile + 1),
+                                  raw + nb * buf_halves,
+                                  raw + nb * buf_halves + kTile * (hk + kKPad));
+      CpAsyncCommit();
       CpAsyncWait<1>();
     } else {
       CpAsyncWait<0>();
@@ -431,16 +400,6 @@ void LaunchBlocked(const Ctx& c, const int32_t* tiles, int64_t n_tiles, int64_t 
   AttentionBlockedKernel<kVD, kP><<<grid, kTiledThreads, smem, s>>>(c, tiles, out);
 }
 
-// The blocked shape's requirements: raw F16 rows in 16-byte pieces.
-bool BlockedFits(const Ctx& c) {
-  const KvLayout& kv = c.kv;
-  const auto a16 = [](int64_t v) { return v % 16 == 0; };
-  return kv.type == DType::kF16 && c.s.head_dim_k % 8 == 0 && c.s.head_dim_v % 8 == 0 &&
-         c.s.head_dim_k <= 256 && c.s.head_dim_v <= 256 && a16(kv.k_row_bytes) &&
-         a16(kv.v_row_bytes) && a16(kv.block_bytes) && a16(kv.k_layer_bytes) &&
-         a16(kv.v_layer_bytes) && reinterpret_cast<uintptr_t>(kv.base) % 16 == 0;
-}
-
 // Off unless REPRISE_CUDA_ATTN_BLOCKED=1: written without a GPU, it stays
 // opt-in until scripts/gpu_check.sh has run the GPU tests and pp8192 with it.
 bool BlockedOn() {
@@ -456,7 +415,7 @@ bool BlockedOn() {
 void LaunchPrefillTiles(const Ctx& c, const int32_t* tiles, int64_t n_tiles, float* out,
                         cudaStream_t s) {
   const int64_t tt = AttentionTileTokens(c.s);
-  if (BlockedOn() && BlockedFits(c)) {
+  if (BlockedOn() && RawRowsFit(c)) {
     if (c.s.head_dim_v <= 128) {
       LaunchBlocked<1, 8>(c, tiles, n_tiles, tt, out, s);
     } else {
