@@ -38,7 +38,10 @@
 # Environment: TYPES="f16 q8_0 q4_0 q4_k", LONG_TYPES (those also run at
 # pp8192 + tg32; default TYPES), REPS=3, PEER_REPS=5, NOMMA=0 (skip the
 # quantized pp512 without the tensor cores), MODEL_LAYERS (e.g. 4: models of
-# that many layers, made in seconds; per-layer figures and profiles only).
+# that many layers, made in seconds; per-layer figures and profiles only),
+# OPTIN (the opt-in paths the tests and benches also run with, on together:
+# default "REPRISE_CUDA_ATTN_BLOCKED=1 REPRISE_CUDA_ATTN_RAW=1
+# REPRISE_CUDA_FUSE_ATTN=1").
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -52,6 +55,9 @@ STAGES=${*:-all}
 TYPES=${TYPES:-"f16 q8_0 q4_0 q4_k"}
 LONG_TYPES=${LONG_TYPES:-$TYPES}
 REPS=${REPS:-3}
+# Paths written without a GPU, off by default until a run here validates them
+# (tests and benches run them on through this list).
+OPTIN=${OPTIN:-"REPRISE_CUDA_ATTN_BLOCKED=1 REPRISE_CUDA_ATTN_RAW=1 REPRISE_CUDA_FUSE_ATTN=1"}
 PEER_REPS=${PEER_REPS:-5}
 DEPS=/tmp/reprise-deps
 BUILD=/tmp/reprise-build
@@ -119,16 +125,21 @@ tests() {
       tail -3 "$WORK/gpu_tests_no_${sw%%:*}.log"
     done
   fi
-  # Opt-in paths not yet validated on a GPU: every test again with each on.
-  local on
-  for on in "ATTN_BLOCKED:the blocked tiled prefill attention" \
-            "ATTN_RAW:the raw decode attention"; do
-    say "gpu_tests with ${on#*:} (REPRISE_CUDA_${on%%:*}=1)"
-    env "REPRISE_CUDA_${on%%:*}=1" "$BUILD/bin/gpu_tests" --gtest_brief=1 \
-      > "$WORK/gpu_tests_with_${on%%:*}.log" 2>&1 || rc=1
-    grep -E "^\[  (PASSED|FAILED) |Failure" "$WORK/gpu_tests_with_${on%%:*}.log" | head -30
-    tail -3 "$WORK/gpu_tests_with_${on%%:*}.log"
-  done
+  # The opt-in paths, not yet validated on a GPU (OPTIN: each REPRISE_CUDA_X=1):
+  # every test again with all of them on; on a failure, with each alone.
+  say "gpu_tests with the opt-in paths on ($OPTIN)"
+  if ! env $OPTIN "$BUILD/bin/gpu_tests" --gtest_brief=1 > "$WORK/gpu_tests_optin.log" 2>&1; then
+    rc=1
+    grep -E "^\[  (PASSED|FAILED) |Failure" "$WORK/gpu_tests_optin.log" | head -30
+    local on
+    for on in $OPTIN; do
+      say "gpu_tests with $on alone"
+      env "$on" "$BUILD/bin/gpu_tests" --gtest_brief=1 > "$WORK/gpu_tests_${on%%=*}.log" 2>&1
+      grep -E "^\[  (PASSED|FAILED) |Failure" "$WORK/gpu_tests_${on%%=*}.log" | head -20
+      tail -2 "$WORK/gpu_tests_${on%%=*}.log"
+    done
+  fi
+  tail -3 "$WORK/gpu_tests_optin.log"
   say "gpu_tests without CUDA graphs (REPRISE_CUDA_GRAPHS=0: every decode step launches its kernels)"
   REPRISE_CUDA_GRAPHS=0 "$BUILD/bin/gpu_tests" --gtest_brief=1 \
     --gtest_filter='GpuDeterminism*:GpuEngine*:GpuStories*:GpuKv*' > "$WORK/gpu_tests_nographs.log" 2>&1
@@ -202,8 +213,8 @@ kernels() {
   REPRISE_CUDA_GEMV_STAGED=0 "$BUILD/bin/gemv_bench" "${GEMV_TYPES/,f16/}" 1 200 | tee -a "$WORK/gemv.jsonl"
   "$BUILD/bin/gemv_bench" q4_k 4 100 | tee -a "$WORK/gemv.jsonl"
   "$BUILD/bin/decode_ops_bench" 500 | tee -a "$WORK/gemv.jsonl"
-  say "decode_ops_bench with the raw decode attention (opt-in: REPRISE_CUDA_ATTN_RAW=1)"
-  REPRISE_CUDA_ATTN_RAW=1 "$BUILD/bin/decode_ops_bench" 500 | tee -a "$WORK/gemv.jsonl"
+  say "decode_ops_bench with the opt-in paths on ($OPTIN)"
+  env $OPTIN "$BUILD/bin/decode_ops_bench" 500 | tee -a "$WORK/gemv.jsonl"
   cp "$WORK/gemv.jsonl" "$OUT/" 2>/dev/null
 }
 
@@ -248,18 +259,21 @@ bench() {
       results > /dev/null
     done
   done
-  # The opt-in attention paths (not yet validated on a GPU), against the
-  # defaults above: pp8192 with the blocked tiled attention
-  # (REPRISE_CUDA_ATTN_BLOCKED=1) and its tg32 (decode at 8k) with the raw
-  # decode attention (REPRISE_CUDA_ATTN_RAW=1); tg128 with the raw one.
-  for t in $LONG_TYPES; do
-    say "reprise bench $t pp8192 tg32 with the blocked and the raw attention"
-    REPRISE_CUDA_ATTN_BLOCKED=1 REPRISE_CUDA_ATTN_RAW=1 \
-      rbench 150 "$t-pp8192-optin" "$t" --pp 8192 --tg 32 --reps "$REPS"
-  done
+  # The opt-in paths (not yet validated on a GPU) against the defaults above:
+  # all of OPTIN on for pp512 + tg128 and pp8192 + tg32, then each decode one
+  # alone for tg128.
+  local on
   for t in $TYPES; do
-    say "reprise bench $t tg128 with the raw decode attention"
-    REPRISE_CUDA_ATTN_RAW=1 rbench 150 "$t-rawattn" "$t" --pp 512 --tg 128 --reps "$REPS"
+    say "reprise bench $t pp512 tg128 with the opt-in paths ($OPTIN)"
+    (export $OPTIN; rbench 150 "$t-optin" "$t" --pp 512 --tg 128 --reps "$REPS")
+    for on in REPRISE_CUDA_ATTN_RAW=1 REPRISE_CUDA_FUSE_ATTN=1; do
+      say "reprise bench $t tg128 with $on alone"
+      (export "$on"; rbench 150 "$t-${on%%=*}" "$t" --pp 512 --tg 128 --reps "$REPS")
+    done
+  done
+  for t in $LONG_TYPES; do
+    say "reprise bench $t pp8192 tg32 with the opt-in paths"
+    (export $OPTIN; rbench 150 "$t-pp8192-optin" "$t" --pp 8192 --tg 32 --reps "$REPS")
   done
   # Decode without CUDA graphs (REPRISE_CUDA_GRAPHS=0), to measure them.
   for t in $TYPES; do
@@ -319,9 +333,8 @@ depth() {
   for t in $LONG_TYPES; do
     say "reprise bench $t pp$d tg32 (decode at a ${d}-token context)"
     rbench 240 "$t-depth$d" "$t" --pp "$d" --tg 32 --reps 1
-    say "reprise bench $t pp$d tg32 with the opt-in attention (blocked prefill, raw decode)"
-    REPRISE_CUDA_ATTN_BLOCKED=1 REPRISE_CUDA_ATTN_RAW=1 \
-      rbench 240 "$t-depth$d-optin" "$t" --pp "$d" --tg 32 --reps 1
+    say "reprise bench $t pp$d tg32 with the opt-in paths ($OPTIN)"
+    (export $OPTIN; rbench 240 "$t-depth$d-optin" "$t" --pp "$d" --tg 32 --reps 1)
   done
   await_peer || return 1
   for t in $LONG_TYPES; do

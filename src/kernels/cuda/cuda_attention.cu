@@ -40,6 +40,7 @@
 
 #include "core/check.h"
 #include "kernels/cuda/cuda_attention.cuh"
+#include "kernels/cuda/cuda_subblock.cuh"
 
 namespace reprise::kernels::cuda {
 namespace {
@@ -126,8 +127,9 @@ __device__ void LoadQ(const Ctx& c, int64_t t, int64_t kvh, float* q_sh) {
 // Merges one (token, head)'s chunk states src[0 .. n_chunks) (stride hv + 2)
 // in chunk order and writes o / l to dst; one warp. The states are read from
 // L2 (__ldcg): other blocks of the same kernel wrote them.
+// sh_dst (may be null) gets the same values (QuantizeMerged reads them).
 __device__ __forceinline__ void MergeHead(const float* src, int64_t n_chunks, int64_t hv,
-                                          float* dst) {
+                                          float* dst, float* sh_dst = nullptr) {
   const int lane = threadIdx.x % 32;
   const int64_t stride = hv + 2;
   HeadState st;
@@ -161,7 +163,43 @@ __device__ __forceinline__ void MergeHead(const float* src, int64_t n_chunks, in
   }
   for (int k = 0; k < kMaxDimPerLane; ++k) {
     const int64_t e = lane + 32 * k;
-    if (e < hv) dst[e] = FDiv(st.o[k], st.l);
+    if (e < hv) {
+      const float v = FDiv(st.o[k], st.l);
+      dst[e] = v;
+      if (sh_dst != nullptr) sh_dst[e] = v;
+    }
+  }
+}
+
+// Sub-blocks of 32 outputs one merging block quantizes at most (group * hv /
+// 32; AttentionFuseFits).
+constexpr int kMaxMergedSubs = 256;
+
+// The merging block's fused quantization: merged[0 .. group * hv), its heads'
+// outputs (columns kvh * group * hv on of row t), quantized for c.act_group
+// exactly as QuantizeActKernel quantizes them — the amax of each group of
+// values (max is exact in any order), ActScale, ActQuant and
+// StoreActSubBlock's bytes, scale and sum — so the O projection's matmul
+// reads the bytes its own quantize kernel would have made. Every thread of
+// the block calls it.
+__device__ void QuantizeMerged(const Ctx& c, int64_t t, int64_t kvh, const float* merged) {
+  __shared__ float sub_max[kMaxMergedSubs];
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int64_t group = c.s.n_heads / c.s.n_kv_heads, hv = c.s.head_dim_v;
+  const int n_subs = static_cast<int>(group * hv / 32), per = c.act_group / 32;
+  for (int sb = warp; sb < n_subs; sb += kWarps) {
+    const float m = WarpMax(fabsf(merged[sb * 32 + lane]));
+    if (lane == 0) sub_max[sb] = m;
+  }
+  __syncthreads();
+  const int64_t b0 = (t * c.s.n_heads * hv + kvh * group * hv) / 32;
+  for (int sb = warp; sb < n_subs; sb += kWarps) {
+    const int g0 = sb / per * per;
+    float amax = sub_max[g0];
+    for (int i = 1; i < per; ++i) amax = fmaxf(amax, sub_max[g0 + i]);
+    const float scale = ActScale(amax);
+    StoreActSubBlock(ActQuant(merged[sb * 32 + lane], ActInvScale(scale)), scale, b0 + sb, c.act.q,
+                     c.act.d, c.act.sum);
   }
 }
 
@@ -176,6 +214,9 @@ __device__ __forceinline__ void MergeHead(const float* src, int64_t n_chunks, in
 // AttentionMergeKernel merges them: the same MergeHead, the same bits.
 // At most 168 registers (3 blocks of 128 threads an SM): at 178, two blocks
 // fit and a 32k context took 1.3x as long (more waves of chunk blocks).
+// kFuse: the merging block quantizes (c.act_group > 0); a template argument
+// so the default kernel carries none of it.
+template <bool kFuse>
 __global__ void __launch_bounds__(kThreads, 3)
     AttentionChunkKernel(Ctx c, int64_t max_chunks, float* part, int32_t* counters, float* out) {
   extern __shared__ float sh[];
@@ -229,10 +270,15 @@ __global__ void __launch_bounds__(kThreads, 3)
   __syncthreads();
   if (!last_sh) return;
   __threadfence();
+  float* merged = kFuse ? k_sh : nullptr;  // the tile staging area is free now
   for (int64_t gh = warp; gh < group; gh += kWarps) {
     const int64_t h = kvh * group + gh;
     MergeHead(part + (t * c.s.n_heads + h) * max_chunks * stride, n_chunks, hv,
-              out + t * c.s.n_heads * hv + h * hv);
+              out + t * c.s.n_heads * hv + h * hv, merged != nullptr ? merged + gh * hv : nullptr);
+  }
+  if constexpr (kFuse) {
+    __syncthreads();
+    QuantizeMerged(c, t, kvh, merged);
   }
 }
 
@@ -369,10 +415,15 @@ __global__ void __launch_bounds__(kThreads, 3)
   __syncthreads();
   if (!last_sh) return;
   __threadfence();
+  float* merged = c.act_group > 0 ? reinterpret_cast<float*>(kraw) : nullptr;  // free now
   for (int gh = warp; gh < group; gh += kWarps) {
     const int64_t h = static_cast<int64_t>(kvh) * group + gh;
     MergeHead(part + (t * c.s.n_heads + h) * max_chunks * stride, n_chunks, hv,
-              out + t * c.s.n_heads * hv + h * hv);
+              out + t * c.s.n_heads * hv + h * hv, merged != nullptr ? merged + gh * hv : nullptr);
+  }
+  if (merged != nullptr) {
+    __syncthreads();
+    QuantizeMerged(c, t, kvh, merged);
   }
 }
 
@@ -403,18 +454,39 @@ void LaunchChunkRaw(const Ctx& c, dim3 grid, int64_t chunks, float* scratch, int
             counters, out);
 }
 
-// The split shape's launch: the raw kernel when it is on and fits.
-void LaunchChunk(const Ctx& c, dim3 grid, size_t smem, int64_t chunks, float* scratch,
-                 int32_t* counters, float* out, cudaStream_t s) {
+// The split shape's launch: the raw kernel when it is on and fits. With
+// counters (the last block merges) and c.act_group > 0, the merging block
+// also quantizes when the group's outputs fill whole activation groups and
+// fit the kernel's staging area; returns the group it quantized for, or 0.
+int LaunchChunk(Ctx c, dim3 grid, size_t smem, int64_t chunks, float* scratch, int32_t* counters,
+                float* out, cudaStream_t s) {
   const int64_t group = c.s.n_heads / c.s.n_kv_heads;
-  if (RawOn() && RawRowsFit(c) && group <= 2 * kWarps) {
-    const bool wide = c.s.head_dim_v > 128, two = group > kWarps;
-    if (!wide && !two) return LaunchChunkRaw<1, 1>(c, grid, chunks, scratch, counters, out, s);
-    if (!wide) return LaunchChunkRaw<1, 2>(c, grid, chunks, scratch, counters, out, s);
-    if (!two) return LaunchChunkRaw<2, 1>(c, grid, chunks, scratch, counters, out, s);
-    return LaunchChunkRaw<2, 2>(c, grid, chunks, scratch, counters, out, s);
+  const int64_t hk = c.s.head_dim_k, hv = c.s.head_dim_v, merged = group * hv;
+  const bool raw = RawOn() && RawRowsFit(c) && group <= 2 * kWarps;
+  const int64_t room = raw ? kChunk * (hk + kKPad) / 2 : kTile * (hk + 1);  // floats
+  if (counters == nullptr || c.act_group <= 0 || c.act.q == nullptr || merged % c.act_group != 0 ||
+      merged / 32 > kMaxMergedSubs || merged > room) {
+    c.act_group = 0;
   }
-  PdlLaunch(AttentionChunkKernel, grid, dim3(kThreads), smem, s, c, chunks, scratch, counters, out);
+  if (raw) {
+    const bool wide = hv > 128, two = group > kWarps;
+    if (!wide && !two) {
+      LaunchChunkRaw<1, 1>(c, grid, chunks, scratch, counters, out, s);
+    } else if (!wide) {
+      LaunchChunkRaw<1, 2>(c, grid, chunks, scratch, counters, out, s);
+    } else if (!two) {
+      LaunchChunkRaw<2, 1>(c, grid, chunks, scratch, counters, out, s);
+    } else {
+      LaunchChunkRaw<2, 2>(c, grid, chunks, scratch, counters, out, s);
+    }
+  } else if (c.act_group > 0) {
+    PdlLaunch(AttentionChunkKernel<true>, grid, dim3(kThreads), smem, s, c, chunks, scratch,
+              counters, out);
+  } else {
+    PdlLaunch(AttentionChunkKernel<false>, grid, dim3(kThreads), smem, s, c, chunks, scratch,
+              counters, out);
+  }
+  return c.act_group;
 }
 
 // The split shape's merge as a kernel of its own (REPRISE_CUDA_ATTN_LAST_MERGES=0,
@@ -482,6 +554,16 @@ int64_t AttentionTileTokens(const AttentionShape& s) {
   return std::max<int64_t>(1, std::min<int64_t>(32, pairs / group));
 }
 
+// Off unless REPRISE_CUDA_FUSE_ATTN=1 (written without a GPU; opt-in until
+// gpu_check has run the GPU tests and the decode benches with it).
+bool AttentionFuseOn() {
+  static const bool on = [] {
+    const char* v = std::getenv("REPRISE_CUDA_FUSE_ATTN");
+    return v != nullptr && std::strcmp(v, "1") == 0;
+  }();
+  return on;
+}
+
 bool AttentionTilesOn() {
   static const bool on = EnvSwitchOn("REPRISE_CUDA_ATTN_TILES");
   return on;
@@ -503,18 +585,20 @@ bool AttentionShapeSupported(const AttentionShape& s) {
          s.head_dim_k <= 256;
 }
 
-void LaunchAttention(const float* q, const AttentionShape& shape, const KvLayout& kv, int layer,
-                     const BatchDev& b, int32_t max_pos, float* scratch, int64_t scratch_floats,
-                     int32_t* counters, const int32_t* tiles, int64_t n_tiles, int n_sms,
-                     float* out, cudaStream_t s) {
-  const Ctx c{q, shape, kv, layer, b};
+int LaunchAttention(const float* q, const AttentionShape& shape, const KvLayout& kv, int layer,
+                    const BatchDev& b, int32_t max_pos, float* scratch, int64_t scratch_floats,
+                    int32_t* counters, const int32_t* tiles, int64_t n_tiles, int n_sms, float* out,
+                    cudaStream_t s, int act_group, const ActQ& act) {
+  Ctx c{q, shape, kv, layer, b};
   const int64_t group = shape.n_heads / shape.n_kv_heads;
   const size_t smem = static_cast<size_t>(group * shape.head_dim_k +
                                           kTile * (shape.head_dim_k + 1 + shape.head_dim_v)) *
                       sizeof(float);
   static bool configured = false;
   if (!configured) {
-    cudaFuncSetAttribute(AttentionChunkKernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+    cudaFuncSetAttribute(AttentionChunkKernel<false>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                         160 << 10);
+    cudaFuncSetAttribute(AttentionChunkKernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                          160 << 10);
     cudaFuncSetAttribute(AttentionSerialKernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                          160 << 10);
@@ -526,7 +610,7 @@ void LaunchAttention(const float* q, const AttentionShape& shape, const KvLayout
   // token (the tiles cover every token; a lone decode token is a tile of one).
   if (tiles != nullptr && n_tiles < b.n && !(chunks > 1 && few_blocks)) {
     LaunchPrefillTiles(c, tiles, n_tiles, out, s);
-    return;
+    return 0;
   }
   const int64_t need = AttentionScratchFloats(shape, b.n, max_pos);
   if (chunks > 1 && few_blocks && scratch != nullptr && need <= scratch_floats &&
@@ -534,16 +618,22 @@ void LaunchAttention(const float* q, const AttentionShape& shape, const KvLayout
     const dim3 grid(static_cast<unsigned>(b.n), static_cast<unsigned>(shape.n_kv_heads),
                     static_cast<unsigned>(chunks));
     const bool last_merges = LastMergesOn();
-    LaunchChunk(c, grid, smem, chunks, scratch, last_merges ? counters : nullptr, out, s);
+    if (AttentionFuseOn()) {
+      c.act_group = act_group;
+      c.act = act;
+    }
+    const int fused =
+        LaunchChunk(c, grid, smem, chunks, scratch, last_merges ? counters : nullptr, out, s);
     if (!last_merges) {
       const int64_t threads = b.n * shape.n_heads * 32;
       AttentionMergeKernel<<<static_cast<unsigned>((threads + 127) / 128), 128, 0, s>>>(
           c, chunks, scratch, out);
     }
-  } else {
-    const dim3 grid(static_cast<unsigned>(b.n), static_cast<unsigned>(shape.n_kv_heads));
-    AttentionSerialKernel<<<grid, kThreads, smem, s>>>(c, out);
+    return fused;
   }
+  const dim3 grid(static_cast<unsigned>(b.n), static_cast<unsigned>(shape.n_kv_heads));
+  AttentionSerialKernel<<<grid, kThreads, smem, s>>>(c, out);
+  return 0;
 }
 
 }  // namespace reprise::kernels::cuda

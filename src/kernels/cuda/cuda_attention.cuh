@@ -135,6 +135,10 @@ struct Ctx {
   KvLayout kv;
   int layer;
   BatchDev b;
+  // > 0: the split shape's merging block also writes the output's int8
+  // activations for this group into act (QuantizeMerged).
+  int act_group = 0;
+  ActQ act;
 };
 
 // ---- raw F16 rows (the blocked prefill shape and the raw decode shape) ----

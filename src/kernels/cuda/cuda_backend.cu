@@ -518,8 +518,15 @@ class CudaBackend final : public Backend {
       if (tt > 1 && tile_tokens_ != tt) BuildTiles(tt);
       if (tt > 1 && tile_tokens_ == tt) tiles = tiles_.ptr;
     }
-    LaunchAttention(q, shape, kv, layer, batch_, max_pos_, scratch, attn_scratch_.cap, counters, tiles,
-                    tiles != nullptr ? n_tiles_ : 0, prop_.multiProcessorCount, out, stream_);
+    // Decode: the merging attention block may quantize the output for the O
+    // projection too (opt-in, AttentionFuseOn): one kernel fewer a layer.
+    const int64_t d = shape.n_heads * shape.head_dim_v;
+    const int g = AttentionFuseOn() ? FusedGroup(n_, d) : 0;
+    const int fused = LaunchAttention(q, shape, kv, layer, batch_, max_pos_, scratch,
+                                      attn_scratch_.cap, counters, tiles,
+                                      tiles != nullptr ? n_tiles_ : 0, prop_.multiProcessorCount,
+                                      out, stream_, g, ActBuffers());
+    if (fused > 0) fusion_.Produced(out, n_, d, fused);
   }
 
   // Router and routing on the GPU; the per-expert token lists on the host

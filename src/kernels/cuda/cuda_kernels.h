@@ -169,11 +169,16 @@ int64_t AttentionScratchFloats(const AttentionShape& s, int64_t n, int32_t max_p
 // query tiles covering the batch, each (first batch index, tokens) of
 // consecutive positions of one sequence and at most AttentionTileTokens
 // tokens; with tiles of several tokens the tiled prefill shape runs (same
-// bits again).
-void LaunchAttention(const float* q, const AttentionShape& shape, const KvLayout& kv, int layer,
-                     const BatchDev& b, int32_t max_pos, float* scratch, int64_t scratch_floats,
-                     int32_t* counters, const int32_t* tiles, int64_t n_tiles, int n_sms,
-                     float* out, cudaStream_t s);
+// bits again). act_group > 0 asks for the output's int8 activations of that
+// group in `act` too (the bytes LaunchQuantizeAct would make from `out`);
+// returns the group it wrote them for, 0 when the shape that ran cannot
+// (then quantize `out` as usual). Opt-in for now: act_group is honoured only
+// with REPRISE_CUDA_FUSE_ATTN=1 (AttentionFuseOn).
+int LaunchAttention(const float* q, const AttentionShape& shape, const KvLayout& kv, int layer,
+                    const BatchDev& b, int32_t max_pos, float* scratch, int64_t scratch_floats,
+                    int32_t* counters, const int32_t* tiles, int64_t n_tiles, int n_sms,
+                    float* out, cudaStream_t s, int act_group = 0, const ActQ& act = {});
+bool AttentionFuseOn();
 // Tokens per query tile of the tiled prefill shape for this head shape.
 int64_t AttentionTileTokens(const AttentionShape& s);
 // Positions per attention chunk (the fixed split of the context; the split
