@@ -4,9 +4,10 @@
 //    shapes (the row shape for d = 128 W K, the loop shape otherwise): within
 //    float rounding of a float64 evaluation, and a row's bits the same
 //    whatever the batch holds;
-//  - the decode path's fused activation quantization (a norm writing the
-//    next matmul's int8 activations): the matmul after it gives the same bits
-//    as after a separate quantize kernel.
+//  - the decode path's fused activation quantization (a norm, or with
+//    REPRISE_CUDA_FUSE_ATTN=1 the attention, writing the next matmul's int8
+//    activations): the matmul after it gives the same bits as after a
+//    separate quantize kernel.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -15,9 +16,11 @@
 #include <vector>
 
 #include "require_gpu.h"
-#include "kernels/backend.h"
 #include "core/dtype.h"
+#include "core/fp16.h"
+#include "kernels/backend.h"
 #include "kernels/ops.h"
+#include "kv/block_pool.h"
 
 namespace reprise::testing {
 namespace {
@@ -172,6 +175,95 @@ TEST(GpuNorm, FusedQuantizationGivesTheMatmulTheSameBits) {
       }
     }
   }
+}
+
+// Decode attention (the split shape: positions past one 64-position chunk,
+// few tokens), then the O projection's decode matmul on its output: once
+// right after the attention (with REPRISE_CUDA_FUSE_ATTN=1 the merging block
+// wrote the activations), once with an op in between (the matmul quantizes
+// them itself). The same bits either way; without the switch both passes
+// quantize separately and the test checks the plain path alone.
+TEST(GpuAttention, FusedQuantizationGivesTheMatmulTheSameBits) {
+  REQUIRE_GPU();
+  auto gpu = kernels::CreateBackend(kCuda, 1);
+  ASSERT_TRUE(gpu.ok());
+  kernels::Backend* be = gpu->get();
+  std::mt19937 rng(23);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  // Llama-3's head shape: 32 query heads of 128, 8 KV heads.
+  const kernels::AttentionShape shape{32, 8, 128, 128, 1.0f / std::sqrt(128.0f)};
+  const int64_t d = shape.n_heads * shape.head_dim_v;
+  kv::BlockPoolConfig pc;
+  pc.n_layers = 1;
+  pc.k_dim = static_cast<int>(shape.n_kv_heads * shape.head_dim_k);
+  pc.v_dim = static_cast<int>(shape.n_kv_heads * shape.head_dim_v);
+  pc.n_heads = static_cast<int>(shape.n_kv_heads);
+  pc.block_tokens = 32;
+  pc.dtype = DType::kF16;
+  pc.max_bytes = int64_t{64} << 20;
+  auto pool = kv::BlockPool::Create(pc, be);
+  ASSERT_TRUE(pool.ok()) << pool.status().message();
+  // Three sequences of 8 blocks (256 positions) of random K/V.
+  const int n = 3, max_blocks = 8;
+  std::vector<int32_t> table(n * max_blocks);
+  std::vector<uint8_t> block((*pool)->block_bytes());
+  for (auto& b : table) {
+    b = (*pool)->Allocate();
+    ASSERT_GE(b, 0);
+    for (size_t i = 0; i + 1 < block.size(); i += 2) {
+      const uint16_t h = Fp32ToFp16(dist(rng));
+      block[i] = static_cast<uint8_t>(h & 0xFF);
+      block[i + 1] = static_cast<uint8_t>(h >> 8);
+    }
+    (*pool)->WriteBlock(b, block.data());
+  }
+  const kernels::KvLayout kv = (*pool)->layout();
+  const std::vector<int32_t> tokens = {1, 2, 3}, pos = {100, 255, 70}, seq = {0, 1, 2};
+  kernels::BatchDesc bd;
+  bd.n = n;
+  bd.tokens = tokens.data();
+  bd.pos = pos.data();
+  bd.seq = seq.data();
+  bd.n_seqs = n;
+  bd.max_blocks = max_blocks;
+  bd.block_table = table.data();
+  std::vector<float> q(static_cast<size_t>(n * shape.n_heads * shape.head_dim_k));
+  for (auto& v : q) v = dist(rng);
+  DevBuf qd(be, q.size()), att(be, static_cast<size_t>(n * d)), other(be, static_cast<size_t>(n * d));
+  ASSERT_TRUE(qd.p && att.p && other.p);
+  be->CopyToDevice(qd.p, q.data(), q.size() * sizeof(float));
+  // Q8_0: 32-value activation groups; Q4_K: 256.
+  for (const DType type : {DType::kQ8_0, DType::kQ4_K}) {
+    const int64_t rows = 64, rb = RowBytes(type, d);
+    std::vector<float> wf(static_cast<size_t>(rows * d));
+    for (auto& v : wf) v = 0.05f * dist(rng);
+    std::vector<uint8_t> wq(static_cast<size_t>(rows * rb));
+    for (int64_t r = 0; r < rows; ++r) {
+      kernels::QuantizeRow(type, wf.data() + r * d, wq.data() + r * rb, d);
+    }
+    auto m = be->PrepareMatrix({type, rows, d, wq.data()});
+    ASSERT_TRUE(m.ok());
+    const kernels::Matrix* ws[1] = {&*m};
+    DevBuf y0(be, static_cast<size_t>(n * rows)), y1(be, static_cast<size_t>(n * rows));
+    ASSERT_TRUE(y0.p && y1.p);
+    std::vector<float> got[2];
+    for (int pass = 0; pass < 2; ++pass) {
+      ASSERT_TRUE(be->BeginBatch(bd).ok());
+      float* out[1] = {pass == 0 ? y0.f() : y1.f()};
+      be->MatMul(ws, other.f(), n, out);  // a decode matmul first: the backend learns the group
+      be->Attention(qd.f(), shape, kv, 0, att.f());
+      if (pass == 1) be->Add(other.f(), other.f(), n, d);  // breaks the fusion
+      be->MatMul(ws, att.f(), n, out);
+      got[pass] = Download(be, pass == 0 ? y0 : y1, static_cast<size_t>(n * rows));
+    }
+    ASSERT_EQ(std::memcmp(got[0].data(), got[1].data(), got[0].size() * sizeof(float)), 0)
+        << DTypeName(type)
+        << ": the O projection after the attention differs from one after a separate quantization";
+    double mag = 0;
+    for (const float v : got[0]) mag = std::max(mag, static_cast<double>(std::fabs(v)));
+    ASSERT_GT(mag, 0.0) << "an all-zero output proves nothing";
+  }
+  for (const int32_t b : table) (*pool)->Unref(b);
 }
 
 }  // namespace
