@@ -12,6 +12,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <random>
 #include <vector>
 
@@ -20,6 +21,7 @@
 #include "core/fp16.h"
 #include "kernels/backend.h"
 #include "kernels/ops.h"
+#include "kernels/cuda/cuda_kernels.h"
 #include "kv/block_pool.h"
 
 namespace reprise::testing {
@@ -46,6 +48,62 @@ std::vector<float> Download(kernels::Backend* be, const DevBuf& b, size_t floats
   EXPECT_TRUE(be->Synchronize().ok());
   return h;
 }
+
+// A one-layer F16 KV pool for `shape` with n_seqs sequences of max_blocks
+// blocks of 32 positions, every value random; the block table to match.
+struct RandomKv {
+  std::unique_ptr<kv::BlockPool> pool;
+  std::vector<int32_t> table;
+  int max_blocks = 0;
+  RandomKv(kernels::Backend* be, const kernels::AttentionShape& shape, int n_seqs, int blocks,
+           std::mt19937* rng) : max_blocks(blocks) {
+    std::normal_distribution<float> dist(0.0f, 1.0f);
+    kv::BlockPoolConfig pc;
+    pc.n_layers = 1;
+    pc.k_dim = static_cast<int>(shape.n_kv_heads * shape.head_dim_k);
+    pc.v_dim = static_cast<int>(shape.n_kv_heads * shape.head_dim_v);
+    pc.n_heads = static_cast<int>(shape.n_kv_heads);
+    pc.block_tokens = 32;
+    pc.dtype = DType::kF16;
+    pc.max_bytes = int64_t{256} << 20;
+    auto p = kv::BlockPool::Create(pc, be);
+    if (!p.ok()) return;
+    pool = std::move(*p);
+    std::vector<uint8_t> block(static_cast<size_t>(pool->block_bytes()));
+    table.resize(static_cast<size_t>(n_seqs * blocks));
+    for (auto& b : table) {
+      b = pool->Allocate();
+      if (b < 0) {
+        pool.reset();
+        return;
+      }
+      for (size_t i = 0; i + 1 < block.size(); i += 2) {
+        const uint16_t h = Fp32ToFp16((*rng)() % 4 == 0 ? 3.0f * dist(*rng) : dist(*rng));
+        block[i] = static_cast<uint8_t>(h & 0xFF);
+        block[i + 1] = static_cast<uint8_t>(h >> 8);
+      }
+      pool->WriteBlock(b, block.data());
+    }
+  }
+  ~RandomKv() {
+    if (pool) {
+      for (const int32_t b : table) pool->Unref(b);
+    }
+  }
+  kernels::BatchDesc Batch(const std::vector<int32_t>& pos, const std::vector<int32_t>& seq) {
+    tokens.assign(pos.size(), 1);
+    kernels::BatchDesc bd;
+    bd.n = static_cast<int64_t>(pos.size());
+    bd.tokens = tokens.data();
+    bd.pos = pos.data();
+    bd.seq = seq.data();
+    bd.n_seqs = static_cast<int32_t>(table.size() / max_blocks);
+    bd.max_blocks = max_blocks;
+    bd.block_table = table.data();
+    return bd;
+  }
+  std::vector<int32_t> tokens;
+};
 
 // d: 64 and 288 take the loop shape; the others the row shape with 1 to 10
 // warps and 1 to 4 float4 per lane.
@@ -193,40 +251,13 @@ TEST(GpuAttention, FusedQuantizationGivesTheMatmulTheSameBits) {
   // Llama-3's head shape: 32 query heads of 128, 8 KV heads.
   const kernels::AttentionShape shape{32, 8, 128, 128, 1.0f / std::sqrt(128.0f)};
   const int64_t d = shape.n_heads * shape.head_dim_v;
-  kv::BlockPoolConfig pc;
-  pc.n_layers = 1;
-  pc.k_dim = static_cast<int>(shape.n_kv_heads * shape.head_dim_k);
-  pc.v_dim = static_cast<int>(shape.n_kv_heads * shape.head_dim_v);
-  pc.n_heads = static_cast<int>(shape.n_kv_heads);
-  pc.block_tokens = 32;
-  pc.dtype = DType::kF16;
-  pc.max_bytes = int64_t{64} << 20;
-  auto pool = kv::BlockPool::Create(pc, be);
-  ASSERT_TRUE(pool.ok()) << pool.status().message();
   // Three sequences of 8 blocks (256 positions) of random K/V.
-  const int n = 3, max_blocks = 8;
-  std::vector<int32_t> table(n * max_blocks);
-  std::vector<uint8_t> block((*pool)->block_bytes());
-  for (auto& b : table) {
-    b = (*pool)->Allocate();
-    ASSERT_GE(b, 0);
-    for (size_t i = 0; i + 1 < block.size(); i += 2) {
-      const uint16_t h = Fp32ToFp16(dist(rng));
-      block[i] = static_cast<uint8_t>(h & 0xFF);
-      block[i + 1] = static_cast<uint8_t>(h >> 8);
-    }
-    (*pool)->WriteBlock(b, block.data());
-  }
-  const kernels::KvLayout kv = (*pool)->layout();
-  const std::vector<int32_t> tokens = {1, 2, 3}, pos = {100, 255, 70}, seq = {0, 1, 2};
-  kernels::BatchDesc bd;
-  bd.n = n;
-  bd.tokens = tokens.data();
-  bd.pos = pos.data();
-  bd.seq = seq.data();
-  bd.n_seqs = n;
-  bd.max_blocks = max_blocks;
-  bd.block_table = table.data();
+  const int n = 3;
+  RandomKv rkv(be, shape, n, 8, &rng);
+  ASSERT_TRUE(rkv.pool != nullptr);
+  const kernels::KvLayout kv = rkv.pool->layout();
+  const std::vector<int32_t> pos = {100, 255, 70}, seq = {0, 1, 2};
+  const kernels::BatchDesc bd = rkv.Batch(pos, seq);
   std::vector<float> q(static_cast<size_t>(n * shape.n_heads * shape.head_dim_k));
   for (auto& v : q) v = dist(rng);
   DevBuf qd(be, q.size()), att(be, static_cast<size_t>(n * d)), other(be, static_cast<size_t>(n * d));
@@ -263,7 +294,76 @@ TEST(GpuAttention, FusedQuantizationGivesTheMatmulTheSameBits) {
     for (const float v : got[0]) mag = std::max(mag, static_cast<double>(std::fabs(v)));
     ASSERT_GT(mag, 0.0) << "an all-zero output proves nothing";
   }
-  for (const int32_t b : table) (*pool)->Unref(b);
+}
+
+// The opt-in attention shapes against the default ones, bit for bit, on the
+// same batch in one process (SetAttentionShapesForTest): the raw split shape
+// for decode tokens, the blocked tiled shape for prompt chunks (from position
+// 0, and later in a sequence with a chunk boundary inside a query tile, and
+// beside decode tokens), for three head shapes (Llama-3's; GQA 8 with 64-dim
+// heads; 256-dim heads).
+TEST(GpuAttention, OptInShapesGiveTheDefaultShapesBits) {
+  REQUIRE_GPU();
+  auto gpu = kernels::CreateBackend(kCuda, 1);
+  ASSERT_TRUE(gpu.ok());
+  kernels::Backend* be = gpu->get();
+  std::mt19937 rng(29);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  struct Case {
+    const char* name;
+    std::vector<int32_t> pos, seq;
+  };
+  std::vector<Case> cases;
+  cases.push_back({"decode", {100, 255, 70}, {0, 1, 2}});
+  {
+    Case c{"chunk from 0", {}, {}};
+    for (int i = 0; i < 48; ++i) c.pos.push_back(i), c.seq.push_back(0);
+    cases.push_back(c);
+  }
+  {
+    Case c{"chunk at 180", {}, {}};
+    for (int i = 180; i < 220; ++i) c.pos.push_back(i), c.seq.push_back(1);
+    cases.push_back(c);
+  }
+  {
+    Case c{"decode beside a chunk", {130, 90}, {0, 2}};
+    for (int i = 61; i < 97; ++i) c.pos.push_back(i), c.seq.push_back(1);
+    cases.push_back(c);
+  }
+  for (const kernels::AttentionShape shape :
+       {kernels::AttentionShape{32, 8, 128, 128, 1.0f / std::sqrt(128.0f)},
+        kernels::AttentionShape{16, 2, 64, 64, 0.125f},
+        kernels::AttentionShape{8, 4, 256, 256, 0.0625f}}) {
+    RandomKv rkv(be, shape, 3, 8, &rng);
+    ASSERT_TRUE(rkv.pool != nullptr);
+    const kernels::KvLayout kv = rkv.pool->layout();
+    for (const Case& c : cases) {
+      const int64_t n = static_cast<int64_t>(c.pos.size());
+      const int64_t d = shape.n_heads * shape.head_dim_v;
+      std::vector<float> q(static_cast<size_t>(n * shape.n_heads * shape.head_dim_k));
+      for (auto& v : q) v = dist(rng);
+      DevBuf qd(be, q.size()), out(be, static_cast<size_t>(n * d));
+      ASSERT_TRUE(qd.p && out.p);
+      be->CopyToDevice(qd.p, q.data(), q.size() * sizeof(float));
+      std::vector<float> got[2];
+      for (int opt = 0; opt < 2; ++opt) {
+        kernels::cuda::SetAttentionShapesForTest(opt, opt);
+        ASSERT_TRUE(be->BeginBatch(rkv.Batch(c.pos, c.seq)).ok());
+        be->Attention(qd.f(), shape, kv, 0, out.f());
+        got[opt] = Download(be, out, static_cast<size_t>(n * d));
+      }
+      kernels::cuda::SetAttentionShapesForTest(-1, -1);
+      size_t first = 0;
+      while (first < got[0].size() && std::memcmp(&got[0][first], &got[1][first], 4) == 0) ++first;
+      ASSERT_EQ(first, got[0].size())
+          << c.name << ", heads " << shape.n_heads << "/" << shape.n_kv_heads << " of "
+          << shape.head_dim_k << ": the opt-in shapes differ first at token " << first / d
+          << " dim " << first % d << " (" << got[0][first] << " vs " << got[1][first] << ")";
+      double mag = 0;
+      for (const float v : got[0]) mag = std::max(mag, static_cast<double>(std::fabs(v)));
+      ASSERT_GT(mag, 0.0) << "an all-zero output proves nothing";
+    }
+  }
 }
 
 }  // namespace

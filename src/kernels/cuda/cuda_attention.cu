@@ -34,6 +34,7 @@
 // has a raw variant for F16 KV too (a chunk's rows copied in one cp.async
 // burst; opt-in with REPRISE_CUDA_ATTN_RAW=1 for the same reason).
 #include <algorithm>
+#include <atomic>
 #include <cfloat>
 #include <cstdlib>
 #include <cstring>
@@ -291,7 +292,7 @@ __global__ void __launch_bounds__(kThreads, 3)
 // 4 lane + 128 g for P.V. Each (token, head) runs RunChunk's arithmetic:
 // ScoreDot's partials in dim order, the same per-tile update in position
 // order, the same chunk state; the merge is MergeHead's. Opt-in
-// (REPRISE_CUDA_ATTN_RAW=1, RawOn) until a GPU run validates it.
+// (REPRISE_CUDA_ATTN_RAW=1, AttentionRawOn) until a GPU run validates it.
 template <int kVD>
 struct RawHead {
   float m, l;
@@ -427,16 +428,6 @@ __global__ void __launch_bounds__(kThreads, 3)
   }
 }
 
-// Off unless REPRISE_CUDA_ATTN_RAW=1: written without a GPU, it stays opt-in
-// until scripts/gpu_check.sh has run the GPU tests and the decode benches with it.
-bool RawOn() {
-  static const bool on = [] {
-    const char* v = std::getenv("REPRISE_CUDA_ATTN_RAW");
-    return v != nullptr && std::strcmp(v, "1") == 0;
-  }();
-  return on;
-}
-
 template <int kVD, int kHpw>
 void LaunchChunkRaw(const Ctx& c, dim3 grid, int64_t chunks, float* scratch, int32_t* counters,
                     float* out, cudaStream_t s) {
@@ -462,7 +453,7 @@ int LaunchChunk(Ctx c, dim3 grid, size_t smem, int64_t chunks, float* scratch, i
                 float* out, cudaStream_t s) {
   const int64_t group = c.s.n_heads / c.s.n_kv_heads;
   const int64_t hk = c.s.head_dim_k, hv = c.s.head_dim_v, merged = group * hv;
-  const bool raw = RawOn() && RawRowsFit(c) && group <= 2 * kWarps;
+  const bool raw = AttentionRawOn() && RawRowsFit(c) && group <= 2 * kWarps;
   const int64_t room = raw ? kChunk * (hk + kKPad) / 2 : kTile * (hk + 1);  // floats
   if (counters == nullptr || c.act_group <= 0 || c.act.q == nullptr || merged % c.act_group != 0 ||
       merged / 32 > kMaxMergedSubs || merged > room) {
@@ -554,13 +545,39 @@ int64_t AttentionTileTokens(const AttentionShape& s) {
   return std::max<int64_t>(1, std::min<int64_t>(32, pairs / group));
 }
 
+namespace {
+bool EnvIsOne(const char* name) {
+  const char* v = std::getenv(name);
+  return v != nullptr && std::strcmp(v, "1") == 0;
+}
+std::atomic<int> g_blocked_override{-1}, g_raw_override{-1};
+}  // namespace
+
+// The opt-in shapes are off unless their variable is 1: written without a
+// GPU, they stay opt-in until scripts/gpu_check.sh has run the GPU tests
+// (GpuAttention.OptInShapesGiveTheDefaultShapesBits among them) and the
+// benches with them.
+bool AttentionBlockedOn() {
+  static const bool env = EnvIsOne("REPRISE_CUDA_ATTN_BLOCKED");
+  const int o = g_blocked_override.load(std::memory_order_relaxed);
+  return o >= 0 ? o != 0 : env;
+}
+
+bool AttentionRawOn() {
+  static const bool env = EnvIsOne("REPRISE_CUDA_ATTN_RAW");
+  const int o = g_raw_override.load(std::memory_order_relaxed);
+  return o >= 0 ? o != 0 : env;
+}
+
+void SetAttentionShapesForTest(int blocked, int raw) {
+  g_blocked_override.store(blocked, std::memory_order_relaxed);
+  g_raw_override.store(raw, std::memory_order_relaxed);
+}
+
 // Off unless REPRISE_CUDA_FUSE_ATTN=1 (written without a GPU; opt-in until
 // gpu_check has run the GPU tests and the decode benches with it).
 bool AttentionFuseOn() {
-  static const bool on = [] {
-    const char* v = std::getenv("REPRISE_CUDA_FUSE_ATTN");
-    return v != nullptr && std::strcmp(v, "1") == 0;
-  }();
+  static const bool on = EnvIsOne("REPRISE_CUDA_FUSE_ATTN");
   return on;
 }
 

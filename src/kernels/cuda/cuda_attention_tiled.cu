@@ -4,8 +4,6 @@
 // tile is loaded once for all of them.
 #include <algorithm>
 #include <cfloat>
-#include <cstdlib>
-#include <cstring>
 
 #include "kernels/cuda/cuda_attention.cuh"
 
@@ -169,7 +167,7 @@ void LaunchTiled(const Ctx& c, const int32_t* tiles, int64_t n_tiles, int64_t ma
 //    memory. A tile where some pair ends early runs the per-pair bound.
 // Needs F16 rows with hk % 8 == 0, hv % 8 == 0 (16-byte pieces), hk, hv <=
 // 256 and 16-byte aligned rows (RawRowsFit). Opt-in for now
-// (REPRISE_CUDA_ATTN_BLOCKED=1, see BlockedOn); either shape gives the same
+// (REPRISE_CUDA_ATTN_BLOCKED=1, AttentionBlockedOn); either shape gives the same
 // bits.
 template <int kVD>
 struct BlockPair {
@@ -400,22 +398,12 @@ void LaunchBlocked(const Ctx& c, const int32_t* tiles, int64_t n_tiles, int64_t 
   AttentionBlockedKernel<kVD, kP><<<grid, kTiledThreads, smem, s>>>(c, tiles, out);
 }
 
-// Off unless REPRISE_CUDA_ATTN_BLOCKED=1: written without a GPU, it stays
-// opt-in until scripts/gpu_check.sh has run the GPU tests and pp8192 with it.
-bool BlockedOn() {
-  static const bool on = [] {
-    const char* v = std::getenv("REPRISE_CUDA_ATTN_BLOCKED");
-    return v != nullptr && std::strcmp(v, "1") == 0;
-  }();
-  return on;
-}
-
 }  // namespace
 
 void LaunchPrefillTiles(const Ctx& c, const int32_t* tiles, int64_t n_tiles, float* out,
                         cudaStream_t s) {
   const int64_t tt = AttentionTileTokens(c.s);
-  if (BlockedOn() && RawRowsFit(c)) {
+  if (AttentionBlockedOn() && RawRowsFit(c)) {
     if (c.s.head_dim_v <= 128) {
       LaunchBlocked<1, 8>(c, tiles, n_tiles, tt, out, s);
     } else {

@@ -179,6 +179,13 @@ int LaunchAttention(const float* q, const AttentionShape& shape, const KvLayout&
                     int32_t* counters, const int32_t* tiles, int64_t n_tiles, int n_sms,
                     float* out, cudaStream_t s, int act_group = 0, const ActQ& act = {});
 bool AttentionFuseOn();
+// The opt-in attention shapes (REPRISE_CUDA_ATTN_BLOCKED=1: the blocked
+// tiled prefill shape; REPRISE_CUDA_ATTN_RAW=1: the raw split shape), and a
+// test's override of them (-1: as the environment says), so one process can
+// compare their bits with the default shapes'.
+bool AttentionBlockedOn();
+bool AttentionRawOn();
+void SetAttentionShapesForTest(int blocked, int raw);
 // Tokens per query tile of the tiled prefill shape for this head shape.
 int64_t AttentionTileTokens(const AttentionShape& s);
 // Positions per attention chunk (the fixed split of the context; the split
