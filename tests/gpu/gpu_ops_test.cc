@@ -4,10 +4,12 @@
 //    shapes (the row shape for d = 128 W K, the loop shape otherwise): within
 //    float rounding of a float64 evaluation, and a row's bits the same
 //    whatever the batch holds;
-//  - the decode path's fused activation quantization (a norm, or with
-//    REPRISE_CUDA_FUSE_ATTN=1 the attention, writing the next matmul's int8
+//  - the decode path's fused activation quantization (a norm, or the
+//    attention's merging block, writing the next matmul's int8
 //    activations): the matmul after it gives the same bits as after a
-//    separate quantize kernel.
+//    separate quantize kernel;
+//  - the opt-in attention shapes (raw split, blocked tiled) give the default
+//    shapes' bits on the same batches.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -237,12 +239,15 @@ TEST(GpuNorm, FusedQuantizationGivesTheMatmulTheSameBits) {
 
 // Decode attention (the split shape: positions past one 64-position chunk,
 // few tokens), then the O projection's decode matmul on its output: once
-// right after the attention (with REPRISE_CUDA_FUSE_ATTN=1 the merging block
-// wrote the activations), once with an op in between (the matmul quantizes
-// them itself). The same bits either way; without the switch both passes
-// quantize separately and the test checks the plain path alone.
+// right after the attention (the merging block wrote the activations), once with an op in between (the matmul quantizes
+// them itself). The same bits either way. The fusion is opt-in
+// (REPRISE_CUDA_FUSE_ATTN=1); the test turns it on for itself.
 TEST(GpuAttention, FusedQuantizationGivesTheMatmulTheSameBits) {
   REQUIRE_GPU();
+  kernels::cuda::SetAttentionFuseForTest(1);
+  struct Restore {
+    ~Restore() { kernels::cuda::SetAttentionFuseForTest(-1); }
+  } restore;
   auto gpu = kernels::CreateBackend(kCuda, 1);
   ASSERT_TRUE(gpu.ok());
   kernels::Backend* be = gpu->get();

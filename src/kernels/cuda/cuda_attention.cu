@@ -550,7 +550,7 @@ bool EnvIsOne(const char* name) {
   const char* v = std::getenv(name);
   return v != nullptr && std::strcmp(v, "1") == 0;
 }
-std::atomic<int> g_blocked_override{-1}, g_raw_override{-1};
+std::atomic<int> g_blocked_override{-1}, g_raw_override{-1}, g_fuse_override{-1};
 }  // namespace
 
 // The opt-in shapes are off unless their variable is 1: written without a
@@ -577,9 +577,12 @@ void SetAttentionShapesForTest(int blocked, int raw) {
 // Off unless REPRISE_CUDA_FUSE_ATTN=1 (written without a GPU; opt-in until
 // gpu_check has run the GPU tests and the decode benches with it).
 bool AttentionFuseOn() {
-  static const bool on = EnvIsOne("REPRISE_CUDA_FUSE_ATTN");
-  return on;
+  static const bool env = EnvIsOne("REPRISE_CUDA_FUSE_ATTN");
+  const int o = g_fuse_override.load(std::memory_order_relaxed);
+  return o >= 0 ? o != 0 : env;
 }
+
+void SetAttentionFuseForTest(int fuse) { g_fuse_override.store(fuse, std::memory_order_relaxed); }
 
 bool AttentionTilesOn() {
   static const bool on = EnvSwitchOn("REPRISE_CUDA_ATTN_TILES");

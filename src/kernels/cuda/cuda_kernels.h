@@ -186,6 +186,8 @@ bool AttentionFuseOn();
 bool AttentionBlockedOn();
 bool AttentionRawOn();
 void SetAttentionShapesForTest(int blocked, int raw);
+// The same for REPRISE_CUDA_FUSE_ATTN (AttentionFuseOn).
+void SetAttentionFuseForTest(int fuse);
 // Tokens per query tile of the tiled prefill shape for this head shape.
 int64_t AttentionTileTokens(const AttentionShape& s);
 // Positions per attention chunk (the fixed split of the context; the split
