@@ -41,7 +41,7 @@
 # that many layers, made in seconds; per-layer figures and profiles only),
 # OPTIN (the opt-in paths the tests and benches also run with, on together:
 # default "REPRISE_CUDA_ATTN_BLOCKED=1 REPRISE_CUDA_ATTN_RAW=1
-# REPRISE_CUDA_FUSE_ATTN=1").
+# REPRISE_CUDA_FUSE_ATTN=1 REPRISE_CUDA_MMA_PIPE=1").
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -57,7 +57,7 @@ LONG_TYPES=${LONG_TYPES:-$TYPES}
 REPS=${REPS:-3}
 # Paths written without a GPU, off by default until a run here validates them
 # (tests and benches run them on through this list).
-OPTIN=${OPTIN:-"REPRISE_CUDA_ATTN_BLOCKED=1 REPRISE_CUDA_ATTN_RAW=1 REPRISE_CUDA_FUSE_ATTN=1"}
+OPTIN=${OPTIN:-"REPRISE_CUDA_ATTN_BLOCKED=1 REPRISE_CUDA_ATTN_RAW=1 REPRISE_CUDA_FUSE_ATTN=1 REPRISE_CUDA_MMA_PIPE=1"}
 PEER_REPS=${PEER_REPS:-5}
 DEPS=/tmp/reprise-deps
 BUILD=/tmp/reprise-build
@@ -261,7 +261,7 @@ bench() {
   done
   # The opt-in paths (not yet validated on a GPU) against the defaults above:
   # all of OPTIN on for pp512 + tg128 and pp8192 + tg32, then each decode one
-  # alone for tg128.
+  # alone for tg128 and the pipelined Q4_K prefill alone for pp512.
   local on
   for t in $TYPES; do
     say "reprise bench $t pp512 tg128 with the opt-in paths ($OPTIN)"
@@ -270,6 +270,10 @@ bench() {
       say "reprise bench $t tg128 with $on alone"
       (export "$on"; rbench 150 "$t-${on%%=*}" "$t" --pp 512 --tg 128 --reps "$REPS")
     done
+    if [ "$t" = q4_k ]; then
+      say "reprise bench $t pp512 with the pipelined prefill kernel alone"
+      REPRISE_CUDA_MMA_PIPE=1 rbench 150 "$t-pp512-mmapipe" "$t" --pp 512 --tg 0 --reps "$REPS"
+    fi
   done
   for t in $LONG_TYPES; do
     say "reprise bench $t pp8192 tg32 with the opt-in paths"

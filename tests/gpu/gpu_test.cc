@@ -657,6 +657,69 @@ INSTANTIATE_TEST_SUITE_P(Types, GpuMatMul,
                          [](const ::testing::TestParamInfo<DType>& info) {
                            return std::string(DTypeName(info.param));
                          });
+// The pipelined Q4_K prefill kernel (opt-in: REPRISE_CUDA_MMA_PIPE=1; turned
+// on here in-process) against the default tensor-core kernel, which the test
+// above holds to the host emulation: the same bits for every output, over
+// widths of 6, 16 and 18 units, row counts that are no multiple of the tile
+// (a partial last row group) and token counts with a partial last tile.
+TEST(GpuMatMulPipe, PipelinedQ4KGivesTheDefaultKernelsBits) {
+  REQUIRE_GPU();
+  auto gpu = kernels::CreateBackend(kCuda, 1);
+  ASSERT_TRUE(gpu.ok());
+  kernels::Backend* be = gpu->get();
+  struct Restore {
+    ~Restore() { kernels::cuda::SetMmaPipeForTest(-1); }
+  } restore;
+  std::mt19937 rng(31);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  for (const int64_t cols : {int64_t{1536}, int64_t{4096}, int64_t{4608}}) {
+    for (const int64_t rows : {int64_t{200}, int64_t{1000}}) {
+      const DType type = DType::kQ4_K;
+      std::vector<float> wf(static_cast<size_t>(rows * cols));
+      for (auto& v : wf) v = 0.05f * dist(rng);
+      const int64_t rb = RowBytes(type, cols);
+      std::vector<uint8_t> wq(static_cast<size_t>(rows * rb));
+      for (int64_t r = 0; r < rows; ++r) {
+        kernels::QuantizeRow(type, wf.data() + r * cols, wq.data() + r * rb, cols);
+      }
+      auto m = be->PrepareMatrix({type, rows, cols, wq.data()});
+      ASSERT_TRUE(m.ok());
+      const int64_t max_n = 130;
+      std::vector<float> x(static_cast<size_t>(max_n * cols));
+      for (int64_t i = 0; i < max_n * cols; ++i) x[i] = dist(rng) * (i % 97 == 0 ? 20.0f : 1.0f);
+      auto xd = be->Alloc(x.size() * sizeof(float), "test x");
+      auto yd = be->Alloc(static_cast<size_t>(max_n * rows) * sizeof(float), "test y");
+      ASSERT_TRUE(xd.ok() && yd.ok());
+      be->CopyToDevice(*xd, x.data(), x.size() * sizeof(float));
+      for (const int64_t n : {int64_t{16}, int64_t{40}, int64_t{130}}) {
+        std::vector<float> got[2];
+        for (int pipe = 0; pipe < 2; ++pipe) {
+          kernels::cuda::SetMmaPipeForTest(pipe);
+          const kernels::Matrix* ws[1] = {&*m};
+          float* ys[1] = {static_cast<float*>(*yd)};
+          be->MatMul(ws, static_cast<const float*>(*xd), n, ys);
+          got[pipe].resize(static_cast<size_t>(n * rows));
+          be->CopyToHost(got[pipe].data(), *yd, got[pipe].size() * sizeof(float));
+          ASSERT_TRUE(be->Synchronize().ok());
+        }
+        size_t first = 0;
+        while (first < got[0].size() && std::memcmp(&got[0][first], &got[1][first], 4) == 0) {
+          ++first;
+        }
+        ASSERT_EQ(first, got[0].size())
+            << "cols " << cols << " rows " << rows << " n " << n << ": token " << first / rows
+            << " row " << first % rows << ": pipelined " << got[1][first] << " vs default "
+            << got[0][first];
+        double mag = 0;
+        for (const float v : got[1]) mag = std::max(mag, static_cast<double>(std::fabs(v)));
+        ASSERT_GT(mag, 0.0) << "an all-zero output proves nothing";
+      }
+      be->Free(*xd);
+      be->Free(*yd);
+    }
+  }
+}
+
 #endif  // REPRISE_HAVE_CUDA
 
 TEST(GpuKvPool, BlocksRoundTripThroughHostAndCopyOnTheDevice) {

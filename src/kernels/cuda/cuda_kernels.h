@@ -82,6 +82,11 @@ void LaunchGemvStaged(DType type, const GemvTarget* targets, int count, int64_t 
                       int64_t n_units, const ActQ& act, int64_t n, cudaStream_t s);
 // The quantized types' kernels (cuda_matmul_quant.cu): y for n tokens whose
 // activations `act` holds; LaunchMatMul calls it.
+// The pipelined Q4_K prefill kernel (REPRISE_CUDA_MMA_PIPE=1, opt-in until a
+// GPU run validates it; the same bits), and a test's override (-1: the
+// environment).
+bool MmaPipeOn();
+void SetMmaPipeForTest(int on);
 void LaunchMatMulQuant(DType type, const uint8_t* w, int64_t rows, int64_t cols, int64_t n_units,
                        const ActQ& act, int64_t n, float* y, int64_t ldy, cudaStream_t s);
 

@@ -10,6 +10,10 @@
 //    are exact, so the same terms give the same bits.
 // REPRISE_CUDA_MMA=0 runs prefill through the GEMV kernel (16 tokens per
 // launch) to measure the tensor-core path or rule it out: same bits.
+// REPRISE_CUDA_MMA_PIPE=1 opts Q4_K into MatMulQ4KPipeKernel (the same tile
+// and arithmetic, its loads copied a stage ahead by cp.async).
+#include <atomic>
+#include <cstdlib>
 #include <cstring>
 
 #include "core/check.h"
@@ -217,6 +221,178 @@ __global__ void __launch_bounds__(128, 3)
       }
 }
 
+// ---- prefill: Q4_K, pipelined (opt-in) ----
+// MatMulQuantMmaKernel's tile, warps and arithmetic (kind 1) with the loads
+// taken off the critical path: a stage is one Q4_K unit (8 sub-blocks), and
+// stage s + 1's raw weight units (two row groups of 32 x 144 contiguous
+// bytes), int8 activations (64 tokens x 256 bytes) and activation scales and
+// sums are copied by cp.async into the other of two buffers while stage s
+// is computed. The nibbles are unpacked where the fragments are loaded (a
+// shift and a mask) instead of in a staging pass; only the row scale terms
+// get a pass of their own per stage (d * sc, dmin * m: LoadSubW's
+// arithmetic). The same integer dot products and the same float terms in
+// the same order: the bits of every other path. REPRISE_CUDA_MMA_PIPE=1
+// (MmaPipeOn) until a GPU run validates it.
+constexpr int kPipeUnit = 144;                 // bytes of a Q4_K unit
+constexpr int kPipeActStride = 256 + 16;       // bytes per token of a stage's activations:
+                                               // fragment loads of 8 tokens hit 32 banks
+constexpr int kPipeW = kMmaRows * kPipeUnit;   // 9216
+constexpr int kPipeA = kMmaToks * kPipeActStride;
+constexpr int kPipeBuf = kPipeW + kPipeA + kMmaToks * 8 * 8;  // + xd, xs (8 sub-blocks each)
+constexpr int kPipeSmem = 2 * kPipeBuf + 2 * 8 * kMmaRows * 4;  // + row_a, row_b
+
+__global__ void __launch_bounds__(128, 3)
+    MatMulQ4KPipeKernel(const uint8_t* __restrict__ w, int64_t rows, int64_t n_units,
+                        const int8_t* __restrict__ xq, const float* __restrict__ xd,
+                        const int32_t* __restrict__ xs, int64_t cols, int64_t n,
+                        float* __restrict__ y, int64_t ldy) {
+  extern __shared__ __align__(16) uint8_t pipe_sh[];
+  float* row_a = reinterpret_cast<float*>(pipe_sh + 2 * kPipeBuf);  // [8][kMmaRows]
+  float* row_b = row_a + 8 * kMmaRows;
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+  const int g = lane / 4, q4 = lane % 4;
+  const int64_t r_base = static_cast<int64_t>(blockIdx.x) * kMmaRows;
+  const int64_t t_base = static_cast<int64_t>(blockIdx.y) * kMmaToks;
+  const int wr = (warp / 2) * 32, wt = (warp % 2) * 32;
+  const int64_t nb32 = cols / 32;
+  const int64_t groups = (rows + kRowGroup - 1) / kRowGroup;
+
+  auto issue = [&](int64_t u) {
+    if (u < n_units) {
+      uint8_t* buf = pipe_sh + (u % 2) * kPipeBuf;
+      for (int i = tid; i < kPipeW / 16; i += 128) {  // two row groups' units
+        const int half = i / (kPipeW / 32), piece = i % (kPipeW / 32);
+        const int64_t grp = r_base / kRowGroup + half;
+        const bool ok = grp < groups;
+        const uint8_t* src = w + ((ok ? grp : 0) * n_units + u) * kRowGroup * kPipeUnit;
+        CpAsync16(buf + i * 16, src + piece * 16, ok);
+      }
+      uint8_t* abuf = buf + kPipeW;
+      for (int i = tid; i < kMmaToks * 16; i += 128) {  // activations
+        const int tok = i / 16, piece = i % 16;
+        const int64_t t = t_base + tok;
+        const bool ok = t < n;
+        CpAsync16(abuf + tok * kPipeActStride + piece * 16,
+                  xq + (ok ? t : 0) * cols + u * 256 + piece * 16, ok);
+      }
+      uint8_t* dbuf = abuf + kPipeA;
+      for (int i = tid; i < kMmaToks * 4; i += 128) {  // scales then sums, 2 pieces a token
+        const int tok = i / 4, which = (i / 2) % 2, piece = i % 2;
+        const int64_t t = t_base + tok;
+        const bool ok = t < n;
+        const uint8_t* src = which == 0
+                                 ? reinterpret_cast<const uint8_t*>(xd + (ok ? t : 0) * nb32 + u * 8)
+                                 : reinterpret_cast<const uint8_t*>(xs + (ok ? t : 0) * nb32 + u * 8);
+        CpAsync16(dbuf + which * (kMmaToks * 32) + tok * 32 + piece * 16, src + piece * 16, ok);
+      }
+    }
+    CpAsyncCommit();  // always: one group per stage keeps the wait counts exact
+  };
+
+  float seg_acc[2][4][4], total[2][4][4];
+  for (int i = 0; i < 2; ++i)
+    for (int j = 0; j < 4; ++j)
+      for (int e = 0; e < 4; ++e) seg_acc[i][j][e] = 0.0f, total[i][j][e] = 0.0f;
+
+  constexpr int subs_per_seg = static_cast<int>(kSegCols / 32);
+  issue(0);
+  for (int64_t u = 0; u < n_units; ++u) {
+    issue(u + 1);
+    CpAsyncWait<1>();
+    __syncthreads();  // stage u has landed, every thread's copies
+    const uint8_t* wbuf = pipe_sh + (u % 2) * kPipeBuf;
+    const uint8_t* abuf = wbuf + kPipeW;
+    const float* tdx = reinterpret_cast<const float*>(abuf + kPipeA);  // [tok][8]
+    const int32_t* tsx = reinterpret_cast<const int32_t*>(abuf + kPipeA + kMmaToks * 32);
+    for (int it = tid; it < 8 * kMmaRows; it += 128) {  // the rows' scale terms
+      const int rr = it % kMmaRows, j = it / kMmaRows;
+      const uint8_t* unit = wbuf + rr * kPipeUnit;
+      int sc, m;
+      ScaleMinK4(j, unit + 4, &sc, &m);
+      row_a[j * kMmaRows + rr] = FMul(HalfBitsToFloat(Ld16(unit)), static_cast<float>(sc));
+      row_b[j * kMmaRows + rr] = FMul(HalfBitsToFloat(Ld16(unit + 2)), static_cast<float>(m));
+    }
+    __syncthreads();
+    const int ns = static_cast<int>(nb32 - u * 8 < 8 ? nb32 - u * 8 : 8);
+    for (int j = 0; j < ns; ++j) {
+      const int64_t b = u * 8 + j;
+      const int qoff = 16 + 32 * (j / 2), shift = 4 * (j % 2);
+      int a_lo[2][2], a_hi[2][2], b_lo[4], b_hi[4];
+#pragma unroll
+      for (int i = 0; i < 2; ++i) {
+        const uint8_t* r0 = wbuf + (wr + i * 16 + g) * kPipeUnit + qoff + q4 * 4;
+        const uint8_t* r1 = r0 + 8 * kPipeUnit;
+        a_lo[i][0] = static_cast<int>((*reinterpret_cast<const uint32_t*>(r0) >> shift) & 0x0F0F0F0Fu);
+        a_lo[i][1] = static_cast<int>((*reinterpret_cast<const uint32_t*>(r1) >> shift) & 0x0F0F0F0Fu);
+        a_hi[i][0] =
+            static_cast<int>((*reinterpret_cast<const uint32_t*>(r0 + 16) >> shift) & 0x0F0F0F0Fu);
+        a_hi[i][1] =
+            static_cast<int>((*reinterpret_cast<const uint32_t*>(r1 + 16) >> shift) & 0x0F0F0F0Fu);
+      }
+#pragma unroll
+      for (int jt = 0; jt < 4; ++jt) {
+        const uint8_t* c0 = abuf + (wt + jt * 8 + g) * kPipeActStride + j * 32 + q4 * 4;
+        b_lo[jt] = *reinterpret_cast<const int*>(c0);
+        b_hi[jt] = *reinterpret_cast<const int*>(c0 + 16);
+      }
+      float ra[2][2], rb[2][2], td[4][2];
+      int ts[4][2];
+#pragma unroll
+      for (int i = 0; i < 2; ++i)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const int rr = wr + i * 16 + g + 8 * h;
+          ra[i][h] = row_a[j * kMmaRows + rr];
+          rb[i][h] = row_b[j * kMmaRows + rr];
+        }
+#pragma unroll
+      for (int jt = 0; jt < 4; ++jt)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const int tt = wt + jt * 8 + q4 * 2 + h;
+          td[jt][h] = tdx[tt * 8 + j];
+          ts[jt][h] = tsx[tt * 8 + j];
+        }
+#pragma unroll
+      for (int i = 0; i < 2; ++i) {
+#pragma unroll
+        for (int jt = 0; jt < 4; ++jt) {
+          int lo[4], hi[4];
+          MmaS8K16(a_lo[i][0], a_lo[i][1], b_lo[jt], lo);
+          MmaS8K16(a_hi[i][0], a_hi[i][1], b_hi[jt], hi);
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            const int h = e >= 2 ? 1 : 0, k = e & 1;
+            const float pos = FMul(ra[i][h], SmallIntToFloat(lo[e] + hi[e]));
+            const float neg = FMul(rb[i][h], static_cast<float>(ts[jt][k]));
+            seg_acc[i][jt][e] = FAdd(seg_acc[i][jt][e], FMul(td[jt][k], FSub(pos, neg)));
+          }
+        }
+      }
+      if ((b + 1) % subs_per_seg == 0 || b + 1 == nb32) {
+        const bool first = b < subs_per_seg;
+        for (int i = 0; i < 2; ++i)
+          for (int jt = 0; jt < 4; ++jt)
+            for (int e = 0; e < 4; ++e) {
+              total[i][jt][e] = first ? seg_acc[i][jt][e] : FAdd(total[i][jt][e], seg_acc[i][jt][e]);
+              seg_acc[i][jt][e] = 0.0f;
+            }
+      }
+    }
+    __syncthreads();  // this buffer and the scale terms are no longer read
+  }
+  CpAsyncWait<0>();
+  for (int i = 0; i < 2; ++i)
+    for (int jt = 0; jt < 4; ++jt)
+      for (int e = 0; e < 4; ++e) {
+        const int64_t r = r_base + wr + i * 16 + g + (e >= 2 ? 8 : 0);
+        const int64_t t = t_base + wt + jt * 8 + q4 * 2 + (e & 1);
+        if (r < rows && t < n) y[t * ldy + r] = total[i][jt][e];
+      }
+}
+
+std::atomic<int> g_pipe_override{-1};
+
 // From this many tokens on, quantized matmuls run on the tensor cores.
 constexpr int64_t kMmaMinTokens = kGemvMaxTokens;
 
@@ -228,6 +404,21 @@ bool MmaEnabled() {
 template <int kType, int kKind, int kSubs, int kUnitBytes>
 void Launch(const uint8_t* w, int64_t rows, int64_t cols, int64_t n_units, const ActQ& act,
             int64_t n, float* y, int64_t ldy, cudaStream_t s) {
+  if constexpr (kType == static_cast<int>(DType::kQ4_K)) {
+    if (n >= kMmaMinTokens && MmaEnabled() && MmaPipeOn()) {
+      static bool configured = false;
+      if (!configured) {
+        cudaFuncSetAttribute(MatMulQ4KPipeKernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             kPipeSmem);
+        configured = true;
+      }
+      const dim3 grid(static_cast<unsigned>((rows + kMmaRows - 1) / kMmaRows),
+                      static_cast<unsigned>((n + kMmaToks - 1) / kMmaToks));
+      MatMulQ4KPipeKernel<<<grid, 128, kPipeSmem, s>>>(w, rows, n_units, act.q, act.d, act.sum,
+                                                       cols, n, y, ldy);
+      return;
+    }
+  }
   if (n >= kMmaMinTokens && MmaEnabled()) {
     const dim3 grid(static_cast<unsigned>((rows + kMmaRows - 1) / kMmaRows),
                     static_cast<unsigned>((n + kMmaToks - 1) / kMmaToks));
@@ -253,6 +444,17 @@ void BothContribs(const uint8_t* unit, int j, const int8_t* xq, float dx, int32_
 }
 
 }  // namespace
+
+bool MmaPipeOn() {
+  static const bool env = [] {
+    const char* v = std::getenv("REPRISE_CUDA_MMA_PIPE");
+    return v != nullptr && std::strcmp(v, "1") == 0;
+  }();
+  const int o = g_pipe_override.load(std::memory_order_relaxed);
+  return o >= 0 ? o != 0 : env;
+}
+
+void SetMmaPipeForTest(int on) { g_pipe_override.store(on, std::memory_order_relaxed); }
 
 void LaunchMatMulQuant(DType type, const uint8_t* w, int64_t rows, int64_t cols, int64_t n_units,
                        const ActQ& act, int64_t n, float* y, int64_t ldy, cudaStream_t s) {
