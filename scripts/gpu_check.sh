@@ -41,7 +41,7 @@
 # that many layers, made in seconds; per-layer figures and profiles only),
 # OPTIN (the opt-in paths the tests and benches also run with, on together:
 # default "REPRISE_CUDA_ATTN_BLOCKED=1 REPRISE_CUDA_ATTN_RAW=1
-# REPRISE_CUDA_FUSE_ATTN=1 REPRISE_CUDA_MMA_PIPE=1").
+# REPRISE_CUDA_FUSE_ATTN=1 REPRISE_CUDA_MMA_PIPE=1 REPRISE_CUDA_ATTN_WIDE_MERGE=1").
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -57,7 +57,7 @@ LONG_TYPES=${LONG_TYPES:-$TYPES}
 REPS=${REPS:-3}
 # Paths written without a GPU, off by default until a run here validates them
 # (tests and benches run them on through this list).
-OPTIN=${OPTIN:-"REPRISE_CUDA_ATTN_BLOCKED=1 REPRISE_CUDA_ATTN_RAW=1 REPRISE_CUDA_FUSE_ATTN=1 REPRISE_CUDA_MMA_PIPE=1"}
+OPTIN=${OPTIN:-"REPRISE_CUDA_ATTN_BLOCKED=1 REPRISE_CUDA_ATTN_RAW=1 REPRISE_CUDA_FUSE_ATTN=1 REPRISE_CUDA_MMA_PIPE=1 REPRISE_CUDA_ATTN_WIDE_MERGE=1"}
 PEER_REPS=${PEER_REPS:-5}
 DEPS=/tmp/reprise-deps
 BUILD=/tmp/reprise-build

@@ -8,8 +8,8 @@
 //    attention's merging block, writing the next matmul's int8
 //    activations): the matmul after it gives the same bits as after a
 //    separate quantize kernel;
-//  - the opt-in attention shapes (raw split, blocked tiled) give the default
-//    shapes' bits on the same batches.
+//  - the opt-in attention paths (raw split shape, blocked tiled shape, wide
+//    merge) give the default ones' bits on the same batches.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -352,12 +352,12 @@ TEST(GpuAttention, OptInShapesGiveTheDefaultShapesBits) {
       be->CopyToDevice(qd.p, q.data(), q.size() * sizeof(float));
       std::vector<float> got[2];
       for (int opt = 0; opt < 2; ++opt) {
-        kernels::cuda::SetAttentionShapesForTest(opt, opt);
+        kernels::cuda::SetAttentionShapesForTest(opt, opt, opt);
         ASSERT_TRUE(be->BeginBatch(rkv.Batch(c.pos, c.seq)).ok());
         be->Attention(qd.f(), shape, kv, 0, out.f());
         got[opt] = Download(be, out, static_cast<size_t>(n * d));
       }
-      kernels::cuda::SetAttentionShapesForTest(-1, -1);
+      kernels::cuda::SetAttentionShapesForTest(-1, -1, -1);
       size_t first = 0;
       while (first < got[0].size() && std::memcmp(&got[0][first], &got[1][first], 4) == 0) ++first;
       ASSERT_EQ(first, got[0].size())
@@ -368,6 +368,53 @@ TEST(GpuAttention, OptInShapesGiveTheDefaultShapesBits) {
       for (const float v : got[0]) mag = std::max(mag, static_cast<double>(std::fabs(v)));
       ASSERT_GT(mag, 0.0) << "an all-zero output proves nothing";
     }
+  }
+}
+
+// Decode at long contexts (up to 3,000 positions: 47 chunks, so the opt-in
+// wide merge kernel runs) through the default shapes and through the opt-in
+// ones (raw split shape, wide merge): the same bits.
+TEST(GpuAttention, OptInShapesAtLongContextsGiveTheDefaultBits) {
+  REQUIRE_GPU();
+  auto gpu = kernels::CreateBackend(kCuda, 1);
+  ASSERT_TRUE(gpu.ok());
+  kernels::Backend* be = gpu->get();
+  std::mt19937 rng(37);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  const std::vector<int32_t> pos = {3000, 2100, 700}, seq = {0, 1, 2};
+  for (const kernels::AttentionShape shape :
+       {kernels::AttentionShape{32, 8, 128, 128, 1.0f / std::sqrt(128.0f)},
+        kernels::AttentionShape{8, 4, 256, 256, 0.0625f}}) {
+    RandomKv rkv(be, shape, 3, 96, &rng);
+    ASSERT_TRUE(rkv.pool != nullptr);
+    const kernels::KvLayout kv = rkv.pool->layout();
+    const int64_t n = static_cast<int64_t>(pos.size()), d = shape.n_heads * shape.head_dim_v;
+    std::vector<float> q(static_cast<size_t>(n * shape.n_heads * shape.head_dim_k));
+    for (auto& v : q) v = dist(rng);
+    DevBuf qd(be, q.size()), out(be, static_cast<size_t>(n * d));
+    ASSERT_TRUE(qd.p && out.p);
+    be->CopyToDevice(qd.p, q.data(), q.size() * sizeof(float));
+    std::vector<float> got[3];
+    for (int variant = 0; variant < 3; ++variant) {  // default, wide merge alone, raw + wide
+      kernels::cuda::SetAttentionShapesForTest(0, variant == 2 ? 1 : 0, variant > 0 ? 1 : 0);
+      ASSERT_TRUE(be->BeginBatch(rkv.Batch(pos, seq)).ok());
+      be->Attention(qd.f(), shape, kv, 0, out.f());
+      got[variant] = Download(be, out, static_cast<size_t>(n * d));
+    }
+    kernels::cuda::SetAttentionShapesForTest(-1, -1, -1);
+    for (int variant = 1; variant < 3; ++variant) {
+      size_t first = 0;
+      while (first < got[0].size() && std::memcmp(&got[0][first], &got[variant][first], 4) == 0) {
+        ++first;
+      }
+      ASSERT_EQ(first, got[0].size())
+          << (variant == 1 ? "wide merge" : "raw + wide merge") << ", heads " << shape.n_heads
+          << "/" << shape.n_kv_heads << " of " << shape.head_dim_k << ": token " << first / d
+          << " dim " << first % d << " (" << got[0][first] << " vs " << got[variant][first] << ")";
+    }
+    double mag = 0;
+    for (const float v : got[0]) mag = std::max(mag, static_cast<double>(std::fabs(v)));
+    ASSERT_GT(mag, 0.0) << "an all-zero output proves nothing";
   }
 }
 

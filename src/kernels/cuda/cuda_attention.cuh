@@ -14,6 +14,7 @@
 
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/cuda_kernels.h"
+#include "kernels/cuda/cuda_subblock.cuh"
 
 namespace reprise::kernels::cuda::attn {
 
@@ -190,6 +191,124 @@ __device__ __forceinline__ void StageRawRows(const Ctx& c, const int32_t* table,
     }
   }
 }
+
+// ---- the split shape's chunk states (cuda_attention.cu, cuda_attention_split.cu) ----
+
+struct HeadState {
+  float m, l;
+  float o[kMaxDimPerLane];  // dims lane, lane + 32, ...
+};
+
+__device__ __forceinline__ void ResetState(HeadState* s) {
+  s->m = -FLT_MAX;
+  s->l = 0.0f;
+  for (int k = 0; k < kMaxDimPerLane; ++k) s->o[k] = 0.0f;
+}
+
+// (m, l, o) := merge of (m, l, o) and (m2, l2, o2) — chunk order fixed by the caller.
+__device__ __forceinline__ void MergeState(HeadState* a, float m2, float l2, const float* o2) {
+  const float m = fmaxf(a->m, m2);
+  const float ca = expf(FSub(a->m, m)), cb = expf(FSub(m2, m));
+  a->l = FAdd(FMul(a->l, ca), FMul(l2, cb));
+  for (int k = 0; k < kMaxDimPerLane; ++k) a->o[k] = FAdd(FMul(a->o[k], ca), FMul(o2[k], cb));
+  a->m = m;
+}
+
+__device__ __forceinline__ void LoadQ(const Ctx& c, int64_t t, int64_t kvh, float* q_sh) {
+  const int64_t hk = c.s.head_dim_k, group = c.s.n_heads / c.s.n_kv_heads;
+  const float* src = c.q + t * c.s.n_heads * hk + kvh * group * hk;
+  for (int64_t i = threadIdx.x; i < group * hk; i += blockDim.x) q_sh[i] = src[i];
+  __syncthreads();
+}
+
+// Merges one (token, head)'s chunk states src[0 .. n_chunks) (stride hv + 2)
+// in chunk order and writes o / l to dst; one warp. The states are read from
+// L2 (__ldcg): other blocks of the same kernel wrote them.
+// sh_dst (may be null) gets the same values (QuantizeMerged reads them).
+__device__ __forceinline__ void MergeHead(const float* src, int64_t n_chunks, int64_t hv,
+                                          float* dst, float* sh_dst = nullptr) {
+  const int lane = threadIdx.x % 32;
+  const int64_t stride = hv + 2;
+  HeadState st;
+  st.m = __ldcg(src);
+  st.l = __ldcg(src + 1);
+  for (int k = 0; k < kMaxDimPerLane; ++k) {
+    const int64_t e = lane + 32 * k;
+    st.o[k] = e < hv ? __ldcg(src + 2 + e) : 0.0f;
+  }
+  // kAhead chunk states loaded at once, then merged one by one in order (a
+  // state's loads no longer wait for the previous merge).
+  constexpr int kAhead = 8;
+  for (int64_t ch0 = 1; ch0 < n_chunks; ch0 += kAhead) {
+    float m2[kAhead], l2[kAhead], o2[kAhead][kMaxDimPerLane];
+#pragma unroll
+    for (int a = 0; a < kAhead; ++a) {
+      const float* sc = src + (ch0 + a) * stride;
+      const bool ok = ch0 + a < n_chunks;
+      m2[a] = ok ? __ldcg(sc) : 0.0f;
+      l2[a] = ok ? __ldcg(sc + 1) : 0.0f;
+#pragma unroll
+      for (int k = 0; k < kMaxDimPerLane; ++k) {
+        const int64_t e = lane + 32 * k;
+        o2[a][k] = ok && e < hv ? __ldcg(sc + 2 + e) : 0.0f;
+      }
+    }
+#pragma unroll
+    for (int a = 0; a < kAhead; ++a) {
+      if (ch0 + a < n_chunks) MergeState(&st, m2[a], l2[a], o2[a]);
+    }
+  }
+  for (int k = 0; k < kMaxDimPerLane; ++k) {
+    const int64_t e = lane + 32 * k;
+    if (e < hv) {
+      const float v = FDiv(st.o[k], st.l);
+      dst[e] = v;
+      if (sh_dst != nullptr) sh_dst[e] = v;
+    }
+  }
+}
+
+// Sub-blocks of 32 outputs one merging block quantizes at most (group * hv /
+// 32; AttentionFuseFits).
+constexpr int kMaxMergedSubs = 256;
+
+// The merging block's fused quantization: merged[0 .. group * hv), its heads'
+// outputs (columns kvh * group * hv on of row t), quantized for c.act_group
+// exactly as QuantizeActKernel quantizes them — the amax of each group of
+// values (max is exact in any order), ActScale, ActQuant and
+// StoreActSubBlock's bytes, scale and sum — so the O projection's matmul
+// reads the bytes its own quantize kernel would have made. Every thread of
+// the block calls it.
+__device__ __forceinline__ void QuantizeMerged(const Ctx& c, int64_t t, int64_t kvh,
+                                               const float* merged) {
+  __shared__ float sub_max[kMaxMergedSubs];
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int64_t group = c.s.n_heads / c.s.n_kv_heads, hv = c.s.head_dim_v;
+  const int n_subs = static_cast<int>(group * hv / 32), per = c.act_group / 32;
+  for (int sb = warp; sb < n_subs; sb += kWarps) {
+    const float m = WarpMax(fabsf(merged[sb * 32 + lane]));
+    if (lane == 0) sub_max[sb] = m;
+  }
+  __syncthreads();
+  const int64_t b0 = (t * c.s.n_heads * hv + kvh * group * hv) / 32;
+  for (int sb = warp; sb < n_subs; sb += kWarps) {
+    const int g0 = sb / per * per;
+    float amax = sub_max[g0];
+    for (int i = 1; i < per; ++i) amax = fmaxf(amax, sub_max[g0 + i]);
+    const float scale = ActScale(amax);
+    StoreActSubBlock(ActQuant(merged[sb * 32 + lane], ActInvScale(scale)), scale, b0 + sb, c.act.q,
+                     c.act.d, c.act.sum);
+  }
+}
+
+// The split shape's opt-in kernels (cuda_attention_split.cu): the raw chunk
+// kernel (any head shape RawRowsFit allows, GQA group <= 2 kWarps) and the
+// wide merge of long contexts (more than kWideMergeMinChunks grid chunks).
+constexpr int64_t kWideMergeMinChunks = 32;
+void LaunchChunkRawAny(const Ctx& c, dim3 grid, int64_t chunks, float* scratch, int32_t* counters,
+                       float* out, cudaStream_t s);
+void LaunchWideMerge(const Ctx& c, int64_t chunks, const float* scratch, float* out,
+                     cudaStream_t s);
 
 // The tiled prefill shapes: one block of kTiledWarps warps per (query tile,
 // kv head).

@@ -188,9 +188,12 @@ bool AttentionFuseOn();
 // tiled prefill shape; REPRISE_CUDA_ATTN_RAW=1: the raw split shape), and a
 // test's override of them (-1: as the environment says), so one process can
 // compare their bits with the default shapes'.
+// REPRISE_CUDA_ATTN_WIDE_MERGE=1: long contexts' chunk states merged by a
+// kernel with a thread per dim (AttentionWideMergeKernel), the same bits.
 bool AttentionBlockedOn();
 bool AttentionRawOn();
-void SetAttentionShapesForTest(int blocked, int raw);
+bool AttentionWideMergeOn();
+void SetAttentionShapesForTest(int blocked, int raw, int wide_merge = -1);
 // The same for REPRISE_CUDA_FUSE_ATTN (AttentionFuseOn).
 void SetAttentionFuseForTest(int fuse);
 // Tokens per query tile of the tiled prefill shape for this head shape.
