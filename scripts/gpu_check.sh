@@ -39,6 +39,8 @@
 # pp8192 + tg32; default TYPES), REPS=3, PEER_REPS=5, NOMMA=0 (skip the
 # quantized pp512 without the tensor cores), MODEL_LAYERS (e.g. 4: models of
 # that many layers, made in seconds; per-layer figures and profiles only),
+# OFFS (fast paths whose decode bench runs with them off; default
+# ATTN_LAST_MERGES, all: "GEMV_STAGED FUSE PDL ATTN_LAST_MERGES"),
 # OPTIN (the opt-in paths the tests and benches also run with, on together:
 # default "REPRISE_CUDA_ATTN_BLOCKED=1 REPRISE_CUDA_ATTN_RAW=1
 # REPRISE_CUDA_FUSE_ATTN=1 REPRISE_CUDA_MMA_PIPE=1 REPRISE_CUDA_ATTN_WIDE_MERGE=1").
@@ -284,7 +286,8 @@ bench() {
     say "reprise bench $t tg128 without CUDA graphs"
     REPRISE_CUDA_GRAPHS=0 rbench 150 "$t-nographs" "$t" --pp 512 --tg 128 --reps "$REPS"
   done
-  # Quantized decode with one fast path off: the warp-per-row GEMV
+  # Quantized decode with one fast path off (OFFS, default ATTN_LAST_MERGES;
+  # measured before: GEMV_STAGED FUSE PDL): the warp-per-row GEMV
   # (GEMV_STAGED), a separate quantize kernel before each matmul (FUSE), no
   # programmatic dependent launch (PDL), decode attention's chunk states merged
   # by a kernel of their own (ATTN_LAST_MERGES).
@@ -294,6 +297,7 @@ bench() {
             "PDL:nopdl:without programmatic dependent launch" \
             "ATTN_LAST_MERGES:mergekernel:with a separate attention merge kernel"; do
     local var=${sw%%:*} rest=${sw#*:}
+    [[ " ${OFFS:-ATTN_LAST_MERGES} " == *" $var "* ]] || continue
     for t in $TYPES; do
       case $t in f16|f32|bf16) continue ;; esac
       say "reprise bench $t tg128 ${rest#*:}"
