@@ -12,12 +12,14 @@
 //    merge) give the default ones' bits on the same batches.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <memory>
 #include <random>
 #include <vector>
 
+#include "quant_rows.h"
 #include "require_gpu.h"
 #include "core/dtype.h"
 #include "core/fp16.h"
@@ -49,6 +51,19 @@ std::vector<float> Download(kernels::Backend* be, const DevBuf& b, size_t floats
   be->CopyToHost(h.data(), b.p, floats * sizeof(float));
   EXPECT_TRUE(be->Synchronize().ok());
   return h;
+}
+
+// The index of the first float whose bits differ (a.size() when none do).
+size_t FirstDifference(const std::vector<float>& a, const std::vector<float>& b) {
+  size_t i = 0;
+  while (i < a.size() && i < b.size() && std::memcmp(&a[i], &b[i], sizeof(float)) == 0) ++i;
+  return i;
+}
+
+double MaxAbs(const std::vector<float>& v) {
+  double mag = 0;
+  for (const float x : v) mag = std::max(mag, static_cast<double>(std::fabs(x)));
+  return mag;
 }
 
 // A one-layer F16 KV pool for `shape` with n_seqs sequences of max_blocks
@@ -270,13 +285,8 @@ TEST(GpuAttention, FusedQuantizationGivesTheMatmulTheSameBits) {
   be->CopyToDevice(qd.p, q.data(), q.size() * sizeof(float));
   // Q8_0: 32-value activation groups; Q4_K: 256.
   for (const DType type : {DType::kQ8_0, DType::kQ4_K}) {
-    const int64_t rows = 64, rb = RowBytes(type, d);
-    std::vector<float> wf(static_cast<size_t>(rows * d));
-    for (auto& v : wf) v = 0.05f * dist(rng);
-    std::vector<uint8_t> wq(static_cast<size_t>(rows * rb));
-    for (int64_t r = 0; r < rows; ++r) {
-      kernels::QuantizeRow(type, wf.data() + r * d, wq.data() + r * rb, d);
-    }
+    const int64_t rows = 64;
+    const std::vector<uint8_t> wq = RandomQuantRows(type, rows, d, &rng);
     auto m = be->PrepareMatrix({type, rows, d, wq.data()});
     ASSERT_TRUE(m.ok());
     const kernels::Matrix* ws[1] = {&*m};
@@ -295,9 +305,7 @@ TEST(GpuAttention, FusedQuantizationGivesTheMatmulTheSameBits) {
     ASSERT_EQ(std::memcmp(got[0].data(), got[1].data(), got[0].size() * sizeof(float)), 0)
         << DTypeName(type)
         << ": the O projection after the attention differs from one after a separate quantization";
-    double mag = 0;
-    for (const float v : got[0]) mag = std::max(mag, static_cast<double>(std::fabs(v)));
-    ASSERT_GT(mag, 0.0) << "an all-zero output proves nothing";
+    ASSERT_GT(MaxAbs(got[0]), 0.0) << "an all-zero output proves nothing";
   }
 }
 
@@ -358,15 +366,12 @@ TEST(GpuAttention, OptInShapesGiveTheDefaultShapesBits) {
         got[opt] = Download(be, out, static_cast<size_t>(n * d));
       }
       kernels::cuda::SetAttentionShapesForTest(-1, -1, -1);
-      size_t first = 0;
-      while (first < got[0].size() && std::memcmp(&got[0][first], &got[1][first], 4) == 0) ++first;
+      const size_t first = FirstDifference(got[0], got[1]);
       ASSERT_EQ(first, got[0].size())
           << c.name << ", heads " << shape.n_heads << "/" << shape.n_kv_heads << " of "
           << shape.head_dim_k << ": the opt-in shapes differ first at token " << first / d
           << " dim " << first % d << " (" << got[0][first] << " vs " << got[1][first] << ")";
-      double mag = 0;
-      for (const float v : got[0]) mag = std::max(mag, static_cast<double>(std::fabs(v)));
-      ASSERT_GT(mag, 0.0) << "an all-zero output proves nothing";
+      ASSERT_GT(MaxAbs(got[0]), 0.0) << "an all-zero output proves nothing";
     }
   }
 }
@@ -403,18 +408,13 @@ TEST(GpuAttention, OptInShapesAtLongContextsGiveTheDefaultBits) {
     }
     kernels::cuda::SetAttentionShapesForTest(-1, -1, -1);
     for (int variant = 1; variant < 3; ++variant) {
-      size_t first = 0;
-      while (first < got[0].size() && std::memcmp(&got[0][first], &got[variant][first], 4) == 0) {
-        ++first;
-      }
+      const size_t first = FirstDifference(got[0], got[variant]);
       ASSERT_EQ(first, got[0].size())
           << (variant == 1 ? "wide merge" : "raw + wide merge") << ", heads " << shape.n_heads
           << "/" << shape.n_kv_heads << " of " << shape.head_dim_k << ": token " << first / d
           << " dim " << first % d << " (" << got[0][first] << " vs " << got[variant][first] << ")";
     }
-    double mag = 0;
-    for (const float v : got[0]) mag = std::max(mag, static_cast<double>(std::fabs(v)));
-    ASSERT_GT(mag, 0.0) << "an all-zero output proves nothing";
+    ASSERT_GT(MaxAbs(got[0]), 0.0) << "an all-zero output proves nothing";
   }
 }
 

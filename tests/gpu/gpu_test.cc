@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "../golden/golden_util.h"
+#include "quant_rows.h"
 #include "require_gpu.h"
 #include "core/fp16.h"
 #include "core/log.h"
@@ -675,13 +676,7 @@ TEST(GpuMatMulPipe, PipelinedQ4KGivesTheDefaultKernelsBits) {
   for (const int64_t cols : {int64_t{1536}, int64_t{4096}, int64_t{4608}}) {
     for (const int64_t rows : {int64_t{200}, int64_t{1000}}) {
       const DType type = DType::kQ4_K;
-      std::vector<float> wf(static_cast<size_t>(rows * cols));
-      for (auto& v : wf) v = 0.05f * dist(rng);
-      const int64_t rb = RowBytes(type, cols);
-      std::vector<uint8_t> wq(static_cast<size_t>(rows * rb));
-      for (int64_t r = 0; r < rows; ++r) {
-        kernels::QuantizeRow(type, wf.data() + r * cols, wq.data() + r * rb, cols);
-      }
+      const std::vector<uint8_t> wq = RandomQuantRows(type, rows, cols, &rng);
       auto m = be->PrepareMatrix({type, rows, cols, wq.data()});
       ASSERT_TRUE(m.ok());
       const int64_t max_n = 130;

@@ -156,17 +156,7 @@ __global__ void __launch_bounds__(kThreads, 3)
   }
   if (counters == nullptr) return;  // AttentionMergeKernel merges
   const int64_t n_chunks = pos / kChunk + 1;
-  __threadfence();  // this block's states are visible before its count is
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    int32_t* ctr = counters + t * c.s.n_kv_heads + kvh;
-    const bool last = atomicAdd(ctr, 1) == static_cast<int32_t>(n_chunks - 1);
-    if (last) *ctr = 0;  // every other block of the group has counted
-    last_sh = last;
-  }
-  __syncthreads();
-  if (!last_sh) return;
-  __threadfence();
+  if (!LastChunkBlock(counters + t * c.s.n_kv_heads + kvh, n_chunks, &last_sh)) return;
   float* merged = kFuse ? k_sh : nullptr;  // the tile staging area is free now
   for (int64_t gh = warp; gh < group; gh += kWarps) {
     const int64_t h = kvh * group + gh;

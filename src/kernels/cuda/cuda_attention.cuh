@@ -268,6 +268,24 @@ __device__ __forceinline__ void MergeHead(const float* src, int64_t n_chunks, in
   }
 }
 
+// After a split-shape block wrote its chunk states: whether it is the last
+// block of its (token, kv head) to finish (*ctr counts them; that block
+// resets it to zero for the next launch), its states and everyone else's
+// visible to it. Every thread of the block calls it; `flag` is a shared int.
+__device__ __forceinline__ bool LastChunkBlock(int32_t* ctr, int64_t n_chunks, int* flag) {
+  __threadfence();  // this block's states are visible before its count is
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    const bool last = atomicAdd(ctr, 1) == static_cast<int32_t>(n_chunks - 1);
+    if (last) *ctr = 0;  // every other block of the group has counted
+    *flag = last;
+  }
+  __syncthreads();
+  if (!*flag) return false;
+  __threadfence();
+  return true;
+}
+
 // Sub-blocks of 32 outputs one merging block quantizes at most (group * hv /
 // 32; AttentionFuseFits).
 constexpr int kMaxMergedSubs = 256;

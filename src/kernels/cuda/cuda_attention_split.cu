@@ -129,17 +129,7 @@ __global__ void __launch_bounds__(kThreads, 3)
   }
   if (counters == nullptr) return;  // AttentionMergeKernel merges
   const int64_t n_chunks = pos / kChunk + 1;
-  __threadfence();  // this block's states are visible before its count is
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    int32_t* ctr = counters + static_cast<int64_t>(t) * c.s.n_kv_heads + kvh;
-    const bool last = atomicAdd(ctr, 1) == static_cast<int32_t>(n_chunks - 1);
-    if (last) *ctr = 0;  // every other block of the group has counted
-    last_sh = last;
-  }
-  __syncthreads();
-  if (!last_sh) return;
-  __threadfence();
+  if (!LastChunkBlock(counters + static_cast<int64_t>(t) * c.s.n_kv_heads + kvh, n_chunks, &last_sh)) return;
   float* merged = c.act_group > 0 ? reinterpret_cast<float*>(kraw) : nullptr;  // free now
   for (int gh = warp; gh < group; gh += kWarps) {
     const int64_t h = static_cast<int64_t>(kvh) * group + gh;
