@@ -25,8 +25,10 @@
 #include "core/fp16.h"
 #include "kernels/backend.h"
 #include "kernels/ops.h"
-#include "kernels/cuda/cuda_kernels.h"
 #include "kv/block_pool.h"
+#ifdef REPRISE_HAVE_CUDA
+#include "kernels/cuda/cuda_kernels.h"
+#endif
 
 namespace reprise::testing {
 namespace {
@@ -52,75 +54,6 @@ std::vector<float> Download(kernels::Backend* be, const DevBuf& b, size_t floats
   EXPECT_TRUE(be->Synchronize().ok());
   return h;
 }
-
-// The index of the first float whose bits differ (a.size() when none do).
-size_t FirstDifference(const std::vector<float>& a, const std::vector<float>& b) {
-  size_t i = 0;
-  while (i < a.size() && i < b.size() && std::memcmp(&a[i], &b[i], sizeof(float)) == 0) ++i;
-  return i;
-}
-
-double MaxAbs(const std::vector<float>& v) {
-  double mag = 0;
-  for (const float x : v) mag = std::max(mag, static_cast<double>(std::fabs(x)));
-  return mag;
-}
-
-// A one-layer F16 KV pool for `shape` with n_seqs sequences of max_blocks
-// blocks of 32 positions, every value random; the block table to match.
-struct RandomKv {
-  std::unique_ptr<kv::BlockPool> pool;
-  std::vector<int32_t> table;
-  int max_blocks = 0;
-  RandomKv(kernels::Backend* be, const kernels::AttentionShape& shape, int n_seqs, int blocks,
-           std::mt19937* rng) : max_blocks(blocks) {
-    std::normal_distribution<float> dist(0.0f, 1.0f);
-    kv::BlockPoolConfig pc;
-    pc.n_layers = 1;
-    pc.k_dim = static_cast<int>(shape.n_kv_heads * shape.head_dim_k);
-    pc.v_dim = static_cast<int>(shape.n_kv_heads * shape.head_dim_v);
-    pc.n_heads = static_cast<int>(shape.n_kv_heads);
-    pc.block_tokens = 32;
-    pc.dtype = DType::kF16;
-    pc.max_bytes = int64_t{256} << 20;
-    auto p = kv::BlockPool::Create(pc, be);
-    if (!p.ok()) return;
-    pool = std::move(*p);
-    std::vector<uint8_t> block(static_cast<size_t>(pool->block_bytes()));
-    table.resize(static_cast<size_t>(n_seqs * blocks));
-    for (auto& b : table) {
-      b = pool->Allocate();
-      if (b < 0) {
-        pool.reset();
-        return;
-      }
-      for (size_t i = 0; i + 1 < block.size(); i += 2) {
-        const uint16_t h = Fp32ToFp16((*rng)() % 4 == 0 ? 3.0f * dist(*rng) : dist(*rng));
-        block[i] = static_cast<uint8_t>(h & 0xFF);
-        block[i + 1] = static_cast<uint8_t>(h >> 8);
-      }
-      pool->WriteBlock(b, block.data());
-    }
-  }
-  ~RandomKv() {
-    if (pool) {
-      for (const int32_t b : table) pool->Unref(b);
-    }
-  }
-  kernels::BatchDesc Batch(const std::vector<int32_t>& pos, const std::vector<int32_t>& seq) {
-    tokens.assign(pos.size(), 1);
-    kernels::BatchDesc bd;
-    bd.n = static_cast<int64_t>(pos.size());
-    bd.tokens = tokens.data();
-    bd.pos = pos.data();
-    bd.seq = seq.data();
-    bd.n_seqs = static_cast<int32_t>(table.size() / max_blocks);
-    bd.max_blocks = max_blocks;
-    bd.block_table = table.data();
-    return bd;
-  }
-  std::vector<int32_t> tokens;
-};
 
 // d: 64 and 288 take the loop shape; the others the row shape with 1 to 10
 // warps and 1 to 4 float4 per lane.
@@ -251,6 +184,76 @@ TEST(GpuNorm, FusedQuantizationGivesTheMatmulTheSameBits) {
     }
   }
 }
+
+#ifdef REPRISE_HAVE_CUDA
+// The index of the first float whose bits differ (a.size() when none do).
+size_t FirstDifference(const std::vector<float>& a, const std::vector<float>& b) {
+  size_t i = 0;
+  while (i < a.size() && i < b.size() && std::memcmp(&a[i], &b[i], sizeof(float)) == 0) ++i;
+  return i;
+}
+
+double MaxAbs(const std::vector<float>& v) {
+  double mag = 0;
+  for (const float x : v) mag = std::max(mag, static_cast<double>(std::fabs(x)));
+  return mag;
+}
+
+// A one-layer F16 KV pool for `shape` with n_seqs sequences of max_blocks
+// blocks of 32 positions, every value random; the block table to match.
+struct RandomKv {
+  std::unique_ptr<kv::BlockPool> pool;
+  std::vector<int32_t> table;
+  int max_blocks = 0;
+  RandomKv(kernels::Backend* be, const kernels::AttentionShape& shape, int n_seqs, int blocks,
+           std::mt19937* rng) : max_blocks(blocks) {
+    std::normal_distribution<float> dist(0.0f, 1.0f);
+    kv::BlockPoolConfig pc;
+    pc.n_layers = 1;
+    pc.k_dim = static_cast<int>(shape.n_kv_heads * shape.head_dim_k);
+    pc.v_dim = static_cast<int>(shape.n_kv_heads * shape.head_dim_v);
+    pc.n_heads = static_cast<int>(shape.n_kv_heads);
+    pc.block_tokens = 32;
+    pc.dtype = DType::kF16;
+    pc.max_bytes = int64_t{256} << 20;
+    auto p = kv::BlockPool::Create(pc, be);
+    if (!p.ok()) return;
+    pool = std::move(*p);
+    std::vector<uint8_t> block(static_cast<size_t>(pool->block_bytes()));
+    table.resize(static_cast<size_t>(n_seqs * blocks));
+    for (auto& b : table) {
+      b = pool->Allocate();
+      if (b < 0) {
+        pool.reset();
+        return;
+      }
+      for (size_t i = 0; i + 1 < block.size(); i += 2) {
+        const uint16_t h = Fp32ToFp16((*rng)() % 4 == 0 ? 3.0f * dist(*rng) : dist(*rng));
+        block[i] = static_cast<uint8_t>(h & 0xFF);
+        block[i + 1] = static_cast<uint8_t>(h >> 8);
+      }
+      pool->WriteBlock(b, block.data());
+    }
+  }
+  ~RandomKv() {
+    if (pool) {
+      for (const int32_t b : table) pool->Unref(b);
+    }
+  }
+  kernels::BatchDesc Batch(const std::vector<int32_t>& pos, const std::vector<int32_t>& seq) {
+    tokens.assign(pos.size(), 1);
+    kernels::BatchDesc bd;
+    bd.n = static_cast<int64_t>(pos.size());
+    bd.tokens = tokens.data();
+    bd.pos = pos.data();
+    bd.seq = seq.data();
+    bd.n_seqs = static_cast<int32_t>(table.size() / max_blocks);
+    bd.max_blocks = max_blocks;
+    bd.block_table = table.data();
+    return bd;
+  }
+  std::vector<int32_t> tokens;
+};
 
 // Decode attention (the split shape: positions past one 64-position chunk,
 // few tokens), then the O projection's decode matmul on its output: once
@@ -417,6 +420,8 @@ TEST(GpuAttention, OptInShapesAtLongContextsGiveTheDefaultBits) {
     ASSERT_GT(MaxAbs(got[0]), 0.0) << "an all-zero output proves nothing";
   }
 }
+
+#endif  // REPRISE_HAVE_CUDA
 
 }  // namespace
 }  // namespace reprise::testing
