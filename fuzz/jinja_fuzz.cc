@@ -30,6 +30,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // seconds under ASan, while every path, the budget's error included, is
   // still exercised.
   options.max_steps = 20'000;
+  // Likewise a small byte budget: runaway string building (doubling a string,
+  // repeating a list of a large one) ends at 64 MiB instead of gigabytes.
+  options.max_bytes = int64_t{64} << 20;
   (void)tmpl->Render(messages, tools, options);
   (void)tmpl->Render(messages, json(), options);
   return 0;

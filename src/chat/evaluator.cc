@@ -3,6 +3,8 @@
 // range, dict, namespace.
 #include "chat/evaluator.h"
 
+#include <string_view>
+
 #include "chat/builtins.h"
 
 namespace reprise::chat {
@@ -19,6 +21,12 @@ std::string StrFTime(const std::tm& tm, const std::string& fmt) {
   return buf;
 }
 
+// Appends rendered text to `out`, charged to the render's budget.
+void Emit(std::string& out, std::string_view text) {
+  RenderBudget::Charge(text.size());
+  out += text;
+}
+
 }  // namespace
 
 std::string Evaluator::Render(const Program& program,
@@ -27,6 +35,7 @@ std::string Evaluator::Render(const Program& program,
   InstallGlobals(*globals);
   scope_ = std::make_shared<Scope>();
   scope_->parent = globals;
+  RenderBudget budget(max_bytes_);
   for (const auto& [k, v] : context) scope_->vars[k] = v;
   std::string out;
   Exec(program.body, out);
@@ -118,10 +127,10 @@ Evaluator::Flow Evaluator::ExecStmt(const Stmt& s, std::string& out) {
   if (++steps_ > max_steps_) Fail(s.line, "RuntimeError: template exceeded its execution budget");
   switch (s.kind) {
     case Stmt::Kind::kText:
-      out += s.text;
+      Emit(out, s.text);
       return Flow::kNormal;
     case Stmt::Kind::kOutput:
-      out += Eval(*s.expr).ToStr();
+      Emit(out, Eval(*s.expr).ToStr());
       return Flow::kNormal;
     case Stmt::Kind::kIf:
       for (const auto& [cond, body] : s.branches) {
@@ -149,13 +158,13 @@ Evaluator::Flow Evaluator::ExecStmt(const Stmt& s, std::string& out) {
       Value callee = Eval(*call.args[0]);
       CallArgs args = EvalArgs(call, 1);
       args.keyword.emplace_back("caller", caller);
-      out += CallValue(callee, args).ToStr();
+      Emit(out, CallValue(callee, args).ToStr());
       return Flow::kNormal;
     }
     case Stmt::Kind::kFilterBlock: {
       std::string captured;
       Exec(s.body, captured);
-      out += ApplyFilterChain(s.expr.get(), Value::String(std::move(captured))).ToStr();
+      Emit(out, ApplyFilterChain(s.expr.get(), Value::String(std::move(captured))).ToStr());
       return Flow::kNormal;
     }
     case Stmt::Kind::kBreak:

@@ -28,10 +28,17 @@ class Evaluator {
   // `now` is what strftime_now formats; `max_steps` bounds the statements
   // and loop iterations one render may execute (a runaway template fails
   // with a RuntimeError instead of hanging).
-  explicit Evaluator(std::tm now, int64_t max_steps = kDefaultMaxSteps) : now_(now), max_steps_(max_steps) {}
+  // `max_bytes` bounds the strings and output one render may build
+  // (RenderBudget).
+  explicit Evaluator(std::tm now, int64_t max_steps = kDefaultMaxSteps,
+                     int64_t max_bytes = kDefaultMaxBytes)
+      : now_(now), max_steps_(max_steps), max_bytes_(max_bytes) {}
   // Real chat templates execute thousands of statements; this bounds a
   // runaway template (nested loops over range()) to a couple of seconds.
   static constexpr int64_t kDefaultMaxSteps = 2'000'000;
+  // Real chat templates build a few times their output (a long conversation:
+  // megabytes); this bounds a runaway one far below a machine's memory.
+  static constexpr int64_t kDefaultMaxBytes = int64_t{1} << 30;
   // Breaks the reference cycles of macros (see macro_scopes_).
   ~Evaluator();
   Evaluator(const Evaluator&) = delete;
@@ -71,6 +78,7 @@ class Evaluator {
   int call_depth_ = 0;
   const int64_t max_steps_;
   int64_t steps_ = 0;  // statements executed, bounded by max_steps_
+  const int64_t max_bytes_;
 };
 
 }  // namespace reprise::chat

@@ -102,7 +102,8 @@ Result<std::string> ChatTemplate::Render(const nlohmann::ordered_json& messages,
     }
   }
   try {
-    Evaluator evaluator(now, options.max_steps > 0 ? options.max_steps : Evaluator::kDefaultMaxSteps);
+    Evaluator evaluator(now, options.max_steps > 0 ? options.max_steps : Evaluator::kDefaultMaxSteps,
+                        options.max_bytes > 0 ? options.max_bytes : Evaluator::kDefaultMaxBytes);
     return evaluator.Render(*program_, context);
   } catch (const TemplateError& e) {
     if (error) *error = RenderError{e.from_template ? RenderError::Kind::kRaised : RenderError::Kind::kRuntime,

@@ -38,6 +38,9 @@ struct RenderOptions {
   // with "exceeded its execution budget" (0: the default, 2,000,000; the
   // fuzz target sets a small one so runaway inputs end quickly).
   int64_t max_steps = 0;
+  // Bytes of strings and output one render may build before it fails with a
+  // MemoryError (0: the default, 1 GiB; see chat::RenderBudget).
+  int64_t max_bytes = 0;
 };
 
 // Why a render failed. For kRaised, `message` is exactly the text the template

@@ -14,6 +14,27 @@ void Fail(int line, std::string message) {
   throw TemplateError{std::move(message), line, false};
 }
 
+namespace {
+thread_local RenderBudget* tl_budget = nullptr;
+}  // namespace
+
+RenderBudget::RenderBudget(int64_t limit_bytes) : limit_(limit_bytes), outer_(tl_budget) {
+  tl_budget = this;
+}
+RenderBudget::~RenderBudget() { tl_budget = outer_; }
+
+void RenderBudget::Charge(size_t n) {
+  RenderBudget* b = tl_budget;
+  if (b == nullptr || n == 0) return;
+  b->used_ += static_cast<int64_t>(n);
+  if (b->used_ > b->limit_) {
+    const int64_t mib = b->limit_ >> 20;
+    b->used_ = 0;  // the error's own strings may be charged while it unwinds
+    Fail(0, "MemoryError: the template built more than " + std::to_string(mib) +
+                " MiB of strings and output");
+  }
+}
+
 Value Value::Undefined(std::string hint) {
   Value v;
   v.s_ = std::move(hint);
@@ -43,6 +64,7 @@ Value Value::Float(double f) {
   return v;
 }
 Value Value::String(std::string s) {
+  RenderBudget::Charge(s.size());
   Value v;
   v.kind_ = Kind::kString;
   v.s_ = std::move(s);

@@ -40,11 +40,45 @@ struct Callable {
   std::function<Value(Evaluator&, CallArgs&)> fn;
 };
 
+// A render's memory bound. While an Evaluator renders (RenderBudget is
+// installed on its thread), the bytes of every string value made or copied
+// and of every piece of output written are charged to it; past its limit the
+// render fails with a MemoryError (TemplateError) instead of growing until
+// the process is killed (a template doubling a string forty times, or
+// repeating a list of one large string, asks for terabytes). Charged bytes
+// are a running total, not what is alive at once: an upper bound, so real
+// templates stay orders of magnitude below the default limit.
+class RenderBudget {
+ public:
+  explicit RenderBudget(int64_t limit_bytes);
+  ~RenderBudget();
+  RenderBudget(const RenderBudget&) = delete;
+  RenderBudget& operator=(const RenderBudget&) = delete;
+  // Charges n bytes to the budget installed on this thread (none: nothing).
+  static void Charge(size_t n);
+
+ private:
+  int64_t limit_, used_ = 0;
+  RenderBudget* outer_;
+};
+
 class Value {
  public:
   enum class Kind { kUndefined, kNone, kBool, kInt, kFloat, kString, kList, kDict, kNamespace, kCallable };
 
   Value() = default;  // undefined
+  // Copies charge their string payload to the running render's budget.
+  Value(const Value& o)
+      : kind_(o.kind_), b_(o.b_), markup_(o.markup_), i_(o.i_), f_(o.f_), s_(o.s_),
+        list_(o.list_), dict_(o.dict_), fn_(o.fn_) {
+    if (!s_.empty()) RenderBudget::Charge(s_.size());
+  }
+  Value& operator=(const Value& o) {
+    if (this != &o) *this = Value(o);
+    return *this;
+  }
+  Value(Value&&) noexcept = default;
+  Value& operator=(Value&&) noexcept = default;
   static Value Undefined(std::string hint = "");
   static Value None();
   static Value Bool(bool b);

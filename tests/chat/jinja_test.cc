@@ -293,6 +293,42 @@ TEST(JinjaErrors, ExecutionBudgetStopsRunawayLoopsAndIsConfigurable) {
   EXPECT_EQ(big->size(), 50000u);
 }
 
+// A template that builds strings without bound (a hostile or broken chat
+// template in a model file) fails with a MemoryError once its strings and
+// output pass the render's byte budget, instead of growing until the process
+// is killed; RenderOptions::max_bytes sets the budget, and a long
+// conversation's render is nowhere near the default one.
+TEST(JinjaErrors, ByteBudgetStopsRunawayStringsAndIsConfigurable) {
+  const char* runaway[] = {
+      // doubling a megabyte forty times
+      "{% set ns = namespace(s='x' * 1000000) %}{% for i in range(40) %}"
+      "{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s | length }}",
+      // a list of a thousand copies of a 60 MB string (the list itself is small)
+      "{% set s = 'x' * 60000000 %}{{ ([s] * 1000) | length }}",
+      // 100,000 outputs of a megabyte
+      "{% set s = 'y' * 1000000 %}{% for i in range(100000) %}{{ s }}{% endfor %}",
+  };
+  for (const char* src : runaway) {
+    auto r = TryRender(src);
+    ASSERT_FALSE(r.ok()) << src;
+    EXPECT_NE(r.status().message().find("MemoryError"), std::string::npos) << r.status().message();
+  }
+  auto t = ChatTemplate::Parse("{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}");
+  ASSERT_TRUE(t.ok());
+  Json messages = Json::array();
+  for (int i = 0; i < 200; ++i) {  // 200 messages of 10 KB: a 2 MB conversation
+    messages.push_back({{"role", i % 2 ? "assistant" : "user"}, {"content", std::string(10000, 'a' + i % 26)}});
+  }
+  RenderOptions o;
+  auto whole = t->Render(messages, Json(), o);
+  ASSERT_TRUE(whole.ok()) << whole.status().message();
+  EXPECT_GT(whole->size(), 2000000u);
+  o.max_bytes = 1 << 20;  // a megabyte: the same conversation no longer fits
+  auto small = t->Render(messages, Json(), o);
+  ASSERT_FALSE(small.ok());
+  EXPECT_NE(small.status().message().find("MemoryError"), std::string::npos);
+}
+
 TEST(ChatTemplateApi, RendersMessagesToolsAndSpecialTokens) {
   auto t = ChatTemplate::Parse(
       "{{ bos_token }}{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}"
