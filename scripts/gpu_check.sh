@@ -32,6 +32,9 @@
 #           (-d), on the LONG_TYPES models
 #   peerbuild  start the peer's build in the background (put it early: peer
 #              waits for it)
+#   optin   the opt-in kernels only: their in-process bit comparisons with the
+#           default kernels, then goldens / determinism / engine tests with
+#           every OPTIN path on (a quick first check: "build optin")
 #   agent   the agent workload (bench/agent_bench.py) against reprise serve
 #           and, when built, llama-server; AGENT_TYPE=q4_k, AGENT_CONC="1 8 32",
 #           AGENT_HISTORY=16384, AGENT_TURNS=8, AGENT_SYSTEM=7000
@@ -488,6 +491,25 @@ if os.environ.get("OUT"):
     json.dump(res, open(os.path.join(os.environ["OUT"], "gpu_results.json"), "w"), indent=1)
 print(json.dumps(res)[:3000])
 EOF
+}
+
+# The opt-in kernels alone, in a minute or two: the tests that compare their
+# bits with the default kernels in-process, then the golden, determinism and
+# engine tests with every OPTIN path on.
+optin() {
+  say "gpu_tests: the opt-in kernels against the defaults (in-process)"
+  "$BUILD/bin/gpu_tests" --gtest_brief=1 --gtest_filter='GpuAttention*:GpuMatMulPipe*' \
+    > "$WORK/gpu_tests_optin_bits.log" 2>&1
+  local r=$?
+  grep -E "^\[  (PASSED|FAILED) |Failure|differ" "$WORK/gpu_tests_optin_bits.log" | head -30
+  tail -3 "$WORK/gpu_tests_optin_bits.log"
+  say "gpu_tests with $OPTIN: goldens, determinism, engine"
+  env $OPTIN "$BUILD/bin/gpu_tests" --gtest_brief=1 \
+    --gtest_filter='GpuTransformers*:GpuStories*:GpuDeterminism*:GpuEngine*:GpuWeightTypes*' \
+    > "$WORK/gpu_tests_optin_subset.log" 2>&1 || r=1
+  grep -E "^\[  (PASSED|FAILED) |Failure" "$WORK/gpu_tests_optin_subset.log" | head -30
+  tail -3 "$WORK/gpu_tests_optin_subset.log"
+  return $r
 }
 
 rc=0
