@@ -45,6 +45,27 @@ struct Expr {
   std::vector<ExprPtr> args;
   std::vector<std::pair<std::string, ExprPtr>> kwargs;
   std::vector<std::string> ops;
+  // The height of this node's tree. The parser builds chains (a + b + ...,
+  // x.a.b..., filters) in loops, so its own nesting bound does not see them;
+  // Add / AddKw refuse a tree taller than kMaxDepth, which bounds the
+  // recursion of evaluating and of freeing it.
+  int depth = 1;
+  static constexpr int kMaxDepth = 400;
+  void Add(ExprPtr child) {
+    Grow(child.get());
+    args.push_back(std::move(child));
+  }
+  void AddKw(std::string key, ExprPtr child) {
+    Grow(child.get());
+    kwargs.emplace_back(std::move(key), std::move(child));
+  }
+
+ private:
+  void Grow(const Expr* child) {
+    if (child == nullptr) return;
+    if (child->depth + 1 > depth) depth = child->depth + 1;
+    if (depth > kMaxDepth) Fail(line, "TemplateSyntaxError: expression nested too deep");
+  }
 };
 
 struct Stmt;

@@ -340,6 +340,7 @@ Value Evaluator::ApplyFilterChain(const Expr* chain, Value base) {
 }
 
 Value Evaluator::Eval(const Expr& e) {
+  RecursionGuard guard(e.line);
   switch (e.kind) {
     case Expr::Kind::kLiteral:
       return e.literal;

@@ -62,6 +62,7 @@ std::string JsonFloat(double f) {
 }
 
 void JsonDump(std::string& out, const Value& v, const JsonDumpOptions& o, int level, int line) {
+  RecursionGuard guard(line);
   auto newline = [&](int lvl) {
     out += '\n';
     for (int i = 0; i < lvl; ++i) out += o.indent;

@@ -274,7 +274,7 @@ class Parser {
     f->name = ExpectName();
     while (SkipOp(".")) f->name += "." + ExpectName();
     if (!IsKnownFilter(f->name)) Fail(line, "TemplateAssertionError: No filter named '" + f->name + "'.");
-    f->args.push_back(std::move(base));
+    f->Add(std::move(base));
     if (IsOp("(")) ParseCallArgs(*f);
     return f;
   }
@@ -314,9 +314,9 @@ class Parser {
       ExprPtr cond = ParseOr();
       ExprPtr else_expr;
       if (SkipName("else")) else_expr = ParseExpression(true);
-      c->args.push_back(std::move(cond));
-      c->args.push_back(std::move(expr));
-      c->args.push_back(std::move(else_expr));
+      c->Add(std::move(cond));
+      c->Add(std::move(expr));
+      c->Add(std::move(else_expr));
       expr = std::move(c);
     }
     return expr;
@@ -325,8 +325,8 @@ class Parser {
   ExprPtr Binary(Expr::Kind kind, ExprPtr l, ExprPtr r, int line, std::string op = "") {
     auto e = MakeExpr(kind, line);
     e->name = std::move(op);
-    e->args.push_back(std::move(l));
-    e->args.push_back(std::move(r));
+    e->Add(std::move(l));
+    e->Add(std::move(r));
     return e;
   }
 
@@ -348,9 +348,10 @@ class Parser {
   }
   ExprPtr ParseNot() {
     if (IsName("not")) {
+      DepthGuard guard(*this);  // `not not not ...` recurses here
       int line = Next().line;
       auto e = MakeExpr(Expr::Kind::kNot, line);
-      e->args.push_back(ParseNot());
+      e->Add(ParseNot());
       return e;
     }
     return ParseCompare();
@@ -375,10 +376,10 @@ class Parser {
       }
       if (!cmp) {
         cmp = MakeExpr(Expr::Kind::kCompare, line);
-        cmp->args.push_back(std::move(first));
+        cmp->Add(std::move(first));
       }
       cmp->ops.push_back(op);
-      cmp->args.push_back(ParseMath1());
+      cmp->Add(ParseMath1());
     }
     return cmp ? std::move(cmp) : std::move(first);
   }
@@ -421,7 +422,7 @@ class Parser {
     if (IsOp("-") || IsOp("+")) {
       bool neg = Next().text == "-";
       node = MakeExpr(neg ? Expr::Kind::kNeg : Expr::Kind::kPos, line);
-      node->args.push_back(ParseUnary(false));
+      node->Add(ParseUnary(false));
     } else {
       node = ParsePrimary();
     }
@@ -472,10 +473,10 @@ class Parser {
           ExprPtr first = ParseExpression(true);
           if (SkipOp(")")) return first;
           auto tup = MakeExpr(Expr::Kind::kTuple, line);
-          tup->args.push_back(std::move(first));
+          tup->Add(std::move(first));
           while (SkipOp(",")) {
             if (IsOp(")")) break;
-            tup->args.push_back(ParseExpression(true));
+            tup->Add(ParseExpression(true));
           }
           ExpectOp(")");
           return tup;
@@ -485,7 +486,7 @@ class Parser {
           while (!IsOp("]")) {
             if (!list->args.empty()) ExpectOp(",");
             if (IsOp("]")) break;
-            list->args.push_back(ParseExpression(true));
+            list->Add(ParseExpression(true));
           }
           ExpectOp("]");
           return list;
@@ -495,9 +496,9 @@ class Parser {
           while (!IsOp("}")) {
             if (!dict->args.empty()) ExpectOp(",");
             if (IsOp("}")) break;
-            dict->args.push_back(ParseExpression(true));
+            dict->Add(ParseExpression(true));
             ExpectOp(":");
-            dict->args.push_back(ParseExpression(true));
+            dict->Add(ParseExpression(true));
           }
           ExpectOp("}");
           return dict;
@@ -516,20 +517,20 @@ class Parser {
         auto e = MakeExpr(Expr::Kind::kGetAttr, line);
         if (Cur().type == TokenType::kInt) {
           e->kind = Expr::Kind::kGetItem;
-          e->args.push_back(std::move(node));
+          e->Add(std::move(node));
           auto idx = MakeExpr(Expr::Kind::kLiteral, line);
           idx->literal = Value::Int(Next().int_value);
-          e->args.push_back(std::move(idx));
+          e->Add(std::move(idx));
         } else {
           e->name = ExpectName();
-          e->args.push_back(std::move(node));
+          e->Add(std::move(node));
         }
         node = std::move(e);
       } else if (IsOp("[")) {
         node = ParseSubscript(std::move(node));
       } else if (IsOp("(")) {
         auto call = MakeExpr(Expr::Kind::kCall, Cur().line);
-        call->args.push_back(std::move(node));
+        call->Add(std::move(node));
         ParseCallArgs(*call);
         node = std::move(call);
       } else {
@@ -567,21 +568,21 @@ class Parser {
     if (colons > 0) {
       if (tuple_items.size() > 1) Unexpected("']'");
       auto s = MakeExpr(Expr::Kind::kSlice, line);
-      s->args.push_back(std::move(node));
-      s->args.push_back(tuple_items.empty() ? nullptr : std::move(tuple_items[0]));
-      s->args.push_back(std::move(parts[1]));
-      s->args.push_back(std::move(parts[2]));
+      s->Add(std::move(node));
+      s->Add(tuple_items.empty() ? nullptr : std::move(tuple_items[0]));
+      s->Add(std::move(parts[1]));
+      s->Add(std::move(parts[2]));
       return s;
     }
     if (tuple_items.empty()) Unexpected("subscript");
     auto g = MakeExpr(Expr::Kind::kGetItem, line);
-    g->args.push_back(std::move(node));
+    g->Add(std::move(node));
     if (is_tuple) {
       auto t = MakeExpr(Expr::Kind::kTuple, line);
       t->args = std::move(tuple_items);
-      g->args.push_back(std::move(t));
+      g->Add(std::move(t));
     } else {
-      g->args.push_back(std::move(tuple_items[0]));
+      g->Add(std::move(tuple_items[0]));
     }
     return g;
   }
@@ -596,10 +597,10 @@ class Parser {
       if (Cur().type == TokenType::kName && Peek().type == TokenType::kOp && Peek().text == "=") {
         std::string key = Next().text;
         Next();
-        call.kwargs.emplace_back(key, ParseExpression(true));
+        call.AddKw(key, ParseExpression(true));
       } else {
         if (!call.kwargs.empty()) Fail(Cur().line, "TemplateSyntaxError: positional argument after keyword argument");
-        call.args.push_back(ParseExpression(true));
+        call.Add(ParseExpression(true));
       }
     }
     ExpectOp(")");
@@ -616,7 +617,7 @@ class Parser {
         t->negate = SkipName("not");
         t->name = ExpectName();
         if (!IsKnownTest(t->name)) Fail(line, "TemplateAssertionError: No test named '" + t->name + "'.");
-        t->args.push_back(std::move(node));
+        t->Add(std::move(node));
         if (IsOp("(")) {
           ParseCallArgs(*t);
         } else if ((Cur().type == TokenType::kName || Cur().type == TokenType::kString ||
@@ -624,12 +625,12 @@ class Parser {
                     IsOp("[") || IsOp("{")) &&
                    !IsName("else") && !IsName("or") && !IsName("and") && !IsName("is") &&
                    !IsName("if") && !IsName("in") && !IsName("not")) {
-          t->args.push_back(ParsePostfix(ParsePrimary()));
+          t->Add(ParsePostfix(ParsePrimary()));
         }
         node = std::move(t);
       } else if (IsOp("(")) {
         auto call = MakeExpr(Expr::Kind::kCall, Cur().line);
-        call->args.push_back(std::move(node));
+        call->Add(std::move(node));
         ParseCallArgs(*call);
         node = std::move(call);
       } else {

@@ -16,7 +16,64 @@ void Fail(int line, std::string message) {
 
 namespace {
 thread_local RenderBudget* tl_budget = nullptr;
+thread_local int tl_depth = 0;
 }  // namespace
+
+RecursionGuard::RecursionGuard(int line) {
+  if (++tl_depth > kMaxDepth) {
+    --tl_depth;
+    Fail(line, "RecursionError: maximum recursion depth exceeded");
+  }
+}
+RecursionGuard::~RecursionGuard() { --tl_depth; }
+
+void Value::ReleaseContainer(std::vector<std::shared_ptr<ListData>>* lists,
+                             std::vector<std::shared_ptr<DictData>>* dicts) {
+  if (list_ && list_.use_count() == 1) lists->push_back(std::move(list_));
+  if (dict_ && dict_.use_count() == 1) dicts->push_back(std::move(dict_));
+  list_.reset();
+  dict_.reset();
+}
+
+namespace {
+// Takes the nested containers out of `items` / `entries` into the work
+// lists, then destroys them one by one, each after its own children were
+// taken out: the depth of nesting never reaches the stack.
+void DestroyNested(std::vector<std::shared_ptr<ListData>> lists,
+                   std::vector<std::shared_ptr<DictData>> dicts) {
+  while (!lists.empty() || !dicts.empty()) {
+    if (!lists.empty()) {
+      std::shared_ptr<ListData> l = std::move(lists.back());
+      lists.pop_back();
+      for (Value& v : l->items) v.ReleaseContainer(&lists, &dicts);
+    } else {
+      std::shared_ptr<DictData> d = std::move(dicts.back());
+      dicts.pop_back();
+      for (auto& [k, v] : d->entries) {
+        k.ReleaseContainer(&lists, &dicts);
+        v.ReleaseContainer(&lists, &dicts);
+      }
+    }
+  }
+}
+}  // namespace
+
+ListData::~ListData() {
+  std::vector<std::shared_ptr<ListData>> lists;
+  std::vector<std::shared_ptr<DictData>> dicts;
+  for (Value& v : items) v.ReleaseContainer(&lists, &dicts);
+  if (!lists.empty() || !dicts.empty()) DestroyNested(std::move(lists), std::move(dicts));
+}
+
+DictData::~DictData() {
+  std::vector<std::shared_ptr<ListData>> lists;
+  std::vector<std::shared_ptr<DictData>> dicts;
+  for (auto& [k, v] : entries) {
+    k.ReleaseContainer(&lists, &dicts);
+    v.ReleaseContainer(&lists, &dicts);
+  }
+  if (!lists.empty() || !dicts.empty()) DestroyNested(std::move(lists), std::move(dicts));
+}
 
 RenderBudget::RenderBudget(int64_t limit_bytes) : limit_(limit_bytes), outer_(tl_budget) {
   tl_budget = this;
@@ -298,6 +355,7 @@ std::string HtmlEscape(std::string_view s) {
 namespace {
 
 std::string ListToStr(const Value& v) {
+  RecursionGuard guard(0);
   const ListData& l = v.list_data();
   if (l.generator) return "<generator object>";
   std::string out = l.tuple ? "(" : "[";
@@ -311,6 +369,7 @@ std::string ListToStr(const Value& v) {
 }
 
 std::string DictToStr(const Value& v) {
+  RecursionGuard guard(0);
   std::string out = "{";
   bool first = true;
   for (const auto& [k, val] : v.dict().entries) {
@@ -359,6 +418,7 @@ std::string Value::Repr() const {
 }
 
 bool Value::Equals(const Value& o) const {
+  RecursionGuard guard(0);
   if (is_number() && o.is_number()) {
     if (kind_ == Kind::kFloat || o.kind_ == Kind::kFloat) return number() == o.number();
     return int_value() == o.int_value();

@@ -62,6 +62,21 @@ class RenderBudget {
   RenderBudget* outer_;
 };
 
+// Bounds the depth of everything in a render that recurses on the thread's
+// stack — expression evaluation and the printing, comparing and json-dumping
+// of nested values — so a hostile template (an expression nested thousands
+// deep, a list nested in itself 100,000 times) fails with Python's
+// RecursionError instead of overflowing the stack. Real templates nest a few
+// dozen deep.
+class RecursionGuard {
+ public:
+  static constexpr int kMaxDepth = 500;
+  explicit RecursionGuard(int line);
+  ~RecursionGuard();
+  RecursionGuard(const RecursionGuard&) = delete;
+  RecursionGuard& operator=(const RecursionGuard&) = delete;
+};
+
 class Value {
  public:
   enum class Kind { kUndefined, kNone, kBool, kInt, kFloat, kString, kList, kDict, kNamespace, kCallable };
@@ -121,6 +136,11 @@ class Value {
   DictData& dict() const;                        // dicts and namespaces
   const Callable& callable() const { return *fn_; }
   ListData& list_data() const { return *list_; }
+  // Moves this value's list or dict into `lists` / `dicts` when nothing else
+  // holds it (its destruction is then the caller's): how ListData and
+  // DictData destroy deeply nested values without recursing.
+  void ReleaseContainer(std::vector<std::shared_ptr<ListData>>* lists,
+                        std::vector<std::shared_ptr<DictData>>* dicts);
 
   bool Truthy() const;
   // Python's type name for messages: 'str', 'dict', 'NoneType', ...
@@ -145,15 +165,21 @@ class Value {
   std::shared_ptr<const Callable> fn_;
 };
 
+// Both containers destroy nested containers iteratively (~ListData,
+// ~DictData): a list nested in itself a million times is freed in a loop.
 struct ListData {
   std::vector<Value> items;
   bool tuple = false;
   bool generator = false;
+  ListData() = default;
+  ~ListData();
 };
 
 // Insertion-ordered mapping. Lookup is linear: template dicts are small.
 struct DictData {
   std::vector<std::pair<Value, Value>> entries;
+  DictData() = default;
+  ~DictData();
   const Value* Find(const Value& key) const;
   const Value* Find(std::string_view key) const;
   void Set(Value key, Value value);

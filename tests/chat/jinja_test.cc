@@ -329,6 +329,44 @@ TEST(JinjaErrors, ByteBudgetStopsRunawayStringsAndIsConfigurable) {
   EXPECT_NE(small.status().message().find("MemoryError"), std::string::npos);
 }
 
+// Hostile depth: expressions thousands deep (chains the parser builds in a
+// loop: a + b + ..., x.a.b..., not not ...) are syntax errors, and values
+// nested 100,000 deep at run time print and dump as Python's RecursionError,
+// and are freed without recursing; none of them may overflow the stack (each
+// crashed the process before).
+TEST(JinjaErrors, DeepExpressionsAndValuesFailCleanlyInsteadOfOverflowingTheStack) {
+  const int n = 200000;
+  std::string plus = "{{ 1", attrs = "{{ x", nots = "{{ ";
+  for (int i = 0; i < n; ++i) plus += " + 1", attrs += ".a", nots += "not ";
+  plus += " }}", attrs += " }}", nots += "1 }}";
+  for (const std::string* src : {&plus, &attrs, &nots}) {
+    auto r = TryRender(*src);
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.status().message().find("too deep"), std::string::npos) << r.status().message();
+  }
+  // 400 terms still parse and evaluate (real templates: a few dozen).
+  std::string ok = "{{ 0";
+  for (int i = 0; i < 300; ++i) ok += " + 1";
+  EXPECT_EQ(R(ok + " }}"), "300");
+  const char* deep_values[] = {
+      "{% set ns = namespace(x={}) %}{% for i in range(100000) %}{% set ns.x = {'a': ns.x} %}"
+      "{% endfor %}{{ ns.x | tojson }}",
+      "{% set ns = namespace(x=[]) %}{% for i in range(100000) %}{% set ns.x = [ns.x] %}"
+      "{% endfor %}{{ ns.x }}",
+      "{% set ns = namespace(x=[], y=[]) %}{% for i in range(100000) %}{% set ns.x = [ns.x] %}"
+      "{% set ns.y = [ns.y] %}{% endfor %}{{ ns.x == ns.y }}",
+  };
+  for (const char* src : deep_values) {
+    auto r = TryRender(src);
+    ASSERT_FALSE(r.ok()) << src;
+    EXPECT_NE(r.status().message().find("RecursionError"), std::string::npos) << r.status().message();
+  }
+  // Built and freed 500,000 deep without printing: fine, and no recursion.
+  EXPECT_EQ(R("{% set ns = namespace(x=[]) %}{% for i in range(5) %}{% for j in range(100000) %}"
+              "{% set ns.x = [ns.x] %}{% endfor %}{% endfor %}{{ ns.x | length }}"),
+            "1");
+}
+
 TEST(ChatTemplateApi, RendersMessagesToolsAndSpecialTokens) {
   auto t = ChatTemplate::Parse(
       "{{ bos_token }}{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}"
