@@ -361,7 +361,9 @@ std::string ListToStr(const Value& v) {
   std::string out = l.tuple ? "(" : "[";
   for (size_t i = 0; i < l.items.size(); ++i) {
     if (i) out += ", ";
-    out += l.items[i].Repr();
+    const std::string item = l.items[i].Repr();
+    RenderBudget::Charge(item.size());  // a huge list's text is bounded while it is built
+    out += item;
   }
   if (l.tuple && l.items.size() == 1) out += ",";
   out += l.tuple ? ")" : "]";
@@ -375,9 +377,11 @@ std::string DictToStr(const Value& v) {
   for (const auto& [k, val] : v.dict().entries) {
     if (!first) out += ", ";
     first = false;
-    out += k.Repr();
+    const std::string key = k.Repr(), value = val.Repr();
+    RenderBudget::Charge(key.size() + value.size());
+    out += key;
     out += ": ";
-    out += val.Repr();
+    out += value;
   }
   out += "}";
   return out;
