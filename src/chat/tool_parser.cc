@@ -85,7 +85,39 @@ StreamEvent Event(StreamEvent::Kind kind, std::string text = "") {
   return e;
 }
 
-Json ParseJson(std::string_view s) { return Json::parse(s.begin(), s.end(), nullptr, /*allow_exceptions=*/false); }
+// Model output nested deeper than this is not a tool call to us: nlohmann's
+// parser and copies recurse, and output bracketed 100,000 deep would
+// overflow the stack. Real arguments nest a few levels.
+constexpr int kMaxJsonDepth = 128;
+
+// Whether s opens more than kMaxJsonDepth brackets at once (outside strings).
+bool NestsTooDeep(std::string_view s) {
+  int depth = 0;
+  bool in_string = false, escaped = false;
+  for (const char c : s) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxJsonDepth) return true;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return false;
+}
+
+Json ParseJson(std::string_view s) {
+  if (NestsTooDeep(s)) return Json(Json::value_t::discarded);
+  return Json::parse(s.begin(), s.end(), nullptr, /*allow_exceptions=*/false);
+}
 
 using internal::Call;
 

@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <limits>
 
+#include "server/json_body.h"
+
 namespace reprise::server {
 namespace {
 
@@ -447,8 +449,11 @@ Parsed<ChatRequest> ParseChatRequest(const json& body, const RequestDefaults& de
           continue;
         json& fn = call["function"];
         if (fn.contains("arguments") && fn["arguments"].is_string()) {
-          json args = json::parse(fn["arguments"].get<std::string>(), nullptr, false);
-          if (!args.is_discarded() && args.is_object()) fn["arguments"] = std::move(args);
+          // Bounded like the body: a string of arguments nested 100,000 deep
+          // crashed the server (recursive copies downstream); past the
+          // bound it stays a string, as invalid JSON does.
+          JsonParseResult args = ParseJsonBounded(fn["arguments"].get<std::string>());
+          if (args.ok && args.value.is_object()) fn["arguments"] = std::move(args.value);
         }
       }
     }

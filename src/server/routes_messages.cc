@@ -20,6 +20,7 @@
 
 #include "server/anthropic_types.h"
 #include "server/chat_pipeline.h"
+#include "server/json_body.h"
 #include "server/server_internal.h"
 
 namespace reprise::server {
@@ -135,8 +136,9 @@ class AnthropicWire : public ChatWire {
   void Close() {
     if (open_.empty()) return;
     if (open_ == "tool_use") {
-      json input = json::parse(arguments_, nullptr, /*allow_exceptions=*/false);
-      blocks_.back()["input"] = input.is_object() ? input : json::object();
+      // The model's arguments, bounded in depth as request bodies are.
+      JsonParseResult input = ParseJsonBounded(arguments_);
+      blocks_.back()["input"] = input.ok && input.value.is_object() ? input.value : json::object();
     }
     Emit("content_block_stop", {{"type", "content_block_stop"}, {"index", blocks_.size() - 1}});
     open_.clear();

@@ -129,6 +129,23 @@ TEST(HermesToolCalls, MalformedAndTruncatedCallsAreContent) {
   ExpectPlainContent("<tool_call>", Hermes());
 }
 
+// Model output bracketed far too deep inside a call (a prompt-injected model
+// can be made to write it) is content, not a call: nlohmann's parse and
+// copies recurse, and at 100,000 levels that crashed the server. Past 128
+// levels the JSON is not parsed at all (20,000 here keeps the test fast;
+// streaming arguments commits the call as it begins, as for any malformed
+// one).
+TEST(HermesToolCalls, ArgumentsNestedFarTooDeepAreContentNotACrash) {
+  const int depth = 20000;
+  const std::string text = "<tool_call>{\"name\": \"f\", \"arguments\": {\"a\": " +
+                           std::string(depth, '[') + std::string(depth, ']') + "}}</tool_call>";
+  ExpectPlainContent(text, Hermes(), /*streaming_args_agree=*/false);
+  // 100 levels are still a call.
+  const std::string ok = "<tool_call>{\"name\": \"f\", \"arguments\": {\"a\": " +
+                         std::string(100, '[') + std::string(100, ']') + "}}</tool_call>";
+  ASSERT_EQ(ParseAll(ok, Hermes()).tool_calls.size(), 1u);
+}
+
 TEST(HermesToolCalls, StreamingHoldsBackAPossibleTagAndEmitsTheCallOnce) {
   StreamParser p(Hermes(), "call_x_");
   auto e1 = p.Feed("Checking.\n<tool_");

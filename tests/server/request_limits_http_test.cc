@@ -72,6 +72,29 @@ TEST_F(RequestLimitsTest, DeepNestingIs400OnEveryPostRoute) {
   }
 }
 
+// Found by hand after finding 1's fix: tool-call arguments arrive as a JSON
+// *string* (what the OpenAI SDK sends), which the body's bounded parse does
+// not see into; parsed without a bound, an object nested 100,000 deep in it
+// killed the server. Past the bound the arguments stay a string.
+TEST_F(RequestLimitsTest, DeeplyNestedToolCallArgumentsDoNotCrashTheServer) {
+  const int depth = 100000;
+  const std::string args = "{\"a\":" + std::string(depth, '[') + std::string(depth, ']') + "}";
+  const Json body = {
+      {"messages",
+       Json::array({{{"role", "user"}, {"content", "hi"}},
+                    {{"role", "assistant"},
+                     {"content", nullptr},
+                     {"tool_calls", Json::array({{{"id", "c1"},
+                                                   {"type", "function"},
+                                                   {"function", {{"name", "f"}, {"arguments", args}}}}})}},
+                    {{"role", "tool"}, {"tool_call_id", "c1"}, {"content", "ok"}}})},
+      {"max_tokens", 2}};
+  HttpResult r = S().PostRaw("/v1/chat/completions", body.dump());
+  EXPECT_TRUE(r.status == 200 || r.status == 400) << r.status << ": " << r.body.substr(0, 300);
+  HttpResult health = S().Get("/health");
+  EXPECT_EQ(health.status, 200) << "the server did not survive the request";
+}
+
 TEST_F(RequestLimitsTest, DepthLimitIsExactly128Levels) {
   // The outer object is level 1: 127 arrays inside it make 128 levels.
   HttpResult ok = S().PostRaw("/tokenize", Nested(127));
