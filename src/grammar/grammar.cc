@@ -172,6 +172,8 @@ Result<std::shared_ptr<const Grammar>> Grammar::Compile(const GrammarBuilder& b,
     set.erase(std::unique(set.begin(), set.end()), set.end());
   };
   std::array<std::vector<uint32_t>, 256> buckets;
+  int64_t subset_work = 0;  // builder states in every set interned so far
+  bool too_much_work = false;
   for (uint32_t r = 0; r < n_rules; ++r) {
     std::unordered_map<StateSet, uint32_t, SetHash> ids;
     std::vector<StateSet> todo_sets;
@@ -180,6 +182,11 @@ Result<std::shared_ptr<const Grammar>> Grammar::Compile(const GrammarBuilder& b,
       auto it = ids.find(set);
       if (it != ids.end()) return it->second;
       if (static_cast<int64_t>(dstates.size()) >= limits.max_dfa_states) return -1;
+      subset_work += static_cast<int64_t>(set.size());
+      if (subset_work > limits.max_subset_work) {
+        too_much_work = true;
+        return -1;
+      }
       const uint32_t id = static_cast<uint32_t>(dstates.size());
       dstates.push_back({r, false, {}, {}});
       ids.emplace(set, id);
@@ -260,6 +267,11 @@ Result<std::shared_ptr<const Grammar>> Grammar::Compile(const GrammarBuilder& b,
       d.calls = std::move(out_calls);
     }
     if (overflow) break;
+  }
+  if (too_much_work) {
+    return Errorf("the grammar is too large to compile (its compiled states hold more than %lld "
+                  "builder states)",
+                  static_cast<long long>(limits.max_subset_work));
   }
   if (static_cast<int64_t>(dstates.size()) >= limits.max_dfa_states) {
     return Errorf("the grammar needs more than %lld compiled states",

@@ -207,6 +207,14 @@ TEST(GrammarTest, SizeLimitsAreErrorsNotGrowth) {
   auto g = Grammar::Compile(b2, r2, small);
   ASSERT_FALSE(g.ok());
   EXPECT_NE(g.status().message().find("compiled states"), std::string::npos);
+  // The subset construction's work: the same grammar under a small budget of
+  // builder states summed over the interned sets.
+  GrammarLimits little_work;
+  little_work.max_subset_work = 200;
+  auto w = Grammar::Compile(b2, r2, little_work);
+  ASSERT_FALSE(w.ok());
+  EXPECT_NE(w.status().message().find("too large to compile"), std::string::npos);
+  EXPECT_TRUE(Grammar::Compile(b2, r2).ok());  // the default budget is far above it
 }
 
 TEST(GrammarTest, EndOfGenerationIsAllowedExactlyWhenComplete) {
