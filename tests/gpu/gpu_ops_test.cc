@@ -342,6 +342,14 @@ TEST(GpuAttention, OptInShapesGiveTheDefaultShapesBits) {
     cases.push_back(c);
   }
   {
+    // 140 tokens: enough that every head shape below takes the tiled path
+    // (tokens x KV heads past twice the SMs), so the blocked kernel runs for
+    // 64-, 128- and 256-dim heads.
+    Case c{"long chunk at 60", {}, {}};
+    for (int i = 60; i < 200; ++i) c.pos.push_back(i), c.seq.push_back(2);
+    cases.push_back(c);
+  }
+  {
     Case c{"decode beside a chunk", {130, 90}, {0, 2}};
     for (int i = 61; i < 97; ++i) c.pos.push_back(i), c.seq.push_back(1);
     cases.push_back(c);
