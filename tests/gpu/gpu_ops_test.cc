@@ -264,7 +264,10 @@ TEST(GpuAttention, FusedQuantizationGivesTheMatmulTheSameBits) {
   REQUIRE_GPU();
   kernels::cuda::SetAttentionFuseForTest(1);
   struct Restore {
-    ~Restore() { kernels::cuda::SetAttentionFuseForTest(-1); }
+    ~Restore() {
+      kernels::cuda::SetAttentionFuseForTest(-1);
+      kernels::cuda::SetAttentionShapesForTest(-1, -1, -1);
+    }
   } restore;
   auto gpu = kernels::CreateBackend(kCuda, 1);
   ASSERT_TRUE(gpu.ok());
@@ -287,7 +290,11 @@ TEST(GpuAttention, FusedQuantizationGivesTheMatmulTheSameBits) {
   ASSERT_TRUE(qd.p && att.p && other.p);
   be->CopyToDevice(qd.p, q.data(), q.size() * sizeof(float));
   // Q8_0: 32-value activation groups; Q4_K: 256.
-  for (const DType type : {DType::kQ8_0, DType::kQ4_K}) {
+  // Both chunk kernels merge and quantize: the default one and the raw one.
+  for (int run = 0; run < 4; ++run) {
+    const int raw = run / 2;
+    const DType type = run % 2 == 0 ? DType::kQ8_0 : DType::kQ4_K;
+    kernels::cuda::SetAttentionShapesForTest(0, raw, 0);
     const int64_t rows = 64;
     const std::vector<uint8_t> wq = RandomQuantRows(type, rows, d, &rng);
     auto m = be->PrepareMatrix({type, rows, d, wq.data()});
@@ -306,7 +313,7 @@ TEST(GpuAttention, FusedQuantizationGivesTheMatmulTheSameBits) {
       got[pass] = Download(be, pass == 0 ? y0 : y1, static_cast<size_t>(n * rows));
     }
     ASSERT_EQ(std::memcmp(got[0].data(), got[1].data(), got[0].size() * sizeof(float)), 0)
-        << DTypeName(type)
+        << DTypeName(type) << (raw ? " (raw chunk kernel)" : "")
         << ": the O projection after the attention differs from one after a separate quantization";
     ASSERT_GT(MaxAbs(got[0]), 0.0) << "an all-zero output proves nothing";
   }
