@@ -182,6 +182,7 @@ void Evaluator::Assign(const Target& t, const Value& v, int line) {
     Value ns = Lookup(t.names[0]);
     if (!ns.is_namespace()) Fail(line, "TemplateRuntimeError: cannot assign attribute on non-namespace object");
     ns.dict().Set(Value::String(t.attr), v);
+    if (assigned_seen_.insert(&ns.dict()).second) assigned_namespaces_.push_back(ns);
     return;
   }
   if (!t.is_tuple) {
@@ -259,6 +260,7 @@ Evaluator::~Evaluator() {
     scope->vars.clear();
     scope->parent.reset();
   }
+  for (Value& ns : assigned_namespaces_) ns.dict().entries.clear();
 }
 
 Value Evaluator::MakeMacro(const Stmt& s, std::shared_ptr<Scope> closure) {

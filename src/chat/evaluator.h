@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "chat/ast.h"
@@ -75,6 +76,12 @@ class Evaluator {
   // destructor clears these scopes, which breaks every such cycle; no value
   // outlives the render (its result is a string).
   std::vector<std::shared_ptr<Scope>> macro_scopes_;
+  // Namespaces assigned to during the render: the only mutation the sandbox
+  // allows, so the only way to make a value hold itself (`set ns.me = ns`,
+  // found by the fuzzer as a leak of every such render). The destructor
+  // empties them, which breaks every such cycle.
+  std::vector<Value> assigned_namespaces_;
+  std::unordered_set<const DictData*> assigned_seen_;
   int call_depth_ = 0;
   const int64_t max_steps_;
   int64_t steps_ = 0;  // statements executed, bounded by max_steps_
