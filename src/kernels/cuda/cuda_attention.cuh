@@ -319,7 +319,7 @@ __device__ __forceinline__ void QuantizeMerged(const Ctx& c, int64_t t, int64_t 
   }
 }
 
-// The split shape's opt-in kernels (cuda_attention_split.cu): the raw chunk
+// The split shape's faster kernels (cuda_attention_split.cu): the raw chunk
 // kernel (any head shape RawRowsFit allows, GQA group <= 2 kWarps) and the
 // wide merge of long contexts (more than kWideMergeMinChunks grid chunks).
 constexpr int64_t kWideMergeMinChunks = 32;

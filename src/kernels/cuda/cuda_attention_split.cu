@@ -1,4 +1,4 @@
-// The split (decode) shape's opt-in kernels: the raw chunk kernel for F16
+// The split (decode) shape's faster kernels: the raw chunk kernel for F16
 // KV and the wide merge for long contexts (cuda_attention.cu's header comment
 // gives the canonical order both keep; cuda_attention.cuh the pieces they
 // share with the default kernels).
@@ -15,8 +15,8 @@ namespace {
 // K row 8 dims per 16-byte load against q's float4s, a lane's dims
 // 4 lane + 128 g for P.V. Each (token, head) runs RunChunk's arithmetic:
 // ScoreDot's partials in dim order, the same per-tile update in position
-// order, the same chunk state; the merge is MergeHead's. Opt-in
-// (REPRISE_CUDA_ATTN_RAW=1, AttentionRawOn) until a GPU run validates it.
+// order, the same chunk state; the merge is MergeHead's. The default since
+// an H100 run validated it (REPRISE_CUDA_ATTN_RAW=0: off; AttentionRawOn).
 template <int kVD>
 struct RawHead {
   float m, l;
@@ -159,8 +159,8 @@ void LaunchChunkRaw(const Ctx& c, dim3 grid, int64_t chunks, float* scratch, int
             counters, out);
 }
 
-// The split shape's merge for long contexts (opt-in:
-// REPRISE_CUDA_ATTN_WIDE_MERGE=1, AttentionWideMergeOn; from more than
+// The split shape's merge for long contexts (default; off with
+// REPRISE_CUDA_ATTN_WIDE_MERGE=0, AttentionWideMergeOn; from more than
 // kWideMergeMinChunks grid chunks): a block of kThreads per (token, head), a
 // thread per dim (two for hv <= 256), kWideAhead chunk states loaded at once
 // (the m and l loads are one address for a warp), merged in chunk order with

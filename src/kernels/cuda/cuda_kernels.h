@@ -82,9 +82,8 @@ void LaunchGemvStaged(DType type, const GemvTarget* targets, int count, int64_t 
                       int64_t n_units, const ActQ& act, int64_t n, cudaStream_t s);
 // The quantized types' kernels (cuda_matmul_quant.cu): y for n tokens whose
 // activations `act` holds; LaunchMatMul calls it.
-// The pipelined Q4_K prefill kernel (REPRISE_CUDA_MMA_PIPE=1, opt-in until a
-// GPU run validates it; the same bits), and a test's override (-1: the
-// environment).
+// The pipelined Q4_K prefill kernel (default; REPRISE_CUDA_MMA_PIPE=0: off;
+// the same bits), and a test's override (-1: the environment).
 bool MmaPipeOn();
 void SetMmaPipeForTest(int on);
 void LaunchMatMulQuant(DType type, const uint8_t* w, int64_t rows, int64_t cols, int64_t n_units,
@@ -184,12 +183,12 @@ int LaunchAttention(const float* q, const AttentionShape& shape, const KvLayout&
                     int32_t* counters, const int32_t* tiles, int64_t n_tiles, int n_sms,
                     float* out, cudaStream_t s, int act_group = 0, const ActQ& act = {});
 bool AttentionFuseOn();
-// The opt-in attention shapes (REPRISE_CUDA_ATTN_BLOCKED=1: the blocked
-// tiled prefill shape; REPRISE_CUDA_ATTN_RAW=1: the raw split shape), and a
-// test's override of them (-1: as the environment says), so one process can
-// compare their bits with the default shapes'.
-// REPRISE_CUDA_ATTN_WIDE_MERGE=1: long contexts' chunk states merged by a
-// kernel with a thread per dim (AttentionWideMergeKernel), the same bits.
+// The faster attention shapes, on by default (=0 turns one off):
+// REPRISE_CUDA_ATTN_BLOCKED (the blocked tiled prefill shape),
+// REPRISE_CUDA_ATTN_RAW (the raw split shape), REPRISE_CUDA_ATTN_WIDE_MERGE
+// (long contexts' chunk states merged by a kernel with a thread per dim);
+// and a test's override of them (-1: as the environment says), so one
+// process compares their bits with the older shapes'.
 bool AttentionBlockedOn();
 bool AttentionRawOn();
 bool AttentionWideMergeOn();
