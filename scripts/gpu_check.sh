@@ -421,15 +421,14 @@ agent() {
     "$BUILD/bin/reprise" serve --device cuda --model "$f" --port 18090 --parallel "$c" \
       --ctx-size $((hist + 1024)) --prompt-cache-size $((2 * c + 2)) > "$WORK/agent-reprise-$c.log" 2>&1 &
     bench_server reprise 18090 $! "$WORK/agent-reprise-$c.log" $common --metrics \
-      --json "$WORK/agent-reprise-$c.json" > >(tee -a "$WORK/agent.txt")
+      --json "$WORK/agent-reprise-$c.json" > >(tee -a "$WORK/agent.txt" "$OUT/agent.txt")
     [ -x "$PEER_BUILD/bin/llama-server" ] || continue
     say "agent workload: llama-server, $c conversations"
     "$PEER_BUILD/bin/llama-server" -m "$f" -ngl 99 -fa on -np "$c" -c $((c * (hist + 1024))) \
       --cache-ram 16384 --port 18091 > "$WORK/agent-peer-$c.log" 2>&1 &
     bench_server llama-server 18091 $! "$WORK/agent-peer-$c.log" $common \
-      --json "$WORK/agent-peer-$c.json" > >(tee -a "$WORK/agent.txt")
+      --json "$WORK/agent-peer-$c.json" > >(tee -a "$WORK/agent.txt" "$OUT/agent.txt")
   done
-  cp "$WORK/agent.txt" "$OUT/" 2> /dev/null
   results > /dev/null
 }
 
@@ -446,13 +445,12 @@ longctx() {
   local pid=$!
   if wait_http 18092 "$pid"; then
     python3 bench/long_context.py --port 18092 --history "$hist" --new 500 --rounds 2 \
-      --json "$WORK/longctx-reprise.json" | tee -a "$WORK/longctx.txt"
+      --json "$WORK/longctx-reprise.json" | tee -a "$WORK/longctx.txt" "$OUT/longctx.txt"
   else
     say "reprise did not come up"; tail -5 "$WORK/longctx-reprise.log"
   fi
   kill -TERM "$pid" 2> /dev/null
   wait "$pid"
-  cp "$WORK/longctx.txt" "$OUT/" 2> /dev/null
 }
 
 # gpu_results.json: every figure of the bench-*.json / peer-*.json files.
