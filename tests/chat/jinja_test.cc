@@ -294,11 +294,11 @@ TEST(JinjaErrors, ExecutionBudgetStopsRunawayLoopsAndIsConfigurable) {
 }
 
 // A template that builds strings without bound (a hostile or broken chat
-// template in a model file) fails with a MemoryError once its strings and
+// template in a model file) fails with a MemoryError once its strings, lists and
 // output pass the render's byte budget, instead of growing until the process
 // is killed; RenderOptions::max_bytes sets the budget, and a long
 // conversation's render is nowhere near the default one.
-TEST(JinjaErrors, ByteBudgetStopsRunawayStringsAndIsConfigurable) {
+TEST(JinjaErrors, ByteBudgetStopsRunawayStringsAndListsAndIsConfigurable) {
   const char* runaway[] = {
       // doubling a megabyte forty times
       "{% set ns = namespace(s='x' * 1000000) %}{% for i in range(40) %}"
@@ -307,6 +307,11 @@ TEST(JinjaErrors, ByteBudgetStopsRunawayStringsAndIsConfigurable) {
       "{% set s = 'x' * 60000000 %}{{ ([s] * 1000) | length }}",
       // 100,000 outputs of a megabyte
       "{% set s = 'y' * 1000000 %}{% for i in range(100000) %}{{ s }}{% endfor %}",
+      // a 300,000-item list made and dropped 100,000 times (found by the fuzz
+      // target: each list is small enough for Repeat's own limit, but the
+      // loop took 44 s; the lists' slots are charged now)
+      "{% set l = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10] %}{% for i in range(100000) %}"
+      "{{ (l * 30000) | length }}{% endfor %}",
   };
   for (const char* src : runaway) {
     auto r = TryRender(src);
