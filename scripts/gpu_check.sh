@@ -503,6 +503,14 @@ optin() {
   local r=$?
   grep -E "^\[  (PASSED|FAILED) |Failure|differ" "$WORK/gpu_tests_optin_bits.log" | head -30
   tail -3 "$WORK/gpu_tests_optin_bits.log"
+  # The fallback paths (same bits as HostDot): the warp-per-row GEMV with the
+  # unpipelined MMA kernel, then prefill through the GEMV.
+  say "gpu_tests: the matmuls on their fallback paths"
+  REPRISE_CUDA_GEMV_STAGED=0 REPRISE_CUDA_MMA_PIPE=0 "$BUILD/bin/gpu_tests" --gtest_brief=1 \
+    --gtest_filter='*GpuMatMul*' > "$WORK/gpu_tests_fallback.log" 2>&1 || r=1
+  REPRISE_CUDA_MMA=0 "$BUILD/bin/gpu_tests" --gtest_brief=1 \
+    --gtest_filter='*GpuMatMul.*' >> "$WORK/gpu_tests_fallback.log" 2>&1 || r=1
+  grep -E "^\[  (PASSED|FAILED) |Failure" "$WORK/gpu_tests_fallback.log" | head -30
   say "gpu_tests with $OPTIN: goldens, determinism, engine"
   env $OPTIN "$BUILD/bin/gpu_tests" --gtest_brief=1 \
     --gtest_filter='*GpuTransformers*:GpuStories*:*GpuDeterminism*:GpuEngine*:*GpuWeightTypes*' \

@@ -464,8 +464,9 @@ TEST_P(GpuMatMul, EqualsTheHostEmulationAndTheCpuOnEveryPath) {
   auto gpu = kernels::CreateBackend(kCuda, 1);
   auto cpu = kernels::CreateBackend(kCpu, 2);
   ASSERT_TRUE(gpu.ok() && cpu.ok());
-  // 1000: a width that is no multiple of 32 (F32 / F16 / BF16 only).
-  for (const int64_t cols : {int64_t{1000}, int64_t{1536}, int64_t{4608}}) {
+  // 1000: a width that is no multiple of 32 (F32 / F16 / BF16 only); 1280:
+  // five K-quant units, so the last segment holds one unit.
+  for (const int64_t cols : {int64_t{1000}, int64_t{1280}, int64_t{1536}, int64_t{4608}}) {
     if (cols % 32 != 0 && kernels::cuda::IsQuantType(type)) continue;
     const int64_t rows = 200;
     std::mt19937 rng(static_cast<uint32_t>(cols) + static_cast<uint32_t>(type));
