@@ -27,6 +27,8 @@
 #           GB/s per (type, call), staged and warp-per-row quantized GEMV;
 #           then the step's other kernels alone (bench/decode_ops_bench.cc:
 #           norms, quantization, SwiGLU, decode attention at 512/4k/32k)
+#   quick   pp512 + tg128 on TYPES, then a profiled pp512 + tg32 (a
+#           change's speed in a minute or two)
 #   peer    build llama.cpp (CUDA) and run llama-bench on the same files
 #   depth   decode at a DEPTH (32768) token context, reprise and llama-bench
 #           (-d), on the LONG_TYPES models
@@ -251,6 +253,21 @@ rbench() {
     > "$WORK/bench-$name.json" 2> "$WORK/bench-$name.log" \
     || echo "bench $name failed or timed out (see bench-$name.log)"
   cat "$WORK/bench-$name.json" 2>/dev/null
+}
+
+# pp512 + tg128 on TYPES, then one profiled pp512 + tg32: a change's speed in
+# a minute or two, when the device time is short.
+quick() {
+  make_models
+  local t
+  for t in $TYPES; do
+    say "reprise bench $t pp512 tg128"
+    rbench 150 "$t-pp512" "$t" --pp 512 --tg 128 --reps "$REPS"
+    say "reprise bench $t pp512 tg32, profiled"
+    REPRISE_CUDA_PROFILE=1 rbench 150 "$t-profile" "$t" --pp 512 --tg 32 --reps 1 > /dev/null
+    grep "cuda profile" "$WORK/bench-$t-profile.log" | head -24
+  done
+  results > /dev/null
 }
 
 bench() {
