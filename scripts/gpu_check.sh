@@ -424,7 +424,7 @@ peer() {
 # conversations (a shared AGENT_SYSTEM-token system prompt, turns adding
 # 200-2000 tokens and generating 100-500, up to AGENT_HISTORY tokens or
 # AGENT_TURNS turns) against reprise serve --device cuda, then against
-# llama-server (CUDA, -np = concurrency, --cache-ram) when the peer is built;
+# llama-server (CUDA, -np = concurrency, -kvu, --cache-ram) when the peer is built;
 # a fresh server per run, the same requests for both.
 source scripts/serve_lib.sh  # wait_http, bench_server
 agent() {
@@ -440,8 +440,17 @@ agent() {
     bench_server reprise 18090 $! "$WORK/agent-reprise-$c.log" $common --metrics \
       --json "$WORK/agent-reprise-$c.json" > >(tee -a "$WORK/agent.txt" "$OUT/agent.txt")
     [ -x "$PEER_BUILD/bin/llama-server" ] || continue
-    say "agent workload: llama-server, $c conversations"
-    "$PEER_BUILD/bin/llama-server" -m "$f" -ngl 99 -fa on -np "$c" -c $((c * (hist + 1024))) \
+    # llama-server allocates -c tokens of F16 K/V up front (128 KiB a token
+    # for this shape): at most what the GPU holds beside the weights (6 GiB
+    # spare), one unified pool its slots share (-kvu; idle slots go to
+    # --cache-ram), so 32 long conversations neither run out of memory at
+    # start nor get a fixed per-slot cut.
+    local free_mib pc
+    free_mib=$(nvidia-smi --query-gpu=memory.free --format=csv,noheader,nounits | head -1)
+    pc=$(( (free_mib * 1048576 - $(stat -c %s "$f") - (6 << 30)) / 131072 ))
+    [ "$pc" -gt $((c * (hist + 1024))) ] && pc=$((c * (hist + 1024)))
+    say "agent workload: llama-server, $c conversations (-c $pc, unified)"
+    "$PEER_BUILD/bin/llama-server" -m "$f" -ngl 99 -fa on -np "$c" -kvu -c "$pc" \
       --cache-ram 16384 --port 18091 > "$WORK/agent-peer-$c.log" 2>&1 &
     bench_server llama-server 18091 $! "$WORK/agent-peer-$c.log" $common \
       --json "$WORK/agent-peer-$c.json" > >(tee -a "$WORK/agent.txt" "$OUT/agent.txt")
