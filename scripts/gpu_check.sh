@@ -255,6 +255,14 @@ rbench() {
   cat "$WORK/bench-$name.json" 2>/dev/null
 }
 
+# GPU time per op kind of model type $1 (REPRISE_CUDA_PROFILE=1): pp512 +
+# tg32, one rep.
+profile_type() {
+  say "reprise bench $1 pp512 tg32, profiled"
+  REPRISE_CUDA_PROFILE=1 rbench 150 "$1-profile" "$1" --pp 512 --tg 32 --reps 1 > /dev/null
+  grep "cuda profile" "$WORK/bench-$1-profile.log" | head -24
+}
+
 # pp512 + tg128 on TYPES, then one profiled pp512 + tg32: a change's speed in
 # a minute or two, when the device time is short.
 quick() {
@@ -263,9 +271,7 @@ quick() {
   for t in $TYPES; do
     say "reprise bench $t pp512 tg128"
     rbench 150 "$t-pp512" "$t" --pp 512 --tg 128 --reps "$REPS"
-    say "reprise bench $t pp512 tg32, profiled"
-    REPRISE_CUDA_PROFILE=1 rbench 150 "$t-profile" "$t" --pp 512 --tg 32 --reps 1 > /dev/null
-    grep "cuda profile" "$WORK/bench-$t-profile.log" | head -24
+    profile_type "$t"
   done
   results > /dev/null
 }
@@ -326,12 +332,7 @@ bench() {
       (export "REPRISE_CUDA_$var=0"; rbench 150 "$t-${rest%%:*}" "$t" --pp 512 --tg 128 --reps "$REPS")
     done
   done
-  # GPU time per op kind (REPRISE_CUDA_PROFILE=1): pp512 + tg32, one rep.
-  for t in $TYPES; do
-    say "reprise bench $t pp512 tg32, profiled"
-    REPRISE_CUDA_PROFILE=1 rbench 150 "$t-profile" "$t" --pp 512 --tg 32 --reps 1 > /dev/null
-    grep "cuda profile" "$WORK/bench-$t-profile.log" | head -24
-  done
+  for t in $TYPES; do profile_type "$t"; done
   # The quantized prefill without the tensor cores (the GEMV kernel), to
   # measure what the MMA path buys.
   for t in $TYPES; do

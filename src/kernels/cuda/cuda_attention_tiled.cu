@@ -166,9 +166,9 @@ void LaunchTiled(const Ctx& c, const int32_t* tiles, int64_t n_tiles, int64_t ma
 //    order, as in every shape); the warp's probabilities go through shared
 //    memory. A tile where some pair ends early runs the per-pair bound.
 // Needs F16 rows with hk % 8 == 0, hv % 8 == 0 (16-byte pieces), hk, hv <=
-// 256 and 16-byte aligned rows (RawRowsFit). The default (H100-validated)
-// (REPRISE_CUDA_ATTN_BLOCKED=1, AttentionBlockedOn); either shape gives the same
-// bits.
+// 256 and 16-byte aligned rows (RawRowsFit). The default (H100-validated;
+// REPRISE_CUDA_ATTN_BLOCKED=0: off, AttentionBlockedOn); either shape gives
+// the same bits.
 template <int kVD>
 struct BlockPair {
   float m, l;
