@@ -1,6 +1,7 @@
 // The GEMV: y = W x for a few tokens (decode), every weight type, in the
-// canonical order of cuda_matmul.cu (32-column sub-blocks, each one float c_b;
-// segments of kSegCols summed from 0 in order; segment sums added in order).
+// canonical order of cuda_matmul.cu (32-column sub-blocks, each one float c_b,
+// K-quants one per 256-value unit; segments of kSegCols summed from 0 in
+// order; segment sums added in order).
 //
 // A block owns kGemvRows rows. Warp w computes row w's sub-block
 // contributions, lane l taking sub-block b0 + l of a 32-sub-block window (so
@@ -28,7 +29,9 @@
 //
 // A sub-block's contribution (the Sub policies):
 //  - quantized: SubW / SubWContrib (cuda_subblock.cuh), the same bits as
-//    SubBlockContrib, from 32-bit word loads and dp4a;
+//    SubBlockContrib, from 32-bit word loads and dp4a; K-quants: a unit's
+//    integers (SubWInts) added by its 8 lanes' shuffles (warp per row) or by
+//    one lane over its stage (staged), then UnitContrib once;
 //  - F32 / F16 / BF16: its (up to) 32 weights held in registers, one fused
 //    multiply-add chain per token over the columns in order.
 #include "core/check.h"
@@ -52,6 +55,14 @@ struct GemvIn {
   int64_t cols, nb32;  // nb32: sub-blocks per row (the last may be partial: float weights)
 };
 
+// Token t's 32 int8 activations of sub-block b as 8 words.
+__device__ __forceinline__ void LoadActWords(const GemvIn& in, int t, int64_t b, uint32_t* xw) {
+  const uint4* xp = reinterpret_cast<const uint4*>(in.xq + t * in.cols + b * 32);
+  const uint4 x0 = xp[0], x1 = xp[1];
+  xw[0] = x0.x, xw[1] = x0.y, xw[2] = x0.z, xw[3] = x0.w;
+  xw[4] = x1.x, xw[5] = x1.y, xw[6] = x1.z, xw[7] = x1.w;
+}
+
 template <int kType, int kKind, int kSubs, int kUnitBytes>
 struct QuantSub {
   static constexpr int kBytes = kUnitBytes;
@@ -59,11 +70,25 @@ struct QuantSub {
   __device__ __forceinline__ void Load(const uint8_t* row, int64_t b, int64_t) {
     LoadSubW<kType>(row + (b / kSubs) * kRowGroup * kUnitBytes, static_cast<int>(b % kSubs), &sw);
   }
-  __device__ __forceinline__ float Contrib(const GemvIn& in, int t, int64_t b) const {
-    const uint4* xp = reinterpret_cast<const uint4*>(in.xq + t * in.cols + b * 32);
-    const uint4 x0 = xp[0], x1 = xp[1];
-    const uint32_t xw[8] = {x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w};
-    return SubWContrib<kKind>(sw, xw, in.xd[t * in.nb32 + b], in.xs[t * in.nb32 + b]);
+  // Called by every lane of the warp (ok: this lane's sub-block exists).
+  // K-quants: the 8 lanes of a unit add their integers by shuffles (exact),
+  // and the unit's first lane gives the unit's contribution, the others +0.
+  __device__ __forceinline__ float Contrib(const GemvIn& in, int t, int64_t b, bool ok) const {
+    uint32_t xw[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    if (ok) LoadActWords(in, t, b, xw);
+    if constexpr (kKind == 0) {
+      return ok ? SubWContrib<0>(sw, xw, in.xd[t * in.nb32 + b], in.xs[t * in.nb32 + b]) : 0.0f;
+    } else {
+      KInts k;
+      if (ok) SubWInts<kKind>(sw, xw, in.xs[t * in.nb32 + b], &k);
+#pragma unroll
+      for (int o = 1; o < kSubs; o <<= 1) {
+        k.isum += __shfl_xor_sync(0xffffffffu, k.isum, o);
+        k.msum += __shfl_xor_sync(0xffffffffu, k.msum, o);
+      }
+      if (!ok || b % kSubs != 0) return 0.0f;
+      return UnitContrib<kKind>(sw.a, sw.b, in.xd[t * in.nb32 + b], k);
+    }
   }
 };
 
@@ -94,7 +119,8 @@ struct FloatSub {
       }
     }
   }
-  __device__ __forceinline__ float Contrib(const GemvIn& in, int t, int64_t b) const {
+  __device__ __forceinline__ float Contrib(const GemvIn& in, int t, int64_t b, bool ok) const {
+    if (!ok) return 0.0f;
     const float* x = in.x + t * in.cols + b * 32;
     float acc = 0.0f;
 #pragma unroll
@@ -141,12 +167,12 @@ __global__ void __launch_bounds__(kGemvRows * 32)
   float total = 0.0f;
   for (int64_t b0 = 0; b0 < in.nb32; b0 += 32) {
     const int64_t b = b0 + lane;
-    if (row_ok && b < in.nb32) {
-      Sub sub;
-      sub.Load(row, b, in.cols);
-      for (int t = 0; t < n; ++t) {
-        cbuf[(warp * kGemvMaxTokens + t) * kGemvStride + lane] = sub.Contrib(in, t, b);
-      }
+    const bool ok = row_ok && b < in.nb32;
+    Sub sub;
+    if (ok) sub.Load(row, b, in.cols);
+    for (int t = 0; t < n; ++t) {  // every lane: a K-quant unit's lanes shuffle
+      const float c = sub.Contrib(in, t, b, ok);
+      if (ok) cbuf[(warp * kGemvMaxTokens + t) * kGemvStride + lane] = c;
     }
     __syncthreads();
     if (folds) {
@@ -302,6 +328,7 @@ __global__ void __launch_bounds__(kStWarps * 32)
           };
           const float d = HalfBitsToFloat(static_cast<uint16_t>(hw[0] & 0xFFFFu));
           const float dmin = HalfBitsToFloat(static_cast<uint16_t>(hw[0] >> 16));
+          KInts ki;
 #pragma unroll
           for (int jp = 0; jp < 4; ++jp) {
             const uint4 r0 = reinterpret_cast<const uint4*>(unit + 16 + 32 * jp)[0];
@@ -311,18 +338,16 @@ __global__ void __launch_bounds__(kStWarps * 32)
             for (int half = 0; half < 2; ++half) {
               const int j = 2 * jp + half;
               SubW sw;
-              int sc, m;
-              ScaleMinK4From(j, scale_byte, &sc, &m);
-              sw.a = FMul(d, static_cast<float>(sc));
-              sw.b = FMul(dmin, static_cast<float>(m));
+              ScaleMinK4From(j, scale_byte, &sw.sc0, &sw.m);
 #pragma unroll
               for (int k = 0; k < 8; ++k) sw.w[k] = (raw[k] >> (4 * half)) & 0x0F0F0F0Fu;
               const uint32_t xw[8] = {xa[j].x, xa[j].y, xa[j].z, xa[j].w,
                                       xb[j].x, xb[j].y, xb[j].z, xb[j].w};
-              acc[0] = FAdd(acc[0], SubWContrib<kKind>(sw, xw, xd[j], xs[j]));
+              SubWInts<1>(sw, xw, xs[j], &ki);
             }
           }
-        } else if constexpr (kMaxT == 1) {
+          acc[0] = FAdd(acc[0], UnitContrib<1>(d, dmin, xd[0], ki));
+        } else if constexpr (kMaxT == 1 && kKind == 0) {
 #pragma unroll
           for (int j = 0; j < kStageSubs; ++j) {
             if (j < subs) {
@@ -333,19 +358,43 @@ __global__ void __launch_bounds__(kStWarps * 32)
               acc[0] = FAdd(acc[0], SubWContrib<kKind>(sw, xw, xd[j], xs[j]));
             }
           }
-        } else {
+        } else if constexpr (kMaxT == 1) {  // Q6_K: a stage is one unit (subs == 8)
+          KInts ki;
+          SubW sw;
+#pragma unroll
+          for (int j = 0; j < kStageSubs; ++j) {
+            LoadSubW<kType>(slot + lane * kUnitBytes, j, &sw);
+            const uint32_t xw[8] = {xa[j].x, xa[j].y, xa[j].z, xa[j].w,
+                                    xb[j].x, xb[j].y, xb[j].z, xb[j].w};
+            SubWInts<kKind>(sw, xw, xs[j], &ki);
+          }
+          acc[0] = FAdd(acc[0], UnitContrib<kKind>(sw.a, sw.b, xd[0], ki));
+        } else {  // several tokens (K-quants: a stage is one unit, subs == 8)
+          KInts ki[kMaxT];
+          SubW sw;
           for (int j = 0; j < subs; ++j) {
-            SubW sw;
             LoadSubW<kType>(slot + ((j / kSubs) * kRowGroup + lane) * kUnitBytes, j % kSubs, &sw);
             const int64_t b = b_first + j;
 #pragma unroll
             for (int t = 0; t < kMaxT; ++t) {
               if (t < n) {
-                const uint4* xp = reinterpret_cast<const uint4*>(in.xq + t * in.cols + b * 32);
-                const uint4 x0 = xp[0], x1 = xp[1];
-                const uint32_t xw[8] = {x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w};
-                acc[t] = FAdd(acc[t], SubWContrib<kKind>(sw, xw, in.xd[t * in.nb32 + b],
-                                                         in.xs[t * in.nb32 + b]));
+                uint32_t xw[8];
+                LoadActWords(in, t, b, xw);
+                if constexpr (kKind == 0) {
+                  acc[t] = FAdd(acc[t], SubWContrib<0>(sw, xw, in.xd[t * in.nb32 + b],
+                                                       in.xs[t * in.nb32 + b]));
+                } else {
+                  SubWInts<kKind>(sw, xw, in.xs[t * in.nb32 + b], &ki[t]);
+                }
+              }
+            }
+          }
+          if constexpr (kKind != 0) {
+#pragma unroll
+            for (int t = 0; t < kMaxT; ++t) {
+              if (t < n) {
+                acc[t] = FAdd(acc[t], UnitContrib<kKind>(sw.a, sw.b, in.xd[t * in.nb32 + b_first],
+                                                         ki[t]));
               }
             }
           }

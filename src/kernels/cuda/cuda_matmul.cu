@@ -4,12 +4,16 @@
 //
 // The canonical order of one output y[t, r] (the determinism contract):
 //  - the row's columns are cut into 32-column sub-blocks; each sub-block
-//    gives one float c_b: quantized weights, an exact integer dot product
-//    with the int8 activations scaled by fixed float terms (SubBlockContrib,
+//    gives one float c_b: Q8_0 / Q4_0, an exact integer dot product with the
+//    int8 activations scaled by fixed float terms (SubBlockContrib,
 //    cuda_subblock.cuh); float weights, a fused multiply-add chain over the
-//    sub-block's columns in order, starting from 0;
-//  - the sub-blocks are grouped in segments of kSegCols columns (a fixed
-//    width: it depends on nothing but the row); a segment's sum is
+//    sub-block's columns in order, starting from 0. Q4_K / Q6_K give one
+//    float per 256-value unit instead: the unit's sub-blocks folded exactly
+//    in integers, then fixed float terms (KInts, UnitContrib); a kernel that
+//    works per sub-block may write it as the unit's first c_b and +0 for the
+//    other seven (adding +0 to a sum that starts from +0 changes no bit);
+//  - the sub-blocks (units) are grouped in segments of kSegCols columns (a
+//    fixed width: it depends on nothing but the row); a segment's sum is
 //    0 + c_b + c_b+1 + ... in order;
 //  - the first segment's sum starts y, every later one is added in order.
 // Every kernel and the host emulation (HostDot) follow it, whatever n, the
@@ -326,31 +330,37 @@ float HostDot(DType type, const uint8_t* row, int64_t cols, const float* x) {
     }
   }
   const int ub = UnitBytes(type), subs = UnitValues(type) / 32;
-  for (int64_t b = 0; b < nb; ++b) {
-    const uint8_t* unit = row + (b / subs) * ub;
-    const int j = static_cast<int>(b % subs);
-    SubBlock s;
-    float c = 0.0f;
-    switch (type) {
-      case DType::kQ8_0:
-        LoadSub<static_cast<int>(DType::kQ8_0)>(unit, j, &s);
-        c = SubBlockContrib<0>(s, &q[b * 32], d[b], sum[b]);
-        break;
-      case DType::kQ4_0:
-        LoadSub<static_cast<int>(DType::kQ4_0)>(unit, j, &s);
-        c = SubBlockContrib<0>(s, &q[b * 32], d[b], sum[b]);
-        break;
-      case DType::kQ4_K:
-        LoadSub<static_cast<int>(DType::kQ4_K)>(unit, j, &s);
-        c = SubBlockContrib<1>(s, &q[b * 32], d[b], sum[b]);
-        break;
-      default:
-        LoadSub<static_cast<int>(DType::kQ6_K)>(unit, j, &s);
-        c = SubBlockContrib<2>(s, &q[b * 32], d[b], sum[b]);
-        break;
+  if (type == DType::kQ4_K || type == DType::kQ6_K) {  // one contribution per unit
+    for (int64_t u = 0; u < nb / subs; ++u) {
+      const uint8_t* unit = row + u * ub;
+      KInts k;
+      SubBlock s;
+      for (int j = 0; j < subs; ++j) {
+        const int64_t b = u * subs + j;
+        if (type == DType::kQ4_K) {
+          LoadSub<static_cast<int>(DType::kQ4_K)>(unit, j, &s);
+          SubBlockInts<1>(s, &q[b * 32], sum[b], &k);
+        } else {
+          LoadSub<static_cast<int>(DType::kQ6_K)>(unit, j, &s);
+          SubBlockInts<2>(s, &q[b * 32], sum[b], &k);
+        }
+      }
+      const float c = type == DType::kQ4_K ? UnitContrib<1>(s.d, s.dmin, d[u * subs], k)
+                                           : UnitContrib<2>(s.d, s.dmin, d[u * subs], k);
+      float& acc = seg_sum[u * subs * 32 / kSegCols];
+      acc = FAdd(acc, c);
     }
-    float& acc = seg_sum[b * 32 / kSegCols];
-    acc = FAdd(acc, c);
+  } else {
+    for (int64_t b = 0; b < nb; ++b) {
+      SubBlock s;
+      if (type == DType::kQ8_0) {
+        LoadSub<static_cast<int>(DType::kQ8_0)>(row + b * ub, 0, &s);
+      } else {
+        LoadSub<static_cast<int>(DType::kQ4_0)>(row + b * ub, 0, &s);
+      }
+      float& acc = seg_sum[b * 32 / kSegCols];
+      acc = FAdd(acc, SubBlockContrib<0>(s, &q[b * 32], d[b], sum[b]));
+    }
   }
   float total = seg_sum[0];
   for (size_t g = 1; g < seg_sum.size(); ++g) total = FAdd(total, seg_sum[g]);

@@ -1,17 +1,19 @@
 // Quantized matmul kernels (Q8_0, Q4_0, Q4_K, Q6_K weights against int8
 // activations), both following cuda_matmul.cu's canonical order for every
 // output (row r, token t): per 32-value sub-block b a float contribution c_b
-// (cuda_quant.cuh: exact integer dot, fixed float terms); within a segment of
-// kSegCols columns seg = 0 + c_b + c_b+1 + ... in order; the first segment's
-// sum starts the total, every later one is added to it in order.
+// (Q8_0 / Q4_0), per 256-value unit one c_u folded from exact integers
+// (Q4_K / Q6_K: KInts, UnitContrib in cuda_subblock.cuh); within a segment of
+// kSegCols columns seg = 0 + c + c' + ... in order; the first segment's sum
+// starts the total, every later one is added to it in order.
 //  - Decode (n < kMmaMinTokens): the GEMV (cuda_gemv.cu).
 //  - Prefill (n >= kMmaMinTokens): MatMulQuantMmaKernel, int8 tensor cores
-//    (mma.sync m16n8k16) on 64 x 64 (rows x tokens) tiles; the integer sums
-//    are exact, so the same terms give the same bits.
+//    (mma.sync m16n8k32, Q6_K two m16n8k16 halves) on 64 x 64 (rows x tokens)
+//    tiles; the integer sums are exact, so the same terms give the same bits.
 // REPRISE_CUDA_MMA=0 runs prefill through the GEMV kernel (16 tokens per
 // launch) to measure the tensor-core path or rule it out: same bits.
-// Q4_K runs MatMulQ4KPipeKernel (the same tile and arithmetic, its loads
-// copied a stage ahead by cp.async; REPRISE_CUDA_MMA_PIPE=0: the kernel above).
+// Q4_K runs MatMulQ4KPipeKernel (the same tile, its loads copied a stage
+// ahead by cp.async, the mins' sums on the tensor cores too;
+// REPRISE_CUDA_MMA_PIPE=0: the kernel above).
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -25,18 +27,37 @@ namespace reprise::kernels::cuda {
 namespace {
 
 // ---- prefill: int8 tensor cores ----
-// The same canonical order as the GEMV, computed with int8 MMA:
-// per 32-value sub-block the exact integer dot products of a 64-row x
-// 64-token tile come from mma.sync (m16n8k16, s8 x s8 -> s32, two halves of
-// 16 so Q6_K's two scales apply), then each element gets the very float
-// contribution SubBlockContrib computes, added in sub-block order, with the
-// segment sums combined in segment order. Integer sums are exact whatever
-// the instruction, so every output is bit-identical to the GEMV kernel's:
-// a token's result never depends on which path or batch computed it.
+// The same canonical order as the GEMV, computed with int8 MMA: per 32-value
+// sub-block the exact integer dot products of a 64-row x 64-token tile come
+// from mma.sync (m16n8k32; Q6_K two m16n8k16 halves, so its two scales
+// apply). Q8_0 / Q4_0: each element gets the very float contribution
+// SubBlockContrib computes, added in sub-block order. Q4_K / Q6_K: each
+// element's KInts grow over the unit's 8 sub-blocks (isum += sc * S, Q4_K
+// msum += m * sx: integer multiply-adds, no float work per sub-block) and
+// UnitContrib's float terms come once per unit. Segment sums are combined in
+// segment order. Integer sums are exact whatever the instruction, so every
+// output is bit-identical to the GEMV kernel's: a token's result never
+// depends on which path or batch computed it.
 constexpr int kMmaRows = 64, kMmaToks = 64;
 constexpr int kStage = 4;                       // sub-blocks staged per synchronisation
 constexpr int kMmaStride = kStage * 32 + 16;    // smem bytes per row / token: fragment loads
                                                 // of the 8 row groups hit 32 different banks
+
+// D = A B, A 16 x 32 (row), B 32 x 8 (col): a0 / a1 rows g / g + 8 at k 4 q4 ..,
+// a2 / a3 the same rows at k 16 + 4 q4 ..; b0 k 4 q4 .., b1 k 16 + 4 q4 .., token g.
+__device__ __forceinline__ void MmaS8K32(int a0, int a1, int a2, int a3, int b0, int b1,
+                                         int (&d)[4]) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile(
+      "mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%10,%11,%12,%13};\n"
+      : "=r"(d[0]), "=r"(d[1]), "=r"(d[2]), "=r"(d[3])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1), "r"(0), "r"(0), "r"(0), "r"(0));
+#else
+  d[0] = d[1] = d[2] = d[3] = 0;
+  __trap();
+#endif
+}
 
 __device__ __forceinline__ void MmaS8K16(int a0, int a1, int b0, int (&d)[4]) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
@@ -76,6 +97,9 @@ __global__ void __launch_bounds__(128, 3)
   __shared__ int row_sc0[kStage][kMmaRows], row_sc1[kStage][kMmaRows];
   __shared__ float tok_d[kStage][kMmaToks];
   __shared__ int tok_s[kStage][kMmaToks];
+  // K-quants: the running totals live here (element x of thread tid at
+  // tot_sh[x * 128 + tid]), the registers holding the units' integers.
+  __shared__ float tot_sh[kKind == 0 ? 1 : 32 * 128];
 
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int g = lane / 4, q4 = lane % 4;
@@ -86,6 +110,7 @@ __global__ void __launch_bounds__(128, 3)
   const int64_t padded_rows = (rows + kRowGroup - 1) / kRowGroup * kRowGroup;
 
   float seg_acc[2][4][4], total[2][4][4];
+  KInts kint[2][4][4];  // K-quants: the current unit's integers
   for (int i = 0; i < 2; ++i)
     for (int j = 0; j < 4; ++j)
       for (int e = 0; e < 4; ++e) seg_acc[i][j][e] = 0.0f, total[i][j][e] = 0.0f;
@@ -112,7 +137,7 @@ __global__ void __launch_bounds__(128, 3)
         row_a[sub][rr] = sw.a;
         row_b[sub][rr] = sw.b;
         row_sc0[sub][rr] = sw.sc0;
-        row_sc1[sub][rr] = sw.sc1;
+        row_sc1[sub][rr] = kKind == 1 ? sw.m : sw.sc1;
       } else {
         dst[0] = dst[1] = make_uint4(0, 0, 0, 0);
         row_a[sub][rr] = row_b[sub][rr] = 0.0f;
@@ -162,8 +187,8 @@ __global__ void __launch_bounds__(128, 3)
         for (int h = 0; h < 2; ++h) {
           const int rr = wr + i * 16 + g + 8 * h;
           ra[i][h] = row_a[sub][rr];
-          if (kKind == 1) rb[i][h] = row_b[sub][rr];
-          if (kKind == 2) rs0[i][h] = row_sc0[sub][rr], rs1[i][h] = row_sc1[sub][rr];
+          rb[i][h] = kKind == 1 ? row_b[sub][rr] : 0.0f;
+          if (kKind != 0) rs0[i][h] = row_sc0[sub][rr], rs1[i][h] = row_sc1[sub][rr];
         }
 #pragma unroll
       for (int j = 0; j < 4; ++j)
@@ -173,29 +198,40 @@ __global__ void __launch_bounds__(128, 3)
           td[j][h] = tok_d[sub][tt];
           if (kKind == 1) ts[j][h] = tok_s[sub][tt];
         }
+      // K-quants: the unit's integers grow over its 8 sub-blocks; its float
+      // contribution joins the segment after the last (UnitContrib's terms).
+      const bool unit_end = kKind == 0 || (b + 1) % kSubs == 0;
 #pragma unroll
       for (int i = 0; i < 2; ++i) {
 #pragma unroll
         for (int j = 0; j < 4; ++j) {
           int lo[4], hi[4];
-          MmaS8K16(a_lo[i][0], a_lo[i][1], b_lo[j], lo);
-          MmaS8K16(a_hi[i][0], a_hi[i][1], b_hi[j], hi);
+          if (kKind == 2) {
+            MmaS8K16(a_lo[i][0], a_lo[i][1], b_lo[j], lo);
+            MmaS8K16(a_hi[i][0], a_hi[i][1], b_hi[j], hi);
+          } else {
+            MmaS8K32(a_lo[i][0], a_lo[i][1], a_hi[i][0], a_hi[i][1], b_lo[j], b_hi[j], lo);
+          }
 #pragma unroll
           for (int e = 0; e < 4; ++e) {
             const int h = e >= 2 ? 1 : 0, k = e & 1;
-            const float dx = td[j][k];
-            float c;
             if (kKind == 0) {
-              c = FMul(FMul(ra[i][h], dx), SmallIntToFloat(lo[e] + hi[e]));
-            } else if (kKind == 1) {
-              const float pos = FMul(ra[i][h], SmallIntToFloat(lo[e] + hi[e]));
-              const float neg = FMul(rb[i][h], static_cast<float>(ts[j][k]));
-              c = FMul(dx, FSub(pos, neg));
-            } else {
-              const int isum = rs0[i][h] * lo[e] + rs1[i][h] * hi[e];
-              c = FMul(FMul(ra[i][h], dx), static_cast<float>(isum));
+              const float c = FMul(FMul(ra[i][h], td[j][k]), SmallIntToFloat(lo[e]));
+              seg_acc[i][j][e] = FAdd(seg_acc[i][j][e], c);
+              continue;
             }
-            seg_acc[i][j][e] = FAdd(seg_acc[i][j][e], c);
+            KInts& ki = kint[i][j][e];
+            if (kKind == 1) {
+              ki.isum += rs0[i][h] * lo[e];
+              ki.msum += rs1[i][h] * ts[j][k];
+            } else {
+              ki.isum += rs0[i][h] * lo[e] + rs1[i][h] * hi[e];
+            }
+            if (unit_end) {
+              seg_acc[i][j][e] =
+                  FAdd(seg_acc[i][j][e], UnitContrib<kKind>(ra[i][h], rb[i][h], td[j][k], ki));
+              ki = KInts();
+            }
           }
         }
       }
@@ -205,7 +241,8 @@ __global__ void __launch_bounds__(128, 3)
         for (int i = 0; i < 2; ++i)
           for (int j = 0; j < 4; ++j)
             for (int e = 0; e < 4; ++e) {
-              total[i][j][e] = first ? seg_acc[i][j][e] : FAdd(total[i][j][e], seg_acc[i][j][e]);
+              float& t = kKind == 0 ? total[i][j][e] : tot_sh[((i * 4 + j) * 4 + e) * 128 + tid];
+              t = first ? seg_acc[i][j][e] : FAdd(t, seg_acc[i][j][e]);
               seg_acc[i][j][e] = 0.0f;
             }
       }
@@ -217,29 +254,39 @@ __global__ void __launch_bounds__(128, 3)
       for (int e = 0; e < 4; ++e) {
         const int64_t r = r_base + wr + i * 16 + g + (e >= 2 ? 8 : 0);
         const int64_t t = t_base + wt + j * 8 + q4 * 2 + (e & 1);
-        if (r < rows && t < n) y[t * ldy + r] = total[i][j][e];
+        const float v = kKind == 0 ? total[i][j][e] : tot_sh[((i * 4 + j) * 4 + e) * 128 + tid];
+        if (r < rows && t < n) y[t * ldy + r] = v;
       }
 }
 
 // ---- prefill: Q4_K, pipelined (the default) ----
-// MatMulQuantMmaKernel's tile, warps and arithmetic (kind 1) with the loads
-// taken off the critical path: a stage is one Q4_K unit (8 sub-blocks), and
-// stage s + 1's raw weight units (two row groups of 32 x 144 contiguous
-// bytes), int8 activations (64 tokens x 256 bytes) and activation scales and
-// sums are copied by cp.async into the other of two buffers while stage s
-// is computed. The nibbles are unpacked where the fragments are loaded (a
-// shift and a mask) instead of in a staging pass; only the row scale terms
-// get a pass of their own per stage (d * sc, dmin * m: LoadSubW's
-// arithmetic). The same integer dot products and the same float terms in
-// the same order: the bits of every other path. The default
-// (MmaPipeOn): validated on an H100, pp512 3,594 -> 4,803 tok/s; REPRISE_CUDA_MMA_PIPE=0: off.
+// MatMulQuantMmaKernel's tile and warps with the loads taken off the
+// critical path: a stage is one Q4_K unit (8 sub-blocks), and stage s + 1's
+// raw weight units (two row groups of 32 x 144 contiguous bytes), int8
+// activations (64 tokens x 256 bytes) and activation scales and sums are
+// copied by cp.async into the other of two buffers while stage s is
+// computed. The nibbles are unpacked where the fragments are loaded (a shift
+// and a mask); a pass per stage (StagePass) decodes the rows' 6-bit scales
+// and mins and splits the tokens' activation sums into two int8 each. Per
+// sub-block an element costs one k32 MMA share and one integer multiply-add
+// (isum += sc * S); per unit, msum = sum_j m_j * sx_j comes from two k16 MMAs
+// (the mins against the sums' low and high bytes) and UnitContrib<1>'s float
+// terms follow. The same integers and float terms in the same order: the
+// bits of every other path. The default (MmaPipeOn); REPRISE_CUDA_MMA_PIPE=0: off.
 constexpr int kPipeUnit = 144;                 // bytes of a Q4_K unit
 constexpr int kPipeActStride = 256 + 16;       // bytes per token of a stage's activations:
                                                // fragment loads of 8 tokens hit 32 banks
 constexpr int kPipeW = kMmaRows * kPipeUnit;   // 9216
 constexpr int kPipeA = kMmaToks * kPipeActStride;
 constexpr int kPipeBuf = kPipeW + kPipeA + kMmaToks * 8 * 8;  // + xd, xs (8 sub-blocks each)
-constexpr int kPipeSmem = 2 * kPipeBuf + 2 * 8 * kMmaRows * 4;  // + row_a, row_b
+// After the two buffers, the stage's row and token terms (StagePass):
+constexpr int kPipeRowSc = 2 * kPipeBuf;                   // int [8][kMmaRows]: 6-bit scales
+constexpr int kPipeRowM = kPipeRowSc + 8 * kMmaRows * 4;   // uint32 [kMmaRows][2]: mins as bytes
+constexpr int kPipeRowD = kPipeRowM + kMmaRows * 2 * 4;    // float [kMmaRows]: d, then dmin
+constexpr int kPipeTokLo = kPipeRowD + 2 * kMmaRows * 4;   // uint32 [kMmaToks][2]: sums' low bytes
+constexpr int kPipeTokHi = kPipeTokLo + kMmaToks * 2 * 4;  // uint32 [kMmaToks][2]: sums' high bytes
+constexpr int kPipeTot = kPipeTokHi + kMmaToks * 2 * 4;    // float [32][128]: the running totals
+constexpr int kPipeSmem = kPipeTot + 32 * 128 * 4;           // (registers hold the units' integers)
 
 __global__ void __launch_bounds__(128, 3)
     MatMulQ4KPipeKernel(const uint8_t* __restrict__ w, int64_t rows, int64_t n_units,
@@ -247,8 +294,13 @@ __global__ void __launch_bounds__(128, 3)
                         const int32_t* __restrict__ xs, int64_t cols, int64_t n,
                         float* __restrict__ y, int64_t ldy) {
   extern __shared__ __align__(16) uint8_t pipe_sh[];
-  float* row_a = reinterpret_cast<float*>(pipe_sh + 2 * kPipeBuf);  // [8][kMmaRows]
-  float* row_b = row_a + 8 * kMmaRows;
+  int* row_sc = reinterpret_cast<int*>(pipe_sh + kPipeRowSc);
+  uint32_t* row_m = reinterpret_cast<uint32_t*>(pipe_sh + kPipeRowM);
+  float* row_d = reinterpret_cast<float*>(pipe_sh + kPipeRowD);
+  float* row_dmin = row_d + kMmaRows;
+  uint32_t* tok_lo = reinterpret_cast<uint32_t*>(pipe_sh + kPipeTokLo);
+  uint32_t* tok_hi = reinterpret_cast<uint32_t*>(pipe_sh + kPipeTokHi);
+  float* tot = reinterpret_cast<float*>(pipe_sh + kPipeTot);  // element x: tot[x * 128 + tid]
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int g = lane / 4, q4 = lane % 4;
   const int64_t r_base = static_cast<int64_t>(blockIdx.x) * kMmaRows;
@@ -289,12 +341,13 @@ __global__ void __launch_bounds__(128, 3)
     CpAsyncCommit();  // always: one group per stage keeps the wait counts exact
   };
 
-  float seg_acc[2][4][4], total[2][4][4];
+  float seg_acc[2][4][4];
+  int isum[2][4][4];  // the current unit's sum_j sc_j * S_j (KInts::isum)
   for (int i = 0; i < 2; ++i)
     for (int j = 0; j < 4; ++j)
-      for (int e = 0; e < 4; ++e) seg_acc[i][j][e] = 0.0f, total[i][j][e] = 0.0f;
+      for (int e = 0; e < 4; ++e) seg_acc[i][j][e] = 0.0f, isum[i][j][e] = 0;
 
-  constexpr int subs_per_seg = static_cast<int>(kSegCols / 32);
+  constexpr int units_per_seg = static_cast<int>(kSegCols / 256);
   issue(0);
   for (int64_t u = 0; u < n_units; ++u) {
     issue(u + 1);
@@ -304,18 +357,33 @@ __global__ void __launch_bounds__(128, 3)
     const uint8_t* abuf = wbuf + kPipeW;
     const float* tdx = reinterpret_cast<const float*>(abuf + kPipeA);  // [tok][8]
     const int32_t* tsx = reinterpret_cast<const int32_t*>(abuf + kPipeA + kMmaToks * 32);
-    for (int it = tid; it < 8 * kMmaRows; it += 128) {  // the rows' scale terms
-      const int rr = it % kMmaRows, j = it / kMmaRows;
+    {  // StagePass: thread (row or token rr, half): sub-blocks 4 half .. 4 half + 3
+      const int rr = tid % kMmaRows, half = tid / kMmaRows;
       const uint8_t* unit = wbuf + rr * kPipeUnit;
-      int sc, m;
-      ScaleMinK4(j, unit + 4, &sc, &m);
-      row_a[j * kMmaRows + rr] = FMul(HalfBitsToFloat(Ld16(unit)), static_cast<float>(sc));
-      row_b[j * kMmaRows + rr] = FMul(HalfBitsToFloat(Ld16(unit + 2)), static_cast<float>(m));
+      uint32_t mw = 0, lo = 0, hi = 0;
+#pragma unroll
+      for (int q = 0; q < 4; ++q) {
+        const int j = 4 * half + q;
+        int sc, m;
+        ScaleMinK4(j, unit + 4, &sc, &m);
+        row_sc[j * kMmaRows + rr] = sc;
+        mw |= static_cast<uint32_t>(m) << (8 * q);
+        // Token rr's activation sum of sub-block j as two int8: sx = 128 hi + lo,
+        // lo in [0, 127], hi in [-32, 31] (|sx| <= 32 * 127).
+        const int32_t sx = tsx[rr * 8 + j];
+        lo |= static_cast<uint32_t>(sx & 127) << (8 * q);
+        hi |= static_cast<uint32_t>((sx >> 7) & 0xFF) << (8 * q);
+      }
+      row_m[rr * 2 + half] = mw;
+      tok_lo[rr * 2 + half] = lo;
+      tok_hi[rr * 2 + half] = hi;
+      row_d[half * kMmaRows + rr] = HalfBitsToFloat(Ld16(unit + 2 * half));  // d, dmin
     }
     __syncthreads();
-    const int ns = static_cast<int>(nb32 - u * 8 < 8 ? nb32 - u * 8 : 8);
-    for (int j = 0; j < ns; ++j) {
-      const int64_t b = u * 8 + j;
+    // The unit's 8 sub-blocks: S_j = the 32-value dot products (one k32 MMA
+    // per 16 x 8 piece), isum += sc_j * S_j.
+#pragma unroll 1
+    for (int j = 0; j < 8; ++j) {
       const int qoff = 16 + 32 * (j / 2), shift = 4 * (j % 2);
       int a_lo[2][2], a_hi[2][2], b_lo[4], b_hi[4];
 #pragma unroll
@@ -335,51 +403,75 @@ __global__ void __launch_bounds__(128, 3)
         b_lo[jt] = *reinterpret_cast<const int*>(c0);
         b_hi[jt] = *reinterpret_cast<const int*>(c0 + 16);
       }
-      float ra[2][2], rb[2][2], td[4][2];
-      int ts[4][2];
+      int rsc[2][2];
+#pragma unroll
+      for (int i = 0; i < 2; ++i)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) rsc[i][h] = row_sc[j * kMmaRows + wr + i * 16 + g + 8 * h];
+#pragma unroll
+      for (int i = 0; i < 2; ++i) {
+#pragma unroll
+        for (int jt = 0; jt < 4; ++jt) {
+          int dot[4];
+          MmaS8K32(a_lo[i][0], a_lo[i][1], a_hi[i][0], a_hi[i][1], b_lo[jt], b_hi[jt], dot);
+#pragma unroll
+          for (int e = 0; e < 4; ++e) isum[i][jt][e] += rsc[i][e >> 1] * dot[e];
+        }
+      }
+    }
+    // The unit's end: msum = sum_j m_j * sx_j by two k16 MMAs (the mins as
+    // bytes at k 0..7, the sums' low and high bytes: msum = lo + 128 hi),
+    // then UnitContrib<1>'s float terms: the bits of every other path
+    // (|msum| < 2^21: SmallIntToFloat is the plain conversion).
+    {
+      int am[2][2], bl[4], bh[4];
+      float rd[2][2], rdm[2][2], dx[4][2];
 #pragma unroll
       for (int i = 0; i < 2; ++i)
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
           const int rr = wr + i * 16 + g + 8 * h;
-          ra[i][h] = row_a[j * kMmaRows + rr];
-          rb[i][h] = row_b[j * kMmaRows + rr];
+          am[i][h] = q4 < 2 ? static_cast<int>(row_m[rr * 2 + q4]) : 0;
+          rd[i][h] = row_d[rr];
+          rdm[i][h] = row_dmin[rr];
         }
 #pragma unroll
-      for (int jt = 0; jt < 4; ++jt)
+      for (int jt = 0; jt < 4; ++jt) {
+        const int tok = wt + jt * 8 + g;
+        bl[jt] = q4 < 2 ? static_cast<int>(tok_lo[tok * 2 + q4]) : 0;
+        bh[jt] = q4 < 2 ? static_cast<int>(tok_hi[tok * 2 + q4]) : 0;
 #pragma unroll
-        for (int h = 0; h < 2; ++h) {
-          const int tt = wt + jt * 8 + q4 * 2 + h;
-          td[jt][h] = tdx[tt * 8 + j];
-          ts[jt][h] = tsx[tt * 8 + j];
-        }
+        for (int k = 0; k < 2; ++k) dx[jt][k] = tdx[(wt + jt * 8 + q4 * 2 + k) * 8];
+      }
 #pragma unroll
       for (int i = 0; i < 2; ++i) {
 #pragma unroll
         for (int jt = 0; jt < 4; ++jt) {
-          int lo[4], hi[4];
-          MmaS8K16(a_lo[i][0], a_lo[i][1], b_lo[jt], lo);
-          MmaS8K16(a_hi[i][0], a_hi[i][1], b_hi[jt], hi);
+          int ml[4], mh[4];
+          MmaS8K16(am[i][0], am[i][1], bl[jt], ml);
+          MmaS8K16(am[i][0], am[i][1], bh[jt], mh);
 #pragma unroll
           for (int e = 0; e < 4; ++e) {
-            const int h = e >= 2 ? 1 : 0, k = e & 1;
-            const float pos = FMul(ra[i][h], SmallIntToFloat(lo[e] + hi[e]));
-            const float neg = FMul(rb[i][h], static_cast<float>(ts[jt][k]));
-            seg_acc[i][jt][e] = FAdd(seg_acc[i][jt][e], FMul(td[jt][k], FSub(pos, neg)));
+            const int h = e >> 1, k = e & 1;
+            const float pos = FMul(rd[i][h], static_cast<float>(isum[i][jt][e]));
+            const float neg = FMul(rdm[i][h], SmallIntToFloat(ml[e] + 128 * mh[e]));
+            seg_acc[i][jt][e] = FAdd(seg_acc[i][jt][e], FMul(dx[jt][k], FSub(pos, neg)));
+            isum[i][jt][e] = 0;
           }
         }
       }
-      if ((b + 1) % subs_per_seg == 0 || b + 1 == nb32) {
-        const bool first = b < subs_per_seg;
-        for (int i = 0; i < 2; ++i)
-          for (int jt = 0; jt < 4; ++jt)
-            for (int e = 0; e < 4; ++e) {
-              total[i][jt][e] = first ? seg_acc[i][jt][e] : FAdd(total[i][jt][e], seg_acc[i][jt][e]);
-              seg_acc[i][jt][e] = 0.0f;
-            }
-      }
     }
-    __syncthreads();  // this buffer and the scale terms are no longer read
+    if ((u + 1) % units_per_seg == 0 || u + 1 == n_units) {
+      const bool first = u < units_per_seg;
+      for (int i = 0; i < 2; ++i)
+        for (int jt = 0; jt < 4; ++jt)
+          for (int e = 0; e < 4; ++e) {
+            float& t = tot[((i * 4 + jt) * 4 + e) * 128 + tid];
+            t = first ? seg_acc[i][jt][e] : FAdd(t, seg_acc[i][jt][e]);
+            seg_acc[i][jt][e] = 0.0f;
+          }
+    }
+    __syncthreads();  // this buffer and the stage's terms are no longer read
   }
   CpAsyncWait<0>();
   for (int i = 0; i < 2; ++i)
@@ -387,7 +479,7 @@ __global__ void __launch_bounds__(128, 3)
       for (int e = 0; e < 4; ++e) {
         const int64_t r = r_base + wr + i * 16 + g + (e >= 2 ? 8 : 0);
         const int64_t t = t_base + wt + jt * 8 + q4 * 2 + (e & 1);
-        if (r < rows && t < n) y[t * ldy + r] = total[i][jt][e];
+        if (r < rows && t < n) y[t * ldy + r] = tot[((i * 4 + jt) * 4 + e) * 128 + tid];
       }
 }
 

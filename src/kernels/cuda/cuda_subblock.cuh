@@ -4,12 +4,20 @@
 // (cuda_matmul.cu's HostDot), so they cannot drift apart.
 //
 // Invariants:
-//  - A sub-block's contribution to one output is an exact integer dot product
-//    (dp4a, mma.sync s8 or a host loop: the same integer) scaled by float
-//    terms in one fixed order (SubBlockContrib). SubW / SubWContrib compute
-//    the same integer from 32-bit words of the block's bytes (the GEMV's fast
-//    path) and the same float terms, so their result equals SubBlockContrib's
-//    bit for bit (tests/kernels/cuda_host_test.cc checks every type).
+//  - Q8_0 / Q4_0: a sub-block's contribution to one output is an exact
+//    integer dot product (dp4a, mma.sync s8 or a host loop: the same integer)
+//    scaled by float terms in one fixed order (SubBlockContrib).
+//  - Q4_K / Q6_K: one contribution per 256-value unit. Their activations
+//    share one scale per 256 values (ActGroup), so the unit's 8 sub-blocks
+//    fold exactly in integers (KInts: the scales times the dot products, and
+//    Q4_K's mins times the activation sums) and the float terms come once, in
+//    one fixed order (UnitContrib). Integer sums are exact in any order, so a
+//    kernel adds a unit's sub-blocks however it likes (dp4a, mma.sync,
+//    shuffles) and still gets the bits of every other path.
+//  - SubW / SubWContrib / SubWInts compute the same integers from 32-bit
+//    words of the block's bytes (the GEMV's fast path) and the same float
+//    terms, so they equal SubBlockContrib / SubBlockInts bit for bit
+//    (tests/kernels/cuda_host_test.cc checks every type).
 //  - Activations are quantized as the CPU does (ActScale / ActInvScale).
 #pragma once
 
@@ -57,21 +65,55 @@ REPRISE_HD int DotSub(const SubBlock& s, const int8_t* xq, int begin, int end) {
   return acc;
 }
 
-// The float contribution of one 32-value sub-block to one output.
+// The exact integer sums of a K-quant unit (Q4_K, Q6_K), added over its
+// sub-blocks in any order:
+//  - Q4_K: isum = sum_j sc_j * S_j, msum = sum_j m_j * sx_j (S_j the
+//    sub-block's dot product, sx_j the sum of its 32 int8 activations, sc_j
+//    and m_j its 6-bit scale and min). |isum| <= 8 * 63 * 32 * 15 * 127 < 2^25,
+//    |msum| <= 8 * 63 * 32 * 127 < 2^21 (a float holds it exactly).
+//  - Q6_K: isum = sum_j (sc0_j * lo_j + sc1_j * hi_j) (the two 16-value
+//    halves); |isum| <= 16 * 128 * 16 * 32 * 127 < 2^27.
+struct KInts {
+  int isum = 0, msum = 0;
+};
+
+// A unit's float contribution from its integers: Q4_K d * isum and dmin *
+// msum, their difference times the activation scale dx; Q6_K (d * dx) * isum.
+template <int kKind>  // 1: Q4_K, 2: Q6_K
+REPRISE_HD float UnitContrib(float d, float dmin, float dx, const KInts& k) {
+  if (kKind == 1) {
+    const float pos = FMul(d, static_cast<float>(k.isum));
+    const float neg = FMul(dmin, static_cast<float>(k.msum));
+    return FMul(dx, FSub(pos, neg));
+  } else {
+    return FMul(FMul(d, dx), static_cast<float>(k.isum));
+  }
+}
+
+// Sub-block s's integers, added into k.
+template <int kKind>  // 1: Q4_K, 2: Q6_K
+REPRISE_HD void SubBlockInts(const SubBlock& s, const int8_t* xq, int32_t sx, KInts* k) {
+  if (kKind == 1) {
+    k->isum += s.sc0 * DotSub(s, xq, 0, 32);
+    k->msum += s.m * sx;
+  } else {
+    k->isum += s.sc0 * DotSub(s, xq, 0, 16) + s.sc1 * DotSub(s, xq, 16, 32);
+  }
+}
+
+// The float contribution of one 32-value sub-block to one output: Q8_0 /
+// Q4_0 the canonical one; the K-quants the contribution of a unit made of
+// this sub-block alone (what the tests compare the two load paths with).
 template <int kKind>  // 0: Q8_0 / Q4_0, 1: Q4_K, 2: Q6_K
 REPRISE_HD float SubBlockContrib(const SubBlock& s, const int8_t* xq, float dx,
                                                  int32_t sx) {
   if (kKind == 0) {
     const int sumi = DotSub(s, xq, 0, 32);
     return FMul(FMul(s.d, dx), static_cast<float>(sumi));
-  } else if (kKind == 1) {
-    const int sumi = DotSub(s, xq, 0, 32);
-    const float pos = FMul(FMul(s.d, static_cast<float>(s.sc0)), static_cast<float>(sumi));
-    const float neg = FMul(FMul(s.dmin, static_cast<float>(s.m)), static_cast<float>(sx));
-    return FMul(dx, FSub(pos, neg));
   } else {
-    const int isum = s.sc0 * DotSub(s, xq, 0, 16) + s.sc1 * DotSub(s, xq, 16, 32);
-    return FMul(FMul(s.d, dx), static_cast<float>(isum));
+    KInts k;
+    SubBlockInts<kKind>(s, xq, sx, &k);
+    return UnitContrib<kKind>(s.d, s.dmin, dx, k);
   }
 }
 
@@ -135,8 +177,9 @@ REPRISE_HD uint32_t Ld32A2(const uint8_t* p) {
 struct SubW {
   uint32_t w[8];
   int off = 0;
-  float a = 0.0f, b = 0.0f;  // Q8_0/Q4_0/Q6_K: a = d; Q4_K: a = d * sc, b = dmin * m
-  int sc0 = 1, sc1 = 1;      // Q6_K's two 16-value scales
+  float a = 0.0f, b = 0.0f;  // a = the unit's d; Q4_K: b = dmin
+  int sc0 = 1, sc1 = 1;      // Q6_K's two 16-value scales; Q4_K: sc0 = the 6-bit scale
+  int m = 0;                 // Q4_K: the 6-bit min
 };
 
 template <int kType>  // static_cast<int>(DType)
@@ -153,11 +196,9 @@ REPRISE_HD void LoadSubW(const uint8_t* unit, int j, SubW* s) {
       s->w[k + 4] = (v >> 4) & 0x0F0F0F0Fu;
     }
   } else if constexpr (kType == static_cast<int>(DType::kQ4_K)) {
-    const float d = HalfBitsToFloat(Ld16(unit)), dmin = HalfBitsToFloat(Ld16(unit + 2));
-    int sc, m;
-    ScaleMinK4(j, unit + 4, &sc, &m);
-    s->a = FMul(d, static_cast<float>(sc));
-    s->b = FMul(dmin, static_cast<float>(m));
+    s->a = HalfBitsToFloat(Ld16(unit));
+    s->b = HalfBitsToFloat(Ld16(unit + 2));
+    ScaleMinK4(j, unit + 4, &s->sc0, &s->m);
     const uint8_t* qs = unit + 16 + 32 * (j / 2);  // 16-byte aligned
     const int shift = (j % 2) * 4;
 #ifdef __CUDA_ARCH__
@@ -184,10 +225,9 @@ REPRISE_HD void LoadSubW(const uint8_t* unit, int j, SubW* s) {
   }
 }
 
-// SubBlockContrib<kKind> of the same sub-block, from its words and the 8
-// activation words xw (the 32 int8 activations): the same bits.
-template <int kKind>  // 0: Q8_0 / Q4_0, 1: Q4_K, 2: Q6_K
-REPRISE_HD float SubWContrib(const SubW& s, const uint32_t* xw, float dx, int32_t sx) {
+// The two 16-value halves' exact dot products of a sub-block's words and the
+// 8 activation words xw (the 32 int8 activations), bias removed.
+REPRISE_HD void SubWDots(const SubW& s, const uint32_t* xw, int* lo_out, int* hi_out) {
   int lo = 0, hi = 0;
   for (int k = 0; k < 4; ++k) {
     lo = Dp4a(s.w[k], xw[k], lo);
@@ -202,14 +242,34 @@ REPRISE_HD float SubWContrib(const SubW& s, const uint32_t* xw, float dx, int32_
     lo -= s.off * xlo;
     hi -= s.off * xhi;
   }
-  if (kKind == 0) {
-    return FMul(FMul(s.a, dx), static_cast<float>(lo + hi));
-  } else if (kKind == 1) {
-    const float pos = FMul(s.a, static_cast<float>(lo + hi));
-    const float neg = FMul(s.b, static_cast<float>(sx));
-    return FMul(dx, FSub(pos, neg));
+  *lo_out = lo;
+  *hi_out = hi;
+}
+
+// SubBlockInts<kKind> of the same sub-block, from its words: the same integers.
+template <int kKind>  // 1: Q4_K, 2: Q6_K
+REPRISE_HD void SubWInts(const SubW& s, const uint32_t* xw, int32_t sx, KInts* k) {
+  int lo, hi;
+  SubWDots(s, xw, &lo, &hi);
+  if (kKind == 1) {
+    k->isum += s.sc0 * (lo + hi);
+    k->msum += s.m * sx;
   } else {
-    return FMul(FMul(s.a, dx), static_cast<float>(s.sc0 * lo + s.sc1 * hi));
+    k->isum += s.sc0 * lo + s.sc1 * hi;
+  }
+}
+
+// SubBlockContrib<kKind> of the same sub-block, from its words: the same bits.
+template <int kKind>  // 0: Q8_0 / Q4_0, 1: Q4_K, 2: Q6_K
+REPRISE_HD float SubWContrib(const SubW& s, const uint32_t* xw, float dx, int32_t sx) {
+  if (kKind == 0) {
+    int lo, hi;
+    SubWDots(s, xw, &lo, &hi);
+    return FMul(FMul(s.a, dx), static_cast<float>(lo + hi));
+  } else {
+    KInts k;
+    SubWInts<kKind>(s, xw, sx, &k);
+    return UnitContrib<kKind>(s.a, s.b, dx, k);
   }
 }
 
