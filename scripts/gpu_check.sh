@@ -47,7 +47,7 @@
 # OFFS (fast paths whose decode bench runs with them off; default
 # ATTN_LAST_MERGES, all: "GEMV_STAGED FUSE PDL ATTN_LAST_MERGES"),
 # OPTIN (the opt-in paths the tests and benches also run with, on together:
-# default "REPRISE_CUDA_FUSE_ATTN=1").
+# default "REPRISE_CUDA_FUSE_ATTN=1 REPRISE_CUDA_ATTN_MMA=1").
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -65,8 +65,10 @@ REPS=${REPS:-3}
 # (tests and benches run them on through this list).
 # (BLOCKED, RAW, WIDE_MERGE and MMA_PIPE were validated on an H100 on
 # 2026-12-05 and are the default now; FUSE_ATTN gave the same bits but slower
-# decode, so it stays opt-in.)
-OPTIN=${OPTIN:-"REPRISE_CUDA_FUSE_ATTN=1"}
+# decode, so it stays opt-in. ATTN_MMA, the tensor-core attention order, was
+# written on 2026-12-06 without a GPU: its first check is
+# "build optin" and the bench's pp8192 rows.)
+OPTIN=${OPTIN:-"REPRISE_CUDA_FUSE_ATTN=1 REPRISE_CUDA_ATTN_MMA=1"}
 PEER_REPS=${PEER_REPS:-5}
 DEPS=/tmp/reprise-deps
 BUILD=/tmp/reprise-build
@@ -296,7 +298,7 @@ bench() {
   for t in $TYPES; do
     say "reprise bench $t pp512 tg128 with the opt-in paths ($OPTIN)"
     (export $OPTIN; rbench 150 "$t-optin" "$t" --pp 512 --tg 128 --reps "$REPS")
-    for on in REPRISE_CUDA_ATTN_RAW=1 REPRISE_CUDA_FUSE_ATTN=1; do
+    for on in REPRISE_CUDA_ATTN_RAW=1 REPRISE_CUDA_FUSE_ATTN=1 REPRISE_CUDA_ATTN_MMA=1; do
       say "reprise bench $t tg128 with $on alone"
       (export "$on"; rbench 150 "$t-${on%%=*}" "$t" --pp 512 --tg 128 --reps "$REPS")
     done
@@ -308,6 +310,8 @@ bench() {
   for t in $LONG_TYPES; do
     say "reprise bench $t pp8192 tg32 with the opt-in paths"
     (export $OPTIN; rbench 150 "$t-pp8192-optin" "$t" --pp 8192 --tg 32 --reps "$REPS")
+    say "reprise bench $t pp8192 tg32 with the tensor-core attention alone"
+    REPRISE_CUDA_ATTN_MMA=1 rbench 150 "$t-pp8192-attnmma" "$t" --pp 8192 --tg 32 --reps "$REPS"
   done
   # Decode without CUDA graphs (REPRISE_CUDA_GRAPHS=0), to measure them.
   for t in $TYPES; do

@@ -17,6 +17,7 @@
 #include <cstring>
 #include <memory>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "quant_rows.h"
@@ -433,6 +434,97 @@ TEST(GpuAttention, OptInShapesAtLongContextsGiveTheDefaultBits) {
           << " dim " << first % d << " (" << got[0][first] << " vs " << got[variant][first] << ")";
     }
     ASSERT_GT(MaxAbs(got[0]), 0.0) << "an all-zero output proves nothing";
+  }
+}
+
+// The tensor-core attention order (opt-in, REPRISE_CUDA_ATTN_MMA=1): every
+// launch shape forced in turn on the same batch (split chunks with their
+// merges, query tiles, a token a block) gives the automatic choice's bits,
+// and the result stays within 1e-4 (of max(1, |value|)) of the f32 order's:
+// the two differ only by the query's and probabilities' rounding to ~22 bits
+// and the tensor core's accumulation, so a wrong fragment, mask or merge
+// shows as an O(1) difference. Head shapes: Llama-3's (GQA 4), GQA 8 with
+// 64-dim heads, no GQA (64-token tiles), GQA 5 (a token's heads split
+// across warps) and GQA 32 (two warps a decode block).
+TEST(GpuAttention, MmaShapesGiveEachOthersBitsAndStayCloseToTheF32Order) {
+  REQUIRE_GPU();
+  struct Restore {
+    ~Restore() { kernels::cuda::SetAttentionMmaForTest(-1, -1); }
+  } restore;
+  auto gpu = kernels::CreateBackend(kCuda, 1);
+  ASSERT_TRUE(gpu.ok());
+  kernels::Backend* be = gpu->get();
+  std::mt19937 rng(41);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  struct Case {
+    const char* name;
+    std::vector<int32_t> pos, seq;
+  };
+  std::vector<Case> cases;
+  cases.push_back({"decode", {100, 255, 70}, {0, 1, 2}});
+  cases.push_back({"long decode", {3000, 2100, 700}, {0, 1, 2}});
+  {
+    Case c{"chunk from 0", {}, {}};
+    for (int i = 0; i < 48; ++i) c.pos.push_back(i), c.seq.push_back(0);
+    cases.push_back(c);
+  }
+  {
+    Case c{"long chunk at 60", {}, {}};
+    for (int i = 60; i < 200; ++i) c.pos.push_back(i), c.seq.push_back(2);
+    cases.push_back(c);
+  }
+  {
+    Case c{"decode beside chunks", {130, 2900}, {0, 2}};
+    for (int i = 1000; i < 1077; ++i) c.pos.push_back(i), c.seq.push_back(1);
+    cases.push_back(c);
+  }
+  for (const kernels::AttentionShape shape :
+       {kernels::AttentionShape{32, 8, 128, 128, 1.0f / std::sqrt(128.0f)},
+        kernels::AttentionShape{16, 2, 64, 64, 0.125f},
+        kernels::AttentionShape{8, 8, 128, 128, 1.0f / std::sqrt(128.0f)},
+        kernels::AttentionShape{40, 8, 128, 128, 1.0f / std::sqrt(128.0f)},
+        kernels::AttentionShape{64, 2, 128, 128, 1.0f / std::sqrt(128.0f)}}) {
+    RandomKv rkv(be, shape, 3, 96, &rng);
+    ASSERT_TRUE(rkv.pool != nullptr);
+    const kernels::KvLayout kv = rkv.pool->layout();
+    for (const Case& c : cases) {
+      const int64_t n = static_cast<int64_t>(c.pos.size());
+      const int64_t d = shape.n_heads * shape.head_dim_v;
+      std::vector<float> q(static_cast<size_t>(n * shape.n_heads * shape.head_dim_k));
+      for (auto& v : q) v = dist(rng);
+      DevBuf qd(be, q.size()), out(be, static_cast<size_t>(n * d));
+      ASSERT_TRUE(qd.p && out.p);
+      be->CopyToDevice(qd.p, q.data(), q.size() * sizeof(float));
+      const auto run = [&](int on, int forced) {
+        kernels::cuda::SetAttentionMmaForTest(on, forced);
+        EXPECT_TRUE(be->BeginBatch(rkv.Batch(c.pos, c.seq)).ok());
+        be->Attention(qd.f(), shape, kv, 0, out.f());
+        return Download(be, out, static_cast<size_t>(n * d));
+      };
+      const std::vector<float> f32 = run(0, -1), mma = run(1, -1);
+      const std::string what = std::string(c.name) + ", heads " + std::to_string(shape.n_heads) +
+                               "/" + std::to_string(shape.n_kv_heads) + " of " +
+                               std::to_string(shape.head_dim_k);
+      ASSERT_GT(MaxAbs(mma), 0.0) << what << ": an all-zero output proves nothing";
+      double worst = 0;
+      size_t at = 0;
+      for (size_t i = 0; i < f32.size(); ++i) {
+        const double diff = std::fabs(static_cast<double>(mma[i]) - f32[i]) /
+                            std::max(1.0, std::fabs(static_cast<double>(f32[i])));
+        if (!(diff <= worst)) worst = diff, at = i;  // NaN counts as worst
+      }
+      EXPECT_LE(worst, 1e-4) << what << ": the tensor-core order is " << worst
+                             << " from the f32 order at token " << at / d << " dim " << at % d
+                             << " (" << mma[at] << " vs " << f32[at] << ")";
+      for (int forced = 0; forced < 3; ++forced) {
+        const std::vector<float> got = run(1, forced);
+        const size_t first = FirstDifference(mma, got);
+        ASSERT_EQ(first, mma.size())
+            << what << ": shape " << (forced == 0 ? "split" : forced == 1 ? "tiles" : "per token")
+            << " differs from the automatic choice first at token " << first / d << " dim "
+            << first % d << " (" << got[first] << " vs " << mma[first] << ")";
+      }
+    }
   }
 }
 

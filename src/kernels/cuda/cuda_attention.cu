@@ -34,7 +34,9 @@
 // has faster variants in cuda_attention_split.cu (the default, likewise): a raw
 // chunk kernel for F16 KV (a chunk's rows copied in one cp.async burst;
 // REPRISE_CUDA_ATTN_RAW=0 turns it off) and a wide merge for long contexts
-// (REPRISE_CUDA_ATTN_WIDE_MERGE=0).
+// (REPRISE_CUDA_ATTN_WIDE_MERGE=0). With REPRISE_CUDA_ATTN_MMA=1 (opt-in)
+// every shape follows the tensor-core order of cuda_attention_mma.cu instead
+// (LaunchMma below makes the same choice of shape).
 #include <algorithm>
 #include <atomic>
 #include <cfloat>
@@ -254,7 +256,8 @@ __global__ void AttentionSerialKernel(Ctx c, float* out) {
 
 }  // namespace
 
-int64_t AttentionTileTokens(const AttentionShape& s) {
+int64_t AttentionTileTokens(const AttentionShape& s, const KvLayout& kv) {
+  if (AttentionMmaOn() && MmaFits(s, kv)) return MmaTileTokens(s);
   const int64_t group = s.n_kv_heads > 0 ? s.n_heads / s.n_kv_heads : 1;
   const int64_t pairs = kTiledWarps * (s.head_dim_v <= 128 ? 8 : 4);
   return std::max<int64_t>(1, std::min<int64_t>(32, pairs / group));
@@ -266,8 +269,22 @@ bool EnvIsOne(const char* name) {
   return v != nullptr && std::strcmp(v, "1") == 0;
 }
 std::atomic<int> g_blocked_override{-1}, g_raw_override{-1}, g_fuse_override{-1},
-    g_wide_override{-1};
+    g_wide_override{-1}, g_mma_override{-1}, g_mma_shape{-1};
 }  // namespace
+
+// Off unless REPRISE_CUDA_ATTN_MMA=1: written while no GPU was lent, it
+// becomes the default only once a GPU run shows its shapes agree bit for bit
+// and it is faster.
+bool AttentionMmaOn() {
+  static const bool env = EnvIsOne("REPRISE_CUDA_ATTN_MMA");
+  const int o = g_mma_override.load(std::memory_order_relaxed);
+  return o >= 0 ? o != 0 : env;
+}
+
+void SetAttentionMmaForTest(int on, int shape) {
+  g_mma_override.store(on, std::memory_order_relaxed);
+  g_mma_shape.store(shape, std::memory_order_relaxed);
+}
 
 // The blocked, raw and wide-merge shapes are on unless their variable is 0:
 // written without a GPU, they were validated on an H100 on 2026-12-05
@@ -329,6 +346,49 @@ bool AttentionShapeSupported(const AttentionShape& s) {
          s.head_dim_k <= 256;
 }
 
+namespace {
+
+// The tensor-core order's launch (cuda_attention_mma.cu): the same choice of
+// shape as the f32 order's (tiles for prompt chunks, the split shape for few
+// tokens at long contexts, else a token a block), or the one a test forces.
+void LaunchMma(const Ctx& c, const int32_t* tiles, int64_t n_tiles, int64_t chunks,
+               bool few_blocks, float* scratch, int64_t scratch_floats, int32_t* counters,
+               float* out, cudaStream_t s) {
+  const BatchDev& b = c.b;
+  const bool can_split = scratch != nullptr && counters != nullptr &&
+                         AttentionScratchFloats(c.s, b.n, chunks * kChunk - 1) <= scratch_floats;
+  int shape = g_mma_shape.load(std::memory_order_relaxed);
+  if (shape < 0) {
+    shape = tiles != nullptr && n_tiles < b.n && !(chunks > 1 && few_blocks) ? 1
+            : chunks > 1 && few_blocks && can_split                           ? 0
+                                                                              : 2;
+  }
+  // (n_tiles == n: every token its own tile, and the backend uploads no tiles)
+  if (shape == 1 && (tiles == nullptr || n_tiles <= 0 || n_tiles >= b.n)) shape = 2;
+  if (shape == 0 && !can_split) shape = 2;
+  if (shape == 1) {
+    LaunchMmaTiles(c, tiles, n_tiles, MmaTileTokens(c.s), out, s);
+  } else if (shape == 2) {
+    LaunchMmaTiles(c, nullptr, b.n, 1, out, s);
+  } else {
+    const dim3 grid(static_cast<unsigned>(b.n), static_cast<unsigned>(c.s.n_kv_heads),
+                    static_cast<unsigned>(chunks));
+    if (AttentionWideMergeOn() && chunks > kWideMergeMinChunks) {
+      LaunchMmaChunks(c, grid, chunks, scratch, nullptr, out, s);
+      LaunchWideMerge(c, chunks, scratch, out, s);
+    } else if (LastMergesOn()) {
+      LaunchMmaChunks(c, grid, chunks, scratch, counters, out, s);
+    } else {
+      LaunchMmaChunks(c, grid, chunks, scratch, nullptr, out, s);
+      const int64_t threads = b.n * c.s.n_heads * 32;
+      AttentionMergeKernel<<<static_cast<unsigned>((threads + 127) / 128), 128, 0, s>>>(
+          c, chunks, scratch, out);
+    }
+  }
+}
+
+}  // namespace
+
 int LaunchAttention(const float* q, const AttentionShape& shape, const KvLayout& kv, int layer,
                     const BatchDev& b, int32_t max_pos, float* scratch, int64_t scratch_floats,
                     int32_t* counters, const int32_t* tiles, int64_t n_tiles, int n_sms, float* out,
@@ -350,6 +410,10 @@ int LaunchAttention(const float* q, const AttentionShape& shape, const KvLayout&
   }
   const int64_t chunks = AttentionGridChunks(max_pos);
   const bool few_blocks = b.n * shape.n_kv_heads < 2 * n_sms;
+  if (AttentionMmaOn() && MmaFits(shape, kv)) {
+    LaunchMma(c, tiles, n_tiles, chunks, few_blocks, scratch, scratch_floats, counters, out, s);
+    return 0;
+  }
   // Prefill with query tiles: whenever the batch has tiles of more than one
   // token (the tiles cover every token; a lone decode token is a tile of one).
   if (tiles != nullptr && n_tiles < b.n && !(chunks > 1 && few_blocks)) {

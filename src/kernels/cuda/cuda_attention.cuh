@@ -338,4 +338,22 @@ constexpr int kTiledThreads = kTiledWarps * 32;
 void LaunchPrefillTiles(const Ctx& c, const int32_t* tiles, int64_t n_tiles, float* out,
                         cudaStream_t s);
 
+// ---- the tensor-core order (cuda_attention_mma.cu; opt-in, AttentionMmaOn) ----
+// Rows ((token, head) pairs) of one block of the prefill tile kernel.
+constexpr int kMmaTileRows = 128;
+// Whether the tensor-core kernels take this shape and KV layout (F16 rows as
+// RawRowsFit wants them, head dims 64 or 128, K and V alike).
+bool MmaFits(const AttentionShape& s, const KvLayout& kv);
+// Tokens per query tile of the tile kernel (kMmaTileRows / group, 1..64).
+int64_t MmaTileTokens(const AttentionShape& s);
+// The chunk kernel over grid (n, n_kv_heads, chunks): chunk states into
+// scratch; with counters, the last block of a (token, kv head) merges them.
+void LaunchMmaChunks(const Ctx& c, dim3 grid, int64_t chunks, float* scratch, int32_t* counters,
+                     float* out, cudaStream_t s);
+// The tile kernel over n_blocks query tiles of up to tile_tokens tokens
+// (tiles as LaunchPrefillTiles takes them), or with tiles == nullptr one
+// token a block (n_blocks = n, tile_tokens = 1).
+void LaunchMmaTiles(const Ctx& c, const int32_t* tiles, int64_t n_blocks, int64_t tile_tokens,
+                    float* out, cudaStream_t s);
+
 }  // namespace reprise::kernels::cuda::attn

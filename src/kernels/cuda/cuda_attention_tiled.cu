@@ -402,7 +402,7 @@ void LaunchBlocked(const Ctx& c, const int32_t* tiles, int64_t n_tiles, int64_t 
 
 void LaunchPrefillTiles(const Ctx& c, const int32_t* tiles, int64_t n_tiles, float* out,
                         cudaStream_t s) {
-  const int64_t tt = AttentionTileTokens(c.s);
+  const int64_t tt = AttentionTileTokens(c.s, c.kv);
   if (AttentionBlockedOn() && RawRowsFit(c)) {
     if (c.s.head_dim_v <= 128) {
       LaunchBlocked<1, 8>(c, tiles, n_tiles, tt, out, s);

@@ -514,7 +514,7 @@ class CudaBackend final : public Backend {
     }
     const int32_t* tiles = nullptr;
     if (AttentionTilesOn()) {
-      const int64_t tt = AttentionTileTokens(shape);
+      const int64_t tt = AttentionTileTokens(shape, kv);
       if (tt > 1 && tile_tokens_ != tt) BuildTiles(tt);
       if (tt > 1 && tile_tokens_ == tt) tiles = tiles_.ptr;
     }

@@ -195,8 +195,17 @@ bool AttentionWideMergeOn();
 void SetAttentionShapesForTest(int blocked, int raw, int wide_merge = -1);
 // The same for REPRISE_CUDA_FUSE_ATTN (AttentionFuseOn).
 void SetAttentionFuseForTest(int fuse);
-// Tokens per query tile of the tiled prefill shape for this head shape.
-int64_t AttentionTileTokens(const AttentionShape& s);
+// The tensor-core attention order (cuda_attention_mma.cu), off unless
+// REPRISE_CUDA_ATTN_MMA=1: F16 KV with head dims 64 or 128; with it on every
+// attention shape follows it (other bits than the f32 order's, the same bits
+// from every shape). A test's override: on (-1: as the environment says) and
+// the shape to force (-1: the usual choice, 0: split chunks, 1: query tiles,
+// 2: a token a block).
+bool AttentionMmaOn();
+void SetAttentionMmaForTest(int on, int shape = -1);
+// Tokens per query tile of the tiled prefill shape for this head shape and
+// KV layout.
+int64_t AttentionTileTokens(const AttentionShape& s, const KvLayout& kv);
 // Positions per attention chunk (the fixed split of the context; the split
 // decode shape launches one block per chunk).
 constexpr int kAttentionChunk = 64;
