@@ -42,6 +42,10 @@ struct Scheduler::Sequence {
   int32_t step_first = 0, step_count = 0;  // positions run in the current batch
   bool ended = false;
   bool preempted = false;  // in active_, to be moved back to waiting_ by Reap
+  // Queued while in-flight sequence defer_leader computes the first
+  // defer_tokens tokens of this prompt (DeferForSharedPrefix).
+  int64_t defer_leader = 0;
+  int32_t defer_tokens = 0;
 };
 
 Result<std::unique_ptr<Scheduler>> Scheduler::Create(const SchedulerConfig& config,
@@ -156,15 +160,62 @@ void Scheduler::Enqueue(Request request, std::shared_ptr<RequestHandle::State> s
   waiting_.push_back(std::move(seq));
 }
 
+bool Scheduler::DeferForSharedPrefix(Sequence& s) {
+  if (config_.max_cache_entries <= 0 || s.n_fill < 2) return false;
+  const int32_t bt = pool_->block_tokens();
+  const int32_t limit = s.n_fill - 1;  // Acquire's bound: the last prompt token is recomputed
+  const std::span<const int32_t> mine(s.tokens.data(), static_cast<size_t>(limit));
+  const std::string& ns = s.request.cache_namespace;
+  const auto can_lead = [&](const Sequence& l) {
+    return !l.ended && !l.preempted && !l.loading && l.request.cache_namespace == ns;
+  };
+  Sequence* leader = nullptr;
+  int32_t shared = 0;
+  for (auto& lp : active_) {  // the leader chosen before, while it runs
+    if (lp->id == s.defer_leader && can_lead(*lp)) leader = lp.get(), shared = s.defer_tokens;
+  }
+  if (leader == nullptr) {
+    // The in-flight sequence sharing the most full blocks with s, counting
+    // the tokens it holds KV for now or will once its prefill ends.
+    for (auto& lp : active_) {
+      Sequence& l = *lp;
+      if (!can_lead(l)) continue;
+      const int32_t n = std::min(limit, std::max(l.n_fill, l.kv.n_tokens));
+      int32_t k = 0;
+      while (k < n && mine[k] == l.tokens[k]) ++k;
+      k = k / bt * bt;
+      if (k > shared) leader = &l, shared = k;
+    }
+  }
+  s.defer_leader = 0;
+  s.defer_tokens = 0;
+  if (leader == nullptr || cache_->SharedPrefixTokens(mine, limit, ns) >= shared) return false;
+  if (leader->kv.n_tokens >= shared) {
+    // Computed: published for s (and any later request) to find. The
+    // leader never writes these blocks again: it writes past kv.n_tokens.
+    cache_->Insert(std::span<const int32_t>(leader->tokens.data(), static_cast<size_t>(shared)),
+                   leader->kv, ns);
+    return false;
+  }
+  s.defer_leader = leader->id;
+  s.defer_tokens = shared;
+  return true;
+}
+
 void Scheduler::Admit() {
-  while (!waiting_.empty() && static_cast<int>(active_.size()) < config_.max_parallel) {
-    Sequence& s = *waiting_.front();
+  for (size_t i = 0;
+       i < waiting_.size() && static_cast<int>(active_.size()) < config_.max_parallel;) {
+    Sequence& s = *waiting_[i];
     // The positions this admission writes before it must grow: the tokens
     // to prefill and the first decode's (never past the request's last).
     const int64_t last_position = static_cast<int64_t>(s.n_prompt) + s.request.max_tokens - 1;
     const int32_t need = BlocksFor(std::min<int64_t>(s.n_fill + 1, last_position));
     CHECK(need <= pool_->capacity_blocks());  // Validate refuses what can never fit
     if (reserved_blocks_ + need > pool_->capacity_blocks()) break;  // wait for memory (FIFO)
+    if (DeferForSharedPrefix(s)) {  // an in-flight prefill is computing its prefix
+      ++i;
+      continue;
+    }
     kv::CacheHit hit = cache_->Acquire(s.tokens, s.n_fill - 1, s.request.cache_namespace,
                                        promoter_ != nullptr);
     s.reserved_blocks = need;
@@ -182,8 +233,8 @@ void Scheduler::Admit() {
       for (int32_t t : s.tokens) s.sampler->Accept(t, /*is_prompt=*/true);
       s.admit_us = NowMicros();
     }
-    active_.push_back(std::move(waiting_.front()));
-    waiting_.pop_front();
+    active_.push_back(std::move(waiting_[i]));
+    waiting_.erase(waiting_.begin() + static_cast<std::ptrdiff_t>(i));
   }
 }
 

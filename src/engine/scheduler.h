@@ -31,6 +31,11 @@
 //    what the pool holds alone;
 //  - a sequence's KV covers positions [0, blocks.n_tokens) of its tokens; the
 //    last sampled token has no KV yet and is never inserted into the cache;
+//  - requests sharing a prompt prefix with an in-flight one compute it once:
+//    a queued request waits while a running sequence computes more full
+//    blocks of its prefix than the cache holds, and those blocks go into the
+//    cache as soon as they are computed (the sequence only ever writes past
+//    them), so the waiting request hits them (DeferForSharedPrefix);
 //  - a loading sequence is never in a batch, and never leaves active_ (end,
 //    cancellation, preemption) before its reads are settled: the reader
 //    thread writes only blocks of jobs not yet settled;
@@ -154,7 +159,17 @@ class Scheduler {
   struct Sequence;
   Scheduler() = default;
   int32_t BlocksFor(int64_t positions) const;
+  // Admits queued sequences in order while slots and memory last, passing
+  // over those DeferForSharedPrefix holds back.
   void Admit();
+  // Whether queued `s` should wait: an in-flight sequence of its namespace
+  // (the leader) shares more full blocks of its prompt than the cache holds
+  // and has not computed them yet, so admitting s now would compute them a
+  // second time (32 agents starting at once on one system prompt). Once the
+  // leader has computed them they are inserted into the cache (the leader
+  // never writes them again) and s is admitted to hit them. A leader that
+  // ends, is preempted or waits for reads releases s to choose again.
+  bool DeferForSharedPrefix(Sequence& s);
   // Gives an admitted sequence its cached prefix (counted on its first
   // admission only).
   void UseHit(Sequence& s, kv::CacheHit hit);

@@ -372,6 +372,28 @@ int64_t PromptCache::DemoteAll() {
   return written;
 }
 
+int32_t PromptCache::SharedPrefixTokens(std::span<const int32_t> tokens, int32_t max_tokens,
+                                        std::string_view cache_namespace) const {
+  const int32_t bt = pool_.block_tokens();
+  const int64_t limit = std::clamp<int64_t>(max_tokens, 0, static_cast<int64_t>(tokens.size()));
+  if (config_.max_entries <= 0) return 0;
+  int64_t pos = 0;
+  for (const Node* node = Root(cache_namespace); node != nullptr && pos + bt <= limit;) {
+    const auto want = tokens.subspan(static_cast<size_t>(pos), static_cast<size_t>(bt));
+    const Node* next = nullptr;
+    for (const auto& c : node->children) {
+      if (SameTokens(c->tokens, want)) {
+        next = c.get();
+        break;
+      }
+    }
+    if (next == nullptr) break;
+    node = next;
+    pos += bt;
+  }
+  return static_cast<int32_t>(pos);
+}
+
 void PromptCache::Insert(std::span<const int32_t> tokens, const SeqBlocks& seq,
                          std::string_view cache_namespace) {
   if (config_.max_entries <= 0 || tokens.empty()) return;

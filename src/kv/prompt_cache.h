@@ -168,6 +168,13 @@ class PromptCache {
   // the hit. Returns the tokens the match lost.
   int32_t CompletePromotions(CacheHit* hit, std::span<const PromotionRead> reads);
 
+  // Tokens of the longest prefix of `tokens` (at most max_tokens) that full
+  // blocks of the tree under `cache_namespace` hold: what Acquire would share
+  // without a copy or a lower-tier read. No side effect (no recency, no
+  // counters).
+  int32_t SharedPrefixTokens(std::span<const int32_t> tokens, int32_t max_tokens,
+                             std::string_view cache_namespace = {}) const;
+
   // Stores `tokens` whose KV is in the first tokens.size() positions of `seq`
   // (tokens.size() <= seq.n_tokens). Identical full blocks already cached are
   // kept, new nodes take a reference on seq's blocks; the caller still owns

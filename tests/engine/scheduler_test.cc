@@ -273,6 +273,78 @@ TEST_F(SchedulerTest, ConcurrentRequestsSharingAPrefixMatchTheirSoloRuns) {
   EXPECT_EQ(sched_->pool().used_blocks(), sched_->cache().cached_blocks());
 }
 
+// Requests that arrive together on one long shared prefix (agents starting
+// on the same system prompt) compute it once: the first runs, the others
+// wait until its prefill has computed the shared blocks, then hit them in
+// the cache. Same tokens as solo runs; every prompt token not served from
+// the cache is run exactly once; a tenant never waits for (or hits) another
+// tenant's prefill.
+TEST_F(SchedulerTest, RequestsStartingTogetherOnASharedPrefixComputeItOnce) {
+  const Tokens system = Range(1, 40);  // 10 blocks of 4
+  std::vector<Tokens> prompts;
+  for (int i = 0; i < 4; ++i) prompts.push_back(Concat(system, Range(10 + 3 * i, 5 + i)));
+  Make(400, 0, 1);
+  std::vector<Tokens> solo;
+  for (const Tokens& p : prompts) solo.push_back(Generate(p, 6).tokens);
+
+  Make(400, 10, 4, 256, /*prefill_chunk=*/8);
+  std::vector<size_t> ids;
+  for (const Tokens& p : prompts) ids.push_back(Submit(p, 6));
+  RunAll();
+  int64_t expected_run = 0;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    Outcome o = Drain(ids[i]);
+    ASSERT_TRUE(o.done);
+    EXPECT_EQ(o.tokens, solo[i]) << "request " << i;
+    if (i == 0) {
+      EXPECT_EQ(o.final_event.usage.cached_tokens, 0);
+    } else {
+      EXPECT_GE(o.final_event.usage.cached_tokens, 40) << "request " << i;
+    }
+    expected_run += static_cast<int64_t>(prompts[i].size()) - o.final_event.usage.cached_tokens +
+                    static_cast<int64_t>(o.tokens.size()) - 1;
+  }
+  EXPECT_EQ(fake_.tokens_run, expected_run);  // the shared prefix ran once
+  EXPECT_EQ(sched_->pool().used_blocks(), sched_->cache().cached_blocks());
+  sched_->cache().CheckInvariants();
+
+  // Two tenants: the second computes the prefix itself, at once.
+  Make(400, 10, 4, 256, 8);
+  auto submit_ns = [&](const Tokens& prompt, const char* ns) {
+    Request r;
+    r.prompt = prompt;
+    r.max_tokens = 6;
+    r.sampling.temperature = 0.0f;
+    r.cache_namespace = ns;
+    Status st;
+    EXPECT_EQ(sched_->Validate(&r, &st), ErrorCode::kOk) << st.message();
+    states_.push_back(std::make_shared<RequestHandle::State>());
+    sched_->Enqueue(std::move(r), states_.back());
+    return states_.size() - 1;
+  };
+  const size_t a = submit_ns(prompts[0], "alice"), b = submit_ns(prompts[1], "bob");
+  ASSERT_TRUE(sched_->Step());
+  EXPECT_EQ(sched_->active(), 2);  // bob did not wait for alice's prefill
+  RunAll();
+  EXPECT_EQ(Drain(a).tokens, solo[0]);
+  Outcome ob = Drain(b);
+  EXPECT_EQ(ob.tokens, solo[1]);
+  EXPECT_EQ(ob.final_event.usage.cached_tokens, 0);
+
+  // The leader cancelled while another waits for it: the waiting one
+  // computes the prefix itself and still matches its solo run.
+  Make(400, 10, 4, 256, 8);
+  const size_t lead = Submit(prompts[2], 6), follow = Submit(prompts[3], 6);
+  ASSERT_TRUE(sched_->Step());
+  EXPECT_EQ(sched_->active(), 1);
+  EXPECT_EQ(sched_->waiting(), 1);
+  states_[lead]->cancel = true;
+  RunAll();
+  EXPECT_EQ(Drain(lead).final_event.finish, FinishReason::kCancelled);
+  EXPECT_EQ(Drain(follow).tokens, solo[3]);
+  EXPECT_EQ(sched_->pool().used_blocks(), sched_->cache().cached_blocks());
+}
+
 TEST_F(SchedulerTest, CancelEndsTheStreamAndReleasesBlocks) {
   Make(200, 10);
   const size_t i = Submit(Range(0, 20), 100);
