@@ -47,7 +47,7 @@
 # OFFS (fast paths whose decode bench runs with them off; default
 # ATTN_LAST_MERGES, all: "GEMV_STAGED FUSE PDL ATTN_LAST_MERGES"),
 # OPTIN (the opt-in paths the tests and benches also run with, on together:
-# default "REPRISE_CUDA_FUSE_ATTN=1 REPRISE_CUDA_ATTN_MMA=1").
+# default "REPRISE_CUDA_FUSE_ATTN=1 REPRISE_CUDA_ATTN_MMA=1 REPRISE_CUDA_HALF_PIPE=1").
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -66,9 +66,10 @@ REPS=${REPS:-3}
 # (BLOCKED, RAW, WIDE_MERGE and MMA_PIPE were validated on an H100 on
 # 2026-12-05 and are the default now; FUSE_ATTN gave the same bits but slower
 # decode, so it stays opt-in. ATTN_MMA, the tensor-core attention order, was
-# written on 2026-12-06 without a GPU: its first check is
-# "build optin" and the bench's pp8192 rows.)
-OPTIN=${OPTIN:-"REPRISE_CUDA_FUSE_ATTN=1 REPRISE_CUDA_ATTN_MMA=1"}
+# written on 2026-12-06 without a GPU, like HALF_PIPE (the F16 / BF16 prefill
+# kernel copying three 64-column steps ahead): their first check is
+# "build optin", then the bench's optin rows.)
+OPTIN=${OPTIN:-"REPRISE_CUDA_FUSE_ATTN=1 REPRISE_CUDA_ATTN_MMA=1 REPRISE_CUDA_HALF_PIPE=1"}
 PEER_REPS=${PEER_REPS:-5}
 DEPS=/tmp/reprise-deps
 BUILD=/tmp/reprise-build
@@ -302,6 +303,10 @@ bench() {
       say "reprise bench $t tg128 with $on alone"
       (export "$on"; rbench 150 "$t-${on%%=*}" "$t" --pp 512 --tg 128 --reps "$REPS")
     done
+    if [ "$t" = f16 ]; then
+      say "reprise bench $t pp512 with the deep-pipeline F16 prefill kernel alone"
+      REPRISE_CUDA_HALF_PIPE=1 rbench 150 "$t-pp512-halfpipe" "$t" --pp 512 --tg 0 --reps "$REPS"
+    fi
     if [ "$t" = q4_k ]; then
       say "reprise bench $t pp512 with the pipelined prefill kernel alone"
       REPRISE_CUDA_MMA_PIPE=1 rbench 150 "$t-pp512-mmapipe" "$t" --pp 512 --tg 0 --reps "$REPS"

@@ -716,6 +716,62 @@ TEST(GpuMatMulPipe, PipelinedQ4KGivesTheDefaultKernelsBits) {
   }
 }
 
+// The F16 / BF16 prefill kernel with the deep copy pipeline (opt-in,
+// REPRISE_CUDA_HALF_PIPE=1) against the default one, bit for bit: widths
+// whose chunk count ends a step part-way (1000 columns: 63 chunks) or a
+// segment part-way, token counts past one 128-token tile.
+TEST(GpuMatMulPipe, DeepHalfPipelineGivesTheDefaultKernelsBits) {
+  REQUIRE_GPU();
+  auto gpu = kernels::CreateBackend(kCuda, 1);
+  ASSERT_TRUE(gpu.ok());
+  kernels::Backend* be = gpu->get();
+  struct Restore {
+    ~Restore() { kernels::cuda::SetHalfPipeForTest(-1); }
+  } restore;
+  std::mt19937 rng(43);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  for (const DType type : {DType::kF16, DType::kBF16}) {
+    for (const int64_t cols : {int64_t{1000}, int64_t{1536}, int64_t{4096}}) {
+      const int64_t rows = cols == 1536 ? 1000 : 200;
+      const std::vector<uint8_t> wq = RandomQuantRows(type, rows, cols, &rng);
+      auto m = be->PrepareMatrix({type, rows, cols, wq.data()});
+      ASSERT_TRUE(m.ok());
+      const int64_t max_n = 300;
+      std::vector<float> x(static_cast<size_t>(max_n * cols));
+      for (int64_t i = 0; i < max_n * cols; ++i) x[i] = dist(rng) * (i % 97 == 0 ? 20.0f : 1.0f);
+      auto xd = be->Alloc(x.size() * sizeof(float), "test x");
+      auto yd = be->Alloc(static_cast<size_t>(max_n * rows) * sizeof(float), "test y");
+      ASSERT_TRUE(xd.ok() && yd.ok());
+      be->CopyToDevice(*xd, x.data(), x.size() * sizeof(float));
+      for (const int64_t n : {int64_t{16}, int64_t{130}, int64_t{300}}) {
+        std::vector<float> got[2];
+        for (int pipe = 0; pipe < 2; ++pipe) {
+          kernels::cuda::SetHalfPipeForTest(pipe);
+          const kernels::Matrix* ws[1] = {&*m};
+          float* ys[1] = {static_cast<float*>(*yd)};
+          be->MatMul(ws, static_cast<const float*>(*xd), n, ys);
+          got[pipe].resize(static_cast<size_t>(n * rows));
+          be->CopyToHost(got[pipe].data(), *yd, got[pipe].size() * sizeof(float));
+          ASSERT_TRUE(be->Synchronize().ok());
+        }
+        size_t first = 0;
+        while (first < got[0].size() && std::memcmp(&got[0][first], &got[1][first], 4) == 0) {
+          ++first;
+        }
+        ASSERT_EQ(first, got[0].size())
+            << DTypeName(type) << " cols " << cols << " rows " << rows << " n " << n << ": token "
+            << first / rows << " row " << first % rows << ": deep pipeline " << got[1][first]
+            << " vs default " << got[0][first];
+        double mag = 0;
+        for (const float v : got[1]) mag = std::max(mag, static_cast<double>(std::fabs(v)));
+        ASSERT_GT(mag, 0.0) << "an all-zero output proves nothing";
+      }
+      be->Free(*xd);
+      be->Free(*yd);
+    }
+  }
+}
+
 #endif  // REPRISE_HAVE_CUDA
 
 TEST(GpuKvPool, BlocksRoundTripThroughHostAndCopyOnTheDevice) {

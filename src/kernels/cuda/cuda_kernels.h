@@ -108,6 +108,11 @@ void HostSubContrib(DType type, const uint8_t* unit, int j, const int8_t* xq, fl
 // REPRISE_CUDA_HALF_MMA=0, which keeps them on the f32 kernels above; read at
 // upload, since the two paths have different layouts).
 bool HalfTensorCores(DType type);
+// The F16 / BF16 prefill kernel with its copies three 64-column steps ahead
+// (opt-in: REPRISE_CUDA_HALF_PIPE=1; the same bits), and a test's override
+// (-1: as the environment says).
+bool HalfPipeOn();
+void SetHalfPipeForTest(int on);
 // Host-side repack into mma.sync A fragments: 16-row tiles x 16-column
 // chunks, 512 bytes each (cuda_matmul_half.cu). *n_kc: chunks per row.
 std::vector<uint8_t> RepackHalf(const MatrixView& v, int64_t* n_kc);
