@@ -19,6 +19,7 @@
 #include <cstring>
 #include <random>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "../golden/golden_util.h"
@@ -659,116 +660,98 @@ INSTANTIATE_TEST_SUITE_P(Types, GpuMatMul,
                          [](const ::testing::TestParamInfo<DType>& info) {
                            return std::string(DTypeName(info.param));
                          });
-// The pipelined Q4_K prefill kernel (opt-in: REPRISE_CUDA_MMA_PIPE=1; turned
-// on here in-process) against the default tensor-core kernel, which the test
-// above holds to the host emulation: the same bits for every output, over
-// widths of 6, 16 and 18 units, row counts that are no multiple of the tile
-// (a partial last row group) and token counts with a partial last tile.
+
+// `type` matmuls (random weights, rows x cols, n tokens) with a kernel
+// switch off and on (`set`, a test override): the same bits, not all zero.
+void ExpectSwitchKeepsBits(kernels::Backend* be, DType type, void (*set)(int), const char* what,
+                           const std::vector<std::pair<int64_t, int64_t>>& shapes,
+                           const std::vector<int64_t>& ns, std::mt19937* rng) {
+  struct Restore {
+    void (*set)(int);
+    ~Restore() { set(-1); }
+  } restore{set};
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  const int64_t max_n = *std::max_element(ns.begin(), ns.end());
+  for (const auto& [rows, cols] : shapes) {
+    const std::vector<uint8_t> wq = RandomQuantRows(type, rows, cols, rng);
+    auto m = be->PrepareMatrix({type, rows, cols, wq.data()});
+    ASSERT_TRUE(m.ok());
+    std::vector<float> x(static_cast<size_t>(max_n * cols));
+    for (int64_t i = 0; i < max_n * cols; ++i) x[i] = dist(*rng) * (i % 97 == 0 ? 20.0f : 1.0f);
+    auto xd = be->Alloc(x.size() * sizeof(float), "test x");
+    auto yd = be->Alloc(static_cast<size_t>(max_n * rows) * sizeof(float), "test y");
+    ASSERT_TRUE(xd.ok() && yd.ok());
+    be->CopyToDevice(*xd, x.data(), x.size() * sizeof(float));
+    for (const int64_t n : ns) {
+      std::vector<float> got[2];
+      for (int on = 0; on < 2; ++on) {
+        set(on);
+        const kernels::Matrix* ws[1] = {&*m};
+        float* ys[1] = {static_cast<float*>(*yd)};
+        be->MatMul(ws, static_cast<const float*>(*xd), n, ys);
+        got[on].resize(static_cast<size_t>(n * rows));
+        be->CopyToHost(got[on].data(), *yd, got[on].size() * sizeof(float));
+        ASSERT_TRUE(be->Synchronize().ok());
+      }
+      size_t first = 0;
+      while (first < got[0].size() && std::memcmp(&got[0][first], &got[1][first], 4) == 0) {
+        ++first;
+      }
+      ASSERT_EQ(first, got[0].size())
+          << DTypeName(type) << " cols " << cols << " rows " << rows << " n " << n << ": token "
+          << first / rows << " row " << first % rows << ": " << what << " " << got[1][first]
+          << " vs default " << got[0][first];
+      double mag = 0;
+      for (const float v : got[1]) mag = std::max(mag, static_cast<double>(std::fabs(v)));
+      ASSERT_GT(mag, 0.0) << "an all-zero output proves nothing";
+    }
+    be->Free(*xd);
+    be->Free(*yd);
+  }
+}
+
+// The pipelined Q4_K prefill kernel (the default; off and on here
+// in-process) against the unpipelined tensor-core kernel, which GpuMatMul
+// holds to the host emulation: the same bits for every output, over widths
+// of 6, 16 and 18 units, row counts that are no multiple of the tile (a
+// partial last row group) and token counts with a partial last tile.
 TEST(GpuMatMulPipe, PipelinedQ4KGivesTheDefaultKernelsBits) {
   REQUIRE_GPU();
   auto gpu = kernels::CreateBackend(kCuda, 1);
   ASSERT_TRUE(gpu.ok());
-  kernels::Backend* be = gpu->get();
-  struct Restore {
-    ~Restore() { kernels::cuda::SetMmaPipeForTest(-1); }
-  } restore;
   std::mt19937 rng(31);
-  std::normal_distribution<float> dist(0.0f, 1.0f);
-  for (const int64_t cols : {int64_t{1536}, int64_t{4096}, int64_t{4608}}) {
-    for (const int64_t rows : {int64_t{200}, int64_t{1000}}) {
-      const DType type = DType::kQ4_K;
-      const std::vector<uint8_t> wq = RandomQuantRows(type, rows, cols, &rng);
-      auto m = be->PrepareMatrix({type, rows, cols, wq.data()});
-      ASSERT_TRUE(m.ok());
-      const int64_t max_n = 130;
-      std::vector<float> x(static_cast<size_t>(max_n * cols));
-      for (int64_t i = 0; i < max_n * cols; ++i) x[i] = dist(rng) * (i % 97 == 0 ? 20.0f : 1.0f);
-      auto xd = be->Alloc(x.size() * sizeof(float), "test x");
-      auto yd = be->Alloc(static_cast<size_t>(max_n * rows) * sizeof(float), "test y");
-      ASSERT_TRUE(xd.ok() && yd.ok());
-      be->CopyToDevice(*xd, x.data(), x.size() * sizeof(float));
-      for (const int64_t n : {int64_t{16}, int64_t{40}, int64_t{130}}) {
-        std::vector<float> got[2];
-        for (int pipe = 0; pipe < 2; ++pipe) {
-          kernels::cuda::SetMmaPipeForTest(pipe);
-          const kernels::Matrix* ws[1] = {&*m};
-          float* ys[1] = {static_cast<float*>(*yd)};
-          be->MatMul(ws, static_cast<const float*>(*xd), n, ys);
-          got[pipe].resize(static_cast<size_t>(n * rows));
-          be->CopyToHost(got[pipe].data(), *yd, got[pipe].size() * sizeof(float));
-          ASSERT_TRUE(be->Synchronize().ok());
-        }
-        size_t first = 0;
-        while (first < got[0].size() && std::memcmp(&got[0][first], &got[1][first], 4) == 0) {
-          ++first;
-        }
-        ASSERT_EQ(first, got[0].size())
-            << "cols " << cols << " rows " << rows << " n " << n << ": token " << first / rows
-            << " row " << first % rows << ": pipelined " << got[1][first] << " vs default "
-            << got[0][first];
-        double mag = 0;
-        for (const float v : got[1]) mag = std::max(mag, static_cast<double>(std::fabs(v)));
-        ASSERT_GT(mag, 0.0) << "an all-zero output proves nothing";
-      }
-      be->Free(*xd);
-      be->Free(*yd);
-    }
+  ExpectSwitchKeepsBits(gpu->get(), DType::kQ4_K, kernels::cuda::SetMmaPipeForTest, "pipelined",
+                        {{200, 1536}, {1000, 1536}, {200, 4096}, {1000, 4096}, {200, 4608},
+                         {1000, 4608}},
+                        {16, 40, 130}, &rng);
+}
+
+// The pipelined Q8_0 / Q4_0 prefill kernel (opt-in, REPRISE_CUDA_MMA_PIPE32=1)
+// against the default one: widths whose last stage is partial (1056 columns:
+// 33 sub-blocks, activation scales not 16-byte aligned) or whole.
+TEST(GpuMatMulPipe, PipelinedQ8_0AndQ4_0GiveTheDefaultKernelsBits) {
+  REQUIRE_GPU();
+  auto gpu = kernels::CreateBackend(kCuda, 1);
+  ASSERT_TRUE(gpu.ok());
+  std::mt19937 rng(47);
+  for (const DType type : {DType::kQ8_0, DType::kQ4_0}) {
+    ExpectSwitchKeepsBits(gpu->get(), type, kernels::cuda::SetMmaPipe32ForTest, "pipelined",
+                          {{200, 1056}, {1000, 4096}, {200, 4608}}, {16, 40, 130}, &rng);
   }
 }
 
 // The F16 / BF16 prefill kernel with the deep copy pipeline (opt-in,
-// REPRISE_CUDA_HALF_PIPE=1) against the default one, bit for bit: widths
-// whose chunk count ends a step part-way (1000 columns: 63 chunks) or a
-// segment part-way, token counts past one 128-token tile.
+// REPRISE_CUDA_HALF_PIPE=1) against the default one: widths whose chunk
+// count ends a step part-way (1000 columns: 63 chunks) or a segment
+// part-way, token counts past one 128-token tile.
 TEST(GpuMatMulPipe, DeepHalfPipelineGivesTheDefaultKernelsBits) {
   REQUIRE_GPU();
   auto gpu = kernels::CreateBackend(kCuda, 1);
   ASSERT_TRUE(gpu.ok());
-  kernels::Backend* be = gpu->get();
-  struct Restore {
-    ~Restore() { kernels::cuda::SetHalfPipeForTest(-1); }
-  } restore;
   std::mt19937 rng(43);
-  std::normal_distribution<float> dist(0.0f, 1.0f);
   for (const DType type : {DType::kF16, DType::kBF16}) {
-    for (const int64_t cols : {int64_t{1000}, int64_t{1536}, int64_t{4096}}) {
-      const int64_t rows = cols == 1536 ? 1000 : 200;
-      const std::vector<uint8_t> wq = RandomQuantRows(type, rows, cols, &rng);
-      auto m = be->PrepareMatrix({type, rows, cols, wq.data()});
-      ASSERT_TRUE(m.ok());
-      const int64_t max_n = 300;
-      std::vector<float> x(static_cast<size_t>(max_n * cols));
-      for (int64_t i = 0; i < max_n * cols; ++i) x[i] = dist(rng) * (i % 97 == 0 ? 20.0f : 1.0f);
-      auto xd = be->Alloc(x.size() * sizeof(float), "test x");
-      auto yd = be->Alloc(static_cast<size_t>(max_n * rows) * sizeof(float), "test y");
-      ASSERT_TRUE(xd.ok() && yd.ok());
-      be->CopyToDevice(*xd, x.data(), x.size() * sizeof(float));
-      for (const int64_t n : {int64_t{16}, int64_t{130}, int64_t{300}}) {
-        std::vector<float> got[2];
-        for (int pipe = 0; pipe < 2; ++pipe) {
-          kernels::cuda::SetHalfPipeForTest(pipe);
-          const kernels::Matrix* ws[1] = {&*m};
-          float* ys[1] = {static_cast<float*>(*yd)};
-          be->MatMul(ws, static_cast<const float*>(*xd), n, ys);
-          got[pipe].resize(static_cast<size_t>(n * rows));
-          be->CopyToHost(got[pipe].data(), *yd, got[pipe].size() * sizeof(float));
-          ASSERT_TRUE(be->Synchronize().ok());
-        }
-        size_t first = 0;
-        while (first < got[0].size() && std::memcmp(&got[0][first], &got[1][first], 4) == 0) {
-          ++first;
-        }
-        ASSERT_EQ(first, got[0].size())
-            << DTypeName(type) << " cols " << cols << " rows " << rows << " n " << n << ": token "
-            << first / rows << " row " << first % rows << ": deep pipeline " << got[1][first]
-            << " vs default " << got[0][first];
-        double mag = 0;
-        for (const float v : got[1]) mag = std::max(mag, static_cast<double>(std::fabs(v)));
-        ASSERT_GT(mag, 0.0) << "an all-zero output proves nothing";
-      }
-      be->Free(*xd);
-      be->Free(*yd);
-    }
+    ExpectSwitchKeepsBits(gpu->get(), type, kernels::cuda::SetHalfPipeForTest, "deep pipeline",
+                          {{200, 1000}, {1000, 1536}, {200, 4096}}, {16, 130, 300}, &rng);
   }
 }
 

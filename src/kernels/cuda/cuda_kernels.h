@@ -86,6 +86,10 @@ void LaunchGemvStaged(DType type, const GemvTarget* targets, int count, int64_t 
 // the same bits), and a test's override (-1: the environment).
 bool MmaPipeOn();
 void SetMmaPipeForTest(int on);
+// The pipelined Q8_0 / Q4_0 prefill kernel (cuda_matmul_q32_pipe.cu; opt-in:
+// REPRISE_CUDA_MMA_PIPE32=1; the same bits) and a test's override.
+bool MmaPipe32On();
+void SetMmaPipe32ForTest(int on);
 void LaunchMatMulQuant(DType type, const uint8_t* w, int64_t rows, int64_t cols, int64_t n_units,
                        const ActQ& act, int64_t n, float* y, int64_t ldy, cudaStream_t s);
 

@@ -13,7 +13,8 @@
 // launch) to measure the tensor-core path or rule it out: same bits.
 // Q4_K runs MatMulQ4KPipeKernel (the same tile, its loads copied a stage
 // ahead by cp.async, the mins' sums on the tensor cores too;
-// REPRISE_CUDA_MMA_PIPE=0: the kernel above).
+// REPRISE_CUDA_MMA_PIPE=0: the kernel above); Q8_0 / Q4_0 can run the
+// pipelined kernel of cuda_matmul_q32_pipe.cu (opt-in: MmaPipe32On).
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -21,6 +22,7 @@
 #include "core/check.h"
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/cuda_kernels.h"
+#include "kernels/cuda/cuda_mma_int8.cuh"
 #include "kernels/cuda/cuda_subblock.cuh"
 
 namespace reprise::kernels::cuda {
@@ -38,49 +40,9 @@ namespace {
 // segment order. Integer sums are exact whatever the instruction, so every
 // output is bit-identical to the GEMV kernel's: a token's result never
 // depends on which path or batch computed it.
-constexpr int kMmaRows = 64, kMmaToks = 64;
 constexpr int kStage = 4;                       // sub-blocks staged per synchronisation
 constexpr int kMmaStride = kStage * 32 + 16;    // smem bytes per row / token: fragment loads
                                                 // of the 8 row groups hit 32 different banks
-
-// D = A B, A 16 x 32 (row), B 32 x 8 (col): a0 / a1 rows g / g + 8 at k 4 q4 ..,
-// a2 / a3 the same rows at k 16 + 4 q4 ..; b0 k 4 q4 .., b1 k 16 + 4 q4 .., token g.
-__device__ __forceinline__ void MmaS8K32(int a0, int a1, int a2, int a3, int b0, int b1,
-                                         int (&d)[4]) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  asm volatile(
-      "mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-      "{%10,%11,%12,%13};\n"
-      : "=r"(d[0]), "=r"(d[1]), "=r"(d[2]), "=r"(d[3])
-      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1), "r"(0), "r"(0), "r"(0), "r"(0));
-#else
-  d[0] = d[1] = d[2] = d[3] = 0;
-  __trap();
-#endif
-}
-
-__device__ __forceinline__ void MmaS8K16(int a0, int a1, int b0, int (&d)[4]) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5}, {%6}, "
-      "{%7,%8,%9,%10};\n"
-      : "=r"(d[0]), "=r"(d[1]), "=r"(d[2]), "=r"(d[3])
-      : "r"(a0), "r"(a1), "r"(b0), "r"(0), "r"(0), "r"(0), "r"(0));
-#else
-  d[0] = d[1] = d[2] = d[3] = 0;
-  __trap();
-#endif
-}
-
-// static_cast<float>(x) for |x| < 2^22, bit for bit, without the conversion
-// unit (I2F issues at a fraction of the FP32 rate; this kernel converts one
-// integer sum per output per sub-block): 1.5 * 2^23 + x is a float whose ulp
-// is 1, so adding x to its bits and subtracting 1.5 * 2^23 is exact. Every
-// Q8_0 / Q4_0 / Q4_K sub-block sum fits (|sum| <= 32 * 128 * 127); Q6_K's
-// scaled sums may not and keep the cast.
-__device__ __forceinline__ float SmallIntToFloat(int x) {
-  return __fsub_rn(__int_as_float(x + 0x4B400000), 12582912.0f);
-}
 
 // At most 168 registers (3 blocks an SM, 12 warps): uncapped it took 178
 // (2 blocks); capped it needs 159-163 and spills nothing (ptxas -v, sm_90).
@@ -483,7 +445,7 @@ __global__ void __launch_bounds__(128, 3)
       }
 }
 
-std::atomic<int> g_pipe_override{-1};
+std::atomic<int> g_pipe_override{-1}, g_pipe32_override{-1};
 
 // From this many tokens on, quantized matmuls run on the tensor cores.
 constexpr int64_t kMmaMinTokens = kGemvMaxTokens;
@@ -508,6 +470,13 @@ void Launch(const uint8_t* w, int64_t rows, int64_t cols, int64_t n_units, const
                       static_cast<unsigned>((n + kMmaToks - 1) / kMmaToks));
       MatMulQ4KPipeKernel<<<grid, 128, kPipeSmem, s>>>(w, rows, n_units, act.q, act.d, act.sum,
                                                        cols, n, y, ldy);
+      return;
+    }
+  }
+  if constexpr (kKind == 0) {
+    if (n >= kMmaMinTokens && MmaEnabled() && MmaPipe32On()) {
+      LaunchMatMulQ32Pipe(static_cast<DType>(kType), w, rows, n_units, act.q, act.d, cols, n, y,
+                          ldy, s);
       return;
     }
   }
@@ -544,6 +513,18 @@ bool MmaPipeOn() {
 }
 
 void SetMmaPipeForTest(int on) { g_pipe_override.store(on, std::memory_order_relaxed); }
+
+// Off unless REPRISE_CUDA_MMA_PIPE32=1: written while no GPU was lent.
+bool MmaPipe32On() {
+  static const bool env = [] {
+    const char* v = std::getenv("REPRISE_CUDA_MMA_PIPE32");
+    return v != nullptr && std::strcmp(v, "1") == 0;
+  }();
+  const int o = g_pipe32_override.load(std::memory_order_relaxed);
+  return o >= 0 ? o != 0 : env;
+}
+
+void SetMmaPipe32ForTest(int on) { g_pipe32_override.store(on, std::memory_order_relaxed); }
 
 void LaunchMatMulQuant(DType type, const uint8_t* w, int64_t rows, int64_t cols, int64_t n_units,
                        const ActQ& act, int64_t n, float* y, int64_t ldy, cudaStream_t s) {
