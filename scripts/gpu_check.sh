@@ -48,7 +48,7 @@
 # ATTN_LAST_MERGES, all: "GEMV_STAGED FUSE PDL ATTN_LAST_MERGES"),
 # OPTIN (the opt-in paths the tests and benches also run with, on together:
 # default "REPRISE_CUDA_FUSE_ATTN=1 REPRISE_CUDA_ATTN_MMA=1 REPRISE_CUDA_HALF_PIPE=1
-# REPRISE_CUDA_MMA_PIPE32=1").
+# REPRISE_CUDA_MMA_PIPE32=1 REPRISE_CUDA_HALF_MULTI=1").
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -69,9 +69,10 @@ REPS=${REPS:-3}
 # decode, so it stays opt-in. ATTN_MMA, the tensor-core attention order, was
 # written on 2026-12-06 without a GPU, like HALF_PIPE (the F16 / BF16 prefill
 # kernel copying three 64-column steps ahead) and MMA_PIPE32 (the Q8_0 / Q4_0
-# prefill kernel copying a 256-column stage ahead): their first check is
+# prefill kernel copying a 256-column stage ahead) and HALF_MULTI (Q/K/V and
+# gate/up of F16 / BF16 decode in one GEMV launch each): their first check is
 # "build optin", then the bench's optin rows.)
-OPTIN=${OPTIN:-"REPRISE_CUDA_FUSE_ATTN=1 REPRISE_CUDA_ATTN_MMA=1 REPRISE_CUDA_HALF_PIPE=1 REPRISE_CUDA_MMA_PIPE32=1"}
+OPTIN=${OPTIN:-"REPRISE_CUDA_FUSE_ATTN=1 REPRISE_CUDA_ATTN_MMA=1 REPRISE_CUDA_HALF_PIPE=1 REPRISE_CUDA_MMA_PIPE32=1 REPRISE_CUDA_HALF_MULTI=1"}
 PEER_REPS=${PEER_REPS:-5}
 DEPS=/tmp/reprise-deps
 BUILD=/tmp/reprise-build
@@ -310,6 +311,8 @@ bench() {
       REPRISE_CUDA_MMA_PIPE32=1 rbench 150 "$t-pp512-pipe32" "$t" --pp 512 --tg 0 --reps "$REPS"
     fi
     if [ "$t" = f16 ]; then
+      say "reprise bench $t tg128 with the shared-launch F16 GEMV alone"
+      REPRISE_CUDA_HALF_MULTI=1 rbench 150 "$t-halfmulti" "$t" --pp 512 --tg 128 --reps "$REPS"
       say "reprise bench $t pp512 with the deep-pipeline F16 prefill kernel alone"
       REPRISE_CUDA_HALF_PIPE=1 rbench 150 "$t-pp512-halfpipe" "$t" --pp 512 --tg 0 --reps "$REPS"
     fi

@@ -755,6 +755,66 @@ TEST(GpuMatMulPipe, DeepHalfPipelineGivesTheDefaultKernelsBits) {
   }
 }
 
+// Q/K/V-like F16 / BF16 matrices (one width, three row counts, one not a
+// multiple of the 16-row tile) in one decode MatMul call: with the shared
+// launch (opt-in, REPRISE_CUDA_HALF_MULTI=1) the bits of one launch each.
+TEST(GpuMatMulPipe, HalfGemvOfSeveralMatricesInOneLaunchGivesTheSameBits) {
+  REQUIRE_GPU();
+  auto gpu = kernels::CreateBackend(kCuda, 1);
+  ASSERT_TRUE(gpu.ok());
+  kernels::Backend* be = gpu->get();
+  struct Restore {
+    ~Restore() { kernels::cuda::SetHalfMultiForTest(-1); }
+  } restore;
+  std::mt19937 rng(53);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  const int64_t cols = 1000;
+  const int64_t rows[3] = {512, 136, 200};
+  for (const DType type : {DType::kF16, DType::kBF16}) {
+    std::vector<kernels::Matrix> ms;
+    int64_t total_rows = 0;
+    for (const int64_t r : rows) {
+      const std::vector<uint8_t> wq = RandomQuantRows(type, r, cols, &rng);
+      auto m = be->PrepareMatrix({type, r, cols, wq.data()});
+      ASSERT_TRUE(m.ok());
+      ms.push_back(std::move(*m));
+      total_rows += r;
+    }
+    const int64_t max_n = 15;
+    std::vector<float> x(static_cast<size_t>(max_n * cols));
+    for (auto& v : x) v = dist(rng);
+    auto xd = be->Alloc(x.size() * sizeof(float), "test x");
+    auto yd = be->Alloc(static_cast<size_t>(max_n * total_rows) * sizeof(float), "test y");
+    ASSERT_TRUE(xd.ok() && yd.ok());
+    be->CopyToDevice(*xd, x.data(), x.size() * sizeof(float));
+    for (const int64_t n : {int64_t{1}, int64_t{3}, int64_t{8}, int64_t{15}}) {
+      std::vector<float> got[2];
+      for (int multi = 0; multi < 2; ++multi) {
+        kernels::cuda::SetHalfMultiForTest(multi);
+        const kernels::Matrix* ws[3] = {&ms[0], &ms[1], &ms[2]};
+        float* base = static_cast<float*>(*yd);
+        float* ys[3] = {base, base + n * rows[0], base + n * (rows[0] + rows[1])};
+        be->MatMul(ws, static_cast<const float*>(*xd), n, ys);
+        got[multi].resize(static_cast<size_t>(n * total_rows));
+        be->CopyToHost(got[multi].data(), *yd, got[multi].size() * sizeof(float));
+        ASSERT_TRUE(be->Synchronize().ok());
+      }
+      size_t first = 0;
+      while (first < got[0].size() && std::memcmp(&got[0][first], &got[1][first], 4) == 0) {
+        ++first;
+      }
+      ASSERT_EQ(first, got[0].size()) << DTypeName(type) << " n " << n << ": output float "
+                                      << first << ": one launch " << got[1][first]
+                                      << " vs one each " << got[0][first];
+      double mag = 0;
+      for (const float v : got[1]) mag = std::max(mag, static_cast<double>(std::fabs(v)));
+      ASSERT_GT(mag, 0.0) << "an all-zero output proves nothing";
+    }
+    be->Free(*xd);
+    be->Free(*yd);
+  }
+}
+
 #endif  // REPRISE_HAVE_CUDA
 
 TEST(GpuKvPool, BlocksRoundTripThroughHostAndCopyOnTheDevice) {

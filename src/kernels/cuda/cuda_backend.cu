@@ -464,6 +464,22 @@ class CudaBackend final : public Backend {
           half_act = w.type();
           LaunchHalfAct(w.type(), x, n, w.cols(), act_h_.ptr, stream_);
         }
+        if (n < kGemvMaxTokens && HalfMultiOn()) {  // this and the next such matrices: one launch
+          GemvTarget targets[kGemvMaxTargets];
+          int count = 0;
+          while (count < kGemvMaxTargets && m + count < ws.size() &&
+                 ws[m + count]->type() == w.type() &&
+                 ws[m + count]->backend_layout() == kLayoutHalfFragments &&
+                 ws[m + count]->cols() == w.cols()) {
+            const Matrix& wm = *ws[m + count];
+            targets[count] = {static_cast<const uint8_t*>(wm.backend_data()), wm.rows(),
+                              ys[m + count], wm.rows()};
+            ++count;
+          }
+          LaunchGemvHalf(w.type(), targets, count, units, act_h_.ptr, n, stream_);
+          m += count - 1;
+          continue;
+        }
         LaunchMatMulHalf(w.type(), data, w.rows(), units, act_h_.ptr, n, ys[m], w.rows(), stream_);
         continue;
       }

@@ -117,6 +117,14 @@ bool HalfTensorCores(DType type);
 // (-1: as the environment says).
 bool HalfPipeOn();
 void SetHalfPipeForTest(int on);
+// Decode (n < kGemvMaxTokens) F16 / BF16 GEMV of up to kGemvMaxTargets
+// matrices of one type and width (HalfActCols(cols) / 16 chunks) against the
+// same rounded activations in one launch: the bits of one launch each. Used
+// for Q/K/V and gate/up when REPRISE_CUDA_HALF_MULTI=1 (opt-in, HalfMultiOn).
+void LaunchGemvHalf(DType type, const GemvTarget* targets, int count, int64_t n_kc,
+                    const uint16_t* xh, int64_t n, cudaStream_t s);
+bool HalfMultiOn();
+void SetHalfMultiForTest(int on);
 // Host-side repack into mma.sync A fragments: 16-row tiles x 16-column
 // chunks, 512 bytes each (cuda_matmul_half.cu). *n_kc: chunks per row.
 std::vector<uint8_t> RepackHalf(const MatrixView& v, int64_t* n_kc);

@@ -96,16 +96,29 @@ __global__ void HalfActKernel(const float* __restrict__ x, int64_t n, int64_t co
 // chain of up to 32 mma.sync per 8-token column tile, weights loaded eight
 // fragments ahead), writes its segment sums to shared memory, and one thread
 // per (row, token) folds them in segment order.
+// Several matrices of one type and width against the same activations (Q/K/V,
+// gate/up) share a launch: block b serves row tile b - first[t] of target t.
 constexpr int kHgWarps = 8;
+struct HalfTargets {
+  const uint4* w[kGemvMaxTargets];
+  float* y[kGemvMaxTargets];
+  int64_t rows[kGemvMaxTargets], ldy[kGemvMaxTargets];
+  int64_t first[kGemvMaxTargets + 1];  // row tiles of the targets before t
+  int count;
+};
 
 template <bool kBf16>
 __global__ void __launch_bounds__(kHgWarps * 32)
-    GemvHalfKernel(const uint4* __restrict__ w, int64_t n_kc, const uint16_t* __restrict__ xh,
-                   int n, int64_t rows, float* __restrict__ y, int64_t ldy) {
+    GemvHalfKernel(const HalfTargets ts, int64_t n_kc, const uint16_t* __restrict__ xh, int n) {
   __shared__ float sbuf[kHgWarps][16 * 16];  // [warp][row * 16 + token]
   PdlTrigger();  // the next op may launch; it waits for this grid before reading y
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, q = lane % 4;
-  const int64_t rt = blockIdx.x;
+  int target = 0;
+  while (target + 1 < ts.count && blockIdx.x >= ts.first[target + 1]) ++target;
+  const uint4* __restrict__ w = ts.w[target];
+  float* __restrict__ y = ts.y[target];
+  const int64_t rows = ts.rows[target], ldy = ts.ldy[target];
+  const int64_t rt = blockIdx.x - ts.first[target];
   const int64_t cols16 = n_kc * 16;
   const int64_t n_seg = (n_kc + kChunksPerSeg - 1) / kChunksPerSeg;
   const uint4* wr = w + rt * n_kc * 32 + lane;
@@ -412,7 +425,24 @@ __global__ void __launch_bounds__(256)
       }
 }
 
-std::atomic<int> g_half_pipe_override{-1};
+std::atomic<int> g_half_pipe_override{-1}, g_half_multi_override{-1};
+
+template <bool kBf16>
+void RunGemv(const GemvTarget* targets, int count, int64_t n_kc, const uint16_t* xh, int64_t n,
+             cudaStream_t s) {
+  CHECK(count >= 1 && count <= kGemvMaxTargets);
+  HalfTargets ts{};
+  ts.count = count;
+  for (int t = 0; t < count; ++t) {
+    ts.w[t] = reinterpret_cast<const uint4*>(targets[t].w);
+    ts.y[t] = targets[t].y;
+    ts.rows[t] = targets[t].rows;
+    ts.ldy[t] = targets[t].ldy;
+    ts.first[t + 1] = ts.first[t] + (targets[t].rows + 15) / 16;
+  }
+  PdlLaunch(GemvHalfKernel<kBf16>, dim3(static_cast<unsigned>(ts.first[count])),
+            dim3(kHgWarps * 32), 0, s, ts, n_kc, xh, static_cast<int>(n));
+}
 
 template <bool kBf16>
 void Run(const uint8_t* w, int64_t rows, int64_t n_kc, const uint16_t* xh, int64_t n, float* y,
@@ -436,8 +466,8 @@ void Run(const uint8_t* w, int64_t rows, int64_t n_kc, const uint16_t* xh, int64
     MatMulHalfMmaKernel<kBf16><<<grid, 256, 0, s>>>(wv, n_rt, n_kc, xh, n, rows, y, ldy);
     return;
   }
-  PdlLaunch(GemvHalfKernel<kBf16>, dim3(static_cast<unsigned>(n_rt)), dim3(kHgWarps * 32), 0, s,
-            wv, n_kc, xh, static_cast<int>(n), rows, y, ldy);
+  const GemvTarget one{w, rows, y, ldy};
+  RunGemv<kBf16>(&one, 1, n_kc, xh, n, s);
 }
 
 }  // namespace
@@ -454,6 +484,18 @@ bool HalfPipeOn() {
 }
 
 void SetHalfPipeForTest(int on) { g_half_pipe_override.store(on, std::memory_order_relaxed); }
+
+// Off unless REPRISE_CUDA_HALF_MULTI=1: written while no GPU was lent.
+bool HalfMultiOn() {
+  static const bool env = [] {
+    const char* v = std::getenv("REPRISE_CUDA_HALF_MULTI");
+    return v != nullptr && std::strcmp(v, "1") == 0;
+  }();
+  const int o = g_half_multi_override.load(std::memory_order_relaxed);
+  return o >= 0 ? o != 0 : env;
+}
+
+void SetHalfMultiForTest(int on) { g_half_multi_override.store(on, std::memory_order_relaxed); }
 
 bool HalfTensorCores(DType type) {
   static const bool on = EnvSwitchOn("REPRISE_CUDA_HALF_MMA");
@@ -499,6 +541,16 @@ void LaunchHalfAct(DType type, const float* x, int64_t n, int64_t cols, uint16_t
     PdlLaunch(HalfActKernel<true>, dim3(grid), dim3(256), 0, s, x, n, cols, cols16, xh);
   } else {
     PdlLaunch(HalfActKernel<false>, dim3(grid), dim3(256), 0, s, x, n, cols, cols16, xh);
+  }
+}
+
+void LaunchGemvHalf(DType type, const GemvTarget* targets, int count, int64_t n_kc,
+                    const uint16_t* xh, int64_t n, cudaStream_t s) {
+  CHECK((type == DType::kF16 || type == DType::kBF16) && n < kGemvMaxTokens);
+  if (type == DType::kBF16) {
+    RunGemv<true>(targets, count, n_kc, xh, n, s);
+  } else {
+    RunGemv<false>(targets, count, n_kc, xh, n, s);
   }
 }
 
