@@ -556,9 +556,9 @@ optin() {
   REPRISE_CUDA_MMA=0 "$BUILD/bin/gpu_tests" --gtest_brief=1 \
     --gtest_filter='*GpuMatMul.*' >> "$WORK/gpu_tests_fallback.log" 2>&1 || r=1
   grep -E "^\[  (PASSED|FAILED) |Failure" "$WORK/gpu_tests_fallback.log" | head -30
-  say "gpu_tests with $OPTIN: goldens, determinism, engine"
+  say "gpu_tests with $OPTIN: goldens, determinism, engine, matmuls"
   env $OPTIN "$BUILD/bin/gpu_tests" --gtest_brief=1 \
-    --gtest_filter='*GpuTransformers*:GpuStories*:*GpuDeterminism*:GpuEngine*:*GpuWeightTypes*' \
+    --gtest_filter='*GpuTransformers*:GpuStories*:*GpuDeterminism*:GpuEngine*:*GpuWeightTypes*:*GpuMatMul.*' \
     > "$WORK/gpu_tests_optin_subset.log" 2>&1 || r=1
   grep -E "^\[  (PASSED|FAILED) |Failure" "$WORK/gpu_tests_optin_subset.log" | head -30
   tail -3 "$WORK/gpu_tests_optin_subset.log"
