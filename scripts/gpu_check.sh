@@ -29,6 +29,8 @@
 #           norms, quantization, SwiGLU, decode attention at 512/4k/32k)
 #   quick   pp512 + tg128 on TYPES, then a profiled pp512 + tg32 (a
 #           change's speed in a minute or two)
+#   optbench  pp512 + tg128 (TYPES) and pp8192 + tg32 (LONG_TYPES), each
+#           without and with the OPTIN list
 #   peer    build llama.cpp (CUDA) and run llama-bench on the same files
 #   depth   decode at a DEPTH (32768) token context, reprise and llama-bench
 #           (-d), on the LONG_TYPES models
@@ -278,6 +280,26 @@ quick() {
     say "reprise bench $t pp512 tg128"
     rbench 150 "$t-pp512" "$t" --pp 512 --tg 128 --reps "$REPS"
     profile_type "$t"
+  done
+  results > /dev/null
+}
+
+# The opt-in list's speed in a few minutes: pp512 + tg128 on TYPES and
+# pp8192 + tg32 on LONG_TYPES, each without and with OPTIN.
+optbench() {
+  make_models
+  local t
+  for t in $TYPES; do
+    say "reprise bench $t pp512 tg128"
+    rbench 150 "$t-pp512" "$t" --pp 512 --tg 128 --reps "$REPS"
+    say "reprise bench $t pp512 tg128 with the opt-in paths ($OPTIN)"
+    (export $OPTIN; rbench 150 "$t-optin" "$t" --pp 512 --tg 128 --reps "$REPS")
+  done
+  for t in $LONG_TYPES; do
+    say "reprise bench $t pp8192 tg32"
+    rbench 150 "$t-pp8192" "$t" --pp 8192 --tg 32 --reps "$REPS"
+    say "reprise bench $t pp8192 tg32 with the opt-in paths"
+    (export $OPTIN; rbench 150 "$t-pp8192-optin" "$t" --pp 8192 --tg 32 --reps "$REPS")
   done
   results > /dev/null
 }
