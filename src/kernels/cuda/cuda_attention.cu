@@ -367,9 +367,12 @@ void LaunchMma(const Ctx& c, const int32_t* tiles, int64_t n_tiles, int64_t chun
   if (shape == 1 && (tiles == nullptr || n_tiles <= 0 || n_tiles >= b.n)) shape = 2;
   if (shape == 0 && !can_split) shape = 2;
   if (shape == 1) {
-    LaunchMmaTiles(c, tiles, n_tiles, MmaTileTokens(c.s), out, s);
+    // The prompt chunks' tiles, then the one-token tiles (decode tokens
+    // beside them) in small blocks of their own: the same bits either way.
+    LaunchMmaTiles(c, tiles, n_tiles, MmaTileTokens(c.s), 1, out, s);
+    LaunchMmaTiles(c, tiles, n_tiles, 1, 2, out, s);
   } else if (shape == 2) {
-    LaunchMmaTiles(c, nullptr, b.n, 1, out, s);
+    LaunchMmaTiles(c, nullptr, b.n, 1, 0, out, s);
   } else {
     const dim3 grid(static_cast<unsigned>(b.n), static_cast<unsigned>(c.s.n_kv_heads),
                     static_cast<unsigned>(chunks));

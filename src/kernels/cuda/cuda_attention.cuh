@@ -352,8 +352,9 @@ void LaunchMmaChunks(const Ctx& c, dim3 grid, int64_t chunks, float* scratch, in
                      float* out, cudaStream_t s);
 // The tile kernel over n_blocks query tiles of up to tile_tokens tokens
 // (tiles as LaunchPrefillTiles takes them), or with tiles == nullptr one
-// token a block (n_blocks = n, tile_tokens = 1).
+// token a block (n_blocks = n, tile_tokens = 1). only: 0 every tile, 1 the
+// tiles of several tokens, 2 the one-token tiles (tile_tokens = 1).
 void LaunchMmaTiles(const Ctx& c, const int32_t* tiles, int64_t n_blocks, int64_t tile_tokens,
-                    float* out, cudaStream_t s);
+                    int only, float* out, cudaStream_t s);
 
 }  // namespace reprise::kernels::cuda::attn

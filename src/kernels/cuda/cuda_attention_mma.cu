@@ -324,16 +324,20 @@ __global__ void __launch_bounds__(64)
 
 // Prefill: block (query tile, kv head); tiles[2 i] = the tile's first batch
 // index, tiles[2 i + 1] = its token count (consecutive positions of one
-// sequence), or with tiles == nullptr block i is token i alone. Warp w owns
+// sequence), or with tiles == nullptr block i is token i alone. `only`: 0
+// every tile, 1 the tiles of several tokens, 2 the one-token tiles (decode
+// tokens beside a prompt chunk, run by a launch of one- or two-warp blocks
+// instead of idling most of a block sized for the prompt's tiles). Warp w owns
 // rows 16 w .. 16 w + 15 (row = token * group + head within the group) and
 // keeps their running (m, l, o) in registers; the K/V chunks are copied a
 // chunk ahead into two buffers.
 template <int kD>
 __global__ void __launch_bounds__(kMmaTileRows / 16 * 32, 1)
-    AttentionMmaTileKernel(Ctx c, const int32_t* tiles, float* out) {
+    AttentionMmaTileKernel(Ctx c, const int32_t* tiles, int only, float* out) {
   extern __shared__ __align__(16) unsigned char mma_sh[];
   const int64_t t0 = tiles != nullptr ? tiles[2 * blockIdx.x] : blockIdx.x;
   const int nt = tiles != nullptr ? tiles[2 * blockIdx.x + 1] : 1;
+  if ((only == 1 && nt == 1) || (only == 2 && nt != 1)) return;  // the other launch's tile
   const int kvh = static_cast<int>(blockIdx.y);
   const int nw = blockDim.x / 32, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int g = lane / 4, q4 = lane % 4;
@@ -442,7 +446,7 @@ void ChunksFor(const Ctx& c, dim3 grid, int64_t chunks, float* scratch, int32_t*
 }
 
 template <int kD>
-void TilesFor(const Ctx& c, const int32_t* tiles, int64_t n_blocks, int64_t tile_tokens,
+void TilesFor(const Ctx& c, const int32_t* tiles, int64_t n_blocks, int64_t tile_tokens, int only,
               float* out, cudaStream_t s) {
   const int warps = MmaWarps(tile_tokens * (c.s.n_heads / c.s.n_kv_heads));
   const size_t smem = MmaSmem<kD>(warps, 2);
@@ -453,7 +457,7 @@ void TilesFor(const Ctx& c, const int32_t* tiles, int64_t n_blocks, int64_t tile
     configured = true;
   }
   const dim3 grid(static_cast<unsigned>(n_blocks), static_cast<unsigned>(c.s.n_kv_heads));
-  AttentionMmaTileKernel<kD><<<grid, warps * 32, smem, s>>>(c, tiles, out);
+  AttentionMmaTileKernel<kD><<<grid, warps * 32, smem, s>>>(c, tiles, only, out);
 }
 
 }  // namespace
@@ -482,11 +486,11 @@ void LaunchMmaChunks(const Ctx& c, dim3 grid, int64_t chunks, float* scratch, in
 }
 
 void LaunchMmaTiles(const Ctx& c, const int32_t* tiles, int64_t n_blocks, int64_t tile_tokens,
-                    float* out, cudaStream_t s) {
+                    int only, float* out, cudaStream_t s) {
   if (c.s.head_dim_k == 64) {
-    TilesFor<64>(c, tiles, n_blocks, tile_tokens, out, s);
+    TilesFor<64>(c, tiles, n_blocks, tile_tokens, only, out, s);
   } else {
-    TilesFor<128>(c, tiles, n_blocks, tile_tokens, out, s);
+    TilesFor<128>(c, tiles, n_blocks, tile_tokens, only, out, s);
   }
 }
 
