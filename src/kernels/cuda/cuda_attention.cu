@@ -353,7 +353,8 @@ namespace {
 // tokens at long contexts, else a token a block), or the one a test forces.
 void LaunchMma(const Ctx& c, const int32_t* tiles, int64_t n_tiles, int64_t chunks,
                bool few_blocks, float* scratch, int64_t scratch_floats, int32_t* counters,
-               float* out, cudaStream_t s) {
+               const int32_t* singles, int64_t n_singles, int n_sms, float* out,
+               cudaStream_t s) {
   const BatchDev& b = c.b;
   const bool can_split = scratch != nullptr && counters != nullptr &&
                          AttentionScratchFloats(c.s, b.n, chunks * kChunk - 1) <= scratch_floats;
@@ -368,9 +369,21 @@ void LaunchMma(const Ctx& c, const int32_t* tiles, int64_t n_tiles, int64_t chun
   if (shape == 0 && !can_split) shape = 2;
   if (shape == 1) {
     // The prompt chunks' tiles, then the one-token tiles (decode tokens
-    // beside them) in small blocks of their own: the same bits either way.
+    // beside them): split over the context when they are few (each a block
+    // per chunk, states merged by the last, as alone in a decode batch),
+    // else in small blocks of their own. The same bits every way.
     LaunchMmaTiles(c, tiles, n_tiles, MmaTileTokens(c.s), 1, out, s);
-    LaunchMmaTiles(c, tiles, n_tiles, 1, 2, out, s);
+    if (singles != nullptr && n_singles > 0 && chunks > 1 &&
+        n_singles * c.s.n_kv_heads < 2 * n_sms && scratch != nullptr && counters != nullptr &&
+        AttentionScratchFloats(c.s, n_singles, chunks * kChunk - 1) <= scratch_floats) {
+      Ctx cs = c;
+      cs.sub = singles;
+      const dim3 grid(static_cast<unsigned>(n_singles), static_cast<unsigned>(c.s.n_kv_heads),
+                      static_cast<unsigned>(chunks));
+      LaunchMmaChunks(cs, grid, chunks, scratch, counters, out, s);
+    } else {
+      LaunchMmaTiles(c, tiles, n_tiles, 1, 2, out, s);
+    }
   } else if (shape == 2) {
     LaunchMmaTiles(c, nullptr, b.n, 1, 0, out, s);
   } else {
@@ -395,7 +408,8 @@ void LaunchMma(const Ctx& c, const int32_t* tiles, int64_t n_tiles, int64_t chun
 int LaunchAttention(const float* q, const AttentionShape& shape, const KvLayout& kv, int layer,
                     const BatchDev& b, int32_t max_pos, float* scratch, int64_t scratch_floats,
                     int32_t* counters, const int32_t* tiles, int64_t n_tiles, int n_sms, float* out,
-                    cudaStream_t s, int act_group, const ActQ& act) {
+                    cudaStream_t s, int act_group, const ActQ& act, const int32_t* singles,
+                    int64_t n_singles) {
   Ctx c{q, shape, kv, layer, b};
   const int64_t group = shape.n_heads / shape.n_kv_heads;
   const size_t smem = static_cast<size_t>(group * shape.head_dim_k +
@@ -414,7 +428,8 @@ int LaunchAttention(const float* q, const AttentionShape& shape, const KvLayout&
   const int64_t chunks = AttentionGridChunks(max_pos);
   const bool few_blocks = b.n * shape.n_kv_heads < 2 * n_sms;
   if (AttentionMmaOn() && MmaFits(shape, kv)) {
-    LaunchMma(c, tiles, n_tiles, chunks, few_blocks, scratch, scratch_floats, counters, out, s);
+    LaunchMma(c, tiles, n_tiles, chunks, few_blocks, scratch, scratch_floats, counters, singles,
+              n_singles, n_sms, out, s);
     return 0;
   }
   // Prefill with query tiles: whenever the batch has tiles of more than one

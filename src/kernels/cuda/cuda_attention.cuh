@@ -140,6 +140,9 @@ struct Ctx {
   // activations for this group into act (QuantizeMerged).
   int act_group = 0;
   ActQ act;
+  // The tensor-core chunk kernel only: block row r serves batch token sub[r]
+  // (its scratch states and counters are indexed by r); null: token r.
+  const int32_t* sub = nullptr;
 };
 
 // ---- raw F16 rows (the blocked prefill shape and the raw decode shape) ----

@@ -265,14 +265,16 @@ __device__ __forceinline__ void MmaPv(const uint32_t (&ph)[4][4], const uint32_t
 // order's scratch layout ([(t * n_heads + h) * max_chunks + chunk] of (m, l,
 // o[hv])); the last block of a (token, kv head) to finish merges them
 // (counters non-null), as AttentionChunkKernel does. A warp per 16 heads of
-// the group.
+// the group. With c.sub, block row r serves token c.sub[r] (decode tokens
+// beside prompt tiles) and t above is r.
 template <int kD>
 __global__ void __launch_bounds__(64)
     AttentionMmaChunkKernel(Ctx c, int64_t max_chunks, float* part, int32_t* counters,
                             float* out) {
   extern __shared__ __align__(16) unsigned char mma_sh[];
   __shared__ int last_sh;
-  const int64_t t = blockIdx.x;
+  const int64_t r = blockIdx.x;  // scratch and counter row
+  const int64_t t = c.sub != nullptr ? c.sub[r] : r;
   const int kvh = static_cast<int>(blockIdx.y);
   const int chunk = static_cast<int>(blockIdx.z);
   const int pos = c.b.pos[t];
@@ -297,10 +299,10 @@ __global__ void __launch_bounds__(64)
   MmaScores<kD>(qh + warp * 16 * kStride<kD>, ql + warp * 16 * kStride<kD>, ks, p_begin,
                 ra < group ? pos : -1, rb < group ? pos : -1, c.s.scale, m, l, ph, pl);
   const int64_t stride = kD + 2;
-  float* dst_a = ra < group ? part + ((t * c.s.n_heads + kvh * group + ra) * max_chunks + chunk) *
+  float* dst_a = ra < group ? part + ((r * c.s.n_heads + kvh * group + ra) * max_chunks + chunk) *
                                          stride
                             : nullptr;
-  float* dst_b = rb < group ? part + ((t * c.s.n_heads + kvh * group + rb) * max_chunks + chunk) *
+  float* dst_b = rb < group ? part + ((r * c.s.n_heads + kvh * group + rb) * max_chunks + chunk) *
                                          stride
                             : nullptr;
   if (q4 == 0) {
@@ -314,10 +316,10 @@ __global__ void __launch_bounds__(64)
   });
   if (counters == nullptr) return;  // a merge kernel merges
   const int64_t n_chunks = pos / kChunk + 1;
-  if (!LastChunkBlock(counters + t * c.s.n_kv_heads + kvh, n_chunks, &last_sh)) return;
+  if (!LastChunkBlock(counters + r * c.s.n_kv_heads + kvh, n_chunks, &last_sh)) return;
   for (int gh = warp; gh < group; gh += nw) {
     const int64_t h = static_cast<int64_t>(kvh) * group + gh;
-    MergeHead(part + (t * c.s.n_heads + h) * max_chunks * stride, n_chunks, kD,
+    MergeHead(part + (r * c.s.n_heads + h) * max_chunks * stride, n_chunks, kD,
               out + (t * c.s.n_heads + h) * kD);
   }
 }

@@ -324,15 +324,22 @@ class CudaBackend final : public Backend {
       i = j;
     }
     n_tiles_ = static_cast<int64_t>(host_tiles_.size()) / 2;
+    n_singles_ = 0;
     if (n_tiles_ == n_) {  // one token a tile: the tiled shape does not run
       tile_tokens_ = tt;
       return;
     }
-    if (Grow(&tiles_, std::max<int64_t>(1, 2 * n_tiles_)).ok()) {
-      UploadAsync(tiles_.ptr, host_tiles_.data(), 2 * n_tiles_);
+    // After the tiles: the batch indices of the one-token tiles (decode
+    // tokens beside prompt chunks; LaunchAttention's `singles`).
+    for (int64_t i = 0; i < n_tiles_; ++i) {
+      if (host_tiles_[2 * i + 1] == 1) host_tiles_.push_back(host_tiles_[2 * i]);
+    }
+    n_singles_ = static_cast<int64_t>(host_tiles_.size()) - 2 * n_tiles_;
+    if (Grow(&tiles_, std::max<int64_t>(1, static_cast<int64_t>(host_tiles_.size()))).ok()) {
+      UploadAsync(tiles_.ptr, host_tiles_.data(), static_cast<int64_t>(host_tiles_.size()));
       tile_tokens_ = tt;
     } else {
-      n_tiles_ = 0;
+      n_tiles_ = n_singles_ = 0;
     }
   }
 
@@ -541,7 +548,9 @@ class CudaBackend final : public Backend {
     const int fused = LaunchAttention(q, shape, kv, layer, batch_, max_pos_, scratch,
                                       attn_scratch_.cap, counters, tiles,
                                       tiles != nullptr ? n_tiles_ : 0, prop_.multiProcessorCount,
-                                      out, stream_, g, ActBuffers());
+                                      out, stream_, g, ActBuffers(),
+                                      tiles != nullptr ? tiles_.ptr + 2 * n_tiles_ : nullptr,
+                                      tiles != nullptr ? n_singles_ : 0);
     if (fused > 0) fusion_.Produced(out, n_, d, fused);
   }
 
@@ -680,7 +689,7 @@ class CudaBackend final : public Backend {
   // (BuildTiles) for tile_tokens_ tokens a tile (0: not cut yet).
   std::vector<int32_t> host_pos_, host_seq_, host_tiles_;
   Scratch<int32_t> tiles_;
-  int64_t n_tiles_ = 0, tile_tokens_ = 0;
+  int64_t n_tiles_ = 0, n_singles_ = 0, tile_tokens_ = 0;
   DecodeGraphs graphs_;
   ActFusion fusion_;  // which op output already has its int8 activations (decode)
   std::vector<int32_t> host_table_;

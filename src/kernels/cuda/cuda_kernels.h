@@ -193,12 +193,15 @@ int64_t AttentionScratchFloats(const AttentionShape& s, int64_t n, int32_t max_p
 // bits again). act_group > 0 asks for the output's int8 activations of that
 // group in `act` too (the bytes LaunchQuantizeAct would make from `out`);
 // returns the group it wrote them for, 0 when the shape that ran cannot
-// (then quantize `out` as usual). Opt-in for now: act_group is honoured only
+// (then quantize `out` as usual). `singles` (device, may be null): the batch
+// indices of the one-token tiles among `tiles` (decode tokens beside prompt
+// chunks), which the tensor-core order may split over the context. Opt-in for now: act_group is honoured only
 // with REPRISE_CUDA_FUSE_ATTN=1 (AttentionFuseOn).
 int LaunchAttention(const float* q, const AttentionShape& shape, const KvLayout& kv, int layer,
                     const BatchDev& b, int32_t max_pos, float* scratch, int64_t scratch_floats,
                     int32_t* counters, const int32_t* tiles, int64_t n_tiles, int n_sms,
-                    float* out, cudaStream_t s, int act_group = 0, const ActQ& act = {});
+                    float* out, cudaStream_t s, int act_group = 0, const ActQ& act = {},
+                    const int32_t* singles = nullptr, int64_t n_singles = 0);
 bool AttentionFuseOn();
 // The faster attention shapes, on by default (=0 turns one off):
 // REPRISE_CUDA_ATTN_BLOCKED (the blocked tiled prefill shape),
