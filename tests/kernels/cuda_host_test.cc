@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "kernels/cuda/cuda_kernels.h"
+#include "kernels/cuda/cuda_tiles.h"
 #include "core/fp16.h"
 #include "core/thread_pool.h"
 #include "kernels/matmul_internal.h"
@@ -273,6 +274,31 @@ TEST(CudaHostMoe, ExpertListsAreInExpertThenTokenOrder) {
   BuildExpertLists(ids, weights, 1, 2, 4, &rows, &wts, &begin);
   EXPECT_EQ(begin, (std::vector<int64_t>{0, 1, 1, 2, 2}));
   EXPECT_EQ(rows, (std::vector<int32_t>{0, 0}));
+}
+
+// Query tiles: runs of one sequence at consecutive positions, cut at
+// tile_tokens, at a sequence change and at a position gap; then the
+// one-token tiles' first indices.
+TEST(CudaTiles, RunsAreCutAtTheTileSizeASequenceChangeAndAGap) {
+  //                               seq 0: 10..14        seq 1: 3    seq 2: 7, 8, then 20 (gap)
+  const std::vector<int32_t> pos = {10, 11, 12, 13, 14, 3, 7, 8, 20};
+  const std::vector<int32_t> seq = {0, 0, 0, 0, 0, 1, 2, 2, 2};
+  std::vector<int32_t> out;
+  int64_t singles = -1;
+  const int64_t n = CutQueryTiles(pos, seq, 3, &out, &singles);
+  ASSERT_EQ(n, 5);
+  EXPECT_EQ(out, (std::vector<int32_t>{0, 3, 3, 2, 5, 1, 6, 2, 8, 1, 5, 8}));
+  EXPECT_EQ(singles, 2);
+  // Decode only: every token its own tile.
+  const std::vector<int32_t> dpos = {100, 7}, dseq = {0, 1};
+  EXPECT_EQ(CutQueryTiles(dpos, dseq, 32, &out, &singles), 2);
+  EXPECT_EQ(singles, 2);
+  // One long prompt chunk: full tiles and a remainder, no one-token tile.
+  std::vector<int32_t> ppos(70), pseq(70, 4);
+  for (int i = 0; i < 70; ++i) ppos[i] = 500 + i;
+  EXPECT_EQ(CutQueryTiles(ppos, pseq, 32, &out, &singles), 3);
+  EXPECT_EQ(out, (std::vector<int32_t>{0, 32, 32, 32, 64, 6}));
+  EXPECT_EQ(singles, 0);
 }
 
 }  // namespace

@@ -26,6 +26,7 @@
 #include "kernels/cuda/cuda_copy_queue.h"
 #include "kernels/cuda/cuda_graphs.h"
 #include "kernels/cuda/cuda_kernels.h"
+#include "kernels/cuda/cuda_tiles.h"
 #include "kernels/cuda/cuda_profile.h"
 
 namespace reprise::kernels {
@@ -312,29 +313,13 @@ class CudaBackend final : public Backend {
   // Query tiles for the tiled prefill attention: runs of consecutive batch
   // entries of one sequence at consecutive positions, at most `tt` tokens.
   void BuildTiles(int64_t tt) {
-    host_tiles_.clear();
-    for (int64_t i = 0; i < n_;) {
-      int64_t j = i + 1;
-      while (j < n_ && j - i < tt && host_seq_[j] == host_seq_[i] &&
-             host_pos_[j] == host_pos_[j - 1] + 1) {
-        ++j;
-      }
-      host_tiles_.push_back(static_cast<int32_t>(i));
-      host_tiles_.push_back(static_cast<int32_t>(j - i));
-      i = j;
-    }
-    n_tiles_ = static_cast<int64_t>(host_tiles_.size()) / 2;
-    n_singles_ = 0;
+    n_tiles_ = CutQueryTiles(host_pos_, host_seq_, tt, &host_tiles_, &n_singles_);
     if (n_tiles_ == n_) {  // one token a tile: the tiled shape does not run
+      n_singles_ = 0;
       tile_tokens_ = tt;
       return;
     }
-    // After the tiles: the batch indices of the one-token tiles (decode
-    // tokens beside prompt chunks; LaunchAttention's `singles`).
-    for (int64_t i = 0; i < n_tiles_; ++i) {
-      if (host_tiles_[2 * i + 1] == 1) host_tiles_.push_back(host_tiles_[2 * i]);
-    }
-    n_singles_ = static_cast<int64_t>(host_tiles_.size()) - 2 * n_tiles_;
+    // The tiles, then the one-token tiles' indices (LaunchAttention's `singles`).
     if (Grow(&tiles_, std::max<int64_t>(1, static_cast<int64_t>(host_tiles_.size()))).ok()) {
       UploadAsync(tiles_.ptr, host_tiles_.data(), static_cast<int64_t>(host_tiles_.size()));
       tile_tokens_ = tt;
