@@ -121,6 +121,7 @@ void Engine::Impl::Publish() {
   st.prompt_tokens_cached_total = c.prompt_tokens_cached_total;
   st.generated_tokens_total = c.generated_tokens_total;
   st.preemptions_total = c.preemptions_total;
+  st.shared_prefix_waits_total = c.shared_prefix_waits_total;
   st.batch_steps.assign(std::begin(c.batch_steps), std::end(c.batch_steps));
   st.batch_bucket_bounds.assign(std::begin(SchedulerCounters::kBatchBuckets),
                                 std::end(SchedulerCounters::kBatchBuckets));

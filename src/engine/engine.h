@@ -176,6 +176,7 @@ struct EngineStats {
   int64_t prompt_tokens_cached_total = 0;
   int64_t generated_tokens_total = 0;
   int64_t preemptions_total = 0;
+  int64_t shared_prefix_waits_total = 0;  // SchedulerCounters' count
   // Forward steps by sequences advanced (engine/scheduler.h's buckets).
   std::vector<int64_t> batch_steps;  // per bucket, not cumulative
   std::vector<int> batch_bucket_bounds;  // upper bound of each bucket but the last

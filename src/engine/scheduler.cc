@@ -46,6 +46,7 @@ struct Scheduler::Sequence {
   // defer_tokens tokens of this prompt (DeferForSharedPrefix).
   int64_t defer_leader = 0;
   int32_t defer_tokens = 0;
+  bool waited_for_prefix = false;  // counted in shared_prefix_waits_total
 };
 
 Result<std::unique_ptr<Scheduler>> Scheduler::Create(const SchedulerConfig& config,
@@ -199,6 +200,10 @@ bool Scheduler::DeferForSharedPrefix(Sequence& s) {
   }
   s.defer_leader = leader->id;
   s.defer_tokens = shared;
+  if (!s.waited_for_prefix) {
+    s.waited_for_prefix = true;
+    ++counters_.shared_prefix_waits_total;
+  }
   return true;
 }
 

@@ -103,6 +103,9 @@ struct SchedulerCounters {
   int64_t prompt_tokens_cached_total = 0;
   int64_t generated_tokens_total = 0;
   int64_t preemptions_total = 0;  // sequences sent back to the queue for memory
+  // Requests that waited in the queue for an in-flight sequence to compute a
+  // prompt prefix they share (DeferForSharedPrefix; each counted once).
+  int64_t shared_prefix_waits_total = 0;
   // Forward steps by how many sequences they advanced: bucket i counts steps
   // of at most kBatchBuckets[i] sequences (the last: any number).
   static constexpr int kBatchBuckets[] = {1, 2, 4, 8, 16, 32, 64, 128};

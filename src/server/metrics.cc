@@ -85,6 +85,10 @@ std::string ServerMetrics::Render(const engine::EngineStats& s, bool healthy) co
          "Sequences sent back to the queue because the KV budget ran short mid-generation "
          "(their KV is kept in the prompt cache and they resume where they were).",
          s.preemptions_total);
+  Metric(&out, "reprise_shared_prefix_waits_total", "counter",
+         "Requests that waited in the queue while an in-flight request computed the prompt "
+         "prefix they share, then reused it from the prompt cache instead of computing it again.",
+         s.shared_prefix_waits_total);
   Metric(&out, "reprise_http_generations_finished_total", "counter",
          "Generations whose final engine event the HTTP layer has received.",
          static_cast<double>(generations_finished_.load()));

@@ -305,6 +305,7 @@ TEST_F(SchedulerTest, RequestsStartingTogetherOnASharedPrefixComputeItOnce) {
                     static_cast<int64_t>(o.tokens.size()) - 1;
   }
   EXPECT_EQ(fake_.tokens_run, expected_run);  // the shared prefix ran once
+  EXPECT_EQ(sched_->counters().shared_prefix_waits_total, 3);
   EXPECT_EQ(sched_->pool().used_blocks(), sched_->cache().cached_blocks());
   sched_->cache().CheckInvariants();
 
@@ -330,6 +331,7 @@ TEST_F(SchedulerTest, RequestsStartingTogetherOnASharedPrefixComputeItOnce) {
   Outcome ob = Drain(b);
   EXPECT_EQ(ob.tokens, solo[1]);
   EXPECT_EQ(ob.final_event.usage.cached_tokens, 0);
+  EXPECT_EQ(sched_->counters().shared_prefix_waits_total, 0);
 
   // The leader cancelled while another waits for it: the waiting one
   // computes the prefix itself and still matches its solo run.
