@@ -1,5 +1,6 @@
 // Black-box tests of the prompt cache rules (issue 4), through HTTP only:
-// hits on a follow-up turn, a fork and a shared system prompt; exact repeat;
+// hits on a follow-up turn, a fork and a shared system prompt; a prefix
+// shared with a request still in flight; exact repeat;
 // LRU order with --prompt-cache-size 2; size 0 keeps nothing; the byte bound
 // holds under a stream of distinct conversations and under many requests
 // asking for 32000 output tokens; a disconnect mid-stream
@@ -9,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <string>
 #include <thread>
@@ -384,6 +386,43 @@ TEST(PromptCacheHttpTest, DisconnectMidStreamCancelsAndReleasesBlocks) {
   const double generated = s->Metric("reprise_generated_tokens_total") - generated_before;
   EXPECT_LT(generated, max_tokens / 2) << "the generation was not cancelled";
   EXPECT_NE(s->Log().find("completion"), std::string::npos);
+  ExpectNoLeakedBlocks(*s);
+}
+
+// A request that shares a long prefix with one still generating reuses that
+// one's KV (its full blocks are published to the cache once computed), not
+// only KV of finished requests.
+TEST(PromptCacheHttpTest, ARequestSharingAPrefixWithOneInFlightReusesItsKv) {
+  auto s = StartOrDie(SlowChatModel(), {"--parallel", "2"});
+  ASSERT_NE(s, nullptr);
+  const std::string shared = Text(30, 256);
+  std::atomic<bool> streaming{false}, stop{false};
+  std::thread leader([&] {
+    Json body = {{"prompt", shared + Text(31, 20)},
+                 {"max_tokens", 3000},
+                 {"stream", true},
+                 {"ignore_eos", true}};
+    auto client = s->Client();
+    httplib::Request req;
+    req.method = "POST";
+    req.path = "/v1/completions";
+    req.body = body.dump();
+    req.set_header("Content-Type", "application/json");
+    req.content_receiver = [&](const char*, size_t, uint64_t, uint64_t) {
+      streaming = true;  // its prompt is computed: it is generating
+      return !stop.load();
+    };
+    client->send(req);  // returns when `stop` closes the connection (or the stream ends)
+  });
+  for (int i = 0; i < 6000 && !streaming; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_TRUE(streaming.load()) << "the first request never streamed";
+  HttpResult r = s->Post("/v1/completions", Completion(shared + Text(32, 20), 5));
+  stop = true;
+  leader.join();
+  // The 256 shared characters (tokens) in full KV blocks: at least 224 of them.
+  EXPECT_GE(Cached(r), 224) << r.body;
   ExpectNoLeakedBlocks(*s);
 }
 
