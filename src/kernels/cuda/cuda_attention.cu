@@ -264,10 +264,6 @@ int64_t AttentionTileTokens(const AttentionShape& s, const KvLayout& kv) {
 }
 
 namespace {
-bool EnvIsOne(const char* name) {
-  const char* v = std::getenv(name);
-  return v != nullptr && std::strcmp(v, "1") == 0;
-}
 std::atomic<int> g_blocked_override{-1}, g_raw_override{-1}, g_fuse_override{-1},
     g_wide_override{-1}, g_mma_override{-1}, g_mma_shape{-1};
 }  // namespace

@@ -41,6 +41,11 @@ bool EnvSwitchOn(const char* name) {
   return v == nullptr || std::strcmp(v, "0") != 0;
 }
 
+bool EnvIsOne(const char* name) {
+  const char* v = std::getenv(name);
+  return v != nullptr && std::strcmp(v, "1") == 0;
+}
+
 bool PdlOn() {
   static const bool on = [] {
     if (!EnvSwitchOn("REPRISE_CUDA_PDL")) return false;
@@ -660,10 +665,7 @@ class CudaBackend final : public Backend {
   CopyQueue copies_{[this](cudaError_t err, const char* what) { Note(err, what); }};
   // REPRISE_CUDA_PROFILE=1 (graphs are off then): GPU time per op kind.
   OpProfiler profiler_{ProfileOn()};
-  static bool ProfileOn() {
-    const char* v = std::getenv("REPRISE_CUDA_PROFILE");
-    return v != nullptr && std::strcmp(v, "1") == 0;
-  }
+  static bool ProfileOn() { return EnvIsOne("REPRISE_CUDA_PROFILE"); }
   // The current batch.
   int64_t n_ = 0, n_out_ = 0;
   int32_t max_pos_ = 0;

@@ -30,6 +30,9 @@ Status CudaStatus(cudaError_t err, const char* what);
 // (REPRISE_CUDA_MMA, REPRISE_CUDA_FLOAT_TILES: to measure a fast path or
 // rule it out; either way the bits are the same).
 bool EnvSwitchOn(const char* name);
+// An opt-in switch: on only when `name` is set to "1" (kernels not yet
+// validated on a GPU, or measured slower).
+bool EnvIsOne(const char* name);
 
 // Programmatic dependent launch (sm_90 and up; REPRISE_CUDA_PDL=0: off). A
 // kernel launched with PdlLaunch may start while the kernel before it on the

@@ -11,11 +11,8 @@
 namespace reprise::kernels::cuda {
 
 bool DecodeGraphs::On() {
-  static const bool on = [] {
-    const char* profile = std::getenv("REPRISE_CUDA_PROFILE");  // times ops: needs launches
-    return EnvSwitchOn("REPRISE_CUDA_GRAPHS") &&
-           !(profile != nullptr && std::string(profile) == "1");
-  }();
+  // REPRISE_CUDA_PROFILE=1 times ops: it needs the launches.
+  static const bool on = EnvSwitchOn("REPRISE_CUDA_GRAPHS") && !EnvIsOne("REPRISE_CUDA_PROFILE");
   return on;
 }
 

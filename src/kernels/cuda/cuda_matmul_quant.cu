@@ -516,10 +516,7 @@ void SetMmaPipeForTest(int on) { g_pipe_override.store(on, std::memory_order_rel
 
 // Off unless REPRISE_CUDA_MMA_PIPE32=1: written while no GPU was lent.
 bool MmaPipe32On() {
-  static const bool env = [] {
-    const char* v = std::getenv("REPRISE_CUDA_MMA_PIPE32");
-    return v != nullptr && std::strcmp(v, "1") == 0;
-  }();
+  static const bool env = EnvIsOne("REPRISE_CUDA_MMA_PIPE32");
   const int o = g_pipe32_override.load(std::memory_order_relaxed);
   return o >= 0 ? o != 0 : env;
 }
