@@ -55,25 +55,20 @@ __device__ __forceinline__ uint32_t SmemAddr(const void* p) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(p));
 }
 
-// Four 8x8 f16 matrices from shared memory; lane L gives the address of row
-// L % 8 of matrix L / 8.
+// Four 8x8 f16 matrices from shared memory (kTrans: each transposed); lane
+// L gives the address of row L % 8 of matrix L / 8.
+template <bool kTrans>
 __device__ __forceinline__ void Ldm4(uint32_t (&r)[4], const __half* p) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(SmemAddr(p)));
-#else
-  (void)r, (void)p;
-  __trap();
-#endif
-}
-
-// The same, each matrix transposed.
-__device__ __forceinline__ void Ldm4T(uint32_t (&r)[4], const __half* p) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(SmemAddr(p)));
+  if constexpr (kTrans) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(SmemAddr(p)));
+  } else {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(SmemAddr(p)));
+  }
 #else
   (void)r, (void)p;
   __trap();
@@ -177,13 +172,13 @@ __device__ __forceinline__ void MmaScores(const __half* qh, const __half* ql, co
   for (int k16 = 0; k16 < kD / 16; ++k16) {
     uint32_t ah[4], al[4];
     const int qoff = (lane % 16) * kStride<kD> + k16 * 16 + (lane / 16) * 8;
-    Ldm4(ah, qh + qoff);
-    Ldm4(al, ql + qoff);
+    Ldm4<false>(ah, qh + qoff);
+    Ldm4<false>(al, ql + qoff);
 #pragma unroll
     for (int np = 0; np < 4; ++np) {
       uint32_t b[4];
       const int krow = np * 16 + lane % 8 + (lane / 16) * 8;
-      Ldm4(b, ks + krow * kStride<kD> + k16 * 16 + ((lane / 8) % 2) * 8);
+      Ldm4<false>(b, ks + krow * kStride<kD> + k16 * 16 + ((lane / 8) % 2) * 8);
       Mma(s[2 * np], ah, b[0], b[1]);
       Mma(s[2 * np], al, b[0], b[1]);
       Mma(s[2 * np + 1], ah, b[2], b[3]);
@@ -250,7 +245,7 @@ __device__ __forceinline__ void MmaPv(const uint32_t (&ph)[4][4], const uint32_t
     for (int kk = 0; kk < 4; ++kk) {
       uint32_t b[4];
       const int vrow = kk * 16 + lane % 8 + ((lane / 8) % 2) * 8;
-      Ldm4T(b, vs + vrow * kStride<kD> + dp * 16 + (lane / 16) * 8);
+      Ldm4<true>(b, vs + vrow * kStride<kD> + dp * 16 + (lane / 16) * 8);
       Mma(o0, ph[kk], b[0], b[1]);
       Mma(o0, pl[kk], b[0], b[1]);
       Mma(o1, ph[kk], b[2], b[3]);

@@ -198,6 +198,39 @@ constexpr int kHmRows = 128, kHmToks = 128;
 constexpr int kHmStride = 40;  // halfs per token line in shared memory: 80 bytes, so the
                                // B-fragment loads of 8 tokens x 4 lanes hit 32 banks
 
+// A warp's 64-row x 32-token tile (4 x 4 mma tiles) at a segment's end:
+// the first segment's sums start the totals, later ones are added in order;
+// the segment sums restart from +0.
+__device__ __forceinline__ void FoldHalfSegment(float (&acc)[4][4][4], float (&total)[4][4][4],
+                                                bool first) {
+#pragma unroll
+  for (int i = 0; i < 4; ++i)
+#pragma unroll
+    for (int j = 0; j < 4; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        total[i][j][e] = first ? acc[i][j][e] : FAdd(total[i][j][e], acc[i][j][e]);
+        acc[i][j][e] = 0.0f;
+      }
+}
+
+// Writes a warp's totals (warp (wr, wt) of a block at row tile rt0, token t0).
+__device__ __forceinline__ void StoreHalfTile(const float (&total)[4][4][4], int64_t rt0,
+                                              int64_t t0, int wr, int wt, int g, int q,
+                                              int64_t rows, int64_t n, float* __restrict__ y,
+                                              int64_t ldy) {
+#pragma unroll
+  for (int i = 0; i < 4; ++i)
+#pragma unroll
+    for (int j = 0; j < 4; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int64_t r = (rt0 + 4 * wr + i) * 16 + g + (e >= 2 ? 8 : 0);
+        const int64_t t = t0 + 32 * wt + 8 * j + 2 * q + (e & 1);
+        if (r < rows && t < n) y[t * ldy + r] = total[i][j][e];
+      }
+}
+
 template <bool kBf16>
 __global__ void __launch_bounds__(256)
     MatMulHalfMmaKernel(const uint4* __restrict__ w, int64_t n_rt, int64_t n_kc,
@@ -232,13 +265,7 @@ __global__ void __launch_bounds__(256)
     CpAsyncCommit();
   };
 
-  float acc[4][4][4], total[4][4][4];
-#pragma unroll
-  for (int i = 0; i < 4; ++i)
-#pragma unroll
-    for (int j = 0; j < 4; ++j)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) acc[i][j][e] = total[i][j][e] = 0.0f;
+  float acc[4][4][4] = {}, total[4][4][4] = {};
 
   load(0, 0);
   constexpr int64_t kStepsPerSeg = kChunksPerSeg / 2;  // 32-column steps per segment
@@ -274,28 +301,9 @@ __global__ void __launch_bounds__(256)
       }
       __syncthreads();
     }
-    // The segment ends: the first one starts the total, later ones add in order.
-    const bool first = ks0 == 0;
-#pragma unroll
-    for (int i = 0; i < 4; ++i)
-#pragma unroll
-      for (int j = 0; j < 4; ++j)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          total[i][j][e] = first ? acc[i][j][e] : FAdd(total[i][j][e], acc[i][j][e]);
-          acc[i][j][e] = 0.0f;
-        }
+    FoldHalfSegment(acc, total, ks0 == 0);
   }
-#pragma unroll
-  for (int i = 0; i < 4; ++i)
-#pragma unroll
-    for (int j = 0; j < 4; ++j)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int64_t r = (rt0 + 4 * wr + i) * 16 + g + (e >= 2 ? 8 : 0);
-        const int64_t t = t0 + 32 * wt + 8 * j + 2 * q + (e & 1);
-        if (r < rows && t < n) y[t * ldy + r] = total[i][j][e];
-      }
+  StoreHalfTile(total, rt0, t0, wr, wt, g, q, rows, n, y, ldy);
 }
 
 // ---- prefill, deep pipeline (opt-in: REPRISE_CUDA_HALF_PIPE=1, HalfPipeOn) ----
@@ -359,13 +367,7 @@ __global__ void __launch_bounds__(256)
     CpAsyncCommit();
   };
 
-  float acc[4][4][4], total[4][4][4];
-#pragma unroll
-  for (int i = 0; i < 4; ++i)
-#pragma unroll
-    for (int j = 0; j < 4; ++j)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) acc[i][j][e] = total[i][j][e] = 0.0f;
+  float acc[4][4][4] = {}, total[4][4][4] = {};
 
 #pragma unroll
   for (int st = 0; st < kHpStages - 1; ++st) load(st);
@@ -399,30 +401,10 @@ __global__ void __launch_bounds__(256)
           for (int j = 0; j < 4; ++j) MmaHalf<kBf16>(a[i], b[j][0], b[j][1], acc[i][j]);
       }
     }
-    // The segment ends: the first starts the total, later ones add in order
-    // (MatMulHalfMmaKernel's folds).
-    const bool first = ks0 == 0;
-#pragma unroll
-    for (int i = 0; i < 4; ++i)
-#pragma unroll
-      for (int j = 0; j < 4; ++j)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          total[i][j][e] = first ? acc[i][j][e] : FAdd(total[i][j][e], acc[i][j][e]);
-          acc[i][j][e] = 0.0f;
-        }
+    FoldHalfSegment(acc, total, ks0 == 0);
   }
   CpAsyncWait<0>();
-#pragma unroll
-  for (int i = 0; i < 4; ++i)
-#pragma unroll
-    for (int j = 0; j < 4; ++j)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int64_t r = (rt0 + 4 * wr + i) * 16 + g + (e >= 2 ? 8 : 0);
-        const int64_t t = t0 + 32 * wt + 8 * j + 2 * q + (e & 1);
-        if (r < rows && t < n) y[t * ldy + r] = total[i][j][e];
-      }
+  StoreHalfTile(total, rt0, t0, wr, wt, g, q, rows, n, y, ldy);
 }
 
 std::atomic<int> g_half_pipe_override{-1}, g_half_multi_override{-1};
@@ -475,10 +457,7 @@ void Run(const uint8_t* w, int64_t rows, int64_t n_kc, const uint16_t* xh, int64
 // Off unless REPRISE_CUDA_HALF_PIPE=1: written while no GPU was lent; the
 // default once a GPU run shows the same bits, faster.
 bool HalfPipeOn() {
-  static const bool env = [] {
-    const char* v = std::getenv("REPRISE_CUDA_HALF_PIPE");
-    return v != nullptr && std::strcmp(v, "1") == 0;
-  }();
+  static const bool env = EnvIsOne("REPRISE_CUDA_HALF_PIPE");
   const int o = g_half_pipe_override.load(std::memory_order_relaxed);
   return o >= 0 ? o != 0 : env;
 }
@@ -487,10 +466,7 @@ void SetHalfPipeForTest(int on) { g_half_pipe_override.store(on, std::memory_ord
 
 // Off unless REPRISE_CUDA_HALF_MULTI=1: written while no GPU was lent.
 bool HalfMultiOn() {
-  static const bool env = [] {
-    const char* v = std::getenv("REPRISE_CUDA_HALF_MULTI");
-    return v != nullptr && std::strcmp(v, "1") == 0;
-  }();
+  static const bool env = EnvIsOne("REPRISE_CUDA_HALF_MULTI");
   const int o = g_half_multi_override.load(std::memory_order_relaxed);
   return o >= 0 ? o != 0 : env;
 }
