@@ -10,6 +10,7 @@
 #include <limits>
 #include <map>
 #include <random>
+#include <string>
 #include <thread>
 
 #include "core/log.h"
@@ -109,12 +110,14 @@ class SchedulerTest : public ::testing::Test {
   }
 
   // Validates and queues; returns the request's index in states_.
-  size_t Submit(const Tokens& prompt, int32_t max_tokens, bool ignore_eos = false) {
+  size_t Submit(const Tokens& prompt, int32_t max_tokens, bool ignore_eos = false,
+                const std::string& cache_namespace = "") {
     Request r;
     r.prompt = prompt;
     r.max_tokens = max_tokens;
     r.sampling.temperature = 0.0f;
     r.ignore_eos = ignore_eos;
+    r.cache_namespace = cache_namespace;
     Status st;
     EXPECT_EQ(sched_->Validate(&r, &st), ErrorCode::kOk) << st.message();
     states_.push_back(std::make_shared<RequestHandle::State>());
@@ -202,16 +205,7 @@ TEST_F(SchedulerTest, CacheHitGeneratesTheSameTokensAsCacheOff) {
 TEST_F(SchedulerTest, CachedKvIsReusedOnlyWithinTheSameNamespace) {
   Make(200, 10);
   auto run = [&](const Tokens& prompt, const char* ns) {
-    Request r;
-    r.prompt = prompt;
-    r.max_tokens = 6;
-    r.sampling.temperature = 0.0f;
-    r.cache_namespace = ns;
-    Status st;
-    EXPECT_EQ(sched_->Validate(&r, &st), ErrorCode::kOk) << st.message();
-    states_.push_back(std::make_shared<RequestHandle::State>());
-    sched_->Enqueue(std::move(r), states_.back());
-    const size_t i = states_.size() - 1;
+    const size_t i = Submit(prompt, 6, false, ns);
     RunAll();
     return Drain(i);
   };
@@ -311,19 +305,7 @@ TEST_F(SchedulerTest, RequestsStartingTogetherOnASharedPrefixComputeItOnce) {
 
   // Two tenants: the second computes the prefix itself, at once.
   Make(400, 10, 4, 256, 8);
-  auto submit_ns = [&](const Tokens& prompt, const char* ns) {
-    Request r;
-    r.prompt = prompt;
-    r.max_tokens = 6;
-    r.sampling.temperature = 0.0f;
-    r.cache_namespace = ns;
-    Status st;
-    EXPECT_EQ(sched_->Validate(&r, &st), ErrorCode::kOk) << st.message();
-    states_.push_back(std::make_shared<RequestHandle::State>());
-    sched_->Enqueue(std::move(r), states_.back());
-    return states_.size() - 1;
-  };
-  const size_t a = submit_ns(prompts[0], "alice"), b = submit_ns(prompts[1], "bob");
+  const size_t a = Submit(prompts[0], 6, false, "alice"), b = Submit(prompts[1], 6, false, "bob");
   ASSERT_TRUE(sched_->Step());
   EXPECT_EQ(sched_->active(), 2);  // bob did not wait for alice's prefill
   RunAll();

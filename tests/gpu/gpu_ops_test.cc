@@ -18,6 +18,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "quant_rows.h"
@@ -320,6 +321,20 @@ TEST(GpuAttention, FusedQuantizationGivesTheMatmulTheSameBits) {
   }
 }
 
+// A batch for the attention tests: decode tokens (pos, seq), then a prompt
+// chunk of sequence chunk_seq at positions [first, end) (none when first ==
+// end).
+struct AttentionCase {
+  const char* name;
+  std::vector<int32_t> pos, seq;
+};
+AttentionCase MakeCase(const char* name, std::vector<int32_t> pos, std::vector<int32_t> seq,
+                       int32_t chunk_seq = 0, int32_t first = 0, int32_t end = 0) {
+  AttentionCase c{name, std::move(pos), std::move(seq)};
+  for (int32_t p = first; p < end; ++p) c.pos.push_back(p), c.seq.push_back(chunk_seq);
+  return c;
+}
+
 // The opt-in attention shapes against the default ones, bit for bit, on the
 // same batch in one process (SetAttentionShapesForTest): the raw split shape
 // for decode tokens, the blocked tiled shape for prompt chunks (from position
@@ -333,35 +348,15 @@ TEST(GpuAttention, OptInShapesGiveTheDefaultShapesBits) {
   kernels::Backend* be = gpu->get();
   std::mt19937 rng(29);
   std::normal_distribution<float> dist(0.0f, 1.0f);
-  struct Case {
-    const char* name;
-    std::vector<int32_t> pos, seq;
-  };
-  std::vector<Case> cases;
-  cases.push_back({"decode", {100, 255, 70}, {0, 1, 2}});
-  {
-    Case c{"chunk from 0", {}, {}};
-    for (int i = 0; i < 48; ++i) c.pos.push_back(i), c.seq.push_back(0);
-    cases.push_back(c);
-  }
-  {
-    Case c{"chunk at 180", {}, {}};
-    for (int i = 180; i < 220; ++i) c.pos.push_back(i), c.seq.push_back(1);
-    cases.push_back(c);
-  }
-  {
-    // 140 tokens: enough that every head shape below takes the tiled path
-    // (tokens x KV heads past twice the SMs), so the blocked kernel runs for
-    // 64-, 128- and 256-dim heads.
-    Case c{"long chunk at 60", {}, {}};
-    for (int i = 60; i < 200; ++i) c.pos.push_back(i), c.seq.push_back(2);
-    cases.push_back(c);
-  }
-  {
-    Case c{"decode beside a chunk", {130, 90}, {0, 2}};
-    for (int i = 61; i < 97; ++i) c.pos.push_back(i), c.seq.push_back(1);
-    cases.push_back(c);
-  }
+  const std::vector<AttentionCase> cases = {
+      MakeCase("decode", {100, 255, 70}, {0, 1, 2}),
+      MakeCase("chunk from 0", {}, {}, 0, 0, 48),
+      MakeCase("chunk at 180", {}, {}, 1, 180, 220),
+      // 140 tokens: enough that every head shape below takes the tiled path
+      // (tokens x KV heads past twice the SMs), so the blocked kernel runs
+      // for 64-, 128- and 256-dim heads.
+      MakeCase("long chunk at 60", {}, {}, 2, 60, 200),
+      MakeCase("decode beside a chunk", {130, 90}, {0, 2}, 1, 61, 97)};
   for (const kernels::AttentionShape shape :
        {kernels::AttentionShape{32, 8, 128, 128, 1.0f / std::sqrt(128.0f)},
         kernels::AttentionShape{16, 2, 64, 64, 0.125f},
@@ -369,7 +364,7 @@ TEST(GpuAttention, OptInShapesGiveTheDefaultShapesBits) {
     RandomKv rkv(be, shape, 3, 8, &rng);
     ASSERT_TRUE(rkv.pool != nullptr);
     const kernels::KvLayout kv = rkv.pool->layout();
-    for (const Case& c : cases) {
+    for (const AttentionCase& c : cases) {
       const int64_t n = static_cast<int64_t>(c.pos.size());
       const int64_t d = shape.n_heads * shape.head_dim_v;
       std::vector<float> q(static_cast<size_t>(n * shape.n_heads * shape.head_dim_k));
@@ -456,28 +451,12 @@ TEST(GpuAttention, MmaShapesGiveEachOthersBitsAndStayCloseToTheF32Order) {
   kernels::Backend* be = gpu->get();
   std::mt19937 rng(41);
   std::normal_distribution<float> dist(0.0f, 1.0f);
-  struct Case {
-    const char* name;
-    std::vector<int32_t> pos, seq;
-  };
-  std::vector<Case> cases;
-  cases.push_back({"decode", {100, 255, 70}, {0, 1, 2}});
-  cases.push_back({"long decode", {3000, 2100, 700}, {0, 1, 2}});
-  {
-    Case c{"chunk from 0", {}, {}};
-    for (int i = 0; i < 48; ++i) c.pos.push_back(i), c.seq.push_back(0);
-    cases.push_back(c);
-  }
-  {
-    Case c{"long chunk at 60", {}, {}};
-    for (int i = 60; i < 200; ++i) c.pos.push_back(i), c.seq.push_back(2);
-    cases.push_back(c);
-  }
-  {
-    Case c{"decode beside chunks", {130, 2900}, {0, 2}};
-    for (int i = 1000; i < 1077; ++i) c.pos.push_back(i), c.seq.push_back(1);
-    cases.push_back(c);
-  }
+  const std::vector<AttentionCase> cases = {
+      MakeCase("decode", {100, 255, 70}, {0, 1, 2}),
+      MakeCase("long decode", {3000, 2100, 700}, {0, 1, 2}),
+      MakeCase("chunk from 0", {}, {}, 0, 0, 48),
+      MakeCase("long chunk at 60", {}, {}, 2, 60, 200),
+      MakeCase("decode beside chunks", {130, 2900}, {0, 2}, 1, 1000, 1077)};
   for (const kernels::AttentionShape shape :
        {kernels::AttentionShape{32, 8, 128, 128, 1.0f / std::sqrt(128.0f)},
         kernels::AttentionShape{16, 2, 64, 64, 0.125f},
@@ -487,7 +466,7 @@ TEST(GpuAttention, MmaShapesGiveEachOthersBitsAndStayCloseToTheF32Order) {
     RandomKv rkv(be, shape, 3, 96, &rng);
     ASSERT_TRUE(rkv.pool != nullptr);
     const kernels::KvLayout kv = rkv.pool->layout();
-    for (const Case& c : cases) {
+    for (const AttentionCase& c : cases) {
       const int64_t n = static_cast<int64_t>(c.pos.size());
       const int64_t d = shape.n_heads * shape.head_dim_v;
       std::vector<float> q(static_cast<size_t>(n * shape.n_heads * shape.head_dim_k));

@@ -12,6 +12,7 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -53,6 +54,19 @@ int Cached(const HttpResult& r) {
   EXPECT_EQ(r.status, 200) << r.body;
   if (r.status != 200) return -1;
   return r.json["usage"]["prompt_tokens_details"]["cached_tokens"].get<int>();
+}
+
+// POSTs `body` to `path` and hands each received chunk to `on_chunk`;
+// returning false closes the connection (a client that walks away).
+void PostStreaming(httplib::Client* client, const std::string& path, const Json& body,
+                   const std::function<bool()>& on_chunk) {
+  httplib::Request req;
+  req.method = "POST";
+  req.path = path;
+  req.body = body.dump();
+  req.set_header("Content-Type", "application/json");
+  req.content_receiver = [&](const char*, size_t, uint64_t, uint64_t) { return on_chunk(); };
+  client->send(req);
 }
 
 // At rest, the pool holds exactly the cache's blocks: nothing leaked.
@@ -372,15 +386,8 @@ TEST(PromptCacheHttpTest, DisconnectMidStreamCancelsAndReleasesBlocks) {
   const int max_tokens = 4000;
   Json body = {
       {"prompt", Text(6, 64)}, {"max_tokens", max_tokens}, {"stream", true}, {"ignore_eos", true}};
-  auto client = s->Client();
-  httplib::Request req;
-  req.method = "POST";
-  req.path = "/v1/completions";
-  req.body = body.dump();
-  req.set_header("Content-Type", "application/json");
   int chunks = 0;
-  req.content_receiver = [&](const char*, size_t, uint64_t, uint64_t) { return ++chunks < 5; };
-  auto res = client->send(req);  // the receiver's false closes the connection
+  PostStreaming(s->Client().get(), "/v1/completions", body, [&] { return ++chunks < 5; });
   EXPECT_GE(chunks, 5);
   ASSERT_TRUE(s->WaitIdle(60000));
   const double generated = s->Metric("reprise_generated_tokens_total") - generated_before;
@@ -402,17 +409,11 @@ TEST(PromptCacheHttpTest, ARequestSharingAPrefixWithOneInFlightReusesItsKv) {
                  {"max_tokens", 3000},
                  {"stream", true},
                  {"ignore_eos", true}};
-    auto client = s->Client();
-    httplib::Request req;
-    req.method = "POST";
-    req.path = "/v1/completions";
-    req.body = body.dump();
-    req.set_header("Content-Type", "application/json");
-    req.content_receiver = [&](const char*, size_t, uint64_t, uint64_t) {
+    // Returns when `stop` closes the connection (or the stream ends).
+    PostStreaming(s->Client().get(), "/v1/completions", body, [&] {
       streaming = true;  // its prompt is computed: it is generating
       return !stop.load();
-    };
-    client->send(req);  // returns when `stop` closes the connection (or the stream ends)
+    });
   });
   for (int i = 0; i < 6000 && !streaming; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -446,17 +447,11 @@ TEST(PromptCacheHttpTest, NoLeakedBlocksAfterConcurrentMixedLoad) {
         if (i == 4) {  // a prompt past the context: refused with context_length_exceeded
           body["messages"][1]["content"] = Text(t * 10 + i, 2000);
         }
-        if (i == 5) {                             // a client that walks away mid-stream
-          httplib::Request req;
-          req.method = "POST";
-          req.path = "/v1/chat/completions";
+        if (i == 5) {  // a client that walks away mid-stream
           body["stream"] = true;
           body["max_tokens"] = 300;
-          req.body = body.dump();
-          req.set_header("Content-Type", "application/json");
           int n = 0;
-          req.content_receiver = [&](const char*, size_t, uint64_t, uint64_t) { return ++n < 2; };
-          client->send(req);
+          PostStreaming(client.get(), "/v1/chat/completions", body, [&] { return ++n < 2; });
           continue;
         }
         auto r = client->Post("/v1/chat/completions", body.dump(), "application/json");
