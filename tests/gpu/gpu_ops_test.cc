@@ -257,6 +257,13 @@ struct RandomKv {
   std::vector<int32_t> tokens;
 };
 
+// The f32 attention order for the life of a test (the tensor-core order is
+// the default where it fits; these tests are about the f32 order's shapes).
+struct F32AttentionOrder {
+  F32AttentionOrder() { kernels::cuda::SetAttentionMmaForTest(0, -1); }
+  ~F32AttentionOrder() { kernels::cuda::SetAttentionMmaForTest(-1, -1); }
+};
+
 // Decode attention (the split shape: positions past one 64-position chunk,
 // few tokens), then the O projection's decode matmul on its output: once
 // right after the attention (the merging block wrote the activations), once with an op in between (the matmul quantizes
@@ -264,6 +271,7 @@ struct RandomKv {
 // (REPRISE_CUDA_FUSE_ATTN=1); the test turns it on for itself.
 TEST(GpuAttention, FusedQuantizationGivesTheMatmulTheSameBits) {
   REQUIRE_GPU();
+  F32AttentionOrder f32_order;
   kernels::cuda::SetAttentionFuseForTest(1);
   struct Restore {
     ~Restore() {
@@ -343,6 +351,7 @@ AttentionCase MakeCase(const char* name, std::vector<int32_t> pos, std::vector<i
 // heads; 256-dim heads).
 TEST(GpuAttention, OptInShapesGiveTheDefaultShapesBits) {
   REQUIRE_GPU();
+  F32AttentionOrder f32_order;
   auto gpu = kernels::CreateBackend(kCuda, 1);
   ASSERT_TRUE(gpu.ok());
   kernels::Backend* be = gpu->get();
@@ -390,11 +399,13 @@ TEST(GpuAttention, OptInShapesGiveTheDefaultShapesBits) {
   }
 }
 
-// Decode at long contexts (up to 3,000 positions: 47 chunks, so the opt-in
-// wide merge kernel runs) through the default shapes and through the opt-in
-// ones (raw split shape, wide merge): the same bits.
+// Decode at long contexts (up to 3,000 positions: 47 chunks, so the wide
+// merge kernel runs) through the older shapes (the chunk kernel, each
+// head's states merged by one warp) and through the default ones (raw split
+// shape, wide merge): the same bits.
 TEST(GpuAttention, OptInShapesAtLongContextsGiveTheDefaultBits) {
   REQUIRE_GPU();
+  F32AttentionOrder f32_order;
   auto gpu = kernels::CreateBackend(kCuda, 1);
   ASSERT_TRUE(gpu.ok());
   kernels::Backend* be = gpu->get();

@@ -34,9 +34,10 @@
 // has faster variants in cuda_attention_split.cu (the default, likewise): a raw
 // chunk kernel for F16 KV (a chunk's rows copied in one cp.async burst;
 // REPRISE_CUDA_ATTN_RAW=0 turns it off) and a wide merge for long contexts
-// (REPRISE_CUDA_ATTN_WIDE_MERGE=0). With REPRISE_CUDA_ATTN_MMA=1 (opt-in)
-// every shape follows the tensor-core order of cuda_attention_mma.cu instead
-// (LaunchMma below makes the same choice of shape).
+// (REPRISE_CUDA_ATTN_WIDE_MERGE=0). Where the tensor-core order of
+// cuda_attention_mma.cu fits (F16 KV, head dims 64 or 128: MmaFits) every
+// shape follows it instead, unless REPRISE_CUDA_ATTN_MMA=0 (LaunchMma below
+// makes the same choice of shape); the f32 order serves the other layouts.
 #include <algorithm>
 #include <atomic>
 #include <cfloat>
@@ -268,11 +269,11 @@ std::atomic<int> g_blocked_override{-1}, g_raw_override{-1}, g_fuse_override{-1}
     g_wide_override{-1}, g_mma_override{-1}, g_mma_shape{-1};
 }  // namespace
 
-// Off unless REPRISE_CUDA_ATTN_MMA=1: written while no GPU was lent, it
-// becomes the default only once a GPU run shows its shapes agree bit for bit
-// and it is faster.
+// On unless REPRISE_CUDA_ATTN_MMA=0: its shapes agreed bit for bit and every
+// GPU test passed with it on an H100 (2026-12-06); Q4_K pp8192 3,639 -> 7,856
+// tok/s, tg128 346 -> 390 (BENCHMARKS.md, "Eighth GPU run").
 bool AttentionMmaOn() {
-  static const bool env = EnvIsOne("REPRISE_CUDA_ATTN_MMA");
+  static const bool env = EnvSwitchOn("REPRISE_CUDA_ATTN_MMA");
   const int o = g_mma_override.load(std::memory_order_relaxed);
   return o >= 0 ? o != 0 : env;
 }
@@ -374,24 +375,20 @@ void LaunchMma(const Ctx& c, const int32_t* tiles, int64_t n_tiles, int64_t chun
         AttentionScratchFloats(c.s, n_singles, chunks * kChunk - 1) <= scratch_floats) {
       Ctx cs = c;
       cs.sub = singles;
-      const dim3 grid(static_cast<unsigned>(n_singles), static_cast<unsigned>(c.s.n_kv_heads),
-                      static_cast<unsigned>(chunks));
-      LaunchMmaChunks(cs, grid, chunks, scratch, counters, out, s);
+      LaunchMmaChunks(cs, n_singles, chunks, n_sms, scratch, counters, out, s);
     } else {
       LaunchMmaTiles(c, tiles, n_tiles, 1, 2, out, s);
     }
   } else if (shape == 2) {
     LaunchMmaTiles(c, nullptr, b.n, 1, 0, out, s);
   } else {
-    const dim3 grid(static_cast<unsigned>(b.n), static_cast<unsigned>(c.s.n_kv_heads),
-                    static_cast<unsigned>(chunks));
     if (AttentionWideMergeOn() && chunks > kWideMergeMinChunks) {
-      LaunchMmaChunks(c, grid, chunks, scratch, nullptr, out, s);
+      LaunchMmaChunks(c, b.n, chunks, n_sms, scratch, nullptr, out, s);
       LaunchWideMerge(c, chunks, scratch, out, s);
     } else if (LastMergesOn()) {
-      LaunchMmaChunks(c, grid, chunks, scratch, counters, out, s);
+      LaunchMmaChunks(c, b.n, chunks, n_sms, scratch, counters, out, s);
     } else {
-      LaunchMmaChunks(c, grid, chunks, scratch, nullptr, out, s);
+      LaunchMmaChunks(c, b.n, chunks, n_sms, scratch, nullptr, out, s);
       const int64_t threads = b.n * c.s.n_heads * 32;
       AttentionMergeKernel<<<static_cast<unsigned>((threads + 127) / 128), 128, 0, s>>>(
           c, chunks, scratch, out);

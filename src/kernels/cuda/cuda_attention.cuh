@@ -275,11 +275,13 @@ __device__ __forceinline__ void MergeHead(const float* src, int64_t n_chunks, in
 // block of its (token, kv head) to finish (*ctr counts them; that block
 // resets it to zero for the next launch), its states and everyone else's
 // visible to it. Every thread of the block calls it; `flag` is a shared int.
-__device__ __forceinline__ bool LastChunkBlock(int32_t* ctr, int64_t n_chunks, int* flag) {
+// *ctr counts chunks: a block that wrote `mine` chunks' states adds mine.
+__device__ __forceinline__ bool LastChunkBlock(int32_t* ctr, int64_t n_chunks, int* flag,
+                                               int mine = 1) {
   __threadfence();  // this block's states are visible before its count is
   __syncthreads();
   if (threadIdx.x == 0) {
-    const bool last = atomicAdd(ctr, 1) == static_cast<int32_t>(n_chunks - 1);
+    const bool last = atomicAdd(ctr, mine) == static_cast<int32_t>(n_chunks - mine);
     if (last) *ctr = 0;  // every other block of the group has counted
     *flag = last;
   }
@@ -349,10 +351,12 @@ constexpr int kMmaTileRows = 128;
 bool MmaFits(const AttentionShape& s, const KvLayout& kv);
 // Tokens per query tile of the tile kernel (kMmaTileRows / group, 1..64).
 int64_t MmaTileTokens(const AttentionShape& s);
-// The chunk kernel over grid (n, n_kv_heads, chunks): chunk states into
-// scratch; with counters, the last block of a (token, kv head) merges them.
-void LaunchMmaChunks(const Ctx& c, dim3 grid, int64_t chunks, float* scratch, int32_t* counters,
-                     float* out, cudaStream_t s);
+// The chunk kernel for rows (tokens) x n_kv_heads x chunks (grid chunks):
+// chunk states into scratch; with counters, the last block of a (token, kv
+// head) merges them. Each block takes several chunks when there are more
+// than about two blocks an SM (n_sms) could hold at once.
+void LaunchMmaChunks(const Ctx& c, int64_t rows, int64_t chunks, int n_sms, float* scratch,
+                     int32_t* counters, float* out, cudaStream_t s);
 // The tile kernel over n_blocks query tiles of up to tile_tokens tokens
 // (tiles as LaunchPrefillTiles takes them), or with tiles == nullptr one
 // token a block (n_blocks = n, tile_tokens = 1). only: 0 every tile, 1 the

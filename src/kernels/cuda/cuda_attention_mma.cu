@@ -1,6 +1,6 @@
-// Paged attention on the tensor cores (opt-in: REPRISE_CUDA_ATTN_MMA=1,
-// AttentionMmaOn): a canonical order of its own, for F16 KV with head dims of
-// 64 or 128 (K and V alike; MmaFits), that every launch shape follows, so
+// Paged attention on the tensor cores (the default; REPRISE_CUDA_ATTN_MMA=0
+// turns it off, AttentionMmaOn): a canonical order of its own, for F16 KV
+// with head dims of 64 or 128 (K and V alike; MmaFits), that every launch shape follows, so
 // with it on, which shape runs still never changes a bit.
 //
 // The order of one (token, query head):
@@ -29,9 +29,10 @@
 // 0: a +-0 product, which changes no sum); staged rows past the last valid
 // position are zero-filled, so no garbage reaches an accumulator.
 //
-// Two kernels run it: the chunk kernel (decode: one block per (token, kv
-// head, chunk) writes the chunk states the f32 order's merges read:
-// MergeHead in the last block to finish, or the merge / wide-merge kernels)
+// Two kernels run it: the chunk kernel (decode: blocks of four warps per
+// (token, kv head), each taking one or more chunks in turn, write the chunk
+// states the f32 order's merges read: MergeHead in the last block to finish,
+// or the merge / wide-merge kernels)
 // and the tile kernel (prefill: one block per query tile of up to
 // kMmaTileRows (token, head) rows of one kv head, each warp 16 rows, K/V
 // chunks copied a chunk ahead by cp.async and shared by all rows; with no
@@ -155,19 +156,17 @@ __device__ __forceinline__ void StageKv(const Ctx& c, const int32_t* table, int 
   }
 }
 
-// One warp's 16 rows against a staged chunk: the scores, the chunk max m and
-// sum l of the thread's two rows (g and g + 8, g = lane / 4) and the
-// probabilities as A fragments (ph / pl: hi / lo, one set per 16-position
-// slice). pos_a / pos_b: the two rows' positions (-1: no token).
-template <int kD>
-__device__ __forceinline__ void MmaScores(const __half* qh, const __half* ql, const __half* ks,
-                                          int c_begin, int pos_a, int pos_b, float scale,
-                                          float (&m)[2], float (&l)[2], uint32_t (&ph)[4][4],
-                                          uint32_t (&pl)[4][4]) {
-  const int lane = threadIdx.x % 32, q4 = lane % 4;
-  float s[8][4];
+// Scores of kN 16-position slices of a staged chunk, slices sl0 .. sl0 + kN
+// - 1, for a warp's 16 rows: s[2 i + j] is the chunk's n-tile 2 (sl0 + i) +
+// j (positions 8 (2 (sl0 + i) + j) + 2 q4 and + 1 of row g in [0], [1] and
+// of row g + 8 in [2], [3]), scaled. Each accumulator starts at +0 and takes,
+// per 16-dim slice in dim order, the mma of q hi and then of q lo.
+template <int kD, int kN>
+__device__ __forceinline__ void SliceScores(const __half* qh, const __half* ql, const __half* ks,
+                                            int sl0, float scale, float (&s)[2 * kN][4]) {
+  const int lane = threadIdx.x % 32;
 #pragma unroll
-  for (int nt = 0; nt < 8; ++nt) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
+  for (int nt = 0; nt < 2 * kN; ++nt) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
 #pragma unroll
   for (int k16 = 0; k16 < kD / 16; ++k16) {
     uint32_t ah[4], al[4];
@@ -175,23 +174,36 @@ __device__ __forceinline__ void MmaScores(const __half* qh, const __half* ql, co
     Ldm4<false>(ah, qh + qoff);
     Ldm4<false>(al, ql + qoff);
 #pragma unroll
-    for (int np = 0; np < 4; ++np) {
+    for (int i = 0; i < kN; ++i) {
       uint32_t b[4];
-      const int krow = np * 16 + lane % 8 + (lane / 16) * 8;
+      const int krow = (sl0 + i) * 16 + lane % 8 + (lane / 16) * 8;
       Ldm4<false>(b, ks + krow * kStride<kD> + k16 * 16 + ((lane / 8) % 2) * 8);
-      Mma(s[2 * np], ah, b[0], b[1]);
-      Mma(s[2 * np], al, b[0], b[1]);
-      Mma(s[2 * np + 1], ah, b[2], b[3]);
-      Mma(s[2 * np + 1], al, b[2], b[3]);
+      Mma(s[2 * i], ah, b[0], b[1]);
+      Mma(s[2 * i], al, b[0], b[1]);
+      Mma(s[2 * i + 1], ah, b[2], b[3]);
+      Mma(s[2 * i + 1], al, b[2], b[3]);
     }
   }
+#pragma unroll
+  for (int nt = 0; nt < 2 * kN; ++nt) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) s[nt][i] = FMul(s[nt][i], scale);
+  }
+}
+
+// The maxima of rows g and g + 8 over s's positions at or before each row's
+// own (pos_a, pos_b; -1: no token); col0 is s's first position. Max is exact
+// in any order, so slices' maxima may be combined in any order too.
+template <int kN>
+__device__ __forceinline__ void SliceMax(const float (&s)[2 * kN][4], int col0, int pos_a,
+                                         int pos_b, float (&m)[2]) {
+  const int q4 = threadIdx.x % 4;
   m[0] = m[1] = -FLT_MAX;
 #pragma unroll
-  for (int nt = 0; nt < 8; ++nt) {
+  for (int nt = 0; nt < 2 * kN; ++nt) {
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
-      const int col = c_begin + nt * 8 + 2 * q4 + i % 2;
-      s[nt][i] = FMul(s[nt][i], scale);
+      const int col = col0 + nt * 8 + 2 * q4 + i % 2;
       if (col <= (i < 2 ? pos_a : pos_b)) m[i / 2] = fmaxf(m[i / 2], s[nt][i]);
     }
   }
@@ -200,16 +212,24 @@ __device__ __forceinline__ void MmaScores(const __half* qh, const __half* ql, co
     m[r] = fmaxf(m[r], __shfl_xor_sync(0xffffffffu, m[r], 1));
     m[r] = fmaxf(m[r], __shfl_xor_sync(0xffffffffu, m[r], 2));
   }
-  // Probabilities into A fragments: slice kk's registers are n-tiles 2 kk
-  // (k 0-7) and 2 kk + 1 (k 8-15), rows g then g + 8.
+}
+
+// The probabilities e^(s - m) (0 past a row's position) of kN slices as A
+// fragments, hi and lo: slice i's registers are n-tiles 2 i (k 0-7) and 2 i +
+// 1 (k 8-15), rows g then g + 8.
+template <int kN>
+__device__ __forceinline__ void SliceProbs(const float (&s)[2 * kN][4], int col0, int pos_a,
+                                           int pos_b, const float (&m)[2], uint32_t (&ph)[kN][4],
+                                           uint32_t (&pl)[kN][4]) {
+  const int q4 = threadIdx.x % 4;
 #pragma unroll
-  for (int kk = 0; kk < 4; ++kk) {
+  for (int kk = 0; kk < kN; ++kk) {
 #pragma unroll
     for (int j = 0; j < 2; ++j) {
 #pragma unroll
       for (int r = 0; r < 2; ++r) {
         const int nt = 2 * kk + j, pos = r == 0 ? pos_a : pos_b;
-        const int col = c_begin + nt * 8 + 2 * q4;
+        const int col = col0 + nt * 8 + 2 * q4;
         const float p0 = col <= pos ? expf(FSub(s[nt][2 * r], m[r])) : 0.0f;
         const float p1 = col + 1 <= pos ? expf(FSub(s[nt][2 * r + 1], m[r])) : 0.0f;
         __half h0, l0, h1, l1;
@@ -220,6 +240,12 @@ __device__ __forceinline__ void MmaScores(const __half* qh, const __half* ql, co
       }
     }
   }
+}
+
+// l of rows g and g + 8: the mma of each slice's p hi and then p lo against a
+// column of ones, slices in position order, from +0.
+__device__ __forceinline__ void OnesSum(const uint32_t (&ph)[4][4], const uint32_t (&pl)[4][4],
+                                        float (&l)[2]) {
   float la[4] = {0.0f, 0.0f, 0.0f, 0.0f};
   constexpr uint32_t kOnes = 0x3C003C00u;  // two f16 1.0
 #pragma unroll
@@ -231,15 +257,33 @@ __device__ __forceinline__ void MmaScores(const __half* qh, const __half* ql, co
   l[1] = la[2];
 }
 
-// P . V for the warp's 16 rows, 8 dims at a time: on_tile(d8, acc) gets dims
-// d8 * 8 + 2 q4 (+1) of row g in acc[0] (acc[1]) and of row g + 8 in acc[2]
-// (acc[3]).
+// One warp's 16 rows against a staged chunk: the chunk max m and sum l of
+// the thread's two rows (g and g + 8, g = lane / 4) and the probabilities as
+// A fragments (ph / pl: hi / lo, one set per 16-position slice). pos_a /
+// pos_b: the two rows' positions (-1: no token).
+template <int kD>
+__device__ __forceinline__ void MmaScores(const __half* qh, const __half* ql, const __half* ks,
+                                          int c_begin, int pos_a, int pos_b, float scale,
+                                          float (&m)[2], float (&l)[2], uint32_t (&ph)[4][4],
+                                          uint32_t (&pl)[4][4]) {
+  float s[8][4];
+  SliceScores<kD, 4>(qh, ql, ks, 0, scale, s);
+  SliceMax<4>(s, c_begin, pos_a, pos_b, m);
+  SliceProbs<4>(s, c_begin, pos_a, pos_b, m, ph, pl);
+  OnesSum(ph, pl, l);
+}
+
+// P . V for the warp's 16 rows, 8 dims at a time, for the 16-dim groups dp0,
+// dp0 + dp_step, ...: on_tile(d8, acc) gets dims d8 * 8 + 2 q4 (+1) of row g
+// in acc[0] (acc[1]) and of row g + 8 in acc[2] (acc[3]). Each accumulator
+// starts at +0 and takes, per 16-position slice in position order, the mma
+// of p hi and then of p lo.
 template <int kD, typename OnTile>
 __device__ __forceinline__ void MmaPv(const uint32_t (&ph)[4][4], const uint32_t (&pl)[4][4],
-                                      const __half* vs, OnTile&& on_tile) {
+                                      const __half* vs, int dp0, int dp_step, OnTile&& on_tile) {
   const int lane = threadIdx.x % 32;
 #pragma unroll
-  for (int dp = 0; dp < kD / 16; ++dp) {
+  for (int dp = dp0; dp < kD / 16; dp += dp_step) {
     float o0[4] = {0.0f, 0.0f, 0.0f, 0.0f}, o1[4] = {0.0f, 0.0f, 0.0f, 0.0f};
 #pragma unroll
     for (int kk = 0; kk < 4; ++kk) {
@@ -256,63 +300,115 @@ __device__ __forceinline__ void MmaPv(const uint32_t (&ph)[4][4], const uint32_t
   }
 }
 
-// Decode: block (token, kv head, chunk) -> the chunk's states, in the f32
-// order's scratch layout ([(t * n_heads + h) * max_chunks + chunk] of (m, l,
-// o[hv])); the last block of a (token, kv head) to finish merges them
-// (counters non-null), as AttentionChunkKernel does. A warp per 16 heads of
-// the group. With c.sub, block row r serves token c.sub[r] (decode tokens
-// beside prompt tiles) and t above is r.
+// Decode (the split shape): block (row r, kv head, z) computes chunks z, z +
+// gridDim.z, ... (those at or before the token's position) one after the
+// other, the next chunk's K/V copied by cp.async while this one is computed,
+// and writes each chunk's state in the f32 order's scratch layout ([(r *
+// n_heads + h) * max_chunks + chunk] of (m, l, o[hv])). Within a chunk the
+// kChunkWarps warps share each 16-row tile of the group's heads: warp w
+// scores the chunk's slice w (16 positions), the row maxima meet in shared
+// memory, warp w's probabilities go to shared memory as slice w's A
+// fragments, and then warp w takes the 16-dim groups w, w + kChunkWarps, ...
+// of P . V (warp 0 also l): every accumulator takes the same mma sequence as
+// in one warp, so the same bits. The last block of a (row, kv head) to
+// finish merges the states (counters non-null), as AttentionChunkKernel
+// does. With c.sub, row r serves batch token c.sub[r].
+constexpr int kChunkWarps = 4;
+
 template <int kD>
-__global__ void __launch_bounds__(64)
+__global__ void __launch_bounds__(kChunkWarps * 32)
     AttentionMmaChunkKernel(Ctx c, int64_t max_chunks, float* part, int32_t* counters,
                             float* out) {
   extern __shared__ __align__(16) unsigned char mma_sh[];
   __shared__ int last_sh;
+  __shared__ float max_sh[kChunkWarps][16];
+  __shared__ uint4 frag_sh[kChunkWarps][2][32];  // slice w's p fragments (hi, lo) by lane
   const int64_t r = blockIdx.x;  // scratch and counter row
   const int64_t t = c.sub != nullptr ? c.sub[r] : r;
   const int kvh = static_cast<int>(blockIdx.y);
-  const int chunk = static_cast<int>(blockIdx.z);
   const int pos = c.b.pos[t];
-  if (chunk * kChunk > pos) return;
-  const int nw = blockDim.x / 32, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int n_chunks = pos / kChunk + 1;
+  const int z = static_cast<int>(blockIdx.z), zs = static_cast<int>(gridDim.z);
+  if (z >= n_chunks) return;
+  const int mine = (n_chunks - 1 - z) / zs + 1;  // chunks z, z + zs, ... before n_chunks
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int g = lane / 4, q4 = lane % 4;
   const int group = static_cast<int>(c.s.n_heads / c.s.n_kv_heads);
+  const int row_tiles = (group + 15) / 16;
   __half* qh = reinterpret_cast<__half*>(mma_sh);
-  __half* ql = qh + nw * 16 * kStride<kD>;
-  __half* ks = ql + nw * 16 * kStride<kD>;
-  __half* vs = ks + kChunk * kStride<kD>;
+  __half* ql = qh + row_tiles * 16 * kStride<kD>;
+  constexpr int kBuf = kChunk * kStride<kD>;
+  __half* const kv_sh = ql + row_tiles * 16 * kStride<kD>;
+  const auto kbuf = [&](int i) { return kv_sh + (i & 1) * kBuf; };
+  const auto vbuf = [&](int i) { return kv_sh + (2 + (i & 1)) * kBuf; };
   const int32_t* table = c.b.block_table + static_cast<int64_t>(c.b.seq[t]) * c.b.max_blocks;
-  const int p_begin = chunk * kChunk;
-  StageKv<kD>(c, table, kvh, p_begin, min(kChunk, pos + 1 - p_begin), ks, vs);
+  StageKv<kD>(c, table, kvh, z * kChunk, min(kChunk, pos + 1 - z * kChunk), kbuf(0), vbuf(0));
   CpAsyncCommit();
-  StageQ<kD>(c, t, 1, kvh, nw * 16, qh, ql);
-  CpAsyncWait<0>();
-  __syncthreads();
-  const int ra = warp * 16 + g, rb = ra + 8;
-  float m[2], l[2];
-  uint32_t ph[4][4], pl[4][4];
-  MmaScores<kD>(qh + warp * 16 * kStride<kD>, ql + warp * 16 * kStride<kD>, ks, p_begin,
-                ra < group ? pos : -1, rb < group ? pos : -1, c.s.scale, m, l, ph, pl);
+  StageQ<kD>(c, t, 1, kvh, row_tiles * 16, qh, ql);
   const int64_t stride = kD + 2;
-  float* dst_a = ra < group ? part + ((r * c.s.n_heads + kvh * group + ra) * max_chunks + chunk) *
-                                         stride
-                            : nullptr;
-  float* dst_b = rb < group ? part + ((r * c.s.n_heads + kvh * group + rb) * max_chunks + chunk) *
-                                         stride
-                            : nullptr;
-  if (q4 == 0) {
-    if (dst_a != nullptr) dst_a[0] = m[0], dst_a[1] = l[0];
-    if (dst_b != nullptr) dst_b[0] = m[1], dst_b[1] = l[1];
+  for (int i = 0; i < mine; ++i) {
+    const int chunk = z + i * zs, p_begin = chunk * kChunk;
+    if (i + 1 < mine) {
+      const int next = p_begin + zs * kChunk;
+      StageKv<kD>(c, table, kvh, next, min(kChunk, pos + 1 - next), kbuf(i + 1), vbuf(i + 1));
+      CpAsyncCommit();
+      CpAsyncWait<1>();
+    } else {
+      CpAsyncWait<0>();
+    }
+    __syncthreads();  // chunk i (and, the first time, the queries) visible to all
+    for (int rt = 0; rt < row_tiles; ++rt) {
+      const int ra = rt * 16 + g, rb = ra + 8;
+      const int pos_a = ra < group ? pos : -1, pos_b = rb < group ? pos : -1;
+      float s[2][4], m[2];
+      SliceScores<kD, 1>(qh + rt * 16 * kStride<kD>, ql + rt * 16 * kStride<kD>, kbuf(i), warp,
+                         c.s.scale, s);
+      SliceMax<1>(s, p_begin + warp * 16, pos_a, pos_b, m);
+      if (q4 == 0) max_sh[warp][g] = m[0], max_sh[warp][g + 8] = m[1];
+      __syncthreads();
+#pragma unroll
+      for (int w = 0; w < kChunkWarps; ++w) {
+        m[0] = fmaxf(m[0], max_sh[w][g]);
+        m[1] = fmaxf(m[1], max_sh[w][g + 8]);
+      }
+      uint32_t mh[1][4], ml[1][4];
+      SliceProbs<1>(s, p_begin + warp * 16, pos_a, pos_b, m, mh, ml);
+      frag_sh[warp][0][lane] = make_uint4(mh[0][0], mh[0][1], mh[0][2], mh[0][3]);
+      frag_sh[warp][1][lane] = make_uint4(ml[0][0], ml[0][1], ml[0][2], ml[0][3]);
+      __syncthreads();
+      uint32_t ph[4][4], pl[4][4];
+#pragma unroll
+      for (int kk = 0; kk < 4; ++kk) {
+        const uint4 hi = frag_sh[kk][0][lane], lo = frag_sh[kk][1][lane];
+        ph[kk][0] = hi.x, ph[kk][1] = hi.y, ph[kk][2] = hi.z, ph[kk][3] = hi.w;
+        pl[kk][0] = lo.x, pl[kk][1] = lo.y, pl[kk][2] = lo.z, pl[kk][3] = lo.w;
+      }
+      const auto state = [&](int row) {
+        return row < group ? part + ((r * c.s.n_heads + kvh * group + row) * max_chunks + chunk) *
+                                        stride
+                           : nullptr;
+      };
+      float* dst_a = state(ra);
+      float* dst_b = state(rb);
+      if (warp == 0) {
+        float l[2];
+        OnesSum(ph, pl, l);
+        if (q4 == 0) {
+          if (dst_a != nullptr) dst_a[0] = m[0], dst_a[1] = l[0];
+          if (dst_b != nullptr) dst_b[0] = m[1], dst_b[1] = l[1];
+        }
+      }
+      MmaPv<kD>(ph, pl, vbuf(i), warp, kChunkWarps, [&](int d8, const float (&acc)[4]) {
+        const int e = 2 + d8 * 8 + 2 * q4;
+        if (dst_a != nullptr) dst_a[e] = acc[0], dst_a[e + 1] = acc[1];
+        if (dst_b != nullptr) dst_b[e] = acc[2], dst_b[e + 1] = acc[3];
+      });
+      __syncthreads();  // max_sh and frag_sh are read: the next tile or chunk may write them
+    }
   }
-  MmaPv<kD>(ph, pl, vs, [&](int d8, const float (&acc)[4]) {
-    const int e = 2 + d8 * 8 + 2 * q4;
-    if (dst_a != nullptr) dst_a[e] = acc[0], dst_a[e + 1] = acc[1];
-    if (dst_b != nullptr) dst_b[e] = acc[2], dst_b[e + 1] = acc[3];
-  });
   if (counters == nullptr) return;  // a merge kernel merges
-  const int64_t n_chunks = pos / kChunk + 1;
-  if (!LastChunkBlock(counters + r * c.s.n_kv_heads + kvh, n_chunks, &last_sh)) return;
-  for (int gh = warp; gh < group; gh += nw) {
+  if (!LastChunkBlock(counters + r * c.s.n_kv_heads + kvh, n_chunks, &last_sh, mine)) return;
+  for (int gh = warp; gh < group; gh += kChunkWarps) {
     const int64_t h = static_cast<int64_t>(kvh) * group + gh;
     MergeHead(part + (r * c.s.n_heads + h) * max_chunks * stride, n_chunks, kD,
               out + (t * c.s.n_heads + h) * kD);
@@ -395,7 +491,7 @@ __global__ void __launch_bounds__(kMmaTileRows / 16 * 32, 1)
           tm[r] = mn;
         }
       }
-      MmaPv<kD>(ph, pl, vbuf(ch), [&](int d8, const float (&acc)[4]) {
+      MmaPv<kD>(ph, pl, vbuf(ch), 0, 1, [&](int d8, const float (&acc)[4]) {
 #pragma unroll
         for (int i = 0; i < 4; ++i) {
           const int r = i / 2;
@@ -429,17 +525,27 @@ size_t MmaSmem(int warps, int kv_buffers) {
 }
 
 template <int kD>
-void ChunksFor(const Ctx& c, dim3 grid, int64_t chunks, float* scratch, int32_t* counters,
-               float* out, cudaStream_t s) {
-  const int warps = MmaWarps(c.s.n_heads / c.s.n_kv_heads);
-  const size_t smem = MmaSmem<kD>(warps, 1);
+void ChunksFor(const Ctx& c, int64_t rows, int64_t chunks, int n_sms, float* scratch,
+               int32_t* counters, float* out, cudaStream_t s) {
+  const int row_tiles = MmaWarps(c.s.n_heads / c.s.n_kv_heads);
+  const size_t smem = MmaSmem<kD>(row_tiles, 2);
   static bool configured = false;
   if (!configured) {
     cudaFuncSetAttribute(AttentionMmaChunkKernel<kD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                         static_cast<int>(MmaSmem<kD>(2, 1)));
+                         static_cast<int>(MmaSmem<kD>(2, 2)));
     configured = true;
   }
-  AttentionMmaChunkKernel<kD><<<grid, warps * 32, smem, s>>>(c, chunks, scratch, counters, out);
+  // Chunks a block: enough that the grid fits about two blocks an SM (a
+  // block's shared memory allows two), so each block's copies of the next
+  // chunk overlap its work on this one. Which block takes which chunk
+  // changes no bit (each chunk's state is computed alone).
+  const int64_t units = rows * c.s.n_kv_heads * chunks;
+  const int64_t resident = 2 * static_cast<int64_t>(std::max(n_sms, 1));
+  const int64_t per = std::max<int64_t>(1, (units + resident - 1) / resident);
+  const dim3 grid(static_cast<unsigned>(rows), static_cast<unsigned>(c.s.n_kv_heads),
+                  static_cast<unsigned>((chunks + per - 1) / per));
+  AttentionMmaChunkKernel<kD>
+      <<<grid, kChunkWarps * 32, smem, s>>>(c, chunks, scratch, counters, out);
 }
 
 template <int kD>
@@ -473,12 +579,12 @@ int64_t MmaTileTokens(const AttentionShape& s) {
   return std::max<int64_t>(1, std::min<int64_t>(64, kMmaTileRows / group));
 }
 
-void LaunchMmaChunks(const Ctx& c, dim3 grid, int64_t chunks, float* scratch, int32_t* counters,
-                     float* out, cudaStream_t s) {
+void LaunchMmaChunks(const Ctx& c, int64_t rows, int64_t chunks, int n_sms, float* scratch,
+                     int32_t* counters, float* out, cudaStream_t s) {
   if (c.s.head_dim_k == 64) {
-    ChunksFor<64>(c, grid, chunks, scratch, counters, out, s);
+    ChunksFor<64>(c, rows, chunks, n_sms, scratch, counters, out, s);
   } else {
-    ChunksFor<128>(c, grid, chunks, scratch, counters, out, s);
+    ChunksFor<128>(c, rows, chunks, n_sms, scratch, counters, out, s);
   }
 }
 

@@ -161,57 +161,97 @@ void LaunchChunkRaw(const Ctx& c, dim3 grid, int64_t chunks, float* scratch, int
 
 // The split shape's merge for long contexts (default; off with
 // REPRISE_CUDA_ATTN_WIDE_MERGE=0, AttentionWideMergeOn; from more than
-// kWideMergeMinChunks grid chunks): a block of kThreads per (token, head), a
-// thread per dim (two for hv <= 256), kWideAhead chunk states loaded at once
-// (the m and l loads are one address for a warp), merged in chunk order with
-// MergeState's arithmetic (every warp computes the same m and l). The one
-// warp that merges a head in the last chunk block (MergeHead) waits on
-// memory n_chunks / 8 times, here n_chunks / 32; the extra launch pays off
-// past a few thousand positions.
-constexpr int kWideAhead = 32;
+// kWideMergeMinChunks grid chunks): MergeHead's arithmetic, split so that
+// only its cheap part stays serial. A chunk-ordered merge is
+//   M_i = fmaxf(M_{i-1}, m_i), ca_i = e^(M_{i-1} - M_i), cb_i = e^(m_i - M_i),
+//   l_i = l_{i-1} ca_i + l2_i cb_i, o_i = o_{i-1} ca_i + o2_i cb_i
+// (M_0, l_0, o_0 = chunk 0's state). The running maxima M_i are a max scan,
+// exact in any order (a zero's sign can differ, which no e^(x - M) sees), so
+// the block computes them, and then every ca_i and cb_i, in parallel; only
+// the two-operation steps of l and o follow one another. Block (token, head,
+// group of kMergeDims dims); chunk states copied kMergeStage at a time a stage
+// ahead by cp.async (the m, l and the group's dims of each).
+constexpr int kMergeDims = 32;
+constexpr int kMergeStage = kThreads;  // states a stage: one a thread in the scan
 
-template <int kD>  // dims per thread: hv <= kThreads * kD
 __global__ void __launch_bounds__(kThreads)
     AttentionWideMergeKernel(Ctx c, int64_t max_chunks, const float* part, float* out) {
-  const int64_t t = blockIdx.x / c.s.n_heads, h = blockIdx.x % c.s.n_heads;
+  constexpr int kWords = 2 + kMergeDims;  // a staged state: m, l, then the group's dims
+  __shared__ __align__(16) float st_sh[2][kMergeStage * kWords];
+  __shared__ float fac_sh[2][kMergeStage];  // ca, cb of the stage's states
+  __shared__ float wmax_sh[kWarps];
   const int64_t hv = c.s.head_dim_v, stride = hv + 2;
-  const int64_t n_chunks = c.b.pos[t] / kChunk + 1;
+  const int64_t groups = (hv + kMergeDims - 1) / kMergeDims;
+  const int64_t th = blockIdx.x / groups, grp = blockIdx.x % groups;
+  const int64_t t = th / c.s.n_heads, h = th % c.s.n_heads;
+  const int dims = static_cast<int>(hv - grp * kMergeDims < kMergeDims ? hv - grp * kMergeDims
+                                                                        : kMergeDims);
+  const int words = 2 + dims;
+  const int n_chunks = c.b.pos[t] / kChunk + 1;
   const float* src = part + (t * c.s.n_heads + h) * max_chunks * stride;
-  float m = src[0], l = src[1], o[kD];
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const auto issue = [&](int s0, float* dst) {
+    const int cnt = min(kMergeStage, n_chunks - s0);
+    for (int i = threadIdx.x; i < cnt * words; i += kThreads) {
+      const int j = i / words, w = i % words;
+      const int64_t col = w < 2 ? w : 2 + grp * kMergeDims + (w - 2);
+      CpAsync4(dst + j * kWords + w, src + (s0 + j) * stride + col);
+    }
+  };
+  issue(0, st_sh[0]);
+  CpAsyncCommit();
+  float run_m = -INFINITY, l = 0.0f, o = 0.0f;  // o: dim grp * kMergeDims + lane (warp 0)
+  for (int s0 = 0, it = 0; s0 < n_chunks; s0 += kMergeStage, ++it) {
+    if (s0 + kMergeStage < n_chunks) {
+      issue(s0 + kMergeStage, st_sh[(it + 1) & 1]);
+      CpAsyncCommit();
+      CpAsyncWait<1>();
+    } else {
+      CpAsyncWait<0>();
+    }
+    __syncthreads();
+    const float* st = st_sh[it & 1];
+    const int cnt = min(kMergeStage, n_chunks - s0), j = threadIdx.x;
+    const float mj = j < cnt ? st[j * kWords] : -INFINITY;
+    float inc = mj;  // the warp's inclusive max scan
 #pragma unroll
-  for (int d = 0; d < kD; ++d) {
-    const int64_t e = threadIdx.x + kThreads * d;
-    o[d] = e < hv ? src[2 + e] : 0.0f;
-  }
-  for (int64_t ch0 = 1; ch0 < n_chunks; ch0 += kWideAhead) {
-    float m2[kWideAhead], l2[kWideAhead], o2[kWideAhead][kD];
-#pragma unroll
-    for (int a = 0; a < kWideAhead; ++a) {
-      const float* sc = src + (ch0 + a) * stride;
-      const bool ok = ch0 + a < n_chunks;
-      m2[a] = ok ? sc[0] : 0.0f;
-      l2[a] = ok ? sc[1] : 0.0f;
-#pragma unroll
-      for (int d = 0; d < kD; ++d) {
-        const int64_t e = threadIdx.x + kThreads * d;
-        o2[a][d] = ok && e < hv ? sc[2 + e] : 0.0f;
+    for (int d = 1; d < 32; d *= 2) {
+      const float v = __shfl_up_sync(0xffffffffu, inc, d);
+      if (lane >= d) inc = fmaxf(inc, v);
+    }
+    if (lane == 31) wmax_sh[warp] = inc;
+    __syncthreads();
+    float before = run_m;  // M before this warp's first state
+    for (int w = 0; w < warp; ++w) before = fmaxf(before, wmax_sh[w]);
+    // M_j; the sequence's first state is M_0 = m_0 as it is (MergeHead's
+    // start, NaN included).
+    const float m_at = s0 == 0 && j == 0 ? mj : fmaxf(before, inc);
+    float m_prev = __shfl_up_sync(0xffffffffu, m_at, 1);
+    if (lane == 0) m_prev = before;
+    if (j < cnt) {
+      fac_sh[0][j] = expf(FSub(m_prev, m_at));
+      fac_sh[1][j] = expf(FSub(mj, m_at));
+    }
+    for (int w = 0; w < kWarps; ++w) run_m = fmaxf(run_m, wmax_sh[w]);
+    __syncthreads();  // fac_sh written, wmax_sh read
+    if (warp == 0) {
+      int j0 = 0;
+      if (s0 == 0) {
+        l = st[1];
+        o = lane < dims ? st[2 + lane] : 0.0f;
+        j0 = 1;
+      }
+#pragma unroll 8
+      for (int k = j0; k < cnt; ++k) {
+        const float ca = fac_sh[0][k], cb = fac_sh[1][k];
+        l = FAdd(FMul(l, ca), FMul(st[k * kWords + 1], cb));
+        o = FAdd(FMul(o, ca), FMul(lane < dims ? st[k * kWords + 2 + lane] : 0.0f, cb));
       }
     }
-#pragma unroll
-    for (int a = 0; a < kWideAhead; ++a) {
-      if (ch0 + a >= n_chunks) break;
-      const float mm = fmaxf(m, m2[a]);
-      const float ca = expf(FSub(m, mm)), cb = expf(FSub(m2[a], mm));
-      l = FAdd(FMul(l, ca), FMul(l2[a], cb));
-#pragma unroll
-      for (int d = 0; d < kD; ++d) o[d] = FAdd(FMul(o[d], ca), FMul(o2[a][d], cb));
-      m = mm;
-    }
+    __syncthreads();  // the stage's buffer and factors are free again
   }
-#pragma unroll
-  for (int d = 0; d < kD; ++d) {
-    const int64_t e = threadIdx.x + kThreads * d;
-    if (e < hv) out[t * c.s.n_heads * hv + h * hv + e] = FDiv(o[d], l);
+  if (warp == 0 && lane < dims) {
+    out[t * c.s.n_heads * hv + h * hv + grp * kMergeDims + lane] = FDiv(o, l);
   }
 }
 
@@ -233,12 +273,9 @@ void LaunchChunkRawAny(const Ctx& c, dim3 grid, int64_t chunks, float* scratch, 
 
 void LaunchWideMerge(const Ctx& c, int64_t chunks, const float* scratch, float* out,
                      cudaStream_t s) {
-  const unsigned blocks = static_cast<unsigned>(c.b.n * c.s.n_heads);
-  if (c.s.head_dim_v <= kThreads) {
-    AttentionWideMergeKernel<1><<<blocks, kThreads, 0, s>>>(c, chunks, scratch, out);
-  } else {
-    AttentionWideMergeKernel<2><<<blocks, kThreads, 0, s>>>(c, chunks, scratch, out);
-  }
+  const int64_t groups = (c.s.head_dim_v + kMergeDims - 1) / kMergeDims;
+  const unsigned blocks = static_cast<unsigned>(c.b.n * c.s.n_heads * groups);
+  AttentionWideMergeKernel<<<blocks, kThreads, 0, s>>>(c, chunks, scratch, out);
 }
 
 }  // namespace reprise::kernels::cuda::attn

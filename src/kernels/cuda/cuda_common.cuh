@@ -108,6 +108,16 @@ __device__ __forceinline__ void CpAsync16(void* smem, const void* gmem, bool val
   __trap();
 #endif
 }
+// cp.async of 4 bytes (any 4-byte aligned address; through L1).
+__device__ __forceinline__ void CpAsync4(void* smem, const void* gmem) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(s), "l"(gmem));
+#else
+  (void)smem, (void)gmem;
+  __trap();
+#endif
+}
 __device__ __forceinline__ void CpAsyncCommit() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   asm volatile("cp.async.commit_group;\n" ::);
