@@ -323,21 +323,6 @@ TEST(GpuMatMulPipe, PipelinedQ8_0AndQ4_0GiveTheDefaultKernelsBits) {
   }
 }
 
-// The F16 / BF16 prefill kernel with the deep copy pipeline (opt-in,
-// REPRISE_CUDA_HALF_PIPE=1) against the default one: widths whose chunk
-// count ends a step part-way (1000 columns: 63 chunks) or a segment
-// part-way, token counts past one 128-token tile.
-TEST(GpuMatMulPipe, DeepHalfPipelineGivesTheDefaultKernelsBits) {
-  REQUIRE_GPU();
-  auto gpu = kernels::CreateBackend(kCuda, 1);
-  ASSERT_TRUE(gpu.ok());
-  std::mt19937 rng(43);
-  for (const DType type : {DType::kF16, DType::kBF16}) {
-    ExpectSwitchKeepsBits(gpu->get(), type, kernels::cuda::SetHalfPipeForTest, "deep pipeline",
-                          {{200, 1000}, {1000, 1536}, {200, 4096}}, {16, 130, 300}, &rng);
-  }
-}
-
 // Q/K/V-like F16 / BF16 matrices (one width, three row counts, one not a
 // multiple of the 16-row tile) in one decode MatMul call: with the shared
 // launch (opt-in, REPRISE_CUDA_HALF_MULTI=1) the bits of one launch each.

@@ -112,11 +112,6 @@ void HostSubContrib(DType type, const uint8_t* unit, int j, const int8_t* xq, fl
 // REPRISE_CUDA_HALF_MMA=0, which keeps them on the f32 kernels above; read at
 // upload, since the two paths have different layouts).
 bool HalfTensorCores(DType type);
-// The F16 / BF16 prefill kernel with its copies three 64-column steps ahead
-// (opt-in: REPRISE_CUDA_HALF_PIPE=1; the same bits), and a test's override
-// (-1: as the environment says).
-bool HalfPipeOn();
-void SetHalfPipeForTest(int on);
 // Decode (n < kGemvMaxTokens) F16 / BF16 GEMV of up to kGemvMaxTargets
 // matrices of one type and width (HalfActCols(cols) / 16 chunks) against the
 // same rounded activations in one launch: the bits of one launch each. Used
@@ -215,8 +210,8 @@ bool AttentionWideMergeOn();
 void SetAttentionShapesForTest(int blocked, int raw, int wide_merge = -1);
 // The same for REPRISE_CUDA_FUSE_ATTN (AttentionFuseOn).
 void SetAttentionFuseForTest(int fuse);
-// The tensor-core attention order (cuda_attention_mma.cu), off unless
-// REPRISE_CUDA_ATTN_MMA=1: F16 KV with head dims 64 or 128; with it on every
+// The tensor-core attention order (cuda_attention_mma.cu), on unless
+// REPRISE_CUDA_ATTN_MMA=0: F16 KV with head dims 64 or 128; with it on every
 // attention shape follows it (other bits than the f32 order's, the same bits
 // from every shape). A test's override: on (-1: as the environment says) and
 // the shape to force (-1: the usual choice, 0: split chunks, 1: query tiles,

@@ -306,108 +306,7 @@ __global__ void __launch_bounds__(256)
   StoreHalfTile(total, rt0, t0, wr, wt, g, q, rows, n, y, ldy);
 }
 
-// ---- prefill, deep pipeline (opt-in: REPRISE_CUDA_HALF_PIPE=1, HalfPipeOn) ----
-// MatMulHalfMmaKernel's tile, warps and instructions, with the copies
-// kHpStages - 1 steps ahead and kHpChunks chunks (64 columns) a step. The
-// kernel above copies one 32-column step ahead: ~0.15 us of tensor-core work
-// a step against ~1 us of copy latency, so it waits on memory most of the
-// time (F16 pp512 at ~100 TFLOP/s). The same mma.sync on the same operands
-// chunk by chunk, the same segment folds: the same bits.
-constexpr int kHpStages = 4, kHpChunks = 4;
-constexpr int kHpStride = kHpChunks * 16 + 8;          // halves per token line: 144 bytes, so
-                                                       // 8 tokens x 4 lanes hit 32 banks
-constexpr int kHpA = (kHmRows / 16) * kHpChunks * 32;  // uint4 of weights per stage
-constexpr int kHpB = kHmToks * kHpStride;              // halves of activations per stage
-constexpr size_t kHpSmem = kHpStages * (kHpA * sizeof(uint4) + kHpB * sizeof(uint16_t));
-static_assert(kChunksPerSeg % kHpChunks == 0, "segments end at step ends");
-
-template <bool kBf16>
-__global__ void __launch_bounds__(256)
-    MatMulHalfPipeKernel(const uint4* __restrict__ w, int64_t n_rt, int64_t n_kc,
-                         const uint16_t* __restrict__ xh, int64_t n, int64_t rows,
-                         float* __restrict__ y, int64_t ldy) {
-  extern __shared__ __align__(16) uint8_t hp_sh[];
-  uint4* as = reinterpret_cast<uint4*>(hp_sh);
-  uint16_t* bs = reinterpret_cast<uint16_t*>(hp_sh + kHpStages * kHpA * sizeof(uint4));
-  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, q = lane % 4;
-  const int64_t rt0 = static_cast<int64_t>(blockIdx.x) * (kHmRows / 16);
-  const int64_t t0 = static_cast<int64_t>(blockIdx.y) * kHmToks;
-  const int64_t cols16 = n_kc * 16;
-  const int wr = warp / 4, wt = warp % 4;
-  const int64_t n_steps = (n_kc + kHpChunks - 1) / kHpChunks;
-
-  // Step ks's weights and activations into slot ks % kHpStages; one commit
-  // group per call (empty past the end), so the wait counts stay exact. A
-  // thread copies the same chunk (weights) and part (activations) of rows
-  // 2 i apart and tokens 32 i apart: offsets from two per-thread bases.
-  const int w_rtl = tid / (kHpChunks * 32), w_kcl = (tid / 32) % kHpChunks;
-  const int x_tok = tid / (kHpChunks * 2), x_part = tid % (kHpChunks * 2);
-  const uint4* w_base = w + ((rt0 + w_rtl) * n_kc + w_kcl) * 32 + lane;
-  const uint16_t* x_base = xh + (t0 + x_tok) * cols16 + 8 * x_part;
-  auto load = [&](int64_t ks) {
-    if (ks < n_steps) {
-      const int st = static_cast<int>(ks % kHpStages);
-      const bool kc_ok = kHpChunks * ks + w_kcl < n_kc;
-      const bool c_ok = kHpChunks * 16 * ks + 8 * x_part < cols16;
-#pragma unroll 1
-      for (int i = 0; i < kHpA / 256; ++i) {  // row tiles w_rtl + 2 i
-        const int rtl = w_rtl + 2 * i;
-        const bool ok = kc_ok && rt0 + rtl < n_rt;
-        CpAsync16(&as[st * kHpA + (rtl * kHpChunks + w_kcl) * 32 + lane],
-                  ok ? w_base + (2 * i * n_kc + kHpChunks * ks) * 32 : w, ok);
-      }
-#pragma unroll 1
-      for (int i = 0; i < kHmToks * kHpChunks * 2 / 256; ++i) {  // tokens x_tok + 32 i
-        const int tok = x_tok + 32 * i;
-        const bool ok = c_ok && t0 + tok < n;
-        CpAsync16(&bs[st * kHpB + tok * kHpStride + 8 * x_part],
-                  ok ? x_base + 32 * i * cols16 + kHpChunks * 16 * ks : xh, ok);
-      }
-    }
-    CpAsyncCommit();
-  };
-
-  float acc[4][4][4] = {}, total[4][4][4] = {};
-
-#pragma unroll
-  for (int st = 0; st < kHpStages - 1; ++st) load(st);
-  constexpr int64_t kHpStepsPerSeg = kChunksPerSeg / kHpChunks;
-  for (int64_t ks0 = 0; ks0 < n_steps; ks0 += kHpStepsPerSeg) {
-    const int64_t ks1 = ks0 + kHpStepsPerSeg < n_steps ? ks0 + kHpStepsPerSeg : n_steps;
-    for (int64_t ks = ks0; ks < ks1; ++ks) {
-      CpAsyncWait<kHpStages - 2>();
-      __syncthreads();  // step ks has landed for every thread; step ks - 1's slot is free
-      load(ks + kHpStages - 1);
-      const int st = static_cast<int>(ks % kHpStages);
-      const int n_chunks =
-          static_cast<int>(n_kc - kHpChunks * ks < kHpChunks ? n_kc - kHpChunks * ks : kHpChunks);
-      const uint4* a_st = as + st * kHpA + 4 * wr * kHpChunks * 32 + lane;
-      const uint16_t* b_st = bs + st * kHpB + (32 * wt + g) * kHpStride + 2 * q;
-#pragma unroll 1
-      for (int kcl = 0; kcl < n_chunks; ++kcl) {
-        uint4 a[4];
-        uint32_t b[4][2];
-#pragma unroll
-        for (int i = 0; i < 4; ++i) a[i] = a_st[(i * kHpChunks + kcl) * 32];
-#pragma unroll
-        for (int j = 0; j < 4; ++j) {
-          const uint16_t* p = b_st + 8 * j * kHpStride + kcl * 16;
-          b[j][0] = Ld32(p);
-          b[j][1] = Ld32(p + 8);
-        }
-#pragma unroll
-        for (int i = 0; i < 4; ++i)
-#pragma unroll
-          for (int j = 0; j < 4; ++j) MmaHalf<kBf16>(a[i], b[j][0], b[j][1], acc[i][j]);
-      }
-    }
-    FoldHalfSegment(acc, total, ks0 == 0);
-  }
-  CpAsyncWait<0>();
-  StoreHalfTile(total, rt0, t0, wr, wt, g, q, rows, n, y, ldy);
-}
-
-std::atomic<int> g_half_pipe_override{-1}, g_half_multi_override{-1};
+std::atomic<int> g_half_multi_override{-1};
 
 template <bool kBf16>
 void RunGemv(const GemvTarget* targets, int count, int64_t n_kc, const uint16_t* xh, int64_t n,
@@ -434,17 +333,6 @@ void Run(const uint8_t* w, int64_t rows, int64_t n_kc, const uint16_t* xh, int64
   if (n >= kGemvMaxTokens) {
     const dim3 grid(static_cast<unsigned>((n_rt + kHmRows / 16 - 1) / (kHmRows / 16)),
                     static_cast<unsigned>((n + kHmToks - 1) / kHmToks));
-    if (HalfPipeOn()) {
-      static bool configured = false;
-      if (!configured) {
-        cudaFuncSetAttribute(MatMulHalfPipeKernel<kBf16>,
-                             cudaFuncAttributeMaxDynamicSharedMemorySize,
-                             static_cast<int>(kHpSmem));
-        configured = true;
-      }
-      MatMulHalfPipeKernel<kBf16><<<grid, 256, kHpSmem, s>>>(wv, n_rt, n_kc, xh, n, rows, y, ldy);
-      return;
-    }
     MatMulHalfMmaKernel<kBf16><<<grid, 256, 0, s>>>(wv, n_rt, n_kc, xh, n, rows, y, ldy);
     return;
   }
@@ -454,19 +342,12 @@ void Run(const uint8_t* w, int64_t rows, int64_t n_kc, const uint16_t* xh, int64
 
 }  // namespace
 
-// Off unless REPRISE_CUDA_HALF_PIPE=1: written while no GPU was lent; the
-// default once a GPU run shows the same bits, faster.
-bool HalfPipeOn() {
-  static const bool env = EnvIsOne("REPRISE_CUDA_HALF_PIPE");
-  const int o = g_half_pipe_override.load(std::memory_order_relaxed);
-  return o >= 0 ? o != 0 : env;
-}
 
-void SetHalfPipeForTest(int on) { g_half_pipe_override.store(on, std::memory_order_relaxed); }
-
-// Off unless REPRISE_CUDA_HALF_MULTI=1: written while no GPU was lent.
+// On unless REPRISE_CUDA_HALF_MULTI=0: the same bits on an H100
+// (2026-12-06); F16 tg128 127.3 -> 131.8 tok/s with the opt-in list (the
+// tensor-core attention alone cost Q4_K decode ~9%, so this ~1.13x).
 bool HalfMultiOn() {
-  static const bool env = EnvIsOne("REPRISE_CUDA_HALF_MULTI");
+  static const bool env = EnvSwitchOn("REPRISE_CUDA_HALF_MULTI");
   const int o = g_half_multi_override.load(std::memory_order_relaxed);
   return o >= 0 ? o != 0 : env;
 }
