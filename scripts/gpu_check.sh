@@ -31,9 +31,11 @@
 #           change's speed in a minute or two)
 #   optbench  pp512 + tg128 (TYPES) and pp8192 + tg32 (LONG_TYPES), each
 #           without and with the OPTIN list
+#   profile GPU time per op kind (REPRISE_CUDA_PROFILE=1) of pp PROFILE_PP
+#           (512) + tg32 on TYPES, without and with the OPTIN list
 #   peer    build llama.cpp (CUDA) and run llama-bench on the same files
 #   depth   decode at a DEPTH (32768) token context, reprise and llama-bench
-#           (-d), on the LONG_TYPES models
+#           (-d; DEPTH_PEER=0 skips it), on the LONG_TYPES models
 #   peerbuild  start the peer's build in the background (put it early: peer
 #              waits for it)
 #   optin   the opt-in kernels only: their in-process bit comparisons with the
@@ -49,8 +51,7 @@
 # OFFS (fast paths whose decode bench runs with them off; default
 # ATTN_LAST_MERGES, all: "GEMV_STAGED FUSE PDL ATTN_LAST_MERGES"),
 # OPTIN (the opt-in paths the tests and benches also run with, on together:
-# default "REPRISE_CUDA_FUSE_ATTN=1 REPRISE_CUDA_ATTN_MMA=1 REPRISE_CUDA_HALF_PIPE=1
-# REPRISE_CUDA_MMA_PIPE32=1 REPRISE_CUDA_HALF_MULTI=1").
+# default "REPRISE_CUDA_FUSE_ATTN=1"; a list of X=0 runs them with defaults off).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -67,14 +68,10 @@ REPS=${REPS:-3}
 # Paths written without a GPU, off by default until a run here validates them
 # (tests and benches run them on through this list).
 # (BLOCKED, RAW, WIDE_MERGE and MMA_PIPE were validated on an H100 on
-# 2026-12-05 and are the default now; FUSE_ATTN gave the same bits but slower
-# decode, so it stays opt-in. ATTN_MMA, the tensor-core attention order, was
-# written on 2026-12-06 without a GPU, like HALF_PIPE (the F16 / BF16 prefill
-# kernel copying three 64-column steps ahead) and MMA_PIPE32 (the Q8_0 / Q4_0
-# prefill kernel copying a 256-column stage ahead) and HALF_MULTI (Q/K/V and
-# gate/up of F16 / BF16 decode in one GEMV launch each): their first check is
-# "build optin", then the bench's optin rows.)
-OPTIN=${OPTIN:-"REPRISE_CUDA_FUSE_ATTN=1 REPRISE_CUDA_ATTN_MMA=1 REPRISE_CUDA_HALF_PIPE=1 REPRISE_CUDA_MMA_PIPE32=1 REPRISE_CUDA_HALF_MULTI=1"}
+# 2026-12-05 and are the default now; ATTN_MMA, MMA_PIPE32 and HALF_MULTI on
+# 2026-12-06, default too (=0 turns each off). FUSE_ATTN gives the same bits
+# but slower decode, so it stays opt-in.)
+OPTIN=${OPTIN:-"REPRISE_CUDA_FUSE_ATTN=1"}
 PEER_REPS=${PEER_REPS:-5}
 DEPS=/tmp/reprise-deps
 BUILD=/tmp/reprise-build
@@ -134,7 +131,8 @@ tests() {
     for sw in "MMA:the tensor-core matmul" "ATTN_TILES:the tiled prefill attention" \
               "FUSE:the fused activation quantization" "PDL:programmatic dependent launch" \
               "GEMV_STAGED:the staged GEMV" "HALF_MMA:F16 / BF16 on the tensor cores" \
-              "ATTN_LAST_MERGES:merging in the last attention chunk block"; do
+              "ATTN_LAST_MERGES:merging in the last attention chunk block" \
+              "ATTN_MMA:the tensor-core attention order"; do
       say "gpu_tests failed: again without ${sw#*:} (REPRISE_CUDA_${sw%%:*}=0)"
       env "REPRISE_CUDA_${sw%%:*}=0" "$BUILD/bin/gpu_tests" --gtest_brief=1 \
         > "$WORK/gpu_tests_no_${sw%%:*}.log" 2>&1
@@ -263,12 +261,23 @@ rbench() {
   cat "$WORK/bench-$name.json" 2>/dev/null
 }
 
-# GPU time per op kind of model type $1 (REPRISE_CUDA_PROFILE=1): pp512 +
-# tg32, one rep.
+# GPU time per op kind of model type $1 (REPRISE_CUDA_PROFILE=1): pp
+# PROFILE_PP (512) + tg32, one rep; $2 names the run.
 profile_type() {
-  say "reprise bench $1 pp512 tg32, profiled"
-  REPRISE_CUDA_PROFILE=1 rbench 150 "$1-profile" "$1" --pp 512 --tg 32 --reps 1 > /dev/null
-  grep "cuda profile" "$WORK/bench-$1-profile.log" | head -24
+  local pp=${PROFILE_PP:-512} name=${2:-$1-profile}
+  say "reprise bench $1 pp$pp tg32, profiled ($name)"
+  REPRISE_CUDA_PROFILE=1 rbench 240 "$name" "$1" --pp "$pp" --tg 32 --reps 1 > /dev/null
+  grep "cuda profile" "$WORK/bench-$name.log" | head -24
+}
+
+# Profiled pp PROFILE_PP + tg32 on TYPES, without and with OPTIN.
+profile() {
+  make_models
+  local t
+  for t in $TYPES; do
+    profile_type "$t" "$t-profile${PROFILE_PP:-512}"
+    (export $OPTIN; profile_type "$t" "$t-profile${PROFILE_PP:-512}-optin")
+  done
 }
 
 # pp512 + tg128 on TYPES, then one profiled pp512 + tg32: a change's speed in
@@ -317,37 +326,27 @@ bench() {
       results > /dev/null
     done
   done
-  # The opt-in paths (not yet validated on a GPU) against the defaults above:
-  # all of OPTIN on for pp512 + tg128 and pp8192 + tg32, then each decode one
-  # alone for tg128 and the pipelined Q4_K prefill alone for pp512.
-  local on
+  # The opt-in paths (OPTIN) against the defaults above, then the paths
+  # validated on 2026-12-06 each turned off alone (what each default gives).
+  local off
   for t in $TYPES; do
     say "reprise bench $t pp512 tg128 with the opt-in paths ($OPTIN)"
     (export $OPTIN; rbench 150 "$t-optin" "$t" --pp 512 --tg 128 --reps "$REPS")
-    for on in REPRISE_CUDA_ATTN_RAW=1 REPRISE_CUDA_FUSE_ATTN=1 REPRISE_CUDA_ATTN_MMA=1; do
-      say "reprise bench $t tg128 with $on alone"
-      (export "$on"; rbench 150 "$t-${on%%=*}" "$t" --pp 512 --tg 128 --reps "$REPS")
+    off=REPRISE_CUDA_ATTN_MMA=0
+    case $t in
+      q8_0|q4_0) off="$off REPRISE_CUDA_MMA_PIPE32=0" ;;
+      f16) off="$off REPRISE_CUDA_HALF_MULTI=0" ;;
+    esac
+    for on in $off; do
+      say "reprise bench $t pp512 tg128 with $on"
+      (export "$on"; rbench 150 "$t-${on%%=*}-off" "$t" --pp 512 --tg 128 --reps "$REPS")
     done
-    if [ "$t" = q8_0 ] || [ "$t" = q4_0 ]; then
-      say "reprise bench $t pp512 with the pipelined prefill kernel alone"
-      REPRISE_CUDA_MMA_PIPE32=1 rbench 150 "$t-pp512-pipe32" "$t" --pp 512 --tg 0 --reps "$REPS"
-    fi
-    if [ "$t" = f16 ]; then
-      say "reprise bench $t tg128 with the shared-launch F16 GEMV alone"
-      REPRISE_CUDA_HALF_MULTI=1 rbench 150 "$t-halfmulti" "$t" --pp 512 --tg 128 --reps "$REPS"
-      say "reprise bench $t pp512 with the deep-pipeline F16 prefill kernel alone"
-      REPRISE_CUDA_HALF_PIPE=1 rbench 150 "$t-pp512-halfpipe" "$t" --pp 512 --tg 0 --reps "$REPS"
-    fi
-    if [ "$t" = q4_k ]; then
-      say "reprise bench $t pp512 with the pipelined prefill kernel alone"
-      REPRISE_CUDA_MMA_PIPE=1 rbench 150 "$t-pp512-mmapipe" "$t" --pp 512 --tg 0 --reps "$REPS"
-    fi
   done
   for t in $LONG_TYPES; do
     say "reprise bench $t pp8192 tg32 with the opt-in paths"
     (export $OPTIN; rbench 150 "$t-pp8192-optin" "$t" --pp 8192 --tg 32 --reps "$REPS")
-    say "reprise bench $t pp8192 tg32 with the tensor-core attention alone"
-    REPRISE_CUDA_ATTN_MMA=1 rbench 150 "$t-pp8192-attnmma" "$t" --pp 8192 --tg 32 --reps "$REPS"
+    say "reprise bench $t pp8192 tg32 with the f32 attention order (REPRISE_CUDA_ATTN_MMA=0)"
+    REPRISE_CUDA_ATTN_MMA=0 rbench 150 "$t-pp8192-attnf32" "$t" --pp 8192 --tg 32 --reps "$REPS"
   done
   # Decode without CUDA graphs (REPRISE_CUDA_GRAPHS=0), to measure them.
   for t in $TYPES; do
@@ -407,6 +406,7 @@ depth() {
     say "reprise bench $t pp$d tg32 with the opt-in paths ($OPTIN)"
     (export $OPTIN; rbench 240 "$t-depth$d-optin" "$t" --pp "$d" --tg 32 --reps 1)
   done
+  [ "${DEPTH_PEER:-1}" = 0 ] && { results > /dev/null; return 0; }
   await_peer || return 1
   for t in $LONG_TYPES; do
     say "llama-bench $t tg32 at depth $d"
