@@ -309,8 +309,8 @@ TEST(GpuMatMulPipe, PipelinedQ4KGivesTheDefaultKernelsBits) {
                         {16, 40, 130}, &rng);
 }
 
-// The pipelined Q8_0 / Q4_0 prefill kernel (opt-in, REPRISE_CUDA_MMA_PIPE32=1)
-// against the default one: widths whose last stage is partial (1056 columns:
+// The pipelined Q8_0 / Q4_0 prefill kernel (the default;
+// REPRISE_CUDA_MMA_PIPE32=0 is off) against the unpipelined one: widths whose last stage is partial (1056 columns:
 // 33 sub-blocks, activation scales not 16-byte aligned) or whole.
 TEST(GpuMatMulPipe, PipelinedQ8_0AndQ4_0GiveTheDefaultKernelsBits) {
   REQUIRE_GPU();
@@ -325,7 +325,7 @@ TEST(GpuMatMulPipe, PipelinedQ8_0AndQ4_0GiveTheDefaultKernelsBits) {
 
 // Q/K/V-like F16 / BF16 matrices (one width, three row counts, one not a
 // multiple of the 16-row tile) in one decode MatMul call: with the shared
-// launch (opt-in, REPRISE_CUDA_HALF_MULTI=1) the bits of one launch each.
+// launch (the default; REPRISE_CUDA_HALF_MULTI=0 off) the bits of one launch each.
 TEST(GpuMatMulPipe, HalfGemvOfSeveralMatricesInOneLaunchGivesTheSameBits) {
   REQUIRE_GPU();
   auto gpu = kernels::CreateBackend(kCuda, 1);

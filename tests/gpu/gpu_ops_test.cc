@@ -443,7 +443,7 @@ TEST(GpuAttention, OptInShapesAtLongContextsGiveTheDefaultBits) {
   }
 }
 
-// The tensor-core attention order (opt-in, REPRISE_CUDA_ATTN_MMA=1): every
+// The tensor-core attention order (the default; REPRISE_CUDA_ATTN_MMA=0 is off): every
 // launch shape forced in turn on the same batch (split chunks with their
 // merges, query tiles, a token a block) gives the automatic choice's bits,
 // and the result stays within 1e-4 (of max(1, |value|)) of the f32 order's:

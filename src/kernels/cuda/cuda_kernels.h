@@ -86,8 +86,8 @@ void LaunchGemvStaged(DType type, const GemvTarget* targets, int count, int64_t 
 // the same bits), and a test's override (-1: the environment).
 bool MmaPipeOn();
 void SetMmaPipeForTest(int on);
-// The pipelined Q8_0 / Q4_0 prefill kernel (cuda_matmul_q32_pipe.cu; opt-in:
-// REPRISE_CUDA_MMA_PIPE32=1; the same bits) and a test's override.
+// The pipelined Q8_0 / Q4_0 prefill kernel (cuda_matmul_q32_pipe.cu; on
+// unless REPRISE_CUDA_MMA_PIPE32=0; the same bits) and a test's override.
 bool MmaPipe32On();
 void SetMmaPipe32ForTest(int on);
 void LaunchMatMulQuant(DType type, const uint8_t* w, int64_t rows, int64_t cols, int64_t n_units,
@@ -115,7 +115,7 @@ bool HalfTensorCores(DType type);
 // Decode (n < kGemvMaxTokens) F16 / BF16 GEMV of up to kGemvMaxTargets
 // matrices of one type and width (HalfActCols(cols) / 16 chunks) against the
 // same rounded activations in one launch: the bits of one launch each. Used
-// for Q/K/V and gate/up when REPRISE_CUDA_HALF_MULTI=1 (opt-in, HalfMultiOn).
+// for Q/K/V and gate/up unless REPRISE_CUDA_HALF_MULTI=0 (HalfMultiOn).
 void LaunchGemvHalf(DType type, const GemvTarget* targets, int count, int64_t n_kc,
                     const uint16_t* xh, int64_t n, cudaStream_t s);
 bool HalfMultiOn();

@@ -1,5 +1,5 @@
-// Q8_0 / Q4_0 prefill, pipelined (opt-in: REPRISE_CUDA_MMA_PIPE32=1,
-// MmaPipe32On): MatMulQuantMmaKernel's tile, warps and arithmetic with the
+// Q8_0 / Q4_0 prefill, pipelined (the default; REPRISE_CUDA_MMA_PIPE32=0
+// turns it off, MmaPipe32On): MatMulQuantMmaKernel's tile, warps and arithmetic with the
 // loads taken off the critical path, as MatMulQ4KPipeKernel does for Q4_K.
 // That kernel stages 4 sub-blocks at a time through registers (a global load
 // of each row's unit, a conversion, a store) and then computes, so each
