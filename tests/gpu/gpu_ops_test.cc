@@ -449,13 +449,17 @@ TEST(GpuAttention, OptInShapesAtLongContextsGiveTheDefaultBits) {
 // and the result stays within 1e-4 (of max(1, |value|)) of the f32 order's:
 // the two differ only by the query's and probabilities' rounding to ~22 bits
 // and the tensor core's accumulation, so a wrong fragment, mask or merge
-// shows as an O(1) difference. Head shapes: Llama-3's (GQA 4), GQA 8 with
+// shows as an O(1) difference; the three-buffer chunk kernel (opt-in) gives
+// the same bits too. Head shapes: Llama-3's (GQA 4), GQA 8 with
 // 64-dim heads, no GQA (64-token tiles), GQA 5 (a token's heads split
-// across warps) and GQA 32 (two warps a decode block).
+// across warps) and GQA 32 (two 16-row tiles a decode block).
 TEST(GpuAttention, MmaShapesGiveEachOthersBitsAndStayCloseToTheF32Order) {
   REQUIRE_GPU();
   struct Restore {
-    ~Restore() { kernels::cuda::SetAttentionMmaForTest(-1, -1); }
+    ~Restore() {
+      kernels::cuda::SetAttentionMmaForTest(-1, -1);
+      kernels::cuda::SetAttentionRingForTest(-1);
+    }
   } restore;
   auto gpu = kernels::CreateBackend(kCuda, 1);
   ASSERT_TRUE(gpu.ok());
@@ -514,6 +518,18 @@ TEST(GpuAttention, MmaShapesGiveEachOthersBitsAndStayCloseToTheF32Order) {
             << " differs from the automatic choice first at token " << first / d << " dim "
             << first % d << " (" << got[first] << " vs " << mma[first] << ")";
       }
+      // The three-buffer decode chunk kernel (opt-in), automatic and forced
+      // split: the same bits.
+      kernels::cuda::SetAttentionRingForTest(1);
+      for (const int forced : {-1, 0}) {
+        const std::vector<float> got = run(1, forced);
+        const size_t first = FirstDifference(mma, got);
+        ASSERT_EQ(first, mma.size())
+            << what << ": the three-buffer chunk kernel (" << (forced < 0 ? "automatic" : "split")
+            << ") differs first at token " << first / d << " dim " << first % d << " ("
+            << got[first] << " vs " << mma[first] << ")";
+      }
+      kernels::cuda::SetAttentionRingForTest(-1);
     }
   }
 }

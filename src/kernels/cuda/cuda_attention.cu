@@ -266,7 +266,7 @@ int64_t AttentionTileTokens(const AttentionShape& s, const KvLayout& kv) {
 
 namespace {
 std::atomic<int> g_blocked_override{-1}, g_raw_override{-1}, g_fuse_override{-1},
-    g_wide_override{-1}, g_mma_override{-1}, g_mma_shape{-1};
+    g_wide_override{-1}, g_mma_override{-1}, g_mma_shape{-1}, g_ring_override{-1};
 }  // namespace
 
 // On unless REPRISE_CUDA_ATTN_MMA=0: its shapes agreed bit for bit and every
@@ -277,6 +277,15 @@ bool AttentionMmaOn() {
   const int o = g_mma_override.load(std::memory_order_relaxed);
   return o >= 0 ? o != 0 : env;
 }
+
+// Off unless REPRISE_CUDA_ATTN_RING=1: written without a GPU (2026-12-06).
+bool AttentionRingOn() {
+  static const bool env = EnvIsOne("REPRISE_CUDA_ATTN_RING");
+  const int o = g_ring_override.load(std::memory_order_relaxed);
+  return o >= 0 ? o != 0 : env;
+}
+
+void SetAttentionRingForTest(int on) { g_ring_override.store(on, std::memory_order_relaxed); }
 
 void SetAttentionMmaForTest(int on, int shape) {
   g_mma_override.store(on, std::memory_order_relaxed);

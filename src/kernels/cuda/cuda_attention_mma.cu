@@ -160,19 +160,18 @@ __device__ __forceinline__ void StageKv(const Ctx& c, const int32_t* table, int 
 // - 1, for a warp's 16 rows: s[2 i + j] is the chunk's n-tile 2 (sl0 + i) +
 // j (positions 8 (2 (sl0 + i) + j) + 2 q4 and + 1 of row g in [0], [1] and
 // of row g + 8 in [2], [3]), scaled. Each accumulator starts at +0 and takes,
-// per 16-dim slice in dim order, the mma of q hi and then of q lo.
-template <int kD, int kN>
-__device__ __forceinline__ void SliceScores(const __half* qh, const __half* ql, const __half* ks,
-                                            int sl0, float scale, float (&s)[2 * kN][4]) {
+// per 16-dim slice in dim order, the mma of q hi and then of q lo; q_at(k16,
+// ah, al) gives slice k16's query fragments.
+template <int kD, int kN, typename QAt>
+__device__ __forceinline__ void SliceScoresBy(QAt&& q_at, const __half* ks, int sl0, float scale,
+                                              float (&s)[2 * kN][4]) {
   const int lane = threadIdx.x % 32;
 #pragma unroll
   for (int nt = 0; nt < 2 * kN; ++nt) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
 #pragma unroll
   for (int k16 = 0; k16 < kD / 16; ++k16) {
     uint32_t ah[4], al[4];
-    const int qoff = (lane % 16) * kStride<kD> + k16 * 16 + (lane / 16) * 8;
-    Ldm4<false>(ah, qh + qoff);
-    Ldm4<false>(al, ql + qoff);
+    q_at(k16, ah, al);
 #pragma unroll
     for (int i = 0; i < kN; ++i) {
       uint32_t b[4];
@@ -190,6 +189,32 @@ __device__ __forceinline__ void SliceScores(const __half* qh, const __half* ql, 
     for (int i = 0; i < 4; ++i) s[nt][i] = FMul(s[nt][i], scale);
   }
 }
+
+// The A fragments of a warp's 16 query rows (hi, lo) for one 16-dim slice,
+// from the staged qh / ql.
+template <int kD>
+__device__ __forceinline__ void LoadQSlice(const __half* qh, const __half* ql, int k16,
+                                           uint32_t (&ah)[4], uint32_t (&al)[4]) {
+  const int lane = threadIdx.x % 32;
+  const int qoff = (lane % 16) * kStride<kD> + k16 * 16 + (lane / 16) * 8;
+  Ldm4<false>(ah, qh + qoff);
+  Ldm4<false>(al, ql + qoff);
+}
+
+// SliceScoresBy with the queries read from shared memory slice by slice.
+template <int kD, int kN>
+__device__ __forceinline__ void SliceScores(const __half* qh, const __half* ql, const __half* ks,
+                                            int sl0, float scale, float (&s)[2 * kN][4]) {
+  SliceScoresBy<kD, kN>(
+      [&](int k16, uint32_t (&ah)[4], uint32_t (&al)[4]) { LoadQSlice<kD>(qh, ql, k16, ah, al); },
+      ks, sl0, scale, s);
+}
+
+// A warp's 16 query rows as A fragments held in registers (all slices).
+template <int kD>
+struct QFrags {
+  uint32_t h[kD / 16][4], l[kD / 16][4];
+};
 
 // The maxima of rows g and g + 8 over s's positions at or before each row's
 // own (pos_a, pos_b; -1: no token); col0 is s's first position. Max is exact
@@ -302,7 +327,7 @@ __device__ __forceinline__ void MmaPv(const uint32_t (&ph)[4][4], const uint32_t
 
 // Decode (the split shape): block (row r, kv head, z) computes chunks z, z +
 // gridDim.z, ... (those at or before the token's position) one after the
-// other, the next chunk's K/V copied by cp.async while this one is computed,
+// other, the next chunks' K/V copied by cp.async while this one is computed,
 // and writes each chunk's state in the f32 order's scratch layout ([(r *
 // n_heads + h) * max_chunks + chunk] of (m, l, o[hv])). Within a chunk the
 // kChunkWarps warps share each 16-row tile of the group's heads: warp w
@@ -313,9 +338,15 @@ __device__ __forceinline__ void MmaPv(const uint32_t (&ph)[4][4], const uint32_t
 // in one warp, so the same bits. The last block of a (row, kv head) to
 // finish merges the states (counters non-null), as AttentionChunkKernel
 // does. With c.sub, row r serves batch token c.sub[r].
+// kRing (opt-in, REPRISE_CUDA_ATTN_RING=1, AttentionRingOn; written without
+// a GPU): three K/V buffers instead of two, so two chunks' copies are in
+// flight while one is computed (at a 32k context the two-buffer kernel waits
+// on each copy: ~1.4 TB/s), and the queries' fragments kept in registers
+// (their shared memory is the third buffer's until the first copy into it).
+// The same instructions on the same operands: the same bits.
 constexpr int kChunkWarps = 4;
 
-template <int kD>
+template <int kD, bool kRing>
 __global__ void __launch_bounds__(kChunkWarps * 32)
     AttentionMmaChunkKernel(Ctx c, int64_t max_chunks, float* part, int32_t* counters,
                             float* out) {
@@ -335,34 +366,78 @@ __global__ void __launch_bounds__(kChunkWarps * 32)
   const int g = lane / 4, q4 = lane % 4;
   const int group = static_cast<int>(c.s.n_heads / c.s.n_kv_heads);
   const int row_tiles = (group + 15) / 16;
-  __half* qh = reinterpret_cast<__half*>(mma_sh);
-  __half* ql = qh + row_tiles * 16 * kStride<kD>;
   constexpr int kBuf = kChunk * kStride<kD>;
-  __half* const kv_sh = ql + row_tiles * 16 * kStride<kD>;
-  const auto kbuf = [&](int i) { return kv_sh + (i & 1) * kBuf; };
-  const auto vbuf = [&](int i) { return kv_sh + (2 + (i & 1)) * kBuf; };
   const int32_t* table = c.b.block_table + static_cast<int64_t>(c.b.seq[t]) * c.b.max_blocks;
-  StageKv<kD>(c, table, kvh, z * kChunk, min(kChunk, pos + 1 - z * kChunk), kbuf(0), vbuf(0));
-  CpAsyncCommit();
-  StageQ<kD>(c, t, 1, kvh, row_tiles * 16, qh, ql);
+  const auto stage_chunk = [&](int i, __half* k_dst, __half* v_dst) {
+    const int p0 = (z + i * zs) * kChunk;
+    StageKv<kD>(c, table, kvh, p0, min(kChunk, pos + 1 - p0), k_dst, v_dst);
+    CpAsyncCommit();
+  };
+  // Two buffers: qh, ql, K 0, K 1, V 0, V 1. Ring: stage i % 3 is K then V;
+  // the queries are staged in stage 2 and read into registers first.
+  __half* const base = reinterpret_cast<__half*>(mma_sh);
+  __half* qh = base;
+  __half* ql = qh + row_tiles * 16 * kStride<kD>;
+  __half* const kv_sh = kRing ? base : ql + row_tiles * 16 * kStride<kD>;
+  const auto kbuf = [&](int i) {
+    return kRing ? kv_sh + (i % 3) * 2 * kBuf : kv_sh + (i & 1) * kBuf;
+  };
+  const auto vbuf = [&](int i) {
+    return kRing ? kv_sh + ((i % 3) * 2 + 1) * kBuf : kv_sh + (2 + (i & 1)) * kBuf;
+  };
+  QFrags<kD> qf[kRing ? 2 : 1];
+  stage_chunk(0, kbuf(0), vbuf(0));
+  if constexpr (kRing) {
+    if (mine > 1) stage_chunk(1, kbuf(1), vbuf(1));
+    qh = kbuf(2);
+    ql = qh + row_tiles * 16 * kStride<kD>;
+    StageQ<kD>(c, t, 1, kvh, row_tiles * 16, qh, ql);
+    __syncthreads();
+#pragma unroll
+    for (int rt = 0; rt < 2; ++rt) {
+      if (rt >= row_tiles) break;
+#pragma unroll
+      for (int k16 = 0; k16 < kD / 16; ++k16) {
+        LoadQSlice<kD>(qh + rt * 16 * kStride<kD>, ql + rt * 16 * kStride<kD>, k16, qf[rt].h[k16],
+                       qf[rt].l[k16]);
+      }
+    }
+    __syncthreads();  // stage 2 is free for its chunk
+  } else {
+    StageQ<kD>(c, t, 1, kvh, row_tiles * 16, qh, ql);
+  }
   const int64_t stride = kD + 2;
   for (int i = 0; i < mine; ++i) {
     const int chunk = z + i * zs, p_begin = chunk * kChunk;
-    if (i + 1 < mine) {
-      const int next = p_begin + zs * kChunk;
-      StageKv<kD>(c, table, kvh, next, min(kChunk, pos + 1 - next), kbuf(i + 1), vbuf(i + 1));
-      CpAsyncCommit();
+    if (kRing && i + 2 < mine) {
+      stage_chunk(i + 2, kbuf(i + 2), vbuf(i + 2));
+      CpAsyncWait<2>();
+    } else if (!kRing && i + 1 < mine) {
+      stage_chunk(i + 1, kbuf(i + 1), vbuf(i + 1));
+      CpAsyncWait<1>();
+    } else if (kRing && i + 1 < mine) {
       CpAsyncWait<1>();
     } else {
       CpAsyncWait<0>();
     }
     __syncthreads();  // chunk i (and, the first time, the queries) visible to all
-    for (int rt = 0; rt < row_tiles; ++rt) {
+#pragma unroll
+    for (int rt = 0; rt < 2; ++rt) {
+      if (rt >= row_tiles) break;
       const int ra = rt * 16 + g, rb = ra + 8;
       const int pos_a = ra < group ? pos : -1, pos_b = rb < group ? pos : -1;
       float s[2][4], m[2];
-      SliceScores<kD, 1>(qh + rt * 16 * kStride<kD>, ql + rt * 16 * kStride<kD>, kbuf(i), warp,
-                         c.s.scale, s);
+      if constexpr (kRing) {
+        SliceScoresBy<kD, 1>(
+            [&](int k16, uint32_t (&ah)[4], uint32_t (&al)[4]) {
+#pragma unroll
+              for (int k = 0; k < 4; ++k) ah[k] = qf[rt].h[k16][k], al[k] = qf[rt].l[k16][k];
+            },
+            kbuf(i), warp, c.s.scale, s);
+      } else {
+        SliceScores<kD, 1>(qh + rt * 16 * kStride<kD>, ql + rt * 16 * kStride<kD>, kbuf(i), warp,
+                           c.s.scale, s);
+      }
       SliceMax<1>(s, p_begin + warp * 16, pos_a, pos_b, m);
       if (q4 == 0) max_sh[warp][g] = m[0], max_sh[warp][g + 8] = m[1];
       __syncthreads();
@@ -524,28 +599,41 @@ size_t MmaSmem(int warps, int kv_buffers) {
          sizeof(__half);
 }
 
+template <int kD, bool kRing>
+void ChunksWith(const Ctx& c, dim3 grid, int row_tiles, int64_t chunks, float* scratch,
+                int32_t* counters, float* out, cudaStream_t s) {
+  // Ring: three stages of K and V, the queries inside the third.
+  const size_t smem = kRing ? static_cast<size_t>(3 * 2 * kChunk) * kStride<kD> * sizeof(__half)
+                            : MmaSmem<kD>(row_tiles, 2);
+  static bool configured = false;
+  if (!configured) {
+    cudaFuncSetAttribute(AttentionMmaChunkKernel<kD, kRing>,
+                         cudaFuncAttributeMaxDynamicSharedMemorySize,
+                         static_cast<int>(std::max(smem, MmaSmem<kD>(2, 2))));
+    configured = true;
+  }
+  AttentionMmaChunkKernel<kD, kRing>
+      <<<grid, kChunkWarps * 32, smem, s>>>(c, chunks, scratch, counters, out);
+}
+
 template <int kD>
 void ChunksFor(const Ctx& c, int64_t rows, int64_t chunks, int n_sms, float* scratch,
                int32_t* counters, float* out, cudaStream_t s) {
   const int row_tiles = MmaWarps(c.s.n_heads / c.s.n_kv_heads);
-  const size_t smem = MmaSmem<kD>(row_tiles, 2);
-  static bool configured = false;
-  if (!configured) {
-    cudaFuncSetAttribute(AttentionMmaChunkKernel<kD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                         static_cast<int>(MmaSmem<kD>(2, 2)));
-    configured = true;
-  }
   // Chunks a block: enough that the grid fits about two blocks an SM (a
   // block's shared memory allows two), so each block's copies of the next
-  // chunk overlap its work on this one. Which block takes which chunk
+  // chunks overlap its work on this one. Which block takes which chunk
   // changes no bit (each chunk's state is computed alone).
   const int64_t units = rows * c.s.n_kv_heads * chunks;
   const int64_t resident = 2 * static_cast<int64_t>(std::max(n_sms, 1));
   const int64_t per = std::max<int64_t>(1, (units + resident - 1) / resident);
   const dim3 grid(static_cast<unsigned>(rows), static_cast<unsigned>(c.s.n_kv_heads),
                   static_cast<unsigned>((chunks + per - 1) / per));
-  AttentionMmaChunkKernel<kD>
-      <<<grid, kChunkWarps * 32, smem, s>>>(c, chunks, scratch, counters, out);
+  if (AttentionRingOn()) {
+    ChunksWith<kD, true>(c, grid, row_tiles, chunks, scratch, counters, out, s);
+  } else {
+    ChunksWith<kD, false>(c, grid, row_tiles, chunks, scratch, counters, out, s);
+  }
 }
 
 template <int kD>
