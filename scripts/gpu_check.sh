@@ -33,6 +33,8 @@
 #           without and with the OPTIN list
 #   profile GPU time per op kind (REPRISE_CUDA_PROFILE=1) of pp PROFILE_PP
 #           (512) + tg32 on TYPES, without and with the OPTIN list
+#   nsight  Nsight Compute (ncu) on the matmul / attention kernels of a pp
+#           NSIGHT_PP (512) + tg4 bench on TYPES: SOL, occupancy, stalls
 #   peer    build llama.cpp (CUDA) and run llama-bench on the same files
 #   depth   decode at a DEPTH (32768) token context, reprise and llama-bench
 #           (-d; DEPTH_PEER=0 skips it), on the LONG_TYPES models
@@ -270,6 +272,48 @@ profile_type() {
   say "reprise bench $1 pp$pp tg32, profiled ($name)"
   REPRISE_CUDA_PROFILE=1 rbench 240 "$name" "$1" --pp "$pp" --tg 32 --reps 1 > /dev/null
   grep "cuda profile" "$WORK/bench-$name.log" | head -24
+}
+
+# Nsight Compute on the kernels NSIGHT_KERNELS (a regex, default the
+# matmuls and attention) of a pp NSIGHT_PP (512) + tg4 bench on TYPES (with
+# MODEL_LAYERS=4 it takes a minute): speed of light, occupancy, warp stalls,
+# memory; one CSV a type in $OUT. Needs ncu (the CUDA toolkit's) and access
+# to the GPU's counters; says so when either is missing.
+nsight() {
+  local ncu
+  ncu=$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+  [ -n "$ncu" ] && [ -x "$ncu" ] || { say "nsight: no ncu on this machine"; return 1; }
+  make_models
+  local t
+  for t in $TYPES; do
+    say "ncu on $t pp${NSIGHT_PP:-512} (kernels ${NSIGHT_KERNELS:-MatMul|Attention|Gemv})"
+    REPRISE_CUDA_GRAPHS=0 timeout "${NSIGHT_SECS:-400}" "$ncu" --target-processes all --clock-control none \
+      -k "regex:${NSIGHT_KERNELS:-MatMul|Attention|Gemv}" --launch-skip "${NSIGHT_SKIP:-0}" \
+      --launch-count "${NSIGHT_COUNT:-40}" --section SpeedOfLight --section Occupancy \
+      --section LaunchStats --section WarpStateStats --section SchedulerStats \
+      --section MemoryWorkloadAnalysis --section ComputeWorkloadAnalysis --csv --page details \
+      "$BUILD/bin/reprise" bench --device cuda --model "$(model_path "$t")" \
+      --pp "${NSIGHT_PP:-512}" --tg 4 --reps 1 > "$WORK/nsight-$t.csv" 2> "$WORK/nsight-$t.log"
+    echo "ncu rc $? ($(wc -l < "$WORK/nsight-$t.csv") lines)"
+    grep -iE "ERR_NVGPUCTRPERM|permission|error" "$WORK/nsight-$t.log" | head -5
+    cp "$WORK/nsight-$t.csv" "$OUT/" 2>/dev/null
+    python3 - "$WORK/nsight-$t.csv" <<'PY' || true
+import csv, sys, collections
+rows = list(csv.reader(open(sys.argv[1])))
+hdr = next((i for i, r in enumerate(rows) if "Kernel Name" in r), None)
+if hdr is None: sys.exit(0)
+h = rows[hdr]; ki, mi, vi = h.index("Kernel Name"), h.index("Metric Name"), h.index("Metric Value")
+want = ("Duration", "Compute (SM) Throughput", "Memory Throughput", "Achieved Occupancy",
+        "Registers Per Thread", "Issue Slots Busy", "No Eligible")
+agg = collections.defaultdict(lambda: collections.defaultdict(list))
+for r in rows[hdr + 1:]:
+    if len(r) > vi and r[mi] in want:
+        try: agg[r[ki][:70]][r[mi]].append(float(r[vi].replace(",", "")))
+        except ValueError: pass
+for k, m in agg.items():
+    print(k, {n: round(sum(v) / len(v), 1) for n, v in m.items()})
+PY
+  done
 }
 
 # Profiled pp PROFILE_PP + tg32 on TYPES, without and with OPTIN.
