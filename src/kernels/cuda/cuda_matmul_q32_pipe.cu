@@ -9,7 +9,10 @@
 // into the other of two buffers while the stage before is computed. A pass
 // per stage converts the rows' f16 scales. Per sub-block an element costs a
 // k32 MMA share and SubBlockContrib's float terms for kind 0, in sub-block
-// order, folded per segment: the bits of every other path.
+// order, folded per segment: the bits of every other path. The MMA's
+// accumulators start at kSmallIntBias, so its exact integer add replaces the
+// one SmallIntToFloat would make per element (the epilogue's float terms are
+// most of this kernel's instructions).
 #include <cuda_fp16.h>
 
 #include "kernels/cuda/cuda_kernels.h"
@@ -184,10 +187,11 @@ __global__ void __launch_bounds__(128, 3)
 #pragma unroll
         for (int jt = 0; jt < 4; ++jt) {
           int dot[4];
-          MmaS8K32(a_lo[i][0], a_lo[i][1], a_hi[i][0], a_hi[i][1], b_lo[jt], b_hi[jt], dot);
+          MmaS8K32(a_lo[i][0], a_lo[i][1], a_hi[i][0], a_hi[i][1], b_lo[jt], b_hi[jt], dot,
+                   kSmallIntBias);
 #pragma unroll
           for (int e = 0; e < 4; ++e) {
-            const float c = FMul(FMul(ra[i][e >> 1], td[jt][e & 1]), SmallIntToFloat(dot[e]));
+            const float c = FMul(FMul(ra[i][e >> 1], td[jt][e & 1]), BiasedIntToFloat(dot[e]));
             seg_acc[i][jt][e] = FAdd(seg_acc[i][jt][e], c);
           }
         }

@@ -11,16 +11,17 @@ namespace reprise::kernels::cuda {
 
 constexpr int kMmaRows = 64, kMmaToks = 64;  // a block's tile: rows x tokens
 
-// D = A B, A 16 x 32 (row), B 32 x 8 (col): a0 / a1 rows g / g + 8 at k 4 q4 ..,
-// a2 / a3 the same rows at k 16 + 4 q4 ..; b0 k 4 q4 .., b1 k 16 + 4 q4 .., token g.
+// D = c + A B (every element of C is c), A 16 x 32 (row), B 32 x 8 (col): a0 /
+// a1 rows g / g + 8 at k 4 q4 .., a2 / a3 the same rows at k 16 + 4 q4 ..; b0
+// k 4 q4 .., b1 k 16 + 4 q4 .., token g. Integer sums: exact, in any order.
 __device__ __forceinline__ void MmaS8K32(int a0, int a1, int a2, int a3, int b0, int b1,
-                                         int (&d)[4]) {
+                                         int (&d)[4], int c = 0) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   asm volatile(
       "mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
       "{%10,%11,%12,%13};\n"
       : "=r"(d[0]), "=r"(d[1]), "=r"(d[2]), "=r"(d[3])
-      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1), "r"(0), "r"(0), "r"(0), "r"(0));
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1), "r"(c), "r"(c), "r"(c), "r"(c));
 #else
   d[0] = d[1] = d[2] = d[3] = 0;
   __trap();
@@ -46,8 +47,15 @@ __device__ __forceinline__ void MmaS8K16(int a0, int a1, int b0, int (&d)[4]) {
 // is 1, so adding x to its bits and subtracting 1.5 * 2^23 is exact. Every
 // Q8_0 / Q4_0 / Q4_K sub-block sum fits (|sum| <= 32 * 128 * 127); Q6_K's
 // scaled sums may not and keep the cast.
+constexpr int kSmallIntBias = 0x4B400000;  // the bits of 1.5 * 2^23
 __device__ __forceinline__ float SmallIntToFloat(int x) {
-  return __fsub_rn(__int_as_float(x + 0x4B400000), 12582912.0f);
+  return __fsub_rn(__int_as_float(x + kSmallIntBias), 12582912.0f);
+}
+// The same for an x that already holds kSmallIntBias + the integer (an MMA
+// whose accumulators started at kSmallIntBias: the add is the tensor core's,
+// exact, and |bias + sum| stays far inside int32).
+__device__ __forceinline__ float BiasedIntToFloat(int biased) {
+  return __fsub_rn(__int_as_float(biased), 12582912.0f);
 }
 
 // The pipelined Q8_0 / Q4_0 prefill kernel (cuda_matmul_q32_pipe.cu, opt-in:
