@@ -98,10 +98,16 @@ __device__ __forceinline__ void SplitHalf(float v, __half* hi, __half* lo) {
   *lo = __float2half_rn(FSub(v, __half2float(*hi)));
 }
 
-// Two halves in one register, the first in the low 16 bits.
-__device__ __forceinline__ uint32_t Pack2(__half a, __half b) {
-  return static_cast<uint32_t>(__half_as_ushort(a)) |
-         (static_cast<uint32_t>(__half_as_ushort(b)) << 16);
+// SplitHalf of two values at once, for values that need no saturation (the
+// probabilities: in [0, 1], or NaN): the paired conversions round each value
+// exactly as the single ones do, so the same hi and lo bits, in fewer
+// instructions. hi / lo: the first value in the low 16 bits.
+__device__ __forceinline__ void SplitHalfPair(float a, float b, uint32_t* hi, uint32_t* lo) {
+  const __half2 h = __float22half2_rn(make_float2(a, b));
+  const float2 back = __half22float2(h);
+  const __half2 l = __float22half2_rn(make_float2(FSub(a, back.x), FSub(b, back.y)));
+  *hi = *reinterpret_cast<const uint32_t*>(&h);
+  *lo = *reinterpret_cast<const uint32_t*>(&l);
 }
 
 template <int kD>
@@ -257,11 +263,7 @@ __device__ __forceinline__ void SliceProbs(const float (&s)[2 * kN][4], int col0
         const int col = col0 + nt * 8 + 2 * q4;
         const float p0 = col <= pos ? expf(FSub(s[nt][2 * r], m[r])) : 0.0f;
         const float p1 = col + 1 <= pos ? expf(FSub(s[nt][2 * r + 1], m[r])) : 0.0f;
-        __half h0, l0, h1, l1;
-        SplitHalf(p0, &h0, &l0);
-        SplitHalf(p1, &h1, &l1);
-        ph[kk][2 * j + r] = Pack2(h0, h1);
-        pl[kk][2 * j + r] = Pack2(l0, l1);
+        SplitHalfPair(p0, p1, &ph[kk][2 * j + r], &pl[kk][2 * j + r]);
       }
     }
   }
