@@ -11,12 +11,14 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <vector>
 
 #include "kernels/cuda/cuda_kernels.h"
 #include "kernels/cuda/cuda_tiles.h"
+#include "kernels/cuda/path_switch.h"
 #include "core/fp16.h"
 #include "core/thread_pool.h"
 #include "kernels/matmul_internal.h"
@@ -299,6 +301,47 @@ TEST(CudaTiles, RunsAreCutAtTheTileSizeASequenceChangeAndAGap) {
   EXPECT_EQ(CutQueryTiles(ppos, pseq, 32, &out, &singles), 3);
   EXPECT_EQ(out, (std::vector<int32_t>{0, 32, 32, 32, 64, 6}));
   EXPECT_EQ(singles, 0);
+}
+
+// A path switch reads its variable once, at its first use: default-on
+// switches are off only for "0", default-off ones on only for "1"; a test's
+// override wins while set and -1 hands back to the environment.
+TEST(CudaPathSwitch, EnvironmentReadOnceAndOverrideWins) {
+  const auto first_on = [](const char* value, PathDefault d) {
+    const char* name = "REPRISE_TEST_PATH_SWITCH";
+    if (value == nullptr) {
+      unsetenv(name);
+    } else {
+      setenv(name, value, 1);
+    }
+    PathSwitch sw(name, d);
+    const bool on = sw.On();
+    unsetenv(name);
+    return on;
+  };
+  EXPECT_TRUE(first_on(nullptr, PathDefault::kOn));
+  EXPECT_FALSE(first_on("0", PathDefault::kOn));
+  EXPECT_TRUE(first_on("1", PathDefault::kOn));
+  EXPECT_TRUE(first_on("no", PathDefault::kOn));
+  EXPECT_FALSE(first_on(nullptr, PathDefault::kOff));
+  EXPECT_TRUE(first_on("1", PathDefault::kOff));
+  EXPECT_FALSE(first_on("0", PathDefault::kOff));
+  EXPECT_FALSE(first_on("yes", PathDefault::kOff));
+
+  setenv("REPRISE_TEST_PATH_SWITCH_2", "0", 1);
+  PathSwitch sw("REPRISE_TEST_PATH_SWITCH_2", PathDefault::kOn);
+  EXPECT_FALSE(sw.On());
+  setenv("REPRISE_TEST_PATH_SWITCH_2", "1", 1);
+  EXPECT_FALSE(sw.On()) << "the environment is read once";
+  sw.SetForTest(1);
+  EXPECT_TRUE(sw.On());
+  sw.SetForTest(0);
+  EXPECT_FALSE(sw.On());
+  sw.SetForTest(7);
+  EXPECT_TRUE(sw.On());
+  sw.SetForTest(-1);
+  EXPECT_FALSE(sw.On()) << "-1: as the environment said at the first use";
+  unsetenv("REPRISE_TEST_PATH_SWITCH_2");
 }
 
 }  // namespace

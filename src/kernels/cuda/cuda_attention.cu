@@ -47,6 +47,7 @@
 #include "core/check.h"
 #include "kernels/cuda/cuda_attention.cuh"
 #include "kernels/cuda/cuda_subblock.cuh"
+#include "kernels/cuda/path_switch.h"
 
 namespace reprise::kernels::cuda {
 namespace {
@@ -265,71 +266,43 @@ int64_t AttentionTileTokens(const AttentionShape& s, const KvLayout& kv) {
 }
 
 namespace {
-std::atomic<int> g_blocked_override{-1}, g_raw_override{-1}, g_fuse_override{-1},
-    g_wide_override{-1}, g_mma_override{-1}, g_mma_shape{-1}, g_ring_override{-1};
+// On unless =0: BLOCKED, RAW and WIDE_MERGE were written without a GPU and
+// validated on an H100 on 2026-12-05 (GpuAttention.OptInShapes* and every
+// GPU test with them on; BENCHMARKS.md, "Sixth GPU run"); ATTN_MMA on
+// 2026-12-06 (its shapes agreed bit for bit, every GPU test passed; Q4_K
+// pp8192 3,639 -> 7,856 tok/s, tg128 346 -> 390: "Eighth GPU run").
+PathSwitch g_blocked("REPRISE_CUDA_ATTN_BLOCKED", PathDefault::kOn);
+PathSwitch g_raw("REPRISE_CUDA_ATTN_RAW", PathDefault::kOn);
+PathSwitch g_wide("REPRISE_CUDA_ATTN_WIDE_MERGE", PathDefault::kOn);
+PathSwitch g_mma("REPRISE_CUDA_ATTN_MMA", PathDefault::kOn);
+// Off unless =1: FUSE_ATTN gave the same bits on an H100, but tg128 went
+// 301.5 -> 293.8 tok/s with it (the merging block's extra work costs more
+// than the kernel it saves); RING was written without a GPU (2026-12-06).
+PathSwitch g_fuse("REPRISE_CUDA_FUSE_ATTN", PathDefault::kOff);
+PathSwitch g_ring("REPRISE_CUDA_ATTN_RING", PathDefault::kOff);
+std::atomic<int> g_mma_shape{-1};
 }  // namespace
 
-// On unless REPRISE_CUDA_ATTN_MMA=0: its shapes agreed bit for bit and every
-// GPU test passed with it on an H100 (2026-12-06); Q4_K pp8192 3,639 -> 7,856
-// tok/s, tg128 346 -> 390 (BENCHMARKS.md, "Eighth GPU run").
-bool AttentionMmaOn() {
-  static const bool env = EnvSwitchOn("REPRISE_CUDA_ATTN_MMA");
-  const int o = g_mma_override.load(std::memory_order_relaxed);
-  return o >= 0 ? o != 0 : env;
-}
+bool AttentionMmaOn() { return g_mma.On(); }
+bool AttentionRingOn() { return g_ring.On(); }
+bool AttentionBlockedOn() { return g_blocked.On(); }
+bool AttentionRawOn() { return g_raw.On(); }
+bool AttentionWideMergeOn() { return g_wide.On(); }
+bool AttentionFuseOn() { return g_fuse.On(); }
 
-// Off unless REPRISE_CUDA_ATTN_RING=1: written without a GPU (2026-12-06).
-bool AttentionRingOn() {
-  static const bool env = EnvIsOne("REPRISE_CUDA_ATTN_RING");
-  const int o = g_ring_override.load(std::memory_order_relaxed);
-  return o >= 0 ? o != 0 : env;
-}
-
-void SetAttentionRingForTest(int on) { g_ring_override.store(on, std::memory_order_relaxed); }
+void SetAttentionRingForTest(int on) { g_ring.SetForTest(on); }
+void SetAttentionFuseForTest(int fuse) { g_fuse.SetForTest(fuse); }
 
 void SetAttentionMmaForTest(int on, int shape) {
-  g_mma_override.store(on, std::memory_order_relaxed);
+  g_mma.SetForTest(on);
   g_mma_shape.store(shape, std::memory_order_relaxed);
 }
 
-// The blocked, raw and wide-merge shapes are on unless their variable is 0:
-// written without a GPU, they were validated on an H100 on 2026-12-05
-// (GpuAttention.OptInShapesGiveTheDefaultShapesBits and every GPU test with
-// them on; BENCHMARKS.md, "Sixth GPU run") and became the default.
-bool AttentionBlockedOn() {
-  static const bool env = EnvSwitchOn("REPRISE_CUDA_ATTN_BLOCKED");
-  const int o = g_blocked_override.load(std::memory_order_relaxed);
-  return o >= 0 ? o != 0 : env;
-}
-
-bool AttentionRawOn() {
-  static const bool env = EnvSwitchOn("REPRISE_CUDA_ATTN_RAW");
-  const int o = g_raw_override.load(std::memory_order_relaxed);
-  return o >= 0 ? o != 0 : env;
-}
-
-bool AttentionWideMergeOn() {
-  static const bool env = EnvSwitchOn("REPRISE_CUDA_ATTN_WIDE_MERGE");
-  const int o = g_wide_override.load(std::memory_order_relaxed);
-  return o >= 0 ? o != 0 : env;
-}
-
 void SetAttentionShapesForTest(int blocked, int raw, int wide_merge) {
-  g_blocked_override.store(blocked, std::memory_order_relaxed);
-  g_raw_override.store(raw, std::memory_order_relaxed);
-  g_wide_override.store(wide_merge, std::memory_order_relaxed);
+  g_blocked.SetForTest(blocked);
+  g_raw.SetForTest(raw);
+  g_wide.SetForTest(wide_merge);
 }
-
-// Off unless REPRISE_CUDA_FUSE_ATTN=1: the same bits on an H100, but tg128
-// went 301.5 -> 293.8 tok/s with it (the merging block's extra work costs
-// more than the kernel it saves).
-bool AttentionFuseOn() {
-  static const bool env = EnvIsOne("REPRISE_CUDA_FUSE_ATTN");
-  const int o = g_fuse_override.load(std::memory_order_relaxed);
-  return o >= 0 ? o != 0 : env;
-}
-
-void SetAttentionFuseForTest(int fuse) { g_fuse_override.store(fuse, std::memory_order_relaxed); }
 
 bool AttentionTilesOn() {
   static const bool on = EnvSwitchOn("REPRISE_CUDA_ATTN_TILES");

@@ -28,6 +28,7 @@
 #include "kernels/cuda/cuda_kernels.h"
 #include "kernels/cuda/cuda_tiles.h"
 #include "kernels/cuda/cuda_profile.h"
+#include "kernels/cuda/path_switch.h"
 
 namespace reprise::kernels {
 
@@ -36,15 +37,9 @@ Result<std::unique_ptr<Backend>> CreateCudaBackend(int device);
 
 namespace cuda {
 
-bool EnvSwitchOn(const char* name) {
-  const char* v = std::getenv(name);
-  return v == nullptr || std::strcmp(v, "0") != 0;
-}
+bool EnvSwitchOn(const char* name) { return PathEnvOn(name, PathDefault::kOn); }
 
-bool EnvIsOne(const char* name) {
-  const char* v = std::getenv(name);
-  return v != nullptr && std::strcmp(v, "1") == 0;
-}
+bool EnvIsOne(const char* name) { return PathEnvOn(name, PathDefault::kOff); }
 
 bool PdlOn() {
   static const bool on = [] {

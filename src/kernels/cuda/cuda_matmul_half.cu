@@ -36,6 +36,7 @@
 #include "core/fp16.h"
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/cuda_kernels.h"
+#include "kernels/cuda/path_switch.h"
 
 namespace reprise::kernels::cuda {
 namespace {
@@ -306,7 +307,9 @@ __global__ void __launch_bounds__(256)
   StoreHalfTile(total, rt0, t0, wr, wt, g, q, rows, n, y, ldy);
 }
 
-std::atomic<int> g_half_multi_override{-1};
+// On unless =0: the same bits on an H100 (2026-12-06); F16 tg128 127.3 ->
+// 136.8 tok/s.
+PathSwitch g_half_multi("REPRISE_CUDA_HALF_MULTI", PathDefault::kOn);
 
 template <bool kBf16>
 void RunGemv(const GemvTarget* targets, int count, int64_t n_kc, const uint16_t* xh, int64_t n,
@@ -343,16 +346,8 @@ void Run(const uint8_t* w, int64_t rows, int64_t n_kc, const uint16_t* xh, int64
 }  // namespace
 
 
-// On unless REPRISE_CUDA_HALF_MULTI=0: the same bits on an H100
-// (2026-12-06); F16 tg128 127.3 -> 131.8 tok/s with the opt-in list (the
-// tensor-core attention alone cost Q4_K decode ~9%, so this ~1.13x).
-bool HalfMultiOn() {
-  static const bool env = EnvSwitchOn("REPRISE_CUDA_HALF_MULTI");
-  const int o = g_half_multi_override.load(std::memory_order_relaxed);
-  return o >= 0 ? o != 0 : env;
-}
-
-void SetHalfMultiForTest(int on) { g_half_multi_override.store(on, std::memory_order_relaxed); }
+bool HalfMultiOn() { return g_half_multi.On(); }
+void SetHalfMultiForTest(int on) { g_half_multi.SetForTest(on); }
 
 bool HalfTensorCores(DType type) {
   static const bool on = EnvSwitchOn("REPRISE_CUDA_HALF_MMA");

@@ -24,6 +24,7 @@
 #include "kernels/cuda/cuda_kernels.h"
 #include "kernels/cuda/cuda_mma_int8.cuh"
 #include "kernels/cuda/cuda_subblock.cuh"
+#include "kernels/cuda/path_switch.h"
 
 namespace reprise::kernels::cuda {
 namespace {
@@ -445,7 +446,12 @@ __global__ void __launch_bounds__(128, 3)
       }
 }
 
-std::atomic<int> g_pipe_override{-1}, g_pipe32_override{-1};
+// On unless =0. MMA_PIPE: validated on an H100 (2026-12-05). MMA_PIPE32:
+// the same bits as the unpipelined kernel on an H100 (2026-12-06), Q8_0
+// pp512 4,676 -> 5,963 tok/s with the tensor-core attention (~1.2x of it
+// this kernel's).
+PathSwitch g_pipe("REPRISE_CUDA_MMA_PIPE", PathDefault::kOn);
+PathSwitch g_pipe32("REPRISE_CUDA_MMA_PIPE32", PathDefault::kOn);
 
 // From this many tokens on, quantized matmuls run on the tensor cores.
 constexpr int64_t kMmaMinTokens = kGemvMaxTokens;
@@ -506,24 +512,10 @@ void BothContribs(const uint8_t* unit, int j, const int8_t* xq, float dx, int32_
 
 }  // namespace
 
-bool MmaPipeOn() {
-  static const bool env = EnvSwitchOn("REPRISE_CUDA_MMA_PIPE");  // default on (H100-validated)
-  const int o = g_pipe_override.load(std::memory_order_relaxed);
-  return o >= 0 ? o != 0 : env;
-}
-
-void SetMmaPipeForTest(int on) { g_pipe_override.store(on, std::memory_order_relaxed); }
-
-// On unless REPRISE_CUDA_MMA_PIPE32=0: the same bits as the unpipelined
-// kernel on an H100 (2026-12-06), Q8_0 pp512 4,676 -> 5,963 tok/s with the
-// tensor-core attention (~1.2x of it this kernel's).
-bool MmaPipe32On() {
-  static const bool env = EnvSwitchOn("REPRISE_CUDA_MMA_PIPE32");
-  const int o = g_pipe32_override.load(std::memory_order_relaxed);
-  return o >= 0 ? o != 0 : env;
-}
-
-void SetMmaPipe32ForTest(int on) { g_pipe32_override.store(on, std::memory_order_relaxed); }
+bool MmaPipeOn() { return g_pipe.On(); }
+void SetMmaPipeForTest(int on) { g_pipe.SetForTest(on); }
+bool MmaPipe32On() { return g_pipe32.On(); }
+void SetMmaPipe32ForTest(int on) { g_pipe32.SetForTest(on); }
 
 void LaunchMatMulQuant(DType type, const uint8_t* w, int64_t rows, int64_t cols, int64_t n_units,
                        const ActQ& act, int64_t n, float* y, int64_t ldy, cudaStream_t s) {
