@@ -449,8 +449,8 @@ TEST(GpuAttention, OptInShapesAtLongContextsGiveTheDefaultBits) {
 // and the result stays within 1e-4 (of max(1, |value|)) of the f32 order's:
 // the two differ only by the query's and probabilities' rounding to ~22 bits
 // and the tensor core's accumulation, so a wrong fragment, mask or merge
-// shows as an O(1) difference; the three-buffer chunk kernel (opt-in) gives
-// the same bits too. Head shapes: Llama-3's (GQA 4), GQA 8 with
+// shows as an O(1) difference; the three-buffer chunk kernel and half-size
+// prefill tiles (both opt-in) give the same bits too. Head shapes: Llama-3's (GQA 4), GQA 8 with
 // 64-dim heads, no GQA (64-token tiles), GQA 5 (a token's heads split
 // across warps) and GQA 32 (two 16-row tiles a decode block).
 TEST(GpuAttention, MmaShapesGiveEachOthersBitsAndStayCloseToTheF32Order) {
@@ -459,6 +459,7 @@ TEST(GpuAttention, MmaShapesGiveEachOthersBitsAndStayCloseToTheF32Order) {
     ~Restore() {
       kernels::cuda::SetAttentionMmaForTest(-1, -1);
       kernels::cuda::SetAttentionRingForTest(-1);
+      kernels::cuda::SetAttentionSmallTilesForTest(-1);
     }
   } restore;
   auto gpu = kernels::CreateBackend(kCuda, 1);
@@ -530,6 +531,18 @@ TEST(GpuAttention, MmaShapesGiveEachOthersBitsAndStayCloseToTheF32Order) {
             << got[first] << " vs " << mma[first] << ")";
       }
       kernels::cuda::SetAttentionRingForTest(-1);
+      // Half-size prefill tiles (opt-in), automatic and forced tiles: the
+      // same bits.
+      kernels::cuda::SetAttentionSmallTilesForTest(1);
+      for (const int forced : {-1, 1}) {
+        const std::vector<float> got = run(1, forced);
+        const size_t first = FirstDifference(mma, got);
+        ASSERT_EQ(first, mma.size())
+            << what << ": half-size tiles (" << (forced < 0 ? "automatic" : "tiles")
+            << ") differ first at token " << first / d << " dim " << first % d << " ("
+            << got[first] << " vs " << mma[first] << ")";
+      }
+      kernels::cuda::SetAttentionSmallTilesForTest(-1);
     }
   }
 }

@@ -666,7 +666,8 @@ bool MmaFits(const AttentionShape& s, const KvLayout& kv) {
 
 int64_t MmaTileTokens(const AttentionShape& s) {
   const int64_t group = s.n_heads / s.n_kv_heads;
-  return std::max<int64_t>(1, std::min<int64_t>(64, kMmaTileRows / group));
+  const int64_t rows = AttentionSmallTilesOn() ? kMmaTileRows / 2 : kMmaTileRows;
+  return std::max<int64_t>(1, std::min<int64_t>(64, rows / group));
 }
 
 void LaunchMmaChunks(const Ctx& c, int64_t rows, int64_t chunks, int n_sms, float* scratch,
