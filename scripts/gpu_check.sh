@@ -376,7 +376,7 @@ bench() {
   done
   # The opt-in paths (OPTIN) against the defaults above, then the paths
   # validated on 2026-12-06 each turned off alone (what each default gives).
-  local off
+  local off on
   for t in $TYPES; do
     say "reprise bench $t pp512 tg128 with the opt-in paths ($OPTIN)"
     (export $OPTIN; rbench 150 "$t-optin" "$t" --pp 512 --tg 128 --reps "$REPS")
