@@ -3,6 +3,8 @@
 
 #include <cctype>
 
+#include "chat/value.h"
+
 namespace reprise::chat::internal {
 namespace {
 
@@ -205,7 +207,8 @@ bool CallFromPython(std::string_view text, Call* call) {
 
 // Appends code point `cp` as nlohmann::json's dump() writes it inside a
 // string (ensure_ascii off): the short escapes, \u00XX for other control
-// characters, UTF-8 for everything else.
+// characters, UTF-8 for everything else (AppendUtf8; cp is never a lone
+// surrogate, which the callers reject as invalid JSON).
 void AppendDumpedCodePoint(uint32_t cp, std::string* out) {
   switch (cp) {
     case 0x08: out->append("\\b"); return;
@@ -222,20 +225,8 @@ void AppendDumpedCodePoint(uint32_t cp, std::string* out) {
     out->append("\\u00");
     out->push_back(kHex[cp >> 4]);
     out->push_back(kHex[cp & 0xF]);
-  } else if (cp < 0x80) {
-    out->push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    out->push_back(static_cast<char>(0xC0 | (cp >> 6)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else if (cp < 0x10000) {
-    out->push_back(static_cast<char>(0xE0 | (cp >> 12)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
   } else {
-    out->push_back(static_cast<char>(0xF0 | (cp >> 18)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+    AppendUtf8(*out, cp);
   }
 }
 
