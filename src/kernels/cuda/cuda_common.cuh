@@ -166,6 +166,24 @@ REPRISE_HD float FFma(float a, float b, float c) {
 #endif
 }
 
+// A warp's tensor-core accumulator tile (kI x kJ mma tiles of 4 values) at a
+// segment's end, as the canonical order folds segments: the first segment's
+// sums start the totals, each later one is added in order; the segment sums
+// restart from +0.
+template <int kI, int kJ>
+__device__ __forceinline__ void FoldTileSegment(float (&acc)[kI][kJ][4],
+                                                float (&total)[kI][kJ][4], bool first) {
+#pragma unroll
+  for (int i = 0; i < kI; ++i)
+#pragma unroll
+    for (int j = 0; j < kJ; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        total[i][j][e] = first ? acc[i][j][e] : FAdd(total[i][j][e], acc[i][j][e]);
+        acc[i][j][e] = 0.0f;
+      }
+}
+
 REPRISE_HD float HalfBitsToFloat(uint16_t h) {
 #ifdef __CUDA_ARCH__
   return __half2float(__ushort_as_half(h));

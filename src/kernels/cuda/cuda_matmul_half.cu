@@ -199,22 +199,6 @@ constexpr int kHmRows = 128, kHmToks = 128;
 constexpr int kHmStride = 40;  // halfs per token line in shared memory: 80 bytes, so the
                                // B-fragment loads of 8 tokens x 4 lanes hit 32 banks
 
-// A warp's 64-row x 32-token tile (4 x 4 mma tiles) at a segment's end:
-// the first segment's sums start the totals, later ones are added in order;
-// the segment sums restart from +0.
-__device__ __forceinline__ void FoldHalfSegment(float (&acc)[4][4][4], float (&total)[4][4][4],
-                                                bool first) {
-#pragma unroll
-  for (int i = 0; i < 4; ++i)
-#pragma unroll
-    for (int j = 0; j < 4; ++j)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        total[i][j][e] = first ? acc[i][j][e] : FAdd(total[i][j][e], acc[i][j][e]);
-        acc[i][j][e] = 0.0f;
-      }
-}
-
 // Writes a warp's totals (warp (wr, wt) of a block at row tile rt0, token t0).
 __device__ __forceinline__ void StoreHalfTile(const float (&total)[4][4][4], int64_t rt0,
                                               int64_t t0, int wr, int wt, int g, int q,
@@ -302,7 +286,7 @@ __global__ void __launch_bounds__(256)
       }
       __syncthreads();
     }
-    FoldHalfSegment(acc, total, ks0 == 0);
+    FoldTileSegment(acc, total, ks0 == 0);
   }
   StoreHalfTile(total, rt0, t0, wr, wt, g, q, rows, n, y, ldy);
 }

@@ -198,16 +198,7 @@ __global__ void __launch_bounds__(128, 3)
       }
       // The end of a segment (or of the row): fold its sum into the total.
       if ((b + 1) % subs_per_seg == 0 || b + 1 == nb32) {
-        const bool first = b < subs_per_seg;
-#pragma unroll
-        for (int i = 0; i < 2; ++i)
-#pragma unroll
-          for (int jt = 0; jt < 4; ++jt)
-#pragma unroll
-            for (int e = 0; e < 4; ++e) {
-              total[i][jt][e] = first ? seg_acc[i][jt][e] : FAdd(total[i][jt][e], seg_acc[i][jt][e]);
-              seg_acc[i][jt][e] = 0.0f;
-            }
+        FoldTileSegment(seg_acc, total, b < subs_per_seg);
       }
     }
     __syncthreads();  // this buffer and the row scales are no longer read
