@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "float_bits.h"
 #include "quant_rows.h"
 #include "require_gpu.h"
 #include "core/fp16.h"
@@ -276,17 +277,12 @@ void ExpectSwitchKeepsBits(kernels::Backend* be, DType type, void (*set)(int), c
         be->CopyToHost(got[on].data(), *yd, got[on].size() * sizeof(float));
         ASSERT_TRUE(be->Synchronize().ok());
       }
-      size_t first = 0;
-      while (first < got[0].size() && std::memcmp(&got[0][first], &got[1][first], 4) == 0) {
-        ++first;
-      }
+      const size_t first = FirstDifference(got[0], got[1]);
       ASSERT_EQ(first, got[0].size())
           << DTypeName(type) << " cols " << cols << " rows " << rows << " n " << n << ": token "
           << first / rows << " row " << first % rows << ": " << what << " " << got[1][first]
           << " vs default " << got[0][first];
-      double mag = 0;
-      for (const float v : got[1]) mag = std::max(mag, static_cast<double>(std::fabs(v)));
-      ASSERT_GT(mag, 0.0) << "an all-zero output proves nothing";
+      ASSERT_GT(MaxMagnitude(got[1]), 0.0) << "an all-zero output proves nothing";
     }
     be->Free(*xd);
     be->Free(*yd);
@@ -367,16 +363,11 @@ TEST(GpuMatMulPipe, HalfGemvOfSeveralMatricesInOneLaunchGivesTheSameBits) {
         be->CopyToHost(got[multi].data(), *yd, got[multi].size() * sizeof(float));
         ASSERT_TRUE(be->Synchronize().ok());
       }
-      size_t first = 0;
-      while (first < got[0].size() && std::memcmp(&got[0][first], &got[1][first], 4) == 0) {
-        ++first;
-      }
+      const size_t first = FirstDifference(got[0], got[1]);
       ASSERT_EQ(first, got[0].size()) << DTypeName(type) << " n " << n << ": output float "
                                       << first << ": one launch " << got[1][first]
                                       << " vs one each " << got[0][first];
-      double mag = 0;
-      for (const float v : got[1]) mag = std::max(mag, static_cast<double>(std::fabs(v)));
-      ASSERT_GT(mag, 0.0) << "an all-zero output proves nothing";
+      ASSERT_GT(MaxMagnitude(got[1]), 0.0) << "an all-zero output proves nothing";
     }
     be->Free(*xd);
     be->Free(*yd);

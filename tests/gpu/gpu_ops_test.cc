@@ -17,10 +17,12 @@
 #include <cstring>
 #include <memory>
 #include <random>
+#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "float_bits.h"
 #include "quant_rows.h"
 #include "require_gpu.h"
 #include "core/dtype.h"
@@ -188,19 +190,6 @@ TEST(GpuNorm, FusedQuantizationGivesTheMatmulTheSameBits) {
 }
 
 #ifdef REPRISE_HAVE_CUDA
-// The index of the first float whose bits differ (a.size() when none do).
-size_t FirstDifference(const std::vector<float>& a, const std::vector<float>& b) {
-  size_t i = 0;
-  while (i < a.size() && i < b.size() && std::memcmp(&a[i], &b[i], sizeof(float)) == 0) ++i;
-  return i;
-}
-
-double MaxAbs(const std::vector<float>& v) {
-  double mag = 0;
-  for (const float x : v) mag = std::max(mag, static_cast<double>(std::fabs(x)));
-  return mag;
-}
-
 // A one-layer F16 KV pool for `shape` with n_seqs sequences of max_blocks
 // blocks of 32 positions, every value random; the block table to match.
 struct RandomKv {
@@ -325,7 +314,7 @@ TEST(GpuAttention, FusedQuantizationGivesTheMatmulTheSameBits) {
     ASSERT_EQ(std::memcmp(got[0].data(), got[1].data(), got[0].size() * sizeof(float)), 0)
         << DTypeName(type) << (raw ? " (raw chunk kernel)" : "")
         << ": the O projection after the attention differs from one after a separate quantization";
-    ASSERT_GT(MaxAbs(got[0]), 0.0) << "an all-zero output proves nothing";
+    ASSERT_GT(MaxMagnitude(got[0]), 0.0) << "an all-zero output proves nothing";
   }
 }
 
@@ -394,7 +383,7 @@ TEST(GpuAttention, OptInShapesGiveTheDefaultShapesBits) {
           << c.name << ", heads " << shape.n_heads << "/" << shape.n_kv_heads << " of "
           << shape.head_dim_k << ": the opt-in shapes differ first at token " << first / d
           << " dim " << first % d << " (" << got[0][first] << " vs " << got[1][first] << ")";
-      ASSERT_GT(MaxAbs(got[0]), 0.0) << "an all-zero output proves nothing";
+      ASSERT_GT(MaxMagnitude(got[0]), 0.0) << "an all-zero output proves nothing";
     }
   }
 }
@@ -439,7 +428,7 @@ TEST(GpuAttention, OptInShapesAtLongContextsGiveTheDefaultBits) {
           << "/" << shape.n_kv_heads << " of " << shape.head_dim_k << ": token " << first / d
           << " dim " << first % d << " (" << got[0][first] << " vs " << got[variant][first] << ")";
     }
-    ASSERT_GT(MaxAbs(got[0]), 0.0) << "an all-zero output proves nothing";
+    ASSERT_GT(MaxMagnitude(got[0]), 0.0) << "an all-zero output proves nothing";
   }
 }
 
@@ -500,7 +489,7 @@ TEST(GpuAttention, MmaShapesGiveEachOthersBitsAndStayCloseToTheF32Order) {
       const std::string what = std::string(c.name) + ", heads " + std::to_string(shape.n_heads) +
                                "/" + std::to_string(shape.n_kv_heads) + " of " +
                                std::to_string(shape.head_dim_k);
-      ASSERT_GT(MaxAbs(mma), 0.0) << what << ": an all-zero output proves nothing";
+      ASSERT_GT(MaxMagnitude(mma), 0.0) << what << ": an all-zero output proves nothing";
       double worst = 0;
       size_t at = 0;
       for (size_t i = 0; i < f32.size(); ++i) {
@@ -511,37 +500,28 @@ TEST(GpuAttention, MmaShapesGiveEachOthersBitsAndStayCloseToTheF32Order) {
       EXPECT_LE(worst, 1e-4) << what << ": the tensor-core order is " << worst
                              << " from the f32 order at token " << at / d << " dim " << at % d
                              << " (" << mma[at] << " vs " << f32[at] << ")";
-      for (int forced = 0; forced < 3; ++forced) {
+      // Each launch shape forced, then the opt-in kernels (the three-buffer
+      // decode chunk kernel, half-size prefill tiles): the automatic
+      // choice's bits. Returns where the bits first differ ("" if nowhere).
+      const auto differs = [&](int forced) -> std::string {
         const std::vector<float> got = run(1, forced);
         const size_t first = FirstDifference(mma, got);
-        ASSERT_EQ(first, mma.size())
-            << what << ": shape " << (forced == 0 ? "split" : forced == 1 ? "tiles" : "per token")
-            << " differs from the automatic choice first at token " << first / d << " dim "
-            << first % d << " (" << got[first] << " vs " << mma[first] << ")";
-      }
-      // The three-buffer decode chunk kernel (opt-in), automatic and forced
-      // split: the same bits.
+        if (first == mma.size()) return "";
+        std::ostringstream at;
+        at << "token " << first / d << " dim " << first % d << " (" << got[first] << " vs "
+           << mma[first] << ")";
+        return at.str();
+      };
+      ASSERT_EQ(differs(0), "") << what << ": shape split differs from the automatic choice";
+      ASSERT_EQ(differs(1), "") << what << ": shape tiles differs from the automatic choice";
+      ASSERT_EQ(differs(2), "") << what << ": shape per token differs from the automatic choice";
       kernels::cuda::SetAttentionRingForTest(1);
-      for (const int forced : {-1, 0}) {
-        const std::vector<float> got = run(1, forced);
-        const size_t first = FirstDifference(mma, got);
-        ASSERT_EQ(first, mma.size())
-            << what << ": the three-buffer chunk kernel (" << (forced < 0 ? "automatic" : "split")
-            << ") differs first at token " << first / d << " dim " << first % d << " ("
-            << got[first] << " vs " << mma[first] << ")";
-      }
+      ASSERT_EQ(differs(-1), "") << what << ": the three-buffer chunk kernel (automatic) differs";
+      ASSERT_EQ(differs(0), "") << what << ": the three-buffer chunk kernel (split) differs";
       kernels::cuda::SetAttentionRingForTest(-1);
-      // Half-size prefill tiles (opt-in), automatic and forced tiles: the
-      // same bits.
       kernels::cuda::SetAttentionSmallTilesForTest(1);
-      for (const int forced : {-1, 1}) {
-        const std::vector<float> got = run(1, forced);
-        const size_t first = FirstDifference(mma, got);
-        ASSERT_EQ(first, mma.size())
-            << what << ": half-size tiles (" << (forced < 0 ? "automatic" : "tiles")
-            << ") differ first at token " << first / d << " dim " << first % d << " ("
-            << got[first] << " vs " << mma[first] << ")";
-      }
+      ASSERT_EQ(differs(-1), "") << what << ": half-size tiles (automatic) differ";
+      ASSERT_EQ(differs(1), "") << what << ": half-size tiles (forced tiles) differ";
       kernels::cuda::SetAttentionSmallTilesForTest(-1);
     }
   }
