@@ -108,13 +108,15 @@ __device__ __forceinline__ void CpAsync16(void* smem, const void* gmem, bool val
   __trap();
 #endif
 }
-// cp.async of 4 bytes (any 4-byte aligned address; through L1).
-__device__ __forceinline__ void CpAsync4(void* smem, const void* gmem) {
+// cp.async of 4 bytes (any 4-byte aligned address; through L1); valid
+// false zero-fills the 4 bytes and reads nothing.
+__device__ __forceinline__ void CpAsync4(void* smem, const void* gmem, bool valid = true) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(s), "l"(gmem));
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(s), "l"(gmem),
+               "r"(valid ? 4 : 0));
 #else
-  (void)smem, (void)gmem;
+  (void)smem, (void)gmem, (void)valid;
   __trap();
 #endif
 }

@@ -42,20 +42,6 @@ constexpr int QpSmem() {
   return 2 * QpBuf<kUnitBytes>() + kQpSubs * kMmaRows * 4;
 }
 
-// cp.async of 4 bytes (the activation scales: a row of cols / 32 floats is
-// 16-byte aligned only when cols is a multiple of 128); valid false
-// zero-fills and reads nothing.
-__device__ __forceinline__ void CpAsync4(void* smem, const void* gmem, bool valid) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  const unsigned sa = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(sa), "l"(gmem),
-               "r"(valid ? 4 : 0));
-#else
-  (void)smem, (void)gmem, (void)valid;
-  __trap();
-#endif
-}
-
 // Four bytes at a 2-byte aligned address of shared memory.
 __device__ __forceinline__ uint32_t Sh32A2(const uint8_t* p) {
   const uint16_t* h = reinterpret_cast<const uint16_t*>(p);
@@ -112,6 +98,8 @@ __global__ void __launch_bounds__(128, 3)
         const int tok = i / kQpSubs, j = i % kQpSubs;
         const int64_t t = t_base + tok;
         const bool ok = t < n && j < units;
+        // (4-byte copies: a row of cols / 32 scales is 16-byte aligned only
+        // when cols is a multiple of 128)
         CpAsync4(dbuf + (tok * kQpSubs + j) * 4, ok ? xd + t * nb32 + u0 + j : xd, ok);
       }
     }
