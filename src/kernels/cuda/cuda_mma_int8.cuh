@@ -48,15 +48,13 @@ __device__ __forceinline__ void MmaS8K16(int a0, int a1, int b0, int (&d)[4]) {
 // Q8_0 / Q4_0 / Q4_K sub-block sum fits (|sum| <= 32 * 128 * 127); Q6_K's
 // scaled sums may not and keep the cast.
 constexpr int kSmallIntBias = 0x4B400000;  // the bits of 1.5 * 2^23
-__device__ __forceinline__ float SmallIntToFloat(int x) {
-  return __fsub_rn(__int_as_float(x + kSmallIntBias), 12582912.0f);
-}
-// The same for an x that already holds kSmallIntBias + the integer (an MMA
-// whose accumulators started at kSmallIntBias: the add is the tensor core's,
-// exact, and |bias + sum| stays far inside int32).
+// The conversion's second half, for an x that already holds kSmallIntBias +
+// the integer (an MMA whose accumulators started at kSmallIntBias: the add
+// is the tensor core's, exact, and |bias + sum| stays far inside int32).
 __device__ __forceinline__ float BiasedIntToFloat(int biased) {
   return __fsub_rn(__int_as_float(biased), 12582912.0f);
 }
+__device__ __forceinline__ float SmallIntToFloat(int x) { return BiasedIntToFloat(x + kSmallIntBias); }
 
 // The pipelined Q8_0 / Q4_0 prefill kernel (cuda_matmul_q32_pipe.cu, opt-in:
 // MmaPipe32On): MatMulQuantMmaKernel's arithmetic with each 256-column
