@@ -54,7 +54,9 @@ constexpr int kSmallIntBias = 0x4B400000;  // the bits of 1.5 * 2^23
 __device__ __forceinline__ float BiasedIntToFloat(int biased) {
   return __fsub_rn(__int_as_float(biased), 12582912.0f);
 }
-__device__ __forceinline__ float SmallIntToFloat(int x) { return BiasedIntToFloat(x + kSmallIntBias); }
+__device__ __forceinline__ float SmallIntToFloat(int x) {
+  return BiasedIntToFloat(x + kSmallIntBias);
+}
 
 // The pipelined Q8_0 / Q4_0 prefill kernel (cuda_matmul_q32_pipe.cu, opt-in:
 // MmaPipe32On): MatMulQuantMmaKernel's arithmetic with each 256-column
