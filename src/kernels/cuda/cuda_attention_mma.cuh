@@ -105,27 +105,43 @@ __device__ __forceinline__ void StageQ(const Ctx& c, int64_t t0, int n_tok, int 
 
 // The cp.async copies of a chunk's 64 K and V rows from p0 on (kv head kvh)
 // into ks / vs (stride kStride): rows [0, valid) from the KV blocks, the
-// rest zero-filled. The caller commits.
+// rest zero-filled. The caller commits. blockDim.x is a multiple of 32 and a
+// row's 2 kD / 8 sixteen-byte pieces (K's, then V's) divide 32, so each
+// thread keeps one piece of one of K or V and takes rows j0, j0 + step, ...:
+// one division a chunk, the block table read once per KV block the thread
+// enters (not once a row), no dependent load ahead of each copy.
 template <int kD>
 __device__ __forceinline__ void StageKv(const Ctx& c, const int32_t* table, int kvh, int p0,
                                         int valid, __half* ks, __half* vs) {
   constexpr int kPieces = kD / 8;  // 16-byte pieces of a row
-  const int bt = static_cast<int>(c.kv.block_tokens);
-  for (int i = threadIdx.x; i < kChunk * 2 * kPieces; i += blockDim.x) {
-    const int j = i / (2 * kPieces), rest = i % (2 * kPieces);
-    const bool is_v = rest >= kPieces;
-    const int piece = rest % kPieces;
-    __half* dst = (is_v ? vs : ks) + j * kStride<kD> + piece * 8;
+  constexpr int kSlots = 2 * kPieces;
+  const int slot = static_cast<int>(threadIdx.x) % kSlots;
+  const int step = static_cast<int>(blockDim.x) / kSlots;
+  const int j0 = static_cast<int>(threadIdx.x) / kSlots;
+  const bool is_v = slot >= kPieces;
+  const int piece = slot % kPieces;
+  const int bt = c.kv.block_tokens;
+  const int64_t row_bytes = is_v ? c.kv.v_row_bytes : c.kv.k_row_bytes;
+  // Block 0's rows of this layer, kv head and piece; block b's are b *
+  // block_bytes further.
+  const uint8_t* const head0 = (is_v ? KvV(c.kv, 0, c.layer) : KvK(c.kv, 0, c.layer)) +
+                               static_cast<int64_t>(kvh) * bt * row_bytes + piece * 16;
+  __half* dst = (is_v ? vs : ks) + j0 * kStride<kD> + piece * 8;
+  int bi = (p0 + j0) / bt, off = p0 + j0 - bi * bt, held = -1;
+  const uint8_t* blk = head0;
+  for (int j = j0; j < kChunk; j += step) {
     if (j < valid) {
-      const int p = p0 + j;
-      const int32_t block = table[p / bt];
-      const int64_t row = static_cast<int64_t>(kvh) * bt + p % bt;
-      const uint8_t* src = is_v ? KvV(c.kv, block, c.layer) + row * c.kv.v_row_bytes
-                                : KvK(c.kv, block, c.layer) + row * c.kv.k_row_bytes;
-      CpAsync16(dst, src + piece * 16, true);
+      if (bi != held) {
+        blk = head0 + static_cast<int64_t>(table[bi]) * c.kv.block_bytes;
+        held = bi;
+      }
+      CpAsync16(dst, blk + off * row_bytes, true);
     } else {
       CpAsync16(dst, c.kv.base, false);
     }
+    dst += step * kStride<kD>;
+    off += step;
+    while (off >= bt) off -= bt, ++bi;
   }
 }
 

@@ -174,6 +174,9 @@ void LaunchChunkRaw(const Ctx& c, dim3 grid, int64_t chunks, float* scratch, int
 constexpr int kMergeDims = 32;
 constexpr int kMergeStage = kThreads;  // states a stage: one a thread in the scan
 
+// kFull: every group has kMergeDims dims (hv a multiple of it), so a staged
+// state's word count is a constant and its copies' indices need no division.
+template <bool kFull>
 __global__ void __launch_bounds__(kThreads)
     AttentionWideMergeKernel(Ctx c, int64_t max_chunks, const float* part, float* out) {
   constexpr int kWords = 2 + kMergeDims;  // a staged state: m, l, then the group's dims
@@ -184,9 +187,11 @@ __global__ void __launch_bounds__(kThreads)
   const int64_t groups = (hv + kMergeDims - 1) / kMergeDims;
   const int64_t th = blockIdx.x / groups, grp = blockIdx.x % groups;
   const int64_t t = th / c.s.n_heads, h = th % c.s.n_heads;
-  const int dims = static_cast<int>(hv - grp * kMergeDims < kMergeDims ? hv - grp * kMergeDims
-                                                                        : kMergeDims);
-  const int words = 2 + dims;
+  const int dims = kFull ? kMergeDims
+                         : static_cast<int>(hv - grp * kMergeDims < kMergeDims
+                                                ? hv - grp * kMergeDims
+                                                : kMergeDims);
+  const int words = kFull ? kWords : 2 + dims;
   const int n_chunks = c.b.pos[t] / kChunk + 1;
   const float* src = part + (t * c.s.n_heads + h) * max_chunks * stride;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
@@ -275,7 +280,11 @@ void LaunchWideMerge(const Ctx& c, int64_t chunks, const float* scratch, float* 
                      cudaStream_t s) {
   const int64_t groups = (c.s.head_dim_v + kMergeDims - 1) / kMergeDims;
   const unsigned blocks = static_cast<unsigned>(c.b.n * c.s.n_heads * groups);
-  AttentionWideMergeKernel<<<blocks, kThreads, 0, s>>>(c, chunks, scratch, out);
+  if (c.s.head_dim_v % kMergeDims == 0) {
+    AttentionWideMergeKernel<true><<<blocks, kThreads, 0, s>>>(c, chunks, scratch, out);
+  } else {
+    AttentionWideMergeKernel<false><<<blocks, kThreads, 0, s>>>(c, chunks, scratch, out);
+  }
 }
 
 }  // namespace reprise::kernels::cuda::attn
