@@ -53,9 +53,8 @@
 # OFFS (fast paths whose decode bench runs with them off; default
 # ATTN_LAST_MERGES, all: "GEMV_STAGED FUSE PDL ATTN_LAST_MERGES"),
 # OPTIN (the opt-in paths the tests and benches also run with, on together:
-# default "REPRISE_CUDA_FUSE_ATTN=1 REPRISE_CUDA_ATTN_RING=1
-# REPRISE_CUDA_ATTN_SMALL_TILES=1"; a list of X=0
-# runs them with defaults off).
+# default "REPRISE_CUDA_FUSE_ATTN=1"; a list of X=0 runs them with
+# defaults off).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -74,10 +73,9 @@ REPS=${REPS:-3}
 # (BLOCKED, RAW, WIDE_MERGE and MMA_PIPE were validated on an H100 on
 # 2026-12-05 and are the default now; ATTN_MMA, MMA_PIPE32 and HALF_MULTI on
 # 2026-12-06, default too (=0 turns each off). FUSE_ATTN gives the same bits
-# but slower decode, so it stays opt-in. ATTN_RING, the three-buffer decode
-# chunk kernel, and ATTN_SMALL_TILES, half-size prefill attention tiles,
-# were written on 2026-12-06 without a GPU: "build optin" first.)
-OPTIN=${OPTIN:-"REPRISE_CUDA_FUSE_ATTN=1 REPRISE_CUDA_ATTN_RING=1 REPRISE_CUDA_ATTN_SMALL_TILES=1"}
+# but slower decode, so it stays opt-in. A new path written without a GPU
+# joins this list until "build optin" has validated it.)
+OPTIN=${OPTIN:-"REPRISE_CUDA_FUSE_ATTN=1"}
 PEER_REPS=${PEER_REPS:-5}
 DEPS=/tmp/reprise-deps
 BUILD=/tmp/reprise-build

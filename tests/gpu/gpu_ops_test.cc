@@ -191,20 +191,21 @@ TEST(GpuNorm, FusedQuantizationGivesTheMatmulTheSameBits) {
 
 #ifdef REPRISE_HAVE_CUDA
 // A one-layer F16 KV pool for `shape` with n_seqs sequences of max_blocks
-// blocks of 32 positions, every value random; the block table to match.
+// blocks of block_tokens positions, every value random; the block table to
+// match.
 struct RandomKv {
   std::unique_ptr<kv::BlockPool> pool;
   std::vector<int32_t> table;
   int max_blocks = 0;
   RandomKv(kernels::Backend* be, const kernels::AttentionShape& shape, int n_seqs, int blocks,
-           std::mt19937* rng) : max_blocks(blocks) {
+           std::mt19937* rng, int block_tokens = 32) : max_blocks(blocks) {
     std::normal_distribution<float> dist(0.0f, 1.0f);
     kv::BlockPoolConfig pc;
     pc.n_layers = 1;
     pc.k_dim = static_cast<int>(shape.n_kv_heads * shape.head_dim_k);
     pc.v_dim = static_cast<int>(shape.n_kv_heads * shape.head_dim_v);
     pc.n_heads = static_cast<int>(shape.n_kv_heads);
-    pc.block_tokens = 32;
+    pc.block_tokens = block_tokens;
     pc.dtype = DType::kF16;
     pc.max_bytes = int64_t{256} << 20;
     auto p = kv::BlockPool::Create(pc, be);
@@ -438,17 +439,16 @@ TEST(GpuAttention, OptInShapesAtLongContextsGiveTheDefaultBits) {
 // and the result stays within 1e-4 (of max(1, |value|)) of the f32 order's:
 // the two differ only by the query's and probabilities' rounding to ~22 bits
 // and the tensor core's accumulation, so a wrong fragment, mask or merge
-// shows as an O(1) difference; the three-buffer chunk kernel and half-size
-// prefill tiles (both opt-in) give the same bits too. Head shapes: Llama-3's (GQA 4), GQA 8 with
+// shows as an O(1) difference. Head shapes: Llama-3's (GQA 4), GQA 8 with
 // 64-dim heads, no GQA (64-token tiles), GQA 5 (a token's heads split
-// across warps) and GQA 32 (two 16-row tiles a decode block).
+// across warps) and GQA 32 (two 16-row tiles a decode block), in KV blocks
+// of 32 positions; Llama-3's again in blocks of 3 (smaller than a staging
+// thread's row step, and not dividing a 64-position chunk).
 TEST(GpuAttention, MmaShapesGiveEachOthersBitsAndStayCloseToTheF32Order) {
   REQUIRE_GPU();
   struct Restore {
     ~Restore() {
       kernels::cuda::SetAttentionMmaForTest(-1, -1);
-      kernels::cuda::SetAttentionRingForTest(-1);
-      kernels::cuda::SetAttentionSmallTilesForTest(-1);
     }
   } restore;
   auto gpu = kernels::CreateBackend(kCuda, 1);
@@ -462,13 +462,17 @@ TEST(GpuAttention, MmaShapesGiveEachOthersBitsAndStayCloseToTheF32Order) {
       MakeCase("chunk from 0", {}, {}, 0, 0, 48),
       MakeCase("long chunk at 60", {}, {}, 2, 60, 200),
       MakeCase("decode beside chunks", {130, 2900}, {0, 2}, 1, 1000, 1077)};
-  for (const kernels::AttentionShape shape :
-       {kernels::AttentionShape{32, 8, 128, 128, 1.0f / std::sqrt(128.0f)},
-        kernels::AttentionShape{16, 2, 64, 64, 0.125f},
-        kernels::AttentionShape{8, 8, 128, 128, 1.0f / std::sqrt(128.0f)},
-        kernels::AttentionShape{40, 8, 128, 128, 1.0f / std::sqrt(128.0f)},
-        kernels::AttentionShape{64, 2, 128, 128, 1.0f / std::sqrt(128.0f)}}) {
-    RandomKv rkv(be, shape, 3, 96, &rng);
+  const kernels::AttentionShape llama{32, 8, 128, 128, 1.0f / std::sqrt(128.0f)};
+  const std::pair<kernels::AttentionShape, int> layouts[] = {
+      {llama, 32},
+      {kernels::AttentionShape{16, 2, 64, 64, 0.125f}, 32},
+      {kernels::AttentionShape{8, 8, 128, 128, 1.0f / std::sqrt(128.0f)}, 32},
+      {kernels::AttentionShape{40, 8, 128, 128, 1.0f / std::sqrt(128.0f)}, 32},
+      {kernels::AttentionShape{64, 2, 128, 128, 1.0f / std::sqrt(128.0f)}, 32},
+      {llama, 3}};
+  for (const auto& [shape, block_tokens] : layouts) {
+    // Blocks enough for position 3,000 (the longest case).
+    RandomKv rkv(be, shape, 3, 3072 / block_tokens + 1, &rng, block_tokens);
     ASSERT_TRUE(rkv.pool != nullptr);
     const kernels::KvLayout kv = rkv.pool->layout();
     for (const AttentionCase& c : cases) {
@@ -488,7 +492,8 @@ TEST(GpuAttention, MmaShapesGiveEachOthersBitsAndStayCloseToTheF32Order) {
       const std::vector<float> f32 = run(0, -1), mma = run(1, -1);
       const std::string what = std::string(c.name) + ", heads " + std::to_string(shape.n_heads) +
                                "/" + std::to_string(shape.n_kv_heads) + " of " +
-                               std::to_string(shape.head_dim_k);
+                               std::to_string(shape.head_dim_k) + ", KV blocks of " +
+                               std::to_string(block_tokens);
       ASSERT_GT(MaxMagnitude(mma), 0.0) << what << ": an all-zero output proves nothing";
       double worst = 0;
       size_t at = 0;
@@ -500,9 +505,8 @@ TEST(GpuAttention, MmaShapesGiveEachOthersBitsAndStayCloseToTheF32Order) {
       EXPECT_LE(worst, 1e-4) << what << ": the tensor-core order is " << worst
                              << " from the f32 order at token " << at / d << " dim " << at % d
                              << " (" << mma[at] << " vs " << f32[at] << ")";
-      // Each launch shape forced, then the opt-in kernels (the three-buffer
-      // decode chunk kernel, half-size prefill tiles): the automatic
-      // choice's bits. Returns where the bits first differ ("" if nowhere).
+      // Each launch shape forced: the automatic choice's bits. Returns where
+      // the bits first differ ("" if nowhere).
       const auto differs = [&](int forced) -> std::string {
         const std::vector<float> got = run(1, forced);
         const size_t first = FirstDifference(mma, got);
@@ -515,14 +519,6 @@ TEST(GpuAttention, MmaShapesGiveEachOthersBitsAndStayCloseToTheF32Order) {
       ASSERT_EQ(differs(0), "") << what << ": shape split differs from the automatic choice";
       ASSERT_EQ(differs(1), "") << what << ": shape tiles differs from the automatic choice";
       ASSERT_EQ(differs(2), "") << what << ": shape per token differs from the automatic choice";
-      kernels::cuda::SetAttentionRingForTest(1);
-      ASSERT_EQ(differs(-1), "") << what << ": the three-buffer chunk kernel (automatic) differs";
-      ASSERT_EQ(differs(0), "") << what << ": the three-buffer chunk kernel (split) differs";
-      kernels::cuda::SetAttentionRingForTest(-1);
-      kernels::cuda::SetAttentionSmallTilesForTest(1);
-      ASSERT_EQ(differs(-1), "") << what << ": half-size tiles (automatic) differ";
-      ASSERT_EQ(differs(1), "") << what << ": half-size tiles (forced tiles) differ";
-      kernels::cuda::SetAttentionSmallTilesForTest(-1);
     }
   }
 }

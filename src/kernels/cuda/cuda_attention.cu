@@ -277,24 +277,17 @@ PathSwitch g_wide("REPRISE_CUDA_ATTN_WIDE_MERGE", PathDefault::kOn);
 PathSwitch g_mma("REPRISE_CUDA_ATTN_MMA", PathDefault::kOn);
 // Off unless =1: FUSE_ATTN gave the same bits on an H100, but tg128 went
 // 301.5 -> 293.8 tok/s with it (the merging block's extra work costs more
-// than the kernel it saves); RING and SMALL_TILES were written without a
-// GPU (2026-12-06).
+// than the kernel it saves).
 PathSwitch g_fuse("REPRISE_CUDA_FUSE_ATTN", PathDefault::kOff);
-PathSwitch g_ring("REPRISE_CUDA_ATTN_RING", PathDefault::kOff);
-PathSwitch g_small_tiles("REPRISE_CUDA_ATTN_SMALL_TILES", PathDefault::kOff);
 std::atomic<int> g_mma_shape{-1};
 }  // namespace
 
 bool AttentionMmaOn() { return g_mma.On(); }
-bool AttentionRingOn() { return g_ring.On(); }
-bool AttentionSmallTilesOn() { return g_small_tiles.On(); }
 bool AttentionBlockedOn() { return g_blocked.On(); }
 bool AttentionRawOn() { return g_raw.On(); }
 bool AttentionWideMergeOn() { return g_wide.On(); }
 bool AttentionFuseOn() { return g_fuse.On(); }
 
-void SetAttentionRingForTest(int on) { g_ring.SetForTest(on); }
-void SetAttentionSmallTilesForTest(int on) { g_small_tiles.SetForTest(on); }
 void SetAttentionFuseForTest(int fuse) { g_fuse.SetForTest(fuse); }
 
 void SetAttentionMmaForTest(int on, int shape) {

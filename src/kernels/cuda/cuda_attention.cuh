@@ -345,13 +345,12 @@ void LaunchPrefillTiles(const Ctx& c, const int32_t* tiles, int64_t n_tiles, flo
 
 // ---- the tensor-core order (cuda_attention_mma.cu; the default, AttentionMmaOn) ----
 // Rows ((token, head) pairs) of one block of the prefill tile kernel (at
-// most; half with AttentionSmallTilesOn).
+// most).
 constexpr int kMmaTileRows = 128;
 // Whether the tensor-core kernels take this shape and KV layout (F16 rows as
 // RawRowsFit wants them, head dims 64 or 128, K and V alike).
 bool MmaFits(const AttentionShape& s, const KvLayout& kv);
-// Tokens per query tile of the tile kernel (kMmaTileRows / group, or half
-// that with AttentionSmallTilesOn; 1..64).
+// Tokens per query tile of the tile kernel (kMmaTileRows / group; 1..64).
 int64_t MmaTileTokens(const AttentionShape& s);
 // The chunk kernel for rows (tokens) x n_kv_heads x chunks (grid chunks):
 // chunk states into scratch; with counters, the last block of a (token, kv

@@ -177,8 +177,7 @@ bool MmaFits(const AttentionShape& s, const KvLayout& kv) {
 
 int64_t MmaTileTokens(const AttentionShape& s) {
   const int64_t group = s.n_heads / s.n_kv_heads;
-  const int64_t rows = AttentionSmallTilesOn() ? kMmaTileRows / 2 : kMmaTileRows;
-  return std::max<int64_t>(1, std::min<int64_t>(64, rows / group));
+  return std::max<int64_t>(1, std::min<int64_t>(64, kMmaTileRows / group));
 }
 
 void LaunchMmaTiles(const Ctx& c, const int32_t* tiles, int64_t n_blocks, int64_t tile_tokens,

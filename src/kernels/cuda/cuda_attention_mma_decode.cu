@@ -19,16 +19,12 @@ namespace {
 // of P . V (warp 0 also l): every accumulator takes the same mma sequence as
 // in one warp, so the same bits. The last block of a (row, kv head) to
 // finish merges the states (counters non-null), as AttentionChunkKernel
-// does. With c.sub, row r serves batch token c.sub[r].
-// kRing (opt-in, REPRISE_CUDA_ATTN_RING=1, AttentionRingOn; written without
-// a GPU): three K/V buffers instead of two, so two chunks' copies are in
-// flight while one is computed (at a 32k context the two-buffer kernel waits
-// on each copy: ~1.4 TB/s), and the queries' fragments kept in registers
-// (their shared memory is the third buffer's until the first copy into it).
-// The same instructions on the same operands: the same bits.
+// does. With c.sub, row r serves batch token c.sub[r]. (Three K/V buffers,
+// two copies in flight, measured no faster on an H100: the kernel issues
+// more than it waits.)
 constexpr int kChunkWarps = 4;
 
-template <int kD, bool kRing>
+template <int kD>
 __global__ void __launch_bounds__(kChunkWarps * 32)
     AttentionMmaChunkKernel(Ctx c, int64_t max_chunks, float* part, int32_t* counters,
                             float* out) {
@@ -55,49 +51,19 @@ __global__ void __launch_bounds__(kChunkWarps * 32)
     StageKv<kD>(c, table, kvh, p0, min(kChunk, pos + 1 - p0), k_dst, v_dst);
     CpAsyncCommit();
   };
-  // Two buffers: qh, ql, K 0, K 1, V 0, V 1. Ring: stage i % 3 is K then V;
-  // the queries are staged in stage 2 and read into registers first.
-  __half* const base = reinterpret_cast<__half*>(mma_sh);
-  __half* qh = base;
-  __half* ql = qh + row_tiles * 16 * kStride<kD>;
-  __half* const kv_sh = kRing ? base : ql + row_tiles * 16 * kStride<kD>;
-  const auto kbuf = [&](int i) {
-    return kRing ? kv_sh + (i % 3) * 2 * kBuf : kv_sh + (i & 1) * kBuf;
-  };
-  const auto vbuf = [&](int i) {
-    return kRing ? kv_sh + ((i % 3) * 2 + 1) * kBuf : kv_sh + (2 + (i & 1)) * kBuf;
-  };
-  QFrags<kD> qf[kRing ? 2 : 1];
+  // qh, ql, K 0, K 1, V 0, V 1.
+  __half* const qh = reinterpret_cast<__half*>(mma_sh);
+  __half* const ql = qh + row_tiles * 16 * kStride<kD>;
+  __half* const kv_sh = ql + row_tiles * 16 * kStride<kD>;
+  const auto kbuf = [&](int i) { return kv_sh + (i & 1) * kBuf; };
+  const auto vbuf = [&](int i) { return kv_sh + (2 + (i & 1)) * kBuf; };
   stage_chunk(0, kbuf(0), vbuf(0));
-  if constexpr (kRing) {
-    if (mine > 1) stage_chunk(1, kbuf(1), vbuf(1));
-    qh = kbuf(2);
-    ql = qh + row_tiles * 16 * kStride<kD>;
-    StageQ<kD>(c, t, 1, kvh, row_tiles * 16, qh, ql);
-    __syncthreads();
-#pragma unroll
-    for (int rt = 0; rt < 2; ++rt) {
-      if (rt >= row_tiles) break;
-#pragma unroll
-      for (int k16 = 0; k16 < kD / 16; ++k16) {
-        LoadQSlice<kD>(qh + rt * 16 * kStride<kD>, ql + rt * 16 * kStride<kD>, k16, qf[rt].h[k16],
-                       qf[rt].l[k16]);
-      }
-    }
-    __syncthreads();  // stage 2 is free for its chunk
-  } else {
-    StageQ<kD>(c, t, 1, kvh, row_tiles * 16, qh, ql);
-  }
+  StageQ<kD>(c, t, 1, kvh, row_tiles * 16, qh, ql);
   const int64_t stride = kD + 2;
   for (int i = 0; i < mine; ++i) {
     const int chunk = z + i * zs, p_begin = chunk * kChunk;
-    if (kRing && i + 2 < mine) {
-      stage_chunk(i + 2, kbuf(i + 2), vbuf(i + 2));
-      CpAsyncWait<2>();
-    } else if (!kRing && i + 1 < mine) {
+    if (i + 1 < mine) {
       stage_chunk(i + 1, kbuf(i + 1), vbuf(i + 1));
-      CpAsyncWait<1>();
-    } else if (kRing && i + 1 < mine) {
       CpAsyncWait<1>();
     } else {
       CpAsyncWait<0>();
@@ -109,17 +75,8 @@ __global__ void __launch_bounds__(kChunkWarps * 32)
       const int ra = rt * 16 + g, rb = ra + 8;
       const int pos_a = ra < group ? pos : -1, pos_b = rb < group ? pos : -1;
       float s[2][4], m[2];
-      if constexpr (kRing) {
-        SliceScoresBy<kD, 1>(
-            [&](int k16, uint32_t (&ah)[4], uint32_t (&al)[4]) {
-#pragma unroll
-              for (int k = 0; k < 4; ++k) ah[k] = qf[rt].h[k16][k], al[k] = qf[rt].l[k16][k];
-            },
-            kbuf(i), warp, c.s.scale, s);
-      } else {
-        SliceScores<kD, 1>(qh + rt * 16 * kStride<kD>, ql + rt * 16 * kStride<kD>, kbuf(i), warp,
-                           c.s.scale, s);
-      }
+      SliceScores<kD, 1>(qh + rt * 16 * kStride<kD>, ql + rt * 16 * kStride<kD>, kbuf(i), warp,
+                         c.s.scale, s);
       SliceMax<1>(s, p_begin + warp * 16, pos_a, pos_b, m);
       if (q4 == 0) max_sh[warp][g] = m[0], max_sh[warp][g + 8] = m[1];
       __syncthreads();
@@ -172,23 +129,6 @@ __global__ void __launch_bounds__(kChunkWarps * 32)
   }
 }
 
-template <int kD, bool kRing>
-void ChunksWith(const Ctx& c, dim3 grid, int row_tiles, int64_t chunks, float* scratch,
-                int32_t* counters, float* out, cudaStream_t s) {
-  // Ring: three stages of K and V, the queries inside the third.
-  const size_t smem = kRing ? static_cast<size_t>(3 * 2 * kChunk) * kStride<kD> * sizeof(__half)
-                            : MmaSmem<kD>(row_tiles, 2);
-  static bool configured = false;
-  if (!configured) {
-    cudaFuncSetAttribute(AttentionMmaChunkKernel<kD, kRing>,
-                         cudaFuncAttributeMaxDynamicSharedMemorySize,
-                         static_cast<int>(std::max(smem, MmaSmem<kD>(2, 2))));
-    configured = true;
-  }
-  AttentionMmaChunkKernel<kD, kRing>
-      <<<grid, kChunkWarps * 32, smem, s>>>(c, chunks, scratch, counters, out);
-}
-
 template <int kD>
 void ChunksFor(const Ctx& c, int64_t rows, int64_t chunks, int n_sms, float* scratch,
                int32_t* counters, float* out, cudaStream_t s) {
@@ -202,11 +142,14 @@ void ChunksFor(const Ctx& c, int64_t rows, int64_t chunks, int n_sms, float* scr
   const int64_t per = std::max<int64_t>(1, (units + resident - 1) / resident);
   const dim3 grid(static_cast<unsigned>(rows), static_cast<unsigned>(c.s.n_kv_heads),
                   static_cast<unsigned>((chunks + per - 1) / per));
-  if (AttentionRingOn()) {
-    ChunksWith<kD, true>(c, grid, row_tiles, chunks, scratch, counters, out, s);
-  } else {
-    ChunksWith<kD, false>(c, grid, row_tiles, chunks, scratch, counters, out, s);
+  static bool configured = false;
+  if (!configured) {
+    cudaFuncSetAttribute(AttentionMmaChunkKernel<kD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                         static_cast<int>(MmaSmem<kD>(2, 2)));
+    configured = true;
   }
+  AttentionMmaChunkKernel<kD><<<grid, kChunkWarps * 32, MmaSmem<kD>(row_tiles, 2), s>>>(
+      c, chunks, scratch, counters, out);
 }
 
 }  // namespace

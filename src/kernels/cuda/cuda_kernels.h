@@ -218,16 +218,6 @@ void SetAttentionFuseForTest(int fuse);
 // 2: a token a block).
 bool AttentionMmaOn();
 void SetAttentionMmaForTest(int on, int shape = -1);
-// The tensor-core order's decode chunk kernel with three K/V buffers (opt-in:
-// REPRISE_CUDA_ATTN_RING=1; the same bits) and a test's override.
-bool AttentionRingOn();
-void SetAttentionRingForTest(int on);
-// The tensor-core order's prefill tiles at half the rows (64 (token, head)
-// rows, four warps a block, so two blocks share an SM and drift apart;
-// opt-in: REPRISE_CUDA_ATTN_SMALL_TILES=1; the same bits) and a test's
-// override.
-bool AttentionSmallTilesOn();
-void SetAttentionSmallTilesForTest(int on);
 // Tokens per query tile of the tiled prefill shape for this head shape and
 // KV layout.
 int64_t AttentionTileTokens(const AttentionShape& s, const KvLayout& kv);
