@@ -169,20 +169,25 @@ void LaunchChunkRaw(const Ctx& c, dim3 grid, int64_t chunks, float* scratch, int
 // exact in any order (a zero's sign can differ, which no e^(x - M) sees), so
 // the block computes them, and then every ca_i and cb_i, in parallel; only
 // the two-operation steps of l and o follow one another. Block (token, head,
-// group of kMergeDims dims); chunk states copied kMergeStage at a time a stage
-// ahead by cp.async (the m, l and the group's dims of each).
-constexpr int kMergeDims = 32;
+// group of kMergeDims dims); chunk states copied kMergeStage at a time by
+// cp.async (the m, l and the group's dims of each) into a ring of
+// kMergeRing stages, the next kMergeRing - 1 in flight while one is merged
+// (a 32k context has 513 chunks, five stages: with one stage ahead every
+// stage waited a full memory latency).
+constexpr int kMergeDims = 16;
 constexpr int kMergeStage = kThreads;  // states a stage: one a thread in the scan
+constexpr int kMergeRing = 4;
+constexpr int kMergeWords = 2 + kMergeDims;  // a staged state: m, l, then the group's dims
 
 // kFull: every group has kMergeDims dims (hv a multiple of it), so a staged
 // state's word count is a constant and its copies' indices need no division.
 template <bool kFull>
 __global__ void __launch_bounds__(kThreads)
     AttentionWideMergeKernel(Ctx c, int64_t max_chunks, const float* part, float* out) {
-  constexpr int kWords = 2 + kMergeDims;  // a staged state: m, l, then the group's dims
-  __shared__ __align__(16) float st_sh[2][kMergeStage * kWords];
+  extern __shared__ __align__(16) float ring_sh[];  // kMergeRing x kMergeStage x kMergeWords
   __shared__ float fac_sh[2][kMergeStage];  // ca, cb of the stage's states
   __shared__ float wmax_sh[kWarps];
+  constexpr int kWords = kMergeWords;
   const int64_t hv = c.s.head_dim_v, stride = hv + 2;
   const int64_t groups = (hv + kMergeDims - 1) / kMergeDims;
   const int64_t th = blockIdx.x / groups, grp = blockIdx.x % groups;
@@ -193,29 +198,36 @@ __global__ void __launch_bounds__(kThreads)
                                                 : kMergeDims);
   const int words = kFull ? kWords : 2 + dims;
   const int n_chunks = c.b.pos[t] / kChunk + 1;
+  const int n_stages = (n_chunks + kMergeStage - 1) / kMergeStage;
   const float* src = part + (t * c.s.n_heads + h) * max_chunks * stride;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  const auto issue = [&](int s0, float* dst) {
-    const int cnt = min(kMergeStage, n_chunks - s0);
-    for (int i = threadIdx.x; i < cnt * words; i += kThreads) {
-      const int j = i / words, w = i % words;
-      const int64_t col = w < 2 ? w : 2 + grp * kMergeDims + (w - 2);
-      CpAsync4(dst + j * kWords + w, src + (s0 + j) * stride + col);
+  const auto stage_buf = [&](int it) { return ring_sh + (it % kMergeRing) * kMergeStage * kWords; };
+  // Stage it's copies (none past the last stage), then one commit: every
+  // stage is one cp.async group, empty or not, so a fixed wait count works.
+  const auto issue = [&](int it) {
+    if (it < n_stages) {
+      const int s0 = it * kMergeStage;
+      float* dst = stage_buf(it);
+      const int cnt = min(kMergeStage, n_chunks - s0);
+      for (int i = threadIdx.x; i < cnt * words; i += kThreads) {
+        const int j = i / words, w = i % words;
+        const int64_t col = w < 2 ? w : 2 + grp * kMergeDims + (w - 2);
+        CpAsync4(dst + j * kWords + w, src + (s0 + j) * stride + col);
+      }
     }
+    CpAsyncCommit();
   };
-  issue(0, st_sh[0]);
-  CpAsyncCommit();
+  for (int it = 0; it < kMergeRing - 1; ++it) issue(it);
   float run_m = -INFINITY, l = 0.0f, o = 0.0f;  // o: dim grp * kMergeDims + lane (warp 0)
-  for (int s0 = 0, it = 0; s0 < n_chunks; s0 += kMergeStage, ++it) {
-    if (s0 + kMergeStage < n_chunks) {
-      issue(s0 + kMergeStage, st_sh[(it + 1) & 1]);
-      CpAsyncCommit();
-      CpAsyncWait<1>();
-    } else {
-      CpAsyncWait<0>();
-    }
+  for (int it = 0; it < n_stages; ++it) {
+    const int s0 = it * kMergeStage;
+    // The ring slot of stage it - 1 was freed by the last iteration's final
+    // barrier; stage it is done once at most kMergeRing - 1 newer groups are
+    // pending.
+    issue(it + kMergeRing - 1);
+    CpAsyncWait<kMergeRing - 1>();
     __syncthreads();
-    const float* st = st_sh[it & 1];
+    const float* st = stage_buf(it);
     const int cnt = min(kMergeStage, n_chunks - s0), j = threadIdx.x;
     const float mj = j < cnt ? st[j * kWords] : -INFINITY;
     float inc = mj;  // the warp's inclusive max scan
@@ -280,10 +292,11 @@ void LaunchWideMerge(const Ctx& c, int64_t chunks, const float* scratch, float* 
                      cudaStream_t s) {
   const int64_t groups = (c.s.head_dim_v + kMergeDims - 1) / kMergeDims;
   const unsigned blocks = static_cast<unsigned>(c.b.n * c.s.n_heads * groups);
+  constexpr size_t kSmem = sizeof(float) * kMergeRing * kMergeStage * kMergeWords;  // < 48 KiB
   if (c.s.head_dim_v % kMergeDims == 0) {
-    AttentionWideMergeKernel<true><<<blocks, kThreads, 0, s>>>(c, chunks, scratch, out);
+    AttentionWideMergeKernel<true><<<blocks, kThreads, kSmem, s>>>(c, chunks, scratch, out);
   } else {
-    AttentionWideMergeKernel<false><<<blocks, kThreads, 0, s>>>(c, chunks, scratch, out);
+    AttentionWideMergeKernel<false><<<blocks, kThreads, kSmem, s>>>(c, chunks, scratch, out);
   }
 }
 
