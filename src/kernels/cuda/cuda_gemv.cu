@@ -20,7 +20,9 @@
 // instruction 512 contiguous bytes, two stages in flight per warp), then
 // lane l computes row l's contributions from shared memory and adds them in
 // order into its segment sum, in registers (one token: a stage's activations
-// are loaded before the wait for its weights). Warp w takes segments w, w + 8, ...;
+// are loaded before the wait for its weights; several tokens: they are copied
+// into the stage's slot with its weights, so the inner loop reads shared
+// memory, not a global load per sub-block and token). Warp w takes segments w, w + 8, ...;
 // after each round of 8 segments the block folds the round's segment sums
 // into the totals, in segment order. Several matrices of one type and width
 // share a launch (LaunchGemvStaged: blocks map to matrices by row group).
@@ -215,6 +217,16 @@ constexpr int StageUnits() {
   return kSubs == 8 ? 1 : (kUnitBytes > 32 ? 4 : 8);
 }
 
+// Bytes of a ring slot: the stage's weights, then (several tokens) the
+// stage's activations: kMaxT x kStageSubs runs of 32 int8, then their
+// scales (float) and sums (int32), token-major.
+template <int kSubs, int kUnitBytes, int kMaxT>
+constexpr int SlotBytes() {
+  constexpr int kSU = StageUnits<kSubs, kUnitBytes>();
+  constexpr int kActs = kMaxT > 1 ? kMaxT * kSU * kSubs * (32 + 4 + 4) : 0;
+  return kSU * kRowGroup * kUnitBytes + kActs;
+}
+
 // The matrices of one launch: block b serves row group b - first[m] of
 // matrix m, first[m] <= b < first[m + 1].
 struct StagedTargets {
@@ -233,11 +245,12 @@ __global__ void __launch_bounds__(kStWarps * 32)
   constexpr int kStageBytes = kSU * kRowGroup * kUnitBytes;  // a multiple of 16
   constexpr int kStageSubs = kSU * kSubs;
   constexpr int kStagesPerSeg = static_cast<int>(kSegCols / 32) / kStageSubs;
+  constexpr int kSlot = SlotBytes<kSubs, kUnitBytes, kMaxT>();
   static_assert(kStageBytes % 16 == 0 && kStagesPerSeg * kStageSubs * 32 == kSegCols);
   extern __shared__ __align__(16) uint8_t st_sh[];
   PdlTrigger();  // the next op may launch; it waits for this grid before reading y
-  uint8_t* ring = st_sh + threadIdx.x / 32 * (kDepth * kStageBytes);  // this warp's stages
-  float* ssum = reinterpret_cast<float*>(st_sh + kStWarps * kDepth * kStageBytes);  // [warp][t][32]
+  uint8_t* ring = st_sh + threadIdx.x / 32 * (kDepth * kSlot);  // this warp's stages
+  float* ssum = reinterpret_cast<float*>(st_sh + kStWarps * kDepth * kSlot);  // [warp][t][32]
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   int m = 0;
@@ -256,16 +269,49 @@ __global__ void __launch_bounds__(kStWarps * 32)
     const int64_t st = seg * kStagesPerSeg + k % kStagesPerSeg;
     return seg < segs && st < n_stages ? st : -1;
   };
-  auto issue = [&](int64_t k) {
+  // Stage k's weights (w) and, several tokens, its activations (a); no
+  // commit.
+  auto issue_w = [&](int64_t k) {
     const int64_t st = stage_index(k);
     if (st >= 0) {
       const int64_t u0 = st * kSU;
       const int64_t units = n_units - u0 < kSU ? n_units - u0 : kSU;
       const int chunks = static_cast<int>(units * kRowGroup * kUnitBytes / 16);
       const uint8_t* src = gbase + u0 * kRowGroup * kUnitBytes;
-      uint8_t* dst = ring + (k % kDepth) * kStageBytes;
+      uint8_t* dst = ring + (k % kDepth) * kSlot;
       for (int i = lane; i < chunks; i += 32) CpAsync16(dst + 16 * i, src + 16 * i, true);
     }
+  };
+  auto issue_a = [&](int64_t k) {
+    const int64_t st = stage_index(k);
+    if (st >= 0) {
+      uint8_t* dst = ring + (k % kDepth) * kSlot;
+      if constexpr (kMaxT > 1) {
+        // Several tokens: the stage's activations come with its weights (read
+        // from shared memory, every lane the same word, instead of a global
+        // load per sub-block and token after the wait).
+        const int64_t b_first = st * kStageSubs;
+        const int subs = static_cast<int>(in.nb32 - b_first < kStageSubs ? in.nb32 - b_first
+                                                                         : kStageSubs);
+        uint8_t* aq = dst + kStageBytes;
+        for (int i = lane; i < n * subs * 2; i += 32) {  // 16-byte halves of 32-value runs
+          const int t = i / (subs * 2), h = i % (subs * 2);
+          CpAsync16(aq + t * (kStageSubs * 32) + 16 * h, in.xq + t * in.cols + b_first * 32 + 16 * h,
+                    true);
+        }
+        uint8_t* ad = aq + kMaxT * kStageSubs * 32;
+        uint8_t* as = ad + kMaxT * kStageSubs * 4;
+        for (int i = lane; i < n * subs; i += 32) {
+          const int t = i / subs, j = i % subs;
+          CpAsync4(ad + (t * kStageSubs + j) * 4, in.xd + t * in.nb32 + b_first + j);
+          CpAsync4(as + (t * kStageSubs + j) * 4, in.xs + t * in.nb32 + b_first + j);
+        }
+      }
+    }
+  };
+  auto issue = [&](int64_t k) {
+    issue_w(k);
+    issue_a(k);
     CpAsyncCommit();  // always: one group per k keeps the wait counts exact
   };
 
@@ -274,11 +320,23 @@ __global__ void __launch_bounds__(kStWarps * 32)
   float total0 = 0.0f, total1 = 0.0f;
 
   int64_t k = 0;
-#pragma unroll
-  for (int i = 0; i < kDepth; ++i) issue(i);
   // Launched with PdlLaunch: the first stages' weights are on their way
-  // while the kernel before (the activations' producer) finishes.
+  // while the kernel before (the activations' producer) finishes; their
+  // activations are copied only after it has (stage i's weights in group
+  // 0, its activations in group i: still one group per stage to wait for).
+#pragma unroll
+  for (int i = 0; i < kDepth; ++i) {
+    issue_w(i);
+    if constexpr (kMaxT == 1) CpAsyncCommit();
+  }
   PdlWait();
+  if constexpr (kMaxT > 1) {
+#pragma unroll
+    for (int i = 0; i < kDepth; ++i) {
+      issue_a(i);
+      CpAsyncCommit();
+    }
+  }
   for (int64_t round = 0; round * kStWarps < segs; ++round) {
     const int64_t seg = round * kStWarps + warp;
     if (seg < segs) {
@@ -313,7 +371,7 @@ __global__ void __launch_bounds__(kStWarps * 32)
         }
         CpAsyncWait<kDepth - 1>();
         __syncwarp();
-        const uint8_t* slot = ring + (k % kDepth) * kStageBytes;
+        const uint8_t* slot = ring + (k % kDepth) * kSlot;
         if constexpr (kMaxT == 1 && kType == static_cast<int>(DType::kQ4_K)) {
           // One token, Q4_K (a stage is one unit): the unit's header (d, dmin,
           // scales) in one 16-byte load and each 32-byte run of nibbles once
@@ -370,21 +428,25 @@ __global__ void __launch_bounds__(kStWarps * 32)
           }
           acc[0] = FAdd(acc[0], UnitContrib<kKind>(sw.a, sw.b, xd[0], ki));
         } else {  // several tokens (K-quants: a stage is one unit, subs == 8)
+          // The stage's activations, staged with its weights (issue).
+          const uint8_t* aq = slot + kStageBytes;
+          const float* ad = reinterpret_cast<const float*>(aq + kMaxT * kStageSubs * 32);
+          const int32_t* as = reinterpret_cast<const int32_t*>(ad + kMaxT * kStageSubs);
           KInts ki[kMaxT];
           SubW sw;
           for (int j = 0; j < subs; ++j) {
             LoadSubW<kType>(slot + ((j / kSubs) * kRowGroup + lane) * kUnitBytes, j % kSubs, &sw);
-            const int64_t b = b_first + j;
 #pragma unroll
             for (int t = 0; t < kMaxT; ++t) {
               if (t < n) {
-                uint32_t xw[8];
-                LoadActWords(in, t, b, xw);
+                const uint4* xp = reinterpret_cast<const uint4*>(aq + (t * kStageSubs + j) * 32);
+                const uint4 x0 = xp[0], x1 = xp[1];
+                const uint32_t xw[8] = {x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w};
                 if constexpr (kKind == 0) {
-                  acc[t] = FAdd(acc[t], SubWContrib<0>(sw, xw, in.xd[t * in.nb32 + b],
-                                                       in.xs[t * in.nb32 + b]));
+                  acc[t] = FAdd(acc[t], SubWContrib<0>(sw, xw, ad[t * kStageSubs + j],
+                                                       as[t * kStageSubs + j]));
                 } else {
-                  SubWInts<kKind>(sw, xw, in.xs[t * in.nb32 + b], &ki[t]);
+                  SubWInts<kKind>(sw, xw, as[t * kStageSubs + j], &ki[t]);
                 }
               }
             }
@@ -393,8 +455,7 @@ __global__ void __launch_bounds__(kStWarps * 32)
 #pragma unroll
             for (int t = 0; t < kMaxT; ++t) {
               if (t < n) {
-                acc[t] = FAdd(acc[t], UnitContrib<kKind>(sw.a, sw.b, in.xd[t * in.nb32 + b_first],
-                                                         ki[t]));
+                acc[t] = FAdd(acc[t], UnitContrib<kKind>(sw.a, sw.b, ad[t * kStageSubs], ki[t]));
               }
             }
           }
@@ -433,8 +494,9 @@ __global__ void __launch_bounds__(kStWarps * 32)
 template <int kType, int kKind, int kSubs, int kUnitBytes, int kMaxT>
 void RunStagedT(const StagedTargets& tg, int64_t n_units, const GemvIn& in, int nt,
                 cudaStream_t s) {
-  constexpr int kStageBytes = StageUnits<kSubs, kUnitBytes>() * kRowGroup * kUnitBytes;
-  constexpr size_t kSmem = kStWarps * kDepth * kStageBytes + kStWarps * kMaxT * 32 * sizeof(float);
+  constexpr size_t kSmem = kStWarps * kDepth * SlotBytes<kSubs, kUnitBytes, kMaxT>() +
+                           kStWarps * kMaxT * 32 * sizeof(float);
+  static_assert(kSmem <= 227 * 1024, "a staged GEMV block's shared memory fits an SM");
   static bool configured = false;
   if (!configured) {
     cudaFuncSetAttribute(GemvStagedKernel<kType, kKind, kSubs, kUnitBytes, kMaxT>,
