@@ -78,8 +78,8 @@ TEST_P(GpuMatMul, EqualsTheHostEmulationAndTheCpuOnEveryPath) {
     (*gpu)->CopyToDevice(*xd, x.data(), x.size() * sizeof(float));
     std::vector<float> first;  // n = 1's token 0, the reference for every other n
     std::vector<float> wd(static_cast<size_t>(cols));
-    for (const int64_t n : {int64_t{1}, int64_t{3}, int64_t{15}, int64_t{16}, int64_t{40},
-                            int64_t{70}}) {
+    for (const int64_t n : {int64_t{1}, int64_t{3}, int64_t{15}, int64_t{16}, int64_t{20},
+                            int64_t{31}, int64_t{40}, int64_t{70}}) {
       const kernels::Matrix* gw[1] = {&*gm};
       float* gy[1] = {static_cast<float*>(*yd)};
       (*gpu)->MatMul(gw, static_cast<const float*>(*xd), n, gy);
@@ -316,6 +316,22 @@ TEST(GpuMatMulPipe, PipelinedQ8_0AndQ4_0GiveTheDefaultKernelsBits) {
   for (const DType type : {DType::kQ8_0, DType::kQ4_0}) {
     ExpectSwitchKeepsBits(gpu->get(), type, kernels::cuda::SetMmaPipe32ForTest, "pipelined",
                           {{200, 1056}, {1000, 4096}, {200, 4608}}, {16, 40, 130}, &rng);
+  }
+}
+
+// Decode batches of 16-31 tokens on the staged GEMV (REPRISE_CUDA_GEMV_WIDE=1,
+// opt-in; in passes of 16 tokens) against the int8 tensor cores (the
+// default there): the same bits for every quantized type, widths with a
+// partial last segment (1056) or stage, row counts no multiple of a group.
+TEST(GpuMatMulPipe, WideDecodeBatchesOnTheGemvGiveTheTensorCoresBits) {
+  REQUIRE_GPU();
+  auto gpu = kernels::CreateBackend(kCuda, 1);
+  ASSERT_TRUE(gpu.ok());
+  std::mt19937 rng(53);
+  for (const DType type : {DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ6_K}) {
+    const int64_t narrow = type == DType::kQ8_0 || type == DType::kQ4_0 ? 1056 : 1536;
+    ExpectSwitchKeepsBits(gpu->get(), type, kernels::cuda::SetGemvWideForTest, "GEMV",
+                          {{200, narrow}, {1000, 4608}}, {16, 17, 24, 31}, &rng);
   }
 }
 

@@ -428,7 +428,7 @@ class CudaBackend final : public Backend {
       }
     }
     DType half_act = DType::kF32;  // the half type the activations are rounded to now
-    const bool staged = n < kGemvMaxTokens && GemvStagedOn();
+    const bool staged = n < QuantGemvTokens() && GemvStagedOn();
     for (size_t m = 0; m < ws.size(); ++m) {
       const Matrix& w = *ws[m];
       const uint8_t* data = static_cast<const uint8_t*>(w.backend_data());

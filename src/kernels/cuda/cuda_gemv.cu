@@ -40,6 +40,7 @@
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/cuda_kernels.h"
 #include "kernels/cuda/cuda_subblock.cuh"
+#include "kernels/cuda/path_switch.h"
 
 namespace reprise::kernels::cuda {
 namespace {
@@ -547,6 +548,13 @@ bool GemvStagedOn() {
   static const bool on = EnvSwitchOn("REPRISE_CUDA_GEMV_STAGED");
   return on;
 }
+
+namespace {
+PathSwitch g_gemv_wide("REPRISE_CUDA_GEMV_WIDE", PathDefault::kOff);
+}  // namespace
+
+int64_t QuantGemvTokens() { return g_gemv_wide.On() ? kGemvWideTokens : kGemvMaxTokens; }
+void SetGemvWideForTest(int on) { g_gemv_wide.SetForTest(on); }
 
 void LaunchGemvStaged(DType type, const GemvTarget* targets, int count, int64_t cols,
                       int64_t n_units, const ActQ& act, int64_t n, cudaStream_t s) {

@@ -78,6 +78,15 @@ struct GemvTarget {
 };
 constexpr int kGemvMaxTargets = 4;
 bool GemvStagedOn();
+// Quantized matmuls of fewer than QuantGemvTokens() tokens run on the GEMV
+// (in passes of kGemvMaxTokens), the rest on the int8 tensor cores:
+// kGemvMaxTokens, or kGemvWideTokens with REPRISE_CUDA_GEMV_WIDE=1 (opt-in,
+// written without a GPU: on an H100 the tensor-core kernel's 64-token tile
+// made 16 streams slower than 8 with the GEMV). Either way the same bits
+// (every path gives them); a test's override (-1: the environment).
+constexpr int kGemvWideTokens = 32;
+int64_t QuantGemvTokens();
+void SetGemvWideForTest(int on);
 void LaunchGemvStaged(DType type, const GemvTarget* targets, int count, int64_t cols,
                       int64_t n_units, const ActQ& act, int64_t n, cudaStream_t s);
 // The quantized types' kernels (cuda_matmul_quant.cu): y for n tokens whose

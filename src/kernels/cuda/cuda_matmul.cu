@@ -18,8 +18,9 @@
 //  - the first segment's sum starts y, every later one is added in order.
 // Every kernel and the host emulation (HostDot) follow it, whatever n, the
 // tile or the grid:
-//  - n < kGemvMaxTokens (decode), every type: the GEMV (cuda_gemv.cu);
-//  - quantized, n >= kGemvMaxTokens: int8 tensor cores (cuda_matmul_quant.cu);
+//  - n < kGemvMaxTokens (decode), every type: the GEMV (cuda_gemv.cu), and
+//    for quantized types up to QuantGemvTokens() (REPRISE_CUDA_GEMV_WIDE);
+//  - quantized, n >= QuantGemvTokens(): int8 tensor cores (cuda_matmul_quant.cu);
 //  - float, n >= kGemvMaxTokens: MatMulFloatTileKernel below (64 x 64 tiles,
 //    register-blocked fused multiply-adds). MatMulFloatKernel, one thread
 //    per row, segment and kTokTile tokens with a second kernel adding the

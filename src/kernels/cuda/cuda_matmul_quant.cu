@@ -5,8 +5,8 @@
 // (Q4_K / Q6_K: KInts, UnitContrib in cuda_subblock.cuh); within a segment of
 // kSegCols columns seg = 0 + c + c' + ... in order; the first segment's sum
 // starts the total, every later one is added to it in order.
-//  - Decode (n < kMmaMinTokens): the GEMV (cuda_gemv.cu).
-//  - Prefill (n >= kMmaMinTokens): MatMulQuantMmaKernel, int8 tensor cores
+//  - Decode (n < QuantGemvTokens()): the GEMV (cuda_gemv.cu).
+//  - Prefill (n >= QuantGemvTokens()): MatMulQuantMmaKernel, int8 tensor cores
 //    (mma.sync m16n8k32, Q6_K two m16n8k16 halves) on 64 x 64 (rows x tokens)
 //    tiles; the integer sums are exact, so the same terms give the same bits.
 // REPRISE_CUDA_MMA=0 runs prefill through the GEMV kernel (16 tokens per
@@ -454,7 +454,6 @@ PathSwitch g_pipe("REPRISE_CUDA_MMA_PIPE", PathDefault::kOn);
 PathSwitch g_pipe32("REPRISE_CUDA_MMA_PIPE32", PathDefault::kOn);
 
 // From this many tokens on, quantized matmuls run on the tensor cores.
-constexpr int64_t kMmaMinTokens = kGemvMaxTokens;
 
 bool MmaEnabled() {
   static const bool on = EnvSwitchOn("REPRISE_CUDA_MMA");
@@ -465,7 +464,7 @@ template <int kType, int kKind, int kSubs, int kUnitBytes>
 void Launch(const uint8_t* w, int64_t rows, int64_t cols, int64_t n_units, const ActQ& act,
             int64_t n, float* y, int64_t ldy, cudaStream_t s) {
   if constexpr (kType == static_cast<int>(DType::kQ4_K)) {
-    if (n >= kMmaMinTokens && MmaEnabled() && MmaPipeOn()) {
+    if (n >= QuantGemvTokens() && MmaEnabled() && MmaPipeOn()) {
       static bool configured = false;
       if (!configured) {
         cudaFuncSetAttribute(MatMulQ4KPipeKernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -480,13 +479,13 @@ void Launch(const uint8_t* w, int64_t rows, int64_t cols, int64_t n_units, const
     }
   }
   if constexpr (kKind == 0) {
-    if (n >= kMmaMinTokens && MmaEnabled() && MmaPipe32On()) {
+    if (n >= QuantGemvTokens() && MmaEnabled() && MmaPipe32On()) {
       LaunchMatMulQ32Pipe(static_cast<DType>(kType), w, rows, n_units, act.q, act.d, cols, n, y,
                           ldy, s);
       return;
     }
   }
-  if (n >= kMmaMinTokens && MmaEnabled()) {
+  if (n >= QuantGemvTokens() && MmaEnabled()) {
     const dim3 grid(static_cast<unsigned>((rows + kMmaRows - 1) / kMmaRows),
                     static_cast<unsigned>((n + kMmaToks - 1) / kMmaToks));
     MatMulQuantMmaKernel<kType, kKind, kSubs, kUnitBytes>
