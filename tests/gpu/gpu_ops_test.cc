@@ -392,7 +392,8 @@ TEST(GpuAttention, OptInShapesGiveTheDefaultShapesBits) {
 // Decode at long contexts (up to 3,000 positions: 47 chunks, so the wide
 // merge kernel runs) through the older shapes (the chunk kernel, each
 // head's states merged by one warp) and through the default ones (raw split
-// shape, wide merge): the same bits.
+// shape, wide merge), and with the wide merge's prescaled terms (opt-in):
+// the same bits.
 TEST(GpuAttention, OptInShapesAtLongContextsGiveTheDefaultBits) {
   REQUIRE_GPU();
   F32AttentionOrder f32_order;
@@ -414,18 +415,23 @@ TEST(GpuAttention, OptInShapesAtLongContextsGiveTheDefaultBits) {
     DevBuf qd(be, q.size()), out(be, static_cast<size_t>(n * d));
     ASSERT_TRUE(qd.p && out.p);
     be->CopyToDevice(qd.p, q.data(), q.size() * sizeof(float));
-    std::vector<float> got[3];
-    for (int variant = 0; variant < 3; ++variant) {  // default, wide merge alone, raw + wide
-      kernels::cuda::SetAttentionShapesForTest(0, variant == 2 ? 1 : 0, variant > 0 ? 1 : 0);
+    // The older shapes, wide merge alone, raw + wide, raw + wide prescaled.
+    const char* const names[4] = {"older shapes", "wide merge", "raw + wide merge",
+                                  "raw + prescaled wide merge"};
+    std::vector<float> got[4];
+    for (int variant = 0; variant < 4; ++variant) {
+      kernels::cuda::SetAttentionShapesForTest(0, variant >= 2 ? 1 : 0, variant > 0 ? 1 : 0);
+      kernels::cuda::SetAttentionMergePrescaleForTest(variant == 3 ? 1 : 0);
       ASSERT_TRUE(be->BeginBatch(rkv.Batch(pos, seq)).ok());
       be->Attention(qd.f(), shape, kv, 0, out.f());
       got[variant] = Download(be, out, static_cast<size_t>(n * d));
     }
     kernels::cuda::SetAttentionShapesForTest(-1, -1, -1);
-    for (int variant = 1; variant < 3; ++variant) {
+    kernels::cuda::SetAttentionMergePrescaleForTest(-1);
+    for (int variant = 1; variant < 4; ++variant) {
       const size_t first = FirstDifference(got[0], got[variant]);
       ASSERT_EQ(first, got[0].size())
-          << (variant == 1 ? "wide merge" : "raw + wide merge") << ", heads " << shape.n_heads
+          << names[variant] << ", heads " << shape.n_heads
           << "/" << shape.n_kv_heads << " of " << shape.head_dim_k << ": token " << first / d
           << " dim " << first % d << " (" << got[0][first] << " vs " << got[variant][first] << ")";
     }
@@ -449,6 +455,7 @@ TEST(GpuAttention, MmaShapesGiveEachOthersBitsAndStayCloseToTheF32Order) {
   struct Restore {
     ~Restore() {
       kernels::cuda::SetAttentionMmaForTest(-1, -1);
+      kernels::cuda::SetAttentionMergePrescaleForTest(-1);
     }
   } restore;
   auto gpu = kernels::CreateBackend(kCuda, 1);
@@ -519,6 +526,9 @@ TEST(GpuAttention, MmaShapesGiveEachOthersBitsAndStayCloseToTheF32Order) {
       ASSERT_EQ(differs(0), "") << what << ": shape split differs from the automatic choice";
       ASSERT_EQ(differs(1), "") << what << ": shape tiles differs from the automatic choice";
       ASSERT_EQ(differs(2), "") << what << ": shape per token differs from the automatic choice";
+      kernels::cuda::SetAttentionMergePrescaleForTest(1);  // opt-in
+      ASSERT_EQ(differs(0), "") << what << ": the prescaled wide merge (split) differs";
+      kernels::cuda::SetAttentionMergePrescaleForTest(-1);
     }
   }
 }

@@ -219,6 +219,11 @@ bool AttentionWideMergeOn();
 void SetAttentionShapesForTest(int blocked, int raw, int wide_merge = -1);
 // The same for REPRISE_CUDA_FUSE_ATTN (AttentionFuseOn).
 void SetAttentionFuseForTest(int fuse);
+// The wide merge with the chunk states' rescaled terms made in parallel
+// before its serial steps (opt-in: REPRISE_CUDA_MERGE_PRESCALE=1, written
+// without a GPU; the same bits) and a test's override.
+bool AttentionMergePrescaleOn();
+void SetAttentionMergePrescaleForTest(int on);
 // The tensor-core attention order (cuda_attention_mma.cu), on unless
 // REPRISE_CUDA_ATTN_MMA=0: F16 KV with head dims 64 or 128; with it on every
 // attention shape follows it (other bits than the f32 order's, the same bits
