@@ -298,7 +298,7 @@ nsight() {
       --section LaunchStats --section WarpStateStats --section SchedulerStats \
       --section MemoryWorkloadAnalysis --section ComputeWorkloadAnalysis --csv --page details \
       "$BUILD/bin/reprise" bench --device cuda --model "$(model_path "$t")" \
-      --pp "${NSIGHT_PP:-512}" --tg 4 --reps 1 > "$WORK/nsight-$t.csv" 2> "$WORK/nsight-$t.log"
+      --pp "${NSIGHT_PP:-512}" --tg 4 --reps 1 --no-warmup > "$WORK/nsight-$t.csv" 2> "$WORK/nsight-$t.log"
     echo "ncu rc $? ($(wc -l < "$WORK/nsight-$t.csv") lines)"
     grep -iE "ERR_NVGPUCTRPERM|permission|error" "$WORK/nsight-$t.log" | head -5
     cp "$WORK/nsight-$t.csv" "$OUT/" 2>/dev/null

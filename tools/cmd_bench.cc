@@ -1,7 +1,8 @@
 // `reprise bench`: prompt processing and generation speed of one model, like
 // llama-bench: pp = prefill of --pp tokens; tg = --tg single-token steps
 // after a prompt of --pp tokens (llama-bench's -d depth semantics). Medians
-// of --reps runs after a warm-up run.
+// of --reps runs after a warm-up run (--no-warmup: none, so a profiler's
+// first launches are the measured run's).
 // --batch B > 1: B sequences, each prefilled with its own --pp tokens, then
 // --tg steps that decode one token of every sequence in one forward (what
 // the server does with B streams): total and per-stream tok/s, and the bytes
@@ -36,6 +37,7 @@ struct BenchOptions {
   std::string kv_type = "auto";
   int batch = 1;
   bool json = false;
+  bool warmup = true;
 };
 
 double Median(std::vector<double> v) {
@@ -54,7 +56,10 @@ using RunOnce = std::function<Status(int pp, int tg, double* pp_ms, double* tg_m
 Status MeasureReps(const BenchOptions& o, int streams, const RunOnce& run_once,
                    std::vector<double>* pp_tps, std::vector<double>* tg_tps) {
   double pp_ms = 0, tg_ms = 0;
-  RETURN_IF_ERROR(run_once(std::min(o.pp, 64), std::min(o.tg, 8), &pp_ms, &tg_ms));  // warm-up
+  if (o.warmup) {
+    RETURN_IF_ERROR(run_once(std::min(o.pp, 64), std::min(o.tg, 8), &pp_ms, &tg_ms));
+    std::fprintf(stderr, "warm-up: pp%d, tg%d\n", std::min(o.pp, 64), std::min(o.tg, 8));
+  }
   const std::string x = streams > 1 ? " x" + std::to_string(streams) : "";
   for (int r = 0; r < o.reps; ++r) {
     RETURN_IF_ERROR(run_once(o.pp, o.tg, &pp_ms, &tg_ms));
@@ -250,6 +255,9 @@ void AddBenchCommand(CLI::App& app, int& exit_code) {
                   "Decode streams: B sequences of --pp tokens, then --tg steps of B tokens "
                   "(default 1)");
   cmd->add_flag("--json", o->json, "Print one JSON object");
+  cmd->add_flag("!--no-warmup", o->warmup,
+                "Skip the warm-up run (for profilers: the first launches are then the "
+                "measured run's)");
   cmd->callback([o, &exit_code] { exit_code = RunBench(*o); });
 }
 

@@ -161,5 +161,20 @@ TEST(Cli, BenchBatchReportsTotalAndPerStreamSpeed) {
   EXPECT_NE(too_long.find("context"), std::string::npos) << too_long;
 }
 
+// --no-warmup (for profilers) skips the warm-up run and still measures.
+TEST(Cli, BenchWithoutWarmupSkipsOnlyTheWarmup) {
+  const std::string model = FixturePath("stories260K/stories260K.gguf");
+  REQUIRE_FIXTURE(model);
+  int status = 0;
+  const std::string base = "bench --model " + model + " --threads 1 --pp 16 --tg 4 --reps 1";
+  const std::string warm = RunCli(base, &status, true);
+  ASSERT_EQ(status, 0) << warm;
+  EXPECT_NE(warm.find("warm-up: pp16, tg4"), std::string::npos) << warm;
+  const std::string cold = RunCli(base + " --no-warmup", &status, true);
+  ASSERT_EQ(status, 0) << cold;
+  EXPECT_EQ(cold.find("warm-up"), std::string::npos) << cold;
+  EXPECT_NE(cold.find("rep 1: pp16"), std::string::npos) << cold;
+}
+
 }  // namespace
 }  // namespace reprise::testing
