@@ -45,7 +45,8 @@
 #           every OPTIN path on (a quick first check: "build optin")
 #   agent   the agent workload (bench/agent_bench.py) against reprise serve
 #           and, when built, llama-server; AGENT_TYPE=q4_k, AGENT_CONC="1 8 32",
-#           AGENT_HISTORY=16384, AGENT_TURNS=8, AGENT_SYSTEM=7000
+#           AGENT_HISTORY=16384, AGENT_TURNS=8, AGENT_SYSTEM=7000,
+#           AGENT_SERVERS="reprise llama-server"
 # Environment: TYPES="f16 q8_0 q4_0 q4_k", LONG_TYPES (those also run at
 # pp8192 + tg32; default TYPES), REPS=3, PEER_REPS=5, NOMMA=0 (skip the
 # quantized pp512 without the tensor cores), MODEL_LAYERS (e.g. 4: models of
@@ -517,20 +518,26 @@ peer() {
 # 200-2000 tokens and generating 100-500, up to AGENT_HISTORY tokens or
 # AGENT_TURNS turns) against reprise serve --device cuda, then against
 # llama-server (CUDA, -np = concurrency, -kvu, --cache-ram) when the peer is built;
-# a fresh server per run, the same requests for both.
+# a fresh server per run, the same requests for both. AGENT_SERVERS (default
+# "reprise llama-server") picks which run, e.g. the peer alone at 32
+# conversations (~4 min) in a call of its own.
 source scripts/serve_lib.sh  # wait_http, bench_server
 agent() {
   local t=${AGENT_TYPE:-q4_k} hist=${AGENT_HISTORY:-16384} turns=${AGENT_TURNS:-8}
   local sys=${AGENT_SYSTEM:-7000} f=$(model_path "${AGENT_TYPE:-q4_k}")
   TYPES=$t make_models
   await_peer || say "no llama-server: reprise only"
+  local servers=${AGENT_SERVERS:-"reprise llama-server"}
   for c in ${AGENT_CONC:-1 8 32}; do
     local common="--concurrency $c --system-tokens $sys --max-history $hist --turns $turns --id-max 30000"
-    say "agent workload: reprise, $c conversations ($t, history <= $hist)"
-    "$BUILD/bin/reprise" serve --device cuda --model "$f" --port 18090 --parallel "$c" \
-      --ctx-size $((hist + 1024)) --prompt-cache-size $((2 * c + 2)) > "$WORK/agent-reprise-$c.log" 2>&1 &
-    bench_server reprise 18090 $! "$WORK/agent-reprise-$c.log" $common --metrics \
-      --json "$WORK/agent-reprise-$c.json" > >(tee -a "$WORK/agent.txt" "$OUT/agent.txt")
+    if [[ " $servers " == *" reprise "* ]]; then
+      say "agent workload: reprise, $c conversations ($t, history <= $hist)"
+      "$BUILD/bin/reprise" serve --device cuda --model "$f" --port 18090 --parallel "$c" \
+        --ctx-size $((hist + 1024)) --prompt-cache-size $((2 * c + 2)) > "$WORK/agent-reprise-$c.log" 2>&1 &
+      bench_server reprise 18090 $! "$WORK/agent-reprise-$c.log" $common --metrics \
+        --json "$WORK/agent-reprise-$c.json" > >(tee -a "$WORK/agent.txt" "$OUT/agent.txt")
+    fi
+    [[ " $servers " == *" llama-server "* ]] || continue
     [ -x "$PEER_BUILD/bin/llama-server" ] || continue
     # llama-server allocates -c tokens of F16 K/V up front (128 KiB a token
     # for this shape): at most what the GPU holds beside the weights (6 GiB
