@@ -55,8 +55,8 @@
 # ATTN_LAST_MERGES, all: "GEMV_STAGED FUSE PDL ATTN_LAST_MERGES"),
 # OPTIN (the opt-in paths the tests and benches also run with, on together:
 # default "REPRISE_CUDA_FUSE_ATTN=1 REPRISE_CUDA_GEMV_WIDE=1
-# REPRISE_CUDA_MERGE_PRESCALE=1"; a list of X=0 runs them with defaults
-# off).
+# REPRISE_CUDA_MERGE_PRESCALE=1 REPRISE_CUDA_ATTN_QREGS=1"; a list of X=0
+# runs them with defaults off).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -77,11 +77,13 @@ REPS=${REPS:-3}
 # 2026-12-06, default too (=0 turns each off). FUSE_ATTN gives the same bits
 # but slower decode, so it stays opt-in. A new path written without a GPU
 # joins this list until "build optin" has validated it: GEMV_WIDE, quantized
-# matmuls of 16-31 tokens on the GEMV, and MERGE_PRESCALE, the wide merge's
-# rescaled terms made before its serial steps, written on 2026-12-06;
-# measure them with OPTIN="REPRISE_CUDA_GEMV_WIDE=1" SWEEP="8 16 24 32"
-# ... sweep and OPTIN="REPRISE_CUDA_MERGE_PRESCALE=1" DEPTH=32768 ... depth.)
-OPTIN=${OPTIN:-"REPRISE_CUDA_FUSE_ATTN=1 REPRISE_CUDA_GEMV_WIDE=1 REPRISE_CUDA_MERGE_PRESCALE=1"}
+# matmuls of 16-31 tokens on the GEMV, MERGE_PRESCALE, the wide merge's
+# rescaled terms made before its serial steps, and ATTN_QREGS, the decode
+# chunk kernel with the queries in registers (three blocks an SM), written
+# on 2026-12-06; measure them with OPTIN="REPRISE_CUDA_GEMV_WIDE=1"
+# SWEEP="8 16 24 32" ... sweep and with OPTIN="REPRISE_CUDA_MERGE_PRESCALE=1"
+# (then ATTN_QREGS=1, then both) DEPTH=32768 ... depth.)
+OPTIN=${OPTIN:-"REPRISE_CUDA_FUSE_ATTN=1 REPRISE_CUDA_GEMV_WIDE=1 REPRISE_CUDA_MERGE_PRESCALE=1 REPRISE_CUDA_ATTN_QREGS=1"}
 PEER_REPS=${PEER_REPS:-5}
 DEPS=/tmp/reprise-deps
 BUILD=/tmp/reprise-build

@@ -449,13 +449,16 @@ TEST(GpuAttention, OptInShapesAtLongContextsGiveTheDefaultBits) {
 // 64-dim heads, no GQA (64-token tiles), GQA 5 (a token's heads split
 // across warps) and GQA 32 (two 16-row tiles a decode block), in KV blocks
 // of 32 positions; Llama-3's again in blocks of 3 (smaller than a staging
-// thread's row step, and not dividing a 64-position chunk).
+// thread's row step, and not dividing a 64-position chunk). The opt-in
+// kernels (the prescaled wide merge, the chunk kernel with the queries in
+// registers) give the same bits too.
 TEST(GpuAttention, MmaShapesGiveEachOthersBitsAndStayCloseToTheF32Order) {
   REQUIRE_GPU();
   struct Restore {
     ~Restore() {
       kernels::cuda::SetAttentionMmaForTest(-1, -1);
       kernels::cuda::SetAttentionMergePrescaleForTest(-1);
+      kernels::cuda::SetAttentionQRegsForTest(-1);
     }
   } restore;
   auto gpu = kernels::CreateBackend(kCuda, 1);
@@ -529,6 +532,10 @@ TEST(GpuAttention, MmaShapesGiveEachOthersBitsAndStayCloseToTheF32Order) {
       kernels::cuda::SetAttentionMergePrescaleForTest(1);  // opt-in
       ASSERT_EQ(differs(0), "") << what << ": the prescaled wide merge (split) differs";
       kernels::cuda::SetAttentionMergePrescaleForTest(-1);
+      kernels::cuda::SetAttentionQRegsForTest(1);  // opt-in; groups of at most 16
+      ASSERT_EQ(differs(0), "") << what << ": the chunk kernel with register queries differs";
+      ASSERT_EQ(differs(-1), "") << what << ": register queries (automatic) differ";
+      kernels::cuda::SetAttentionQRegsForTest(-1);
     }
   }
 }

@@ -281,6 +281,7 @@ PathSwitch g_mma("REPRISE_CUDA_ATTN_MMA", PathDefault::kOn);
 PathSwitch g_fuse("REPRISE_CUDA_FUSE_ATTN", PathDefault::kOff);
 // Off unless =1: written without a GPU (2026-12-06).
 PathSwitch g_merge_pre("REPRISE_CUDA_MERGE_PRESCALE", PathDefault::kOff);
+PathSwitch g_qregs("REPRISE_CUDA_ATTN_QREGS", PathDefault::kOff);
 std::atomic<int> g_mma_shape{-1};
 }  // namespace
 
@@ -290,9 +291,11 @@ bool AttentionRawOn() { return g_raw.On(); }
 bool AttentionWideMergeOn() { return g_wide.On(); }
 bool AttentionFuseOn() { return g_fuse.On(); }
 bool AttentionMergePrescaleOn() { return g_merge_pre.On(); }
+bool AttentionQRegsOn() { return g_qregs.On(); }
 
 void SetAttentionFuseForTest(int fuse) { g_fuse.SetForTest(fuse); }
 void SetAttentionMergePrescaleForTest(int on) { g_merge_pre.SetForTest(on); }
+void SetAttentionQRegsForTest(int on) { g_qregs.SetForTest(on); }
 
 void SetAttentionMmaForTest(int on, int shape) {
   g_mma.SetForTest(on);

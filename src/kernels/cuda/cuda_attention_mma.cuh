@@ -149,19 +149,18 @@ __device__ __forceinline__ void StageKv(const Ctx& c, const int32_t* table, int 
 // - 1, for a warp's 16 rows: s[2 i + j] is the chunk's n-tile 2 (sl0 + i) +
 // j (positions 8 (2 (sl0 + i) + j) + 2 q4 and + 1 of row g in [0], [1] and
 // of row g + 8 in [2], [3]), scaled. Each accumulator starts at +0 and takes,
-// per 16-dim slice in dim order, the mma of q hi and then of q lo.
-template <int kD, int kN>
-__device__ __forceinline__ void SliceScores(const __half* qh, const __half* ql, const __half* ks,
-                                            int sl0, float scale, float (&s)[2 * kN][4]) {
+// per 16-dim slice in dim order, the mma of q hi and then of q lo; q_at(k16,
+// ah, al) gives slice k16's query fragments.
+template <int kD, int kN, typename QAt>
+__device__ __forceinline__ void SliceScoresBy(QAt&& q_at, const __half* ks, int sl0, float scale,
+                                              float (&s)[2 * kN][4]) {
   const int lane = threadIdx.x % 32;
 #pragma unroll
   for (int nt = 0; nt < 2 * kN; ++nt) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
 #pragma unroll
   for (int k16 = 0; k16 < kD / 16; ++k16) {
     uint32_t ah[4], al[4];
-    const int qoff = (lane % 16) * kStride<kD> + k16 * 16 + (lane / 16) * 8;
-    Ldm4<false>(ah, qh + qoff);
-    Ldm4<false>(al, ql + qoff);
+    q_at(k16, ah, al);
 #pragma unroll
     for (int i = 0; i < kN; ++i) {
       uint32_t b[4];
@@ -179,6 +178,32 @@ __device__ __forceinline__ void SliceScores(const __half* qh, const __half* ql, 
     for (int i = 0; i < 4; ++i) s[nt][i] = FMul(s[nt][i], scale);
   }
 }
+
+// The A fragments of a warp's 16 query rows (hi, lo) for one 16-dim slice,
+// from the staged qh / ql.
+template <int kD>
+__device__ __forceinline__ void LoadQSlice(const __half* qh, const __half* ql, int k16,
+                                           uint32_t (&ah)[4], uint32_t (&al)[4]) {
+  const int lane = threadIdx.x % 32;
+  const int qoff = (lane % 16) * kStride<kD> + k16 * 16 + (lane / 16) * 8;
+  Ldm4<false>(ah, qh + qoff);
+  Ldm4<false>(al, ql + qoff);
+}
+
+// SliceScoresBy with the queries read from shared memory slice by slice.
+template <int kD, int kN>
+__device__ __forceinline__ void SliceScores(const __half* qh, const __half* ql, const __half* ks,
+                                            int sl0, float scale, float (&s)[2 * kN][4]) {
+  SliceScoresBy<kD, kN>(
+      [&](int k16, uint32_t (&ah)[4], uint32_t (&al)[4]) { LoadQSlice<kD>(qh, ql, k16, ah, al); },
+      ks, sl0, scale, s);
+}
+
+// A warp's 16 query rows as A fragments held in registers (all slices).
+template <int kD>
+struct QFrags {
+  uint32_t h[kD / 16][4], l[kD / 16][4];
+};
 
 // The maxima of rows g and g + 8 over s's positions at or before each row's
 // own (pos_a, pos_b; -1: no token); col0 is s's first position. Max is exact

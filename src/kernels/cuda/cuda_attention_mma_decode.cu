@@ -1,6 +1,7 @@
 // The tensor-core attention order's decode chunk kernel (the split shape;
 // the order itself: cuda_attention_mma.cu's header comment) and its launch.
 #include <algorithm>
+#include <type_traits>
 
 #include "kernels/cuda/cuda_attention_mma.cuh"
 
@@ -22,10 +23,17 @@ namespace {
 // does. With c.sub, row r serves batch token c.sub[r]. (Three K/V buffers,
 // two copies in flight, measured no faster on an H100: the kernel issues
 // more than it waits.)
+// kQRegs (opt-in, REPRISE_CUDA_ATTN_QREGS=1, AttentionQRegsOn; written
+// without a GPU; one 16-row tile, group <= 16): the queries' fragments held
+// in registers (staged once through chunk 1's V buffer), so a block's
+// shared memory is its four K/V buffers alone (68 KiB) and three blocks
+// share an SM instead of two (at 32k the kernel kept 8 warps an SM busy
+// 30% of issue slots, stalled on dependent latencies). The same
+// instructions on the same operands: the same bits.
 constexpr int kChunkWarps = 4;
 
-template <int kD>
-__global__ void __launch_bounds__(kChunkWarps * 32)
+template <int kD, bool kQRegs>
+__global__ void __launch_bounds__(kChunkWarps * 32, kQRegs ? 3 : 0)
     AttentionMmaChunkKernel(Ctx c, int64_t max_chunks, float* part, int32_t* counters,
                             float* out) {
   extern __shared__ __align__(16) unsigned char mma_sh[];
@@ -51,14 +59,23 @@ __global__ void __launch_bounds__(kChunkWarps * 32)
     StageKv<kD>(c, table, kvh, p0, min(kChunk, pos + 1 - p0), k_dst, v_dst);
     CpAsyncCommit();
   };
-  // qh, ql, K 0, K 1, V 0, V 1.
-  __half* const qh = reinterpret_cast<__half*>(mma_sh);
-  __half* const ql = qh + row_tiles * 16 * kStride<kD>;
-  __half* const kv_sh = ql + row_tiles * 16 * kStride<kD>;
+  // qh, ql, K 0, K 1, V 0, V 1 (kQRegs: K 0, K 1, V 0, V 1, the queries
+  // staged in V 1 until they are in registers).
+  __half* const base = reinterpret_cast<__half*>(mma_sh);
+  __half* const kv_sh = kQRegs ? base : base + 2 * row_tiles * 16 * kStride<kD>;
   const auto kbuf = [&](int i) { return kv_sh + (i & 1) * kBuf; };
   const auto vbuf = [&](int i) { return kv_sh + (2 + (i & 1)) * kBuf; };
+  __half* const qh = kQRegs ? vbuf(1) : base;
+  __half* const ql = qh + row_tiles * 16 * kStride<kD>;
   stage_chunk(0, kbuf(0), vbuf(0));
   StageQ<kD>(c, t, 1, kvh, row_tiles * 16, qh, ql);
+  std::conditional_t<kQRegs, QFrags<kD>, int> qf{};  // kQRegs: the queries' fragments
+  if constexpr (kQRegs) {
+    __syncthreads();  // the staged queries visible to all
+#pragma unroll
+    for (int k16 = 0; k16 < kD / 16; ++k16) LoadQSlice<kD>(qh, ql, k16, qf.h[k16], qf.l[k16]);
+    __syncthreads();  // V 1 is free for chunk 1
+  }
   const int64_t stride = kD + 2;
   for (int i = 0; i < mine; ++i) {
     const int chunk = z + i * zs, p_begin = chunk * kChunk;
@@ -75,8 +92,17 @@ __global__ void __launch_bounds__(kChunkWarps * 32)
       const int ra = rt * 16 + g, rb = ra + 8;
       const int pos_a = ra < group ? pos : -1, pos_b = rb < group ? pos : -1;
       float s[2][4], m[2];
-      SliceScores<kD, 1>(qh + rt * 16 * kStride<kD>, ql + rt * 16 * kStride<kD>, kbuf(i), warp,
-                         c.s.scale, s);
+      if constexpr (kQRegs) {  // one row tile
+        SliceScoresBy<kD, 1>(
+            [&](int k16, uint32_t (&ah)[4], uint32_t (&al)[4]) {
+#pragma unroll
+              for (int k = 0; k < 4; ++k) ah[k] = qf.h[k16][k], al[k] = qf.l[k16][k];
+            },
+            kbuf(i), warp, c.s.scale, s);
+      } else {
+        SliceScores<kD, 1>(qh + rt * 16 * kStride<kD>, ql + rt * 16 * kStride<kD>, kbuf(i), warp,
+                           c.s.scale, s);
+      }
       SliceMax<1>(s, p_begin + warp * 16, pos_a, pos_b, m);
       if (q4 == 0) max_sh[warp][g] = m[0], max_sh[warp][g + 8] = m[1];
       __syncthreads();
@@ -129,27 +155,40 @@ __global__ void __launch_bounds__(kChunkWarps * 32)
   }
 }
 
+template <int kD, bool kQRegs>
+void ChunksWith(const Ctx& c, int64_t rows, int64_t chunks, int n_sms, int row_tiles,
+                float* scratch, int32_t* counters, float* out, cudaStream_t s) {
+  // Chunks a block: enough that the grid fits about the blocks an SM holds
+  // at once (two; three with kQRegs, whose shared memory is the K/V buffers
+  // alone), so each block's copies of the next chunks overlap its work on
+  // this one. Which block takes which chunk changes no bit (each chunk's
+  // state is computed alone).
+  const int64_t units = rows * c.s.n_kv_heads * chunks;
+  const int64_t resident = (kQRegs ? 3 : 2) * static_cast<int64_t>(std::max(n_sms, 1));
+  const int64_t per = std::max<int64_t>(1, (units + resident - 1) / resident);
+  const dim3 grid(static_cast<unsigned>(rows), static_cast<unsigned>(c.s.n_kv_heads),
+                  static_cast<unsigned>((chunks + per - 1) / per));
+  const size_t smem = kQRegs ? MmaSmem<kD>(0, 2) : MmaSmem<kD>(row_tiles, 2);
+  static bool configured = false;
+  if (!configured) {
+    cudaFuncSetAttribute(AttentionMmaChunkKernel<kD, kQRegs>,
+                         cudaFuncAttributeMaxDynamicSharedMemorySize,
+                         static_cast<int>(kQRegs ? smem : MmaSmem<kD>(2, 2)));
+    configured = true;
+  }
+  AttentionMmaChunkKernel<kD, kQRegs>
+      <<<grid, kChunkWarps * 32, smem, s>>>(c, chunks, scratch, counters, out);
+}
+
 template <int kD>
 void ChunksFor(const Ctx& c, int64_t rows, int64_t chunks, int n_sms, float* scratch,
                int32_t* counters, float* out, cudaStream_t s) {
   const int row_tiles = MmaWarps(c.s.n_heads / c.s.n_kv_heads);
-  // Chunks a block: enough that the grid fits about two blocks an SM (a
-  // block's shared memory allows two), so each block's copies of the next
-  // chunks overlap its work on this one. Which block takes which chunk
-  // changes no bit (each chunk's state is computed alone).
-  const int64_t units = rows * c.s.n_kv_heads * chunks;
-  const int64_t resident = 2 * static_cast<int64_t>(std::max(n_sms, 1));
-  const int64_t per = std::max<int64_t>(1, (units + resident - 1) / resident);
-  const dim3 grid(static_cast<unsigned>(rows), static_cast<unsigned>(c.s.n_kv_heads),
-                  static_cast<unsigned>((chunks + per - 1) / per));
-  static bool configured = false;
-  if (!configured) {
-    cudaFuncSetAttribute(AttentionMmaChunkKernel<kD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                         static_cast<int>(MmaSmem<kD>(2, 2)));
-    configured = true;
+  if (row_tiles == 1 && AttentionQRegsOn()) {
+    ChunksWith<kD, true>(c, rows, chunks, n_sms, row_tiles, scratch, counters, out, s);
+  } else {
+    ChunksWith<kD, false>(c, rows, chunks, n_sms, row_tiles, scratch, counters, out, s);
   }
-  AttentionMmaChunkKernel<kD><<<grid, kChunkWarps * 32, MmaSmem<kD>(row_tiles, 2), s>>>(
-      c, chunks, scratch, counters, out);
 }
 
 }  // namespace

@@ -224,6 +224,11 @@ void SetAttentionFuseForTest(int fuse);
 // without a GPU; the same bits) and a test's override.
 bool AttentionMergePrescaleOn();
 void SetAttentionMergePrescaleForTest(int on);
+// The tensor-core decode chunk kernel with the queries in registers, three
+// blocks an SM (opt-in: REPRISE_CUDA_ATTN_QREGS=1, written without a GPU;
+// GQA groups of at most 16; the same bits) and a test's override.
+bool AttentionQRegsOn();
+void SetAttentionQRegsForTest(int on);
 // The tensor-core attention order (cuda_attention_mma.cu), on unless
 // REPRISE_CUDA_ATTN_MMA=0: F16 KV with head dims 64 or 128; with it on every
 // attention shape follows it (other bits than the f32 order's, the same bits
