@@ -55,8 +55,8 @@
 # ATTN_LAST_MERGES, all: "GEMV_STAGED FUSE PDL ATTN_LAST_MERGES"),
 # OPTIN (the opt-in paths the tests and benches also run with, on together:
 # default "REPRISE_CUDA_FUSE_ATTN=1 REPRISE_CUDA_GEMV_WIDE=1
-# REPRISE_CUDA_MERGE_PRESCALE=1 REPRISE_CUDA_ATTN_QREGS=1"; a list of X=0
-# runs them with defaults off).
+# REPRISE_CUDA_MERGE_PRESCALE=1 REPRISE_CUDA_ATTN_QREGS=1
+# REPRISE_CUDA_GEMV_SPLIT=1"; a list of X=0 runs them with defaults off).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -79,11 +79,13 @@ REPS=${REPS:-3}
 # joins this list until "build optin" has validated it: GEMV_WIDE, quantized
 # matmuls of 16-31 tokens on the GEMV, MERGE_PRESCALE, the wide merge's
 # rescaled terms made before its serial steps, and ATTN_QREGS, the decode
-# chunk kernel with the queries in registers (three blocks an SM), written
+# chunk kernel with the queries in registers (three blocks an SM), and
+# GEMV_SPLIT, the staged GEMV split over K for the down projection, written
 # on 2026-12-06; measure them with OPTIN="REPRISE_CUDA_GEMV_WIDE=1"
-# SWEEP="8 16 24 32" ... sweep and with OPTIN="REPRISE_CUDA_MERGE_PRESCALE=1"
-# (then ATTN_QREGS=1, then both) DEPTH=32768 ... depth.)
-OPTIN=${OPTIN:-"REPRISE_CUDA_FUSE_ATTN=1 REPRISE_CUDA_GEMV_WIDE=1 REPRISE_CUDA_MERGE_PRESCALE=1 REPRISE_CUDA_ATTN_QREGS=1"}
+# SWEEP="8 16 24 32" ... sweep, with OPTIN="REPRISE_CUDA_MERGE_PRESCALE=1"
+# (then ATTN_QREGS=1, then both) DEPTH=32768 ... depth and with
+# OPTIN="REPRISE_CUDA_GEMV_SPLIT=1" GEMV_TYPES=... kernels / ... optbench.)
+OPTIN=${OPTIN:-"REPRISE_CUDA_FUSE_ATTN=1 REPRISE_CUDA_GEMV_WIDE=1 REPRISE_CUDA_MERGE_PRESCALE=1 REPRISE_CUDA_ATTN_QREGS=1 REPRISE_CUDA_GEMV_SPLIT=1"}
 PEER_REPS=${PEER_REPS:-5}
 DEPS=/tmp/reprise-deps
 BUILD=/tmp/reprise-build

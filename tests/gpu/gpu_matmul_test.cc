@@ -335,6 +335,21 @@ TEST(GpuMatMulPipe, WideDecodeBatchesOnTheGemvGiveTheTensorCoresBits) {
   }
 }
 
+// The staged GEMV split over K (REPRISE_CUDA_GEMV_SPLIT=1, opt-in): few row
+// groups over many segments (the down projection's 4096 x 14336; 1000 rows,
+// a partial last row group; 4608 columns, a last round of one segment), one
+// token and several: the bits of one block per row group.
+TEST(GpuMatMulPipe, GemvSplitOverKGivesTheSameBits) {
+  REQUIRE_GPU();
+  auto gpu = kernels::CreateBackend(kCuda, 1);
+  ASSERT_TRUE(gpu.ok());
+  std::mt19937 rng(59);
+  for (const DType type : {DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ6_K}) {
+    ExpectSwitchKeepsBits(gpu->get(), type, kernels::cuda::SetGemvSplitForTest, "split",
+                          {{4096, 14336}, {1000, 14336}, {200, 4608}}, {1, 3, 15}, &rng);
+  }
+}
+
 // Q/K/V-like F16 / BF16 matrices (one width, three row counts, one not a
 // multiple of the 16-row tile) in one decode MatMul call: with the shared
 // launch (the default; REPRISE_CUDA_HALF_MULTI=0 off) the bits of one launch each.

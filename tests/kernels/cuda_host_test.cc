@@ -303,6 +303,38 @@ TEST(CudaTiles, RunsAreCutAtTheTileSizeASequenceChangeAndAGap) {
   EXPECT_EQ(singles, 0);
 }
 
+// The staged GEMV's split over K (host side): only launches of more than
+// one round of segments and too few row groups for two blocks an SM are
+// split, every part gets the same number of rounds but the last, and the
+// scratch holds every group's segment sums for up to 16 tokens.
+TEST(CudaGemvSplit, SplitsOnlyFewGroupsOfManyRoundsAndEvenly) {
+  // Llama-3-8B on 132 SMs: down (4096 x 14336: 128 groups, 28 segments,
+  // 4 rounds) split in two parts of two rounds; Q/K/V and O (4096 columns:
+  // one round) and gate/up (896 groups) not at all.
+  EXPECT_EQ(GemvSplitFactor(128, 14336, 132), 2);
+  EXPECT_EQ(GemvSplitFactor(192, 4096, 132), 1);
+  EXPECT_EQ(GemvSplitFactor(128, 4096, 132), 1);
+  EXPECT_EQ(GemvSplitFactor(896, 14336, 132), 1);
+  EXPECT_EQ(GemvSplitFactor(32, 14336, 132), 4);   // one round a part
+  EXPECT_EQ(GemvSplitFactor(7, 4608, 132), 2);     // 9 segments: rounds of 8 and 1
+  EXPECT_EQ(GemvSplitFactor(1, 65536, 132), 8);    // 16 rounds: at most 8 parts
+  EXPECT_EQ(GemvSplitFactor(0, 14336, 132), 1);
+  for (int64_t groups = 1; groups <= 300; groups += 7) {
+    for (const int64_t cols : {int64_t{4096}, int64_t{8192}, int64_t{14336}, int64_t{28672}}) {
+      const int split = GemvSplitFactor(groups, cols, 132);
+      const int64_t rounds = (cols / 512 + 7) / 8;
+      ASSERT_GE(split, 1);
+      ASSERT_LE(split, rounds) << groups << " groups, " << cols << " columns";
+      if (split > 1) {
+        const int64_t per = (rounds + split - 1) / split;
+        EXPECT_GT(rounds, per * (split - 1)) << "the last part has a round";
+      }
+    }
+  }
+  EXPECT_EQ(GemvSplitScratchFloats(128, 14336, 1), 128 * 28 * 32);
+  EXPECT_EQ(GemvSplitScratchFloats(128, 14336, 40), 128 * 28 * 16 * 32);
+}
+
 // A path switch reads its variable once, at its first use: default-on
 // switches are off only for "0", default-off ones on only for "1"; a test's
 // override wins while set and -1 hands back to the environment.

@@ -305,6 +305,23 @@ class CudaBackend final : public Backend {
     return g;
   }
   ActQ ActBuffers() const { return {act_q_.ptr, act_d_.ptr, act_sum_.ptr}; }
+  // The staged GEMV's split over K for these targets (GemvSplitOn), with its
+  // scratch and counters grown (counters zeroed when allocated); no split if
+  // they cannot be.
+  GemvSplit StagedSplit(const GemvTarget* targets, int count, int64_t cols, int64_t n) {
+    if (!GemvSplitOn()) return {};
+    int64_t groups = 0;
+    for (int m = 0; m < count; ++m) groups += (targets[m].rows + kRowGroup - 1) / kRowGroup;
+    const int split = GemvSplitFactor(groups, cols, prop_.multiProcessorCount);
+    if (split < 2 || !Grow(&gemv_scratch_, GemvSplitScratchFloats(groups, cols, n)).ok()) return {};
+    const int32_t* had = gemv_counters_.ptr;
+    if (!Grow(&gemv_counters_, groups).ok()) return {};
+    if (gemv_counters_.ptr != had) {
+      Note(cudaMemsetAsync(gemv_counters_.ptr, 0, gemv_counters_.cap * sizeof(int32_t), stream_),
+           "GEMV counters");
+    }
+    return {gemv_scratch_.ptr, gemv_counters_.ptr, split};
+  }
   void FinishGraph() {
     const Status st = graphs_.Finish(stream_);
     if (!st.ok() && first_error_.ok()) first_error_ = st;
@@ -447,7 +464,8 @@ class CudaBackend final : public Backend {
                             ys[m + count], wm.rows()};
           ++count;
         }
-        LaunchGemvStaged(w.type(), targets, count, w.cols(), units, act, n, stream_);
+        LaunchGemvStaged(w.type(), targets, count, w.cols(), units, act, n, stream_,
+                         StagedSplit(targets, count, w.cols(), n));
         m += count - 1;
         continue;
       }
@@ -667,6 +685,8 @@ class CudaBackend final : public Backend {
   BatchDev batch_;
   Scratch<float> attn_scratch_;  // the split attention's chunk states
   Scratch<int32_t> attn_counters_;  // and its finished-chunk counters (zero between launches)
+  Scratch<float> gemv_scratch_;     // the split staged GEMV's segment sums (StagedSplit)
+  Scratch<int32_t> gemv_counters_;  // and its per-row-group counters (zero between launches)
   // The batch's positions and sequences on the host, and its query tiles
   // (BuildTiles) for tile_tokens_ tokens a tile (0: not cut yet).
   std::vector<int32_t> host_pos_, host_seq_, host_tiles_;

@@ -36,6 +36,8 @@
 //    one lane over its stage (staged), then UnitContrib once;
 //  - F32 / F16 / BF16: its (up to) 32 weights held in registers, one fused
 //    multiply-add chain per token over the columns in order.
+#include <algorithm>
+
 #include "core/check.h"
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/cuda_kernels.h"
@@ -241,7 +243,7 @@ struct StagedTargets {
 
 template <int kType, int kKind, int kSubs, int kUnitBytes, int kMaxT>
 __global__ void __launch_bounds__(kStWarps * 32)
-    GemvStagedKernel(StagedTargets tg, int64_t n_units, GemvIn in, int n) {
+    GemvStagedKernel(StagedTargets tg, int64_t n_units, GemvIn in, int n, GemvSplit sp) {
   constexpr int kSU = StageUnits<kSubs, kUnitBytes>();
   constexpr int kStageBytes = kSU * kRowGroup * kUnitBytes;  // a multiple of 16
   constexpr int kStageSubs = kSU * kSubs;
@@ -254,9 +256,13 @@ __global__ void __launch_bounds__(kStWarps * 32)
   float* ssum = reinterpret_cast<float*>(st_sh + kStWarps * kDepth * kSlot);  // [warp][t][32]
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  // Split: blocks gblock * split + part, part p taking rounds p, p + split,
+  // ... of its row group (gblock over all targets).
+  const int split = sp.split, part = static_cast<int>(blockIdx.x) % split;
+  const int32_t gblock = static_cast<int32_t>(blockIdx.x) / split;
   int m = 0;
-  while (m + 1 < tg.count && static_cast<int32_t>(blockIdx.x) >= tg.first[m + 1]) ++m;
-  const int64_t group = blockIdx.x - tg.first[m];
+  while (m + 1 < tg.count && gblock >= tg.first[m + 1]) ++m;
+  const int64_t group = gblock - tg.first[m];
   const uint8_t* __restrict__ w = tg.w[m];
   const int64_t rows = tg.rows[m], ldy = tg.ldy[m];
   float* __restrict__ y = tg.y[m];
@@ -264,9 +270,10 @@ __global__ void __launch_bounds__(kStWarps * 32)
   const int64_t n_stages = (n_units + kSU - 1) / kSU;
   const int64_t segs = (in.nb32 + kSegCols / 32 - 1) / (kSegCols / 32);
 
-  // This warp's k-th stage: segment warp + (k / kStagesPerSeg) * kStWarps.
+  // This warp's k-th stage: segment warp + round * kStWarps, the block's
+  // (k / kStagesPerSeg)-th round being part + (k / kStagesPerSeg) * split.
   auto stage_index = [&](int64_t k) -> int64_t {
-    const int64_t seg = warp + (k / kStagesPerSeg) * kStWarps;
+    const int64_t seg = warp + (part + (k / kStagesPerSeg) * split) * kStWarps;
     const int64_t st = seg * kStagesPerSeg + k % kStagesPerSeg;
     return seg < segs && st < n_stages ? st : -1;
   };
@@ -338,7 +345,7 @@ __global__ void __launch_bounds__(kStWarps * 32)
       CpAsyncCommit();
     }
   }
-  for (int64_t round = 0; round * kStWarps < segs; ++round) {
+  for (int64_t round = part; round * kStWarps < segs; round += split) {
     const int64_t seg = round * kStWarps + warp;
     if (seg < segs) {
       float acc[kMaxT];
@@ -473,6 +480,14 @@ __global__ void __launch_bounds__(kStWarps * 32)
     for (int ww = 0; ww < kStWarps; ++ww) {
       const int64_t sg = round * kStWarps + ww;
       if (sg >= segs) break;
+      if (split > 1) {  // the segment sums go to scratch; the last block folds them
+        float* dst = sp.scratch + (gblock * segs + sg) * n * 32;
+        if (ft < n && ft < kMaxT) dst[ft * 32 + fr] = ssum[(ww * kMaxT + ft) * 32 + fr];
+        if (ft + 8 < n && ft + 8 < kMaxT) {
+          dst[(ft + 8) * 32 + fr] = ssum[(ww * kMaxT + ft + 8) * 32 + fr];
+        }
+        continue;
+      }
       if (ft < n && ft < kMaxT) {
         const float v = ssum[(ww * kMaxT + ft) * 32 + fr];
         total0 = sg == 0 ? v : FAdd(total0, v);
@@ -485,6 +500,32 @@ __global__ void __launch_bounds__(kStWarps * 32)
     __syncthreads();
   }
   CpAsyncWait<0>();  // nothing in flight when the block exits
+  if (split > 1) {
+    // The row group's last block to finish folds every segment sum in
+    // segment order, as one block does (the same additions: the same bits).
+    __shared__ int last_sh;
+    __threadfence();  // this block's sums are visible before its count is
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      const bool last = atomicAdd(sp.counters + gblock, 1) == split - 1;
+      if (last) sp.counters[gblock] = 0;  // every part has counted: ready for the next launch
+      last_sh = last;
+    }
+    __syncthreads();
+    if (!last_sh) return;
+    __threadfence();
+    const float* src = sp.scratch + gblock * segs * n * 32;
+    for (int64_t sg = 0; sg < segs; ++sg) {
+      if (ft < n && ft < kMaxT) {
+        const float v = __ldcg(src + (sg * n + ft) * 32 + fr);
+        total0 = sg == 0 ? v : FAdd(total0, v);
+      }
+      if (ft + 8 < n && ft + 8 < kMaxT) {
+        const float v = __ldcg(src + (sg * n + ft + 8) * 32 + fr);
+        total1 = sg == 0 ? v : FAdd(total1, v);
+      }
+    }
+  }
   const int64_t r = group * kRowGroup + fr;
   if (r < rows) {
     if (ft < n) y[ft * ldy + r] = total0;
@@ -494,7 +535,7 @@ __global__ void __launch_bounds__(kStWarps * 32)
 
 template <int kType, int kKind, int kSubs, int kUnitBytes, int kMaxT>
 void RunStagedT(const StagedTargets& tg, int64_t n_units, const GemvIn& in, int nt,
-                cudaStream_t s) {
+                const GemvSplit& sp, cudaStream_t s) {
   constexpr size_t kSmem = kStWarps * kDepth * SlotBytes<kSubs, kUnitBytes, kMaxT>() +
                            kStWarps * kMaxT * 32 * sizeof(float);
   static_assert(kSmem <= 227 * 1024, "a staged GEMV block's shared memory fits an SM");
@@ -504,14 +545,14 @@ void RunStagedT(const StagedTargets& tg, int64_t n_units, const GemvIn& in, int 
                          cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kSmem));
     configured = true;
   }
-  const unsigned grid = static_cast<unsigned>(tg.first[tg.count]);
+  const unsigned grid = static_cast<unsigned>(tg.first[tg.count] * sp.split);
   PdlLaunch(GemvStagedKernel<kType, kKind, kSubs, kUnitBytes, kMaxT>, dim3(grid),
-            dim3(kStWarps * 32), kSmem, s, tg, n_units, in, nt);
+            dim3(kStWarps * 32), kSmem, s, tg, n_units, in, nt, sp);
 }
 
 template <int kType, int kKind, int kSubs, int kUnitBytes>
 void RunStaged(const GemvTarget* targets, int count, int64_t n_units, const GemvIn& in, int64_t n,
-               cudaStream_t s) {
+               const GemvSplit& sp, cudaStream_t s) {
   CHECK(count >= 1 && count <= kGemvMaxTargets);
   StagedTargets base{};
   base.count = count;
@@ -533,11 +574,11 @@ void RunStaged(const GemvTarget* targets, int count, int64_t n_units, const Gemv
     StagedTargets tg = base;
     for (int m = 0; m < count; ++m) tg.y[m] = targets[m].y + t0 * targets[m].ldy;
     if (nt == 1) {
-      RunStagedT<kType, kKind, kSubs, kUnitBytes, 1>(tg, n_units, at, nt, s);
+      RunStagedT<kType, kKind, kSubs, kUnitBytes, 1>(tg, n_units, at, nt, sp, s);
     } else if (nt <= 4) {
-      RunStagedT<kType, kKind, kSubs, kUnitBytes, 4>(tg, n_units, at, nt, s);
+      RunStagedT<kType, kKind, kSubs, kUnitBytes, 4>(tg, n_units, at, nt, sp, s);
     } else {
-      RunStagedT<kType, kKind, kSubs, kUnitBytes, 16>(tg, n_units, at, nt, s);
+      RunStagedT<kType, kKind, kSubs, kUnitBytes, 16>(tg, n_units, at, nt, sp, s);
     }
   }
 }
@@ -551,22 +592,45 @@ bool GemvStagedOn() {
 
 namespace {
 PathSwitch g_gemv_wide("REPRISE_CUDA_GEMV_WIDE", PathDefault::kOff);
+PathSwitch g_gemv_split("REPRISE_CUDA_GEMV_SPLIT", PathDefault::kOff);
 }  // namespace
 
 int64_t QuantGemvTokens() { return g_gemv_wide.On() ? kGemvWideTokens : kGemvMaxTokens; }
 void SetGemvWideForTest(int on) { g_gemv_wide.SetForTest(on); }
+bool GemvSplitOn() { return g_gemv_split.On(); }
+void SetGemvSplitForTest(int on) { g_gemv_split.SetForTest(on); }
+
+int GemvSplitFactor(int64_t groups, int64_t cols, int n_sms) {
+  const int64_t segs = (cols / 32 + kSegCols / 32 - 1) / (kSegCols / 32);
+  const int64_t rounds = (segs + kStWarps - 1) / kStWarps;
+  if (groups <= 0 || rounds < 2) return 1;
+  // Blocks for about two an SM, then as few rounds a block as that allows,
+  // spread evenly (4 rounds at 3 blocks a group would be 2 + 1 + 1).
+  int64_t split = std::min<int64_t>(rounds, (2 * std::max(n_sms, 1) + groups - 1) / groups);
+  if (split < 2) return 1;
+  const int64_t per = (rounds + split - 1) / split;
+  split = (rounds + per - 1) / per;
+  return static_cast<int>(std::min<int64_t>(split, 8));
+}
+
+int64_t GemvSplitScratchFloats(int64_t groups, int64_t cols, int64_t n) {
+  const int64_t segs = (cols / 32 + kSegCols / 32 - 1) / (kSegCols / 32);
+  return groups * segs * std::min<int64_t>(n, kGemvMaxTokens) * 32;
+}
 
 void LaunchGemvStaged(DType type, const GemvTarget* targets, int count, int64_t cols,
-                      int64_t n_units, const ActQ& act, int64_t n, cudaStream_t s) {
+                      int64_t n_units, const ActQ& act, int64_t n, cudaStream_t s,
+                      const GemvSplit& sp) {
   const GemvIn in{nullptr, act.q, act.d, act.sum, cols, cols / 32};
   constexpr int kQ8 = static_cast<int>(DType::kQ8_0), kQ40 = static_cast<int>(DType::kQ4_0);
   constexpr int kQ4K = static_cast<int>(DType::kQ4_K), kQ6K = static_cast<int>(DType::kQ6_K);
   CHECK(cols % 32 == 0);
+  CHECK(sp.split >= 1 && (sp.split == 1 || (sp.scratch != nullptr && sp.counters != nullptr)));
   switch (type) {
-    case DType::kQ8_0: return RunStaged<kQ8, 0, 1, kQ8_0Bytes>(targets, count, n_units, in, n, s);
-    case DType::kQ4_0: return RunStaged<kQ40, 0, 1, kQ4_0Bytes>(targets, count, n_units, in, n, s);
-    case DType::kQ4_K: return RunStaged<kQ4K, 1, 8, kQ4KBytes>(targets, count, n_units, in, n, s);
-    case DType::kQ6_K: return RunStaged<kQ6K, 2, 8, kQ6KBytes>(targets, count, n_units, in, n, s);
+    case DType::kQ8_0: return RunStaged<kQ8, 0, 1, kQ8_0Bytes>(targets, count, n_units, in, n, sp, s);
+    case DType::kQ4_0: return RunStaged<kQ40, 0, 1, kQ4_0Bytes>(targets, count, n_units, in, n, sp, s);
+    case DType::kQ4_K: return RunStaged<kQ4K, 1, 8, kQ4KBytes>(targets, count, n_units, in, n, sp, s);
+    case DType::kQ6_K: return RunStaged<kQ6K, 2, 8, kQ6KBytes>(targets, count, n_units, in, n, sp, s);
     default: CHECK_MSG(false, "not a quantized type: %s", DTypeName(type));
   }
 }

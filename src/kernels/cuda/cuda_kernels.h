@@ -87,8 +87,27 @@ bool GemvStagedOn();
 constexpr int kGemvWideTokens = 32;
 int64_t QuantGemvTokens();
 void SetGemvWideForTest(int on);
+// Split over K (opt-in: REPRISE_CUDA_GEMV_SPLIT=1, written without a GPU):
+// a launch of few row groups over many segments (the down projection: 128
+// groups, 28 segments, one block an SM working through four rounds) gives
+// each group `split` blocks taking every split-th round; they write their
+// segment sums to `scratch` and the group's last block to finish (a
+// counter per group, zero between launches) folds them in segment order:
+// the same additions, the same bits. GemvSplitFactor: the split for
+// `groups` row groups of `cols` columns (1: none); GemvSplitScratchFloats:
+// the scratch one launch of up to n tokens needs (counters: `groups`).
+struct GemvSplit {
+  float* scratch = nullptr;
+  int32_t* counters = nullptr;
+  int split = 1;
+};
+bool GemvSplitOn();
+void SetGemvSplitForTest(int on);
+int GemvSplitFactor(int64_t groups, int64_t cols, int n_sms);
+int64_t GemvSplitScratchFloats(int64_t groups, int64_t cols, int64_t n);
 void LaunchGemvStaged(DType type, const GemvTarget* targets, int count, int64_t cols,
-                      int64_t n_units, const ActQ& act, int64_t n, cudaStream_t s);
+                      int64_t n_units, const ActQ& act, int64_t n, cudaStream_t s,
+                      const GemvSplit& sp = {});
 // The quantized types' kernels (cuda_matmul_quant.cu): y for n tokens whose
 // activations `act` holds; LaunchMatMul calls it.
 // The pipelined Q4_K prefill kernel (default; REPRISE_CUDA_MMA_PIPE=0: off;
