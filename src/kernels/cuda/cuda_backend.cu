@@ -32,32 +32,9 @@
 
 namespace reprise::kernels {
 
-int CudaDeviceCountImpl(std::string* why_none);
 Result<std::unique_ptr<Backend>> CreateCudaBackend(int device);
 
 namespace cuda {
-
-bool EnvSwitchOn(const char* name) { return PathEnvOn(name, PathDefault::kOn); }
-
-bool EnvIsOne(const char* name) { return PathEnvOn(name, PathDefault::kOff); }
-
-bool PdlOn() {
-  static const bool on = [] {
-    if (!EnvSwitchOn("REPRISE_CUDA_PDL")) return false;
-    int dev = 0, major = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess ||
-        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) {
-      cudaGetLastError();
-      return false;
-    }
-    return major >= 9;
-  }();
-  return on;
-}
-
-Status CudaStatus(cudaError_t err, const char* what) {
-  return Errorf("CUDA error in %s: %s (%s)", what, cudaGetErrorString(err), cudaGetErrorName(err));
-}
 
 namespace {
 
@@ -314,13 +291,20 @@ class CudaBackend final : public Backend {
     for (int m = 0; m < count; ++m) groups += (targets[m].rows + kRowGroup - 1) / kRowGroup;
     const int split = GemvSplitFactor(groups, cols, prop_.multiProcessorCount);
     if (split < 2 || !Grow(&gemv_scratch_, GemvSplitScratchFloats(groups, cols, n)).ok()) return {};
-    const int32_t* had = gemv_counters_.ptr;
-    if (!Grow(&gemv_counters_, groups).ok()) return {};
-    if (gemv_counters_.ptr != had) {
-      Note(cudaMemsetAsync(gemv_counters_.ptr, 0, gemv_counters_.cap * sizeof(int32_t), stream_),
-           "GEMV counters");
+    int32_t* counters = ZeroedCounters(&gemv_counters_, groups, "GEMV counters");
+    if (counters == nullptr) return {};
+    return {gemv_scratch_.ptr, counters, split};
+  }
+  // Counters that are zero between launches (a launch's last block resets
+  // each it used): grown, and zeroed when newly allocated; null if they
+  // cannot be.
+  int32_t* ZeroedCounters(Scratch<int32_t>* c, int64_t count, const char* what) {
+    const int32_t* had = c->ptr;
+    if (!Grow(c, count).ok()) return nullptr;
+    if (c->ptr != had) {
+      Note(cudaMemsetAsync(c->ptr, 0, static_cast<size_t>(c->cap) * sizeof(int32_t), stream_), what);
     }
-    return {gemv_scratch_.ptr, gemv_counters_.ptr, split};
+    return c->ptr;
   }
   void FinishGraph() {
     const Status st = graphs_.Finish(stream_);
@@ -527,17 +511,9 @@ class CudaBackend final : public Backend {
     const int64_t need = AttentionScratchFloats(shape, n_, max_pos_);
     float* scratch = nullptr;
     if (need <= kMaxScratchFloats && Grow(&attn_scratch_, need).ok()) scratch = attn_scratch_.ptr;
-    // The split shape's per-(token, kv head) counters: zero when allocated,
-    // and the kernel leaves them zero.
-    int32_t* counters = nullptr;
-    const int32_t* had = attn_counters_.ptr;
-    if (Grow(&attn_counters_, n_ * shape.n_kv_heads).ok()) {
-      if (attn_counters_.ptr != had) {
-        Note(cudaMemsetAsync(attn_counters_.ptr, 0, attn_counters_.cap * sizeof(int32_t), stream_),
-             "attention counters");
-      }
-      counters = attn_counters_.ptr;
-    }
+    // The split shape's per-(token, kv head) counters.
+    int32_t* counters =
+        ZeroedCounters(&attn_counters_, n_ * shape.n_kv_heads, "attention counters");
     const int32_t* tiles = nullptr;
     if (AttentionTilesOn()) {
       const int64_t tt = AttentionTileTokens(shape, kv);
@@ -711,29 +687,6 @@ class CudaBackend final : public Backend {
 
 }  // namespace
 }  // namespace cuda
-
-int CudaDeviceCountImpl(std::string* why_none) {
-  int count = 0;
-  const cudaError_t err = cudaGetDeviceCount(&count);
-  if (err != cudaSuccess) {
-    cudaGetLastError();
-    if (why_none != nullptr) {
-      int runtime = 0;
-      cudaRuntimeGetVersion(&runtime);
-      char rt[32];
-      std::snprintf(rt, sizeof(rt), "%d.%d", runtime / 1000, (runtime % 1000) / 10);
-      *why_none = err == cudaErrorInsufficientDriver
-                      ? std::string("no NVIDIA driver is loaded, or it is older than this build's "
-                                    "CUDA runtime ") + rt
-                  : err == cudaErrorNoDevice
-                      ? std::string("no CUDA-capable GPU is visible")
-                      : std::string("CUDA is unusable here: ") + cudaGetErrorString(err);
-    }
-    return 0;
-  }
-  if (count == 0 && why_none != nullptr) *why_none = "no CUDA device is visible";
-  return count;
-}
 
 Result<std::unique_ptr<Backend>> CreateCudaBackend(int device) {
   return cuda::CudaBackend::Create(device);
