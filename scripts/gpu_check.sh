@@ -40,6 +40,9 @@
 #           (-d; DEPTH_PEER=0 skips it), on the LONG_TYPES models
 #   peerbuild  start the peer's build in the background (put it early: peer
 #              waits for it)
+#   pending the opt-in paths written without a GPU, each against the default
+#           (see pending() below; "build optin pending" decides them in one
+#           call)
 #   optin   the opt-in kernels only: their in-process bit comparisons with the
 #           default kernels, then goldens / determinism / engine tests with
 #           every OPTIN path on (a quick first check: "build optin")
@@ -580,6 +583,36 @@ longctx() {
   fi
   kill -TERM "$pid" 2> /dev/null
   wait "$pid"
+}
+
+# The opt-in paths written without a GPU, each against the default in one
+# call (after "build optin" has checked their bits), on the Q4_K file unless
+# said: decode at DEPTH (32768) with MERGE_PRESCALE, with ATTN_QREGS and
+# with both; pp512 + tg128 with GEMV_SPLIT on PENDING_TYPES ("q4_k q8_0
+# q4_0"); decode at 8, 16, 24 and 32 streams with GEMV_WIDE. Each pair runs
+# default first, then the path; the figures go to gpu_results.json.
+pending() {
+  local d=${DEPTH:-32768} t v b
+  TYPES=q4_k make_models
+  say "reprise bench q4_k pp$d tg32, defaults"
+  rbench 240 "q4_k-depth$d" q4_k --pp "$d" --tg 32 --reps 1
+  for v in "REPRISE_CUDA_MERGE_PRESCALE=1" "REPRISE_CUDA_ATTN_QREGS=1" \
+           "REPRISE_CUDA_MERGE_PRESCALE=1 REPRISE_CUDA_ATTN_QREGS=1"; do
+    say "reprise bench q4_k pp$d tg32 with $v"
+    (export $v; rbench 240 "q4_k-depth$d-${v//[ =]/_}" q4_k --pp "$d" --tg 32 --reps 1)
+  done
+  TYPES="${PENDING_TYPES:-q4_k q8_0 q4_0}" make_models
+  for t in ${PENDING_TYPES:-q4_k q8_0 q4_0}; do
+    say "reprise bench $t pp512 tg128, defaults, then with REPRISE_CUDA_GEMV_SPLIT=1"
+    rbench 150 "$t-pp512" "$t" --pp 512 --tg 128 --reps "$REPS"
+    (export REPRISE_CUDA_GEMV_SPLIT=1; rbench 150 "$t-gemv-split" "$t" --pp 512 --tg 128 --reps "$REPS")
+  done
+  for b in 8 16 24 32; do
+    say "reprise bench q4_k, $b streams, defaults, then with REPRISE_CUDA_GEMV_WIDE=1"
+    rbench 240 "q4_k-batch$b" q4_k --pp 512 --tg 64 --reps 1 --batch "$b"
+    (export REPRISE_CUDA_GEMV_WIDE=1; rbench 240 "q4_k-batch$b-gemv-wide" q4_k --pp 512 --tg 64 --reps 1 --batch "$b")
+  done
+  results > /dev/null
 }
 
 # gpu_results.json: every figure of the bench-*.json / peer-*.json files.
