@@ -26,8 +26,11 @@
 // after each round of 8 segments the block folds the round's segment sums
 // into the totals, in segment order. Several matrices of one type and width
 // share a launch (LaunchGemvStaged: blocks map to matrices by row group).
-// Same contributions, same sums in the same order: the same bits as every
-// other path.
+// With a split over K (opt-in, GemvSplit) a row group has several blocks,
+// each taking every split-th round and writing its segment sums to scratch;
+// the group's last block to finish folds them in segment order. Same
+// contributions, same sums in the same order: the same bits as every other
+// path.
 //
 // A sub-block's contribution (the Sub policies):
 //  - quantized: SubW / SubWContrib (cuda_subblock.cuh), the same bits as
