@@ -221,18 +221,25 @@ bool CompareOp(const std::string& op, const Value& l, const Value& r, int line) 
   Fail(line, "unknown comparison " + op);
 }
 
+// The items' slots are charged to the render's budget before they are made
+// (a string's at one Value per byte, an upper bound on its characters): a
+// 20 MB string iterated is 2 GB of Values, which must fail with a
+// MemoryError, not be allocated first.
 std::vector<Value> Iterate(const Value& v, int line) {
   switch (v.kind()) {
     case Value::Kind::kUndefined:
       return {};
     case Value::Kind::kList:
+      RenderBudget::Charge(v.items().size() * sizeof(Value));
       return v.items();
     case Value::Kind::kDict: {
+      RenderBudget::Charge(v.dict().entries.size() * sizeof(Value));
       std::vector<Value> keys;
       for (const auto& kv : v.dict().entries) keys.push_back(kv.first);
       return keys;
     }
     case Value::Kind::kString: {
+      RenderBudget::Charge(v.str().size() * sizeof(Value));
       std::vector<Value> chars;
       std::vector<uint32_t> cps = DecodeUtf8(v.str());
       for (size_t i = 0; i < cps.size(); ++i) chars.push_back(Value::String(EncodeUtf8(cps, i, i + 1)));
