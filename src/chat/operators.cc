@@ -1,5 +1,6 @@
 // Python semantics of Jinja operators, iteration, len(), subscripts and
 // slices (see builtins.h). Strings index and slice by code point.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 
@@ -64,9 +65,22 @@ Value Repeat(const Value& seq, int64_t n, int line) {
   // An empty sequence repeated is empty, however large n is (the loops
   // below would otherwise spin n times adding nothing: the fuzzer's hang).
   if (unit == 0 || n < 0) n = 0;
+  // The result's bytes (a list's slots and its strings' copies) are charged
+  // before it is made: a repeat past the render's budget fails at once
+  // instead of being built first (60 MB of one-byte appends, or a thousand
+  // copies of a 60 MB string).
+  size_t bytes = unit;
+  if (!seq.is_string()) {
+    for (const Value& item : seq.items()) bytes += item.is_string() ? item.str().size() : 0;
+  }
+  RenderBudget::Charge(bytes * static_cast<size_t>(n));
   if (seq.is_string()) {
+    // Doubling: log2(n) appends, the same bytes as n appends of the string.
+    const size_t total = unit * static_cast<size_t>(n);
     std::string out;
-    for (int64_t i = 0; i < n; ++i) out += seq.str();
+    out.reserve(total);
+    if (n > 0) out = seq.str();
+    while (out.size() < total) out.append(out, 0, std::min(out.size(), total - out.size()));
     return Value::StringLike(std::move(out), seq.is_markup());
   }
   std::vector<Value> items;

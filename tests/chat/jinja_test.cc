@@ -267,6 +267,14 @@ TEST(JinjaErrors, RepeatingAnEmptySequenceIsInstantWhateverTheCount) {
   auto r = TryRender("{{ [1] * 9223372036854775807 }}");
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("MemoryError"), std::string::npos);
+  // Strings are repeated by doubling: every count gives n copies in order.
+  for (int n = 1; n <= 37; ++n) {
+    std::string want;
+    for (int i = 0; i < n; ++i) want += "abc";
+    EXPECT_EQ(R("{{ 'abc' * " + std::to_string(n) + " }}"), want) << n;
+    EXPECT_EQ(R("{{ (" + std::to_string(n) + " * 'x') | length }}"), std::to_string(n));
+  }
+  EXPECT_EQ(R("{{ ('x' * 1000001) | length }}"), "1000001");
 }
 
 // A runaway template fails with the execution budget's error instead of
