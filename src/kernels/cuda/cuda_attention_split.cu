@@ -271,20 +271,13 @@ __global__ void __launch_bounds__(kThreads)
         o = lane < dims ? st[2 + lane] : 0.0f;
         j0 = 1;
       }
-      if constexpr (kPre) {
 #pragma unroll 8
-        for (int k = j0; k < cnt; ++k) {
-          const float ca = fac_sh[0][k];
-          l = FAdd(FMul(l, ca), st[k * kWords + 1]);
-          o = FAdd(FMul(o, ca), lane < dims ? st[k * kWords + 2 + lane] : 0.0f);
-        }
-      } else {
-#pragma unroll 8
-        for (int k = j0; k < cnt; ++k) {
-          const float ca = fac_sh[0][k], cb = fac_sh[1][k];
-          l = FAdd(FMul(l, ca), FMul(st[k * kWords + 1], cb));
-          o = FAdd(FMul(o, ca), FMul(lane < dims ? st[k * kWords + 2 + lane] : 0.0f, cb));
-        }
+      for (int k = j0; k < cnt; ++k) {
+        // l2 cb and o2 cb (kPre: made already, in place).
+        const float ca = fac_sh[0][k], l2 = st[k * kWords + 1];
+        const float o2 = lane < dims ? st[k * kWords + 2 + lane] : 0.0f;
+        l = FAdd(FMul(l, ca), kPre ? l2 : FMul(l2, fac_sh[1][k]));
+        o = FAdd(FMul(o, ca), kPre ? o2 : FMul(o2, fac_sh[1][k]));
       }
     }
     __syncthreads();  // the stage's buffer and factors are free again

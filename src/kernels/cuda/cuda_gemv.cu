@@ -604,8 +604,7 @@ bool GemvSplitOn() { return g_gemv_split.On(); }
 void SetGemvSplitForTest(int on) { g_gemv_split.SetForTest(on); }
 
 int GemvSplitFactor(int64_t groups, int64_t cols, int n_sms) {
-  const int64_t segs = (cols / 32 + kSegCols / 32 - 1) / (kSegCols / 32);
-  const int64_t rounds = (segs + kStWarps - 1) / kStWarps;
+  const int64_t rounds = (MatMulSegments(cols) + kStWarps - 1) / kStWarps;
   if (groups <= 0 || rounds < 2) return 1;
   // Blocks for about two an SM, then as few rounds a block as that allows,
   // spread evenly (4 rounds at 3 blocks a group would be 2 + 1 + 1).
@@ -617,8 +616,7 @@ int GemvSplitFactor(int64_t groups, int64_t cols, int n_sms) {
 }
 
 int64_t GemvSplitScratchFloats(int64_t groups, int64_t cols, int64_t n) {
-  const int64_t segs = (cols / 32 + kSegCols / 32 - 1) / (kSegCols / 32);
-  return groups * segs * std::min<int64_t>(n, kGemvMaxTokens) * 32;
+  return groups * MatMulSegments(cols) * std::min<int64_t>(n, kGemvMaxTokens) * 32;
 }
 
 void LaunchGemvStaged(DType type, const GemvTarget* targets, int count, int64_t cols,

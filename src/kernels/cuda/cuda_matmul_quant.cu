@@ -453,8 +453,6 @@ __global__ void __launch_bounds__(128, 3)
 PathSwitch g_pipe("REPRISE_CUDA_MMA_PIPE", PathDefault::kOn);
 PathSwitch g_pipe32("REPRISE_CUDA_MMA_PIPE32", PathDefault::kOn);
 
-// From this many tokens on, quantized matmuls run on the tensor cores.
-
 bool MmaEnabled() {
   static const bool on = EnvSwitchOn("REPRISE_CUDA_MMA");
   return on;
