@@ -302,7 +302,7 @@ TEST(GpuMatMulPipe, PipelinedQ4KGivesTheDefaultKernelsBits) {
   ExpectSwitchKeepsBits(gpu->get(), DType::kQ4_K, kernels::cuda::SetMmaPipeForTest, "pipelined",
                         {{200, 1536}, {1000, 1536}, {200, 4096}, {1000, 4096}, {200, 4608},
                          {1000, 4608}},
-                        {16, 40, 130}, &rng);
+                        {17, 40, 130}, &rng);
 }
 
 // The pipelined Q8_0 / Q4_0 prefill kernel (the default;
@@ -315,14 +315,15 @@ TEST(GpuMatMulPipe, PipelinedQ8_0AndQ4_0GiveTheDefaultKernelsBits) {
   std::mt19937 rng(47);
   for (const DType type : {DType::kQ8_0, DType::kQ4_0}) {
     ExpectSwitchKeepsBits(gpu->get(), type, kernels::cuda::SetMmaPipe32ForTest, "pipelined",
-                          {{200, 1056}, {1000, 4096}, {200, 4608}}, {16, 40, 130}, &rng);
+                          {{200, 1056}, {1000, 4096}, {200, 4608}}, {17, 40, 130}, &rng);
   }
 }
 
-// Decode batches of 16-31 tokens on the staged GEMV (REPRISE_CUDA_GEMV_WIDE=1,
-// opt-in; in passes of 16 tokens) against the int8 tensor cores (the
-// default there): the same bits for every quantized type, widths with a
-// partial last segment (1056) or stage, row counts no multiple of a group.
+// Decode batches of 16 tokens on the staged GEMV (the default) against the
+// int8 tensor cores (REPRISE_CUDA_GEMV_WIDE=0): the same bits for every
+// quantized type, widths with a partial last segment (1056) or stage, row
+// counts no multiple of a group. (17 tokens and more take the tensor cores
+// either way; 15 and fewer the GEMV.)
 TEST(GpuMatMulPipe, WideDecodeBatchesOnTheGemvGiveTheTensorCoresBits) {
   REQUIRE_GPU();
   auto gpu = kernels::CreateBackend(kCuda, 1);
@@ -331,11 +332,12 @@ TEST(GpuMatMulPipe, WideDecodeBatchesOnTheGemvGiveTheTensorCoresBits) {
   for (const DType type : {DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ6_K}) {
     const int64_t narrow = type == DType::kQ8_0 || type == DType::kQ4_0 ? 1056 : 1536;
     ExpectSwitchKeepsBits(gpu->get(), type, kernels::cuda::SetGemvWideForTest, "GEMV",
-                          {{200, narrow}, {1000, 4608}}, {16, 17, 24, 31}, &rng);
+                          {{200, narrow}, {1000, 4608}}, {16}, &rng);
   }
 }
 
-// The staged GEMV split over K (REPRISE_CUDA_GEMV_SPLIT=1, opt-in): few row
+// The staged GEMV split over K (by default for Q8_0 and Q4_0; forced for
+// every type here, REPRISE_CUDA_GEMV_SPLIT=1, against none, =0): few row
 // groups over many segments (the down projection's 4096 x 14336; 1000 rows,
 // a partial last row group; 4608 columns, a last round of one segment), one
 // token and several: the bits of one block per row group.

@@ -415,20 +415,17 @@ TEST(GpuAttention, OptInShapesAtLongContextsGiveTheDefaultBits) {
     DevBuf qd(be, q.size()), out(be, static_cast<size_t>(n * d));
     ASSERT_TRUE(qd.p && out.p);
     be->CopyToDevice(qd.p, q.data(), q.size() * sizeof(float));
-    // The older shapes, wide merge alone, raw + wide, raw + wide prescaled.
-    const char* const names[4] = {"older shapes", "wide merge", "raw + wide merge",
-                                  "raw + prescaled wide merge"};
-    std::vector<float> got[4];
-    for (int variant = 0; variant < 4; ++variant) {
+    // The older shapes, wide merge alone, raw + wide.
+    const char* const names[3] = {"older shapes", "wide merge", "raw + wide merge"};
+    std::vector<float> got[3];
+    for (int variant = 0; variant < 3; ++variant) {
       kernels::cuda::SetAttentionShapesForTest(0, variant >= 2 ? 1 : 0, variant > 0 ? 1 : 0);
-      kernels::cuda::SetAttentionMergePrescaleForTest(variant == 3 ? 1 : 0);
       ASSERT_TRUE(be->BeginBatch(rkv.Batch(pos, seq)).ok());
       be->Attention(qd.f(), shape, kv, 0, out.f());
       got[variant] = Download(be, out, static_cast<size_t>(n * d));
     }
     kernels::cuda::SetAttentionShapesForTest(-1, -1, -1);
-    kernels::cuda::SetAttentionMergePrescaleForTest(-1);
-    for (int variant = 1; variant < 4; ++variant) {
+    for (int variant = 1; variant < 3; ++variant) {
       const size_t first = FirstDifference(got[0], got[variant]);
       ASSERT_EQ(first, got[0].size())
           << names[variant] << ", heads " << shape.n_heads
@@ -449,15 +446,15 @@ TEST(GpuAttention, OptInShapesAtLongContextsGiveTheDefaultBits) {
 // 64-dim heads, no GQA (64-token tiles), GQA 5 (a token's heads split
 // across warps) and GQA 32 (two 16-row tiles a decode block), in KV blocks
 // of 32 positions; Llama-3's again in blocks of 3 (smaller than a staging
-// thread's row step, and not dividing a 64-position chunk). The opt-in
-// kernels (the prescaled wide merge, the chunk kernel with the queries in
-// registers) give the same bits too.
+// thread's row step, and not dividing a 64-position chunk). The chunk
+// kernel with the queries in shared memory (REPRISE_CUDA_ATTN_QREGS=0; the
+// default keeps them in registers for groups of at most 16) gives the same
+// bits too.
 TEST(GpuAttention, MmaShapesGiveEachOthersBitsAndStayCloseToTheF32Order) {
   REQUIRE_GPU();
   struct Restore {
     ~Restore() {
       kernels::cuda::SetAttentionMmaForTest(-1, -1);
-      kernels::cuda::SetAttentionMergePrescaleForTest(-1);
       kernels::cuda::SetAttentionQRegsForTest(-1);
     }
   } restore;
@@ -529,12 +526,9 @@ TEST(GpuAttention, MmaShapesGiveEachOthersBitsAndStayCloseToTheF32Order) {
       ASSERT_EQ(differs(0), "") << what << ": shape split differs from the automatic choice";
       ASSERT_EQ(differs(1), "") << what << ": shape tiles differs from the automatic choice";
       ASSERT_EQ(differs(2), "") << what << ": shape per token differs from the automatic choice";
-      kernels::cuda::SetAttentionMergePrescaleForTest(1);  // opt-in
-      ASSERT_EQ(differs(0), "") << what << ": the prescaled wide merge (split) differs";
-      kernels::cuda::SetAttentionMergePrescaleForTest(-1);
-      kernels::cuda::SetAttentionQRegsForTest(1);  // opt-in; groups of at most 16
-      ASSERT_EQ(differs(0), "") << what << ": the chunk kernel with register queries differs";
-      ASSERT_EQ(differs(-1), "") << what << ": register queries (automatic) differ";
+      kernels::cuda::SetAttentionQRegsForTest(0);  // the queries in shared memory
+      ASSERT_EQ(differs(0), "") << what << ": the chunk kernel with shared-memory queries differs";
+      ASSERT_EQ(differs(-1), "") << what << ": shared-memory queries (automatic) differ";
       kernels::cuda::SetAttentionQRegsForTest(-1);
     }
   }

@@ -181,14 +181,10 @@ constexpr int kMergeWords = 2 + kMergeDims;  // a staged state: m, l, then the g
 
 // kFull: every group has kMergeDims dims (hv a multiple of it), so a staged
 // state's word count is a constant and its copies' indices need no division.
-// kPre (opt-in, REPRISE_CUDA_MERGE_PRESCALE=1, AttentionMergePrescaleOn;
-// written without a GPU): the products l2_i cb_i and o2_i cb_i, which do not
-// depend on the running state, are made by state i's thread in the parallel
-// phase (in place in the staged state), so a serial step is one multiply
-// and one add a value: at 32k the serial warp issued ~10 instructions a
-// step at ~4.5 cycles each (15 us of a layer's ~150). The same operations
-// on the same operands: the same bits.
-template <bool kFull, bool kPre>
+// (Making l2_i cb_i and o2_i cb_i in the parallel phase, so that a serial
+// step is one multiply and one add, was measured on an H100: 188.2 vs 187.9
+// tok/s at 32k, within noise; removed.)
+template <bool kFull>
 __global__ void __launch_bounds__(kThreads)
     AttentionWideMergeKernel(Ctx c, int64_t max_chunks, const float* part, float* out) {
   extern __shared__ __align__(16) float ring_sh[];  // kMergeRing x kMergeStage x kMergeWords
@@ -256,11 +252,6 @@ __global__ void __launch_bounds__(kThreads)
       const float cb = expf(FSub(mj, m_at));
       fac_sh[0][j] = expf(FSub(m_prev, m_at));
       fac_sh[1][j] = cb;
-      if (kPre && !(s0 == 0 && j == 0)) {  // the first state is taken as it is
-        float* sj = st + j * kWords;
-        sj[1] = FMul(sj[1], cb);
-        for (int d = 0; d < dims; ++d) sj[2 + d] = FMul(sj[2 + d], cb);
-      }
     }
     for (int w = 0; w < kWarps; ++w) run_m = fmaxf(run_m, wmax_sh[w]);
     __syncthreads();  // fac_sh written, wmax_sh read
@@ -273,11 +264,10 @@ __global__ void __launch_bounds__(kThreads)
       }
 #pragma unroll 8
       for (int k = j0; k < cnt; ++k) {
-        // l2 cb and o2 cb (kPre: made already, in place).
         const float ca = fac_sh[0][k], l2 = st[k * kWords + 1];
         const float o2 = lane < dims ? st[k * kWords + 2 + lane] : 0.0f;
-        l = FAdd(FMul(l, ca), kPre ? l2 : FMul(l2, fac_sh[1][k]));
-        o = FAdd(FMul(o, ca), kPre ? o2 : FMul(o2, fac_sh[1][k]));
+        l = FAdd(FMul(l, ca), FMul(l2, fac_sh[1][k]));
+        o = FAdd(FMul(o, ca), FMul(o2, fac_sh[1][k]));
       }
     }
     __syncthreads();  // the stage's buffer and factors are free again
@@ -308,16 +298,10 @@ void LaunchWideMerge(const Ctx& c, int64_t chunks, const float* scratch, float* 
   const int64_t groups = (c.s.head_dim_v + kMergeDims - 1) / kMergeDims;
   const unsigned blocks = static_cast<unsigned>(c.b.n * c.s.n_heads * groups);
   constexpr size_t kSmem = sizeof(float) * kMergeRing * kMergeStage * kMergeWords;  // < 48 KiB
-  const bool full = c.s.head_dim_v % kMergeDims == 0, pre = AttentionMergePrescaleOn();
-  if (full && pre) {
-    AttentionWideMergeKernel<true, true><<<blocks, kThreads, kSmem, s>>>(c, chunks, scratch, out);
-  } else if (full) {
-    AttentionWideMergeKernel<true, false><<<blocks, kThreads, kSmem, s>>>(c, chunks, scratch, out);
-  } else if (pre) {
-    AttentionWideMergeKernel<false, true><<<blocks, kThreads, kSmem, s>>>(c, chunks, scratch, out);
+  if (c.s.head_dim_v % kMergeDims == 0) {
+    AttentionWideMergeKernel<true><<<blocks, kThreads, kSmem, s>>>(c, chunks, scratch, out);
   } else {
-    AttentionWideMergeKernel<false, false><<<blocks, kThreads, kSmem, s>>>(c, chunks, scratch,
-                                                                          out);
+    AttentionWideMergeKernel<false><<<blocks, kThreads, kSmem, s>>>(c, chunks, scratch, out);
   }
 }
 

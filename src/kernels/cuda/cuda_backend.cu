@@ -285,8 +285,9 @@ class CudaBackend final : public Backend {
   // The staged GEMV's split over K for these targets (GemvSplitOn), with its
   // scratch and counters grown (counters zeroed when allocated); no split if
   // they cannot be.
-  GemvSplit StagedSplit(const GemvTarget* targets, int count, int64_t cols, int64_t n) {
-    if (!GemvSplitOn()) return {};
+  GemvSplit StagedSplit(DType type, const GemvTarget* targets, int count, int64_t cols,
+                        int64_t n) {
+    if (!GemvSplitOn(type)) return {};
     int64_t groups = 0;
     for (int m = 0; m < count; ++m) groups += (targets[m].rows + kRowGroup - 1) / kRowGroup;
     const int split = GemvSplitFactor(groups, cols, prop_.multiProcessorCount);
@@ -449,7 +450,7 @@ class CudaBackend final : public Backend {
           ++count;
         }
         LaunchGemvStaged(w.type(), targets, count, w.cols(), units, act, n, stream_,
-                         StagedSplit(targets, count, w.cols(), n));
+                         StagedSplit(w.type(), targets, count, w.cols(), n));
         m += count - 1;
         continue;
       }

@@ -594,14 +594,23 @@ bool GemvStagedOn() {
 }
 
 namespace {
-PathSwitch g_gemv_wide("REPRISE_CUDA_GEMV_WIDE", PathDefault::kOff);
-PathSwitch g_gemv_split("REPRISE_CUDA_GEMV_SPLIT", PathDefault::kOff);
+PathSwitch g_gemv_wide("REPRISE_CUDA_GEMV_WIDE", PathDefault::kOn);
+// Both switches of the split: every type (=1), none (=0); unset, the types
+// it measured faster on.
+PathSwitch g_gemv_split_all("REPRISE_CUDA_GEMV_SPLIT", PathDefault::kOff);
+PathSwitch g_gemv_split_any("REPRISE_CUDA_GEMV_SPLIT", PathDefault::kOn);
 }  // namespace
 
 int64_t QuantGemvTokens() { return g_gemv_wide.On() ? kGemvWideTokens : kGemvMaxTokens; }
 void SetGemvWideForTest(int on) { g_gemv_wide.SetForTest(on); }
-bool GemvSplitOn() { return g_gemv_split.On(); }
-void SetGemvSplitForTest(int on) { g_gemv_split.SetForTest(on); }
+bool GemvSplitOn(DType type) {
+  if (!g_gemv_split_any.On()) return false;
+  return g_gemv_split_all.On() || type == DType::kQ8_0 || type == DType::kQ4_0;
+}
+void SetGemvSplitForTest(int on) {
+  g_gemv_split_all.SetForTest(on);
+  g_gemv_split_any.SetForTest(on);
+}
 
 int GemvSplitFactor(int64_t groups, int64_t cols, int n_sms) {
   const int64_t rounds = (MatMulSegments(cols) + kStWarps - 1) / kStWarps;

@@ -78,16 +78,21 @@ struct GemvTarget {
 };
 constexpr int kGemvMaxTargets = 4;
 bool GemvStagedOn();
-// Quantized matmuls of fewer than QuantGemvTokens() tokens run on the GEMV
-// (in passes of kGemvMaxTokens), the rest on the int8 tensor cores:
-// kGemvMaxTokens, or kGemvWideTokens with REPRISE_CUDA_GEMV_WIDE=1 (opt-in,
-// written without a GPU: on an H100 the tensor-core kernel's 64-token tile
-// made 16 streams slower than 8 with the GEMV). Either way the same bits
-// (every path gives them); a test's override (-1: the environment).
-constexpr int kGemvWideTokens = 32;
+// Quantized matmuls of fewer than QuantGemvTokens() tokens run on the GEMV,
+// the rest on the int8 tensor cores: kGemvWideTokens (the default: up to 16
+// tokens, one GEMV pass), or kGemvMaxTokens with REPRISE_CUDA_GEMV_WIDE=0.
+// Measured on an H100 (Q4_K, Llama-3-8B shape, total tok/s): 16 streams
+// 1,082 on the tensor cores' 64-token tile, 1,580 on the GEMV; 24 streams
+// (two GEMV passes) 1,538 on the tensor cores, 1,421 on the GEMV. Either way
+// the same bits (every path gives them); a test's override (-1: the
+// environment).
+constexpr int kGemvWideTokens = kGemvMaxTokens + 1;
 int64_t QuantGemvTokens();
 void SetGemvWideForTest(int on);
-// Split over K (opt-in: REPRISE_CUDA_GEMV_SPLIT=1, written without a GPU):
+// Split over K (GemvSplitOn(type): by default for Q8_0 and Q4_0, where it
+// measured faster on an H100 (tg128, Llama-3-8B shape: Q8_0 234.6 -> 238.3,
+// Q4_0 338.0 -> 347.0 tok/s) and not for the K-quants (Q4_K 373.6 -> 368.5);
+// REPRISE_CUDA_GEMV_SPLIT=1 splits every type, =0 none):
 // a launch of few row groups over many segments (the down projection: 128
 // groups, 28 segments, one block an SM working through four rounds) gives
 // each group `split` blocks taking every split-th round; they write their
@@ -101,8 +106,8 @@ struct GemvSplit {
   int32_t* counters = nullptr;
   int split = 1;
 };
-bool GemvSplitOn();
-void SetGemvSplitForTest(int on);
+bool GemvSplitOn(DType type);
+void SetGemvSplitForTest(int on);  // -1: as the environment says, 0: none, 1: every type
 int GemvSplitFactor(int64_t groups, int64_t cols, int n_sms);
 int64_t GemvSplitScratchFloats(int64_t groups, int64_t cols, int64_t n);
 void LaunchGemvStaged(DType type, const GemvTarget* targets, int count, int64_t cols,
@@ -238,14 +243,10 @@ bool AttentionWideMergeOn();
 void SetAttentionShapesForTest(int blocked, int raw, int wide_merge = -1);
 // The same for REPRISE_CUDA_FUSE_ATTN (AttentionFuseOn).
 void SetAttentionFuseForTest(int fuse);
-// The wide merge with the chunk states' rescaled terms made in parallel
-// before its serial steps (opt-in: REPRISE_CUDA_MERGE_PRESCALE=1, written
-// without a GPU; the same bits) and a test's override.
-bool AttentionMergePrescaleOn();
-void SetAttentionMergePrescaleForTest(int on);
 // The tensor-core decode chunk kernel with the queries in registers, three
-// blocks an SM (opt-in: REPRISE_CUDA_ATTN_QREGS=1, written without a GPU;
-// GQA groups of at most 16; the same bits) and a test's override.
+// blocks an SM (on unless REPRISE_CUDA_ATTN_QREGS=0; GQA groups of at most
+// 16, larger ones take the shared-memory kernel; the same bits) and a test's
+// override.
 bool AttentionQRegsOn();
 void SetAttentionQRegsForTest(int on);
 // The tensor-core attention order (cuda_attention_mma.cu), on unless
