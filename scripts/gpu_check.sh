@@ -40,9 +40,7 @@
 #           (-d; DEPTH_PEER=0 skips it), on the LONG_TYPES models
 #   peerbuild  start the peer's build in the background (put it early: peer
 #              waits for it)
-#   pending the opt-in paths written without a GPU, each against the default
-#           (see pending() below; "build optin pending" decides them in one
-#           call)
+#   flips   the latest default flips, each against its =0 (see flips() below)
 #   optin   the opt-in kernels only: their in-process bit comparisons with the
 #           default kernels, then goldens / determinism / engine tests with
 #           every OPTIN path on (a quick first check: "build optin")
@@ -57,9 +55,8 @@
 # OFFS (fast paths whose decode bench runs with them off; default
 # ATTN_LAST_MERGES, all: "GEMV_STAGED FUSE PDL ATTN_LAST_MERGES"),
 # OPTIN (the opt-in paths the tests and benches also run with, on together:
-# default "REPRISE_CUDA_FUSE_ATTN=1 REPRISE_CUDA_GEMV_WIDE=1
-# REPRISE_CUDA_MERGE_PRESCALE=1 REPRISE_CUDA_ATTN_QREGS=1
-# REPRISE_CUDA_GEMV_SPLIT=1"; a list of X=0 runs them with defaults off).
+# default "REPRISE_CUDA_FUSE_ATTN=1 REPRISE_CUDA_GEMV_SPLIT=1"; a list of X=0
+# runs them with defaults off).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -77,18 +74,12 @@ REPS=${REPS:-3}
 # (tests and benches run them on through this list).
 # (BLOCKED, RAW, WIDE_MERGE and MMA_PIPE were validated on an H100 on
 # 2026-12-05 and are the default now; ATTN_MMA, MMA_PIPE32 and HALF_MULTI on
-# 2026-12-06, default too (=0 turns each off). FUSE_ATTN gives the same bits
-# but slower decode, so it stays opt-in. A new path written without a GPU
-# joins this list until "build optin" has validated it: GEMV_WIDE, quantized
-# matmuls of 16-31 tokens on the GEMV, MERGE_PRESCALE, the wide merge's
-# rescaled terms made before its serial steps, and ATTN_QREGS, the decode
-# chunk kernel with the queries in registers (three blocks an SM), and
-# GEMV_SPLIT, the staged GEMV split over K for the down projection, written
-# on 2026-12-06; measure them with OPTIN="REPRISE_CUDA_GEMV_WIDE=1"
-# SWEEP="8 16 24 32" ... sweep, with OPTIN="REPRISE_CUDA_MERGE_PRESCALE=1"
-# (then ATTN_QREGS=1, then both) DEPTH=32768 ... depth and with
-# OPTIN="REPRISE_CUDA_GEMV_SPLIT=1" GEMV_TYPES=... kernels / ... optbench.)
-OPTIN=${OPTIN:-"REPRISE_CUDA_FUSE_ATTN=1 REPRISE_CUDA_GEMV_WIDE=1 REPRISE_CUDA_MERGE_PRESCALE=1 REPRISE_CUDA_ATTN_QREGS=1 REPRISE_CUDA_GEMV_SPLIT=1"}
+# 2026-12-06, default too (=0 turns each off); ATTN_QREGS and GEMV_WIDE (to
+# 16 tokens) later that day, and GEMV_SPLIT for Q8_0 and Q4_0 (=1: every
+# type). FUSE_ATTN gives the same bits but slower decode, so it stays
+# opt-in. A new path written without a GPU joins this list until
+# "build optin" has validated it, and gets a pair in flips().)
+OPTIN=${OPTIN:-"REPRISE_CUDA_FUSE_ATTN=1 REPRISE_CUDA_GEMV_SPLIT=1"}
 PEER_REPS=${PEER_REPS:-5}
 DEPS=/tmp/reprise-deps
 BUILD=/tmp/reprise-build
@@ -533,8 +524,10 @@ agent() {
   local t=${AGENT_TYPE:-q4_k} hist=${AGENT_HISTORY:-16384} turns=${AGENT_TURNS:-8}
   local sys=${AGENT_SYSTEM:-7000} f=$(model_path "${AGENT_TYPE:-q4_k}")
   TYPES=$t make_models
-  await_peer || say "no llama-server: reprise only"
   local servers=${AGENT_SERVERS:-"reprise llama-server"}
+  if [[ " $servers " == *" llama-server "* ]]; then  # the peer only when it runs
+    await_peer || say "no llama-server: reprise only"
+  fi
   for c in ${AGENT_CONC:-1 8 32}; do
     local common="--concurrency $c --system-tokens $sys --max-history $hist --turns $turns --id-max 30000"
     if [[ " $servers " == *" reprise "* ]]; then
@@ -585,33 +578,28 @@ longctx() {
   wait "$pid"
 }
 
-# The opt-in paths written without a GPU, each against the default in one
-# call (after "build optin" has checked their bits), on the Q4_K file unless
-# said: decode at DEPTH (32768) with MERGE_PRESCALE, with ATTN_QREGS and
-# with both; pp512 + tg128 with GEMV_SPLIT on PENDING_TYPES ("q4_k q8_0
-# q4_0"); decode at 8, 16, 24 and 32 streams with GEMV_WIDE. Each pair runs
-# default first, then the path; the figures go to gpu_results.json.
-pending() {
-  local d=${DEPTH:-32768} t v b
-  TYPES=q4_k make_models
-  say "reprise bench q4_k pp$d tg32, defaults"
+# The latest default flips, each against its =0 in one call, on the Q4_K
+# file unless said: decode at DEPTH (32768) with and without ATTN_QREGS
+# (the decode chunk kernel with the queries in registers); pp512 + tg128 on
+# FLIP_TYPES ("q4_0 q8_0") with and without GEMV_SPLIT (the staged GEMV
+# split over K, default for those types); 16 streams with and without
+# GEMV_WIDE (16-token decode batches on the GEMV). Each pair runs the
+# default first; the figures go to gpu_results.json. A path written without
+# a GPU gets its pair here until it is decided.
+flips() {
+  local d=${DEPTH:-32768} t
+  TYPES="q4_k ${FLIP_TYPES:-q4_0 q8_0}" make_models
+  say "reprise bench q4_k pp$d tg32, defaults, then REPRISE_CUDA_ATTN_QREGS=0"
   rbench 240 "q4_k-depth$d" q4_k --pp "$d" --tg 32 --reps 1
-  for v in "REPRISE_CUDA_MERGE_PRESCALE=1" "REPRISE_CUDA_ATTN_QREGS=1" \
-           "REPRISE_CUDA_MERGE_PRESCALE=1 REPRISE_CUDA_ATTN_QREGS=1"; do
-    say "reprise bench q4_k pp$d tg32 with $v"
-    (export $v; rbench 240 "q4_k-depth$d-${v//[ =]/_}" q4_k --pp "$d" --tg 32 --reps 1)
-  done
-  TYPES="${PENDING_TYPES:-q4_k q8_0 q4_0}" make_models
-  for t in ${PENDING_TYPES:-q4_k q8_0 q4_0}; do
-    say "reprise bench $t pp512 tg128, defaults, then with REPRISE_CUDA_GEMV_SPLIT=1"
+  (export REPRISE_CUDA_ATTN_QREGS=0; rbench 240 "q4_k-depth$d-qregs0" q4_k --pp "$d" --tg 32 --reps 1)
+  for t in ${FLIP_TYPES:-q4_0 q8_0}; do
+    say "reprise bench $t pp512 tg128, defaults, then REPRISE_CUDA_GEMV_SPLIT=0"
     rbench 150 "$t-pp512" "$t" --pp 512 --tg 128 --reps "$REPS"
-    (export REPRISE_CUDA_GEMV_SPLIT=1; rbench 150 "$t-gemv-split" "$t" --pp 512 --tg 128 --reps "$REPS")
+    (export REPRISE_CUDA_GEMV_SPLIT=0; rbench 150 "$t-split0" "$t" --pp 512 --tg 128 --reps "$REPS")
   done
-  for b in 8 16 24 32; do
-    say "reprise bench q4_k, $b streams, defaults, then with REPRISE_CUDA_GEMV_WIDE=1"
-    rbench 240 "q4_k-batch$b" q4_k --pp 512 --tg 64 --reps 1 --batch "$b"
-    (export REPRISE_CUDA_GEMV_WIDE=1; rbench 240 "q4_k-batch$b-gemv-wide" q4_k --pp 512 --tg 64 --reps 1 --batch "$b")
-  done
+  say "reprise bench q4_k, 16 streams, defaults, then REPRISE_CUDA_GEMV_WIDE=0"
+  rbench 240 "q4_k-batch16" q4_k --pp 512 --tg 64 --reps 1 --batch 16
+  (export REPRISE_CUDA_GEMV_WIDE=0; rbench 240 "q4_k-batch16-wide0" q4_k --pp 512 --tg 64 --reps 1 --batch 16)
   results > /dev/null
 }
 
