@@ -47,7 +47,9 @@
 #   agent   the agent workload (bench/agent_bench.py) against reprise serve
 #           and, when built, llama-server; AGENT_TYPE=q4_k, AGENT_CONC="1 8 32",
 #           AGENT_HISTORY=16384, AGENT_TURNS=8, AGENT_SYSTEM=7000,
-#           AGENT_SERVERS="reprise llama-server"
+#           AGENT_SERVERS="reprise llama-server", AGENT_PREFILL (reprise's
+#           --prefill-chunk values to run, e.g. "512 1024 2048"; default:
+#           its default)
 # Environment: TYPES="f16 q8_0 q4_0 q4_k", LONG_TYPES (those also run at
 # pp8192 + tg32; default TYPES), REPS=3, PEER_REPS=5, NOMMA=0 (skip the
 # quantized pp512 without the tensor cores), MODEL_LAYERS (e.g. 4: models of
@@ -55,7 +57,8 @@
 # OFFS (fast paths whose decode bench runs with them off; default
 # ATTN_LAST_MERGES, all: "GEMV_STAGED FUSE PDL ATTN_LAST_MERGES"),
 # OPTIN (the opt-in paths the tests and benches also run with, on together:
-# default "REPRISE_CUDA_FUSE_ATTN=1 REPRISE_CUDA_GEMV_SPLIT=1"; a list of X=0
+# default "REPRISE_CUDA_FUSE_ATTN=1 REPRISE_CUDA_GEMV_SPLIT=1
+# REPRISE_CUDA_HALF_PREFILL_SMEM=1"; a list of X=0
 # runs them with defaults off).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -77,9 +80,11 @@ REPS=${REPS:-3}
 # 2026-12-06, default too (=0 turns each off); ATTN_QREGS and GEMV_WIDE (to
 # 16 tokens) later that day, and GEMV_SPLIT for Q8_0 and Q4_0 (=1: every
 # type). FUSE_ATTN gives the same bits but slower decode, so it stays
-# opt-in. A new path written without a GPU joins this list until
+# opt-in. Written without a GPU later that day: HALF_PREFILL_MULTI and
+# HALF_PREFILL_SMEM (F16 / BF16 prefill of Q/K/V and gate/up in one launch,
+# the second with its totals in shared memory; see flips()). A new path written without a GPU joins this list until
 # "build optin" has validated it, and gets a pair in flips().)
-OPTIN=${OPTIN:-"REPRISE_CUDA_FUSE_ATTN=1 REPRISE_CUDA_GEMV_SPLIT=1"}
+OPTIN=${OPTIN:-"REPRISE_CUDA_FUSE_ATTN=1 REPRISE_CUDA_GEMV_SPLIT=1 REPRISE_CUDA_HALF_PREFILL_SMEM=1"}
 PEER_REPS=${PEER_REPS:-5}
 DEPS=/tmp/reprise-deps
 BUILD=/tmp/reprise-build
@@ -531,11 +536,19 @@ agent() {
   for c in ${AGENT_CONC:-1 8 32}; do
     local common="--concurrency $c --system-tokens $sys --max-history $hist --turns $turns --id-max 30000"
     if [[ " $servers " == *" reprise "* ]]; then
-      say "agent workload: reprise, $c conversations ($t, history <= $hist)"
-      "$BUILD/bin/reprise" serve --device cuda --model "$f" --port 18090 --parallel "$c" \
-        --ctx-size $((hist + 1024)) --prompt-cache-size $((2 * c + 2)) > "$WORK/agent-reprise-$c.log" 2>&1 &
-      bench_server reprise 18090 $! "$WORK/agent-reprise-$c.log" $common --metrics \
-        --json "$WORK/agent-reprise-$c.json" > >(tee -a "$WORK/agent.txt" "$OUT/agent.txt")
+      local chunks=${AGENT_PREFILL:-default} ch
+      for ch in $chunks; do
+        local extra=() tag=$c label=reprise
+        if [ "$ch" != default ]; then
+          extra=(--prefill-chunk "$ch"); tag=$c-chunk$ch; label=reprise-chunk$ch
+        fi
+        say "agent workload: reprise, $c conversations ($t, history <= $hist, prefill chunk $ch)"
+        "$BUILD/bin/reprise" serve --device cuda --model "$f" --port 18090 --parallel "$c" \
+          --ctx-size $((hist + 1024)) --prompt-cache-size $((2 * c + 2)) "${extra[@]}" \
+          > "$WORK/agent-reprise-$tag.log" 2>&1 &
+        bench_server "$label" 18090 $! "$WORK/agent-reprise-$tag.log" $common --metrics \
+          --json "$WORK/agent-reprise-$tag.json" > >(tee -a "$WORK/agent.txt" "$OUT/agent.txt")
+      done
     fi
     [[ " $servers " == *" llama-server "* ]] || continue
     [ -x "$PEER_BUILD/bin/llama-server" ] || continue
@@ -585,10 +598,18 @@ longctx() {
 # split over K, default for those types); 16 streams with and without
 # GEMV_WIDE (16-token decode batches on the GEMV). Each pair runs the
 # default first; the figures go to gpu_results.json. A path written without
-# a GPU gets its pair here until it is decided.
+# a GPU gets its pair here until it is decided: F16 pp512 and pp8192 with
+# HALF_PREFILL_MULTI=1 (Q/K/V and gate/up in one launch each) and with
+# HALF_PREFILL_SMEM=1 (that, with two blocks an SM).
 flips() {
-  local d=${DEPTH:-32768} t
-  TYPES="q4_k ${FLIP_TYPES:-q4_0 q8_0}" make_models
+  local d=${DEPTH:-32768} t v
+  TYPES="q4_k f16 ${FLIP_TYPES:-q4_0 q8_0}" make_models
+  for v in default REPRISE_CUDA_HALF_PREFILL_MULTI=1 REPRISE_CUDA_HALF_PREFILL_SMEM=1; do
+    say "reprise bench f16 pp512 tg32 and pp8192, $v"
+    (if [ $v != default ]; then export $v; fi
+     rbench 150 "f16-pp512-${v//[ =]/_}" f16 --pp 512 --tg 32 --reps "$REPS"
+     rbench 150 "f16-pp8192-${v//[ =]/_}" f16 --pp 8192 --tg 8 --reps 2)
+  done
   say "reprise bench q4_k pp$d tg32, defaults, then REPRISE_CUDA_ATTN_QREGS=0"
   rbench 240 "q4_k-depth$d" q4_k --pp "$d" --tg 32 --reps 1
   (export REPRISE_CUDA_ATTN_QREGS=0; rbench 240 "q4_k-depth$d-qregs0" q4_k --pp "$d" --tg 32 --reps 1)

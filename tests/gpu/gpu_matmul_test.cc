@@ -352,21 +352,20 @@ TEST(GpuMatMulPipe, GemvSplitOverKGivesTheSameBits) {
   }
 }
 
-// Q/K/V-like F16 / BF16 matrices (one width, three row counts, one not a
-// multiple of the 16-row tile) in one decode MatMul call: with the shared
-// launch (the default; REPRISE_CUDA_HALF_MULTI=0 off) the bits of one launch each.
-TEST(GpuMatMulPipe, HalfGemvOfSeveralMatricesInOneLaunchGivesTheSameBits) {
-  REQUIRE_GPU();
-  auto gpu = kernels::CreateBackend(kCuda, 1);
-  ASSERT_TRUE(gpu.ok());
-  kernels::Backend* be = gpu->get();
+// Q/K/V-like F16 / BF16 matrices (one width, rows[] rows each) in one MatMul
+// call of each n: variant 0 (set(0): one launch each) against every other
+// variant v (set(v)), bit for bit.
+void ExpectHalfVariantsKeepBits(kernels::Backend* be, const std::vector<int64_t>& rows,
+                                int64_t cols, const std::vector<int64_t>& ns, int variants,
+                                void (*set)(int), const char* what) {
   struct Restore {
-    ~Restore() { kernels::cuda::SetHalfMultiForTest(-1); }
-  } restore;
+    void (*set)(int);
+    ~Restore() { set(-1); }
+  } restore{set};
   std::mt19937 rng(53);
   std::normal_distribution<float> dist(0.0f, 1.0f);
-  const int64_t cols = 1000;
-  const int64_t rows[3] = {512, 136, 200};
+  const size_t m_count = rows.size();
+  ASSERT_LE(m_count, 4u);
   for (const DType type : {DType::kF16, DType::kBF16}) {
     std::vector<kernels::Matrix> ms;
     int64_t total_rows = 0;
@@ -377,33 +376,74 @@ TEST(GpuMatMulPipe, HalfGemvOfSeveralMatricesInOneLaunchGivesTheSameBits) {
       ms.push_back(std::move(*m));
       total_rows += r;
     }
-    const int64_t max_n = 15;
+    const int64_t max_n = *std::max_element(ns.begin(), ns.end());
     std::vector<float> x(static_cast<size_t>(max_n * cols));
     for (auto& v : x) v = dist(rng);
     auto xd = be->Alloc(x.size() * sizeof(float), "test x");
     auto yd = be->Alloc(static_cast<size_t>(max_n * total_rows) * sizeof(float), "test y");
     ASSERT_TRUE(xd.ok() && yd.ok());
     be->CopyToDevice(*xd, x.data(), x.size() * sizeof(float));
-    for (const int64_t n : {int64_t{1}, int64_t{3}, int64_t{8}, int64_t{15}}) {
-      std::vector<float> got[2];
-      for (int multi = 0; multi < 2; ++multi) {
-        kernels::cuda::SetHalfMultiForTest(multi);
-        const kernels::Matrix* ws[3] = {&ms[0], &ms[1], &ms[2]};
-        float* base = static_cast<float*>(*yd);
-        float* ys[3] = {base, base + n * rows[0], base + n * (rows[0] + rows[1])};
+    for (const int64_t n : ns) {
+      std::vector<std::vector<float>> got(static_cast<size_t>(variants));
+      for (int v = 0; v < variants; ++v) {
+        set(v);
+        std::vector<const kernels::Matrix*> ws;
+        std::vector<float*> ys;
+        float* at = static_cast<float*>(*yd);
+        for (size_t k = 0; k < m_count; ++k) {
+          ws.push_back(&ms[k]);
+          ys.push_back(at);
+          at += n * rows[k];
+        }
         be->MatMul(ws, static_cast<const float*>(*xd), n, ys);
-        got[multi].resize(static_cast<size_t>(n * total_rows));
-        be->CopyToHost(got[multi].data(), *yd, got[multi].size() * sizeof(float));
+        got[v].resize(static_cast<size_t>(n * total_rows));
+        be->CopyToHost(got[v].data(), *yd, got[v].size() * sizeof(float));
         ASSERT_TRUE(be->Synchronize().ok());
       }
-      const size_t first = FirstDifference(got[0], got[1]);
-      ASSERT_EQ(first, got[0].size()) << DTypeName(type) << " n " << n << ": output float "
-                                      << first << ": one launch " << got[1][first]
-                                      << " vs one each " << got[0][first];
-      ASSERT_GT(MaxMagnitude(got[1]), 0.0) << "an all-zero output proves nothing";
+      for (int v = 1; v < variants; ++v) {
+        const size_t first = FirstDifference(got[0], got[v]);
+        ASSERT_EQ(first, got[0].size()) << DTypeName(type) << " n " << n << ", " << what
+                                        << " variant " << v << ": output float " << first
+                                        << ": " << got[v][first] << " vs one launch each "
+                                        << got[0][first];
+      }
+      ASSERT_GT(MaxMagnitude(got[0]), 0.0) << "an all-zero output proves nothing";
     }
     be->Free(*xd);
     be->Free(*yd);
+  }
+}
+
+// Decode: with the shared launch (the default; REPRISE_CUDA_HALF_MULTI=0
+// off) the bits of one launch each.
+TEST(GpuMatMulPipe, HalfGemvOfSeveralMatricesInOneLaunchGivesTheSameBits) {
+  REQUIRE_GPU();
+  auto gpu = kernels::CreateBackend(kCuda, 1);
+  ASSERT_TRUE(gpu.ok());
+  ExpectHalfVariantsKeepBits(gpu->get(), {512, 136, 200}, 1000, {1, 3, 8, 15}, 2,
+                             kernels::cuda::SetHalfMultiForTest, "one launch");
+}
+
+// Prefill (opt-in, REPRISE_CUDA_HALF_PREFILL_MULTI / _SMEM): the matrices in
+// one launch with the totals in registers (variant 1) or shared memory
+// (variant 2), against one launch each; row counts no multiple of the
+// 128-row block (200, 136), a width of an odd number of 16-column chunks
+// (1008 = 63 chunks) and one of whole segments (2048), token counts no
+// multiple of the 128-token tile.
+TEST(GpuMatMulPipe, HalfPrefillOfSeveralMatricesInOneLaunchGivesTheSameBits) {
+  REQUIRE_GPU();
+  auto gpu = kernels::CreateBackend(kCuda, 1);
+  ASSERT_TRUE(gpu.ok());
+  const auto set = [](int v) {
+    if (v < 0) {
+      kernels::cuda::SetHalfPrefillForTest(-1, -1);
+    } else {
+      kernels::cuda::SetHalfPrefillForTest(v >= 1 ? 1 : 0, v == 2 ? 1 : 0);
+    }
+  };
+  for (const int64_t cols : {int64_t{1008}, int64_t{2048}}) {
+    ExpectHalfVariantsKeepBits(gpu->get(), {512, 136, 200}, cols, {16, 130, 300}, 3, set,
+                               "prefill in one launch");
   }
 }
 

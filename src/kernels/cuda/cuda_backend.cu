@@ -459,7 +459,8 @@ class CudaBackend final : public Backend {
           half_act = w.type();
           LaunchHalfAct(w.type(), x, n, w.cols(), act_h_.ptr, stream_);
         }
-        if (n < kGemvMaxTokens && HalfMultiOn()) {  // this and the next such matrices: one launch
+        const bool multi = n < kGemvMaxTokens ? HalfMultiOn() : HalfPrefillMultiOn();
+        if (multi) {  // this and the next such matrices: one launch
           GemvTarget targets[kGemvMaxTargets];
           int count = 0;
           while (count < kGemvMaxTargets && m + count < ws.size() &&
@@ -471,7 +472,11 @@ class CudaBackend final : public Backend {
                               ys[m + count], wm.rows()};
             ++count;
           }
-          LaunchGemvHalf(w.type(), targets, count, units, act_h_.ptr, n, stream_);
+          if (n < kGemvMaxTokens) {
+            LaunchGemvHalf(w.type(), targets, count, units, act_h_.ptr, n, stream_);
+          } else {
+            LaunchMatMulHalfMulti(w.type(), targets, count, units, act_h_.ptr, n, stream_);
+          }
           m += count - 1;
           continue;
         }

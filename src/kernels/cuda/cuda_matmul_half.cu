@@ -104,7 +104,8 @@ struct HalfTargets {
   const uint4* w[kGemvMaxTargets];
   float* y[kGemvMaxTargets];
   int64_t rows[kGemvMaxTargets], ldy[kGemvMaxTargets];
-  int64_t first[kGemvMaxTargets + 1];  // row tiles of the targets before t
+  int64_t first[kGemvMaxTargets + 1];  // blocks of the targets before t (GEMV: a row tile
+                                       // a block; prefill: 128 rows)
   int count;
 };
 
@@ -198,34 +199,50 @@ __global__ void __launch_bounds__(kHgWarps * 32)
 constexpr int kHmRows = 128, kHmToks = 128;
 constexpr int kHmStride = 40;  // halfs per token line in shared memory: 80 bytes, so the
                                // B-fragment loads of 8 tokens x 4 lanes hit 32 banks
+constexpr int kHmAs = (kHmRows / 16) * 2 * 32;  // uint4 of a stage's weights
+constexpr int kHmBs = kHmToks * kHmStride;      // halfs of a stage's activations
 
-// Writes a warp's totals (warp (wr, wt) of a block at row tile rt0, token t0).
-__device__ __forceinline__ void StoreHalfTile(const float (&total)[4][4][4], int64_t rt0,
-                                              int64_t t0, int wr, int wt, int g, int q,
-                                              int64_t rows, int64_t n, float* __restrict__ y,
-                                              int64_t ldy) {
+// Where a warp's per-segment totals live. In registers (RegTotals, 64 of
+// them beside the 64 accumulators: one block an SM), or in shared memory
+// (SmemTotals: 64 KiB a block, element (i, j, e) of thread tid at
+// ((i * 4 + j) * 4 + e) * 256 + tid, conflict-free; two blocks an SM). The
+// same adds in the same order either way: the same bits.
+struct RegTotals {
+  float v[4][4][4];
+  __device__ __forceinline__ void Fold(float (&acc)[4][4][4], bool first) {
+    FoldTileSegment(acc, v, first);
+  }
+  __device__ __forceinline__ float Get(int i, int j, int e) const { return v[i][j][e]; }
+};
+struct SmemTotals {
+  float* p;  // this thread's first element
+  __device__ __forceinline__ void Fold(float (&acc)[4][4][4], bool first) {
 #pragma unroll
-  for (int i = 0; i < 4; ++i)
+    for (int i = 0; i < 4; ++i)
 #pragma unroll
-    for (int j = 0; j < 4; ++j)
+      for (int j = 0; j < 4; ++j)
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int64_t r = (rt0 + 4 * wr + i) * 16 + g + (e >= 2 ? 8 : 0);
-        const int64_t t = t0 + 32 * wt + 8 * j + 2 * q + (e & 1);
-        if (r < rows && t < n) y[t * ldy + r] = total[i][j][e];
-      }
-}
+        for (int e = 0; e < 4; ++e) {
+          float* q = p + (((i * 4 + j) * 4 + e) << 8);
+          *q = first ? acc[i][j][e] : FAdd(*q, acc[i][j][e]);
+          acc[i][j][e] = 0.0f;
+        }
+  }
+  __device__ __forceinline__ float Get(int i, int j, int e) const {
+    return p[((i * 4 + j) * 4 + e) << 8];
+  }
+};
+constexpr int kHmSmemTotalBytes = 64 * 256 * 4;
 
-template <bool kBf16>
-__global__ void __launch_bounds__(256)
-    MatMulHalfMmaKernel(const uint4* __restrict__ w, int64_t n_rt, int64_t n_kc,
-                        const uint16_t* __restrict__ xh, int64_t n, int64_t rows,
-                        float* __restrict__ y, int64_t ldy) {
-  __shared__ alignas(16) uint4 as[2][(kHmRows / 16) * 2 * 32];
-  __shared__ alignas(16) uint16_t bs[2][kHmToks * kHmStride];
+// One block's tile (row tiles rt0.., tokens t0..): the steps, the segment
+// folds, the stores. as / bs: the two stages' buffers.
+template <bool kBf16, class Totals>
+__device__ __forceinline__ void HalfMmaTile(const uint4* __restrict__ w, int64_t n_rt,
+                                            int64_t n_kc, const uint16_t* __restrict__ xh,
+                                            int64_t n, int64_t rows, float* __restrict__ y,
+                                            int64_t ldy, int64_t rt0, int64_t t0, uint4 (*as)[kHmAs],
+                                            uint16_t (*bs)[kHmBs], Totals& totals) {
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, q = lane % 4;
-  const int64_t rt0 = static_cast<int64_t>(blockIdx.x) * (kHmRows / 16);
-  const int64_t t0 = static_cast<int64_t>(blockIdx.y) * kHmToks;
   const int64_t cols16 = n_kc * 16;
   const int wr = warp / 4, wt = warp % 4;
   const int64_t n_ks = (n_kc + 1) / 2;
@@ -250,7 +267,7 @@ __global__ void __launch_bounds__(256)
     CpAsyncCommit();
   };
 
-  float acc[4][4][4] = {}, total[4][4][4] = {};
+  float acc[4][4][4] = {};
 
   load(0, 0);
   constexpr int64_t kStepsPerSeg = kChunksPerSeg / 2;  // 32-column steps per segment
@@ -286,14 +303,71 @@ __global__ void __launch_bounds__(256)
       }
       __syncthreads();
     }
-    FoldTileSegment(acc, total, ks0 == 0);
+    totals.Fold(acc, ks0 == 0);
   }
-  StoreHalfTile(total, rt0, t0, wr, wt, g, q, rows, n, y, ldy);
+  // A warp's totals (warp (wr, wt) of the block at row tile rt0, token t0).
+#pragma unroll
+  for (int i = 0; i < 4; ++i)
+#pragma unroll
+    for (int j = 0; j < 4; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int64_t r = (rt0 + 4 * wr + i) * 16 + g + (e >= 2 ? 8 : 0);
+        const int64_t t = t0 + 32 * wt + 8 * j + 2 * q + (e & 1);
+        if (r < rows && t < n) y[t * ldy + r] = totals.Get(i, j, e);
+      }
+}
+
+template <bool kBf16>
+__global__ void __launch_bounds__(256)
+    MatMulHalfMmaKernel(const uint4* __restrict__ w, int64_t n_rt, int64_t n_kc,
+                        const uint16_t* __restrict__ xh, int64_t n, int64_t rows,
+                        float* __restrict__ y, int64_t ldy) {
+  __shared__ alignas(16) uint4 as[2][kHmAs];
+  __shared__ alignas(16) uint16_t bs[2][kHmBs];
+  RegTotals totals;
+  HalfMmaTile<kBf16>(w, n_rt, n_kc, xh, n, rows, y, ldy,
+                     static_cast<int64_t>(blockIdx.x) * (kHmRows / 16),
+                     static_cast<int64_t>(blockIdx.y) * kHmToks, as, bs, totals);
+}
+
+// Opt-in (HalfPrefillMultiOn, HalfPrefillSmemOn; written without a GPU):
+// the same tile for up to kGemvMaxTargets matrices of one width in one
+// launch (block b of grid row serves 128-row block b - first[t] of target
+// t: Q, K and V together fill the GPU where K and V alone fill a quarter of
+// it), with the totals in registers or (kSmem) in shared memory, so that
+// two blocks share an SM.
+template <bool kBf16, bool kSmem>
+__global__ void __launch_bounds__(256, kSmem ? 2 : 1)
+    MatMulHalfMmaMultiKernel(const HalfTargets ts, int64_t n_kc, const uint16_t* __restrict__ xh,
+                             int64_t n) {
+  __shared__ alignas(16) uint4 as[2][kHmAs];
+  __shared__ alignas(16) uint16_t bs[2][kHmBs];
+  int target = 0;
+  while (target + 1 < ts.count && blockIdx.x >= ts.first[target + 1]) ++target;
+  const int64_t rows = ts.rows[target];
+  const int64_t rt0 = (blockIdx.x - ts.first[target]) * (kHmRows / 16);
+  const int64_t t0 = static_cast<int64_t>(blockIdx.y) * kHmToks;
+  if constexpr (kSmem) {
+    extern __shared__ __align__(16) float tot_sh[];
+    SmemTotals totals{tot_sh + threadIdx.x};
+    HalfMmaTile<kBf16>(ts.w[target], (rows + 15) / 16, n_kc, xh, n, rows, ts.y[target],
+                       ts.ldy[target], rt0, t0, as, bs, totals);
+  } else {
+    RegTotals totals;
+    HalfMmaTile<kBf16>(ts.w[target], (rows + 15) / 16, n_kc, xh, n, rows, ts.y[target],
+                       ts.ldy[target], rt0, t0, as, bs, totals);
+  }
 }
 
 // On unless =0: the same bits on an H100 (2026-12-06); F16 tg128 127.3 ->
 // 136.8 tok/s.
 PathSwitch g_half_multi("REPRISE_CUDA_HALF_MULTI", PathDefault::kOn);
+// Off unless =1: written without a GPU (2026-12-06, tenth GPU run's ncu: K
+// and V at 48 TFLOP/s on 32 of 132 SMs, Q at 185 with 65% of cycles
+// without a ready warp).
+PathSwitch g_half_prefill_multi("REPRISE_CUDA_HALF_PREFILL_MULTI", PathDefault::kOff);
+PathSwitch g_half_prefill_smem("REPRISE_CUDA_HALF_PREFILL_SMEM", PathDefault::kOff);
 
 template <bool kBf16>
 void RunGemv(const GemvTarget* targets, int count, int64_t n_kc, const uint16_t* xh, int64_t n,
@@ -310,6 +384,47 @@ void RunGemv(const GemvTarget* targets, int count, int64_t n_kc, const uint16_t*
   }
   PdlLaunch(GemvHalfKernel<kBf16>, dim3(static_cast<unsigned>(ts.first[count])),
             dim3(kHgWarps * 32), 0, s, ts, n_kc, xh, static_cast<int>(n));
+}
+
+template <bool kBf16, bool kSmem>
+void RunMultiT(const HalfTargets& ts, int64_t n_kc, const uint16_t* xh, int64_t n,
+               cudaStream_t s) {
+  const dim3 grid(static_cast<unsigned>(ts.first[ts.count]),
+                  static_cast<unsigned>((n + kHmToks - 1) / kHmToks));
+  const size_t smem = kSmem ? kHmSmemTotalBytes : 0;
+  static bool configured = false;
+  if (kSmem && !configured) {
+    cudaFuncSetAttribute(MatMulHalfMmaMultiKernel<kBf16, kSmem>,
+                         cudaFuncAttributeMaxDynamicSharedMemorySize, kHmSmemTotalBytes);
+    // two blocks of ~101 KiB an SM: all of the unified memory as shared
+    cudaFuncSetAttribute(MatMulHalfMmaMultiKernel<kBf16, kSmem>,
+                         cudaFuncAttributePreferredSharedMemoryCarveout,
+                         cudaSharedmemCarveoutMaxShared);
+    configured = true;
+  }
+  MatMulHalfMmaMultiKernel<kBf16, kSmem><<<grid, 256, smem, s>>>(ts, n_kc, xh, n);
+}
+
+template <bool kBf16>
+void RunMulti(const GemvTarget* targets, int count, int64_t n_kc, const uint16_t* xh, int64_t n,
+              cudaStream_t s) {
+  CHECK(count >= 1 && count <= kGemvMaxTargets);
+  HalfTargets ts{};
+  ts.count = count;
+  constexpr int64_t kTilesPerBlock = kHmRows / 16;
+  for (int t = 0; t < count; ++t) {
+    ts.w[t] = reinterpret_cast<const uint4*>(targets[t].w);
+    ts.y[t] = targets[t].y;
+    ts.rows[t] = targets[t].rows;
+    ts.ldy[t] = targets[t].ldy;
+    ts.first[t + 1] = ts.first[t] + ((targets[t].rows + 15) / 16 + kTilesPerBlock - 1) /
+                                        kTilesPerBlock;  // here: 128-row blocks
+  }
+  if (g_half_prefill_smem.On()) {
+    RunMultiT<kBf16, true>(ts, n_kc, xh, n, s);
+  } else {
+    RunMultiT<kBf16, false>(ts, n_kc, xh, n, s);
+  }
 }
 
 template <bool kBf16>
@@ -332,6 +447,11 @@ void Run(const uint8_t* w, int64_t rows, int64_t n_kc, const uint16_t* xh, int64
 
 bool HalfMultiOn() { return g_half_multi.On(); }
 void SetHalfMultiForTest(int on) { g_half_multi.SetForTest(on); }
+bool HalfPrefillMultiOn() { return g_half_prefill_multi.On() || g_half_prefill_smem.On(); }
+void SetHalfPrefillForTest(int multi, int smem) {
+  g_half_prefill_multi.SetForTest(multi);
+  g_half_prefill_smem.SetForTest(smem);
+}
 
 bool HalfTensorCores(DType type) {
   static const bool on = EnvSwitchOn("REPRISE_CUDA_HALF_MMA");
@@ -387,6 +507,16 @@ void LaunchGemvHalf(DType type, const GemvTarget* targets, int count, int64_t n_
     RunGemv<true>(targets, count, n_kc, xh, n, s);
   } else {
     RunGemv<false>(targets, count, n_kc, xh, n, s);
+  }
+}
+
+void LaunchMatMulHalfMulti(DType type, const GemvTarget* targets, int count, int64_t n_kc,
+                           const uint16_t* xh, int64_t n, cudaStream_t s) {
+  CHECK((type == DType::kF16 || type == DType::kBF16) && n >= kGemvMaxTokens);
+  if (type == DType::kBF16) {
+    RunMulti<true>(targets, count, n_kc, xh, n, s);
+  } else {
+    RunMulti<false>(targets, count, n_kc, xh, n, s);
   }
 }
 
