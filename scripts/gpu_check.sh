@@ -58,7 +58,7 @@
 # ATTN_LAST_MERGES, all: "GEMV_STAGED FUSE PDL ATTN_LAST_MERGES"),
 # OPTIN (the opt-in paths the tests and benches also run with, on together:
 # default "REPRISE_CUDA_FUSE_ATTN=1 REPRISE_CUDA_GEMV_SPLIT=1
-# REPRISE_CUDA_HALF_PREFILL_SMEM=1"; a list of X=0
+# REPRISE_CUDA_HALF_PREFILL_SMEM=1 REPRISE_CUDA_MMA_SKIP_TILES=1"; a list of X=0
 # runs them with defaults off).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -82,9 +82,10 @@ REPS=${REPS:-3}
 # type). FUSE_ATTN gives the same bits but slower decode, so it stays
 # opt-in. Written without a GPU later that day: HALF_PREFILL_MULTI and
 # HALF_PREFILL_SMEM (F16 / BF16 prefill of Q/K/V and gate/up in one launch,
-# the second with its totals in shared memory; see flips()). A new path written without a GPU joins this list until
+# the second with its totals in shared memory) and MMA_SKIP_TILES (decode
+# batches smaller than a tensor-core tile; see flips()). A new path written without a GPU joins this list until
 # "build optin" has validated it, and gets a pair in flips().)
-OPTIN=${OPTIN:-"REPRISE_CUDA_FUSE_ATTN=1 REPRISE_CUDA_GEMV_SPLIT=1 REPRISE_CUDA_HALF_PREFILL_SMEM=1"}
+OPTIN=${OPTIN:-"REPRISE_CUDA_FUSE_ATTN=1 REPRISE_CUDA_GEMV_SPLIT=1 REPRISE_CUDA_HALF_PREFILL_SMEM=1 REPRISE_CUDA_MMA_SKIP_TILES=1"}
 PEER_REPS=${PEER_REPS:-5}
 DEPS=/tmp/reprise-deps
 BUILD=/tmp/reprise-build
@@ -600,7 +601,9 @@ longctx() {
 # default first; the figures go to gpu_results.json. A path written without
 # a GPU gets its pair here until it is decided: F16 pp512 and pp8192 with
 # HALF_PREFILL_MULTI=1 (Q/K/V and gate/up in one launch each) and with
-# HALF_PREFILL_SMEM=1 (that, with two blocks an SM).
+# HALF_PREFILL_SMEM=1 (that, with two blocks an SM); Q4_K at 24 and 32
+# streams and F16 at 32 with MMA_SKIP_TILES=1 (a decode batch smaller than
+# a tensor-core tile computes only its tokens' column tiles).
 flips() {
   local d=${DEPTH:-32768} t v
   TYPES="q4_k f16 ${FLIP_TYPES:-q4_0 q8_0}" make_models
@@ -617,6 +620,13 @@ flips() {
     say "reprise bench $t pp512 tg128, defaults, then REPRISE_CUDA_GEMV_SPLIT=0"
     rbench 150 "$t-pp512" "$t" --pp 512 --tg 128 --reps "$REPS"
     (export REPRISE_CUDA_GEMV_SPLIT=0; rbench 150 "$t-split0" "$t" --pp 512 --tg 128 --reps "$REPS")
+  done
+  for v in "q4_k 24" "q4_k 32" "f16 32"; do
+    set -- $v
+    say "reprise bench $1, $2 streams, defaults, then REPRISE_CUDA_MMA_SKIP_TILES=1"
+    rbench 240 "$1-batch$2" "$1" --pp 512 --tg 64 --reps 1 --batch "$2"
+    (export REPRISE_CUDA_MMA_SKIP_TILES=1
+     rbench 240 "$1-batch$2-skip" "$1" --pp 512 --tg 64 --reps 1 --batch "$2")
   done
   say "reprise bench q4_k, 16 streams, defaults, then REPRISE_CUDA_GEMV_WIDE=0"
   rbench 240 "q4_k-batch16" q4_k --pp 512 --tg 64 --reps 1 --batch 16

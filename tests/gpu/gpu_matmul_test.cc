@@ -336,6 +336,26 @@ TEST(GpuMatMulPipe, WideDecodeBatchesOnTheGemvGiveTheTensorCoresBits) {
   }
 }
 
+// Batches of fewer tokens than one tensor-core tile (REPRISE_CUDA_MMA_SKIP_TILES=1,
+// opt-in): warps skip their column tiles past the last token; the same bits
+// as the whole tile, for the quantized kernels' 64-token tile (17-63 tokens:
+// a warp column empty or partial) and the F16 / BF16 128-token tile (16-127).
+TEST(GpuMatMulPipe, PartialTilesThatSkipEmptyColumnsGiveTheSameBits) {
+  REQUIRE_GPU();
+  auto gpu = kernels::CreateBackend(kCuda, 1);
+  ASSERT_TRUE(gpu.ok());
+  std::mt19937 rng(61);
+  for (const DType type : {DType::kQ8_0, DType::kQ4_0, DType::kQ4_K}) {
+    const int64_t narrow = type == DType::kQ4_K ? 1536 : 1056;
+    ExpectSwitchKeepsBits(gpu->get(), type, kernels::cuda::SetMmaSkipTilesForTest, "skip",
+                          {{200, narrow}, {1000, 4608}}, {17, 24, 33, 40, 63, 64, 100}, &rng);
+  }
+  for (const DType type : {DType::kF16, DType::kBF16}) {
+    ExpectSwitchKeepsBits(gpu->get(), type, kernels::cuda::SetMmaSkipTilesForTest, "skip",
+                          {{200, 1000}, {1000, 4096}}, {16, 17, 40, 100, 127, 130}, &rng);
+  }
+}
+
 // The staged GEMV split over K (by default for Q8_0 and Q4_0; forced for
 // every type here, REPRISE_CUDA_GEMV_SPLIT=1, against none, =0): few row
 // groups over many segments (the down projection's 4096 x 14336; 1000 rows,

@@ -172,6 +172,13 @@ REPRISE_HD float FFma(float a, float b, float c) {
 // segment's end, as the canonical order folds segments: the first segment's
 // sums start the totals, each later one is added in order; the segment sums
 // restart from +0.
+// How many of a warp's four 8-token column tiles hold a token, for a warp
+// whose first token is `left` tokens before the end of the batch (<= 0:
+// none). The MMA tile kernels skip the rest: outputs never stored.
+__device__ __forceinline__ int ColumnTiles(int64_t left) {
+  return left <= 0 ? 0 : left >= 32 ? 4 : static_cast<int>((left + 7) / 8);
+}
+
 template <int kI, int kJ>
 __device__ __forceinline__ void FoldTileSegment(float (&acc)[kI][kJ][4],
                                                 float (&total)[kI][kJ][4], bool first) {

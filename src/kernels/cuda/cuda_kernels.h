@@ -123,6 +123,13 @@ void SetMmaPipeForTest(int on);
 // unless REPRISE_CUDA_MMA_PIPE32=0; the same bits) and a test's override.
 bool MmaPipe32On();
 void SetMmaPipe32ForTest(int on);
+// Tensor-core tiles of a batch of fewer tokens than one tile (decode batches
+// of 17-63 quantized, 16-127 F16 / BF16) skip their warps' column tiles past
+// the last token (opt-in, REPRISE_CUDA_MMA_SKIP_TILES=1, written without a
+// GPU: a 32-stream decode step computed a 64-token tile; the same bits) and
+// a test's override.
+bool MmaSkipTilesOn();
+void SetMmaSkipTilesForTest(int on);
 void LaunchMatMulQuant(DType type, const uint8_t* w, int64_t rows, int64_t cols, int64_t n_units,
                        const ActQ& act, int64_t n, float* y, int64_t ldy, cudaStream_t s);
 

@@ -235,8 +235,10 @@ struct SmemTotals {
 constexpr int kHmSmemTotalBytes = 64 * 256 * 4;
 
 // One block's tile (row tiles rt0.., tokens t0..): the steps, the segment
-// folds, the stores. as / bs: the two stages' buffers.
-template <bool kBf16, class Totals>
+// folds, the stores. as / bs: the two stages' buffers. kSkip (a batch of
+// fewer tokens than the tile, MmaSkipTilesOn): a warp skips its 8-token
+// column tiles past the last token.
+template <bool kBf16, bool kSkip = false, class Totals>
 __device__ __forceinline__ void HalfMmaTile(const uint4* __restrict__ w, int64_t n_rt,
                                             int64_t n_kc, const uint16_t* __restrict__ xh,
                                             int64_t n, int64_t rows, float* __restrict__ y,
@@ -246,6 +248,7 @@ __device__ __forceinline__ void HalfMmaTile(const uint4* __restrict__ w, int64_t
   const int64_t cols16 = n_kc * 16;
   const int wr = warp / 4, wt = warp % 4;
   const int64_t n_ks = (n_kc + 1) / 2;
+  const int jn = kSkip ? ColumnTiles(n - t0 - 32 * wt) : 4;
 
   auto load = [&](int st, int64_t ks) {
 #pragma unroll
@@ -292,6 +295,7 @@ __device__ __forceinline__ void HalfMmaTile(const uint4* __restrict__ w, int64_t
         for (int i = 0; i < 4; ++i) a[i] = as[st][((4 * wr + i) * 2 + kcl) * 32 + lane];
 #pragma unroll
         for (int j = 0; j < 4; ++j) {
+          if (kSkip && j >= jn) break;
           const uint16_t* p = &bs[st][(32 * wt + 8 * j + g) * kHmStride + kcl * 16 + 2 * q];
           b[j][0] = Ld32(p);
           b[j][1] = Ld32(p + 8);
@@ -299,7 +303,10 @@ __device__ __forceinline__ void HalfMmaTile(const uint4* __restrict__ w, int64_t
 #pragma unroll
         for (int i = 0; i < 4; ++i)
 #pragma unroll
-          for (int j = 0; j < 4; ++j) MmaHalf<kBf16>(a[i], b[j][0], b[j][1], acc[i][j]);
+          for (int j = 0; j < 4; ++j) {
+            if (kSkip && j >= jn) break;
+            MmaHalf<kBf16>(a[i], b[j][0], b[j][1], acc[i][j]);
+          }
       }
       __syncthreads();
     }
@@ -318,7 +325,7 @@ __device__ __forceinline__ void HalfMmaTile(const uint4* __restrict__ w, int64_t
       }
 }
 
-template <bool kBf16>
+template <bool kBf16, bool kSkip>
 __global__ void __launch_bounds__(256)
     MatMulHalfMmaKernel(const uint4* __restrict__ w, int64_t n_rt, int64_t n_kc,
                         const uint16_t* __restrict__ xh, int64_t n, int64_t rows,
@@ -326,7 +333,7 @@ __global__ void __launch_bounds__(256)
   __shared__ alignas(16) uint4 as[2][kHmAs];
   __shared__ alignas(16) uint16_t bs[2][kHmBs];
   RegTotals totals;
-  HalfMmaTile<kBf16>(w, n_rt, n_kc, xh, n, rows, y, ldy,
+  HalfMmaTile<kBf16, kSkip>(w, n_rt, n_kc, xh, n, rows, y, ldy,
                      static_cast<int64_t>(blockIdx.x) * (kHmRows / 16),
                      static_cast<int64_t>(blockIdx.y) * kHmToks, as, bs, totals);
 }
@@ -435,7 +442,11 @@ void Run(const uint8_t* w, int64_t rows, int64_t n_kc, const uint16_t* xh, int64
   if (n >= kGemvMaxTokens) {
     const dim3 grid(static_cast<unsigned>((n_rt + kHmRows / 16 - 1) / (kHmRows / 16)),
                     static_cast<unsigned>((n + kHmToks - 1) / kHmToks));
-    MatMulHalfMmaKernel<kBf16><<<grid, 256, 0, s>>>(wv, n_rt, n_kc, xh, n, rows, y, ldy);
+    if (n < kHmToks && MmaSkipTilesOn()) {
+      MatMulHalfMmaKernel<kBf16, true><<<grid, 256, 0, s>>>(wv, n_rt, n_kc, xh, n, rows, y, ldy);
+    } else {
+      MatMulHalfMmaKernel<kBf16, false><<<grid, 256, 0, s>>>(wv, n_rt, n_kc, xh, n, rows, y, ldy);
+    }
     return;
   }
   const GemvTarget one{w, rows, y, ldy};

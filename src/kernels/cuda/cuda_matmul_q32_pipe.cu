@@ -48,7 +48,11 @@ __device__ __forceinline__ uint32_t Sh32A2(const uint8_t* p) {
   return static_cast<uint32_t>(h[0]) | (static_cast<uint32_t>(h[1]) << 16);
 }
 
-template <int kType, int kUnitBytes>
+// kSkip (decode batches of 17-63 tokens, one partial token tile; opt-in,
+// MmaSkipTilesOn, written without a GPU): a warp skips the MMAs and float
+// terms of its 8-token column tiles past the last token (outputs never
+// stored; the others' operations unchanged: the same bits).
+template <int kType, int kUnitBytes, bool kSkip>
 __global__ void __launch_bounds__(128, 3)
     MatMulQ32PipeKernel(const uint8_t* __restrict__ w, int64_t rows, int64_t n_units,
                         const int8_t* __restrict__ xq, const float* __restrict__ xd, int64_t cols,
@@ -62,6 +66,7 @@ __global__ void __launch_bounds__(128, 3)
   const int64_t r_base = static_cast<int64_t>(blockIdx.x) * kMmaRows;
   const int64_t t_base = static_cast<int64_t>(blockIdx.y) * kMmaToks;
   const int wr = (warp / 2) * 32, wt = (warp % 2) * 32;
+  const int jt_n = kSkip ? ColumnTiles(n - t_base - wt) : 4;
   const int64_t nb32 = cols / 32;  // == n_units
   const int64_t groups = (rows + kRowGroup - 1) / kRowGroup;
   const int64_t n_stages = (nb32 + kQpSubs - 1) / kQpSubs;
@@ -157,6 +162,7 @@ __global__ void __launch_bounds__(128, 3)
       }
 #pragma unroll
       for (int jt = 0; jt < 4; ++jt) {
+        if (kSkip && jt >= jt_n) break;
         const uint8_t* c0 = abuf + (wt + jt * 8 + g) * kQpActStride + j * 32 + q4 * 4;
         b_lo[jt] = *reinterpret_cast<const int*>(c0);
         b_hi[jt] = *reinterpret_cast<const int*>(c0 + 16);
@@ -167,13 +173,16 @@ __global__ void __launch_bounds__(128, 3)
 #pragma unroll
         for (int h = 0; h < 2; ++h) ra[i][h] = row_d[j * kMmaRows + wr + i * 16 + g + 8 * h];
 #pragma unroll
-      for (int jt = 0; jt < 4; ++jt)
+      for (int jt = 0; jt < 4; ++jt) {
+        if (kSkip && jt >= jt_n) break;
 #pragma unroll
         for (int k = 0; k < 2; ++k) td[jt][k] = tdx[(wt + jt * 8 + q4 * 2 + k) * kQpSubs + j];
+      }
 #pragma unroll
       for (int i = 0; i < 2; ++i) {
 #pragma unroll
         for (int jt = 0; jt < 4; ++jt) {
+          if (kSkip && jt >= jt_n) break;
           int dot[4];
           MmaS8K32(a_lo[i][0], a_lo[i][1], a_hi[i][0], a_hi[i][1], b_lo[jt], b_hi[jt], dot,
                    kSmallIntBias);
@@ -204,20 +213,30 @@ __global__ void __launch_bounds__(128, 3)
       }
 }
 
-template <int kType, int kUnitBytes>
-void Run(const uint8_t* w, int64_t rows, int64_t n_units, const int8_t* xq, const float* xd,
-         int64_t cols, int64_t n, float* y, int64_t ldy, cudaStream_t s) {
+template <int kType, int kUnitBytes, bool kSkip>
+void RunT(const uint8_t* w, int64_t rows, int64_t n_units, const int8_t* xq, const float* xd,
+          int64_t cols, int64_t n, float* y, int64_t ldy, cudaStream_t s) {
   constexpr int smem = QpSmem<kUnitBytes>();
   static bool configured = false;
   if (!configured) {
-    cudaFuncSetAttribute(MatMulQ32PipeKernel<kType, kUnitBytes>,
+    cudaFuncSetAttribute(MatMulQ32PipeKernel<kType, kUnitBytes, kSkip>,
                          cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
     configured = true;
   }
   const dim3 grid(static_cast<unsigned>((rows + kMmaRows - 1) / kMmaRows),
                   static_cast<unsigned>((n + kMmaToks - 1) / kMmaToks));
-  MatMulQ32PipeKernel<kType, kUnitBytes>
+  MatMulQ32PipeKernel<kType, kUnitBytes, kSkip>
       <<<grid, 128, smem, s>>>(w, rows, n_units, xq, xd, cols, n, y, ldy);
+}
+
+template <int kType, int kUnitBytes>
+void Run(const uint8_t* w, int64_t rows, int64_t n_units, const int8_t* xq, const float* xd,
+         int64_t cols, int64_t n, float* y, int64_t ldy, cudaStream_t s) {
+  if (n < kMmaToks && MmaSkipTilesOn()) {
+    RunT<kType, kUnitBytes, true>(w, rows, n_units, xq, xd, cols, n, y, ldy, s);
+  } else {
+    RunT<kType, kUnitBytes, false>(w, rows, n_units, xq, xd, cols, n, y, ldy, s);
+  }
 }
 
 }  // namespace

@@ -251,6 +251,8 @@ constexpr int kPipeTokHi = kPipeTokLo + kMmaToks * 2 * 4;  // uint32 [kMmaToks][
 constexpr int kPipeTot = kPipeTokHi + kMmaToks * 2 * 4;    // float [32][128]: the running totals
 constexpr int kPipeSmem = kPipeTot + 32 * 128 * 4;           // (registers hold the units' integers)
 
+// kSkip: as MatMulQ32PipeKernel's (a single partial token tile).
+template <bool kSkip>
 __global__ void __launch_bounds__(128, 3)
     MatMulQ4KPipeKernel(const uint8_t* __restrict__ w, int64_t rows, int64_t n_units,
                         const int8_t* __restrict__ xq, const float* __restrict__ xd,
@@ -269,6 +271,7 @@ __global__ void __launch_bounds__(128, 3)
   const int64_t r_base = static_cast<int64_t>(blockIdx.x) * kMmaRows;
   const int64_t t_base = static_cast<int64_t>(blockIdx.y) * kMmaToks;
   const int wr = (warp / 2) * 32, wt = (warp % 2) * 32;
+  const int jt_n = kSkip ? ColumnTiles(n - t_base - wt) : 4;
   const int64_t nb32 = cols / 32;
   const int64_t groups = (rows + kRowGroup - 1) / kRowGroup;
 
@@ -362,6 +365,7 @@ __global__ void __launch_bounds__(128, 3)
       }
 #pragma unroll
       for (int jt = 0; jt < 4; ++jt) {
+        if (kSkip && jt >= jt_n) break;
         const uint8_t* c0 = abuf + (wt + jt * 8 + g) * kPipeActStride + j * 32 + q4 * 4;
         b_lo[jt] = *reinterpret_cast<const int*>(c0);
         b_hi[jt] = *reinterpret_cast<const int*>(c0 + 16);
@@ -375,6 +379,7 @@ __global__ void __launch_bounds__(128, 3)
       for (int i = 0; i < 2; ++i) {
 #pragma unroll
         for (int jt = 0; jt < 4; ++jt) {
+          if (kSkip && jt >= jt_n) break;
           int dot[4];
           MmaS8K32(a_lo[i][0], a_lo[i][1], a_hi[i][0], a_hi[i][1], b_lo[jt], b_hi[jt], dot);
 #pragma unroll
@@ -400,6 +405,7 @@ __global__ void __launch_bounds__(128, 3)
         }
 #pragma unroll
       for (int jt = 0; jt < 4; ++jt) {
+        if (kSkip && jt >= jt_n) break;
         const int tok = wt + jt * 8 + g;
         bl[jt] = q4 < 2 ? static_cast<int>(tok_lo[tok * 2 + q4]) : 0;
         bh[jt] = q4 < 2 ? static_cast<int>(tok_hi[tok * 2 + q4]) : 0;
@@ -410,6 +416,7 @@ __global__ void __launch_bounds__(128, 3)
       for (int i = 0; i < 2; ++i) {
 #pragma unroll
         for (int jt = 0; jt < 4; ++jt) {
+          if (kSkip && jt >= jt_n) break;
           int ml[4], mh[4];
           MmaS8K16(am[i][0], am[i][1], bl[jt], ml);
           MmaS8K16(am[i][0], am[i][1], bh[jt], mh);
@@ -452,6 +459,8 @@ __global__ void __launch_bounds__(128, 3)
 // this kernel's).
 PathSwitch g_pipe("REPRISE_CUDA_MMA_PIPE", PathDefault::kOn);
 PathSwitch g_pipe32("REPRISE_CUDA_MMA_PIPE32", PathDefault::kOn);
+// Off unless =1: written without a GPU (2026-12-06).
+PathSwitch g_skip_tiles("REPRISE_CUDA_MMA_SKIP_TILES", PathDefault::kOff);
 
 bool MmaEnabled() {
   static const bool on = EnvSwitchOn("REPRISE_CUDA_MMA");
@@ -465,14 +474,21 @@ void Launch(const uint8_t* w, int64_t rows, int64_t cols, int64_t n_units, const
     if (n >= QuantGemvTokens() && MmaEnabled() && MmaPipeOn()) {
       static bool configured = false;
       if (!configured) {
-        cudaFuncSetAttribute(MatMulQ4KPipeKernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                             kPipeSmem);
+        cudaFuncSetAttribute(MatMulQ4KPipeKernel<false>,
+                             cudaFuncAttributeMaxDynamicSharedMemorySize, kPipeSmem);
+        cudaFuncSetAttribute(MatMulQ4KPipeKernel<true>,
+                             cudaFuncAttributeMaxDynamicSharedMemorySize, kPipeSmem);
         configured = true;
       }
       const dim3 grid(static_cast<unsigned>((rows + kMmaRows - 1) / kMmaRows),
                       static_cast<unsigned>((n + kMmaToks - 1) / kMmaToks));
-      MatMulQ4KPipeKernel<<<grid, 128, kPipeSmem, s>>>(w, rows, n_units, act.q, act.d, act.sum,
-                                                       cols, n, y, ldy);
+      if (n < kMmaToks && MmaSkipTilesOn()) {
+        MatMulQ4KPipeKernel<true><<<grid, 128, kPipeSmem, s>>>(w, rows, n_units, act.q, act.d,
+                                                               act.sum, cols, n, y, ldy);
+      } else {
+        MatMulQ4KPipeKernel<false><<<grid, 128, kPipeSmem, s>>>(w, rows, n_units, act.q, act.d,
+                                                                act.sum, cols, n, y, ldy);
+      }
       return;
     }
   }
@@ -513,6 +529,8 @@ bool MmaPipeOn() { return g_pipe.On(); }
 void SetMmaPipeForTest(int on) { g_pipe.SetForTest(on); }
 bool MmaPipe32On() { return g_pipe32.On(); }
 void SetMmaPipe32ForTest(int on) { g_pipe32.SetForTest(on); }
+bool MmaSkipTilesOn() { return g_skip_tiles.On(); }
+void SetMmaSkipTilesForTest(int on) { g_skip_tiles.SetForTest(on); }
 
 void LaunchMatMulQuant(DType type, const uint8_t* w, int64_t rows, int64_t cols, int64_t n_units,
                        const ActQ& act, int64_t n, float* y, int64_t ldy, cudaStream_t s) {
