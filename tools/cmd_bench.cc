@@ -114,7 +114,7 @@ int RunBench(const BenchOptions& o) {
   std::uniform_int_distribution<int32_t> dist(0, static_cast<int32_t>(c.n_vocab - 1));
   std::vector<int32_t> prompt(o.pp);
   for (auto& t : prompt) t = dist(rng);
-  std::vector<float> logits(c.n_vocab);
+  kernels::HostFloats logits(&m.backend(), c.n_vocab, "the logits");  // pinned on a GPU, as serve's
 
   auto run_once = [&](int pp, int tg, double* pp_ms, double* tg_ms) -> Status {
     s.Reset();
@@ -180,7 +180,7 @@ int RunBatchBench(const BenchOptions& o, model::Model& m, DType kv_type) {
   for (auto& p : prompts) {
     for (auto& t : p) t = dist(rng);
   }
-  std::vector<float> logits(static_cast<size_t>(B) * c.n_vocab);
+  kernels::HostFloats logits(&m.backend(), static_cast<size_t>(B) * c.n_vocab, "the logits");
   std::vector<model::BatchToken> batch;
 
   auto run_once = [&](int pp, int tg, double* pp_ms, double* tg_ms) -> Status {

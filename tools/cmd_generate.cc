@@ -89,7 +89,7 @@ int RunGenerate(const GenerateOptions& o) {
   engine::Sampler sampler(sp, static_cast<int32_t>(cfg.n_vocab));
   for (int32_t id : prompt) sampler.Accept(id, true);
 
-  std::vector<float> logits(cfg.n_vocab);
+  kernels::HostFloats logits(&lm.model->backend(), cfg.n_vocab, "the logits");  // pinned on a GPU
   Stopwatch prompt_timer;
   Status st = s.Append(prompt, logits.data());
   if (!st.ok()) return ReportError(st);

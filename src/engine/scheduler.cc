@@ -86,7 +86,8 @@ Result<std::unique_ptr<Scheduler>> Scheduler::Create(const SchedulerConfig& conf
   if (s->lower_ != nullptr && config.overlap_promotions) {
     s->promoter_ = std::make_unique<kv::Promoter>(*s->pool_);
   }
-  s->logits_.resize(static_cast<size_t>(config.max_parallel) * config.n_vocab);
+  s->logits_ = std::make_unique<kernels::HostFloats>(
+      config.kv_device, static_cast<size_t>(config.max_parallel) * config.n_vocab, "the logits");
   return s;
 }
 
@@ -484,7 +485,7 @@ bool Scheduler::Step() {
     counters_.batch_sequences_sum += n_seqs;
     counters_.batch_tokens_sum += static_cast<int64_t>(batch_.size());
   }
-  const Status st = forward_(batch_, batch_seqs_, *pool_, logits_.data());
+  const Status st = forward_(batch_, batch_seqs_, *pool_, logits_->data());
   if (!st.ok()) {
     LOG_ERROR("engine", "forward pass failed: %s", st.message().c_str());
     for (auto& s : active_) {
@@ -501,7 +502,7 @@ bool Scheduler::Step() {
   for (size_t row = 0; row < logit_owners_.size(); ++row) {
     Sequence& s = *logit_owners_[row];
     Constraint* constraint = s.request.constraint.get();
-    s.sampler->Sample(logits_.data() + row * static_cast<size_t>(config_.n_vocab), &result,
+    s.sampler->Sample(logits_->data() + row * static_cast<size_t>(config_.n_vocab), &result,
                       constraint);
     if (result.token < 0) {
       Finish(s, FinishReason::kNone, ErrorCode::kInvalidRequest,

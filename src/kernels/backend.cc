@@ -20,6 +20,23 @@ Result<void*> Backend::AllocHost(size_t bytes, const char* what) {
 
 void Backend::FreeHost(void* p) { std::free(p); }
 
+HostFloats::HostFloats(Backend* be, size_t n, const char* what) : n_(n) {
+  if (be != nullptr) {
+    auto p = be->AllocHost(n * sizeof(float), what);
+    if (p.ok()) {
+      be_ = be;
+      p_ = static_cast<float*>(*p);
+      return;
+    }
+  }
+  plain_ = std::make_unique<float[]>(std::max<size_t>(n, 1));
+  p_ = plain_.get();
+}
+
+HostFloats::~HostFloats() {
+  if (be_ != nullptr) be_->FreeHost(p_);
+}
+
 const char* DeviceTypeName(DeviceType type) {
   return type == DeviceType::kCuda ? "cuda" : "cpu";
 }

@@ -226,6 +226,28 @@ class Backend {
   uint64_t copy_fences_ = 0;
 };
 
+// n floats of host memory a backend writes results into every step (the
+// logits): its AllocHost memory (CUDA: pinned, so the copy runs at the bus's
+// speed; into pageable memory it goes through the driver's bounce buffer at
+// a fraction of it), or plain memory if that allocation fails. Owns it; the
+// backend must outlive it.
+class HostFloats {
+ public:
+  HostFloats() = default;
+  HostFloats(Backend* be, size_t n, const char* what);
+  ~HostFloats();
+  HostFloats(const HostFloats&) = delete;
+  HostFloats& operator=(const HostFloats&) = delete;
+  float* data() const { return p_; }
+  size_t size() const { return n_; }
+
+ private:
+  Backend* be_ = nullptr;  // the owner of p_ when it is AllocHost memory
+  float* p_ = nullptr;
+  size_t n_ = 0;
+  std::unique_ptr<float[]> plain_;
+};
+
 // The backend for `pref` (n_threads: CPU compute threads, 0 = physical
 // cores). Errors: CUDA asked for but unavailable (names why).
 Result<std::unique_ptr<Backend>> CreateBackend(DevicePreference pref, int n_threads);
