@@ -47,9 +47,9 @@
 #   agent   the agent workload (bench/agent_bench.py) against reprise serve
 #           and, when built, llama-server; AGENT_TYPE=q4_k, AGENT_CONC="1 8 32",
 #           AGENT_HISTORY=16384, AGENT_TURNS=8, AGENT_SYSTEM=7000,
-#           AGENT_SERVERS="reprise llama-server", AGENT_PREFILL (reprise's
-#           --prefill-chunk values to run, e.g. "512 1024 2048"; default:
-#           its default)
+#           AGENT_SERVERS="reprise llama-server", AGENT_VARIANTS (reprise
+#           runs with these extra flags, ';'-separated, e.g. "--prefill-chunk
+#           2048;--prefill-order shortest"; default: one run, no flags)
 # Environment: TYPES="f16 q8_0 q4_0 q4_k", LONG_TYPES (those also run at
 # pp8192 + tg32; default TYPES), REPS=3, PEER_REPS=5, NOMMA=0 (skip the
 # quantized pp512 without the tensor cores), MODEL_LAYERS (e.g. 4: models of
@@ -537,13 +537,17 @@ agent() {
   for c in ${AGENT_CONC:-1 8 32}; do
     local common="--concurrency $c --system-tokens $sys --max-history $hist --turns $turns --id-max 30000"
     if [[ " $servers " == *" reprise "* ]]; then
-      local chunks=${AGENT_PREFILL:-default} ch
-      for ch in $chunks; do
+      local variants=${AGENT_VARIANTS:-""} va
+      IFS=';' read -r -a vlist <<< "${variants:-;}"
+      [ ${#vlist[@]} -eq 0 ] && vlist=("")
+      for va in "${vlist[@]}"; do
         local extra=() tag=$c label=reprise
-        if [ "$ch" != default ]; then
-          extra=(--prefill-chunk "$ch"); tag=$c-chunk$ch; label=reprise-chunk$ch
+        read -r -a extra <<< "$va"
+        if [ ${#extra[@]} -gt 0 ]; then
+          local vt=${va//--/}; vt=${vt// /-}
+          tag=$c-$vt; label=reprise-$vt
         fi
-        say "agent workload: reprise, $c conversations ($t, history <= $hist, prefill chunk $ch)"
+        say "agent workload: reprise $va, $c conversations ($t, history <= $hist)"
         "$BUILD/bin/reprise" serve --device cuda --model "$f" --port 18090 --parallel "$c" \
           --ctx-size $((hist + 1024)) --prompt-cache-size $((2 * c + 2)) "${extra[@]}" \
           > "$WORK/agent-reprise-$tag.log" 2>&1 &

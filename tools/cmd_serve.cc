@@ -66,6 +66,7 @@ struct ServeOptions {
   int max_tokens = 0;
   int parallel = 4;
   int prefill_chunk = 512;
+  std::string prefill_order = "arrival";
   int threads = 0;
   std::string device = "auto";
   std::vector<std::string> api_keys;
@@ -193,6 +194,10 @@ int RunServe(const ServeOptions& o) {
   if (o.prefill_chunk < 1 || o.prefill_chunk > 65536) {
     return ReportError(Errorf("--prefill-chunk must be 1..65536, got %d", o.prefill_chunk));
   }
+  if (o.prefill_order != "arrival" && o.prefill_order != "shortest") {
+    return ReportError(Errorf("--prefill-order must be arrival or shortest, got '%s'",
+                              o.prefill_order.c_str()));
+  }
   if (o.max_tokens < 0) return ReportError(Errorf("--max-tokens must be >= 0"));
   if (o.ctx_size < 0) return ReportError(Errorf("--ctx-size must be >= 0"));
   int64_t budget_flag = 0;
@@ -244,6 +249,8 @@ int RunServe(const ServeOptions& o) {
   engine::EngineConfig ec;
   ec.max_parallel = o.parallel;
   ec.prefill_chunk = o.prefill_chunk;
+  ec.prefill_order = o.prefill_order == "shortest" ? engine::PrefillOrder::kShortest
+                                                   : engine::PrefillOrder::kArrival;
   ec.max_cache_entries = o.prompt_cache_size;
   ec.ctx_size = static_cast<int32_t>(o.ctx_size);
   ec.kv_type = kv_type;
@@ -329,9 +336,10 @@ int RunServe(const ServeOptions& o) {
   const engine::EngineStats stats = (*engine)->Stats();
   LOG_INFO(kLog,
            "context %d tokens, KV %s (%s per token, %d-token blocks), parallel %d, prefill "
-           "chunk %d tokens",
+           "chunk %d tokens (%s first)",
            resolved.ctx_size, DTypeName(kv_type), server::FormatBytes(bytes_per_token).c_str(),
-           resolved.block_tokens, resolved.max_parallel, resolved.prefill_chunk);
+           resolved.block_tokens, resolved.max_parallel, resolved.prefill_chunk,
+           resolved.prefill_order == engine::PrefillOrder::kShortest ? "shortest" : "oldest");
   LOG_INFO(kLog,
            "prompt cache: at most %d entries; KV budget (cache + in flight) %s = %d blocks "
            "(%s); %.0f full contexts",
@@ -434,6 +442,10 @@ void AddServeCommand(CLI::App& app, int& exit_code) {
                   "Most prompt tokens one step runs besides the decoding streams' tokens "
                   "(default 512): larger prefills long prompts faster on a GPU, smaller keeps "
                   "other streams' tokens flowing while a long prompt is processed");
+  cmd->add_option("--prefill-order", o->prefill_order,
+                  "Which waiting prompts a step's prefill tokens go to first: arrival (default, "
+                  "oldest first) or shortest (fewest prompt tokens left first; one passed over "
+                  "16 steps in a row goes first)");
   cmd->add_option("--threads,-t", o->threads, "Compute threads (default: physical cores)");
   cmd->add_option("--device", o->device, kDeviceHelp);
   cmd->add_option("--api-key", o->api_keys,

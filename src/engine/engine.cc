@@ -237,6 +237,7 @@ Result<std::unique_ptr<Engine>> Engine::Create(model::Model& model, const tokeni
   sc.max_cache_entries = config.max_cache_entries;
   sc.ctx_size = impl->config.ctx_size;
   sc.prefill_chunk = config.prefill_chunk;
+  sc.prefill_order = config.prefill_order;
   sc.default_max_tokens = config.default_max_tokens;
   sc.n_vocab = static_cast<int32_t>(mc.n_vocab);
   for (int32_t id : tok.eog_ids()) sc.eog_ids.insert(id);

@@ -43,6 +43,16 @@ class Tokenizer;
 
 namespace reprise::engine {
 
+// Which prefilling sequences a step's prefill_chunk tokens go to first:
+// kArrival, the oldest admitted; kShortest, the one with the fewest prompt
+// tokens left (a 200-token follow-up no longer waits behind a 2,000-token
+// one), except that a sequence that got no prompt tokens in kPrefillAging
+// steps in a row goes before every other (oldest first), so none starves.
+// Either way a sequence's tokens and logits are the same (the determinism
+// contract); only when they come changes.
+enum class PrefillOrder { kArrival, kShortest };
+constexpr int kPrefillAging = 16;
+
 struct EngineConfig {
   int max_parallel = 4;        // --parallel: sequences decoded together
   int64_t cache_bytes = 0;     // --prompt-cache-bytes: all KV (cached + in flight)
@@ -51,6 +61,7 @@ struct EngineConfig {
   int block_tokens = 32;       // positions per KV block
   DType kv_type = DType::kF16;
   int32_t prefill_chunk = 512;     // most prompt tokens run in one step
+  PrefillOrder prefill_order = PrefillOrder::kArrival;  // --prefill-order
   int32_t default_max_tokens = 0;  // --max-tokens: when a request sets none; 0 = to the context end
   int max_queued = 1024;           // Submit fails with kOverloaded past this many waiting
   int64_t stall_timeout_ms = 120000;  // Healthy() is false when a step takes longer

@@ -40,6 +40,8 @@ struct Scheduler::Sequence {
   std::unique_ptr<Sampler> sampler;
   int64_t submit_us = 0, admit_us = 0, first_token_us = 0, last_token_us = 0;
   int32_t step_first = 0, step_count = 0;  // positions run in the current batch
+  int32_t prefill_grant = 0;  // kShortest: prompt tokens this step may run
+  int32_t prefill_waits = 0;  // kShortest: steps in a row it got none while prefilling
   bool ended = false;
   bool preempted = false;  // in active_, to be moved back to waiting_ by Reap
   // Queued while in-flight sequence defer_leader computes the first
@@ -394,6 +396,32 @@ void Scheduler::FailAll(ErrorCode code, const Status& status) {
   Reap();
 }
 
+void Scheduler::GrantPrefill() {
+  prefill_order_.clear();
+  for (auto& sp : active_) {
+    Sequence& s = *sp;
+    s.prefill_grant = 0;
+    if (s.ended || s.preempted || s.loading || s.kv.n_tokens >= s.n_fill) continue;
+    prefill_order_.push_back(&s);
+  }
+  // Aged sequences first in admission order (a stable sort keeps it), then
+  // the fewest prompt tokens left first, ties in admission order.
+  std::stable_sort(prefill_order_.begin(), prefill_order_.end(),
+                   [](const Sequence* a, const Sequence* b) {
+                     const bool aged_a = a->prefill_waits >= kPrefillAging;
+                     const bool aged_b = b->prefill_waits >= kPrefillAging;
+                     if (aged_a != aged_b) return aged_a;
+                     if (aged_a) return false;
+                     return a->n_fill - a->kv.n_tokens < b->n_fill - b->kv.n_tokens;
+                   });
+  int32_t budget = config_.prefill_chunk;
+  for (Sequence* s : prefill_order_) {
+    s->prefill_grant = std::min(budget, s->n_fill - s->kv.n_tokens);
+    budget -= s->prefill_grant;
+    s->prefill_waits = s->prefill_grant > 0 ? 0 : s->prefill_waits + 1;
+  }
+}
+
 bool Scheduler::Step() {
   for (auto& s : waiting_) {
     if (s->state->cancel.load()) Finish(*s, FinishReason::kCancelled, ErrorCode::kOk, Status());
@@ -411,11 +439,14 @@ bool Scheduler::Step() {
   if (active_.empty()) return false;
 
   // Plan the batch: one decode token per decoding sequence, plus up to
-  // prefill_chunk prompt tokens of prefilling sequences (oldest first).
+  // prefill_chunk prompt tokens of prefilling sequences (oldest first, or
+  // as GrantPrefill shares them).
   batch_.clear();
   batch_seqs_.clear();
   logit_owners_.clear();
   int32_t prefill_budget = config_.prefill_chunk;
+  const bool granted = config_.prefill_order == PrefillOrder::kShortest;
+  if (granted) GrantPrefill();
   const int32_t bt = pool_->block_tokens();
   for (auto& sp : active_) {
     Sequence& s = *sp;
@@ -425,9 +456,14 @@ bool Scheduler::Step() {
     if (s.loading) continue;                // its prefix is still being read
     int32_t count;
     if (s.kv.n_tokens < s.n_fill) {
-      if (prefill_budget == 0) continue;
-      count = std::min(prefill_budget, s.n_fill - s.kv.n_tokens);
-      prefill_budget -= count;
+      if (granted) {
+        count = s.prefill_grant;
+        if (count == 0) continue;
+      } else {
+        if (prefill_budget == 0) continue;
+        count = std::min(prefill_budget, s.n_fill - s.kv.n_tokens);
+        prefill_budget -= count;
+      }
     } else {
       CHECK(static_cast<int32_t>(s.tokens.size()) == s.kv.n_tokens + 1);
       count = 1;

@@ -86,6 +86,7 @@ struct SchedulerConfig {
   int max_cache_entries = 10;
   int32_t ctx_size = 0;
   int32_t prefill_chunk = 512;
+  PrefillOrder prefill_order = PrefillOrder::kArrival;
   int32_t default_max_tokens = 0;
   int32_t n_vocab = 0;
   std::unordered_set<int32_t> eog_ids;  // end-of-generation tokens
@@ -180,6 +181,9 @@ class Scheduler {
   void EndLoading(Sequence& s, const kv::PromotionJob& job);
   // Settles the loading sequences whose reads ended.
   void PollPromotions();
+  // kShortest: shares this step's prefill tokens among the prefilling
+  // sequences (Sequence::prefill_grant) in PrefillOrder's order.
+  void GrantPrefill();
   // Reserves blocks until `s` holds `blocks` of them, preempting the newest
   // in-flight sequences when the pool is fully reserved. False when `s`
   // itself was preempted.
@@ -212,6 +216,7 @@ class Scheduler {
   std::vector<model::BatchToken> batch_;
   std::vector<kv::SeqBlocks*> batch_seqs_;
   std::vector<Sequence*> logit_owners_;  // the sequence of each logits row
+  std::vector<Sequence*> prefill_order_;  // GrantPrefill's scratch
   // The forward's logits [max_parallel, n_vocab], in the KV device's host
   // memory (CUDA: pinned; 16 MB a step at 32 streams of a 128k vocabulary).
   std::unique_ptr<kernels::HostFloats> logits_;

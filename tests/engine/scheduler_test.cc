@@ -36,11 +36,14 @@ struct FakeModel {
   int32_t max_batch = 0;
   int fail_on_call = -1;  // returns an error on this call (0-based)
   std::string violation;  // first broken rule, if any
+  std::vector<std::vector<int32_t>> call_tokens;  // each call's batch tokens
 
   Status Forward(std::span<const model::BatchToken> batch, std::span<kv::SeqBlocks* const> seqs,
                  kv::BlockPool& pool, float* logits) {
     if (calls++ == fail_on_call) return Errorf("injected failure");
     tokens_run += static_cast<int64_t>(batch.size());
+    call_tokens.emplace_back();
+    for (const model::BatchToken& t : batch) call_tokens.back().push_back(t.token);
     max_batch = std::max(max_batch, static_cast<int32_t>(batch.size()));
     const int bt = pool.block_tokens();
     auto row = [&](const kv::SeqBlocks& s, int32_t pos) {
@@ -98,6 +101,7 @@ class SchedulerTest : public ::testing::Test {
     pc.max_bytes = static_cast<int64_t>(capacity_blocks) * block_tokens * 2 * 4;
     budget_bytes_ = pc.max_bytes;
     sc.overlap_promotions = overlap_promotions_;
+    sc.prefill_order = prefill_order_;
     fake_ = FakeModel();
     auto s = Scheduler::Create(
         sc, pc,
@@ -161,6 +165,7 @@ class SchedulerTest : public ::testing::Test {
   // The next Make's tier below the pool (taken by it) and promotion mode.
   std::unique_ptr<kv::BlockStore> next_lower_;
   bool overlap_promotions_ = true;
+  PrefillOrder prefill_order_ = PrefillOrder::kArrival;  // the next Make's
   std::unique_ptr<Scheduler> sched_;
   FakeModel fake_;
   std::unordered_set<int32_t> eog_;
@@ -198,6 +203,64 @@ TEST_F(SchedulerTest, CacheHitGeneratesTheSameTokensAsCacheOff) {
   // last generated token.
   EXPECT_EQ(runs[10].second.final_event.usage.cached_tokens, 21 + 12 - 1);
   EXPECT_EQ(runs[10].second.final_event.finish, FinishReason::kLength);
+}
+
+// --prefill-order shortest: of three prompts admitted together (60, 10 and
+// 30 tokens, 8 prompt tokens a step) the 10-token one gets its first token
+// first, then the 30-token one; in arrival order the 60-token one does. Each
+// request's tokens are the same either way.
+TEST_F(SchedulerTest, ShortestPrefillOrderAnswersTheShortPromptFirstWithTheSameTokens) {
+  const Tokens prompts[3] = {Tokens(60, 5), Tokens(10, 6), Tokens(30, 7)};
+  std::map<PrefillOrder, std::vector<int>> first_step;
+  std::map<PrefillOrder, std::vector<Tokens>> tokens;
+  for (const PrefillOrder order : {PrefillOrder::kArrival, PrefillOrder::kShortest}) {
+    prefill_order_ = order;
+    Make(200, 0, 4, 256, /*prefill_chunk=*/8);
+    for (const Tokens& p : prompts) Submit(p, 3, /*ignore_eos=*/true);
+    std::vector<int> at(3, -1);
+    for (int step = 0; step < 1000 && sched_->Step(); ++step) {
+      for (size_t i = 0; i < 3; ++i) {
+        std::lock_guard<std::mutex> lock(states_[i]->mu);
+        if (at[i] < 0 && !states_[i]->events.empty()) at[i] = step;
+      }
+    }
+    first_step[order] = at;
+    for (size_t i = 0; i < 3; ++i) tokens[order].push_back(Drain(i).tokens);
+  }
+  const auto& arrival = first_step[PrefillOrder::kArrival];
+  const auto& shortest = first_step[PrefillOrder::kShortest];
+  EXPECT_LT(arrival[0], arrival[1]);
+  EXPECT_LT(arrival[1], arrival[2]);
+  EXPECT_LT(shortest[1], shortest[2]);
+  EXPECT_LT(shortest[2], shortest[0]);
+  EXPECT_EQ(shortest[1], 1);  // 10 tokens: two steps of 8
+  EXPECT_EQ(tokens[PrefillOrder::kArrival], tokens[PrefillOrder::kShortest]);
+  for (const Tokens& t : tokens[PrefillOrder::kShortest]) EXPECT_EQ(t.size(), 3u);
+}
+
+// A long prompt behind a stream of shorter ones is not starved: passed over
+// kPrefillAging steps in a row, it goes first. 20 distinct 8-token prompts
+// and one of 200 tokens (8 prompt tokens a step, one reply token each, so
+// every batch holds prompt tokens only): the long prompt's first tokens run
+// in step kPrefillAging, not after all 20 short ones.
+TEST_F(SchedulerTest, ShortestPrefillOrderAgesALongPromptToTheFront) {
+  prefill_order_ = PrefillOrder::kShortest;
+  Make(400, 0, 24, 256, /*prefill_chunk=*/8);
+  Submit(Tokens(200, 2), 1, /*ignore_eos=*/true);
+  for (int k = 0; k < 20; ++k) Submit(Tokens(8, 10 + k), 1, /*ignore_eos=*/true);
+  RunAll();
+  int first = -1;
+  for (size_t c = 0; c < fake_.call_tokens.size() && first < 0; ++c) {
+    for (int32_t t : fake_.call_tokens[c]) {
+      if (t == 2) first = static_cast<int>(c);
+    }
+  }
+  EXPECT_EQ(first, kPrefillAging);
+  for (size_t i = 0; i < states_.size(); ++i) {
+    const Outcome o = Drain(i);
+    EXPECT_TRUE(o.done);
+    EXPECT_EQ(o.tokens.size(), 1u);
+  }
 }
 
 // Request::cache_namespace: a follow-up from another tenant recomputes the

@@ -435,19 +435,27 @@ TEST(HttpApiStartupTest, BadFlagsFailWithAMessage) {
   s = ServerProcess::Start(TinyChatModel(), {"--prefill-chunk", "0"}, &error);
   EXPECT_EQ(s, nullptr);
   EXPECT_NE(error.find("--prefill-chunk"), std::string::npos) << error;
+  s = ServerProcess::Start(TinyChatModel(), {"--prefill-order", "fastest"}, &error);
+  EXPECT_EQ(s, nullptr);
+  EXPECT_NE(error.find("--prefill-order must be arrival or shortest"), std::string::npos)
+      << error;
 }
 
 // --prefill-chunk: the step budget for prompt tokens. A prompt prefilled 5
-// tokens a step answers exactly what it does in one step (the determinism
-// contract), and the server says which budget it runs with.
+// tokens a step (shortest prompts first) answers exactly what it does in one
+// step (the determinism contract), and the server says which budget and
+// order it runs with.
 TEST(HttpApiStartupTest, PrefillChunkChangesStepsNotAnswers) {
   std::string error;
-  auto small = ServerProcess::Start(TinyChatModel(), {"--prefill-chunk", "5"}, &error);
+  auto small = ServerProcess::Start(
+      TinyChatModel(), {"--prefill-chunk", "5", "--prefill-order", "shortest"}, &error);
   ASSERT_NE(small, nullptr) << error;
   auto big = ServerProcess::Start(TinyChatModel(), {}, &error);
   ASSERT_NE(big, nullptr) << error;
-  EXPECT_NE(small->Log().find("prefill chunk 5 tokens"), std::string::npos) << small->Log();
-  EXPECT_NE(big->Log().find("prefill chunk 512 tokens"), std::string::npos) << big->Log();
+  EXPECT_NE(small->Log().find("prefill chunk 5 tokens (shortest first)"), std::string::npos)
+      << small->Log();
+  EXPECT_NE(big->Log().find("prefill chunk 512 tokens (oldest first)"), std::string::npos)
+      << big->Log();
   const Json body = {{"prompt", "Once upon a time there was a little girl who liked to play"},
                      {"max_tokens", 12},
                      {"temperature", 0}};
