@@ -35,6 +35,7 @@
 #           (512) + tg32 on TYPES, without and with the OPTIN list
 #   nsight  Nsight Compute (ncu) on the matmul / attention kernels of a pp
 #           NSIGHT_PP (512) + tg4 bench on TYPES: SOL, occupancy, stalls
+#           (NSIGHT_BATCH=B: B streams; NSIGHT_SKIP / NSIGHT_COUNT pick launches)
 #   peer    build llama.cpp (CUDA) and run llama-bench on the same files
 #   depth   decode at a DEPTH (32768) token context, reprise and llama-bench
 #           (-d; DEPTH_PEER=0 skips it), on the LONG_TYPES models
@@ -303,7 +304,8 @@ nsight() {
       --section LaunchStats --section WarpStateStats --section SchedulerStats \
       --section MemoryWorkloadAnalysis --section ComputeWorkloadAnalysis --csv --page details \
       "$BUILD/bin/reprise" bench --device cuda --model "$(model_path "$t")" \
-      --pp "${NSIGHT_PP:-512}" --tg 4 --reps 1 --no-warmup > "$WORK/nsight-$t.csv" 2> "$WORK/nsight-$t.log"
+      --pp "${NSIGHT_PP:-512}" --tg 4 --reps 1 --no-warmup ${NSIGHT_BATCH:+--batch "$NSIGHT_BATCH"} \
+      > "$WORK/nsight-$t.csv" 2> "$WORK/nsight-$t.log"
     echo "ncu rc $? ($(wc -l < "$WORK/nsight-$t.csv") lines)"
     grep -iE "ERR_NVGPUCTRPERM|permission|error" "$WORK/nsight-$t.log" | head -5
     cp "$WORK/nsight-$t.csv" "$OUT/" 2>/dev/null
