@@ -50,8 +50,12 @@ void ExpectError(const HttpResult& r, int status, const std::string& param = "",
     EXPECT_TRUE(e.contains(key)) << key << " missing in " << r.body;
   }
   EXPECT_TRUE(e["message"].is_string() && !e["message"].get<std::string>().empty());
-  if (!param.empty()) EXPECT_EQ(e["param"], param) << r.body;
-  if (!code.empty()) EXPECT_EQ(e["code"], code) << r.body;
+  if (!param.empty()) {
+    EXPECT_EQ(e["param"], param) << r.body;
+  }
+  if (!code.empty()) {
+    EXPECT_EQ(e["code"], code) << r.body;
+  }
 }
 
 TEST_F(HttpApiTest, ModelsListsTheModelAndSaysItsOutputIsNoise) {
