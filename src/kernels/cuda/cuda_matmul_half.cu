@@ -242,8 +242,9 @@ template <bool kBf16, bool kSkip = false, class Totals>
 __device__ __forceinline__ void HalfMmaTile(const uint4* __restrict__ w, int64_t n_rt,
                                             int64_t n_kc, const uint16_t* __restrict__ xh,
                                             int64_t n, int64_t rows, float* __restrict__ y,
-                                            int64_t ldy, int64_t rt0, int64_t t0, uint4 (*as)[kHmAs],
-                                            uint16_t (*bs)[kHmBs], Totals& totals) {
+                                            int64_t ldy, int64_t rt0, int64_t t0,
+                                            uint4 (*as)[kHmAs], uint16_t (*bs)[kHmBs],
+                                            Totals& totals) {
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, q = lane % 4;
   const int64_t cols16 = n_kc * 16;
   const int wr = warp / 4, wt = warp % 4;
@@ -334,8 +335,8 @@ __global__ void __launch_bounds__(256)
   __shared__ alignas(16) uint16_t bs[2][kHmBs];
   RegTotals totals;
   HalfMmaTile<kBf16, kSkip>(w, n_rt, n_kc, xh, n, rows, y, ldy,
-                     static_cast<int64_t>(blockIdx.x) * (kHmRows / 16),
-                     static_cast<int64_t>(blockIdx.y) * kHmToks, as, bs, totals);
+                            static_cast<int64_t>(blockIdx.x) * (kHmRows / 16),
+                            static_cast<int64_t>(blockIdx.y) * kHmToks, as, bs, totals);
 }
 
 // Opt-in (HalfPrefillMultiOn, HalfPrefillSmemOn; written without a GPU):
