@@ -1,8 +1,11 @@
 // Constraint: a per-request rule for which tokens a sequence may generate
 // next (structured output, forced tool calls: a grammar compiled by the
 // server). The engine knows nothing of what the rule is; it only asks the
-// three questions below, on its scheduler thread, for the one sequence that
-// owns the constraint.
+// three questions below for the one sequence that owns the constraint: Mask
+// on the scheduler thread or a sampling worker (the rows of a step are
+// sampled in parallel on a GPU), Accept and Done on the scheduler thread;
+// never two calls on one constraint at once. State shared between
+// constraints (a compiled grammar's mask cache) must be thread-safe.
 //
 // Contract (what the sampler and the scheduler rely on):
 //  - Mask is called once per sampling step, on the sampler's copy of the

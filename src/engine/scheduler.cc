@@ -1,6 +1,7 @@
 #include "engine/scheduler.h"
 
 #include <algorithm>
+#include <thread>
 
 #include "core/check.h"
 #include "core/log.h"
@@ -65,6 +66,9 @@ Result<std::unique_ptr<Scheduler>> Scheduler::Create(const SchedulerConfig& conf
   if (config.prefill_chunk < 1) {
     return Errorf("prefill chunk must be at least 1, got %d", config.prefill_chunk);
   }
+  if (config.sample_threads < 0) {
+    return Errorf("sample threads must be >= 0, got %d", config.sample_threads);
+  }
   if (config.default_max_tokens < 0) {
     return Errorf("max tokens must be >= 0, got %d", config.default_max_tokens);
   }
@@ -90,6 +94,14 @@ Result<std::unique_ptr<Scheduler>> Scheduler::Create(const SchedulerConfig& conf
   }
   s->logits_ = std::make_unique<kernels::HostFloats>(
       config.kv_device, static_cast<size_t>(config.max_parallel) * config.n_vocab, "the logits");
+  int threads = config.sample_threads;
+  if (threads == 0) {
+    const int cores = static_cast<int>(std::thread::hardware_concurrency());
+    const bool gpu = config.kv_device != nullptr && !config.kv_device->host_memory();
+    threads = gpu ? std::clamp(std::min(cores / 2, config.max_parallel), 1, 8) : 1;
+  }
+  if (threads > 1) s->sample_pool_ = std::make_unique<ThreadPool>(threads);
+  s->sample_results_.resize(static_cast<size_t>(config.max_parallel));
   return s;
 }
 
@@ -534,12 +546,26 @@ bool Scheduler::Step() {
     if (s->step_count > 0 && !s->ended) s->kv.n_tokens = s->step_first + s->step_count;
   }
 
-  SampleResult result;
+  // Every row's token (in parallel on sample_pool_ when there is one), then,
+  // row by row, what each token does to its sequence.
+  const auto sample_rows = [&](int64_t begin, int64_t end, int /*thread*/) {
+    for (int64_t row = begin; row < end; ++row) {
+      Sequence& s = *logit_owners_[row];
+      s.sampler->Sample(logits_->data() + row * static_cast<int64_t>(config_.n_vocab),
+                        &sample_results_[row], s.request.constraint.get());
+    }
+  };
+  const int64_t rows = static_cast<int64_t>(logit_owners_.size());
+  CHECK(rows <= static_cast<int64_t>(sample_results_.size()));
+  if (sample_pool_ != nullptr && rows > 1) {
+    sample_pool_->ParallelFor(rows, 1, sample_rows);
+  } else {
+    sample_rows(0, rows, 0);
+  }
   for (size_t row = 0; row < logit_owners_.size(); ++row) {
     Sequence& s = *logit_owners_[row];
     Constraint* constraint = s.request.constraint.get();
-    s.sampler->Sample(logits_->data() + row * static_cast<size_t>(config_.n_vocab), &result,
-                      constraint);
+    SampleResult& result = sample_results_[row];
     if (result.token < 0) {
       Finish(s, FinishReason::kNone, ErrorCode::kInvalidRequest,
              Status::Error("the output constraint allows no token here: this vocabulary cannot "

@@ -91,6 +91,50 @@ TEST(SamplerTest, GreedyBreaksTiesTowardLowestId) {
   EXPECT_EQ(sampler.Sample(logits.data()).token, 1);
 }
 
+// Greedy returns what the scan `if (l[i] > l[best]) best = i` does, on rows
+// the two-pass argmax could get wrong: ties (the first wins), +0 and -0
+// (equal), -inf, NaN (never picked, but a NaN first entry stays), a
+// maximum in the tail past the last full group of eight, one-token and
+// seven-token vocabularies. Both the row itself (no bias or penalty) and
+// the adjusted copy (a logit bias of 0 on one id) are checked.
+TEST(SamplerTest, GreedyMatchesAFirstMaximumScanOnAwkwardRows) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const float inf = std::numeric_limits<float>::infinity();
+  std::vector<std::vector<float>> rows = {
+      {-0.0f, 0.0f, -1.0f},
+      {0.0f, -0.0f},
+      {-inf, -inf, -inf},
+      {nan, 5.0f, 6.0f},
+      {1.0f, nan, 2.0f, nan},
+      {1.0f},
+      {3.0f, 1.0f, 2.0f, 3.0f, 0.0f, 3.0f, -1.0f},
+      {-inf, -5.0f, nan, -5.0f},
+  };
+  std::mt19937 rng(5);
+  std::uniform_int_distribution<int> pick(-3, 3), len(1, 40);
+  for (int r = 0; r < 300; ++r) {
+    std::vector<float> row(static_cast<size_t>(len(rng)));
+    for (float& v : row) {
+      const int k = pick(rng);
+      v = k == -3 ? -inf : k == 3 && r % 7 == 0 ? nan : static_cast<float>(k);
+    }
+    rows.push_back(row);
+  }
+  for (const std::vector<float>& row : rows) {
+    int32_t want = 0;
+    for (int32_t i = 1; i < static_cast<int32_t>(row.size()); ++i) {
+      if (row[i] > row[want]) want = i;
+    }
+    const int32_t n = static_cast<int32_t>(row.size());
+    Sampler plain(Seeded(0.0f), n);
+    EXPECT_EQ(plain.Sample(row.data()).token, want) << "row of " << n;
+    SamplingParams biased = Seeded(0.0f);
+    biased.logit_bias = {{n - 1, 0.0f}};
+    Sampler copy(biased, n);
+    EXPECT_EQ(copy.Sample(row.data()).token, want) << "row of " << n << " (copied)";
+  }
+}
+
 TEST(SamplerTest, GreedyIgnoresTruncationParameters) {
   SamplingParams p = Seeded(0.0f);
   p.top_k = 2;

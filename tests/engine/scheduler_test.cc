@@ -102,6 +102,7 @@ class SchedulerTest : public ::testing::Test {
     budget_bytes_ = pc.max_bytes;
     sc.overlap_promotions = overlap_promotions_;
     sc.prefill_order = prefill_order_;
+    sc.sample_threads = sample_threads_;
     fake_ = FakeModel();
     auto s = Scheduler::Create(
         sc, pc,
@@ -166,6 +167,7 @@ class SchedulerTest : public ::testing::Test {
   std::unique_ptr<kv::BlockStore> next_lower_;
   bool overlap_promotions_ = true;
   PrefillOrder prefill_order_ = PrefillOrder::kArrival;  // the next Make's
+  int sample_threads_ = 0;                                // the next Make's
   std::unique_ptr<Scheduler> sched_;
   FakeModel fake_;
   std::unordered_set<int32_t> eog_;
@@ -658,6 +660,46 @@ class StepConstraint : public Constraint {
   int length_;
   int step_ = 0;
 };
+
+// The rows of a step sampled on 4 threads (sample_threads, what a GPU
+// server does) give every request the tokens it gets with the rows sampled
+// one by one: seeded temperature sampling with top-p and a repetition
+// penalty, a greedy request and a constrained one, 6 requests at once.
+TEST_F(SchedulerTest, RowsSampledOnSeveralThreadsGiveTheSameTokens) {
+  std::map<int, std::vector<Tokens>> runs;
+  for (const int threads : {1, 4}) {
+    sample_threads_ = threads;
+    Make(300, 0, 6, 256, /*prefill_chunk=*/16);
+    for (int k = 0; k < 6; ++k) {
+      Request r;
+      r.prompt = Range(3 + k, 9 + 3 * k);
+      r.max_tokens = 14;
+      r.ignore_eos = true;
+      r.sampling.temperature = k == 0 ? 0.0f : 0.8f;
+      r.sampling.top_p = 0.9f;
+      r.sampling.repetition_penalty = k % 2 == 0 ? 1.0f : 1.3f;
+      r.sampling.seed = 100 + k;
+      if (k == 5) r.constraint = std::make_shared<StepConstraint>(10);
+      Status st;
+      ASSERT_EQ(sched_->Validate(&r, &st), ErrorCode::kOk) << st.message();
+      states_.push_back(std::make_shared<RequestHandle::State>());
+      sched_->Enqueue(std::move(r), states_.back());
+    }
+    RunAll();
+    for (size_t i = 0; i < states_.size(); ++i) {
+      const Outcome o = Drain(i);
+      EXPECT_TRUE(o.done);
+      runs[threads].push_back(o.tokens);
+    }
+  }
+  sample_threads_ = 0;
+  ASSERT_EQ(runs[1].size(), 6u);
+  EXPECT_EQ(runs[1], runs[4]);
+  EXPECT_EQ(runs[4][0].size(), 14u);
+  EXPECT_EQ(runs[4][5].size(), 10u);
+  // Seeded sampling, not a constant: the requests do not all agree.
+  EXPECT_NE(runs[4][1], runs[4][3]);
+}
 
 TEST_F(SchedulerTest, AConstraintMasksEveryStepAndEndsTheSequenceWhenDone) {
   Make(200, 0);
