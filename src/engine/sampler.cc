@@ -20,13 +20,12 @@ constexpr size_t kTopPBuckets = static_cast<size_t>(kTopPRange * kTopPBucketsPer
 // Within [lo, hi], NaN-safe (NaN fails every comparison).
 bool InRange(float v, float lo, float hi) { return v >= lo && v <= hi; }
 
-// The first index of the largest value of a[0, n) under `>` (ties -> lowest
-// id; NaN never wins, except a NaN a[0], which nothing beats): what a scan
-// `if (a[i] > a[best]) best = i` returns, in two passes the compiler can run
-// eight lanes wide (the max, then its first index) instead of one
-// dependent compare and reload a token (128k tokens: ~15x faster).
-int32_t FirstArgmax(const float* a, int32_t n) {
-  if (std::isnan(a[0])) return 0;
+// The largest value of a[0, n) (n >= 1) as a scan `m = a[0]; m = max(m,
+// a[i])` finds it: NaN never wins, except a NaN a[0], which nothing beats.
+// Eight independent lanes instead of one dependent chain (a zero's sign may
+// differ from the scan's, which neither caller can see).
+float MaxOf(const float* a, int32_t n) {
+  if (std::isnan(a[0])) return a[0];
   constexpr int kLanes = 8;
   float lane_max[kLanes];
   for (int k = 0; k < kLanes; ++k) lane_max[k] = a[0];
@@ -40,6 +39,17 @@ int32_t FirstArgmax(const float* a, int32_t n) {
   float best = lane_max[0];
   for (int k = 1; k < kLanes; ++k) best = lane_max[k] > best ? lane_max[k] : best;
   for (; i < n; ++i) best = a[i] > best ? a[i] : best;
+  return best;
+}
+
+// The first index of the largest value of a[0, n) under `>` (ties -> lowest
+// id; NaN never wins, except a NaN a[0], which nothing beats): what a scan
+// `if (a[i] > a[best]) best = i` returns, in two passes (MaxOf, then its
+// first index) instead of one dependent compare and reload a token (128k
+// tokens: ~15x faster).
+int32_t FirstArgmax(const float* a, int32_t n) {
+  if (std::isnan(a[0])) return 0;
+  const float best = MaxOf(a, n);
   for (int32_t j = 0; j < n; ++j) {
     if (a[j] == best) return j;
   }
@@ -197,38 +207,48 @@ int32_t Sampler::SampleTruncated() {
   };
   Candidate* const cands = candidates_.data();
   size_t n = static_cast<size_t>(n_vocab_);
-  for (size_t i = 0; i < n; ++i) cands[i] = {static_cast<int32_t>(i), adjusted_[i], 0.0f};
+  // The candidates and (for the whole vocabulary) their largest logit; the
+  // passes below keep index order, so every sum is what it always was.
+  float max_logit = MaxOf(adjusted_.data(), n_vocab_);
+  for (size_t i = 0; i < n; ++i) cands[i] = {static_cast<int32_t>(i), adjusted_[i], 0.0f, 0};
 
   // Top-k: partial selection, unsorted within the kept k.
   const size_t top_k = static_cast<size_t>(params_.top_k);
   if (top_k > 0 && top_k < n) {
     std::nth_element(cands, cands + top_k - 1, cands + n, more_likely);
     n = top_k;
+    max_logit = cands[0].logit;
+    for (size_t i = 1; i < n; ++i) max_logit = std::max(max_logit, cands[i].logit);
   }
 
-  // Softmax with temperature (unnormalised; the maximum maps to 1).
-  float max_logit = cands[0].logit;
-  for (size_t i = 1; i < n; ++i) max_logit = std::max(max_logit, cands[i].logit);
+  // Softmax with temperature (unnormalised; the maximum maps to 1), and for
+  // top-p each candidate's bucket and the buckets' mass (below) in the same
+  // pass.
   const float inv_temp = 1.0f / params_.temperature;
+  const bool top_p = params_.top_p < 1.0f;
+  const auto bucket_of = [max_logit, inv_temp](float logit) -> uint32_t {
+    const float neg_log_p = (max_logit - logit) * inv_temp;
+    if (!(neg_log_p < kTopPRange)) return kTopPBuckets;  // overflow; also NaN
+    return static_cast<uint32_t>(neg_log_p * kTopPBucketsPerUnit);
+  };
+  if (top_p) std::fill(bucket_mass_.begin(), bucket_mass_.end(), 0.0);
   double total = 0.0;
   for (size_t i = 0; i < n; ++i) {
     cands[i].prob = std::exp((cands[i].logit - max_logit) * inv_temp);
     total += cands[i].prob;
+    if (top_p) {
+      cands[i].bucket = bucket_of(cands[i].logit);
+      bucket_mass_[cands[i].bucket] += cands[i].prob;
+    }
   }
 
-  // Top-p without a full sort: one pass builds a histogram of probability
-  // mass over buckets of (max_logit - logit) / temperature, i.e. of -log p.
-  // Buckets above the one where the running mass reaches top_p are kept
-  // whole and unsorted; only the boundary bucket is sorted (ties -> lower id)
-  // to find the exact cut. Cost O(n) plus sorting one narrow bucket.
-  if (params_.top_p < 1.0f) {
-    const auto bucket_of = [max_logit, inv_temp](float logit) -> size_t {
-      const float neg_log_p = (max_logit - logit) * inv_temp;
-      if (!(neg_log_p < kTopPRange)) return kTopPBuckets;  // overflow; also NaN
-      return static_cast<size_t>(neg_log_p * kTopPBucketsPerUnit);
-    };
-    std::fill(bucket_mass_.begin(), bucket_mass_.end(), 0.0);
-    for (size_t i = 0; i < n; ++i) bucket_mass_[bucket_of(cands[i].logit)] += cands[i].prob;
+  // Top-p without a full sort: the histogram of probability mass over
+  // buckets of (max_logit - logit) / temperature, i.e. of -log p (built
+  // above). Buckets above the one where the running mass reaches top_p are
+  // kept whole and unsorted; only the boundary bucket is sorted (ties ->
+  // lower id) to find the exact cut. Cost O(n) plus sorting one narrow
+  // bucket.
+  if (top_p) {
     const double target = static_cast<double>(params_.top_p) * total;
     double above = 0.0;
     size_t boundary = kTopPBuckets;
@@ -239,10 +259,10 @@ int32_t Sampler::SampleTruncated() {
       }
       above += bucket_mass_[b];
     }
-    Candidate* const mid = std::partition(
-        cands, cands + n, [&](const Candidate& c) { return bucket_of(c.logit) < boundary; });
-    Candidate* const end = std::partition(
-        mid, cands + n, [&](const Candidate& c) { return bucket_of(c.logit) == boundary; });
+    Candidate* const mid =
+        std::partition(cands, cands + n, [&](const Candidate& c) { return c.bucket < boundary; });
+    Candidate* const end =
+        std::partition(mid, cands + n, [&](const Candidate& c) { return c.bucket == boundary; });
     std::sort(mid, end, more_likely);
     size_t kept = static_cast<size_t>(end - cands);
     double cum = above;

@@ -122,6 +122,7 @@ class Sampler {
     int32_t id;
     float logit;  // adjusted logit
     float prob;   // unnormalised: exp((logit - max_logit) / temperature)
+    uint32_t bucket;  // top-p: its histogram bucket (set with prob)
   };
 
   // Copies logits into adjusted_, masks them (false: nothing allowed), then
