@@ -46,17 +46,20 @@ int main(int argc, char** argv) {
   struct Case {
     const char* name;
     float temperature, top_p, repetition;
-  } cases[] = {{"greedy", 0.0f, 1.0f, 1.0f},
-               {"greedy + repetition 1.1", 0.0f, 1.0f, 1.1f},
-               {"t 0.7, top-p 0.95", 0.7f, 0.95f, 1.0f},
-               {"t 0.7, top-p 0.95, repetition 1.1", 0.7f, 0.95f, 1.1f},
-               {"t 1.0, no truncation", 1.0f, 1.0f, 1.0f}};
+    int top_k;
+  } cases[] = {{"greedy", 0.0f, 1.0f, 1.0f, 0},
+               {"greedy + repetition 1.1", 0.0f, 1.0f, 1.1f, 0},
+               {"t 0.7, top-p 0.95", 0.7f, 0.95f, 1.0f, 0},
+               {"t 0.7, top-p 0.95, repetition 1.1", 0.7f, 0.95f, 1.1f, 0},
+               {"t 0.6, top-k 20, top-p 0.95 (Qwen 3)", 0.6f, 0.95f, 1.0f, 20},
+               {"t 1.0, no truncation", 1.0f, 1.0f, 1.0f, 0}};
   std::printf("vocabulary %d, median of %d rows, microseconds per Sample()\n", vocab, rows);
   for (const Case& c : cases) {
     reprise::engine::SamplingParams p;
     p.temperature = c.temperature;
     p.top_p = c.top_p;
     p.repetition_penalty = c.repetition;
+    p.top_k = c.top_k;
     p.seed = 1;
     std::printf("%-36s %9.1f\n", c.name, MedianUs(p, vocab, rows, logits));
   }

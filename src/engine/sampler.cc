@@ -16,6 +16,8 @@ namespace {
 constexpr float kTopPBucketsPerUnit = 32.0f;
 constexpr float kTopPRange = 32.0f;
 constexpr size_t kTopPBuckets = static_cast<size_t>(kTopPRange * kTopPBucketsPerUnit);
+// Top-k of at most this many: a scan into a sorted list; more: selection.
+constexpr size_t kTopKScan = 256;
 
 // Within [lo, hi], NaN-safe (NaN fails every comparison).
 bool InRange(float v, float lo, float hi) { return v >= lo && v <= hi; }
@@ -207,18 +209,38 @@ int32_t Sampler::SampleTruncated() {
   };
   Candidate* const cands = candidates_.data();
   size_t n = static_cast<size_t>(n_vocab_);
-  // The candidates and (for the whole vocabulary) their largest logit; the
-  // passes below keep index order, so every sum is what it always was.
-  float max_logit = MaxOf(adjusted_.data(), n_vocab_);
-  for (size_t i = 0; i < n; ++i) cands[i] = {static_cast<int32_t>(i), adjusted_[i], 0.0f, 0};
-
-  // Top-k: partial selection, unsorted within the kept k.
   const size_t top_k = static_cast<size_t>(params_.top_k);
+  float max_logit;
   if (top_k > 0 && top_k < n) {
-    std::nth_element(cands, cands + top_k - 1, cands + n, more_likely);
+    // Top-k, most likely first. Small k: one scan keeping the k best in a
+    // sorted list (after the first few thousand tokens nearly every token
+    // is turned away by one comparison with the k-th); large k: partial
+    // selection, then a sort of the kept k.
+    if (top_k <= kTopKScan) {
+      size_t m = 0;
+      for (int32_t i = 0; i < n_vocab_; ++i) {
+        const float v = adjusted_[i];
+        if (m == top_k && !MoreLikely(v, i, cands[m - 1].logit, cands[m - 1].id)) continue;
+        size_t pos = m < top_k ? m++ : m - 1;
+        while (pos > 0 && MoreLikely(v, i, cands[pos - 1].logit, cands[pos - 1].id)) {
+          cands[pos] = cands[pos - 1];
+          --pos;
+        }
+        cands[pos] = {i, v, 0.0f, 0};
+      }
+    } else {
+      for (size_t i = 0; i < n; ++i) cands[i] = {static_cast<int32_t>(i), adjusted_[i], 0.0f, 0};
+      std::nth_element(cands, cands + top_k - 1, cands + n, more_likely);
+      std::sort(cands, cands + top_k, more_likely);
+    }
     n = top_k;
     max_logit = cands[0].logit;
     for (size_t i = 1; i < n; ++i) max_logit = std::max(max_logit, cands[i].logit);
+  } else {
+    // The candidates and their largest logit; the passes below keep index
+    // order, so every sum is the same whichever way the max was found.
+    max_logit = MaxOf(adjusted_.data(), n_vocab_);
+    for (size_t i = 0; i < n; ++i) cands[i] = {static_cast<int32_t>(i), adjusted_[i], 0.0f, 0};
   }
 
   // Softmax with temperature (unnormalised; the maximum maps to 1), and for

@@ -21,7 +21,9 @@
 //      truncation. That is what OpenAI-style clients expect.
 //   4. temperature == 0: argmax of the adjusted logits (ties -> lowest id);
 //      truncation and the RNG are skipped.
-//   5. top-k: keep the k largest adjusted logits (ties -> lower ids first).
+//   5. top-k: keep the k largest adjusted logits (ties -> lower ids first),
+//      in that order (most likely first), so the draw below sees them in an
+//      order no library choice changes.
 //   6. softmax with temperature over the kept tokens.
 //   7. top-p: keep the smallest prefix of tokens, by descending probability,
 //      whose mass reaches top_p (at least one token).

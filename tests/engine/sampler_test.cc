@@ -194,6 +194,51 @@ TEST(SamplerTest, TopKSamplesOnlyTheKMostLikelyInProportion) {
   EXPECT_LT(ChiSquare(counts, Softmax(kept, 1.0), kDraws), 13.82);
 }
 
+// Both top-k paths (a scan for k <= 256, selection above) keep exactly the
+// k most likely tokens (ties -> lower ids) of a 3,000-token row with many
+// ties, and draw them in proportion: every draw is in the set, and the
+// counts match the softmax of the kept logits.
+TEST(SamplerTest, TopKKeepsTheExactSetOnBothPaths) {
+  std::vector<float> logits(3000);
+  std::mt19937 rng(21);
+  std::uniform_int_distribution<int> level(0, 40);
+  for (float& v : logits) v = 0.1f * static_cast<float>(level(rng));  // ~75 tokens a value
+  std::vector<int32_t> order(logits.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int32_t a, int32_t b) { return logits[a] > logits[b]; });
+  for (const int32_t k : {7, 256, 257, 900}) {
+    std::vector<float> kept(logits.size(), -INFINITY);
+    for (int32_t j = 0; j < k; ++j) kept[order[j]] = logits[order[j]];
+    SamplingParams p = Seeded(1.0f);
+    p.top_k = k;
+    Sampler sampler(p, static_cast<int32_t>(logits.size()));
+    const int draws = 40 * k;
+    const auto counts = Counts(sampler, logits, draws);
+    for (size_t id = 0; id < counts.size(); ++id) {
+      if (counts[id] > 0) {
+        ASSERT_NE(kept[id], -INFINITY) << "k " << k << ": token " << id << " is not in the top k";
+      }
+    }
+    // Pooled by logit value (the tokens of one value are equally likely), so
+    // each bin expects plenty of draws.
+    std::map<float, std::pair<int, double>> by_value;  // value -> (draws, probability)
+    const std::vector<double> want = Softmax(kept, 1.0);
+    for (size_t id = 0; id < counts.size(); ++id) {
+      if (kept[id] == -INFINITY) continue;
+      by_value[kept[id]].first += counts[id];
+      by_value[kept[id]].second += want[id];
+    }
+    double chi = 0.0;
+    for (const auto& [value, c] : by_value) {
+      const double e = c.second * draws;
+      chi += (c.first - e) * (c.first - e) / e;
+    }
+    // At most 41 values: 40 degrees of freedom, p = 0.001.
+    EXPECT_LT(chi, 73.4) << "k " << k;
+  }
+}
+
 TEST(SamplerTest, TopKBreaksTiesTowardLowerIds) {
   const std::vector<float> logits = {1.0f, 5.0f, 5.0f, 5.0f, 0.0f};
   SamplingParams p = Seeded(1.0f);
