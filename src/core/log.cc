@@ -75,7 +75,7 @@ void Log(LogLevel level, const char* component, const char* fmt, ...) {
       std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000);
   std::tm tm{};
   gmtime_r(&t, &tm);
-  char ts[40];
+  char ts[64];  // room for any int the fields could hold (-Wformat-truncation)
   std::snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
   std::string line;

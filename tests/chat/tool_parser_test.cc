@@ -60,7 +60,9 @@ void ExpectSame(const ParsedOutput& s, const ParsedOutput& whole, const std::str
   for (size_t k = 0; k < s.tool_calls.size() && k < whole.tool_calls.size(); ++k) {
     EXPECT_EQ(s.tool_calls[k].name, whole.tool_calls[k].name) << what;
     EXPECT_EQ(s.tool_calls[k].arguments, whole.tool_calls[k].arguments) << what;
-    if (ids) EXPECT_EQ(s.tool_calls[k].id, whole.tool_calls[k].id) << what;
+    if (ids) {
+      EXPECT_EQ(s.tool_calls[k].id, whole.tool_calls[k].id) << what;
+    }
   }
 }
 

@@ -340,7 +340,9 @@ TEST_F(DiskBlockStoreTest, ADirectoryThatGoesAwayTurnsTheTierOff) {
     }
     EXPECT_FALSE(s->enabled()) << queue;
     EXPECT_FALSE(s->Contains(Key(1)));
-    if (queue == 0) ASSERT_EQ(::mkdir(dir_.c_str(), 0755), 0);  // for the next round
+    if (queue == 0) {  // for the next round
+      ASSERT_EQ(::mkdir(dir_.c_str(), 0755), 0);
+    }
   }
   // A path that is a file cannot be the dir.
   std::ofstream(dir_) << "a file";

@@ -56,7 +56,9 @@ TEST(Connections, ThousandIdleAndTricklingSocketsDoNotStarveOthers) {
   for (int i = 0; i < kIdle + kTrickling; ++i) {
     auto c = std::make_unique<RawConnection>(s->port());
     ASSERT_TRUE(c->ok()) << "connection " << i;
-    if (i >= kIdle) ASSERT_TRUE(c->Send("GET /health HTTP/1.1\r\nHo"));  // trickling
+    if (i >= kIdle) {  // trickling
+      ASSERT_TRUE(c->Send("GET /health HTTP/1.1\r\nHo"));
+    }
     hogs.push_back(std::move(c));
   }
   // Wait until the server has taken them all in (a thread each), then probe.

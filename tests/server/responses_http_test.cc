@@ -121,7 +121,9 @@ TEST_F(ResponsesHttpTest, StringInputGivesAMessageItemWithUsage) {
   for (const Event& e : ParseEvents(r.body)) {
     if (shape.empty() || shape.back() != e.name) shape.push_back(e.name);
     if (e.name == "response.output_text.delta") text += e.data["delta"].get<std::string>();
-    if (e.name == "response.output_text.done") EXPECT_EQ(e.data["text"], "Hello there!");
+    if (e.name == "response.output_text.done") {
+      EXPECT_EQ(e.data["text"], "Hello there!");
+    }
   }
   EXPECT_EQ(text, "Hello there!");
   const std::vector<std::string> expected = {

@@ -252,9 +252,10 @@ TEST_F(StreamingToolArgsHttpTest, ResponsesStreamsFunctionCallArgumentsDeltas) {
     ASSERT_LT(i, 3u) << d.dump();
     if (e.name == "response.output_item.added") {
       EXPECT_EQ(phase[i], "") << d.dump();
-      if (i > 0)
+      if (i > 0) {
         EXPECT_EQ(phase[i - 1], "item_done")
             << "item " << i << " opened before " << i - 1 << " closed";
+      }
       phase[i] = "added";
       item_ids[i] = d["item"]["id"];
       if (i > 0) {
@@ -333,9 +334,10 @@ TEST_F(StreamingToolArgsHttpTest, MessagesStreamsInputJsonDeltas) {
     ASSERT_LT(i, 3u) << d.dump();
     if (e.name == "content_block_start") {
       EXPECT_EQ(phase[i], "");
-      if (i > 0)
+      if (i > 0) {
         EXPECT_EQ(phase[i - 1], "stop")
             << "block " << i << " opened before " << i - 1 << " stopped";
+      }
       phase[i] = "start";
       if (i > 0) {
         EXPECT_EQ(d["content_block"]["type"], "tool_use");
