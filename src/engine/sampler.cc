@@ -121,7 +121,11 @@ Sampler::Sampler(SamplingParams params, int32_t n_vocab)
   const size_t n = static_cast<size_t>(n_vocab_);
   adjusted_.resize(n);
   if (params_.temperature > 0.0f) {
-    candidates_.resize(n);
+    if (params_.top_k == 0 && params_.top_p >= 1.0f && params_.min_p <= 0.0f) {
+      probs_.resize(n);
+    } else {
+      candidates_.resize(n);
+    }
     if (params_.top_p < 1.0f) bucket_mass_.resize(kTopPBuckets + 1);
   }
 
@@ -204,6 +208,30 @@ bool Sampler::ApplyBiasAndPenalties(const float* logits, Constraint* constraint)
 int32_t Sampler::Argmax() const { return FirstArgmax(adjusted_.data(), n_vocab_); }
 
 int32_t Sampler::SampleTruncated() {
+  if (!probs_.empty()) {
+    // No truncation: the candidates are the vocabulary in id order, so the
+    // probabilities go to a plain array (the same operations in the same
+    // order as below: the same token).
+    const float* a = adjusted_.data();
+    float* p = probs_.data();
+    const float max_logit = MaxOf(a, n_vocab_);
+    const float inv_temp = 1.0f / params_.temperature;
+    double total = 0.0;
+    for (int32_t i = 0; i < n_vocab_; ++i) {
+      p[i] = std::exp((a[i] - max_logit) * inv_temp);
+      total += p[i];
+    }
+    const double u = UniformUnit(rng_) * total;
+    double cum = 0.0;
+    for (int32_t i = 0; i < n_vocab_; ++i) {
+      cum += p[i];
+      if (u < cum) return i;
+    }
+    for (int32_t i = n_vocab_; i-- > 0;) {
+      if (p[i] > 0.0f) return i;
+    }
+    return 0;
+  }
   const auto more_likely = [](const Candidate& a, const Candidate& b) {
     return MoreLikely(a.logit, a.id, b.logit, b.id);
   };

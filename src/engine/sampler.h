@@ -143,6 +143,7 @@ class Sampler {
 
   std::vector<float> adjusted_;        // [n_vocab] logits after bias + penalties
   std::vector<Candidate> candidates_;  // [n_vocab] scratch for truncation
+  std::vector<float> probs_;           // [n_vocab] scratch without truncation
   std::vector<double> bucket_mass_;    // [top-p histogram buckets + 1]
 
   // Repetition penalty (allocated only when it is active).
