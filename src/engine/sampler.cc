@@ -121,12 +121,14 @@ Sampler::Sampler(SamplingParams params, int32_t n_vocab)
   const size_t n = static_cast<size_t>(n_vocab_);
   adjusted_.resize(n);
   if (params_.temperature > 0.0f) {
-    if (params_.top_k == 0 && params_.top_p >= 1.0f && params_.min_p <= 0.0f) {
-      probs_.resize(n);
-    } else {
-      candidates_.resize(n);
+    const bool top_p = params_.top_p < 1.0f;
+    if (params_.top_k == 0 && (top_p || params_.min_p <= 0.0f)) probs_.resize(n);
+    if (params_.top_k == 0 && top_p) {
+      buckets_.resize(n);
+      bucket_count_.resize(kTopPBuckets + 1);
     }
-    if (params_.top_p < 1.0f) bucket_mass_.resize(kTopPBuckets + 1);
+    if (params_.top_k != 0 || top_p || params_.min_p > 0.0f) candidates_.resize(n);
+    if (top_p) bucket_mass_.resize(kTopPBuckets + 1);
   }
 
   use_repetition_ = params_.repetition_penalty != 1.0f && params_.penalty_last_n != 0;
@@ -207,8 +209,69 @@ bool Sampler::ApplyBiasAndPenalties(const float* logits, Constraint* constraint)
 
 int32_t Sampler::Argmax() const { return FirstArgmax(adjusted_.data(), n_vocab_); }
 
+size_t Sampler::TopPOfRow() {
+  // One pass over the row: each token's probability and bucket, the total,
+  // and the buckets' mass and counts.
+  const float* a = adjusted_.data();
+  float* p = probs_.data();
+  uint16_t* bucket = buckets_.data();
+  const float max_logit = MaxOf(a, n_vocab_);
+  const float inv_temp = 1.0f / params_.temperature;
+  std::fill(bucket_mass_.begin(), bucket_mass_.end(), 0.0);
+  std::fill(bucket_count_.begin(), bucket_count_.end(), 0u);
+  double total = 0.0;
+  for (int32_t i = 0; i < n_vocab_; ++i) {
+    p[i] = std::exp((a[i] - max_logit) * inv_temp);
+    total += p[i];
+    const float neg_log_p = (max_logit - a[i]) * inv_temp;
+    const uint16_t b = !(neg_log_p < kTopPRange)  // overflow; also NaN
+                           ? static_cast<uint16_t>(kTopPBuckets)
+                           : static_cast<uint16_t>(neg_log_p * kTopPBucketsPerUnit);
+    bucket[i] = b;
+    bucket_mass_[b] += p[i];
+    ++bucket_count_[b];
+  }
+  // The bucket where the running mass reaches top_p: those above it are
+  // kept whole, in id order; the boundary bucket is sorted (most likely
+  // first, ties -> lower id) to find the exact cut.
+  const double target = static_cast<double>(params_.top_p) * total;
+  double above = 0.0;
+  size_t boundary = kTopPBuckets;
+  size_t whole = 0;  // tokens in the buckets above the boundary
+  for (size_t b = 0; b < kTopPBuckets; ++b) {
+    if (above + bucket_mass_[b] >= target) {
+      boundary = b;
+      break;
+    }
+    above += bucket_mass_[b];
+    whole += bucket_count_[b];
+  }
+  Candidate* const cands = candidates_.data();
+  size_t j = 0, k = whole;
+  for (int32_t i = 0; i < n_vocab_; ++i) {
+    if (bucket[i] < boundary) {
+      cands[j++] = {i, a[i], p[i], bucket[i]};
+    } else if (bucket[i] == boundary) {
+      cands[k++] = {i, a[i], p[i], bucket[i]};
+    }
+  }
+  std::sort(cands + whole, cands + k, [](const Candidate& x, const Candidate& y) {
+    return MoreLikely(x.logit, x.id, y.logit, y.id);
+  });
+  size_t kept = k;
+  double cum = above;
+  for (size_t c = whole; c < k; ++c) {
+    cum += cands[c].prob;
+    if (cum >= target) {
+      kept = c + 1;
+      break;
+    }
+  }
+  return std::max<size_t>(kept, 1);
+}
+
 int32_t Sampler::SampleTruncated() {
-  if (!probs_.empty()) {
+  if (!probs_.empty() && params_.top_p >= 1.0f) {
     // No truncation: the candidates are the vocabulary in id order, so the
     // probabilities go to a plain array (the same operations in the same
     // order as below: the same token).
@@ -238,8 +301,11 @@ int32_t Sampler::SampleTruncated() {
   Candidate* const cands = candidates_.data();
   size_t n = static_cast<size_t>(n_vocab_);
   const size_t top_k = static_cast<size_t>(params_.top_k);
-  float max_logit;
-  if (top_k > 0 && top_k < n) {
+  double total = 0.0;
+  float max_logit = 0.0f;  // (set on every path that reads it)
+  if (!buckets_.empty()) {
+    n = TopPOfRow();
+  } else if (top_k > 0 && top_k < n) {
     // Top-k, most likely first. Small k: one scan keeping the k best in a
     // sorted list (after the first few thousand tokens nearly every token
     // is turned away by one comparison with the k-th); large k: partial
@@ -271,67 +337,71 @@ int32_t Sampler::SampleTruncated() {
     for (size_t i = 0; i < n; ++i) cands[i] = {static_cast<int32_t>(i), adjusted_[i], 0.0f, 0};
   }
 
-  // Softmax with temperature (unnormalised; the maximum maps to 1), and for
-  // top-p each candidate's bucket and the buckets' mass (below) in the same
-  // pass.
-  const float inv_temp = 1.0f / params_.temperature;
-  const bool top_p = params_.top_p < 1.0f;
-  const auto bucket_of = [max_logit, inv_temp](float logit) -> uint32_t {
-    const float neg_log_p = (max_logit - logit) * inv_temp;
-    if (!(neg_log_p < kTopPRange)) return kTopPBuckets;  // overflow; also NaN
-    return static_cast<uint32_t>(neg_log_p * kTopPBucketsPerUnit);
-  };
-  if (top_p) std::fill(bucket_mass_.begin(), bucket_mass_.end(), 0.0);
-  double total = 0.0;
-  for (size_t i = 0; i < n; ++i) {
-    cands[i].prob = std::exp((cands[i].logit - max_logit) * inv_temp);
-    total += cands[i].prob;
-    if (top_p) {
-      cands[i].bucket = bucket_of(cands[i].logit);
-      bucket_mass_[cands[i].bucket] += cands[i].prob;
+  if (buckets_.empty()) {  // (TopPOfRow did all this for the whole row)
+    // Softmax with temperature (unnormalised; the maximum maps to 1), and for
+    // top-p each candidate's bucket and the buckets' mass (below) in the same
+    // pass.
+    const float inv_temp = 1.0f / params_.temperature;
+    const bool top_p = params_.top_p < 1.0f;
+    const auto bucket_of = [max_logit, inv_temp](float logit) -> uint32_t {
+      const float neg_log_p = (max_logit - logit) * inv_temp;
+      if (!(neg_log_p < kTopPRange)) return kTopPBuckets;  // overflow; also NaN
+      return static_cast<uint32_t>(neg_log_p * kTopPBucketsPerUnit);
+    };
+    if (top_p) std::fill(bucket_mass_.begin(), bucket_mass_.end(), 0.0);
+    for (size_t i = 0; i < n; ++i) {
+      cands[i].prob = std::exp((cands[i].logit - max_logit) * inv_temp);
+      total += cands[i].prob;
+      if (top_p) {
+        cands[i].bucket = bucket_of(cands[i].logit);
+        bucket_mass_[cands[i].bucket] += cands[i].prob;
+      }
     }
-  }
 
-  // Top-p without a full sort: the histogram of probability mass over
-  // buckets of (max_logit - logit) / temperature, i.e. of -log p (built
-  // above). Buckets above the one where the running mass reaches top_p are
-  // kept whole and unsorted; only the boundary bucket is sorted (ties ->
-  // lower id) to find the exact cut. Cost O(n) plus sorting one narrow
-  // bucket.
-  if (top_p) {
-    const double target = static_cast<double>(params_.top_p) * total;
-    double above = 0.0;
-    size_t boundary = kTopPBuckets;
-    for (size_t b = 0; b < kTopPBuckets; ++b) {
-      if (above + bucket_mass_[b] >= target) {
-        boundary = b;
-        break;
+    // Top-p without a full sort: the histogram of probability mass over
+    // buckets of (max_logit - logit) / temperature, i.e. of -log p (built
+    // above). Buckets above the one where the running mass reaches top_p are
+    // kept whole and unsorted; only the boundary bucket is sorted (ties ->
+    // lower id) to find the exact cut. Cost O(n) plus sorting one narrow
+    // bucket.
+    if (top_p) {
+      const double target = static_cast<double>(params_.top_p) * total;
+      double above = 0.0;
+      size_t boundary = kTopPBuckets;
+      for (size_t b = 0; b < kTopPBuckets; ++b) {
+        if (above + bucket_mass_[b] >= target) {
+          boundary = b;
+          break;
+        }
+        above += bucket_mass_[b];
       }
-      above += bucket_mass_[b];
-    }
-    Candidate* const mid =
-        std::partition(cands, cands + n, [&](const Candidate& c) { return c.bucket < boundary; });
-    Candidate* const end =
-        std::partition(mid, cands + n, [&](const Candidate& c) { return c.bucket == boundary; });
-    std::sort(mid, end, more_likely);
-    size_t kept = static_cast<size_t>(end - cands);
-    double cum = above;
-    for (Candidate* c = mid; c < end; ++c) {
-      cum += c->prob;
-      if (cum >= target) {
-        kept = static_cast<size_t>(c - cands) + 1;
-        break;
+      Candidate* const mid =
+          std::partition(cands, cands + n, [&](const Candidate& c) { return c.bucket < boundary; });
+      Candidate* const end =
+          std::partition(mid, cands + n, [&](const Candidate& c) { return c.bucket == boundary; });
+      std::sort(mid, end, more_likely);
+      size_t kept = static_cast<size_t>(end - cands);
+      double cum = above;
+      for (Candidate* c = mid; c < end; ++c) {
+        cum += c->prob;
+        if (cum >= target) {
+          kept = static_cast<size_t>(c - cands) + 1;
+          break;
+        }
       }
+      n = std::max<size_t>(kept, 1);
     }
-    n = std::max<size_t>(kept, 1);
   }
 
   // Min-p: the largest probability is 1 in these units, so the threshold is
   // min_p itself. The most likely token always survives.
   if (params_.min_p > 0.0f) {
     const float threshold = params_.min_p;
-    const auto keep = [threshold](const Candidate& c) { return c.prob >= threshold; };
-    n = static_cast<size_t>(std::partition(cands, cands + n, keep) - cands);
+    size_t kept = 0;  // a stable filter: the kept tokens stay in their order
+    for (size_t i = 0; i < n; ++i) {
+      if (cands[i].prob >= threshold) cands[kept++] = cands[i];
+    }
+    n = kept;
   }
   if (params_.top_p < 1.0f || params_.min_p > 0.0f) {
     total = 0.0;

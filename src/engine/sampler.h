@@ -132,6 +132,10 @@ class Sampler {
   bool ApplyBiasAndPenalties(const float* logits, Constraint* constraint);
   int32_t Argmax() const;
   int32_t SampleTruncated();
+  // Top-p over the whole vocabulary (no top-k): candidates_[0, n) are the
+  // kept tokens, the whole buckets in id order, then the boundary bucket's
+  // most likely first; returns n.
+  size_t TopPOfRow();
   void FillLogprobs(int32_t token, SampleResult* result) const;
   // Adds/removes one occurrence of `token` to the repetition-penalty window.
   void WindowAdd(int32_t token);
@@ -143,7 +147,9 @@ class Sampler {
 
   std::vector<float> adjusted_;        // [n_vocab] logits after bias + penalties
   std::vector<Candidate> candidates_;  // [n_vocab] scratch for truncation
-  std::vector<float> probs_;           // [n_vocab] scratch without truncation
+  std::vector<float> probs_;           // [n_vocab] scratch without top-k
+  std::vector<uint16_t> buckets_;      // [n_vocab] top-p without top-k: each token's bucket
+  std::vector<uint32_t> bucket_count_;  // top-p without top-k: tokens a bucket
   std::vector<double> bucket_mass_;    // [top-p histogram buckets + 1]
 
   // Repetition penalty (allocated only when it is active).
