@@ -26,9 +26,13 @@
 //      order no library choice changes.
 //   6. softmax with temperature over the kept tokens.
 //   7. top-p: keep the smallest prefix of tokens, by descending probability,
-//      whose mass reaches top_p (at least one token).
-//   8. min-p: keep tokens whose probability is >= min_p * (largest probability).
-//   9. draw from the kept tokens with std::mt19937_64 seeded from `seed`, or
+//      whose mass reaches top_p (at least one token). Without top-k the kept
+//      tokens are then in id order, except those of the last histogram
+//      bucket, which come after, most likely first.
+//   8. min-p: keep tokens whose probability is >= min_p * (largest
+//      probability), in the order they had.
+//   9. draw from the kept tokens, in that order (an inverse-CDF scan), with
+//      std::mt19937_64 seeded from `seed`, or
 //      from std::random_device when no seed is given. Each non-greedy Sample()
 //      consumes exactly one 64-bit draw, so the same seed and the same
 //      sequence of logits give the same tokens on every platform.
