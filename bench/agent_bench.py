@@ -10,7 +10,9 @@ system prompt + tool schemas (--system-tokens, ~7k), then turns that each add
 --turns is reached. --concurrency conversations run at once, one thread each.
 
 Requests are POST /v1/completions with the prompt as token ids (both servers
-accept them), temperature 0, ignore_eos (so every reply has its full length),
+accept them), temperature 0 (--temperature / --top-p: what agents usually
+send, e.g. 0.7 and 0.95; seeded per request), ignore_eos (so every reply has
+its full length),
 streamed; TTFT is the time to the first streamed text. A follow-up's prompt
 is the previous prompt, then the reply's length in client-chosen token ids,
 then the new tokens: the reply's own ids are not returned by the OpenAI API,
@@ -47,13 +49,16 @@ def percentile(values, p):
     return v[lo] + (v[hi] - v[lo]) * (k - lo)
 
 
+SAMPLING = {"temperature": 0}  # set from --temperature / --top-p in main()
+
+
 def stream_completion(host, port, prompt, max_tokens, timeout, on_token=None):
     """One streamed completion. Returns a dict (ttft_s, total_s, out_tokens,
     prompt_tokens, cached_tokens, usage: the server's usage object or {}) or
     raises RuntimeError with the reason. on_token(t), if given, is called with
     time.perf_counter() at every streamed text chunk."""
     body = json.dumps({
-        "prompt": prompt, "max_tokens": max_tokens, "temperature": 0,
+        "prompt": prompt, "max_tokens": max_tokens, **SAMPLING,
         "ignore_eos": True, "stream": True,
         "stream_options": {"include_usage": True}, "cache_prompt": True,
     })
@@ -169,11 +174,16 @@ def main():
     ap.add_argument("--id-max", type=int, default=30000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--timeout", type=float, default=600)
+    ap.add_argument("--temperature", type=float, default=0.0)
+    ap.add_argument("--top-p", type=float, default=1.0)
     ap.add_argument("--metrics", action="store_true", help="read the server's /metrics at the end")
     ap.add_argument("--json", help="write the summary and every request here")
     args = ap.parse_args()
     if args.id_min >= args.id_max or args.add_min > args.add_max or args.gen_min > args.gen_max:
         sys.exit("error: a min is above its max")
+    if args.temperature > 0:
+        SAMPLING.update({"temperature": args.temperature, "top_p": args.top_p,
+                         "seed": args.seed})
 
     system = [random.Random(args.seed).randrange(args.id_min, args.id_max)
               for _ in range(args.system_tokens)]

@@ -48,6 +48,8 @@
 #   agent   the agent workload (bench/agent_bench.py) against reprise serve
 #           and, when built, llama-server; AGENT_TYPE=q4_k, AGENT_CONC="1 8 32",
 #           AGENT_HISTORY=16384, AGENT_TURNS=8, AGENT_SYSTEM=7000,
+#           AGENT_BENCH_ARGS (more agent_bench.py flags for both servers,
+#           e.g. "--temperature 0.7 --top-p 0.95"),
 #           AGENT_SERVERS="reprise llama-server", AGENT_VARIANTS (reprise
 #           runs with these extra flags, ';'-separated, e.g. "--prefill-chunk
 #           2048;--prefill-order shortest"; default: one run, no flags)
@@ -537,7 +539,7 @@ agent() {
     await_peer || say "no llama-server: reprise only"
   fi
   for c in ${AGENT_CONC:-1 8 32}; do
-    local common="--concurrency $c --system-tokens $sys --max-history $hist --turns $turns --id-max 30000"
+    local common="--concurrency $c --system-tokens $sys --max-history $hist --turns $turns --id-max 30000 ${AGENT_BENCH_ARGS:-}"
     if [[ " $servers " == *" reprise "* ]]; then
       local variants=${AGENT_VARIANTS:-""} va
       IFS=';' read -r -a vlist <<< "${variants:-;}"
