@@ -1,10 +1,6 @@
-// Scheduler tests with a fake model. The fake's "KV" at position p is a hash
-// of the token at p and the KV it reads back at p - 1 from the sequence's own
-// blocks, and its logits pick hash % n_vocab: so generated tokens depend on
-// every KV row of the sequence, and a wrong cached row changes the output.
-// It also fails the test if a batch writes into a block shared with the cache.
-#include "engine/scheduler.h"
-
+// Scheduler tests with a fake model (scheduler_fixture.h): the prompt cache,
+// shared prefixes, the tier below the pool, cancellation, reservations and
+// preemption, constraints, validation and random load.
 #include <gtest/gtest.h>
 
 #include <limits>
@@ -13,178 +9,13 @@
 #include <string>
 #include <thread>
 
-#include "core/log.h"
+#include "engine/scheduler_fixture.h"
 #include "kv/block_store.h"
 
 namespace reprise::engine {
 namespace {
 
-using Tokens = std::vector<int32_t>;
-constexpr int32_t kVocab = 50;
-
-uint32_t Mix(uint32_t h, int32_t token) {
-  uint64_t x = (static_cast<uint64_t>(h) << 20) ^ static_cast<uint32_t>(token * 2654435761u);
-  x ^= x >> 29;
-  x *= 0xbf58476d1ce4e5b9ull;
-  x ^= x >> 32;
-  return static_cast<uint32_t>(x % (1u << 24));  // exact in a float
-}
-
-struct FakeModel {
-  int64_t tokens_run = 0;
-  int64_t calls = 0;
-  int32_t max_batch = 0;
-  int fail_on_call = -1;  // returns an error on this call (0-based)
-  std::string violation;  // first broken rule, if any
-  std::vector<std::vector<int32_t>> call_tokens;  // each call's batch tokens
-
-  Status Forward(std::span<const model::BatchToken> batch, std::span<kv::SeqBlocks* const> seqs,
-                 kv::BlockPool& pool, float* logits) {
-    if (calls++ == fail_on_call) return Errorf("injected failure");
-    tokens_run += static_cast<int64_t>(batch.size());
-    call_tokens.emplace_back();
-    for (const model::BatchToken& t : batch) call_tokens.back().push_back(t.token);
-    max_batch = std::max(max_batch, static_cast<int32_t>(batch.size()));
-    const int bt = pool.block_tokens();
-    auto row = [&](const kv::SeqBlocks& s, int32_t pos) {
-      return reinterpret_cast<float*>(pool.K(s.blocks[pos / bt], 0)) + pos % bt;
-    };
-    size_t out = 0;
-    for (const model::BatchToken& t : batch) {
-      const kv::SeqBlocks& s = *seqs[t.seq];
-      if (t.pos >= static_cast<int32_t>(s.blocks.size()) * bt) {
-        violation = "position beyond the sequence's blocks";
-        return Errorf("%s", violation.c_str());
-      }
-      if (pool.RefCount(s.blocks[t.pos / bt]) != 1 && violation.empty()) {
-        violation = "write into a block shared with the cache";
-      }
-      const uint32_t prev = t.pos == 0 ? 17u : static_cast<uint32_t>(*row(s, t.pos - 1));
-      const uint32_t h = Mix(prev, t.token);
-      *row(s, t.pos) = static_cast<float>(h);
-      if (t.want_logits) {
-        float* l = logits + out++ * kVocab;
-        std::fill(l, l + kVocab, 0.0f);
-        l[h % kVocab] = 1.0f;
-      }
-    }
-    return Status::Ok();
-  }
-};
-
-struct Outcome {
-  Tokens tokens;
-  Event final_event;
-  bool done = false;
-};
-
-class SchedulerTest : public ::testing::Test {
- protected:
-  void SetUp() override { SetLogLevel(LogLevel::kWarn); }
-  void Make(int capacity_blocks, int max_entries, int max_parallel = 4, int32_t ctx = 256,
-            int32_t prefill_chunk = 64, int block_tokens = 4) {
-    states_.clear();
-    sched_.reset();
-    SchedulerConfig sc;
-    sc.max_parallel = max_parallel;
-    sc.max_cache_entries = max_entries;
-    sc.ctx_size = ctx;
-    sc.prefill_chunk = prefill_chunk;
-    sc.n_vocab = kVocab;
-    sc.eog_ids = eog_;
-    kv::BlockPoolConfig pc;
-    pc.n_layers = 1;
-    pc.k_dim = 1;
-    pc.v_dim = 1;
-    pc.block_tokens = block_tokens;
-    pc.dtype = DType::kF32;
-    pc.max_bytes = static_cast<int64_t>(capacity_blocks) * block_tokens * 2 * 4;
-    budget_bytes_ = pc.max_bytes;
-    sc.overlap_promotions = overlap_promotions_;
-    sc.prefill_order = prefill_order_;
-    sc.sample_threads = sample_threads_;
-    fake_ = FakeModel();
-    auto s = Scheduler::Create(
-        sc, pc,
-        [this](auto batch, auto seqs, auto& pool, float* logits) {
-          return fake_.Forward(batch, seqs, pool, logits);
-        },
-        std::move(next_lower_));
-    ASSERT_TRUE(s.ok()) << s.status().message();
-    sched_ = std::move(s).value();
-  }
-
-  // Validates and queues; returns the request's index in states_.
-  size_t Submit(const Tokens& prompt, int32_t max_tokens, bool ignore_eos = false,
-                const std::string& cache_namespace = "") {
-    Request r;
-    r.prompt = prompt;
-    r.max_tokens = max_tokens;
-    r.sampling.temperature = 0.0f;
-    r.ignore_eos = ignore_eos;
-    r.cache_namespace = cache_namespace;
-    Status st;
-    EXPECT_EQ(sched_->Validate(&r, &st), ErrorCode::kOk) << st.message();
-    states_.push_back(std::make_shared<RequestHandle::State>());
-    sched_->Enqueue(std::move(r), states_.back());
-    return states_.size() - 1;
-  }
-
-  Outcome Drain(size_t i) {
-    Outcome o;
-    auto& st = *states_[i];
-    std::lock_guard<std::mutex> lock(st.mu);
-    for (Event& e : st.events) {
-      if (e.kind == Event::Kind::kToken) {
-        o.tokens.push_back(e.token);
-      } else {
-        o.final_event = e;
-        o.done = true;
-      }
-    }
-    st.events.clear();
-    return o;
-  }
-
-  // Steps until idle, checking the byte bound and the fake's rules each step.
-  void RunAll() {
-    for (int guard = 0; guard < 100000 && sched_->Step(); ++guard) {
-      ASSERT_LE(sched_->pool().bytes_in_use(), budget_bytes_);
-      ASSERT_LE(sched_->reserved_blocks(), sched_->pool().capacity_blocks());
-      ASSERT_EQ(fake_.violation, "");
-    }
-    ASSERT_EQ(sched_->active(), 0);
-    ASSERT_EQ(sched_->waiting(), 0);
-  }
-
-  Outcome Generate(const Tokens& prompt, int32_t max_tokens) {
-    const size_t i = Submit(prompt, max_tokens);
-    RunAll();
-    return Drain(i);
-  }
-
-  // The next Make's tier below the pool (taken by it) and promotion mode.
-  std::unique_ptr<kv::BlockStore> next_lower_;
-  bool overlap_promotions_ = true;
-  PrefillOrder prefill_order_ = PrefillOrder::kArrival;  // the next Make's
-  int sample_threads_ = 0;                                // the next Make's
-  std::unique_ptr<Scheduler> sched_;
-  FakeModel fake_;
-  std::unordered_set<int32_t> eog_;
-  std::vector<std::shared_ptr<RequestHandle::State>> states_;
-  int64_t budget_bytes_ = 0;
-};
-
-Tokens Range(int32_t first, int n) {
-  Tokens t(n);
-  for (int i = 0; i < n; ++i) t[i] = (first + i) % kVocab;
-  return t;
-}
-
-Tokens Concat(Tokens a, const Tokens& b) {
-  a.insert(a.end(), b.begin(), b.end());
-  return a;
-}
+using namespace sched_testing;  // NOLINT: the fixture and its helpers
 
 TEST_F(SchedulerTest, CacheHitGeneratesTheSameTokensAsCacheOff) {
   const Tokens turn1 = Range(3, 21);
@@ -205,64 +36,6 @@ TEST_F(SchedulerTest, CacheHitGeneratesTheSameTokensAsCacheOff) {
   // last generated token.
   EXPECT_EQ(runs[10].second.final_event.usage.cached_tokens, 21 + 12 - 1);
   EXPECT_EQ(runs[10].second.final_event.finish, FinishReason::kLength);
-}
-
-// --prefill-order shortest: of three prompts admitted together (60, 10 and
-// 30 tokens, 8 prompt tokens a step) the 10-token one gets its first token
-// first, then the 30-token one; in arrival order the 60-token one does. Each
-// request's tokens are the same either way.
-TEST_F(SchedulerTest, ShortestPrefillOrderAnswersTheShortPromptFirstWithTheSameTokens) {
-  const Tokens prompts[3] = {Tokens(60, 5), Tokens(10, 6), Tokens(30, 7)};
-  std::map<PrefillOrder, std::vector<int>> first_step;
-  std::map<PrefillOrder, std::vector<Tokens>> tokens;
-  for (const PrefillOrder order : {PrefillOrder::kArrival, PrefillOrder::kShortest}) {
-    prefill_order_ = order;
-    Make(200, 0, 4, 256, /*prefill_chunk=*/8);
-    for (const Tokens& p : prompts) Submit(p, 3, /*ignore_eos=*/true);
-    std::vector<int> at(3, -1);
-    for (int step = 0; step < 1000 && sched_->Step(); ++step) {
-      for (size_t i = 0; i < 3; ++i) {
-        std::lock_guard<std::mutex> lock(states_[i]->mu);
-        if (at[i] < 0 && !states_[i]->events.empty()) at[i] = step;
-      }
-    }
-    first_step[order] = at;
-    for (size_t i = 0; i < 3; ++i) tokens[order].push_back(Drain(i).tokens);
-  }
-  const auto& arrival = first_step[PrefillOrder::kArrival];
-  const auto& shortest = first_step[PrefillOrder::kShortest];
-  EXPECT_LT(arrival[0], arrival[1]);
-  EXPECT_LT(arrival[1], arrival[2]);
-  EXPECT_LT(shortest[1], shortest[2]);
-  EXPECT_LT(shortest[2], shortest[0]);
-  EXPECT_EQ(shortest[1], 1);  // 10 tokens: two steps of 8
-  EXPECT_EQ(tokens[PrefillOrder::kArrival], tokens[PrefillOrder::kShortest]);
-  for (const Tokens& t : tokens[PrefillOrder::kShortest]) EXPECT_EQ(t.size(), 3u);
-}
-
-// A long prompt behind a stream of shorter ones is not starved: passed over
-// kPrefillAging steps in a row, it goes first. 20 distinct 8-token prompts
-// and one of 200 tokens (8 prompt tokens a step, one reply token each, so
-// every batch holds prompt tokens only): the long prompt's first tokens run
-// in step kPrefillAging, not after all 20 short ones.
-TEST_F(SchedulerTest, ShortestPrefillOrderAgesALongPromptToTheFront) {
-  prefill_order_ = PrefillOrder::kShortest;
-  Make(400, 0, 24, 256, /*prefill_chunk=*/8);
-  Submit(Tokens(200, 2), 1, /*ignore_eos=*/true);
-  for (int k = 0; k < 20; ++k) Submit(Tokens(8, 10 + k), 1, /*ignore_eos=*/true);
-  RunAll();
-  int first = -1;
-  for (size_t c = 0; c < fake_.call_tokens.size() && first < 0; ++c) {
-    for (int32_t t : fake_.call_tokens[c]) {
-      if (t == 2) first = static_cast<int>(c);
-    }
-  }
-  EXPECT_EQ(first, kPrefillAging);
-  for (size_t i = 0; i < states_.size(); ++i) {
-    const Outcome o = Drain(i);
-    EXPECT_TRUE(o.done);
-    EXPECT_EQ(o.tokens.size(), 1u);
-  }
 }
 
 // Request::cache_namespace: a follow-up from another tenant recomputes the
@@ -635,70 +408,6 @@ TEST_F(SchedulerTest, ManyHugeOutputBudgetsOnASmallPoolAllFinishWithTheirSoloTok
   EXPECT_EQ(sched_->counters().requests_failed, 0);
   EXPECT_EQ(sched_->reserved_blocks(), 0);
   EXPECT_EQ(sched_->pool().used_blocks(), sched_->cache().cached_blocks());
-}
-
-// A constraint allowing at step k only tokens t with t % 7 == k % 7 and
-// Done after `length` tokens; its state is only its own count, so a
-// preempted sequence that lost it would go wrong.
-class StepConstraint : public Constraint {
- public:
-  explicit StepConstraint(int length) : length_(length) {}
-  int64_t Mask(float* logits, int32_t n_vocab) override {
-    int64_t n = 0;
-    for (int32_t t = 0; t < n_vocab; ++t) {
-      if (t % 7 != step_ % 7)
-        logits[t] = -std::numeric_limits<float>::infinity();
-      else
-        ++n;
-    }
-    return n;
-  }
-  bool Accept(int32_t token) override { return token % 7 == step_++ % 7; }
-  bool Done() const override { return step_ >= length_; }
-
- private:
-  int length_;
-  int step_ = 0;
-};
-
-// The rows of a step sampled on 4 threads (sample_threads, what a GPU
-// server does) give every request the tokens it gets with the rows sampled
-// one by one: seeded temperature sampling with top-p and a repetition
-// penalty, a greedy request and a constrained one, 6 requests at once.
-TEST_F(SchedulerTest, RowsSampledOnSeveralThreadsGiveTheSameTokens) {
-  std::map<int, std::vector<Tokens>> runs;
-  for (const int threads : {1, 4}) {
-    sample_threads_ = threads;
-    Make(300, 0, 6, 256, /*prefill_chunk=*/16);
-    for (int k = 0; k < 6; ++k) {
-      Request r;
-      r.prompt = Range(3 + k, 9 + 3 * k);
-      r.max_tokens = 14;
-      r.ignore_eos = true;
-      r.sampling.temperature = k == 0 ? 0.0f : 0.8f;
-      r.sampling.top_p = 0.9f;
-      r.sampling.repetition_penalty = k % 2 == 0 ? 1.0f : 1.3f;
-      r.sampling.seed = 100 + k;
-      if (k == 5) r.constraint = std::make_shared<StepConstraint>(10);
-      Status st;
-      ASSERT_EQ(sched_->Validate(&r, &st), ErrorCode::kOk) << st.message();
-      states_.push_back(std::make_shared<RequestHandle::State>());
-      sched_->Enqueue(std::move(r), states_.back());
-    }
-    RunAll();
-    for (size_t i = 0; i < states_.size(); ++i) {
-      const Outcome o = Drain(i);
-      EXPECT_TRUE(o.done);
-      runs[threads].push_back(o.tokens);
-    }
-  }
-  sample_threads_ = 0;
-  ASSERT_EQ(runs[1].size(), 6u);
-  EXPECT_EQ(runs[1], runs[4]);
-  EXPECT_EQ(runs[4][0].size(), 14u);
-  EXPECT_EQ(runs[4][5].size(), 10u);
-  // Seeded sampling, not a constant: the requests do not all agree.
-  EXPECT_NE(runs[4][1], runs[4][3]);
 }
 
 TEST_F(SchedulerTest, AConstraintMasksEveryStepAndEndsTheSequenceWhenDone) {
