@@ -86,8 +86,9 @@ REPS=${REPS:-3}
 # opt-in. Written without a GPU later that day: HALF_PREFILL_MULTI and
 # HALF_PREFILL_SMEM (F16 / BF16 prefill of Q/K/V and gate/up in one launch,
 # the second with its totals in shared memory) and MMA_SKIP_TILES (decode
-# batches smaller than a tensor-core tile; see flips()). A new path written without a GPU joins this list until
-# "build optin" has validated it, and gets a pair in flips().)
+# batches smaller than a tensor-core tile; see flips()). A new path written
+# without a GPU joins this list until "build optin" has validated it, and
+# gets a pair in flips().)
 OPTIN=${OPTIN:-"REPRISE_CUDA_FUSE_ATTN=1 REPRISE_CUDA_GEMV_SPLIT=1 REPRISE_CUDA_HALF_PREFILL_SMEM=1 REPRISE_CUDA_MMA_SKIP_TILES=1"}
 PEER_REPS=${PEER_REPS:-5}
 DEPS=/tmp/reprise-deps
