@@ -19,6 +19,15 @@ constexpr size_t kTopPBuckets = static_cast<size_t>(kTopPRange * kTopPBucketsPer
 // Top-k of at most this many: a scan into a sorted list; more: selection.
 constexpr size_t kTopKScan = 256;
 
+// A logit's top-p histogram bucket: -log p = (max_logit - logit) /
+// temperature in steps of 1 / kTopPBucketsPerUnit, kTopPBuckets past
+// kTopPRange (and for NaN).
+uint32_t TopPBucket(float logit, float max_logit, float inv_temp) {
+  const float neg_log_p = (max_logit - logit) * inv_temp;
+  if (!(neg_log_p < kTopPRange)) return kTopPBuckets;  // overflow; also NaN
+  return static_cast<uint32_t>(neg_log_p * kTopPBucketsPerUnit);
+}
+
 // Within [lo, hi], NaN-safe (NaN fails every comparison).
 bool InRange(float v, float lo, float hi) { return v >= lo && v <= hi; }
 
@@ -223,29 +232,18 @@ size_t Sampler::TopPOfRow() {
   for (int32_t i = 0; i < n_vocab_; ++i) {
     p[i] = std::exp((a[i] - max_logit) * inv_temp);
     total += p[i];
-    const float neg_log_p = (max_logit - a[i]) * inv_temp;
-    const uint16_t b = !(neg_log_p < kTopPRange)  // overflow; also NaN
-                           ? static_cast<uint16_t>(kTopPBuckets)
-                           : static_cast<uint16_t>(neg_log_p * kTopPBucketsPerUnit);
+    const auto b = static_cast<uint16_t>(TopPBucket(a[i], max_logit, inv_temp));
     bucket[i] = b;
     bucket_mass_[b] += p[i];
     ++bucket_count_[b];
   }
-  // The bucket where the running mass reaches top_p: those above it are
-  // kept whole, in id order; the boundary bucket is sorted (most likely
-  // first, ties -> lower id) to find the exact cut.
+  // The buckets above the boundary are kept whole, in id order; the
+  // boundary bucket follows them, sorted, to find the exact cut.
   const double target = static_cast<double>(params_.top_p) * total;
   double above = 0.0;
-  size_t boundary = kTopPBuckets;
+  const size_t boundary = TopPBoundary(target, &above);
   size_t whole = 0;  // tokens in the buckets above the boundary
-  for (size_t b = 0; b < kTopPBuckets; ++b) {
-    if (above + bucket_mass_[b] >= target) {
-      boundary = b;
-      break;
-    }
-    above += bucket_mass_[b];
-    whole += bucket_count_[b];
-  }
+  for (size_t b = 0; b < boundary; ++b) whole += bucket_count_[b];
   Candidate* const cands = candidates_.data();
   size_t j = 0, k = whole;
   for (int32_t i = 0; i < n_vocab_; ++i) {
@@ -255,12 +253,25 @@ size_t Sampler::TopPOfRow() {
       cands[k++] = {i, a[i], p[i], bucket[i]};
     }
   }
-  std::sort(cands + whole, cands + k, [](const Candidate& x, const Candidate& y) {
+  return TopPCut(cands, whole, k, above, target);
+}
+
+size_t Sampler::TopPBoundary(double target, double* above) const {
+  *above = 0.0;
+  for (size_t b = 0; b < kTopPBuckets; ++b) {
+    if (*above + bucket_mass_[b] >= target) return b;
+    *above += bucket_mass_[b];
+  }
+  return kTopPBuckets;
+}
+
+size_t Sampler::TopPCut(Candidate* cands, size_t from, size_t to, double above, double target) {
+  std::sort(cands + from, cands + to, [](const Candidate& x, const Candidate& y) {
     return MoreLikely(x.logit, x.id, y.logit, y.id);
   });
-  size_t kept = k;
+  size_t kept = to;
   double cum = above;
-  for (size_t c = whole; c < k; ++c) {
+  for (size_t c = from; c < to; ++c) {
     cum += cands[c].prob;
     if (cum >= target) {
       kept = c + 1;
@@ -343,17 +354,12 @@ int32_t Sampler::SampleTruncated() {
     // pass.
     const float inv_temp = 1.0f / params_.temperature;
     const bool top_p = params_.top_p < 1.0f;
-    const auto bucket_of = [max_logit, inv_temp](float logit) -> uint32_t {
-      const float neg_log_p = (max_logit - logit) * inv_temp;
-      if (!(neg_log_p < kTopPRange)) return kTopPBuckets;  // overflow; also NaN
-      return static_cast<uint32_t>(neg_log_p * kTopPBucketsPerUnit);
-    };
     if (top_p) std::fill(bucket_mass_.begin(), bucket_mass_.end(), 0.0);
     for (size_t i = 0; i < n; ++i) {
       cands[i].prob = std::exp((cands[i].logit - max_logit) * inv_temp);
       total += cands[i].prob;
       if (top_p) {
-        cands[i].bucket = bucket_of(cands[i].logit);
+        cands[i].bucket = TopPBucket(cands[i].logit, max_logit, inv_temp);
         bucket_mass_[cands[i].bucket] += cands[i].prob;
       }
     }
@@ -367,29 +373,13 @@ int32_t Sampler::SampleTruncated() {
     if (top_p) {
       const double target = static_cast<double>(params_.top_p) * total;
       double above = 0.0;
-      size_t boundary = kTopPBuckets;
-      for (size_t b = 0; b < kTopPBuckets; ++b) {
-        if (above + bucket_mass_[b] >= target) {
-          boundary = b;
-          break;
-        }
-        above += bucket_mass_[b];
-      }
+      const size_t boundary = TopPBoundary(target, &above);
       Candidate* const mid =
           std::partition(cands, cands + n, [&](const Candidate& c) { return c.bucket < boundary; });
       Candidate* const end =
           std::partition(mid, cands + n, [&](const Candidate& c) { return c.bucket == boundary; });
-      std::sort(mid, end, more_likely);
-      size_t kept = static_cast<size_t>(end - cands);
-      double cum = above;
-      for (Candidate* c = mid; c < end; ++c) {
-        cum += c->prob;
-        if (cum >= target) {
-          kept = static_cast<size_t>(c - cands) + 1;
-          break;
-        }
-      }
-      n = std::max<size_t>(kept, 1);
+      n = TopPCut(cands, static_cast<size_t>(mid - cands), static_cast<size_t>(end - cands), above,
+                  target);
     }
   }
 

@@ -140,6 +140,13 @@ class Sampler {
   // kept tokens, the whole buckets in id order, then the boundary bucket's
   // most likely first; returns n.
   size_t TopPOfRow();
+  // Top-p's boundary bucket (bucket_mass_ filled): the first where the
+  // running mass reaches `target`; *above: the mass of the buckets before it.
+  size_t TopPBoundary(double target, double* above) const;
+  // Sorts the boundary bucket's candidates [from, to) most likely first and
+  // returns how many candidates top-p keeps: through the first whose
+  // running mass (from `above`) reaches `target`, or all; at least one.
+  static size_t TopPCut(Candidate* cands, size_t from, size_t to, double above, double target);
   void FillLogprobs(int32_t token, SampleResult* result) const;
   // Adds/removes one occurrence of `token` to the repetition-penalty window.
   void WindowAdd(int32_t token);
