@@ -444,8 +444,8 @@ void AddServeCommand(CLI::App& app, int& exit_code) {
                   "other streams' tokens flowing while a long prompt is processed");
   cmd->add_option("--prefill-order", o->prefill_order,
                   "Which waiting prompts a step's prefill tokens go to first: arrival (default, "
-                  "oldest first) or shortest (fewest prompt tokens left first; one passed over "
-                  "16 steps in a row goes first)");
+                  "oldest first) or shortest (fewest prompt tokens left first; one passed over " +
+                      std::to_string(engine::kPrefillAging) + " steps in a row goes first)");
   cmd->add_option("--threads,-t", o->threads, "Compute threads (default: physical cores)");
   cmd->add_option("--device", o->device, kDeviceHelp);
   cmd->add_option("--api-key", o->api_keys,

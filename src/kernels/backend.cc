@@ -20,7 +20,7 @@ Result<void*> Backend::AllocHost(size_t bytes, const char* what) {
 
 void Backend::FreeHost(void* p) { std::free(p); }
 
-HostFloats::HostFloats(Backend* be, size_t n, const char* what) : n_(n) {
+HostFloats::HostFloats(Backend* be, size_t n, const char* what) {
   if (be != nullptr) {
     auto p = be->AllocHost(n * sizeof(float), what);
     if (p.ok()) {

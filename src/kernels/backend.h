@@ -233,18 +233,15 @@ class Backend {
 // backend must outlive it.
 class HostFloats {
  public:
-  HostFloats() = default;
   HostFloats(Backend* be, size_t n, const char* what);
   ~HostFloats();
   HostFloats(const HostFloats&) = delete;
   HostFloats& operator=(const HostFloats&) = delete;
   float* data() const { return p_; }
-  size_t size() const { return n_; }
 
  private:
   Backend* be_ = nullptr;  // the owner of p_ when it is AllocHost memory
   float* p_ = nullptr;
-  size_t n_ = 0;
   std::unique_ptr<float[]> plain_;
 };
 
