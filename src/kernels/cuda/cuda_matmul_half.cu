@@ -377,9 +377,8 @@ PathSwitch g_half_multi("REPRISE_CUDA_HALF_MULTI", PathDefault::kOn);
 PathSwitch g_half_prefill_multi("REPRISE_CUDA_HALF_PREFILL_MULTI", PathDefault::kOff);
 PathSwitch g_half_prefill_smem("REPRISE_CUDA_HALF_PREFILL_SMEM", PathDefault::kOff);
 
-template <bool kBf16>
-void RunGemv(const GemvTarget* targets, int count, int64_t n_kc, const uint16_t* xh, int64_t n,
-             cudaStream_t s) {
+// The launch's targets, block b serving rows_per_block rows of one of them.
+HalfTargets MakeHalfTargets(const GemvTarget* targets, int count, int64_t rows_per_block) {
   CHECK(count >= 1 && count <= kGemvMaxTargets);
   HalfTargets ts{};
   ts.count = count;
@@ -388,8 +387,15 @@ void RunGemv(const GemvTarget* targets, int count, int64_t n_kc, const uint16_t*
     ts.y[t] = targets[t].y;
     ts.rows[t] = targets[t].rows;
     ts.ldy[t] = targets[t].ldy;
-    ts.first[t + 1] = ts.first[t] + (targets[t].rows + 15) / 16;
+    ts.first[t + 1] = ts.first[t] + (targets[t].rows + rows_per_block - 1) / rows_per_block;
   }
+  return ts;
+}
+
+template <bool kBf16>
+void RunGemv(const GemvTarget* targets, int count, int64_t n_kc, const uint16_t* xh, int64_t n,
+             cudaStream_t s) {
+  const HalfTargets ts = MakeHalfTargets(targets, count, 16);  // a row tile a block
   PdlLaunch(GemvHalfKernel<kBf16>, dim3(static_cast<unsigned>(ts.first[count])),
             dim3(kHgWarps * 32), 0, s, ts, n_kc, xh, static_cast<int>(n));
 }
@@ -416,18 +422,7 @@ void RunMultiT(const HalfTargets& ts, int64_t n_kc, const uint16_t* xh, int64_t 
 template <bool kBf16>
 void RunMulti(const GemvTarget* targets, int count, int64_t n_kc, const uint16_t* xh, int64_t n,
               cudaStream_t s) {
-  CHECK(count >= 1 && count <= kGemvMaxTargets);
-  HalfTargets ts{};
-  ts.count = count;
-  constexpr int64_t kTilesPerBlock = kHmRows / 16;
-  for (int t = 0; t < count; ++t) {
-    ts.w[t] = reinterpret_cast<const uint4*>(targets[t].w);
-    ts.y[t] = targets[t].y;
-    ts.rows[t] = targets[t].rows;
-    ts.ldy[t] = targets[t].ldy;
-    ts.first[t + 1] = ts.first[t] + ((targets[t].rows + 15) / 16 + kTilesPerBlock - 1) /
-                                        kTilesPerBlock;  // here: 128-row blocks
-  }
+  const HalfTargets ts = MakeHalfTargets(targets, count, kHmRows);
   if (g_half_prefill_smem.On()) {
     RunMultiT<kBf16, true>(ts, n_kc, xh, n, s);
   } else {
