@@ -243,7 +243,9 @@ TEST_P(CudaHostQuantPaths, WordPathEqualsTheSubBlockPathBitForBit) {
           sx += xq[i];
         }
         float slow = 0, fast = 0;
-        HostSubContrib(type, row.data() + u * unit_bytes, j, xq, scale(rng), sx, &slow, &fast);
+        // The segment sum the term joins: +0 (a segment's first), or any.
+        const float acc = j % 3 == 0 ? 0.0f : scale(rng) * (j % 2 ? -1.0f : 1.0f);
+        HostSubAdd(type, row.data() + u * unit_bytes, j, xq, scale(rng), sx, acc, &slow, &fast);
         ASSERT_EQ(std::memcmp(&slow, &fast, 4), 0)
             << DTypeName(type) << " seed " << seed << " unit " << u << " sub-block " << j << ": "
             << slow << " vs " << fast;
@@ -252,6 +254,37 @@ TEST_P(CudaHostQuantPaths, WordPathEqualsTheSubBlockPathBitForBit) {
     }
   }
   EXPECT_EQ(checked, 16 * cols / 32);
+}
+
+// Q8_0 / Q4_0's round(d * x) in one fused multiply-add from x's biased bits
+// (the tensor-core kernels' epilogue) is the rounded product d * float(x) for
+// every finite f16 scale d and integer x a sub-block can give (|x| <=
+// 32 * 128 * 127), extremes included; where the product is zero (x or d
+// zero) both are zeros (the fused one +0 whatever the signs; every path
+// computes it the same way).
+TEST(CudaHostQ32, ScaledSumIsTheRoundedProductForEveryHalfScale) {
+  std::vector<int> xs = {0, 1, -1, 2, -3, 127, -127, 4095, -4096, 516128, -516128, 520192,
+                         -520192, 262143, -262145, 1 << 21, -(1 << 21)};
+  std::mt19937 rng(3);
+  std::uniform_int_distribution<int> any(-520192, 520192);
+  for (int i = 0; i < 48; ++i) xs.push_back(any(rng));
+  int64_t checked = 0;
+  for (uint32_t h = 0; h < 0x10000; ++h) {
+    const float d = Fp16ToFp32(static_cast<uint16_t>(h));
+    if (!std::isfinite(d)) continue;
+    for (const int x : xs) {
+      const float want = d * static_cast<float>(x);
+      const float got = HostQ32Scaled(d, x);
+      if (want == 0.0f) {
+        ASSERT_EQ(got, 0.0f) << "d " << d << " x " << x;
+      } else {
+        ASSERT_EQ(std::memcmp(&want, &got, 4), 0) << "d " << d << " x " << x << ": " << want
+                                                  << " vs " << got;
+      }
+      ++checked;
+    }
+  }
+  EXPECT_EQ(checked, int64_t{63488} * static_cast<int64_t>(xs.size()));  // finite halves
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, CudaHostQuantPaths,

@@ -168,16 +168,35 @@ REPRISE_HD float FFma(float a, float b, float c) {
 #endif
 }
 
-// A warp's tensor-core accumulator tile (kI x kJ mma tiles of 4 values) at a
-// segment's end, as the canonical order folds segments: the first segment's
-// sums start the totals, each later one is added in order; the segment sums
-// restart from +0.
+// Small integers as floats without the conversion unit (I2F issues at a
+// fraction of the FP32 rate): 1.5 * 2^23 + x is a float whose ulp is 1 for
+// |x| < 2^22, so the integer x added to its bits gives the float
+// 1.5 * 2^23 + x exactly. Every Q8_0 / Q4_0 / Q4_K sub-block sum fits
+// (|sum| <= 32 * 128 * 127); Q6_K's scaled sums may not and keep the cast.
+constexpr int kSmallIntBias = 0x4B400000;  // the bits of 1.5 * 2^23
+constexpr float kSmallIntBiasF = 12582912.0f;
+// The float whose bits are `biased` (kSmallIntBias + x: 1.5 * 2^23 + x).
+REPRISE_HD float BiasedBits(int biased) {
+#ifdef __CUDA_ARCH__
+  return __int_as_float(biased);
+#else
+  float f;
+  std::memcpy(&f, &biased, sizeof(f));
+  return f;
+#endif
+}
+
 // How many of a warp's four 8-token column tiles hold a token, for a warp
 // whose first token is `left` tokens before the end of the batch (<= 0:
 // none). The MMA tile kernels skip the rest: outputs never stored.
 __device__ __forceinline__ int ColumnTiles(int64_t left) {
   return left <= 0 ? 0 : left >= 32 ? 4 : static_cast<int>((left + 7) / 8);
 }
+
+// A warp's tensor-core accumulator tile (kI x kJ mma tiles of 4 values) at a
+// segment's end, as the canonical order folds segments: the first segment's
+// sums start the totals, each later one is added in order; the segment sums
+// restart from +0.
 
 template <int kI, int kJ>
 __device__ __forceinline__ void FoldTileSegment(float (&acc)[kI][kJ][4],

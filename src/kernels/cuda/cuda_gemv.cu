@@ -1,5 +1,5 @@
 // The GEMV: y = W x for a few tokens (decode), every weight type, in the
-// canonical order of cuda_matmul.cu (32-column sub-blocks, each one float c_b,
+// canonical order of cuda_matmul.cu (32-column sub-blocks, each one term,
 // K-quants one per 256-value unit; segments of kSegCols summed from 0 in
 // order; segment sums added in order).
 //
@@ -33,8 +33,10 @@
 // path.
 //
 // A sub-block's contribution (the Sub policies):
-//  - quantized: SubW / SubWContrib (cuda_subblock.cuh), the same bits as
-//    SubBlockContrib, from 32-bit word loads and dp4a; K-quants: a unit's
+//  - quantized: SubW / SubWAdd (cuda_subblock.cuh), the same bits as
+//    SubBlockAdd, from 32-bit word loads and dp4a (Q8_0 / Q4_0 in the
+//    warp-per-row shape: round(d * x) in shared memory, the fold adds it
+//    times the activation scale, Q32Add's fused order); K-quants: a unit's
 //    integers (SubWInts) added by its 8 lanes' shuffles (warp per row) or by
 //    one lane over its stage (staged), then UnitContrib once;
 //  - F32 / F16 / BF16: its (up to) 32 weights held in registers, one fused
@@ -74,6 +76,9 @@ __device__ __forceinline__ void LoadActWords(const GemvIn& in, int t, int64_t b,
 template <int kType, int kKind, int kSubs, int kUnitBytes>
 struct QuantSub {
   static constexpr int kBytes = kUnitBytes;
+  // Q8_0 / Q4_0: Contrib gives round(d * x), the fold its fused multiply by
+  // the activation scale (Q32Add's order).
+  static constexpr bool kScaled = kKind == 0;
   SubW sw;
   __device__ __forceinline__ void Load(const uint8_t* row, int64_t b, int64_t) {
     LoadSubW<kType>(row + (b / kSubs) * kRowGroup * kUnitBytes, static_cast<int>(b % kSubs), &sw);
@@ -85,7 +90,8 @@ struct QuantSub {
     uint32_t xw[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     if (ok) LoadActWords(in, t, b, xw);
     if constexpr (kKind == 0) {
-      return ok ? SubWContrib<0>(sw, xw, in.xd[t * in.nb32 + b], in.xs[t * in.nb32 + b]) : 0.0f;
+      if (!ok) return 0.0f;
+      return Q32Scaled(sw.a, BiasedBits(SubWDot(sw, xw) + kSmallIntBias), Q32NegBias(sw.a));
     } else {
       KInts k;
       if (ok) SubWInts<kKind>(sw, xw, in.xs[t * in.nb32 + b], &k);
@@ -104,6 +110,7 @@ template <int kElem>  // 0: F32, 1: F16, 2: BF16
 struct FloatSub {
   static constexpr int kBytes = 16;
   static constexpr int kPerUnit = kElem == 0 ? 4 : 8;
+  static constexpr bool kScaled = false;
   float v[32];
   int valid = 0;  // columns of this sub-block (< 32 only for a row's last one)
   __device__ __forceinline__ void Load(const uint8_t* row, int64_t b, int64_t cols) {
@@ -140,10 +147,15 @@ struct FloatSub {
 };
 
 // Adds contributions c[0..count) in order from 0 and folds the segment into
-// total; `first`: this is the row's first segment.
-__device__ __forceinline__ void FoldSegment(const float* c, int count, bool first, float* total) {
+// total; `first`: this is the row's first segment. kScaled (Q8_0 / Q4_0):
+// c[i] is round(d * x) of sub-block i, added as fma(c[i], dx[i], seg).
+template <bool kScaled>
+__device__ __forceinline__ void FoldSegment(const float* c, const float* dx, int count, bool first,
+                                            float* total) {
   float seg = 0.0f;
-  if (count == kSubsPerSeg) {
+  if constexpr (kScaled) {
+    for (int i = 0; i < count; ++i) seg = FFma(c[i], dx[i], seg);
+  } else if (count == kSubsPerSeg) {
 #pragma unroll
     for (int i = 0; i < kSubsPerSeg; i += 4) {
       const float4 v = *reinterpret_cast<const float4*>(c + i);
@@ -185,9 +197,13 @@ __global__ void __launch_bounds__(kGemvRows * 32)
     __syncthreads();
     if (folds) {
       const float* c = cbuf + (fr * kGemvMaxTokens + ft) * kGemvStride;
+      const float* dx = Sub::kScaled ? in.xd + ft * in.nb32 + b0 : nullptr;
       const int nv = static_cast<int>(in.nb32 - b0 < 32 ? in.nb32 - b0 : 32);
-      FoldSegment(c, nv < kSubsPerSeg ? nv : kSubsPerSeg, b0 == 0, &total);
-      if (nv > kSubsPerSeg) FoldSegment(c + kSubsPerSeg, nv - kSubsPerSeg, false, &total);
+      FoldSegment<Sub::kScaled>(c, dx, nv < kSubsPerSeg ? nv : kSubsPerSeg, b0 == 0, &total);
+      if (nv > kSubsPerSeg) {
+        FoldSegment<Sub::kScaled>(c + kSubsPerSeg, dx + kSubsPerSeg, nv - kSubsPerSeg, false,
+                                  &total);
+      }
     }
     __syncthreads();
   }
@@ -424,7 +440,7 @@ __global__ void __launch_bounds__(kStWarps * 32)
               LoadSubW<kType>(slot + ((j / kSubs) * kRowGroup + lane) * kUnitBytes, j % kSubs, &sw);
               const uint32_t xw[8] = {xa[j].x, xa[j].y, xa[j].z, xa[j].w,
                                       xb[j].x, xb[j].y, xb[j].z, xb[j].w};
-              acc[0] = FAdd(acc[0], SubWContrib<kKind>(sw, xw, xd[j], xs[j]));
+              acc[0] = SubWAdd<kKind>(acc[0], sw, xw, xd[j], xs[j]);
             }
           }
         } else if constexpr (kMaxT == 1) {  // Q6_K: a stage is one unit (subs == 8)
@@ -454,8 +470,8 @@ __global__ void __launch_bounds__(kStWarps * 32)
                 const uint4 x0 = xp[0], x1 = xp[1];
                 const uint32_t xw[8] = {x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w};
                 if constexpr (kKind == 0) {
-                  acc[t] = FAdd(acc[t], SubWContrib<0>(sw, xw, ad[t * kStageSubs + j],
-                                                       as[t * kStageSubs + j]));
+                  acc[t] = SubWAdd<0>(acc[t], sw, xw, ad[t * kStageSubs + j],
+                                      as[t * kStageSubs + j]);
                 } else {
                   SubWInts<kKind>(sw, xw, as[t * kStageSubs + j], &ki[t]);
                 }

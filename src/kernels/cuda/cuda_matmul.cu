@@ -4,17 +4,18 @@
 //
 // The canonical order of one output y[t, r] (the determinism contract):
 //  - the row's columns are cut into 32-column sub-blocks; each sub-block
-//    gives one float c_b: Q8_0 / Q4_0, an exact integer dot product with the
-//    int8 activations scaled by fixed float terms (SubBlockContrib,
-//    cuda_subblock.cuh); float weights, a fused multiply-add chain over the
-//    sub-block's columns in order, starting from 0. Q4_K / Q6_K give one
-//    float per 256-value unit instead: the unit's sub-blocks folded exactly
-//    in integers, then fixed float terms (KInts, UnitContrib); a kernel that
+//    gives one term: Q8_0 / Q4_0, an exact integer dot product x with the
+//    int8 activations, added as seg = fma(round(d * x), dx, seg) (Q32Add,
+//    cuda_subblock.cuh; d the row's scale, dx the activations'); float
+//    weights, c_b = a fused multiply-add chain over the sub-block's columns
+//    in order from 0, added as seg + c_b. Q4_K / Q6_K give one c_b per
+//    256-value unit instead: the unit's sub-blocks folded exactly in
+//    integers, then fixed float terms (KInts, UnitContrib); a kernel that
 //    works per sub-block may write it as the unit's first c_b and +0 for the
 //    other seven (adding +0 to a sum that starts from +0 changes no bit);
 //  - the sub-blocks (units) are grouped in segments of kSegCols columns (a
-//    fixed width: it depends on nothing but the row); a segment's sum is
-//    0 + c_b + c_b+1 + ... in order;
+//    fixed width: it depends on nothing but the row); a segment's sum starts
+//    from 0 and takes the terms in order;
 //  - the first segment's sum starts y, every later one is added in order.
 // Every kernel and the host emulation (HostDot) follow it, whatever n, the
 // tile or the grid:
@@ -360,7 +361,7 @@ float HostDot(DType type, const uint8_t* row, int64_t cols, const float* x) {
         LoadSub<static_cast<int>(DType::kQ4_0)>(row + b * ub, 0, &s);
       }
       float& acc = seg_sum[b * 32 / kSegCols];
-      acc = FAdd(acc, SubBlockContrib<0>(s, &q[b * 32], d[b], sum[b]));
+      acc = SubBlockAdd<0>(acc, s, &q[b * 32], d[b], sum[b]);
     }
   }
   float total = seg_sum[0];

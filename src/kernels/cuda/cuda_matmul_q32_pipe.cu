@@ -8,11 +8,11 @@
 // layout), int8 activations and activation scales are copied by cp.async
 // into the other of two buffers while the stage before is computed. A pass
 // per stage converts the rows' f16 scales. Per sub-block an element costs a
-// k32 MMA share and SubBlockContrib's float terms for kind 0, in sub-block
-// order, folded per segment: the bits of every other path. The MMA's
-// accumulators start at kSmallIntBias, so its exact integer add replaces the
-// one SmallIntToFloat would make per element (the epilogue's float terms are
-// most of this kernel's instructions).
+// k32 MMA share and Q32Add's two fused multiply-adds, in sub-block order,
+// folded per segment: the bits of every other path. The MMA's accumulators
+// start at kSmallIntBias, so they hold x's biased bits and round(d * x) is
+// one FFMA with the row's -d * 1.5 * 2^23, taken once per row and sub-block
+// (the epilogue's float terms are most of this kernel's instructions).
 #include <cuda_fp16.h>
 
 #include "kernels/cuda/cuda_kernels.h"
@@ -167,11 +167,14 @@ __global__ void __launch_bounds__(128, 3)
         b_lo[jt] = *reinterpret_cast<const int*>(c0);
         b_hi[jt] = *reinterpret_cast<const int*>(c0 + 16);
       }
-      float ra[2][2], td[4][2];
+      float ra[2][2], rn[2][2], td[4][2];
 #pragma unroll
       for (int i = 0; i < 2; ++i)
 #pragma unroll
-        for (int h = 0; h < 2; ++h) ra[i][h] = row_d[j * kMmaRows + wr + i * 16 + g + 8 * h];
+        for (int h = 0; h < 2; ++h) {
+          ra[i][h] = row_d[j * kMmaRows + wr + i * 16 + g + 8 * h];
+          rn[i][h] = Q32NegBias(ra[i][h]);
+        }
 #pragma unroll
       for (int jt = 0; jt < 4; ++jt) {
         if (kSkip && jt >= jt_n) break;
@@ -187,9 +190,9 @@ __global__ void __launch_bounds__(128, 3)
           MmaS8K32(a_lo[i][0], a_lo[i][1], a_hi[i][0], a_hi[i][1], b_lo[jt], b_hi[jt], dot,
                    kSmallIntBias);
 #pragma unroll
-          for (int e = 0; e < 4; ++e) {
-            const float c = FMul(FMul(ra[i][e >> 1], td[jt][e & 1]), BiasedIntToFloat(dot[e]));
-            seg_acc[i][jt][e] = FAdd(seg_acc[i][jt][e], c);
+          for (int e = 0; e < 4; ++e) {  // Q32Add from the biased sum
+            const float p = Q32Scaled(ra[i][e >> 1], BiasedBits(dot[e]), rn[i][e >> 1]);
+            seg_acc[i][jt][e] = FFma(p, td[jt][e & 1], seg_acc[i][jt][e]);
           }
         }
       }

@@ -1,10 +1,11 @@
 // Quantized matmul kernels (Q8_0, Q4_0, Q4_K, Q6_K weights against int8
 // activations), both following cuda_matmul.cu's canonical order for every
-// output (row r, token t): per 32-value sub-block b a float contribution c_b
-// (Q8_0 / Q4_0), per 256-value unit one c_u folded from exact integers
-// (Q4_K / Q6_K: KInts, UnitContrib in cuda_subblock.cuh); within a segment of
-// kSegCols columns seg = 0 + c + c' + ... in order; the first segment's sum
-// starts the total, every later one is added to it in order.
+// output (row r, token t): per 32-value sub-block b one fused term
+// seg = fma(round(d * x_b), dx_b, seg) (Q8_0 / Q4_0: Q32Add), per 256-value
+// unit one c_u folded from exact integers and added (Q4_K / Q6_K: KInts,
+// UnitContrib in cuda_subblock.cuh); a segment of kSegCols columns starts
+// from 0 and takes its terms in order; the first segment's sum starts the
+// total, every later one is added to it in order.
 //  - Decode (n < QuantGemvTokens()): the GEMV (cuda_gemv.cu).
 //  - Prefill (n >= QuantGemvTokens()): MatMulQuantMmaKernel, int8 tensor cores
 //    (mma.sync m16n8k32, Q6_K two m16n8k16 halves) on 64 x 64 (rows x tokens)
@@ -33,8 +34,8 @@ namespace {
 // The same canonical order as the GEMV, computed with int8 MMA: per 32-value
 // sub-block the exact integer dot products of a 64-row x 64-token tile come
 // from mma.sync (m16n8k32; Q6_K two m16n8k16 halves, so its two scales
-// apply). Q8_0 / Q4_0: each element gets the very float contribution
-// SubBlockContrib computes, added in sub-block order. Q4_K / Q6_K: each
+// apply). Q8_0 / Q4_0: each element takes the very fused term Q32Add
+// computes, in sub-block order. Q4_K / Q6_K: each
 // element's KInts grow over the unit's 8 sub-blocks (isum += sc * S, Q4_K
 // msum += m * sx: integer multiply-adds, no float work per sub-block) and
 // UnitContrib's float terms come once per unit. Segment sums are combined in
@@ -179,8 +180,7 @@ __global__ void __launch_bounds__(128, 3)
           for (int e = 0; e < 4; ++e) {
             const int h = e >= 2 ? 1 : 0, k = e & 1;
             if (kKind == 0) {
-              const float c = FMul(FMul(ra[i][h], td[j][k]), SmallIntToFloat(lo[e]));
-              seg_acc[i][j][e] = FAdd(seg_acc[i][j][e], c);
+              seg_acc[i][j][e] = Q32Add(seg_acc[i][j][e], ra[i][h], lo[e], td[j][k]);
               continue;
             }
             KInts& ki = kint[i][j][e];
@@ -509,18 +509,18 @@ void Launch(const uint8_t* w, int64_t rows, int64_t cols, int64_t n_units, const
   LaunchGemv(static_cast<DType>(kType), w, rows, cols, n_units, nullptr, act, n, y, ldy, s);
 }
 
-// One sub-block through both paths (HostSubContrib).
+// One sub-block through both paths (HostSubAdd).
 template <int kType, int kKind>
-void BothContribs(const uint8_t* unit, int j, const int8_t* xq, float dx, int32_t sx, float* slow,
-                  float* fast) {
+void BothAdds(const uint8_t* unit, int j, const int8_t* xq, float dx, int32_t sx, float acc,
+              float* slow, float* fast) {
   uint32_t xw[8];
   std::memcpy(xw, xq, sizeof(xw));
   SubBlock sb;
   SubW sw;
   LoadSub<kType>(unit, j, &sb);
   LoadSubW<kType>(unit, j, &sw);
-  *slow = SubBlockContrib<kKind>(sb, xq, dx, sx);
-  *fast = SubWContrib<kKind>(sw, xw, dx, sx);
+  *slow = SubBlockAdd<kKind>(acc, sb, xq, dx, sx);
+  *fast = SubWAdd<kKind>(acc, sw, xw, dx, sx);
 }
 
 }  // namespace
@@ -553,16 +553,20 @@ void LaunchMatMulQuant(DType type, const uint8_t* w, int64_t rows, int64_t cols,
   }
 }
 
-void HostSubContrib(DType type, const uint8_t* unit, int j, const int8_t* xq, float dx,
-                    int32_t sx, float* slow, float* fast) {
+void HostSubAdd(DType type, const uint8_t* unit, int j, const int8_t* xq, float dx, int32_t sx,
+                float acc, float* slow, float* fast) {
   constexpr int kQ8 = static_cast<int>(DType::kQ8_0), kQ40 = static_cast<int>(DType::kQ4_0);
   constexpr int kQ4K = static_cast<int>(DType::kQ4_K), kQ6K = static_cast<int>(DType::kQ6_K);
   switch (type) {
-    case DType::kQ8_0: return BothContribs<kQ8, 0>(unit, j, xq, dx, sx, slow, fast);
-    case DType::kQ4_0: return BothContribs<kQ40, 0>(unit, j, xq, dx, sx, slow, fast);
-    case DType::kQ4_K: return BothContribs<kQ4K, 1>(unit, j, xq, dx, sx, slow, fast);
-    default: return BothContribs<kQ6K, 2>(unit, j, xq, dx, sx, slow, fast);
+    case DType::kQ8_0: return BothAdds<kQ8, 0>(unit, j, xq, dx, sx, acc, slow, fast);
+    case DType::kQ4_0: return BothAdds<kQ40, 0>(unit, j, xq, dx, sx, acc, slow, fast);
+    case DType::kQ4_K: return BothAdds<kQ4K, 1>(unit, j, xq, dx, sx, acc, slow, fast);
+    default: return BothAdds<kQ6K, 2>(unit, j, xq, dx, sx, acc, slow, fast);
   }
+}
+
+float HostQ32Scaled(float d, int x) {
+  return Q32Scaled(d, BiasedBits(x + kSmallIntBias), Q32NegBias(d));
 }
 
 }  // namespace reprise::kernels::cuda

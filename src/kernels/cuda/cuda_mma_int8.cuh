@@ -41,18 +41,13 @@ __device__ __forceinline__ void MmaS8K16(int a0, int a1, int b0, int (&d)[4]) {
 #endif
 }
 
-// static_cast<float>(x) for |x| < 2^22, bit for bit, without the conversion
-// unit (I2F issues at a fraction of the FP32 rate; the kernels convert one
-// integer sum per output per sub-block): 1.5 * 2^23 + x is a float whose ulp
-// is 1, so adding x to its bits and subtracting 1.5 * 2^23 is exact. Every
-// Q8_0 / Q4_0 / Q4_K sub-block sum fits (|sum| <= 32 * 128 * 127); Q6_K's
-// scaled sums may not and keep the cast.
-constexpr int kSmallIntBias = 0x4B400000;  // the bits of 1.5 * 2^23
-// The conversion's second half, for an x that already holds kSmallIntBias +
-// the integer (an MMA whose accumulators started at kSmallIntBias: the add
-// is the tensor core's, exact, and |bias + sum| stays far inside int32).
+// static_cast<float>(x) for |x| < 2^22, bit for bit (kSmallIntBias,
+// cuda_common.cuh): subtracting 1.5 * 2^23 from BiasedBits is exact. For an x
+// that already holds kSmallIntBias + the integer (an MMA whose accumulators
+// started at kSmallIntBias: the add is the tensor core's, exact, and
+// |bias + sum| stays far inside int32).
 __device__ __forceinline__ float BiasedIntToFloat(int biased) {
-  return __fsub_rn(__int_as_float(biased), 12582912.0f);
+  return __fsub_rn(BiasedBits(biased), kSmallIntBiasF);
 }
 __device__ __forceinline__ float SmallIntToFloat(int x) {
   return BiasedIntToFloat(x + kSmallIntBias);

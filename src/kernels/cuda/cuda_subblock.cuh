@@ -4,9 +4,12 @@
 // (cuda_matmul.cu's HostDot), so they cannot drift apart.
 //
 // Invariants:
-//  - Q8_0 / Q4_0: a sub-block's contribution to one output is an exact
-//    integer dot product (dp4a, mma.sync s8 or a host loop: the same integer)
-//    scaled by float terms in one fixed order (SubBlockContrib).
+//  - Q8_0 / Q4_0: a sub-block's term of one output is an exact integer dot
+//    product x (dp4a, mma.sync s8 or a host loop: the same integer), scaled
+//    by the row's scale d and the activation scale dx in one fixed order:
+//    acc = fma(round(d * x), dx, acc) (Q32Add; round(d * x) is one fused
+//    multiply-add from x's biased bits, Q32Scaled). Two float operations a
+//    term: the tensor-core kernels' epilogue is most of their instructions.
 //  - Q4_K / Q6_K: one contribution per 256-value unit. Their activations
 //    share one scale per 256 values (ActGroup), so the unit's 8 sub-blocks
 //    fold exactly in integers (KInts: the scales times the dot products, and
@@ -14,9 +17,9 @@
 //    one fixed order (UnitContrib). Integer sums are exact in any order, so a
 //    kernel adds a unit's sub-blocks however it likes (dp4a, mma.sync,
 //    shuffles) and still gets the bits of every other path.
-//  - SubW / SubWContrib / SubWInts compute the same integers from 32-bit
-//    words of the block's bytes (the GEMV's fast path) and the same float
-//    terms, so they equal SubBlockContrib / SubBlockInts bit for bit
+//  - SubW / SubWAdd / SubWInts compute the same integers from 32-bit words
+//    of the block's bytes (the GEMV's fast path) and the same float terms, so
+//    they equal SubBlockAdd / SubBlockInts bit for bit
 //    (tests/kernels/cuda_host_test.cc checks every type).
 //  - Activations are quantized as the CPU does (ActScale / ActInvScale).
 #pragma once
@@ -101,19 +104,31 @@ REPRISE_HD void SubBlockInts(const SubBlock& s, const int8_t* xq, int32_t sx, KI
   }
 }
 
-// The float contribution of one 32-value sub-block to one output: Q8_0 /
-// Q4_0 the canonical one; the K-quants the contribution of a unit made of
-// this sub-block alone (what the tests compare the two load paths with).
+// Q8_0 / Q4_0: round(d * x) for the integer x (|x| < 2^22) given as
+// biased = BiasedBits(kSmallIntBias + x) and nb = Q32NegBias(d). d is a
+// widened f16 (11 significant bits), so d * 1.5 * 2^23 is exact and
+// fma(d, 1.5 * 2^23 + x, -d * 1.5 * 2^23) rounds d * x once: the tensor-core
+// kernels get it in one instruction from an accumulator that started at
+// kSmallIntBias, with nb computed once per row and sub-block.
+REPRISE_HD float Q32NegBias(float d) { return FMul(d, -kSmallIntBiasF); }
+REPRISE_HD float Q32Scaled(float d, float biased, float nb) { return FFma(d, biased, nb); }
+// The sub-block's term added into a segment sum: fma(round(d * x), dx, acc).
+REPRISE_HD float Q32Add(float acc, float d, int x, float dx) {
+  return FFma(Q32Scaled(d, BiasedBits(x + kSmallIntBias), Q32NegBias(d)), dx, acc);
+}
+
+// acc plus one 32-value sub-block's term: Q8_0 / Q4_0 the canonical one
+// (Q32Add); the K-quants the contribution of a unit made of this sub-block
+// alone, added (what the tests compare the two load paths with).
 template <int kKind>  // 0: Q8_0 / Q4_0, 1: Q4_K, 2: Q6_K
-REPRISE_HD float SubBlockContrib(const SubBlock& s, const int8_t* xq, float dx,
-                                                 int32_t sx) {
+REPRISE_HD float SubBlockAdd(float acc, const SubBlock& s, const int8_t* xq, float dx,
+                             int32_t sx) {
   if (kKind == 0) {
-    const int sumi = DotSub(s, xq, 0, 32);
-    return FMul(FMul(s.d, dx), static_cast<float>(sumi));
+    return Q32Add(acc, s.d, DotSub(s, xq, 0, 32), dx);
   } else {
     KInts k;
     SubBlockInts<kKind>(s, xq, sx, &k);
-    return UnitContrib<kKind>(s.d, s.dmin, dx, k);
+    return FAdd(acc, UnitContrib<kKind>(s.d, s.dmin, dx, k));
   }
 }
 
@@ -259,17 +274,22 @@ REPRISE_HD void SubWInts(const SubW& s, const uint32_t* xw, int32_t sx, KInts* k
   }
 }
 
-// SubBlockContrib<kKind> of the same sub-block, from its words: the same bits.
+// Q8_0 / Q4_0: the sub-block's exact integer dot product, from its words.
+REPRISE_HD int SubWDot(const SubW& s, const uint32_t* xw) {
+  int lo, hi;
+  SubWDots(s, xw, &lo, &hi);
+  return lo + hi;
+}
+
+// SubBlockAdd<kKind> of the same sub-block, from its words: the same bits.
 template <int kKind>  // 0: Q8_0 / Q4_0, 1: Q4_K, 2: Q6_K
-REPRISE_HD float SubWContrib(const SubW& s, const uint32_t* xw, float dx, int32_t sx) {
+REPRISE_HD float SubWAdd(float acc, const SubW& s, const uint32_t* xw, float dx, int32_t sx) {
   if (kKind == 0) {
-    int lo, hi;
-    SubWDots(s, xw, &lo, &hi);
-    return FMul(FMul(s.a, dx), static_cast<float>(lo + hi));
+    return Q32Add(acc, s.a, SubWDot(s, xw), dx);
   } else {
     KInts k;
     SubWInts<kKind>(s, xw, sx, &k);
-    return UnitContrib<kKind>(s.a, s.b, dx, k);
+    return FAdd(acc, UnitContrib<kKind>(s.a, s.b, dx, k));
   }
 }
 
