@@ -41,7 +41,8 @@
 #           (-d; DEPTH_PEER=0 skips it), on the LONG_TYPES models
 #   peerbuild  start the peer's build in the background (put it early: peer
 #              waits for it)
-#   flips   the latest default flips, each against its =0 (see flips() below)
+#   flips   the pending opt-ins against the default, and the latest change
+#           that has no switch (see flips() below)
 #   optin   the opt-in kernels only: their in-process bit comparisons with the
 #           default kernels, then goldens / determinism / engine tests with
 #           every OPTIN path on (a quick first check: "build optin")
@@ -614,32 +615,29 @@ longctx() {
 # streams and F16 at 32 with MMA_SKIP_TILES=1 (a decode batch smaller than
 # a tensor-core tile computes only its tokens' column tiles).
 flips() {
-  local d=${DEPTH:-32768} t v
-  TYPES="q4_k f16 ${FLIP_TYPES:-q4_0 q8_0}" make_models
+  local t v
+  TYPES="f16 ${FLIP_TYPES:-q8_0 q4_0 q4_k}" make_models
   for v in default REPRISE_CUDA_HALF_PREFILL_MULTI=1 REPRISE_CUDA_HALF_PREFILL_SMEM=1; do
     say "reprise bench f16 pp512 tg32 and pp8192, $v"
     (if [ $v != default ]; then export $v; fi
      rbench 150 "f16-pp512-${v//[ =]/_}" f16 --pp 512 --tg 32 --reps "$REPS"
      rbench 150 "f16-pp8192-${v//[ =]/_}" f16 --pp 8192 --tg 8 --reps 2)
   done
-  say "reprise bench q4_k pp$d tg32, defaults, then REPRISE_CUDA_ATTN_QREGS=0"
-  rbench 240 "q4_k-depth$d" q4_k --pp "$d" --tg 32 --reps 1
-  (export REPRISE_CUDA_ATTN_QREGS=0; rbench 240 "q4_k-depth$d-qregs0" q4_k --pp "$d" --tg 32 --reps 1)
-  for t in ${FLIP_TYPES:-q4_0 q8_0}; do
-    say "reprise bench $t pp512 tg128, defaults, then REPRISE_CUDA_GEMV_SPLIT=0"
-    rbench 150 "$t-pp512" "$t" --pp 512 --tg 128 --reps "$REPS"
-    (export REPRISE_CUDA_GEMV_SPLIT=0; rbench 150 "$t-split0" "$t" --pp 512 --tg 128 --reps "$REPS")
+  # Q8_0 / Q4_0's fused sub-block term (a2d6c51) has no switch: against the
+  # earlier runs' figures and the peer.
+  for t in ${FLIP_TYPES:-q8_0 q4_0}; do
+    [ "$t" = q4_k ] && continue
+    say "reprise bench $t pp512 tg32 and pp8192"
+    rbench 150 "$t-pp512" "$t" --pp 512 --tg 32 --reps "$REPS"
+    rbench 150 "$t-pp8192" "$t" --pp 8192 --tg 8 --reps 2
   done
-  for v in "q4_k 24" "q4_k 32" "f16 32"; do
+  for v in "q4_k 24" "q4_k 32" "q4_0 32" "f16 32"; do
     set -- $v
     say "reprise bench $1, $2 streams, defaults, then REPRISE_CUDA_MMA_SKIP_TILES=1"
     rbench 240 "$1-batch$2" "$1" --pp 512 --tg 64 --reps 1 --batch "$2"
     (export REPRISE_CUDA_MMA_SKIP_TILES=1
      rbench 240 "$1-batch$2-skip" "$1" --pp 512 --tg 64 --reps 1 --batch "$2")
   done
-  say "reprise bench q4_k, 16 streams, defaults, then REPRISE_CUDA_GEMV_WIDE=0"
-  rbench 240 "q4_k-batch16" q4_k --pp 512 --tg 64 --reps 1 --batch 16
-  (export REPRISE_CUDA_GEMV_WIDE=0; rbench 240 "q4_k-batch16-wide0" q4_k --pp 512 --tg 64 --reps 1 --batch 16)
   results > /dev/null
 }
 
