@@ -11,7 +11,9 @@
 # Device call:  command "bash scripts/gpu_check.sh all", carry [".gpu"].
 # Stages (each fits one 10-minute call; "all" runs build, tests, bench):
 #   build   configure + build reprise and gpu_tests (sm_90 only, for speed)
-#   tests   gpu_tests, then the CPU suites that are cheap (sanity)
+#   tests   gpu_tests, again with the OPTIN paths on and without CUDA graphs,
+#           the CPU suites that are cheap (sanity), a served completion
+#           (TESTS_QUICK=1: the first pass and the served completion only)
 #   bench   Llama-3-8B-shaped models (F16, Q8_0, Q4_0, Q4_K): pp512 + tg128,
 #           pp8192 + tg32 (decode at an 8k context); quantized pp512 without
 #           the tensor cores; device copy bandwidth for the roofline
@@ -158,6 +160,10 @@ tests() {
       grep -E "^\[  (PASSED|FAILED) |Failure" "$WORK/gpu_tests_no_${sw%%:*}.log" | head -30
       tail -3 "$WORK/gpu_tests_no_${sw%%:*}.log"
     done
+  fi
+  if [ "${TESTS_QUICK:-0}" = 1 ]; then  # the default pass and the server only
+    serve_smoke || rc=1
+    return $rc
   fi
   # The opt-in paths, not yet validated on a GPU (OPTIN: each REPRISE_CUDA_X=1):
   # every test again with all of them on; on a failure, with each alone.
