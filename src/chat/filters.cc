@@ -94,8 +94,17 @@ Value SelectOrReject(Evaluator& ev, const Value& seq, CallArgs& a, bool by_attr,
   return Value::Generator(std::move(out));
 }
 
+// n spaces (n <= 0: none, as Python's " " * n) for a width the template
+// chose, charged to the render's budget before they are made: a width of
+// 10^18 is a MemoryError, not a request to the allocator for exabytes.
+std::string Spaces(int64_t n) {
+  if (n <= 0) return "";
+  RenderBudget::Charge(static_cast<size_t>(n));
+  return std::string(static_cast<size_t>(n), ' ');
+}
+
 std::string Indent(const std::string& s_in, const Value& width, bool first, bool blank) {
-  std::string ind = width.is_string() ? width.str() : std::string(width.is_undefined() ? 4 : width.int_value(), ' ');
+  std::string ind = width.is_string() ? width.str() : Spaces(width.is_undefined() ? 4 : width.int_value());
   std::string s = s_in + "\n";
   std::vector<std::string> lines;
   size_t start = 0;
@@ -163,7 +172,7 @@ Value ToJson(const Value& v, CallArgs& a) {
     o.indent = indent.str();
   } else if (indent.is_int() || indent.is_bool()) {
     o.has_indent = true;
-    o.indent = std::string(std::max<int64_t>(0, indent.int_value()), ' ');
+    o.indent = Spaces(indent.int_value());
   }
   if (o.has_indent) o.item_sep = ",";
   Value seps = a.Get(2, "separators");
@@ -383,7 +392,7 @@ Value ApplyFilter(Evaluator& ev, const std::string& f, const Value& v, CallArgs&
     if (n >= width) return Value::String(s);
     int64_t total = width - n;
     int64_t left = total / 2 + (total & width & 1);
-    return Value::String(std::string(left, ' ') + s + std::string(total - left, ' '));
+    return Value::String(Spaces(left) + s + Spaces(total - left));
   }
   if (f == "wordcount") {
     int64_t n = 0;

@@ -83,13 +83,14 @@ RenderBudget::~RenderBudget() { tl_budget = outer_; }
 void RenderBudget::Charge(size_t n) {
   RenderBudget* b = tl_budget;
   if (b == nullptr || n == 0) return;
-  b->used_ += static_cast<int64_t>(n);
-  if (b->used_ > b->limit_) {
+  // used_ <= limit_ here, so the comparison cannot overflow for any n.
+  if (n > static_cast<uint64_t>(b->limit_ - b->used_)) {
     const int64_t mib = b->limit_ >> 20;
     b->used_ = 0;  // the error's own strings may be charged while it unwinds
     Fail(0, "MemoryError: the template built more than " + std::to_string(mib) +
                 " MiB of strings and output");
   }
+  b->used_ += static_cast<int64_t>(n);
 }
 
 Value Value::Undefined(std::string hint) {

@@ -76,6 +76,10 @@ TEST(JinjaFilters, ToJsonMatchesPythonJsonDumps) {
   EXPECT_EQ(R("{{ {'a': 'é\"\\n', 'b': [1, 2.5, none, true]} | tojson }}"),
             "{\"a\": \"é\\\"\\n\", \"b\": [1, 2.5, null, true]}");
   EXPECT_EQ(R("{{ {'a': [1], 'b': {}} | tojson(indent=2) }}"), "{\n  \"a\": [\n    1\n  ],\n  \"b\": {}\n}");
+  // A negative indent is Python's " " * -1: newlines, no spaces.
+  EXPECT_EQ(R("{{ {'a': 1} | tojson(indent=-1) }}"), "{\n\"a\": 1\n}");
+  EXPECT_EQ(R("{{ 'a\nb' | indent(-3) }}"), "a\nb");
+  EXPECT_EQ(R("{{ 'a' | center(5) }}"), "  a  ");
   EXPECT_EQ(R("{{ {'b': 1, 'a': 2} | tojson(sort_keys=true) }}"), "{\"a\": 2, \"b\": 1}");
   EXPECT_EQ(R("{{ 'é' | tojson(ensure_ascii=true) }}"), "\"\\u00e9\"");
   EXPECT_EQ(R("{{ '<&>' | tojson }}"), "\"<&>\"");  // no HTML escaping
@@ -325,6 +329,11 @@ TEST(JinjaErrors, ByteBudgetStopsRunawayStringsAndListsAndIsConfigurable) {
       // `| reject` of a 2 MB string took 0.5 s)
       "{% set s = 'x' * 20000000 %}{% for c in s %}{% endfor %}",
       "{% set s = 'x' * 20000000 %}{{ s | reject | length }}",
+      // widths of 6 * 10^18 spaces (found by the fuzz target: tojson's indent
+      // asked the allocator for 6 EB and aborted the process)
+      "{{ {'a': 1} | tojson(indent=6148914691236517205) }}",
+      "{{ 'a\nb' | indent(6148914691236517205) }}",
+      "{{ 'a' | center(6148914691236517205) }}",
   };
   for (const char* src : runaway) {
     auto r = TryRender(src);
