@@ -94,14 +94,7 @@ Value SelectOrReject(Evaluator& ev, const Value& seq, CallArgs& a, bool by_attr,
   return Value::Generator(std::move(out));
 }
 
-// n spaces (n <= 0: none, as Python's " " * n) for a width the template
-// chose, charged to the render's budget before they are made: a width of
-// 10^18 is a MemoryError, not a request to the allocator for exabytes.
-std::string Spaces(int64_t n) {
-  if (n <= 0) return "";
-  RenderBudget::Charge(static_cast<size_t>(n));
-  return std::string(static_cast<size_t>(n), ' ');
-}
+std::string Spaces(int64_t n) { return RenderBudget::Fill(n, ' '); }
 
 std::string Indent(const std::string& s_in, const Value& width, bool first, bool blank) {
   std::string ind = width.is_string() ? width.str() : Spaces(width.is_undefined() ? 4 : width.int_value());

@@ -253,7 +253,7 @@ Value StrMethod(const std::string& s, const std::string& m, CallArgs& a) {
     int64_t width = IntArg(a, 0, "width", 0);
     int64_t n = static_cast<int64_t>(CodePointCount(s));
     if (n >= width) return Value::String(s);
-    std::string pad(width - n, '0');
+    const std::string pad = RenderBudget::Fill(width - n, '0');
     if (!s.empty() && (s[0] == '-' || s[0] == '+')) return Value::String(s.substr(0, 1) + pad + s.substr(1));
     return Value::String(pad + s);
   }

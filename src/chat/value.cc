@@ -93,6 +93,12 @@ void RenderBudget::Charge(size_t n) {
   b->used_ += static_cast<int64_t>(n);
 }
 
+std::string RenderBudget::Fill(int64_t n, char c) {
+  if (n <= 0) return "";
+  Charge(static_cast<size_t>(n));
+  return std::string(static_cast<size_t>(n), c);
+}
+
 Value Value::Undefined(std::string hint) {
   Value v;
   v.s_ = std::move(hint);

@@ -56,6 +56,11 @@ class RenderBudget {
   RenderBudget& operator=(const RenderBudget&) = delete;
   // Charges n bytes to the budget installed on this thread (none: nothing).
   static void Charge(size_t n);
+  // n copies of c (n <= 0: none, as Python's c * n) for a width the
+  // template chose (indent, center, zfill, tojson's indent), charged before
+  // they are made: a width of 10^18 is a MemoryError, not a request to the
+  // allocator for exabytes.
+  static std::string Fill(int64_t n, char c);
 
  private:
   int64_t limit_, used_ = 0;

@@ -80,6 +80,7 @@ TEST(JinjaFilters, ToJsonMatchesPythonJsonDumps) {
   EXPECT_EQ(R("{{ {'a': 1} | tojson(indent=-1) }}"), "{\n\"a\": 1\n}");
   EXPECT_EQ(R("{{ 'a\nb' | indent(-3) }}"), "a\nb");
   EXPECT_EQ(R("{{ 'a' | center(5) }}"), "  a  ");
+  EXPECT_EQ(R("{{ '-1'.zfill(4) }}"), "-001");
   EXPECT_EQ(R("{{ {'b': 1, 'a': 2} | tojson(sort_keys=true) }}"), "{\"a\": 2, \"b\": 1}");
   EXPECT_EQ(R("{{ 'é' | tojson(ensure_ascii=true) }}"), "\"\\u00e9\"");
   EXPECT_EQ(R("{{ '<&>' | tojson }}"), "\"<&>\"");  // no HTML escaping
@@ -334,6 +335,7 @@ TEST(JinjaErrors, ByteBudgetStopsRunawayStringsAndListsAndIsConfigurable) {
       "{{ {'a': 1} | tojson(indent=6148914691236517205) }}",
       "{{ 'a\nb' | indent(6148914691236517205) }}",
       "{{ 'a' | center(6148914691236517205) }}",
+      "{{ '-1'.zfill(6148914691236517205) }}",
   };
   for (const char* src : runaway) {
     auto r = TryRender(src);
