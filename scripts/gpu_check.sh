@@ -44,7 +44,7 @@
 #   peerbuild  start the peer's build in the background (put it early: peer
 #              waits for it)
 #   flips   the pending opt-ins against the default, and the latest change
-#           that has no switch (see flips() below)
+#           that has no switch (see flips() below; q32: that change alone)
 #   optin   the opt-in kernels only: their in-process bit comparisons with the
 #           default kernels, then goldens / determinism / engine tests with
 #           every OPTIN path on (a quick first check: "build optin")
@@ -620,6 +620,19 @@ longctx() {
 # HALF_PREFILL_SMEM=1 (that, with two blocks an SM); Q4_K at 24 and 32
 # streams and F16 at 32 with MMA_SKIP_TILES=1 (a decode batch smaller than
 # a tensor-core tile computes only its tokens' column tiles).
+# Q8_0 / Q4_0's fused sub-block term (a2d6c51) has no switch: prefill and
+# decode against the earlier runs' figures and the peer.
+q32() {
+  local t
+  TYPES="q8_0 q4_0" make_models
+  for t in q8_0 q4_0; do
+    say "reprise bench $t pp512 tg128 and pp8192"
+    rbench 150 "$t-pp512" "$t" --pp 512 --tg 128 --reps "$REPS"
+    rbench 150 "$t-pp8192" "$t" --pp 8192 --tg 8 --reps 2
+  done
+  results > /dev/null
+}
+
 flips() {
   local t v
   TYPES="f16 ${FLIP_TYPES:-q8_0 q4_0 q4_k}" make_models
@@ -629,14 +642,7 @@ flips() {
      rbench 150 "f16-pp512-${v//[ =]/_}" f16 --pp 512 --tg 32 --reps "$REPS"
      rbench 150 "f16-pp8192-${v//[ =]/_}" f16 --pp 8192 --tg 8 --reps 2)
   done
-  # Q8_0 / Q4_0's fused sub-block term (a2d6c51) has no switch: against the
-  # earlier runs' figures and the peer.
-  for t in ${FLIP_TYPES:-q8_0 q4_0}; do
-    [ "$t" = q4_k ] && continue
-    say "reprise bench $t pp512 tg32 and pp8192"
-    rbench 150 "$t-pp512" "$t" --pp 512 --tg 32 --reps "$REPS"
-    rbench 150 "$t-pp8192" "$t" --pp 8192 --tg 8 --reps 2
-  done
+  q32
   for v in "q4_k 24" "q4_k 32" "q4_0 32" "f16 32"; do
     set -- $v
     say "reprise bench $1, $2 streams, defaults, then REPRISE_CUDA_MMA_SKIP_TILES=1"
