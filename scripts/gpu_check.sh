@@ -64,7 +64,7 @@
 # ATTN_LAST_MERGES, all: "GEMV_STAGED FUSE PDL ATTN_LAST_MERGES"),
 # OPTIN (the opt-in paths the tests and benches also run with, on together:
 # default "REPRISE_CUDA_FUSE_ATTN=1 REPRISE_CUDA_GEMV_SPLIT=1
-# REPRISE_CUDA_HALF_PREFILL_SMEM=1 REPRISE_CUDA_MMA_SKIP_TILES=1"; a list of X=0
+# REPRISE_CUDA_MMA_SKIP_TILES=1"; a list of X=0
 # runs them with defaults off).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -86,13 +86,13 @@ REPS=${REPS:-3}
 # 2026-12-06, default too (=0 turns each off); ATTN_QREGS and GEMV_WIDE (to
 # 16 tokens) later that day, and GEMV_SPLIT for Q8_0 and Q4_0 (=1: every
 # type). FUSE_ATTN gives the same bits but slower decode, so it stays
-# opt-in. Written without a GPU later that day: HALF_PREFILL_MULTI and
-# HALF_PREFILL_SMEM (F16 / BF16 prefill of Q/K/V and gate/up in one launch,
-# the second with its totals in shared memory) and MMA_SKIP_TILES (decode
-# batches smaller than a tensor-core tile; see flips()). A new path written
+# opt-in. HALF_PREFILL_SMEM (F16 / BF16 prefill of Q/K/V and gate/up in one
+# launch, totals in shared memory) became the default in the eleventh run;
+# MMA_SKIP_TILES (decode batches smaller than a tensor-core tile) gave the
+# same bits but measured much slower, so it stays opt-in. A new path written
 # without a GPU joins this list until "build optin" has validated it, and
 # gets a pair in flips().)
-OPTIN=${OPTIN:-"REPRISE_CUDA_FUSE_ATTN=1 REPRISE_CUDA_GEMV_SPLIT=1 REPRISE_CUDA_HALF_PREFILL_SMEM=1 REPRISE_CUDA_MMA_SKIP_TILES=1"}
+OPTIN=${OPTIN:-"REPRISE_CUDA_FUSE_ATTN=1 REPRISE_CUDA_GEMV_SPLIT=1 REPRISE_CUDA_MMA_SKIP_TILES=1"}
 PEER_REPS=${PEER_REPS:-5}
 DEPS=/tmp/reprise-deps
 BUILD=/tmp/reprise-build
@@ -616,8 +616,8 @@ longctx() {
 # GEMV_WIDE (16-token decode batches on the GEMV). Each pair runs the
 # default first; the figures go to gpu_results.json. A path written without
 # a GPU gets its pair here until it is decided: F16 pp512 and pp8192 with
-# HALF_PREFILL_MULTI=1 (Q/K/V and gate/up in one launch each) and with
-# HALF_PREFILL_SMEM=1 (that, with two blocks an SM); Q4_K at 24 and 32
+# HALF_PREFILL_SMEM=0 (the default since the eleventh run off) and with
+# MULTI=1 added (the shared launch, totals in registers); Q4_K at 24 and 32
 # streams and F16 at 32 with MMA_SKIP_TILES=1 (a decode batch smaller than
 # a tensor-core tile computes only its tokens' column tiles).
 # Q8_0 / Q4_0's fused sub-block term (a2d6c51) has no switch: prefill and
@@ -636,9 +636,10 @@ q32() {
 flips() {
   local t v
   TYPES="f16 ${FLIP_TYPES:-q8_0 q4_0 q4_k}" make_models
-  for v in default REPRISE_CUDA_HALF_PREFILL_MULTI=1 REPRISE_CUDA_HALF_PREFILL_SMEM=1; do
+  for v in default REPRISE_CUDA_HALF_PREFILL_SMEM=0 \
+           "REPRISE_CUDA_HALF_PREFILL_SMEM=0 REPRISE_CUDA_HALF_PREFILL_MULTI=1"; do
     say "reprise bench f16 pp512 tg32 and pp8192, $v"
-    (if [ $v != default ]; then export $v; fi
+    (if [ "$v" != default ]; then export $v; fi
      rbench 150 "f16-pp512-${v//[ =]/_}" f16 --pp 512 --tg 32 --reps "$REPS"
      rbench 150 "f16-pp8192-${v//[ =]/_}" f16 --pp 8192 --tg 8 --reps 2)
   done

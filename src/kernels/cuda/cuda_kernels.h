@@ -179,10 +179,10 @@ void LaunchMatMulHalf(DType type, const uint8_t* w, int64_t rows, int64_t n_kc,
 // Prefill (n >= kGemvMaxTokens) of up to kGemvMaxTargets matrices of one
 // type and width in one launch (Q/K/V, gate/up: K and V alone fill a
 // quarter of an H100), with the tile's segment totals in shared memory so
-// that two blocks share an SM when REPRISE_CUDA_HALF_PREFILL_SMEM=1. Opt-in,
-// written without a GPU: REPRISE_CUDA_HALF_PREFILL_MULTI=1 (or _SMEM=1)
-// (HalfPrefillMultiOn); the bits of LaunchMatMulHalf. A test's override:
-// multi, smem (-1: the environment).
+// that two blocks share an SM (REPRISE_CUDA_HALF_PREFILL_SMEM, on unless =0;
+// REPRISE_CUDA_HALF_PREFILL_MULTI=1 with it off: the shared launch with the
+// totals in registers) (HalfPrefillMultiOn); the bits of LaunchMatMulHalf.
+// A test's override: multi, smem (-1: the environment).
 void LaunchMatMulHalfMulti(DType type, const GemvTarget* targets, int count, int64_t n_kc,
                            const uint16_t* xh, int64_t n, cudaStream_t s);
 bool HalfPrefillMultiOn();

@@ -339,8 +339,8 @@ __global__ void __launch_bounds__(256)
                             static_cast<int64_t>(blockIdx.y) * kHmToks, as, bs, totals);
 }
 
-// Opt-in (HalfPrefillMultiOn, HalfPrefillSmemOn; written without a GPU):
-// the same tile for up to kGemvMaxTargets matrices of one width in one
+// The default for Q/K/V and gate/up (HalfPrefillMultiOn): the same tile for
+// up to kGemvMaxTargets matrices of one width in one
 // launch (block b of grid row serves 128-row block b - first[t] of target
 // t: Q, K and V together fill the GPU where K and V alone fill a quarter of
 // it), with the totals in registers or (kSmem) in shared memory, so that
@@ -371,11 +371,14 @@ __global__ void __launch_bounds__(256, kSmem ? 2 : 1)
 // On unless =0: the same bits on an H100 (2026-12-06); F16 tg128 127.3 ->
 // 136.8 tok/s.
 PathSwitch g_half_multi("REPRISE_CUDA_HALF_MULTI", PathDefault::kOn);
-// Off unless =1: written without a GPU (2026-12-06, tenth GPU run's ncu: K
-// and V at 48 TFLOP/s on 32 of 132 SMs, Q at 185 with 65% of cycles
-// without a ready warp).
+// Written without a GPU after the tenth GPU run's ncu (K and V at 48
+// TFLOP/s on 32 of 132 SMs, Q at 185 with 65% of cycles without a ready
+// warp); the same bits on an H100 (eleventh run, 2026-12-06): F16 pp512
+// 9,836 -> 11,036 tok/s with the shared launch alone (MULTI, opt-in: for
+// measurement), 12,812 with its totals in shared memory (SMEM, on unless
+// =0; pp8192 7,972 -> 9,797).
 PathSwitch g_half_prefill_multi("REPRISE_CUDA_HALF_PREFILL_MULTI", PathDefault::kOff);
-PathSwitch g_half_prefill_smem("REPRISE_CUDA_HALF_PREFILL_SMEM", PathDefault::kOff);
+PathSwitch g_half_prefill_smem("REPRISE_CUDA_HALF_PREFILL_SMEM", PathDefault::kOn);
 
 // The launch's targets, block b serving rows_per_block rows of one of them.
 HalfTargets MakeHalfTargets(const GemvTarget* targets, int count, int64_t rows_per_block) {
