@@ -274,7 +274,7 @@ TEST(CudaHostQ32, ScaledSumIsTheRoundedProductForEveryHalfScale) {
     if (!std::isfinite(d)) continue;
     for (const int x : xs) {
       const float want = d * static_cast<float>(x);
-      const float got = HostQ32Scaled(d, x);
+      const float got = HostQ32Round(d, x);
       if (want == 0.0f) {
         ASSERT_EQ(got, 0.0f) << "d " << d << " x " << x;
       } else {

@@ -175,16 +175,18 @@ REPRISE_HD float FFma(float a, float b, float c) {
 // (|sum| <= 32 * 128 * 127); Q6_K's scaled sums may not and keep the cast.
 constexpr int kSmallIntBias = 0x4B400000;  // the bits of 1.5 * 2^23
 constexpr float kSmallIntBiasF = 12582912.0f;
-// The float whose bits are `biased` (kSmallIntBias + x: 1.5 * 2^23 + x).
-REPRISE_HD float BiasedBits(int biased) {
+// The float whose bits are u.
+REPRISE_HD float BitsToFloat(uint32_t u) {
 #ifdef __CUDA_ARCH__
-  return __int_as_float(biased);
+  return __uint_as_float(u);
 #else
   float f;
-  std::memcpy(&f, &biased, sizeof(f));
+  std::memcpy(&f, &u, sizeof(f));
   return f;
 #endif
 }
+// The float whose bits are `biased` (kSmallIntBias + x: 1.5 * 2^23 + x).
+REPRISE_HD float BiasedBits(int biased) { return BitsToFloat(static_cast<uint32_t>(biased)); }
 
 // How many of a warp's four 8-token column tiles hold a token, for a warp
 // whose first token is `left` tokens before the end of the batch (<= 0:
@@ -197,7 +199,6 @@ __device__ __forceinline__ int ColumnTiles(int64_t left) {
 // segment's end, as the canonical order folds segments: the first segment's
 // sums start the totals, each later one is added in order; the segment sums
 // restart from +0.
-
 template <int kI, int kJ>
 __device__ __forceinline__ void FoldTileSegment(float (&acc)[kI][kJ][4],
                                                 float (&total)[kI][kJ][4], bool first) {
@@ -219,16 +220,7 @@ REPRISE_HD float HalfBitsToFloat(uint16_t h) {
   return Fp16ToFp32(h);
 #endif
 }
-REPRISE_HD float Bf16BitsToFloat(uint16_t h) {
-  const uint32_t u = static_cast<uint32_t>(h) << 16;
-#ifdef __CUDA_ARCH__
-  return __uint_as_float(u);
-#else
-  float f;
-  std::memcpy(&f, &u, sizeof(f));
-  return f;
-#endif
-}
+REPRISE_HD float Bf16BitsToFloat(uint16_t h) { return BitsToFloat(static_cast<uint32_t>(h) << 16); }
 REPRISE_HD uint16_t Ld16(const uint8_t* p) {
   return static_cast<uint16_t>(p[0] | (p[1] << 8));
 }

@@ -91,7 +91,7 @@ struct QuantSub {
     if (ok) LoadActWords(in, t, b, xw);
     if constexpr (kKind == 0) {
       if (!ok) return 0.0f;
-      return Q32Scaled(sw.a, BiasedBits(SubWDot(sw, xw) + kSmallIntBias), Q32NegBias(sw.a));
+      return Q32Round(sw.a, SubWDot(sw, xw));
     } else {
       KInts k;
       if (ok) SubWInts<kKind>(sw, xw, in.xs[t * in.nb32 + b], &k);

@@ -146,9 +146,9 @@ float HostDot(DType type, const uint8_t* row, int64_t cols, const float* x);
 // SubW: the decode GEMV): tests assert the two are the same bits.
 void HostSubAdd(DType type, const uint8_t* unit, int j, const int8_t* xq, float dx, int32_t sx,
                 float acc, float* slow, float* fast);
-// Q8_0 / Q4_0's round(d * x) as the kernels compute it (Q32Scaled, one fused
+// Q8_0 / Q4_0's round(d * x) as the kernels compute it (Q32Round, one fused
 // multiply-add from x's biased bits): tests assert it is d * float(x) rounded.
-float HostQ32Scaled(float d, int x);
+float HostQ32Round(float d, int x);
 
 // ---- F16 / BF16 weights on the tensor cores (cuda_matmul_half.cu) ----
 // Whether `type`'s matrices take this path (F16 and BF16 unless

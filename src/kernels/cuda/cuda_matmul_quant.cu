@@ -565,8 +565,6 @@ void HostSubAdd(DType type, const uint8_t* unit, int j, const int8_t* xq, float 
   }
 }
 
-float HostQ32Scaled(float d, int x) {
-  return Q32Scaled(d, BiasedBits(x + kSmallIntBias), Q32NegBias(d));
-}
+float HostQ32Round(float d, int x) { return Q32Round(d, x); }
 
 }  // namespace reprise::kernels::cuda

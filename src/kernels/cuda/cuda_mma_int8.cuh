@@ -42,15 +42,9 @@ __device__ __forceinline__ void MmaS8K16(int a0, int a1, int b0, int (&d)[4]) {
 }
 
 // static_cast<float>(x) for |x| < 2^22, bit for bit (kSmallIntBias,
-// cuda_common.cuh): subtracting 1.5 * 2^23 from BiasedBits is exact. For an x
-// that already holds kSmallIntBias + the integer (an MMA whose accumulators
-// started at kSmallIntBias: the add is the tensor core's, exact, and
-// |bias + sum| stays far inside int32).
-__device__ __forceinline__ float BiasedIntToFloat(int biased) {
-  return __fsub_rn(BiasedBits(biased), kSmallIntBiasF);
-}
+// cuda_common.cuh): subtracting 1.5 * 2^23 from x's biased bits is exact.
 __device__ __forceinline__ float SmallIntToFloat(int x) {
-  return BiasedIntToFloat(x + kSmallIntBias);
+  return __fsub_rn(BiasedBits(x + kSmallIntBias), kSmallIntBiasF);
 }
 
 // The pipelined Q8_0 / Q4_0 prefill kernel (cuda_matmul_q32_pipe.cu, opt-in:

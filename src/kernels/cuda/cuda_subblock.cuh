@@ -112,9 +112,13 @@ REPRISE_HD void SubBlockInts(const SubBlock& s, const int8_t* xq, int32_t sx, KI
 // kSmallIntBias, with nb computed once per row and sub-block.
 REPRISE_HD float Q32NegBias(float d) { return FMul(d, -kSmallIntBiasF); }
 REPRISE_HD float Q32Scaled(float d, float biased, float nb) { return FFma(d, biased, nb); }
+// round(d * x) from the plain integer x (paths whose sums are not biased).
+REPRISE_HD float Q32Round(float d, int x) {
+  return Q32Scaled(d, BiasedBits(x + kSmallIntBias), Q32NegBias(d));
+}
 // The sub-block's term added into a segment sum: fma(round(d * x), dx, acc).
 REPRISE_HD float Q32Add(float acc, float d, int x, float dx) {
-  return FFma(Q32Scaled(d, BiasedBits(x + kSmallIntBias), Q32NegBias(d)), dx, acc);
+  return FFma(Q32Round(d, x), dx, acc);
 }
 
 // acc plus one 32-value sub-block's term: Q8_0 / Q4_0 the canonical one
